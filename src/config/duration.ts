@@ -1,0 +1,21 @@
+import { ConfigError } from '../errors.js';
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parses `500ms`, `2s`, `1m`, `1h`, or a bare number meaning seconds (OpenSSH's unit).
+ * `what` names the option in the error message.
+ */
+export function parseDuration(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(text);
+  if (!m) {
+    throw new ConfigError(
+      `${what}: "${text}" is not a duration; use a number of seconds or a value like 500ms, 2s, 1m.`,
+    );
+  }
+  const ms = Math.round(Number(m[1]) * UNIT_MS[(m[2] ?? 's').toLowerCase()]!);
+  if (!Number.isSafeInteger(ms)) {
+    throw new ConfigError(`${what}: "${text}" is too large.`);
+  }
+  return ms;
+}

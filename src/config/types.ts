@@ -1,0 +1,45 @@
+/** The resolved, validated configuration the tunnel and forwards run from. */
+
+export type StrictHostKeyChecking = 'yes' | 'accept-new' | 'no';
+
+/** `-L [bind_address:]port:host:hostport`. */
+export interface LocalForward {
+  bindAddress: string;
+  /** 0 asks the OS for a free port; the bound port is logged. */
+  bindPort: number;
+  /** True when the user wrote the bind address (a non-loopback one is allowed only then). */
+  bindExplicit: boolean;
+  targetHost: string;
+  targetPort: number;
+  /** The spec as written, for logs and errors. */
+  spec: string;
+}
+
+export interface TunnelConfig {
+  /** The destination as given (`prod-bastion`), used to name the tunnel in logs. */
+  name: string;
+  /** The host actually dialled (ssh_config HostName or the destination). */
+  hostName: string;
+  port: number;
+  user: string;
+  /** Identity files to offer, in order, already `~`/token-expanded. */
+  identityFiles: string[];
+  /** True when the list came from -i or IdentityFile; false means the default identities. */
+  identityFilesExplicit: boolean;
+  /** OpenSSH's IdentitiesOnly: offer only the identity files, not the agent's keys. */
+  identitiesOnly: boolean;
+  /** Unix socket of ssh-agent, or undefined. */
+  agentSocket: string | undefined;
+  connectTimeoutMs: number;
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+  strictHostKeyChecking: StrictHostKeyChecking;
+  knownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  /** The name host keys are looked up and recorded under (HostKeyAlias or HostName). */
+  hostKeyAlias: string | undefined;
+  forwards: LocalForward[];
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'pretty' | 'json';

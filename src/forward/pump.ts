@@ -1,0 +1,93 @@
+import type net from 'node:net';
+import type { ClientChannel } from 'ssh2';
+import type { SshSession } from '../tunnel/ssh-adapter.js';
+
+/** Which end finished the connection: the local client, the remote target, or the tunnel under it. */
+export type EndSide = 'client' | 'target' | 'tunnel' | 'local';
+
+export interface PumpResult {
+  side: EndSide;
+  reason: string;
+  /** True when the client socket was reset rather than ended cleanly. */
+  reset: boolean;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/**
+ * Moves bytes between a client socket and an SSH channel, with backpressure
+ * both ways and half-close carried across. Ends exactly once: closes both
+ * sides and reports which side ended and why. A stream cut by the tunnel's
+ * loss resets the client, so a truncated reply can never look complete.
+ */
+export class Pump {
+  #done = false;
+  #firstEnd: EndSide | undefined;
+  bytesUp = 0;
+  bytesDown = 0;
+
+  constructor(
+    private readonly client: net.Socket,
+    private readonly channel: ClientChannel,
+    private readonly session: SshSession,
+    private readonly onDone: (result: PumpResult) => void,
+  ) {
+    const onTunnelLost = (why: string) => this.abort('tunnel', `tunnel lost: ${why}`);
+    session.on('close', onTunnelLost);
+    this.#detach = () => session.off('close', onTunnelLost);
+
+    client.on('data', (c: Buffer) => (this.bytesUp += c.length));
+    channel.on('data', (c: Buffer) => (this.bytesDown += c.length));
+    client.pipe(channel, { end: false });
+    channel.pipe(client, { end: false });
+
+    client.on('end', () => {
+      this.#firstEnd ??= 'client';
+      channel.end(); // SSH EOF: the target sees a half-close
+    });
+    channel.on('end', () => {
+      this.#firstEnd ??= 'target';
+      if (!session.closed) client.end();
+    });
+    client.on('error', (err: NodeJS.ErrnoException) => this.abort('client', `client error: ${err.code ?? err.message}`));
+    channel.on('error', (err: Error) => this.abort('target', `channel error: ${err.message}`));
+    client.on('close', () => {
+      const side = this.#firstEnd ?? 'client';
+      this.#finish(side, `${side} closed`, false);
+    });
+    channel.on('close', () => {
+      if (this.#done || session.closed) return;
+      // The target closed both ways: deliver what is buffered, then close.
+      this.#firstEnd ??= 'target';
+      client.end(() => client.destroy());
+    });
+  }
+
+  readonly #detach: () => void;
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Ends the connection abruptly: the client sees a reset, the channel is closed. */
+  abort(side: EndSide, reason: string): void {
+    if (this.#done) return;
+    this.#finish(side, reason, true);
+    this.client.resetAndDestroy();
+  }
+
+  #finish(side: EndSide, reason: string, reset: boolean): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#detach();
+    this.client.unpipe(this.channel);
+    this.channel.unpipe(this.client);
+    const closeChannel = () => {
+      if (!this.session.closed) this.channel.close();
+    };
+    // A clean end still lets the upload's tail (and our EOF) reach the target first.
+    if (reset || this.channel.writableFinished) closeChannel();
+    else this.channel.once('finish', closeChannel);
+    this.onDone({ side, reason, reset, bytesUp: this.bytesUp, bytesDown: this.bytesDown });
+  }
+}

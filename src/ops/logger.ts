@@ -1,0 +1,67 @@
+import winston from 'winston';
+import type { LogFormat, LogLevel } from '../config/types.js';
+
+/** Structured fields with stable names: tunnel, forward, conn, event, error, … */
+export type LogFields = Record<string, unknown>;
+
+/** The narrow logging interface library code depends on; the CLI backs it with winston. */
+export interface Logger {
+  error(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
+  isDebug(): boolean;
+  child(fields: LogFields): Logger;
+}
+
+const jsonLine = winston.format.printf((info) => {
+  const { level, message, timestamp, ...rest } = info;
+  return JSON.stringify({ time: timestamp, level, msg: message, ...rest });
+});
+
+function prettyValue(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return /[\s"]/.test(s) ? JSON.stringify(s) : s;
+}
+
+const prettyLine = winston.format.printf((info) => {
+  const { level, message, timestamp, ...rest } = info;
+  const fields = Object.entries(rest)
+    .filter(([k]) => typeof k === 'string')
+    .map(([k, v]) => `${k}=${prettyValue(v)}`)
+    .join(' ');
+  return `${String(timestamp).slice(11, 23)} ${level} ${String(message)}${fields ? '  ' + fields : ''}`;
+});
+
+class WinstonLogger implements Logger {
+  constructor(private readonly w: winston.Logger) {}
+  error(msg: string, fields?: LogFields): void { this.w.error(msg, fields); }
+  warn(msg: string, fields?: LogFields): void { this.w.warn(msg, fields); }
+  info(msg: string, fields?: LogFields): void { this.w.info(msg, fields); }
+  debug(msg: string, fields?: LogFields): void { this.w.debug(msg, fields); }
+  isDebug(): boolean { return this.w.isDebugEnabled(); }
+  child(fields: LogFields): Logger { return new WinstonLogger(this.w.child(fields)); }
+}
+
+/** A logger writing one line per event to stderr, JSON for machines or coloured text for a person. */
+export function createLogger(level: LogLevel, format: LogFormat, stream: NodeJS.WritableStream = process.stderr): Logger {
+  const w = winston.createLogger({
+    level,
+    format: winston.format.combine(
+      winston.format.timestamp(),
+      ...(format === 'json' ? [jsonLine] : [winston.format.colorize({ level: true }), winston.format.padLevels(), prettyLine]),
+    ),
+    transports: [new winston.transports.Stream({ stream })],
+  });
+  return new WinstonLogger(w);
+}
+
+/** A logger that drops everything: the library default when the caller passes none. */
+export const silentLogger: Logger = {
+  error() {},
+  warn() {},
+  info() {},
+  debug() {},
+  isDebug: () => false,
+  child() { return silentLogger; },
+};

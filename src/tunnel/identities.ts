@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import ssh2 from 'ssh2';
+import type { ParsedKey } from 'ssh2';
+import { AuthError, ConfigError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import type { Prompter } from './prompter.js';
+
+export interface Identity {
+  file: string;
+  key: ParsedKey;
+}
+
+export interface IdentitySources {
+  /** From SSHKEEP_PASSPHRASE: tried for every encrypted key before asking. */
+  passphrase: string | undefined;
+  /** Asks on a TTY; undefined when nobody can answer. */
+  prompter: Prompter | undefined;
+}
+
+function parse(data: Buffer, passphrase?: string): ParsedKey | Error {
+  const parsed = ssh2.utils.parseKey(data, passphrase);
+  return Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
+}
+
+const isEncryptedError = (e: Error) => /no passphrase given/i.test(e.message);
+
+/**
+ * Loads and decrypts identity files once, at start-up, so a passphrase is asked
+ * for once and not at every reconnect. Default identities that are missing or
+ * cannot be decrypted are skipped (as OpenSSH does); explicit ones are errors.
+ */
+export async function loadIdentities(
+  files: string[],
+  explicit: boolean,
+  sources: IdentitySources,
+  logger: Logger,
+): Promise<Identity[]> {
+  const identities: Identity[] = [];
+  for (const file of files) {
+    let data: Buffer;
+    try {
+      data = fs.readFileSync(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !explicit) continue;
+      throw new ConfigError(`Identity file ${file}: cannot read it (${code ?? 'error'}).`);
+    }
+    const plain = parse(data);
+    const key = plain instanceof Error && isEncryptedError(plain) ? await decrypt(file, data, sources, explicit, logger) : plain;
+    if (key === null) continue;
+    if (key instanceof Error) {
+      if (!explicit) {
+        logger.warn('skipping unreadable default identity', { event: 'identity', file, error: key.message });
+        continue;
+      }
+      throw new ConfigError(`Identity file ${file}: not a private key sshkeep can read (${key.message}).`);
+    }
+    if (!key.isPrivateKey()) {
+      throw new ConfigError(`Identity file ${file}: holds a public key; -i and IdentityFile need the private key.`);
+    }
+    identities.push({ file, key });
+    logger.debug('identity loaded', { event: 'identity', file, type: key.type });
+  }
+  return identities;
+}
+
+async function decrypt(
+  file: string,
+  data: Buffer,
+  sources: IdentitySources,
+  explicit: boolean,
+  logger: Logger,
+): Promise<ParsedKey | Error | null> {
+  if (sources.passphrase !== undefined) {
+    const key = parse(data, sources.passphrase);
+    if (!(key instanceof Error)) return key;
+  }
+  if (!sources.prompter) {
+    if (!explicit) {
+      logger.warn('skipping encrypted default identity: no TTY to ask for its passphrase and SSHKEEP_PASSPHRASE does not open it', { event: 'identity', file });
+      return null;
+    }
+    throw new AuthError(
+      `Identity file ${file} is encrypted and cannot be opened: ${sources.passphrase === undefined ? 'set SSHKEEP_PASSPHRASE or run on a terminal to be asked' : 'SSHKEEP_PASSPHRASE is not its passphrase'}.`,
+    );
+  }
+  for (let tries = 0; tries < 3; tries++) {
+    const answer = await sources.prompter.ask(`Enter passphrase for key '${file}': `, false);
+    if (answer === '') break; // OpenSSH: an empty answer skips the key
+    const key = parse(data, answer);
+    if (!(key instanceof Error)) return key;
+  }
+  if (explicit) throw new AuthError(`Identity file ${file}: wrong passphrase.`);
+  return null;
+}

@@ -1,0 +1,194 @@
+/**
+ * Reading and appending OpenSSH known_hosts files (sshd(8), "SSH_KNOWN_HOSTS
+ * FILE FORMAT"). Only what host-key verification needs: plain, wildcard,
+ * negated and hashed host patterns, and the @revoked marker. @cert-authority
+ * lines are ignored because we never verify host certificates.
+ */
+
+import { createHash, createHmac } from 'node:crypto';
+import { appendFileSync, mkdirSync, readFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface KnownHostRef {
+  file: string;
+  /** 1-based. */
+  line: number;
+}
+
+export type HostKeyLookup =
+  | { status: 'match'; at: KnownHostRef }
+  | { status: 'mismatch'; at: KnownHostRef; knownType: string }
+  | { status: 'revoked'; at: KnownHostRef }
+  | { status: 'unknown'; otherTypes: string[] };
+
+/** One usable known_hosts line whose host field matched. */
+interface Entry {
+  at: KnownHostRef;
+  revoked: boolean;
+  type: string;
+  blob: Buffer;
+}
+
+/**
+ * The name OpenSSH writes/looks up: "host" for port 22, "[host]:port"
+ * otherwise. Lower-cases host. IPv6 literals are bracketed only with a port.
+ */
+export function knownHostName(host: string, port: number): string {
+  let name = host.toLowerCase();
+  // Accept an already-bracketed IPv6 literal ("[::1]") as well as a bare one.
+  if (name.startsWith('[') && name.endsWith(']')) name = name.slice(1, -1);
+  return port === 22 ? name : `[${name}]:${port}`;
+}
+
+/**
+ * Looks the key up in every file. Missing files are skipped silently; other
+ * read errors throw. A @revoked hit wins over everything; then the first
+ * matching line; then the first line of the same type with another key.
+ */
+export function lookupHostKey(files: string[], hostNames: string[], key: Buffer): HostKeyLookup {
+  const type = keyTypeOf(key);
+  let match: KnownHostRef | undefined;
+  let mismatch: Entry | undefined;
+  for (const e of matchingEntries(files, hostNames)) {
+    const same = e.blob.equals(key);
+    if (e.revoked) {
+      if (same) return { status: 'revoked', at: e.at };
+      continue;
+    }
+    if (same) match ??= e.at;
+    else if (e.type === type) mismatch ??= e;
+  }
+  if (match) return { status: 'match', at: match };
+  if (mismatch) return { status: 'mismatch', at: mismatch.at, knownType: mismatch.type };
+  return { status: 'unknown', otherTypes: knownKeyTypes(files, hostNames) };
+}
+
+/**
+ * Key types known for these names across files, in file order, deduplicated.
+ * Revoked keys don't count: they say nothing about what the host should offer.
+ */
+export function knownKeyTypes(files: string[], hostNames: string[]): string[] {
+  const types = new Set<string>();
+  for (const e of matchingEntries(files, hostNames)) if (!e.revoked) types.add(e.type);
+  return [...types];
+}
+
+/**
+ * Appends "hostName keytype base64\n" in a single write, so a concurrent
+ * reader never sees half a line. Creates the directory (0700) and file (0600)
+ * if missing, and starts a new line if the file doesn't end with one.
+ */
+export function appendKnownHost(file: string, hostName: string, key: Buffer): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const prefix = endsWithNewline(file) ? '' : '\n';
+  appendFileSync(file, `${prefix}${hostName} ${keyTypeOf(key)} ${key.toString('base64')}\n`, { mode: 0o600 });
+}
+
+/** OpenSSH's "SHA256:<base64 without padding>" of the raw key blob. */
+export function fingerprintSha256(key: Buffer): string {
+  return 'SHA256:' + createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
+}
+
+/** The key type string at the start of an SSH key blob (uint32 length + ascii). */
+export function keyTypeOf(key: Buffer): string {
+  const type = blobType(key);
+  if (type === undefined) throw new Error('malformed SSH public key blob');
+  return type;
+}
+
+function blobType(blob: Buffer): string | undefined {
+  if (blob.length < 4) return undefined;
+  const len = blob.readUInt32BE(0);
+  if (len === 0 || len > 64 || blob.length < 4 + len) return undefined;
+  const type = blob.toString('latin1', 4, 4 + len);
+  return /^[\x21-\x7e]+$/.test(type) ? type : undefined;
+}
+
+/** True for a missing or empty file, so no newline gets prefixed there. */
+function endsWithNewline(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return true;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] === 0x0a;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function* matchingEntries(files: string[], hostNames: string[]): Generator<Entry> {
+  const names = hostNames.map((n) => n.toLowerCase());
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const e = parseLine(lines[i]!, names);
+      if (e) yield { ...e, at: { file, line: i + 1 } };
+    }
+  }
+}
+
+/** Parses one line; undefined for comments, malformed lines, CA lines and lines for other hosts. */
+function parseLine(line: string, names: string[]): Omit<Entry, 'at'> | undefined {
+  const fields = line.trim().split(/[ \t]+/);
+  if (fields[0] === '' || fields[0]!.startsWith('#')) return undefined;
+  let revoked = false;
+  if (fields[0]!.startsWith('@')) {
+    // @cert-authority (and any marker we don't know) is not a plain host key.
+    if (fields[0] !== '@revoked') return undefined;
+    revoked = true;
+    fields.shift();
+  }
+  const [hosts, type, b64] = fields;
+  if (!hosts || !type || !b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
+  const blob = Buffer.from(b64, 'base64');
+  // The type field must agree with the blob, as OpenSSH's sshkey_read checks.
+  if (blobType(blob) !== type) return undefined;
+  if (!names.some((n) => hostsMatch(hosts, n))) return undefined;
+  return { revoked, type, blob };
+}
+
+/** Matches a host field against one (lower-cased) name. */
+function hostsMatch(hosts: string, name: string): boolean {
+  if (hosts.startsWith('|')) return hashedMatch(hosts, name);
+  let positive = false;
+  for (const raw of hosts.split(',')) {
+    const negated = raw.startsWith('!');
+    const pattern = (negated ? raw.slice(1) : raw).toLowerCase();
+    if (!pattern || !globMatch(pattern, name)) continue;
+    // A negated match vetoes the whole line, whatever else matched.
+    if (negated) return false;
+    positive = true;
+  }
+  return positive;
+}
+
+/** "|1|salt|hmac": HMAC-SHA1 keyed with the salt over the host name. */
+function hashedMatch(field: string, name: string): boolean {
+  const parts = field.split('|');
+  if (parts.length !== 4 || parts[1] !== '1' || !parts[2] || !parts[3]) return false;
+  const salt = Buffer.from(parts[2], 'base64');
+  const want = Buffer.from(parts[3], 'base64');
+  if (salt.length !== 20 || want.length !== 20) return false;
+  return createHmac('sha1', salt).update(name).digest().equals(want);
+}
+
+/** OpenSSH patterns: only "*" and "?" are special; "[" and "]" are literal. */
+function globMatch(pattern: string, name: string): boolean {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`, 's').test(name);
+}
