@@ -30,7 +30,9 @@ const prettyLine = winston.format.printf((info) => {
     .filter(([k]) => typeof k === 'string')
     .map(([k, v]) => `${k}=${prettyValue(v)}`)
     .join(' ');
-  return `${String(timestamp).slice(11, 23)} ${level} ${String(message)}${fields ? '  ' + fields : ''}`;
+  // Pad by the visible level name: colour codes would throw a plain padEnd off.
+  const pad = ' '.repeat(Math.max(0, 5 - String(level).replace(/\x1b\[[0-9;]*m/g, '').length));
+  return `${String(timestamp).slice(11, 23)} ${level}${pad} ${String(message)}${fields ? '  ' + fields : ''}`;
 });
 
 class WinstonLogger implements Logger {
@@ -44,12 +46,17 @@ class WinstonLogger implements Logger {
 }
 
 /** A logger writing one line per event to stderr, JSON for machines or coloured text for a person. */
-export function createLogger(level: LogLevel, format: LogFormat, stream: NodeJS.WritableStream = process.stderr): Logger {
+export function createLogger(
+  level: LogLevel,
+  format: LogFormat,
+  stream: NodeJS.WritableStream = process.stderr,
+  colour = (stream as { isTTY?: boolean }).isTTY === true,
+): Logger {
   const w = winston.createLogger({
     level,
     format: winston.format.combine(
       winston.format.timestamp(),
-      ...(format === 'json' ? [jsonLine] : [winston.format.colorize({ level: true }), winston.format.padLevels(), prettyLine]),
+      ...(format === 'json' ? [jsonLine] : colour ? [winston.format.colorize({ level: true }), prettyLine] : [prettyLine]),
     ),
     transports: [new winston.transports.Stream({ stream })],
   });
