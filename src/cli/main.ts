@@ -5,6 +5,7 @@ import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../err
 import { resolveTunnel, processEnv } from '../config/resolve.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { Sshkeep } from '../sshkeep.js';
+import { runDemo } from './demo.js';
 
 /**
  * One clear paragraph on stderr (usage and configuration errors are for a person,
@@ -27,9 +28,22 @@ function exit(code: number): never {
   process.exit(code);
 }
 
+/** SIGINT/SIGTERM run `stop` once; a second signal leaves at once. */
+function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) exit(EXIT.ok);
+    stopping = true;
+    void stop(signal);
+  };
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
+}
+
 async function main(argv: string[]): Promise<number> {
   let logger: Logger | undefined;
   try {
+    if (argv[0] === 'demo') return await runDemo(argv.slice(1), onSignals);
     const args = parseCli(argv, process.stderr.isTTY === true);
     if (!args) return EXIT.ok;
     logger = createLogger(args.logLevel, args.logFormat);
@@ -41,20 +55,14 @@ async function main(argv: string[]): Promise<number> {
     const app = new Sshkeep(config, { logger, prompter: ttyPrompter(), passphrase: process.env.SSHKEEP_PASSPHRASE });
     await app.start();
 
-    const stopped = new Promise<number>((resolve) => {
-      let stopping = false;
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (stopping) exit(EXIT.ok); // a second signal: leave now
-        stopping = true;
+    const stopped = new Promise<number>((resolve) =>
+      onSignals(async (signal) => {
         log.info('shutting down', { event: 'shutdown', signal });
-        void app.stop(`${signal}`).then((cut) => {
-          log.info('stopped', { event: 'stopped', connectionsCut: cut });
-          resolve(EXIT.ok);
-        });
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-    });
+        const cut = await app.stop(signal);
+        log.info('stopped', { event: 'stopped', connectionsCut: cut });
+        resolve(EXIT.ok);
+      }),
+    );
     const failed = app.ready().then(
       () => new Promise<number>(() => {}), // up: only a signal ends the run
       (err: unknown) => report(err, log),

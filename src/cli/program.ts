@@ -20,6 +20,9 @@ Examples:
   # Reuse ~/.ssh/config (HostName, User, IdentityFile, Port of "prod-bastion")
   sshkeep -L 5432:db:5432 -L 6379:cache:6379 prod-bastion
 
+  # Try it with nothing to set up: an embedded SSH server and HTTP target
+  sshkeep demo
+
 Exit codes: 0 clean shutdown, 2 usage or configuration error, 3 host key or authentication refused.`;
 
 function program(): Command {

@@ -1,0 +1,51 @@
+import http from 'node:http';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, EXIT } from '../errors.js';
+import { parsePort } from '../config/forward-spec.js';
+import { createLogger, type Logger } from '../ops/logger.js';
+import { startDemo } from '../demo/demo.js';
+
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers: { connection: 'close' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+}
+
+/** `sshkeep demo`: a tunnel to an embedded SSH server and HTTP target, no setup needed. */
+export async function runDemo(argv: string[], onSignal: (stop: () => Promise<void>) => void): Promise<number> {
+  const cmd = new Command('sshkeep demo')
+    .description('Run sshkeep against an embedded SSH server and HTTP target: nothing to set up.')
+    .option('--port <port>', 'local port to forward (default: any free port)', '0')
+    .option('--once', 'make one request through the tunnel, print it, and exit')
+    .exitOverride()
+    .configureOutput({ writeErr: () => {} });
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed') return EXIT.ok;
+      throw new ConfigError(`${err.message.replace(/^error: /, '')}. Run sshkeep demo --help for usage.`);
+    }
+    throw err;
+  }
+  const opts = cmd.opts<{ port: string; once?: boolean }>();
+  const logger: Logger = createLogger('info', process.stderr.isTTY ? 'pretty' : 'json');
+  const demo = await startDemo(logger, parsePort(opts.port, '--port', true));
+  const say = (s: string) => process.stdout.write(`${s}\n`);
+  say(`sshkeep demo: embedded SSH server on 127.0.0.1:${demo.sshPort}, HTTP target on 127.0.0.1:${demo.targetPort}.`);
+  say(`Forwarding ${demo.url} through the SSH tunnel to the target.`);
+  if (opts.once) {
+    say(`GET ${demo.url} -> ${(await get(demo.url)).trim()}`);
+    await demo.stop();
+    return EXIT.ok;
+  }
+  say(`Try: curl ${demo.url}    (Ctrl-C to stop)`);
+  return new Promise<number>((resolve) => onSignal(() => demo.stop().then(() => resolve(EXIT.ok))));
+}

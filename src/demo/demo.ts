@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import type net from 'node:net';
+import ssh2 from 'ssh2';
+import { resolveTunnel } from '../config/resolve.js';
+import type { Logger } from '../ops/logger.js';
+import { Sshkeep } from '../sshkeep.js';
+import { startEmbeddedServer } from './embedded-server.js';
+
+export interface Demo {
+  /** The local URL that goes through the tunnel. */
+  url: string;
+  sshPort: number;
+  targetPort: number;
+  app: Sshkeep;
+  stop(): Promise<number>;
+}
+
+/**
+ * A self-contained tunnel: an embedded SSH server, an HTTP target behind it,
+ * and sshkeep forwarding a local port to the target through the server,
+ * with a throwaway client key and a known_hosts entry so host keys are
+ * verified exactly as in real use.
+ */
+export async function startDemo(logger: Logger, localPort = 0): Promise<Demo> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-demo-'));
+  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  const identity = path.join(dir, 'id_ed25519');
+  const knownHosts = path.join(dir, 'known_hosts');
+  fs.writeFileSync(identity, pair.private, { mode: 0o600 });
+
+  const server = await startEmbeddedServer({ authorizedKeys: [pair.public] });
+  fs.writeFileSync(knownHosts, `[127.0.0.1]:${server.port} ${server.hostPublicKey}\n`);
+
+  let served = 0;
+  const target = http.createServer((req, res) => {
+    served++;
+    res.setHeader('content-type', 'text/plain');
+    res.end(`Hello from the far side of the tunnel: request #${served}, ${req.method} ${req.url}\n`);
+  });
+  target.listen(0, '127.0.0.1');
+  await once(target, 'listening');
+  const targetPort = (target.address() as net.AddressInfo).port;
+
+  const config = resolveTunnel(
+    {
+      destination: 'demo@127.0.0.1',
+      port: String(server.port),
+      identityFiles: [identity],
+      configFile: 'none',
+      options: [`UserKnownHostsFile=${knownHosts}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'],
+      localForwards: [`${localPort}:127.0.0.1:${targetPort}`],
+    },
+    { home: os.homedir(), localUser: 'demo', authSock: undefined },
+  );
+  const app = new Sshkeep(config, { logger });
+  const bound = await app.start();
+  await app.ready();
+
+  return {
+    url: `http://127.0.0.1:${bound[0]!.port}/`,
+    sshPort: server.port,
+    targetPort,
+    app,
+    async stop() {
+      const cut = await app.stop('demo stopped');
+      target.closeAllConnections();
+      target.close();
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+      return cut;
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import t from 'tap';
+import { once } from 'node:events';
+import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
+
+/** Resolves with how the client socket ended: 'end' (clean EOF) or the error code of a reset. */
+function howItEnds(sock: import('node:net').Socket): Promise<string> {
+  return new Promise((resolve) => {
+    sock.on('end', () => resolve('end'));
+    sock.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    sock.resume();
+  });
+}
+
+t.test('forward failures – a refused target resets that client only; the listener and tunnel live on', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const dead = await refusedPort();
+  const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${dead}`, `0:127.0.0.1:${echo.port}`]));
+  await deadline(app.ready(), 5000, 'tunnel ready');
+
+  const refused = await connect(bound[0]!.port);
+  t.equal(await deadline(howItEnds(refused), 5000, 'refused client to end'), 'ECONNRESET', 'client is reset, not left hanging');
+  const line = logs.find('conn_end').find((l) => l.reason === 'connect-failed');
+  t.ok(line, 'logs the SSH reason');
+  t.match(String(line?.target), `127.0.0.1:${dead}`, 'logs the target');
+
+  const again = await connect(bound[1]!.port);
+  t.equal((await deadline(roundTrip(again, 'still here'), 5000, 'echo')).toString(), 'still here');
+  t.equal(app.tunnel.state, 'ready', 'the tunnel is untouched');
+});
+
+t.test('forward failures – administratively prohibited is logged with its reason', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys, { forwarding: 'deny' });
+  const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, ['0:127.0.0.1:9']));
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  const sock = await connect(bound[0]!.port);
+  t.equal(await deadline(howItEnds(sock), 5000, 'client to end'), 'ECONNRESET');
+  t.ok(logs.find('conn_end').some((l) => l.reason === 'administratively-prohibited'));
+});
+
+t.test('forward failures – tunnel loss resets open streams, never a clean EOF', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  await deadline(app.ready(), 5000, 'tunnel ready');
+
+  const sock = await connect(bound[0]!.port);
+  sock.write('ping');
+  await deadline(once(sock, 'data'), 5000, 'first echo');
+  const ending = howItEnds(sock);
+  server.dropConnections();
+  t.equal(await deadline(ending, 5000, 'client to be cut'), 'ECONNRESET', 'a truncated stream fails loudly');
+  t.ok(logs.find('conn_end').some((l) => l.side === 'tunnel' && l.reset === true), 'logged as cut by the tunnel');
+
+  // The tunnel rebuilds itself and serves the next connection.
+  await deadline(
+    new Promise<void>((r) => app.tunnel.on('status', (s) => s.to === 'ready' && r())),
+    10_000,
+    'tunnel ready again',
+  );
+  const next = await connect(bound[0]!.port);
+  t.equal((await deadline(roundTrip(next, 'after'), 5000, 'echo after reconnect')).toString(), 'after');
+  t.ok(app.tunnel.generation >= 2, 'a new connection generation');
+});
+
+t.test('forward failures – a client that arrives before the first connect waits for it', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  t.not(app.tunnel.state, 'ready', 'connected before the tunnel is up');
+  const sock = await connect(bound[0]!.port);
+  t.equal((await deadline(roundTrip(sock, 'early'), 5000, 'echo')).toString(), 'early');
+});
+
+t.test('forward failures – a waiting client is reset when ConnectTimeout passes', async (t) => {
+  const keys = makeKeys(t);
+  const dead = await refusedPort();
+  const { bound, logs } = await startSshkeep(t, inputFor({ port: dead }, keys, ['0:127.0.0.1:9'], { options: ['ConnectTimeout=300ms'] }));
+  const sock = await connect(bound[0]!.port);
+  t.equal(await deadline(howItEnds(sock), 5000, 'waiting client to be reset'), 'ECONNRESET');
+  t.ok(logs.find('conn_end').some((l) => l.reason === 'tunnel-not-ready'), 'logged why');
+});
