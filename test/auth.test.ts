@@ -1,0 +1,142 @@
+import t from 'tap';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import ssh2 from 'ssh2';
+import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { inputFor, makeKeys, startServer, startSshkeep, type Keys } from './fixtures/tunnel.js';
+import { loadIdentities } from '../src/tunnel/identities.js';
+import { AuthError, ConfigError } from '../src/errors.js';
+import { silentLogger } from '../src/ops/logger.js';
+import type { Prompter } from '../src/tunnel/prompter.js';
+
+const noPrompt = { passphrase: undefined, prompter: undefined };
+
+function writeEncryptedKey(keys: Keys, passphrase: string): string {
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', { passphrase, cipher: 'aes256-ctr', rounds: 1 }) // 1 KDF round: fast tests;
+  const file = path.join(keys.dir, 'id_encrypted');
+  fs.writeFileSync(file, pair.private, { mode: 0o600 });
+  fs.writeFileSync(`${file}.pub`, pair.public);
+  return file;
+}
+
+t.test('identities – an encrypted key opens with SSHKEEP_PASSPHRASE', async (t) => {
+  const keys = makeKeys(t);
+  const file = writeEncryptedKey(keys, 'correct horse');
+  const ids = await loadIdentities([file], true, { passphrase: 'correct horse', prompter: undefined }, silentLogger);
+  t.equal(ids.length, 1);
+  t.ok(ids[0]!.key.isPrivateKey());
+});
+
+t.test('identities – a wrong passphrase on an explicit key is an AuthError naming the file', async (t) => {
+  const keys = makeKeys(t);
+  const file = writeEncryptedKey(keys, 'correct horse');
+  await t.rejects(loadIdentities([file], true, { passphrase: 'wrong', prompter: undefined }, silentLogger), AuthError);
+  await t.rejects(loadIdentities([file], true, noPrompt, silentLogger), /SSHKEEP_PASSPHRASE/);
+});
+
+t.test('identities – the passphrase is asked on the prompter, up to three times', async (t) => {
+  const keys = makeKeys(t);
+  const file = writeEncryptedKey(keys, 'pw');
+  const answers = ['nope', 'pw'];
+  const asked: string[] = [];
+  const prompter: Prompter = { ask: async (q) => (asked.push(q), answers.shift() ?? '') };
+  const ids = await loadIdentities([file], true, { passphrase: undefined, prompter }, silentLogger);
+  t.equal(ids.length, 1);
+  t.equal(asked.length, 2, 'asked again after a wrong answer');
+  t.match(asked[0], file, 'the question names the key');
+});
+
+t.test('identities – missing default identities are skipped; a missing explicit one is a ConfigError', async (t) => {
+  const keys = makeKeys(t);
+  const missing = path.join(keys.dir, 'nope');
+  t.same(await loadIdentities([missing], false, noPrompt, silentLogger), []);
+  await t.rejects(loadIdentities([missing], true, noPrompt, silentLogger), ConfigError);
+  const encrypted = writeEncryptedKey(keys, 'pw');
+  t.same(await loadIdentities([encrypted], false, noPrompt, silentLogger), [], 'an encrypted default key with no way to open it is skipped');
+});
+
+t.test('identities – a public key given as identity is refused clearly', async (t) => {
+  const keys = makeKeys(t);
+  const pub = path.join(keys.dir, 'id.pub');
+  fs.writeFileSync(pub, keys.publicKey);
+  await t.rejects(loadIdentities([pub], true, noPrompt, silentLogger), /public key/);
+});
+
+t.test('identities – PEM (RSA) keys from ssh-keygen -m PEM load', async (t) => {
+  const keys = makeKeys(t);
+  const file = path.join(keys.dir, 'id_rsa_pem');
+  execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-m', 'PEM', '-N', '', '-f', file]);
+  t.match(fs.readFileSync(file, 'utf8'), /BEGIN RSA PRIVATE KEY/);
+  const ids = await loadIdentities([file], true, noPrompt, silentLogger);
+  t.equal(ids[0]?.key.type, 'ssh-rsa');
+});
+
+t.test('auth – an encrypted key authenticates end to end', async (t) => {
+  const keys = makeKeys(t);
+  const file = writeEncryptedKey(keys, 'pw');
+  const server = await startServer(t, keys, { authorizedKeys: [fs.readFileSync(`${file}.pub`, 'utf8')] });
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const input = { ...inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]), identityFiles: [file] };
+  const { app, bound } = await startSshkeep(t, input, { passphrase: 'pw' });
+  await deadline(app.ready(), 5000, 'ready');
+  t.equal((await roundTrip(await connect(bound[0]!.port), 'x')).toString(), 'x');
+});
+
+t.test('auth – password asked once through the prompter, reused after a reconnect, never logged', async (t) => {
+  const keys = makeKeys(t);
+  const secret = 'hunter2-very-secret';
+  const server = await startServer(t, keys, { authorizedKeys: [], password: { username: 'tester', password: secret } });
+  let asked = 0;
+  const prompter: Prompter = { ask: async () => (asked++, secret) };
+  const input = { ...inputFor(server, keys, ['0:127.0.0.1:9']), identityFiles: [] };
+  const { app, logs } = await startSshkeep(t, input, { prompter });
+  await deadline(app.ready(), 5000, 'ready');
+  server.dropConnections();
+  await deadline(
+    new Promise<void>((r) => app.tunnel.on('status', (s) => s.to === 'ready' && r())),
+    10_000,
+    'ready again',
+  );
+  t.equal(asked, 1, 'asked once');
+  t.notMatch(JSON.stringify(logs.lines), secret, 'the password appears in no log line');
+});
+
+t.test('auth – keys from ssh-agent (SSH_AUTH_SOCK) are used when no -i is given', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const sock = path.join(keys.dir, 'agent.sock');
+  const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+  t.teardown(() => agent.kill());
+  await deadline(
+    new Promise<void>((resolve) => {
+      const poll = () => (fs.existsSync(sock) ? resolve() : setTimeout(poll, 20));
+      poll();
+    }),
+    5000,
+    'ssh-agent socket',
+  );
+  execFileSync('ssh-add', ['-q', keys.identity], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' });
+  // No -i and an empty HOME: the only credential is the agent's key.
+  const input = inputFor(server, keys, ['0:127.0.0.1:9']);
+  input.identityFiles = [];
+  input.options = input.options!.filter((o) => o !== 'IdentitiesOnly=yes');
+  const { app, logs } = await startSshkeep(t, input, {}, { authSock: sock });
+  await deadline(app.ready(), 5000, 'ready through the agent');
+  t.equal(app.tunnel.state, 'ready');
+  t.equal(logs.find('identity').length, 0, 'no identity file was loaded');
+});
+
+t.test('auth – rejected credentials on the first connect are fatal (AuthError)', async (t) => {
+  const keys = makeKeys(t);
+  const other = makeKeys(t);
+  const server = await startServer(t, other);
+  const kh = fs.readFileSync(other.knownHosts);
+  fs.writeFileSync(keys.knownHosts, kh);
+  const { app } = await startSshkeep(t, inputFor(server, keys, ['0:127.0.0.1:9']));
+  const err = await deadline(app.ready().catch((e: unknown) => e), 5000, 'auth failure');
+  t.type(err, AuthError);
+  t.match((err as Error).message, keys.identity, 'says which key was tried');
+  t.equal(app.tunnel.state, 'closed');
+});

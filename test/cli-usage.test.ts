@@ -1,0 +1,152 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { once } from 'node:events';
+import t, { type Test } from 'tap';
+import { refusedPort } from './fixtures/net.js';
+import { ISOLATED, logIs, runCli, spawnCliFor, type CliResult } from './fixtures/cli.js';
+
+const STACK = /\n\s+at /;
+
+/** A valid command line but for what a test changes; nothing in it is ever dialled. */
+const FWD = ['-L', '0:127.0.0.1:1'];
+const DEST = 'tester@127.0.0.1';
+
+/**
+ * Exit 2 and one `sshkeep: ...` line for a person on stderr, mentioning `mention`,
+ * with no stack trace and (unless `logsBefore`) nothing else.
+ */
+async function usageError(t: Test, args: string[], mention: RegExp, opts: { logsBefore?: boolean } = {}): Promise<CliResult> {
+  const res = await runCli(args);
+  t.equal(res.code, 2, 'exit code 2 (usage or configuration error)');
+  t.notMatch(res.stderr, STACK, 'no stack trace');
+  t.notMatch(res.stderr, /this is a bug/, 'not reported as a bug');
+  t.equal(res.stdout, '', 'nothing on stdout');
+  const lines = res.stderr.split('\n').filter(Boolean);
+  const human = opts.logsBefore ? lines.filter((l) => !l.startsWith('{')) : lines;
+  t.equal(human.length, 1, `exactly one line for a person on stderr:\n${res.stderr}`);
+  t.match(human[0] ?? '', /^sshkeep: \S/, 'starts with "sshkeep: "');
+  t.match(human[0] ?? '', mention, 'says what is wrong');
+  return res;
+}
+
+const badForwards: [spec: string, mention: RegExp][] = [
+  ['abc', /-L abc: expected \[bind_address:\]port:host:hostport/],
+  ['1:2', /-L 1:2: expected \[bind_address:\]port:host:hostport/],
+  ['99999:h:1', /-L 99999:h:1: listen port: "99999" is not a port number/],
+  ['0:h:0', /-L 0:h:0: target port: "0" is not a port number \(1-65535\)/],
+  ['1:h:p', /-L 1:h:p: target port: "p" is not a port number/],
+  ['[::1:80:h:1', /-L \[::1:80:h:1: expected/],
+  ['a:b:c:d:e', /-L a:b:c:d:e: expected/],
+  ['1::2', /-L 1::2: expected/],
+];
+for (const [spec, mention] of badForwards) {
+  t.test(`cli – malformed -L ${spec} is a usage error`, async (t) => {
+    await usageError(t, [...ISOLATED, '-L', spec, DEST], mention);
+  });
+}
+
+t.test('cli – -o ConnectTimeout=abc is not a duration', async (t) => {
+  await usageError(t, [...ISOLATED, '-o', 'ConnectTimeout=abc', ...FWD, DEST], /ConnectTimeout: "abc" is not a duration/);
+});
+
+t.test('cli – -o ServerAliveInterval=-1 is not a duration', async (t) => {
+  await usageError(t, [...ISOLATED, '-o', 'ServerAliveInterval=-1', ...FWD, DEST], /ServerAliveInterval: "-1"/);
+});
+
+t.test('cli – -o ServerAliveCountMax=0 is refused', async (t) => {
+  await usageError(t, [...ISOLATED, '-o', 'ServerAliveCountMax=0', ...FWD, DEST], /ServerAliveCountMax: "0" must be a whole number of at least 1/);
+});
+
+t.test('cli – an unknown flag is a usage error', async (t) => {
+  await usageError(t, [...ISOLATED, '--bogus', ...FWD, DEST], /unknown option '--bogus'.*--help/);
+});
+
+t.test('cli – an unknown -o option is a usage error naming it', async (t) => {
+  await usageError(t, [...ISOLATED, '-o', 'Frobnicate=yes', ...FWD, DEST], /unknown option "Frobnicate"/);
+});
+
+t.test('cli – -o StrictHostKeyChecking=maybe is refused', async (t) => {
+  await usageError(t, [...ISOLATED, '-o', 'StrictHostKeyChecking=maybe', ...FWD, DEST], /StrictHostKeyChecking: "maybe" must be yes, accept-new or no/);
+});
+
+t.test('cli – a missing destination is a usage error', async (t) => {
+  await usageError(t, [...ISOLATED, ...FWD], /missing required argument 'destination'/);
+});
+
+t.test('cli – no -L at all: nothing to forward', async (t) => {
+  await usageError(t, [...ISOLATED, DEST], /Nothing to forward.*-L/);
+});
+
+t.test('cli – -q and -v together contradict each other', async (t) => {
+  await usageError(t, [...ISOLATED, '-q', '-v', ...FWD, DEST], /-q and -v/);
+});
+
+t.test('cli – -p 0 is not a port', async (t) => {
+  await usageError(t, [...ISOLATED, '-p', '0', ...FWD, DEST], /"0" is not a port number \(1-65535\)/);
+});
+
+t.test('cli – -F with a file that does not exist', async (t) => {
+  await usageError(t, ['-F', '/nonexistent/file', '-o', 'GlobalKnownHostsFile=none', ...FWD, DEST], /-F \/nonexistent\/file: cannot read the ssh config file \(ENOENT\)/);
+});
+
+t.test('cli – an -i identity file that does not exist', async (t) => {
+  const dir = t.testdir({});
+  const missing = path.join(dir, 'no_such_key');
+  // The listeners open before the identities load, so a "listening" log line may come first.
+  await usageError(t, [...ISOLATED, '-i', missing, ...FWD, DEST], new RegExp(`Identity file ${missing}: cannot read it \\(ENOENT\\)`), { logsBefore: true });
+});
+
+t.test('cli – -o ProxyJump is refused, not silently ignored', async (t) => {
+  await usageError(t, [...ISOLATED, '-o', 'ProxyJump=jump', ...FWD, DEST], /ProxyJump "jump".*does not support jump hosts.*ProxyJump=none/);
+});
+
+t.test('cli – --help prints grouped sections and examples, exit 0', async (t) => {
+  const res = await runCli(['--help']);
+  t.equal(res.code, 0, 'exit 0');
+  t.equal(res.stderr, '', 'nothing on stderr');
+  t.match(res.stdout, /^Usage: sshkeep \[options\] \[user@\]host/, 'usage line first');
+  for (const section of ['Forwarding:', 'SSH connection (as OpenSSH):', 'Logging:', 'Examples:']) {
+    t.match(res.stdout, new RegExp(`^${section.replace(/[()]/g, '\\$&')}$`, 'm'), `section ${section}`);
+  }
+  // Each example is a "# what it does" comment line followed by the command line.
+  const tail = res.stdout.slice(res.stdout.indexOf('Examples:')).split('\n');
+  const examples = tail.filter((l, i) => /^\s+sshkeep\s/.test(l) && /^\s+# \S/.test(tail[i - 1] ?? ''));
+  t.ok(examples.length >= 2, `at least two commented example command lines (found ${examples.length})`);
+  t.ok(examples.some((l) => /-L \d+:[^\s]+:\d+ \S+@\S+/.test(l)), 'one example forwards to user@host');
+  t.match(res.stdout, /Exit codes: 0 .* 2 .* 3 /, 'documents the exit codes');
+});
+
+t.test('cli – an accepted-but-ignored -o ExitOnForwardFailure=yes parses, with a warning', async (t) => {
+  const refused = await refusedPort();
+  const cli = spawnCliFor(t, [...ISOLATED, '-o', 'ExitOnForwardFailure=yes', '-o', 'ConnectTimeout=1s', '-p', String(refused), ...FWD, DEST]);
+  // Parsing succeeded if it got as far as listening.
+  await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
+  cli.kill('SIGTERM');
+  await cli.exited();
+  const warning = cli.logs().find((l) => l.level === 'warn' && /ExitOnForwardFailure/.test(String(l.msg)));
+  t.ok(warning, 'warns that ExitOnForwardFailure has no effect');
+  t.match(String(warning?.msg), /accepted but has no effect/);
+  t.notMatch(cli.stderr(), STACK, 'no stack trace');
+});
+
+t.test('cli – a listening port already in use: exit 2 naming the port', async (t) => {
+  const holder = net.createServer();
+  holder.listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  const port = (holder.address() as net.AddressInfo).port;
+  const refused = await refusedPort();
+  const res = await usageError(
+    t,
+    [...ISOLATED, '-p', String(refused), '-L', `${port}:127.0.0.1:1`, DEST],
+    new RegExp(`127\\.0\\.0\\.1:${port} is already in use`),
+  );
+  t.match(res.stderr, new RegExp(`^sshkeep: -L ${port}:127\\.0\\.0\\.1:1: `), 'names the -L spec');
+});
+
+t.test('cli – an identity file that is not a key is a usage error', async (t) => {
+  const notAKey = path.join(t.testdir({}), 'not_a_key');
+  fs.writeFileSync(notAKey, 'hello\n', { mode: 0o600 });
+  await usageError(t, [...ISOLATED, '-i', notAKey, ...FWD, DEST], /Identity file .*not_a_key: not a private key/, { logsBefore: true });
+});

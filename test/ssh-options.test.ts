@@ -1,0 +1,103 @@
+import t from 'tap';
+import { ConfigError } from '../src/errors.js';
+import { addOption, parseDashO, parseYesNo, type SshOptions } from '../src/config/ssh-options.js';
+
+t.test('ssh-options – Key=Value, Key Value and key = value all parse', async (t) => {
+  t.strictSame(parseDashO('ServerAliveInterval=5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
+  t.strictSame(parseDashO('ServerAliveInterval 5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
+  t.strictSame(parseDashO('serveraliveinterval = 5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
+  t.strictSame(parseDashO('  Port=2222  '), { key: 'port', name: 'Port', value: '2222' });
+  t.strictSame(parseDashO('Port\t2222'), { key: 'port', name: 'Port', value: '2222' });
+});
+
+t.test('ssh-options – keys are case-insensitive and come back canonical', async (t) => {
+  const cases: [string, string, string][] = [
+    ['HOSTNAME=h', 'hostname', 'HostName'],
+    ['user=bob', 'user', 'User'],
+    ['identityFILE=~/.ssh/k', 'identityfile', 'IdentityFile'],
+    ['IdentitiesOnly=yes', 'identitiesonly', 'IdentitiesOnly'],
+    ['identityagent=none', 'identityagent', 'IdentityAgent'],
+    ['connecttimeout=3', 'connecttimeout', 'ConnectTimeout'],
+    ['ServerAliveCountMax=2', 'serveralivecountmax', 'ServerAliveCountMax'],
+    ['stricthostkeychecking=no', 'stricthostkeychecking', 'StrictHostKeyChecking'],
+    ['userknownhostsfile=/k', 'userknownhostsfile', 'UserKnownHostsFile'],
+    ['GLOBALKNOWNHOSTSFILE=none', 'globalknownhostsfile', 'GlobalKnownHostsFile'],
+    ['hostkeyalias=a', 'hostkeyalias', 'HostKeyAlias'],
+    ['localforward=1 h:2', 'localforward', 'LocalForward'],
+    ['proxyjump=none', 'proxyjump', 'ProxyJump'],
+    ['proxycommand=none', 'proxycommand', 'ProxyCommand'],
+  ];
+  for (const [text, key, name] of cases) {
+    const o = parseDashO(text);
+    t.equal(o.key, key, `${text}: key`);
+    t.equal(o.name, name, `${text}: canonical name`);
+  }
+});
+
+t.test('ssh-options – values keep their case and inner spaces; double quotes are stripped', async (t) => {
+  t.equal(parseDashO('User=Alice').value, 'Alice');
+  t.equal(parseDashO('IdentityFile="/path with/spaces key"').value, '/path with/spaces key');
+  t.equal(parseDashO('IdentityFile = "/q"').value, '/q');
+  t.equal(parseDashO('LocalForward=5432 db:5432').value, '5432 db:5432');
+  t.equal(parseDashO('HostKeyAlias=a=b').value, 'a=b', 'only the first = separates');
+  t.equal(parseDashO('User="unbalanced').value, '"unbalanced', 'an unbalanced quote is kept');
+});
+
+t.test('ssh-options – OpenSSH options with no effect are accepted with key null', async (t) => {
+  for (const text of ['BatchMode=yes', 'ForwardAgent no', 'compression=yes', 'LogLevel=QUIET', 'ControlMaster=auto', 'ExitOnForwardFailure=yes']) {
+    const o = parseDashO(text);
+    t.equal(o.key, null, `${text}: no key`);
+    t.ok(o.value.length > 0, `${text}: value kept`);
+  }
+  const o = parseDashO('BatchMode=yes');
+  t.equal(o.name, 'BatchMode');
+  t.equal(o.value, 'yes');
+});
+
+t.test('ssh-options – unknown keys and empty values are ConfigErrors', async (t) => {
+  t.throws(() => parseDashO('NoSuchOption=1'), ConfigError);
+  t.throws(() => parseDashO('NoSuchOption=1'), /unknown option "NoSuchOption"/);
+  t.throws(() => parseDashO('NoSuchOption=1'), /ServerAliveInterval/, 'lists what is honoured');
+  for (const bad of ['', 'Port', 'Port=', 'Port =', 'Port   ', '=22', 'Port-X=1', ' = ']) {
+    t.throws(() => parseDashO(bad), ConfigError, JSON.stringify(bad));
+  }
+  t.throws(() => parseDashO('Port='), /-o Port=: expected Key=Value/);
+});
+
+t.test('ssh-options – addOption: first value wins for single-valued keys', async (t) => {
+  const o: SshOptions = {};
+  addOption(o, 'port', ['2222']);
+  addOption(o, 'port', ['22']);
+  addOption(o, 'user', ['alice']);
+  addOption(o, 'user', ['bob']);
+  addOption(o, 'userknownhostsfile', ['/a', '/b']);
+  addOption(o, 'userknownhostsfile', ['/c']);
+  t.strictSame(o, { port: ['2222'], user: ['alice'], userknownhostsfile: ['/a', '/b'] });
+});
+
+t.test('ssh-options – addOption: IdentityFile and LocalForward accumulate in order', async (t) => {
+  const o: SshOptions = {};
+  addOption(o, 'identityfile', ['/k1']);
+  addOption(o, 'identityfile', ['/k2', '/k3']);
+  addOption(o, 'localforward', ['1 h:2']);
+  addOption(o, 'localforward', ['3 h:4']);
+  t.strictSame(o, { identityfile: ['/k1', '/k2', '/k3'], localforward: ['1 h:2', '3 h:4'] });
+});
+
+t.test('ssh-options – addOption copies the values it is given', async (t) => {
+  const values = ['/k1'];
+  const o: SshOptions = {};
+  addOption(o, 'identityfile', values);
+  addOption(o, 'identityfile', ['/k2']);
+  t.strictSame(values, ['/k1'], 'the caller\'s array is not mutated');
+  t.strictSame(o.identityfile, ['/k1', '/k2']);
+});
+
+t.test('ssh-options – parseYesNo', async (t) => {
+  for (const yes of ['yes', 'YES', 'Yes', 'true', 'TRUE']) t.equal(parseYesNo(yes, 'IdentitiesOnly'), true, yes);
+  for (const no of ['no', 'NO', 'false', 'False']) t.equal(parseYesNo(no, 'IdentitiesOnly'), false, no);
+  for (const bad of ['', 'y', 'n', '1', '0', 'on', 'off', 'maybe']) {
+    t.throws(() => parseYesNo(bad, 'IdentitiesOnly'), ConfigError, JSON.stringify(bad));
+  }
+  t.throws(() => parseYesNo('maybe', 'IdentitiesOnly'), /IdentitiesOnly: "maybe" must be yes or no/);
+});
