@@ -1,0 +1,141 @@
+import t, { type Test } from 'tap';
+import { Clock } from 'clock-mock';
+import { Heartbeat, type HeartbeatLink } from '../src/tunnel/heartbeat.js';
+import { RttEstimator } from '../src/tunnel/rtt.js';
+
+/** A scripted link: probes are recorded; the test answers them and injects traffic. */
+class FakeLink implements HeartbeatLink {
+  last = performance.now();
+  pending: (() => void)[] = [];
+  sent = 0;
+  lastInboundAt() {
+    return this.last;
+  }
+  sendProbe(onReply: () => void) {
+    this.sent++;
+    this.pending.push(onReply);
+  }
+  /** The server answers every outstanding probe (and that is inbound traffic). */
+  answer() {
+    this.traffic();
+    for (const r of this.pending.splice(0)) r();
+  }
+  traffic() {
+    this.last = performance.now();
+  }
+}
+
+function setup(t: Test, options: ConstructorParameters<typeof Heartbeat>[1]) {
+  const clock = new Clock();
+  t.teardown(clock.enter());
+  const link = new FakeLink();
+  const hb = new Heartbeat(link, options);
+  const events: string[] = [];
+  hb.on('dead', (why) => events.push(`dead: ${why}`));
+  hb.on('alive', () => events.push('alive'));
+  hb.on('rtt', (ms) => events.push(`rtt ${Math.round(ms)}`));
+  t.teardown(() => hb.stop());
+  return { clock, link, hb, events };
+}
+
+t.test('heartbeat – the first probe measures the round trip', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 15_000 });
+  hb.start();
+  t.equal(link.sent, 1, 'a probe goes out at start');
+  clock.advance(40);
+  link.answer();
+  t.same(events, ['rtt 40']);
+  t.equal(hb.rtt.lastMs, 40);
+});
+
+t.test('heartbeat – any inbound traffic postpones probes; silence triggers one', async (t) => {
+  const { clock, link, hb } = setup(t, { intervalMs: 1000 });
+  hb.start();
+  link.answer();
+  for (let i = 0; i < 10; i++) {
+    clock.advance(900);
+    link.traffic(); // a busy link: data keeps arriving
+  }
+  t.equal(link.sent, 1, 'no probe while traffic flows');
+  clock.advance(1000);
+  t.equal(link.sent, 2, 'a probe after an interval of silence');
+});
+
+t.test('heartbeat – a missed adaptive deadline makes the link suspect; traffic brings it back', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 2000 });
+  hb.start();
+  clock.advance(10);
+  link.answer(); // RTT 10 ms: the adaptive deadline is the 1 s floor
+  t.equal(hb.probeTimeoutMs(), 1000);
+  clock.advance(2000);
+  t.equal(link.sent, 2, 'probe after 2 s of silence');
+  clock.advance(999);
+  t.same(events.filter((e) => e.startsWith('dead')), [], 'not yet');
+  clock.advance(1);
+  t.match(events.at(-1), /^dead: no reply to a probe/, 'suspect at interval + deadline');
+  t.ok(hb.suspect);
+  t.equal(link.sent, 2, 'no probes pile up while suspect');
+  clock.advance(500);
+  link.answer(); // the late reply arrives
+  clock.advance(100);
+  t.equal(events.at(-1), 'alive');
+  t.notOk(hb.suspect);
+});
+
+t.test('heartbeat – traffic that arrives after the probe counts as a reply', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500 });
+  hb.start();
+  clock.advance(100);
+  link.traffic(); // bulk data, the reply is queued behind it
+  clock.advance(500);
+  t.notOk(events.some((e) => e.startsWith('dead')));
+  t.notOk(hb.suspect);
+});
+
+t.test('heartbeat – ServerAliveCountMax: death after that many unanswered intervals', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000, countMax: 3 });
+  hb.start();
+  link.answer();
+  clock.advance(1000); // probe 2 out
+  clock.advance(1000); // miss 1, probe 3 goes out after another interval
+  clock.advance(1000);
+  clock.advance(1000); // miss 2
+  t.notOk(hb.suspect, 'two misses are not enough');
+  clock.advance(1000);
+  clock.advance(1000); // miss 3
+  t.ok(hb.suspect);
+  t.match(events.at(-1), /no reply to 3 probes/);
+});
+
+t.test('heartbeat – probeNow sends at once, once', async (t) => {
+  const { link, hb } = setup(t, { intervalMs: 15_000 });
+  hb.start();
+  link.answer();
+  hb.probeNow('new client');
+  hb.probeNow('another client');
+  t.equal(link.sent, 2, 'one probe for both');
+});
+
+t.test('heartbeat – stop cancels every timer', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000 });
+  hb.start();
+  hb.stop();
+  clock.advance(60_000);
+  t.equal(link.sent, 1);
+  t.same(events, []);
+});
+
+t.test('rtt – smoothed like TCP and clamped to [1 s, 10 s]', async (t) => {
+  const r = new RttEstimator();
+  t.equal(r.timeoutMs(), 3000, 'before any sample');
+  r.sample(100);
+  t.equal(r.smoothedMs, 100);
+  t.equal(r.timeoutMs(), 1000, 'floor');
+  r.sample(300);
+  t.equal(r.smoothedMs, 125);
+  r.sample(20_000);
+  t.equal(r.timeoutMs(), 10_000, 'ceiling');
+  const slow = new RttEstimator();
+  slow.sample(800);
+  t.equal(slow.timeoutMs(), 800 + 4 * 400);
+});
