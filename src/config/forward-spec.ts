@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import type { LocalForward } from './types.js';
@@ -63,8 +64,14 @@ export function parseLocalForward(spec: string): LocalForward {
   };
 }
 
+const LOOPBACK = new net.BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
 /** True for addresses that only this host can reach. */
 export function isLoopbackAddress(address: string): boolean {
-  const a = address.toLowerCase();
-  return a === 'localhost' || a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a) || a === '::ffff:127.0.0.1';
+  if (address.toLowerCase() === 'localhost') return true;
+  const family = net.isIP(address);
+  return family !== 0 && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }

@@ -99,17 +99,17 @@ export function resolveTunnel(
   warn: (message: string) => void = () => {},
 ): TunnelConfig {
   const dest = parseDestination(input.destination);
-  // First value wins: -p/-l, then the destination's user@ and :port, then -o.
+  // First value wins, in OpenSSH's order: -p/-l, then -o, then the destination's user@ and :port.
   const cli: SshOptions = {};
   if (input.port !== undefined) addOption(cli, 'port', [input.port]);
   if (input.user !== undefined) addOption(cli, 'user', [input.user]);
-  if (dest.port !== undefined) addOption(cli, 'port', [dest.port]);
-  if (dest.user !== undefined) addOption(cli, 'user', [dest.user]);
   for (const raw of input.options ?? []) {
     const o = parseDashO(raw);
     if (o.key) addOption(cli, o.key, [o.value]);
     else warn(`-o ${o.name}: OpenSSH option accepted but has no effect in sshkeep`);
   }
+  if (dest.port !== undefined) addOption(cli, 'port', [dest.port]);
+  if (dest.user !== undefined) addOption(cli, 'user', [dest.user]);
   const merged: SshOptions = { ...cli };
   if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles, ...(cli.identityfile ?? [])];
 

@@ -38,7 +38,7 @@ export type SshOptions = { [K in OptionKey]?: string[] };
 
 export interface DashO {
   key: OptionKey | null;
-  /** Canonical spelling, for the "ignored" warning. */
+  /** The canonical spelling of an honoured key; for an ignored one, as the user wrote it. */
   name: string;
   value: string;
 }

@@ -2,7 +2,7 @@ import { DEFAULTS } from '../config/defaults.js';
 
 /**
  * Capped exponential backoff with full jitter: the first retry is immediate,
- * then a random delay in [0, min(cap, base·2^(n-1))], so a restored network is
+ * then a random delay in [0, min(cap, base·2^(n-1))), so a restored network is
  * used within seconds and many clients do not retry in step.
  */
 export function backoffDelayMs(
