@@ -41,13 +41,17 @@ export class Sshkeep {
     this.#options = options;
     this.tunnel = new Tunnel({
       logger: this.#logger,
+      heartbeat: {
+        intervalMs: config.keepaliveIntervalMs,
+        ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
+        ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
+      },
       dial: (signal) =>
         dial({
           host: config.hostName,
           port: config.port,
           connectTimeoutMs: config.connectTimeoutMs,
-          keepaliveIntervalMs: config.keepaliveIntervalMs,
-          keepaliveCountMax: config.keepaliveCountMax,
+          tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs,
           auth: {
             username: config.user,
             agentSocket: config.identitiesOnly ? undefined : config.agentSocket,
@@ -65,7 +69,10 @@ export class Sshkeep {
         new LocalForward(spec, {
           tunnel: this.tunnel,
           logger: this.#logger,
-          readyTimeoutMs: config.connectTimeoutMs,
+          holdTimeoutMs: config.holdTimeoutMs,
+          holdBufferBytes: config.holdBufferBytes,
+          maxHeld: config.maxHeld,
+          heldTotal: () => this.forwards.reduce((n, f) => n + f.held, 0),
           channelOpenTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
         }),
     );

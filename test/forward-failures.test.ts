@@ -80,11 +80,12 @@ t.test('forward failures – a client that arrives before the first connect wait
   t.equal((await deadline(roundTrip(sock, 'early'), 5000, 'echo')).toString(), 'early');
 });
 
-t.test('forward failures – a waiting client is reset when ConnectTimeout passes', async (t) => {
+t.test('forward failures – a held client is reset when --hold-timeout passes, and the log names the option', async (t) => {
   const keys = makeKeys(t);
   const dead = await refusedPort();
-  const { bound, logs } = await startSshkeep(t, inputFor({ port: dead }, keys, ['0:127.0.0.1:9'], { options: ['ConnectTimeout=300ms'] }));
+  const { bound, logs } = await startSshkeep(t, inputFor({ port: dead }, keys, ['0:127.0.0.1:9'], { holdTimeout: '300ms' }));
   const sock = await connect(bound[0]!.port);
-  t.equal(await deadline(howItEnds(sock), 5000, 'waiting client to be reset'), 'ECONNRESET');
-  t.ok(logs.find('conn_end').some((l) => l.reason === 'tunnel-not-ready'), 'logged why');
+  t.equal(await deadline(howItEnds(sock), 5000, 'held client to be reset'), 'ECONNRESET');
+  const line = logs.find('conn_end').find((l) => l.reason === 'hold_timeout');
+  t.match(String(line?.msg), /--hold-timeout/, 'says which option raises the limit');
 });

@@ -59,12 +59,19 @@ interface Outcome {
   hadError: boolean;
 }
 
-function outcome(sock: net.Socket): Promise<Outcome> {
+/**
+ * Resolves at the socket's 'close'. With `closeOnEnd`, a clean 'end' from the peer is answered with
+ * our own end, so a wrong clean end shows up as `ended: true` rather than as a half-open hang.
+ */
+function outcome(sock: net.Socket, { closeOnEnd = false } = {}): Promise<Outcome> {
   const chunks: Buffer[] = [];
   let ended = false;
   let errorCode: string | undefined;
   sock.on('data', (c: Buffer) => chunks.push(c));
-  sock.on('end', () => (ended = true));
+  sock.on('end', () => {
+    ended = true;
+    if (closeOnEnd) sock.end();
+  });
   sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
   return new Promise((resolve) =>
     sock.once('close', (hadError: boolean) => resolve({ data: Buffer.concat(chunks), ended, errorCode, hadError })),
@@ -293,7 +300,7 @@ async function main(): Promise<void> {
 
     for (const attempt of [1, 2]) {
       const sock = await connect(bound[0]!.port);
-      const end = await deadline(outcome(sock), 5000, `refused client ${attempt} to be closed`);
+      const end = await deadline(outcome(sock, { closeOnEnd: true }), 5000, `refused client ${attempt} to be closed`);
       t.equal(end.ended, false, `attempt ${attempt}: no clean 'end' (it would look like an empty reply)`);
       t.equal(end.errorCode, 'ECONNRESET', `attempt ${attempt}: client reset`);
       t.equal(end.data.length, 0, `attempt ${attempt}: no data`);
@@ -306,7 +313,7 @@ async function main(): Promise<void> {
     t.equal((await deadline(roundTrip(again, 'still alive'), 5000, 'echo after refusal')).toString(), 'still alive');
     // The same listener keeps accepting too.
     const third = await connect(bound[0]!.port);
-    t.equal((await deadline(outcome(third), 5000, 'third refused close')).errorCode, 'ECONNRESET', 'refused listener still serving');
+    t.equal((await deadline(outcome(third, { closeOnEnd: true }), 5000, 'third refused close')).errorCode, 'ECONNRESET', 'refused listener still serving');
     t.equal(app.tunnel.state, 'ready', 'tunnel still ready');
     t.equal(app.tunnel.generation, generation, 'same SSH connection: no reconnect');
   });
@@ -319,7 +326,7 @@ async function main(): Promise<void> {
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, `tunnel ready\n${denying.logs()}`);
     const sock = await connect(bound[0]!.port);
-    const end = await deadline(outcome(sock), 5000, 'denied client to be closed');
+    const end = await deadline(outcome(sock, { closeOnEnd: true }), 5000, 'denied client to be closed');
     t.equal(end.ended, false, "no clean 'end'");
     t.equal(end.errorCode, 'ECONNRESET', 'client reset');
     const line = await waitLog((l) => l.event === 'conn_end', 5000, 'conn_end');
@@ -329,50 +336,82 @@ async function main(): Promise<void> {
 
   t.test('openssh interop – sshd killed under open streams: clients reset, never a clean end', async (t) => {
     const doomed = await startSshd(t);
-    // A target that keeps data flowing until the stream is cut.
-    const firehose = await startTarget(t, (s) => {
-      const chunk = Buffer.alloc(64 * 1024, 'x');
-      const pump = () => {
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    /** Writes `chunk` for as long as the socket takes it. */
+    const flood = (s: net.Socket) => {
+      const more = () => {
         while (!s.destroyed && s.write(chunk));
       };
-      s.on('drain', pump);
-      pump();
+      s.on('drain', more);
+      more();
+    };
+    const MIB = 1024 * 1024;
+    let sunk = 0;
+    let resolveSinking!: () => void;
+    const sinking = new Promise<void>((r) => (resolveSinking = r));
+    const sink = await startTarget(t, (s) =>
+      s.on('data', (c: Buffer) => {
+        sunk += c.length;
+        if (sunk >= MIB) resolveSinking();
+      }),
+    );
+    const firehose = await startTarget(t, (s) => {
+      s.resume();
+      flood(s);
     });
     const { app, bound, logs } = await startSshkeep(
       t,
-      sshdInput(doomed, [`0:127.0.0.1:${echo.port}`, `0:127.0.0.1:${firehose}`]),
+      sshdInput(doomed, [`0:127.0.0.1:${echo.port}`, `0:127.0.0.1:${sink}`, `0:127.0.0.1:${firehose}`]),
     );
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');
 
-    // An idle connection, proven open by one echo.
+    // Idle, proven open by one echo.
     const idle = await connect(bound[0]!.port);
-    const idleEnd = outcome(idle);
+    const idleEnd = outcome(idle, { closeOnEnd: true });
     const pong = new Promise<Buffer>((r) => idle.once('data', r));
     idle.write('ping');
     t.equal((await deadline(pong, 5000, 'ping echo')).toString(), 'ping');
 
-    // A busy one, proven flowing by its first 1 MiB.
-    const busy = await connect(bound[1]!.port);
-    const busyEnd = outcome(busy);
+    // Uploading, proven flowing by the target's first MiB.
+    const uploader = await connect(bound[1]!.port);
+    const uploadEnd = outcome(uploader, { closeOnEnd: true });
+    flood(uploader);
+    await deadline(sinking, 5000, 'upload flowing');
+
+    // Downloading, proven flowing by its first MiB.
+    const downloader = await connect(bound[2]!.port);
+    const downloadEnd = outcome(downloader, { closeOnEnd: true });
     let received = 0;
     const flowing = new Promise<void>((r) =>
-      busy.on('data', (c: Buffer) => {
+      downloader.on('data', (c: Buffer) => {
         received += c.length;
-        if (received >= 1024 * 1024) r();
+        if (received >= MIB) r();
       }),
     );
     await deadline(flowing, 5000, 'download flowing');
 
     await deadline(doomed.stop(), 15_000, 'sshd stop');
-    const [a, b] = await deadline(Promise.all([idleEnd, busyEnd]), 5000, 'clients to see the cut');
-    for (const [name, end] of [['idle', a], ['busy', b]] as const) {
-      t.equal(end.ended, false, `${name}: never a clean 'end' (a cut stream must not look complete)`);
-      t.equal(end.errorCode, 'ECONNRESET', `${name}: ECONNRESET`);
-      t.equal(end.hadError, true, `${name}: close with hadError`);
-    }
-    const cut = await waitLog((l) => l.event === 'conn_end' && l.side === 'tunnel', 5000, 'conn_end side tunnel');
-    t.match(cut, { reset: true, reason: /^tunnel lost/ });
+    const [idleOut, uploadOut, downloadOut] = await deadline(
+      Promise.all([idleEnd, uploadEnd, downloadEnd]),
+      5000,
+      'clients to see the cut',
+    );
+    const diag = { conn_end: logs.find('conn_end'), state: logs.find('state') };
+    t.equal(idleOut.ended, false, "idle: never a clean 'end' (a cut stream must not look complete)", diag);
+    t.equal(idleOut.errorCode, 'ECONNRESET', 'idle: ECONNRESET', diag);
+    t.equal(uploadOut.ended, false, "uploading: never a clean 'end'", diag);
+    t.equal(uploadOut.hadError, true, 'uploading: closed with an error', diag);
+    t.match(uploadOut.errorCode, /^(ECONNRESET|EPIPE)$/, 'uploading: reset (or broken pipe on its next write)', diag);
+    // The downloader's own view is not asserted: on Node 20 (libuv 1.46) a reset that arrives while
+    // received data is still queued surfaces as a clean 'end' (libuv's POLLHUP partial-read shortcut,
+    // libuv#4997), whatever sshkeep does. What sshkeep controls is that it reset, which its log states.
+    t.ok(downloadOut.ended || downloadOut.hadError, 'downloading: closed');
+
+    await waitLog(() => logs.find('conn_end').length >= 3, 5000, 'three conn_end lines');
+    const ends = logs.find('conn_end');
+    t.equal(ends.length, 3, 'one conn_end per connection');
+    t.same(ends.filter((l) => l.side !== 'tunnel' || l.reset !== true || !/^tunnel lost/.test(String(l.reason))), [], 'every connection reset because the tunnel was lost');
     await waitLog((l) => l.event === 'state' && l.to === 'reconnecting', 5000, 'tunnel reconnecting');
   });
 }

@@ -100,7 +100,7 @@ const cases: Case[] = [
   { name: 'ServerAliveInterval defaults to 15 s', field: 'keepaliveIntervalMs', want: 15_000 },
   { name: 'ServerAliveInterval from ssh_config', field: 'keepaliveIntervalMs', config: 'Host prod\n  ServerAliveInterval 30\n', want: 30_000 },
   { name: '-o ServerAliveInterval beats ssh_config', field: 'keepaliveIntervalMs', input: { options: ['ServerAliveInterval=2'] }, config: 'Host prod\n  ServerAliveInterval 30\n', want: 2_000 },
-  { name: 'ServerAliveCountMax defaults to 3', field: 'keepaliveCountMax', want: 3 },
+  { name: 'ServerAliveCountMax unset: one missed adaptive deadline', field: 'keepaliveCountMax', want: undefined },
   { name: 'ServerAliveCountMax from ssh_config', field: 'keepaliveCountMax', config: 'Host prod\n  ServerAliveCountMax 7\n', want: 7 },
   { name: '-o ServerAliveCountMax beats ssh_config', field: 'keepaliveCountMax', input: { options: ['ServerAliveCountMax=1'] }, config: 'Host prod\n  ServerAliveCountMax 7\n', want: 1 },
 

@@ -12,8 +12,22 @@ export const DEFAULTS = {
   connectTimeoutMs: 15_000,
   /** Probe after 15 s of silence: well under the 4 min idle timeout of common NATs and LBs. */
   keepaliveIntervalMs: 15_000,
-  /** Three unanswered probes, as OpenSSH's ServerAliveCountMax. */
-  keepaliveCountMax: 3,
+  /**
+   * Hold clients through an outage this long: longer than a Wi-Fi roam, a bastion reboot or a
+   * NAT rebind, shorter than a client's own connect timeout is likely to be.
+   */
+  holdTimeoutMs: 30_000,
+  /** Enough for any protocol's opening flight (a TLS or PostgreSQL startup); then pause the client. */
+  holdBufferBytes: 1024 * 1024,
+  /** Bounds the memory and descriptors an outage can pin. */
+  maxHeld: 1024,
+  /**
+   * A silent (suspect) connection is kept this long while a spare is dialled, in case it
+   * recovers; past it its streams are reset so clients fail loudly instead of hanging.
+   */
+  suspectGraceMs: 10_000,
+  /** A new client after this much silence from the server triggers a probe at once. */
+  onDemandQuietMs: 1_000,
   /** Refuse unknown hosts unless the user opts in, as OpenSSH. */
   strictHostKeyChecking: 'yes',
   knownHostsFiles: ['~/.ssh/known_hosts'],

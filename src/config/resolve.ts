@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration } from './duration.js';
+import { parseCount, parseSize } from './size.js';
 import { parseLocalForward, parsePort } from './forward-spec.js';
 import { readSshConfig } from './ssh-config.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
@@ -20,6 +21,12 @@ export interface TunnelInput {
   options?: string[];
   /** Raw `-L` specs. */
   localForwards?: string[];
+  /** sshkeep's own flags, raw; they beat the equivalent -o and ssh_config options. */
+  keepaliveInterval?: string;
+  keepaliveTimeout?: string;
+  holdTimeout?: string;
+  holdBuffer?: string;
+  maxHeld?: string;
 }
 
 export interface ResolveEnv {
@@ -131,11 +138,10 @@ export function resolveTunnel(
   const tokens = { '%': '%', h: hostName, n: dest.host, p: String(port), r: user, u: env.localUser, d: env.home };
   const files = (list: string[], what: string) => list.map((f) => expandTokens(f, tokens, env.home, what));
 
-  const serverAliveCountMax = first('serveralivecountmax');
-  const countMax = serverAliveCountMax === undefined ? DEFAULTS.keepaliveCountMax : Number(serverAliveCountMax);
-  if (!Number.isInteger(countMax) || countMax < 1) {
-    throw new ConfigError(`ServerAliveCountMax: "${serverAliveCountMax}" must be a whole number of at least 1.`);
-  }
+  const countMax = first('serveralivecountmax');
+  const interval = input.keepaliveInterval ?? first('serveraliveinterval');
+  const keepaliveTimeoutMs = input.keepaliveTimeout === undefined ? undefined : parseDuration(input.keepaliveTimeout, '--keepalive-timeout');
+  if (keepaliveTimeoutMs === 0) throw new ConfigError('--keepalive-timeout: must be more than 0.');
   const agent = first('identityagent');
   const agentSocket =
     agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0];
@@ -151,9 +157,12 @@ export function resolveTunnel(
     identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
     agentSocket,
     connectTimeoutMs: first('connecttimeout') === undefined ? DEFAULTS.connectTimeoutMs : parseDuration(first('connecttimeout')!, 'ConnectTimeout'),
-    keepaliveIntervalMs:
-      first('serveraliveinterval') === undefined ? DEFAULTS.keepaliveIntervalMs : parseDuration(first('serveraliveinterval')!, 'ServerAliveInterval'),
-    keepaliveCountMax: countMax,
+    keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : parseDuration(interval, input.keepaliveInterval ? '--keepalive-interval' : 'ServerAliveInterval'),
+    keepaliveTimeoutMs,
+    keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax, 'ServerAliveCountMax', 1),
+    holdTimeoutMs: input.holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : parseDuration(input.holdTimeout, '--hold-timeout'),
+    holdBufferBytes: input.holdBuffer === undefined ? DEFAULTS.holdBufferBytes : parseSize(input.holdBuffer, '--hold-buffer'),
+    maxHeld: input.maxHeld === undefined ? DEFAULTS.maxHeld : parseCount(input.maxHeld, '--max-held', 0),
     strictHostKeyChecking: strictness(first('stricthostkeychecking')),
     knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
     globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),

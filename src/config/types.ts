@@ -31,8 +31,18 @@ export interface TunnelConfig {
   /** Unix socket of ssh-agent, or undefined. */
   agentSocket: string | undefined;
   connectTimeoutMs: number;
+  /** Probe after this much inbound silence (ServerAliveInterval); 0 = no periodic probes. */
   keepaliveIntervalMs: number;
-  keepaliveCountMax: number;
+  /** A fixed probe deadline; undefined = adaptive from the measured RTT. */
+  keepaliveTimeoutMs: number | undefined;
+  /** ServerAliveCountMax when the user gave it; undefined = one missed adaptive deadline makes the link suspect. */
+  keepaliveCountMax: number | undefined;
+  /** How long a client waits for a ready tunnel before it is reset; 0 = do not hold. */
+  holdTimeoutMs: number;
+  /** Bytes buffered per held client before its socket is paused. */
+  holdBufferBytes: number;
+  /** Held clients beyond this are reset at once. */
+  maxHeld: number;
   strictHostKeyChecking: StrictHostKeyChecking;
   knownHostsFiles: string[];
   globalKnownHostsFiles: string[];

@@ -4,13 +4,22 @@ import { ListenError } from '../errors.js';
 import type { LocalForward as LocalForwardSpec } from '../config/types.js';
 import type { Logger } from '../ops/logger.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
+import type { ClientChannel } from 'ssh2';
+import type { ChannelOpenError } from '../errors.js';
+import type { SshSession } from '../tunnel/ssh-adapter.js';
+import { HeldClient } from './held-client.js';
 import { Pump, type PumpResult } from './pump.js';
 
 export interface LocalForwardDeps {
   tunnel: Tunnel;
   logger: Logger;
-  /** How long a client that arrives while the tunnel is not ready waits for it. */
-  readyTimeoutMs: number;
+  /** How long a client that arrives while no tunnel is ready is held; 0 = not at all. */
+  holdTimeoutMs: number;
+  holdBufferBytes: number;
+  /** The --max-held limit, shared by every forward of the process. */
+  maxHeld: number;
+  /** Clients held right now across every forward. */
+  heldTotal(): number;
   channelOpenTimeoutMs: number;
 }
 
@@ -31,7 +40,7 @@ function listenError(spec: LocalForwardSpec, err: NodeJS.ErrnoException): Listen
 export class LocalForward {
   readonly #server: net.Server;
   readonly #pumps = new Set<Pump>();
-  readonly #pending = new Set<net.Socket>();
+  readonly #held = new Set<HeldClient>();
   readonly #name: string;
 
   constructor(readonly spec: LocalForwardSpec, private readonly deps: LocalForwardDeps) {
@@ -49,6 +58,11 @@ export class LocalForward {
     return this.#pumps.size;
   }
 
+  /** Connections waiting for a tunnel (or for their channel to open). */
+  get held(): number {
+    return this.#held.size;
+  }
+
   async listen(): Promise<net.AddressInfo> {
     this.#server.listen(this.spec.bindPort, this.spec.bindAddress);
     try {
@@ -64,42 +78,86 @@ export class LocalForward {
     const conn = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
+    const target = `${this.spec.targetHost}:${this.spec.targetPort}`;
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
-    this.#pending.add(client);
-    let clientError: string | undefined;
-    const onEarlyError = (err: NodeJS.ErrnoException) => (clientError = err.code ?? err.message);
-    client.on('error', onEarlyError);
-    log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}` });
-
-    const { targetHost, targetPort } = this.spec;
-    let channel;
-    let session;
-    try {
-      session = await this.deps.tunnel.whenReady(this.deps.readyTimeoutMs);
-      channel = await session.forwardOut(src, targetHost, targetPort, this.deps.channelOpenTimeoutMs);
-    } catch (err) {
-      this.#pending.delete(client);
-      const reason = (err as { reason?: string }).reason;
-      log.warn('connection failed', { event: 'conn_end', side: 'target', reason: reason ?? 'tunnel-not-ready', error: (err as Error).message, target: `${targetHost}:${targetPort}` });
+    const { tunnel, holdTimeoutMs, maxHeld } = this.deps;
+    const refuse = (reason: string, message: string, fields: Record<string, unknown> = {}) => {
+      log.warn(message, { event: 'conn_end', side: 'tunnel', reason, reset: true, target, ...fields });
+      client.on('error', () => {});
       client.resetAndDestroy();
-      return;
-    } finally {
-      client.off('error', onEarlyError);
+    };
+    if (tunnel.state !== 'ready') {
+      if (holdTimeoutMs === 0) return refuse('not_ready', 'connection reset: no tunnel ready and --hold-timeout is 0');
+      if (this.deps.heldTotal() >= maxHeld) {
+        return refuse('limit', `connection reset: ${maxHeld} connections already held; --max-held raises the limit`);
+      }
     }
-    this.#pending.delete(client);
-    if (client.destroyed || clientError) {
+    tunnel.noteNewClient();
+    const held = new HeldClient(client, this.deps.holdBufferBytes);
+    this.#held.add(held);
+    log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}`, state: tunnel.state });
+    const opened = await this.#open(held, src, log).finally(() => this.#held.delete(held));
+    if (!opened) return;
+    const { session, channel } = opened;
+    if (held.gone) {
       channel.close();
-      log.debug('client left before its channel opened', { event: 'conn_end', side: 'client', error: clientError });
+      log.debug('client left as its channel opened', { event: 'conn_end', side: 'client', reason: held.gone });
       return;
     }
     const started = Date.now();
-    const pump = new Pump(client, channel, session, (r: PumpResult) => {
+    const pump = new Pump(client, channel, session, held.release(), (r: PumpResult) => {
       this.#pumps.delete(pump);
       const fields = { event: 'conn_end', side: r.side, reason: r.reason, reset: r.reset, bytesUp: r.bytesUp, bytesDown: r.bytesDown, durationMs: Date.now() - started };
       if (r.reset) log.warn('connection reset', fields);
       else log.info('connection closed', fields);
     });
     this.#pumps.add(pump);
+  }
+
+  /**
+   * Waits for a ready tunnel and opens the channel, within the hold timeout. An open cut
+   * short by the tunnel's death delivered nothing to the target, so it is re-issued on the
+   * next tunnel. Resets the client and returns undefined when that cannot be done.
+   */
+  async #open(held: HeldClient, src: { address: string; port: number }, log: Logger): Promise<{ session: SshSession; channel: ClientChannel } | undefined> {
+    const { tunnel, holdTimeoutMs, channelOpenTimeoutMs } = this.deps;
+    const { targetHost, targetPort } = this.spec;
+    const target = `${targetHost}:${targetPort}`;
+    const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
+    const reset = (fields: Record<string, unknown>, message: string) => {
+      log.warn(message, { event: 'conn_end', reset: true, target, heldBytes: held.bytes, ...fields });
+      held.release();
+      held.socket.on('error', () => {});
+      held.socket.resetAndDestroy();
+    };
+    for (let attempt = 1; ; attempt++) {
+      let session: SshSession;
+      try {
+        session = await tunnel.whenReady(giveUpAt - performance.now());
+      } catch {
+        if (held.gone) return undefined;
+        reset(
+          { side: 'tunnel', reason: 'hold_timeout' },
+          `connection reset: no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`,
+        );
+        return undefined;
+      }
+      if (held.gone) {
+        log.debug('client left while held', { event: 'conn_end', side: 'client', reason: held.gone });
+        return undefined;
+      }
+      try {
+        return { session, channel: await session.forwardOut(src, targetHost, targetPort, channelOpenTimeoutMs) };
+      } catch (err) {
+        const { reason, message } = err as ChannelOpenError;
+        if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
+          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target });
+          continue;
+        }
+        reset({ side: 'target', reason, error: message }, 'connection failed');
+        return undefined;
+      }
+    }
   }
 
   /** Stops accepting; open connections carry on. */
@@ -109,10 +167,13 @@ export class LocalForward {
 
   /** Resets every open and waiting connection (shutdown). Returns how many were cut. */
   resetAll(reason: string): number {
-    const cut = this.#pumps.size + this.#pending.size;
+    const cut = this.#pumps.size + this.#held.size;
     for (const pump of [...this.#pumps]) pump.abort('local', reason);
-    for (const s of this.#pending) s.resetAndDestroy();
-    this.#pending.clear();
+    for (const held of this.#held) {
+      held.release();
+      held.socket.resetAndDestroy();
+    }
+    this.#held.clear();
     return cut;
   }
 }

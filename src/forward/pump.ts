@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type { ClientChannel } from 'ssh2';
 import type { SshSession } from '../tunnel/ssh-adapter.js';
+import type { HeldBytes } from './held-client.js';
 
 /** Which end finished the connection: the local client, the remote target, or the tunnel under it. */
 export type EndSide = 'client' | 'target' | 'tunnel' | 'local';
@@ -30,21 +31,29 @@ export class Pump {
     private readonly client: net.Socket,
     private readonly channel: ClientChannel,
     private readonly session: SshSession,
+    held: HeldBytes,
     private readonly onDone: (result: PumpResult) => void,
   ) {
     const onTunnelLost = (why: string) => this.abort('tunnel', `tunnel lost: ${why}`);
     session.on('close', onTunnelLost);
     this.#detach = () => session.off('close', onTunnelLost);
 
-    client.on('data', (c: Buffer) => (this.bytesUp += c.length));
-    channel.on('data', (c: Buffer) => (this.bytesDown += c.length));
-    client.pipe(channel, { end: false });
-    channel.pipe(client, { end: false });
-
-    client.on('end', () => {
+    // What the client sent while held goes first, in order.
+    for (const chunk of held.chunks) channel.write(chunk);
+    this.bytesUp = held.bytes;
+    const clientEnded = () => {
       this.#firstEnd ??= 'client';
       channel.end(); // SSH EOF: the target sees a half-close
-    });
+    };
+    if (held.ended) clientEnded();
+    else {
+      client.on('data', (c: Buffer) => (this.bytesUp += c.length));
+      client.on('end', clientEnded);
+      client.pipe(channel, { end: false });
+    }
+    channel.on('data', (c: Buffer) => (this.bytesDown += c.length));
+    channel.pipe(client, { end: false });
+
     channel.on('end', () => {
       this.#firstEnd ??= 'target';
       if (!session.closed) client.end();

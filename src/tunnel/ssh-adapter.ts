@@ -9,14 +9,15 @@ import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
 import { AuthError, ChannelOpenError, ConnectError, HostKeyError } from '../errors.js';
 import { authHandler, type AuthPlan } from './auth.js';
+import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 
 export interface DialOptions {
   host: string;
   port: number;
   connectTimeoutMs: number;
-  keepaliveIntervalMs: number;
-  keepaliveCountMax: number;
+  /** Idle time before TCP keepalive probes start on the SSH socket. */
+  tcpKeepaliveMs: number;
   auth: AuthPlan;
   hostKeys: HostKeyPolicy;
   /** Reused across attempts so a password typed once serves every reconnect. */
@@ -33,14 +34,20 @@ const OPEN_FAILURE: Record<number, string> = {
   4: 'resource-shortage',
 };
 
-/** One established SSH connection. `close` is its one "down" signal, emitted once. */
-export class SshSession extends EventEmitter<{ close: [reason: string] }> {
+/**
+ * One established SSH connection. `close` is its one "down" signal, emitted once.
+ * It is also the heartbeat's link: it knows when the server last sent anything.
+ */
+export class SshSession extends EventEmitter<{ close: [reason: string] }> implements HeartbeatLink {
   #closed = false;
   #closeReason = '';
+  #lastInboundAt = performance.now();
 
-  constructor(private readonly client: ssh2.Client, readonly description: string) {
+  constructor(private readonly client: ssh2.Client, sock: net.Socket, readonly description: string) {
     super();
     this.setMaxListeners(0); // one listener per forwarded connection
+    // Any bytes from the server prove it alive; a second 'data' listener costs one call per chunk.
+    sock.on('data', () => (this.#lastInboundAt = performance.now()));
     let lastError: Error | undefined;
     client.on('error', (err) => (lastError = err));
     client.on('close', () => {
@@ -48,6 +55,21 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> {
       this.#closeReason = lastError ? describe(lastError) : 'connection closed by server';
       this.emit('close', this.#closeReason);
     });
+  }
+
+  lastInboundAt(): number {
+    return this.#lastInboundAt;
+  }
+
+  /**
+   * Sends keepalive@openssh.com with want-reply. ssh2 has no public call for it: this is how
+   * its own keepalive does it (a callback queued for the global-request reply, then ping()).
+   */
+  sendProbe(onReply: () => void): void {
+    if (this.#closed) return;
+    const internals = this.client as unknown as { _callbacks: (() => void)[]; _protocol: { ping(): void } };
+    internals._callbacks.push(onReply);
+    internals._protocol.ping();
   }
 
   get closed(): boolean {
@@ -131,12 +153,12 @@ export function dial(options: DialOptions): Promise<SshSession> {
     const sock = net.connect({ host: options.host, port: options.port });
     sock.setNoDelay(true);
     // A second line of defence behind the heartbeat, for links that die with data in flight.
-    sock.setKeepAlive(true, Math.max(1000, options.keepaliveIntervalMs));
+    sock.setKeepAlive(true, Math.max(1000, options.tcpKeepaliveMs));
 
     client.on('ready', () => {
       if (settled) return;
       settle();
-      resolve(new SshSession(client, target));
+      resolve(new SshSession(client, sock, target));
     });
     client.on('error', (err: Error & { level?: string; code?: string }) => {
       if (settled) return;
@@ -161,8 +183,7 @@ export function dial(options: DialOptions): Promise<SshSession> {
       sock,
       username: options.auth.username,
       readyTimeout: options.connectTimeoutMs,
-      keepaliveInterval: options.keepaliveIntervalMs,
-      keepaliveCountMax: options.keepaliveCountMax,
+      keepaliveInterval: 0, // the Heartbeat replaces ssh2's, which counts only its own replies
       algorithms: { serverHostKey: options.hostKeys.algorithms() as ServerHostKeyAlgorithm[] },
       hostVerifier: (key: Buffer) => {
         hostKeyError = options.hostKeys.verify(key);

@@ -1,16 +1,23 @@
 import { EventEmitter } from 'node:events';
+import { DEFAULTS } from '../config/defaults.js';
 import { ConnectError, isFatalOnFirstConnect } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import { backoffDelayMs } from './backoff.js';
+import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import type { SshSession } from './ssh-adapter.js';
 
-export type TunnelState = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'closed';
+/**
+ * idle → connecting → ready ⇄ suspect; lost → reconnecting → connecting …; closed is final.
+ * `suspect`: the connection went silent; a spare is being dialled while it gets a grace period.
+ */
+export type TunnelState = 'idle' | 'connecting' | 'ready' | 'suspect' | 'reconnecting' | 'closed';
 
 /** The only moves the tunnel may make; anything else is a bug and throws. */
 const TRANSITIONS: Record<TunnelState, readonly TunnelState[]> = {
   idle: ['connecting', 'closed'],
   connecting: ['ready', 'reconnecting', 'closed'],
-  ready: ['reconnecting', 'closed'],
+  ready: ['suspect', 'reconnecting', 'closed'],
+  suspect: ['ready', 'reconnecting', 'closed'],
   reconnecting: ['connecting', 'closed'],
   closed: [],
 };
@@ -31,22 +38,36 @@ export interface TunnelDeps {
   dial(signal: AbortSignal): Promise<SshSession>;
   logger: Logger;
   backoff?: (attempt: number) => number;
+  /** Liveness checking; without it only a closed connection is noticed. */
+  heartbeat?: HeartbeatOptions;
+  suspectGraceMs?: number;
+}
+
+/** The connection in service, with what watches it. */
+interface Live {
+  session: SshSession;
+  generation: number;
+  readyAt: number;
+  heartbeat: Heartbeat | undefined;
 }
 
 /**
- * The managed SSH connection: one state machine, one dial loop, a generation
- * per connection so a superseded connection's events change nothing.
+ * The managed SSH connection: one state machine, one dial loop, a generation per
+ * connection so a superseded connection's events change nothing. A connection
+ * that goes silent is replaced make-before-break: a spare is dialled while the
+ * old one keeps its streams, and whichever answers first wins.
  */
-export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error] }> {
+export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error]; rtt: [ms: number] }> {
   #state: TunnelState = 'idle';
-  #session: SshSession | undefined;
+  #live: Live | undefined;
   #generation = 0;
   #attempt = 0;
   #everReady = false;
-  #dialing: Promise<void> | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #wakeRetry: (() => void) | undefined;
-  readonly #abort = new AbortController();
+  /** The running dial loop's abort handle: set means a loop runs (there is never a second). */
+  #dialing: AbortController | undefined;
+  /** The latest dial loop, awaited by stop() so nothing outlives the tunnel. */
+  #loop: Promise<void> = Promise.resolve();
+  #graceTimer: NodeJS.Timeout | undefined;
   readonly #waiters = new Set<{ resolve(s: SshSession): void; reject(e: Error): void }>();
 
   constructor(private readonly deps: TunnelDeps) {
@@ -61,12 +82,17 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return this.#generation;
   }
 
+  /** Smoothed RTT of the connection in service, from heartbeat probes. */
+  get rttMs(): number | undefined {
+    return this.#live?.heartbeat?.rtt.smoothedMs;
+  }
+
   #setState(to: TunnelState, reason: string): void {
     const from = this.#state;
     if (from === to) return;
     if (!TRANSITIONS[from].includes(to)) throw new Error(`tunnel: illegal transition ${from} -> ${to} (${reason})`);
     this.#state = to;
-    const level = to === 'reconnecting' ? 'warn' : 'info';
+    const level = to === 'reconnecting' || to === 'suspect' ? 'warn' : 'info';
     this.deps.logger[level](`${from} -> ${to} (${reason})`, { event: 'state', from, to, reason, generation: this.#generation });
     this.emit('status', { type: 'state', from, to, reason, generation: this.#generation });
   }
@@ -78,9 +104,9 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return first.then(() => undefined);
   }
 
-  /** The ready session, waiting for one up to `timeoutMs`. */
+  /** The ready session, waiting for one up to `timeoutMs`. Waiters are served in arrival order. */
   whenReady(timeoutMs: number): Promise<SshSession> {
-    if (this.#state === 'ready' && this.#session) return Promise.resolve(this.#session);
+    if (this.#state === 'ready' && this.#live) return Promise.resolve(this.#live.session);
     if (this.#state === 'closed') return Promise.reject(new ConnectError('tunnel is closed'));
     return new Promise((resolve, reject) => {
       const waiter = {
@@ -102,67 +128,124 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     });
   }
 
+  /** Probes the connection in service now (woke from sleep, network changed, …). */
+  probeNow(reason: string): void {
+    this.#live?.heartbeat?.probeNow(reason);
+  }
+
+  /**
+   * A new client arrived: if the server has been quiet a while, probe at once, so a
+   * link that died while idle costs this client about a round trip, not an interval.
+   */
+  noteNewClient(): void {
+    const hb = this.#live?.heartbeat;
+    if (!hb) return;
+    const quiet = hb.quietForMs();
+    if (quiet > DEFAULTS.onDemandQuietMs) hb.probeNow(`new client after ${Math.round(quiet)} ms of silence`);
+  }
+
   /** Joins the running dial loop or starts one: never two at once. */
   #ensureDialing(reason: string): void {
     if (this.#dialing || this.#state === 'closed') return;
-    this.#dialing = this.#dialLoop(reason).finally(() => (this.#dialing = undefined));
+    const ctl = new AbortController();
+    this.#dialing = ctl;
+    this.#loop = this.#dialUntilConnected(ctl, reason).then((session) => {
+      // Cleared before adopting, so a close right after `ready` can start the next loop.
+      if (this.#dialing === ctl) this.#dialing = undefined;
+      if (session) this.#adopt(session);
+    });
   }
 
-  async #dialLoop(reason: string): Promise<void> {
-    while (this.#state !== 'closed') {
-      this.#setState('connecting', this.#attempt === 0 ? reason : `attempt ${this.#attempt + 1}`);
-      let session: SshSession;
+  /** Resolves with a new session, or undefined when abandoned (stopped, recovered, fatal). */
+  async #dialUntilConnected(ctl: AbortController, reason: string): Promise<SshSession | undefined> {
+    while (!ctl.signal.aborted) {
+      if (!this.#live) this.#setState('connecting', this.#attempt === 0 ? reason : `attempt ${this.#attempt + 1}`);
+      else this.deps.logger.info('dialling a spare connection', { event: 'spare', attempt: this.#attempt + 1, reason });
       try {
-        session = await this.deps.dial(this.#abort.signal);
+        const session = await this.deps.dial(ctl.signal);
+        if (!ctl.signal.aborted) return session;
+        session.destroy();
+        return undefined;
       } catch (err) {
-        if ((this.#state as TunnelState) === 'closed') return;
+        if (ctl.signal.aborted) return undefined;
         const error = err as Error;
         if (!this.#everReady && isFatalOnFirstConnect(error)) {
           this.#fail(error);
-          return;
+          return undefined;
         }
         // Auth and host-key failures after a good first connect are retried (keys rotate),
         // but loudly: each attempt is an error line.
         const delay = (this.deps.backoff ?? backoffDelayMs)(++this.#attempt);
         this.deps.logger.error('connect failed', { event: 'reconnect', attempt: this.#attempt, delayMs: delay, error: error.message });
-        this.#setState('reconnecting', error.message);
-        await this.#sleep(delay);
-        continue;
+        if (!this.#live) this.#setState('reconnecting', error.message);
+        await sleep(delay, ctl.signal);
       }
-      if ((this.#state as TunnelState) === 'closed') {
-        session.destroy();
-        return;
-      }
-      this.#adopt(session);
-      return;
     }
+    return undefined;
   }
 
   #adopt(session: SshSession): void {
-    const generation = ++this.#generation;
-    const readyAt = Date.now();
-    this.#session = session;
+    const old = this.#live;
+    if (old) {
+      // Make-before-break: the spare is up while the old connection is still silent.
+      this.#retire(old, 'replaced by a new connection after going silent');
+    }
+    const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined };
+    this.#live = live;
     this.#everReady = true;
-    session.once('close', (why) => {
-      if (generation !== this.#generation || this.#state === 'closed') return; // superseded
-      this.#session = undefined;
-      if (Date.now() - readyAt >= STABLE_AFTER_MS) this.#attempt = 0;
-      this.#setState('reconnecting', `connection lost: ${why}`);
-      this.#ensureDialing('connection lost');
-    });
-    this.#setState('ready', `connected to ${session.description}`);
+    session.once('close', (why) => this.#onClose(live, why));
+    if (this.deps.heartbeat) {
+      const hb = new Heartbeat(session, this.deps.heartbeat);
+      live.heartbeat = hb;
+      hb.on('dead', (why) => this.#onSilent(live, why));
+      hb.on('alive', () => this.#onRecovered(live));
+      hb.on('rtt', (ms) => this.emit('rtt', ms));
+      hb.start();
+    }
+    this.#setState('ready', old ? `generation ${live.generation} replaced silent generation ${old.generation}` : `connected to ${session.description}`);
     for (const w of [...this.#waiters]) w.resolve(session);
   }
 
-  #sleep(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.#wakeRetry = resolve;
-      this.#retryTimer = setTimeout(resolve, ms);
-    }).finally(() => {
-      clearTimeout(this.#retryTimer);
-      this.#wakeRetry = undefined;
-    });
+  /** Takes a connection out of service for good; its streams are reset by its close. */
+  #retire(live: Live, why: string): void {
+    live.heartbeat?.stop();
+    clearTimeout(this.#graceTimer);
+    if (this.#live === live) this.#live = undefined;
+    this.deps.logger.warn('closing connection', { event: 'retire', generation: live.generation, reason: why });
+    live.session.destroy();
+  }
+
+  #onClose(live: Live, why: string): void {
+    live.heartbeat?.stop();
+    if (live !== this.#live || this.#state === 'closed') return; // superseded or stopping
+    this.#live = undefined;
+    clearTimeout(this.#graceTimer);
+    if (Date.now() - live.readyAt >= STABLE_AFTER_MS) this.#attempt = 0;
+    this.#setState('reconnecting', `connection lost: ${why}`);
+    this.#ensureDialing('connection lost');
+  }
+
+  #onSilent(live: Live, why: string): void {
+    if (live !== this.#live || this.#state !== 'ready') return;
+    this.#setState('suspect', why);
+    const graceMs = this.deps.suspectGraceMs ?? DEFAULTS.suspectGraceMs;
+    this.#graceTimer = setTimeout(() => {
+      if (live !== this.#live || this.#state !== 'suspect') return;
+      this.#retire(live, `silent for the ${graceMs} ms grace period`);
+      this.#setState('reconnecting', `connection silent for ${graceMs} ms`);
+      this.#ensureDialing('connection silent');
+    }, graceMs);
+    this.#ensureDialing('connection went silent');
+  }
+
+  #onRecovered(live: Live): void {
+    if (live !== this.#live || this.#state !== 'suspect') return;
+    clearTimeout(this.#graceTimer);
+    this.#dialing?.abort(); // the old connection answered first: the spare is not needed
+    this.#dialing = undefined;
+    this.#attempt = 0;
+    this.#setState('ready', 'connection answered again');
+    for (const w of [...this.#waiters]) w.resolve(live.session);
   }
 
   #fail(err: Error): void {
@@ -175,17 +258,35 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
   async stop(reason = 'stopped'): Promise<void> {
     if (this.#state === 'closed') return;
     this.#setState('closed', reason);
-    this.#abort.abort();
-    this.#wakeRetry?.();
-    const session = this.#session;
-    this.#session = undefined;
+    this.#dialing?.abort();
+    this.#dialing = undefined;
+    clearTimeout(this.#graceTimer);
+    const live = this.#live;
+    this.#live = undefined;
     for (const w of [...this.#waiters]) w.reject(new ConnectError(`tunnel ${reason}`));
-    if (session && !session.closed) {
-      const closed = new Promise<void>((r) => session.once('close', () => r()));
-      session.end();
-      await Promise.race([closed, new Promise<void>((r) => setTimeout(r, 1000).unref())]);
-      session.destroy();
+    await this.#loop;
+    if (!live) return;
+    live.heartbeat?.stop();
+    if (!live.session.closed) {
+      const closed = new Promise<void>((r) => live.session.once('close', () => r()));
+      live.session.end();
+      const timer = setTimeout(() => live.session.destroy(), 1000);
+      await closed;
+      clearTimeout(timer);
     }
-    await this.#dialing;
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -1,0 +1,25 @@
+import { ConfigError } from '../errors.js';
+
+const UNIT_BYTES: Record<string, number> = {
+  '': 1, b: 1,
+  k: 1024, kb: 1024, kib: 1024,
+  m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3,
+};
+
+/** Parses `1MiB`, `512k`, `65536` (bytes); binary units, as buffer sizes are. */
+export function parseSize(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m?.[2]?.toLowerCase() ?? '';
+  if (!m || !(unit in UNIT_BYTES)) {
+    throw new ConfigError(`${what}: "${text}" is not a size; use bytes or a value like 512KiB, 1MiB.`);
+  }
+  return Math.round(Number(m[1]) * UNIT_BYTES[unit]!);
+}
+
+/** A whole number within [min, max]. */
+export function parseCount(text: string, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new ConfigError(`${what}: "${text}" must be a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}.`);
+  return n;
+}

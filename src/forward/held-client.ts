@@ -1,0 +1,53 @@
+import type net from 'node:net';
+
+/** What a held client sent before its channel opened. */
+export interface HeldBytes {
+  chunks: Buffer[];
+  bytes: number;
+  /** The client half-closed while held: send EOF after the chunks. */
+  ended: boolean;
+}
+
+/**
+ * A client waiting for a tunnel: its first bytes are read and kept (up to
+ * `limitBytes`, then the socket is paused, not dropped), and its departure is
+ * noticed, so a client that gives up while held is not forwarded.
+ */
+export class HeldClient {
+  readonly #held: HeldBytes = { chunks: [], bytes: 0, ended: false };
+  #gone: string | undefined;
+  readonly #onData = (chunk: Buffer) => {
+    this.#held.chunks.push(chunk);
+    this.#held.bytes += chunk.length;
+    if (this.#held.bytes >= this.limitBytes) this.socket.pause();
+  };
+  readonly #onEnd = () => (this.#held.ended = true);
+  readonly #onError = (err: NodeJS.ErrnoException) => (this.#gone ??= `client error: ${err.code ?? err.message}`);
+  readonly #onClose = () => (this.#gone ??= 'client closed while held');
+
+  constructor(readonly socket: net.Socket, private readonly limitBytes: number) {
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+  }
+
+  /** Why the client left while held, or undefined if it is still there. */
+  get gone(): string | undefined {
+    return this.#gone;
+  }
+
+  get bytes(): number {
+    return this.#held.bytes;
+  }
+
+  /** Stops holding: the socket is paused and handed over with what it sent so far. */
+  release(): HeldBytes {
+    this.socket.pause();
+    this.socket.off('data', this.#onData);
+    this.socket.off('end', this.#onEnd);
+    this.socket.off('error', this.#onError);
+    this.socket.off('close', this.#onClose);
+    return this.#held;
+  }
+}
