@@ -8,6 +8,8 @@ import { loadIdentities, type Identity } from './tunnel/identities.js';
 import type { Prompter } from './tunnel/prompter.js';
 import { dial } from './tunnel/ssh-adapter.js';
 import { Tunnel } from './tunnel/tunnel.js';
+import { watchForWake } from './tunnel/wake-watch.js';
+import { watchNetwork } from './tunnel/network-watch.js';
 
 export interface SshkeepOptions {
   logger?: Logger;
@@ -32,6 +34,7 @@ export class Sshkeep {
   readonly #options: SshkeepOptions;
   #identities: Identity[] = [];
   #firstReady: Promise<void> | undefined;
+  #stopWatches: () => void = () => {};
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
     this.#logger = (options.logger ?? silentLogger).child({ tunnel: config.name });
@@ -79,10 +82,15 @@ export class Sshkeep {
   }
 
   /**
-   * Opens every listener (a ListenError if one cannot be), loads the identities,
+   * Loads the identities, opens every listener (a ListenError if one cannot be),
    * then starts connecting. Returns the bound addresses; `ready()` tells when the tunnel is up.
    */
   async start(): Promise<BoundForward[]> {
+    // Keys first, asking for passphrases now rather than at every reconnect; a bad key
+    // is then a clean error before anything listens.
+    const { identityFiles, identityFilesExplicit } = this.#config;
+    const { passphrase, prompter } = this.#options;
+    this.#identities = await loadIdentities(identityFiles, identityFilesExplicit, { passphrase, prompter }, this.#logger);
     const bound: BoundForward[] = [];
     try {
       for (const f of this.forwards) {
@@ -92,14 +100,19 @@ export class Sshkeep {
         if (isLoopbackAddress(f.spec.bindAddress)) this.#logger.info('listening', fields);
         else this.#logger.warn('listening on a non-loopback address: other hosts can use this tunnel', fields);
       }
-      // Read keys once, asking for passphrases now rather than at every reconnect.
-      const { identityFiles, identityFilesExplicit } = this.#config;
-      const { passphrase, prompter } = this.#options;
-      this.#identities = await loadIdentities(identityFiles, identityFilesExplicit, { passphrase, prompter }, this.#logger);
     } catch (err) {
       for (const f of this.forwards) f.stopAccepting();
       throw err;
     }
+    const stopWake = watchForWake((pausedMs) => this.tunnel.probeNow(`timers fired ${pausedMs} ms late: woke from sleep or suspension`));
+    const stopNet = watchNetwork(() => {
+      this.#logger.info('network interfaces changed', { event: 'network_change' });
+      this.tunnel.probeNow('network interfaces changed');
+    });
+    this.#stopWatches = () => {
+      stopWake();
+      stopNet();
+    };
     this.#firstReady = this.tunnel.start().catch(async (err: Error) => {
       await this.stop(err.message);
       throw err;
@@ -116,6 +129,7 @@ export class Sshkeep {
 
   /** Stops accepting, resets what is still open, closes the tunnel. Returns how many connections were cut. */
   async stop(reason = 'shutdown'): Promise<number> {
+    this.#stopWatches();
     for (const f of this.forwards) f.stopAccepting();
     const cut = this.forwards.reduce((n, f) => n + f.resetAll(reason), 0);
     await this.tunnel.stop(reason);

@@ -2,9 +2,10 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import ssh2 from 'ssh2';
 import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startServer, startSshkeep, type Keys } from './fixtures/tunnel.js';
+import { ed25519Pair } from '../src/demo/keygen.js';
 import { loadIdentities } from '../src/tunnel/identities.js';
 import { AuthError, ConfigError } from '../src/errors.js';
 import { silentLogger } from '../src/ops/logger.js';
@@ -13,7 +14,7 @@ import type { Prompter } from '../src/tunnel/prompter.js';
 const noPrompt = { passphrase: undefined, prompter: undefined };
 
 function writeEncryptedKey(keys: Keys, passphrase: string): string {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { passphrase, cipher: 'aes256-ctr', rounds: 1 }) // 1 KDF round: fast tests;
+  const pair = ed25519Pair({ passphrase, cipher: 'aes256-ctr', rounds: 1 }); // 1 KDF round: fast tests
   const file = path.join(keys.dir, 'id_encrypted');
   fs.writeFileSync(file, pair.private, { mode: 0o600 });
   fs.writeFileSync(`${file}.pub`, pair.public);
@@ -94,11 +95,7 @@ t.test('auth – password asked once through the prompter, reused after a reconn
   const { app, logs } = await startSshkeep(t, input, { prompter });
   await deadline(app.ready(), 5000, 'ready');
   server.dropConnections();
-  await deadline(
-    new Promise<void>((r) => app.tunnel.on('status', (s) => s.to === 'ready' && r())),
-    10_000,
-    'ready again',
-  );
+  await nextState(app.tunnel, 'ready', 10_000);
   t.equal(asked, 1, 'asked once');
   t.notMatch(JSON.stringify(logs.lines), secret, 'the password appears in no log line');
 });

@@ -14,31 +14,31 @@ const DEST = 'tester@127.0.0.1';
 
 /**
  * Exit 2 and one `sshkeep: ...` line for a person on stderr, mentioning `mention`,
- * with no stack trace and (unless `logsBefore`) nothing else.
+ * with no stack trace and nothing else.
  */
-async function usageError(t: Test, args: string[], mention: RegExp, opts: { logsBefore?: boolean } = {}): Promise<CliResult> {
+async function usageError(t: Test, args: string[], mention: RegExp): Promise<CliResult> {
   const res = await runCli(args);
   t.equal(res.code, 2, 'exit code 2 (usage or configuration error)');
   t.notMatch(res.stderr, STACK, 'no stack trace');
   t.notMatch(res.stderr, /this is a bug/, 'not reported as a bug');
   t.equal(res.stdout, '', 'nothing on stdout');
   const lines = res.stderr.split('\n').filter(Boolean);
-  const human = opts.logsBefore ? lines.filter((l) => !l.startsWith('{')) : lines;
-  t.equal(human.length, 1, `exactly one line for a person on stderr:\n${res.stderr}`);
-  t.match(human[0] ?? '', /^sshkeep: \S/, 'starts with "sshkeep: "');
-  t.match(human[0] ?? '', mention, 'says what is wrong');
+  t.equal(lines.length, 1, `exactly one line for a person on stderr:\n${res.stderr}`);
+  t.match(lines[0] ?? '', /^sshkeep: \S/, 'starts with "sshkeep: "');
+  t.match(lines[0] ?? '', mention, 'says what is wrong');
   return res;
 }
 
 const badForwards: [spec: string, mention: RegExp][] = [
-  ['abc', /-L abc: expected \[bind_address:\]port:host:hostport/],
-  ['1:2', /-L 1:2: expected \[bind_address:\]port:host:hostport/],
-  ['99999:h:1', /-L 99999:h:1: listen port: "99999" is not a port number/],
-  ['0:h:0', /-L 0:h:0: target port: "0" is not a port number \(1-65535\)/],
-  ['1:h:p', /-L 1:h:p: target port: "p" is not a port number/],
-  ['[::1:80:h:1', /-L \[::1:80:h:1: expected/],
-  ['a:b:c:d:e', /-L a:b:c:d:e: expected/],
-  ['1::2', /-L 1::2: expected/],
+  // The spec as written, then (for a shape error) the expected shape, or (for a bad port) the bad value.
+  ['abc', /-L abc\b.*\[bind_address:\]port:host:hostport/],
+  ['1:2', /-L 1:2\b.*\[bind_address:\]port:host:hostport/],
+  ['99999:h:1', /-L 99999:h:1\b.*"99999".*port/],
+  ['0:h:0', /-L 0:h:0\b.*target port.*"0"/],
+  ['1:h:p', /-L 1:h:p\b.*"p".*port/],
+  ['[::1:80:h:1', /-L \[::1:80:h:1\b.*\[bind_address:\]port:host:hostport/],
+  ['a:b:c:d:e', /-L a:b:c:d:e\b.*\[bind_address:\]port:host:hostport/],
+  ['1::2', /-L 1::2\b.*\[bind_address:\]port:host:hostport/],
 ];
 for (const [spec, mention] of badForwards) {
   t.test(`cli – malformed -L ${spec} is a usage error`, async (t) => {
@@ -47,58 +47,58 @@ for (const [spec, mention] of badForwards) {
 }
 
 t.test('cli – -o ConnectTimeout=abc is not a duration', async (t) => {
-  await usageError(t, [...ISOLATED, '-o', 'ConnectTimeout=abc', ...FWD, DEST], /ConnectTimeout: "abc" is not a duration/);
+  await usageError(t, [...ISOLATED, '-o', 'ConnectTimeout=abc', ...FWD, DEST], /ConnectTimeout\b.*"abc".*duration/);
 });
 
 t.test('cli – -o ServerAliveInterval=-1 is not a duration', async (t) => {
-  await usageError(t, [...ISOLATED, '-o', 'ServerAliveInterval=-1', ...FWD, DEST], /ServerAliveInterval: "-1"/);
+  await usageError(t, [...ISOLATED, '-o', 'ServerAliveInterval=-1', ...FWD, DEST], /ServerAliveInterval\b.*"-1"/);
 });
 
 t.test('cli – -o ServerAliveCountMax=0 is refused', async (t) => {
-  await usageError(t, [...ISOLATED, '-o', 'ServerAliveCountMax=0', ...FWD, DEST], /ServerAliveCountMax: "0" must be a whole number of at least 1/);
+  await usageError(t, [...ISOLATED, '-o', 'ServerAliveCountMax=0', ...FWD, DEST], /ServerAliveCountMax\b.*"0"/);
 });
 
 t.test('cli – an unknown flag is a usage error', async (t) => {
-  await usageError(t, [...ISOLATED, '--bogus', ...FWD, DEST], /unknown option '--bogus'.*--help/);
+  await usageError(t, [...ISOLATED, '--bogus', ...FWD, DEST], /unknown option.*--bogus.*--help/);
 });
 
 t.test('cli – an unknown -o option is a usage error naming it', async (t) => {
-  await usageError(t, [...ISOLATED, '-o', 'Frobnicate=yes', ...FWD, DEST], /unknown option "Frobnicate"/);
+  await usageError(t, [...ISOLATED, '-o', 'Frobnicate=yes', ...FWD, DEST], /unknown option.*Frobnicate/);
 });
 
 t.test('cli – -o StrictHostKeyChecking=maybe is refused', async (t) => {
-  await usageError(t, [...ISOLATED, '-o', 'StrictHostKeyChecking=maybe', ...FWD, DEST], /StrictHostKeyChecking: "maybe" must be yes, accept-new or no/);
+  await usageError(t, [...ISOLATED, '-o', 'StrictHostKeyChecking=maybe', ...FWD, DEST], /StrictHostKeyChecking\b.*"maybe".*accept-new/);
 });
 
 t.test('cli – a missing destination is a usage error', async (t) => {
-  await usageError(t, [...ISOLATED, ...FWD], /missing required argument 'destination'/);
+  await usageError(t, [...ISOLATED, ...FWD], /destination/);
 });
 
 t.test('cli – no -L at all: nothing to forward', async (t) => {
-  await usageError(t, [...ISOLATED, DEST], /Nothing to forward.*-L/);
+  await usageError(t, [...ISOLATED, DEST], /nothing to forward.*-L/i);
 });
 
 t.test('cli – -q and -v together contradict each other', async (t) => {
-  await usageError(t, [...ISOLATED, '-q', '-v', ...FWD, DEST], /-q and -v/);
+  await usageError(t, [...ISOLATED, '-q', '-v', ...FWD, DEST], /-q\b.*-v\b/);
 });
 
 t.test('cli – -p 0 is not a port', async (t) => {
-  await usageError(t, [...ISOLATED, '-p', '0', ...FWD, DEST], /"0" is not a port number \(1-65535\)/);
+  await usageError(t, [...ISOLATED, '-p', '0', ...FWD, DEST], /\bport\b.*"0"|"0".*\bport\b/i);
 });
 
 t.test('cli – -F with a file that does not exist', async (t) => {
-  await usageError(t, ['-F', '/nonexistent/file', '-o', 'GlobalKnownHostsFile=none', ...FWD, DEST], /-F \/nonexistent\/file: cannot read the ssh config file \(ENOENT\)/);
+  await usageError(t, ['-F', '/nonexistent/file', '-o', 'GlobalKnownHostsFile=none', ...FWD, DEST], /-F \/nonexistent\/file\b.*(ENOENT|no such file|does not exist)/i);
 });
 
 t.test('cli – an -i identity file that does not exist', async (t) => {
   const dir = t.testdir({});
   const missing = path.join(dir, 'no_such_key');
-  // The listeners open before the identities load, so a "listening" log line may come first.
-  await usageError(t, [...ISOLATED, '-i', missing, ...FWD, DEST], new RegExp(`Identity file ${missing}: cannot read it \\(ENOENT\\)`), { logsBefore: true });
+  // Identities load before anything listens: the error is the only line.
+  await usageError(t, [...ISOLATED, '-i', missing, ...FWD, DEST], new RegExp(`[Ii]dentity file ${missing}\\b.*(ENOENT|no such file|does not exist)`));
 });
 
 t.test('cli – -o ProxyJump is refused, not silently ignored', async (t) => {
-  await usageError(t, [...ISOLATED, '-o', 'ProxyJump=jump', ...FWD, DEST], /ProxyJump "jump".*does not support jump hosts.*ProxyJump=none/);
+  await usageError(t, [...ISOLATED, '-o', 'ProxyJump=jump', ...FWD, DEST], /ProxyJump\b.*"jump".*ProxyJump=none/);
 });
 
 t.test('cli – --help prints grouped sections and examples, exit 0', async (t) => {
@@ -148,5 +148,5 @@ t.test('cli – a listening port already in use: exit 2 naming the port', async 
 t.test('cli – an identity file that is not a key is a usage error', async (t) => {
   const notAKey = path.join(t.testdir({}), 'not_a_key');
   fs.writeFileSync(notAKey, 'hello\n', { mode: 0o600 });
-  await usageError(t, [...ISOLATED, '-i', notAKey, ...FWD, DEST], /Identity file .*not_a_key: not a private key/, { logsBefore: true });
+  await usageError(t, [...ISOLATED, '-i', notAKey, ...FWD, DEST], /[Ii]dentity file .*not_a_key\b.*private key/);
 });

@@ -6,9 +6,10 @@ import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import { startEmbeddedServer, type EmbeddedServer, type EmbeddedServerOptions } from '../src/demo/embedded-server.js';
 import { startEcho, refusedPort, deadline } from './fixtures/net.js';
+import { ed25519Pair } from '../src/demo/keygen.js';
 
 const { Client, utils } = ssh2;
-const clientKey = utils.generateKeyPairSync('ed25519');
+const clientKey = ed25519Pair();
 
 async function server(t: Test, opts: EmbeddedServerOptions = {}): Promise<EmbeddedServer> {
   const s = await startEmbeddedServer({ authorizedKeys: [clientKey.public], ...opts });
@@ -142,7 +143,7 @@ t.test('embedded server – session channels (exec) are refused', async (t) => {
 
 t.test('embedded server – an unknown client key fails client-authentication', async (t) => {
   const s = await server(t);
-  const other = utils.generateKeyPairSync('ed25519');
+  const other = ed25519Pair();
   const err = await errorOf(connect(t, s, { privateKey: other.private }), 'connect');
   t.equal(err.level, 'client-authentication');
   t.equal(s.channelsOpened, 0);
@@ -152,7 +153,7 @@ t.test('embedded server – an authorized key with a bad signature is rejected',
   const s = await server(t);
   // Offers the authorized public key but signs with another key: only the signature check can catch it.
   const forged = utils.parseKey(clientKey.private) as ParsedKey;
-  const other = utils.parseKey(utils.generateKeyPairSync('ed25519').private) as ParsedKey;
+  const other = utils.parseKey(ed25519Pair().private) as ParsedKey;
   let signed = 0;
   forged.sign = (data, algo) => (signed++, other.sign(data, algo));
   // ssh2's privateKey option only takes string/Buffer; a ParsedKey has to go through authHandler.

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { once } from 'node:events';
 import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 /** Resolves with how the client socket ended: 'end' (clean EOF) or the error code of a reset. */
@@ -59,11 +60,7 @@ t.test('forward failures – tunnel loss resets open streams, never a clean EOF'
   t.ok(logs.find('conn_end').some((l) => l.side === 'tunnel' && l.reset === true), 'logged as cut by the tunnel');
 
   // The tunnel rebuilds itself and serves the next connection.
-  await deadline(
-    new Promise<void>((r) => app.tunnel.on('status', (s) => s.to === 'ready' && r())),
-    10_000,
-    'tunnel ready again',
-  );
+  await nextState(app.tunnel, 'ready', 10_000);
   const next = await connect(bound[0]!.port);
   t.equal((await deadline(roundTrip(next, 'after'), 5000, 'echo after reconnect')).toString(), 'after');
   t.ok(app.tunnel.generation >= 2, 'a new connection generation');

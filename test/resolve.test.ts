@@ -311,8 +311,8 @@ t.test('resolve – no warning when every -o option is honoured', async (t) => {
 t.test('resolve – bad values are ConfigErrors', async (t) => {
   const bad: [Partial<TunnelInput>, RegExp][] = [
     [{ options: ['NoSuchOption=1'] }, /unknown option/],
-    [{ port: '0' }, /Port/],
-    [{ port: 'ssh' }, /Port/],
+    [{ port: '0' }, /^-p: "0"/],
+    [{ port: 'ssh' }, /^-p: "ssh"/],
     [{ options: ['Port=70000'] }, /Port/],
     [{ options: ['ConnectTimeout=soon'] }, /ConnectTimeout/],
     [{ options: ['ServerAliveInterval=-1'] }, /ServerAliveInterval/],

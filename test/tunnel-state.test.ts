@@ -5,6 +5,7 @@ import { AuthError, ConnectError, HostKeyError } from '../src/errors.js';
 import { silentLogger, type LogFields, type Logger } from '../src/ops/logger.js';
 import type { SshSession } from '../src/tunnel/ssh-adapter.js';
 import { Tunnel, type TunnelState, type TunnelStatus } from '../src/tunnel/tunnel.js';
+import { nextState } from './fixtures/status.js';
 
 /** Stands in for an SshSession: the tunnel only uses these members. */
 class FakeSession extends EventEmitter<{ close: [reason: string] }> {
@@ -132,22 +133,6 @@ function setup(t: Test, steps: Step[], extra: { backoff?: (n: number) => number;
 
 const moves = (events: TunnelStatus[]) => events.map((e) => `${e.from}>${e.to}`);
 
-/** Resolves on the next status event to `to`; rejects if none arrives in time. */
-function nextState(tunnel: Tunnel, to: TunnelState, timeoutMs = 2000): Promise<TunnelStatus> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      tunnel.off('status', on);
-      reject(new Error(`no transition to ${to} within ${timeoutMs} ms (state ${tunnel.state})`));
-    }, timeoutMs);
-    const on = (s: TunnelStatus) => {
-      if (s.to !== to) return;
-      clearTimeout(timer);
-      tunnel.off('status', on);
-      resolve(s);
-    };
-    tunnel.on('status', on);
-  });
-}
 
 async function settle(n = 5): Promise<void> {
   for (let i = 0; i < n; i++) await tick();

@@ -48,24 +48,28 @@ async function main(argv: string[]): Promise<number> {
     if (!args) return EXIT.ok;
     logger = createLogger(args.logLevel, args.logFormat);
     const log = logger;
-    const config = resolveTunnel(args.tunnel, processEnv(), (m) => log.warn(m));
+    const config = resolveTunnel(args.tunnel, processEnv(), (m) => log.warn(m, { event: 'config' }));
     if (config.forwards.length === 0) {
       throw new ConfigError('Nothing to forward: give at least one -L [bind_address:]port:host:hostport (or LocalForward in ssh_config).');
     }
     const app = new Sshkeep(config, { logger, prompter: ttyPrompter(), passphrase: process.env.SSHKEEP_PASSPHRASE });
     await app.start();
 
+    let stopping = false;
     const stopped = new Promise<number>((resolve) =>
       onSignals(async (signal) => {
+        stopping = true;
         log.info('shutting down', { event: 'shutdown', signal });
         const cut = await app.stop(signal);
         log.info('stopped', { event: 'stopped', connectionsCut: cut });
         resolve(EXIT.ok);
       }),
     );
+    const never = new Promise<number>(() => {});
     const failed = app.ready().then(
-      () => new Promise<number>(() => {}), // up: only a signal ends the run
-      (err: unknown) => report(err, log),
+      () => never, // up: only a signal ends the run
+      // A signal before the first connect also rejects ready(): that is a clean stop, not a failure.
+      (err: unknown) => (stopping ? never : report(err, log)),
     );
     return await Promise.race([stopped, failed]);
   } catch (err) {

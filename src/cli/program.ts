@@ -30,6 +30,7 @@ function program(): Command {
   const fwd = 'Forwarding:';
   const ssh = 'SSH connection (as OpenSSH):';
   const log = 'Logging:';
+  const res = 'Resilience:';
   return new Command('sshkeep')
     .description('Keep local port forwards alive through one managed, self-healing SSH tunnel.')
     .usage('[options] [user@]host')
@@ -52,6 +53,11 @@ function program(): Command {
       )
         .argParser(collect),
     )
+    .addOption(opt('--keepalive-interval <duration>', 'probe the server after this much silence; 0 = only on demand (default: 15s, or ServerAliveInterval)', res))
+    .addOption(opt('--keepalive-timeout <duration>', 'fixed probe deadline (default: adaptive, clamp(SRTT + 4·RTTVAR, 1s, 10s))', res))
+    .addOption(opt('--hold-timeout <duration>', 'hold clients this long while the tunnel is down; 0 = reset them at once (default: 30s)', res))
+    .addOption(opt('--hold-buffer <size>', 'bytes read from each held client before pausing it (default: 1MiB)', res))
+    .addOption(opt('--max-held <n>', 'held clients beyond this are reset (default: 1024)', res))
     .addOption(opt('--log-level <level>', 'how much to log', log).choices(['error', 'warn', 'info', 'debug']).default('info'))
     .addOption(opt('--log-format <format>', 'default: pretty on a terminal, json otherwise', log).choices(['pretty', 'json']))
     .addOption(opt('-q, --quiet', 'only errors (same as --log-level error)', log))
@@ -79,6 +85,7 @@ export function parseCli(argv: string[], isTty: boolean, write: (s: string) => v
   const o = cmd.opts<{
     L?: string[]; p?: string; l?: string; i?: string[]; F?: string; o?: string[];
     logLevel: LogLevel; logFormat?: LogFormat; quiet?: boolean; verbose?: boolean;
+    keepaliveInterval?: string; keepaliveTimeout?: string; holdTimeout?: string; holdBuffer?: string; maxHeld?: string;
   }>();
   if (o.quiet && o.verbose) throw new ConfigError('-q and -v contradict each other; give one.');
   return {
@@ -90,6 +97,11 @@ export function parseCli(argv: string[], isTty: boolean, write: (s: string) => v
       configFile: o.F,
       options: o.o ?? [],
       localForwards: o.L ?? [],
+      keepaliveInterval: o.keepaliveInterval,
+      keepaliveTimeout: o.keepaliveTimeout,
+      holdTimeout: o.holdTimeout,
+      holdBuffer: o.holdBuffer,
+      maxHeld: o.maxHeld,
     },
     logLevel: o.quiet ? 'error' : o.verbose ? 'debug' : o.logLevel,
     logFormat: o.logFormat ?? (isTty ? 'pretty' : 'json'),

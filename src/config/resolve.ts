@@ -99,6 +99,11 @@ function rejectProxies(opts: SshOptions): void {
   }
 }
 
+function positive(ms: number, what: string): number {
+  if (ms <= 0) throw new ConfigError(`${what}: must be more than 0.`);
+  return ms;
+}
+
 /** Command line > ssh_config > defaults, as OpenSSH. */
 export function resolveTunnel(
   input: TunnelInput,
@@ -131,7 +136,7 @@ export function resolveTunnel(
   rejectProxies(merged);
 
   const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0];
-  const port = parsePort(first('port') ?? String(DEFAULTS.port), 'Port', false);
+  const port = parsePort(first('port') ?? String(DEFAULTS.port), input.port !== undefined ? '-p' : 'Port', false);
   const user = first('user') ?? env.localUser;
   const hostTokens = { '%': '%', h: dest.host, n: dest.host };
   const hostName = expandTokens(first('hostname') ?? dest.host, hostTokens, env.home, 'HostName');
@@ -139,9 +144,10 @@ export function resolveTunnel(
   const files = (list: string[], what: string) => list.map((f) => expandTokens(f, tokens, env.home, what));
 
   const countMax = first('serveralivecountmax');
+  const connectTimeout = first('connecttimeout');
   const interval = input.keepaliveInterval ?? first('serveraliveinterval');
-  const keepaliveTimeoutMs = input.keepaliveTimeout === undefined ? undefined : parseDuration(input.keepaliveTimeout, '--keepalive-timeout');
-  if (keepaliveTimeoutMs === 0) throw new ConfigError('--keepalive-timeout: must be more than 0.');
+  const keepaliveTimeoutMs =
+    input.keepaliveTimeout === undefined ? undefined : positive(parseDuration(input.keepaliveTimeout, '--keepalive-timeout'), '--keepalive-timeout');
   const agent = first('identityagent');
   const agentSocket =
     agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0];
@@ -156,7 +162,7 @@ export function resolveTunnel(
     identityFilesExplicit: explicitIdentities,
     identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
     agentSocket,
-    connectTimeoutMs: first('connecttimeout') === undefined ? DEFAULTS.connectTimeoutMs : parseDuration(first('connecttimeout')!, 'ConnectTimeout'),
+    connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : positive(parseDuration(connectTimeout, 'ConnectTimeout'), 'ConnectTimeout'),
     keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : parseDuration(interval, input.keepaliveInterval ? '--keepalive-interval' : 'ServerAliveInterval'),
     keepaliveTimeoutMs,
     keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax, 'ServerAliveCountMax', 1),

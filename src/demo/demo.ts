@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import type net from 'node:net';
-import ssh2 from 'ssh2';
 import { resolveTunnel } from '../config/resolve.js';
 import type { Logger } from '../ops/logger.js';
 import { Sshkeep } from '../sshkeep.js';
 import { startEmbeddedServer } from './embedded-server.js';
+import { ed25519Pair } from './keygen.js';
 
 export interface Demo {
   /** The local URL that goes through the tunnel. */
@@ -27,7 +27,7 @@ export interface Demo {
  */
 export async function startDemo(logger: Logger, localPort = 0): Promise<Demo> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-demo-'));
-  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  const pair = ed25519Pair();
   const identity = path.join(dir, 'id_ed25519');
   const knownHosts = path.join(dir, 'known_hosts');
   fs.writeFileSync(identity, pair.private, { mode: 0o600 });

@@ -8,6 +8,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { AuthContext, AuthenticationType, Connection, ParsedKey, ServerChannel, TcpipRequestInfo } from 'ssh2';
 
+import { ed25519Pair } from './keygen.js';
+
 const { Server, utils } = ssh2;
 
 export interface EmbeddedServerOptions {
@@ -49,7 +51,7 @@ function secretEquals(a: string, b: string): boolean {
 }
 
 export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): Promise<EmbeddedServer> {
-  const hostKey = parseKey(options.hostKey ?? utils.generateKeyPairSync('ed25519').private, 'hostKey');
+  const hostKey = parseKey(options.hostKey ?? ed25519Pair().private, 'hostKey');
   if (!hostKey.isPrivateKey()) throw new Error('hostKey must be a private key');
   const hostKeyBlob = hostKey.getPublicSSH();
   const hostPublicKey = `${hostKey.type} ${hostKeyBlob.toString('base64')}`;

@@ -36,6 +36,7 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
   #probe: { sentAt: number; deadline: NodeJS.Timeout; reason: string } | undefined;
   #misses = 0;
   #deadSince: number | undefined;
+  #lastProbeAt = 0;
   #stopped = false;
 
   constructor(
@@ -65,6 +66,7 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     if (this.#stopped || this.#probe || this.#deadSince !== undefined) return;
     clearTimeout(this.#timer);
     const sentAt = performance.now();
+    this.#lastProbeAt = sentAt;
     const timeoutMs = this.options.timeoutMs ?? (this.options.countMax !== undefined ? this.options.intervalMs : this.rtt.timeoutMs());
     this.#probe = { sentAt, reason, deadline: setTimeout(() => this.#onDeadline(sentAt), timeoutMs) };
     this.link.sendProbe(() => this.#onReply(sentAt));
@@ -109,6 +111,7 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
       return;
     }
     this.#deadSince = performance.now();
+    this.#lastProbeAt = this.#deadSince; // the next recovery probe is a deadline from now
     const waited = Math.round(performance.now() - sentAt);
     this.emit('dead', `no reply to ${this.#misses > 1 ? `${this.#misses} probes` : 'a probe'} (${reason}) within ${waited} ms`);
     this.#schedule();
@@ -138,6 +141,10 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
       this.#deadSince = undefined;
       this.#misses = 0;
       this.emit('alive');
+    } else if (performance.now() - this.#lastProbeAt >= this.probeTimeoutMs()) {
+      // Keep asking: a probe lost with the outage is never answered, a new one is at once.
+      this.#lastProbeAt = performance.now();
+      this.link.sendProbe(() => {});
     }
     this.#schedule();
   }

@@ -42,6 +42,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   #closed = false;
   #closeReason = '';
   #lastInboundAt = performance.now();
+  #channels = 0;
+  #endWhenIdle = false;
 
   constructor(private readonly client: ssh2.Client, sock: net.Socket, readonly description: string) {
     super();
@@ -97,7 +99,14 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
           return;
         }
         settled = true;
-        if (!err) return resolve(channel);
+        if (!err) {
+          this.#channels++;
+          channel.once('close', () => {
+            this.#channels--;
+            if (this.#endWhenIdle && this.#channels === 0) this.end();
+          });
+          return resolve(channel);
+        }
         const reason = err.reason !== undefined ? (OPEN_FAILURE[err.reason] ?? `reason-${err.reason}`) : this.#closed ? 'tunnel-lost' : 'open-failed';
         reject(new ChannelOpenError(`server could not open ${host}:${port}: ${err.message.replace(/^\(SSH\) /, '')}`, reason));
       };
@@ -107,6 +116,17 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         onOpen(err as Error, undefined as unknown as ClientChannel);
       }
     });
+  }
+
+  /** Channels open on this connection now. */
+  get channels(): number {
+    return this.#channels;
+  }
+
+  /** Takes no new work: ends the connection once its last channel closes (now, if none is open). */
+  endWhenIdle(): void {
+    this.#endWhenIdle = true;
+    if (this.#channels === 0) this.end();
   }
 
   /** Closes the connection politely (SSH disconnect, then TCP FIN). */

@@ -68,6 +68,8 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
   /** The latest dial loop, awaited by stop() so nothing outlives the tunnel. */
   #loop: Promise<void> = Promise.resolve();
   #graceTimer: NodeJS.Timeout | undefined;
+  /** Replaced connections given a last chance to answer, or finishing their streams. */
+  readonly #draining = new Set<Live>();
   readonly #waiters = new Set<{ resolve(s: SshSession): void; reject(e: Error): void }>();
 
   constructor(private readonly deps: TunnelDeps) {
@@ -186,10 +188,8 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
 
   #adopt(session: SshSession): void {
     const old = this.#live;
-    if (old) {
-      // Make-before-break: the spare is up while the old connection is still silent.
-      this.#retire(old, 'replaced by a new connection after going silent');
-    }
+    if (old) this.#drain(old); // make-before-break: the spare is up, the old one still silent
+    clearTimeout(this.#graceTimer);
     const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined };
     this.#live = live;
     this.#everReady = true;
@@ -206,12 +206,37 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     for (const w of [...this.#waiters]) w.resolve(session);
   }
 
+  /**
+   * The old connection gives way to the spare. It gets one last probe deadline: if it
+   * answers, its streams carry on and it closes when they are done; if not, it is
+   * closed and its streams reset.
+   */
+  #drain(old: Live): void {
+    this.#draining.add(old);
+    const hb = old.heartbeat;
+    const deadline = hb ? hb.probeTimeoutMs() : 0;
+    old.session.sendProbe(() => {});
+    const timer = setTimeout(() => this.#retire(old, `still silent ${deadline} ms after a spare took over`), deadline);
+    hb?.once('alive', () => {
+      clearTimeout(timer);
+      hb.once('dead', (why) => this.#retire(old, why)); // watched until its streams end
+      this.deps.logger.info('old connection answered: its streams carry on, it closes when they end', {
+        event: 'drain', generation: old.generation, channels: old.session.channels,
+      });
+      old.session.endWhenIdle();
+    });
+    old.session.once('close', () => {
+      clearTimeout(timer);
+      this.#draining.delete(old);
+    });
+  }
+
   /** Takes a connection out of service for good; its streams are reset by its close. */
   #retire(live: Live, why: string): void {
     live.heartbeat?.stop();
-    clearTimeout(this.#graceTimer);
+    this.#draining.delete(live);
     if (this.#live === live) this.#live = undefined;
-    this.deps.logger.warn('closing connection', { event: 'retire', generation: live.generation, reason: why });
+    this.deps.logger.warn('closing connection', { event: 'retire', generation: live.generation, reason: why, channels: live.session.channels });
     live.session.destroy();
   }
 
@@ -265,6 +290,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     this.#live = undefined;
     for (const w of [...this.#waiters]) w.reject(new ConnectError(`tunnel ${reason}`));
     await this.#loop;
+    for (const old of this.#draining) this.#retire(old, reason);
     if (!live) return;
     live.heartbeat?.stop();
     if (!live.session.closed) {

@@ -1,0 +1,122 @@
+import t, { type Test } from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { nextState } from './fixtures/status.js';
+import { inputFor, makeKeys, startRelay, startServer, startSshkeep } from './fixtures/tunnel.js';
+
+/** Everything between sshkeep and the SSH server goes through a fault relay; probes after 500 ms of silence. */
+async function setup(t: Test, extra: { holdTimeout?: string } = {}) {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const relay = await startRelay(t, keys, server);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const { app, bound, logs } = await startSshkeep(
+    t,
+    inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`], { keepaliveInterval: '500ms', ...extra }),
+  );
+  const firstRtt = once(app.tunnel, 'rtt'); // the adaptive deadline is set by a measured round trip
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  await deadline(firstRtt, 5000, 'first round-trip measurement');
+  return { server, relay, app, port: bound[0]!.port, logs };
+}
+
+/** Sends `text` on an open socket and waits for it to come back. */
+async function echoOn(sock: net.Socket, text: string): Promise<string> {
+  const got = once(sock, 'data');
+  sock.write(text);
+  return String((await deadline(got, 5000, `echo of ${text}`))[0]);
+}
+
+t.test('resilience – a silent (blackholed) link becomes suspect within interval + deadline', async (t) => {
+  const { relay, app } = await setup(t);
+  const suspect = nextState(app.tunnel, 'suspect', 5000);
+  const started = performance.now();
+  relay.set('blackhole');
+  const s = await suspect;
+  const took = performance.now() - started;
+  t.match(s.reason, /no reply to a probe/);
+  t.ok(took < 4000, `noticed in ${Math.round(took)} ms (interval 500 ms + adaptive deadline ≥ 1 s)`);
+});
+
+t.test('resilience – a link that recovers from suspect keeps its streams untouched', async (t) => {
+  const { relay, app, port, logs } = await setup(t);
+  const sock = await connect(port);
+  t.equal(await echoOn(sock, 'before'), 'before');
+  const suspect = nextState(app.tunnel, 'suspect', 5000);
+  relay.set('blackhole');
+  await suspect;
+  relay.restore();
+  // Either the old connection answers first, or the spare wins and the old one, answering
+  // its last probe, keeps its streams until they end. Either way nobody is reset.
+  const outcome = await logs.waitFor(
+    (l) => (l.event === 'state' && l.to === 'ready' && /answered again/.test(String(l.reason))) || l.event === 'drain' || l.event === 'retire',
+    5000,
+    'the old connection to recover or drain',
+  );
+  t.not(outcome.event, 'retire', 'the old connection was not closed');
+  t.equal(app.tunnel.state, 'ready');
+  t.equal(await echoOn(sock, 'after'), 'after', 'the stream carries on');
+  t.notOk(logs.find('conn_end').some((l) => l.reset === true), 'nobody was reset');
+  sock.destroy();
+});
+
+t.test('resilience – a client held during an outage is served after the restore, bytes intact', async (t) => {
+  const { relay, app, port, logs } = await setup(t);
+  const suspect = nextState(app.tunnel, 'suspect', 5000);
+  relay.set('blackhole');
+  await suspect;
+  const sock = await connect(port); // accepted and held, not refused
+  sock.write('sent while held');
+  relay.restore();
+  const reply = await deadline(roundTrip(sock, ' and after'), 10_000, 'held client served');
+  t.equal(reply.toString(), 'sent while held and after');
+  t.notOk(logs.find('conn_end').some((l) => l.reset === true), 'nobody was reset');
+});
+
+t.test('resilience – a NAT that forgot the flow (drop-existing): a spare replaces it, old streams reset, new ones work', async (t) => {
+  const { relay, app, port, logs } = await setup(t);
+  const old = await connect(port);
+  t.equal(await echoOn(old, 'x'), 'x');
+  const oldEnd = new Promise<string>((resolve) => {
+    old.on('end', () => resolve('end'));
+    old.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  const replaced = nextState(app.tunnel, 'ready', 10_000, (s) => s.from === 'suspect' && /replaced/.test(s.reason));
+  relay.set('drop-existing');
+  await replaced;
+  t.equal(app.tunnel.generation, 2, 'make-before-break: a second connection took over');
+  t.equal(await deadline(oldEnd, 5000, 'old stream cut'), 'ECONNRESET', 'the stream on the dead connection is reset, not ended');
+  const fresh = await connect(port);
+  t.equal((await deadline(roundTrip(fresh, 'new'), 5000, 'new client')).toString(), 'new');
+  t.ok(logs.find('retire').length >= 1, 'logs the retirement');
+});
+
+t.test('resilience – the server going away: held clients wait, then are served by the reconnect', async (t) => {
+  const { server, relay, app, port } = await setup(t);
+  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  relay.set('refuse');
+  await reconnecting;
+  const sock = await connect(port);
+  sock.write('held');
+  relay.restore();
+  t.equal((await deadline(roundTrip(sock, '!'), 10_000, 'served after restore')).toString(), 'held!');
+  t.ok(app.tunnel.generation >= 2);
+  t.ok(server.connections >= 1);
+});
+
+t.test('resilience – hold timeout 0: clients are reset at once while the tunnel is down', async (t) => {
+  const { relay, app, port, logs } = await setup(t, { holdTimeout: '0' });
+  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  relay.set('refuse');
+  await reconnecting;
+  // The reset can beat the connect callback: either way the client sees ECONNRESET.
+  const code = await deadline(
+    new Promise<string>((r) => net.connect(port, '127.0.0.1').on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')).resume()),
+    5000,
+    'reset',
+  );
+  t.equal(code, 'ECONNRESET');
+  t.ok(logs.find('conn_end').some((l) => l.reason === 'not_ready'));
+});
