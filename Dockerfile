@@ -1,18 +1,53 @@
-# sshkeep as a sidecar image: built with the toolchain that compiles ssh2's
-# optional native crypto binding (about 2x AES-GCM throughput), run as non-root.
+# sshkeep container image: a Kubernetes sidecar or a standalone tunnel container.
+#   docker build -t sshkeep .
+#   docker run --rm sshkeep --help
+# How to run it, the size goal and what each choice is for: docs/deploy.md.
+# test/deploy.test.ts checks this file (it cannot be built in CI: there is no Docker engine).
+
+# ---- build: TypeScript, and ssh2's optional native crypto binding ----
 FROM node:20-bookworm-slim AS build
-RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+# node-gyp's toolchain: ssh2 compiles sshcrypto.node (about 2x AES-GCM throughput) at install.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 make g++ \
     && rm -rf /var/lib/apt/lists/*
+# Compile against the headers this image ships (/usr/local/include/node) instead of downloading them.
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
-RUN npm ci && npm prune --omit=dev \
-    && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node
+# `npm ci` installs dev dependencies too and runs `prepare` (tsc -> dist/). The binding is optional
+# to ssh2, so a failed compile is silent: test for it. `npm prune --omit=dev` then drops the dev
+# dependencies in place and keeps the compiled binding (a second `npm ci --omit=dev --ignore-scripts`
+# would not build it). tsc does not make the bin executable: chmod it for the /usr/local/bin link.
+RUN npm ci --no-audit --no-fund \
+    && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node \
+    && npm prune --omit=dev --no-audit --no-fund \
+    && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node \
+    && chmod 0755 dist/cli/main.js
 
+# ---- run: production dependencies only, no compiler, non-root ----
 FROM node:20-bookworm-slim
 WORKDIR /app
-COPY --from=build /app/package.json ./
+# Owned by root and read-only to the runtime user. package.json is needed at run time: its
+# "type": "module" makes dist/*.js ES modules.
+COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-USER node
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+# `sshkeep` on PATH (package.json bin; main.js starts with #!/usr/bin/env node). The smoke tests
+# fail the build if the link, the ESM setup, the pruned dependencies or the binding are broken.
+RUN ln -s /app/dist/cli/main.js /usr/local/bin/sshkeep \
+    && sshkeep --help > /dev/null \
+    && node -e "require('/app/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')"
+# Health endpoints on every interface, so a kubelet or `docker` can reach them.
+ENV SSHKEEP_HEALTH=0.0.0.0:9090
+EXPOSE 9090
+# The image's `node` user, numerically, so Kubernetes runAsNonRoot can verify it.
+USER 1000:1000
+# Liveness only: /healthz is 200 while the process is alive (no curl in slim: node does it).
+# Kubernetes ignores HEALTHCHECK (use the probes in deploy/kubernetes/); so do OCI-format builds.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["node", "-e", "require('http').get('http://127.0.0.1:9090/healthz', r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
+# Exec form: env(1) execs node, so node is PID 1 and gets SIGTERM itself. sshkeep handles SIGTERM
+# and SIGINT (drain, exit 0) and starts no child processes, so no --init / tini is needed.
+ENTRYPOINT ["sshkeep"]
+CMD ["--help"]

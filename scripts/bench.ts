@@ -16,7 +16,7 @@
  * Markdown goes to stdout, progress to stderr. Every process and the sshd are cleaned up on exit,
  * error, SIGINT and SIGTERM.
  */
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -28,10 +28,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
+import { HOST, childEnv, cpuModel, freePorts, killGroup, listen, newestMtime, sh, sleep, sshVersion } from './lib/common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
-const HOST = '127.0.0.1';
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
 const CHUNK = randomBytes(MIB); // the fixed buffer every bulk transfer repeats
@@ -210,12 +210,6 @@ interface Targets {
   /** Resolves with the next sink connection that ends. */
   nextSink(): Promise<SinkResult>;
   close(): Promise<void>;
-}
-
-async function listen(server: net.Server): Promise<number> {
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  return (server.address() as net.AddressInfo).port;
 }
 
 async function startTargets(): Promise<Targets> {
@@ -447,19 +441,6 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const s = net.createServer();
-      await listen(s);
-      return s;
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
-
 function commandFor(tool: ToolName, sshd: Sshd, fwd: Array<[number, number]>, opts: Options): [string, string[]] {
   const L = fwd.flatMap(([local, target]) => ['-L', `${local}:${HOST}:${target}`]);
   if (tool === 'sshkeep') {
@@ -496,22 +477,6 @@ function commandFor(tool: ToolName, sshd: Sshd, fwd: Array<[number, number]>, op
     ],
   ];
 }
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.SSH_AUTH_SOCK; // keys come from -i only
-  if (env.NODE_OPTIONS?.includes('@tapjs')) delete env.NODE_OPTIONS;
-  return env;
-}
-
-function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (!child.pid) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {}
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function launch(tool: ToolName, sshd: Sshd, targets: Targets, opts: Options): Promise<Running> {
   for (let attempt = 1; ; attempt++) {
@@ -730,22 +695,6 @@ function markdown(rows: Row[], header: Array<[string, string]>): string {
 
 // ---------------------------------------------------------------- environment
 
-function sh(cmd: string, args: string[]): string {
-  try {
-    const r = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return r.trim();
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    return (e.stderr ?? '').trim() || `unavailable (${e.message.split('\n')[0]})`;
-  }
-}
-
-/** `ssh -V` prints to stderr. */
-function sshVersion(): string {
-  const r = spawnSync('ssh', ['-V'], { encoding: 'utf8' });
-  return (r.stderr || r.stdout || 'unknown').trim();
-}
-
 function ssh2Info(): { version: string; binding: string; supported: string[]; defaults: string[] } {
   const req = createRequire(path.join(ROOT, 'package.json'));
   let version = 'unknown';
@@ -770,20 +719,6 @@ function ssh2Info(): { version: string; binding: string; supported: string[]; de
     defaults = c.DEFAULT_CIPHER ?? [];
   } catch {}
   return { version, binding, supported, defaults };
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-function cpuModel(): string {
-  return os.cpus()[0]?.model.trim() ?? 'unknown';
 }
 
 // ---------------------------------------------------------------- main

@@ -1,13 +1,13 @@
 import { DEFAULTS } from './config/defaults.js';
 import { isLoopbackAddress } from './config/forward-spec.js';
 import type { TunnelConfig } from './config/types.js';
-import { LocalForward } from './forward/local-forward.js';
+import { LocalForward, type Limits } from './forward/local-forward.js';
 import { silentLogger, type Logger } from './ops/logger.js';
 import { hostKeyPolicy } from './tunnel/host-key.js';
 import { loadIdentities, type Identity } from './tunnel/identities.js';
 import type { Prompter } from './tunnel/prompter.js';
 import { dial } from './tunnel/ssh-adapter.js';
-import { Tunnel } from './tunnel/tunnel.js';
+import { Tunnel, type TunnelState } from './tunnel/tunnel.js';
 import { watchForWake } from './tunnel/wake-watch.js';
 import { watchNetwork } from './tunnel/network-watch.js';
 
@@ -17,6 +17,20 @@ export interface SshkeepOptions {
   prompter?: Prompter;
   /** Tried on every encrypted identity before asking (SSHKEEP_PASSPHRASE). */
   passphrase?: string;
+  /** Process-wide connection limits; by default this tunnel's own, with DEFAULTS.maxHeld and no cap. */
+  limits?: Limits;
+}
+
+/** What /readyz reports of a tunnel. */
+export interface TunnelReport {
+  tunnel: string;
+  state: TunnelState;
+  since: string;
+  everReady: boolean;
+  rttMs: number | undefined;
+  reconnects: number;
+  active: number;
+  held: number;
 }
 
 export interface BoundForward {
@@ -27,6 +41,8 @@ export interface BoundForward {
 
 /** One tunnel and its forwards: listen at once, connect, keep serving until stopped. */
 export class Sshkeep {
+  /** The destination as given: the `tunnel` label of logs and metrics. */
+  readonly name: string;
   readonly tunnel: Tunnel;
   readonly forwards: LocalForward[];
   readonly #logger: Logger;
@@ -37,7 +53,14 @@ export class Sshkeep {
   #stopWatches: () => void = () => {};
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
+    this.name = config.name;
     this.#logger = (options.logger ?? silentLogger).child({ tunnel: config.name });
+    const limits = options.limits ?? {
+      maxConnections: 0,
+      maxHeld: DEFAULTS.maxHeld,
+      connections: () => this.connections(),
+      held: () => this.held(),
+    };
     const secretCache: { password?: string } = {};
     const hostKeys = hostKeyPolicy(config, this.#logger);
     this.#config = config;
@@ -74,8 +97,7 @@ export class Sshkeep {
           logger: this.#logger,
           holdTimeoutMs: config.holdTimeoutMs,
           holdBufferBytes: config.holdBufferBytes,
-          maxHeld: config.maxHeld,
-          heldTotal: () => this.forwards.reduce((n, f) => n + f.held, 0),
+          limits,
           channelOpenTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
         }),
     );
@@ -88,9 +110,13 @@ export class Sshkeep {
   async start(): Promise<BoundForward[]> {
     // Keys first, asking for passphrases now rather than at every reconnect; a bad key
     // is then a clean error before anything listens.
-    const { identityFiles, identityFilesExplicit } = this.#config;
+    const { identityFiles, identityFilesExplicit, inlineIdentities } = this.#config;
     const { passphrase, prompter } = this.#options;
-    this.#identities = await loadIdentities(identityFiles, identityFilesExplicit, { passphrase, prompter }, this.#logger);
+    const sources = { passphrase, prompter };
+    this.#identities = [
+      ...(await loadIdentities(inlineIdentities, true, sources, this.#logger)),
+      ...(await loadIdentities(identityFiles, identityFilesExplicit, sources, this.#logger)),
+    ];
     const bound: BoundForward[] = [];
     try {
       for (const f of this.forwards) {
@@ -121,6 +147,36 @@ export class Sshkeep {
     return bound;
   }
 
+  /** Clients forwarded or held right now. */
+  connections(): number {
+    return this.forwards.reduce((n, f) => n + f.active + f.held, 0);
+  }
+
+  /** Clients held right now. */
+  held(): number {
+    return this.forwards.reduce((n, f) => n + f.held, 0);
+  }
+
+  report(): TunnelReport {
+    const t = this.tunnel;
+    return {
+      tunnel: this.name,
+      state: t.state,
+      since: new Date(t.since).toISOString(),
+      everReady: t.everReady,
+      rttMs: t.rttMs === undefined ? undefined : Math.round(t.rttMs * 100) / 100,
+      reconnects: Math.max(0, t.generation - 1),
+      active: this.forwards.reduce((n, f) => n + f.active, 0),
+      held: this.held(),
+    };
+  }
+
+  /** Stops accepting new clients; open ones carry on. */
+  stopAccepting(): void {
+    this.#stopWatches();
+    for (const f of this.forwards) f.stopAccepting();
+  }
+
   /** Resolves when the tunnel is first ready; rejects with a HostKeyError or AuthError at the first connect. */
   ready(): Promise<void> {
     if (!this.#firstReady) return Promise.reject(new Error('start() first'));
@@ -129,8 +185,7 @@ export class Sshkeep {
 
   /** Stops accepting, resets what is still open, closes the tunnel. Returns how many connections were cut. */
   async stop(reason = 'shutdown'): Promise<number> {
-    this.#stopWatches();
-    for (const f of this.forwards) f.stopAccepting();
+    this.stopAccepting();
     const cut = this.forwards.reduce((n, f) => n + f.resetAll(reason), 0);
     await this.tunnel.stop(reason);
     return cut;

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
+import type http from 'node:http';
 import { parseCli } from './program.js';
 import { ttyPrompter } from './prompt.js';
-import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
-import { resolveTunnel, processEnv } from '../config/resolve.js';
-import { createLogger, type Logger } from '../ops/logger.js';
-import { Sshkeep } from '../sshkeep.js';
 import { runDemo } from './demo.js';
+import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
+import { processEnv } from '../config/resolve.js';
+import { buildSettings, type Settings } from '../config/settings.js';
+import { createLogger, type Logger } from '../ops/logger.js';
+import { Metrics } from '../ops/metrics.js';
+import { startHealthServer } from '../ops/health.js';
+import { Fleet } from '../fleet.js';
 
 /**
  * One clear paragraph on stderr (usage and configuration errors are for a person,
@@ -40,42 +44,85 @@ function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>): void {
   process.on('SIGTERM', handle);
 }
 
+/** `sshkeep check`: everything is parsed and validated, nothing connects. */
+function describe(settings: Settings): string {
+  const lines = settings.tunnels.map(
+    (t) => `  ${t.name}: ${t.user}@${t.hostName}:${t.port}, ${t.forwards.map((f) => `${f.bindAddress}:${f.bindPort} -> ${f.targetHost}:${f.targetPort}`).join(', ')}`,
+  );
+  const h = settings.process.health;
+  return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n`;
+}
+
+async function run(settings: Settings, logger: Logger): Promise<number> {
+  const fleet = new Fleet(settings.tunnels, settings.process, { logger, prompter: ttyPrompter(), passphrase: process.env.SSHKEEP_PASSPHRASE });
+  const metrics = new Metrics();
+  for (const app of fleet.apps) metrics.watch(app);
+  await fleet.start();
+  let health: http.Server | undefined;
+  try {
+    if (settings.process.health) health = await startHealthServer(settings.process.health, fleet, metrics);
+  } catch (err) {
+    await fleet.stop('health endpoint failed');
+    throw err;
+  }
+  if (settings.process.health) logger.info('health endpoints up', { event: 'health', ...settings.process.health });
+
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) =>
+    onSignals(async (signal) => {
+      stopping = true;
+      const { minDrainMs, maxDrainMs } = settings.process;
+      logger.info('shutting down', { event: 'shutdown', signal, minDrainMs, maxDrainMs });
+      const cut = await fleet.drain(minDrainMs, maxDrainMs, new AbortController().signal);
+      health?.close();
+      health?.closeAllConnections();
+      logger.info(`stopped; ${cut} connection(s) cut at the end of the drain`, { event: 'stopped', connectionsCut: cut });
+      resolve(EXIT.ok);
+    }),
+  );
+  const never = new Promise<number>(() => {});
+  const failed = fleet.ready().then(
+    () => never, // up: only a signal ends the run
+    // A signal before the first connect also rejects ready(): that is a clean stop, not a failure.
+    async (err: unknown) => {
+      if (stopping) return never;
+      await fleet.stop('fatal error');
+      health?.close();
+      return report(err, logger);
+    },
+  );
+  return Promise.race([stopped, failed]);
+}
+
 async function main(argv: string[]): Promise<number> {
   let logger: Logger | undefined;
   try {
     if (argv[0] === 'demo') return await runDemo(argv.slice(1), onSignals);
-    const args = parseCli(argv, process.stderr.isTTY === true);
-    if (!args) return EXIT.ok;
-    logger = createLogger(args.logLevel, args.logFormat);
-    const log = logger;
-    const config = resolveTunnel(args.tunnel, processEnv(), (m) => log.warn(m, { event: 'config' }));
-    if (config.forwards.length === 0) {
-      throw new ConfigError('Nothing to forward: give at least one -L [bind_address:]port:host:hostport (or LocalForward in ssh_config).');
+    const check = argv[0] === 'check';
+    const cli = parseCli(check ? argv.slice(1) : argv, process.env);
+    if (!cli) return EXIT.ok;
+    const warnings: string[] = [];
+    const settings = buildSettings(
+      cli,
+      processEnv(),
+      { identity: process.env.SSHKEEP_IDENTITY || undefined, knownHosts: process.env.SSHKEEP_KNOWN_HOSTS || undefined },
+      (m) => warnings.push(m),
+    );
+    if (check) {
+      for (const w of warnings) process.stderr.write(`sshkeep: warning: ${w}\n`);
+      process.stdout.write(describe(settings));
+      return EXIT.ok;
     }
-    const app = new Sshkeep(config, { logger, prompter: ttyPrompter(), passphrase: process.env.SSHKEEP_PASSPHRASE });
-    await app.start();
-
-    let stopping = false;
-    const stopped = new Promise<number>((resolve) =>
-      onSignals(async (signal) => {
-        stopping = true;
-        log.info('shutting down', { event: 'shutdown', signal });
-        const cut = await app.stop(signal);
-        log.info('stopped', { event: 'stopped', connectionsCut: cut });
-        resolve(EXIT.ok);
-      }),
-    );
-    const never = new Promise<number>(() => {});
-    const failed = app.ready().then(
-      () => never, // up: only a signal ends the run
-      // A signal before the first connect also rejects ready(): that is a clean stop, not a failure.
-      (err: unknown) => (stopping ? never : report(err, log)),
-    );
-    return await Promise.race([stopped, failed]);
+    logger = createLogger(settings.logLevel, settings.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
+    for (const w of warnings) logger.warn(w, { event: 'config' });
+    return await run(settings, logger);
   } catch (err) {
     return report(err, logger);
   }
 }
+
+// `sshkeep --help | head`: a closed stdout is not an error worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => exit(err.code === 'EPIPE' ? EXIT.ok : EXIT.internal));
 
 main(process.argv.slice(2)).then(
   // Let the last log line reach stderr before leaving.

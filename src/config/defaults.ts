@@ -26,6 +26,12 @@ export const DEFAULTS = {
    * recovers; past it its streams are reset so clients fail loudly instead of hanging.
    */
   suspectGraceMs: 10_000,
+  /**
+   * After SIGTERM, open streams get this long before they are reset: an idle pooled
+   * connection must not hold a laptop's Ctrl-C or a pod's shutdown (cloud-sql-proxy's
+   * max-sigterm-delay is the analogue).
+   */
+  maxDrainMs: 5_000,
   /** A new client after this much silence from the server triggers a probe at once. */
   onDemandQuietMs: 1_000,
   /** Refuse unknown hosts unless the user opts in, as OpenSSH. */

@@ -26,7 +26,6 @@ export interface TunnelInput {
   keepaliveTimeout?: string;
   holdTimeout?: string;
   holdBuffer?: string;
-  maxHeld?: string;
 }
 
 export interface ResolveEnv {
@@ -159,6 +158,8 @@ export function resolveTunnel(
     port,
     user,
     identityFiles: files(merged.identityfile ?? [...DEFAULTS.identityFiles], 'IdentityFile'),
+    inlineIdentities: [],
+    inlineKnownHosts: [],
     identityFilesExplicit: explicitIdentities,
     identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
     agentSocket,
@@ -168,7 +169,6 @@ export function resolveTunnel(
     keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax, 'ServerAliveCountMax', 1),
     holdTimeoutMs: input.holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : parseDuration(input.holdTimeout, '--hold-timeout'),
     holdBufferBytes: input.holdBuffer === undefined ? DEFAULTS.holdBufferBytes : parseSize(input.holdBuffer, '--hold-buffer'),
-    maxHeld: input.maxHeld === undefined ? DEFAULTS.maxHeld : parseCount(input.maxHeld, '--max-held', 0),
     strictHostKeyChecking: strictness(first('stricthostkeychecking')),
     knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
     globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),

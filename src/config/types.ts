@@ -24,6 +24,10 @@ export interface TunnelConfig {
   user: string;
   /** Identity files to offer, in order, already `~`/token-expanded. */
   identityFiles: string[];
+  /** Keys given as content (SSHKEEP_IDENTITY), offered before the files. */
+  inlineIdentities: { name: string; data: string }[];
+  /** known_hosts given as content (SSHKEEP_KNOWN_HOSTS), checked before the files. */
+  inlineKnownHosts: { name: string; text: string }[];
   /** True when the list came from -i or IdentityFile; false means the default identities. */
   identityFilesExplicit: boolean;
   /** OpenSSH's IdentitiesOnly: offer only the identity files, not the agent's keys. */
@@ -41,14 +45,26 @@ export interface TunnelConfig {
   holdTimeoutMs: number;
   /** Bytes buffered per held client before its socket is paused. */
   holdBufferBytes: number;
-  /** Held clients beyond this are reset at once. */
-  maxHeld: number;
   strictHostKeyChecking: StrictHostKeyChecking;
   knownHostsFiles: string[];
   globalKnownHostsFiles: string[];
   /** The name host keys are looked up and recorded under (HostKeyAlias or HostName). */
   hostKeyAlias: string | undefined;
   forwards: LocalForward[];
+}
+
+/** Settings of the whole process, shared by every tunnel. */
+export interface ProcessConfig {
+  /** Clients forwarded or held at once; 0 = unlimited. */
+  maxConnections: number;
+  /** Held clients beyond this are reset at once. */
+  maxHeld: number;
+  /** `--health [host:]port`, or undefined for no HTTP endpoints. */
+  health: { host: string; port: number } | undefined;
+  /** After SIGTERM, keep accepting this long (endpoint propagation). */
+  minDrainMs: number;
+  /** Then let open streams run at most this long before resetting them. */
+  maxDrainMs: number;
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { ListenError } from '../errors.js';
 import type { LocalForward as LocalForwardSpec } from '../config/types.js';
 import type { Logger } from '../ops/logger.js';
@@ -16,11 +16,29 @@ export interface LocalForwardDeps {
   /** How long a client that arrives while no tunnel is ready is held; 0 = not at all. */
   holdTimeoutMs: number;
   holdBufferBytes: number;
-  /** The --max-held limit, shared by every forward of the process. */
-  maxHeld: number;
-  /** Clients held right now across every forward. */
-  heldTotal(): number;
   channelOpenTimeoutMs: number;
+  limits: Limits;
+}
+
+/** Process-wide limits, shared by every forward of every tunnel. */
+export interface Limits {
+  /** --max-connections: clients forwarded or held at once; 0 = unlimited. */
+  maxConnections: number;
+  /** --max-held: clients held at once. */
+  maxHeld: number;
+  /** Clients forwarded or held right now, process-wide. */
+  connections(): number;
+  /** Clients held right now, process-wide. */
+  held(): number;
+}
+
+/** How a client connection ended, for the connections_total metric. */
+export type ConnectionResult =
+  | 'ok' | 'target_refused' | 'hold_timeout' | 'reset_by_tunnel_loss' | 'limit' | 'not_ready' | 'shutdown';
+
+function resultOf(r: PumpResult): ConnectionResult {
+  if (!r.reset || r.side === 'client' || r.side === 'target') return 'ok';
+  return r.side === 'tunnel' ? 'reset_by_tunnel_loss' : 'shutdown';
 }
 
 let connectionSeq = 0;
@@ -37,13 +55,16 @@ function listenError(spec: LocalForwardSpec, err: NodeJS.ErrnoException): Listen
 }
 
 /** `-L`: a local listener whose every connection becomes a direct-tcpip channel through the tunnel. */
-export class LocalForward {
+export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   readonly #server: net.Server;
   readonly #pumps = new Set<Pump>();
+  /** Bytes of connections that have ended; live ones are read from their pumps. */
+  #bytesDone = { up: 0, down: 0 };
   readonly #held = new Set<HeldClient>();
   readonly #name: string;
 
   constructor(readonly spec: LocalForwardSpec, private readonly deps: LocalForwardDeps) {
+    super();
     // pauseOnConnect: nothing is read from a client until its channel is open to take it.
     this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#accept(s));
     this.#name = `${spec.bindAddress}:${spec.bindPort}->${spec.targetHost}:${spec.targetPort}`;
@@ -63,6 +84,16 @@ export class LocalForward {
     return this.#held.size;
   }
 
+  /** Bytes forwarded so far, both ways, ended and live connections. */
+  bytes(): { up: number; down: number } {
+    let { up, down } = this.#bytesDone;
+    for (const p of this.#pumps) {
+      up += p.bytesUp;
+      down += p.bytesDown;
+    }
+    return { up, down };
+  }
+
   async listen(): Promise<net.AddressInfo> {
     this.#server.listen(this.spec.bindPort, this.spec.bindAddress);
     try {
@@ -80,16 +111,20 @@ export class LocalForward {
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
     const target = `${this.spec.targetHost}:${this.spec.targetPort}`;
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
-    const { tunnel, holdTimeoutMs, maxHeld } = this.deps;
-    const refuse = (reason: string, message: string, fields: Record<string, unknown> = {}) => {
-      log.warn(message, { event: 'conn_end', side: 'tunnel', reason, reset: true, target, ...fields });
+    const { tunnel, holdTimeoutMs, limits } = this.deps;
+    const refuse = (result: ConnectionResult, message: string) => {
+      log.warn(message, { event: 'conn_end', side: 'local', reason: result, reset: true, target });
       client.on('error', () => {});
       client.resetAndDestroy();
+      this.emit('result', result);
     };
+    if (limits.maxConnections > 0 && limits.connections() >= limits.maxConnections) {
+      return refuse('limit', `connection reset: ${limits.maxConnections} connections already open; --max-connections raises the limit`);
+    }
     if (tunnel.state !== 'ready') {
       if (holdTimeoutMs === 0) return refuse('not_ready', 'connection reset: no tunnel ready and --hold-timeout is 0');
-      if (this.deps.heldTotal() >= maxHeld) {
-        return refuse('limit', `connection reset: ${maxHeld} connections already held; --max-held raises the limit`);
+      if (limits.held() >= limits.maxHeld) {
+        return refuse('limit', `connection reset: ${limits.maxHeld} connections already held; --max-held raises the limit`);
       }
     }
     tunnel.noteNewClient();
@@ -107,6 +142,9 @@ export class LocalForward {
     const started = Date.now();
     const pump = new Pump(client, channel, session, held.release(), (r: PumpResult) => {
       this.#pumps.delete(pump);
+      this.#bytesDone.up += r.bytesUp;
+      this.#bytesDone.down += r.bytesDown;
+      this.emit('result', resultOf(r));
       const fields = { event: 'conn_end', side: r.side, reason: r.reason, reset: r.reset, bytesUp: r.bytesUp, bytesDown: r.bytesDown, durationMs: Date.now() - started };
       if (r.reset) log.warn('connection reset', fields);
       else log.info('connection closed', fields);
@@ -136,6 +174,7 @@ export class LocalForward {
         session = await tunnel.whenReady(giveUpAt - performance.now());
       } catch {
         if (held.gone) return undefined;
+        this.emit('result', 'hold_timeout');
         reset(
           { side: 'tunnel', reason: 'hold_timeout' },
           `connection reset: no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`,
@@ -154,6 +193,7 @@ export class LocalForward {
           log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target });
           continue;
         }
+        this.emit('result', 'target_refused');
         reset({ side: 'target', reason, error: message }, 'connection failed');
         return undefined;
       }

@@ -35,12 +35,13 @@ const prettyLine = winston.format.printf((info) => {
   return `${String(timestamp).slice(11, 23)} ${level}${pad} ${String(message)}${fields ? '  ' + fields : ''}`;
 });
 
+/** winston formats and pipes every call before its transport filters by level: check first. */
 class WinstonLogger implements Logger {
   constructor(private readonly w: winston.Logger) {}
   error(msg: string, fields?: LogFields): void { this.w.error(msg, fields); }
-  warn(msg: string, fields?: LogFields): void { this.w.warn(msg, fields); }
-  info(msg: string, fields?: LogFields): void { this.w.info(msg, fields); }
-  debug(msg: string, fields?: LogFields): void { this.w.debug(msg, fields); }
+  warn(msg: string, fields?: LogFields): void { if (this.w.isWarnEnabled()) this.w.warn(msg, fields); }
+  info(msg: string, fields?: LogFields): void { if (this.w.isInfoEnabled()) this.w.info(msg, fields); }
+  debug(msg: string, fields?: LogFields): void { if (this.w.isDebugEnabled()) this.w.debug(msg, fields); }
   isDebug(): boolean { return this.w.isDebugEnabled(); }
   child(fields: LogFields): Logger { return new WinstonLogger(this.w.child(fields)); }
 }

@@ -36,8 +36,8 @@ export interface HostKeyPolicy {
 /** StrictHostKeyChecking over UserKnownHostsFile and GlobalKnownHostsFile. */
 export function hostKeyPolicy(config: TunnelConfig, logger: Logger): HostKeyPolicy {
   const name = knownHostName(config.hostKeyAlias ?? config.hostName, config.port);
-  const files = [...config.knownHostsFiles, ...config.globalKnownHostsFiles];
-  const where = files.length ? files.join(', ') : '(no known_hosts files configured)';
+  const files = [...config.inlineKnownHosts, ...config.knownHostsFiles, ...config.globalKnownHostsFiles];
+  const where = files.length ? files.map((f) => (typeof f === 'string' ? f : f.name)).join(', ') : '(no known_hosts files configured)';
 
   return {
     algorithms() {

@@ -30,16 +30,18 @@ const isEncryptedError = (e: Error) => /no passphrase given/i.test(e.message);
  * cannot be decrypted are skipped (as OpenSSH does); explicit ones are errors.
  */
 export async function loadIdentities(
-  files: string[],
+  files: (string | { name: string; data: string })[],
   explicit: boolean,
   sources: IdentitySources,
   logger: Logger,
 ): Promise<Identity[]> {
   const identities: Identity[] = [];
-  for (const file of files) {
+  for (const source of files) {
+    // Keys given as content (SSHKEEP_IDENTITY) are always explicit.
+    const file = typeof source === 'string' ? source : source.name;
     let data: Buffer;
     try {
-      data = fs.readFileSync(file);
+      data = typeof source === 'string' ? fs.readFileSync(source) : Buffer.from(source.data);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && !explicit) continue;

@@ -15,6 +15,9 @@ export interface KnownHostRef {
   line: number;
 }
 
+/** A known_hosts file by path, or known_hosts content given directly (SSHKEEP_KNOWN_HOSTS). */
+export type KnownHostsSource = string | { name: string; text: string };
+
 export type HostKeyLookup =
   | { status: 'match'; at: KnownHostRef }
   | { status: 'mismatch'; at: KnownHostRef; knownType: string }
@@ -45,7 +48,7 @@ export function knownHostName(host: string, port: number): string {
  * read errors throw. A @revoked hit wins over everything; then the first
  * matching line; then the first line of the same type with another key.
  */
-export function lookupHostKey(files: string[], hostNames: string[], key: Buffer): HostKeyLookup {
+export function lookupHostKey(files: KnownHostsSource[], hostNames: string[], key: Buffer): HostKeyLookup {
   const type = keyTypeOf(key);
   let match: KnownHostRef | undefined;
   let mismatch: Entry | undefined;
@@ -67,7 +70,7 @@ export function lookupHostKey(files: string[], hostNames: string[], key: Buffer)
  * Key types known for these names across files, in file order, deduplicated.
  * Revoked keys don't count: they say nothing about what the host should offer.
  */
-export function knownKeyTypes(files: string[], hostNames: string[]): string[] {
+export function knownKeyTypes(files: KnownHostsSource[], hostNames: string[]): string[] {
   const types = new Set<string>();
   for (const e of matchingEntries(files, hostNames)) if (!e.revoked) types.add(e.type);
   return [...types];
@@ -124,12 +127,13 @@ function endsWithNewline(file: string): boolean {
   }
 }
 
-function* matchingEntries(files: string[], hostNames: string[]): Generator<Entry> {
+function* matchingEntries(sources: KnownHostsSource[], hostNames: string[]): Generator<Entry> {
   const names = hostNames.map((n) => n.toLowerCase());
-  for (const file of files) {
+  for (const source of sources) {
+    const file = typeof source === 'string' ? source : source.name;
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = typeof source === 'string' ? readFileSync(source, 'utf8') : source.text;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;

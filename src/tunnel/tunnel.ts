@@ -59,6 +59,10 @@ interface Live {
  */
 export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error]; rtt: [ms: number] }> {
   #state: TunnelState = 'idle';
+  #since = Date.now();
+  /** Not-ready time after the first ready, closed spans plus the open one. */
+  #outageMs = 0;
+  #downSince: number | undefined;
   #live: Live | undefined;
   #generation = 0;
   #attempt = 0;
@@ -84,6 +88,21 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return this.#generation;
   }
 
+  /** When the tunnel entered its current state (ms since the epoch). */
+  get since(): number {
+    return this.#since;
+  }
+
+  /** Has the tunnel ever been ready? */
+  get everReady(): boolean {
+    return this.#everReady;
+  }
+
+  /** Total time a tunnel that had been ready spent not ready. */
+  outageMs(): number {
+    return this.#outageMs + (this.#downSince === undefined ? 0 : Date.now() - this.#downSince);
+  }
+
   /** Smoothed RTT of the connection in service, from heartbeat probes. */
   get rttMs(): number | undefined {
     return this.#live?.heartbeat?.rtt.smoothedMs;
@@ -94,6 +113,14 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     if (from === to) return;
     if (!TRANSITIONS[from].includes(to)) throw new Error(`tunnel: illegal transition ${from} -> ${to} (${reason})`);
     this.#state = to;
+    const now = Date.now();
+    this.#since = now;
+    if (to === 'ready' && this.#downSince !== undefined) {
+      this.#outageMs += now - this.#downSince;
+      this.#downSince = undefined;
+    } else if (from === 'ready' && to !== 'closed') {
+      this.#downSince = now;
+    }
     const level = to === 'reconnecting' || to === 'suspect' ? 'warn' : 'info';
     this.deps.logger[level](`${from} -> ${to} (${reason})`, { event: 'state', from, to, reason, generation: this.#generation });
     this.emit('status', { type: 'state', from, to, reason, generation: this.#generation });

@@ -1,0 +1,82 @@
+/**
+ * Helpers shared by the benchmark scripts (scripts/bench.ts, scripts/bench-resilience.ts):
+ * loopback ports, child processes, and the environment lines of a report header.
+ */
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export const HOST = '127.0.0.1';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function listen(server: net.Server): Promise<number> {
+  server.listen(0, HOST);
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** `n` loopback ports that were free a moment ago (bound together, then released). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const s = net.createServer();
+      await listen(s);
+      return s;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+/** The environment for a forwarder under test: keys come from -i only, and no tap loader leaks into node children. */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.SSH_AUTH_SOCK;
+  if (env.NODE_OPTIONS?.includes('@tapjs')) delete env.NODE_OPTIONS;
+  return env;
+}
+
+/** Signals the process group of a child spawned with `detached: true`. */
+export function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (!child.pid) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {}
+}
+
+/** stdout of a command, or its stderr / a short reason when it fails. */
+export function sh(cmd: string, args: string[]): string {
+  try {
+    const r = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return r.trim();
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    return (e.stderr ?? '').trim() || `unavailable (${e.message.split('\n')[0]})`;
+  }
+}
+
+/** `ssh -V` prints to stderr. */
+export function sshVersion(): string {
+  const r = spawnSync('ssh', ['-V'], { encoding: 'utf8' });
+  return (r.stderr || r.stdout || 'unknown').trim();
+}
+
+export function cpuModel(): string {
+  return os.cpus()[0]?.model.trim() ?? 'unknown';
+}
+
+/** Newest modification time (ms) of the .ts files under `dir`, to tell whether dist/ is stale. */
+export function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}

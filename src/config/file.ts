@@ -1,0 +1,130 @@
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { ConfigError } from '../errors.js';
+
+/** Settings a config file may give for the whole process (and, for tunnel settings, as every tunnel's default). */
+export interface FileSettings {
+  health?: string;
+  maxConnections?: string;
+  maxHeld?: string;
+  minDrain?: string;
+  maxDrain?: string;
+  logLevel?: string;
+  logFormat?: string;
+  keepaliveInterval?: string;
+  keepaliveTimeout?: string;
+  holdTimeout?: string;
+  holdBuffer?: string;
+}
+
+export interface FileTunnel {
+  /** Where in the file, for error messages: `tunnels[2]`. */
+  path: string;
+  name?: string;
+  destination: string;
+  port?: string;
+  login?: string;
+  identityFiles: string[];
+  sshConfig?: string;
+  options: string[];
+  local: string[];
+  keepaliveInterval?: string;
+  keepaliveTimeout?: string;
+  holdTimeout?: string;
+  holdBuffer?: string;
+}
+
+export interface ConfigFile {
+  file: string;
+  settings: FileSettings;
+  tunnels: FileTunnel[];
+}
+
+const SCALARS = ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer'] as const;
+const TOP_KEYS = ['health', 'maxConnections', 'maxHeld', 'minDrain', 'maxDrain', 'logLevel', 'logFormat', ...SCALARS, 'tunnels'];
+const TUNNEL_KEYS = ['name', 'destination', 'port', 'login', 'identityFiles', 'sshConfig', 'options', 'local', ...SCALARS];
+
+type Json = unknown;
+
+class Reader {
+  constructor(private readonly file: string) {}
+
+  fail(path: string, expected: string): never {
+    throw new ConfigError(`${this.file}: ${path}: ${expected}.`);
+  }
+
+  object(value: Json, path: string, keys: string[]): Record<string, Json> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(path, 'expected a mapping of keys to values');
+    const obj = value as Record<string, Json>;
+    for (const key of Object.keys(obj)) {
+      if (!keys.includes(key)) this.fail(`${path ? `${path}.` : ''}${key}`, `unknown key; expected one of ${keys.join(', ')}`);
+    }
+    return obj;
+  }
+
+  /** A string or a number (durations, sizes and ports may be written either way). */
+  scalar(value: Json, path: string): string | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'string' || typeof value === 'number') return String(value);
+    return this.fail(path, 'expected a string or a number');
+  }
+
+  list(value: Json, path: string): string[] {
+    if (value === undefined || value === null) return [];
+    if (typeof value === 'string') return [value];
+    if (!Array.isArray(value)) this.fail(path, 'expected a list of strings');
+    return value.map((v, i) => this.scalar(v, `${path}[${i}]`) ?? this.fail(`${path}[${i}]`, 'expected a string'));
+  }
+
+  /** OpenSSH options as a mapping (`ServerAliveInterval: 5`) or a list of `Key=Value`. */
+  options(value: Json, path: string): string[] {
+    if (value === undefined || value === null || Array.isArray(value) || typeof value === 'string') return this.list(value, path);
+    if (typeof value !== 'object') this.fail(path, 'expected a mapping of OpenSSH options or a list of Key=Value');
+    return Object.entries(value as Record<string, Json>).map(([k, v]) => `${k}=${this.scalar(v, `${path}.${k}`) ?? this.fail(`${path}.${k}`, 'expected a value')}`);
+  }
+}
+
+/** Reads `--config FILE` (YAML, or JSON, which is YAML): exit 2 naming the file and the key for anything wrong. */
+export function readConfigFile(file: string): ConfigFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--config ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+  }
+  let doc: Json;
+  try {
+    doc = YAML.parse(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const r = new Reader(file);
+  const top = r.object(doc ?? {}, '', TOP_KEYS);
+  const settings: FileSettings = {};
+  for (const key of TOP_KEYS.filter((k) => k !== 'tunnels')) {
+    const v = r.scalar(top[key], key);
+    if (v !== undefined) settings[key as keyof FileSettings] = v;
+  }
+  const rawTunnels = top.tunnels ?? [];
+  if (!Array.isArray(rawTunnels)) r.fail('tunnels', 'expected a list of tunnels');
+  const tunnels = (rawTunnels as Json[]).map((raw, i): FileTunnel => {
+    const path = `tunnels[${i}]`;
+    const t = r.object(raw, path, TUNNEL_KEYS);
+    const destination = r.scalar(t.destination, `${path}.destination`) ?? r.fail(`${path}.destination`, 'required: [user@]host or an ssh_config alias');
+    const local = r.list(t.local, `${path}.local`);
+    if (local.length === 0) r.fail(`${path}.local`, 'required: at least one forward, [bind_address:]port:host:hostport');
+    const tunnel: FileTunnel = {
+      path,
+      destination,
+      identityFiles: r.list(t.identityFiles, `${path}.identityFiles`),
+      options: r.options(t.options, `${path}.options`),
+      local,
+    };
+    for (const key of ['name', 'port', 'login', 'sshConfig', ...SCALARS] as const) {
+      const v = r.scalar(t[key], `${path}.${key}`);
+      if (v !== undefined) tunnel[key] = v;
+    }
+    return tunnel;
+  });
+  return { file, settings, tunnels };
+}

@@ -1,0 +1,118 @@
+import { ConfigError } from '../errors.js';
+import type { CliValues } from '../cli/program.js';
+import { DEFAULTS } from './defaults.js';
+import { parseDuration } from './duration.js';
+import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
+import { parsePort } from './forward-spec.js';
+import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
+import { parseCount } from './size.js';
+import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
+
+/** Container secrets passed as content, never as paths. */
+export interface Secrets {
+  /** SSHKEEP_IDENTITY: a private key. */
+  identity?: string;
+  /** SSHKEEP_KNOWN_HOSTS: known_hosts lines. */
+  knownHosts?: string;
+}
+
+export interface Settings {
+  tunnels: TunnelConfig[];
+  process: ProcessConfig;
+  logLevel: LogLevel;
+  logFormat: LogFormat | undefined;
+}
+
+/** `[host:]port`, `[::1]:port`; host defaults to loopback. */
+export function parseHostPort(text: string, what: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]:|([^:]*):)?(\d+)$/.exec(text.trim());
+  if (!m) throw new ConfigError(`${what}: "${text}" must be [host:]port, e.g. 9090 or 0.0.0.0:9090.`);
+  return { host: m[1] ?? (m[2] || DEFAULTS.bindAddress), port: parsePort(m[3]!, what, true) };
+}
+
+function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: ConfigFile | undefined): TunnelInput {
+  // Flags and environment beat the file; a tunnel's own setting beats the file's top level.
+  const pick = (key: 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer') => cli[key] ?? fromFile?.[key] ?? file?.settings[key];
+  const base = {
+    keepaliveInterval: pick('keepaliveInterval'),
+    keepaliveTimeout: pick('keepaliveTimeout'),
+    holdTimeout: pick('holdTimeout'),
+    holdBuffer: pick('holdBuffer'),
+  };
+  if (fromFile) {
+    return {
+      ...base,
+      destination: fromFile.destination,
+      port: fromFile.port,
+      user: fromFile.login,
+      identityFiles: fromFile.identityFiles,
+      configFile: fromFile.sshConfig,
+      options: fromFile.options,
+      localForwards: fromFile.local,
+    };
+  }
+  return {
+    ...base,
+    destination: cli.destination!,
+    port: cli.port,
+    user: cli.login,
+    identityFiles: cli.identityFile,
+    configFile: cli.sshConfig,
+    options: cli.option,
+    localForwards: cli.local,
+  };
+}
+
+/**
+ * Flags > environment > config file > ssh_config > defaults, into the configs the
+ * tunnels run from. Every error is a ConfigError naming where the bad value came from.
+ */
+export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets, warn: (m: string) => void): Settings {
+  const file = cli.config ? readConfigFile(cli.config) : undefined;
+  const fileTunnels = file?.tunnels ?? [];
+  if (!cli.destination && fileTunnels.length === 0) {
+    throw new ConfigError('No destination: give [user@]host (or an ssh_config alias), or --config with tunnels. Run sshkeep --help for usage.');
+  }
+  const inputs: [TunnelInput, string | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, t, file), `${file!.file}: ${t.path}`]);
+  if (cli.destination) inputs.push([tunnelInput(cli, undefined, file), undefined]);
+
+  const tunnels = inputs.map(([input, where], i) => {
+    let config: TunnelConfig;
+    try {
+      config = resolveTunnel(input, env, warn);
+    } catch (err) {
+      if (err instanceof ConfigError && where) throw new ConfigError(`${where}: ${err.message}`);
+      throw err;
+    }
+    if (config.forwards.length === 0) {
+      throw new ConfigError('Nothing to forward: give at least one -L [bind_address:]port:host:hostport (or LocalForward in ssh_config).');
+    }
+    const name = fileTunnels[i]?.name;
+    if (name) config.name = name;
+    if (secrets.identity) config.inlineIdentities.push({ name: 'SSHKEEP_IDENTITY', data: secrets.identity });
+    if (secrets.knownHosts) config.inlineKnownHosts.push({ name: 'SSHKEEP_KNOWN_HOSTS', text: secrets.knownHosts });
+    return config;
+  });
+  const names = tunnels.map((t) => t.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key in --config).`);
+
+  const s = file?.settings ?? {};
+  const health = cli.health ?? s.health;
+  const logLevel = (cli.logLevel ?? s.logLevel ?? 'info') as LogLevel;
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`${file?.file}: logLevel: expected error, warn, info or debug.`);
+  const logFormat = (cli.logFormat ?? s.logFormat) as LogFormat | undefined;
+  if (logFormat !== undefined && !['pretty', 'json'].includes(logFormat)) throw new ConfigError(`${file?.file}: logFormat: expected pretty or json.`);
+  return {
+    tunnels,
+    process: {
+      maxConnections: parseCount(cli.maxConnections ?? s.maxConnections ?? '0', '--max-connections', 0),
+      maxHeld: parseCount(cli.maxHeld ?? s.maxHeld ?? String(DEFAULTS.maxHeld), '--max-held', 0),
+      health: health === undefined ? undefined : parseHostPort(health, '--health'),
+      minDrainMs: parseDuration(cli.minDrain ?? s.minDrain ?? '0', '--min-drain'),
+      maxDrainMs: parseDuration(cli.maxDrain ?? s.maxDrain ?? String(DEFAULTS.maxDrainMs / 1000), '--max-drain'),
+    },
+    logLevel,
+    logFormat,
+  };
+}

@@ -1,0 +1,105 @@
+import type { ProcessConfig, TunnelConfig } from './config/types.js';
+import type { Limits } from './forward/local-forward.js';
+import { silentLogger, type Logger } from './ops/logger.js';
+import { Sshkeep, type BoundForward, type SshkeepOptions, type TunnelReport } from './sshkeep.js';
+
+/** Every tunnel of one process, with the limits and the shutdown they share. */
+export class Fleet {
+  readonly apps: Sshkeep[];
+  #draining = false;
+  readonly #logger: Logger;
+
+  constructor(
+    configs: TunnelConfig[],
+    private readonly process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld'>,
+    options: Omit<SshkeepOptions, 'limits'> = {},
+  ) {
+    this.#logger = options.logger ?? silentLogger;
+    const limits: Limits = {
+      maxConnections: process.maxConnections,
+      maxHeld: process.maxHeld,
+      connections: () => this.apps.reduce((n, a) => n + a.connections(), 0),
+      held: () => this.apps.reduce((n, a) => n + a.held(), 0),
+    };
+    this.apps = configs.map((c) => new Sshkeep(c, { ...options, limits }));
+  }
+
+  /** Opens every listener of every tunnel, then starts connecting them all. */
+  async start(): Promise<BoundForward[]> {
+    const bound: BoundForward[] = [];
+    try {
+      for (const app of this.apps) bound.push(...(await app.start()));
+    } catch (err) {
+      // Tunnels that never started only need their listeners closed: nothing to log.
+      await Promise.all(this.apps.map((a) => (a.tunnel.state === 'idle' ? a.stopAccepting() : a.stop('start failed'))));
+      throw err;
+    }
+    return bound;
+  }
+
+  /** Resolves when every tunnel has been ready once; rejects with the first fatal error. */
+  ready(): Promise<void> {
+    return Promise.all(this.apps.map((a) => a.ready())).then(() => undefined);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Ready for traffic: every tunnel ready, not draining, not at --max-connections. */
+  isReady(): boolean {
+    const { maxConnections } = this.process;
+    const full = maxConnections > 0 && this.apps.reduce((n, a) => n + a.connections(), 0) >= maxConnections;
+    return !this.#draining && !full && this.apps.every((a) => a.tunnel.state === 'ready');
+  }
+
+  /** Every tunnel has been ready at least once. */
+  isStarted(): boolean {
+    return this.apps.every((a) => a.tunnel.everReady);
+  }
+
+  reports(): TunnelReport[] {
+    return this.apps.map((a) => a.report());
+  }
+
+  /**
+   * Graceful shutdown: keep accepting for `minDrainMs` (while endpoints learn the pod is
+   * going), then stop accepting and let open streams run up to `maxDrainMs`, then reset
+   * what is left. Resolves with how many connections were cut.
+   */
+  async drain(minDrainMs: number, maxDrainMs: number, signal: AbortSignal): Promise<number> {
+    this.#draining = true;
+    const open = () => this.apps.reduce((n, a) => n + a.connections(), 0);
+    if (minDrainMs > 0) {
+      this.#logger.info('draining: still accepting', { event: 'drain', phase: 'min', ms: minDrainMs });
+      await waitUntil(() => false, minDrainMs, signal);
+    }
+    for (const a of this.apps) a.stopAccepting();
+    this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: open() });
+    await waitUntil(() => open() === 0, maxDrainMs, signal);
+    const cut = (await Promise.all(this.apps.map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
+    return cut;
+  }
+
+  /** Stops at once: every open connection is reset. */
+  async stop(reason: string): Promise<number> {
+    return (await Promise.all(this.apps.map((a) => a.stop(reason)))).reduce((n, c) => n + c, 0);
+  }
+}
+
+/** Resolves when `done()` holds (checked every 50 ms), after `ms`, or when `signal` aborts. */
+function waitUntil(done: () => boolean, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const end = performance.now() + ms;
+    const finish = () => {
+      clearInterval(timer);
+      signal.removeEventListener('abort', finish);
+      resolve();
+    };
+    const timer = setInterval(() => {
+      if (done() || performance.now() >= end) finish();
+    }, Math.min(50, Math.max(1, ms)));
+    signal.addEventListener('abort', finish, { once: true });
+    if (done() || ms <= 0) finish();
+  });
+}

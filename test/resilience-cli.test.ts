@@ -1,0 +1,77 @@
+/**
+ * The CLI as a child process, the way a laptop lives: the process is suspended (SIGSTOP, as
+ * a lid close or a debugger would), the network changes under it, and it is resumed.
+ */
+import t from 'tap';
+import { connect, deadline, roundTrip } from './fixtures/net.js';
+import { makeKeys, startRelay, startServer } from './fixtures/tunnel.js';
+import { ISOLATED, logIs, portOf, spawnCliFor, startCountingEcho, type LogLine } from './fixtures/cli.js';
+
+/** How long the process stays suspended: more than the wake watch's 2 s lateness threshold. */
+const SUSPENDED_MS = 4000;
+
+t.test('cli resilience – suspended while the link changed: on resume a spare takes over and a new client is served at once', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const relay = await startRelay(t, keys, server);
+  const echo = await startCountingEcho(t);
+  const cli = spawnCliFor(t, [
+    ...ISOLATED,
+    '-p', String(relay.port),
+    '-i', keys.identity,
+    '-o', `UserKnownHostsFile=${keys.knownHosts}`,
+    '--keepalive-interval', '2s',
+    '--log-level', 'debug',
+    '-L', `0:127.0.0.1:${echo.port}`,
+    'tester@127.0.0.1',
+  ]);
+  const port = portOf(await cli.waitForLog(logIs('listen'), 10_000, 'the listen line'));
+  const first = await cli.waitForLog(logIs('state', { to: 'ready' }), 10_000, 'the tunnel to be ready');
+  t.equal(first.generation, 1);
+  const warm = await connect(port);
+  t.equal((await deadline(roundTrip(warm, 'warm-up'), 5000, 'warm-up echo')).toString(), 'warm-up', 'tunnel works');
+  const linesBefore = cli.logs().length;
+
+  const pid = cli.child.pid!;
+  process.kill(pid, 'SIGSTOP');
+  // Should an assertion fail while it is stopped, resume it so teardown's SIGKILL and exit wait are ordinary.
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {}
+  });
+  relay.set('drop-existing'); // the link changed while it was stopped: the old flow is gone for good
+  // The scenario: the process stays suspended this long (a sleeping laptop); not a synchronisation.
+  await new Promise((r) => setTimeout(r, SUSPENDED_MS));
+  process.kill(pid, 'SIGCONT');
+
+  const resumedAt = performance.now();
+  const sock = await connect(port);
+  const reply = await deadline(roundTrip(sock, 'right after resume'), 5000, `the echo after resume; stderr:\n${cli.stderr()}`);
+  const took = performance.now() - resumedAt;
+  t.equal(reply.toString(), 'right after resume', `client served ${Math.round(took)} ms after resume`);
+
+  const replaced = await cli.waitForLog(
+    (l) => l.event === 'state' && l.to === 'ready' && (/replaced/.test(String(l.reason)) || l.generation === 2),
+    2000,
+    'the spare to take over',
+  );
+  t.match(replaced, { from: 'suspect', generation: 2, reason: /replaced silent generation 1/ }, 'a spare replaced the dead connection');
+  const after = cli.logs().slice(linesBefore);
+  const suspect = after.find(logIs('state', { to: 'suspect' }));
+  t.ok(suspect, 'the dead connection was found by a probe after resume', { suspect });
+  t.comment(`suspect: ${String(suspect?.reason)}`);
+  t.ok(after.some(logIs('retire', { generation: 1 })), 'the dead connection was closed');
+  t.same(
+    after.filter((l: LogLine) => l.event === 'conn_end' && l.reset === true),
+    [],
+    'the new client was not reset (its channel open moved to the new connection)',
+  );
+  t.ok(relay.accepted >= 2, 'the spare went through the changed link');
+  t.equal(echo.connections, 2, 'the warm-up and the new client reached the target');
+
+  cli.kill('SIGTERM');
+  const exit = await cli.exited(10_000);
+  t.equal(exit.code, 0, 'SIGTERM: exit 0');
+  t.ok(cli.logs().some(logIs('stopped')), 'a stopped line');
+});
