@@ -10,8 +10,6 @@ FROM node:20-bookworm-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 make g++ \
     && rm -rf /var/lib/apt/lists/*
-# Compile against the headers this image ships (/usr/local/include/node) instead of downloading them.
-ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
@@ -19,7 +17,9 @@ COPY src ./src
 # to ssh2, so a failed compile is silent: test for it. `npm prune --omit=dev` then drops the dev
 # dependencies in place and keeps the compiled binding (a second `npm ci --omit=dev --ignore-scripts`
 # would not build it). tsc does not make the bin executable: chmod it for the /usr/local/bin link.
-RUN npm ci --no-audit --no-fund \
+# node-gyp compiles against the headers this image ships, when present, instead of downloading them.
+RUN if [ -f /usr/local/include/node/common.gypi ]; then export npm_config_nodedir=/usr/local; fi \
+    && npm ci --no-audit --no-fund \
     && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node \
     && npm prune --omit=dev --no-audit --no-fund \
     && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node \

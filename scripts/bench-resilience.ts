@@ -887,7 +887,7 @@ function markdownS5(rows: S5Row[]): string {
       .join(', ');
     L.push(
       `| ${r.mode} | ${r.label}${r.restarts !== undefined ? ` (${r.restarts} ssh restarts)` : ''} | **${r.successPct.toFixed(1)} %** (${r.ok}/${r.total}) | ${f.refused ?? 0} | ${f.reset ?? 0} | ${f.eof ?? 0} | ${f.timeout ?? 0} | ${other || 0} | ` +
-        `${r.failedWindow ? `${secs(r.failedWindow[0])} – ${secs(r.failedWindow[1])}` : '—'} | ${r.latencyP50Ms !== undefined ? `${secs(r.latencyP50Ms)} / ${secs(r.latencyMaxMs)}` : '—'} | ${isKeep ? '100 %' : '—'} | ${met(isKeep ? r.ok === r.total : undefined)} |`,
+        `${r.failedWindow ? `${secs(r.failedWindow[0])} – ${secs(r.failedWindow[1])}` : '—'} | ${r.latencyP50Ms !== undefined ? `${r.latencyP50Ms} ms / ${r.latencyMaxMs} ms` : '—'} | ${isKeep ? '100 %' : '—'} | ${met(isKeep ? r.ok === r.total : undefined)} |`,
     );
   }
   return L.join('\n') + '\n';

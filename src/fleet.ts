@@ -67,18 +67,23 @@ export class Fleet {
    * going), then stop accepting and let open streams run up to `maxDrainMs`, then reset
    * what is left. Resolves with how many connections were cut.
    */
-  async drain(minDrainMs: number, maxDrainMs: number, signal: AbortSignal): Promise<number> {
+  async drain(minDrainMs: number, maxDrainMs: number): Promise<number> {
     this.#draining = true;
     const open = () => this.apps.reduce((n, a) => n + a.connections(), 0);
     if (minDrainMs > 0) {
       this.#logger.info('draining: still accepting', { event: 'drain', phase: 'min', ms: minDrainMs });
-      await waitUntil(() => false, minDrainMs, signal);
+      await waitUntil(() => false, minDrainMs);
     }
     for (const a of this.apps) a.stopAccepting();
     this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: open() });
-    await waitUntil(() => open() === 0, maxDrainMs, signal);
+    await waitUntil(() => open() === 0, maxDrainMs);
     const cut = (await Promise.all(this.apps.map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
     return cut;
+  }
+
+  /** Resets every open and held connection now, synchronously (the process is about to exit). */
+  resetAll(reason: string): number {
+    return this.apps.reduce((n, a) => n + a.forwards.reduce((m, f) => m + f.resetAll(reason), 0), 0);
   }
 
   /** Stops at once: every open connection is reset. */
@@ -87,19 +92,17 @@ export class Fleet {
   }
 }
 
-/** Resolves when `done()` holds (checked every 50 ms), after `ms`, or when `signal` aborts. */
-function waitUntil(done: () => boolean, ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves when `done()` holds (checked every 50 ms) or after `ms`. */
+function waitUntil(done: () => boolean, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const end = performance.now() + ms;
     const finish = () => {
       clearInterval(timer);
-      signal.removeEventListener('abort', finish);
       resolve();
     };
     const timer = setInterval(() => {
       if (done() || performance.now() >= end) finish();
     }, Math.min(50, Math.max(1, ms)));
-    signal.addEventListener('abort', finish, { once: true });
     if (done() || ms <= 0) finish();
   });
 }

@@ -6,7 +6,7 @@ import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startRelay, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 /** Everything between sshkeep and the SSH server goes through a fault relay; probes after 500 ms of silence. */
-async function setup(t: Test, extra: { holdTimeout?: string } = {}) {
+async function setup(t: Test, extra: { holdTimeout?: string; holdBuffer?: string } = {}) {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
@@ -119,4 +119,51 @@ t.test('resilience – hold timeout 0: clients are reset at once while the tunne
   );
   t.equal(code, 'ECONNRESET');
   t.ok(logs.find('conn_end').some((l) => l.reason === 'not_ready'));
+});
+
+t.test('resilience – a held client past --hold-buffer is paused, not dropped: every byte arrives after the restore', async (t) => {
+  const { relay, app, port, logs } = await setup(t, { holdBuffer: '64KiB' });
+  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  relay.set('refuse');
+  await reconnecting;
+  const sock = await connect(port);
+  const payload = Buffer.alloc(512 * 1024, 7);
+  sock.write(payload);
+  await logs.waitFor((l) => l.event === 'accept', 5000, 'the client to be accepted and held');
+  t.equal(app.forwards[0]!.held, 1, 'held');
+  relay.restore();
+  const reply = await deadline(roundTrip(sock, ''), 10_000, 'all bytes echoed');
+  t.equal(reply.length, payload.length, 'nothing lost');
+  t.ok(reply.equals(payload));
+});
+
+t.test('resilience – a client that leaves while held is not forwarded', async (t) => {
+  const { server, relay, app, port } = await setup(t);
+  const opened = server.channelsOpened;
+  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  relay.set('refuse');
+  await reconnecting;
+  const quitter = await connect(port);
+  await deadline(
+    new Promise<void>((r) => {
+      const check = () => (app.forwards[0]!.held === 1 ? r() : setImmediate(check));
+      check();
+    }),
+    5000,
+    'the client to be held',
+  );
+  quitter.resetAndDestroy();
+  await deadline(
+    new Promise<void>((r) => {
+      const check = () => (app.forwards[0]!.held === 0 ? r() : setImmediate(check));
+      check();
+    }),
+    5000,
+    'the departed client to be noticed',
+  );
+  relay.restore();
+  await nextState(app.tunnel, 'ready', 10_000);
+  const next = await connect(port);
+  t.equal((await deadline(roundTrip(next, 'n'), 5000, 'a later client')).toString(), 'n');
+  t.equal(server.channelsOpened - opened, 1, 'only the later client reached the target');
 });

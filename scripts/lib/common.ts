@@ -33,10 +33,11 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-/** The environment for a forwarder under test: keys come from -i only, and no tap loader leaks into node children. */
+/** The environment for a forwarder under test: keys come from -i only, no SSHKEEP_* settings, and no tap loader leaks into node children. */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
   delete env.SSH_AUTH_SOCK;
+  for (const k of Object.keys(env)) if (k.startsWith('SSHKEEP_') && !(k in extra)) delete env[k]; // defaults mean defaults
   if (env.NODE_OPTIONS?.includes('@tapjs')) delete env.NODE_OPTIONS;
   return env;
 }

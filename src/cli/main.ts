@@ -32,11 +32,14 @@ function exit(code: number): never {
   process.exit(code);
 }
 
-/** SIGINT/SIGTERM run `stop` once; a second signal leaves at once. */
-function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>): void {
+/** SIGINT/SIGTERM run `stop` once; a second signal runs `cut` (synchronous) and leaves at once. */
+function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => void = () => {}): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
-    if (stopping) exit(EXIT.ok);
+    if (stopping) {
+      cut();
+      exit(EXIT.ok);
+    }
     stopping = true;
     void stop(signal);
   };
@@ -65,20 +68,27 @@ async function run(settings: Settings, logger: Logger): Promise<number> {
     await fleet.stop('health endpoint failed');
     throw err;
   }
-  if (settings.process.health) logger.info('health endpoints up', { event: 'health', ...settings.process.health });
+  if (health) {
+    const { address, port } = health.address() as import('node:net').AddressInfo;
+    logger.info('health endpoints up', { event: 'health', address, port });
+  }
 
   let stopping = false;
   const stopped = new Promise<number>((resolve) =>
-    onSignals(async (signal) => {
-      stopping = true;
-      const { minDrainMs, maxDrainMs } = settings.process;
-      logger.info('shutting down', { event: 'shutdown', signal, minDrainMs, maxDrainMs });
-      const cut = await fleet.drain(minDrainMs, maxDrainMs, new AbortController().signal);
-      health?.close();
-      health?.closeAllConnections();
-      logger.info(`stopped; ${cut} connection(s) cut at the end of the drain`, { event: 'stopped', connectionsCut: cut });
-      resolve(EXIT.ok);
-    }),
+    onSignals(
+      async (signal) => {
+        stopping = true;
+        const { minDrainMs, maxDrainMs } = settings.process;
+        logger.info('shutting down', { event: 'shutdown', signal, minDrainMs, maxDrainMs });
+        const cut = await fleet.drain(minDrainMs, maxDrainMs);
+        health?.close();
+        health?.closeAllConnections();
+        logger.info(`stopped; ${cut} connection(s) cut at the end of the drain`, { event: 'stopped', connectionsCut: cut });
+        resolve(EXIT.ok);
+      },
+      // A second signal: reset what is open (a cut stream must not look complete), then leave.
+      () => logger.warn(`second signal: ${fleet.resetAll('second signal')} connection(s) reset`, { event: 'stopped' }),
+    ),
   );
   const never = new Promise<number>(() => {});
   const failed = fleet.ready().then(

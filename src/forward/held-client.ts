@@ -22,14 +22,26 @@ export class HeldClient {
     if (this.#held.bytes >= this.limitBytes) this.socket.pause();
   };
   readonly #onEnd = () => (this.#held.ended = true);
-  readonly #onError = (err: NodeJS.ErrnoException) => (this.#gone ??= `client error: ${err.code ?? err.message}`);
-  readonly #onClose = () => (this.#gone ??= 'client closed while held');
+  readonly #left = new AbortController();
+  readonly #onError = (err: NodeJS.ErrnoException) => this.#leave(`client error: ${err.code ?? err.message}`);
+  readonly #onClose = () => this.#leave('client closed while held');
 
   constructor(readonly socket: net.Socket, private readonly limitBytes: number) {
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
+    socket.resume(); // accepted paused (pauseOnConnect): a 'data' listener alone does not start reading
+  }
+
+  #leave(why: string): void {
+    this.#gone ??= why;
+    this.#left.abort();
+  }
+
+  /** Aborts when the client leaves while held: stop waiting on its behalf. */
+  get left(): AbortSignal {
+    return this.#left.signal;
   }
 
   /** Why the client left while held, or undefined if it is still there. */

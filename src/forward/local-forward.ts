@@ -65,7 +65,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   constructor(readonly spec: LocalForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
-    // pauseOnConnect: nothing is read from a client until its channel is open to take it.
+    // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
     this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#accept(s));
     this.#name = `${spec.bindAddress}:${spec.bindPort}->${spec.targetHost}:${spec.targetPort}`;
   }
@@ -171,7 +171,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     for (let attempt = 1; ; attempt++) {
       let session: SshSession;
       try {
-        session = await tunnel.whenReady(giveUpAt - performance.now());
+        session = await tunnel.whenReady(giveUpAt - performance.now(), held.left);
       } catch {
         if (held.gone) return undefined;
         this.emit('result', 'hold_timeout');

@@ -44,6 +44,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   #lastInboundAt = performance.now();
   #channels = 0;
   #endWhenIdle = false;
+  /** Opens not yet answered, so they can be handed to a better connection. */
+  readonly #pending = new Set<(why: string) => void>();
 
   constructor(private readonly client: ssh2.Client, sock: net.Socket, readonly description: string) {
     super();
@@ -87,12 +89,18 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new ChannelOpenError(`tunnel lost: ${this.#closeReason}`, 'tunnel-lost'));
       let settled = false;
-      const timer = setTimeout(() => {
+      const giveUp = (error: ChannelOpenError) => {
         settled = true;
-        reject(new ChannelOpenError(`channel to ${host}:${port} did not open within ${timeoutMs} ms`, 'timeout'));
-      }, timeoutMs);
+        clearTimeout(timer);
+        this.#pending.delete(abandon);
+        reject(error);
+      };
+      const abandon = (why: string) => giveUp(new ChannelOpenError(`channel open abandoned: ${why}`, 'tunnel-lost'));
+      this.#pending.add(abandon);
+      const timer = setTimeout(() => giveUp(new ChannelOpenError(`channel to ${host}:${port} did not open within ${timeoutMs} ms`, 'timeout')), timeoutMs);
       const onOpen = (err: (Error & { reason?: number }) | undefined, channel: ClientChannel) => {
         clearTimeout(timer);
+        this.#pending.delete(abandon);
         if (settled) {
           // The open outlived its deadline: nobody is waiting for this channel.
           if (!err) channel.close();
@@ -116,6 +124,15 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         onOpen(err as Error, undefined as unknown as ClientChannel);
       }
     });
+  }
+
+  /**
+   * Fails every open still waiting for an answer with reason `tunnel-lost`, so its
+   * client is re-issued on another connection (nothing reached the target yet).
+   * A channel that opens afterwards is closed unused.
+   */
+  abandonPendingOpens(why: string): void {
+    for (const abandon of [...this.#pending]) abandon(why);
   }
 
   /** Channels open on this connection now. */

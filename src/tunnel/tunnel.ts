@@ -133,8 +133,8 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return first.then(() => undefined);
   }
 
-  /** The ready session, waiting for one up to `timeoutMs`. Waiters are served in arrival order. */
-  whenReady(timeoutMs: number): Promise<SshSession> {
+  /** The ready session, waiting for one up to `timeoutMs` (or until `signal` aborts). Waiters are served in arrival order. */
+  whenReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession> {
     if (this.#state === 'ready' && this.#live) return Promise.resolve(this.#live.session);
     if (this.#state === 'closed') return Promise.reject(new ConnectError('tunnel is closed'));
     return new Promise((resolve, reject) => {
@@ -153,6 +153,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
       const timer = Number.isFinite(timeoutMs)
         ? setTimeout(() => waiter.reject(new ConnectError(`tunnel not ready within ${timeoutMs} ms (state ${this.#state})`)), timeoutMs)
         : undefined;
+      signal?.addEventListener('abort', () => waiter.reject(new ConnectError('no longer waiting')), { once: true });
       this.#waiters.add(waiter);
     });
   }
@@ -240,6 +241,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
    */
   #drain(old: Live): void {
     this.#draining.add(old);
+    old.session.abandonPendingOpens(`generation ${old.generation} went silent; re-issued on the new connection`);
     const hb = old.heartbeat;
     const deadline = hb ? hb.probeTimeoutMs() : 0;
     old.session.sendProbe(() => {});

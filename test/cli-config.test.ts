@@ -1,0 +1,262 @@
+/**
+ * `sshkeep check` and configuration from --config and SSHKEEP_* as a user runs them:
+ * the built CLI in a child process (run `npm run build` first).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { EventEmitter, once } from 'node:events';
+import t, { type Test } from 'tap';
+import { runCli, type CliResult } from './fixtures/cli.js';
+import { deadline, refusedPort } from './fixtures/net.js';
+
+/** Known bug, asserted as it should be and marked TODO; remove the marker once fixed. */
+const ENV_IGNORED = 'BUG src/cli/program.ts:99-101: .env() is set after addOption(), so commander never reads SSHKEEP_<OPTION>';
+
+const STACK = /\n\s+at /;
+
+// The children inherit process.env: no stray SSHKEEP_* from the shell running the tests.
+for (const k of Object.keys(process.env)) if (k.startsWith('SSHKEEP_')) delete process.env[k];
+
+function writeConfig(t: Test, text: string, name = 'tunnels.yaml'): string {
+  const file = path.join(t.testdir({}), name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+/** A listening TCP server that counts the connections made to it. */
+async function watchedServer(t: Test): Promise<{ port: number; connectionsFromOthers(): Promise<number> }> {
+  const remotePorts: number[] = [];
+  const seen = new EventEmitter();
+  const server = net.createServer((s) => {
+    remotePorts.push(s.remotePort ?? -1);
+    s.on('error', () => {});
+    s.destroy();
+    seen.emit('accepted');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    /**
+     * Connections accepted from anyone but this test: our own connection goes last through
+     * the same accept queue, so once it is accepted every earlier one has been too.
+     */
+    async connectionsFromOthers() {
+      const probe = net.connect({ port, host: '127.0.0.1' });
+      probe.on('error', () => {});
+      await once(probe, 'connect');
+      const mine = probe.localPort;
+      await deadline(
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (remotePorts.includes(mine ?? -2)) {
+              seen.off('accepted', check);
+              resolve();
+            }
+          };
+          seen.on('accepted', check);
+          check();
+        }),
+        5000,
+        'the probe connection to be accepted',
+      );
+      probe.destroy();
+      return remotePorts.filter((p) => p !== mine).length;
+    },
+  };
+}
+
+/** A port held open by this test: anything that tries to listen on it fails with EADDRINUSE. */
+async function heldPort(t: Test): Promise<number> {
+  const holder = net.createServer();
+  holder.listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  return (holder.address() as net.AddressInfo).port;
+}
+
+/** Exit 2 and exactly one `sshkeep: ...` line on stderr, nothing on stdout, no stack trace. */
+function oneUsageLine(t: Test, res: CliResult): string {
+  t.equal(res.code, 2, 'exit code 2');
+  t.equal(res.stdout, '', 'nothing on stdout');
+  t.notMatch(res.stderr, STACK, 'no stack trace');
+  t.notMatch(res.stderr, /this is a bug/, 'not reported as a bug');
+  const lines = res.stderr.split('\n').filter(Boolean);
+  t.equal(lines.length, 1, `exactly one line on stderr:\n${res.stderr}`);
+  t.match(lines[0] ?? '', /^sshkeep: \S/, 'starts with "sshkeep: "');
+  return lines[0] ?? '';
+}
+
+t.test('cli config – check --config validates, prints every tunnel and its forwards, and connects to nothing', async (t) => {
+  const watched = await watchedServer(t);
+  const refused = await refusedPort();
+  // Used as a forward's listen port and as the health port: a listener would fail with EADDRINUSE.
+  const held = await heldPort(t);
+  const file = writeConfig(
+    t,
+    `# two bastions, neither dialled by check
+health: 127.0.0.1:${held}
+holdTimeout: 10s
+tunnels:
+  - name: db
+    destination: alice@127.0.0.1
+    port: ${watched.port}
+    sshConfig: none
+    local:
+      - ${held}:db.internal:5432
+      - 127.0.0.1:0:cache:6379
+    options:
+      ConnectTimeout: 1
+      GlobalKnownHostsFile: none
+      IdentitiesOnly: "yes"
+  - name: web
+    destination: bob@127.0.0.1
+    sshConfig: none
+    local: 0:web.internal:80
+    options:
+      - Port=${refused}
+      - GlobalKnownHostsFile=none
+`,
+  );
+  const res = await runCli(['check', '--config', file], { timeoutMs: 10_000 });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.equal(res.stderr, '', 'nothing on stderr: no warnings, no logs');
+  const lines = res.stdout.split('\n').filter(Boolean);
+  t.match(lines[0] ?? '', /^sshkeep check: configuration OK, 2 tunnel\(s\)$/, 'the verdict and the tunnel count first');
+  const db = lines.find((l) => /^\s+db: /.test(l)) ?? '';
+  const web = lines.find((l) => /^\s+web: /.test(l)) ?? '';
+  t.ok(db.includes(`alice@127.0.0.1:${watched.port}`), `db: user@host:port (${db})`);
+  t.ok(db.includes(`127.0.0.1:${held} -> db.internal:5432`), `db: first forward (${db})`);
+  t.ok(db.includes('127.0.0.1:0 -> cache:6379'), `db: second forward (${db})`);
+  t.ok(web.includes(`bob@127.0.0.1:${refused}`), `web: user@host:port from options (${web})`);
+  t.ok(web.includes('127.0.0.1:0 -> web.internal:80'), `web: its forward (${web})`);
+  t.notOk(web.includes('db.internal'), "web does not show db's forwards");
+  t.ok(lines.some((l) => l.trim() === `health: 127.0.0.1:${held}`), 'the health endpoint as configured');
+  t.equal(await watched.connectionsFromOthers(), 0, 'nothing connected to the bastion');
+});
+
+t.test('cli config – check with a destination on the command line adds it to the file tunnels', async (t) => {
+  const refused = await refusedPort();
+  const file = writeConfig(t, `tunnels:\n  - name: db\n    destination: 127.0.0.1\n    port: ${refused}\n    sshConfig: none\n    local: [0:db:5432]\n`);
+  const res = await runCli(['check', '--config', file, '-F', 'none', '-p', String(refused), '-L', '0:extra:1', 'carol@127.0.0.1'], { timeoutMs: 10_000 });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.match(res.stdout, /configuration OK, 2 tunnel\(s\)/);
+  t.match(res.stdout, new RegExp(`^\\s+db: \\S+@127\\.0\\.0\\.1:${refused}, 127\\.0\\.0\\.1:0 -> db:5432$`, 'm'));
+  t.match(res.stdout, new RegExp(`^\\s+127\\.0\\.0\\.1: carol@127\\.0\\.0\\.1:${refused}, 127\\.0\\.0\\.1:0 -> extra:1$`, 'm'));
+  t.match(res.stdout, /^\s+health: off$/m, 'no health endpoint unless asked');
+});
+
+const badFiles: [what: string, text: string, mention: RegExp][] = [
+  ['an unknown tunnel key', 'tunnels:\n  - destination: h\n    local: [1:h:1]\n  - destination: h2\n    local: [1:h:1]\n    holdTimout: 5s\n', /tunnels\[1\]\.holdTimout: unknown key; expected one of .*holdTimeout/],
+  ['an unknown top-level key', 'maxconnections: 5\ntunnels: []\n', /: maxconnections: unknown key; expected one of .*maxConnections/],
+  ['a tunnel without local', 'tunnels:\n  - destination: h\n', /tunnels\[0\]\.local: required/],
+  ['a tunnel without destination', 'tunnels:\n  - local: [1:h:1]\n', /tunnels\[0\]\.destination: required/],
+  ['tunnels that is not a list', 'tunnels: h\n', /: tunnels: expected a list of tunnels/],
+  ['invalid YAML', 'tunnels:\n  - destination: [h\n', /not valid YAML or JSON.*line \d+/],
+  ['a malformed forward', 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [5432]\n', /tunnels\[0\]: -L 5432: expected \[bind_address:\]port:host:hostport/],
+];
+for (const [what, text, mention] of badFiles) {
+  t.test(`cli config – check with ${what}: exit 2, one line naming the file and the key`, async (t) => {
+    const file = writeConfig(t, text);
+    const line = oneUsageLine(t, await runCli(['check', '--config', file]));
+    t.ok(line.startsWith(`sshkeep: ${file}: `), `names the file first: ${line}`);
+    t.match(line.replace(file, '<file>'), mention, 'names the key and what was expected');
+  });
+}
+
+t.test('cli config – check with a missing config file: exit 2 naming it', async (t) => {
+  const file = path.join(t.testdir({}), 'absent.yaml');
+  const line = oneUsageLine(t, await runCli(['check', '--config', file]));
+  t.ok(line.includes(`--config ${file}`), `names the file: ${line}`);
+  t.match(line, /ENOENT/);
+});
+
+t.test('cli config – check accepts JSON', async (t) => {
+  const refused = await refusedPort();
+  const file = writeConfig(
+    t,
+    JSON.stringify({ maxDrain: '1s', tunnels: [{ name: 'j', destination: 'u@127.0.0.1', port: refused, sshConfig: 'none', local: ['0:j:1'] }] }),
+    'tunnels.json',
+  );
+  const res = await runCli(['check', '--config', file]);
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.match(res.stdout, new RegExp(`^\\s+j: u@127\\.0\\.0\\.1:${refused}, 127\\.0\\.0\\.1:0 -> j:1$`, 'm'));
+});
+
+t.test('cli config – configuration from the environment alone passes check', async (t) => {
+  const refused = await refusedPort();
+  const res = await runCli(['check'], {
+    env: {
+      SSHKEEP_DESTINATION: 'envuser@127.0.0.1',
+      SSHKEEP_LOCAL: '0:db:5432,0:cache:6379',
+      SSHKEEP_SSH_CONFIG: 'none',
+      SSHKEEP_PORT: String(refused),
+    },
+  });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`, { todo: ENV_IGNORED });
+  t.match(res.stdout, /configuration OK, 1 tunnel\(s\)/, { todo: ENV_IGNORED });
+  t.match(res.stdout, new RegExp(`envuser@127\\.0\\.0\\.1:${refused}, 127\\.0\\.0\\.1:0 -> db:5432, 127\\.0\\.0\\.1:0 -> cache:6379`), 'both forwards from SSHKEEP_LOCAL', {
+    todo: ENV_IGNORED,
+  });
+});
+
+t.test('cli config – SSHKEEP_DESTINATION with -L on the command line passes check', async (t) => {
+  const refused = await refusedPort();
+  const res = await runCli(['check', '-F', 'none', '-p', String(refused), '-L', '0:db:5432'], { env: { SSHKEEP_DESTINATION: 'envuser@127.0.0.1' } });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.match(res.stdout, new RegExp(`^\\s+127\\.0\\.0\\.1: envuser@127\\.0\\.0\\.1:${refused}, 127\\.0\\.0\\.1:0 -> db:5432$`, 'm'));
+});
+
+t.test('cli config – SSHKEEP_CONFIG names the config file for check', async (t) => {
+  const refused = await refusedPort();
+  const file = writeConfig(t, `tunnels:\n  - name: fromenv\n    destination: 127.0.0.1\n    port: ${refused}\n    sshConfig: none\n    local: [0:db:5432]\n`);
+  const res = await runCli(['check'], { env: { SSHKEEP_CONFIG: file } });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`, { todo: ENV_IGNORED });
+  t.match(res.stdout, /^\s+fromenv: /m, { todo: ENV_IGNORED });
+});
+
+t.test('cli config – a flag beats the environment in check', async (t) => {
+  const refused = await refusedPort();
+  const res = await runCli(['check', '-F', 'none', '-p', String(refused), '-L', '0:flag:1', '--health', '127.0.0.1:0', '127.0.0.1'], {
+    env: { SSHKEEP_LOCAL: '0:env:1', SSHKEEP_HEALTH: 'not-a-port' },
+  });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.match(res.stdout, /-> flag:1$/m, 'the -L forward');
+  t.notMatch(res.stdout, /env:1/, 'not the SSHKEEP_LOCAL one');
+  t.match(res.stdout, /^\s+health: 127\.0\.0\.1:0$/m, '--health, not SSHKEEP_HEALTH');
+});
+
+t.test('cli config – secrets from the environment are not printed by check', async (t) => {
+  const refused = await refusedPort();
+  const secret = 'not-a-real-key-4d9e2f';
+  const res = await runCli(['check', '-F', 'none', '-p', String(refused), '-L', '0:db:5432', '127.0.0.1'], {
+    env: { SSHKEEP_IDENTITY: secret, SSHKEEP_KNOWN_HOSTS: `127.0.0.1 ssh-ed25519 ${secret}`, SSHKEEP_PASSPHRASE: secret },
+  });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.notMatch(res.stdout + res.stderr, secret, 'the secret appears nowhere');
+});
+
+t.test('cli config – --help mentions SSHKEEP_ variables and the check command', async (t) => {
+  const res = await runCli(['--help']);
+  t.equal(res.code, 0, 'exit 0');
+  t.equal(res.stderr, '', 'nothing on stderr');
+  t.match(res.stdout, /SSHKEEP_<OPTION>/, 'the naming rule');
+  for (const name of ['SSHKEEP_LOCAL', 'SSHKEEP_HOLD_TIMEOUT', 'SSHKEEP_HEALTH', 'SSHKEEP_CONFIG', 'SSHKEEP_IDENTITY ', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE']) {
+    t.ok(res.stdout.includes(name), `mentions ${name.trim()}`);
+  }
+  t.match(res.stdout, /sshkeep check --config FILE/, 'the check command');
+  t.match(res.stdout, /precedence: flags > environment > --config file > ssh_config\s+> defaults/, 'the precedence');
+  t.ok(res.stdout.includes('SSHKEEP_DESTINATION'), 'mentions SSHKEEP_DESTINATION', {
+    todo: 'BUG src/cli/program.ts:35-39 (EXAMPLES): SSHKEEP_DESTINATION is read (program.ts:131) but --help never mentions it',
+  });
+});
+
+t.test('cli config – check --help prints the help, exit 0', async (t) => {
+  const res = await runCli(['check', '--help']);
+  t.equal(res.code, 0, 'exit 0');
+  t.match(res.stdout, /^Usage: sshkeep /, 'the usage line');
+  t.match(res.stdout, /sshkeep check --config FILE/);
+});

@@ -1,0 +1,165 @@
+import t, { type Test } from 'tap';
+import http from 'node:http';
+import os from 'node:os';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { nextState } from './fixtures/status.js';
+import { inputFor, makeKeys, startRelay, startServer, LogCapture } from './fixtures/tunnel.js';
+import { resolveTunnel } from '../src/config/resolve.js';
+import { Fleet } from '../src/fleet.js';
+import { Metrics } from '../src/ops/metrics.js';
+import { startHealthServer } from '../src/ops/health.js';
+import { createLogger } from '../src/ops/logger.js';
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Resolves when the socket has closed, however (events.once would reject on its reset). */
+const closed = (s: net.Socket) => new Promise((resolve) => s.on('close', resolve));
+
+/** The value of one sample line of the Prometheus text, or undefined. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').at(-1));
+  }
+  return undefined;
+}
+
+/** One tunnel through a fault relay, with health endpoints and metrics, like the CLI wires them. */
+async function setup(t: Test, extraForwards: string[] = [], process = { maxConnections: 0, maxHeld: 1024 }) {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const relay = await startRelay(t, keys, server);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const logs = new LogCapture();
+  const config = resolveTunnel(
+    inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`, ...extraForwards], { keepaliveInterval: '500ms', holdTimeout: '1s' }),
+    { home: os.tmpdir(), localUser: 'tester', authSock: undefined },
+  );
+  const fleet = new Fleet([config], process, { logger: createLogger('debug', 'json', logs) });
+  const metrics = new Metrics();
+  for (const app of fleet.apps) metrics.watch(app);
+  const bound = await fleet.start();
+  const health = await startHealthServer({ host: '127.0.0.1', port: 0 }, fleet, metrics);
+  t.teardown(async () => {
+    health.closeAllConnections();
+    health.close();
+    await fleet.stop('test over');
+  });
+  const healthPort = (health.address() as AddressInfo).port;
+  return { fleet, app: fleet.apps[0]!, relay, bound, healthPort, logs };
+}
+
+t.test('endpoints – readiness and startup follow the tunnel through its states', async (t) => {
+  const { fleet, app, relay, healthPort } = await setup(t);
+  const before = await get(healthPort, '/startupz');
+  if (app.tunnel.state !== 'ready') t.equal(before.status, 503, 'starting: /startupz is 503');
+  await deadline(fleet.ready(), 5000, 'ready');
+  await deadline(once(app.tunnel, 'rtt'), 5000, 'first RTT');
+  t.equal((await get(healthPort, '/healthz')).status, 200);
+  t.equal((await get(healthPort, '/startupz')).status, 200);
+  const ready = await get(healthPort, '/readyz');
+  t.equal(ready.status, 200);
+  const body = JSON.parse(ready.body);
+  t.equal(body.tunnels[0].state, 'ready');
+  t.type(body.tunnels[0].rttMs, 'number', 'reports the last RTT');
+  t.equal(body.tunnels[0].reconnects, 0);
+
+  const suspect = nextState(app.tunnel, 'suspect', 5000);
+  relay.set('blackhole');
+  await suspect;
+  const during = await get(healthPort, '/readyz');
+  t.equal(during.status, 503, 'suspect: not ready');
+  t.equal(JSON.parse(during.body).tunnels[0].state, 'suspect');
+  t.equal((await get(healthPort, '/healthz')).status, 200, 'liveness does not follow the tunnel');
+  t.equal((await get(healthPort, '/startupz')).status, 200, 'started stays started');
+
+  const back = nextState(app.tunnel, 'ready', 10_000);
+  relay.restore();
+  await back;
+  t.equal((await get(healthPort, '/readyz')).status, 200, 'ready again');
+  t.equal((await get(healthPort, '/nope')).status, 404);
+});
+
+t.test('endpoints – /readyz never shows secrets or key material', async (t) => {
+  const { fleet, healthPort } = await setup(t);
+  await deadline(fleet.ready(), 5000, 'ready');
+  const body = (await get(healthPort, '/readyz')).body;
+  t.notMatch(body, /PRIVATE KEY|identity|passphrase|password/i);
+});
+
+t.test('metrics – names, labels and counters move with what happens', async (t) => {
+  const dead = await refusedPort();
+  const { fleet, app, relay, bound, healthPort } = await setup(t, [`0:127.0.0.1:${dead}`]);
+  await deadline(fleet.ready(), 5000, 'ready');
+  await deadline(once(app.tunnel, 'rtt'), 5000, 'first RTT');
+  const [ok, refused] = app.forwards;
+
+  // ok: one echo of 5 bytes each way
+  t.equal((await roundTrip(await connect(bound[0]!.port), 'hello')).toString(), 'hello');
+  // target_refused
+  const r = net.connect(bound[1]!.port, '127.0.0.1').on('error', () => {});
+  await deadline(closed(r), 5000, 'refused client closed');
+  // reset_by_tunnel_loss: an open stream when the server goes away
+  const open = await connect(bound[0]!.port);
+  open.on('error', () => {});
+  open.write('x');
+  await once(open, 'data');
+  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  relay.set('refuse');
+  await reconnecting;
+  await deadline(closed(open), 5000, 'open stream cut');
+  // hold_timeout: the tunnel stays down past --hold-timeout 1s
+  const held = net.connect(bound[0]!.port, '127.0.0.1').on('error', () => {});
+  await deadline(closed(held), 5000, 'held client timed out');
+  const back = nextState(app.tunnel, 'ready', 10_000);
+  relay.restore();
+  await back;
+
+  const text = (await get(healthPort, '/metrics')).body;
+  const tunnel = app.name;
+  t.equal(sample(text, 'sshkeep_tunnel_up', { tunnel }), 1);
+  t.equal(sample(text, 'sshkeep_tunnel_state', { tunnel, state: 'ready' }), 1);
+  t.equal(sample(text, 'sshkeep_tunnel_state', { tunnel, state: 'reconnecting' }), 0);
+  t.equal(sample(text, 'sshkeep_tunnel_reconnects_total', { tunnel }), 1);
+  t.ok((sample(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }) ?? 0) >= 1, 'RTT histogram has samples');
+  t.equal(sample(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'ok' }), 1);
+  t.equal(sample(text, 'sshkeep_connections_total', { forward: refused!.name, result: 'target_refused' }), 1);
+  t.equal(sample(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'reset_by_tunnel_loss' }), 1);
+  t.equal(sample(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'hold_timeout' }), 1);
+  t.equal(sample(text, 'sshkeep_bytes_total', { forward: ok!.name, direction: 'up' }), 6, '5 + 1 bytes up');
+  t.equal(sample(text, 'sshkeep_bytes_total', { forward: ok!.name, direction: 'down' }), 6);
+  t.equal(sample(text, 'sshkeep_connections_active', { forward: ok!.name }), 0);
+  t.equal(sample(text, 'sshkeep_connections_held', { forward: ok!.name }), 0);
+  t.ok((sample(text, 'sshkeep_outage_seconds_total', { tunnel }) ?? 0) > 0.5, 'the outage was counted');
+  t.ok(sample(text, 'process_cpu_user_seconds_total') !== undefined, 'default process metrics too');
+});
+
+t.test('limits – past --max-connections clients are reset, counted, and /readyz says not ready', async (t) => {
+  const { fleet, app, bound, healthPort } = await setup(t, [], { maxConnections: 1, maxHeld: 1024 });
+  await deadline(fleet.ready(), 5000, 'ready');
+  const first = await connect(bound[0]!.port);
+  first.write('a');
+  await once(first, 'data');
+  t.equal((await get(healthPort, '/readyz')).status, 503, 'full: not ready');
+  const second = net.connect(bound[0]!.port, '127.0.0.1');
+  const code = await deadline(new Promise<string>((r) => second.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? ''))), 5000, 'second reset');
+  t.equal(code, 'ECONNRESET');
+  const text = (await get(healthPort, '/metrics')).body;
+  t.equal(sample(text, 'sshkeep_connections_total', { forward: app.forwards[0]!.name, result: 'limit' }), 1);
+  first.destroy();
+});

@@ -1,0 +1,601 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { parseCli, type CliValues } from '../src/cli/program.js';
+import { buildSettings, parseHostPort, type Secrets, type Settings } from '../src/config/settings.js';
+import type { TunnelConfig } from '../src/config/types.js';
+import { ConfigError } from '../src/errors.js';
+
+/*
+ * Known bugs, each asserted as it should be and marked TODO (so the suite stays green and
+ * the TODO count shows what is still broken). Remove the marker once the bug is fixed.
+ */
+/** commander registers an option's env listener in addOption(); `.env()` is called after it, so SSHKEEP_* is never read. */
+const ENV_IGNORED = 'BUG src/cli/program.ts:99-101: .env() is set after addOption(), so commander never reads SSHKEEP_<OPTION>';
+/** A tunnel setting that fails to parse is reported as the flag (`--hold-timeout`), not the file's key. */
+const FILE_KEY_NAMES = 'BUG src/config/resolve.ts / settings.ts: a bad tunnel setting from --config is named "--hold-timeout", not the file key "holdTimeout"';
+/** The top-level file value is blamed on tunnels[0]; a bad flag value is blamed on the file. */
+const WRONG_WHERE = 'BUG src/config/settings.ts:76-86: every tunnel-setting error is prefixed "<file>: tunnels[i]", wherever the value came from';
+/** Process settings from the file are parsed with the flag's name and without the file's. */
+const PROCESS_FILE_ERRORS = 'BUG src/config/settings.ts:109-113: a bad process setting in --config names "--max-connections"/"--health", not the file and its key';
+
+/** Names that must stay out of any case that does not set them: commander reads process.env itself. */
+const saved = Object.entries(process.env).filter(([k]) => k.startsWith('SSHKEEP_'));
+for (const [k] of saved) delete process.env[k];
+t.teardown(() => {
+  for (const [k, v] of saved) process.env[k] = v;
+});
+
+/** Sets SSHKEEP_* variables for one test only. */
+function withEnv(t: Test, vars: Record<string, string> | undefined): void {
+  for (const [k, v] of Object.entries(vars ?? {})) {
+    const before = process.env[k];
+    process.env[k] = v;
+    t.teardown(() => {
+      if (before === undefined) delete process.env[k];
+      else process.env[k] = before;
+    });
+  }
+}
+
+/** One directory per test (t.testdir() recreates it on every call): config files and an empty home. */
+const dirs = new WeakMap<Test, string>();
+function dirOf(t: Test): string {
+  let dir = dirs.get(t);
+  if (dir === undefined) {
+    dir = t.testdir({ home: {} });
+    dirs.set(t, dir);
+  }
+  return dir;
+}
+
+/** A home with no ~/.ssh at all, so the user's ssh_config, keys and known_hosts never matter. */
+function homeFor(t: Test): string {
+  return path.join(dirOf(t), 'home');
+}
+
+function cliOf(t: Test, argv: string[]): CliValues {
+  const cli = parseCli(argv, process.env, () => {});
+  if (cli === null) throw new Error('parseCli printed help instead of parsing');
+  t.ok(cli, 'parsed');
+  return cli;
+}
+
+function build(t: Test, argv: string[], secrets: Secrets = {}, warnings: string[] = []): Settings {
+  return buildSettings(cliOf(t, argv), { home: homeFor(t), localUser: 'tester', authSock: undefined }, secrets, (m) => warnings.push(m));
+}
+
+/** Writes a config file into the test's directory and returns its path. */
+function configFile(t: Test, content: unknown, name = 'sshkeep.yaml'): string {
+  const file = path.join(dirOf(t), name);
+  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
+  return file;
+}
+
+/** Runs `fn` and returns the ConfigError it throws (failing the test if it throws something else or nothing). */
+function configError(t: Test, fn: () => unknown, what: string): string {
+  try {
+    fn();
+  } catch (err) {
+    t.type(err, ConfigError, `${what}: a ConfigError`);
+    return err instanceof Error ? err.message : String(err);
+  }
+  t.fail(`${what}: expected a ConfigError, nothing was thrown`);
+  return '';
+}
+
+const forwardsOf = (c: TunnelConfig) => c.forwards.map((f) => [f.bindAddress, f.bindPort, f.targetHost, f.targetPort]);
+
+// A command-line tunnel that never reads ssh_config.
+const CLI_TUNNEL = ['--ssh-config', 'none', '-L', '0:127.0.0.1:1', 'tester@127.0.0.1'];
+// The file tunnel of the precedence cases.
+const FILE_TUNNEL = { name: 'ft', destination: 'tester@127.0.0.1', sshConfig: 'none', local: ['0:127.0.0.1:1'] };
+
+interface Case {
+  name: string;
+  get: (s: Settings) => unknown;
+  flags?: string[];
+  env?: Record<string, string>;
+  /** Top-level settings of a --config file. */
+  top?: Record<string, unknown>;
+  /** Settings of the file's one tunnel; when given, that tunnel is the one read (else the command line's). */
+  tunnel?: Record<string, unknown>;
+  want: unknown;
+  /** A known bug makes this case fail: its assertions are TODO. */
+  todo?: string;
+}
+
+const hold = (s: Settings) => s.tunnels.map((c) => c.holdTimeoutMs);
+const keepalive = (s: Settings) => s.tunnels.map((c) => c.keepaliveIntervalMs);
+const proc = (k: keyof Settings['process']) => (s: Settings) => s.process[k];
+
+const cases: Case[] = [
+  // --hold-timeout
+  { name: 'holdTimeout defaults to 30s', get: hold, want: [30_000] },
+  { name: 'holdTimeout from the file top level (command-line tunnel)', get: hold, top: { holdTimeout: '10s' }, want: [10_000] },
+  { name: 'holdTimeout from the file top level (file tunnel)', get: hold, top: { holdTimeout: '10s' }, tunnel: {}, want: [10_000] },
+  { name: 'holdTimeout as a bare YAML number is seconds', get: hold, tunnel: { holdTimeout: 2 }, want: [2_000] },
+  { name: 'per-tunnel holdTimeout beats the file top level', get: hold, top: { holdTimeout: '10s' }, tunnel: { holdTimeout: '7s' }, want: [7_000] },
+  { name: 'SSHKEEP_HOLD_TIMEOUT beats the file top level', get: hold, env: { SSHKEEP_HOLD_TIMEOUT: '5s' }, top: { holdTimeout: '10s' }, want: [5_000], todo: ENV_IGNORED },
+  {
+    name: 'SSHKEEP_HOLD_TIMEOUT beats the per-tunnel value',
+    get: hold,
+    env: { SSHKEEP_HOLD_TIMEOUT: '5s' },
+    top: { holdTimeout: '10s' },
+    tunnel: { holdTimeout: '7s' },
+    want: [5_000],
+    todo: ENV_IGNORED,
+  },
+  { name: 'SSHKEEP_HOLD_TIMEOUT beats the default', get: hold, env: { SSHKEEP_HOLD_TIMEOUT: '0' }, want: [0], todo: ENV_IGNORED },
+  {
+    name: '--hold-timeout beats SSHKEEP_HOLD_TIMEOUT, per-tunnel and top level',
+    get: hold,
+    flags: ['--hold-timeout', '3s'],
+    env: { SSHKEEP_HOLD_TIMEOUT: '5s' },
+    top: { holdTimeout: '10s' },
+    tunnel: { holdTimeout: '7s' },
+    want: [3_000],
+  },
+  { name: '--hold-timeout beats the per-tunnel value', get: hold, flags: ['--hold-timeout', '500ms'], tunnel: { holdTimeout: '7s' }, want: [500] },
+  { name: '--hold-timeout 0 (reset at once) beats the file', get: hold, flags: ['--hold-timeout', '0'], top: { holdTimeout: '10s' }, want: [0] },
+
+  // --keepalive-interval
+  { name: 'keepaliveInterval defaults to 15s', get: keepalive, want: [15_000] },
+  { name: 'keepaliveInterval from the file top level', get: keepalive, top: { keepaliveInterval: '20s' }, want: [20_000] },
+  { name: 'per-tunnel keepaliveInterval beats the top level', get: keepalive, top: { keepaliveInterval: '20s' }, tunnel: { keepaliveInterval: '8s' }, want: [8_000] },
+  {
+    name: 'SSHKEEP_KEEPALIVE_INTERVAL beats the file',
+    get: keepalive,
+    env: { SSHKEEP_KEEPALIVE_INTERVAL: '4s' },
+    top: { keepaliveInterval: '20s' },
+    tunnel: { keepaliveInterval: '8s' },
+    want: [4_000],
+    todo: ENV_IGNORED,
+  },
+  {
+    name: '--keepalive-interval beats SSHKEEP_KEEPALIVE_INTERVAL and the file',
+    get: keepalive,
+    flags: ['--keepalive-interval', '2s'],
+    env: { SSHKEEP_KEEPALIVE_INTERVAL: '4s' },
+    top: { keepaliveInterval: '20s' },
+    tunnel: { keepaliveInterval: '8s' },
+    want: [2_000],
+  },
+  { name: '--keepalive-interval 0 (on demand only)', get: keepalive, flags: ['--keepalive-interval', '0'], want: [0] },
+  { name: '-o ServerAliveInterval is the keepalive interval', get: keepalive, flags: ['-o', 'ServerAliveInterval=9'], want: [9_000] },
+  { name: '--keepalive-interval beats -o ServerAliveInterval', get: keepalive, flags: ['--keepalive-interval', '2s', '-o', 'ServerAliveInterval=9'], want: [2_000] },
+
+  // --max-connections
+  { name: 'maxConnections defaults to 0 (unlimited)', get: proc('maxConnections'), want: 0 },
+  { name: 'maxConnections from the file', get: proc('maxConnections'), top: { maxConnections: 50 }, want: 50 },
+  { name: 'SSHKEEP_MAX_CONNECTIONS beats the file', get: proc('maxConnections'), env: { SSHKEEP_MAX_CONNECTIONS: '40' }, top: { maxConnections: 50 }, want: 40, todo: ENV_IGNORED },
+  {
+    name: '--max-connections beats SSHKEEP_MAX_CONNECTIONS and the file',
+    get: proc('maxConnections'),
+    flags: ['--max-connections', '30'],
+    env: { SSHKEEP_MAX_CONNECTIONS: '40' },
+    top: { maxConnections: 50 },
+    want: 30,
+  },
+
+  // --max-held
+  { name: 'maxHeld defaults to 1024', get: proc('maxHeld'), want: 1024 },
+  { name: 'maxHeld from the file', get: proc('maxHeld'), top: { maxHeld: '64' }, want: 64 },
+  { name: 'SSHKEEP_MAX_HELD beats the file', get: proc('maxHeld'), env: { SSHKEEP_MAX_HELD: '32' }, top: { maxHeld: '64' }, want: 32, todo: ENV_IGNORED },
+  { name: '--max-held beats SSHKEEP_MAX_HELD and the file', get: proc('maxHeld'), flags: ['--max-held', '0'], env: { SSHKEEP_MAX_HELD: '32' }, top: { maxHeld: '64' }, want: 0 },
+
+  // --health
+  { name: 'health is off by default', get: proc('health'), want: undefined },
+  { name: 'health 9090 from the file (a YAML number) is 127.0.0.1:9090', get: proc('health'), top: { health: 9090 }, want: { host: '127.0.0.1', port: 9090 } },
+  { name: 'SSHKEEP_HEALTH beats the file', get: proc('health'), env: { SSHKEEP_HEALTH: '0.0.0.0:9091' }, top: { health: 9090 }, want: { host: '0.0.0.0', port: 9091 }, todo: ENV_IGNORED },
+  {
+    name: '--health beats SSHKEEP_HEALTH and the file',
+    get: proc('health'),
+    flags: ['--health', '[::1]:9092'],
+    env: { SSHKEEP_HEALTH: '0.0.0.0:9091' },
+    top: { health: 9090 },
+    want: { host: '::1', port: 9092 },
+  },
+  { name: '--health 9090 listens on 127.0.0.1', get: proc('health'), flags: ['--health', '9090'], want: { host: '127.0.0.1', port: 9090 } },
+  { name: '--health 0.0.0.0:9090', get: proc('health'), flags: ['--health', '0.0.0.0:9090'], want: { host: '0.0.0.0', port: 9090 } },
+  { name: '--health [::1]:9090 loses its brackets', get: proc('health'), flags: ['--health', '[::1]:9090'], want: { host: '::1', port: 9090 } },
+
+  // --min-drain
+  { name: 'minDrain defaults to 0', get: proc('minDrainMs'), want: 0 },
+  { name: 'minDrain from the file', get: proc('minDrainMs'), top: { minDrain: '2s' }, want: 2_000 },
+  { name: 'SSHKEEP_MIN_DRAIN beats the file', get: proc('minDrainMs'), env: { SSHKEEP_MIN_DRAIN: '3s' }, top: { minDrain: '2s' }, want: 3_000, todo: ENV_IGNORED },
+  { name: '--min-drain beats SSHKEEP_MIN_DRAIN and the file', get: proc('minDrainMs'), flags: ['--min-drain', '500ms'], env: { SSHKEEP_MIN_DRAIN: '3s' }, top: { minDrain: '2s' }, want: 500 },
+
+  // --max-drain
+  { name: 'maxDrain defaults to 5s', get: proc('maxDrainMs'), want: 5_000 },
+  { name: 'maxDrain from the file', get: proc('maxDrainMs'), top: { maxDrain: '10s' }, want: 10_000 },
+  { name: 'SSHKEEP_MAX_DRAIN beats the file', get: proc('maxDrainMs'), env: { SSHKEEP_MAX_DRAIN: '20s' }, top: { maxDrain: '10s' }, want: 20_000, todo: ENV_IGNORED },
+  { name: '--max-drain beats SSHKEEP_MAX_DRAIN and the file', get: proc('maxDrainMs'), flags: ['--max-drain', '1m'], env: { SSHKEEP_MAX_DRAIN: '20s' }, top: { maxDrain: '10s' }, want: 60_000 },
+
+  // --log-level
+  { name: 'logLevel defaults to info', get: (s) => s.logLevel, want: 'info' },
+  { name: 'logLevel from the file', get: (s) => s.logLevel, top: { logLevel: 'warn' }, want: 'warn' },
+  { name: 'SSHKEEP_LOG_LEVEL beats the file', get: (s) => s.logLevel, env: { SSHKEEP_LOG_LEVEL: 'debug' }, top: { logLevel: 'warn' }, want: 'debug', todo: ENV_IGNORED },
+  { name: '--log-level beats SSHKEEP_LOG_LEVEL and the file', get: (s) => s.logLevel, flags: ['--log-level', 'error'], env: { SSHKEEP_LOG_LEVEL: 'debug' }, top: { logLevel: 'warn' }, want: 'error' },
+  { name: '-q beats SSHKEEP_LOG_LEVEL', get: (s) => s.logLevel, flags: ['-q'], env: { SSHKEEP_LOG_LEVEL: 'debug' }, want: 'error' },
+  { name: '-v beats the file', get: (s) => s.logLevel, flags: ['-v'], top: { logLevel: 'warn' }, want: 'debug' },
+];
+
+t.test('settings – precedence: flags > environment > config file (tunnel > top level) > defaults', async (t) => {
+  for (const c of cases) {
+    await t.test(c.name, async (t) => {
+      withEnv(t, c.env);
+      const argv = [...(c.flags ?? [])];
+      if (c.top !== undefined || c.tunnel !== undefined) {
+        const doc: Record<string, unknown> = { ...c.top };
+        if (c.tunnel !== undefined) doc.tunnels = [{ ...FILE_TUNNEL, ...c.tunnel }];
+        argv.push('--config', configFile(t, doc, 'sshkeep.json'));
+      }
+      if (c.tunnel === undefined) argv.push(...CLI_TUNNEL);
+      const extra = c.todo ? { todo: c.todo } : {};
+      let got: unknown;
+      let tunnels: string[] = [];
+      try {
+        const s = build(t, argv);
+        got = c.get(s);
+        tunnels = s.tunnels.map((x) => x.name);
+      } catch (err) {
+        t.fail(`buildSettings threw: ${String(err)}`, extra);
+        return;
+      }
+      t.strictSame(tunnels, c.tunnel === undefined ? ['127.0.0.1'] : ['ft'], 'the one tunnel read is the intended one', extra);
+      t.strictSame(got, c.want, c.name, extra);
+    });
+  }
+});
+
+t.test('settings – parseHostPort', async (t) => {
+  t.strictSame(parseHostPort('9090', '--health'), { host: '127.0.0.1', port: 9090 });
+  t.strictSame(parseHostPort(' 0.0.0.0:9090 ', '--health'), { host: '0.0.0.0', port: 9090 });
+  t.strictSame(parseHostPort('[::1]:9090', '--health'), { host: '::1', port: 9090 });
+  t.strictSame(parseHostPort('localhost:0', '--health'), { host: 'localhost', port: 0 });
+  for (const bad of ['', 'abc', '::1:9090', '1.2.3.4:', 'h:9090:1', '[::1]9090']) {
+    t.throws(() => parseHostPort(bad, '--health'), ConfigError, JSON.stringify(bad));
+    t.throws(() => parseHostPort(bad, '--health'), /^--health: .*\[host:\]port/, `${JSON.stringify(bad)} names --health and the form`);
+  }
+  t.throws(() => parseHostPort('70000', '--health'), /^--health: "70000" is not a port number/);
+});
+
+t.test('settings – SSHKEEP_LOCAL: a comma-separated list is several forwards', async (t) => {
+  withEnv(t, { SSHKEEP_LOCAL: '5432:db:5432,6379:cache:6379' });
+  const cli = cliOf(t, ['--ssh-config', 'none', 'tester@127.0.0.1']);
+  t.strictSame(cli.local, ['5432:db:5432', '6379:cache:6379'], 'parseCli splits the list', { todo: ENV_IGNORED });
+  let fwds: unknown;
+  try {
+    fwds = forwardsOf(build(t, ['--ssh-config', 'none', 'tester@127.0.0.1']).tunnels[0]!);
+  } catch (err) {
+    fwds = String(err);
+  }
+  t.strictSame(fwds, [['127.0.0.1', 5432, 'db', 5432], ['127.0.0.1', 6379, 'cache', 6379]], 'two forwards', { todo: ENV_IGNORED });
+});
+
+t.test('settings – SSHKEEP_LOCAL: a newline-separated list (with blank lines and CRLF) is several forwards', async (t) => {
+  withEnv(t, { SSHKEEP_LOCAL: '5432:db:5432\r\n\n  [::1]:6379:cache:6379\n' });
+  const cli = cliOf(t, ['--ssh-config', 'none', 'tester@127.0.0.1']);
+  t.strictSame(cli.local, ['5432:db:5432', '[::1]:6379:cache:6379'], 'parseCli splits and trims the list', { todo: ENV_IGNORED });
+});
+
+t.test('settings – -L on the command line replaces SSHKEEP_LOCAL (flags beat the environment)', async (t) => {
+  withEnv(t, { SSHKEEP_LOCAL: '5432:db:5432,6379:cache:6379' });
+  const s = build(t, ['--ssh-config', 'none', '-L', '7000:web:80', 'tester@127.0.0.1']);
+  t.strictSame(forwardsOf(s.tunnels[0]!), [['127.0.0.1', 7000, 'web', 80]]);
+});
+
+t.test('settings – SSHKEEP_OPTION with two options', async (t) => {
+  withEnv(t, { SSHKEEP_OPTION: 'Port=2222,User=envuser' });
+  const cli = cliOf(t, CLI_TUNNEL.slice(0, -1).concat('127.0.0.1'));
+  t.strictSame(cli.option, ['Port=2222', 'User=envuser'], 'parseCli splits the list', { todo: ENV_IGNORED });
+  const c = build(t, CLI_TUNNEL.slice(0, -1).concat('127.0.0.1')).tunnels[0]!;
+  t.equal(c.port, 2222, 'Port from SSHKEEP_OPTION', { todo: ENV_IGNORED });
+  t.equal(c.user, 'envuser', 'User from SSHKEEP_OPTION', { todo: ENV_IGNORED });
+});
+
+t.test('settings – SSHKEEP_IDENTITY_FILE with two files, newline-separated', async (t) => {
+  withEnv(t, { SSHKEEP_IDENTITY_FILE: '/keys/a\n/keys/b' });
+  const c = build(t, CLI_TUNNEL).tunnels[0]!;
+  t.strictSame(c.identityFiles, ['/keys/a', '/keys/b'], { todo: ENV_IGNORED });
+});
+
+t.test('settings – SSHKEEP_DESTINATION is the destination', async (t) => {
+  withEnv(t, { SSHKEEP_DESTINATION: 'envuser@env.example' });
+  const s = build(t, ['--ssh-config', 'none', '-L', '0:127.0.0.1:1']);
+  t.equal(s.tunnels.length, 1);
+  t.equal(s.tunnels[0]!.name, 'env.example');
+  t.equal(s.tunnels[0]!.hostName, 'env.example');
+  t.equal(s.tunnels[0]!.user, 'envuser');
+});
+
+t.test('settings – a destination argument beats SSHKEEP_DESTINATION', async (t) => {
+  withEnv(t, { SSHKEEP_DESTINATION: 'envuser@env.example' });
+  const s = build(t, ['--ssh-config', 'none', '-L', '0:127.0.0.1:1', 'argv.example']);
+  t.strictSame(s.tunnels.map((c) => [c.name, c.user]), [['argv.example', 'tester']]);
+});
+
+t.test('settings – SSHKEEP_CONFIG names the config file', async (t) => {
+  const file = configFile(t, { tunnels: [FILE_TUNNEL] });
+  withEnv(t, { SSHKEEP_CONFIG: file });
+  let names: unknown;
+  try {
+    names = build(t, []).tunnels.map((c) => c.name);
+  } catch (err) {
+    names = String(err);
+  }
+  t.strictSame(names, ['ft'], { todo: ENV_IGNORED });
+});
+
+t.test('settings – an invalid SSHKEEP_LOG_LEVEL is a ConfigError naming the variable', async (t) => {
+  withEnv(t, { SSHKEEP_LOG_LEVEL: 'loud' });
+  let message = '';
+  try {
+    parseCli(CLI_TUNNEL, process.env, () => {});
+  } catch (err) {
+    message = err instanceof ConfigError ? err.message : `not a ConfigError: ${String(err)}`;
+  }
+  t.match(message, /SSHKEEP_LOG_LEVEL/, 'names the variable', { todo: ENV_IGNORED });
+  t.match(message, /'loud'/, 'quotes the value', { todo: ENV_IGNORED });
+});
+
+t.test('settings – a bad --log-level is a ConfigError listing the choices, in one sentence each', async (t) => {
+  let message = '';
+  try {
+    parseCli(['--log-level', 'loud', ...CLI_TUNNEL], process.env, () => {});
+  } catch (err) {
+    message = err instanceof ConfigError ? err.message : `not a ConfigError: ${String(err)}`;
+  }
+  t.match(message, /--log-level.*'loud'.*error, warn, info, debug/);
+  t.match(message, /Run sshkeep --help for usage\.$/);
+  t.notMatch(message, /\.\./, 'no doubled full stop', {
+    todo: 'BUG src/cli/program.ts:119: commander messages that end in "." get ". Run sshkeep --help", giving "debug.. Run"',
+  });
+});
+
+const TWO_TUNNELS = `# two bastions
+tunnels:
+  - name: db
+    destination: alice@db-bastion.example
+    port: 2201
+    sshConfig: none
+    local:
+      - 15432:db.internal:5432
+      - 127.0.0.2:16379:cache:6379
+    options:
+      ServerAliveCountMax: 3
+      HostName: 10.0.0.5
+  - name: web
+    destination: web-bastion.example
+    login: bob
+    sshConfig: none
+    local: 8080:web.internal:80
+    options:
+      - Port=2202
+      - IdentitiesOnly=yes
+`;
+
+t.test('settings – a config file with two tunnels gives two TunnelConfigs', async (t) => {
+  const file = configFile(t, TWO_TUNNELS);
+  const s = build(t, ['--config', file]);
+  t.equal(s.tunnels.length, 2);
+  const [db, web] = s.tunnels as [TunnelConfig, TunnelConfig];
+  t.strictSame([db.name, db.hostName, db.port, db.user], ['db', '10.0.0.5', 2201, 'alice'], 'db: name, HostName from options, port, user@');
+  t.equal(db.keepaliveCountMax, 3, 'db: options as a mapping');
+  t.strictSame(forwardsOf(db), [['127.0.0.1', 15432, 'db.internal', 5432], ['127.0.0.2', 16379, 'cache', 6379]], 'db: two forwards');
+  t.strictSame([web.name, web.hostName, web.port, web.user], ['web', 'web-bastion.example', 2202, 'bob'], 'web: name, host, Port from options, login');
+  t.equal(web.identitiesOnly, true, 'web: options as a list');
+  t.strictSame(forwardsOf(web), [['127.0.0.1', 8080, 'web.internal', 80]], 'web: local as one string');
+  t.equal(db.identitiesOnly, false, "web's options do not leak into db");
+  t.equal(web.keepaliveCountMax, undefined, "db's options do not leak into web");
+});
+
+t.test('settings – a destination on the command line adds a third tunnel', async (t) => {
+  const file = configFile(t, TWO_TUNNELS);
+  const s = build(t, ['--config', file, '-p', '2999', ...CLI_TUNNEL]);
+  t.strictSame(s.tunnels.map((c) => c.name), ['db', 'web', '127.0.0.1']);
+  const third = s.tunnels[2]!;
+  t.equal(third.port, 2999, '-p applies to the command-line tunnel');
+  t.strictSame(forwardsOf(third), [['127.0.0.1', 0, '127.0.0.1', 1]]);
+  t.strictSame(s.tunnels.slice(0, 2).map((c) => c.port), [2201, 2202], 'the file tunnels keep their own ports');
+});
+
+t.test('settings – an unnamed file tunnel is named after its destination host', async (t) => {
+  const file = configFile(t, { tunnels: [{ destination: 'u@bastion.example', sshConfig: 'none', local: ['1:h:1'] }] });
+  t.strictSame(build(t, ['--config', file]).tunnels.map((c) => c.name), ['bastion.example']);
+});
+
+t.test('settings – duplicate tunnel names are a ConfigError', async (t) => {
+  const tunnel = { destination: 'a.example', sshConfig: 'none', local: ['1:h:1'] };
+  const named = configFile(t, { tunnels: [{ ...tunnel, name: 'same' }, { ...tunnel, destination: 'b.example', name: 'same' }] });
+  t.match(configError(t, () => build(t, ['--config', named]), 'two named "same"'), /Two tunnels are named "same"/);
+
+  const unnamed = configFile(t, { tunnels: [tunnel, { ...tunnel, destination: 'other@a.example' }] });
+  t.match(configError(t, () => build(t, ['--config', unnamed]), 'two to a.example'), /Two tunnels are named "a\.example".*"name"/);
+
+  const clash = configFile(t, { tunnels: [{ ...tunnel, name: '127.0.0.1' }] });
+  t.match(configError(t, () => build(t, ['--config', clash, ...CLI_TUNNEL]), 'file vs command line'), /Two tunnels are named "127\.0\.0\.1"/);
+});
+
+const SECRET_KEY = 'SECRET-KEY-7f3a9c';
+const SECRET_KH = 'SECRET-KNOWN-HOSTS-91bc2e';
+
+t.test('settings – inline secrets go into every tunnel and nowhere else', async (t) => {
+  const file = configFile(t, TWO_TUNNELS);
+  const s = build(t, ['--config', file, ...CLI_TUNNEL], { identity: SECRET_KEY, knownHosts: SECRET_KH });
+  t.equal(s.tunnels.length, 3);
+  for (const c of s.tunnels) {
+    t.strictSame(c.inlineIdentities, [{ name: 'SSHKEEP_IDENTITY', data: SECRET_KEY }], `${c.name}: the identity`);
+    t.strictSame(c.inlineKnownHosts, [{ name: 'SSHKEEP_KNOWN_HOSTS', text: SECRET_KH }], `${c.name}: the known hosts`);
+  }
+  const rest = JSON.stringify({ ...s, tunnels: s.tunnels.map(({ inlineIdentities: _i, inlineKnownHosts: _k, ...c }) => c) });
+  t.notMatch(rest, SECRET_KEY, 'the key is nowhere else');
+  t.notMatch(rest, SECRET_KH, 'the known hosts are nowhere else');
+  t.notMatch(JSON.stringify(s.process), /SECRET/, 'the process settings hold no secret');
+});
+
+t.test('settings – no secrets: empty inline lists', async (t) => {
+  const s = build(t, CLI_TUNNEL, {});
+  t.strictSame(s.tunnels[0]!.inlineIdentities, []);
+  t.strictSame(s.tunnels[0]!.inlineKnownHosts, []);
+});
+
+t.test('settings – JSON is accepted as a config file', async (t) => {
+  const file = configFile(
+    t,
+    '{"holdTimeout": "12s", "maxHeld": 7, "tunnels": [{"name": "j", "destination": "u@j.example", "sshConfig": "none", "local": ["1:h:1"], "options": {"Port": 2022}}]}',
+    'sshkeep.json',
+  );
+  const s = build(t, ['--config', file]);
+  t.strictSame(s.tunnels.map((c) => [c.name, c.user, c.hostName, c.port, c.holdTimeoutMs]), [['j', 'u', 'j.example', 2022, 12_000]]);
+  t.equal(s.process.maxHeld, 7);
+});
+
+t.test('settings – an empty config file and no destination: no destination', async (t) => {
+  const file = configFile(t, '');
+  t.match(configError(t, () => build(t, ['--config', file]), 'empty file'), /No destination/);
+});
+
+/** A config-file error: a ConfigError whose message names the file and matches every pattern. */
+function fileError(t: Test, content: string, mentions: (RegExp | string)[], opts: { argv?: string[]; name?: string } = {}): string {
+  const file = configFile(t, content, opts.name);
+  const full = configError(t, () => build(t, ['--config', file, ...(opts.argv ?? [])]), 'the file');
+  t.ok(full.includes(file), `names the file ${file}: ${full}`);
+  // The fixture directory is named after the test: match the rest of the message only.
+  const message = full.replaceAll(file, '<file>');
+  for (const m of mentions) {
+    if (typeof m === 'string') t.ok(message.includes(m), `mentions ${m}: ${message}`);
+    else t.match(message, m);
+  }
+  return message;
+}
+
+const TUNNEL_YAML = '  - destination: tester@127.0.0.1\n    sshConfig: none\n    local: [0:127.0.0.1:1]\n';
+
+t.test('settings – config file: an unknown top-level key', async (t) => {
+  fileError(t, `holdTimout: 5s\ntunnels:\n${TUNNEL_YAML}`, ['holdTimout', /unknown key; expected one of .*\bholdTimeout\b/]);
+});
+
+t.test('settings – config file: an unknown tunnel key names tunnels[1]', async (t) => {
+  fileError(t, `tunnels:\n${TUNNEL_YAML}${TUNNEL_YAML}    holdTimout: 5s\n`, ['tunnels[1].holdTimout', /unknown key; expected one of .*\bholdTimeout\b/]);
+});
+
+t.test('settings – config file: tunnels is not a list', async (t) => {
+  fileError(t, 'tunnels:\n  destination: h\n  local: [1:h:1]\n', [/: tunnels: expected a list of tunnels/]);
+});
+
+t.test('settings – config file: a tunnel that is not a mapping', async (t) => {
+  fileError(t, 'tunnels:\n  - just-a-host\n', ['tunnels[0]', /expected a mapping/]);
+});
+
+t.test('settings – config file: a tunnel without destination', async (t) => {
+  fileError(t, `tunnels:\n${TUNNEL_YAML}  - local: [1:h:1]\n`, ['tunnels[1].destination', /required: \[user@\]host/]);
+});
+
+t.test('settings – config file: a tunnel without local', async (t) => {
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n', ['tunnels[0].local', /required: at least one forward/]);
+});
+
+t.test('settings – config file: local that is not a list of strings', async (t) => {
+  fileError(t, 'tunnels:\n  - destination: h\n    local: {db: 5432}\n', ['tunnels[0].local', /expected a list of strings/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    local: [[5432, db, 5432]]\n', ['tunnels[0].local[0]', /expected a string/]);
+});
+
+t.test('settings – config file: a malformed forward names the tunnel and the spec', async (t) => {
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [abc]\n', ['tunnels[0]', /-L abc: expected \[bind_address:\]port:host:hostport/]);
+});
+
+t.test('settings – config file: a bad duration in a tunnel names tunnels[0] and holdTimeout', async (t) => {
+  const file = configFile(t, `tunnels:\n${TUNNEL_YAML}    holdTimeout: soon\n`);
+  const full = configError(t, () => build(t, ['--config', file]), 'bad holdTimeout');
+  t.ok(full.includes(file), `names the file: ${full}`);
+  const message = full.replaceAll(file, '<file>');
+  t.ok(message.includes('tunnels[0]'), `names tunnels[0]: ${message}`);
+  t.match(message, /"soon" is not a duration/, 'says what was expected');
+  t.match(message, /\bholdTimeout\b/, 'names the key as written in the file', { todo: FILE_KEY_NAMES });
+});
+
+t.test('settings – config file: a bad top-level duration names the top-level key, not a tunnel', async (t) => {
+  const file = configFile(t, `holdTimeout: soon\ntunnels:\n${TUNNEL_YAML}`);
+  const full = configError(t, () => build(t, ['--config', file]), 'bad top-level holdTimeout');
+  t.ok(full.includes(file), `names the file: ${full}`);
+  const message = full.replaceAll(file, '<file>');
+  t.match(message, /"soon" is not a duration/, 'says what was expected');
+  t.match(message, /\bholdTimeout\b/, 'names the key', { todo: FILE_KEY_NAMES });
+  t.notMatch(message, /tunnels\[0\]/, 'does not blame tunnels[0]', { todo: WRONG_WHERE });
+});
+
+t.test('settings – a bad --hold-timeout is not blamed on the config file', async (t) => {
+  const file = configFile(t, `tunnels:\n${TUNNEL_YAML}`);
+  const message = configError(t, () => build(t, ['--hold-timeout', 'soon', '--config', file]), 'bad flag');
+  t.match(message, /--hold-timeout: "soon" is not a duration/);
+  t.notOk(message.includes(file), `does not name the file: ${message}`, { todo: WRONG_WHERE });
+});
+
+t.test('settings – config file: bad process settings name the file and the key', async (t) => {
+  for (const [key, value] of [['maxConnections', 'lots'], ['maxHeld', '-1'], ['health', 'nowhere'], ['minDrain', 'soon'], ['maxDrain', 'soon']] as const) {
+    const file = configFile(t, `${key}: ${value}\ntunnels:\n${TUNNEL_YAML}`);
+    const full = configError(t, () => build(t, ['--config', file]), key);
+    const message = full.replaceAll(file, '<file>');
+    t.match(message, `"${value}"`, `${key}: quotes the value`);
+    t.ok(full.includes(file) && new RegExp(`\\b${key}\\b`).test(message), `${key}: names the file and the key: ${full}`, { todo: PROCESS_FILE_ERRORS });
+  }
+  const file = configFile(t, `logLevel: loud\ntunnels:\n${TUNNEL_YAML}`);
+  const message = configError(t, () => build(t, ['--config', file]), 'logLevel');
+  t.ok(message.includes(`${file}: logLevel: expected error, warn, info or debug`), `logLevel names the file and the key: ${message}`);
+});
+
+t.test('settings – config file: invalid YAML names the file and the line', async (t) => {
+  fileError(t, `tunnels:\n  - destination: [h\n    local: 1:h:1\n`, [/not valid YAML or JSON/, /line \d+/]);
+});
+
+t.test('settings – config file: a duplicate key is invalid', async (t) => {
+  fileError(t, `holdTimeout: 1s\nholdTimeout: 2s\ntunnels:\n${TUNNEL_YAML}`, [/not valid YAML or JSON/, /unique/]);
+});
+
+t.test('settings – config file: a file that is not a mapping', async (t) => {
+  const message = fileError(t, '- a\n- b\n', [/expected a mapping/]);
+  t.notMatch(message, /: :/, 'no empty key path in the message', { todo: 'BUG src/config/file.ts:102: the top-level path is "", giving "<file>: : expected a mapping"' });
+});
+
+t.test('settings – config file: a missing file', async (t) => {
+  const file = path.join(dirOf(t), 'nope.yaml');
+  const message = configError(t, () => build(t, ['--config', file]), 'missing');
+  t.ok(message.includes(file), `names the file: ${message}`);
+  t.match(message, /--config .*cannot read it \(ENOENT\)/);
+});
+
+t.test('settings – config file: options as a mapping accept YAML booleans', async (t) => {
+  const file = configFile(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n    options: {IdentitiesOnly: true}\n');
+  let got: unknown;
+  try {
+    got = build(t, ['--config', file]).tunnels[0]!.identitiesOnly;
+  } catch (err) {
+    got = String(err);
+  }
+  t.equal(got, true, 'IdentitiesOnly: true is yes', {
+    todo: 'BUG src/config/file.ts:84 (Reader.options -> scalar): a YAML boolean option value is refused with "expected a string or a number"',
+  });
+});
+
+t.test("settings – a tunnel's own ServerAliveInterval beats the file's top-level keepaliveInterval", async (t) => {
+  const file = configFile(t, 'keepaliveInterval: 20s\ntunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n    options: {ServerAliveInterval: 5}\n');
+  t.equal(build(t, ['--config', file]).tunnels[0]!.keepaliveIntervalMs, 5_000, {
+    todo: 'BUG src/config/settings.ts:36: the top-level keepaliveInterval is passed as if it were a flag, so it beats the tunnel\'s own options.ServerAliveInterval',
+  });
+});
+
+t.test('settings – connection flags given with --config but no destination are not silently dropped', async (t) => {
+  const file = configFile(t, `tunnels:\n${TUNNEL_YAML}`);
+  const warnings: string[] = [];
+  let message = '';
+  try {
+    build(t, ['--config', file, '-L', '9999:lost:9999'], {}, warnings);
+  } catch (err) {
+    message = String(err);
+  }
+  t.match(`${message}\n${warnings.join('\n')}`, /-L|--local/, 'an error or a warning about the unused -L', {
+    todo: 'BUG src/config/settings.ts:77: -L/-p/-l/-i/-o/-F without a destination are ignored without a word when --config gives the tunnels',
+  });
+});
