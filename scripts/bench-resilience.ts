@@ -528,7 +528,7 @@ interface S1Row {
   sshStderr?: string;
 }
 
-const S1_WATCH_MS = 12_000;
+const S1_WATCH_MS = 16_000; // sshkeep resets the streams of a silent connection after its 10 s grace period
 
 async function scenario1(env: Env, spec: ToolSpec, rep: number, idleMs: number): Promise<S1Row> {
   const tool = await launch(spec, env);

@@ -11,7 +11,6 @@ import { runCli, type CliResult } from './fixtures/cli.js';
 import { deadline, refusedPort } from './fixtures/net.js';
 
 /** Known bug, asserted as it should be and marked TODO; remove the marker once fixed. */
-const ENV_IGNORED = 'BUG src/cli/program.ts:99-101: .env() is set after addOption(), so commander never reads SSHKEEP_<OPTION>';
 
 const STACK = /\n\s+at /;
 
@@ -196,10 +195,9 @@ t.test('cli config – configuration from the environment alone passes check', a
       SSHKEEP_PORT: String(refused),
     },
   });
-  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`, { todo: ENV_IGNORED });
-  t.match(res.stdout, /configuration OK, 1 tunnel\(s\)/, { todo: ENV_IGNORED });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.match(res.stdout, /configuration OK, 1 tunnel\(s\)/);
   t.match(res.stdout, new RegExp(`envuser@127\\.0\\.0\\.1:${refused}, 127\\.0\\.0\\.1:0 -> db:5432, 127\\.0\\.0\\.1:0 -> cache:6379`), 'both forwards from SSHKEEP_LOCAL', {
-    todo: ENV_IGNORED,
   });
 });
 
@@ -214,8 +212,8 @@ t.test('cli config – SSHKEEP_CONFIG names the config file for check', async (t
   const refused = await refusedPort();
   const file = writeConfig(t, `tunnels:\n  - name: fromenv\n    destination: 127.0.0.1\n    port: ${refused}\n    sshConfig: none\n    local: [0:db:5432]\n`);
   const res = await runCli(['check'], { env: { SSHKEEP_CONFIG: file } });
-  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`, { todo: ENV_IGNORED });
-  t.match(res.stdout, /^\s+fromenv: /m, { todo: ENV_IGNORED });
+  t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.match(res.stdout, /^\s+fromenv: /m);
 });
 
 t.test('cli config – a flag beats the environment in check', async (t) => {
@@ -249,9 +247,7 @@ t.test('cli config – --help mentions SSHKEEP_ variables and the check command'
   }
   t.match(res.stdout, /sshkeep check --config FILE/, 'the check command');
   t.match(res.stdout, /precedence: flags > environment > --config file > ssh_config\s+> defaults/, 'the precedence');
-  t.ok(res.stdout.includes('SSHKEEP_DESTINATION'), 'mentions SSHKEEP_DESTINATION', {
-    todo: 'BUG src/cli/program.ts:35-39 (EXAMPLES): SSHKEEP_DESTINATION is read (program.ts:131) but --help never mentions it',
-  });
+  t.ok(res.stdout.includes('SSHKEEP_DESTINATION'), 'mentions SSHKEEP_DESTINATION');
 });
 
 t.test('cli config – check --help prints the help, exit 0', async (t) => {

@@ -110,12 +110,12 @@ function flagValues(args: readonly string[], short: string | undefined, long: st
   return out;
 }
 
-/** `-o Key=Value` options of an argv, last one wins for a key (as OpenSSH's first-wins is for ssh_config, flags are unique here). */
+/** `-o Key=Value` options of an argv, keys lower-cased; the first value of a key wins, as in OpenSSH. */
 function sshOptions(args: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const kv of flagValues(args, '-o', '--option')) {
     const m = /^\s*(\w+)\s*[= ]\s*(.*)$/.exec(kv);
-    if (m) out.set(m[1]!.toLowerCase(), m[2]!.trim());
+    if (m && !out.has(m[1]!.toLowerCase())) out.set(m[1]!.toLowerCase(), m[2]!.trim());
   }
   return out;
 }

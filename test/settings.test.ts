@@ -11,13 +11,11 @@ import { ConfigError } from '../src/errors.js';
  * the TODO count shows what is still broken). Remove the marker once the bug is fixed.
  */
 /** commander registers an option's env listener in addOption(); `.env()` is called after it, so SSHKEEP_* is never read. */
-const ENV_IGNORED = 'BUG src/cli/program.ts:99-101: .env() is set after addOption(), so commander never reads SSHKEEP_<OPTION>';
 /** A tunnel setting that fails to parse is reported as the flag (`--hold-timeout`), not the file's key. */
 const FILE_KEY_NAMES = 'BUG src/config/resolve.ts / settings.ts: a bad tunnel setting from --config is named "--hold-timeout", not the file key "holdTimeout"';
 /** The top-level file value is blamed on tunnels[0]; a bad flag value is blamed on the file. */
 const WRONG_WHERE = 'BUG src/config/settings.ts:76-86: every tunnel-setting error is prefixed "<file>: tunnels[i]", wherever the value came from';
 /** Process settings from the file are parsed with the flag's name and without the file's. */
-const PROCESS_FILE_ERRORS = 'BUG src/config/settings.ts:109-113: a bad process setting in --config names "--max-connections"/"--health", not the file and its key';
 
 /** Names that must stay out of any case that does not set them: commander reads process.env itself. */
 const saved = Object.entries(process.env).filter(([k]) => k.startsWith('SSHKEEP_'));
@@ -116,7 +114,7 @@ const cases: Case[] = [
   { name: 'holdTimeout from the file top level (file tunnel)', get: hold, top: { holdTimeout: '10s' }, tunnel: {}, want: [10_000] },
   { name: 'holdTimeout as a bare YAML number is seconds', get: hold, tunnel: { holdTimeout: 2 }, want: [2_000] },
   { name: 'per-tunnel holdTimeout beats the file top level', get: hold, top: { holdTimeout: '10s' }, tunnel: { holdTimeout: '7s' }, want: [7_000] },
-  { name: 'SSHKEEP_HOLD_TIMEOUT beats the file top level', get: hold, env: { SSHKEEP_HOLD_TIMEOUT: '5s' }, top: { holdTimeout: '10s' }, want: [5_000], todo: ENV_IGNORED },
+  { name: 'SSHKEEP_HOLD_TIMEOUT beats the file top level', get: hold, env: { SSHKEEP_HOLD_TIMEOUT: '5s' }, top: { holdTimeout: '10s' }, want: [5_000] },
   {
     name: 'SSHKEEP_HOLD_TIMEOUT beats the per-tunnel value',
     get: hold,
@@ -124,9 +122,8 @@ const cases: Case[] = [
     top: { holdTimeout: '10s' },
     tunnel: { holdTimeout: '7s' },
     want: [5_000],
-    todo: ENV_IGNORED,
   },
-  { name: 'SSHKEEP_HOLD_TIMEOUT beats the default', get: hold, env: { SSHKEEP_HOLD_TIMEOUT: '0' }, want: [0], todo: ENV_IGNORED },
+  { name: 'SSHKEEP_HOLD_TIMEOUT beats the default', get: hold, env: { SSHKEEP_HOLD_TIMEOUT: '0' }, want: [0] },
   {
     name: '--hold-timeout beats SSHKEEP_HOLD_TIMEOUT, per-tunnel and top level',
     get: hold,
@@ -150,7 +147,6 @@ const cases: Case[] = [
     top: { keepaliveInterval: '20s' },
     tunnel: { keepaliveInterval: '8s' },
     want: [4_000],
-    todo: ENV_IGNORED,
   },
   {
     name: '--keepalive-interval beats SSHKEEP_KEEPALIVE_INTERVAL and the file',
@@ -168,7 +164,7 @@ const cases: Case[] = [
   // --max-connections
   { name: 'maxConnections defaults to 0 (unlimited)', get: proc('maxConnections'), want: 0 },
   { name: 'maxConnections from the file', get: proc('maxConnections'), top: { maxConnections: 50 }, want: 50 },
-  { name: 'SSHKEEP_MAX_CONNECTIONS beats the file', get: proc('maxConnections'), env: { SSHKEEP_MAX_CONNECTIONS: '40' }, top: { maxConnections: 50 }, want: 40, todo: ENV_IGNORED },
+  { name: 'SSHKEEP_MAX_CONNECTIONS beats the file', get: proc('maxConnections'), env: { SSHKEEP_MAX_CONNECTIONS: '40' }, top: { maxConnections: 50 }, want: 40 },
   {
     name: '--max-connections beats SSHKEEP_MAX_CONNECTIONS and the file',
     get: proc('maxConnections'),
@@ -181,13 +177,13 @@ const cases: Case[] = [
   // --max-held
   { name: 'maxHeld defaults to 1024', get: proc('maxHeld'), want: 1024 },
   { name: 'maxHeld from the file', get: proc('maxHeld'), top: { maxHeld: '64' }, want: 64 },
-  { name: 'SSHKEEP_MAX_HELD beats the file', get: proc('maxHeld'), env: { SSHKEEP_MAX_HELD: '32' }, top: { maxHeld: '64' }, want: 32, todo: ENV_IGNORED },
+  { name: 'SSHKEEP_MAX_HELD beats the file', get: proc('maxHeld'), env: { SSHKEEP_MAX_HELD: '32' }, top: { maxHeld: '64' }, want: 32 },
   { name: '--max-held beats SSHKEEP_MAX_HELD and the file', get: proc('maxHeld'), flags: ['--max-held', '0'], env: { SSHKEEP_MAX_HELD: '32' }, top: { maxHeld: '64' }, want: 0 },
 
   // --health
   { name: 'health is off by default', get: proc('health'), want: undefined },
   { name: 'health 9090 from the file (a YAML number) is 127.0.0.1:9090', get: proc('health'), top: { health: 9090 }, want: { host: '127.0.0.1', port: 9090 } },
-  { name: 'SSHKEEP_HEALTH beats the file', get: proc('health'), env: { SSHKEEP_HEALTH: '0.0.0.0:9091' }, top: { health: 9090 }, want: { host: '0.0.0.0', port: 9091 }, todo: ENV_IGNORED },
+  { name: 'SSHKEEP_HEALTH beats the file', get: proc('health'), env: { SSHKEEP_HEALTH: '0.0.0.0:9091' }, top: { health: 9090 }, want: { host: '0.0.0.0', port: 9091 } },
   {
     name: '--health beats SSHKEEP_HEALTH and the file',
     get: proc('health'),
@@ -203,19 +199,19 @@ const cases: Case[] = [
   // --min-drain
   { name: 'minDrain defaults to 0', get: proc('minDrainMs'), want: 0 },
   { name: 'minDrain from the file', get: proc('minDrainMs'), top: { minDrain: '2s' }, want: 2_000 },
-  { name: 'SSHKEEP_MIN_DRAIN beats the file', get: proc('minDrainMs'), env: { SSHKEEP_MIN_DRAIN: '3s' }, top: { minDrain: '2s' }, want: 3_000, todo: ENV_IGNORED },
+  { name: 'SSHKEEP_MIN_DRAIN beats the file', get: proc('minDrainMs'), env: { SSHKEEP_MIN_DRAIN: '3s' }, top: { minDrain: '2s' }, want: 3_000 },
   { name: '--min-drain beats SSHKEEP_MIN_DRAIN and the file', get: proc('minDrainMs'), flags: ['--min-drain', '500ms'], env: { SSHKEEP_MIN_DRAIN: '3s' }, top: { minDrain: '2s' }, want: 500 },
 
   // --max-drain
   { name: 'maxDrain defaults to 5s', get: proc('maxDrainMs'), want: 5_000 },
   { name: 'maxDrain from the file', get: proc('maxDrainMs'), top: { maxDrain: '10s' }, want: 10_000 },
-  { name: 'SSHKEEP_MAX_DRAIN beats the file', get: proc('maxDrainMs'), env: { SSHKEEP_MAX_DRAIN: '20s' }, top: { maxDrain: '10s' }, want: 20_000, todo: ENV_IGNORED },
+  { name: 'SSHKEEP_MAX_DRAIN beats the file', get: proc('maxDrainMs'), env: { SSHKEEP_MAX_DRAIN: '20s' }, top: { maxDrain: '10s' }, want: 20_000 },
   { name: '--max-drain beats SSHKEEP_MAX_DRAIN and the file', get: proc('maxDrainMs'), flags: ['--max-drain', '1m'], env: { SSHKEEP_MAX_DRAIN: '20s' }, top: { maxDrain: '10s' }, want: 60_000 },
 
   // --log-level
   { name: 'logLevel defaults to info', get: (s) => s.logLevel, want: 'info' },
   { name: 'logLevel from the file', get: (s) => s.logLevel, top: { logLevel: 'warn' }, want: 'warn' },
-  { name: 'SSHKEEP_LOG_LEVEL beats the file', get: (s) => s.logLevel, env: { SSHKEEP_LOG_LEVEL: 'debug' }, top: { logLevel: 'warn' }, want: 'debug', todo: ENV_IGNORED },
+  { name: 'SSHKEEP_LOG_LEVEL beats the file', get: (s) => s.logLevel, env: { SSHKEEP_LOG_LEVEL: 'debug' }, top: { logLevel: 'warn' }, want: 'debug' },
   { name: '--log-level beats SSHKEEP_LOG_LEVEL and the file', get: (s) => s.logLevel, flags: ['--log-level', 'error'], env: { SSHKEEP_LOG_LEVEL: 'debug' }, top: { logLevel: 'warn' }, want: 'error' },
   { name: '-q beats SSHKEEP_LOG_LEVEL', get: (s) => s.logLevel, flags: ['-q'], env: { SSHKEEP_LOG_LEVEL: 'debug' }, want: 'error' },
   { name: '-v beats the file', get: (s) => s.logLevel, flags: ['-v'], top: { logLevel: 'warn' }, want: 'debug' },
@@ -264,20 +260,20 @@ t.test('settings – parseHostPort', async (t) => {
 t.test('settings – SSHKEEP_LOCAL: a comma-separated list is several forwards', async (t) => {
   withEnv(t, { SSHKEEP_LOCAL: '5432:db:5432,6379:cache:6379' });
   const cli = cliOf(t, ['--ssh-config', 'none', 'tester@127.0.0.1']);
-  t.strictSame(cli.local, ['5432:db:5432', '6379:cache:6379'], 'parseCli splits the list', { todo: ENV_IGNORED });
+  t.strictSame(cli.local, ['5432:db:5432', '6379:cache:6379'], 'parseCli splits the list');
   let fwds: unknown;
   try {
     fwds = forwardsOf(build(t, ['--ssh-config', 'none', 'tester@127.0.0.1']).tunnels[0]!);
   } catch (err) {
     fwds = String(err);
   }
-  t.strictSame(fwds, [['127.0.0.1', 5432, 'db', 5432], ['127.0.0.1', 6379, 'cache', 6379]], 'two forwards', { todo: ENV_IGNORED });
+  t.strictSame(fwds, [['127.0.0.1', 5432, 'db', 5432], ['127.0.0.1', 6379, 'cache', 6379]], 'two forwards');
 });
 
 t.test('settings – SSHKEEP_LOCAL: a newline-separated list (with blank lines and CRLF) is several forwards', async (t) => {
   withEnv(t, { SSHKEEP_LOCAL: '5432:db:5432\r\n\n  [::1]:6379:cache:6379\n' });
   const cli = cliOf(t, ['--ssh-config', 'none', 'tester@127.0.0.1']);
-  t.strictSame(cli.local, ['5432:db:5432', '[::1]:6379:cache:6379'], 'parseCli splits and trims the list', { todo: ENV_IGNORED });
+  t.strictSame(cli.local, ['5432:db:5432', '[::1]:6379:cache:6379'], 'parseCli splits and trims the list');
 });
 
 t.test('settings – -L on the command line replaces SSHKEEP_LOCAL (flags beat the environment)', async (t) => {
@@ -289,16 +285,16 @@ t.test('settings – -L on the command line replaces SSHKEEP_LOCAL (flags beat t
 t.test('settings – SSHKEEP_OPTION with two options', async (t) => {
   withEnv(t, { SSHKEEP_OPTION: 'Port=2222,User=envuser' });
   const cli = cliOf(t, CLI_TUNNEL.slice(0, -1).concat('127.0.0.1'));
-  t.strictSame(cli.option, ['Port=2222', 'User=envuser'], 'parseCli splits the list', { todo: ENV_IGNORED });
+  t.strictSame(cli.option, ['Port=2222', 'User=envuser'], 'parseCli splits the list');
   const c = build(t, CLI_TUNNEL.slice(0, -1).concat('127.0.0.1')).tunnels[0]!;
-  t.equal(c.port, 2222, 'Port from SSHKEEP_OPTION', { todo: ENV_IGNORED });
-  t.equal(c.user, 'envuser', 'User from SSHKEEP_OPTION', { todo: ENV_IGNORED });
+  t.equal(c.port, 2222, 'Port from SSHKEEP_OPTION');
+  t.equal(c.user, 'envuser', 'User from SSHKEEP_OPTION');
 });
 
 t.test('settings – SSHKEEP_IDENTITY_FILE with two files, newline-separated', async (t) => {
   withEnv(t, { SSHKEEP_IDENTITY_FILE: '/keys/a\n/keys/b' });
   const c = build(t, CLI_TUNNEL).tunnels[0]!;
-  t.strictSame(c.identityFiles, ['/keys/a', '/keys/b'], { todo: ENV_IGNORED });
+  t.strictSame(c.identityFiles, ['/keys/a', '/keys/b']);
 });
 
 t.test('settings – SSHKEEP_DESTINATION is the destination', async (t) => {
@@ -325,7 +321,7 @@ t.test('settings – SSHKEEP_CONFIG names the config file', async (t) => {
   } catch (err) {
     names = String(err);
   }
-  t.strictSame(names, ['ft'], { todo: ENV_IGNORED });
+  t.strictSame(names, ['ft']);
 });
 
 t.test('settings – an invalid SSHKEEP_LOG_LEVEL is a ConfigError naming the variable', async (t) => {
@@ -336,8 +332,8 @@ t.test('settings – an invalid SSHKEEP_LOG_LEVEL is a ConfigError naming the va
   } catch (err) {
     message = err instanceof ConfigError ? err.message : `not a ConfigError: ${String(err)}`;
   }
-  t.match(message, /SSHKEEP_LOG_LEVEL/, 'names the variable', { todo: ENV_IGNORED });
-  t.match(message, /'loud'/, 'quotes the value', { todo: ENV_IGNORED });
+  t.match(message, /SSHKEEP_LOG_LEVEL/, 'names the variable');
+  t.match(message, /'loud'/, 'quotes the value');
 });
 
 t.test('settings – a bad --log-level is a ConfigError listing the choices, in one sentence each', async (t) => {
@@ -349,9 +345,7 @@ t.test('settings – a bad --log-level is a ConfigError listing the choices, in 
   }
   t.match(message, /--log-level.*'loud'.*error, warn, info, debug/);
   t.match(message, /Run sshkeep --help for usage\.$/);
-  t.notMatch(message, /\.\./, 'no doubled full stop', {
-    todo: 'BUG src/cli/program.ts:119: commander messages that end in "." get ". Run sshkeep --help", giving "debug.. Run"',
-  });
+  t.notMatch(message, /\.\./, 'no doubled full stop');
 });
 
 const TWO_TUNNELS = `# two bastions
@@ -539,7 +533,7 @@ t.test('settings – config file: bad process settings name the file and the key
     const full = configError(t, () => build(t, ['--config', file]), key);
     const message = full.replaceAll(file, '<file>');
     t.match(message, `"${value}"`, `${key}: quotes the value`);
-    t.ok(full.includes(file) && new RegExp(`\\b${key}\\b`).test(message), `${key}: names the file and the key: ${full}`, { todo: PROCESS_FILE_ERRORS });
+    t.ok(full.includes(file) && new RegExp(`\\b${key}\\b`).test(message), `${key}: names the file and the key: ${full}`);
   }
   const file = configFile(t, `logLevel: loud\ntunnels:\n${TUNNEL_YAML}`);
   const message = configError(t, () => build(t, ['--config', file]), 'logLevel');
@@ -556,7 +550,7 @@ t.test('settings – config file: a duplicate key is invalid', async (t) => {
 
 t.test('settings – config file: a file that is not a mapping', async (t) => {
   const message = fileError(t, '- a\n- b\n', [/expected a mapping/]);
-  t.notMatch(message, /: :/, 'no empty key path in the message', { todo: 'BUG src/config/file.ts:102: the top-level path is "", giving "<file>: : expected a mapping"' });
+  t.notMatch(message, /: :/, 'no empty key path in the message');
 });
 
 t.test('settings – config file: a missing file', async (t) => {
@@ -574,16 +568,12 @@ t.test('settings – config file: options as a mapping accept YAML booleans', as
   } catch (err) {
     got = String(err);
   }
-  t.equal(got, true, 'IdentitiesOnly: true is yes', {
-    todo: 'BUG src/config/file.ts:84 (Reader.options -> scalar): a YAML boolean option value is refused with "expected a string or a number"',
-  });
+  t.equal(got, true, 'IdentitiesOnly: true is yes');
 });
 
 t.test("settings – a tunnel's own ServerAliveInterval beats the file's top-level keepaliveInterval", async (t) => {
   const file = configFile(t, 'keepaliveInterval: 20s\ntunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n    options: {ServerAliveInterval: 5}\n');
-  t.equal(build(t, ['--config', file]).tunnels[0]!.keepaliveIntervalMs, 5_000, {
-    todo: 'BUG src/config/settings.ts:36: the top-level keepaliveInterval is passed as if it were a flag, so it beats the tunnel\'s own options.ServerAliveInterval',
-  });
+  t.equal(build(t, ['--config', file]).tunnels[0]!.keepaliveIntervalMs, 5_000);
 });
 
 t.test('settings – connection flags given with --config but no destination are not silently dropped', async (t) => {

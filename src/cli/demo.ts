@@ -1,22 +1,9 @@
-import http from 'node:http';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, EXIT } from '../errors.js';
 import { parsePort } from '../config/forward-spec.js';
+import { parseDuration } from '../config/duration.js';
 import { createLogger, type Logger } from '../ops/logger.js';
-import { startDemo } from '../demo/demo.js';
-
-function get(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { headers: { connection: 'close' } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
+import { get, narrateOutages, startDemo } from '../demo/demo.js';
 
 /** `sshkeep demo`: a tunnel to an embedded SSH server and HTTP target, no setup needed. */
 export async function runDemo(argv: string[], onSignal: (stop: () => Promise<void>) => void): Promise<number> {
@@ -24,6 +11,7 @@ export async function runDemo(argv: string[], onSignal: (stop: () => Promise<voi
     .description('Run sshkeep against an embedded SSH server and HTTP target: nothing to set up.')
     .option('--port <port>', 'local port to forward (default: any free port)', '0')
     .option('--once', 'make one request through the tunnel, print it, and exit')
+    .option('--outage-every <seconds>', 'cut the link this often to show a held request being served (0 = never)', '15')
     .exitOverride()
     .configureOutput({ writeErr: () => {} });
   try {
@@ -35,7 +23,8 @@ export async function runDemo(argv: string[], onSignal: (stop: () => Promise<voi
     }
     throw err;
   }
-  const opts = cmd.opts<{ port: string; once?: boolean }>();
+  const opts = cmd.opts<{ port: string; once?: boolean; outageEvery: string }>();
+  const everyMs = parseDuration(opts.outageEvery, '--outage-every');
   const logger: Logger = createLogger('info', process.stderr.isTTY ? 'pretty' : 'json');
   const demo = await startDemo(logger, parsePort(opts.port, '--port', true));
   const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -47,5 +36,12 @@ export async function runDemo(argv: string[], onSignal: (stop: () => Promise<voi
     return EXIT.ok;
   }
   say(`Try: curl ${demo.url}    (Ctrl-C to stop)`);
-  return new Promise<number>((resolve) => onSignal(() => demo.stop().then(() => resolve(EXIT.ok))));
+  const stopShow = everyMs > 0 ? narrateOutages(demo, (line) => say(`demo: ${line}`), everyMs) : () => {};
+  if (everyMs > 0) say(`Every ${everyMs / 1000} s the demo cuts the link for 3 s and shows a request held through the outage.`);
+  return new Promise<number>((resolve) =>
+    onSignal(() => {
+      stopShow();
+      return demo.stop().then(() => resolve(EXIT.ok));
+    }),
+  );
 }

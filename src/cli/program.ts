@@ -33,7 +33,7 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 
 const EXAMPLES = `
 Every long option can also come from the environment as SSHKEEP_<OPTION> (e.g. SSHKEEP_HOLD_TIMEOUT=10s,
-SSHKEEP_LOCAL=5432:db:5432,6379:cache:6379); precedence: flags > environment > --config file > ssh_config
+SSHKEEP_LOCAL=5432:db:5432,6379:cache:6379), the destination as SSHKEEP_DESTINATION; precedence: flags > environment > --config file > ssh_config
 > defaults. Secrets for containers: SSHKEEP_IDENTITY (private key content), SSHKEEP_KNOWN_HOSTS (content),
 SSHKEEP_PASSPHRASE.
 
@@ -54,7 +54,13 @@ Commands: sshkeep check --config FILE (validate without connecting), sshkeep dem
 Exit codes: 0 clean shutdown, 2 usage or configuration error, 3 host key or authentication refused.`;
 
 function program(): Command {
-  const opt = (flags: string, description: string, group: string) => new Option(flags, description).helpGroup(group);
+  // The environment variable must be set before addOption(): commander wires env reading then.
+  const opt = (flags: string, description: string, group: string) => {
+    const o = new Option(flags, description).helpGroup(group);
+    const name = o.attributeName();
+    if (o.long && !['quiet', 'verbose'].includes(name)) o.env(`SSHKEEP_${o.long.slice(2).replace(/-/g, '_').toUpperCase()}`);
+    return o;
+  };
   const fwd = 'Forwarding:';
   const ssh = 'SSH connection (as OpenSSH):';
   const res = 'Resilience:';
@@ -96,10 +102,6 @@ function program(): Command {
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError(false)
     .allowExcessArguments(false);
-  for (const o of cmd.options) {
-    const name = o.attributeName();
-    if (o.long && !['help', 'quiet', 'verbose'].includes(name)) o.env(`SSHKEEP_${o.long.slice(2).replace(/-/g, '_').toUpperCase()}`);
-  }
   return cmd;
 }
 
@@ -116,7 +118,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return null;
-      throw new ConfigError(`${err.message.replace(/^error: /, '')}. Run sshkeep --help for usage.`);
+      throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\.$/, '')}. Run sshkeep --help for usage.`);
     }
     throw err;
   }

@@ -54,7 +54,7 @@ class Reader {
   }
 
   object(value: Json, path: string, keys: string[]): Record<string, Json> {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(path, 'expected a mapping of keys to values');
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(path || 'top level', 'expected a mapping of keys to values');
     const obj = value as Record<string, Json>;
     for (const key of Object.keys(obj)) {
       if (!keys.includes(key)) this.fail(`${path ? `${path}.` : ''}${key}`, `unknown key; expected one of ${keys.join(', ')}`);
@@ -66,6 +66,7 @@ class Reader {
   scalar(value: Json, path: string): string | undefined {
     if (value === undefined || value === null) return undefined;
     if (typeof value === 'string' || typeof value === 'number') return String(value);
+    if (typeof value === 'boolean') return value ? 'yes' : 'no'; // YAML's yes/no for OpenSSH flags
     return this.fail(path, 'expected a string or a number');
   }
 

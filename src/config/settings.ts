@@ -33,8 +33,10 @@ export function parseHostPort(text: string, what: string): { host: string; port:
 function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: ConfigFile | undefined): TunnelInput {
   // Flags and environment beat the file; a tunnel's own setting beats the file's top level.
   const pick = (key: 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer') => cli[key] ?? fromFile?.[key] ?? file?.settings[key];
+  // A tunnel's own ServerAliveInterval is its own setting too: the file's top level yields to it.
+  const ownInterval = fromFile?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
   const base = {
-    keepaliveInterval: pick('keepaliveInterval'),
+    keepaliveInterval: cli.keepaliveInterval ?? fromFile?.keepaliveInterval ?? (ownInterval ? undefined : file?.settings.keepaliveInterval),
     keepaliveTimeout: pick('keepaliveTimeout'),
     holdTimeout: pick('holdTimeout'),
     holdBuffer: pick('holdBuffer'),
@@ -73,6 +75,16 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
   if (!cli.destination && fileTunnels.length === 0) {
     throw new ConfigError('No destination: give [user@]host (or an ssh_config alias), or --config with tunnels. Run sshkeep --help for usage.');
   }
+  if (!cli.destination) {
+    const lists = (['local', 'identityFile', 'option'] as const).filter((k) => cli[k].length > 0);
+    const given: string[] = [...lists, ...(['port', 'login', 'sshConfig'] as const).filter((k) => cli[k] !== undefined)];
+    if (given.length > 0) {
+      throw new ConfigError(
+        `--${given[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} describes a tunnel, but no destination was given: with --config, ` +
+          'give a destination on the command line for that tunnel, or put the setting in the file.',
+      );
+    }
+  }
   const inputs: [TunnelInput, string | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, t, file), `${file!.file}: ${t.path}`]);
   if (cli.destination) inputs.push([tunnelInput(cli, undefined, file), undefined]);
 
@@ -98,6 +110,13 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
   if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key in --config).`);
 
   const s = file?.settings ?? {};
+  /** A process setting from the flags/environment, else the file (named by its key), else the default. */
+  const setting = (key: keyof typeof s, flag: string, fallback: string): [string, string] => {
+    const fromCli = cli[key as keyof CliValues] as string | undefined;
+    if (fromCli !== undefined) return [fromCli, flag];
+    const fromFile = s[key];
+    return fromFile !== undefined ? [fromFile, `${file!.file}: ${key}`] : [fallback, flag];
+  };
   const health = cli.health ?? s.health;
   const logLevel = (cli.logLevel ?? s.logLevel ?? 'info') as LogLevel;
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`${file?.file}: logLevel: expected error, warn, info or debug.`);
@@ -106,11 +125,11 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
   return {
     tunnels,
     process: {
-      maxConnections: parseCount(cli.maxConnections ?? s.maxConnections ?? '0', '--max-connections', 0),
-      maxHeld: parseCount(cli.maxHeld ?? s.maxHeld ?? String(DEFAULTS.maxHeld), '--max-held', 0),
-      health: health === undefined ? undefined : parseHostPort(health, '--health'),
-      minDrainMs: parseDuration(cli.minDrain ?? s.minDrain ?? '0', '--min-drain'),
-      maxDrainMs: parseDuration(cli.maxDrain ?? s.maxDrain ?? String(DEFAULTS.maxDrainMs / 1000), '--max-drain'),
+      maxConnections: parseCount(...setting('maxConnections', '--max-connections', '0'), 0),
+      maxHeld: parseCount(...setting('maxHeld', '--max-held', String(DEFAULTS.maxHeld)), 0),
+      health: health === undefined ? undefined : parseHostPort(...setting('health', '--health', '')),
+      minDrainMs: parseDuration(...setting('minDrain', '--min-drain', '0')),
+      maxDrainMs: parseDuration(...setting('maxDrain', '--max-drain', String(DEFAULTS.maxDrainMs / 1000))),
     },
     logLevel,
     logFormat,

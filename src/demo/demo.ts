@@ -7,7 +7,7 @@ import type net from 'node:net';
 import { resolveTunnel } from '../config/resolve.js';
 import type { Logger } from '../ops/logger.js';
 import { Sshkeep } from '../sshkeep.js';
-import { startEmbeddedServer } from './embedded-server.js';
+import { startEmbeddedServer, type EmbeddedServer } from './embedded-server.js';
 import { ed25519Pair } from './keygen.js';
 
 export interface Demo {
@@ -16,7 +16,22 @@ export interface Demo {
   sshPort: number;
   targetPort: number;
   app: Sshkeep;
+  server: EmbeddedServer;
   stop(): Promise<number>;
+}
+
+/** One GET through the tunnel; resolves with the body. */
+export function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers: { connection: 'close' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
 }
 
 /**
@@ -53,6 +68,7 @@ export async function startDemo(logger: Logger, localPort = 0): Promise<Demo> {
       configFile: 'none',
       options: [`UserKnownHostsFile=${knownHosts}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'],
       localForwards: [`${localPort}:127.0.0.1:${targetPort}`],
+      keepaliveInterval: '2s',
     },
     { home: os.homedir(), localUser: 'demo', authSock: undefined },
   );
@@ -65,6 +81,7 @@ export async function startDemo(logger: Logger, localPort = 0): Promise<Demo> {
     sshPort: server.port,
     targetPort,
     app,
+    server,
     async stop() {
       const cut = await app.stop('demo stopped');
       target.closeAllConnections();
@@ -73,5 +90,41 @@ export async function startDemo(logger: Logger, localPort = 0): Promise<Demo> {
       fs.rmSync(dir, { recursive: true, force: true });
       return cut;
     },
+  };
+}
+
+/**
+ * The show: every `everyMs` the demo takes its SSH server down for `outageMs`, sends a
+ * request through the tunnel while it is down (held, not refused), and narrates the
+ * rebuild and the held request being served. Returns a stop function.
+ */
+export function narrateOutages(demo: Demo, say: (line: string) => void, everyMs = 15_000, outageMs = 3_000): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  demo.app.tunnel.on('status', (s) => say(`tunnel: ${s.from} -> ${s.to} (${s.reason})`));
+  const cycle = async () => {
+    if (stopped) return;
+    say(`cutting the link for ${outageMs / 1000} s (the SSH server drops every connection and refuses new ones)`);
+    demo.server.setDown(true);
+    const sentAt = performance.now();
+    say(`sending a request through the tunnel while it is down: it is held, not refused`);
+    const reply = get(demo.url);
+    timer = setTimeout(() => {
+      say('restoring the link');
+      demo.server.setDown(false);
+    }, outageMs);
+    try {
+      const body = await reply;
+      const rtt = demo.app.tunnel.rttMs;
+      say(`held request served ${Math.round(performance.now() - sentAt)} ms after it was sent: ${body.trim()}${rtt === undefined ? '' : ` (heartbeat RTT ${rtt.toFixed(2)} ms)`}`);
+    } catch (err) {
+      if (!stopped) say(`the held request failed: ${(err as Error).message}`);
+    }
+    if (!stopped) timer = setTimeout(() => void cycle(), everyMs);
+  };
+  timer = setTimeout(() => void cycle(), everyMs);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
   };
 }

@@ -33,6 +33,8 @@ export interface EmbeddedServer {
   readonly channelsOpened: number;
   /** Abruptly destroys every client connection's socket (simulates a server crash / network loss), keeps listening. */
   dropConnections(): void;
+  /** While down, every SSH connection is dropped and new ones are reset: a server or link outage. */
+  setDown(down: boolean): void;
   /** Stops listening and destroys every connection and forwarded socket. Idempotent. */
   close(): Promise<void>;
 }
@@ -148,7 +150,13 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
 
   // Own the listening socket (rather than Server.listen) so every raw client socket is tracked,
   // including ones that never finish the SSH handshake.
+  let down = false;
   const listener = net.createServer((socket) => {
+    if (down) {
+      socket.on('error', () => {});
+      socket.resetAndDestroy();
+      return;
+    }
     clientSockets.add(socket);
     socket.on('error', () => {});
     socket.on('close', () => clientSockets.delete(socket));
@@ -179,6 +187,10 @@ export async function startEmbeddedServer(options: EmbeddedServerOptions = {}): 
     },
     dropConnections() {
       for (const s of clientSockets) s.destroy();
+    },
+    setDown(value) {
+      down = value;
+      if (down) for (const s of clientSockets) s.destroy();
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

@@ -191,6 +191,8 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
         const { reason, message } = err as ChannelOpenError;
         if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
           log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target });
+          // The failed connection may still look ready for a moment: wait until it is gone.
+          if (!session.closed) await new Promise<void>((resolve) => session.once('close', () => resolve()));
           continue;
         }
         this.emit('result', 'target_refused');

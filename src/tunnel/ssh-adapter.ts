@@ -115,13 +115,18 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
           });
           return resolve(channel);
         }
-        const reason = err.reason !== undefined ? (OPEN_FAILURE[err.reason] ?? `reason-${err.reason}`) : this.#closed ? 'tunnel-lost' : 'open-failed';
+        // No reason code: the server never answered (the connection is going or gone), so
+        // nothing reached the target and the open can be re-issued elsewhere.
+        const reason = err.reason !== undefined ? (OPEN_FAILURE[err.reason] ?? `reason-${err.reason}`) : 'tunnel-lost';
         reject(new ChannelOpenError(`server could not open ${host}:${port}: ${err.message.replace(/^\(SSH\) /, '')}`, reason));
       };
       try {
         this.client.forwardOut(src.address, src.port, host, port, onOpen);
       } catch (err) {
+        // ssh2 throws "Not connected" when its socket can no longer be written: this
+        // connection is finished; say so now rather than when the close event comes.
         onOpen(err as Error, undefined as unknown as ClientChannel);
+        this.destroy();
       }
     });
   }
