@@ -87,7 +87,7 @@ async function run(settings: Settings, logger: Logger): Promise<number> {
         resolve(EXIT.ok);
       },
       // A second signal: reset what is open (a cut stream must not look complete), then leave.
-      () => logger.warn(`second signal: ${fleet.resetAll('second signal')} connection(s) reset`, { event: 'stopped' }),
+      () => logger.warn(`second signal: ${fleet.resetAll('second signal')} connection(s) reset`, { event: 'second_signal' }),
     ),
   );
   const never = new Promise<number>(() => {});
