@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../ops/logger.js';
 import { Metrics } from '../ops/metrics.js';
 import { startHealthServer } from '../ops/health.js';
 import { Fleet } from '../fleet.js';
+import { StatusLine } from '../ops/status-line.js';
 
 /**
  * One clear paragraph on stderr (usage and configuration errors are for a person,
@@ -56,7 +57,7 @@ function describe(settings: Settings): string {
   return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n`;
 }
 
-async function run(settings: Settings, logger: Logger): Promise<number> {
+async function run(settings: Settings, logger: Logger, status: StatusLine | undefined): Promise<number> {
   const fleet = new Fleet(settings.tunnels, settings.process, { logger, prompter: ttyPrompter(), passphrase: process.env.SSHKEEP_PASSPHRASE });
   const metrics = new Metrics();
   for (const app of fleet.apps) metrics.watch(app);
@@ -72,6 +73,7 @@ async function run(settings: Settings, logger: Logger): Promise<number> {
     const { address, port } = health.address() as import('node:net').AddressInfo;
     logger.info('health endpoints up', { event: 'health', address, port });
   }
+  status?.show(fleet);
 
   let stopping = false;
   const stopped = new Promise<number>((resolve) =>
@@ -81,6 +83,7 @@ async function run(settings: Settings, logger: Logger): Promise<number> {
         const { minDrainMs, maxDrainMs } = settings.process;
         logger.info('shutting down', { event: 'shutdown', signal, minDrainMs, maxDrainMs });
         const cut = await fleet.drain(minDrainMs, maxDrainMs);
+        status?.stop();
         health?.close();
         health?.closeAllConnections();
         logger.info(`stopped; ${cut} connection(s) cut at the end of the drain`, { event: 'stopped', connectionsCut: cut });
@@ -123,9 +126,12 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(describe(settings));
       return EXIT.ok;
     }
-    logger = createLogger(settings.logLevel, settings.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
+    const format = settings.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
+    // A person at a terminal gets a live status line under the log (never in JSON mode).
+    const status = process.stderr.isTTY && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
+    logger = createLogger(settings.logLevel, format, status ?? process.stderr, process.stderr.isTTY === true);
     for (const w of warnings) logger.warn(w, { event: 'config' });
-    return await run(settings, logger);
+    return await run(settings, logger, status);
   } catch (err) {
     return report(err, logger);
   }

@@ -12,6 +12,7 @@ export interface CliValues {
   identityFile: string[];
   sshConfig?: string;
   option: string[];
+  hostKeyFingerprint?: string;
   keepaliveInterval?: string;
   keepaliveTimeout?: string;
   holdTimeout?: string;
@@ -84,6 +85,7 @@ function program(): Command {
         ssh,
       ).argParser(collect),
     )
+    .addOption(opt('--host-key-fingerprint <SHA256:...>', 'pin the server host key instead of using known_hosts; comma-separated for several', ssh))
     .addOption(opt('--keepalive-interval <duration>', 'probe the server after this much silence; 0 = only on demand (default: 15s, or ServerAliveInterval)', res))
     .addOption(opt('--keepalive-timeout <duration>', 'fixed probe deadline (default: adaptive, clamp(SRTT + 4·RTTVAR, 1s, 10s))', res))
     .addOption(opt('--hold-timeout <duration>', 'hold clients this long while the tunnel is down; 0 = reset them at once (default: 30s)', res))

@@ -28,6 +28,7 @@ export interface FileTunnel {
   sshConfig?: string;
   options: string[];
   local: string[];
+  hostKeyFingerprint?: string;
   keepaliveInterval?: string;
   keepaliveTimeout?: string;
   holdTimeout?: string;
@@ -42,7 +43,7 @@ export interface ConfigFile {
 
 const SCALARS = ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer'] as const;
 const TOP_KEYS = ['health', 'maxConnections', 'maxHeld', 'minDrain', 'maxDrain', 'logLevel', 'logFormat', ...SCALARS, 'tunnels'];
-const TUNNEL_KEYS = ['name', 'destination', 'port', 'login', 'identityFiles', 'sshConfig', 'options', 'local', ...SCALARS];
+const TUNNEL_KEYS = ['name', 'destination', 'port', 'login', 'identityFiles', 'sshConfig', 'options', 'local', 'hostKeyFingerprint', ...SCALARS];
 
 type Json = unknown;
 
@@ -121,7 +122,7 @@ export function readConfigFile(file: string): ConfigFile {
       options: r.options(t.options, `${path}.options`),
       local,
     };
-    for (const key of ['name', 'port', 'login', 'sshConfig', ...SCALARS] as const) {
+    for (const key of ['name', 'port', 'login', 'sshConfig', 'hostKeyFingerprint', ...SCALARS] as const) {
       const v = r.scalar(t[key], `${path}.${key}`);
       if (v !== undefined) tunnel[key] = v;
     }

@@ -26,6 +26,8 @@ export interface TunnelInput {
   keepaliveTimeout?: string;
   holdTimeout?: string;
   holdBuffer?: string;
+  /** `SHA256:…` host key pins, comma-separated. */
+  hostKeyFingerprint?: string;
 }
 
 export interface ResolveEnv {
@@ -96,6 +98,18 @@ function rejectProxies(opts: SshOptions): void {
       );
     }
   }
+}
+
+/** `SHA256:<base64>` pins as OpenSSH prints them (ssh-keygen -lf, ssh-keyscan | ssh-keygen -lf -). */
+function parseFingerprints(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const pins = text.split(/[,\s]+/).filter(Boolean);
+  for (const pin of pins) {
+    if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(pin)) {
+      throw new ConfigError(`--host-key-fingerprint: "${pin}" is not a SHA256 fingerprint; expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it.`);
+    }
+  }
+  return pins;
 }
 
 function positive(ms: number, what: string): number {
@@ -173,6 +187,7 @@ export function resolveTunnel(
     knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
     globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
     hostKeyAlias: first('hostkeyalias'),
+    hostKeyFingerprints: parseFingerprints(input.hostKeyFingerprint),
     forwards: [
       ...(input.localForwards ?? []).map(parseLocalForward),
       // ssh_config writes `LocalForward [bind:]port host:hostport`.

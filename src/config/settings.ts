@@ -51,6 +51,7 @@ function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: Con
       configFile: fromFile.sshConfig,
       options: fromFile.options,
       localForwards: fromFile.local,
+      hostKeyFingerprint: cli.hostKeyFingerprint ?? fromFile.hostKeyFingerprint,
     };
   }
   return {
@@ -62,6 +63,7 @@ function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: Con
     configFile: cli.sshConfig,
     options: cli.option,
     localForwards: cli.local,
+    hostKeyFingerprint: cli.hostKeyFingerprint,
   };
 }
 

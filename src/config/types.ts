@@ -50,6 +50,8 @@ export interface TunnelConfig {
   globalKnownHostsFiles: string[];
   /** The name host keys are looked up and recorded under (HostKeyAlias or HostName). */
   hostKeyAlias: string | undefined;
+  /** Pinned host keys (`SHA256:…`): when given, they replace known_hosts for this tunnel. */
+  hostKeyFingerprints: string[];
   forwards: LocalForward[];
 }
 

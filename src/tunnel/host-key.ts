@@ -60,6 +60,15 @@ export function hostKeyPolicy(config: TunnelConfig, logger: Logger): HostKeyPoli
         return new HostKeyError(`The server at ${name} offered a malformed host key.`);
       }
       const offered = `${type} key ${fingerprint}`;
+      if (config.hostKeyFingerprints.length > 0) {
+        if (config.hostKeyFingerprints.includes(fingerprint)) {
+          logger.debug('host key matches its pin', { event: 'host_key', host: name, fingerprint });
+          return null;
+        }
+        return new HostKeyError(
+          `HOST KEY MISMATCH for ${name}: the server offered ${offered}, but --host-key-fingerprint pins ${config.hostKeyFingerprints.join(', ')}. Refusing to connect.`,
+        );
+      }
       let found;
       try {
         found = lookupHostKey(files, [name], key);
