@@ -1,10 +1,13 @@
 /** sshkeep's library API: resolve a config the way the CLI does, then run it. */
-export { Sshkeep, type SshkeepOptions, type BoundForward } from './sshkeep.js';
+export { Sshkeep, type SshkeepOptions, type BoundForward, type TunnelReport } from './sshkeep.js';
+export { Fleet } from './fleet.js';
+export { Metrics } from './ops/metrics.js';
+export { startHealthServer } from './ops/health.js';
 export { resolveTunnel, type TunnelInput } from './config/resolve.js';
 export { parseLocalForward } from './config/forward-spec.js';
 export { parseDuration } from './config/duration.js';
 export { DEFAULTS } from './config/defaults.js';
-export type { TunnelConfig, LocalForward, StrictHostKeyChecking } from './config/types.js';
+export type { TunnelConfig, ProcessConfig, LocalForward, StrictHostKeyChecking } from './config/types.js';
 export { createLogger, silentLogger, type Logger } from './ops/logger.js';
 export { Tunnel, type TunnelState, type TunnelStatus } from './tunnel/tunnel.js';
 export {
