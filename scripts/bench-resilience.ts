@@ -927,6 +927,7 @@ async function main(): Promise<void> {
   const stale = CLI === DEFAULT_CLI && newestMtime(path.join(ROOT, 'src')) > fs.statSync(CLI).mtimeMs;
   const loadBefore = os.loadavg();
   const startedAt = Date.now();
+  const gitAtStart = gitDescribe();
   if (opts.logDir) fs.mkdirSync(opts.logDir, { recursive: true });
 
   tmpRef = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-resilience-'));
@@ -1031,7 +1032,7 @@ async function main(): Promise<void> {
     ['node', process.version],
     ['OpenSSH', sshVersion()],
     ['autossh', `${autosshVersion}; env AUTOSSH_GATETIME=0${opts.autosshPoll !== undefined ? ` AUTOSSH_POLL=${opts.autosshPoll}` : ' (AUTOSSH_POLL unset: 600 s, restart back-off after 5 fast failures: 2 s, 8 s, 18 s…)'}`],
-    ['sshkeep', CLI === DEFAULT_CLI ? `${gitDescribe()}, dist/cli/main.js built ${fs.statSync(CLI).mtime.toISOString()}` : `${CLI} (built ${fs.statSync(CLI).mtime.toISOString()}; the working tree is at ${gitDescribe()})`],
+    ['sshkeep', CLI === DEFAULT_CLI ? `${gitAtStart}, dist/cli/main.js built ${fs.statSync(CLI).mtime.toISOString()}` : `${CLI} (built ${fs.statSync(CLI).mtime.toISOString()}); repository at the start: ${gitAtStart}`],
     [
       'setup',
       'one loopback sshd (OpenSSH, test/fixtures/sshd.ts); each tool run is a fresh process whose SSH traffic goes through its own userland fault relay ' +

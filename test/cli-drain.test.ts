@@ -3,21 +3,9 @@ import net from 'node:net';
 import { once } from 'node:events';
 import t, { type Test } from 'tap';
 import { connect, deadline, roundTrip } from './fixtures/net.js';
-import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
-import { ISOLATED, logIs, portOf, spawnCliFor, startCountingEcho, type SpawnedCli } from './fixtures/cli.js';
+import { makeKeys, startServer } from './fixtures/tunnel.js';
+import { cliArgs, logIs, portOf, spawnCliFor, startCountingEcho, type SpawnedCli } from './fixtures/cli.js';
 
-/** sshkeep straight to the embedded server at `port` with `keys`, forwarding `forward`. */
-function argsFor(port: number, keys: Keys, forward: string, extra: string[] = []): string[] {
-  return [
-    ...ISOLATED,
-    '-p', String(port),
-    '-i', keys.identity,
-    '-o', `UserKnownHostsFile=${keys.knownHosts}`,
-    ...extra,
-    '-L', forward,
-    'tester@127.0.0.1',
-  ];
-}
 
 /** Waits for the listen line and the tunnel to be ready; returns the forward's local port. */
 async function upAndReady(cli: SpawnedCli): Promise<number> {
@@ -119,7 +107,7 @@ t.test('cli drain – SIGTERM with an open stream that finishes within the drain
   const server = await startServer(t, keys);
   const reply = 'slow reply: ' + 'x'.repeat(64 * 1024) + ' :end';
   const target = await startSlowTarget(t, 300, reply);
-  const cli = spawnCliFor(t, argsFor(server.port, keys, `0:127.0.0.1:${target.port}`, ['--max-drain', '5s']));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${target.port}`, ['--max-drain', '5s']));
   const port = await upAndReady(cli);
 
   const sock = await connect(port);
@@ -151,7 +139,7 @@ t.test('cli drain – SIGTERM with a stream that would outlive the drain: reset 
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startCountingEcho(t);
-  const cli = spawnCliFor(t, argsFor(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--max-drain', '500ms']));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--max-drain', '500ms']));
   const port = await upAndReady(cli);
 
   // An open connection, known to be through to the target (one echo), then left idle.
@@ -179,7 +167,7 @@ t.test('cli drain – --min-drain keeps accepting and forwarding for a while, th
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startCountingEcho(t);
-  const cli = spawnCliFor(t, argsFor(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--min-drain', '1s', '--max-drain', '5s']));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--min-drain', '1s', '--max-drain', '5s']));
   const port = await upAndReady(cli);
 
   const sent = performance.now();
@@ -208,7 +196,7 @@ t.test('cli drain – a second SIGTERM during the drain exits at once', async (t
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startCountingEcho(t);
-  const cli = spawnCliFor(t, argsFor(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--max-drain', '10s']));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--max-drain', '10s']));
   const port = await upAndReady(cli);
 
   // An idle open connection keeps the drain going for its full 10 s.
@@ -238,7 +226,7 @@ t.test('cli drain – --health: /readyz answers 503 "draining" during the drain,
   const server = await startServer(t, keys);
   const echo = await startCountingEcho(t);
   // Port 0: the health line names the port actually bound.
-  const cli = spawnCliFor(t, argsFor(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--health', '127.0.0.1:0', '--max-drain', '10s']));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--health', '127.0.0.1:0', '--max-drain', '10s']));
   const port = await upAndReady(cli);
   const health = await cli.waitForLog(logIs('health'), 5000, 'the health line');
   t.equal(health.address, '127.0.0.1', 'the health line names the bound address');

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { connect, deadline, roundTrip } from './fixtures/net.js';
 import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
-import { ISOLATED, logIs, portOf, spawnCliFor, startCountingEcho, startGate, type SpawnedCli } from './fixtures/cli.js';
+import { cliArgs, logIs, portOf, spawnCliFor, startCountingEcho, startGate, type SpawnedCli } from './fixtures/cli.js';
 
 const STACK = /\n\s+at /;
 
@@ -16,16 +16,7 @@ function otherHostKey(): string {
 
 /** sshkeep to the embedded server at `port`, forwarding an OS-chosen local port to `echoPort`. */
 function argsFor(port: number, keys: Keys, echoPort: number, extra: string[] = [], knownHosts = keys.knownHosts): string[] {
-  return [
-    ...ISOLATED,
-    '-p', String(port),
-    '-i', keys.identity,
-    '-o', `UserKnownHostsFile=${knownHosts}`,
-    '-o', 'ConnectTimeout=5s',
-    ...extra,
-    '-L', `0:127.0.0.1:${echoPort}`,
-    'tester@127.0.0.1',
-  ];
+  return cliArgs(port, keys, `0:127.0.0.1:${echoPort}`, ['-o', 'ConnectTimeout=5s', ...extra], knownHosts);
 }
 
 /** Waits for the tunnel to be ready, then proves the forward works with an echo round trip. */

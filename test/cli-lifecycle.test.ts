@@ -3,20 +3,8 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { connect, deadline, refusedPort, roundTrip } from './fixtures/net.js';
 import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
-import { ISOLATED, ISOLATED_NO_F, logIs, portOf, spawnCliFor, startCountingEcho, startGate, type SpawnedCli } from './fixtures/cli.js';
+import { cliArgs, ISOLATED, ISOLATED_NO_F, logIs, portOf, spawnCliFor, startCountingEcho, startGate, type SpawnedCli } from './fixtures/cli.js';
 
-/** sshkeep straight to the embedded server at `port` with `keys`, forwarding `forward`. */
-function argsFor(port: number, keys: Keys, forward: string, extra: string[] = []): string[] {
-  return [
-    ...ISOLATED,
-    '-p', String(port),
-    '-i', keys.identity,
-    '-o', `UserKnownHostsFile=${keys.knownHosts}`,
-    ...extra,
-    '-L', forward,
-    'tester@127.0.0.1',
-  ];
-}
 
 /** An ssh_config whose `prod-*` block describes the embedded server, followed by a catch-all with a wrong Port. */
 function writeConfig(keys: Keys, serverPort: number): string {
@@ -78,7 +66,7 @@ t.test('cli – SIGINT: clean shutdown, a stopped line, exit 0', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startCountingEcho(t);
-  const cli = spawnCliFor(t, argsFor(server.port, keys, `0:127.0.0.1:${echo.port}`));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`));
   await echoThrough(t, cli, 'before SIGINT');
   cli.kill('SIGINT');
   const { code, signal } = await cli.exited();
@@ -101,7 +89,7 @@ t.test('cli – a second signal during shutdown exits at once', async (t) => {
   // so the first shutdown waits for its close timeout instead of finishing in a millisecond.
   const gate = await startGate(t, server.port);
   fs.writeFileSync(keys.knownHosts, `[127.0.0.1]:${gate.port} ${server.hostPublicKey}\n`);
-  const cli = spawnCliFor(t, argsFor(gate.port, keys, `0:127.0.0.1:${echo.port}`));
+  const cli = spawnCliFor(t, cliArgs(gate.port, keys, `0:127.0.0.1:${echo.port}`));
   await echoThrough(t, cli, 'before shutdown');
   gate.freeze();
   cli.kill('SIGTERM');
@@ -118,7 +106,7 @@ t.test('cli – a second signal during shutdown exits at once', async (t) => {
 t.test('cli – forwards bind loopback by default', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const cli = spawnCliFor(t, argsFor(server.port, keys, '0:127.0.0.1:1'));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, '0:127.0.0.1:1'));
   const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
   t.equal(listen.address, '127.0.0.1', 'listens on 127.0.0.1');
   t.equal(listen.level, 'info', 'an info line: nothing to warn about');
@@ -131,7 +119,7 @@ t.test('cli – an explicit non-loopback bind address logs a warning', async (t)
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startCountingEcho(t);
-  const cli = spawnCliFor(t, argsFor(server.port, keys, `0.0.0.0:0:127.0.0.1:${echo.port}`));
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0.0.0.0:0:127.0.0.1:${echo.port}`));
   const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
   t.equal(listen.address, '0.0.0.0', 'listens on every interface, as asked');
   t.equal(listen.level, 'warn', 'a warn-level line');

@@ -1,8 +1,6 @@
 import http from 'node:http';
-import net from 'node:net';
-import { once } from 'node:events';
 import t from 'tap';
-import { deadline } from './fixtures/net.js';
+import { deadline, refusedPort } from './fixtures/net.js';
 import { runCli, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
 
 const HELLO = 'Hello from the far side of the tunnel';
@@ -28,15 +26,6 @@ function waitForStdout(cli: SpawnedCli, re: RegExp, timeoutMs: number, what: str
   return deadline(found, timeoutMs, `${what}; stdout so far:\n${cli.stdout()}`).finally(() => stdout.off('data', onData!));
 }
 
-/** A port on 127.0.0.1 that was free a moment ago (bound on 0, then closed). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /** A GET on a fresh connection; the status and the body. */
 function get(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
@@ -89,7 +78,7 @@ t.test('demo – long-running: prints a curl hint, serves it through the tunnel,
 });
 
 t.test('demo – --port N forwards that port', async (t) => {
-  const port = await freePort();
+  const port = await refusedPort() /* free a moment ago */;
   const cli = spawnCliFor(t, ['demo', '--port', String(port)]);
   const [, url] = await waitForStdout(cli, /curl (http:\/\/127\.0\.0\.1:\d+\/)/, 20_000, 'the curl hint');
   t.equal(url, `http://127.0.0.1:${port}/`, 'the hint names the port asked for');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
 import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 t.test('concurrency – 200 simultaneous connections each get their own bytes back', async (t) => {
@@ -21,13 +21,6 @@ t.test('concurrency – 200 simultaneous connections each get their own bytes ba
   t.equal(wrong, 0, 'every connection got exactly its own payload');
   t.equal(server.channelsOpened, 200, 'one channel per connection, over one SSH connection');
   t.equal(app.tunnel.generation, 1, 'no reconnect was needed');
-  await deadline(
-    new Promise<void>((r) => {
-      const check = () => (logs.find('conn_end').length >= 200 ? r() : setImmediate(check));
-      check();
-    }),
-    10_000,
-    'every connection to be accounted for',
-  );
+  await until(() => logs.find('conn_end').length >= 200, 10_000, 'every connection to be accounted for');
   t.equal(app.forwards[0]!.active, 0, 'nothing left open');
 });

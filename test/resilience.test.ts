@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startRelay, startServer, startSshkeep } from './fixtures/tunnel.js';
 
@@ -144,23 +144,9 @@ t.test('resilience – a client that leaves while held is not forwarded', async 
   relay.set('refuse');
   await reconnecting;
   const quitter = await connect(port);
-  await deadline(
-    new Promise<void>((r) => {
-      const check = () => (app.forwards[0]!.held === 1 ? r() : setImmediate(check));
-      check();
-    }),
-    5000,
-    'the client to be held',
-  );
+  await until(() => app.forwards[0]!.held === 1, 5000, 'the client to be held');
   quitter.resetAndDestroy();
-  await deadline(
-    new Promise<void>((r) => {
-      const check = () => (app.forwards[0]!.held === 0 ? r() : setImmediate(check));
-      check();
-    }),
-    5000,
-    'the departed client to be noticed',
-  );
+  await until(() => app.forwards[0]!.held === 0, 5000, 'the departed client to be noticed');
   relay.restore();
   await nextState(app.tunnel, 'ready', 10_000);
   const next = await connect(port);
