@@ -191,8 +191,19 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
         const { reason, message } = err as ChannelOpenError;
         if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
           log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target });
-          // The failed connection may still look ready for a moment: wait until it is gone.
-          if (!session.closed) await new Promise<void>((resolve) => session.once('close', () => resolve()));
+          // The failed connection may still be the one in service for a moment (ssh2 said
+          // "Not connected" before its close event): wait for the close or any state change.
+          if (!session.closed && tunnel.readySession === session) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                session.off('close', done);
+                tunnel.off('status', done);
+                resolve();
+              };
+              session.once('close', done);
+              tunnel.once('status', done);
+            });
+          }
           continue;
         }
         this.emit('result', 'target_refused');

@@ -88,6 +88,11 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return this.#generation;
   }
 
+  /** The connection new clients are given right now, if the tunnel is ready. */
+  get readySession(): SshSession | undefined {
+    return this.#state === 'ready' ? this.#live?.session : undefined;
+  }
+
   /** When the tunnel entered its current state (ms since the epoch). */
   get since(): number {
     return this.#since;
