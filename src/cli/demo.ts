@@ -32,6 +32,8 @@ export async function runDemo(argv: string[], onSignal: (stop: () => Promise<voi
   say(`Forwarding ${demo.url} through the SSH tunnel to the target.`);
   if (opts.once) {
     say(`GET ${demo.url} -> ${(await get(demo.url)).trim()}`);
+    // Let sshkeep see the connection's close before stopping, so it is not logged as cut.
+    for (let turn = 0; turn < 1000 && demo.app.connections() > 0; turn++) await new Promise((r) => setTimeout(r, 1));
     await demo.stop();
     return EXIT.ok;
   }
