@@ -28,6 +28,8 @@ export interface TunnelInput {
   holdBuffer?: string;
   /** `SHA256:…` host key pins, comma-separated. */
   hostKeyFingerprint?: string;
+  /** Where the four settings above came from, for errors (default: their flag names). */
+  labels?: Partial<Record<'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer', string>>;
 }
 
 export interface ResolveEnv {
@@ -156,11 +158,13 @@ export function resolveTunnel(
   const tokens = { '%': '%', h: hostName, n: dest.host, p: String(port), r: user, u: env.localUser, d: env.home };
   const files = (list: string[], what: string) => list.map((f) => expandTokens(f, tokens, env.home, what));
 
+  const label = (key: keyof NonNullable<TunnelInput['labels']>) =>
+    input.labels?.[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   const countMax = first('serveralivecountmax');
   const connectTimeout = first('connecttimeout');
   const interval = input.keepaliveInterval ?? first('serveraliveinterval');
   const keepaliveTimeoutMs =
-    input.keepaliveTimeout === undefined ? undefined : positive(parseDuration(input.keepaliveTimeout, '--keepalive-timeout'), '--keepalive-timeout');
+    input.keepaliveTimeout === undefined ? undefined : positive(parseDuration(input.keepaliveTimeout, label('keepaliveTimeout')), label('keepaliveTimeout'));
   const agent = first('identityagent');
   const agentSocket =
     agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0];
@@ -178,11 +182,11 @@ export function resolveTunnel(
     identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
     agentSocket,
     connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : positive(parseDuration(connectTimeout, 'ConnectTimeout'), 'ConnectTimeout'),
-    keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : parseDuration(interval, input.keepaliveInterval ? '--keepalive-interval' : 'ServerAliveInterval'),
+    keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : parseDuration(interval, input.keepaliveInterval ? label('keepaliveInterval') : 'ServerAliveInterval'),
     keepaliveTimeoutMs,
     keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax, 'ServerAliveCountMax', 1),
-    holdTimeoutMs: input.holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : parseDuration(input.holdTimeout, '--hold-timeout'),
-    holdBufferBytes: input.holdBuffer === undefined ? DEFAULTS.holdBufferBytes : parseSize(input.holdBuffer, '--hold-buffer'),
+    holdTimeoutMs: input.holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : parseDuration(input.holdTimeout, label('holdTimeout')),
+    holdBufferBytes: input.holdBuffer === undefined ? DEFAULTS.holdBufferBytes : parseSize(input.holdBuffer, label('holdBuffer')),
     strictHostKeyChecking: strictness(first('stricthostkeychecking')),
     knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
     globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),

@@ -31,16 +31,20 @@ export function parseHostPort(text: string, what: string): { host: string; port:
 }
 
 function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: ConfigFile | undefined): TunnelInput {
-  // Flags and environment beat the file; a tunnel's own setting beats the file's top level.
-  const pick = (key: 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer') => cli[key] ?? fromFile?.[key] ?? file?.settings[key];
-  // A tunnel's own ServerAliveInterval is its own setting too: the file's top level yields to it.
+  // Flags and environment beat the file; a tunnel's own setting beats the file's top level,
+  // and a tunnel's own ServerAliveInterval counts as its own keepalive interval.
   const ownInterval = fromFile?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
-  const base = {
-    keepaliveInterval: cli.keepaliveInterval ?? fromFile?.keepaliveInterval ?? (ownInterval ? undefined : file?.settings.keepaliveInterval),
-    keepaliveTimeout: pick('keepaliveTimeout'),
-    holdTimeout: pick('holdTimeout'),
-    holdBuffer: pick('holdBuffer'),
-  };
+  const base: Pick<TunnelInput, 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'labels'> = { labels: {} };
+  for (const key of ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer'] as const) {
+    if (cli[key] !== undefined) base[key] = cli[key];
+    else if (fromFile?.[key] !== undefined) {
+      base[key] = fromFile[key];
+      base.labels![key] = `${file!.file}: ${fromFile.path}.${key}`;
+    } else if (file?.settings[key] !== undefined && !(key === 'keepaliveInterval' && ownInterval)) {
+      base[key] = file.settings[key];
+      base.labels![key] = `${file.file}: ${key}`;
+    }
+  }
   if (fromFile) {
     return {
       ...base,
@@ -95,7 +99,10 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
     try {
       config = resolveTunnel(input, env, warn);
     } catch (err) {
-      if (err instanceof ConfigError && where) throw new ConfigError(`${where}: ${err.message}`);
+      // Settings that name their own source (a flag, a file key) are not blamed on the tunnel.
+      const flags = ['--keepalive-interval', '--keepalive-timeout', '--hold-timeout', '--hold-buffer', ...Object.values(input.labels ?? {})];
+      const named = err instanceof Error && flags.some((f) => err.message.startsWith(`${f}:`));
+      if (err instanceof ConfigError && where && !named) throw new ConfigError(`${where}: ${err.message}`);
       throw err;
     }
     if (config.forwards.length === 0) {
