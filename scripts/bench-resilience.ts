@@ -28,10 +28,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { alive, procStat } from '../test/fixtures/proc.js';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
 import { Relay, type RelayMode } from '../test/fixtures/relay.js';
-import { HOST, childEnv, cpuModel, freePorts, killGroup, newestMtime, sh, sleep, sshVersion } from './lib/common.js';
+import { HOST, childEnv, cpuModel, freePorts, killGroup, newestMtime, sh, sleep, sshVersion, runMain } from './lib/common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -97,21 +98,6 @@ function parseOptions(argv: string[]): Options {
 }
 
 // ---------------------------------------------------------------- /proc
-
-function procStat(pid: number): { state: string; ppid: number } | null {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const [state, ppid] = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { state: state!, ppid: Number(ppid) };
-  } catch {
-    return null;
-  }
-}
-
-function alive(pid: number): boolean {
-  const st = procStat(pid);
-  return !!st && st.state !== 'Z' && st.state !== 'X';
-}
 
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -1050,22 +1036,4 @@ async function main(): Promise<void> {
   }
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`\n${sig}: cleaning up\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main()
-  .then(
-    () => 0,
-    (err: unknown) => {
-      process.stderr.write(`bench-resilience failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-      return 1;
-    },
-  )
-  .then(async (code) => {
-    await cleanup();
-    process.exit(code);
-  });
+runMain('bench-resilience', main, cleanup, true);

@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
-import { HOST, childEnv, cpuModel, freePorts, killGroup, listen, newestMtime, sh, sleep, sshVersion } from './lib/common.js';
+import { HOST, childEnv, cpuModel, freePorts, killGroup, listen, newestMtime, sh, sleep, sshVersion, runMain } from './lib/common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -790,22 +790,4 @@ async function main(): Promise<void> {
   }
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`\n${sig}: cleaning up\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main()
-  .then(
-    () => 0,
-    (err: unknown) => {
-      process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
-      return 1;
-    },
-  )
-  .then(async (code) => {
-    await cleanup();
-    process.exit(code);
-  });
+runMain('bench', main, cleanup);
