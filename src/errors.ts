@@ -9,6 +9,8 @@ export const EXIT = {
   internal: 1,
   usage: 2,
   hostKeyOrAuth: 3,
+  /** Ctrl-C at a prompt, as shells report SIGINT. */
+  interrupted: 130,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -39,6 +41,11 @@ export class HostKeyError extends SshkeepError {
 /** The server rejected every authentication method offered: exit 3. */
 export class AuthError extends SshkeepError {
   readonly exitCode = EXIT.hostKeyOrAuth;
+}
+
+/** The person at the terminal pressed Ctrl-C at a prompt. */
+export class InterruptedError extends SshkeepError {
+  readonly exitCode = EXIT.interrupted;
 }
 
 /** The SSH connection could not be made or was lost (retryable). */

@@ -17,6 +17,8 @@ export interface SshkeepOptions {
   prompter?: Prompter;
   /** Tried on every encrypted identity before asking (SSHKEEP_PASSPHRASE). */
   passphrase?: string;
+  /** Accept identity files that group or others can read (OpenSSH refuses them). */
+  insecureKeyPermissions?: boolean;
   /** Process-wide connection limits; by default this tunnel's own, with DEFAULTS.maxHeld and no cap. */
   limits?: Limits;
 }
@@ -111,8 +113,8 @@ export class Sshkeep {
     // Keys first, asking for passphrases now rather than at every reconnect; a bad key
     // is then a clean error before anything listens.
     const { identityFiles, identityFilesExplicit, inlineIdentities } = this.#config;
-    const { passphrase, prompter } = this.#options;
-    const sources = { passphrase, prompter };
+    const { passphrase, prompter, insecureKeyPermissions } = this.#options;
+    const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions };
     this.#identities = [
       ...(await loadIdentities(inlineIdentities, true, sources, this.#logger)),
       ...(await loadIdentities(identityFiles, identityFilesExplicit, sources, this.#logger)),
@@ -171,7 +173,7 @@ export class Sshkeep {
     };
   }
 
-  /** Stops accepting new clients; open ones carry on. */
+  /** Stops accepting new clients (and the wake/network watches: nothing new will need them); open ones carry on. */
   stopAccepting(): void {
     this.#stopWatches();
     for (const f of this.forwards) f.stopAccepting();

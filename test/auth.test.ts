@@ -60,7 +60,7 @@ t.test('identities – missing default identities are skipped; a missing explici
 t.test('identities – a public key given as identity is refused clearly', async (t) => {
   const keys = makeKeys(t);
   const pub = path.join(keys.dir, 'id.pub');
-  fs.writeFileSync(pub, keys.publicKey);
+  fs.writeFileSync(pub, keys.publicKey, { mode: 0o600 });
   await t.rejects(loadIdentities([pub], true, noPrompt, silentLogger), /public key/);
 });
 
@@ -136,4 +136,18 @@ t.test('auth – rejected credentials on the first connect are fatal (AuthError)
   t.type(err, AuthError);
   t.match((err as Error).message, keys.identity, 'says which key was tried');
   t.equal(app.tunnel.state, 'closed');
+});
+
+t.test('identities – a key others can read is refused with OpenSSH\'s reason, unless insecure permissions are allowed', async (t) => {
+  const keys = makeKeys(t);
+  fs.chmodSync(keys.identity, 0o644);
+  const err = await loadIdentities([keys.identity], true, noPrompt, silentLogger).catch((e: unknown) => e);
+  t.type(err, ConfigError, 'an explicit key: exit 2');
+  t.match((err as Error).message, /Permissions 0644 for '.*' are too open/);
+  t.match((err as Error).message, /--insecure-key-permissions/, 'names the option that allows it');
+  t.same(await loadIdentities([keys.identity], false, noPrompt, silentLogger), [], 'a default key is skipped');
+  const ids = await loadIdentities([keys.identity], true, { ...noPrompt, insecurePermissions: true }, silentLogger);
+  t.equal(ids.length, 1, 'accepted with --insecure-key-permissions');
+  fs.chmodSync(keys.identity, 0o600);
+  t.equal((await loadIdentities([keys.identity], true, noPrompt, silentLogger)).length, 1, '0600 is fine');
 });

@@ -94,19 +94,27 @@ t.test('heartbeat – traffic that arrives after the probe counts as a reply', a
   t.notOk(hb.suspect);
 });
 
-t.test('heartbeat – ServerAliveCountMax: death after that many unanswered intervals', async (t) => {
+t.test('heartbeat – ServerAliveCountMax: one probe per interval, death after countMax unanswered (as OpenSSH)', async (t) => {
   const { clock, link, hb, events } = setup(t, { intervalMs: 1000, countMax: 3 });
   hb.start();
   link.answer();
-  clock.advance(1000); // probe 2 out
-  clock.advance(1000); // miss 1, probe 3 goes out after another interval
-  clock.advance(1000);
-  clock.advance(1000); // miss 2
+  clock.advance(1000); // silence: probe 2 out
+  clock.advance(1000); // miss 1; probe 3 out at once, its deadline the next interval
+  t.equal(link.sent, 3);
+  clock.advance(1000); // miss 2; probe 4 out
+  clock.advance(999);
   t.notOk(hb.suspect, 'two misses are not enough');
-  clock.advance(1000);
-  clock.advance(1000); // miss 3
+  clock.advance(1); // miss 3, four intervals after the last reply
   t.ok(hb.suspect);
   t.match(events.at(-1), /no reply to 3 probes/);
+});
+
+t.test('heartbeat – ServerAliveCountMax with interval 0 falls back to the adaptive deadline', async (t) => {
+  const { link, hb } = setup(t, { intervalMs: 0, countMax: 3 });
+  t.equal(hb.probeTimeoutMs(), 3000, 'never a zero deadline');
+  hb.start();
+  link.answer();
+  t.notOk(hb.suspect);
 });
 
 t.test('heartbeat – probeNow sends at once, once', async (t) => {

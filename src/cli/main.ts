@@ -33,6 +33,11 @@ function exit(code: number): never {
   process.exit(code);
 }
 
+/** Before anything is served (keys loading, a passphrase prompt, listeners opening), a signal just ends the run. */
+const leaveAtOnce = () => exit(EXIT.ok);
+process.on('SIGINT', leaveAtOnce);
+process.on('SIGTERM', leaveAtOnce);
+
 /** SIGINT/SIGTERM run `stop` once; a second signal runs `cut` (synchronous) and leaves at once. */
 function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => void = () => {}): void {
   let stopping = false;
@@ -42,8 +47,10 @@ function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => v
       exit(EXIT.ok);
     }
     stopping = true;
-    void stop(signal);
+    stop(signal).catch((err: unknown) => exit(report(err, undefined)));
   };
+  process.removeListener('SIGINT', leaveAtOnce);
+  process.removeListener('SIGTERM', leaveAtOnce);
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
 }
@@ -57,8 +64,13 @@ function describe(settings: Settings): string {
   return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n`;
 }
 
-async function run(settings: Settings, logger: Logger, status: StatusLine | undefined): Promise<number> {
-  const fleet = new Fleet(settings.tunnels, settings.process, { logger, prompter: ttyPrompter(), passphrase: process.env.SSHKEEP_PASSPHRASE });
+async function run(settings: Settings, logger: Logger, status: StatusLine | undefined, passphrase: string | undefined): Promise<number> {
+  const fleet = new Fleet(settings.tunnels, settings.process, {
+    logger,
+    prompter: ttyPrompter(),
+    passphrase,
+    insecureKeyPermissions: settings.insecureKeyPermissions,
+  });
   const metrics = new Metrics();
   for (const app of fleet.apps) metrics.watch(app);
   await fleet.start();
@@ -115,12 +127,11 @@ async function main(argv: string[]): Promise<number> {
     const cli = parseCli(check ? argv.slice(1) : argv, process.env);
     if (!cli) return EXIT.ok;
     const warnings: string[] = [];
-    const settings = buildSettings(
-      cli,
-      processEnv(),
-      { identity: process.env.SSHKEEP_IDENTITY || undefined, knownHosts: process.env.SSHKEEP_KNOWN_HOSTS || undefined },
-      (m) => warnings.push(m),
-    );
+    const secrets = { identity: process.env.SSHKEEP_IDENTITY || undefined, knownHosts: process.env.SSHKEEP_KNOWN_HOSTS || undefined };
+    const passphrase = process.env.SSHKEEP_PASSPHRASE;
+    // Read once, then dropped from process.env so no child process inherits them.
+    for (const k of ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE']) delete process.env[k];
+    const settings = buildSettings(cli, processEnv(), secrets, (m) => warnings.push(m));
     if (check) {
       for (const w of warnings) process.stderr.write(`sshkeep: warning: ${w}\n`);
       process.stdout.write(describe(settings));
@@ -131,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
     const status = process.stderr.isTTY && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
     logger = createLogger(settings.logLevel, format, status ?? process.stderr, process.stderr.isTTY === true);
     for (const w of warnings) logger.warn(w, { event: 'config' });
-    return await run(settings, logger, status);
+    return await run(settings, logger, status, passphrase);
   } catch (err) {
     return report(err, logger);
   }

@@ -13,6 +13,7 @@ export interface CliValues {
   sshConfig?: string;
   option: string[];
   hostKeyFingerprint?: string;
+  insecureKeyPermissions?: boolean;
   keepaliveInterval?: string;
   keepaliveTimeout?: string;
   holdTimeout?: string;
@@ -86,6 +87,7 @@ function program(): Command {
       ).argParser(collect),
     )
     .addOption(opt('--host-key-fingerprint <SHA256:...>', 'pin the server host key instead of using known_hosts; comma-separated for several', ssh))
+    .addOption(opt('--insecure-key-permissions', 'accept identity files that group or others can read (OpenSSH refuses them)', ssh))
     .addOption(opt('--keepalive-interval <duration>', 'probe the server after this much silence; 0 = only on demand (default: 15s, or ServerAliveInterval)', res))
     .addOption(opt('--keepalive-timeout <duration>', 'fixed probe deadline (default: adaptive, clamp(SRTT + 4·RTTVAR, 1s, 10s))', res))
     .addOption(opt('--hold-timeout <duration>', 'hold clients this long while the tunnel is down; 0 = reset them at once (default: 30s)', res))

@@ -1,6 +1,7 @@
 import readline from 'node:readline';
 import { Writable } from 'node:stream';
 import type { Prompter } from '../tunnel/prompter.js';
+import { InterruptedError } from '../errors.js';
 
 /** Asks on the terminal, without echo for secrets; undefined when stdin is not a TTY. */
 export function ttyPrompter(): Prompter | undefined {
@@ -18,7 +19,8 @@ export function ttyPrompter(): Prompter | undefined {
         const rl = readline.createInterface({ input: process.stdin, output, terminal: true });
         rl.on('SIGINT', () => {
           rl.close();
-          reject(new Error('interrupted'));
+          process.stderr.write('\n');
+          reject(new InterruptedError('interrupted at the prompt'));
         });
         rl.question(question, (answer) => {
           rl.close();

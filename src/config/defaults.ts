@@ -6,8 +6,8 @@ export const DEFAULTS = {
   bindAddress: '127.0.0.1',
   /**
    * OpenSSH has no connect timeout (the kernel's ~2 min SYN retries); a daemon that must
-   * notice an unreachable bastion in seconds needs one. Also bounds how long a client
-   * that arrives before the first connection waits.
+   * notice an unreachable bastion in seconds needs one. Covers TCP connect, the SSH
+   * handshake and authentication of each attempt.
    */
   connectTimeoutMs: 15_000,
   /** Probe after 15 s of silence: well under the 4 min idle timeout of common NATs and LBs. */

@@ -21,6 +21,7 @@ export interface Settings {
   process: ProcessConfig;
   logLevel: LogLevel;
   logFormat: LogFormat | undefined;
+  insecureKeyPermissions: boolean;
 }
 
 /** `[host:]port`, `[::1]:port`; host defaults to loopback. */
@@ -55,7 +56,8 @@ function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: Con
       configFile: fromFile.sshConfig,
       options: fromFile.options,
       localForwards: fromFile.local,
-      hostKeyFingerprint: cli.hostKeyFingerprint ?? fromFile.hostKeyFingerprint,
+      // A pin names one server's key: a command-line pin is for the command-line tunnel only.
+      hostKeyFingerprint: fromFile.hostKeyFingerprint,
     };
   }
   return {
@@ -142,5 +144,6 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
     },
     logLevel,
     logFormat,
+    insecureKeyPermissions: cli.insecureKeyPermissions === true,
   };
 }

@@ -53,6 +53,14 @@ export class HeldClient {
     return this.#held.bytes;
   }
 
+  /** Resets the client (shutdown): whoever waits on its behalf stops. */
+  cut(why: string): void {
+    this.#leave(why);
+    this.release();
+    this.socket.on('error', () => {});
+    this.socket.resetAndDestroy();
+  }
+
   /** Stops holding: the socket is paused and handed over with what it sent so far. */
   release(): HeldBytes {
     this.socket.pause();

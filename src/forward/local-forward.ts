@@ -6,7 +6,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import type { ClientChannel } from 'ssh2';
 import type { ChannelOpenError } from '../errors.js';
-import type { SshSession } from '../tunnel/ssh-adapter.js';
+import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
 import { HeldClient } from './held-client.js';
 import { Pump, type PumpResult } from './pump.js';
 
@@ -135,7 +135,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     if (!opened) return;
     const { session, channel } = opened;
     if (held.gone) {
-      channel.close();
+      closeUnused(channel);
       log.debug('client left as its channel opened', { event: 'conn_end', side: 'client', reason: held.gone });
       return;
     }
@@ -223,8 +223,8 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const cut = this.#pumps.size + this.#held.size;
     for (const pump of [...this.#pumps]) pump.abort('local', reason);
     for (const held of this.#held) {
-      held.release();
-      held.socket.resetAndDestroy();
+      held.cut(reason);
+      this.emit('result', 'shutdown');
     }
     this.#held.clear();
     return cut;

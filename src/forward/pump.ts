@@ -24,8 +24,6 @@ export interface PumpResult {
 export class Pump {
   #done = false;
   #firstEnd: EndSide | undefined;
-  bytesUp = 0;
-  bytesDown = 0;
 
   constructor(
     private readonly client: net.Socket,
@@ -40,18 +38,15 @@ export class Pump {
 
     // What the client sent while held goes first, in order.
     for (const chunk of held.chunks) channel.write(chunk);
-    this.bytesUp = held.bytes;
     const clientEnded = () => {
       this.#firstEnd ??= 'client';
       channel.end(); // SSH EOF: the target sees a half-close
     };
     if (held.ended) clientEnded();
     else {
-      client.on('data', (c: Buffer) => (this.bytesUp += c.length));
       client.on('end', clientEnded);
       client.pipe(channel, { end: false });
     }
-    channel.on('data', (c: Buffer) => (this.bytesDown += c.length));
     channel.pipe(client, { end: false });
 
     channel.on('end', () => {
@@ -74,8 +69,13 @@ export class Pump {
 
   readonly #detach: () => void;
 
-  get done(): boolean {
-    return this.#done;
+  /** Bytes from the client (held ones included) and to it: the socket counts them, not the hot path. */
+  get bytesUp(): number {
+    return this.client.bytesRead;
+  }
+
+  get bytesDown(): number {
+    return this.client.bytesWritten;
   }
 
   /** Ends the connection abruptly: the client sees a reset, the channel is closed. */
@@ -91,6 +91,9 @@ export class Pump {
     this.#detach();
     this.client.unpipe(this.channel);
     this.channel.unpipe(this.client);
+    // Unpiped, the channel is paused and would never emit 'end', so never 'close', and its
+    // connection would count it open for ever: drain it.
+    this.channel.resume();
     const closeChannel = () => {
       if (!this.session.closed) this.channel.close();
     };

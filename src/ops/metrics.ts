@@ -6,8 +6,8 @@ import type { TunnelState } from '../tunnel/tunnel.js';
 const STATES: TunnelState[] = ['idle', 'connecting', 'ready', 'suspect', 'reconnecting', 'closed'];
 
 /**
- * sshkeep's Prometheus metrics. Per-chunk byte counts are never touched on the hot
- * path: they are read from the forwards when Prometheus scrapes. Counters that move
+ * sshkeep's Prometheus metrics. Byte counts are read from the sockets' own counters
+ * when Prometheus scrapes; nothing is counted per chunk. Counters that move
  * per connection are bound to their labels once.
  */
 export class Metrics {

@@ -22,6 +22,12 @@ export interface AuthAttempts {
  * keyboard-interactive on a TTY (OpenSSH's order), skipping methods the
  * server no longer lists. A password typed once is reused for reconnects.
  */
+/** Server text shown on our terminal: control characters (escape sequences) removed, as OpenSSH does. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+}
+
 interface Step {
   /** The method name the server lists for this step. */
   method: AuthenticationType;
@@ -57,9 +63,9 @@ export function authHandler(plan: AuthPlan, attempts: AuthAttempts, cache: { pas
         username,
         prompt: (_name, instructions, _lang, prompts, finish) => {
           void (async () => {
-            if (instructions) process.stderr.write(`${instructions}\n`);
+            if (instructions) process.stderr.write(`${printable(instructions)}\n`);
             const answers: string[] = [];
-            for (const p of prompts) answers.push(await prompter.ask(p.prompt, p.echo ?? false));
+            for (const p of prompts) answers.push(await prompter.ask(printable(p.prompt), p.echo ?? false));
             finish(answers);
           })().catch(() => finish([]));
         },

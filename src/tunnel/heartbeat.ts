@@ -67,14 +67,17 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     clearTimeout(this.#timer);
     const sentAt = performance.now();
     this.#lastProbeAt = sentAt;
-    const timeoutMs = this.options.timeoutMs ?? (this.options.countMax !== undefined ? this.options.intervalMs : this.rtt.timeoutMs());
-    this.#probe = { sentAt, reason, deadline: setTimeout(() => this.#onDeadline(sentAt), timeoutMs) };
+    this.#probe = { sentAt, reason, deadline: setTimeout(() => this.#onDeadline(sentAt), this.probeTimeoutMs()) };
     this.link.sendProbe(() => this.#onReply(sentAt));
   }
 
-  /** The deadline a probe sent now would get. */
+  /**
+   * The deadline a probe sent now gets: the fixed one if given; with ServerAliveCountMax,
+   * OpenSSH's (the next interval); otherwise adaptive from the measured RTT.
+   */
   probeTimeoutMs(): number {
-    return this.options.timeoutMs ?? this.rtt.timeoutMs();
+    const { timeoutMs, countMax, intervalMs } = this.options;
+    return timeoutMs ?? (countMax !== undefined && intervalMs > 0 ? intervalMs : this.rtt.timeoutMs());
   }
 
   stop(): void {
@@ -107,7 +110,9 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     }
     this.#misses++;
     if (this.options.countMax !== undefined && this.#misses < this.options.countMax) {
-      this.#schedule();
+      // OpenSSH's rule: the next probe goes at once, its deadline the next interval, so
+      // death comes after countMax + 1 intervals of silence.
+      this.probeNow(reason);
       return;
     }
     this.#deadSince = performance.now();
@@ -126,13 +131,12 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     }
     if (this.options.intervalMs <= 0) return;
     const silence = this.quietForMs();
-    // After a miss in countMax mode, OpenSSH waits a whole interval before the next probe.
-    const wait = this.#misses > 0 ? this.options.intervalMs : Math.max(0, this.options.intervalMs - silence);
+    const wait = Math.max(0, this.options.intervalMs - silence);
     this.#timer = setTimeout(() => this.#onTimer(), wait);
   }
 
   #onTimer(): void {
-    if (this.#misses > 0 || this.quietForMs() >= this.options.intervalMs) this.probeNow(`${this.options.intervalMs} ms of silence`);
+    if (this.quietForMs() >= this.options.intervalMs) this.probeNow(`${this.options.intervalMs} ms of silence`);
     else this.#schedule();
   }
 

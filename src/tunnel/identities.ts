@@ -15,6 +15,18 @@ export interface IdentitySources {
   passphrase: string | undefined;
   /** Asks on a TTY; undefined when nobody can answer. */
   prompter: Prompter | undefined;
+  /** --insecure-key-permissions: accept keys others can read. */
+  insecurePermissions?: boolean;
+}
+
+/**
+ * OpenSSH's rule: a private key file we own must not be readable by group or others.
+ * (A key owned by someone else, such as a root-owned Kubernetes secret mount, is not judged.)
+ */
+function permissionProblem(file: string): string | undefined {
+  const st = fs.statSync(file);
+  if (process.getuid === undefined || st.uid !== process.getuid() || (st.mode & 0o077) === 0) return undefined;
+  return `Permissions 0${(st.mode & 0o777).toString(8)} for '${file}' are too open. It is required that your private key files are NOT accessible by others. This private key will be ignored`;
 }
 
 function parse(data: Buffer, passphrase?: string): ParsedKey | Error {
@@ -46,6 +58,14 @@ export async function loadIdentities(
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && !explicit) continue;
       throw new ConfigError(`Identity file ${file}: cannot read it (${code ?? 'error'}).`);
+    }
+    const tooOpen = typeof source === 'string' && !sources.insecurePermissions ? permissionProblem(source) : undefined;
+    if (tooOpen) {
+      if (!explicit) {
+        logger.warn(`${tooOpen}.`, { event: 'identity', file });
+        continue;
+      }
+      throw new ConfigError(`${tooOpen} (chmod 600 ${file}, or --insecure-key-permissions to accept it).`);
     }
     const plain = parse(data);
     const key = plain instanceof Error && isEncryptedError(plain) ? await decrypt(file, data, sources, explicit, logger) : plain;

@@ -103,7 +103,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         this.#pending.delete(abandon);
         if (settled) {
           // The open outlived its deadline: nobody is waiting for this channel.
-          if (!err) channel.close();
+          if (!err) closeUnused(channel);
           return;
         }
         settled = true;
@@ -168,6 +168,12 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
 
 function describe(err: Error & { level?: string; code?: string }): string {
   return err.code ? `${err.message.replace(new RegExp(`^${err.code}:? ?`), '')} (${err.code})`.trim() : err.message;
+}
+
+/** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
+export function closeUnused(channel: ClientChannel): void {
+  channel.resume();
+  channel.close();
 }
 
 /** Dials one SSH connection; resolves when authenticated and ready. */

@@ -142,23 +142,22 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
   whenReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession> {
     if (this.#state === 'ready' && this.#live) return Promise.resolve(this.#live.session);
     if (this.#state === 'closed') return Promise.reject(new ConnectError('tunnel is closed'));
+    if (signal?.aborted) return Promise.reject(new ConnectError('no longer waiting'));
     return new Promise((resolve, reject) => {
-      const waiter = {
-        resolve: (s: SshSession) => {
-          clearTimeout(timer);
-          this.#waiters.delete(waiter);
-          resolve(s);
-        },
-        reject: (e: Error) => {
-          clearTimeout(timer);
-          this.#waiters.delete(waiter);
-          reject(e);
-        },
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#waiters.delete(waiter);
       };
+      const waiter = {
+        resolve: (s: SshSession) => (done(), resolve(s)),
+        reject: (e: Error) => (done(), reject(e)),
+      };
+      const onAbort = () => waiter.reject(new ConnectError('no longer waiting'));
       const timer = Number.isFinite(timeoutMs)
         ? setTimeout(() => waiter.reject(new ConnectError(`tunnel not ready within ${timeoutMs} ms (state ${this.#state})`)), timeoutMs)
         : undefined;
-      signal?.addEventListener('abort', () => waiter.reject(new ConnectError('no longer waiting')), { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.add(waiter);
     });
   }
@@ -184,11 +183,16 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     if (this.#dialing || this.#state === 'closed') return;
     const ctl = new AbortController();
     this.#dialing = ctl;
-    this.#loop = this.#dialUntilConnected(ctl, reason).then((session) => {
-      // Cleared before adopting, so a close right after `ready` can start the next loop.
-      if (this.#dialing === ctl) this.#dialing = undefined;
-      if (session) this.#adopt(session);
-    });
+    this.#loop = this.#dialUntilConnected(ctl, reason)
+      .then((session) => {
+        // Cleared before adopting, so a close right after `ready` can start the next loop.
+        if (this.#dialing === ctl) this.#dialing = undefined;
+        if (session) this.#adopt(session);
+      })
+      .catch((err: Error) => {
+        this.deps.logger.error('dial loop failed', { event: 'fatal', error: err.message });
+        if (this.#state !== 'closed') this.#fail(err);
+      });
   }
 
   /** Resolves with a new session, or undefined when abandoned (stopped, recovered, fatal). */
@@ -223,6 +227,8 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     const old = this.#live;
     if (old) this.#drain(old); // make-before-break: the spare is up, the old one still silent
     clearTimeout(this.#graceTimer);
+    // A spare dialled while suspect can finish after the old connection was given up.
+    if (this.#state === 'reconnecting') this.#setState('connecting', 'a connection dialled earlier completed');
     const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined };
     this.#live = live;
     this.#everReady = true;
@@ -323,7 +329,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     const live = this.#live;
     this.#live = undefined;
     for (const w of [...this.#waiters]) w.reject(new ConnectError(`tunnel ${reason}`));
-    await this.#loop;
+    await this.#loop.catch(() => {});
     for (const old of this.#draining) this.#retire(old, reason);
     if (!live) return;
     live.heartbeat?.stop();
