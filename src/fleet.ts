@@ -18,7 +18,7 @@ export class Fleet {
     const limits: Limits = {
       maxConnections: process.maxConnections,
       maxHeld: process.maxHeld,
-      connections: () => this.apps.reduce((n, a) => n + a.connections(), 0),
+      connections: () => this.connections(),
       held: () => this.apps.reduce((n, a) => n + a.held(), 0),
     };
     this.apps = configs.map((c) => new Sshkeep(c, { ...options, limits }));
@@ -42,6 +42,11 @@ export class Fleet {
     return Promise.all(this.apps.map((a) => a.ready())).then(() => undefined);
   }
 
+  /** Clients forwarded or held right now, across every tunnel. */
+  connections(): number {
+    return this.apps.reduce((n, a) => n + a.connections(), 0);
+  }
+
   get draining(): boolean {
     return this.#draining;
   }
@@ -49,7 +54,7 @@ export class Fleet {
   /** Ready for traffic: every tunnel ready, not draining, not at --max-connections. */
   isReady(): boolean {
     const { maxConnections } = this.process;
-    const full = maxConnections > 0 && this.apps.reduce((n, a) => n + a.connections(), 0) >= maxConnections;
+    const full = maxConnections > 0 && this.connections() >= maxConnections;
     return !this.#draining && !full && this.apps.every((a) => a.tunnel.state === 'ready');
   }
 
@@ -69,14 +74,13 @@ export class Fleet {
    */
   async drain(minDrainMs: number, maxDrainMs: number): Promise<number> {
     this.#draining = true;
-    const open = () => this.apps.reduce((n, a) => n + a.connections(), 0);
     if (minDrainMs > 0) {
       this.#logger.info('draining: still accepting', { event: 'drain', phase: 'min', ms: minDrainMs });
       await waitUntil(() => false, minDrainMs);
     }
     for (const a of this.apps) a.stopAccepting();
-    this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: open() });
-    await waitUntil(() => open() === 0, maxDrainMs);
+    this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: this.connections() });
+    await waitUntil(() => this.connections() === 0, maxDrainMs);
     const cut = (await Promise.all(this.apps.map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
     return cut;
   }

@@ -109,15 +109,9 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const conn = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
-    const target = `${this.spec.targetHost}:${this.spec.targetPort}`;
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
     const { tunnel, holdTimeoutMs, limits } = this.deps;
-    const refuse = (result: ConnectionResult, message: string) => {
-      log.warn(message, { event: 'conn_end', side: 'local', reason: result, reset: true, target });
-      client.on('error', () => {});
-      client.resetAndDestroy();
-      this.emit('result', result);
-    };
+    const refuse = (result: ConnectionResult, message: string) => this.#refuse(client, log, result, message, { side: 'local', reason: result });
     if (limits.maxConnections > 0 && limits.connections() >= limits.maxConnections) {
       return refuse('limit', `connection reset: ${limits.maxConnections} connections already open; --max-connections raises the limit`);
     }
@@ -162,11 +156,9 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const { targetHost, targetPort } = this.spec;
     const target = `${targetHost}:${targetPort}`;
     const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
-    const reset = (fields: Record<string, unknown>, message: string) => {
-      log.warn(message, { event: 'conn_end', reset: true, target, heldBytes: held.bytes, ...fields });
+    const reset = (result: ConnectionResult, message: string, fields: Record<string, unknown>) => {
       held.release();
-      held.socket.on('error', () => {});
-      held.socket.resetAndDestroy();
+      this.#refuse(held.socket, log, result, message, { heldBytes: held.bytes, ...fields });
     };
     for (let attempt = 1; ; attempt++) {
       let session: SshSession;
@@ -174,11 +166,10 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
         session = await tunnel.whenReady(giveUpAt - performance.now(), held.left);
       } catch {
         if (held.gone) return undefined;
-        this.emit('result', 'hold_timeout');
-        reset(
-          { side: 'tunnel', reason: 'hold_timeout' },
-          `connection reset: no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`,
-        );
+        reset('hold_timeout', `connection reset: no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`, {
+          side: 'tunnel',
+          reason: 'hold_timeout',
+        });
         return undefined;
       }
       if (held.gone) {
@@ -206,11 +197,18 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
           }
           continue;
         }
-        this.emit('result', 'target_refused');
-        reset({ side: 'target', reason, error: message }, 'connection failed');
+        reset('target_refused', 'connection failed', { side: 'target', reason, error: message });
         return undefined;
       }
     }
+  }
+
+  /** A client that will not be forwarded: logged, counted, and reset. */
+  #refuse(client: net.Socket, log: Logger, result: ConnectionResult, message: string, fields: Record<string, unknown>): void {
+    log.warn(message, { event: 'conn_end', reset: true, target: `${this.spec.targetHost}:${this.spec.targetPort}`, ...fields });
+    this.emit('result', result);
+    client.on('error', () => {});
+    client.resetAndDestroy();
   }
 
   /** Stops accepting; open connections carry on. */
