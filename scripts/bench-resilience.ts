@@ -32,7 +32,7 @@ import { alive, procStat } from '../test/fixtures/proc.js';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
 import { Relay, type RelayMode } from '../test/fixtures/relay.js';
-import { HOST, childEnv, cpuModel, freePorts, killGroup, newestMtime, sh, sleep, sshVersion, runMain } from './lib/common.js';
+import { HOST, childEnv, cpuModel, freePorts, killGroup, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -298,25 +298,13 @@ async function launch(spec: ToolSpec, env: Env): Promise<Tool> {
     }
     for (const w of [...waiters]) w();
   });
-  let exitInfo: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, sig) => {
-      exitInfo = `exited with ${code ?? sig}`;
-      liveChildren.delete(child);
-      resolve();
-    });
-    child.once('error', (err) => {
-      exitInfo = `spawn failed: ${err.message}`;
-      liveChildren.delete(child);
-      resolve();
-    });
-  });
+  const { exited, info: exitInfo } = watchExit(child, liveChildren);
 
   const waitLog = (pred: (l: LogLine) => boolean, ms: number, since = -Infinity): Promise<LogLine | null> =>
     new Promise((resolve) => {
       const check = () => {
         const hit = logs.find((l) => l.at >= since && pred(l));
-        if (hit || exitInfo) {
+        if (hit || exitInfo()) {
           clearTimeout(timer);
           waiters.delete(check);
           resolve(hit ?? null);
@@ -332,7 +320,7 @@ async function launch(spec: ToolSpec, env: Env): Promise<Tool> {
 
   const stop = async () => {
     killGroup(child, 'SIGCONT'); // a stopped process does not act on SIGTERM
-    if (!exitInfo) {
+    if (!exitInfo()) {
       killGroup(child, 'SIGTERM');
       await deadline(exited, 5_000, `${spec.label} to exit`).catch(() => killGroup(child, 'SIGKILL'));
       await exited;
@@ -351,12 +339,12 @@ async function launch(spec: ToolSpec, env: Env): Promise<Tool> {
     logs,
     stderr: () => stderr,
     sshPid: () => {
-      if (spec.kind === 'ssh') return exitInfo ? undefined : child.pid;
+      if (spec.kind === 'ssh') return exitInfo() ? undefined : child.pid;
       if (spec.kind === 'autossh') return childrenOf(child.pid!).find((p) => comm(p) === 'ssh');
       return undefined;
     },
     waitLog,
-    exitInfo: () => exitInfo,
+    exitInfo,
     autosshLog: () => {
       try {
         return fs.readFileSync(autosshLogFile, 'utf8');
@@ -370,14 +358,14 @@ async function launch(spec: ToolSpec, env: Env): Promise<Tool> {
   try {
     if (spec.kind === 'sshkeep') {
       const l = await waitLog((x) => x.event === 'listen' && typeof x.port === 'number', 10_000);
-      if (!l) throw new Error(`no "listen" line within 10 s (${exitInfo ?? 'still running'})`);
+      if (!l) throw new Error(`no "listen" line within 10 s (${exitInfo() ?? 'still running'})`);
       tool.port = l.port as number;
     }
     // Ready = a byte echoed through the tunnel (ssh listens only after authentication).
     const until = now() + 20_000;
     let lastError = '';
     for (;;) {
-      if (exitInfo) throw new Error(exitInfo);
+      if (exitInfo()) throw new Error(exitInfo());
       if (now() > until) throw new Error(`not ready within 20 s (last probe: ${lastError})`);
       try {
         await deadline(echoProbe(tool.port), 5_000, 'echo probe');

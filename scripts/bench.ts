@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
-import { HOST, childEnv, cpuModel, freePorts, killGroup, listen, newestMtime, sh, sleep, sshVersion, runMain } from './lib/common.js';
+import { HOST, childEnv, cpuModel, freePorts, killGroup, listen, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -489,21 +489,9 @@ async function launch(tool: ToolName, sshd: Sshd, targets: Targets, opts: Option
     let stderr = '';
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (s: string) => (stderr = (stderr + s).slice(-8192)));
-    let exitInfo: string | undefined;
-    const exited = new Promise<void>((resolve) => {
-      child.once('exit', (code, sig) => {
-        exitInfo = `exited with ${code ?? sig}`;
-        live.delete(child);
-        resolve();
-      });
-      child.once('error', (err) => {
-        exitInfo = `spawn failed: ${err.message}`;
-        live.delete(child);
-        resolve();
-      });
-    });
+    const { exited, info: exitInfo } = watchExit(child, live);
     const stop = async () => {
-      if (exitInfo) return;
+      if (exitInfo()) return;
       child.kill('SIGTERM');
       await deadline(exited, 5_000, `${tool} to exit`).catch(() => killGroup(child, 'SIGKILL'));
       await exited;
@@ -515,7 +503,7 @@ async function launch(tool: ToolName, sshd: Sshd, targets: Targets, opts: Option
     const until = Date.now() + 20_000;
     let lastError = '';
     let ready = false;
-    while (!exitInfo && Date.now() < until) {
+    while (!exitInfo() && Date.now() < until) {
       try {
         await deadline(echoProbe(echo), 5_000, 'echo probe');
         ready = true;
@@ -527,7 +515,7 @@ async function launch(tool: ToolName, sshd: Sshd, targets: Targets, opts: Option
     }
     if (!ready) {
       await stop();
-      const why = exitInfo ?? `not ready within 20 s (last probe: ${lastError})`;
+      const why = exitInfo() ?? `not ready within 20 s (last probe: ${lastError})`;
       if (/in use/i.test(stderr) && attempt < 3) {
         process.stderr.write(`  ${tool}: a chosen local port was taken, retrying\n`);
         continue;

@@ -106,3 +106,21 @@ export function runMain(name: string, main: () => Promise<void>, cleanup: () => 
       process.exit(code);
     });
 }
+
+/** Resolves when `child` exits or fails to spawn, dropping it from `live`; `info()` says how it ended. */
+export function watchExit(child: ChildProcess, live: Set<ChildProcess>): { exited: Promise<void>; info(): string | undefined } {
+  let exitInfo: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, sig) => {
+      exitInfo = `exited with ${code ?? sig}`;
+      live.delete(child);
+      resolve();
+    });
+    child.once('error', (err) => {
+      exitInfo = `spawn failed: ${err.message}`;
+      live.delete(child);
+      resolve();
+    });
+  });
+  return { exited, info: () => exitInfo };
+}
