@@ -10,8 +10,6 @@ import t, { type Test } from 'tap';
 import { runCli, type CliResult } from './fixtures/cli.js';
 import { deadline, refusedPort } from './fixtures/net.js';
 
-/** Known bug, asserted as it should be and marked TODO; remove the marker once fixed. */
-
 const STACK = /\n\s+at /;
 
 // The children inherit process.env: no stray SSHKEEP_* from the shell running the tests.

@@ -57,7 +57,7 @@ t.test('cli – -p on the command line overrides the ssh_config Port', async (t)
   t.match(String(failed.reason), new RegExp(`127\\.0\\.0\\.1:${refused}\\b`), `the connect error names the -p port ${refused}`);
   t.notMatch(String(failed.reason), new RegExp(`:${server.port}\\b`), 'not the ssh_config port');
   t.equal(server.connections, 0, 'the server in ssh_config was never dialled');
-  // Stopping while never connected is covered (as a known bug) below.
+  // Stopping while never connected is covered by its own test below.
   cli.kill('SIGTERM');
   await cli.exited();
 });

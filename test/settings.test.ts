@@ -6,15 +6,6 @@ import { buildSettings, parseHostPort, type Secrets, type Settings } from '../sr
 import type { TunnelConfig } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
 
-/*
- * Known bugs, each asserted as it should be and marked TODO (so the suite stays green and
- * the TODO count shows what is still broken). Remove the marker once the bug is fixed.
- */
-/** commander registers an option's env listener in addOption(); `.env()` is called after it, so SSHKEEP_* is never read. */
-/** A tunnel setting that fails to parse is reported as the flag (`--hold-timeout`), not the file's key. */
-/** The top-level file value is blamed on tunnels[0]; a bad flag value is blamed on the file. */
-/** Process settings from the file are parsed with the flag's name and without the file's. */
-
 /** Names that must stay out of any case that does not set them: commander reads process.env itself. */
 const saved = Object.entries(process.env).filter(([k]) => k.startsWith('SSHKEEP_'));
 for (const [k] of saved) delete process.env[k];
@@ -97,8 +88,6 @@ interface Case {
   /** Settings of the file's one tunnel; when given, that tunnel is the one read (else the command line's). */
   tunnel?: Record<string, unknown>;
   want: unknown;
-  /** A known bug makes this case fail: its assertions are TODO. */
-  todo?: string;
 }
 
 const hold = (s: Settings) => s.tunnels.map((c) => c.holdTimeoutMs);
@@ -226,7 +215,6 @@ t.test('settings – precedence: flags > environment > config file (tunnel > top
         argv.push('--config', configFile(t, doc, 'sshkeep.json'));
       }
       if (c.tunnel === undefined) argv.push(...CLI_TUNNEL);
-      const extra = c.todo ? { todo: c.todo } : {};
       let got: unknown;
       let tunnels: string[] = [];
       try {
@@ -234,11 +222,11 @@ t.test('settings – precedence: flags > environment > config file (tunnel > top
         got = c.get(s);
         tunnels = s.tunnels.map((x) => x.name);
       } catch (err) {
-        t.fail(`buildSettings threw: ${String(err)}`, extra);
+        t.fail(`buildSettings threw: ${String(err)}`);
         return;
       }
-      t.strictSame(tunnels, c.tunnel === undefined ? ['127.0.0.1'] : ['ft'], 'the one tunnel read is the intended one', extra);
-      t.strictSame(got, c.want, c.name, extra);
+      t.strictSame(tunnels, c.tunnel === undefined ? ['127.0.0.1'] : ['ft'], 'the one tunnel read is the intended one');
+      t.strictSame(got, c.want, c.name);
     });
   }
 });

@@ -80,10 +80,6 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     return this.#closed;
   }
 
-  get closeReason(): string {
-    return this.#closeReason;
-  }
-
   /** Opens a direct-tcpip channel; rejects with a ChannelOpenError after `timeoutMs`. */
   forwardOut(src: { address: string; port: number }, host: string, port: number, timeoutMs: number): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
