@@ -458,3 +458,40 @@ t.test('tunnel-state – no tunnel in this file ever made an illegal or self tra
   }
   t.ok(checked > 50, `${checked} transitions checked`);
 });
+
+/** A session whose server never answers probes: the heartbeat finds it silent. */
+class SilentSession extends FakeSession {
+  lastInboundAt(): number {
+    return 0;
+  }
+  sendProbe(): void {}
+}
+
+// Regression: a spare dialled while suspect that completed after the old connection closed
+// made the illegal move reconnecting -> ready (an unhandled rejection that killed the CLI).
+t.test('tunnel-state – a spare that completes after the silent connection closed is adopted legally', async (t) => {
+  const old = new SilentSession('old');
+  const spare = gate();
+  const dialer = scriptedDial([old, spare]);
+  const tunnel = new Tunnel({
+    dial: (s) => dialer.dial(s),
+    logger: silentLogger,
+    backoff: () => 0,
+    heartbeat: { intervalMs: 20, timeoutMs: 20 },
+  });
+  const events: TunnelStatus[] = [];
+  tunnel.on('status', (s) => events.push(s));
+  t.teardown(() => tunnel.stop('teardown'));
+  await tunnel.start();
+  await nextState(tunnel, 'suspect', 2000);
+  t.equal(dialer.calls, 2, 'a spare is being dialled');
+  const reconnecting = nextState(tunnel, 'reconnecting', 2000);
+  old.drop('reset by peer');
+  await reconnecting;
+  const ready = nextState(tunnel, 'ready', 2000);
+  spare.open(new SilentSession('spare'));
+  const s = await ready;
+  t.equal(s.from, 'connecting', 'through connecting, as the table allows');
+  t.equal(tunnel.state, 'ready');
+  for (const e of events) t.ok(LEGAL[e.from].includes(e.to), `${e.from} -> ${e.to} is legal`);
+});
