@@ -1,6 +1,6 @@
 import t from 'tap';
 import { once } from 'node:events';
-import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, refusedPort, roundTrip, startEcho, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
 
@@ -85,4 +85,23 @@ t.test('forward failures – a held client is reset when --hold-timeout passes, 
   t.equal(await deadline(howItEnds(sock), 5000, 'held client to be reset'), 'ECONNRESET');
   const line = logs.find('conn_end').find((l) => l.reason === 'hold_timeout');
   t.match(String(line?.msg), /--hold-timeout/, 'says which option raises the limit');
+});
+
+// Regression: an aborted stream's channel was unpiped and left paused, so it never emitted
+// 'close' and its connection counted it open for ever (a replaced connection never ended).
+t.test('forward failures – a client reset releases its channel on the SSH connection', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  const sock = await connect(bound[0]!.port);
+  sock.write('x');
+  await deadline(once(sock, 'data'), 5000, 'echo');
+  const session = app.tunnel.readySession!;
+  t.equal(session.channels, 1, 'one channel open');
+  sock.resetAndDestroy();
+  await until(() => session.channels === 0, 5000, 'the channel to be released');
+  t.equal(session.channels, 0);
 });
