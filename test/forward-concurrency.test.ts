@@ -1,14 +1,10 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
-import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
+import { connect, deadline, roundTrip, until } from './fixtures/net.js';
+import { startEchoTunnel } from './fixtures/tunnel.js';
 
 t.test('concurrency – 200 simultaneous connections each get their own bytes back', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
-  const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  const { server, app, bound, logs } = await startEchoTunnel(t);
   await deadline(app.ready(), 5000, 'tunnel ready');
 
   const payloads = Array.from({ length: 200 }, () => randomBytes(1024));

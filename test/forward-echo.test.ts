@@ -1,13 +1,9 @@
 import t from 'tap';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
-import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
+import { connect, deadline, roundTrip } from './fixtures/net.js';
+import { startEchoTunnel } from './fixtures/tunnel.js';
 
 t.test('local forward – bytes echo through the tunnel', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
-  const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  const { server, app, bound, logs } = await startEchoTunnel(t);
   await deadline(app.ready(), 5000, 'tunnel ready');
   t.equal(bound[0]!.address, '127.0.0.1', 'binds loopback by default');
   const sock = await connect(bound[0]!.port);

@@ -2,7 +2,7 @@ import t from 'tap';
 import { once } from 'node:events';
 import { connect, deadline, refusedPort, roundTrip, startEcho, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
-import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
+import { inputFor, makeKeys, startEchoTunnel, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 /** Resolves with how the client socket ended: 'end' (clean EOF) or the error code of a reset. */
 function howItEnds(sock: import('node:net').Socket): Promise<string> {
@@ -44,11 +44,7 @@ t.test('forward failures – administratively prohibited is logged with its reas
 });
 
 t.test('forward failures – tunnel loss resets open streams, never a clean EOF', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
-  const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  const { server, app, bound, logs } = await startEchoTunnel(t);
   await deadline(app.ready(), 5000, 'tunnel ready');
 
   const sock = await connect(bound[0]!.port);
@@ -67,11 +63,7 @@ t.test('forward failures – tunnel loss resets open streams, never a clean EOF'
 });
 
 t.test('forward failures – a client that arrives before the first connect waits for it', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
-  const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  const { app, bound } = await startEchoTunnel(t);
   t.not(app.tunnel.state, 'ready', 'connected before the tunnel is up');
   const sock = await connect(bound[0]!.port);
   t.equal((await deadline(roundTrip(sock, 'early'), 5000, 'echo')).toString(), 'early');
@@ -90,11 +82,7 @@ t.test('forward failures – a held client is reset when --hold-timeout passes, 
 // Regression: an aborted stream's channel was unpiped and left paused, so it never emitted
 // 'close' and its connection counted it open for ever (a replaced connection never ended).
 t.test('forward failures – a client reset releases its channel on the SSH connection', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
-  const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  const { app, bound } = await startEchoTunnel(t);
   await deadline(app.ready(), 5000, 'tunnel ready');
   const sock = await connect(bound[0]!.port);
   sock.write('x');
