@@ -51,11 +51,12 @@ export class Fleet {
     return this.#draining;
   }
 
-  /** Ready for traffic: every tunnel ready, not draining, not at --max-connections. */
+  /** Ready for traffic: every tunnel ready with its remote forwards bound, not draining, not at --max-connections. */
   isReady(): boolean {
     const { maxConnections } = this.process;
     const full = maxConnections > 0 && this.connections() >= maxConnections;
-    return !this.#draining && !full && this.apps.every((a) => a.tunnel.state === 'ready');
+    const up = (a: Sshkeep) => a.tunnel.state === 'ready' && a.remoteForwards.every((r) => r.state === 'bound');
+    return !this.#draining && !full && this.apps.every(up);
   }
 
   /** Every tunnel has been ready at least once. */
@@ -87,7 +88,7 @@ export class Fleet {
 
   /** Resets every open and held connection now, synchronously (the process is about to exit). */
   resetAll(reason: string): number {
-    return this.apps.reduce((n, a) => n + a.forwards.reduce((m, f) => m + f.resetAll(reason), 0), 0);
+    return this.apps.reduce((n, a) => n + a.resetAll(reason), 0);
   }
 
   /** Stops at once: every open connection is reset. */

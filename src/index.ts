@@ -4,10 +4,10 @@ export { Fleet } from './fleet.js';
 export { Metrics } from './ops/metrics.js';
 export { startHealthServer } from './ops/health.js';
 export { resolveTunnel, type TunnelInput } from './config/resolve.js';
-export { parseLocalForward } from './config/forward-spec.js';
+export { parseLocalForward, parseRemoteForward, parseDynamicForward } from './config/forward-spec.js';
 export { parseDuration } from './config/duration.js';
 export { DEFAULTS } from './config/defaults.js';
-export type { TunnelConfig, ProcessConfig, LocalForward, StrictHostKeyChecking } from './config/types.js';
+export type { TunnelConfig, ProcessConfig, HostConfig, Endpoint, LocalForwardSpec, DynamicForwardSpec, RemoteForwardSpec, StrictHostKeyChecking } from './config/types.js';
 export { createLogger, silentLogger, type Logger } from './ops/logger.js';
 export { Tunnel, type TunnelState, type TunnelStatus } from './tunnel/tunnel.js';
 export {

@@ -1,12 +1,13 @@
 import { DEFAULTS } from './config/defaults.js';
-import { isLoopbackAddress } from './config/forward-spec.js';
+import { isLocalOnly } from './config/forward-spec.js';
 import type { TunnelConfig } from './config/types.js';
 import { LocalForward, type Limits } from './forward/local-forward.js';
+import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
 import { silentLogger, type Logger } from './ops/logger.js';
 import { hostKeyPolicy } from './tunnel/host-key.js';
-import { loadIdentities, type Identity } from './tunnel/identities.js';
+import { loadIdentities } from './tunnel/identities.js';
 import type { Prompter } from './tunnel/prompter.js';
-import { dial } from './tunnel/ssh-adapter.js';
+import { dialRoute, type Hop } from './tunnel/route.js';
 import { Tunnel, type TunnelState } from './tunnel/tunnel.js';
 import { watchForWake } from './tunnel/wake-watch.js';
 import { watchNetwork } from './tunnel/network-watch.js';
@@ -33,11 +34,15 @@ export interface TunnelReport {
   reconnects: number;
   active: number;
   held: number;
+  /** -R forwards: whether the server listens for each, and on which port. */
+  remoteForwards: RemoteForwardReport[];
 }
 
 export interface BoundForward {
   spec: string;
+  /** The address listened on, or the Unix socket path. */
   address: string;
+  /** The port bound (the OS's choice for port 0); 0 for a Unix socket. */
   port: number;
 }
 
@@ -47,10 +52,11 @@ export class Sshkeep {
   readonly name: string;
   readonly tunnel: Tunnel;
   readonly forwards: LocalForward[];
+  readonly remoteForwards: RemoteForward[];
   readonly #logger: Logger;
   readonly #config: TunnelConfig;
   readonly #options: SshkeepOptions;
-  #identities: Identity[] = [];
+  readonly #hops: Hop[];
   #firstReady: Promise<void> | undefined;
   #stopWatches: () => void = () => {};
 
@@ -63,8 +69,18 @@ export class Sshkeep {
       connections: () => this.connections(),
       held: () => this.held(),
     };
-    const secretCache: { password?: string } = {};
-    const hostKeys = hostKeyPolicy(config, this.#logger);
+    const hops: Hop[] = [...config.jumps, config].map((host) => ({
+      host,
+      hostKeys: hostKeyPolicy({ ...host, inlineKnownHosts: config.inlineKnownHosts, hostKeyFingerprints: host === config ? config.hostKeyFingerprints : [] }, this.#logger),
+      secretCache: {},
+      auth: {
+        username: host.user,
+        agentSocket: host.identitiesOnly ? undefined : host.agentSocket,
+        identities: [],
+        prompter: options.prompter,
+        host: host.hostName,
+      },
+    }));
     this.#config = config;
     this.#options = options;
     this.tunnel = new Tunnel({
@@ -75,23 +91,9 @@ export class Sshkeep {
         ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
       },
       dial: (signal) =>
-        dial({
-          host: config.hostName,
-          port: config.port,
-          connectTimeoutMs: config.connectTimeoutMs,
-          tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs,
-          auth: {
-            username: config.user,
-            agentSocket: config.identitiesOnly ? undefined : config.agentSocket,
-            identities: this.#identities,
-            prompter: options.prompter,
-            host: config.hostName,
-          },
-          hostKeys,
-          secretCache,
-          signal,
-        }),
+        dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }),
     });
+    this.#hops = hops;
     this.forwards = config.forwards.map(
       (spec) =>
         new LocalForward(spec, {
@@ -101,6 +103,16 @@ export class Sshkeep {
           holdBufferBytes: config.holdBufferBytes,
           limits,
           channelOpenTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
+          socksAuth: config.socksAuth,
+        }),
+    );
+    this.remoteForwards = config.remoteForwards.map(
+      (spec) =>
+        new RemoteForward(spec, {
+          tunnel: this.tunnel,
+          logger: this.#logger,
+          connectTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
+          exitOnFailure: config.exitOnForwardFailure,
         }),
     );
   }
@@ -112,20 +124,20 @@ export class Sshkeep {
   async start(): Promise<BoundForward[]> {
     // Keys first, asking for passphrases now rather than at every reconnect; a bad key
     // is then a clean error before anything listens.
-    const { identityFiles, identityFilesExplicit, inlineIdentities } = this.#config;
     const { passphrase, prompter, insecureKeyPermissions } = this.#options;
     const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions };
-    this.#identities = [
-      ...(await loadIdentities(inlineIdentities, true, sources, this.#logger)),
-      ...(await loadIdentities(identityFiles, identityFilesExplicit, sources, this.#logger)),
-    ];
+    const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
+    for (const hop of this.#hops) {
+      hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
+    }
     const bound: BoundForward[] = [];
     try {
       for (const f of this.forwards) {
-        const addr = await f.listen();
-        bound.push({ spec: f.spec.spec, address: addr.address, port: addr.port });
-        const fields = { event: 'listen', forward: f.name, address: addr.address, port: addr.port };
-        if (isLoopbackAddress(f.spec.bindAddress)) this.#logger.info('listening', fields);
+        const at = await f.listen();
+        const [address, port] = at.kind === 'tcp' ? [at.host, at.port] : [at.path, 0];
+        bound.push({ spec: f.spec.spec, address, port });
+        const fields = { event: 'listen', forward: f.name, address, port };
+        if (isLocalOnly(at)) this.#logger.info('listening', fields);
         else this.#logger.warn('listening on a non-loopback address: other hosts can use this tunnel', fields);
       }
     } catch (err) {
@@ -141,7 +153,9 @@ export class Sshkeep {
       stopWake();
       stopNet();
     };
-    this.#firstReady = this.tunnel.start().catch(async (err: Error) => {
+    for (const r of this.remoteForwards) r.start();
+    const remoteFirst = () => (this.#config.exitOnForwardFailure ? Promise.all(this.remoteForwards.map((r) => r.firstResult)) : undefined);
+    this.#firstReady = this.tunnel.start().then(remoteFirst).then(() => undefined).catch(async (err: Error) => {
       await this.stop(err.message);
       throw err;
     });
@@ -149,9 +163,9 @@ export class Sshkeep {
     return bound;
   }
 
-  /** Clients forwarded or held right now. */
+  /** Clients forwarded or held right now, remote forwards' included. */
   connections(): number {
-    return this.forwards.reduce((n, f) => n + f.active + f.held, 0);
+    return this.forwards.reduce((n, f) => n + f.connections, 0) + this.remoteForwards.reduce((n, f) => n + f.active, 0);
   }
 
   /** Clients held right now. */
@@ -168,8 +182,9 @@ export class Sshkeep {
       everReady: t.everReady,
       rttMs: t.rttMs === undefined ? undefined : Math.round(t.rttMs * 100) / 100,
       reconnects: Math.max(0, t.generation - 1),
-      active: this.forwards.reduce((n, f) => n + f.active, 0),
+      active: [...this.forwards, ...this.remoteForwards].reduce((n, f) => n + f.active, 0),
       held: this.held(),
+      remoteForwards: this.remoteForwards.map((r) => r.report()),
     };
   }
 
@@ -177,6 +192,7 @@ export class Sshkeep {
   stopAccepting(): void {
     this.#stopWatches();
     for (const f of this.forwards) f.stopAccepting();
+    for (const r of this.remoteForwards) r.stopAccepting();
   }
 
   /** Resolves when the tunnel is first ready; rejects with a HostKeyError or AuthError at the first connect. */
@@ -185,10 +201,15 @@ export class Sshkeep {
     return this.#firstReady;
   }
 
+  /** Resets every open and held connection now. Returns how many were cut. */
+  resetAll(reason: string): number {
+    return this.forwards.reduce((n, f) => n + f.resetAll(reason), 0) + this.remoteForwards.reduce((n, f) => n + f.resetAll(reason), 0);
+  }
+
   /** Stops accepting, resets what is still open, closes the tunnel. Returns how many connections were cut. */
   async stop(reason = 'shutdown'): Promise<number> {
     this.stopAccepting();
-    const cut = this.forwards.reduce((n, f) => n + f.resetAll(reason), 0);
+    const cut = this.resetAll(reason);
     await this.tunnel.stop(reason);
     return cut;
   }

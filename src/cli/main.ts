@@ -6,6 +6,7 @@ import { runDemo } from './demo.js';
 import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
 import { processEnv } from '../config/resolve.js';
 import { buildSettings, type Settings } from '../config/settings.js';
+import { forwardName } from '../config/forward-spec.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { Metrics } from '../ops/metrics.js';
 import { startHealthServer } from '../ops/health.js';
@@ -58,7 +59,9 @@ function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => v
 /** `sshkeep check`: everything is parsed and validated, nothing connects. */
 function describe(settings: Settings): string {
   const lines = settings.tunnels.map(
-    (t) => `  ${t.name}: ${t.user}@${t.hostName}:${t.port}, ${t.forwards.map((f) => `${f.bindAddress}:${f.bindPort} -> ${f.targetHost}:${f.targetPort}`).join(', ')}`,
+    (t) =>
+      `  ${t.name}: ${[...t.jumps, t].map((h) => `${h.user}@${h.hostName}:${h.port}`).join(' -> ')}, ` +
+      [...t.forwards, ...t.remoteForwards].map((f) => forwardName(f).replace('->', ' -> ')).join(', '),
   );
   const h = settings.process.health;
   return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n`;

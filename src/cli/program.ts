@@ -7,6 +7,11 @@ import type { LogFormat, LogLevel } from '../config/types.js';
 export interface CliValues {
   destination?: string;
   local: string[];
+  remote: string[];
+  dynamic: string[];
+  jump?: string;
+  socksAuth?: string;
+  allowOpenSocks?: boolean;
   port?: string;
   login?: string;
   identityFile: string[];
@@ -29,7 +34,7 @@ export interface CliValues {
 }
 
 /** Options that may be given several times; from the environment they are comma- or newline-separated. */
-const REPEATABLE = new Set(['local', 'identityFile', 'option']);
+const REPEATABLE = new Set(['local', 'remote', 'dynamic', 'identityFile', 'option']);
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -45,6 +50,12 @@ Examples:
 
   # Reuse ~/.ssh/config (HostName, User, IdentityFile, Port of "prod-bastion")
   sshkeep -L 5432:db:5432 -L 6379:cache:6379 prod-bastion
+
+  # A SOCKS proxy on localhost:1080 into a private network, through a jump host
+  sshkeep -D 1080 -J jump.example.com deploy@inner.example.com
+
+  # Publish a local dev server on the server's port 8080, re-requested after every reconnect
+  sshkeep -R 8080:localhost:3000 deploy@bastion.example.com
 
   # As a sidecar: health endpoints on :9090, several bastions from a file
   sshkeep --health 0.0.0.0:9090 --config /etc/sshkeep/tunnels.yaml
@@ -72,7 +83,14 @@ function program(): Command {
     .description('Keep local port forwards alive through managed, self-healing SSH tunnels.')
     .usage('[options] [user@]host')
     .argument('[destination]', '[user@]host, or an ssh_config Host alias')
-    .addOption(opt('-L, --local <forward>', `[bind_address:]port:host:hostport, repeatable; bind_address defaults to ${DEFAULTS.bindAddress}`, fwd).argParser(collect))
+    .addOption(
+      opt('-L, --local <forward>', `[bind_address:]port:host:hostport, repeatable; bind_address defaults to ${DEFAULTS.bindAddress}; a Unix socket path may stand for either side`, fwd).argParser(collect),
+    )
+    .addOption(opt('-D, --dynamic <[bind_address:]port>', 'SOCKS4/5 proxy whose connections go through the tunnel (names resolved by the server), repeatable', fwd).argParser(collect))
+    .addOption(opt('-R, --remote <forward>', '[bind_address:]port:host:hostport: the server listens, connections come back here; port 0 = the server picks; repeatable', fwd).argParser(collect))
+    .addOption(opt('--socks-auth <user:pass>', 'require SOCKS5 username/password authentication on -D listeners', fwd))
+    .addOption(opt('--allow-open-socks', 'allow a -D listener on a non-loopback address without --socks-auth', fwd))
+    .addOption(opt('-J, --jump <[user@]host[:port],...>', 'jump hosts, connected in order (ProxyJump); "none" ignores a configured ProxyJump', ssh))
     .addOption(opt('-p, --port <port>', 'port of the SSH server (default: 22 or ssh_config Port)', ssh))
     .addOption(opt('-l, --login <user>', 'user to log in as (default: ssh_config User or your local user)', ssh))
     .addOption(opt('-i, --identity-file <file>', 'private key, repeatable (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa)', ssh).argParser(collect))
@@ -82,7 +100,7 @@ function program(): Command {
         '-o, --option <Key=Value>',
         'OpenSSH option, repeatable: HostName, Port, User, IdentityFile, IdentitiesOnly, ConnectTimeout (default 15s), ' +
           'ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking=yes|accept-new|no (default yes), ' +
-          'UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, IdentityAgent',
+          'UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, IdentityAgent, ProxyJump, ProxyCommand, ExitOnForwardFailure',
         ssh,
       ).argParser(collect),
     )
@@ -136,6 +154,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
     ...(o as Partial<CliValues>),
     destination: cmd.args[0] ?? env.SSHKEEP_DESTINATION,
     local: (o.local as string[] | undefined) ?? [],
+    remote: (o.remote as string[] | undefined) ?? [],
+    dynamic: (o.dynamic as string[] | undefined) ?? [],
     identityFile: (o.identityFile as string[] | undefined) ?? [],
     option: (o.option as string[] | undefined) ?? [],
   };

@@ -43,6 +43,8 @@ export const DEFAULTS = {
   sshConfigFile: '~/.ssh/config',
   /** A forwarded channel that does not open in this time is refused to the client. */
   channelOpenTimeoutMs: 10_000,
+  /** A -D client must finish its SOCKS request this fast; OpenSSH waits for ever, letting idle sockets pile up. */
+  socksHandshakeTimeoutMs: 10_000,
   /** Reconnect backoff: cap of the full-jitter exponential delay (first retry is immediate). */
   backoffCapMs: 5_000,
   backoffBaseMs: 250,

@@ -28,6 +28,10 @@ export interface FileTunnel {
   sshConfig?: string;
   options: string[];
   local: string[];
+  remote: string[];
+  dynamic: string[];
+  jump?: string;
+  socksAuth?: string;
   hostKeyFingerprint?: string;
   keepaliveInterval?: string;
   keepaliveTimeout?: string;
@@ -43,7 +47,9 @@ export interface ConfigFile {
 
 const SCALARS = ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer'] as const;
 const TOP_KEYS = ['health', 'maxConnections', 'maxHeld', 'minDrain', 'maxDrain', 'logLevel', 'logFormat', ...SCALARS, 'tunnels'];
-const TUNNEL_KEYS = ['name', 'destination', 'port', 'login', 'identityFiles', 'sshConfig', 'options', 'local', 'hostKeyFingerprint', ...SCALARS];
+const TUNNEL_KEYS = [
+  'name', 'destination', 'port', 'login', 'identityFiles', 'sshConfig', 'options', 'local', 'remote', 'dynamic', 'jump', 'socksAuth', 'hostKeyFingerprint', ...SCALARS,
+];
 
 type Json = unknown;
 
@@ -114,15 +120,21 @@ export function readConfigFile(file: string): ConfigFile {
     const t = r.object(raw, path, TUNNEL_KEYS);
     const destination = r.scalar(t.destination, `${path}.destination`) ?? r.fail(`${path}.destination`, 'required: [user@]host or an ssh_config alias');
     const local = r.list(t.local, `${path}.local`);
-    if (local.length === 0) r.fail(`${path}.local`, 'required: at least one forward, [bind_address:]port:host:hostport');
+    const remote = r.list(t.remote, `${path}.remote`);
+    const dynamic = r.list(t.dynamic, `${path}.dynamic`);
+    if (local.length + remote.length + dynamic.length === 0) {
+      r.fail(`${path}.local`, 'required: at least one forward (local, dynamic or remote), e.g. local: [bind_address:]port:host:hostport');
+    }
     const tunnel: FileTunnel = {
       path,
       destination,
       identityFiles: r.list(t.identityFiles, `${path}.identityFiles`),
       options: r.options(t.options, `${path}.options`),
       local,
+      remote,
+      dynamic,
     };
-    for (const key of ['name', 'port', 'login', 'sshConfig', 'hostKeyFingerprint', ...SCALARS] as const) {
+    for (const key of ['name', 'port', 'login', 'sshConfig', 'jump', 'socksAuth', 'hostKeyFingerprint', ...SCALARS] as const) {
       const v = r.scalar(t[key], `${path}.${key}`);
       if (v !== undefined) tunnel[key] = v;
     }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
-import type { LocalForward } from './types.js';
+import type { DynamicForwardSpec, Endpoint, LocalForwardSpec, RemoteForwardSpec } from './types.js';
 
 /**
  * Splits an OpenSSH forward spec on colons, keeping `[ipv6]` groups whole
@@ -42,26 +42,69 @@ export function parsePort(text: string, what: string, allowZero: boolean): numbe
   return n;
 }
 
-/** Parses `-L [bind_address:]port:host:hostport`. */
-export function parseLocalForward(spec: string): LocalForward {
-  const usage = `-L ${spec}: expected [bind_address:]port:host:hostport, e.g. 15432:db.internal:5432 or [::1]:8080:db:5432.`;
+const isPath = (part: string) => part.includes('/');
+
+/** `[bind_address:]port` or a Unix socket path, for the side that listens. */
+function listenSide(parts: string[], flag: string, spec: string, defaultBind: string): { listen: Endpoint; bindExplicit: boolean } {
+  if (parts.length === 1 && isPath(parts[0]!)) return { listen: { kind: 'unix', path: parts[0]! }, bindExplicit: true };
+  const [bind, port] = parts.length === 2 ? (parts as [string, string]) : [undefined, parts[0]!];
+  // OpenSSH treats `*` as "all interfaces".
+  const host = bind === undefined ? defaultBind : bind === '*' ? (flag === '-R' ? '' : '0.0.0.0') : bind;
+  return { listen: { kind: 'tcp', host, port: parsePort(port, `${flag} ${spec}: listen port`, true) }, bindExplicit: bind !== undefined };
+}
+
+/** `host:hostport` or a Unix socket path, for the side that is connected to. */
+function targetSide(parts: string[], flag: string, spec: string): Endpoint {
+  if (parts.length === 1) return { kind: 'unix', path: parts[0]! };
+  return { kind: 'tcp', host: parts[0]!, port: parsePort(parts[1]!, `${flag} ${spec}: target port`, false) };
+}
+
+/**
+ * The listen and target sides of `-L`/`-R` specs, as OpenSSH splits them: a part with a
+ * `/` is a Unix socket path and stands for an address and port.
+ */
+function parseTwoSided(spec: string, flag: '-L' | '-R', usage: string, defaultBind: string) {
   const parts = splitSpec(spec.trim());
-  if (!parts || (parts.length !== 3 && parts.length !== 4) || parts.some((p) => p === '')) {
-    throw new ConfigError(usage);
+  if (!parts || parts.length < 2 || parts.length > 4 || parts.some((p) => p === '')) throw new ConfigError(usage);
+  const targetIsPath = isPath(parts[parts.length - 1]!);
+  const targetLength = targetIsPath ? 1 : 2;
+  const listenParts = parts.slice(0, parts.length - targetLength);
+  const listenOk = listenParts.length === 1 || (listenParts.length === 2 && !isPath(listenParts[0]!) && !isPath(listenParts[1]!));
+  if (!listenOk || (!targetIsPath && isPath(parts[parts.length - 2]!))) throw new ConfigError(usage);
+  return { ...listenSide(listenParts, flag, spec, defaultBind), target: targetSide(parts.slice(listenParts.length), flag, spec) };
+}
+
+/** Parses `-L [bind_address:]port:host:hostport`, with Unix socket paths for either side. */
+export function parseLocalForward(spec: string): LocalForwardSpec {
+  const usage =
+    `-L ${spec}: expected [bind_address:]port:host:hostport, e.g. 15432:db.internal:5432 or [::1]:8080:db:5432; ` +
+    'a Unix socket path may stand for either side (/tmp/db.sock:db:5432, 8080:/run/app.sock).';
+  return { type: 'local', ...parseTwoSided(spec, '-L', usage, DEFAULTS.bindAddress), spec };
+}
+
+/** Parses `-R [bind_address:]port:host:hostport`, with Unix socket paths for either side. */
+export function parseRemoteForward(spec: string): RemoteForwardSpec {
+  const usage =
+    `-R ${spec}: expected [bind_address:]port:host:hostport, e.g. 8080:localhost:3000 or 0:localhost:3000 (the server picks the port); ` +
+    'a Unix socket path may stand for either side.';
+  // OpenSSH asks for "localhost" when no bind address is given (sshd's GatewayPorts decides).
+  const { listen, target } = parseTwoSided(spec, '-R', usage, 'localhost');
+  return { type: 'remote', listen, target, spec };
+}
+
+/** Parses `-D [bind_address:]port`. */
+export function parseDynamicForward(spec: string): DynamicForwardSpec {
+  const parts = splitSpec(spec.trim());
+  if (!parts || parts.length < 1 || parts.length > 2 || parts.some((p) => p === '' || isPath(p))) {
+    throw new ConfigError(`-D ${spec}: expected [bind_address:]port, e.g. 1080 or 127.0.0.1:1080.`);
   }
-  const bindExplicit = parts.length === 4;
-  const [bindAddress, port, host, hostPort] = bindExplicit
-    ? (parts as [string, string, string, string])
-    : [DEFAULTS.bindAddress, ...(parts as [string, string, string])];
-  return {
-    // OpenSSH treats `*` and `0.0.0.0`-style wildcards as "all interfaces".
-    bindAddress: bindAddress === '*' ? '0.0.0.0' : bindAddress,
-    bindPort: parsePort(port, `-L ${spec}: listen port`, true),
-    bindExplicit,
-    targetHost: host,
-    targetPort: parsePort(hostPort, `-L ${spec}: target port`, false),
-    spec,
-  };
+  return { type: 'dynamic', ...listenSide(parts, '-D', spec, DEFAULTS.bindAddress), spec };
+}
+
+/** `host:port`, `[v6]:port` or the socket path, for logs and forward names. */
+export function formatEndpoint(e: Endpoint): string {
+  if (e.kind === 'unix') return e.path;
+  return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
 }
 
 const LOOPBACK = new net.BlockList();
@@ -74,4 +117,22 @@ export function isLoopbackAddress(address: string): boolean {
   if (address.toLowerCase() === 'localhost') return true;
   const family = net.isIP(address);
   return family !== 0 && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** `listen->target`, the name of a forward in logs and metrics labels. */
+export function forwardName(f: LocalForwardSpec | DynamicForwardSpec | RemoteForwardSpec): string {
+  const listen = formatEndpoint(f.listen);
+  switch (f.type) {
+    case 'local':
+      return `${listen}->${formatEndpoint(f.target)}`;
+    case 'dynamic':
+      return `${listen}->socks`;
+    case 'remote':
+      return `remote:${listen}->${formatEndpoint(f.target)}`;
+  }
+}
+
+/** True for a listener only this host can reach: a loopback address or a Unix socket. */
+export function isLocalOnly(listen: Endpoint): boolean {
+  return listen.kind === 'unix' || isLoopbackAddress(listen.host);
 }

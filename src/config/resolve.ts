@@ -4,10 +4,10 @@ import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { parseCount, parseSize } from './size.js';
-import { parseLocalForward, parsePort } from './forward-spec.js';
+import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { readSshConfig } from './ssh-config.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
-import type { StrictHostKeyChecking, TunnelConfig } from './types.js';
+import type { HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
 
 /** What the command line says about one tunnel, before ssh_config and defaults. */
 export interface TunnelInput {
@@ -19,8 +19,14 @@ export interface TunnelInput {
   configFile?: string;
   /** Raw `-o Key=Value` strings. */
   options?: string[];
-  /** Raw `-L` specs. */
+  /** Raw `-L`, `-R` and `-D` specs. */
   localForwards?: string[];
+  remoteForwards?: string[];
+  dynamicForwards?: string[];
+  /** -J: jump hosts, comma-separated, or `none`. */
+  jump?: string;
+  /** --socks-auth user:pass. */
+  socksAuth?: string;
   /** sshkeep's own flags, raw; they beat the equivalent -o and ssh_config options. */
   keepaliveInterval?: string;
   keepaliveTimeout?: string;
@@ -43,7 +49,7 @@ export function processEnv(): ResolveEnv {
 }
 
 /** `[user@]host`, or `ssh://[user@]host[:port]` as OpenSSH accepts. */
-function parseDestination(dest: string): { user?: string; host: string; port?: string } {
+function parseDestination(dest: string, what = `destination "${dest}"`): { user?: string; host: string; port?: string } {
   const uri = /^ssh:\/\/(?:([^@/]+)@)?(\[[^\]]+\]|[^:/@]+)(?::(\d+))?\/?$/.exec(dest);
   if (uri) {
     return { user: uri[1], host: uri[2]!.replace(/^\[|\]$/g, ''), port: uri[3] };
@@ -52,7 +58,7 @@ function parseDestination(dest: string): { user?: string; host: string; port?: s
   const user = at >= 0 ? dest.slice(0, at) : undefined;
   const host = dest.slice(at + 1);
   if (host === '' || user === '' || /[\s/]/.test(host)) {
-    throw new ConfigError(`destination "${dest}": expected [user@]host or ssh://[user@]host[:port].`);
+    throw new ConfigError(`${what}: expected [user@]host or ssh://[user@]host[:port].`);
   }
   return { user, host };
 }
@@ -90,18 +96,6 @@ function strictness(value: string | undefined): StrictHostKeyChecking {
   }
 }
 
-function rejectProxies(opts: SshOptions): void {
-  for (const [key, name] of [['proxyjump', 'ProxyJump'], ['proxycommand', 'ProxyCommand']] as const) {
-    const v = opts[key]?.[0];
-    if (v !== undefined && v.toLowerCase() !== 'none') {
-      throw new ConfigError(
-        `${name} "${v}" is set for this host, and sshkeep does not support jump hosts or proxy commands yet; ` +
-          `it will not silently connect directly instead. Pass -o ${name}=none to connect directly.`,
-      );
-    }
-  }
-}
-
 /** `SHA256:<base64>` pins as OpenSSH prints them (ssh-keygen -lf, ssh-keyscan | ssh-keygen -lf -). */
 function parseFingerprints(text: string | undefined): string[] {
   if (text === undefined) return [];
@@ -119,6 +113,106 @@ function positive(ms: number, what: string): number {
   return ms;
 }
 
+/** `-J [user@]host[:port]` (or an ssh:// URI) of one hop. */
+function parseHop(hop: string): { user?: string; host: string; port?: string } {
+  const what = `-J ${hop}`;
+  if (hop.startsWith('ssh://')) return parseDestination(hop, what);
+  const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:@\[\]]+)(?::(\d+))?$/.exec(hop);
+  if (!m) throw new ConfigError(`${what}: expected [user@]host[:port].`);
+  return { user: m[1], host: m[2]!.replace(/^\[|\]$/g, ''), port: m[3] };
+}
+
+/** The options of `host` from the ssh_config file (-F, `none`, or ~/.ssh/config), added after what `into` has. */
+function addSshConfig(into: SshOptions, host: string, configFile: string | undefined, env: ResolveEnv): void {
+  const file = configFile ?? DEFAULTS.sshConfigFile;
+  if (file.toLowerCase() === 'none') return;
+  const path = expandTokens(file, { '%': '%' }, env.home, '-F');
+  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined))) {
+    addOption(into, key as keyof SshOptions, values!);
+  }
+}
+
+/** ProxyJump or ProxyCommand, whichever was given first (as OpenSSH); `none` disables both. */
+function proxyOf(opts: SshOptions): { jump?: string; command?: string } {
+  const key = Object.keys(opts).find((k) => k === 'proxyjump' || k === 'proxycommand') as 'proxyjump' | 'proxycommand' | undefined;
+  const value = key && opts[key]![0]!;
+  if (!key || value!.toLowerCase() === 'none') return {};
+  return key === 'proxyjump' ? { jump: value } : { command: value };
+}
+
+/** Everything about reaching one host, from its merged options (first value wins). */
+function hostConfig(name: string, merged: SshOptions, env: ResolveEnv, portLabel: string): { host: HostConfig; tokens: Record<string, string> } {
+  const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0];
+  const port = parsePort(first('port') ?? String(DEFAULTS.port), portLabel, false);
+  const user = first('user') ?? env.localUser;
+  const hostName = expandTokens(first('hostname') ?? name, { '%': '%', h: name, n: name }, env.home, 'HostName');
+  const tokens = { '%': '%', h: hostName, n: name, p: String(port), r: user, u: env.localUser, d: env.home };
+  const files = (list: string[], what: string) => list.map((f) => expandTokens(f, tokens, env.home, what));
+  const agent = first('identityagent');
+  const connectTimeout = first('connecttimeout');
+  const proxyCommand = proxyOf(merged).command;
+  return {
+    tokens,
+    host: {
+      name,
+      hostName,
+      port,
+      user,
+      identityFiles: files(merged.identityfile ?? [...DEFAULTS.identityFiles], 'IdentityFile'),
+      identityFilesExplicit: merged.identityfile !== undefined,
+      identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
+      agentSocket:
+        agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0],
+      connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : positive(parseDuration(connectTimeout, 'ConnectTimeout'), 'ConnectTimeout'),
+      strictHostKeyChecking: strictness(first('stricthostkeychecking')),
+      knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
+      globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
+      hostKeyAlias: first('hostkeyalias'),
+      proxyCommand: proxyCommand === undefined ? undefined : expandTokens(proxyCommand, tokens, env.home, 'ProxyCommand'),
+    },
+  };
+}
+
+/** A chain longer than this is a ProxyJump loop in ssh_config. */
+const MAX_HOPS = 16;
+
+/**
+ * The hops of a ProxyJump list, first hop first. Each is resolved from ssh_config on its
+ * own; the first hop's own ProxyJump (or ProxyCommand) is followed too, as OpenSSH does.
+ */
+function resolveJumps(list: string, configFile: string | undefined, env: ResolveEnv, depth = 0): HostConfig[] {
+  const hops = list.split(',').map((h) => h.trim());
+  if (hops.some((h) => h === '')) throw new ConfigError(`ProxyJump "${list}": an empty hop; expected [user@]host[:port][,...].`);
+  const chain: HostConfig[] = [];
+  hops.forEach((hop, i) => {
+    const dest = parseHop(hop);
+    const opts: SshOptions = {};
+    if (dest.port !== undefined) addOption(opts, 'port', [dest.port]);
+    if (dest.user !== undefined) addOption(opts, 'user', [dest.user]);
+    addSshConfig(opts, dest.host, configFile, env);
+    const { jump } = proxyOf(opts);
+    if (i > 0) {
+      // A later hop is reached through the hops before it, whatever its own ProxyJump says.
+      delete opts.proxyjump;
+      delete opts.proxycommand;
+    } else if (jump !== undefined) {
+      if (depth + hops.length >= MAX_HOPS) throw new ConfigError(`ProxyJump: more than ${MAX_HOPS} hops; is there a loop in ssh_config (${hop})?`);
+      chain.push(...resolveJumps(jump, configFile, env, depth + hops.length));
+    }
+    chain.push(hostConfig(dest.host, opts, env, `-J ${hop}: port`).host);
+  });
+  return chain;
+}
+
+function parseSocksAuth(text: string | undefined): TunnelConfig['socksAuth'] {
+  if (text === undefined) return undefined;
+  const colon = text.indexOf(':');
+  if (colon < 1 || colon === text.length - 1 || text.length - colon - 1 > 255 || colon > 255) {
+    throw new ConfigError('--socks-auth: expected user:password (each 1-255 bytes), as SOCKS5 username/password authentication carries them.');
+  }
+  return { user: text.slice(0, colon), pass: text.slice(colon + 1) };
+}
+
 /** Command line > ssh_config > defaults, as OpenSSH. */
 export function resolveTunnel(
   input: TunnelInput,
@@ -126,10 +220,11 @@ export function resolveTunnel(
   warn: (message: string) => void = () => {},
 ): TunnelConfig {
   const dest = parseDestination(input.destination);
-  // First value wins, in OpenSSH's order: -p/-l, then -o, then the destination's user@ and :port.
+  // First value wins, in OpenSSH's order: -p/-l/-J, then -o, then the destination's user@ and :port.
   const cli: SshOptions = {};
   if (input.port !== undefined) addOption(cli, 'port', [input.port]);
   if (input.user !== undefined) addOption(cli, 'user', [input.user]);
+  if (input.jump !== undefined) addOption(cli, 'proxyjump', [input.jump]);
   for (const raw of input.options ?? []) {
     const o = parseDashO(raw);
     if (o.key) addOption(cli, o.key, [o.value]);
@@ -139,63 +234,41 @@ export function resolveTunnel(
   if (dest.user !== undefined) addOption(cli, 'user', [dest.user]);
   const merged: SshOptions = { ...cli };
   if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles, ...(cli.identityfile ?? [])];
-
-  const configFile = input.configFile ?? DEFAULTS.sshConfigFile;
-  if (configFile.toLowerCase() !== 'none') {
-    const file = expandTokens(configFile, { '%': '%' }, env.home, '-F');
-    const fromFile = readSshConfig(file, dest.host, input.configFile !== undefined);
-    for (const [key, values] of Object.entries(fromFile)) {
-      addOption(merged, key as keyof SshOptions, values!);
-    }
-  }
-  rejectProxies(merged);
+  addSshConfig(merged, dest.host, input.configFile, env);
 
   const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0];
-  const port = parsePort(first('port') ?? String(DEFAULTS.port), input.port !== undefined ? '-p' : 'Port', false);
-  const user = first('user') ?? env.localUser;
-  const hostTokens = { '%': '%', h: dest.host, n: dest.host };
-  const hostName = expandTokens(first('hostname') ?? dest.host, hostTokens, env.home, 'HostName');
-  const tokens = { '%': '%', h: hostName, n: dest.host, p: String(port), r: user, u: env.localUser, d: env.home };
-  const files = (list: string[], what: string) => list.map((f) => expandTokens(f, tokens, env.home, what));
+  const { host } = hostConfig(dest.host, merged, env, input.port !== undefined ? '-p' : 'Port');
+  const { jump } = proxyOf(merged);
 
   const label = (key: keyof NonNullable<TunnelInput['labels']>) =>
     input.labels?.[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   const countMax = first('serveralivecountmax');
-  const connectTimeout = first('connecttimeout');
   const interval = input.keepaliveInterval ?? first('serveraliveinterval');
   const keepaliveTimeoutMs =
     input.keepaliveTimeout === undefined ? undefined : positive(parseDuration(input.keepaliveTimeout, label('keepaliveTimeout')), label('keepaliveTimeout'));
-  const agent = first('identityagent');
-  const agentSocket =
-    agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0];
+  // ssh_config writes `LocalForward [bind:]port host:hostport`, with a space.
+  const fromConfig = (key: 'localforward' | 'remoteforward' | 'dynamicforward') => (merged[key] ?? []).map((v) => v.trim().replace(/\s+/, ':'));
+  const exitOnForwardFailure = first('exitonforwardfailure');
 
-  const explicitIdentities = merged.identityfile !== undefined;
   return {
-    name: dest.host,
-    hostName,
-    port,
-    user,
-    identityFiles: files(merged.identityfile ?? [...DEFAULTS.identityFiles], 'IdentityFile'),
+    ...host,
+    jumps: jump === undefined ? [] : resolveJumps(jump, input.configFile, env),
     inlineIdentities: [],
     inlineKnownHosts: [],
-    identityFilesExplicit: explicitIdentities,
-    identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
-    agentSocket,
-    connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : positive(parseDuration(connectTimeout, 'ConnectTimeout'), 'ConnectTimeout'),
     keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : parseDuration(interval, input.keepaliveInterval ? label('keepaliveInterval') : 'ServerAliveInterval'),
     keepaliveTimeoutMs,
     keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax, 'ServerAliveCountMax', 1),
     holdTimeoutMs: input.holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : parseDuration(input.holdTimeout, label('holdTimeout')),
     holdBufferBytes: input.holdBuffer === undefined ? DEFAULTS.holdBufferBytes : parseSize(input.holdBuffer, label('holdBuffer')),
-    strictHostKeyChecking: strictness(first('stricthostkeychecking')),
-    knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
-    globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
-    hostKeyAlias: first('hostkeyalias'),
     hostKeyFingerprints: parseFingerprints(input.hostKeyFingerprint),
     forwards: [
       ...(input.localForwards ?? []).map(parseLocalForward),
-      // ssh_config writes `LocalForward [bind:]port host:hostport`.
-      ...(merged.localforward ?? []).map((v) => parseLocalForward(v.trim().replace(/\s+/, ':'))),
+      ...fromConfig('localforward').map(parseLocalForward),
+      ...(input.dynamicForwards ?? []).map(parseDynamicForward),
+      ...fromConfig('dynamicforward').map(parseDynamicForward),
     ],
+    remoteForwards: [...(input.remoteForwards ?? []), ...fromConfig('remoteforward')].map(parseRemoteForward),
+    socksAuth: parseSocksAuth(input.socksAuth),
+    exitOnForwardFailure: exitOnForwardFailure === undefined ? false : parseYesNo(exitOnForwardFailure, 'ExitOnForwardFailure'),
   };
 }

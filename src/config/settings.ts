@@ -3,7 +3,7 @@ import type { CliValues } from '../cli/program.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
-import { parsePort } from './forward-spec.js';
+import { isLocalOnly, parsePort } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
 import { parseCount } from './size.js';
 import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
@@ -56,6 +56,10 @@ function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: Con
       configFile: fromFile.sshConfig,
       options: fromFile.options,
       localForwards: fromFile.local,
+      remoteForwards: fromFile.remote,
+      dynamicForwards: fromFile.dynamic,
+      jump: fromFile.jump,
+      socksAuth: fromFile.socksAuth ?? cli.socksAuth,
       // A pin names one server's key: a command-line pin is for the command-line tunnel only.
       hostKeyFingerprint: fromFile.hostKeyFingerprint,
     };
@@ -69,6 +73,10 @@ function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: Con
     configFile: cli.sshConfig,
     options: cli.option,
     localForwards: cli.local,
+    remoteForwards: cli.remote,
+    dynamicForwards: cli.dynamic,
+    jump: cli.jump,
+    socksAuth: cli.socksAuth,
     hostKeyFingerprint: cli.hostKeyFingerprint,
   };
 }
@@ -84,8 +92,8 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
     throw new ConfigError('No destination: give [user@]host (or an ssh_config alias), or --config with tunnels. Run sshkeep --help for usage.');
   }
   if (!cli.destination) {
-    const lists = (['local', 'identityFile', 'option'] as const).filter((k) => cli[k].length > 0);
-    const given: string[] = [...lists, ...(['port', 'login', 'sshConfig'] as const).filter((k) => cli[k] !== undefined)];
+    const lists = (['local', 'remote', 'dynamic', 'identityFile', 'option'] as const).filter((k) => cli[k].length > 0);
+    const given: string[] = [...lists, ...(['port', 'login', 'sshConfig', 'jump'] as const).filter((k) => cli[k] !== undefined)];
     if (given.length > 0) {
       throw new ConfigError(
         `--${given[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} describes a tunnel, but no destination was given: with --config, ` +
@@ -107,8 +115,18 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
       if (err instanceof ConfigError && where && !named) throw new ConfigError(`${where}: ${err.message}`);
       throw err;
     }
-    if (config.forwards.length === 0) {
-      throw new ConfigError('Nothing to forward: give at least one -L [bind_address:]port:host:hostport (or LocalForward in ssh_config).');
+    if (config.forwards.length === 0 && config.remoteForwards.length === 0) {
+      throw new ConfigError(
+        'Nothing to forward: give at least one -L [bind_address:]port:host:hostport, -D [bind_address:]port or -R [bind_address:]port:host:hostport ' +
+          '(or LocalForward, DynamicForward, RemoteForward in ssh_config).',
+      );
+    }
+    const open = config.forwards.find((f) => f.type === 'dynamic' && !isLocalOnly(f.listen));
+    if (open && !config.socksAuth && !cli.allowOpenSocks) {
+      throw new ConfigError(
+        `-D ${open.spec}: a SOCKS proxy on a non-loopback address without --socks-auth lets anyone who can reach it use your SSH access ` +
+          'to reach any host. Give --socks-auth user:pass, bind to 127.0.0.1, or pass --allow-open-socks if that is what you want.',
+      );
     }
     const name = fileTunnels[i]?.name;
     if (name) config.name = name;

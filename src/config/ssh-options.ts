@@ -16,6 +16,9 @@ export const HONOURED_OPTIONS = {
   globalknownhostsfile: 'GlobalKnownHostsFile',
   hostkeyalias: 'HostKeyAlias',
   localforward: 'LocalForward',
+  remoteforward: 'RemoteForward',
+  dynamicforward: 'DynamicForward',
+  exitonforwardfailure: 'ExitOnForwardFailure',
   proxyjump: 'ProxyJump',
   proxycommand: 'ProxyCommand',
 } as const;
@@ -25,14 +28,14 @@ export type OptionKey = keyof typeof HONOURED_OPTIONS;
 /** Options a user may carry over from OpenSSH habit that do not change what sshkeep does. */
 const ACCEPTED_AND_IGNORED = new Set([
   'addkeystoagent', 'batchmode', 'checkhostip', 'compression', 'controlmaster', 'controlpath',
-  'controlpersist', 'exitonforwardfailure', 'forwardagent', 'forwardx11', 'hashknownhosts',
+  'controlpersist', 'forwardagent', 'forwardx11', 'hashknownhosts',
   'loglevel', 'requesttty', 'sendenv', 'setenv', 'tcpkeepalive', 'updatehostkeys', 'visualhostkey',
   'gssapiauthentication', 'preferredauthentications', 'passwordauthentication',
   'kbdinteractiveauthentication', 'pubkeyauthentication', 'addressfamily',
 ]);
 
 /** Keys that may appear several times and accumulate instead of first-wins. */
-export const MULTI_VALUED: ReadonlySet<OptionKey> = new Set(['identityfile', 'localforward']);
+export const MULTI_VALUED: ReadonlySet<OptionKey> = new Set(['identityfile', 'localforward', 'remoteforward', 'dynamicforward']);
 
 export type SshOptions = { [K in OptionKey]?: string[] };
 

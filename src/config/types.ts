@@ -2,21 +2,43 @@
 
 export type StrictHostKeyChecking = 'yes' | 'accept-new' | 'no';
 
-/** `-L [bind_address:]port:host:hostport`. */
-export interface LocalForward {
-  bindAddress: string;
-  /** 0 asks the OS for a free port; the bound port is logged. */
-  bindPort: number;
+/** Where a forward listens or connects: a TCP host and port, or a Unix socket path. */
+export type Endpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/** `-L`: listen here; every client becomes a channel to `target` through the tunnel. */
+export interface LocalForwardSpec {
+  type: 'local';
+  /** A TCP port 0 asks the OS for a free port; the bound port is logged. */
+  listen: Endpoint;
   /** True when the user wrote the bind address (a non-loopback one is allowed only then). */
   bindExplicit: boolean;
-  targetHost: string;
-  targetPort: number;
+  target: Endpoint;
   /** The spec as written, for logs and errors. */
   spec: string;
 }
 
-export interface TunnelConfig {
-  /** The destination as given (`prod-bastion`), used to name the tunnel in logs. */
+/** `-D`: listen here; each client names its target in a SOCKS request. */
+export interface DynamicForwardSpec {
+  type: 'dynamic';
+  listen: Endpoint;
+  bindExplicit: boolean;
+  spec: string;
+}
+
+/** `-R`: the server listens at `listen`; each connection there is connected to `target` here. */
+export interface RemoteForwardSpec {
+  type: 'remote';
+  listen: Endpoint;
+  target: Endpoint;
+  spec: string;
+}
+
+/** A forward with a local listener. */
+export type ListenForwardSpec = LocalForwardSpec | DynamicForwardSpec;
+
+/** How to reach one SSH server: the destination or one of its jump hosts. */
+export interface HostConfig {
+  /** The host as given (`prod-bastion`), used to name it in logs. */
   name: string;
   /** The host actually dialled (ssh_config HostName or the destination). */
   hostName: string;
@@ -24,10 +46,6 @@ export interface TunnelConfig {
   user: string;
   /** Identity files to offer, in order, already `~`/token-expanded. */
   identityFiles: string[];
-  /** Keys given as content (SSHKEEP_IDENTITY), offered before the files. */
-  inlineIdentities: { name: string; data: string }[];
-  /** known_hosts given as content (SSHKEEP_KNOWN_HOSTS), checked before the files. */
-  inlineKnownHosts: { name: string; text: string }[];
   /** True when the list came from -i or IdentityFile; false means the default identities. */
   identityFilesExplicit: boolean;
   /** OpenSSH's IdentitiesOnly: offer only the identity files, not the agent's keys. */
@@ -35,6 +53,22 @@ export interface TunnelConfig {
   /** Unix socket of ssh-agent, or undefined. */
   agentSocket: string | undefined;
   connectTimeoutMs: number;
+  strictHostKeyChecking: StrictHostKeyChecking;
+  knownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  /** The name host keys are looked up and recorded under (HostKeyAlias or HostName). */
+  hostKeyAlias: string | undefined;
+  /** ProxyCommand, tokens expanded: its stdin/stdout carry the SSH connection instead of TCP. */
+  proxyCommand: string | undefined;
+}
+
+export interface TunnelConfig extends HostConfig {
+  /** Jump hosts (-J, ProxyJump), first hop first; each is its own SSH connection. */
+  jumps: HostConfig[];
+  /** Keys given as content (SSHKEEP_IDENTITY), offered before the files, on every hop. */
+  inlineIdentities: { name: string; data: string }[];
+  /** known_hosts given as content (SSHKEEP_KNOWN_HOSTS), checked before the files, on every hop. */
+  inlineKnownHosts: { name: string; text: string }[];
   /** Probe after this much inbound silence (ServerAliveInterval); 0 = no periodic probes. */
   keepaliveIntervalMs: number;
   /** A fixed probe deadline; undefined = adaptive from the measured RTT. */
@@ -45,14 +79,16 @@ export interface TunnelConfig {
   holdTimeoutMs: number;
   /** Bytes buffered per held client before its socket is paused. */
   holdBufferBytes: number;
-  strictHostKeyChecking: StrictHostKeyChecking;
-  knownHostsFiles: string[];
-  globalKnownHostsFiles: string[];
-  /** The name host keys are looked up and recorded under (HostKeyAlias or HostName). */
-  hostKeyAlias: string | undefined;
-  /** Pinned host keys (`SHA256:…`): when given, they replace known_hosts for this tunnel. */
+  /** Pinned host keys (`SHA256:…`) of the destination: when given, they replace known_hosts for it. */
   hostKeyFingerprints: string[];
-  forwards: LocalForward[];
+  /** -L and -D. */
+  forwards: ListenForwardSpec[];
+  /** -R. */
+  remoteForwards: RemoteForwardSpec[];
+  /** `--socks-auth user:pass`: -D clients must authenticate (SOCKS5 username/password). */
+  socksAuth: { user: string; pass: string } | undefined;
+  /** ExitOnForwardFailure: a forward that cannot be set up at the first connect is fatal (exit 2). */
+  exitOnForwardFailure: boolean;
 }
 
 /** Settings of the whole process, shared by every tunnel. */

@@ -26,7 +26,9 @@ export class HeldClient {
   readonly #onError = (err: NodeJS.ErrnoException) => this.#leave(`client error: ${err.code ?? err.message}`);
   readonly #onClose = () => this.#leave('client closed while held');
 
-  constructor(readonly socket: net.Socket, private readonly limitBytes: number) {
+  /** `early`: bytes already read from the client (sent right after its SOCKS request). */
+  constructor(readonly socket: net.Socket, private readonly limitBytes: number, early?: Buffer) {
+    if (early?.length) this.#onData(early);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);

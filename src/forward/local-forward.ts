@@ -1,14 +1,18 @@
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
-import { ListenError } from '../errors.js';
-import type { LocalForward as LocalForwardSpec } from '../config/types.js';
+import type { ClientChannel } from 'ssh2';
+import { DEFAULTS } from '../config/defaults.js';
+import { formatEndpoint, forwardName } from '../config/forward-spec.js';
+import type { Endpoint, ListenForwardSpec } from '../config/types.js';
+import { ListenError, type ChannelOpenError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
-import type { ClientChannel } from 'ssh2';
-import type { ChannelOpenError } from '../errors.js';
 import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
 import { HeldClient } from './held-client.js';
 import { Pump, type PumpResult } from './pump.js';
+import { logEnd, resultOf, type ConnectionResult } from './result.js';
+import { REPLY, negotiateSocks, replyForOpenFailure, socksReply, type ReplyCode, type SocksVersion } from './socks.js';
+import { clearStaleSocket, listenPrivately } from './unix-socket.js';
 
 export interface LocalForwardDeps {
   tunnel: Tunnel;
@@ -18,6 +22,10 @@ export interface LocalForwardDeps {
   holdBufferBytes: number;
   channelOpenTimeoutMs: number;
   limits: Limits;
+  /** -D: SOCKS5 username/password every client must give. */
+  socksAuth?: { user: string; pass: string };
+  /** -D: a client that has not finished its SOCKS request by then is dropped. */
+  socksTimeoutMs?: number;
 }
 
 /** Process-wide limits, shared by every forward of every tunnel. */
@@ -32,42 +40,43 @@ export interface Limits {
   held(): number;
 }
 
-/** How a client connection ended, for the connections_total metric. */
-export type ConnectionResult =
-  | 'ok' | 'target_refused' | 'hold_timeout' | 'reset_by_tunnel_loss' | 'limit' | 'not_ready' | 'shutdown';
-
-function resultOf(r: PumpResult): ConnectionResult {
-  if (!r.reset || r.side === 'client' || r.side === 'target') return 'ok';
-  return r.side === 'tunnel' ? 'reset_by_tunnel_loss' : 'shutdown';
-}
-
 let connectionSeq = 0;
 
-function listenError(spec: LocalForwardSpec, err: NodeJS.ErrnoException): ListenError {
-  const where = `${spec.bindAddress}:${spec.bindPort}`;
+function listenError(spec: ListenForwardSpec, err: NodeJS.ErrnoException): ListenError {
+  const where = formatEndpoint(spec.listen);
+  const host = spec.listen.kind === 'tcp' ? spec.listen.host : where;
   const why =
     err.code === 'EADDRINUSE' ? `${where} is already in use; pick another local port or stop what holds it`
-    : err.code === 'EACCES' ? `permission denied to listen on ${where} (ports below 1024 need privileges)`
-    : err.code === 'EADDRNOTAVAIL' ? `${spec.bindAddress} is not an address of this host`
-    : err.code === 'ENOTFOUND' ? `bind address ${spec.bindAddress} does not resolve`
+    : err.code === 'EACCES' ? `permission denied to listen on ${where}${spec.listen.kind === 'tcp' ? ' (ports below 1024 need privileges)' : ''}`
+    : err.code === 'EADDRNOTAVAIL' ? `${host} is not an address of this host`
+    : err.code === 'ENOTFOUND' ? `bind address ${host} does not resolve`
     : `cannot listen on ${where}: ${err.message}`;
-  return new ListenError(`-L ${spec.spec}: ${why}.`);
+  return new ListenError(`${spec.type === 'local' ? '-L' : '-D'} ${spec.spec}: ${why}.`);
 }
 
-/** `-L`: a local listener whose every connection becomes a direct-tcpip channel through the tunnel. */
+/** How a client that will not be forwarded is told: a reset, or for SOCKS a reply code then a close. */
+type Refusal = { socks: SocksVersion; reply: ReplyCode } | undefined;
+
+/**
+ * `-L` and `-D`: a local listener (TCP or Unix socket) whose every connection becomes a
+ * channel through the tunnel, to the spec's target or, for `-D`, to the one the client
+ * names in its SOCKS request.
+ */
 export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   readonly #server: net.Server;
   readonly #pumps = new Set<Pump>();
+  /** -D clients still in their SOCKS handshake. */
+  readonly #handshaking = new Set<net.Socket>();
   /** Bytes of connections that have ended; live ones are read from their pumps. */
   #bytesDone = { up: 0, down: 0 };
   readonly #held = new Set<HeldClient>();
   readonly #name: string;
 
-  constructor(readonly spec: LocalForwardSpec, private readonly deps: LocalForwardDeps) {
+  constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
     // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
     this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#accept(s));
-    this.#name = `${spec.bindAddress}:${spec.bindPort}->${spec.targetHost}:${spec.targetPort}`;
+    this.#name = forwardName(spec);
   }
 
   get name(): string {
@@ -84,6 +93,11 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     return this.#held.size;
   }
 
+  /** Every client this forward has open: pumped, held, or in its SOCKS handshake. */
+  get connections(): number {
+    return this.#pumps.size + this.#held.size + this.#handshaking.size;
+  }
+
   /** Bytes forwarded so far, both ways, ended and live connections. */
   bytes(): { up: number; down: number } {
     let { up, down } = this.#bytesDone;
@@ -94,15 +108,24 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     return { up, down };
   }
 
-  async listen(): Promise<net.AddressInfo> {
-    this.#server.listen(this.spec.bindPort, this.spec.bindAddress);
+  /** Opens the listener; resolves with where it listens (the bound port, for port 0). */
+  async listen(): Promise<Endpoint> {
+    const { listen } = this.spec;
+    const flag = `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`;
     try {
+      if (listen.kind === 'unix') {
+        await clearStaleSocket(listen.path, flag, this.deps.logger);
+        listenPrivately(this.#server, listen.path);
+      } else {
+        this.#server.listen(listen.port, listen.host);
+      }
       await once(this.#server, 'listening');
     } catch (err) {
-      throw listenError(this.spec, err as NodeJS.ErrnoException);
+      throw err instanceof ListenError ? err : listenError(this.spec, err as NodeJS.ErrnoException);
     }
     this.#server.on('error', (err) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message }));
-    return this.#server.address() as net.AddressInfo;
+    if (listen.kind === 'unix') return listen;
+    return { kind: 'tcp', host: listen.host, port: (this.#server.address() as net.AddressInfo).port };
   }
 
   async #accept(client: net.Socket): Promise<void> {
@@ -111,7 +134,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
     const { tunnel, holdTimeoutMs, limits } = this.deps;
-    const refuse = (result: ConnectionResult, message: string) => this.#refuse(client, log, result, message, { side: 'local', reason: result });
+    const refuse = (result: ConnectionResult, message: string) => this.#refuse(client, undefined, log, result, message, { side: 'local', reason: result });
     if (limits.maxConnections > 0 && limits.connections() >= limits.maxConnections) {
       return refuse('limit', `connection reset: ${limits.maxConnections} connections already open; --max-connections raises the limit`);
     }
@@ -122,10 +145,21 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       }
     }
     tunnel.noteNewClient();
-    const held = new HeldClient(client, this.deps.holdBufferBytes);
+    let target: Endpoint;
+    let socks: SocksVersion | undefined;
+    let early: Buffer | undefined;
+    if (this.spec.type === 'dynamic') {
+      const request = await this.#socksRequest(client, log);
+      if (!request) return;
+      ({ version: socks, rest: early } = request);
+      target = { kind: 'tcp', host: request.target.host, port: request.target.port };
+    } else {
+      target = this.spec.target;
+    }
+    const held = new HeldClient(client, this.deps.holdBufferBytes, early);
     this.#held.add(held);
-    log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}`, state: tunnel.state });
-    const opened = await this.#open(held, src, log).finally(() => this.#held.delete(held));
+    log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: tunnel.state });
+    const opened = await this.#open(held, target, socks, src, log).finally(() => this.#held.delete(held));
     if (!opened) return;
     const { session, channel } = opened;
     if (held.gone) {
@@ -133,17 +167,30 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       log.debug('client left as its channel opened', { event: 'conn_end', side: 'client', reason: held.gone });
       return;
     }
+    if (socks) client.write(socksReply(socks, REPLY.succeeded));
     const started = Date.now();
     const pump = new Pump(client, channel, session, held.release(), (r: PumpResult) => {
       this.#pumps.delete(pump);
       this.#bytesDone.up += r.bytesUp;
       this.#bytesDone.down += r.bytesDown;
       this.emit('result', resultOf(r));
-      const fields = { event: 'conn_end', side: r.side, reason: r.reason, reset: r.reset, bytesUp: r.bytesUp, bytesDown: r.bytesDown, durationMs: Date.now() - started };
-      if (r.reset) log.warn('connection reset', fields);
-      else log.info('connection closed', fields);
+      logEnd(log, r, started);
     });
     this.#pumps.add(pump);
+  }
+
+  /** -D: reads the client's SOCKS request; undefined when the handshake failed (the client was answered and closed). */
+  async #socksRequest(client: net.Socket, log: Logger) {
+    this.#handshaking.add(client);
+    try {
+      return await negotiateSocks(client, { auth: this.deps.socksAuth, timeoutMs: this.deps.socksTimeoutMs ?? DEFAULTS.socksHandshakeTimeoutMs });
+    } catch (err) {
+      log.warn('SOCKS handshake failed', { event: 'conn_end', side: 'client', reason: 'socks_error', error: (err as Error).message });
+      this.emit('result', 'socks_error');
+      return undefined;
+    } finally {
+      this.#handshaking.delete(client);
+    }
   }
 
   /**
@@ -151,14 +198,19 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
    * short by the tunnel's death delivered nothing to the target, so it is re-issued on the
    * next tunnel. Resets the client and returns undefined when that cannot be done.
    */
-  async #open(held: HeldClient, src: { address: string; port: number }, log: Logger): Promise<{ session: SshSession; channel: ClientChannel } | undefined> {
+  async #open(
+    held: HeldClient,
+    target: Endpoint,
+    socks: SocksVersion | undefined,
+    src: { address: string; port: number },
+    log: Logger,
+  ): Promise<{ session: SshSession; channel: ClientChannel } | undefined> {
     const { tunnel, holdTimeoutMs, channelOpenTimeoutMs } = this.deps;
-    const { targetHost, targetPort } = this.spec;
-    const target = `${targetHost}:${targetPort}`;
+    const where = formatEndpoint(target);
     const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
-    const reset = (result: ConnectionResult, message: string, fields: Record<string, unknown>) => {
+    const reset = (result: ConnectionResult, message: string, fields: Record<string, unknown>, reply: ReplyCode) => {
       held.release();
-      this.#refuse(held.socket, log, result, message, { heldBytes: held.bytes, ...fields });
+      this.#refuse(held.socket, socks && { socks, reply }, log, result, message, { target: where, heldBytes: held.bytes, ...fields });
     };
     for (let attempt = 1; ; attempt++) {
       let session: SshSession;
@@ -166,10 +218,12 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
         session = await tunnel.whenReady(giveUpAt - performance.now(), held.left);
       } catch {
         if (held.gone) return undefined;
-        reset('hold_timeout', `connection reset: no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`, {
-          side: 'tunnel',
-          reason: 'hold_timeout',
-        });
+        reset(
+          'hold_timeout',
+          `connection ${socks ? 'refused' : 'reset'}: no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`,
+          { side: 'tunnel', reason: 'hold_timeout' },
+          REPLY.networkUnreachable,
+        );
         return undefined;
       }
       if (held.gone) {
@@ -177,11 +231,11 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
         return undefined;
       }
       try {
-        return { session, channel: await session.forwardOut(src, targetHost, targetPort, channelOpenTimeoutMs) };
+        return { session, channel: await session.openChannel(target, src, channelOpenTimeoutMs) };
       } catch (err) {
         const { reason, message } = err as ChannelOpenError;
         if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
-          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target });
+          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: where });
           // The failed connection may still be the one in service for a moment (ssh2 said
           // "Not connected" before its close event): wait for the close or any state change.
           if (!session.closed && tunnel.readySession === session) {
@@ -197,18 +251,19 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
           }
           continue;
         }
-        reset('target_refused', 'connection failed', { side: 'target', reason, error: message });
+        reset('target_refused', 'connection failed', { side: 'target', reason, error: message }, replyForOpenFailure(reason));
         return undefined;
       }
     }
   }
 
-  /** A client that will not be forwarded: logged, counted, and reset. */
-  #refuse(client: net.Socket, log: Logger, result: ConnectionResult, message: string, fields: Record<string, unknown>): void {
-    log.warn(message, { event: 'conn_end', reset: true, target: `${this.spec.targetHost}:${this.spec.targetPort}`, ...fields });
+  /** A client that will not be forwarded: logged, counted, and reset (a SOCKS client gets its reply, then a close). */
+  #refuse(client: net.Socket, refusal: Refusal, log: Logger, result: ConnectionResult, message: string, fields: Record<string, unknown>): void {
+    log.warn(message, { event: 'conn_end', reset: !refusal, ...(refusal && { socksReply: refusal.reply }), ...fields });
     this.emit('result', result);
     client.on('error', () => {});
-    client.resetAndDestroy();
+    if (!refusal) return void client.resetAndDestroy();
+    client.end(socksReply(refusal.socks, refusal.reply), () => client.destroy());
   }
 
   /** Stops accepting; open connections carry on. */
@@ -218,7 +273,8 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   /** Resets every open and waiting connection (shutdown). Returns how many were cut. */
   resetAll(reason: string): number {
-    const cut = this.#pumps.size + this.#held.size;
+    const cut = this.connections;
+    for (const client of this.#handshaking) client.resetAndDestroy();
     for (const pump of [...this.#pumps]) pump.abort('local', reason);
     for (const held of this.#held) {
       held.cut(reason);

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { ClientChannel } from 'ssh2';
+import type { Channel } from 'ssh2';
 import type { SshSession } from '../tunnel/ssh-adapter.js';
 import type { HeldBytes } from './held-client.js';
 
@@ -27,7 +27,7 @@ export class Pump {
 
   constructor(
     private readonly client: net.Socket,
-    private readonly channel: ClientChannel,
+    private readonly channel: Channel,
     private readonly session: SshSession,
     held: HeldBytes,
     private readonly onDone: (result: PumpResult) => void,

@@ -1,6 +1,6 @@
 import client from 'prom-client';
 import type { Sshkeep } from '../sshkeep.js';
-import type { ConnectionResult } from '../forward/local-forward.js';
+import type { ConnectionResult } from '../forward/result.js';
 import type { TunnelState } from '../tunnel/tunnel.js';
 
 const STATES: TunnelState[] = ['idle', 'connecting', 'ready', 'suspect', 'reconnecting', 'closed'];
@@ -39,7 +39,16 @@ export class Metrics {
       labelNames: ['tunnel', 'forward'],
       registers: [this.registry],
       collect() {
-        for (const app of apps) for (const f of app.forwards) this.set({ tunnel: app.name, forward: f.name }, f.active);
+        for (const app of apps) for (const f of [...app.forwards, ...app.remoteForwards]) this.set({ tunnel: app.name, forward: f.name }, f.active);
+      },
+    });
+    new client.Gauge({
+      name: 'sshkeep_remote_forward_bound',
+      help: '1 when the server listens for a remote forward (-R), else 0',
+      labelNames: ['tunnel', 'forward'],
+      registers: [this.registry],
+      collect() {
+        for (const app of apps) for (const f of app.remoteForwards) this.set({ tunnel: app.name, forward: f.name }, f.state === 'bound' ? 1 : 0);
       },
     });
     new client.Gauge({
@@ -59,7 +68,7 @@ export class Metrics {
       collect() {
         this.reset();
         for (const app of apps) {
-          for (const f of app.forwards) {
+          for (const f of [...app.forwards, ...app.remoteForwards]) {
             const { up, down } = f.bytes();
             this.inc({ tunnel: app.name, forward: f.name, direction: 'up' }, up);
             this.inc({ tunnel: app.name, forward: f.name, direction: 'down' }, down);
@@ -98,7 +107,7 @@ export class Metrics {
       generation = s.generation;
     });
     app.tunnel.on('rtt', (ms) => rtt.observe(ms / 1000));
-    for (const f of app.forwards) {
+    for (const f of [...app.forwards, ...app.remoteForwards]) {
       const byResult = new Map<ConnectionResult, client.Counter.Internal>();
       f.on('result', (result) => {
         let counter = byResult.get(result);

@@ -48,7 +48,7 @@ export class StatusLine extends Writable {
     return fleet.apps
       .map((app) => {
         const r = app.report();
-        const bytes = app.forwards.reduce((sum, f) => {
+        const bytes = [...app.forwards, ...app.remoteForwards].reduce((sum, f) => {
           const b = f.bytes();
           return { up: sum.up + b.up, down: sum.down + b.down };
         }, { up: 0, down: 0 });

@@ -15,3 +15,17 @@ export function backoffDelayMs(
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 30));
   return Math.floor(random() * ceiling);
 }
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,5 +1,5 @@
 import { HostKeyError } from '../errors.js';
-import type { TunnelConfig } from '../config/types.js';
+import type { HostConfig, TunnelConfig } from '../config/types.js';
 import type { Logger } from '../ops/logger.js';
 import {
   appendKnownHost,
@@ -34,7 +34,7 @@ export interface HostKeyPolicy {
 }
 
 /** StrictHostKeyChecking over UserKnownHostsFile and GlobalKnownHostsFile. */
-export function hostKeyPolicy(config: TunnelConfig, logger: Logger): HostKeyPolicy {
+export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKnownHosts' | 'hostKeyFingerprints'>, logger: Logger): HostKeyPolicy {
   const name = knownHostName(config.hostKeyAlias ?? config.hostName, config.port);
   const files = [...config.inlineKnownHosts, ...config.knownHostsFiles, ...config.globalKnownHostsFiles];
   const where = files.length ? files.map((f) => (typeof f === 'string' ? f : f.name)).join(', ') : '(no known_hosts files configured)';

@@ -4,20 +4,22 @@
  * translated into sshkeep's named errors here and nowhere else.
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
+import type { Channel, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
+import { formatEndpoint } from '../config/forward-spec.js';
+import type { Endpoint } from '../config/types.js';
 import { AuthError, ChannelOpenError, ConnectError, HostKeyError } from '../errors.js';
 import { authHandler, type AuthPlan } from './auth.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 
 export interface DialOptions {
-  host: string;
-  port: number;
+  /** `host:port` of the server, for messages. */
+  target: string;
+  /** What carries the SSH connection: a TCP socket, a channel of the previous hop, a ProxyCommand's stdio. */
+  sock: Duplex;
   connectTimeoutMs: number;
-  /** Idle time before TCP keepalive probes start on the SSH socket. */
-  tcpKeepaliveMs: number;
   auth: AuthPlan;
   hostKeys: HostKeyPolicy;
   /** Reused across attempts so a password typed once serves every reconnect. */
@@ -34,9 +36,18 @@ const OPEN_FAILURE: Record<number, string> = {
   4: 'resource-shortage',
 };
 
+/** A connection the server forwards back to us (-R); accept() gives the channel, reject() refuses it. */
+export interface IncomingConnection {
+  accept(): Channel;
+  reject(): void;
+  /** Who connected to the server's listener, for logs. */
+  origin: string;
+}
+
 /**
  * One established SSH connection. `close` is its one "down" signal, emitted once.
  * It is also the heartbeat's link: it knows when the server last sent anything.
+ * Over jump hosts it is the last hop's connection, and it closes with any hop under it.
  */
 export class SshSession extends EventEmitter<{ close: [reason: string] }> implements HeartbeatLink {
   #closed = false;
@@ -46,8 +57,16 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   #endWhenIdle = false;
   /** Opens not yet answered, so they can be handed to a better connection. */
   readonly #pending = new Set<(why: string) => void>();
+  /** Remote forwards bound on this connection, by the address the server reports back. */
+  readonly #incoming = new Map<string, (conn: IncomingConnection) => void>();
 
-  constructor(private readonly client: ssh2.Client, sock: net.Socket, readonly description: string) {
+  constructor(
+    private readonly client: ssh2.Client,
+    sock: Duplex,
+    readonly description: string,
+    /** The jump hosts' connections this one runs over, first hop first. */
+    via: SshSession[] = [],
+  ) {
     super();
     this.setMaxListeners(0); // one listener per forwarded connection
     // Any bytes from the server prove it alive; a second 'data' listener costs one call per chunk.
@@ -57,8 +76,22 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     client.on('close', () => {
       this.#closed = true;
       this.#closeReason = lastError ? describe(lastError) : 'connection closed by server';
+      for (const hop of via) hop.end();
       this.emit('close', this.#closeReason);
     });
+    for (const hop of via) {
+      hop.once('close', (why) => {
+        lastError ??= new Error(`jump host ${hop.description} lost: ${why}`);
+        client.destroy();
+      });
+    }
+    const route = (key: string, origin: string, accept: () => Channel, reject: () => void) => {
+      const handler = this.#incoming.get(key);
+      if (!handler) return reject();
+      handler({ accept: () => this.#track(accept()), reject, origin });
+    };
+    client.on('tcp connection', (info, accept, reject) => route(`${info.destIP}:${info.destPort}`, `${info.srcIP}:${info.srcPort}`, accept, reject));
+    client.on('unix connection', (info, accept, reject) => route(info.socketPath, info.socketPath, accept, reject));
   }
 
   lastInboundAt(): number {
@@ -80,8 +113,12 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     return this.#closed;
   }
 
-  /** Opens a direct-tcpip channel; rejects with a ChannelOpenError after `timeoutMs`. */
-  forwardOut(src: { address: string; port: number }, host: string, port: number, timeoutMs: number): Promise<ClientChannel> {
+  /**
+   * Opens a channel to `target` (direct-tcpip, or direct-streamlocal for a Unix socket);
+   * rejects with a ChannelOpenError after `timeoutMs`.
+   */
+  openChannel(target: Endpoint, src: { address: string; port: number }, timeoutMs: number): Promise<ClientChannel> {
+    const where = formatEndpoint(target);
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new ChannelOpenError(`tunnel lost: ${this.#closeReason}`, 'tunnel-lost'));
       let settled = false;
@@ -93,7 +130,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
       };
       const abandon = (why: string) => giveUp(new ChannelOpenError(`channel open abandoned: ${why}`, 'tunnel-lost'));
       this.#pending.add(abandon);
-      const timer = setTimeout(() => giveUp(new ChannelOpenError(`channel to ${host}:${port} did not open within ${timeoutMs} ms`, 'timeout')), timeoutMs);
+      const timer = setTimeout(() => giveUp(new ChannelOpenError(`channel to ${where} did not open within ${timeoutMs} ms`, 'timeout')), timeoutMs);
       const onOpen = (err: (Error & { reason?: number }) | undefined, channel: ClientChannel) => {
         clearTimeout(timer);
         this.#pending.delete(abandon);
@@ -103,21 +140,15 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
           return;
         }
         settled = true;
-        if (!err) {
-          this.#channels++;
-          channel.once('close', () => {
-            this.#channels--;
-            if (this.#endWhenIdle && this.#channels === 0) this.end();
-          });
-          return resolve(channel);
-        }
+        if (!err) return resolve(this.#track(channel));
         // No reason code: the server never answered (the connection is going or gone), so
         // nothing reached the target and the open can be re-issued elsewhere.
         const reason = err.reason !== undefined ? (OPEN_FAILURE[err.reason] ?? `reason-${err.reason}`) : 'tunnel-lost';
-        reject(new ChannelOpenError(`server could not open ${host}:${port}: ${err.message.replace(/^\(SSH\) /, '')}`, reason));
+        reject(new ChannelOpenError(`server could not open ${where}: ${err.message.replace(/^\(SSH\) /, '')}`, reason));
       };
       try {
-        this.client.forwardOut(src.address, src.port, host, port, onOpen);
+        if (target.kind === 'tcp') this.client.forwardOut(src.address, src.port, target.host, target.port, onOpen);
+        else this.client.openssh_forwardOutStreamLocal(target.path, onOpen);
       } catch (err) {
         // ssh2 throws "Not connected" when its socket can no longer be written: this
         // connection is finished; say so now rather than when the close event comes.
@@ -125,6 +156,49 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         this.destroy();
       }
     });
+  }
+
+  /** Counts a channel open on this connection until it closes. */
+  #track<T extends Channel>(channel: T): T {
+    this.#channels++;
+    channel.once('close', () => {
+      this.#channels--;
+      if (this.#endWhenIdle && this.#channels === 0) this.end();
+    });
+    return channel;
+  }
+
+  /**
+   * Asks the server to listen at `listen` (tcpip-forward, or streamlocal-forward for a Unix
+   * socket) and hand each connection to `onConnection`. Resolves with the port bound
+   * (the server's choice for port 0); rejects with the server's refusal.
+   */
+  forwardIn(listen: Endpoint, onConnection: (conn: IncomingConnection) => void): Promise<number | undefined> {
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | null | undefined, port?: number) => {
+        if (err) return reject(new Error(err.message.replace(/^\(SSH\) /, '')));
+        this.#incoming.set(listen.kind === 'tcp' ? `${listen.host}:${port}` : listen.path, onConnection);
+        resolve(port);
+      };
+      try {
+        if (listen.kind === 'tcp') this.client.forwardIn(listen.host, listen.port, done);
+        else this.client.openssh_forwardInStreamLocal(listen.path, (err) => done(err));
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+  }
+
+  /** Asks the server to stop listening at `listen` (bound as `port`); open channels carry on. Best effort. */
+  unforwardIn(listen: Endpoint, port: number | undefined): void {
+    this.#incoming.delete(listen.kind === 'tcp' ? `${listen.host}:${port}` : listen.path);
+    if (this.#closed) return;
+    try {
+      if (listen.kind === 'tcp') this.client.unforwardIn(listen.host, port ?? listen.port, () => {});
+      else this.client.openssh_unforwardInStreamLocal(listen.path, () => {});
+    } catch {
+      // not connected any more: nothing to cancel
+    }
   }
 
   /**
@@ -167,14 +241,14 @@ function describe(err: Error & { level?: string; code?: string }): string {
 }
 
 /** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
-export function closeUnused(channel: ClientChannel): void {
+export function closeUnused(channel: Channel): void {
   channel.resume();
   channel.close();
 }
 
-/** Dials one SSH connection; resolves when authenticated and ready. */
-export function dial(options: DialOptions): Promise<SshSession> {
-  const target = `${options.host}:${options.port}`;
+/** Runs the SSH handshake over `options.sock`; resolves when authenticated and ready. */
+export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshSession> {
+  const { target, sock } = options;
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     const attempts = { tried: [] as string[] };
@@ -189,20 +263,20 @@ export function dial(options: DialOptions): Promise<SshSession> {
       if (settled) return;
       settle();
       client.destroy();
+      sock.destroy();
       reject(err);
     };
 
-    if (options.signal?.aborted) return reject(new ConnectError('connect abandoned: tunnel stopping'));
+    if (options.signal?.aborted) {
+      sock.destroy();
+      return reject(new ConnectError('connect abandoned: tunnel stopping'));
+    }
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    const sock = net.connect({ host: options.host, port: options.port });
-    sock.setNoDelay(true);
-    // A second line of defence behind the heartbeat, for links that die with data in flight.
-    sock.setKeepAlive(true, Math.max(1000, options.tcpKeepaliveMs));
 
     client.on('ready', () => {
       if (settled) return;
       settle();
-      resolve(new SshSession(client, sock, target));
+      resolve(new SshSession(client, sock, target, via));
     });
     client.on('error', (err: Error & { level?: string; code?: string }) => {
       if (settled) return;
@@ -238,7 +312,6 @@ export function dial(options: DialOptions): Promise<SshSession> {
     try {
       client.connect(config);
     } catch (err) {
-      sock.destroy();
       fail(new ConnectError(`Cannot connect to ${target}: ${(err as Error).message}`));
     }
   });

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConnectError, isFatalOnFirstConnect } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
-import { backoffDelayMs } from './backoff.js';
+import { backoffDelayMs, sleep } from './backoff.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import type { SshSession } from './ssh-adapter.js';
 
@@ -57,7 +57,7 @@ interface Live {
  * that goes silent is replaced make-before-break: a spare is dialled while the
  * old one keeps its streams, and whichever answers first wins.
  */
-export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error]; rtt: [ms: number] }> {
+export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error]; rtt: [ms: number]; session: [SshSession] }> {
   #state: TunnelState = 'idle';
   #since = Date.now();
   /** Not-ready time after the first ready, closed spans plus the open one. */
@@ -242,6 +242,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
       hb.start();
     }
     this.#setState('ready', old ? `generation ${live.generation} replaced silent generation ${old.generation}` : `connected to ${session.description}`);
+    this.emit('session', session); // per-connection setup, such as remote forwards
     for (const w of [...this.#waiters]) w.resolve(session);
   }
 
@@ -341,18 +342,4 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
       clearTimeout(timer);
     }
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

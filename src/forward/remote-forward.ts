@@ -1,0 +1,195 @@
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import { formatEndpoint, forwardName } from '../config/forward-spec.js';
+import type { RemoteForwardSpec } from '../config/types.js';
+import { ListenError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import { backoffDelayMs, sleep } from '../tunnel/backoff.js';
+import type { IncomingConnection, SshSession } from '../tunnel/ssh-adapter.js';
+import type { Tunnel } from '../tunnel/tunnel.js';
+import { Pump, type PumpResult } from './pump.js';
+import { logEnd, resultOf, type ConnectionResult } from './result.js';
+
+/** waiting: no connection to ask on; requesting: asked; bound: the server listens; retrying: refused, asking again later. */
+export type RemoteForwardState = 'waiting' | 'requesting' | 'bound' | 'retrying';
+
+/** What /readyz reports of a remote forward. */
+export interface RemoteForwardReport {
+  spec: string;
+  state: RemoteForwardState;
+  /** The port the server listens on (its choice for `-R 0:…`). */
+  port: number | undefined;
+  /** Why the last request was refused, while retrying. */
+  error: string | undefined;
+}
+
+export interface RemoteForwardDeps {
+  tunnel: Tunnel;
+  logger: Logger;
+  /** A local target that does not accept within this time is refused to the server. */
+  connectTimeoutMs: number;
+  /** ExitOnForwardFailure: a refusal on the first connection is fatal instead of retried. */
+  exitOnFailure: boolean;
+}
+
+let connectionSeq = 0;
+
+/**
+ * `-R`: asks every new SSH connection to listen on the server, and connects each
+ * connection the server hands back to the local target. A refusal (the port still held by
+ * the previous, dead session until sshd notices) is retried with backoff.
+ */
+export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; state: [RemoteForwardState] }> {
+  readonly name: string;
+  #state: RemoteForwardState = 'waiting';
+  /** The connection the server listens for us on, and the port it bound. */
+  #bound: { session: SshSession; port: number | undefined } | undefined;
+  #error: string | undefined;
+  /** Abandons the request loop of a connection that has been replaced or stopped. */
+  #loop: AbortController | undefined;
+  readonly #pumps = new Set<Pump>();
+  #bytesDone = { up: 0, down: 0 };
+  #first: { resolve(): void; reject(err: Error): void } | undefined;
+  /** Settles after the first request: rejects when it was refused and ExitOnForwardFailure is set. */
+  readonly firstResult: Promise<void>;
+
+  constructor(readonly spec: RemoteForwardSpec, private readonly deps: RemoteForwardDeps) {
+    super();
+    this.name = forwardName(spec);
+    this.firstResult = new Promise((resolve, reject) => (this.#first = { resolve, reject }));
+    this.firstResult.catch(() => {}); // observed by whoever cares about ExitOnForwardFailure
+  }
+
+  get state(): RemoteForwardState {
+    return this.#state;
+  }
+
+  /** Connections being pumped right now. */
+  get active(): number {
+    return this.#pumps.size;
+  }
+
+  bytes(): { up: number; down: number } {
+    let { up, down } = this.#bytesDone;
+    for (const p of this.#pumps) {
+      up += p.bytesUp;
+      down += p.bytesDown;
+    }
+    return { up, down };
+  }
+
+  report(): RemoteForwardReport {
+    return { spec: this.spec.spec, state: this.#state, port: this.#bound?.port, error: this.#state === 'bound' ? undefined : this.#error };
+  }
+
+  /** Requests the forward on every connection the tunnel adopts from now on. */
+  start(): void {
+    this.deps.tunnel.on('session', this.#onSession);
+    const ready = this.deps.tunnel.readySession;
+    if (ready) this.#onSession(ready);
+  }
+
+  readonly #onSession = (session: SshSession): void => {
+    this.#loop?.abort();
+    const loop = new AbortController();
+    this.#loop = loop;
+    // Make-before-break: the old connection, if it is still up, must let go of the port first.
+    const old = this.#bound;
+    if (old && old.session !== session) old.session.unforwardIn(this.spec.listen, old.port);
+    this.#bound = undefined;
+    void this.#request(session, loop.signal);
+  };
+
+  #setState(to: RemoteForwardState): void {
+    if (this.#state === to) return;
+    this.#state = to;
+    this.emit('state', to);
+  }
+
+  async #request(session: SshSession, signal: AbortSignal): Promise<void> {
+    const { logger, exitOnFailure } = this.deps;
+    const log = logger.child({ forward: this.name });
+    for (let attempt = 1; !signal.aborted && !session.closed; attempt++) {
+      this.#setState('requesting');
+      try {
+        const port = await session.forwardIn(this.spec.listen, (conn) => this.#incoming(session, conn));
+        if (signal.aborted || session.closed) return;
+        this.#bound = { session, port };
+        this.#setState('bound');
+        const fields = { event: 'remote_listen', forward: this.name, port, attempt };
+        log.info(this.spec.listen.kind === 'tcp' && this.spec.listen.port === 0 ? `the server listens for us on port ${port}` : 'the server listens for us', fields);
+        session.once('close', () => {
+          if (this.#bound?.session !== session) return;
+          this.#bound = undefined;
+          this.#setState('waiting');
+        });
+        this.#first?.resolve();
+        this.#first = undefined;
+        return;
+      } catch (err) {
+        if (signal.aborted || session.closed) return;
+        this.#error = (err as Error).message;
+        if (this.#first && exitOnFailure) {
+          this.#setState('retrying');
+          this.#first.reject(new ListenError(`-R ${this.spec.spec}: the server refused to listen on ${formatEndpoint(this.spec.listen)} (${this.#error}), and ExitOnForwardFailure is set.`));
+          return;
+        }
+        this.#first?.resolve();
+        this.#first = undefined;
+        this.#setState('retrying');
+        const delayMs = Math.max(backoffDelayMs(attempt), 250);
+        log.warn('the server refused the remote forward; retrying. If the previous connection died, sshd frees its port once it notices (ClientAliveInterval)', {
+          event: 'remote_refused', attempt, delayMs, error: this.#error,
+        });
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  /** A connection to the server's listener: connect the local target, then pump. */
+  #incoming(session: SshSession, conn: IncomingConnection): void {
+    const id = ++connectionSeq;
+    const log = this.deps.logger.child({ forward: this.name, conn: `r${id}` });
+    const { target } = this.spec;
+    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, allowHalfOpen: true }) : net.connect({ path: target.path, allowHalfOpen: true });
+    const timer = setTimeout(() => local.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
+    local.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      conn.reject();
+      log.warn('remote forward: the local target refused', { event: 'conn_end', side: 'target', origin: conn.origin, target: formatEndpoint(target), error: err.code ?? err.message });
+      this.emit('result', 'target_refused');
+    });
+    local.once('connect', () => {
+      clearTimeout(timer);
+      local.removeAllListeners('error');
+      local.setNoDelay(true);
+      if (session.closed) return void local.resetAndDestroy();
+      const started = Date.now();
+      const pump = new Pump(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, (r: PumpResult) => {
+        this.#pumps.delete(pump);
+        this.#bytesDone.up += r.bytesUp;
+        this.#bytesDone.down += r.bytesDown;
+        this.emit('result', resultOf(r));
+        logEnd(log, r, started);
+      });
+      this.#pumps.add(pump);
+      log.debug('remote connection forwarded', { event: 'accept', origin: conn.origin, target: formatEndpoint(target) });
+    });
+  }
+
+  /** Stops asking and cancels the forward on the server (best effort); open connections carry on. */
+  stopAccepting(): void {
+    this.deps.tunnel.off('session', this.#onSession);
+    this.#loop?.abort();
+    if (this.#bound) this.#bound.session.unforwardIn(this.spec.listen, this.#bound.port);
+    this.#bound = undefined;
+    this.#setState('waiting');
+  }
+
+  /** Resets every open connection (shutdown). Returns how many were cut. */
+  resetAll(reason: string): number {
+    const cut = this.#pumps.size;
+    for (const pump of [...this.#pumps]) pump.abort('local', reason);
+    return cut;
+  }
+}

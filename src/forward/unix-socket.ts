@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import { ListenError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+
+/** True when something accepts connections on the socket at `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Makes way for a Unix listener at `path`: a socket file nobody answers on is left over
+ * from a crashed run and is removed; a live socket or any other file is an error.
+ */
+export async function clearStaleSocket(path: string, flag: string, logger: Logger): Promise<void> {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(path);
+  } catch {
+    return; // nothing there (or not ours to see: listen() will say)
+  }
+  if (!stat.isSocket()) throw new ListenError(`${flag}: ${path} exists and is not a socket; sshkeep will not replace it.`);
+  if (await answers(path)) throw new ListenError(`${flag}: ${path} is in use: another process listens on it.`);
+  fs.unlinkSync(path);
+  logger.info('removed a stale socket file left by an earlier run', { event: 'stale_socket', path });
+}
+
+/** Listens on a Unix socket created with mode 0600: only this user can connect. */
+export function listenPrivately(server: net.Server, path: string): void {
+  // The socket's mode comes from the umask at bind time, which listen() does synchronously.
+  const old = process.umask(0o177);
+  try {
+    server.listen(path);
+  } finally {
+    process.umask(old);
+  }
+}
