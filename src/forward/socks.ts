@@ -46,7 +46,7 @@ const OPEN_FAILURE_REPLY = new Map<string, ReplyCode>([
   ['connect-failed', REPLY.connectionRefused],
   ['administratively-prohibited', REPLY.notAllowed],
   ['timeout', REPLY.ttlExpired],
-  ['unreachable', REPLY.hostUnreachable],
+  ['unresolvable', REPLY.hostUnreachable],
   ['host-unreachable', REPLY.hostUnreachable],
   ['tunnel-lost', REPLY.networkUnreachable],
   ['no-tunnel', REPLY.networkUnreachable],
@@ -111,7 +111,7 @@ function ipv6(bytes: Buffer): string {
 function nulAt(buf: Buffer, start: number): number | undefined {
   const at = buf.subarray(start, start + MAX_FIELD + 1).indexOf(0);
   if (at >= 0) return start + at;
-  return buf.length - start > MAX_FIELD + 400 ? -1 : undefined;
+  return buf.length - start > MAX_FIELD ? -1 : undefined;
 }
 
 /**
