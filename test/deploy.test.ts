@@ -431,7 +431,8 @@ function checkKubernetes(src: Sources, c: Checks): void {
   if (c.that('k8s.forwards', specs.length > 0, 'the sidecar forwards nothing (-L)')) {
     const open = specs.filter((s) => {
       try {
-        return !isLoopbackAddress(parseLocalForward(s).bindAddress);
+        const { listen } = parseLocalForward(s);
+        return listen.kind === 'tcp' && !isLoopbackAddress(listen.host);
       } catch {
         return true;
       }

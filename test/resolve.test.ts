@@ -1,10 +1,12 @@
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from '../src/config/resolve.js';
-import type { TunnelConfig } from '../src/config/types.js';
+import type { Endpoint, TunnelConfig } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
 
 const AUTH_SOCK = '/run/user/1000/agent.sock';
+
+const tcp = (host: string, port: number): Endpoint => ({ kind: 'tcp', host, port });
 
 function envFor(home: string, over: Partial<ResolveEnv> = {}): ResolveEnv {
   return { home, localUser: 'me', authSock: AUTH_SOCK, ...over };
@@ -228,14 +230,15 @@ t.test('resolve – LocalForward in ssh_config becomes a forward after the -L on
     'Host prod\n  LocalForward 5432 db:5432\n  LocalForward 0.0.0.0:6543   db2:5433\n',
   );
   t.strictSame(
-    cfg.forwards.map((f) => [f.bindAddress, f.bindPort, f.bindExplicit, f.targetHost, f.targetPort]),
+    cfg.forwards.map((f) => [f.type, f.listen, f.bindExplicit, f.type === 'local' ? f.target : undefined]),
     [
-      ['127.0.0.1', 15432, false, 'db.internal', 5432],
-      ['127.0.0.1', 7000, false, 'h', 7],
-      ['127.0.0.1', 5432, false, 'db', 5432],
-      ['0.0.0.0', 6543, true, 'db2', 5433],
+      ['local', tcp('127.0.0.1', 15432), false, tcp('db.internal', 5432)],
+      ['local', tcp('127.0.0.1', 7000), false, tcp('h', 7)],
+      ['local', tcp('127.0.0.1', 5432), false, tcp('db', 5432)],
+      ['local', tcp('0.0.0.0', 6543), true, tcp('db2', 5433)],
     ],
   );
+  t.strictSame(cfg.remoteForwards, [], 'no -R');
 });
 
 t.test('resolve – no forwards at all is an empty list', async (t) => {
@@ -246,19 +249,30 @@ t.test('resolve – a malformed LocalForward in ssh_config is a ConfigError', as
   t.throws(() => resolveIn(t, {}, 'Host prod\n  LocalForward 5432\n'), ConfigError);
 });
 
-t.test('resolve – ProxyJump and ProxyCommand are refused, pointing at =none', async (t) => {
-  t.throws(() => resolveIn(t, {}, 'Host prod\n  ProxyJump bastion\n'), ConfigError);
-  t.throws(() => resolveIn(t, {}, 'Host prod\n  ProxyJump bastion\n'), /ProxyJump=none/);
-  t.throws(() => resolveIn(t, { options: ['ProxyJump=bastion'] }), /ProxyJump "bastion".*ProxyJump=none/s);
-  t.throws(() => resolveIn(t, {}, 'Host prod\n  ProxyCommand nc %h %p\n'), ConfigError);
-  t.throws(() => resolveIn(t, {}, 'Host prod\n  ProxyCommand nc %h %p\n'), /ProxyCommand.*=none/s);
-  t.throws(() => resolveIn(t, { options: ['ProxyCommand=ssh -W %h:%p bastion'] }), /ProxyCommand "ssh -W %h:%p bastion"/);
+t.test('resolve – ProxyJump and ProxyCommand are honoured, no longer refused', async (t) => {
+  const viaConfig = resolveIn(t, {}, 'Host prod\n  ProxyJump bastion\n').cfg;
+  t.strictSame(viaConfig.jumps.map((j) => [j.name, j.hostName, j.port, j.user]), [['bastion', 'bastion', 22, 'me']], 'ProxyJump in ssh_config');
+  t.equal(viaConfig.hostName, 'prod', 'the destination is still prod');
+  t.equal(viaConfig.proxyCommand, undefined);
+  const viaOption = resolveIn(t, { options: ['ProxyJump=bastion'] }).cfg;
+  t.strictSame(viaOption.jumps.map((j) => j.name), ['bastion'], '-o ProxyJump');
+  t.equal(resolveIn(t, {}, 'Host prod\n  ProxyCommand nc %h %p\n').cfg.proxyCommand, 'nc prod 22', 'ProxyCommand in ssh_config, tokens expanded');
+  const cmd = resolveIn(t, { options: ['ProxyCommand=ssh -W %h:%p bastion'] }).cfg;
+  t.equal(cmd.proxyCommand, 'ssh -W prod:22 bastion', '-o ProxyCommand');
+  t.strictSame(cmd.jumps, [], 'a ProxyCommand is no jump');
 });
 
 t.test('resolve – -o ProxyJump=none (or ProxyCommand=none) disables a configured one', async (t) => {
-  t.equal(resolveIn(t, { options: ['ProxyJump=none'] }, 'Host prod\n  ProxyJump bastion\n').cfg.hostName, 'prod');
-  t.equal(resolveIn(t, { options: ['ProxyCommand=none'] }, 'Host prod\n  ProxyCommand nc %h %p\n').cfg.hostName, 'prod');
-  t.equal(resolveIn(t, {}, 'Host prod\n  ProxyJump none\n').cfg.port, 22, 'ProxyJump none in ssh_config is fine');
+  const jumpNone = resolveIn(t, { options: ['ProxyJump=none'] }, 'Host prod\n  ProxyJump bastion\n').cfg;
+  t.equal(jumpNone.hostName, 'prod');
+  t.strictSame(jumpNone.jumps, [], 'no jump');
+  const cmdNone = resolveIn(t, { options: ['ProxyCommand=none'] }, 'Host prod\n  ProxyCommand nc %h %p\n').cfg;
+  t.equal(cmdNone.hostName, 'prod');
+  t.equal(cmdNone.proxyCommand, undefined, 'no ProxyCommand');
+  const inConfig = resolveIn(t, {}, 'Host prod\n  ProxyJump none\n').cfg;
+  t.equal(inConfig.port, 22, 'ProxyJump none in ssh_config is fine');
+  t.strictSame(inConfig.jumps, []);
+  t.strictSame(resolveIn(t, { options: ['ProxyCommand=none'] }, 'Host prod\n  ProxyJump bastion\n').cfg.jumps, [], 'ProxyCommand=none given first also disables a ProxyJump');
 });
 
 t.test('resolve – the default ~/.ssh/config is read; a missing one is no config', async (t) => {
@@ -289,6 +303,7 @@ t.test('resolve – -F none ignores every config file', async (t) => {
   const home = t.testdir({ '.ssh': { config: 'Host *\n  User fromdefault\n  ProxyJump bastion\n' } });
   const cfg = resolveTunnel({ destination: 'prod', configFile: 'none' }, envFor(home));
   t.equal(cfg.user, 'me');
+  t.strictSame(cfg.jumps, [], 'the ProxyJump of ~/.ssh/config is not read either');
   t.equal(resolveTunnel({ destination: 'prod', configFile: 'NONE' }, envFor(home)).user, 'me', 'none is case-insensitive');
 });
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { parseCli, type CliValues } from '../src/cli/program.js';
 import { buildSettings, parseHostPort, type Secrets, type Settings } from '../src/config/settings.js';
-import type { TunnelConfig } from '../src/config/types.js';
+import type { Endpoint, TunnelConfig } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
 
 /** Names that must stay out of any case that does not set them: commander reads process.env itself. */
@@ -71,7 +71,10 @@ function configError(t: Test, fn: () => unknown, what: string): string {
   return '';
 }
 
-const forwardsOf = (c: TunnelConfig) => c.forwards.map((f) => [f.bindAddress, f.bindPort, f.targetHost, f.targetPort]);
+/** An endpoint as [host, port] or [path]. */
+const ends = (e: Endpoint): (string | number)[] => (e.kind === 'tcp' ? [e.host, e.port] : [e.path]);
+/** Each -L forward as [bind address, port, target host, target port] (a -D has no target). */
+const forwardsOf = (c: TunnelConfig) => c.forwards.map((f) => [...ends(f.listen), ...(f.type === 'local' ? ends(f.target) : [])]);
 
 // A command-line tunnel that never reads ssh_config.
 const CLI_TUNNEL = ['--ssh-config', 'none', '-L', '0:127.0.0.1:1', 'tester@127.0.0.1'];
@@ -572,4 +575,182 @@ t.test('settings – connection flags given with --config but no destination are
     message = String(err);
   }
   t.match(`${message}\n${warnings.join('\n')}`, /-L|--local/, 'an error or a warning about the unused -L');
+});
+
+// -R, -D, -J and --socks-auth.
+
+const NO_SSH_CONFIG = ['--ssh-config', 'none'];
+
+t.test('settings – a tunnel with only -R is accepted', async (t) => {
+  const c = build(t, [...NO_SSH_CONFIG, '-R', '8080:localhost:3000', '-R', '/run/r.sock:/run/app.sock', 'tester@127.0.0.1']).tunnels[0]!;
+  t.strictSame(c.forwards, [], 'no -L or -D');
+  t.strictSame(
+    c.remoteForwards.map((f) => [f.listen, f.target]),
+    [
+      [{ kind: 'tcp', host: 'localhost', port: 8080 }, { kind: 'tcp', host: 'localhost', port: 3000 }],
+      [{ kind: 'unix', path: '/run/r.sock' }, { kind: 'unix', path: '/run/app.sock' }],
+    ],
+  );
+});
+
+t.test('settings – a tunnel with only a loopback -D is accepted without --socks-auth', async (t) => {
+  for (const spec of ['1080', '127.0.0.1:1080', 'localhost:1080', '[::1]:1080']) {
+    const c = build(t, [...NO_SSH_CONFIG, '-D', spec, 'tester@127.0.0.1']).tunnels[0]!;
+    t.strictSame(c.forwards.map((f) => [f.type, f.spec]), [['dynamic', spec]], spec);
+    t.equal(c.socksAuth, undefined, `${spec}: no authentication`);
+  }
+});
+
+t.test('settings – -L, -D and -R together, in one tunnel', async (t) => {
+  const c = build(t, [...NO_SSH_CONFIG, '-D', '1080', '-L', '5432:db:5432', '-R', '0:localhost:3000', 'tester@127.0.0.1']).tunnels[0]!;
+  t.strictSame(c.forwards.map((f) => f.type), ['local', 'dynamic'], '-L first, then -D');
+  t.strictSame(forwardsOf(c), [['127.0.0.1', 5432, 'db', 5432], ['127.0.0.1', 1080]]);
+  t.strictSame(c.remoteForwards.map((f) => f.spec), ['0:localhost:3000']);
+});
+
+t.test('settings – nothing to forward: the error names -L, -D and -R', async (t) => {
+  const message = configError(t, () => build(t, [...NO_SSH_CONFIG, 'tester@127.0.0.1']), 'no forwards');
+  t.match(message, /Nothing to forward/);
+  for (const flag of ['-L', '-D', '-R']) t.ok(message.includes(`${flag} [bind_address:]port`), `mentions ${flag}: ${message}`);
+});
+
+t.test('settings – a -D on a non-loopback address is refused without --socks-auth', async (t) => {
+  for (const spec of ['0.0.0.0:1080', '*:1080', '[::]:1080', '10.0.0.5:1080']) {
+    const message = configError(t, () => build(t, [...NO_SSH_CONFIG, '-D', spec, 'tester@127.0.0.1']), spec);
+    t.ok(message.startsWith(`-D ${spec}:`), `names the spec: ${message}`);
+    t.match(message, /--socks-auth/, `${spec}: points at --socks-auth`);
+    t.match(message, /--allow-open-socks/, `${spec}: and at --allow-open-socks`);
+  }
+  // A loopback -D beside the open one does not excuse it.
+  const message = configError(t, () => build(t, [...NO_SSH_CONFIG, '-D', '1080', '-D', '0.0.0.0:1081', 'tester@127.0.0.1']), 'two -D');
+  t.match(message, /^-D 0\.0\.0\.0:1081:/);
+});
+
+t.test('settings – a non-loopback -D is accepted with --socks-auth or --allow-open-socks', async (t) => {
+  const withAuth = build(t, [...NO_SSH_CONFIG, '-D', '0.0.0.0:1080', '--socks-auth', 'alice:s3cret', 'tester@127.0.0.1']).tunnels[0]!;
+  t.strictSame(withAuth.socksAuth, { user: 'alice', pass: 's3cret' });
+  t.strictSame(forwardsOf(withAuth), [['0.0.0.0', 1080]]);
+
+  const open = build(t, [...NO_SSH_CONFIG, '-D', '*:1080', '--allow-open-socks', 'tester@127.0.0.1']).tunnels[0]!;
+  t.equal(open.socksAuth, undefined, '--allow-open-socks: still no authentication');
+  t.strictSame(forwardsOf(open), [['0.0.0.0', 1080]]);
+});
+
+t.test('settings – a non-loopback -L needs neither --socks-auth nor --allow-open-socks', async (t) => {
+  const c = build(t, [...NO_SSH_CONFIG, '-L', '0.0.0.0:8080:web:80', 'tester@127.0.0.1']).tunnels[0]!;
+  t.strictSame(forwardsOf(c), [['0.0.0.0', 8080, 'web', 80]]);
+});
+
+t.test('settings – a non-loopback DynamicForward from ssh_config is refused too', async (t) => {
+  const sshConfig = path.join(dirOf(t), 'ssh_config');
+  fs.writeFileSync(sshConfig, 'Host prod\n  DynamicForward 0.0.0.0:1080\n');
+  const message = configError(t, () => build(t, ['-F', sshConfig, 'prod']), 'DynamicForward 0.0.0.0:1080');
+  t.match(message, /0\.0\.0\.0:1080.*--socks-auth/s);
+  const c = build(t, ['-F', sshConfig, '--socks-auth', 'u:p', 'prod']).tunnels[0]!;
+  t.strictSame(forwardsOf(c), [['0.0.0.0', 1080]], 'accepted with --socks-auth');
+});
+
+t.test('settings – a malformed --socks-auth is a ConfigError naming the flag', async (t) => {
+  for (const bad of ['nocolonXs3cr3t', ':Xs3cr3t', 'Xs3cr3t:', `u:${'Xs3cr3t'.repeat(37)}`, `${'Xs3cr3t'.repeat(37)}:p`]) {
+    const message = configError(t, () => build(t, [...NO_SSH_CONFIG, '-D', '1080', '--socks-auth', bad, 'tester@127.0.0.1']), bad);
+    t.match(message, /^--socks-auth: expected user:password/, bad);
+    t.notOk(message.includes('Xs3cr3t'), `does not echo the credentials: ${message}`);
+  }
+});
+
+t.test('settings – -J and -R, -D, --socks-auth from SSHKEEP_* variables', async (t) => {
+  withEnv(t, {
+    SSHKEEP_JUMP: 'ju@bastion:2201',
+    SSHKEEP_REMOTE: '8080:localhost:3000,9090:localhost:4000',
+    SSHKEEP_DYNAMIC: '0.0.0.0:1080',
+    SSHKEEP_SOCKS_AUTH: 'envuser:envpass',
+  });
+  const c = build(t, [...NO_SSH_CONFIG, 'tester@127.0.0.1']).tunnels[0]!;
+  t.strictSame(c.jumps.map((j) => [j.name, j.hostName, j.port, j.user]), [['bastion', 'bastion', 2201, 'ju']], 'SSHKEEP_JUMP');
+  t.strictSame(c.remoteForwards.map((f) => f.spec), ['8080:localhost:3000', '9090:localhost:4000'], 'SSHKEEP_REMOTE, comma-separated');
+  t.strictSame(forwardsOf(c), [['0.0.0.0', 1080]], 'SSHKEEP_DYNAMIC');
+  t.strictSame(c.socksAuth, { user: 'envuser', pass: 'envpass' }, 'SSHKEEP_SOCKS_AUTH');
+});
+
+t.test('settings – -J gives the tunnel its jump hosts, first hop first', async (t) => {
+  const c = build(t, [...NO_SSH_CONFIG, '-J', 'a@hop1:2201,hop2', '-L', '1:h:1', 'tester@127.0.0.1']).tunnels[0]!;
+  t.strictSame(c.jumps.map((j) => [j.name, j.port, j.user]), [['hop1', 2201, 'a'], ['hop2', 22, 'tester']]);
+  t.equal(c.hostName, '127.0.0.1', 'the destination is unchanged');
+});
+
+t.test('settings – config file tunnels with remote, dynamic, jump and socksAuth', async (t) => {
+  const file = configFile(
+    t,
+    [
+      'tunnels:',
+      '  - name: r',
+      '    destination: u@r.example',
+      '    sshConfig: none',
+      '    remote: [8080:localhost:3000, "0:/run/app.sock"]',
+      '  - name: d',
+      '    destination: d.example',
+      '    sshConfig: none',
+      '    dynamic: 0.0.0.0:1080',
+      '    socksAuth: alice:s3cret',
+      '    jump: ju@bastion:2201,hop2',
+      '  - name: all',
+      '    destination: all.example',
+      '    sshConfig: none',
+      '    local: [5432:db:5432]',
+      '    dynamic: [1081]',
+      '    remote: 9000:localhost:9000',
+      '',
+    ].join('\n'),
+  );
+  const s = build(t, ['--config', file]);
+  const [r, d, all] = s.tunnels as [TunnelConfig, TunnelConfig, TunnelConfig];
+  t.strictSame(s.tunnels.map((c) => c.name), ['r', 'd', 'all']);
+
+  t.strictSame(r.forwards, [], 'r: remote only');
+  t.strictSame(r.remoteForwards.map((f) => [f.listen, f.target]), [
+    [{ kind: 'tcp', host: 'localhost', port: 8080 }, { kind: 'tcp', host: 'localhost', port: 3000 }],
+    [{ kind: 'tcp', host: 'localhost', port: 0 }, { kind: 'unix', path: '/run/app.sock' }],
+  ]);
+  t.strictSame(r.jumps, [], 'r: no jump');
+
+  t.strictSame(forwardsOf(d), [['0.0.0.0', 1080]], 'd: dynamic as one string');
+  t.strictSame(d.socksAuth, { user: 'alice', pass: 's3cret' }, "d: the tunnel's socksAuth");
+  t.strictSame(d.jumps.map((j) => [j.name, j.port, j.user]), [['bastion', 2201, 'ju'], ['hop2', 22, 'tester']], 'd: two hops');
+  t.strictSame(d.remoteForwards, []);
+
+  t.strictSame(all.forwards.map((f) => [f.type, f.spec]), [['local', '5432:db:5432'], ['dynamic', '1081']]);
+  t.strictSame(all.remoteForwards.map((f) => f.spec), ['9000:localhost:9000']);
+  t.equal(all.socksAuth, undefined, "d's socksAuth does not leak into all");
+});
+
+t.test('settings – a file tunnel with an open dynamic forward needs socksAuth (its own or --socks-auth)', async (t) => {
+  const file = configFile(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    dynamic: [0.0.0.0:1080]\n');
+  t.match(configError(t, () => build(t, ['--config', file]), 'no auth'), /-D 0\.0\.0\.0:1080:.*--socks-auth/s);
+  t.strictSame(build(t, ['--config', file, '--socks-auth', 'cli:pw']).tunnels[0]!.socksAuth, { user: 'cli', pass: 'pw' }, '--socks-auth applies to file tunnels');
+  t.equal(build(t, ['--config', file, '--allow-open-socks']).tunnels[0]!.socksAuth, undefined, '--allow-open-socks applies to file tunnels');
+
+  const own = configFile(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    dynamic: [0.0.0.0:1080]\n    socksAuth: own:pw\n', 'own.yaml');
+  t.strictSame(build(t, ['--config', own, '--socks-auth', 'cli:pw']).tunnels[0]!.socksAuth, { user: 'own', pass: 'pw' }, "the tunnel's own socksAuth beats --socks-auth");
+});
+
+t.test('settings – config file: malformed remote, dynamic, jump and socksAuth name the tunnel', async (t) => {
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    remote: [8080]\n', ['tunnels[0]', /-R 8080: expected/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    dynamic: [/x.sock]\n', ['tunnels[0]', /-D \/x\.sock: expected \[bind_address:\]port/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n    jump: "a:b:c"\n', ['tunnels[0]', /-J a:b:c: expected \[user@\]host\[:port\]/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n    jump: "a,,b"\n', ['tunnels[0]', /empty hop/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    dynamic: [1080]\n    socksAuth: nocolon\n', ['tunnels[0]', /expected user:password/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    remote: {a: 1}\n', ['tunnels[0].remote', /expected a list of strings/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    dynamic: [[1080]]\n', ['tunnels[0].dynamic[0]', /expected a string/]);
+});
+
+t.test('settings – -R, -D, -J given with --config but no destination are refused', async (t) => {
+  const file = configFile(t, `tunnels:\n${TUNNEL_YAML}`);
+  const cases: [string[], RegExp][] = [
+    [['-R', '8080:localhost:3000'], /^--remote describes a tunnel/],
+    [['-D', '1080'], /^--dynamic describes a tunnel/],
+    [['-J', 'bastion'], /^--jump describes a tunnel/],
+  ];
+  for (const [flags, want] of cases) {
+    t.match(configError(t, () => build(t, ['--config', file, ...flags]), flags.join(' ')), want);
+  }
 });

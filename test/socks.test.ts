@@ -75,7 +75,6 @@ t.test('replyForOpenFailure maps channel-open failures to reply codes', async (t
   t.equal(replyForOpenFailure('unresolvable'), 0x04);
   t.equal(replyForOpenFailure('host-unreachable'), 0x04);
   t.equal(replyForOpenFailure('tunnel-lost'), 0x03);
-  t.equal(replyForOpenFailure('no-tunnel'), 0x03);
   for (const other of ['', 'resource-shortage', 'constructor', 'toString', 'CONNECT-FAILED']) {
     t.equal(replyForOpenFailure(other), REPLY.generalFailure, other);
   }

@@ -104,7 +104,8 @@ export function parseDynamicForward(spec: string): DynamicForwardSpec {
 /** `host:port`, `[v6]:port` or the socket path, for logs and forward names. */
 export function formatEndpoint(e: Endpoint): string {
   if (e.kind === 'unix') return e.path;
-  return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+  const host = e.host === '' ? '*' : e.host.includes(':') ? `[${e.host}]` : e.host;
+  return `${host}:${e.port}`;
 }
 
 const LOOPBACK = new net.BlockList();

@@ -207,7 +207,9 @@ function resolveJumps(list: string, configFile: string | undefined, env: Resolve
 function parseSocksAuth(text: string | undefined): TunnelConfig['socksAuth'] {
   if (text === undefined) return undefined;
   const colon = text.indexOf(':');
-  if (colon < 1 || colon === text.length - 1 || text.length - colon - 1 > 255 || colon > 255) {
+  // RFC 1929 carries each as 1-255 bytes.
+  const fits = (part: string) => part.length > 0 && Buffer.byteLength(part) <= 255;
+  if (colon < 0 || !fits(text.slice(0, colon)) || !fits(text.slice(colon + 1))) {
     throw new ConfigError('--socks-auth: expected user:password (each 1-255 bytes), as SOCKS5 username/password authentication carries them.');
   }
   return { user: text.slice(0, colon), pass: text.slice(colon + 1) };

@@ -108,6 +108,13 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
     let config: TunnelConfig;
     try {
       config = resolveTunnel(input, env, warn);
+      const open = config.forwards.find((f) => f.type === 'dynamic' && !isLocalOnly(f.listen));
+      if (open && !config.socksAuth && !cli.allowOpenSocks) {
+        throw new ConfigError(
+          `-D ${open.spec}: a SOCKS proxy on a non-loopback address without --socks-auth lets anyone who can reach it use your SSH access ` +
+            'to reach any host. Give --socks-auth user:pass, bind to 127.0.0.1, or pass --allow-open-socks if that is what you want.',
+        );
+      }
     } catch (err) {
       // Settings that name their own source (a flag, a file key) are not blamed on the tunnel.
       const flags = ['--keepalive-interval', '--keepalive-timeout', '--hold-timeout', '--hold-buffer', ...Object.values(input.labels ?? {})];
@@ -119,13 +126,6 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
       throw new ConfigError(
         'Nothing to forward: give at least one -L [bind_address:]port:host:hostport, -D [bind_address:]port or -R [bind_address:]port:host:hostport ' +
           '(or LocalForward, DynamicForward, RemoteForward in ssh_config).',
-      );
-    }
-    const open = config.forwards.find((f) => f.type === 'dynamic' && !isLocalOnly(f.listen));
-    if (open && !config.socksAuth && !cli.allowOpenSocks) {
-      throw new ConfigError(
-        `-D ${open.spec}: a SOCKS proxy on a non-loopback address without --socks-auth lets anyone who can reach it use your SSH access ` +
-          'to reach any host. Give --socks-auth user:pass, bind to 127.0.0.1, or pass --allow-open-socks if that is what you want.',
       );
     }
     const name = fileTunnels[i]?.name;

@@ -49,7 +49,6 @@ const OPEN_FAILURE_REPLY = new Map<string, ReplyCode>([
   ['unresolvable', REPLY.hostUnreachable],
   ['host-unreachable', REPLY.hostUnreachable],
   ['tunnel-lost', REPLY.networkUnreachable],
-  ['no-tunnel', REPLY.networkUnreachable],
 ]);
 
 /** Maps an SSH channel-open failure reason name to the reply code the client sees. */

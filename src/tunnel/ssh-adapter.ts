@@ -45,6 +45,19 @@ export interface IncomingConnection {
 }
 
 /**
+ * OpenSSH reports every failed connect as connect-failed, with the cause only in the
+ * description (strerror or getaddrinfo's message): name the causes a client can act on.
+ */
+function openFailureReason(code: number, description: string): string {
+  const name = OPEN_FAILURE[code] ?? `reason-${code}`;
+  if (name !== 'connect-failed') return name;
+  if (/name or service not known|name resolution|nodename nor servname|no address associated/i.test(description)) return 'unresolvable';
+  if (/no route to host|unreachable/i.test(description)) return 'host-unreachable';
+  if (/timed out/i.test(description)) return 'timeout';
+  return name;
+}
+
+/**
  * One established SSH connection. `close` is its one "down" signal, emitted once.
  * It is also the heartbeat's link: it knows when the server last sent anything.
  * Over jump hosts it is the last hop's connection, and it closes with any hop under it.
@@ -143,7 +156,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         if (!err) return resolve(this.#track(channel));
         // No reason code: the server never answered (the connection is going or gone), so
         // nothing reached the target and the open can be re-issued elsewhere.
-        const reason = err.reason !== undefined ? (OPEN_FAILURE[err.reason] ?? `reason-${err.reason}`) : 'tunnel-lost';
+        const reason = err.reason !== undefined ? openFailureReason(err.reason, err.message) : 'tunnel-lost';
         reject(new ChannelOpenError(`server could not open ${where}: ${err.message.replace(/^\(SSH\) /, '')}`, reason));
       };
       try {

@@ -1,0 +1,402 @@
+/**
+ * Remote forwards (-R) against the real OpenSSH sshd: the server-chosen port, a fixed port,
+ * re-binding after a forced reconnect, a port held by someone else (retry, ExitOnForwardFailure,
+ * /readyz), Unix sockets on either side, and a local target that refuses.
+ */
+import t, { type Test } from 'tap';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
+import type { TunnelInput } from '../src/config/resolve.js';
+import { ListenError } from '../src/errors.js';
+import type { RemoteForward, RemoteForwardState } from '../src/forward/remote-forward.js';
+import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
+import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { Relay } from './fixtures/relay.js';
+import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
+import { ISOLATED, logIs, portOf, runCli, spawnCliFor, type LogLine } from './fixtures/cli.js';
+
+type Line = Record<string, unknown>;
+
+const READY_MS = 10_000;
+/** A refused -R is retried with a full-jitter backoff capped at 5 s: bound again well within this. */
+const REBIND_MS = 15_000;
+
+/** TunnelInput for the fixture sshd (its user key, its host key only, no ssh_config) with `-R` forwards. */
+function sshdInput(sshd: Sshd, remoteForwards: string[], extra: { port?: number; options?: string[]; keepaliveInterval?: string } = {}): TunnelInput {
+  return {
+    destination: `${sshd.user}@127.0.0.1`,
+    port: String(extra.port ?? sshd.port),
+    identityFiles: [sshd.userKeyPath],
+    configFile: 'none',
+    options: [`UserKnownHostsFile=${sshd.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes', ...(extra.options ?? [])],
+    localForwards: [],
+    remoteForwards,
+    ...(extra.keepaliveInterval !== undefined && { keepaliveInterval: extra.keepaliveInterval }),
+  };
+}
+
+/** CLI arguments for the fixture sshd, isolated from the machine's ssh config. */
+function cliArgsFor(sshd: Sshd, extra: string[]): string[] {
+  return [
+    ...ISOLATED,
+    '-p', String(sshd.port),
+    '-i', sshd.userKeyPath,
+    '-o', `UserKnownHostsFile=${sshd.knownHostsPath}`,
+    '--log-format', 'json',
+    ...extra,
+    `${sshd.user}@127.0.0.1`,
+  ];
+}
+
+/** Resolves with the `n`-th log line (1-based, already logged or still to come) matching `pred`. */
+function nthLine(logs: LogCapture, pred: (l: Line) => boolean, n: number, ms: number, what: string): Promise<Line> {
+  const hits = () => logs.lines.filter(pred);
+  if (hits().length >= n) return Promise.resolve(hits()[n - 1]!);
+  let on: ((l: Line) => void) | undefined;
+  return deadline(
+    new Promise<Line>((resolve) => {
+      on = () => {
+        const h = hits();
+        if (h.length >= n) resolve(h[n - 1]!);
+      };
+      logs.on('line', on);
+    }),
+    ms,
+    `${what}; logged: ${JSON.stringify(logs.lines)}`,
+  ).finally(() => on && logs.off('line', on));
+}
+
+/** Resolves once the remote forward is in `state` (now or later), or rejects after `ms`. */
+function whenState(rf: RemoteForward, state: RemoteForwardState, ms: number, what: string): Promise<void> {
+  if (rf.state === state) return Promise.resolve();
+  let on: ((s: RemoteForwardState) => void) | undefined;
+  return deadline(
+    new Promise<void>((resolve) => {
+      on = (s) => s === state && resolve();
+      rf.on('state', on);
+    }),
+    ms,
+    `${what} (state now ${rf.state}, error ${rf.report().error})`,
+  ).finally(() => on && rf.off('state', on));
+}
+
+/** A loopback port free on both 127.0.0.1 and ::1 (sshd binds "localhost" on both families). */
+async function freePort(): Promise<number> {
+  for (let i = 0; ; i++) {
+    const port = await refusedPort();
+    try {
+      const q = await squat(port);
+      await q.close();
+      return port;
+    } catch (err) {
+      if (i > 20) throw err;
+    }
+  }
+}
+
+/**
+ * Occupies `port` on 127.0.0.1 and on ::1: with GatewayPorts no, sshd binds "localhost" on both
+ * families and counts a forward bound if either bind works, so only both squatted refuse it.
+ */
+async function squat(port: number): Promise<{ close(): Promise<void> }> {
+  const servers: net.Server[] = [];
+  const close = () => Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => undefined);
+  try {
+    for (const host of ['127.0.0.1', '::1']) {
+      const s = net.createServer((c) => c.destroy());
+      s.listen({ port, host, ipv6Only: true });
+      try {
+        await Promise.race([once(s, 'listening'), once(s, 'error').then(([e]) => Promise.reject(e as Error))]);
+      } catch (err) {
+        // A host without IPv6 loopback: sshd binds 127.0.0.1 only, so that one is enough.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (host === '::1' && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
+        throw err;
+      }
+      servers.push(s);
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { close };
+}
+
+/** A half-close-aware echo server listening at `where` (a TCP port on 127.0.0.1, or a Unix socket path). */
+async function echoAt(t: Test, where: { port: number } | { path: string }): Promise<void> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    s.pipe(s);
+  });
+  server.listen('path' in where ? { path: where.path } : { port: where.port, host: '127.0.0.1' });
+  await once(server, 'listening');
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+}
+
+function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** How a socket finished: what it received, whether it saw a clean end, the error if any. */
+function outcome(sock: net.Socket): Promise<{ data: Buffer; ended: boolean; errorCode: string | undefined }> {
+  const chunks: Buffer[] = [];
+  let ended = false;
+  let errorCode: string | undefined;
+  sock.on('data', (c: Buffer) => chunks.push(c));
+  sock.on('end', () => {
+    ended = true;
+    sock.end();
+  });
+  sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
+  return new Promise((resolve) => sock.once('close', () => resolve({ data: Buffer.concat(chunks), ended, errorCode })));
+}
+
+/** Connects to the server's listener and checks a short echo round trip. */
+async function echoVia(t: Test, port: number, what: string): Promise<void> {
+  const sock = await deadline(connect(port), 5000, `connect to ${what}`);
+  const payload = Buffer.from(`through ${what} \u00e9\u0000\xff`);
+  t.same(await deadline(roundTrip(sock, payload), 5000, `echo through ${what}`), payload, `echo through ${what}`);
+}
+
+function get(port: number, urlPath: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode!, json: JSON.parse(body) as Record<string, unknown> });
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+type RemoteReport = { spec: string; state: string; port?: number; error?: string };
+const remoteOf = (json: Record<string, unknown>): RemoteReport[] =>
+  ((json.tunnels as { remoteForwards: RemoteReport[] }[] | undefined)?.[0]?.remoteForwards ?? []);
+
+async function main(): Promise<void> {
+  if (!requireSshd(t)) return;
+  // sshd notices a dead session within ~3 s (and frees its -R ports); a Unix socket can be bound again.
+  const sshd = await startSshd(t, { extraConfig: ['ClientAliveInterval 1', 'ClientAliveCountMax 2', 'StreamLocalBindUnlink yes'] });
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+
+  t.test('-R 0: the server picks a port; echo, 1 MiB intact, half-close carried', async (t) => {
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${echo.port}`]));
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    const rf = app.remoteForwards[0]!;
+    await whenState(rf, 'bound', READY_MS, '-R bound');
+    const port = app.report().remoteForwards[0]!.port;
+    t.type(port, 'number', 'the reported port is a number');
+    t.ok(port! > 0, `the server chose port ${port}`);
+    const listen = await nthLine(logs, logIs('remote_listen'), 1, 5000, 'remote_listen');
+    t.equal(listen.port, port, 'the remote_listen line names the same port');
+    t.match(listen.msg, String(port), 'the message names the server-chosen port');
+    t.equal(app.report().remoteForwards[0]!.error, undefined, 'no error while bound');
+
+    // A short round trip through sshd's listener; roundTrip half-closes and waits for the echo's end.
+    await echoVia(t, port!, 'the server-chosen port');
+
+    // 1 MiB through sshd's listener and back, checked by sha256.
+    const payload = randomBytes(1024 * 1024);
+    const sock = await connect(port!);
+    const back = await deadline(roundTrip(sock, payload), 10_000, '1 MiB echo');
+    t.equal(back.length, payload.length, '1 MiB came back');
+    t.equal(sha256(back), sha256(payload), 'sha256 intact');
+    const end = await nthLine(logs, (l) => l.event === 'conn_end' && l.bytesUp === payload.length, 1, 5000, 'conn_end of the 1 MiB connection');
+    t.match(end, { reset: false, bytesUp: payload.length, bytesDown: payload.length }, 'the connection ended cleanly, every byte counted');
+
+    // Half-close: our end reaches the echo, whose end comes back, while our side stays writable until then.
+    const half = await connect(port!);
+    const got: Buffer[] = [];
+    half.on('data', (c: Buffer) => got.push(c));
+    const ended = once(half, 'end');
+    half.write('before the half-close');
+    half.end();
+    await deadline(ended, 5000, 'the echo to end after our half-close');
+    t.equal(Buffer.concat(got).toString(), 'before the half-close', 'everything echoed before the end');
+  });
+
+  t.test('-R PORT: a fixed port is reachable', async (t) => {
+    const port = await freePort();
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${port}:127.0.0.1:${echo.port}`]));
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    await whenState(app.remoteForwards[0]!, 'bound', READY_MS, '-R bound');
+    const listen = await nthLine(logs, logIs('remote_listen'), 1, 5000, 'remote_listen');
+    t.match(listen, { forward: `remote:localhost:${port}->127.0.0.1:${echo.port}` }, 'logged with its forward name');
+    t.equal(app.report().remoteForwards[0]!.port, port, 'report names the fixed port');
+    await echoVia(t, port, `fixed port ${port}`);
+  });
+
+  t.test('-R PORT is bound again after a forced reconnect (the old flow goes silent)', async (t) => {
+    const relay = await new Relay(sshd.port).listen();
+    t.teardown(() => relay.close());
+    const knownHosts = path.join(sshd.dir, 'known_hosts_relay');
+    fs.writeFileSync(knownHosts, `[127.0.0.1]:${relay.port} ${sshd.hostPublicKey}\n`);
+    const port = await freePort();
+    const input = sshdInput(sshd, [`${port}:127.0.0.1:${echo.port}`], { port: relay.port, keepaliveInterval: '1s' });
+    input.options = [`UserKnownHostsFile=${knownHosts}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'];
+    const { app, logs } = await startSshkeep(t, input);
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    const rf = app.remoteForwards[0]!;
+    await whenState(rf, 'bound', READY_MS, '-R bound');
+    const firstGeneration = app.tunnel.generation;
+    await echoVia(t, port, 'the port before the fault');
+
+    // A NAT forgets the flow: the old session hears nothing more; sshd's child still holds the port
+    // until its ClientAlive checks give up on it.
+    const dropped = Date.now();
+    relay.set('drop-existing');
+    const second = await nthLine(logs, logIs('remote_listen'), 2, 20_000, 'a second remote_listen');
+    t.ok(app.tunnel.generation > firstGeneration, `bound on a new connection (generation ${firstGeneration} -> ${app.tunnel.generation})`);
+    t.equal(second.port, port, 'the same fixed port');
+    t.equal(rf.state, 'bound', 'state bound again');
+    t.equal(app.report().remoteForwards[0]!.port, port, 'report names the port again');
+    await echoVia(t, port, 'the port after the reconnect');
+    t.ok(Date.now() - dropped < 20_000, `reachable again within 20 s (${Date.now() - dropped} ms)`);
+    for (const refused of logs.find('remote_refused')) {
+      t.match(refused, { forward: `remote:localhost:${port}->127.0.0.1:${echo.port}`, error: /\S/ }, `a refusal (attempt ${refused.attempt}) says why`);
+    }
+  });
+
+  t.test('-R PORT held by another process: retried until it is free', async (t) => {
+    const port = await freePort();
+    const squatter = await squat(port);
+    let squatted = true;
+    t.teardown(() => (squatted ? squatter.close() : undefined));
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${port}:127.0.0.1:${echo.port}`]));
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    const rf = app.remoteForwards[0]!;
+    const refused = await nthLine(logs, logIs('remote_refused'), 1, READY_MS, 'remote_refused');
+    t.match(refused, { attempt: 1, delayMs: Number, error: /\S/ }, 'the refusal is logged with its attempt, delay and error');
+    const report = app.report().remoteForwards[0]!;
+    t.equal(report.spec, `${port}:127.0.0.1:${echo.port}`, 'report names the spec');
+    t.match(report.state, /^(retrying|requesting)$/, 'not bound');
+    t.type(report.error, 'string', 'report carries the refusal');
+    t.not(rf.state, 'bound', 'not bound while the port is held');
+    t.equal(logs.find('remote_listen').length, 0, 'no remote_listen while the port is held');
+
+    await squatter.close();
+    squatted = false;
+    await whenState(rf, 'bound', REBIND_MS, 'bound once the port is free');
+    t.equal(app.report().remoteForwards[0]!.error, undefined, 'error cleared once bound');
+    await echoVia(t, port, 'the freed port');
+  });
+
+  t.test('ExitOnForwardFailure=yes: a refused -R is fatal', async (t) => {
+    const port = await freePort();
+    const squatter = await squat(port);
+    t.teardown(() => squatter.close());
+    const spec = `${port}:127.0.0.1:${echo.port}`;
+
+    t.test('in-process: ready() rejects with a ListenError', async (t) => {
+      const { app, logs } = await startSshkeep(t, sshdInput(sshd, [spec], { options: ['ExitOnForwardFailure=yes'] }));
+      const err = await deadline(app.ready().then(() => undefined, (e: unknown) => e), READY_MS, 'ready() to settle');
+      t.ok(err instanceof ListenError, `a ListenError (${String(err)})`);
+      t.match((err as Error).message, `-R ${spec}`, 'the message names the spec');
+      t.match((err as Error).message, /ExitOnForwardFailure/, 'and why it is fatal');
+      t.equal(logs.find('remote_refused').length, 0, 'no retry was scheduled');
+      t.equal(logs.find('remote_listen').length, 0, 'never bound');
+    });
+
+    t.test('CLI: exit 2 with one paragraph, no stack', async (t) => {
+      const r = await runCli(cliArgsFor(sshd, ['-R', spec, '-o', 'ExitOnForwardFailure=yes']));
+      t.equal(r.code, 2, 'exit 2', { stderr: r.stderr });
+      const plain = r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+      t.equal(plain.length, 1, `one line for a person:\n${plain.join('\n')}`);
+      t.match(plain[0], new RegExp(`^sshkeep: -R ${spec}: .*refused.*ExitOnForwardFailure`), 'names the spec, the refusal and the option');
+      t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    });
+  });
+
+  t.test('/readyz is 503 until the -R is bound, and reports it', async (t) => {
+    const port = await freePort();
+    const squatter = await squat(port);
+    let squatted = true;
+    t.teardown(() => (squatted ? squatter.close() : undefined));
+    const cli = spawnCliFor(t, cliArgsFor(sshd, ['--health', '127.0.0.1:0', '-R', `${port}:127.0.0.1:${echo.port}`]));
+    const health = portOf(await cli.waitForLog(logIs('health'), READY_MS, 'the health line'));
+    await cli.waitForLog(logIs('remote_refused'), READY_MS, 'remote_refused');
+
+    // Between attempts the forward is 'retrying'; during one, briefly 'requesting'. Either way, not ready.
+    let notReady = await get(health, '/readyz');
+    for (let i = 0; i < 5 && remoteOf(notReady.json)[0]?.state === 'requesting'; i++) notReady = await get(health, '/readyz');
+    t.equal(notReady.status, 503, '/readyz 503 while the -R is refused');
+    t.match(remoteOf(notReady.json), [{ spec: `${port}:127.0.0.1:${echo.port}`, state: 'retrying', error: /\S/ }], 'reported as retrying, with the error');
+
+    await squatter.close();
+    squatted = false;
+    const listen: LogLine = await cli.waitForLog(logIs('remote_listen'), REBIND_MS, 'remote_listen once the port is free');
+    t.equal(listen.port, port, 'bound on the port');
+    const ready = await get(health, '/readyz');
+    t.equal(ready.status, 200, '/readyz 200 once bound');
+    t.match(remoteOf(ready.json), [{ state: 'bound', port }], 'reported as bound on the port');
+    t.notOk(remoteOf(ready.json)[0]?.error, 'no error once bound');
+    await echoVia(t, port, 'the port the CLI bound');
+  });
+
+  t.test('Unix sockets: -R /remote.sock:host:port and -R 0:/local.sock', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-rfwd-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const remoteSock = path.join(dir, 'remote.sock');
+    const localSock = path.join(dir, 'unix-echo.sock');
+    await echoAt(t, { path: localSock });
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${remoteSock}:127.0.0.1:${echo.port}`, `0:${localSock}`]));
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    await whenState(app.remoteForwards[0]!, 'bound', READY_MS, '-R socket path bound');
+    await whenState(app.remoteForwards[1]!, 'bound', READY_MS, '-R to a local socket bound');
+    t.equal(logs.find('remote_listen').length, 2, 'two remote_listen lines');
+
+    // sshd listens at the path; connecting there comes back to the TCP echo.
+    t.ok(fs.statSync(remoteSock).isSocket(), 'sshd created the socket');
+    const s1 = net.connect({ path: remoteSock, allowHalfOpen: true });
+    await deadline(once(s1, 'connect'), 5000, 'connect to the remote socket');
+    const p1 = Buffer.from('via a socket sshd listens on');
+    t.same(await deadline(roundTrip(s1, p1), 5000, 'echo via the remote socket'), p1, 'echo via the socket sshd listens on');
+
+    // The server's TCP port comes back to a local Unix socket.
+    const port = app.report().remoteForwards[1]!.port;
+    t.ok(typeof port === 'number' && port > 0, `the server chose port ${port}`);
+    await echoVia(t, port!, 'a TCP port to a local Unix socket');
+  });
+
+  t.test('a local target that refuses: the connection is closed, the next one works', async (t) => {
+    const target = await refusedPort();
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${target}`]));
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    const rf = app.remoteForwards[0]!;
+    await whenState(rf, 'bound', READY_MS, '-R bound');
+    const port = app.report().remoteForwards[0]!.port!;
+
+    const sock = await connect(port);
+    const end = await deadline(outcome(sock), 5000, 'sshd to close the refused connection');
+    t.equal(end.data.length, 0, 'nothing came back');
+    const line = await nthLine(logs, (l) => l.event === 'conn_end' && l.side === 'target', 1, 5000, 'conn_end side target');
+    t.match(line, { target: `127.0.0.1:${target}`, error: 'ECONNREFUSED' }, 'logged as refused by the local target');
+    t.equal(app.tunnel.state, 'ready', 'the tunnel is still ready');
+    t.equal(rf.state, 'bound', 'the forward is still bound');
+
+    await echoAt(t, { port: target });
+    await echoVia(t, port, 'the port once the target listens');
+  });
+}
+
+void main();
