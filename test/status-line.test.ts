@@ -15,6 +15,7 @@ t.test('status line – refreshed in place with state, RTT, connections and thro
         name: 'prod',
         report: () => ({ tunnel: 'prod', state: 'ready', rttMs: 1.25, active: 2, held: 1 }),
         forwards: [{ bytes: () => ({ up, down: 0 }) }],
+        remoteForwards: [],
       },
     ],
   } as unknown as Fleet;

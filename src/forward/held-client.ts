@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { resetSocket } from './reset-socket.js';
 
 /** What a held client sent before its channel opened. */
 export interface HeldBytes {
@@ -59,8 +60,7 @@ export class HeldClient {
   cut(why: string): void {
     this.#leave(why);
     this.release();
-    this.socket.on('error', () => {});
-    this.socket.resetAndDestroy();
+    resetSocket(this.socket);
   }
 
   /** Stops holding: the socket is paused and handed over with what it sent so far. */

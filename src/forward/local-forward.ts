@@ -13,6 +13,7 @@ import { Pump, type PumpResult } from './pump.js';
 import { logEnd, resultOf, type ConnectionResult } from './result.js';
 import { REPLY, negotiateSocks, replyForOpenFailure, socksReply, type ReplyCode, type SocksVersion } from './socks.js';
 import { clearStaleSocket, listenPrivately } from './unix-socket.js';
+import { resetSocket } from './reset-socket.js';
 
 export interface LocalForwardDeps {
   tunnel: Tunnel;
@@ -261,8 +262,8 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   #refuse(client: net.Socket, refusal: Refusal, log: Logger, result: ConnectionResult, message: string, fields: Record<string, unknown>): void {
     log.warn(message, { event: 'conn_end', reset: !refusal, ...(refusal && { socksReply: refusal.reply }), ...fields });
     this.emit('result', result);
+    if (!refusal) return resetSocket(client);
     client.on('error', () => {});
-    if (!refusal) return void client.resetAndDestroy();
     client.end(socksReply(refusal.socks, refusal.reply), () => client.destroy());
   }
 
@@ -274,7 +275,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   /** Resets every open and waiting connection (shutdown). Returns how many were cut. */
   resetAll(reason: string): number {
     const cut = this.connections;
-    for (const client of this.#handshaking) client.resetAndDestroy();
+    for (const client of this.#handshaking) resetSocket(client);
     for (const pump of [...this.#pumps]) pump.abort('local', reason);
     for (const held of this.#held) {
       held.cut(reason);

@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { Channel } from 'ssh2';
 import type { SshSession } from '../tunnel/ssh-adapter.js';
 import type { HeldBytes } from './held-client.js';
+import { resetSocket } from './reset-socket.js';
 
 /** Which end finished the connection: the local client, the remote target, or the tunnel under it. */
 export type EndSide = 'client' | 'target' | 'tunnel' | 'local';
@@ -82,7 +83,7 @@ export class Pump {
   abort(side: EndSide, reason: string): void {
     if (this.#done) return;
     this.#finish(side, reason, true);
-    this.client.resetAndDestroy();
+    resetSocket(this.client);
   }
 
   #finish(side: EndSide, reason: string, reset: boolean): void {

@@ -9,6 +9,7 @@ import type { IncomingConnection, SshSession } from '../tunnel/ssh-adapter.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { Pump, type PumpResult } from './pump.js';
 import { logEnd, resultOf, type ConnectionResult } from './result.js';
+import { resetSocket } from './reset-socket.js';
 
 /** waiting: no connection to ask on; requesting: asked; bound: the server listens; retrying: refused, asking again later. */
 export type RemoteForwardState = 'waiting' | 'requesting' | 'bound' | 'retrying';
@@ -163,7 +164,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
       clearTimeout(timer);
       local.removeAllListeners('error');
       local.setNoDelay(true);
-      if (session.closed) return void local.resetAndDestroy();
+      if (session.closed) return resetSocket(local);
       const started = Date.now();
       const pump = new Pump(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, (r: PumpResult) => {
         this.#pumps.delete(pump);

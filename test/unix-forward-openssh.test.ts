@@ -1,0 +1,250 @@
+/**
+ * -L with Unix sockets against the real OpenSSH sshd: a local Unix listener (mode 0600, removed
+ * on stop, a stale socket file replaced, a live socket or another file refused) and Unix socket
+ * targets on the server (direct-streamlocal), including one that does not exist.
+ */
+import t, { type Test } from 'tap';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { TunnelInput } from '../src/config/resolve.js';
+import { ListenError } from '../src/errors.js';
+import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
+import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
+import { startSshkeep } from './fixtures/tunnel.js';
+
+type Line = Record<string, unknown>;
+
+const READY_MS = 10_000;
+
+function sshdInput(sshd: Sshd, forwards: string[]): TunnelInput {
+  return {
+    destination: `${sshd.user}@127.0.0.1`,
+    port: String(sshd.port),
+    identityFiles: [sshd.userKeyPath],
+    configFile: 'none',
+    options: [`UserKnownHostsFile=${sshd.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'],
+    localForwards: forwards,
+  };
+}
+
+/** A private temp dir for socket files, removed at teardown. */
+function tempDir(t: Test): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-unix-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A Unix-socket echo server at `socketPath`, closed at teardown. */
+async function startUnixEcho(t: Test, socketPath: string): Promise<{ readonly connections: number }> {
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    connections++;
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    s.pipe(s);
+  });
+  server.listen(socketPath);
+  await once(server, 'listening');
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return {
+    get connections() {
+      return connections;
+    },
+  };
+}
+
+/** Connects to a Unix socket. */
+async function connectUnix(socketPath: string): Promise<net.Socket> {
+  const s = net.connect({ path: socketPath, allowHalfOpen: true });
+  await deadline(once(s, 'connect'), 5000, `connect to ${socketPath}`);
+  return s;
+}
+
+/** How a client socket finished. A clean 'end' is answered with our end, so it shows as ended rather than a hang. */
+function outcome(sock: net.Socket): Promise<{ data: Buffer; ended: boolean; errorCode: string | undefined; hadError: boolean }> {
+  const chunks: Buffer[] = [];
+  let ended = false;
+  let errorCode: string | undefined;
+  sock.on('data', (c: Buffer) => chunks.push(c));
+  sock.on('end', () => {
+    ended = true;
+    sock.end();
+  });
+  sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
+  return new Promise((resolve) => sock.once('close', (hadError: boolean) => resolve({ data: Buffer.concat(chunks), ended, errorCode, hadError })));
+}
+
+/** Leaves a socket file nobody listens on: a child listens at `socketPath` and is SIGKILLed. */
+async function leaveStaleSocket(socketPath: string): Promise<void> {
+  const child = spawn(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('listening'))", socketPath], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  try {
+    let out = '';
+    child.stdout!.setEncoding('utf8');
+    await deadline(
+      new Promise<void>((resolve) =>
+        child.stdout!.on('data', (s: string) => {
+          out += s;
+          if (out.includes('listening')) resolve();
+        }),
+      ),
+      5000,
+      'the child to listen',
+    );
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/** The error start() rejected with, or undefined if it started. */
+async function startFails(started: Promise<unknown>): Promise<Error | undefined> {
+  try {
+    await started;
+    return undefined;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+const isSocket = (p: string) => {
+  try {
+    return fs.lstatSync(p).isSocket();
+  } catch {
+    return false;
+  }
+};
+
+async function main(): Promise<void> {
+  if (!requireSshd(t)) return;
+  const sshd = await startSshd(t);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+
+  t.test('-L /path.sock:host:port: round trip, mode 0600, removed on stop', async (t) => {
+    const dir = tempDir(t);
+    const sock = path.join(dir, 'x.sock');
+    const umask = process.umask();
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`${sock}:127.0.0.1:${echo.port}`]));
+    t.same(bound, [{ spec: `${sock}:127.0.0.1:${echo.port}`, address: sock, port: 0 }], 'bound to the path, port 0');
+    t.equal(process.umask(), umask, 'the process umask is restored');
+    t.ok(isSocket(sock), 'a socket file exists at the path');
+    t.equal(fs.statSync(sock).mode & 0o777, 0o600, 'mode 0600: only this user can connect');
+    t.match(logs.find('listen')[0], { address: sock, port: 0 }, 'a listen line names the path');
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+
+    const client = await connectUnix(sock);
+    const payload = 'over a unix socket \u00e9'.repeat(100);
+    t.equal((await deadline(roundTrip(client, payload), 5000, 'echo')).toString(), payload, 'echoed byte for byte');
+    const end = await logs.waitFor((l) => l.event === 'conn_end', 5000, 'conn_end');
+    t.match(end, { side: 'client', reset: false, bytesUp: Buffer.byteLength(payload), bytesDown: Buffer.byteLength(payload) });
+
+    await app.stop();
+    await until(() => !fs.existsSync(sock), 2000, 'the socket file to be removed');
+    t.notOk(fs.existsSync(sock), 'the socket file is gone after stop()');
+    t.notOk(logs.lines.some((l: Line) => l.event === 'stale_socket'), 'nothing was stale');
+  });
+
+  t.test('-L over a stale socket file from a crashed run: replaced, logged stale_socket', async (t) => {
+    const dir = tempDir(t);
+    const sock = path.join(dir, 'stale.sock');
+    await leaveStaleSocket(sock);
+    t.ok(isSocket(sock), 'a socket file was left behind');
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${sock}:127.0.0.1:${echo.port}`]));
+    t.match(logs.find('stale_socket'), [{ path: sock, level: 'info' }], 'one stale_socket line with the path');
+    t.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the new socket is 0600');
+    await deadline(app.ready(), READY_MS, 'tunnel ready');
+    const client = await connectUnix(sock);
+    t.equal((await deadline(roundTrip(client, 'after stale'), 5000, 'echo')).toString(), 'after stale', 'the new listener serves');
+  });
+
+  t.test('-L over a live socket: ListenError "in use", the other listener untouched', async (t) => {
+    const dir = tempDir(t);
+    const sock = path.join(dir, 'live.sock');
+    const other = await startUnixEcho(t, sock);
+    const err = await startFails(startSshkeep(t, sshdInput(sshd, [`${sock}:127.0.0.1:${echo.port}`])));
+    t.type(err, ListenError, 'a ListenError (exit 2)');
+    t.match(err?.message, /in use/, 'says the path is in use');
+    t.match(err?.message, sock, 'names the path');
+    t.ok(isSocket(sock), 'the socket file is still there');
+    const before = other.connections;
+    const client = await connectUnix(sock);
+    t.equal((await deadline(roundTrip(client, 'still mine'), 5000, 'echo')).toString(), 'still mine', 'the other listener still answers');
+    t.ok(other.connections > before, 'reached the other listener');
+  });
+
+  t.test('-L over a regular file: rejected, the file untouched', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'notes.sock');
+    fs.writeFileSync(file, 'precious data\n', { mode: 0o644 });
+    const err = await startFails(startSshkeep(t, sshdInput(sshd, [`${file}:127.0.0.1:${echo.port}`])));
+    t.type(err, ListenError, 'a ListenError (exit 2)');
+    t.match(err?.message, /not a socket/, 'says it is not a socket');
+    t.equal(fs.readFileSync(file, 'utf8'), 'precious data\n', 'content untouched');
+    t.ok(fs.lstatSync(file).isFile(), 'still a regular file');
+    t.equal(fs.statSync(file).mode & 0o777, 0o644, 'mode untouched');
+  });
+
+  t.test('-L 0:/remote.sock (direct-streamlocal): round trip to a Unix socket on the server', async (t) => {
+    const dir = tempDir(t);
+    const remote = path.join(dir, 'remote.sock');
+    const target = await startUnixEcho(t, remote);
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:${remote}`]));
+    t.equal(bound[0]!.address, '127.0.0.1', 'TCP listener on loopback');
+    await deadline(app.ready(), READY_MS, 'tunnel ready');
+    const client = await connect(bound[0]!.port);
+    const payload = Buffer.from(Array.from({ length: 4096 }, (_, i) => i & 0xff));
+    t.same(await deadline(roundTrip(client, payload), 5000, `echo\n${sshd.logs()}`), payload, 'echoed byte for byte');
+    t.equal(target.connections, 1, 'the Unix echo server got the connection');
+    const end = await logs.waitFor((l) => l.event === 'conn_end', 5000, 'conn_end');
+    t.match(end, { side: 'client', reset: false, bytesUp: payload.length });
+  });
+
+  t.test('-L /a.sock:/b.sock: Unix to Unix', async (t) => {
+    const dir = tempDir(t);
+    const a = path.join(dir, 'a.sock');
+    const b = path.join(dir, 'b.sock');
+    const target = await startUnixEcho(t, b);
+    const { app, bound } = await startSshkeep(t, sshdInput(sshd, [`${a}:${b}`]));
+    t.same(bound, [{ spec: `${a}:${b}`, address: a, port: 0 }], 'bound to the local path');
+    t.equal(fs.statSync(a).mode & 0o777, 0o600, 'mode 0600');
+    await deadline(app.ready(), READY_MS, 'tunnel ready');
+    const results = await deadline(
+      Promise.all(['one', 'two', 'three'].map(async (m) => (await roundTrip(await connectUnix(a), `unix to unix ${m}`)).toString())),
+      5000,
+      'three echoes',
+    );
+    t.same(results, ['unix to unix one', 'unix to unix two', 'unix to unix three'], 'each got its own echo');
+    t.equal(target.connections, 3, 'three connections reached b.sock');
+  });
+
+  t.test('-L to a remote Unix socket that does not exist: client reset, conn_end side target', async (t) => {
+    const dir = tempDir(t);
+    const missing = path.join(dir, 'missing.sock');
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:${missing}`]));
+    await deadline(app.ready(), READY_MS, 'tunnel ready');
+    const client = await connect(bound[0]!.port);
+    const done = outcome(client);
+    client.write('hello?');
+    const end = await deadline(done, 5000, 'the client to be closed');
+    t.equal(end.data.length, 0, 'no data');
+    t.equal(end.ended, false, "no clean 'end' (it would look like an empty reply)");
+    t.equal(end.errorCode, 'ECONNRESET', 'reset');
+    const line = await logs.waitFor((l) => l.event === 'conn_end', 5000, 'conn_end');
+    t.match(line, { side: 'target', reset: true, target: missing, reason: 'connect-failed' });
+    t.equal(app.tunnel.state, 'ready', 'the tunnel is still ready');
+  });
+}
+
+await main();
