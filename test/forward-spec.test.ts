@@ -11,6 +11,7 @@ import {
 } from '../src/config/forward-spec.js';
 import type { Endpoint } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
+import { configError } from './fixtures/errors.js';
 
 const tcp = (host: string, port: number): Endpoint => ({ kind: 'tcp', host, port });
 const unix = (path: string): Endpoint => ({ kind: 'unix', path });
@@ -151,18 +152,6 @@ t.test('forward-spec – parsePort range and allowZero', async (t) => {
   }
   t.throws(() => parsePort('abc', 'ServerPort', false), /ServerPort: "abc"/, 'message names the option and the value');
 });
-
-/** The ConfigError `fn` throws, failing the test when it throws something else or nothing. */
-function configError(t: Test, fn: () => unknown, what: string): string {
-  try {
-    fn();
-  } catch (err) {
-    t.type(err, ConfigError, `${what}: a ConfigError`);
-    return err instanceof Error ? err.message : String(err);
-  }
-  t.fail(`${what}: expected a ConfigError, nothing was thrown`);
-  return '';
-}
 
 t.test('forward-spec – -L with Unix socket paths (a part with / stands for address and port)', async (t) => {
   t.strictSame(parseLocalForward('/tmp/x.sock:db:5432'), {

@@ -6,24 +6,11 @@ import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { createCipheriv, createHash } from 'node:crypto';
-import type { TunnelInput } from '../src/config/resolve.js';
-import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
+import { connect, deadline, outcome, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 
 type Line = Record<string, unknown>;
-
-/** TunnelInput for the fixture sshd: its user key, its host key only, no ssh_config. */
-function sshdInput(sshd: Sshd, forwards: string[]): TunnelInput {
-  return {
-    destination: `${sshd.user}@127.0.0.1`,
-    port: String(sshd.port),
-    identityFiles: [sshd.userKeyPath],
-    configFile: 'none',
-    options: [`UserKnownHostsFile=${sshd.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'],
-    localForwards: forwards,
-  };
-}
 
 /** Waits (event-driven, bounded) for a captured log line matching `pred`. */
 function logWaiter(logs: LogCapture): (pred: (l: Line) => boolean, ms: number, what: string) => Promise<Line> {
@@ -49,33 +36,6 @@ function logWaiter(logs: LogCapture): (pred: (l: Line) => boolean, ms: number, w
     });
     return deadline(found, ms, `${what}; logged: ${JSON.stringify(logs.lines)}`).finally(() => checks.delete(check));
   };
-}
-
-/** How a client socket finished: everything it received, whether it saw a clean 'end', the error if any. */
-interface Outcome {
-  data: Buffer;
-  ended: boolean;
-  errorCode: string | undefined;
-  hadError: boolean;
-}
-
-/**
- * Resolves at the socket's 'close'. With `closeOnEnd`, a clean 'end' from the peer is answered with
- * our own end, so a wrong clean end shows up as `ended: true` rather than as a half-open hang.
- */
-function outcome(sock: net.Socket, { closeOnEnd = false } = {}): Promise<Outcome> {
-  const chunks: Buffer[] = [];
-  let ended = false;
-  let errorCode: string | undefined;
-  sock.on('data', (c: Buffer) => chunks.push(c));
-  sock.on('end', () => {
-    ended = true;
-    if (closeOnEnd) sock.end();
-  });
-  sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
-  return new Promise((resolve) =>
-    sock.once('close', (hadError: boolean) => resolve({ data: Buffer.concat(chunks), ended, errorCode, hadError })),
-  );
 }
 
 /** A deterministic pseudo-random byte stream (AES-256-CTR keystream of a seed), in 64 KiB chunks. */
@@ -132,7 +92,7 @@ async function main(): Promise<void> {
   t.teardown(() => echo.close());
 
   t.test('openssh interop – bytes echo through sshd', async (t) => {
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${echo.port}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${echo.port}`] }));
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const sock = await connect(bound[0]!.port);
@@ -173,7 +133,7 @@ async function main(): Promise<void> {
 
     const { app, bound } = await startSshkeep(
       t,
-      sshdInput(sshd, [`0:127.0.0.1:${sinkPort}`, `0:127.0.0.1:${sourcePort}`]),
+      sshdInput(sshd, { localForwards: [`0:127.0.0.1:${sinkPort}`, `0:127.0.0.1:${sourcePort}`] }),
     );
     await deadline(app.ready(), READY_MS, 'tunnel ready');
 
@@ -219,7 +179,7 @@ async function main(): Promise<void> {
         s.end(`reply to [${targetGot}] `.repeat(2000));
       });
     });
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${port}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${port}`] }));
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');
     const sock = await connect(bound[0]!.port);
@@ -247,7 +207,7 @@ async function main(): Promise<void> {
       s.on('data', (c: string) => (got += c));
       s.on('end', () => resolveGot(got));
     });
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${port}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${port}`] }));
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');
     const sock = await connect(bound[0]!.port);
@@ -269,7 +229,7 @@ async function main(): Promise<void> {
 
   t.test('openssh interop – 200 concurrent connections echo distinct payloads', async (t) => {
     const N = 200;
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${echo.port}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${echo.port}`] }));
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');
     const payloads = Array.from({ length: N }, (_, i) => Buffer.concat([...prng(`conn-${i}`, 1024)]));
@@ -292,7 +252,7 @@ async function main(): Promise<void> {
     const closedPort = await refusedPort();
     const { app, bound, logs } = await startSshkeep(
       t,
-      sshdInput(sshd, [`0:127.0.0.1:${closedPort}`, `0:127.0.0.1:${echo.port}`]),
+      sshdInput(sshd, { localForwards: [`0:127.0.0.1:${closedPort}`, `0:127.0.0.1:${echo.port}`] }),
     );
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');
@@ -322,7 +282,7 @@ async function main(): Promise<void> {
     // sshd_config is first-value-wins and the fixture writes `AllowTcpForwarding yes` first, so a plain
     // `AllowTcpForwarding no` in extraConfig would be ignored; a Match block does override it.
     const denying = await startSshd(t, { extraConfig: ['Match all', '  AllowTcpForwarding no'] });
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(denying, [`0:127.0.0.1:${echo.port}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(denying, { localForwards: [`0:127.0.0.1:${echo.port}`] }));
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, `tunnel ready\n${denying.logs()}`);
     const sock = await connect(bound[0]!.port);
@@ -361,7 +321,7 @@ async function main(): Promise<void> {
     });
     const { app, bound, logs } = await startSshkeep(
       t,
-      sshdInput(doomed, [`0:127.0.0.1:${echo.port}`, `0:127.0.0.1:${sink}`, `0:127.0.0.1:${firehose}`]),
+      sshdInput(doomed, { localForwards: [`0:127.0.0.1:${echo.port}`, `0:127.0.0.1:${sink}`, `0:127.0.0.1:${firehose}`] }),
     );
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');

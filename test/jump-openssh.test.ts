@@ -6,13 +6,12 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostKeyError } from '../src/errors.js';
-import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
+import { connect, deadline, outcome, roundTrip, startEcho } from './fixtures/net.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { ISOLATED_NO_F, logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js';
 
@@ -67,30 +66,6 @@ function logFrom(sshd: Sshd): () => string {
 /** sshd (at DEBUG1) logging a direct-tcpip channel to 127.0.0.1:port. */
 function directTcpipTo(port: number): RegExp {
   return new RegExp(`server_request_direct_tcpip: originator \\S+ port \\d+, target 127\\.0\\.0\\.1 port ${port}\\b`);
-}
-
-/** How a client socket finished: everything it received, whether it saw a clean 'end', the error if any. */
-interface Outcome {
-  data: Buffer;
-  ended: boolean;
-  errorCode: string | undefined;
-  hadError: boolean;
-}
-
-/** Resolves at the socket's 'close'; a clean 'end' from the peer is answered with our own end. */
-function outcome(sock: net.Socket): Promise<Outcome> {
-  const chunks: Buffer[] = [];
-  let ended = false;
-  let errorCode: string | undefined;
-  sock.on('data', (c: Buffer) => chunks.push(c));
-  sock.on('end', () => {
-    ended = true;
-    sock.end();
-  });
-  sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
-  return new Promise((resolve) =>
-    sock.once('close', (hadError: boolean) => resolve({ data: Buffer.concat(chunks), ended, errorCode, hadError })),
-  );
 }
 
 /** A fresh connection to the forward at `port` echoes a payload byte for byte. */
@@ -248,7 +223,7 @@ async function main(): Promise<void> {
 
     // A long-lived connection, proven open by one echo.
     const sock = await connect(bound[0]!.port);
-    const end = outcome(sock);
+    const end = outcome(sock, { closeOnEnd: true });
     const pong = new Promise<Buffer>((r) => sock.once('data', r));
     sock.write('ping');
     t.equal((await deadline(pong, 5000, 'ping echo')).toString(), 'ping', 'long-lived connection open');
@@ -322,14 +297,10 @@ async function main(): Promise<void> {
     });
 
     await t.test('-o ProxyCommand=...', async (t) => {
-      const { app, bound, logs } = await startSshkeep(t, {
-        destination: `${B.user}@127.0.0.1`,
-        port: String(B.port),
-        identityFiles: [B.userKeyPath],
-        configFile: 'none',
-        options: [`UserKnownHostsFile=${B.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes', `ProxyCommand=${process.execPath} ${RELAY} %h %p`],
-        localForwards: [forward],
-      });
+      const { app, bound, logs } = await startSshkeep(
+        t,
+        sshdInput(B, { options: [`ProxyCommand=${process.execPath} ${RELAY} %h %p`], localForwards: [forward] }),
+      );
       await deadline(app.ready(), READY_MS, `tunnel ready\n${dump(logs)}`);
       await echoes(t, bound[0]!.port, 'over -o ProxyCommand');
       const line = await logs.waitFor((l) => l.event === 'proxy_command' && l.level === 'warn', 5000, "the relay's stderr line");

@@ -11,11 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import type { TunnelInput } from '../src/config/resolve.js';
 import { ListenError } from '../src/errors.js';
 import type { RemoteForward, RemoteForwardState } from '../src/forward/remote-forward.js';
-import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
+import { connect, deadline, outcome, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
 import { Relay } from './fixtures/relay.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { ISOLATED, logIs, portOf, runCli, spawnCliFor, type LogLine } from './fixtures/cli.js';
@@ -25,20 +24,6 @@ type Line = Record<string, unknown>;
 const READY_MS = 10_000;
 /** A refused -R is retried with a full-jitter backoff capped at 5 s: bound again well within this. */
 const REBIND_MS = 15_000;
-
-/** TunnelInput for the fixture sshd (its user key, its host key only, no ssh_config) with `-R` forwards. */
-function sshdInput(sshd: Sshd, remoteForwards: string[], extra: { port?: number; options?: string[]; keepaliveInterval?: string } = {}): TunnelInput {
-  return {
-    destination: `${sshd.user}@127.0.0.1`,
-    port: String(extra.port ?? sshd.port),
-    identityFiles: [sshd.userKeyPath],
-    configFile: 'none',
-    options: [`UserKnownHostsFile=${sshd.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes', ...(extra.options ?? [])],
-    localForwards: [],
-    remoteForwards,
-    ...(extra.keepaliveInterval !== undefined && { keepaliveInterval: extra.keepaliveInterval }),
-  };
-}
 
 /** CLI arguments for the fixture sshd, isolated from the machine's ssh config. */
 function cliArgsFor(sshd: Sshd, extra: string[]): string[] {
@@ -148,20 +133,6 @@ function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-/** How a socket finished: what it received, whether it saw a clean end, the error if any. */
-function outcome(sock: net.Socket): Promise<{ data: Buffer; ended: boolean; errorCode: string | undefined }> {
-  const chunks: Buffer[] = [];
-  let ended = false;
-  let errorCode: string | undefined;
-  sock.on('data', (c: Buffer) => chunks.push(c));
-  sock.on('end', () => {
-    ended = true;
-    sock.end();
-  });
-  sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
-  return new Promise((resolve) => sock.once('close', () => resolve({ data: Buffer.concat(chunks), ended, errorCode })));
-}
-
 /** Connects to the server's listener and checks a short echo round trip. */
 async function echoVia(t: Test, port: number, what: string): Promise<void> {
   const sock = await deadline(connect(port), 5000, `connect to ${what}`);
@@ -200,7 +171,7 @@ async function main(): Promise<void> {
   t.teardown(() => echo.close());
 
   t.test('-R 0: the server picks a port; echo, 1 MiB intact, half-close carried', async (t) => {
-    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${echo.port}`]));
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${echo.port}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
     await whenState(rf, 'bound', READY_MS, '-R bound');
@@ -237,7 +208,7 @@ async function main(): Promise<void> {
 
   t.test('-R PORT: a fixed port is reachable', async (t) => {
     const port = await freePort();
-    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${port}:127.0.0.1:${echo.port}`]));
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`${port}:127.0.0.1:${echo.port}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     await whenState(app.remoteForwards[0]!, 'bound', READY_MS, '-R bound');
     const listen = await nthLine(logs, logIs('remote_listen'), 1, 5000, 'remote_listen');
@@ -252,8 +223,12 @@ async function main(): Promise<void> {
     const knownHosts = path.join(sshd.dir, 'known_hosts_relay');
     fs.writeFileSync(knownHosts, `[127.0.0.1]:${relay.port} ${sshd.hostPublicKey}\n`);
     const port = await freePort();
-    const input = sshdInput(sshd, [`${port}:127.0.0.1:${echo.port}`], { port: relay.port, keepaliveInterval: '1s' });
-    input.options = [`UserKnownHostsFile=${knownHosts}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'];
+    // Dialled through the relay, trusting sshd's host key under the relay's port.
+    const input = sshdInput(
+      { ...sshd, knownHostsPath: knownHosts },
+      { remoteForwards: [`${port}:127.0.0.1:${echo.port}`], keepaliveInterval: '1s' },
+      relay.port,
+    );
     const { app, logs } = await startSshkeep(t, input);
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
@@ -282,7 +257,7 @@ async function main(): Promise<void> {
     const squatter = await squat(port);
     let squatted = true;
     t.teardown(() => (squatted ? squatter.close() : undefined));
-    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${port}:127.0.0.1:${echo.port}`]));
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`${port}:127.0.0.1:${echo.port}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
     const refused = await nthLine(logs, logIs('remote_refused'), 1, READY_MS, 'remote_refused');
@@ -308,7 +283,7 @@ async function main(): Promise<void> {
     const spec = `${port}:127.0.0.1:${echo.port}`;
 
     t.test('in-process: ready() rejects with a ListenError', async (t) => {
-      const { app, logs } = await startSshkeep(t, sshdInput(sshd, [spec], { options: ['ExitOnForwardFailure=yes'] }));
+      const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [spec], options: ['ExitOnForwardFailure=yes'] }));
       const err = await deadline(app.ready().then(() => undefined, (e: unknown) => e), READY_MS, 'ready() to settle');
       t.ok(err instanceof ListenError, `a ListenError (${String(err)})`);
       t.match((err as Error).message, `-R ${spec}`, 'the message names the spec');
@@ -359,7 +334,7 @@ async function main(): Promise<void> {
     const remoteSock = path.join(dir, 'remote.sock');
     const localSock = path.join(dir, 'unix-echo.sock');
     await echoAt(t, { path: localSock });
-    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${remoteSock}:127.0.0.1:${echo.port}`, `0:${localSock}`]));
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`${remoteSock}:127.0.0.1:${echo.port}`, `0:${localSock}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     await whenState(app.remoteForwards[0]!, 'bound', READY_MS, '-R socket path bound');
     await whenState(app.remoteForwards[1]!, 'bound', READY_MS, '-R to a local socket bound');
@@ -380,14 +355,14 @@ async function main(): Promise<void> {
 
   t.test('a local target that refuses: the connection is closed, the next one works', async (t) => {
     const target = await refusedPort();
-    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${target}`]));
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${target}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
     await whenState(rf, 'bound', READY_MS, '-R bound');
     const port = app.report().remoteForwards[0]!.port!;
 
     const sock = await connect(port);
-    const end = await deadline(outcome(sock), 5000, 'sshd to close the refused connection');
+    const end = await deadline(outcome(sock, { closeOnEnd: true }), 5000, 'sshd to close the refused connection');
     t.equal(end.data.length, 0, 'nothing came back');
     const line = await nthLine(logs, (l) => l.event === 'conn_end' && l.side === 'target', 1, 5000, 'conn_end side target');
     t.match(line, { target: `127.0.0.1:${target}`, error: 'ECONNREFUSED' }, 'logged as refused by the local target');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { once } from 'node:events';
 import { resetSocket } from '../src/forward/reset-socket.js';
-import { deadline } from './fixtures/net.js';
+import { deadline, outcome } from './fixtures/net.js';
 
 /** A connected pair: `ours` is the server side we reset, `peer` the client that observes. */
 async function pair(t: Test, where: { port: number } | { path: string }, server: net.Server) {
@@ -26,19 +26,8 @@ async function pair(t: Test, where: { port: number } | { path: string }, server:
   return { ours, peer };
 }
 
-function observe(peer: net.Socket) {
-  const chunks: Buffer[] = [];
-  let ended = false;
-  let error: string | undefined;
-  peer.on('data', (c: Buffer) => chunks.push(c));
-  peer.on('end', () => {
-    ended = true;
-    peer.end(); // half-open allowed: answer the FIN so the connection can close
-  });
-  peer.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
-  const closed = new Promise<void>((resolve) => peer.once('close', () => resolve()));
-  return deadline(closed, 5000, 'the peer to close').then(() => ({ data: Buffer.concat(chunks), ended, error }));
-}
+/** How the peer finished (a clean end answered with ours, so the connection can close), within 5 s. */
+const observe = (peer: net.Socket) => deadline(outcome(peer, { closeOnEnd: true }), 5000, 'the peer to close');
 
 t.test('TCP: the peer sees ECONNRESET, not a clean end', async (t) => {
   const server = net.createServer({ allowHalfOpen: true }).listen(0, '127.0.0.1');
@@ -48,7 +37,7 @@ t.test('TCP: the peer sees ECONNRESET, not a clean end', async (t) => {
   const seen = observe(peer);
   resetSocket(ours);
   const r = await seen;
-  t.equal(r.error, 'ECONNRESET');
+  t.equal(r.errorCode, 'ECONNRESET');
   t.equal(r.ended, false, 'no clean end');
 });
 
@@ -80,5 +69,5 @@ t.test('TCP with its FIN already queued: the complete stream is flushed, then th
   const r = await seen;
   t.equal(r.data.length, payload.length, 'every byte arrived');
   t.equal(r.ended, true, 'then the clean end that was already promised');
-  t.equal(r.error, undefined, 'no error on the peer');
+  t.equal(r.errorCode, undefined, 'no error on the peer');
 });

@@ -6,9 +6,8 @@ import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
-import type { TunnelInput } from '../src/config/resolve.js';
-import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
+import { connect, deadline, outcome, roundTrip, startEcho } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { Relay } from './fixtures/relay.js';
 import { startSshkeep } from './fixtures/tunnel.js';
@@ -16,22 +15,6 @@ import { startSshkeep } from './fixtures/tunnel.js';
 type Line = Record<string, unknown>;
 
 const READY_MS = 10_000;
-
-/**
- * TunnelInput for the fixture sshd (its user key, its host key only, no ssh_config), probing
- * after 1 s of silence. `port` is where to dial: sshd itself, or a relay in front of it.
- */
-function sshdInput(sshd: Sshd, forwards: string[], port = sshd.port): TunnelInput {
-  return {
-    destination: `${sshd.user}@127.0.0.1`,
-    port: String(port),
-    identityFiles: [sshd.userKeyPath],
-    configFile: 'none',
-    options: [`UserKnownHostsFile=${sshd.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'],
-    localForwards: forwards,
-    keepaliveInterval: '1s',
-  };
-}
 
 /** A fault relay in front of sshd, trusted (with sshd's host key) under its own port. */
 async function relayFor(t: Test, sshd: Sshd): Promise<Relay> {
@@ -41,9 +24,9 @@ async function relayFor(t: Test, sshd: Sshd): Promise<Relay> {
   return relay;
 }
 
-/** sshkeep in-process through `port` (default sshd's), ready, with its first round trip measured. */
+/** sshkeep in-process through `port` (default sshd's), probing after 1 s of silence, ready, with its first round trip measured. */
 async function tunnelTo(t: Test, sshd: Sshd, echoPort: number, port = sshd.port) {
-  const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:127.0.0.1:${echoPort}`], port));
+  const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${echoPort}`], keepaliveInterval: '1s' }, port));
   // The adaptive probe deadline (≥ 1 s) is set by a measured round trip; before that it is 3 s.
   const firstRtt = once(app.tunnel, 'rtt');
   await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
@@ -66,25 +49,6 @@ async function echoOn(sock: net.Socket, text: string): Promise<string> {
   });
   sock.write(text);
   return deadline(back, 5000, `echo of ${text}`);
-}
-
-/** How a client socket finished: whether it saw a clean 'end', the error if any. */
-interface Outcome {
-  ended: boolean;
-  errorCode: string | undefined;
-  hadError: boolean;
-}
-
-/** Resolves at 'close'; a clean 'end' is answered with our own end, so it shows up as `ended`, not as a hang. */
-function outcome(sock: net.Socket): Promise<Outcome> {
-  let ended = false;
-  let errorCode: string | undefined;
-  sock.on('end', () => {
-    ended = true;
-    sock.end();
-  });
-  sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
-  return new Promise((resolve) => sock.once('close', (hadError: boolean) => resolve({ ended, errorCode, hadError })));
 }
 
 /** The old connection recovered, or a spare took over and the old one drains, or it was closed. */
@@ -126,7 +90,7 @@ async function main(): Promise<void> {
     const { app, port, logs } = await tunnelTo(t, sshd, echo.port);
     const open = await connect(port);
     t.equal(await echoOn(open, 'before'), 'before', 'stream open and flowing');
-    const openEnd = outcome(open);
+    const openEnd = outcome(open, { closeOnEnd: true });
     const generation = app.tunnel.generation;
 
     const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
@@ -166,7 +130,7 @@ async function main(): Promise<void> {
     const { app, port, logs } = await tunnelTo(t, sshd, echo.port, relay.port);
     const sock = await connect(port);
     t.equal(await echoOn(sock, 'before'), 'before');
-    const sockEnd = outcome(sock);
+    const sockEnd = outcome(sock, { closeOnEnd: true });
     let closed = false;
     void sockEnd.then(() => (closed = true));
 
@@ -195,7 +159,7 @@ async function main(): Promise<void> {
     const { app, port, logs } = await tunnelTo(t, sshd, echo.port);
     const sock = await connect(port);
     t.equal(await echoOn(sock, 'before'), 'before');
-    const sockEnd = outcome(sock);
+    const sockEnd = outcome(sock, { closeOnEnd: true });
     let closed = false;
     void sockEnd.then(() => (closed = true));
     const before = sshd.pids();

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from '../src/config/resolve.js';
 import type { Endpoint, HostConfig, TunnelConfig } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
+import { configError } from './fixtures/errors.js';
 
 const tcp = (host: string, port: number): Endpoint => ({ kind: 'tcp', host, port });
 
@@ -21,18 +22,6 @@ function resolve(t: Test, input: Partial<TunnelInput>, config?: string, env: Par
     { home, localUser: 'me', authSock: undefined, ...env },
   );
   return { cfg, home };
-}
-
-/** The ConfigError `fn` throws, failing the test when it throws something else or nothing. */
-function configError(t: Test, fn: () => unknown, what: string): string {
-  try {
-    fn();
-  } catch (err) {
-    t.type(err, ConfigError, `${what}: a ConfigError`);
-    return err instanceof Error ? err.message : String(err);
-  }
-  t.fail(`${what}: expected a ConfigError, nothing was thrown`);
-  return '';
 }
 
 /** name, hostName, port, user of each hop. */

@@ -5,6 +5,7 @@ import { parseCli, type CliValues } from '../src/cli/program.js';
 import { buildSettings, parseHostPort, type Secrets, type Settings } from '../src/config/settings.js';
 import type { Endpoint, TunnelConfig } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
+import { configError } from './fixtures/errors.js';
 
 /** Names that must stay out of any case that does not set them: commander reads process.env itself. */
 const saved = Object.entries(process.env).filter(([k]) => k.startsWith('SSHKEEP_'));
@@ -57,18 +58,6 @@ function configFile(t: Test, content: unknown, name = 'sshkeep.yaml'): string {
   const file = path.join(dirOf(t), name);
   fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
   return file;
-}
-
-/** Runs `fn` and returns the ConfigError it throws (failing the test if it throws something else or nothing). */
-function configError(t: Test, fn: () => unknown, what: string): string {
-  try {
-    fn();
-  } catch (err) {
-    t.type(err, ConfigError, `${what}: a ConfigError`);
-    return err instanceof Error ? err.message : String(err);
-  }
-  t.fail(`${what}: expected a ConfigError, nothing was thrown`);
-  return '';
 }
 
 /** An endpoint as [host, port] or [path]. */

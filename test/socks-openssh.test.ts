@@ -11,7 +11,7 @@ import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import type { TunnelInput } from '../src/config/resolve.js';
-import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
+import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
 import { deadline, refusedPort, startEcho, until } from './fixtures/net.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { Relay } from './fixtures/relay.js';
@@ -20,19 +20,6 @@ import { ISOLATED, logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js'
 type Line = Record<string, unknown>;
 
 const READY_MS = 10_000;
-
-/** TunnelInput for the fixture sshd (or a relay in front of it, at `port`) with one -D 0 listener. */
-function socksInput(sshd: Sshd, extra: Partial<TunnelInput> = {}, port = sshd.port): TunnelInput {
-  return {
-    destination: `${sshd.user}@127.0.0.1`,
-    port: String(port),
-    identityFiles: [sshd.userKeyPath],
-    configFile: 'none',
-    options: [`UserKnownHostsFile=${sshd.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'],
-    dynamicForwards: ['0'],
-    ...extra,
-  };
-}
 
 /** The sshd's own -D flags for the CLI. */
 function cliArgsFor(sshd: Sshd, extra: string[]): string[] {
@@ -239,7 +226,7 @@ async function main(): Promise<void> {
 
   /** sshkeep with one -D listener, ready; its port and logs. */
   const startSocks = async (t: Test, extra: Partial<TunnelInput> = {}, target: Sshd = sshd) => {
-    const { app, bound, logs } = await startSshkeep(t, socksInput(target, extra));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(target, { dynamicForwards: ['0'], ...extra }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${target.logs()}`);
     t.equal(bound[0]!.port > 0, true, `-D listens (port ${bound[0]!.port})`);
     return { app, port: bound[0]!.port, logs };
@@ -422,7 +409,7 @@ async function main(): Promise<void> {
     const relay = await new Relay(sshd.port).listen();
     t.teardown(() => relay.close());
     fs.appendFileSync(sshd.knownHostsPath, `[127.0.0.1]:${relay.port} ${sshd.hostPublicKey}\n`);
-    const { app, bound, logs } = await startSshkeep(t, socksInput(sshd, { keepaliveInterval: '1s' }, relay.port));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { dynamicForwards: ['0'], keepaliveInterval: '1s' }, relay.port));
     await deadline(app.ready(), READY_MS, 'tunnel ready');
     relay.set('refuse');
     await waitLog(logs, (l) => l.event === 'state' && l.to === 'reconnecting', 5000, 'the tunnel to drop');
@@ -457,7 +444,7 @@ async function main(): Promise<void> {
     const relay = await new Relay(sshd.port).listen();
     t.teardown(() => relay.close());
     relay.set('refuse');
-    const { app, bound, logs } = await startSshkeep(t, socksInput(sshd, { holdTimeout: '500ms' }, relay.port));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { dynamicForwards: ['0'], holdTimeout: '500ms' }, relay.port));
     const started = performance.now();
     const { raw, reply } = await socks5(bound[0]!.port, connect4('127.0.0.1', echo.port));
     const took = performance.now() - started;

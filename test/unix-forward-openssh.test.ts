@@ -10,26 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import type { TunnelInput } from '../src/config/resolve.js';
 import { ListenError } from '../src/errors.js';
-import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
+import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
+import { connect, deadline, outcome, roundTrip, startEcho, until } from './fixtures/net.js';
 import { startSshkeep } from './fixtures/tunnel.js';
 
 type Line = Record<string, unknown>;
 
 const READY_MS = 10_000;
-
-function sshdInput(sshd: Sshd, forwards: string[]): TunnelInput {
-  return {
-    destination: `${sshd.user}@127.0.0.1`,
-    port: String(sshd.port),
-    identityFiles: [sshd.userKeyPath],
-    configFile: 'none',
-    options: [`UserKnownHostsFile=${sshd.knownHostsPath}`, 'GlobalKnownHostsFile=none', 'IdentitiesOnly=yes'],
-    localForwards: forwards,
-  };
-}
 
 /** A private temp dir for socket files, removed at teardown. */
 function tempDir(t: Test): string {
@@ -67,20 +55,6 @@ async function connectUnix(socketPath: string): Promise<net.Socket> {
   const s = net.connect({ path: socketPath, allowHalfOpen: true });
   await deadline(once(s, 'connect'), 5000, `connect to ${socketPath}`);
   return s;
-}
-
-/** How a client socket finished. A clean 'end' is answered with our end, so it shows as ended rather than a hang. */
-function outcome(sock: net.Socket): Promise<{ data: Buffer; ended: boolean; errorCode: string | undefined; hadError: boolean }> {
-  const chunks: Buffer[] = [];
-  let ended = false;
-  let errorCode: string | undefined;
-  sock.on('data', (c: Buffer) => chunks.push(c));
-  sock.on('end', () => {
-    ended = true;
-    sock.end();
-  });
-  sock.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code ?? err.message));
-  return new Promise((resolve) => sock.once('close', (hadError: boolean) => resolve({ data: Buffer.concat(chunks), ended, errorCode, hadError })));
 }
 
 /** Leaves a socket file nobody listens on: a child listens at `socketPath` and is SIGKILLed. */
@@ -136,7 +110,7 @@ async function main(): Promise<void> {
     const dir = tempDir(t);
     const sock = path.join(dir, 'x.sock');
     const umask = process.umask();
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`${sock}:127.0.0.1:${echo.port}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`${sock}:127.0.0.1:${echo.port}`] }));
     t.same(bound, [{ spec: `${sock}:127.0.0.1:${echo.port}`, address: sock, port: 0 }], 'bound to the path, port 0');
     t.equal(process.umask(), umask, 'the process umask is restored');
     t.ok(isSocket(sock), 'a socket file exists at the path');
@@ -161,7 +135,7 @@ async function main(): Promise<void> {
     const sock = path.join(dir, 'stale.sock');
     await leaveStaleSocket(sock);
     t.ok(isSocket(sock), 'a socket file was left behind');
-    const { app, logs } = await startSshkeep(t, sshdInput(sshd, [`${sock}:127.0.0.1:${echo.port}`]));
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`${sock}:127.0.0.1:${echo.port}`] }));
     t.match(logs.find('stale_socket'), [{ path: sock, level: 'info' }], 'one stale_socket line with the path');
     t.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the new socket is 0600');
     await deadline(app.ready(), READY_MS, 'tunnel ready');
@@ -173,7 +147,7 @@ async function main(): Promise<void> {
     const dir = tempDir(t);
     const sock = path.join(dir, 'live.sock');
     const other = await startUnixEcho(t, sock);
-    const err = await startFails(startSshkeep(t, sshdInput(sshd, [`${sock}:127.0.0.1:${echo.port}`])));
+    const err = await startFails(startSshkeep(t, sshdInput(sshd, { localForwards: [`${sock}:127.0.0.1:${echo.port}`] })));
     t.type(err, ListenError, 'a ListenError (exit 2)');
     t.match(err?.message, /in use/, 'says the path is in use');
     t.match(err?.message, sock, 'names the path');
@@ -188,7 +162,7 @@ async function main(): Promise<void> {
     const dir = tempDir(t);
     const file = path.join(dir, 'notes.sock');
     fs.writeFileSync(file, 'precious data\n', { mode: 0o644 });
-    const err = await startFails(startSshkeep(t, sshdInput(sshd, [`${file}:127.0.0.1:${echo.port}`])));
+    const err = await startFails(startSshkeep(t, sshdInput(sshd, { localForwards: [`${file}:127.0.0.1:${echo.port}`] })));
     t.type(err, ListenError, 'a ListenError (exit 2)');
     t.match(err?.message, /not a socket/, 'says it is not a socket');
     t.equal(fs.readFileSync(file, 'utf8'), 'precious data\n', 'content untouched');
@@ -200,7 +174,7 @@ async function main(): Promise<void> {
     const dir = tempDir(t);
     const remote = path.join(dir, 'remote.sock');
     const target = await startUnixEcho(t, remote);
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:${remote}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:${remote}`] }));
     t.equal(bound[0]!.address, '127.0.0.1', 'TCP listener on loopback');
     await deadline(app.ready(), READY_MS, 'tunnel ready');
     const client = await connect(bound[0]!.port);
@@ -216,7 +190,7 @@ async function main(): Promise<void> {
     const a = path.join(dir, 'a.sock');
     const b = path.join(dir, 'b.sock');
     const target = await startUnixEcho(t, b);
-    const { app, bound } = await startSshkeep(t, sshdInput(sshd, [`${a}:${b}`]));
+    const { app, bound } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`${a}:${b}`] }));
     t.same(bound, [{ spec: `${a}:${b}`, address: a, port: 0 }], 'bound to the local path');
     t.equal(fs.statSync(a).mode & 0o777, 0o600, 'mode 0600');
     await deadline(app.ready(), READY_MS, 'tunnel ready');
@@ -232,10 +206,10 @@ async function main(): Promise<void> {
   t.test('-L to a remote Unix socket that does not exist: client reset, conn_end side target', async (t) => {
     const dir = tempDir(t);
     const missing = path.join(dir, 'missing.sock');
-    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, [`0:${missing}`]));
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:${missing}`] }));
     await deadline(app.ready(), READY_MS, 'tunnel ready');
     const client = await connect(bound[0]!.port);
-    const done = outcome(client);
+    const done = outcome(client, { closeOnEnd: true });
     client.write('hello?');
     const end = await deadline(done, 5000, 'the client to be closed');
     t.equal(end.data.length, 0, 'no data');
