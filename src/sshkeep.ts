@@ -8,6 +8,7 @@ import { hostKeyPolicy } from './tunnel/host-key.js';
 import { loadIdentities } from './tunnel/identities.js';
 import type { Prompter } from './tunnel/prompter.js';
 import { dialRoute, type Hop } from './tunnel/route.js';
+import { TunnelPool } from './tunnel/pool.js';
 import { Tunnel, type TunnelState } from './tunnel/tunnel.js';
 import { watchForWake } from './tunnel/wake-watch.js';
 import { watchNetwork } from './tunnel/network-watch.js';
@@ -34,6 +35,8 @@ export interface TunnelReport {
   reconnects: number;
   active: number;
   held: number;
+  /** SSH connections ready, of --connections. */
+  sshConnections: { ready: number; total: number };
   /** -R forwards: whether the server listens for each, and on which port. */
   remoteForwards: RemoteForwardReport[];
 }
@@ -50,7 +53,10 @@ export interface BoundForward {
 export class Sshkeep {
   /** The destination as given: the `tunnel` label of logs and metrics. */
   readonly name: string;
+  /** The first connection: it reports the tunnel's state, and carries the remote forwards. */
   readonly tunnel: Tunnel;
+  /** Every connection (--connections); new streams go to the least loaded ready one. */
+  readonly tunnels: Tunnel[];
   readonly forwards: LocalForward[];
   readonly remoteForwards: RemoteForward[];
   readonly #logger: Logger;
@@ -83,21 +89,25 @@ export class Sshkeep {
     }));
     this.#config = config;
     this.#options = options;
-    this.tunnel = new Tunnel({
-      logger: this.#logger,
-      heartbeat: {
-        intervalMs: config.keepaliveIntervalMs,
-        ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
-        ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
-      },
-      dial: (signal) =>
-        dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }),
-    });
+    const newTunnel = (member: number) =>
+      new Tunnel({
+        logger: member === 0 ? this.#logger : this.#logger.child({ connection: member + 1 }),
+        heartbeat: {
+          intervalMs: config.keepaliveIntervalMs,
+          ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
+          ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
+        },
+        dial: (signal) =>
+          dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }),
+      });
+    this.tunnels = Array.from({ length: config.connections }, (_, i) => newTunnel(i));
+    this.tunnel = this.tunnels[0]!;
+    const source = this.tunnels.length > 1 ? new TunnelPool(this.tunnels) : this.tunnel;
     this.#hops = hops;
     this.forwards = config.forwards.map(
       (spec) =>
         new LocalForward(spec, {
-          tunnel: this.tunnel,
+          tunnel: source,
           logger: this.#logger,
           holdTimeoutMs: config.holdTimeoutMs,
           holdBufferBytes: config.holdBufferBytes,
@@ -144,10 +154,11 @@ export class Sshkeep {
       for (const f of this.forwards) f.stopAccepting();
       throw err;
     }
-    const stopWake = watchForWake((pausedMs) => this.tunnel.probeNow(`timers fired ${pausedMs} ms late: woke from sleep or suspension`));
+    const probeAll = (why: string) => this.tunnels.forEach((t) => t.probeNow(why));
+    const stopWake = watchForWake((pausedMs) => probeAll(`timers fired ${pausedMs} ms late: woke from sleep or suspension`));
     const stopNet = watchNetwork(() => {
       this.#logger.info('network interfaces changed', { event: 'network_change' });
-      this.tunnel.probeNow('network interfaces changed');
+      probeAll('network interfaces changed');
     });
     this.#stopWatches = () => {
       stopWake();
@@ -155,7 +166,9 @@ export class Sshkeep {
     };
     for (const r of this.remoteForwards) r.start();
     const remoteFirst = () => (this.#config.exitOnForwardFailure ? Promise.all(this.remoteForwards.map((r) => r.firstResult)) : undefined);
-    this.#firstReady = this.tunnel.start().then(remoteFirst).then(() => undefined).catch(async (err: Error) => {
+    // The extra connections start once the first is up: a bad key or host key fails once, not N times.
+    const others = () => void this.tunnels.slice(1).forEach((t) => t.start().catch(() => {}));
+    this.#firstReady = this.tunnel.start().then(others).then(remoteFirst).then(() => undefined).catch(async (err: Error) => {
       await this.stop(err.message);
       throw err;
     });
@@ -184,6 +197,7 @@ export class Sshkeep {
       reconnects: Math.max(0, t.generation - 1),
       active: [...this.forwards, ...this.remoteForwards].reduce((n, f) => n + f.active, 0),
       held: this.held(),
+      sshConnections: { ready: this.tunnels.filter((m) => m.state === 'ready').length, total: this.tunnels.length },
       remoteForwards: this.remoteForwards.map((r) => r.report()),
     };
   }
@@ -210,7 +224,7 @@ export class Sshkeep {
   async stop(reason = 'shutdown'): Promise<number> {
     this.stopAccepting();
     const cut = this.resetAll(reason);
-    await this.tunnel.stop(reason);
+    await Promise.all(this.tunnels.map((t) => t.stop(reason)));
     return cut;
   }
 }

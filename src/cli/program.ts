@@ -23,6 +23,7 @@ export interface CliValues {
   keepaliveTimeout?: string;
   holdTimeout?: string;
   holdBuffer?: string;
+  connections?: string;
   maxHeld?: string;
   maxConnections?: string;
   health?: string;
@@ -110,6 +111,7 @@ function program(): Command {
     .addOption(opt('--keepalive-timeout <duration>', 'fixed probe deadline (default: adaptive, clamp(SRTT + 4·RTTVAR, 1s, 10s))', res))
     .addOption(opt('--hold-timeout <duration>', 'hold clients this long while the tunnel is down; 0 = reset them at once (default: 30s)', res))
     .addOption(opt('--hold-buffer <size>', 'bytes read from each held client before pausing it (default: 1MiB)', res))
+    .addOption(opt('--connections <n>', 'SSH connections to keep to the server; new streams go to the least loaded ready one (default: 1)', res))
     .addOption(opt('--max-held <n>', 'held clients beyond this are reset (default: 1024)', res))
     .addOption(opt('--health <[host:]port>', 'serve /healthz /readyz /startupz /metrics over HTTP (default: off; host 127.0.0.1)', ops))
     .addOption(opt('--max-connections <n>', 'clients beyond this are reset and counted (default: 0 = unlimited)', ops))

@@ -15,6 +15,7 @@ export interface FileSettings {
   keepaliveTimeout?: string;
   holdTimeout?: string;
   holdBuffer?: string;
+  connections?: string;
 }
 
 export interface FileTunnel {
@@ -37,6 +38,7 @@ export interface FileTunnel {
   keepaliveTimeout?: string;
   holdTimeout?: string;
   holdBuffer?: string;
+  connections?: string;
 }
 
 export interface ConfigFile {
@@ -45,7 +47,7 @@ export interface ConfigFile {
   tunnels: FileTunnel[];
 }
 
-const SCALARS = ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer'] as const;
+const SCALARS = ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer', 'connections'] as const;
 const TOP_KEYS = ['health', 'maxConnections', 'maxHeld', 'minDrain', 'maxDrain', 'logLevel', 'logFormat', ...SCALARS, 'tunnels'];
 const TUNNEL_KEYS = [
   'name', 'destination', 'port', 'login', 'identityFiles', 'sshConfig', 'options', 'local', 'remote', 'dynamic', 'jump', 'socksAuth', 'hostKeyFingerprint', ...SCALARS,

@@ -32,10 +32,12 @@ export interface TunnelInput {
   keepaliveTimeout?: string;
   holdTimeout?: string;
   holdBuffer?: string;
+  /** --connections: SSH connections to spread streams over. */
+  connections?: string;
   /** `SHA256:…` host key pins, comma-separated. */
   hostKeyFingerprint?: string;
   /** Where the four settings above came from, for errors (default: their flag names). */
-  labels?: Partial<Record<'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer', string>>;
+  labels?: Partial<Record<'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections', string>>;
 }
 
 export interface ResolveEnv {
@@ -173,6 +175,9 @@ function hostConfig(name: string, merged: SshOptions, env: ResolveEnv, portLabel
   };
 }
 
+/** More SSH connections than this to one server only adds authentication load. */
+const MAX_CONNECTIONS = 16;
+
 /** A chain longer than this is a ProxyJump loop in ssh_config. */
 const MAX_HOPS = 16;
 
@@ -263,6 +268,7 @@ export function resolveTunnel(
     holdTimeoutMs: input.holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : parseDuration(input.holdTimeout, label('holdTimeout')),
     holdBufferBytes: input.holdBuffer === undefined ? DEFAULTS.holdBufferBytes : parseSize(input.holdBuffer, label('holdBuffer')),
     hostKeyFingerprints: parseFingerprints(input.hostKeyFingerprint),
+    connections: input.connections === undefined ? 1 : parseCount(input.connections, label('connections'), 1, MAX_CONNECTIONS),
     forwards: [
       ...(input.localForwards ?? []).map(parseLocalForward),
       ...fromConfig('localforward').map(parseLocalForward),

@@ -35,8 +35,8 @@ function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: Con
   // Flags and environment beat the file; a tunnel's own setting beats the file's top level,
   // and a tunnel's own ServerAliveInterval counts as its own keepalive interval.
   const ownInterval = fromFile?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
-  const base: Pick<TunnelInput, 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'labels'> = { labels: {} };
-  for (const key of ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer'] as const) {
+  const base: Pick<TunnelInput, 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections' | 'labels'> = { labels: {} };
+  for (const key of ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer', 'connections'] as const) {
     if (cli[key] !== undefined) base[key] = cli[key];
     else if (fromFile?.[key] !== undefined) {
       base[key] = fromFile[key];
@@ -117,7 +117,7 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
       }
     } catch (err) {
       // Settings that name their own source (a flag, a file key) are not blamed on the tunnel.
-      const flags = ['--keepalive-interval', '--keepalive-timeout', '--hold-timeout', '--hold-buffer', ...Object.values(input.labels ?? {})];
+      const flags = ['--keepalive-interval', '--keepalive-timeout', '--hold-timeout', '--hold-buffer', '--connections', ...Object.values(input.labels ?? {})];
       const named = err instanceof Error && flags.some((f) => err.message.startsWith(`${f}:`));
       if (err instanceof ConfigError && where && !named) throw new ConfigError(`${where}: ${err.message}`);
       throw err;

@@ -81,6 +81,8 @@ export interface TunnelConfig extends HostConfig {
   holdBufferBytes: number;
   /** Pinned host keys (`SHA256:…`) of the destination: when given, they replace known_hosts for it. */
   hostKeyFingerprints: string[];
+  /** SSH connections to keep (--connections); new streams go to the least loaded ready one. */
+  connections: number;
   /** -L and -D. */
   forwards: ListenForwardSpec[];
   /** -R. */

@@ -6,7 +6,7 @@ import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { Endpoint, ListenForwardSpec } from '../config/types.js';
 import { ListenError, type ChannelOpenError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
-import type { Tunnel } from '../tunnel/tunnel.js';
+import type { SessionSource } from '../tunnel/pool.js';
 import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
 import { HeldClient } from './held-client.js';
 import { Pump, type PumpResult } from './pump.js';
@@ -16,7 +16,8 @@ import { clearStaleSocket, listenPrivately } from './unix-socket.js';
 import { resetSocket } from './reset-socket.js';
 
 export interface LocalForwardDeps {
-  tunnel: Tunnel;
+  /** The tunnel, or the pool of connections with --connections. */
+  tunnel: SessionSource;
   logger: Logger;
   /** How long a client that arrives while no tunnel is ready is held; 0 = not at all. */
   holdTimeoutMs: number;
@@ -239,7 +240,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
           log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: where });
           // The failed connection may still be the one in service for a moment (ssh2 said
           // "Not connected" before its close event): wait for the close or any state change.
-          if (!session.closed && tunnel.readySession === session) {
+          if (!session.closed && tunnel.serves(session)) {
             await new Promise<void>((resolve) => {
               const done = () => {
                 session.off('close', done);

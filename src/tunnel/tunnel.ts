@@ -93,6 +93,11 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return this.#state === 'ready' ? this.#live?.session : undefined;
   }
 
+  /** Is `session` the one new clients are given right now? */
+  serves(session: SshSession): boolean {
+    return this.readySession === session;
+  }
+
   /** When the tunnel entered its current state (ms since the epoch). */
   get since(): number {
     return this.#since;
