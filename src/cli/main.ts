@@ -12,6 +12,7 @@ import { Metrics } from '../ops/metrics.js';
 import { startHealthServer } from '../ops/health.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
+import { nativeCryptoLoaded } from '../tunnel/native-crypto.js';
 
 /**
  * One clear paragraph on stderr (usage and configuration errors are for a person,
@@ -74,6 +75,11 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     passphrase,
     insecureKeyPermissions: settings.insecureKeyPermissions,
   });
+  if (!nativeCryptoLoaded()) {
+    logger.warn("ssh2's native crypto binding is not built: encryption runs in JavaScript at about half the throughput. Reinstall with python3, make and g++ present (npm ci).", {
+      event: 'native_crypto',
+    });
+  }
   const metrics = new Metrics();
   for (const app of fleet.apps) metrics.watch(app);
   await fleet.start();
