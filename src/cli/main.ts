@@ -8,8 +8,6 @@ import { processEnv } from '../config/resolve.js';
 import { buildSettings, type Settings } from '../config/settings.js';
 import { forwardName } from '../config/forward-spec.js';
 import { createLogger, type Logger } from '../ops/logger.js';
-import { Metrics } from '../ops/metrics.js';
-import { startHealthServer } from '../ops/health.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
 import { nativeCryptoLoaded } from '../tunnel/native-crypto.js';
@@ -68,6 +66,13 @@ function describe(settings: Settings): string {
   return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n`;
 }
 
+/** The --health endpoints, loaded on demand: without --health, prom-client is never loaded (memory, wake-ups). */
+async function healthEndpoints(where: { host: string; port: number }) {
+  const [{ Metrics }, { startHealthServer }] = await Promise.all([import('../ops/metrics.js'), import('../ops/health.js')]);
+  const metrics = new Metrics();
+  return { metrics, listen: (fleet: Fleet) => startHealthServer(where, fleet, metrics) };
+}
+
 async function run(settings: Settings, logger: Logger, status: StatusLine | undefined, passphrase: string | undefined): Promise<number> {
   const fleet = new Fleet(settings.tunnels, settings.process, {
     logger,
@@ -80,12 +85,12 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
       event: 'native_crypto',
     });
   }
-  const metrics = new Metrics();
-  for (const app of fleet.apps) metrics.watch(app);
+  const endpoints = settings.process.health && (await healthEndpoints(settings.process.health));
+  for (const app of fleet.apps) endpoints?.metrics.watch(app);
   await fleet.start();
   let health: http.Server | undefined;
   try {
-    if (settings.process.health) health = await startHealthServer(settings.process.health, fleet, metrics);
+    health = await endpoints?.listen(fleet);
   } catch (err) {
     await fleet.stop('health endpoint failed');
     throw err;

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
+
+/** Loaded only when a --config file is read: most runs never need a YAML parser in memory. */
+const loadYaml = () => createRequire(import.meta.url)('yaml') as typeof import('yaml');
 
 /** Settings a config file may give for the whole process (and, for tunnel settings, as every tunnel's default). */
 export interface FileSettings {
@@ -104,7 +107,7 @@ export function readConfigFile(file: string): ConfigFile {
   }
   let doc: Json;
   try {
-    doc = YAML.parse(text, { prettyErrors: true, uniqueKeys: true });
+    doc = loadYaml().parse(text, { prettyErrors: true, uniqueKeys: true });
   } catch (err) {
     throw new ConfigError(`${file}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
   }
