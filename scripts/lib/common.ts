@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export const HOST = '127.0.0.1';
 
@@ -39,6 +40,8 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   delete env.SSH_AUTH_SOCK;
   for (const k of Object.keys(env)) if (k.startsWith('SSHKEEP_') && !(k in extra)) delete env[k]; // defaults mean defaults
   if (env.NODE_OPTIONS?.includes('@tapjs')) delete env.NODE_OPTIONS;
+  // Under tap (test/bench-smoke.test.ts) this asks V8 for block coverage: a slower forwarder than users run.
+  if (!('NODE_V8_COVERAGE' in extra)) delete env.NODE_V8_COVERAGE;
   return env;
 }
 
@@ -123,4 +126,13 @@ export function watchExit(child: ChildProcess, live: Set<ChildProcess>): { exite
     });
   });
   return { exited, info: () => exitInfo };
+}
+
+/**
+ * True when the module at `url` (its import.meta.url) is the script node was started with, not a
+ * module imported by another script or a test.
+ */
+export function isEntryPoint(url: string): boolean {
+  const entry = process.argv[1];
+  return entry !== undefined && url === pathToFileURL(path.resolve(entry)).href;
 }
