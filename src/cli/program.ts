@@ -142,7 +142,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return null;
-      throw new ConfigError(`${err.message.replace(/^error: /, '').replace(/\.$/, '')}. Run sshkeep --help for usage.`);
+      // One paragraph: commander puts its "(Did you mean …?)" on a line of its own.
+      const message = err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
+      throw new ConfigError(`${message}. Run sshkeep --help for usage.`);
     }
     throw err;
   }

@@ -107,9 +107,11 @@ export function readConfigFile(file: string): ConfigFile {
   }
   let doc: Json;
   try {
-    doc = loadYaml().parse(text, { prettyErrors: true, uniqueKeys: true });
+    // logLevel error: the parser's warnings (an unknown !tag) would go to process.emitWarning, outside the logs.
+    doc = loadYaml().parse(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
   } catch (err) {
-    throw new ConfigError(`${file}: not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+    const first = (err as Error).message.split(/\r\n|\r|\n/)[0]!.replace(/:$/, '');
+    throw new ConfigError(`${file}: not valid YAML or JSON: ${first}`);
   }
   const r = new Reader(file);
   const top = r.object(doc ?? {}, '', TOP_KEYS);

@@ -11,10 +11,12 @@ const UNIT_BYTES: Record<string, number> = {
 export function parseSize(text: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m?.[2]?.toLowerCase() ?? '';
-  if (!m || !(unit in UNIT_BYTES)) {
+  if (!m || !Object.hasOwn(UNIT_BYTES, unit)) {
     throw new ConfigError(`${what}: "${text}" is not a size; use bytes or a value like 512KiB, 1MiB.`);
   }
-  return Math.round(Number(m[1]) * UNIT_BYTES[unit]!);
+  const bytes = Math.round(Number(m[1]) * UNIT_BYTES[unit]!);
+  if (!Number.isSafeInteger(bytes)) throw new ConfigError(`${what}: "${text}" is too large.`);
+  return bytes;
 }
 
 /** A whole number within [min, max]. */

@@ -25,7 +25,7 @@ export function readSshConfig(file: string, host: string, explicit: boolean): Ss
   }
   const options: SshOptions = {};
   for (const [key, value] of Object.entries(computed)) {
-    if (key in HONOURED_OPTIONS) {
+    if (Object.hasOwn(HONOURED_OPTIONS, key)) {
       addOption(options, key as OptionKey, Array.isArray(value) ? value : [value]);
     }
   }

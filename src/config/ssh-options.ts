@@ -54,7 +54,7 @@ export function parseDashO(text: string): DashO {
   }
   const lower = m[1]!.toLowerCase();
   const value = m[2]!.replace(/^"(.*)"$/, '$1');
-  if (lower in HONOURED_OPTIONS) {
+  if (Object.hasOwn(HONOURED_OPTIONS, lower)) {
     const key = lower as OptionKey;
     return { key, name: HONOURED_OPTIONS[key], value };
   }
