@@ -144,7 +144,7 @@ async function main(argv: string[]): Promise<number> {
     const secrets = { identity: process.env.SSHKEEP_IDENTITY || undefined, knownHosts: process.env.SSHKEEP_KNOWN_HOSTS || undefined };
     const passphrase = process.env.SSHKEEP_PASSPHRASE;
     // Read once, then dropped from process.env so no child process inherits them.
-    for (const k of ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE']) delete process.env[k];
+    for (const k of ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE', 'SSHKEEP_SOCKS_AUTH']) delete process.env[k];
     const settings = buildSettings(cli, processEnv(), secrets, (m) => warnings.push(m));
     if (check) {
       for (const w of warnings) process.stderr.write(`sshkeep: warning: ${w}\n`);

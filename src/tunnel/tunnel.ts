@@ -265,7 +265,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     const timer = setTimeout(() => this.#retire(old, `still silent ${deadline} ms after a spare took over`), deadline);
     hb?.once('alive', () => {
       clearTimeout(timer);
-      hb.once('dead', (why) => this.#retire(old, why)); // watched until its streams end
+      this.#watchDraining(old, hb); // watched until its streams end
       this.deps.logger.info('old connection answered: its streams carry on, it closes when they end', {
         event: 'drain', generation: old.generation, channels: old.session.channels,
       });
@@ -274,6 +274,29 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     old.session.once('close', () => {
       clearTimeout(timer);
       this.#draining.delete(old);
+    });
+  }
+
+  /**
+   * A replaced connection still carrying streams gets the same grace as the live one: a
+   * brief silence (a server pause both connections ride out) does not cut its streams.
+   */
+  #watchDraining(old: Live, hb: Heartbeat): void {
+    const graceMs = this.deps.suspectGraceMs ?? DEFAULTS.suspectGraceMs;
+    let grace: NodeJS.Timeout | undefined;
+    const onDead = (why: string) => {
+      grace ??= setTimeout(() => this.#retire(old, `${why}; still silent after the ${graceMs} ms grace period`), graceMs);
+    };
+    const onAlive = () => {
+      clearTimeout(grace);
+      grace = undefined;
+    };
+    hb.on('dead', onDead);
+    hb.on('alive', onAlive);
+    old.session.once('close', () => {
+      clearTimeout(grace);
+      hb.off('dead', onDead);
+      hb.off('alive', onAlive);
     });
   }
 
