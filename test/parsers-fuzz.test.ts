@@ -1,0 +1,55 @@
+import t from 'tap';
+import fc from 'fast-check';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fuzzTargets, type AnyTarget } from './fixtures/fuzz-properties.js';
+
+/**
+ * Every parser that takes outside input, fuzzed (see test/fixtures/fuzz-properties.ts):
+ * a valid value or a named error with a one-paragraph message, never another exception;
+ * generated valid input parses to its values. Seeded and small; `npm run fuzz` runs
+ * 100,000 inputs per property. SOCKS is fuzzed at length in socks-fuzz.test.ts.
+ */
+const SEED = 42;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-fuzz-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** The failure as a message: the shrunk counterexample and what went wrong. */
+function failure(details: fc.RunDetails<[unknown]>): string {
+  if (!details.failed) return `${details.numRuns} runs`;
+  if (details.counterexample === null) return `no counterexample (interrupted: ${details.interrupted}, skips: ${details.numSkips})`;
+  const err = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+  return `counterexample ${fc.stringify(details.counterexample[0])} (seed ${details.seed}, path ${details.counterexamplePath}): ${err}`;
+}
+
+const targets: AnyTarget[] = fuzzTargets(dir).filter((target) => target.parser !== 'socks');
+
+for (const target of targets) {
+  t.test(target.name, async (t) => {
+    const bugs = target.knownBugs ?? [];
+    // Inputs of a reported bug are left to its todo assertion below.
+    const main = fc.check(
+      fc.property(target.arbitrary, (input: unknown) => {
+        fc.pre(!bugs.some((b) => b.matches(input)));
+        target.check(input);
+      }),
+      { seed: SEED, numRuns: target.testRuns },
+    );
+    t.notOk(main.failed, `${target.name}: ${failure(main)}`);
+    t.ok(main.numSkips < target.testRuns / 4, `${main.numSkips} inputs left to known bugs`);
+    for (const bug of bugs) {
+      const buggy = fc.check(fc.property(bug.arbitrary, (input: unknown) => void target.check(input)), { seed: SEED, numRuns: 50 });
+      t.notOk(buggy.failed, failure(buggy), { todo: bug.todo });
+    }
+  });
+}
+
+t.test('every parser of outside input is covered', async (t) => {
+  const parsers = new Set(fuzzTargets(dir).map((target) => target.parser));
+  for (const p of ['parseLocalForward', 'parseRemoteForward', 'parseDynamicForward', 'parseDuration', 'parseSize', 'parseCount', 'parseHostPort', 'parseDashO', 'parseYesNo',
+    'readSshConfig', 'known_hosts', 'readConfigFile', 'buildSettings', 'resolveTunnel', 'socks']) {
+    t.ok(parsers.has(p), p);
+  }
+});
