@@ -1,20 +1,11 @@
 import t from 'tap';
 import fs from 'node:fs';
-import http from 'node:http';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, roundTrip, startEcho } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
 import { ISOLATED, logIs, portOf, spawnCliFor } from './fixtures/cli.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
 
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
+const get = async (port: number, path: string): Promise<string> => (await httpGet(port, path)).body;
 
 t.test('container secrets – SSHKEEP_IDENTITY and SSHKEEP_KNOWN_HOSTS as content: connects, and the secrets appear nowhere', async (t) => {
   const keys = makeKeys(t);

@@ -5,13 +5,13 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { cliArgs, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
-import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
+
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -71,19 +71,6 @@ async function pollUntil<T>(read: () => T | Promise<T>, ok: (v: T) => boolean, m
 
 // ---------------------------------------------------------------- HTTP (health endpoints)
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
-
 /** The sum of every sample of `name` whose labels include `labels` (0 when there is none). */
 function sampleSum(text: string, name: string, labels: Record<string, string>): number {
   let sum = 0;
@@ -121,7 +108,7 @@ async function startChild(t: Test, targetPort: number, extra: string[] = [], env
     { env },
   );
   const pid = cli.child.pid!;
-  await pollUntil(() => get(healthPort, '/readyz'), (r) => r.status === 200, 10_000, `sshkeep ready on /readyz; stderr: ${cli.stderr()}`);
+  await pollUntil(() => httpGet(healthPort, '/readyz'), (r) => r.status === 200, 10_000, `sshkeep ready on /readyz; stderr: ${cli.stderr()}`);
   return { cli, pid, fwdPort, healthPort };
 }
 
@@ -187,14 +174,14 @@ async function collected(child: Child): Promise<{ heap: number; rss: number; fds
   await child.cli.waitForLog((l) => l.event === 'test_gc' && l.n === n, 10_000, `garbage collection #${n} in the child`);
   const { fds, rss } = await steady(child.pid);
   // prom-client reads v8.getHeapStatistics() when scraped.
-  const heap = sampleSum((await get(child.healthPort, '/metrics')).body.replace(/^(\w+) /gm, '$1{} '), 'nodejs_heap_size_used_bytes', {});
+  const heap = sampleSum((await httpGet(child.healthPort, '/metrics')).body.replace(/^(\w+) /gm, '$1{} '), 'nodejs_heap_size_used_bytes', {});
   return { heap, rss, fds };
 }
 
 /** Sends `n` simultaneous clients; checks they split into exactly `limit` served and the rest reset. Served ones are left open. */
 async function floodOnce(t: Test, child: Child, n: number, round: number) {
   const { pid, healthPort, fwdPort } = child;
-  const metricsBefore = sampleSum((await get(healthPort, '/metrics')).body, 'sshkeep_connections_total', { result: 'limit' });
+  const metricsBefore = sampleSum((await httpGet(healthPort, '/metrics')).body, 'sshkeep_connections_total', { result: 'limit' });
   // Sampled during the flood: the most descriptors and memory it ever held.
   let peakFds = 0;
   let peakRss = 0;
@@ -223,9 +210,9 @@ async function floodOnce(t: Test, child: Child, n: number, round: number) {
   t.equal(resets.length, n - MAX_CONNECTIONS, `flood #${round}: the other ${n - MAX_CONNECTIONS} were reset`);
 
   t.equal(child.cli.child.exitCode, null, 'sshkeep is still running');
-  t.equal((await get(healthPort, '/healthz')).status, 200, '/healthz answers at the limit');
-  t.equal((await get(healthPort, '/readyz')).status, 503, '/readyz: not ready while at --max-connections');
-  const metrics = (await get(healthPort, '/metrics')).body;
+  t.equal((await httpGet(healthPort, '/healthz')).status, 200, '/healthz answers at the limit');
+  t.equal((await httpGet(healthPort, '/readyz')).status, 503, '/readyz: not ready while at --max-connections');
+  const metrics = (await httpGet(healthPort, '/metrics')).body;
   t.equal(sampleSum(metrics, 'sshkeep_connections_total', { result: 'limit' }) - metricsBefore, resets.length, 'sshkeep_connections_total{result="limit"} counts every reset client');
   t.equal(sampleSum(metrics, 'sshkeep_connections_active', {}), MAX_CONNECTIONS, 'sshkeep_connections_active is the limit');
 
@@ -237,7 +224,7 @@ async function floodOnce(t: Test, child: Child, n: number, round: number) {
       return done;
     }),
   );
-  const readyAgain = await pollUntil(() => get(healthPort, '/readyz'), (r) => r.status === 200, 10_000, '/readyz 200 once the clients are gone');
+  const readyAgain = await pollUntil(() => httpGet(healthPort, '/readyz'), (r) => r.status === 200, 10_000, '/readyz 200 once the clients are gone');
   const report = JSON.parse(readyAgain.body) as { tunnels: { active: number; held: number }[] };
   t.equal(report.tunnels[0]!.active + report.tunnels[0]!.held, 0, 'no connection left active or held');
   return { served: served.length, reset: resets.length, ms, peakFds, peakRss };
@@ -259,7 +246,7 @@ t.test(`flood – ${FLOOD} simultaneous clients with --max-connections ${MAX_CON
   t.ok(childLimit >= MAX_CONNECTIONS * 2 + 100, `the sshkeep child may open its ${MAX_CONNECTIONS} clients and their channels (soft limit ${childLimit})`);
 
   t.equal(await echoOnce(fwdPort), 'ping', 'a round trip before the flood');
-  await get(healthPort, '/metrics'); // the first scrape's allocations belong to the baseline
+  await httpGet(healthPort, '/metrics'); // the first scrape's allocations belong to the baseline
   const base = await collected(child);
   t.comment(`baseline: ${base.fds} fds, RSS ${mb(base.rss)}, JS heap in use ${mb(base.heap)}`);
 
@@ -280,7 +267,7 @@ t.test(`flood – ${FLOOD} simultaneous clients with --max-connections ${MAX_CON
   t.ok(after[1]!.heap < after[0]!.heap + HEAP_SLACK / 2, `no growth from one flood to the next: JS heap ${mb(after[0]!.heap)} -> ${mb(after[1]!.heap)}`);
 
   t.equal(await echoOnce(fwdPort, 'after the flood'), 'after the flood', 'a new round trip works after the floods');
-  t.equal((await get(healthPort, '/healthz')).status, 200, '/healthz still answers');
+  t.equal((await httpGet(healthPort, '/healthz')).status, 200, '/healthz still answers');
   t.equal(cli.child.exitCode, null, 'sshkeep is still running');
 });
 

@@ -1,10 +1,9 @@
 import t, { type Test } from 'tap';
-import http from 'node:http';
 import os from 'node:os';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { connect, deadline, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startRelay, startServer, LogCapture } from './fixtures/tunnel.js';
 import { resolveTunnel } from '../src/config/resolve.js';
@@ -13,18 +12,6 @@ import { Metrics } from '../src/ops/metrics.js';
 import { startHealthServer } from '../src/ops/health.js';
 import { createLogger } from '../src/ops/logger.js';
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
 
 /** Resolves when the socket has closed, however (events.once would reject on its reset). */
 const closed = (s: net.Socket) => new Promise((resolve) => s.on('close', resolve));
@@ -66,13 +53,13 @@ async function setup(t: Test, extraForwards: string[] = [], process = { maxConne
 
 t.test('endpoints – readiness and startup follow the tunnel through its states', async (t) => {
   const { fleet, app, relay, healthPort } = await setup(t);
-  const before = await get(healthPort, '/startupz');
+  const before = await httpGet(healthPort, '/startupz');
   if (app.tunnel.state !== 'ready') t.equal(before.status, 503, 'starting: /startupz is 503');
   await deadline(fleet.ready(), 5000, 'ready');
   await deadline(once(app.tunnel, 'rtt'), 5000, 'first RTT');
-  t.equal((await get(healthPort, '/healthz')).status, 200);
-  t.equal((await get(healthPort, '/startupz')).status, 200);
-  const ready = await get(healthPort, '/readyz');
+  t.equal((await httpGet(healthPort, '/healthz')).status, 200);
+  t.equal((await httpGet(healthPort, '/startupz')).status, 200);
+  const ready = await httpGet(healthPort, '/readyz');
   t.equal(ready.status, 200);
   const body = JSON.parse(ready.body);
   t.equal(body.tunnels[0].state, 'ready');
@@ -82,23 +69,23 @@ t.test('endpoints – readiness and startup follow the tunnel through its states
   const suspect = nextState(app.tunnel, 'suspect', 5000);
   relay.set('blackhole');
   await suspect;
-  const during = await get(healthPort, '/readyz');
+  const during = await httpGet(healthPort, '/readyz');
   t.equal(during.status, 503, 'suspect: not ready');
   t.equal(JSON.parse(during.body).tunnels[0].state, 'suspect');
-  t.equal((await get(healthPort, '/healthz')).status, 200, 'liveness does not follow the tunnel');
-  t.equal((await get(healthPort, '/startupz')).status, 200, 'started stays started');
+  t.equal((await httpGet(healthPort, '/healthz')).status, 200, 'liveness does not follow the tunnel');
+  t.equal((await httpGet(healthPort, '/startupz')).status, 200, 'started stays started');
 
   const back = nextState(app.tunnel, 'ready', 10_000);
   relay.restore();
   await back;
-  t.equal((await get(healthPort, '/readyz')).status, 200, 'ready again');
-  t.equal((await get(healthPort, '/nope')).status, 404);
+  t.equal((await httpGet(healthPort, '/readyz')).status, 200, 'ready again');
+  t.equal((await httpGet(healthPort, '/nope')).status, 404);
 });
 
 t.test('endpoints – /readyz never shows secrets or key material', async (t) => {
   const { fleet, healthPort } = await setup(t);
   await deadline(fleet.ready(), 5000, 'ready');
-  const body = (await get(healthPort, '/readyz')).body;
+  const body = (await httpGet(healthPort, '/readyz')).body;
   t.notMatch(body, /PRIVATE KEY|identity|passphrase|password/i);
 });
 
@@ -130,7 +117,7 @@ t.test('metrics – names, labels and counters move with what happens', async (t
   relay.restore();
   await back;
 
-  const text = (await get(healthPort, '/metrics')).body;
+  const text = (await httpGet(healthPort, '/metrics')).body;
   const tunnel = app.name;
   t.equal(sample(text, 'sshkeep_tunnel_up', { tunnel }), 1);
   t.equal(sample(text, 'sshkeep_tunnel_state', { tunnel, state: 'ready' }), 1);
@@ -155,11 +142,11 @@ t.test('limits – past --max-connections clients are reset, counted, and /ready
   const first = await connect(bound[0]!.port);
   first.write('a');
   await once(first, 'data');
-  t.equal((await get(healthPort, '/readyz')).status, 503, 'full: not ready');
+  t.equal((await httpGet(healthPort, '/readyz')).status, 503, 'full: not ready');
   const second = net.connect(bound[0]!.port, '127.0.0.1');
   const code = await deadline(new Promise<string>((r) => second.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? ''))), 5000, 'second reset');
   t.equal(code, 'ECONNRESET');
-  const text = (await get(healthPort, '/metrics')).body;
+  const text = (await httpGet(healthPort, '/metrics')).body;
   t.equal(sample(text, 'sshkeep_connections_total', { forward: app.forwards[0]!.name, result: 'limit' }), 1);
   first.destroy();
 });

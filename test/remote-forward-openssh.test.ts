@@ -5,7 +5,6 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,10 +13,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ListenError } from '../src/errors.js';
 import type { RemoteForward, RemoteForwardState } from '../src/forward/remote-forward.js';
 import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, outcome, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, outcome, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
 import { Relay } from './fixtures/relay.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { ISOLATED, logIs, portOf, runCli, spawnCliFor, type LogLine } from './fixtures/cli.js';
+
+/** GET a health endpoint and parse its JSON body. */
+async function get(port: number, urlPath: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const { status, body } = await httpGet(port, urlPath);
+  return { status, json: JSON.parse(body) as Record<string, unknown> };
+}
 
 type Line = Record<string, unknown>;
 
@@ -138,25 +143,6 @@ async function echoVia(t: Test, port: number, what: string): Promise<void> {
   const sock = await deadline(connect(port), 5000, `connect to ${what}`);
   const payload = Buffer.from(`through ${what} \u00e9\u0000\xff`);
   t.same(await deadline(roundTrip(sock, payload), 5000, `echo through ${what}`), payload, `echo through ${what}`);
-}
-
-function get(port: number, urlPath: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode!, json: JSON.parse(body) as Record<string, unknown> });
-          } catch (err) {
-            reject(err as Error);
-          }
-        });
-      })
-      .on('error', reject);
-  });
 }
 
 type RemoteReport = { spec: string; state: string; port?: number; error?: string };

@@ -12,39 +12,26 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, roundTrip, startEcho } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
 import { CLI_MAIN, ISOLATED, cliArgs, logIs, portOf, runCli, spawnCliFor, startGate, type SpawnedCli } from './fixtures/cli.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
 import { judgeAudit } from '../scripts/audit.js';
 
-const READY_MS = 10_000;
 
-function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
+const READY_MS = 10_000;
 
 /** Every endpoint's body, concatenated (each must answer). */
 async function endpoints(t: Test, port: number): Promise<string> {
   let all = '';
   for (const p of ['/healthz', '/readyz', '/startupz', '/metrics']) {
-    const r = await deadline(get(port, p), 5000, `GET ${p}`);
+    const r = await deadline(httpGet(port, p), 5000, `GET ${p}`);
     t.equal(r.status, 200, `GET ${p}: 200`);
     all += `\n${r.body}`;
   }

@@ -9,8 +9,8 @@ import type { Logger } from '../ops/logger.js';
 import type { SessionSource } from '../tunnel/pool.js';
 import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
 import { HeldClient } from './held-client.js';
-import { Pump, type PumpResult } from './pump.js';
-import { logEnd, resultOf, type ConnectionResult } from './result.js';
+import { Pumps } from './pumps.js';
+import type { ConnectionResult } from './result.js';
 import { REPLY, negotiateSocks, replyForOpenFailure, socksReply, type ReplyCode, type SocksVersion } from './socks.js';
 import { clearStaleSocket, listenPrivately } from './unix-socket.js';
 import { resetSocket } from './reset-socket.js';
@@ -66,11 +66,9 @@ type Refusal = { socks: SocksVersion; reply: ReplyCode } | undefined;
  */
 export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   readonly #server: net.Server;
-  readonly #pumps = new Set<Pump>();
+  readonly #pumps = new Pumps((result) => this.emit('result', result));
   /** -D clients still in their SOCKS handshake. */
   readonly #handshaking = new Set<net.Socket>();
-  /** Bytes of connections that have ended; live ones are read from their pumps. */
-  #bytesDone = { up: 0, down: 0 };
   readonly #held = new Set<HeldClient>();
   readonly #name: string;
 
@@ -102,12 +100,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   /** Bytes forwarded so far, both ways, ended and live connections. */
   bytes(): { up: number; down: number } {
-    let { up, down } = this.#bytesDone;
-    for (const p of this.#pumps) {
-      up += p.bytesUp;
-      down += p.bytesDown;
-    }
-    return { up, down };
+    return this.#pumps.bytes();
   }
 
   /** Opens the listener; resolves with where it listens (the bound port, for port 0). */
@@ -170,15 +163,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       return;
     }
     if (socks) client.write(socksReply(socks, REPLY.succeeded));
-    const started = Date.now();
-    const pump = new Pump(client, channel, session, held.release(), (r: PumpResult) => {
-      this.#pumps.delete(pump);
-      this.#bytesDone.up += r.bytesUp;
-      this.#bytesDone.down += r.bytesDown;
-      this.emit('result', resultOf(r));
-      logEnd(log, r, started);
-    });
-    this.#pumps.add(pump);
+    this.#pumps.start(client, channel, session, held.release(), log);
   }
 
   /** -D: reads the client's SOCKS request; undefined when the handshake failed (the client was answered and closed). */
@@ -277,7 +262,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   resetAll(reason: string): number {
     const cut = this.connections;
     for (const client of this.#handshaking) resetSocket(client);
-    for (const pump of [...this.#pumps]) pump.abort('local', reason);
+    this.#pumps.abortAll(reason);
     for (const held of this.#held) {
       held.cut(reason);
       this.emit('result', 'shutdown');

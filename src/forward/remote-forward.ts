@@ -7,8 +7,8 @@ import type { Logger } from '../ops/logger.js';
 import { backoffDelayMs, sleep } from '../tunnel/backoff.js';
 import type { IncomingConnection, SshSession } from '../tunnel/ssh-adapter.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
-import { Pump, type PumpResult } from './pump.js';
-import { logEnd, resultOf, type ConnectionResult } from './result.js';
+import { Pumps } from './pumps.js';
+import type { ConnectionResult } from './result.js';
 import { resetSocket } from './reset-socket.js';
 
 /** waiting: no connection to ask on; requesting: asked; bound: the server listens; retrying: refused, asking again later. */
@@ -48,8 +48,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
   #error: string | undefined;
   /** Abandons the request loop of a connection that has been replaced or stopped. */
   #loop: AbortController | undefined;
-  readonly #pumps = new Set<Pump>();
-  #bytesDone = { up: 0, down: 0 };
+  readonly #pumps = new Pumps((result) => this.emit('result', result));
   #first: { resolve(): void; reject(err: Error): void } | undefined;
   /** Settles after the first request: rejects when it was refused and ExitOnForwardFailure is set. */
   readonly firstResult: Promise<void>;
@@ -71,12 +70,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
   }
 
   bytes(): { up: number; down: number } {
-    let { up, down } = this.#bytesDone;
-    for (const p of this.#pumps) {
-      up += p.bytesUp;
-      down += p.bytesDown;
-    }
-    return { up, down };
+    return this.#pumps.bytes();
   }
 
   report(): RemoteForwardReport {
@@ -165,15 +159,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
       local.removeAllListeners('error');
       local.setNoDelay(true);
       if (session.closed) return resetSocket(local);
-      const started = Date.now();
-      const pump = new Pump(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, (r: PumpResult) => {
-        this.#pumps.delete(pump);
-        this.#bytesDone.up += r.bytesUp;
-        this.#bytesDone.down += r.bytesDown;
-        this.emit('result', resultOf(r));
-        logEnd(log, r, started);
-      });
-      this.#pumps.add(pump);
+      this.#pumps.start(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, log);
       log.debug('remote connection forwarded', { event: 'accept', origin: conn.origin, target: formatEndpoint(target) });
     });
   }
@@ -189,8 +175,6 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
 
   /** Resets every open connection (shutdown). Returns how many were cut. */
   resetAll(reason: string): number {
-    const cut = this.#pumps.size;
-    for (const pump of [...this.#pumps]) pump.abort('local', reason);
-    return cut;
+    return this.#pumps.abortAll(reason);
   }
 }

@@ -1,0 +1,49 @@
+import type net from 'node:net';
+import type { Channel } from 'ssh2';
+import type { Logger } from '../ops/logger.js';
+import type { SshSession } from '../tunnel/ssh-adapter.js';
+import type { HeldBytes } from './held-client.js';
+import { Pump } from './pump.js';
+import { logEnd, resultOf, type ConnectionResult } from './result.js';
+
+/** The connections one forward is pumping, and the bytes of those that ended; each end is logged and reported once. */
+export class Pumps {
+  readonly #live = new Set<Pump>();
+  readonly #done = { up: 0, down: 0 };
+
+  constructor(private readonly onResult: (result: ConnectionResult) => void) {}
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. */
+  start(socket: net.Socket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger): void {
+    const started = Date.now();
+    const pump = new Pump(socket, channel, session, held, (r) => {
+      this.#live.delete(pump);
+      this.#done.up += r.bytesUp;
+      this.#done.down += r.bytesDown;
+      this.onResult(resultOf(r));
+      logEnd(log, r, started);
+    });
+    this.#live.add(pump);
+  }
+
+  /** Bytes moved both ways, by ended and live connections. */
+  bytes(): { up: number; down: number } {
+    let { up, down } = this.#done;
+    for (const p of this.#live) {
+      up += p.bytesUp;
+      down += p.bytesDown;
+    }
+    return { up, down };
+  }
+
+  /** Resets every pumped connection (shutdown). Returns how many were cut. */
+  abortAll(reason: string): number {
+    const cut = this.#live.size;
+    for (const pump of [...this.#live]) pump.abort('local', reason);
+    return cut;
+  }
+}
