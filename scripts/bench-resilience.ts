@@ -32,7 +32,7 @@ import { alive, procStat } from '../test/fixtures/proc.js';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
 import { Relay, type RelayMode } from '../test/fixtures/relay.js';
-import { HOST, childEnv, cpuModel, freePorts, killGroup, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
+import { HOST, childEnv, cpuModel, echoProbe, freePorts, killGroup, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -206,23 +206,6 @@ function sshArgs(env: Env, relayPort: number, localPort: number, extra: string[]
     '-L', `${localPort}:${HOST}:${env.echoPort}`,
     `${env.sshd.user}@${HOST}`,
   ];
-}
-
-/** Connects, sends a few bytes, resolves once they are echoed; rejects on anything else. */
-async function echoProbe(port: number): Promise<void> {
-  const s = net.connect({ port, host: HOST });
-  s.setNoDelay(true);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      s.once('data', () => resolve());
-      s.once('error', reject);
-      s.once('close', () => reject(new Error('closed before the echo')));
-      s.once('connect', () => s.write('probe'));
-    });
-  } finally {
-    s.on('error', () => {});
-    s.destroy();
-  }
 }
 
 async function launch(spec: ToolSpec, env: Env): Promise<Tool> {

@@ -50,7 +50,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
-import { HOST, childEnv, cpuModel, freePorts, isEntryPoint, killGroup, listen, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
+import { HOST, childEnv, cpuModel, echoProbe, freePorts, isEntryPoint, killGroup, listen, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -320,6 +320,18 @@ export interface Targets {
   close(): Promise<void>;
 }
 
+/** Counts what arrives on `s` and when its first and last bytes came (updated as data arrives). */
+function recordArrivals(s: net.Socket): SinkResult {
+  const r: SinkResult = { bytes: 0, firstNs: 0n, lastNs: 0n };
+  s.on('data', (c: Buffer) => {
+    const now = process.hrtime.bigint();
+    if (r.bytes === 0) r.firstNs = now;
+    r.bytes += c.length;
+    r.lastNs = now;
+  });
+  return r;
+}
+
 export async function startTargets(): Promise<Targets> {
   const sockets = new Set<net.Socket>();
   const track = (s: net.Socket) => {
@@ -335,18 +347,10 @@ export async function startTargets(): Promise<Targets> {
   const sinkWaiters: Array<(r: SinkResult) => void> = [];
   const sink = net.createServer({ allowHalfOpen: true }, (s) => {
     track(s);
-    let bytes = 0;
-    let firstNs = 0n;
-    let lastNs = 0n;
-    s.on('data', (c: Buffer) => {
-      const now = process.hrtime.bigint();
-      if (bytes === 0) firstNs = now;
-      bytes += c.length;
-      lastNs = now;
-    });
+    const arrivals = recordArrivals(s);
     s.on('end', () => {
-      s.end(String(bytes));
-      sinkWaiters.shift()?.({ bytes, firstNs, lastNs });
+      s.end(String(arrivals.bytes));
+      sinkWaiters.shift()?.({ ...arrivals });
     });
   });
 
@@ -449,23 +453,6 @@ async function connectTo(port: number): Promise<net.Socket> {
   return s;
 }
 
-/** Connects, sends one byte, waits for its echo; throws on any failure. */
-async function echoProbe(port: number): Promise<void> {
-  const s = net.connect({ port, host: HOST });
-  s.setNoDelay(true);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      s.once('data', () => resolve());
-      s.once('error', reject);
-      s.once('close', () => reject(new Error('closed before the echo')));
-      s.once('connect', () => s.write(ONE));
-    });
-  } finally {
-    s.on('error', () => {});
-    s.destroy();
-  }
-}
-
 export interface Transfer {
   bytes: number;
   seconds: number;
@@ -503,20 +490,12 @@ async function sendToSink(port: number, bytes: number): Promise<void> {
 async function receiveFromSource(port: number, bytes: number): Promise<SinkResult> {
   const s = await connectTo(port);
   try {
-    let got = 0;
-    let firstNs = 0n;
-    let lastNs = 0n;
-    s.on('data', (c: Buffer) => {
-      const now = process.hrtime.bigint();
-      if (got === 0) firstNs = now;
-      got += c.length;
-      lastNs = now;
-    });
+    const arrivals = recordArrivals(s);
     const ended = once(s, 'end');
     s.write(`${bytes}\n`);
     await ended;
-    if (got !== bytes) throw new Error(`download: expected ${bytes}, got ${got}`);
-    return { bytes: got, firstNs, lastNs };
+    if (arrivals.bytes !== bytes) throw new Error(`download: expected ${bytes}, got ${arrivals.bytes}`);
+    return { ...arrivals };
   } finally {
     s.destroy();
   }

@@ -136,3 +136,20 @@ export function isEntryPoint(url: string): boolean {
   const entry = process.argv[1];
   return entry !== undefined && url === pathToFileURL(path.resolve(entry)).href;
 }
+
+/** Connects to HOST:port, sends one byte, resolves once it is echoed; rejects on anything else. */
+export async function echoProbe(port: number): Promise<void> {
+  const s = net.connect({ port, host: HOST });
+  s.setNoDelay(true);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('data', () => resolve());
+      s.once('error', reject);
+      s.once('close', () => reject(new Error('closed before the echo')));
+      s.once('connect', () => s.write('x'));
+    });
+  } finally {
+    s.on('error', () => {});
+    s.destroy();
+  }
+}
