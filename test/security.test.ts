@@ -331,9 +331,11 @@ t.test('security – a password typed at the prompt is not echoed or logged, nor
     '-p', String(server.port), '-o', `UserKnownHostsFile=${keys.knownHosts}`, '-L', `0:127.0.0.1:${echo.port}`, 'tester@127.0.0.1',
   ];
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  // script(1) gives sshkeep a terminal (stdin, stdout and stderr), as a person at a shell has.
+  // script(1) gives sshkeep a terminal (stdin, stdout and stderr), as a person at a shell has. It runs
+  // the command with $SHELL -c; `exec` leaves node alone in the terminal's process group, so Ctrl-C's
+  // SIGINT reaches sshkeep only (dash, CI's /bin/sh, would otherwise die of it first: exit 130).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SSHKEEP_') && k !== 'NODE_OPTIONS' && k !== 'NODE_V8_COVERAGE'));
-  const child = spawn('script', ['-q', '-e', '-c', [process.execPath, ...args].map(quote).join(' '), '/dev/null'], {
+  const child = spawn('script', ['-q', '-e', '-c', `exec ${[process.execPath, ...args].map(quote).join(' ')}`, '/dev/null'], {
     env: { ...env, HOME: home, SSH_AUTH_SOCK: '', TERM: 'dumb' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
