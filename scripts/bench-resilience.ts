@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { alive, procStat } from '../test/fixtures/proc.js';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
+import { shebangNodeArgs } from '../test/fixtures/bin.js';
 import { Relay, type RelayMode } from '../test/fixtures/relay.js';
 import { HOST, childEnv, cpuModel, echoProbe, freePorts, killGroup, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
 
@@ -223,6 +224,7 @@ async function launch(spec: ToolSpec, env: Env): Promise<Tool> {
   if (spec.kind === 'sshkeep') {
     cmd = process.execPath;
     args = [
+      ...shebangNodeArgs(env.opts.cli),
       env.opts.cli,
       '-F', 'none',
       '-i', env.sshd.userKeyPath,

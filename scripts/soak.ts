@@ -37,6 +37,7 @@ import { parseArgs } from 'node:util';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { Relay } from '../test/fixtures/relay.js';
 import { startEcho } from '../test/fixtures/net.js';
+import { shebangNodeArgs } from '../test/fixtures/bin.js';
 import { parseDuration } from '../src/config/duration.js';
 import { parseSize } from '../src/config/size.js';
 import { HOST, childEnv, cpuModel, isEntryPoint, killGroup, listen, newestMtime, runMain, sh, sshVersion, watchExit } from './lib/common.js';
@@ -637,6 +638,7 @@ export async function runSoak(opts: SoakOptions, hooks: SoakHooks = {}): Promise
     if (opts.keepLogs) fs.mkdirSync(opts.keepLogs, { recursive: true });
     logStream = fs.createWriteStream(logFile);
     const args = [
+      ...shebangNodeArgs(opts.cli),
       opts.cli,
       '-F', 'none',
       '-i', sshd.userKeyPath,

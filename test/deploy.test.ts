@@ -281,7 +281,7 @@ function checkDockerfile(src: Sources, c: Checks): void {
     }),
   );
   c.that('docker.bin-executable', executable, `${bin} must be made executable for uid 1000 (chmod 0755): tsc writes it 0644`);
-  c.that('docker.bin-shebang', src.cliMain.startsWith('#!/usr/bin/env node\n'), 'src/cli/main.ts must start with #!/usr/bin/env node to run through the symlink');
+  c.that('docker.bin-shebang', /^#!\/usr\/bin\/env (-S )?node( |\n)/.test(src.cliMain), 'src/cli/main.ts must start with #!/usr/bin/env [-S] node to run through the symlink');
 
   // Runs as a numeric non-root user.
   const user = finalOps.filter((i) => i.op === 'USER').at(-1)?.args;
@@ -800,7 +800,7 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'docker.bin-on-path', how: 'the link points elsewhere', mutate: (s) => edit(s, 'dockerfile', 'ln -s /app/dist/cli/main.js', 'ln -s /app/dist/index.js') },
   { check: 'docker.bin-executable', how: 'no chmod', mutate: (s) => edit(s, 'dockerfile', /\s*&& chmod 0755 dist\/cli\/main\.js/, '') },
   { check: 'docker.bin-executable', how: 'a chmod that leaves others without x', mutate: (s) => edit(s, 'dockerfile', 'chmod 0755', 'chmod 0744') },
-  { check: 'docker.bin-shebang', how: 'no shebang', mutate: (s) => edit(s, 'cliMain', '#!/usr/bin/env node\n', '') },
+  { check: 'docker.bin-shebang', how: 'no shebang', mutate: (s) => edit(s, 'cliMain', /^#!.*\n/, '') },
   { check: 'docker.non-root-user', how: 'USER 0', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'USER 0:0') },
   { check: 'docker.non-root-user', how: 'a user name kubelet cannot verify', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'USER node') },
   { check: 'docker.non-root-user', how: 'no USER', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000\n', '') },
