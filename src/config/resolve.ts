@@ -1,11 +1,11 @@
 import os from 'node:os';
-import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { parseCount, parseSize } from './size.js';
 import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { readSshConfig } from './ssh-config.js';
+import { expandTokens } from './tokens.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
 import type { HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
 
@@ -65,16 +65,6 @@ function parseDestination(dest: string, what = `destination "${dest}"`): { user?
   return { user, host };
 }
 
-/** OpenSSH's `~` and `%` tokens for file paths and HostName. */
-function expandTokens(text: string, tokens: Record<string, string>, home: string, what: string): string {
-  const expanded = text.replace(/%(.)/g, (_, c: string) => {
-    const v = tokens[c];
-    if (v === undefined) throw new ConfigError(`${what}: unknown token %${c} in "${text}".`);
-    return v;
-  });
-  return expanded === '~' ? home : expanded.startsWith('~/') ? path.join(home, expanded.slice(2)) : expanded;
-}
-
 function pathList(values: string[] | undefined, fallback: readonly string[]): string[] {
   const all = (values ?? [...fallback]).flatMap((v) => v.split(/\s+/)).filter(Boolean);
   return all.some((v) => v.toLowerCase() === 'none') ? [] : all;
@@ -129,7 +119,7 @@ function addSshConfig(into: SshOptions, host: string, configFile: string | undef
   const file = configFile ?? DEFAULTS.sshConfigFile;
   if (file.toLowerCase() === 'none') return;
   const path = expandTokens(file, { '%': '%' }, env.home, '-F');
-  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined))) {
+  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined, into))) {
     addOption(into, key as keyof SshOptions, values!);
   }
 }

@@ -8,6 +8,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { matchPatternList } from '../config/host-pattern.js';
 
 export interface KnownHostRef {
   file: string;
@@ -166,19 +167,10 @@ function parseLine(line: string, names: string[]): Omit<Entry, 'at'> | undefined
   return { revoked, type, blob };
 }
 
-/** Matches a host field against one (lower-cased) name. */
+/** Matches a host field against one (lower-cased) name; a negated match vetoes the whole line. */
 function hostsMatch(hosts: string, name: string): boolean {
   if (hosts.startsWith('|')) return hashedMatch(hosts, name);
-  let positive = false;
-  for (const raw of hosts.split(',')) {
-    const negated = raw.startsWith('!');
-    const pattern = (negated ? raw.slice(1) : raw).toLowerCase();
-    if (!pattern || !globMatch(pattern, name)) continue;
-    // A negated match vetoes the whole line, whatever else matched.
-    if (negated) return false;
-    positive = true;
-  }
-  return positive;
+  return matchPatternList(hosts.toLowerCase().split(','), name);
 }
 
 /** "|1|salt|hmac": HMAC-SHA1 keyed with the salt over the host name. */
@@ -189,10 +181,4 @@ function hashedMatch(field: string, name: string): boolean {
   const want = Buffer.from(parts[3], 'base64');
   if (salt.length !== 20 || want.length !== 20) return false;
   return createHmac('sha1', salt).update(name).digest().equals(want);
-}
-
-/** OpenSSH patterns: only "*" and "?" are special; "[" and "]" are literal. */
-function globMatch(pattern: string, name: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`, 's').test(name);
 }

@@ -1,0 +1,121 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import fc from 'fast-check';
+import { matchPattern, matchPatternList } from '../src/config/host-pattern.js';
+import { readSshConfig } from '../src/config/ssh-config.js';
+import { openSshMatch } from './fixtures/fuzz-properties.js';
+import type { SshOptions } from '../src/config/ssh-options.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-ssh-config-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+let seq = 0;
+function configFile(text: string): string {
+  const file = path.join(dir, `config-${++seq}`);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+t.test('host patterns – `*` any run, `?` exactly one character, the rest literal', async (t) => {
+  const cases: Array<[string, string, boolean]> = [
+    ['db?', 'db1', true],
+    ['db?', 'db', false],
+    ['db?', 'db12', false],
+    ['*.example.com', 'a.example.com', true],
+    ['*.example.com', 'example.com', false],
+    ['10.0.0.?', '10.0.0.7', true],
+    ['10.0.0.?', '10.0.0.17', false],
+    ['*', '', true],
+    ['?', '', false],
+    ['a*b*c', 'aXbYbZc', true],
+    ['a*b*c', 'aXbYbZ', false],
+    ['[db]', '[db]', true],
+    ['d.', 'db', false],
+  ];
+  for (const [pattern, name, want] of cases) t.equal(matchPattern(pattern, name), want, `${pattern} ${want ? 'matches' : 'does not match'} "${name}"`);
+  t.equal(matchPattern(`${'*a'.repeat(30)}*b`, 'a'.repeat(5_000)), false, 'a pattern that would make a regular expression backtrack for ever: answered');
+});
+
+t.test('host patterns – property: the same answers as the regular-expression reference', async (t) => {
+  const patterns = fc.stringMatching(/^[ab*?]{0,8}$/);
+  const names = fc.stringMatching(/^[ab]{0,8}$/);
+  fc.assert(fc.property(patterns, names, (p, n) => matchPattern(p, n) === openSshMatch(p, n)), { seed: 7, numRuns: 3_000 });
+  t.pass('3,000 pattern/name pairs agree');
+});
+
+t.test('host pattern lists – a negated entry vetoes, whatever the order; empty entries match nothing', async (t) => {
+  t.equal(matchPatternList(['*.example.com', '!db.example.com'], 'web.example.com'), true);
+  t.equal(matchPatternList(['*.example.com', '!db.example.com'], 'db.example.com'), false);
+  t.equal(matchPatternList(['!db.example.com', '*.example.com'], 'db.example.com'), false, 'the veto comes first');
+  t.equal(matchPatternList(['!db'], 'web'), false, 'only negated entries: nothing matches');
+  t.equal(matchPatternList(['', '!'], ''), false);
+});
+
+// ---------------------------------------------------------------------------------------------
+// ssh_config evaluation, with OpenSSH's own as the oracle.
+
+const sshPath = ['/usr/bin/ssh', '/usr/local/bin/ssh'].find((p) => fs.existsSync(p));
+const localUser = os.userInfo().username;
+
+/** What `ssh -G` says of port, user and hostname (it prints every option, defaults included). */
+function sshG(file: string, host: string, user?: string): { port: string; user: string; hostname: string } {
+  const r = spawnSync(sshPath!, ['-G', '-F', file, ...(user ? ['-l', user] : []), host], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ssh -G failed: ${r.stderr}`);
+  const get = (k: string) => new RegExp(`^${k} (.*)$`, 'm').exec(r.stdout)?.[1] ?? '';
+  return { port: get('port'), user: get('user'), hostname: get('hostname') };
+}
+
+/** The same three from sshkeep, with ssh's defaults where the config says nothing. */
+function ours(file: string, host: string, user?: string): { port: string; user: string; hostname: string } {
+  const given: SshOptions = user ? { user: [user] } : {};
+  const o = readSshConfig(file, host, true, given);
+  return { port: o.port?.[0] ?? '22', user: user ?? o.user?.[0] ?? localUser, hostname: (o.hostname?.[0] ?? host).replace(/%h/g, host) };
+}
+
+const CONFIGS: Array<{ name: string; text: string; hosts: string[]; user?: string }> = [
+  { name: '`?` is exactly one character', text: 'Host db?\n  Port 1111\n', hosts: ['db', 'db1', 'db12'] },
+  { name: 'first value wins across Host blocks', text: 'Host web*\n  Port 2001\n  User w\nHost *\n  Port 2002\n  User any\n', hosts: ['web1', 'other'] },
+  { name: 'negated patterns on a Host line', text: 'Host *.corp !db.corp\n  Port 2003\n', hosts: ['app.corp', 'db.corp', 'corp'] },
+  {
+    name: 'Match host sees the HostName, originalhost the name given',
+    text: 'Host alias\n  HostName real.example\nMatch host real.example\n  Port 2004\nMatch originalhost alias\n  User orig\n',
+    hosts: ['alias', 'real.example', 'other'],
+  },
+  {
+    name: 'Match final: the second pass matches Host against the HostName',
+    text: 'Match final host real.example\n  Port 2005\nHost alias\n  HostName real.example\nHost real.example\n  User second-pass\n',
+    hosts: ['alias', 'real.example', 'other'],
+  },
+  { name: 'Match with a negated criterion', text: 'Match !host db*\n  Port 2006\n', hosts: ['db1', 'web1'] },
+  { name: 'Match user sees the command line user', text: 'Match user admin\n  Port 2007\n', hosts: ['x'], user: 'admin' },
+  { name: 'Match user with another user', text: 'Match user admin\n  Port 2007\n', hosts: ['x'], user: 'guest' },
+  { name: 'Match localuser and all', text: `Match localuser ${localUser}\n  Port 2008\nMatch all\n  User everyone\n`, hosts: ['x'] },
+  {
+    name: 'Match exec with tokens; exec after a failed criterion does not run',
+    text: 'Match exec "test %h = yes-host"\n  Port 2009\nMatch host nothing exec "exit 0"\n  User never\n',
+    hosts: ['yes-host', 'no-host'],
+  },
+];
+
+t.test('ssh_config – sshkeep reads each config as `ssh -G` does (port, user, hostname)', { skip: sshPath || process.env.CI === 'true' ? false : 'ssh (openssh-client) not installed' }, async (t) => {
+  for (const c of CONFIGS) {
+    const file = configFile(c.text);
+    for (const host of c.hosts) t.strictSame(ours(file, host, c.user), sshG(file, host, c.user), `${c.name}: ${host}${c.user ? ` as ${c.user}` : ''}`);
+  }
+});
+
+t.test('ssh_config – Match exec runs only when the criteria before it hold, with tokens expanded', async (t) => {
+  const marker = path.join(dir, 'exec-ran');
+  const file = configFile(`Match host nothing exec "touch ${marker}"\n  Port 1\nMatch exec "test %n = %h && test %p = 2200 && touch ${marker}-2"\n  User ran\n`);
+  const o = readSshConfig(file, 'box', true, { port: ['2200'] });
+  t.notOk(fs.existsSync(marker), 'the command behind a failed criterion did not run');
+  t.ok(fs.existsSync(`${marker}-2`), 'the other ran');
+  t.strictSame(o, { user: ['ran'] });
+});
+
+t.test('ssh_config – a Match final pass does not repeat IdentityFile or forward entries', async (t) => {
+  const file = configFile('Match final\n  Port 1\nIdentityFile ~/.ssh/a\nLocalForward 1 h:1\n');
+  t.strictSame(readSshConfig(file, 'x', true), { port: ['1'], identityfile: ['~/.ssh/a'], localforward: ['1 h:1'] });
+});
