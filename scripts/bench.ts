@@ -661,6 +661,8 @@ export interface LaunchSpec {
   sshArgs?: string[];
   /** sshkeep: extra arguments. */
   sshkeepArgs?: string[];
+  /** sshkeep: node's flags instead of those of the CLI's shebang (scripts/bench-node-flags.ts). */
+  nodeArgs?: string[];
 }
 
 export interface Running {
@@ -684,7 +686,7 @@ function commandFor(spec: LaunchSpec, sshd: Sshd, fwd: Array<[number, number]>):
     return [
       process.execPath,
       [
-        ...shebangNodeArgs(CLI),
+        ...(spec.nodeArgs ?? shebangNodeArgs(CLI)),
         CLI,
         '-F', 'none',
         '-i', sshd.userKeyPath,

@@ -1,0 +1,68 @@
+/**
+ * A/B of node's flags for sshkeep: the same transfers through the real sshd, each variant a fresh
+ * sshkeep process, interleaved A B A B so machine noise hits all alike. Reports the forwarder's CPU
+ * seconds per GiB (utime+stime, /proc) and MB/s, median over the rounds. This is how the CLI's
+ * `--max-semi-space-size=1` (its shebang) was chosen; rerun it before changing the shebang.
+ *
+ *   npm run build && node --import @tapjs/typescript/import scripts/bench-node-flags.ts \
+ *     [--variant ""] [--variant "--max-semi-space-size=1"] [--rounds 4] [--size-mib 512] [--cipher NAME]
+ *
+ * With no --variant: no flags vs the shebang's flags.
+ */
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { shebangNodeArgs } from '../test/fixtures/bin.js';
+import { CLI, MIB, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
+import { runMain } from './lib/common.js';
+
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      variant: { type: 'string', multiple: true },
+      rounds: { type: 'string', default: '4' },
+      'size-mib': { type: 'string', default: '512' },
+      cipher: { type: 'string' },
+    },
+  });
+  const variants = values.variant ?? ['', shebangNodeArgs(CLI).join(' ')];
+  const rounds = Number(values.rounds);
+  const bytes = Number(values['size-mib']) * MIB;
+  const gib = bytes / (1024 * MIB);
+  const { sshd } = await startBenchSshd(values.cipher);
+  const targets = await startTargets();
+  const results = variants.map(() => ({ up: [] as number[], down: [] as number[], mbUp: [] as number[], mbDown: [] as number[] }));
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const [i, variant] of variants.entries()) {
+        const run = await launch(sshd, targets, { tool: 'sshkeep', nodeArgs: splitArgs(variant) });
+        await upload(run.ports.sink, 32 * MIB, targets); // warm-up: JIT, windows
+        await download(run.ports.source, 32 * MIB);
+        const r = results[i]!;
+        let before = cpuSeconds(run.pid);
+        r.mbUp.push((await upload(run.ports.sink, bytes, targets)).mbps);
+        r.up.push((cpuSeconds(run.pid) - before) / gib);
+        before = cpuSeconds(run.pid);
+        r.mbDown.push((await download(run.ports.source, bytes)).mbps);
+        r.down.push((cpuSeconds(run.pid) - before) / gib);
+        await run.stop();
+        process.stderr.write(`round ${round} [${variant || 'no flags'}]: up ${r.up.at(-1)!.toFixed(2)} s/GiB ${r.mbUp.at(-1)!.toFixed(0)} MB/s, down ${r.down.at(-1)!.toFixed(2)} s/GiB ${r.mbDown.at(-1)!.toFixed(0)} MB/s\n`);
+      }
+    }
+  } finally {
+    await targets.close();
+    await sshd.stop();
+  }
+  console.log(`| node flags | CPU up (s/GiB) | CPU down (s/GiB) | up (MB/s) | down (MB/s) |\n|---|---:|---:|---:|---:|`);
+  for (const [i, variant] of variants.entries()) {
+    const r = results[i]!;
+    console.log(`| ${variant ? `\`${variant}\`` : 'none'} | ${median(r.up).toFixed(2)} | ${median(r.down).toFixed(2)} | ${median(r.mbUp).toFixed(0)} | ${median(r.mbDown).toFixed(0)} |`);
+  }
+  console.log(`\n${rounds} rounds, ${values['size-mib']} MiB each way, cipher ${values.cipher ?? 'sshkeep default'}; medians.`);
+}
+
+runMain('bench-node-flags', main, async () => killLiveChildren());
