@@ -71,7 +71,7 @@ function sshG(file: string, host: string, user?: string): { port: string; user: 
 function ours(file: string, host: string, user?: string): { port: string; user: string; hostname: string } {
   const given: SshOptions = user ? { user: [user] } : {};
   const o = readSshConfig(file, host, true, given);
-  return { port: o.port?.[0] ?? '22', user: user ?? o.user?.[0] ?? localUser, hostname: (o.hostname?.[0] ?? host).replace(/%h/g, host) };
+  return { port: o.port?.[0] ?? '22', user: user ?? o.user?.[0] ?? localUser, hostname: (o.hostname?.[0] ?? host).replace(/%h/g, host).toLowerCase() }; // ssh -G prints it lower-cased
 }
 
 const CONFIGS: Array<{ name: string; text: string; hosts: string[]; user?: string }> = [
@@ -89,6 +89,7 @@ const CONFIGS: Array<{ name: string; text: string; hosts: string[]; user?: strin
     hosts: ['alias', 'real.example', 'other'],
   },
   { name: 'Match with a negated criterion', text: 'Match !host db*\n  Port 2006\n', hosts: ['db1', 'web1'] },
+  { name: 'Host lines are case-sensitive, Match host is not', text: 'Host db\n  Port 2010\nHost WEB\n  Port 2011\nMatch host app\n  Port 2012\n', hosts: ['DB', 'db', 'WEB', 'web', 'APP'] },
   { name: 'Match user sees the command line user', text: 'Match user admin\n  Port 2007\n', hosts: ['x'], user: 'admin' },
   { name: 'Match user with another user', text: 'Match user admin\n  Port 2007\n', hosts: ['x'], user: 'guest' },
   { name: 'Match localuser and all', text: `Match localuser ${localUser}\n  Port 2008\nMatch all\n  User everyone\n`, hosts: ['x'] },

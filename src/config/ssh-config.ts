@@ -15,9 +15,9 @@ const EXEC_TIMEOUT_MS = 10_000;
 /**
  * The options ssh_config gives `host`, with OpenSSH's rules: Host patterns (`*`, `?`, `!`),
  * Match (all, host, originalhost, user, localuser, exec, final; `!` negates a criterion), first
- * value wins, IdentityFile and the forwards accumulate (a repeat once). `given` (the command line) is what is
- * already set: it wins, and Match host/user see it. The `ssh-config` package parses the file;
- * matching is ours, because its glob lets `?` match zero characters.
+ * value wins, IdentityFile and the forwards accumulate (a repeat once). `given` (the command
+ * line) is what is already set: it wins, and Match host/user see it. The `ssh-config` package
+ * parses the file; matching is ours, because its glob lets `?` match zero characters.
  * A missing default file is no config; a missing explicit file (-F) is an error.
  */
 export function readSshConfig(file: string, host: string, explicit: boolean, given: SshOptions = {}): SshOptions {
@@ -122,6 +122,7 @@ class Evaluation {
 
   #criterion(name: string, value: string): boolean {
     const list = value.split(',');
+    const lower = list.map((p) => p.toLowerCase());
     switch (name) {
       case 'all':
         return true;
@@ -130,10 +131,11 @@ class Evaluation {
         return this.#finalPass;
       case 'canonical':
         return this.#finalPass;
+      // Host names compare case-insensitively here (OpenSSH's match_hostname), unlike Host lines.
       case 'host':
-        return matchPatternList(list, this.#first('hostname') ?? this.host);
+        return matchPatternList(lower, (this.#first('hostname') ?? this.host).toLowerCase());
       case 'originalhost':
-        return matchPatternList(list, this.host);
+        return matchPatternList(lower, this.host.toLowerCase());
       case 'user':
         return matchPatternList(list, this.#first('user') ?? this.#localUser);
       case 'localuser':
