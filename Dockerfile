@@ -13,10 +13,11 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
-# `npm ci` installs dev dependencies too and runs `prepare` (tsc -> dist/). The binding is optional
+# `npm ci` installs dev dependencies too and runs `prepare` (the build: tsc -> dist/, bin made
+# executable). The binding is optional
 # to ssh2, so a failed compile is silent: test for it. `npm prune --omit=dev` then drops the dev
 # dependencies in place and keeps the compiled binding (a second `npm ci --omit=dev --ignore-scripts`
-# would not build it). tsc does not make the bin executable: chmod it for the /usr/local/bin link.
+# would not build it). The chmod makes sure the /usr/local/bin link's target is executable whatever the build does.
 # node-gyp compiles against the headers this image ships, when present, instead of downloading them.
 RUN if [ -f /usr/local/include/node/common.gypi ]; then export npm_config_nodedir=/usr/local; fi \
     && npm ci --no-audit --no-fund \

@@ -281,7 +281,7 @@ function checkDockerfile(src: Sources, c: Checks): void {
     }),
   );
   c.that('docker.bin-executable', executable, `${bin} must be made executable for uid 1000 (chmod 0755): tsc writes it 0644`);
-  c.that('docker.bin-shebang', /^#!\/usr\/bin\/env (-S )?node( |\n)/.test(src.cliMain), 'src/cli/main.ts must start with #!/usr/bin/env [-S] node to run through the symlink');
+  c.that('docker.bin-shebang', /^#!\/usr\/bin\/env (node|-S node( \S+)+)\n/.test(src.cliMain), 'src/cli/main.ts must start with #!/usr/bin/env node (or env -S node flags) to run through the symlink');
 
   // Runs as a numeric non-root user.
   const user = finalOps.filter((i) => i.op === 'USER').at(-1)?.args;

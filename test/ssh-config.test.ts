@@ -6,6 +6,8 @@ import t from 'tap';
 import fc from 'fast-check';
 import { matchPattern, matchPatternList } from '../src/config/host-pattern.js';
 import { readSshConfig } from '../src/config/ssh-config.js';
+import { expandHostName } from '../src/config/tokens.js';
+import { ConfigError } from '../src/errors.js';
 import { openSshMatch } from './fixtures/fuzz-properties.js';
 import type { SshOptions } from '../src/config/ssh-options.js';
 
@@ -71,7 +73,8 @@ function sshG(file: string, host: string, user?: string): { port: string; user: 
 function ours(file: string, host: string, user?: string): { port: string; user: string; hostname: string } {
   const given: SshOptions = user ? { user: [user] } : {};
   const o = readSshConfig(file, host, true, given);
-  return { port: o.port?.[0] ?? '22', user: user ?? o.user?.[0] ?? localUser, hostname: (o.hostname?.[0] ?? host).replace(/%h/g, host).toLowerCase() }; // ssh -G prints it lower-cased
+  const hostname = expandHostName(o.hostname?.[0] ?? host, host, os.homedir()).toLowerCase(); // as resolve does; ssh -G prints it lower-cased
+  return { port: o.port?.[0] ?? '22', user: user ?? o.user?.[0] ?? localUser, hostname };
 }
 
 const CONFIGS: Array<{ name: string; text: string; hosts: string[]; user?: string }> = [
@@ -93,12 +96,30 @@ const CONFIGS: Array<{ name: string; text: string; hosts: string[]; user?: strin
   { name: 'Match user sees the command line user', text: 'Match user admin\n  Port 2007\n', hosts: ['x'], user: 'admin' },
   { name: 'Match user with another user', text: 'Match user admin\n  Port 2007\n', hosts: ['x'], user: 'guest' },
   { name: 'Match localuser and all', text: `Match localuser ${localUser}\n  Port 2008\nMatch all\n  User everyone\n`, hosts: ['x'] },
+  { name: 'HostName %h is expanded for Match host and exec', text: 'Host *\n  HostName %h.corp.example\nMatch host db.corp.example\n  Port 2013\nMatch exec "test %h = db.corp.example"\n  User e\n', hosts: ['db', 'web'] },
+  { name: 'the final pass sees HostName with %h expanded', text: 'Match final\n  User f\nHost alias\n  HostName %h.example.com\nHost alias.example.com\n  Port 2014\n', hosts: ['alias', 'other'] },
+  { name: 'the final pass matches Host lines against the lower-cased HostName', text: 'Host X\n  HostName Y\nMatch final\n  User f\nHost y\n  Port 2015\n', hosts: ['X', 'x'] },
+  { name: '`final` asks for the final pass even when another criterion fails', text: 'Host alias\n  HostName real\nHost real\n  Port 2016\nMatch host nomatch final\n  User x\n', hosts: ['alias'] },
+  { name: 'a repeated criterion must hold each time', text: 'Match host a* host *b\n  Port 2017\n', hosts: ['ab', 'xb', 'ax'] },
+  { name: 'exec tokens %i %L %l %C %u', text: 'Match exec "test %i = $(id -u) && test %L = $(hostname -s) && test %l = $(hostname) && test -n %C && test %u = $(id -un)"\n  Port 2018\n', hosts: ['x'] },
   {
     name: 'Match exec with tokens; exec after a failed criterion does not run',
     text: 'Match exec "test %h = yes-host"\n  Port 2009\nMatch host nothing exec "exit 0"\n  User never\n',
     hosts: ['yes-host', 'no-host'],
   },
 ];
+
+// Included files for the Include cases (absolute paths: a relative one would be under the real ~/.ssh).
+const incDir = path.join(dir, 'inc.d');
+fs.mkdirSync(incDir);
+fs.writeFileSync(path.join(incDir, '1.conf'), 'Host a\n  Port 2019\n');
+fs.writeFileSync(path.join(incDir, '2.conf'), 'Port 2020\n');
+fs.writeFileSync(path.join(incDir, '.hidden.conf'), 'User hidden\n');
+CONFIGS.push(
+  { name: 'Include with a glob, files in order, each starting its own blocks', text: `Include ${incDir}/*.conf\nHost b\n  Port 2021\n  User b\n`, hosts: ['a', 'b', 'c'] },
+  { name: 'Include inside a Host block applies only with it', text: `Host b\n  Include ${incDir}/2.conf\nHost *\n  User all\n`, hosts: ['a', 'b'] },
+  { name: 'Include of a pattern that matches nothing', text: `Include ${incDir}/none-*.conf\nPort 2022\n`, hosts: ['a'] },
+);
 
 t.test('ssh_config – sshkeep reads each config as `ssh -G` does (port, user, hostname)', { skip: sshPath || process.env.CI === 'true' ? false : 'ssh (openssh-client) not installed' }, async (t) => {
   for (const c of CONFIGS) {
@@ -116,7 +137,19 @@ t.test('ssh_config – Match exec runs only when the criteria before it hold, wi
   t.strictSame(o, { user: ['ran'] });
 });
 
-t.test('ssh_config – a Match final pass does not repeat IdentityFile or forward entries', async (t) => {
-  const file = configFile('Match final\n  Port 1\nIdentityFile ~/.ssh/a\nLocalForward 1 h:1\n');
-  t.strictSame(readSshConfig(file, 'x', true), { port: ['1'], identityfile: ['~/.ssh/a'], localforward: ['1 h:1'] });
+t.test('ssh_config – a repeated IdentityFile or forward counts once (final pass, command line, spacing)', async (t) => {
+  const file = configFile('Match final\n  Port 1\nIdentityFile ~/.ssh/a\nIdentityFile ~/.ssh/b\nLocalForward 1 h:1\nLocalForward 1  h:1\n');
+  t.strictSame(readSshConfig(file, 'x', true, { identityfile: ['~/.ssh/b'] }), { port: ['1'], identityfile: ['~/.ssh/a'], localforward: ['1 h:1'] });
+});
+
+t.test('ssh_config – what sshkeep cannot or will not evaluate is said, never guessed', async (t) => {
+  const rejects = (text: string, re: RegExp, what: string) => t.throws(() => readSshConfig(configFile(text), 'x', true), Object.assign(new ConfigError('x'), { message: re }), what);
+  rejects('Match hots x\n  Port 1\n', /"Match hots": unknown Match criterion/, 'a misspelt criterion (ssh: Bad Match condition)');
+  rejects('Match all host x\n  Port 1\n', /"Match all" cannot be combined/, 'all with another criterion');
+  rejects('Match host\n  Port 1\n', /needs an argument|Missing value/, 'a criterion without its argument');
+  rejects('Match exec "true\0x"\n  Port 1\n', /a NUL byte cannot be in a command/, 'a NUL byte in an exec command');
+  const loop = path.join(dir, 'loop.conf');
+  fs.writeFileSync(loop, `Include ${loop}\n`);
+  t.throws(() => readSshConfig(loop, 'x', true), /Include nested more than 16 deep/, 'a file that includes itself (ssh: too many recursive includes)');
+  t.strictSame(readSshConfig(configFile('Match !localnetwork 10.0.0.0/8\n  Port 1\nMatch tagged x\n  Port 2\n'), 'x', true), {}, 'a criterion OpenSSH knows but sshkeep cannot evaluate: the block does not apply, negated or not');
 });

@@ -5,7 +5,7 @@ import { parseDuration } from './duration.js';
 import { parseCount, parseSize } from './size.js';
 import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { readSshConfig } from './ssh-config.js';
-import { expandTokens } from './tokens.js';
+import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
 import type { HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
 
@@ -133,35 +133,34 @@ function proxyOf(opts: SshOptions): { jump?: string; command?: string } {
 }
 
 /** Everything about reaching one host, from its merged options (first value wins). */
-function hostConfig(name: string, merged: SshOptions, env: ResolveEnv, portLabel: string): { host: HostConfig; tokens: Record<string, string> } {
+function hostConfig(name: string, merged: SshOptions, env: ResolveEnv, portLabel: string): HostConfig {
   const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0];
   const port = parsePort(first('port') ?? String(DEFAULTS.port), portLabel, false);
   const user = first('user') ?? env.localUser;
-  const hostName = expandTokens(first('hostname') ?? name, { '%': '%', h: name, n: name }, env.home, 'HostName');
-  const tokens = { '%': '%', h: hostName, n: name, p: String(port), r: user, u: env.localUser, d: env.home };
+  const hostName = expandHostName(first('hostname') ?? name, name, env.home);
+  const tokens = connectionTokens({
+    name, hostName, port: String(port), user, localUser: env.localUser, home: env.home, hostKeyAlias: first('hostkeyalias'), proxyJump: first('proxyjump'),
+  });
   const files = (list: string[], what: string) => list.map((f) => expandTokens(f, tokens, env.home, what));
   const agent = first('identityagent');
   const connectTimeout = first('connecttimeout');
   const proxyCommand = proxyOf(merged).command;
   return {
-    tokens,
-    host: {
-      name,
-      hostName,
-      port,
-      user,
-      identityFiles: files(merged.identityfile ?? [...DEFAULTS.identityFiles], 'IdentityFile'),
-      identityFilesExplicit: merged.identityfile !== undefined,
-      identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
-      agentSocket:
-        agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0],
-      connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : positive(parseDuration(connectTimeout, 'ConnectTimeout'), 'ConnectTimeout'),
-      strictHostKeyChecking: strictness(first('stricthostkeychecking')),
-      knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
-      globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
-      hostKeyAlias: first('hostkeyalias'),
-      proxyCommand: proxyCommand === undefined ? undefined : expandTokens(proxyCommand, tokens, env.home, 'ProxyCommand'),
-    },
+    name,
+    hostName,
+    port,
+    user,
+    identityFiles: files(merged.identityfile ?? [...DEFAULTS.identityFiles], 'IdentityFile'),
+    identityFilesExplicit: merged.identityfile !== undefined,
+    identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
+    agentSocket:
+      agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0],
+    connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : positive(parseDuration(connectTimeout, 'ConnectTimeout'), 'ConnectTimeout'),
+    strictHostKeyChecking: strictness(first('stricthostkeychecking')),
+    knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
+    globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
+    hostKeyAlias: first('hostkeyalias'),
+    proxyCommand: proxyCommand === undefined ? undefined : expandTokens(proxyCommand, tokens, env.home, 'ProxyCommand'),
   };
 }
 
@@ -194,7 +193,7 @@ function resolveJumps(list: string, configFile: string | undefined, env: Resolve
       if (depth + hops.length >= MAX_HOPS) throw new ConfigError(`ProxyJump: more than ${MAX_HOPS} hops; is there a loop in ssh_config (${hop})?`);
       chain.push(...resolveJumps(jump, configFile, env, depth + hops.length));
     }
-    chain.push(hostConfig(dest.host, opts, env, `-J ${hop}: port`).host);
+    chain.push(hostConfig(dest.host, opts, env, `-J ${hop}: port`));
   });
   return chain;
 }
@@ -234,7 +233,7 @@ export function resolveTunnel(
   addSshConfig(merged, dest.host, input.configFile, env);
 
   const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0];
-  const { host } = hostConfig(dest.host, merged, env, input.port !== undefined ? '-p' : 'Port');
+  const host = hostConfig(dest.host, merged, env, input.port !== undefined ? '-p' : 'Port');
   const { jump } = proxyOf(merged);
 
   const label = (key: keyof NonNullable<TunnelInput['labels']>) =>

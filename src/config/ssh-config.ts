@@ -1,14 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import SSHConfig, { LineType, type Directive, type Match } from 'ssh-config';
+import path from 'node:path';
+import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
 import { ConfigError } from '../errors.js';
-import { matchPatternList } from './host-pattern.js';
+import { matchPattern, matchPatternList } from './host-pattern.js';
 import { HONOURED_OPTIONS, MULTI_VALUED, addOption, type OptionKey, type SshOptions } from './ssh-options.js';
-import { expandTokens } from './tokens.js';
+import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 
 /** Values kept as one command line, quotes and all, as ssh_config writes them. */
 const COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
+/** Include nesting deeper than this is a loop (OpenSSH's READCONF_MAX_DEPTH). */
+const MAX_INCLUDE_DEPTH = 16;
 /** How long a `Match exec` command may run. */
 const EXEC_TIMEOUT_MS = 10_000;
 
@@ -16,26 +19,65 @@ const EXEC_TIMEOUT_MS = 10_000;
  * The options ssh_config gives `host`, with OpenSSH's rules: Host patterns (`*`, `?`, `!`),
  * Match (all, host, originalhost, user, localuser, exec, final; `!` negates a criterion), first
  * value wins, IdentityFile and the forwards accumulate (a repeat once). `given` (the command
- * line) is what is already set: it wins, and Match host/user see it. The `ssh-config` package
- * parses the file; matching is ours, because its glob lets `?` match zero characters.
+ * line) is what is already set: it wins, and Match host/user see it. Include reads files in
+ * place (under ~/.ssh when relative, globs expanded). The `ssh-config` package parses each file;
+ * matching is ours, because its glob lets `?` match zero characters.
  * A missing default file is no config; a missing explicit file (-F) is an error.
  */
 export function readSshConfig(file: string, host: string, explicit: boolean, given: SshOptions = {}): SshOptions {
+  const config = parseFile(file, explicit ? `-F ${file}` : undefined);
+  return config ? new Evaluation(config, host, given, file).run() : {};
+}
+
+/** The parsed file; undefined when it does not exist and nobody named it (`namedBy` unset). */
+function parseFile(file: string, namedBy: string | undefined): SSHConfig | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !explicit) return {};
-    throw new ConfigError(`-F ${file}: cannot read the ssh config file (${code ?? String(err)}).`);
+    if (code === 'ENOENT' && namedBy === undefined) return undefined;
+    throw new ConfigError(`${namedBy ?? file}: cannot read the ssh config file (${code ?? String(err)}).`);
   }
-  let config: SSHConfig;
   try {
-    config = SSHConfig.parse(text);
+    return SSHConfig.parse(text);
   } catch (err) {
     throw new ConfigError(`${file}: cannot parse the ssh config file: ${(err as Error).message}`);
   }
-  return new Evaluation(config, host, given, file).run();
+}
+
+/**
+ * The files an `Include` word names, in order: relative paths are under ~/.ssh, `*` and `?`
+ * expand in any path component (not to hidden names), each pattern's matches sorted; a pattern
+ * that matches nothing is no error (as ssh).
+ */
+function includedFiles(word: string): string[] {
+  const home = os.homedir();
+  const expanded = word === '~' ? home : word.startsWith('~/') ? path.join(home, word.slice(2)) : word;
+  const absolute = path.isAbsolute(expanded) ? expanded : path.join(home, '.ssh', expanded);
+  let found = ['/'];
+  for (const part of absolute.split('/').filter(Boolean)) {
+    if (!/[*?]/.test(part)) {
+      found = found.map((dir) => path.join(dir, part));
+      continue;
+    }
+    found = found.flatMap((dir) => {
+      let names: string[];
+      try {
+        names = fs.readdirSync(dir);
+      } catch {
+        return [];
+      }
+      return names.filter((n) => !n.startsWith('.') && matchPattern(part, n)).sort().map((n) => path.join(dir, n));
+    });
+  }
+  return found.filter((f) => {
+    try {
+      return fs.statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  });
 }
 
 function valuesOf(line: Directive): string[] {
@@ -53,6 +95,42 @@ function localUser(): string {
     return process.env.USER ?? process.env.LOGNAME ?? '';
   }
 }
+
+/** Match criteria that take no argument. */
+const BARE_CRITERIA = new Set(['all', 'canonical', 'final']);
+/** Match criteria OpenSSH knows that sshkeep cannot evaluate: a Match line with one never applies. */
+const UNEVALUATED_CRITERIA = new Set(['localnetwork', 'tagged', 'command', 'sessiontype', 'version']);
+const EVALUATED_CRITERIA = new Set([...BARE_CRITERIA, 'exec', 'host', 'originalhost', 'user', 'localuser']);
+
+interface Criterion {
+  name: string;
+  negated: boolean;
+  value: string;
+}
+
+/** A Match line's criteria, in order (read from its words: the package's map keeps one per keyword). */
+function criteriaOf(line: Directive, file: string): Criterion[] {
+  const words = typeof line.value === 'string' ? line.value.split(/\s+/).filter(Boolean) : line.value.map(({ val }) => val);
+  const criteria: Criterion[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    const negated = word.startsWith('!');
+    const name = (negated ? word.slice(1) : word).toLowerCase();
+    if (!EVALUATED_CRITERIA.has(name) && !UNEVALUATED_CRITERIA.has(name)) {
+      throw new ConfigError(`${file}: "Match ${word}": unknown Match criterion (OpenSSH's are all, canonical, final, exec, host, originalhost, user, localuser, localnetwork, tagged, …).`);
+    }
+    const value = BARE_CRITERIA.has(name) ? '' : words[++i];
+    if (value === undefined) throw new ConfigError(`${file}: "Match ${word}" needs an argument.`);
+    criteria.push({ name, negated, value });
+  }
+  if (criteria.some((c) => c.name === 'all') && criteria.some((c) => !BARE_CRITERIA.has(c.name))) {
+    throw new ConfigError(`${file}: "Match all" cannot be combined with other criteria (only with canonical or final).`);
+  }
+  return criteria;
+}
+
+/** A value as compared for repeats: OpenSSH compares forwards parsed, so spacing does not count. */
+const normalised = (v: string) => v.trim().replace(/\s+/g, ' ');
 
 /** One reading of a config for one host: a first pass, and a second one if `Match final` asks for it. */
 class Evaluation {
@@ -77,90 +155,105 @@ class Evaluation {
     return this.#options;
   }
 
-  #first(key: 'hostname' | 'user' | 'port'): string | undefined {
+  #first(key: 'hostname' | 'user' | 'port' | 'hostkeyalias' | 'proxyjump'): string | undefined {
     return this.given[key]?.[0] ?? this.#options[key]?.[0];
   }
 
+  /** HostName so far, `%h` expanded: what Match host, exec's %h and the final pass see. */
+  #hostName(): string {
+    return expandHostName(this.#first('hostname') ?? this.host, this.host, os.homedir());
+  }
+
   #pass(): void {
-    for (const line of this.config) {
+    this.#read(this.config, this.file, 0);
+  }
+
+  #read(lines: SSHConfig, file: string, depth: number): void {
+    for (const line of lines) {
       if (line.type !== LineType.DIRECTIVE) continue;
       if (/^host$/i.test(line.param)) {
-        // Host matches the name as given (OpenSSH re-reads with the HostName only in the final pass).
-        const name = this.#finalPass ? (this.#first('hostname') ?? this.host) : this.host;
-        if (matchPatternList(valuesOf(line), name)) this.#applyAll((line as Match).config);
+        // The first pass matches the name as given, case and all; the final pass the HostName, lower-cased.
+        const name = this.#finalPass ? this.#hostName().toLowerCase() : this.host;
+        if (matchPatternList(valuesOf(line), name)) this.#applyAll((line as Section).config, file, depth);
       } else if (/^match$/i.test(line.param)) {
-        if (this.#matches((line as Match).criteria)) this.#applyAll((line as Match).config);
+        if (this.#matches(criteriaOf(line, file))) this.#applyAll((line as Section).config, file, depth);
       } else {
-        this.#apply(line);
+        this.#apply(line, file, depth);
       }
     }
   }
 
-  #applyAll(lines: SSHConfig): void {
-    for (const line of lines) if (line.type === LineType.DIRECTIVE) this.#apply(line);
+  #applyAll(lines: SSHConfig, file: string, depth: number): void {
+    for (const line of lines) if (line.type === LineType.DIRECTIVE) this.#apply(line, file, depth);
   }
 
-  #apply(line: Directive): void {
-    const key = line.param.toLowerCase();
-    if (!Object.hasOwn(HONOURED_OPTIONS, key)) return;
-    const have = this.#options[key as OptionKey];
-    // OpenSSH drops a repeated IdentityFile or forward (and the final pass reads everything again).
-    const values = MULTI_VALUED.has(key as OptionKey) && have ? valuesOf(line).filter((v) => !have.includes(v)) : valuesOf(line);
-    if (values.length) addOption(this.#options, key as OptionKey, values);
-  }
-
-  /** Every criterion must hold; `exec` runs only if the ones before it did. */
-  #matches(criteria: Match['criteria']): boolean {
-    for (const [keyword, raw] of Object.entries(criteria)) {
-      const negated = keyword.startsWith('!');
-      const name = (negated ? keyword.slice(1) : keyword).toLowerCase();
-      const value = typeof raw === 'string' ? raw : raw.map(({ val }) => val).join(',');
-      if (this.#criterion(name, value) === negated) return false;
+  /** An Include reads each file in place, its Host and Match lines starting their own blocks. */
+  #include(line: Directive, file: string, depth: number): void {
+    if (depth >= MAX_INCLUDE_DEPTH) throw new ConfigError(`${file}: Include nested more than ${MAX_INCLUDE_DEPTH} deep (a file includes itself?).`);
+    for (const word of valuesOf(line)) {
+      for (const included of includedFiles(word)) {
+        const config = parseFile(included, `${included} (Include in ${file})`)!;
+        this.#read(config, included, depth + 1);
+      }
     }
-    return true;
   }
 
-  #criterion(name: string, value: string): boolean {
-    const list = value.split(',');
-    const lower = list.map((p) => p.toLowerCase());
+  #apply(line: Directive, file: string, depth: number): void {
+    if (/^include$/i.test(line.param)) return this.#include(line, file, depth);
+    const key = line.param.toLowerCase() as OptionKey;
+    if (!Object.hasOwn(HONOURED_OPTIONS, key)) return;
+    let values = valuesOf(line);
+    if (MULTI_VALUED.has(key)) {
+      // OpenSSH drops a repeated IdentityFile or forward (and the final pass reads everything again).
+      const have = new Set([...(this.given[key] ?? []), ...(this.#options[key] ?? [])].map(normalised));
+      values = values.filter((v) => !have.has(normalised(v)));
+    }
+    if (values.length) addOption(this.#options, key, values);
+  }
+
+  /** Every criterion must hold, in order: `exec` runs only if the ones before it did. */
+  #matches(criteria: Criterion[]): boolean {
+    // `final` asks for the final pass whatever the other criteria say.
+    if (criteria.some((c) => c.name === 'final' && !c.negated)) this.#wantsFinalPass = true;
+    if (criteria.some((c) => UNEVALUATED_CRITERIA.has(c.name))) return false;
+    return criteria.every((c) => this.#holds(c) !== c.negated);
+  }
+
+  #holds({ name, value }: Criterion): boolean {
     switch (name) {
       case 'all':
         return true;
       case 'final':
-        this.#wantsFinalPass = true;
-        return this.#finalPass;
       case 'canonical':
         return this.#finalPass;
       // Host names compare case-insensitively here (OpenSSH's match_hostname), unlike Host lines.
       case 'host':
-        return matchPatternList(lower, (this.#first('hostname') ?? this.host).toLowerCase());
+        return matchPatternList(value.toLowerCase().split(','), this.#hostName().toLowerCase());
       case 'originalhost':
-        return matchPatternList(lower, this.host.toLowerCase());
+        return matchPatternList(value.toLowerCase().split(','), this.host.toLowerCase());
       case 'user':
-        return matchPatternList(list, this.#first('user') ?? this.#localUser);
+        return matchPatternList(value.split(','), this.#first('user') ?? this.#localUser);
       case 'localuser':
-        return matchPatternList(list, this.#localUser);
-      case 'exec':
+        return matchPatternList(value.split(','), this.#localUser);
+      default: // exec
         return this.#exec(value);
-      default:
-        // localnetwork, tagged, …: not implemented here, so the block does not apply.
-        return false;
     }
   }
 
   /** `Match exec`: the command, tokens expanded, run by the shell; exit 0 is a match. */
   #exec(command: string): boolean {
-    const tokens = {
-      '%': '%',
-      h: this.#first('hostname') ?? this.host,
-      n: this.host,
-      p: this.#first('port') ?? '22',
-      r: this.#first('user') ?? this.#localUser,
-      u: this.#localUser,
-      l: os.hostname(),
-      d: os.homedir(),
-    };
+    const tokens = connectionTokens({
+      name: this.host,
+      hostName: this.#hostName(),
+      port: this.#first('port') ?? '22',
+      user: this.#first('user') ?? this.#localUser,
+      localUser: this.#localUser,
+      home: os.homedir(),
+      hostKeyAlias: this.#first('hostkeyalias'),
+      proxyJump: this.#first('proxyjump'),
+    });
     const line = expandTokens(command, tokens, os.homedir(), `${this.file}: Match exec`);
+    if (line.includes('\0')) throw new ConfigError(`${this.file}: Match exec "${command.replace(/\0/g, '\\0')}": a NUL byte cannot be in a command.`);
     const r = spawnSync(process.env.SHELL || '/bin/sh', ['-c', line], { stdio: 'ignore', timeout: EXEC_TIMEOUT_MS });
     return r.status === 0;
   }
