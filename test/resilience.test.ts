@@ -62,6 +62,26 @@ t.test('resilience – a link that recovers from suspect keeps its streams untou
   sock.destroy();
 });
 
+t.test('resilience – a replaced connection still carrying a stream rides out a brief silence (grace), not cut at its first missed probe', async (t) => {
+  const { relay, app, port, logs } = await setup(t);
+  const sock = await connect(port);
+  t.equal(await echoOn(sock, 'before'), 'before');
+  // Only the first connection goes silent: the spare's new flow passes, so the spare takes over.
+  relay.hold(1);
+  await logs.waitFor((l) => l.event === 'state' && l.to === 'ready' && /replaced silent generation 1/.test(String(l.reason)), 8000, 'a spare to replace generation 1');
+  relay.restore(); // the old connection answers its last probe: it drains, its stream carries on
+  await logs.waitFor((l) => l.event === 'drain' && l.generation === 1, 5000, 'generation 1 to drain');
+  t.equal(await echoOn(sock, 'draining'), 'draining', 'the stream works on the draining connection');
+  // A second, brief silence of the draining connection: one missed probe starts the grace period.
+  relay.hold(1);
+  await logs.waitFor((l) => l.event === 'drain_silent' && l.generation === 1, 8000, 'the draining connection to miss a probe');
+  relay.restore();
+  t.equal(await echoOn(sock, 'after'), 'after', 'the stream carries on after the silence');
+  t.notOk(logs.find('retire').some((l) => l.generation === 1), 'the draining connection was not closed');
+  t.notOk(logs.find('conn_end').some((l) => l.reset === true), 'nobody was reset');
+  sock.destroy();
+});
+
 t.test('resilience – a client held during an outage is served after the restore, bytes intact', async (t) => {
   const { relay, app, port, logs } = await setup(t);
   const suspect = nextState(app.tunnel, 'suspect', 5000);

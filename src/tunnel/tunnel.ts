@@ -285,7 +285,11 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     const graceMs = this.deps.suspectGraceMs ?? DEFAULTS.suspectGraceMs;
     let grace: NodeJS.Timeout | undefined;
     const onDead = (why: string) => {
-      grace ??= setTimeout(() => this.#retire(old, `${why}; still silent after the ${graceMs} ms grace period`), graceMs);
+      if (grace) return;
+      this.deps.logger.debug('replaced connection silent: its streams wait out the grace period', {
+        event: 'drain_silent', generation: old.generation, channels: old.session.channels, graceMs, reason: why,
+      });
+      grace = setTimeout(() => this.#retire(old, `${why}; still silent after the ${graceMs} ms grace period`), graceMs);
     };
     const onAlive = () => {
       clearTimeout(grace);
