@@ -63,7 +63,7 @@ t.test('resilience – a link that recovers from suspect keeps its streams untou
 });
 
 t.test('resilience – a replaced connection still carrying a stream rides out a brief silence (grace), not cut at its first missed probe', async (t) => {
-  const { relay, app, port, logs } = await setup(t);
+  const { relay, port, logs } = await setup(t);
   const sock = await connect(port);
   t.equal(await echoOn(sock, 'before'), 'before');
   // Only the first connection goes silent: the spare's new flow passes, so the spare takes over.
