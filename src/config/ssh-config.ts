@@ -6,7 +6,7 @@ import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
 import { ConfigError } from '../errors.js';
 import { matchPattern, matchPatternList } from './host-pattern.js';
 import { HONOURED_OPTIONS, MULTI_VALUED, addOption, type OptionKey, type SshOptions } from './ssh-options.js';
-import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
+import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
 
 /** Values kept as one command line, quotes and all, as ssh_config writes them. */
 const COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
@@ -53,7 +53,7 @@ function parseFile(file: string, namedBy: string | undefined): SSHConfig | undef
  */
 function includedFiles(word: string): string[] {
   const home = os.homedir();
-  const expanded = word === '~' ? home : word.startsWith('~/') ? path.join(home, word.slice(2)) : word;
+  const expanded = expandHome(word, home);
   const absolute = path.isAbsolute(expanded) ? expanded : path.join(home, '.ssh', expanded);
   let found = ['/'];
   for (const part of absolute.split('/').filter(Boolean)) {
@@ -147,10 +147,10 @@ class Evaluation {
   ) {}
 
   run(): SshOptions {
-    this.#pass();
+    this.#read(this.config, this.file, 0);
     if (this.#wantsFinalPass) {
       this.#finalPass = true;
-      this.#pass();
+      this.#read(this.config, this.file, 0);
     }
     return this.#options;
   }
@@ -162,10 +162,6 @@ class Evaluation {
   /** HostName so far, `%h` expanded: what Match host, exec's %h and the final pass see. */
   #hostName(): string {
     return expandHostName(this.#first('hostname') ?? this.host, this.host, os.homedir());
-  }
-
-  #pass(): void {
-    this.#read(this.config, this.file, 0);
   }
 
   #read(lines: SSHConfig, file: string, depth: number): void {

@@ -10,7 +10,12 @@ export function expandTokens(text: string, tokens: Record<string, string>, home:
     if (v === undefined) throw new ConfigError(`${what}: unknown token %${c} in "${text}".`);
     return v;
   });
-  return expanded === '~' ? home : expanded.startsWith('~/') ? path.join(home, expanded.slice(2)) : expanded;
+  return expandHome(expanded, home);
+}
+
+/** A leading `~` is the home directory. */
+export function expandHome(file: string, home: string): string {
+  return file === '~' ? home : file.startsWith('~/') ? path.join(home, file.slice(2)) : file;
 }
 
 /** HostName with its tokens: `%h` (and `%n`) is the name given. */
