@@ -24,9 +24,10 @@
  *   - CPU seconds per GiB of the forwarder process (utime+stime; and, for reference, of the sshd sessions);
  *   - RSS (VmRSS, summed over the forwarder's process tree: autossh + its ssh) once the tunnel is up, and
  *     with --rss-conns connections open through it (each has echoed a byte; read 2 s after the last opened);
- *   - idle cost over --idle-seconds, after every tool has run 15 s (steady state), per minute: CPU (sum over all threads of /proc/PID/task/TID/schedstat
- *     run time; % of a core), wake-ups (voluntary + involuntary context switches of all threads), and
- *     bytes on the wire both ways between the forwarder and sshd (heartbeats). sshkeep at its default
+ *   - idle cost over --idle-seconds, after every tool has run 15 s (steady state), per minute: CPU (sum
+ *     over all threads of /proc/PID/task/TID/schedstat run time; % of a core), wake-ups (voluntary +
+ *     involuntary context switches of all threads), and bytes on the wire both ways between the
+ *     forwarder and sshd (heartbeats). sshkeep at its default
  *     --keepalive-interval 15s, ssh and autossh with -o ServerAliveInterval=15; ssh with its default (no
  *     keepalive) is measured too and noted under the table.
  * Goals (issue #6) are printed next to each ratio. --sshkeep-args="…" (quote-aware split; the "=" is needed
