@@ -848,14 +848,7 @@ interface FullSample {
 }
 
 /** autossh -M 0: RSS only (its data path is ssh's). */
-interface RssSample {
-  round: number;
-  tool: ToolName;
-  cipher: string;
-  startupMs: number;
-  rssKiB: number;
-  rssConnsKiB: number;
-}
+type RssSample = Pick<FullSample, 'round' | 'tool' | 'cipher' | 'startupMs' | 'rssKiB' | 'rssConnsKiB'>;
 
 /** sshkeep --connections N: parallel streams only. */
 interface MultiSample {

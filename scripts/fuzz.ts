@@ -15,8 +15,7 @@
  *
  * Prints a table (property, inputs tried, valid, named errors, failures) to stdout, then
  * the first and the shrunk counterexample of each failing property; progress goes to
- * stderr. Exits 1 on any failure, including failures of bugs already reported (their
- * count is in the "known" column).
+ * stderr. Exits 1 on any failure.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -86,26 +85,25 @@ for (const target of targets) {
 const wall = (performance.now() - started) / 1000;
 
 // The table, as Markdown.
-const header = ['property', 'inputs tried', 'valid', 'named errors', 'failures', 'known', 'time'];
+const header = ['property', 'inputs tried', 'valid', 'named errors', 'failures', 'time'];
 const lines = rows.map(({ target, runs, tally: t, ms }) => [
   target.name + (runsGiven === undefined && target.scriptRuns ? ` (default ${fmt(runs)} runs: ${target.scriptRuns.why})` : ''),
   fmt(t.tried),
   fmt(t.valid),
   fmt(t.named),
   fmt(t.failures),
-  fmt(t.known),
   `${(ms / 1000).toFixed(1)} s`,
 ]);
-const total = rows.reduce((s, r) => ({ tried: s.tried + r.tally.tried, valid: s.valid + r.tally.valid, named: s.named + r.tally.named, failures: s.failures + r.tally.failures, known: s.known + r.tally.known }), {
-  tried: 0, valid: 0, named: 0, failures: 0, known: 0,
+const total = rows.reduce((s, r) => ({ tried: s.tried + r.tally.tried, valid: s.valid + r.tally.valid, named: s.named + r.tally.named, failures: s.failures + r.tally.failures }), {
+  tried: 0, valid: 0, named: 0, failures: 0,
 });
-lines.push(['**total**', fmt(total.tried), fmt(total.valid), fmt(total.named), fmt(total.failures), fmt(total.known), `${wall.toFixed(1)} s`]);
+lines.push(['**total**', fmt(total.tried), fmt(total.valid), fmt(total.named), fmt(total.failures), `${wall.toFixed(1)} s`]);
 const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
 const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
 let out = `sshkeep fuzz: seed ${seed}, ${runsGiven === undefined ? `${fmt(DEFAULT_RUNS)} inputs per property unless noted` : `${fmt(runsGiven)} inputs per property`}, node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}\n\n`;
 out += `${line(header)}\n|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|\n${lines.map(line).join('\n')}\n`;
 out += '\nvalid: a value (SOCKS: a request, or waiting for more bytes); named errors: ConfigError/HostKeyError with a one-paragraph message (SOCKS: a fail step with its reply);\n';
-out += 'failures: anything else (another exception, a wrong value, a message with a line break or stack); known: failures a reported bug explains.\n';
+out += 'failures: anything else (another exception, a wrong value, a message with a line break or stack).\n';
 if (yamlWarnings.count > 0) out += `readConfigFile let ${fmt(yamlWarnings.count)} YAML warnings through to process.emitWarning (counted, not printed).\n`;
 
 // Counterexamples.
@@ -114,14 +112,11 @@ for (const { target, runs, tally: t } of failing) {
   out += `\n### ${target.name}: ${fmt(t.failures)} failure(s) in ${fmt(t.tried)}\n`;
   const first = t.first!;
   out += `first failing input: ${fc.stringify(first.input).slice(0, 500)}\n  ${first.error}\n`;
-  if (first.bug) out += `  reported: ${first.bug}\n`;
-  if (t.firstNew && first.bug) out += `first failure no reported bug explains: ${fc.stringify(t.firstNew.input).slice(0, 500)}\n  ${t.firstNew.error}\n`;
   process.stderr.write(`fuzz: shrinking ${target.name}\n`);
-  const shrunk = shrink(target, { numRuns: runs, seed, timeLimitMs: SHRINK_LIMIT_MS, onlyNew: t.firstNew !== undefined });
+  const shrunk = shrink(target, { numRuns: runs, seed, timeLimitMs: SHRINK_LIMIT_MS });
   if (shrunk) {
-    out += `shrunk${t.firstNew ? ' (unexplained failures only)' : ''}: ${shrunk.counterexample.slice(0, 500)} after ${shrunk.shrinks} shrinks${shrunk.interrupted ? ' (time limit)' : ''}\n  ${shrunk.error}\n`;
+    out += `shrunk: ${shrunk.counterexample.slice(0, 500)} after ${shrunk.shrinks} shrinks${shrunk.interrupted ? ' (time limit)' : ''}\n  ${shrunk.error}\n`;
   }
-  for (const bug of t.bugs) out += `  reported bug among the failures: ${bug}\n`;
 }
 process.stdout.write(out);
 process.stderr.write(`fuzz: ${fmt(total.tried)} inputs in ${wall.toFixed(1)} s, ${fmt(total.failures)} failure(s)\n`);
