@@ -2,18 +2,22 @@
  * A/B of node's flags for sshkeep: the same transfers through the real sshd, each variant a fresh
  * sshkeep process, interleaved A B A B so machine noise hits all alike. Reports the forwarder's CPU
  * seconds per GiB (utime+stime, /proc) and MB/s, median over the rounds. This is how the CLI's
- * `--max-semi-space-size=1` (its shebang) was chosen; rerun it before changing the shebang.
+ * shebang flags were chosen; rerun it before changing them.
+ *
+ * Each sshkeep first carries --hold-connections N connections (opened, echoed, held 2 s, closed), as a
+ * forwarder that has served clients has: a fresh process measures a heap and JIT state no user runs.
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-node-flags.ts \
  *     [--variant ""] [--variant "--max-semi-space-size=1"] [--rounds 4] [--size-mib 512] [--cipher NAME]
+ *     [--hold-connections 1000]
  *
  * With no --variant: no flags vs the shebang's flags.
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { CLI, MIB, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
-import { runMain } from './lib/common.js';
+import { CLI, MIB, download, holdConnections, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
+import { runMain, sleep } from './lib/common.js';
 
 function cpuSeconds(pid: number): number {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -27,10 +31,12 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '4' },
       'size-mib': { type: 'string', default: '512' },
       cipher: { type: 'string' },
+      'hold-connections': { type: 'string', default: '1000' },
     },
   });
   const variants = values.variant ?? ['', shebangNodeArgs(CLI).join(' ')];
   const rounds = Number(values.rounds);
+  const hold = Number(values['hold-connections']);
   const bytes = Number(values['size-mib']) * MIB;
   const gib = bytes / (1024 * MIB);
   const { sshd } = await startBenchSshd(values.cipher);
@@ -40,6 +46,11 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const [i, variant] of variants.entries()) {
         const run = await launch(sshd, targets, { tool: 'sshkeep', nodeArgs: splitArgs(variant) });
+        if (hold > 0) {
+          const held = await holdConnections(run.ports.echo, hold);
+          await sleep(2_000);
+          await held.close();
+        }
         await upload(run.ports.sink, 32 * MIB, targets); // warm-up: JIT, windows
         await download(run.ports.source, 32 * MIB);
         const r = results[i]!;
@@ -62,7 +73,7 @@ async function main(): Promise<void> {
     const r = results[i]!;
     console.log(`| ${variant ? `\`${variant}\`` : 'none'} | ${median(r.up).toFixed(2)} | ${median(r.down).toFixed(2)} | ${median(r.mbUp).toFixed(0)} | ${median(r.mbDown).toFixed(0)} |`);
   }
-  console.log(`\n${rounds} rounds, ${values['size-mib']} MiB each way, cipher ${values.cipher ?? 'sshkeep default'}; medians.`);
+  console.log(`\n${rounds} rounds, ${values['size-mib']} MiB each way after ${hold} held connections, cipher ${values.cipher ?? 'sshkeep default'}; medians.`);
 }
 
 runMain('bench-node-flags', main, async () => killLiveChildren());

@@ -596,7 +596,7 @@ async function newConnections(port: number, n: number): Promise<number[]> {
  * Opens `n` connections through the forward (at most 32 connecting at a time), each having echoed one
  * byte so that its channel is really open, and keeps them open until close().
  */
-async function holdConnections(port: number, n: number): Promise<{ close(): Promise<void> }> {
+export async function holdConnections(port: number, n: number): Promise<{ close(): Promise<void> }> {
   const open: net.Socket[] = [];
   const close = async () => {
     const closed = open.map((s) => {

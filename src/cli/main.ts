@@ -1,7 +1,9 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc
 // A 1 MB young generation: every SSH packet and socket read is a fresh Buffer, and with V8's
 // default 16 MB semi-space their memory is freed so late that it forces full GCs (external memory
-// pressure). Measured (BENCHMARKS.md): 24-40 % less CPU per GiB, 10 MB less RSS with 1,000 connections.
+// pressure): 24-40 % less CPU per GiB, 10 MB less RSS with 1,000 connections. GC on the main thread
+// only: once a process has served many connections, concurrent marking ran 5x as many full GCs
+// and its helper threads took the CPU the data path needs: 30-35 % less CPU per GiB (BENCHMARKS.md).
 import type http from 'node:http';
 import { parseCli } from './program.js';
 import { ttyPrompter } from './prompt.js';
