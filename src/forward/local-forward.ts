@@ -75,7 +75,10 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
     // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#accept(s));
+    this.#server = net.createServer(
+      { allowHalfOpen: true, pauseOnConnect: true, highWaterMark: DEFAULTS.clientSocketHighWaterMarkBytes },
+      (s) => void this.#accept(s),
+    );
     this.#name = forwardName(spec);
   }
 

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
+import { DEFAULTS } from '../config/defaults.js';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { RemoteForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
@@ -146,7 +147,8 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     const id = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.name, conn: `r${id}` });
     const { target } = this.spec;
-    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, allowHalfOpen: true }) : net.connect({ path: target.path, allowHalfOpen: true });
+    const options = { allowHalfOpen: true, highWaterMark: DEFAULTS.clientSocketHighWaterMarkBytes };
+    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
     const timer = setTimeout(() => local.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
     local.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
