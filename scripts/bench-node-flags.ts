@@ -17,7 +17,8 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
 import { CLI, MIB, download, holdConnections, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
-import { runMain, sleep } from './lib/common.js';
+import { intOption, runMain, sleep } from './lib/common.js';
+import { deadline } from '../test/fixtures/net.js';
 
 function cpuSeconds(pid: number): number {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -35,9 +36,9 @@ async function main(): Promise<void> {
     },
   });
   const variants = values.variant ?? ['', shebangNodeArgs(CLI).join(' ')];
-  const rounds = Number(values.rounds);
-  const hold = Number(values['hold-connections']);
-  const bytes = Number(values['size-mib']) * MIB;
+  const rounds = intOption('rounds', values.rounds, 1);
+  const hold = intOption('hold-connections', values['hold-connections'], 0);
+  const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
   const gib = bytes / (1024 * MIB);
   const { sshd } = await startBenchSshd(values.cipher);
   const targets = await startTargets();
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
       for (const [i, variant] of variants.entries()) {
         const run = await launch(sshd, targets, { tool: 'sshkeep', nodeArgs: splitArgs(variant) });
         if (hold > 0) {
-          const held = await holdConnections(run.ports.echo, hold);
+          const held = await deadline(holdConnections(run.ports.echo, hold), 120_000, `${hold} held connections`);
           await sleep(2_000);
           await held.close();
         }

@@ -13,9 +13,10 @@
  * One table per cipher mode (--ciphers, comma-separated; "default" = each tool negotiates its own
  * default; a name X = sshd restricted to `Ciphers X` and ssh given `-c X`, so both sides use X;
  * --cipher X is a shortcut for --ciphers X). Each round runs, per cipher mode, A B C D: sshkeep,
- * ssh -L, autossh -M 0 (RSS only), sshkeep --connections N (parallel streams only), each a fresh
- * process; then one idle window in which every tool of every mode idles side by side, each behind its own
- * byte-counting relay to the sshd. Figures:
+ * ssh -L, autossh -M 0 (RSS only), sshkeep --connections N (parallel streams only, after the same
+ * burst of --rss-conns connections as the others), each a fresh process; then one idle window in
+ * which every tool of every mode idles side by side, each behind its own byte-counting relay to
+ * the sshd. Figures:
  *   - bulk upload/download, one stream of --size-mib each (MB = 10^6 bytes, first to last byte at the receiver);
  *   - the same --size-mib split over --streams concurrent uploads, then downloads: aggregate MB/s = total
  *     bytes / (last byte - first byte across all streams);
@@ -52,7 +53,7 @@ import { parseArgs } from 'node:util';
 import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { startEcho, deadline } from '../test/fixtures/net.js';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { HOST, childEnv, cpuModel, echoProbe, freePorts, isEntryPoint, killGroup, listen, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
+import { HOST, childEnv, intOption, cpuModel, echoProbe, freePorts, isEntryPoint, killGroup, listen, newestMtime, sh, sleep, sshVersion, runMain, watchExit } from './lib/common.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -142,11 +143,6 @@ function parseOptions(argv: string[]): Options {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const int = (name: string, v: string | undefined, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
-    return n;
-  };
   if (values.cipher !== undefined && values.ciphers !== undefined) throw new Error('give --cipher or --ciphers, not both');
   const list = values.cipher ?? values.ciphers ?? 'default,aes128-gcm@openssh.com';
   const ciphers = list
@@ -156,17 +152,17 @@ function parseOptions(argv: string[]): Options {
     .map((c) => (c === 'default' ? undefined : c));
   if (ciphers.length === 0) throw new Error('--ciphers is empty');
   return {
-    sizeMiB: int('size-mib', values['size-mib'], 1),
-    rounds: int('rounds', values.rounds, 1),
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    rounds: intOption('rounds', values.rounds, 1),
     json: values.json,
     ciphers,
-    pings: int('pings', values.pings, 1),
-    conns: int('conns', values.conns, 1),
-    streams: int('streams', values.streams, 1),
-    rssConns: int('rss-conns', values['rss-conns'], 1),
-    idleSeconds: int('idle-seconds', values['idle-seconds'], 1),
+    pings: intOption('pings', values.pings, 1),
+    conns: intOption('conns', values.conns, 1),
+    streams: intOption('streams', values.streams, 1),
+    rssConns: intOption('rss-conns', values['rss-conns'], 1),
+    idleSeconds: intOption('idle-seconds', values['idle-seconds'], 1),
     sshkeepArgs: splitArgs(values['sshkeep-args'] ?? ''),
-    multiConnections: int('multi-connections', values['multi-connections'], 0),
+    multiConnections: intOption('multi-connections', values['multi-connections'], 0),
   };
 }
 
@@ -1025,7 +1021,9 @@ async function multiSession(round: number, mode: Mode, ctx: Ctx): Promise<MultiS
     const until = Date.now() + 15_000;
     while (authenticated() < n && Date.now() < until) await sleep(20);
     const sshConnections = authenticated();
-    await sleep(500);
+    // The history of the one-connection rows (their RSS stage): V8's state after a burst of
+    // connections differs from a fresh process's (BENCHMARKS.md, GC on the main thread).
+    await rssWithConnections(run, ctx.opts.rssConns);
     const [up, down] = await parallelPair(run, mode, ctx.opts, ctx.targets);
     process.stderr.write(
       `  round ${round} sshkeep --connections ${n}: ${ctx.opts.streams}× up ${up.mbps.toFixed(0)}, down ${down.mbps.toFixed(0)} MB/s ` +

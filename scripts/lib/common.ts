@@ -14,6 +14,13 @@ export const HOST = '127.0.0.1';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A command-line option's value as an integer of at least `min`; a clear error otherwise. */
+export function intOption(name: string, v: string | undefined, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
+  return n;
+}
+
 export async function listen(server: net.Server): Promise<number> {
   server.listen(0, HOST);
   await once(server, 'listening');

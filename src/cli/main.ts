@@ -1,9 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc
-// A 1 MB young generation: every SSH packet and socket read is a fresh Buffer, and with V8's
-// default 16 MB semi-space their memory is freed so late that it forces full GCs (external memory
-// pressure): 24-40 % less CPU per GiB, 10 MB less RSS with 1,000 connections. GC on the main thread
-// only: once a process has served many connections, concurrent marking ran 5x as many full GCs
-// and its helper threads took the CPU the data path needs: 30-35 % less CPU per GiB (BENCHMARKS.md).
+// GC on the main thread: V8's GC helper threads took the CPU the data path needs once the
+// process had served many connections. A 1 MB young generation: less memory. See BENCHMARKS.md.
 import type http from 'node:http';
 import { parseCli } from './program.js';
 import { ttyPrompter } from './prompt.js';

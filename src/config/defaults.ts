@@ -42,12 +42,12 @@ export const DEFAULTS = {
   identityFiles: ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'],
   sshConfigFile: '~/.ssh/config',
   /**
-   * Buffer limit of each forwarded client's socket, both ways. Node's 16 KiB default is half
-   * an SSH packet (32 KiB), so every packet written to the client paused and resumed its
-   * channel: 256 KiB saved 7-14 % CPU per GiB downloaded (BENCHMARKS.md). The channel's own
-   * window (2 MiB) already bounds what one connection can buffer.
+   * Buffer limit, both ways, of the local socket of each forwarded connection. Node 20's 16 KiB
+   * is half an SSH packet, so every packet written to the socket paused and resumed its
+   * channel: 256 KiB saved 7-14 % CPU per GiB downloaded (BENCHMARKS.md). It adds at most
+   * 240 KiB each way to the channel's own 2 MiB.
    */
-  clientSocketHighWaterMarkBytes: 256 * 1024,
+  localSocketHighWaterMarkBytes: 256 * 1024,
   /** A forwarded channel that does not open in this time is refused to the client. */
   channelOpenTimeoutMs: 10_000,
   /** A -D client must finish its SOCKS request this fast; OpenSSH waits for ever, letting idle sockets pile up. */

@@ -9,6 +9,7 @@ import type { Logger } from '../ops/logger.js';
 import type { SessionSource } from '../tunnel/pool.js';
 import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
 import { HeldClient } from './held-client.js';
+import { PUMPED_SOCKET_OPTIONS } from './pump.js';
 import { Pumps } from './pumps.js';
 import type { ConnectionResult } from './result.js';
 import { REPLY, negotiateSocks, replyForOpenFailure, socksReply, type ReplyCode, type SocksVersion } from './socks.js';
@@ -75,10 +76,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
     // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
-    this.#server = net.createServer(
-      { allowHalfOpen: true, pauseOnConnect: true, highWaterMark: DEFAULTS.clientSocketHighWaterMarkBytes },
-      (s) => void this.#accept(s),
-    );
+    this.#server = net.createServer({ ...PUMPED_SOCKET_OPTIONS, pauseOnConnect: true }, (s) => void this.#accept(s));
     this.#name = forwardName(spec);
   }
 

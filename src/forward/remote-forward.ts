@@ -1,6 +1,5 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import { DEFAULTS } from '../config/defaults.js';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { RemoteForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
@@ -8,6 +7,7 @@ import type { Logger } from '../ops/logger.js';
 import { backoffDelayMs, sleep } from '../tunnel/backoff.js';
 import type { IncomingConnection, SshSession } from '../tunnel/ssh-adapter.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
+import { PUMPED_SOCKET_OPTIONS } from './pump.js';
 import { Pumps } from './pumps.js';
 import type { ConnectionResult } from './result.js';
 import { resetSocket } from './reset-socket.js';
@@ -147,8 +147,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     const id = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.name, conn: `r${id}` });
     const { target } = this.spec;
-    const options = { allowHalfOpen: true, highWaterMark: DEFAULTS.clientSocketHighWaterMarkBytes };
-    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
+    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...PUMPED_SOCKET_OPTIONS }) : net.connect({ path: target.path, ...PUMPED_SOCKET_OPTIONS });
     const timer = setTimeout(() => local.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
     local.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -1,0 +1,69 @@
+/**
+ * The local socket of every forwarded connection buffers DEFAULTS.localSocketHighWaterMarkBytes
+ * both ways: Node 20's default is half an SSH packet, which paused the channel once per packet
+ * (BENCHMARKS.md). The sockets are private to the forwards, so node:net's factories are wrapped
+ * to see them; this also checks that Node honours the option on servers and on connects.
+ */
+import t, { type Test } from 'tap';
+import net from 'node:net';
+import { DEFAULTS } from '../src/config/defaults.js';
+import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
+import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
+import { startEchoTunnel, startSshkeep } from './fixtures/tunnel.js';
+
+const WANT = DEFAULTS.localSocketHighWaterMarkBytes;
+
+/** Every socket node:net's `createServer` servers accept and every socket `connect` makes, from now until teardown. */
+function watchSockets(t: Test) {
+  const seen = {
+    accepted: [] as Array<{ server: net.Server; socket: net.Socket }>,
+    connected: [] as Array<{ options: net.NetConnectOpts; socket: net.Socket }>,
+  };
+  const { createServer, connect: netConnect } = net;
+  net.createServer = ((...args: Parameters<typeof net.createServer>) => {
+    const server = createServer(...args);
+    server.on('connection', (socket: net.Socket) => seen.accepted.push({ server, socket }));
+    return server;
+  }) as typeof net.createServer;
+  net.connect = ((options: net.NetConnectOpts) => {
+    const socket = netConnect(options);
+    seen.connected.push({ options, socket });
+    return socket;
+  }) as typeof net.connect;
+  t.teardown(() => {
+    net.createServer = createServer;
+    net.connect = netConnect;
+  });
+  return seen;
+}
+
+const buffers = (s: net.Socket) => ({ readable: s.readableHighWaterMark, writable: s.writableHighWaterMark });
+
+t.test(`-L: the accepted client socket buffers ${WANT} bytes both ways`, async (t) => {
+  const seen = watchSockets(t);
+  const { app, bound } = await startEchoTunnel(t);
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  const sock = await connect(bound[0]!.port);
+  t.equal((await deadline(roundTrip(sock, 'x'), 5000, 'echo')).toString(), 'x');
+  const mine = seen.accepted.filter(({ server }) => (server.address() as net.AddressInfo | null)?.port === bound[0]!.port);
+  t.equal(mine.length, 1, 'one client accepted by the forward');
+  t.strictSame(buffers(mine[0]!.socket), { readable: WANT, writable: WANT });
+  const other = seen.accepted.find(({ server }) => (server.address() as net.AddressInfo | null)?.port !== bound[0]!.port);
+  t.ok(other && buffers(other.socket).writable < WANT, "the echo target's socket keeps Node's default (the check can tell them apart)");
+});
+
+t.test(`-R: the connection to the local target buffers ${WANT} bytes both ways`, async (t) => {
+  if (!requireSshd(t)) return;
+  const sshd = await startSshd(t);
+  const echo = await startEcho();
+  t.teardown(() => echo.close());
+  const seen = watchSockets(t);
+  const { app } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${echo.port}`] }));
+  await deadline(app.ready(), 10_000, `tunnel ready\n${sshd.logs()}`);
+  await until(() => app.report().remoteForwards[0]?.port !== undefined, 10_000, `-R bound\n${sshd.logs()}`);
+  const sock = await connect(app.report().remoteForwards[0]!.port!);
+  t.equal((await deadline(roundTrip(sock, 'y'), 5000, 'echo through sshd')).toString(), 'y');
+  const toTarget = seen.connected.filter(({ options }) => 'port' in options && options.port === echo.port);
+  t.equal(toTarget.length, 1, 'one connection to the local target');
+  t.strictSame(buffers(toTarget[0]!.socket), { readable: WANT, writable: WANT });
+});
