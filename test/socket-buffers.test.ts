@@ -49,7 +49,7 @@ t.test(`-L: the accepted client socket buffers ${WANT} bytes both ways`, async (
   t.equal(mine.length, 1, 'one client accepted by the forward');
   t.strictSame(buffers(mine[0]!.socket), { readable: WANT, writable: WANT });
   const other = seen.accepted.find(({ server }) => (server.address() as net.AddressInfo | null)?.port !== bound[0]!.port);
-  t.ok(other && buffers(other.socket).writable < WANT, "the echo target's socket keeps Node's default (the check can tell them apart)");
+  t.ok(other && buffers(other.socket).writable < WANT, "another server's socket (the SSH server's or the echo target's) keeps Node's default: the check tells them apart");
 });
 
 t.test(`-R: the connection to the local target buffers ${WANT} bytes both ways`, async (t) => {
