@@ -16,9 +16,8 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { CLI, MIB, download, holdConnections, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
-import { intOption, runMain, sleep } from './lib/common.js';
-import { deadline } from '../test/fixtures/net.js';
+import { CLI, MIB, connectionBurst, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
+import { intOption, runMain } from './lib/common.js';
 
 function cpuSeconds(pid: number): number {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -47,11 +46,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const [i, variant] of variants.entries()) {
         const run = await launch(sshd, targets, { tool: 'sshkeep', nodeArgs: splitArgs(variant) });
-        if (hold > 0) {
-          const held = await deadline(holdConnections(run.ports.echo, hold), 120_000, `${hold} held connections`);
-          await sleep(2_000);
-          await held.close();
-        }
+        if (hold > 0) await connectionBurst(run, hold, () => undefined);
         await upload(run.ports.sink, 32 * MIB, targets); // warm-up: JIT, windows
         await download(run.ports.source, 32 * MIB);
         const r = results[i]!;

@@ -592,7 +592,7 @@ async function newConnections(port: number, n: number): Promise<number[]> {
  * Opens `n` connections through the forward (at most 32 connecting at a time), each having echoed one
  * byte so that its channel is really open, and keeps them open until close().
  */
-export async function holdConnections(port: number, n: number): Promise<{ close(): Promise<void> }> {
+async function holdConnections(port: number, n: number): Promise<{ close(): Promise<void> }> {
   const open: net.Socket[] = [];
   const close = async () => {
     const closed = open.map((s) => {
@@ -912,16 +912,22 @@ async function measuredBulk(pid: number, sshdListener: number, fn: () => Promise
 
 const bulkMs = (bytes: number) => 120_000 + bytes / 5_000; // generous: 5 MB/s would still finish
 
-/** RSS with `n` connections held open through the forward, read 2 s after the last one echoed. */
-async function rssWithConnections(run: Running, n: number): Promise<number> {
+/**
+ * A burst of `n` connections through the forward: opened (each echoed once), held, `measure()`d
+ * 2 s after the last one echoed, closed. Also what a forwarder that has served clients has been through.
+ */
+export async function connectionBurst<T>(run: Running, n: number, measure: () => T): Promise<T> {
   const held = await deadline(holdConnections(run.ports.echo, n), 120_000, `${n} held connections`);
   try {
     await sleep(2_000);
-    return treeRssKiB(run.pids());
+    return measure();
   } finally {
     await held.close();
   }
 }
+
+/** RSS with `n` connections held open through the forward, read 2 s after the last one echoed. */
+const rssWithConnections = (run: Running, n: number): Promise<number> => connectionBurst(run, n, () => treeRssKiB(run.pids()));
 
 async function parallelPair(run: Running, mode: Mode, opts: Options, targets: Targets): Promise<[Bulk, Bulk]> {
   const each = Math.max(1, Math.floor((opts.sizeMiB * MIB) / opts.streams));
@@ -1023,7 +1029,7 @@ async function multiSession(round: number, mode: Mode, ctx: Ctx): Promise<MultiS
     const sshConnections = authenticated();
     // The history of the one-connection rows (their RSS stage): V8's state after a burst of
     // connections differs from a fresh process's (BENCHMARKS.md, GC on the main thread).
-    await rssWithConnections(run, ctx.opts.rssConns);
+    await connectionBurst(run, ctx.opts.rssConns, () => undefined);
     const [up, down] = await parallelPair(run, mode, ctx.opts, ctx.targets);
     process.stderr.write(
       `  round ${round} sshkeep --connections ${n}: ${ctx.opts.streams}× up ${up.mbps.toFixed(0)}, down ${down.mbps.toFixed(0)} MB/s ` +
