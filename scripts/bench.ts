@@ -22,7 +22,8 @@
  *     bytes / (last byte - first byte across all streams);
  *   - ping-pong round trips on one connection, 1 byte and 4 KiB (write 4096 bytes, wait for all 4096 back);
  *   - connect + first echo byte on --conns sequential new connections;
- *   - CPU seconds per GiB of the forwarder process (utime+stime; and, for reference, of the sshd sessions);
+ *   - CPU seconds per GiB of the forwarder process (utime+stime, and utime alone; and, for reference, of the
+ *     sshd sessions);
  *   - RSS (VmRSS, summed over the forwarder's process tree: autossh + its ssh) once the tunnel is up, and
  *     with --rss-conns connections open through it (each has echoed a byte; read 2 s after the last opened);
  *   - idle cost over --idle-seconds, after every tool has run 15 s (steady state), per minute: CPU (sum
@@ -208,11 +209,11 @@ function statFields(pid: number): string[] | null {
   }
 }
 
-/** utime + stime of a whole process (all threads), in seconds. */
-function cpuSeconds(pid: number): number {
+/** utime and stime of a whole process (all threads), in seconds. */
+function cpuTimes(pid: number): { user: number; system: number } {
   const f = statFields(pid);
   if (!f) throw new Error(`process ${pid} is gone`);
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15 of /proc/PID/stat
+  return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK }; // fields 14 and 15 of /proc/PID/stat
 }
 
 function rssKiB(pid: number): number {
@@ -255,7 +256,8 @@ interface ProcCounters {
 function procCounters(pids: number[]): ProcCounters {
   const c: ProcCounters = { runSeconds: 0, tickSeconds: 0, ctxSwitches: 0, threads: 0 };
   for (const pid of pids) {
-    c.tickSeconds += cpuSeconds(pid);
+    const { user, system } = cpuTimes(pid);
+    c.tickSeconds += user + system;
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       try {
         c.runSeconds += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
@@ -823,6 +825,8 @@ export async function startBenchSshd(cipher: string | undefined): Promise<{ sshd
 interface Bulk extends Transfer {
   cpuSeconds: number;
   cpuSecondsPerGiB: number;
+  /** The user-space part of cpuSecondsPerGiB; the rest is the kernel's (syscalls, loopback delivery). */
+  userCpuSecondsPerGiB: number;
   sshdCpuSecondsPerGiB: number;
 }
 
@@ -901,13 +905,15 @@ interface Ctx {
 }
 
 async function measuredBulk(pid: number, sshdListener: number, fn: () => Promise<Transfer>): Promise<Bulk> {
-  const cpu0 = cpuSeconds(pid);
+  const cpu0 = cpuTimes(pid);
   const sshd0 = sshdSessionCpu(sshdListener);
   const t = await fn();
-  const cpu = cpuSeconds(pid) - cpu0;
+  const cpu1 = cpuTimes(pid);
+  const user = cpu1.user - cpu0.user;
+  const cpu = user + cpu1.system - cpu0.system;
   const sshdCpu = sshdCpuDelta(sshd0, sshdSessionCpu(sshdListener));
   const gib = t.bytes / GIB;
-  return { ...t, cpuSeconds: cpu, cpuSecondsPerGiB: cpu / gib, sshdCpuSecondsPerGiB: sshdCpu / gib };
+  return { ...t, cpuSeconds: cpu, cpuSecondsPerGiB: cpu / gib, userCpuSecondsPerGiB: user / gib, sshdCpuSecondsPerGiB: sshdCpu / gib };
 }
 
 const bulkMs = (bytes: number) => 120_000 + bytes / 5_000; // generous: 5 MB/s would still finish
@@ -1198,6 +1204,8 @@ function summarize(mode: Mode, opts: Options, autossh: boolean): Row[] {
   add('New connection + first echo, p99', 'µs', false, 0, (xs) => pooled(xs, (s) => s.connectUs, 0.99));
   add('Forwarder CPU, upload', 's/GiB', false, 2, (xs) => perRound(xs, (s) => s.upload.cpuSecondsPerGiB));
   add('Forwarder CPU, download', 's/GiB', false, 2, (xs) => perRound(xs, (s) => s.download.cpuSecondsPerGiB));
+  add('Forwarder CPU in user space, upload', 's/GiB', false, 2, (xs) => perRound(xs, (s) => s.upload.userCpuSecondsPerGiB));
+  add('Forwarder CPU in user space, download', 's/GiB', false, 2, (xs) => perRound(xs, (s) => s.download.userCpuSecondsPerGiB));
   add('sshd session CPU, upload (server side, for reference)', 's/GiB', false, 2, (xs) => perRound(xs, (s) => s.upload.sshdCpuSecondsPerGiB));
   add('sshd session CPU, download (server side, for reference)', 's/GiB', false, 2, (xs) => perRound(xs, (s) => s.download.sshdCpuSecondsPerGiB));
 
@@ -1427,7 +1435,7 @@ async function main(): Promise<void> {
     ...summaries.map(({ mode, rows }) => modeSection(mode, rows, opts, ctx.autossh)),
     'Throughput: median of per-round MB/s (10^6 bytes/s, first to last byte at the receiver; parallel: total bytes over the first to the ' +
       'last byte across all streams). Latencies: median/p99 over all samples of all rounds. CPU: utime+stime of the forwarder process ' +
-      '(/proc/PID/stat) over each measured transfer. RSS: VmRSS (MB = 10^6 bytes) 0.5 s after the first echo, and 2 s after the last of ' +
+      '(/proc/PID/stat) over each measured transfer, and utime alone (in user space). RSS: VmRSS (MB = 10^6 bytes) 0.5 s after the first echo, and 2 s after the last of ' +
       `the ${opts.rssConns.toLocaleString('en-US')} connections echoed; autossh = autossh + its ssh. Idle: per minute over the window, which opens once every tool has run ${IDLE_SETTLE_MS / 1000} s (steady state), summed over every thread ` +
       '(run time from schedstat; wake-ups = voluntary + involuntary context switches) and, for autossh, over autossh and its ssh; bytes ' +
       `counted both ways by a relay between the forwarder and sshd; sshkeep at its default --keepalive-interval 15s, ssh/autossh with ServerAliveInterval=${KEEPALIVE_S}. ` +
