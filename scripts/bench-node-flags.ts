@@ -13,15 +13,14 @@
  *
  * With no --variant: no flags vs the shebang's flags.
  */
-import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { CLI, MIB, connectionBurst, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
+import { CLI, MIB, connectionBurst, cpuTimes, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
 import { intOption, runMain } from './lib/common.js';
 
 function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+  const { user, system } = cpuTimes(pid);
+  return user + system;
 }
 
 async function main(): Promise<void> {

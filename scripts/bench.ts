@@ -210,7 +210,7 @@ function statFields(pid: number): string[] | null {
 }
 
 /** utime and stime of a whole process (all threads), in seconds. */
-function cpuTimes(pid: number): { user: number; system: number } {
+export function cpuTimes(pid: number): { user: number; system: number } {
   const f = statFields(pid);
   if (!f) throw new Error(`process ${pid} is gone`);
   return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK }; // fields 14 and 15 of /proc/PID/stat
@@ -461,13 +461,13 @@ export interface Transfer {
   mbps: number;
 }
 
-const transfer = (bytes: number, ns: bigint): Transfer => {
+export const transfer = (bytes: number, ns: bigint): Transfer => {
   const seconds = Number(ns) / 1e9;
   return { bytes, seconds, mbps: bytes / 1e6 / seconds };
 };
 
 /** Sends `bytes` to the sink and half-closes; resolves on the sink's reply (its byte count) and end. */
-async function sendToSink(port: number, bytes: number): Promise<void> {
+export async function sendToSink(port: number, bytes: number): Promise<void> {
   const s = await connectTo(port);
   try {
     let reply = '';
@@ -822,7 +822,7 @@ export async function startBenchSshd(cipher: string | undefined): Promise<{ sshd
 
 // ---------------------------------------------------------------- sessions
 
-interface Bulk extends Transfer {
+export interface Bulk extends Transfer {
   cpuSeconds: number;
   cpuSecondsPerGiB: number;
   /** The user-space part of cpuSecondsPerGiB; the rest is the kernel's (syscalls, loopback delivery). */
@@ -904,7 +904,7 @@ interface Ctx {
   multiNote?: string;
 }
 
-async function measuredBulk(pid: number, sshdListener: number, fn: () => Promise<Transfer>): Promise<Bulk> {
+export async function measuredBulk(pid: number, sshdListener: number, fn: () => Promise<Transfer>): Promise<Bulk> {
   const cpu0 = cpuTimes(pid);
   const sshd0 = sshdSessionCpu(sshdListener);
   const t = await fn();
