@@ -1,63 +1,93 @@
 /**
- * How much of sshkeep's upload CPU any Node forwarder on ssh2 pays anyway. A minimal relay
- * (scripts/lib/floor-relay.mjs) does only the per-packet work such a forwarder cannot skip: read the
- * client socket, frame 32 KiB packets, pad, AES-128-GCM them with ssh2's native binding, write them
- * out. It runs side by side with sshkeep (after --hold-connections) and `ssh -L` at the same cipher,
- * A B C D A B C D, each uploading --size-mib after a 32 MiB warm-up; the table gives the forwarder's
- * CPU per GiB in user space and in the kernel (/proc/PID/stat), and MB/s, medians over the rounds.
+ * How much of sshkeep's cost any Node forwarder on ssh2 pays anyway, side by side with sshkeep and
+ * `ssh -L` at the same cipher, interleaved round by round:
+ *
+ * - Upload: a minimal relay (scripts/lib/floor-relay.mjs) does only the per-packet work such a
+ *   forwarder cannot skip: read the client socket, frame 32 KiB packets, pad, AES-128-GCM them with
+ *   ssh2's native binding, write them out. --size-mib after a 32 MiB warm-up; the forwarder's CPU per
+ *   GiB in user space and in the kernel (/proc/PID/stat), and MB/s. sshkeep first carries
+ *   --hold-connections connections, as in the full bench.
+ * - New connections: a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs: forwardOut and pipes,
+ *   nothing else). --conns sequential connect + first echo after as many for warm-up; median and p99
+ *   latency, and the forwarder's CPU per connection.
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-floor.ts \
- *     [--rounds 3] [--size-mib 512] [--hold-connections 1000]
+ *     [--rounds 3] [--size-mib 512] [--hold-connections 1000] [--conns 1000]
  *
- * The floor's packets go to the bench's sink instead of an sshd, so its kernel figure (which on
- * loopback includes delivery to the reader) is a rough guide only; its user-space figure is the point.
+ * Every Node process runs with the CLI's shebang flags. The floor relay's packets go to the bench's
+ * sink instead of an sshd, so its kernel CPU and MB/s are a rough guide only; its user-space CPU is
+ * the point.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { CLI, MIB, ROOT, connectionBurst, killLiveChildren, launch, measuredBulk, median, sendToSink, startBenchSshd, startTargets, transfer, upload, type Bulk, type Targets, type Transfer } from './bench.js';
 import { deadline } from '../test/fixtures/net.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
-import { intOption, runMain } from './lib/common.js';
+import { CLI, MIB, ROOT, connectionBurst, cpuTimes, killLiveChildren, launch, measuredBulk, median, quantile, sendToSink, startBenchSshd, startTargets, transfer, upload, type Bulk, type Targets, type Transfer } from './bench.js';
+import { echoProbe, intOption, runMain } from './lib/common.js';
 
 const CIPHER = 'aes128-gcm@openssh.com';
-const RELAY = path.join(ROOT, 'scripts', 'lib', 'floor-relay.mjs');
-const VARIANTS = ['floor', 'floor, packet buffers reused', 'sshkeep', 'ssh -L'] as const;
-type Variant = (typeof VARIANTS)[number];
+const UPLOAD_VARIANTS = ['floor', 'floor, packet buffers reused', 'sshkeep', 'ssh -L'] as const;
+const CONNECT_VARIANTS = ['bare ssh2', 'sshkeep', 'ssh -L'] as const;
+type Variant = (typeof UPLOAD_VARIANTS)[number] | (typeof CONNECT_VARIANTS)[number];
 
-/** Uploads `bytes` through the floor relay; the sink counts framed bytes, so time its arrivals only. */
-async function floorUpload(port: number, bytes: number, targets: Targets): Promise<Transfer> {
+interface Forwarder {
+  pid: number;
+  /** Where clients connect: the upload sink's forward, or the echo's. */
+  port: number;
+  stop: () => Promise<void>;
+}
+
+/** A helper script in its own node process (the CLI's flags), ready once it prints its port. */
+async function startScript(file: string, args: string[]): Promise<Forwarder> {
+  const child = spawn(process.execPath, [...shebangNodeArgs(CLI), path.join(ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const stop = async () => {
+    child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  };
+  try {
+    const [line] = (await deadline(once(child.stdout!, 'data'), 10_000, `${file} to listen`)) as [Buffer];
+    return { pid: child.pid!, port: Number(String(line).trim()), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function startForwarder(variant: Variant, sshd: Sshd, targets: Targets, hold: number, upstream: 'sink' | 'echo'): Promise<Forwarder> {
+  switch (variant) {
+    case 'floor':
+    case 'floor, packet buffers reused':
+      return startScript('floor-relay.mjs', [String(targets.sink), variant === 'floor' ? 'fresh' : 'reuse']);
+    case 'bare ssh2':
+      return startScript('bare-forwarder.mjs', [String(sshd.port), sshd.user, sshd.userKeyPath, String(targets.echo)]);
+    default: {
+      const run = await launch(sshd, targets, { tool: variant === 'sshkeep' ? 'sshkeep' : 'ssh', cipher: CIPHER });
+      if (variant === 'sshkeep' && hold > 0 && upstream === 'sink') await connectionBurst(run, hold, () => undefined);
+      return { pid: run.pid, port: run.ports[upstream], stop: run.stop };
+    }
+  }
+}
+
+/** Uploads `bytes`; through a floor relay the sink counts framed bytes, so only its arrival times count. */
+async function send(variant: Variant, port: number, bytes: number, targets: Targets): Promise<Transfer> {
+  if (!variant.startsWith('floor')) return upload(port, bytes, targets);
   const sunk = targets.nextSink();
   await sendToSink(port, bytes);
   const r = await sunk;
   return transfer(bytes, r.lastNs - r.firstNs);
 }
 
-/** A floor relay in its own process (node with the CLI's flags), forwarding to the sink. */
-async function startFloor(sinkPort: number, mode: 'fresh' | 'reuse') {
-  const child = spawn(process.execPath, [...shebangNodeArgs(CLI), RELAY, String(sinkPort), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await deadline(once(child.stdout!, 'data'), 10_000, 'floor relay to listen')) as [Buffer];
-  return {
-    pid: child.pid!,
-    port: Number(String(line).trim()),
-    stop: async () => {
-      child.kill('SIGKILL');
-      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
-    },
-  };
-}
-
-/** One of the variants, ready to carry an upload of `n` bytes. */
-async function startForwarder(variant: Variant, sshd: Sshd, targets: Targets, hold: number) {
-  if (variant.startsWith('floor')) {
-    const floor = await startFloor(targets.sink, variant === 'floor' ? 'fresh' : 'reuse');
-    return { ...floor, send: (n: number) => floorUpload(floor.port, n, targets) };
+/** Runs `measure` on a fresh forwarder of `variant` and stops it, whatever happens. */
+async function withForwarder<T>(forwarder: Promise<Forwarder>, measure: (f: Forwarder) => Promise<T>): Promise<T> {
+  const f = await forwarder;
+  try {
+    return await measure(f);
+  } finally {
+    await f.stop();
   }
-  const run = await launch(sshd, targets, { tool: variant === 'sshkeep' ? 'sshkeep' : 'ssh', cipher: CIPHER });
-  if (variant === 'sshkeep' && hold > 0) await connectionBurst(run, hold, () => undefined);
-  return { pid: run.pid, stop: run.stop, send: (n: number) => upload(run.ports.sink, n, targets) };
 }
 
 async function main(): Promise<void> {
@@ -66,30 +96,45 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '3' },
       'size-mib': { type: 'string', default: '512' },
       'hold-connections': { type: 'string', default: '1000' },
+      conns: { type: 'string', default: '1000' },
     },
   });
   const rounds = intOption('rounds', values.rounds, 1);
   const hold = intOption('hold-connections', values['hold-connections'], 0);
   const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
+  const conns = intOption('conns', values.conns, 1);
   const { sshd, listener } = await startBenchSshd(CIPHER);
   const targets = await startTargets();
-  const results = new Map<Variant, { user: number[]; kernel: number[]; mbps: number[] }>(VARIANTS.map((v) => [v, { user: [], kernel: [], mbps: [] }]));
+  const uploads = new Map(UPLOAD_VARIANTS.map((v) => [v, { user: [] as number[], kernel: [] as number[], mbps: [] as number[] }]));
+  const connects = new Map(CONNECT_VARIANTS.map((v) => [v, { us: [] as number[], cpuUs: [] as number[] }]));
   try {
     for (let round = 1; round <= rounds; round++) {
-      for (const variant of VARIANTS) {
-        const forwarder = await startForwarder(variant, sshd, targets, hold);
-        let bulk: Bulk;
-        try {
-          await forwarder.send(32 * MIB); // warm-up: JIT, windows
-          bulk = await measuredBulk(forwarder.pid, listener, () => forwarder.send(bytes));
-        } finally {
-          await forwarder.stop();
-        }
-        const r = results.get(variant)!;
+      for (const variant of UPLOAD_VARIANTS) {
+        const bulk: Bulk = await withForwarder(startForwarder(variant, sshd, targets, hold, 'sink'), async (f) => {
+          await send(variant, f.port, 32 * MIB, targets); // warm-up: JIT, windows
+          return measuredBulk(f.pid, listener, () => send(variant, f.port, bytes, targets));
+        });
+        const r = uploads.get(variant)!;
         r.user.push(bulk.userCpuSecondsPerGiB);
         r.kernel.push(bulk.cpuSecondsPerGiB - bulk.userCpuSecondsPerGiB);
         r.mbps.push(bulk.mbps);
-        process.stderr.write(`round ${round} ${variant}: user ${r.user.at(-1)!.toFixed(2)}, kernel ${r.kernel.at(-1)!.toFixed(2)} s/GiB, ${r.mbps.at(-1)!.toFixed(0)} MB/s\n`);
+        process.stderr.write(`round ${round} upload, ${variant}: user ${r.user.at(-1)!.toFixed(2)}, kernel ${r.kernel.at(-1)!.toFixed(2)} s/GiB, ${r.mbps.at(-1)!.toFixed(0)} MB/s\n`);
+      }
+      for (const variant of CONNECT_VARIANTS) {
+        const r = connects.get(variant)!;
+        const cpuUs = await withForwarder(startForwarder(variant, sshd, targets, hold, 'echo'), async (f) => {
+          for (let i = 0; i < conns; i++) await echoProbe(f.port); // warm-up: JIT, allocator
+          const before = cpuTimes(f.pid);
+          for (let i = 0; i < conns; i++) {
+            const t0 = process.hrtime.bigint();
+            await echoProbe(f.port);
+            r.us.push(Number(process.hrtime.bigint() - t0) / 1000);
+          }
+          const after = cpuTimes(f.pid);
+          return ((after.user + after.system - before.user - before.system) / conns) * 1e6;
+        });
+        r.cpuUs.push(cpuUs);
+        process.stderr.write(`round ${round} new connections, ${variant}: median ${median(r.us.slice(-conns)).toFixed(0)} µs, cpu ${cpuUs.toFixed(0)} µs each\n`);
       }
     }
   } finally {
@@ -98,10 +143,13 @@ async function main(): Promise<void> {
     await sshd.stop();
   }
   console.log('| upload through | user-space CPU (s/GiB) | kernel CPU (s/GiB) | MB/s |\n|---|---:|---:|---:|');
-  for (const [variant, r] of results) {
-    console.log(`| ${variant} | ${median(r.user).toFixed(2)} | ${median(r.kernel).toFixed(2)} | ${median(r.mbps).toFixed(0)} |`);
-  }
-  console.log(`\n${rounds} rounds, ${values['size-mib']} MiB each, ${CIPHER}; sshkeep after ${hold} held connections; medians.`);
+  for (const [variant, r] of uploads) console.log(`| ${variant} | ${median(r.user).toFixed(2)} | ${median(r.kernel).toFixed(2)} | ${median(r.mbps).toFixed(0)} |`);
+  console.log('\n| new connection through | median (µs) | p99 (µs) | forwarder CPU per connection (µs) |\n|---|---:|---:|---:|');
+  for (const [variant, r] of connects) console.log(`| ${variant} | ${median(r.us).toFixed(0)} | ${quantile(r.us, 0.99).toFixed(0)} | ${median(r.cpuUs).toFixed(0)} |`);
+  console.log(
+    `\n${rounds} rounds, ${CIPHER}; uploads of ${values['size-mib']} MiB, sshkeep after ${hold} held connections; ` +
+      `${conns} new connections after ${conns} for warm-up; medians (CPU: of the per-round figures; latency: of all samples).`,
+  );
 }
 
 runMain('bench-floor', main, async () => killLiveChildren());
