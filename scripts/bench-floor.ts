@@ -7,12 +7,13 @@
  *   ssh2's native binding, write them out. --size-mib after a 32 MiB warm-up; the forwarder's CPU per
  *   GiB in user space and in the kernel (/proc/PID/stat), and MB/s. sshkeep first carries
  *   --hold-connections connections, as in the full bench.
- * - New connections: a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs: forwardOut and pipes,
- *   nothing else). --conns sequential connect + first echo after as many for warm-up; median and p99
- *   latency, and the forwarder's CPU per connection.
+ * - New connections and round trips: a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs:
+ *   forwardOut and pipes, nothing else). --conns sequential connect + first echo after as many for
+ *   warm-up (median and p99 latency, the forwarder's CPU per connection), then --pings 1-byte round
+ *   trips on one connection (median).
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-floor.ts \
- *     [--rounds 3] [--size-mib 512] [--hold-connections 1000] [--conns 1000]
+ *     [--rounds 3] [--size-mib 512] [--hold-connections 1000] [--conns 1000] [--pings 5000]
  *
  * Every Node process runs with the CLI's shebang flags. The floor relay's packets go to the bench's
  * sink instead of an sshd, so its kernel CPU and MB/s are a rough guide only; its user-space CPU is
@@ -25,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
 import { deadline } from '../test/fixtures/net.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
-import { CLI, MIB, ROOT, connectionBurst, cpuTimes, killLiveChildren, launch, measuredBulk, median, quantile, sendToSink, startBenchSshd, startTargets, transfer, upload, type Bulk, type Targets, type Transfer } from './bench.js';
+import { CLI, MIB, ROOT, connectionBurst, cpuTimes, killLiveChildren, launch, measuredBulk, median, pingPong, quantile, sendToSink, startBenchSshd, startTargets, transfer, upload, type Bulk, type Targets, type Transfer } from './bench.js';
 import { echoProbe, intOption, runMain } from './lib/common.js';
 
 const CIPHER = 'aes128-gcm@openssh.com';
@@ -97,16 +98,18 @@ async function main(): Promise<void> {
       'size-mib': { type: 'string', default: '512' },
       'hold-connections': { type: 'string', default: '1000' },
       conns: { type: 'string', default: '1000' },
+      pings: { type: 'string', default: '5000' },
     },
   });
   const rounds = intOption('rounds', values.rounds, 1);
   const hold = intOption('hold-connections', values['hold-connections'], 0);
   const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
   const conns = intOption('conns', values.conns, 1);
+  const pings = intOption('pings', values.pings, 1);
   const { sshd, listener } = await startBenchSshd(CIPHER);
   const targets = await startTargets();
   const uploads = new Map(UPLOAD_VARIANTS.map((v) => [v, { user: [] as number[], kernel: [] as number[], mbps: [] as number[] }]));
-  const connects = new Map(CONNECT_VARIANTS.map((v) => [v, { us: [] as number[], cpuUs: [] as number[] }]));
+  const connects = new Map(CONNECT_VARIANTS.map((v) => [v, { us: [] as number[], cpuUs: [] as number[], pingUs: [] as number[] }]));
   try {
     for (let round = 1; round <= rounds; round++) {
       for (const variant of UPLOAD_VARIANTS) {
@@ -131,10 +134,14 @@ async function main(): Promise<void> {
             r.us.push(Number(process.hrtime.bigint() - t0) / 1000);
           }
           const after = cpuTimes(f.pid);
+          r.pingUs.push(...(await pingPong(f.port, pings)));
           return ((after.user + after.system - before.user - before.system) / conns) * 1e6;
         });
         r.cpuUs.push(cpuUs);
-        process.stderr.write(`round ${round} new connections, ${variant}: median ${median(r.us.slice(-conns)).toFixed(0)} µs, cpu ${cpuUs.toFixed(0)} µs each\n`);
+        process.stderr.write(
+          `round ${round} new connections, ${variant}: median ${median(r.us.slice(-conns)).toFixed(0)} µs, cpu ${cpuUs.toFixed(0)} µs each; ` +
+            `ping-pong median ${median(r.pingUs.slice(-pings)).toFixed(0)} µs\n`,
+        );
       }
     }
   } finally {
@@ -144,11 +151,13 @@ async function main(): Promise<void> {
   }
   console.log('| upload through | user-space CPU (s/GiB) | kernel CPU (s/GiB) | MB/s |\n|---|---:|---:|---:|');
   for (const [variant, r] of uploads) console.log(`| ${variant} | ${median(r.user).toFixed(2)} | ${median(r.kernel).toFixed(2)} | ${median(r.mbps).toFixed(0)} |`);
-  console.log('\n| new connection through | median (µs) | p99 (µs) | forwarder CPU per connection (µs) |\n|---|---:|---:|---:|');
-  for (const [variant, r] of connects) console.log(`| ${variant} | ${median(r.us).toFixed(0)} | ${quantile(r.us, 0.99).toFixed(0)} | ${median(r.cpuUs).toFixed(0)} |`);
+  console.log('\n| through | new connection, median (µs) | p99 (µs) | forwarder CPU per connection (µs) | ping-pong 1 B, median (µs) |\n|---|---:|---:|---:|---:|');
+  for (const [variant, r] of connects) {
+    console.log(`| ${variant} | ${median(r.us).toFixed(0)} | ${quantile(r.us, 0.99).toFixed(0)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.pingUs).toFixed(0)} |`);
+  }
   console.log(
     `\n${rounds} rounds, ${CIPHER}; uploads of ${values['size-mib']} MiB, sshkeep after ${hold} held connections; ` +
-      `${conns} new connections after ${conns} for warm-up; medians (CPU: of the per-round figures; latency: of all samples).`,
+      `${conns} new connections after ${conns} for warm-up, then ${pings} round trips; medians (CPU: of the per-round figures; latency: of all samples).`,
   );
 }
 

@@ -527,7 +527,7 @@ function span(rs: SinkResult[]): Transfer {
 }
 
 /** `n` sequential round trips of `size` bytes on one connection (write `size`, wait until `size` bytes are back); µs each. */
-async function pingPong(port: number, n: number, size = 1): Promise<number[]> {
+export async function pingPong(port: number, n: number, size = 1): Promise<number[]> {
   const msg = size === 1 ? ONE : CHUNK.subarray(0, size);
   const s = await connectTo(port);
   let waiting: { resolve: () => void; reject: (e: Error) => void } | undefined;
