@@ -81,7 +81,7 @@ async function send(variant: Variant, port: number, bytes: number, targets: Targ
   return transfer(bytes, r.lastNs - r.firstNs);
 }
 
-/** Runs `measure` on a fresh forwarder of `variant` and stops it, whatever happens. */
+/** Runs `measure` on a started forwarder and stops it, whatever happens. */
 async function withForwarder<T>(forwarder: Promise<Forwarder>, measure: (f: Forwarder) => Promise<T>): Promise<T> {
   const f = await forwarder;
   try {
