@@ -15,13 +15,8 @@
  */
 import { parseArgs } from 'node:util';
 import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { CLI, MIB, connectionBurst, cpuTimes, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
+import { CLI, MIB, connectionBurst, cpuSeconds, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
 import { intOption, runMain } from './lib/common.js';
-
-function cpuSeconds(pid: number): number {
-  const { user, system } = cpuTimes(pid);
-  return user + system;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

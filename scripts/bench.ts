@@ -216,6 +216,12 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK }; // fields 14 and 15 of /proc/PID/stat
 }
 
+/** utime + stime of a whole process, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const { user, system } = cpuTimes(pid);
+  return user + system;
+}
+
 function rssKiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for ${pid}`);
@@ -256,8 +262,7 @@ interface ProcCounters {
 function procCounters(pids: number[]): ProcCounters {
   const c: ProcCounters = { runSeconds: 0, tickSeconds: 0, ctxSwitches: 0, threads: 0 };
   for (const pid of pids) {
-    const { user, system } = cpuTimes(pid);
-    c.tickSeconds += user + system;
+    c.tickSeconds += cpuSeconds(pid);
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       try {
         c.runSeconds += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
