@@ -26,7 +26,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 /** One tunnel through a fault relay, with health endpoints and metrics, like the CLI wires them. */
-async function setup(t: Test, extraForwards: string[] = [], process = { maxConnections: 0, maxHeld: 1024 }) {
+async function setup(t: Test, extraForwards: string[] = [], process = { maxConnections: 0, maxHeld: 1024 }, dynamicForwards: string[] = []) {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
@@ -34,7 +34,7 @@ async function setup(t: Test, extraForwards: string[] = [], process = { maxConne
   t.teardown(() => echo.close());
   const logs = new LogCapture();
   const config = resolveTunnel(
-    inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`, ...extraForwards], { keepaliveInterval: '500ms', holdTimeout: '1s' }),
+    inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`, ...extraForwards], { keepaliveInterval: '500ms', holdTimeout: '1s', dynamicForwards }),
     { home: os.tmpdir(), localUser: 'tester', authSock: undefined },
   );
   const fleet = new Fleet([config], process, { logger: createLogger('debug', 'json', logs) });
@@ -134,6 +134,22 @@ t.test('metrics – names, labels and counters move with what happens', async (t
   t.equal(sample(text, 'sshkeep_connections_held', { forward: ok!.name }), 0);
   t.ok((sample(text, 'sshkeep_outage_seconds_total', { tunnel }) ?? 0) > 0.5, 'the outage was counted');
   t.ok(sample(text, 'process_cpu_user_seconds_total') !== undefined, 'default process metrics too');
+});
+
+t.test('metrics – every series of a tunnel and its forwards exists at 0 before anything happens', async (t) => {
+  const { fleet, app, healthPort } = await setup(t, [], undefined, ['0']);
+  await deadline(fleet.ready(), 5000, 'ready');
+  const text = (await httpGet(healthPort, '/metrics')).body;
+  const tunnel = app.name;
+  t.equal(sample(text, 'sshkeep_tunnel_reconnects_total', { tunnel }), 0, 'reconnects, before the first reconnect');
+  t.equal(sample(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }) !== undefined, true, 'the RTT histogram');
+  const [local, dynamic] = app.forwards;
+  for (const result of ['ok', 'target_refused', 'hold_timeout', 'reset_by_tunnel_loss', 'limit', 'not_ready', 'shutdown']) {
+    t.equal(sample(text, 'sshkeep_connections_total', { tunnel, forward: local!.name, result }), 0, `-L ${result}`);
+  }
+  t.equal(sample(text, 'sshkeep_connections_total', { forward: dynamic!.name, result: 'socks_error' }), 0, '-D socks_error');
+  t.equal(sample(text, 'sshkeep_connections_total', { forward: local!.name, result: 'socks_error' }), undefined, 'no SOCKS series for -L');
+  t.notMatch(text, /forward="[^"]*:0(->|")/, 'forwards are named by their bound port, not 0');
 });
 
 t.test('limits – past --max-connections clients are reset, counted, and /readyz says not ready', async (t) => {

@@ -5,6 +5,13 @@ import type { PumpResult } from './pump.js';
 export type ConnectionResult =
   | 'ok' | 'target_refused' | 'hold_timeout' | 'reset_by_tunnel_loss' | 'limit' | 'not_ready' | 'shutdown' | 'socks_error';
 
+/** The ends a forward of each kind can report: -R neither holds nor limits clients, only -D speaks SOCKS. */
+export const RESULTS_OF: Record<'local' | 'dynamic' | 'remote', readonly ConnectionResult[]> = {
+  remote: ['ok', 'target_refused', 'reset_by_tunnel_loss', 'shutdown'],
+  local: ['ok', 'target_refused', 'hold_timeout', 'reset_by_tunnel_loss', 'limit', 'not_ready', 'shutdown'],
+  dynamic: ['ok', 'target_refused', 'hold_timeout', 'reset_by_tunnel_loss', 'limit', 'not_ready', 'shutdown', 'socks_error'],
+};
+
 /** The result of a pumped connection: cut by the tunnel or by shutdown, or ended by one of its ends. */
 export function resultOf(r: PumpResult): ConnectionResult {
   if (!r.reset || r.side === 'client' || r.side === 'target') return 'ok';

@@ -1,14 +1,14 @@
 import client from 'prom-client';
 import type { Sshkeep } from '../sshkeep.js';
-import type { ConnectionResult } from '../forward/result.js';
+import { RESULTS_OF } from '../forward/result.js';
 import type { TunnelState } from '../tunnel/tunnel.js';
 
 const STATES: TunnelState[] = ['idle', 'connecting', 'ready', 'suspect', 'reconnecting', 'closed'];
 
 /**
  * sshkeep's Prometheus metrics. Byte counts are read from the sockets' own counters
- * when Prometheus scrapes; nothing is counted per chunk. Counters that move
- * per connection are bound to their labels once.
+ * when Prometheus scrapes; nothing is counted per chunk. Every series a tunnel can have
+ * exists at 0 from the first scrape, so rate() and alerts see it before it first moves.
  */
 export class Metrics {
   readonly registry = new client.Registry();
@@ -28,6 +28,14 @@ export class Metrics {
     help: 'Client connections by how they ended',
     labelNames: ['tunnel', 'forward', 'result'],
     registers: [this.registry],
+    // At each scrape rather than in watch(): a forward is named by its bound port once it listens.
+    collect: () => {
+      for (const app of this.#apps) {
+        for (const f of [...app.forwards, ...app.remoteForwards]) {
+          for (const result of RESULTS_OF[f.spec.type]) this.#total.inc({ tunnel: app.name, forward: f.name, result }, 0);
+        }
+      }
+    },
   });
 
   constructor() {
@@ -99,6 +107,8 @@ export class Metrics {
       for (const s of STATES) this.#state.set({ tunnel, state: s }, s === current ? 1 : 0);
     };
     setState(app.tunnel.state);
+    this.#reconnects.inc({ tunnel }, 0);
+    this.#rtt.zero({ tunnel });
     const reconnects = this.#reconnects.labels({ tunnel });
     const rtt = this.#rtt.labels({ tunnel });
     let generation = app.tunnel.generation;
@@ -110,12 +120,7 @@ export class Metrics {
     });
     app.tunnel.on('rtt', (ms) => rtt.observe(ms / 1000));
     for (const f of [...app.forwards, ...app.remoteForwards]) {
-      const byResult = new Map<ConnectionResult, client.Counter.Internal>();
-      f.on('result', (result) => {
-        let counter = byResult.get(result);
-        if (!counter) byResult.set(result, (counter = this.#total.labels({ tunnel, forward: f.name, result })));
-        counter.inc();
-      });
+      f.on('result', (result) => this.#total.inc({ tunnel, forward: f.name, result }));
     }
   }
 
