@@ -12,7 +12,7 @@ import { forwardName } from '../config/forward-spec.js';
 import { createLogger, type Logger } from '../ops/logger.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
-import { nativeCryptoLoaded } from '../tunnel/native-crypto.js';
+import { nativeCryptoLoaded } from '../tunnel/ssh-adapter.js';
 
 /**
  * One clear paragraph on stderr (usage and configuration errors are for a person,

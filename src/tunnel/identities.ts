@@ -1,9 +1,9 @@
 import fs from 'node:fs';
-import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { AuthError, ConfigError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { Prompter } from './prompter.js';
+import { parseKey } from './ssh-adapter.js';
 
 export interface Identity {
   file: string;
@@ -27,11 +27,6 @@ function permissionProblem(file: string): string | undefined {
   const st = fs.statSync(file);
   if (process.getuid === undefined || st.uid !== process.getuid() || (st.mode & 0o077) === 0) return undefined;
   return `Permissions 0${(st.mode & 0o777).toString(8)} for '${file}' are too open. It is required that your private key files are NOT accessible by others. This private key will be ignored`;
-}
-
-function parse(data: Buffer, passphrase?: string): ParsedKey | Error {
-  const parsed = ssh2.utils.parseKey(data, passphrase);
-  return Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
 }
 
 const isEncryptedError = (e: Error) => /no passphrase given/i.test(e.message);
@@ -67,7 +62,7 @@ export async function loadIdentities(
       }
       throw new ConfigError(`${tooOpen} (chmod 600 ${file}, or --insecure-key-permissions to accept it).`);
     }
-    const plain = parse(data);
+    const plain = parseKey(data);
     const key = plain instanceof Error && isEncryptedError(plain) ? await decrypt(file, data, sources, explicit, logger) : plain;
     if (key === null) continue;
     if (key instanceof Error) {
@@ -94,7 +89,7 @@ async function decrypt(
   logger: Logger,
 ): Promise<ParsedKey | Error | null> {
   if (sources.passphrase !== undefined) {
-    const key = parse(data, sources.passphrase);
+    const key = parseKey(data, sources.passphrase);
     if (!(key instanceof Error)) return key;
   }
   if (!sources.prompter) {
@@ -109,7 +104,7 @@ async function decrypt(
   for (let tries = 0; tries < 3; tries++) {
     const answer = await sources.prompter.ask(`Enter passphrase for key '${file}': `, false);
     if (answer === '') break; // OpenSSH: an empty answer skips the key
-    const key = parse(data, answer);
+    const key = parseKey(data, answer);
     if (!(key instanceof Error)) return key;
   }
   if (explicit) throw new AuthError(`Identity file ${file}: wrong passphrase.`);
