@@ -140,6 +140,12 @@ t.test('heartbeat – stop cancels every timer', async (t) => {
   t.same(events, []);
 });
 
+/** With interval 1000 and deadline 500: a second and a half of silence, a probe and its missed deadline. */
+function silence(clock: Clock): void {
+  clock.advance(1000); // silence: a probe
+  clock.advance(500); // its deadline
+}
+
 t.test('heartbeat – state: watching, probing while a probe is out, dead past its deadline, stopped at the end', async (t) => {
   const { clock, link, hb } = setup(t, { intervalMs: 1000, timeoutMs: 500 });
   t.equal(hb.state, 'watching');
@@ -147,8 +153,7 @@ t.test('heartbeat – state: watching, probing while a probe is out, dead past i
   t.equal(hb.state, 'probing');
   link.answer();
   t.equal(hb.state, 'watching');
-  clock.advance(1000); // silence: a probe
-  clock.advance(500); // its deadline
+  silence(clock);
   t.equal(hb.state, 'dead');
   hb.stop();
   t.equal(hb.state, 'stopped');
@@ -158,8 +163,7 @@ t.test('heartbeat – a link dead for the whole grace period expires, once', asy
   const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 3000 });
   hb.start();
   link.answer();
-  clock.advance(1000); // silence: a probe
-  clock.advance(500); // its deadline // probe at 1000, deadline at 1500
+  silence(clock);
   t.match(events.at(-1), /^dead:/);
   clock.advance(2999);
   t.notOk(events.some((e) => e.startsWith('expired')), 'not before the grace is over');
@@ -174,14 +178,12 @@ t.test('heartbeat – traffic within the grace period: alive, and the grace star
   const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 3000 });
   hb.start();
   link.answer();
-  clock.advance(1000); // silence: a probe
-  clock.advance(500); // its deadline
+  silence(clock);
   clock.advance(2000);
   link.answer();
   clock.advance(100);
   t.equal(events.at(-1), 'alive');
-  clock.advance(1000); // silence: a probe
-  clock.advance(500); // its deadline // silent again: probe, deadline, dead
+  silence(clock); // silent again
   t.equal(hb.state, 'dead');
   clock.advance(2999);
   t.notOk(events.some((e) => e.startsWith('expired')), 'a full grace again');
@@ -193,8 +195,7 @@ t.test('heartbeat – a last chance: one probe and one probe deadline to answer,
   const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 60_000 });
   hb.start();
   link.answer();
-  clock.advance(1000); // silence: a probe
-  clock.advance(500); // its deadline
+  silence(clock);
   const sent = link.sent;
   hb.lastChance();
   t.equal(link.sent, sent + 1, 'a probe at once');
@@ -208,8 +209,7 @@ t.test('heartbeat – a last chance answered: alive, watched on', async (t) => {
   const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 60_000 });
   hb.start();
   link.answer();
-  clock.advance(1000); // silence: a probe
-  clock.advance(500); // its deadline
+  silence(clock);
   hb.lastChance();
   clock.advance(200);
   link.answer();

@@ -29,11 +29,10 @@ export class OutageLog {
     if (this.#since !== undefined) return;
     this.#wasReady = wasReady;
     this.#since = this.#summarizedAt = Date.now();
-    this.#attempts = 0;
     this.#loud.clear();
   }
 
-  /** A dial started. */
+  /** A dial started (the one whose failure starts an outage counts in it). */
   attempt(): void {
     this.#attempts++;
   }
@@ -53,12 +52,13 @@ export class OutageLog {
     });
   }
 
-  /** The outage is over: a note for the ready line ("restored after 12.4 s, 17 attempts"), with its figures. */
+  /** Ready again: the outage, if any, is over: a note for the ready line ("restored after 12.4 s, 17 attempts"), with its figures. */
   end(): { note: string; outageMs: number; attempts: number } | undefined {
+    const attempts = this.#attempts;
+    this.#attempts = 0;
     if (this.#since === undefined) return undefined;
     const outageMs = Date.now() - this.#since;
     this.#since = undefined;
-    const attempts = this.#attempts;
     return { note: `${this.#wasReady ? 'restored' : 'connected'} after ${(outageMs / 1000).toFixed(1)} s, ${attempts} attempt${attempts === 1 ? '' : 's'}`, outageMs, attempts };
   }
 }
