@@ -54,6 +54,8 @@ export interface TunnelReport {
   reconnects: number;
   active: number;
   held: number;
+  /** -L and -D forwards, named by the port they bound (`-L 0:…` included). */
+  forwards: { name: string; active: number; held: number }[];
   /** SSH connections ready, of --connections. */
   sshConnections: { ready: number; total: number };
   /** -R forwards: whether the server listens for each, and on which port. */
@@ -225,6 +227,7 @@ export class Sshkeep {
       reconnects: Math.max(0, t.generation - 1),
       active: [...this.forwards, ...this.remoteForwards].reduce((n, f) => n + f.active, 0),
       held: this.held(),
+      forwards: this.forwards.map((f) => ({ name: f.name, active: f.active, held: f.held })),
       sshConnections: { ready: this.tunnels.filter((m) => m.state === 'ready').length, total: this.tunnels.length },
       remoteForwards: this.remoteForwards.map((r) => r.report()),
     };
