@@ -50,11 +50,11 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
   /** While dead: since when, why, and the timer that gives the link up. */
   #dead: { since: number; grace?: NodeJS.Timeout } | undefined;
   #lastProbeAt = 0;
+  readonly rtt = new RttEstimator();
 
   constructor(
     private readonly link: HeartbeatLink,
     private readonly options: HeartbeatOptions,
-    readonly rtt: RttEstimator = new RttEstimator(),
   ) {
     super();
   }
