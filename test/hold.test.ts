@@ -94,6 +94,16 @@ const TARGET = { kind: 'tcp' as const, host: 'db', port: 5432 };
 const SRC = { address: '127.0.0.1', port: 1 };
 const channel = {} as ClientChannel;
 
+/** A client arriving while `first` is ready: resolves once its channel open is out on `first`. */
+async function openingOn(t: Test, first: FakeSession) {
+  const { source, hold } = setup(t);
+  const { held } = await socketPair(t);
+  source.move('ready', first);
+  const opened = hold.open(held, TARGET, SRC, silentLogger);
+  await until(() => first.opens.length === 1, 2000, `the open on ${first.description}`);
+  return { source, opened };
+}
+
 t.test('hold – a client waits for the first ready connection, with its bytes kept; the tunnel knows it waits', async (t) => {
   const { source, hold } = setup(t);
   const { client, held } = await socketPair(t);
@@ -115,12 +125,8 @@ t.test('hold – a client waits for the first ready connection, with its bytes k
 });
 
 t.test('hold – an open cut short when another connection takes over is re-issued on the new one', async (t) => {
-  const { source, hold } = setup(t);
-  const { held } = await socketPair(t);
   const silent = new FakeSession('silent');
-  source.move('ready', silent);
-  const opened = hold.open(held, TARGET, SRC, silentLogger);
-  await until(() => silent.opens.length === 1, 2000, 'the open on the first connection');
+  const { source, opened } = await openingOn(t, silent);
   source.move('suspect');
   t.notOk(silent.opens[0]!.abandoned, 'a suspect connection keeps its open: it may answer yet');
   const spare = new FakeSession('spare');
@@ -133,12 +139,8 @@ t.test('hold – an open cut short when another connection takes over is re-issu
 });
 
 t.test('hold – an open the lost connection failed waits for another connection, not the same one', async (t) => {
-  const { source, hold } = setup(t);
-  const { held } = await socketPair(t);
   const s1 = new FakeSession('s1');
-  source.move('ready', s1);
-  const opened = hold.open(held, TARGET, SRC, silentLogger);
-  await until(() => s1.opens.length === 1, 2000, 'the open on s1');
+  const { source, opened } = await openingOn(t, s1);
   s1.opens[0]!.reject(new ChannelOpenError('Not connected', 'tunnel-lost')); // s1 still looks ready for a moment
   await until(() => source.waiting === 1, 2000, 'the client to wait again');
   t.equal(s1.opens.length, 1, 'not re-issued on the failed connection');
@@ -159,12 +161,8 @@ t.test('hold – no connection within the hold timeout: hold_timeout, naming --h
 });
 
 t.test('hold – a refused target is not re-issued', async (t) => {
-  const { source, hold } = setup(t);
-  const { held } = await socketPair(t);
   const s1 = new FakeSession('s1');
-  source.move('ready', s1);
-  const opened = hold.open(held, TARGET, SRC, silentLogger);
-  await until(() => s1.opens.length === 1, 2000, 'the open');
+  const { opened } = await openingOn(t, s1);
   s1.opens[0]!.reject(new ChannelOpenError('server could not open db:5432: Connection refused', 'connect-failed'));
   t.match(await opened, { ok: false, result: 'target_refused', reason: 'connect-failed' });
   t.equal(s1.opens.length, 1);
