@@ -8,10 +8,29 @@ import { hostKeyPolicy } from './tunnel/host-key.js';
 import { loadIdentities } from './tunnel/identities.js';
 import type { Prompter } from './tunnel/prompter.js';
 import { dialRoute, type Hop } from './tunnel/route.js';
+import { backoffDelayMs } from './tunnel/backoff.js';
 import { TunnelPool } from './tunnel/pool.js';
 import { Tunnel, type TunnelState } from './tunnel/tunnel.js';
 import { watchForWake } from './tunnel/wake-watch.js';
 import { watchNetwork } from './tunnel/network-watch.js';
+
+/**
+ * Tuning values that are not settings (nobody has needed to change them), given to the
+ * parts here, beside the DEFAULTS they read, so that tunnel/ and forward/ read neither.
+ */
+const TUNING = {
+  /**
+   * While a client is held, the dial loop retries at least this often. A refused connect
+   * costs one round trip, so four tries a second is cheap, and a held client is served
+   * within about a quarter second (plus the handshake) of the server's return: well inside
+   * the second a person notices, where the 5 s backoff cap made it wait up to 5 s.
+   */
+  heldRetryCapMs: 250,
+  /** During an outage, a "still unreachable" line at most this often. */
+  outageSummaryMs: 30_000,
+} as const;
+
+const backoff = (attempt: number) => backoffDelayMs(attempt, { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs });
 
 export interface SshkeepOptions {
   logger?: Logger;
@@ -35,6 +54,8 @@ export interface TunnelReport {
   reconnects: number;
   active: number;
   held: number;
+  /** -L and -D forwards, named by the port they bound (`-L 0:…` included). */
+  forwards: { name: string; active: number; held: number }[];
   /** SSH connections ready, of --connections. */
   sshConnections: { ready: number; total: number };
   /** -R forwards: whether the server listens for each, and on which port. */
@@ -92,8 +113,13 @@ export class Sshkeep {
     const newTunnel = (member: number) =>
       new Tunnel({
         logger: member === 0 ? this.#logger : this.#logger.child({ connection: member + 1 }),
+        backoff,
+        heldRetryCapMs: TUNING.heldRetryCapMs,
+        outageSummaryMs: TUNING.outageSummaryMs,
         heartbeat: {
           intervalMs: config.keepaliveIntervalMs,
+          graceMs: DEFAULTS.suspectGraceMs,
+          onDemandQuietMs: DEFAULTS.onDemandQuietMs,
           ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
           ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
         },
@@ -114,6 +140,8 @@ export class Sshkeep {
           limits,
           channelOpenTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
           socksAuth: config.socksAuth,
+          socksTimeoutMs: DEFAULTS.socksHandshakeTimeoutMs,
+          socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
         }),
     );
     this.remoteForwards = config.remoteForwards.map(
@@ -123,6 +151,8 @@ export class Sshkeep {
           logger: this.#logger,
           connectTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
           exitOnFailure: config.exitOnForwardFailure,
+          backoff,
+          socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
         }),
     );
   }
@@ -197,6 +227,7 @@ export class Sshkeep {
       reconnects: Math.max(0, t.generation - 1),
       active: [...this.forwards, ...this.remoteForwards].reduce((n, f) => n + f.active, 0),
       held: this.held(),
+      forwards: this.forwards.map((f) => ({ name: f.name, active: f.active, held: f.held })),
       sshConnections: { ready: this.tunnels.filter((m) => m.state === 'ready').length, total: this.tunnels.length },
       remoteForwards: this.remoteForwards.map((r) => r.report()),
     };

@@ -96,3 +96,22 @@ t.test('demo – an unknown option: exit 2, one sshkeep: line', async (t) => {
   t.match(lines[0] ?? '', /--bogus/, 'names the option');
   t.equal(r.stdout, '', 'nothing on stdout');
 });
+
+// Issue 13, item 8: each move of the demo's outage was printed twice, as a log line and as narration.
+t.test('demo – an outage is narrated without repeating the log, and logged once at its start and once at its end', async (t) => {
+  const cli = spawnCliFor(t, ['demo', '--outage-every', '1']);
+  await waitForStdout(cli, /held request served \d+ ms after it was sent/, 20_000, 'a held request served');
+  cli.kill('SIGINT');
+  await cli.exited(10_000);
+  const narration = cli.stdout().split('\n').filter((l) => l.startsWith('demo: '));
+  t.ok(narration.length >= 4, `the demo narrated its own steps:\n${narration.join('\n')}`);
+  t.notOk(narration.some((l) => / -> /.test(l)), 'no narration repeats a state line of the log');
+  const shown = cli.logs().filter((l) => l.event === 'state' || l.event === 'reconnect' || l.event === 'outage');
+  const lost = shown.findIndex((l) => l.to === 'reconnecting');
+  const restored = shown.findIndex((l, i) => i > lost && l.to === 'ready');
+  t.ok(lost >= 0 && restored > lost, 'the outage began and ended');
+  t.match(shown.slice(lost, restored + 1), [
+    { level: 'warn', from: 'ready', to: 'reconnecting' },
+    { level: 'info', to: 'ready', msg: /restored after \d+\.\d s, \d+ attempts/ },
+  ], 'two lines at the default level: its start and its end');
+});

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { Clock } from 'clock-mock';
-import { Heartbeat, type HeartbeatLink } from '../src/tunnel/heartbeat.js';
+import { Heartbeat, type HeartbeatLink, type HeartbeatOptions } from '../src/tunnel/heartbeat.js';
 import { RttEstimator } from '../src/tunnel/rtt.js';
 
 /** A scripted link: probes are recorded; the test answers them and injects traffic. */
@@ -25,7 +25,11 @@ class FakeLink implements HeartbeatLink {
   }
 }
 
-function setup(t: Test, options: ConstructorParameters<typeof Heartbeat>[1]) {
+/** Grace and on-demand quiet time long enough to stay out of the way unless a test sets them. */
+const QUIET = { graceMs: 60_000, onDemandQuietMs: 1000 };
+
+function setup(t: Test, given: Partial<HeartbeatOptions> & { intervalMs: number }) {
+  const options: HeartbeatOptions = { ...QUIET, ...given };
   const clock = new Clock();
   t.teardown(clock.enter());
   const link = new FakeLink();
@@ -33,6 +37,7 @@ function setup(t: Test, options: ConstructorParameters<typeof Heartbeat>[1]) {
   const events: string[] = [];
   hb.on('dead', (why) => events.push(`dead: ${why}`));
   hb.on('alive', () => events.push('alive'));
+  hb.on('expired', (why) => events.push(`expired: ${why}`));
   hb.on('rtt', (ms) => events.push(`rtt ${Math.round(ms)}`));
   t.teardown(() => hb.stop());
   return { clock, link, hb, events };
@@ -73,7 +78,7 @@ t.test('heartbeat – a missed adaptive deadline makes the link suspect; traffic
   t.same(events.filter((e) => e.startsWith('dead')), [], 'not yet');
   clock.advance(1);
   t.match(events.at(-1), /^dead: no reply to a probe/, 'suspect at interval + deadline');
-  t.ok(hb.suspect);
+  t.equal(hb.state, 'dead');
   clock.advance(500);
   t.equal(link.sent, 2, 'no probe while the last one may still be answered');
   clock.advance(500);
@@ -81,7 +86,7 @@ t.test('heartbeat – a missed adaptive deadline makes the link suspect; traffic
   link.answer(); // the late reply arrives
   clock.advance(100);
   t.equal(events.at(-1), 'alive');
-  t.notOk(hb.suspect);
+  t.not(hb.state, 'dead');
 });
 
 t.test('heartbeat – traffic that arrives after the probe counts as a reply', async (t) => {
@@ -91,7 +96,7 @@ t.test('heartbeat – traffic that arrives after the probe counts as a reply', a
   link.traffic(); // bulk data, the reply is queued behind it
   clock.advance(500);
   t.notOk(events.some((e) => e.startsWith('dead')));
-  t.notOk(hb.suspect);
+  t.not(hb.state, 'dead');
 });
 
 t.test('heartbeat – ServerAliveCountMax: one probe per interval, death after countMax unanswered (as OpenSSH)', async (t) => {
@@ -103,9 +108,9 @@ t.test('heartbeat – ServerAliveCountMax: one probe per interval, death after c
   t.equal(link.sent, 3);
   clock.advance(1000); // miss 2; probe 4 out
   clock.advance(999);
-  t.notOk(hb.suspect, 'two misses are not enough');
+  t.not(hb.state, 'dead', 'two misses are not enough');
   clock.advance(1); // miss 3, four intervals after the last reply
-  t.ok(hb.suspect);
+  t.equal(hb.state, 'dead');
   t.match(events.at(-1), /no reply to 3 probes/);
 });
 
@@ -114,7 +119,7 @@ t.test('heartbeat – ServerAliveCountMax with interval 0 falls back to the adap
   t.equal(hb.probeTimeoutMs(), 3000, 'never a zero deadline');
   hb.start();
   link.answer();
-  t.notOk(hb.suspect);
+  t.not(hb.state, 'dead');
 });
 
 t.test('heartbeat – probeNow sends at once, once', async (t) => {
@@ -133,6 +138,97 @@ t.test('heartbeat – stop cancels every timer', async (t) => {
   clock.advance(60_000);
   t.equal(link.sent, 1);
   t.same(events, []);
+});
+
+/** With interval 1000 and deadline 500: a second and a half of silence, a probe and its missed deadline. */
+function silence(clock: Clock): void {
+  clock.advance(1000); // silence: a probe
+  clock.advance(500); // its deadline
+}
+
+t.test('heartbeat – state: watching, probing while a probe is out, dead past its deadline, stopped at the end', async (t) => {
+  const { clock, link, hb } = setup(t, { intervalMs: 1000, timeoutMs: 500 });
+  t.equal(hb.state, 'watching');
+  hb.start();
+  t.equal(hb.state, 'probing');
+  link.answer();
+  t.equal(hb.state, 'watching');
+  silence(clock);
+  t.equal(hb.state, 'dead');
+  hb.stop();
+  t.equal(hb.state, 'stopped');
+});
+
+t.test('heartbeat – a link dead for the whole grace period expires, once', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 3000 });
+  hb.start();
+  link.answer();
+  silence(clock);
+  t.match(events.at(-1), /^dead:/);
+  clock.advance(2999);
+  t.notOk(events.some((e) => e.startsWith('expired')), 'not before the grace is over');
+  clock.advance(1);
+  t.match(events.at(-1), /^expired: no reply to a probe .*still silent after the 3000 ms grace period/);
+  t.equal(hb.state, 'stopped', 'an expired heartbeat watches no more');
+  clock.advance(60_000);
+  t.equal(events.filter((e) => e.startsWith('expired')).length, 1);
+});
+
+t.test('heartbeat – traffic within the grace period: alive, and the grace starts over next time', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 3000 });
+  hb.start();
+  link.answer();
+  silence(clock);
+  clock.advance(2000);
+  link.answer();
+  clock.advance(100);
+  t.equal(events.at(-1), 'alive');
+  silence(clock); // silent again
+  t.equal(hb.state, 'dead');
+  clock.advance(2999);
+  t.notOk(events.some((e) => e.startsWith('expired')), 'a full grace again');
+  clock.advance(1);
+  t.match(events.at(-1), /^expired:/);
+});
+
+t.test('heartbeat – a last chance: one probe and one probe deadline to answer, not the whole grace', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 60_000 });
+  hb.start();
+  link.answer();
+  silence(clock);
+  const sent = link.sent;
+  hb.lastChance();
+  t.equal(link.sent, sent + 1, 'a probe at once');
+  clock.advance(499);
+  t.notOk(events.some((e) => e.startsWith('expired')));
+  clock.advance(1);
+  t.match(events.at(-1), /^expired: still silent 500 ms after a spare took over/);
+});
+
+t.test('heartbeat – a last chance answered: alive, watched on', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500, graceMs: 60_000 });
+  hb.start();
+  link.answer();
+  silence(clock);
+  hb.lastChance();
+  clock.advance(200);
+  link.answer();
+  clock.advance(100);
+  t.equal(events.at(-1), 'alive');
+  clock.advance(5000);
+  t.notOk(events.some((e) => e.startsWith('expired')), 'the shortened deadline went with the silence');
+});
+
+t.test('heartbeat – a new client probes only a link quiet for longer than the on-demand quiet time', async (t) => {
+  const { clock, link, hb } = setup(t, { intervalMs: 15_000, onDemandQuietMs: 1000 });
+  hb.start();
+  link.answer();
+  clock.advance(1000);
+  hb.noteNewClient();
+  t.equal(link.sent, 1, 'not after exactly the quiet time');
+  clock.advance(1);
+  hb.noteNewClient();
+  t.equal(link.sent, 2, 'a probe once it is longer');
 });
 
 t.test('rtt – smoothed like TCP and clamped to [1 s, 10 s]', async (t) => {

@@ -16,6 +16,7 @@ import { inputFor, makeKeys, startServer, startSshkeep, LogCapture } from './fix
 import { LocalForward, type Limits } from '../src/forward/local-forward.js';
 import { parseDynamicForward } from '../src/config/forward-spec.js';
 import { createLogger } from '../src/ops/logger.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -69,7 +70,7 @@ t.test('slow clients – held clients that send nothing are reset at --hold-time
   t.equal(app.report().held, 0, 'none left held');
 
   server.setDown(false);
-  await deadline(app.tunnel.whenReady(10_000), 11_000, 'the tunnel back');
+  await until(() => app.tunnel.state === 'ready', 11_000, 'the tunnel back');
   t.equal((await roundTrip(await connect(port), 'after')).toString(), 'after', 'the forward serves again');
 });
 
@@ -94,6 +95,7 @@ t.test('slow clients – a SOCKS handshake that stalls is closed at its timeout:
     channelOpenTimeoutMs: 5000,
     limits,
     socksTimeoutMs: SHORT,
+    socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
   });
   const shortAt = await short.listen();
   t.teardown(() => {

@@ -2,10 +2,12 @@ import { EventEmitter } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { AuthError, ConnectError, HostKeyError } from '../src/errors.js';
-import { silentLogger, type LogFields, type Logger } from '../src/ops/logger.js';
+import { createLogger, silentLogger, type LogFields, type Logger } from '../src/ops/logger.js';
 import type { SshSession } from '../src/tunnel/ssh-adapter.js';
 import { Tunnel, type TunnelState, type TunnelStatus } from '../src/tunnel/tunnel.js';
+import { until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
+import { LogCapture } from './fixtures/tunnel.js';
 
 /** Stands in for an SshSession: the tunnel only uses these members. */
 class FakeSession extends EventEmitter<{ close: [reason: string] }> {
@@ -115,13 +117,16 @@ const LEGAL: Record<TunnelState, readonly TunnelState[]> = {
   closed: [],
 };
 
+/** The tuning the composition root passes, for tests that do not look at it. */
+const TUNING = { heldRetryCapMs: 250, outageSummaryMs: 30_000 };
+
 /** Every tunnel's status events, checked for legality by the last test in this file. */
 const everyRun: { name: string; events: TunnelStatus[] }[] = [];
 
 /** A tunnel over `steps`, its recorded status events and fatal errors; stopped at teardown. */
 function setup(t: Test, steps: Step[], extra: { backoff?: (n: number) => number; logger?: Logger } = {}) {
   const dialer = scriptedDial(steps);
-  const tunnel = new Tunnel({ dial: (s) => dialer.dial(s), logger: extra.logger ?? silentLogger, backoff: extra.backoff ?? (() => 0) });
+  const tunnel = new Tunnel({ ...TUNING, dial: (s) => dialer.dial(s), logger: extra.logger ?? silentLogger, backoff: extra.backoff ?? (() => 0) });
   const events: TunnelStatus[] = [];
   const fatals: Error[] = [];
   tunnel.on('status', (s) => events.push(s));
@@ -157,14 +162,15 @@ t.test('tunnel-state – idle → connecting → ready; start() resolves on the 
   t.strictSame(moves(events), ['idle>connecting', 'connecting>ready']);
   t.match(events[1], { type: 'state', from: 'connecting', to: 'ready', generation: 1 });
   t.match(events[1]!.reason, /s1/, 'the ready reason names the session');
-  t.equal(await tunnel.whenReady(0), s1, 'whenReady gives the ready session at once');
+  t.equal(tunnel.readySession, s1, 'new clients are given the ready session');
   t.strictSame(fatals, []);
 
   await tunnel.stop();
   t.equal(tunnel.state, 'closed');
   t.strictSame(moves(events), ['idle>connecting', 'connecting>ready', 'ready>closed']);
   t.equal(s1.ended, 1, 'stop() ends the session');
-  await t.rejects(tunnel.whenReady(1000), ConnectError, 'a closed tunnel is never ready');
+  t.equal(tunnel.readySession, undefined, 'a closed tunnel serves nobody');
+  await t.rejects(tunnel.start(), ConnectError, 'a closed tunnel is never ready');
 });
 
 for (const ErrorClass of [HostKeyError, AuthError]) {
@@ -179,7 +185,7 @@ for (const ErrorClass of [HostKeyError, AuthError]) {
     t.strictSame(moves(events), ['idle>connecting', 'connecting>closed']);
     await settle();
     t.equal(dialer.calls, 1, 'not retried');
-    await t.rejects(tunnel.whenReady(1000), ConnectError);
+    await t.rejects(tunnel.start(), ConnectError);
   });
 }
 
@@ -224,7 +230,7 @@ t.test('tunnel-state – session close → reconnecting → new dial → ready, 
   t.equal(status.generation, 2);
   t.equal(tunnel.generation, 2);
   t.equal(tunnel.state, 'ready');
-  t.equal(await tunnel.whenReady(0), s2, 'whenReady now gives the new session');
+  t.equal(tunnel.readySession, s2, 'new clients are now given the new session');
   t.strictSame(moves(events), ['idle>connecting', 'connecting>ready', 'ready>reconnecting', 'reconnecting>connecting', 'connecting>ready']);
 });
 
@@ -244,24 +250,17 @@ t.test('tunnel-state – a close from a superseded session changes nothing', asy
   t.equal(tunnel.state, 'ready');
   t.equal(tunnel.generation, 2);
   t.equal(dialer.calls, 2, 'no new dial');
-  t.equal(await tunnel.whenReady(0), s2, 'the current session is still s2');
+  t.equal(tunnel.readySession, s2, 'the current session is still s2');
 });
 
-t.test('tunnel-state – whenReady(timeout) rejects after its deadline while dialling hangs', async (t) => {
+t.test('tunnel-state – a hanging dial leaves the tunnel connecting, serving nobody, until stop() aborts it', async (t) => {
   const { tunnel, dialer } = setup(t, ['hang']);
   const started = tunnel.start();
   started.catch(() => {});
-  const t0 = Date.now();
-  let caught: unknown;
-  await tunnel.whenReady(50).catch((e: unknown) => (caught = e));
-  const elapsed = Date.now() - t0;
-  t.type(caught, ConnectError);
-  t.match((caught as Error).message, /not ready within 50 ms/);
-  t.ok(elapsed >= 45, `waited its deadline (${elapsed} ms)`);
-  t.ok(elapsed < 1000, `but not much longer (${elapsed} ms)`);
-  t.equal(tunnel.state, 'connecting', 'the timeout does not disturb the dial');
+  await settle();
+  t.equal(tunnel.state, 'connecting');
+  t.equal(tunnel.readySession, undefined);
   t.equal(dialer.calls, 1);
-
   await tunnel.stop();
   t.equal(dialer.signals[0]!.aborted, true, 'stop() aborts the hanging dial');
   await t.rejects(started, ConnectError, 'start() is rejected by stop()');
@@ -475,9 +474,10 @@ t.test('tunnel-state – a spare that completes after the silent connection clos
   const dialer = scriptedDial([old, spare]);
   const tunnel = new Tunnel({
     dial: (s) => dialer.dial(s),
+    ...TUNING,
     logger: silentLogger,
     backoff: () => 0,
-    heartbeat: { intervalMs: 20, timeoutMs: 20 },
+    heartbeat: { intervalMs: 20, timeoutMs: 20, graceMs: 10_000, onDemandQuietMs: 1000 },
   });
   const events: TunnelStatus[] = [];
   tunnel.on('status', (s) => events.push(s));
@@ -494,4 +494,89 @@ t.test('tunnel-state – a spare that completes after the silent connection clos
   t.equal(s.from, 'connecting', 'through connecting, as the table allows');
   t.equal(tunnel.state, 'ready');
   for (const e of events) t.ok(LEGAL[e.from].includes(e.to), `${e.from} -> ${e.to} is legal`);
+});
+
+/** Log lines of `logs` above debug, as "level msg". */
+const loud = (logs: LogCapture) => logs.lines.filter((l) => l.level !== 'debug').map((l) => `${String(l.level)} ${String(l.msg)}`);
+
+/** Date.now() moved by hand: each backoff call is 10 s of outage, so the 30 s summary is exercised as configured. */
+function steppedClock(t: Test): { backoff: () => number } {
+  const realNow = Date.now;
+  let now = realNow();
+  Date.now = () => now;
+  t.teardown(() => {
+    Date.now = realNow;
+  });
+  return { backoff: () => ((now += 10_000), 0) };
+}
+
+t.test('tunnel-state – an outage is logged once at warn, a summary every 30 s, and its end at info; every attempt at debug', async (t) => {
+  const logs = new LogCapture();
+  const { backoff } = steppedClock(t);
+  const s1 = new FakeSession('s1');
+  const failures = Array.from({ length: 7 }, (_, i) => new ConnectError(`refused ${i + 1}`));
+  const { tunnel, events } = setup(t, [s1, ...failures, new FakeSession('s2')], { backoff, logger: createLogger('debug', 'json', logs) });
+  await tunnel.start();
+  const ready = nextState(tunnel, 'ready');
+  s1.drop('reset by peer');
+  await ready;
+  t.strictSame(loud(logs), [
+    'info idle -> connecting (start)',
+    'info connecting -> ready (connected to s1)',
+    'warn ready -> reconnecting (connection lost: reset by peer)',
+    'warn still unreachable after 30 s, 3 attempts, last error: refused 3',
+    'warn still unreachable after 60 s, 6 attempts, last error: refused 6',
+    'info connecting -> ready (connected to s2): restored after 70.0 s, 8 attempts',
+  ]);
+  t.equal(logs.find('reconnect').length, 7, 'each failed attempt has its line');
+  t.ok(logs.find('reconnect').every((l) => l.level === 'debug'), 'at debug');
+  t.equal(logs.find('state').filter((l) => l.level === 'debug').length, 15, 'the connecting/reconnecting flapping at debug');
+  t.equal(events.length, 2 + 1 + 15 + 1, 'every move is still a status event');
+  t.match(logs.find('state').at(-1), { outageMs: 70_000, attempts: 8 });
+});
+
+t.test('tunnel-state – a failed first connect starts the outage at warn; its end says connected, not restored', async (t) => {
+  const logs = new LogCapture();
+  const { tunnel } = setup(t, [new ConnectError('refused'), new ConnectError('refused'), new FakeSession('s1')], {
+    logger: createLogger('debug', 'json', logs),
+  });
+  await tunnel.start();
+  t.match(loud(logs), [
+    'info idle -> connecting (start)',
+    'warn connecting -> reconnecting (refused)',
+    /^info connecting -> ready \(connected to s1\): connected after \d+\.\d s, 3 attempts$/,
+  ]);
+  t.equal(loud(logs).length, 3);
+});
+
+t.test('tunnel-state – an auth failure after a good first connect is an error line once per message, not per attempt', async (t) => {
+  const logs = new LogCapture();
+  const s1 = new FakeSession('s1');
+  const { tunnel } = setup(t, [s1, new AuthError('key rotated'), new AuthError('key rotated'), new AuthError('key rotated'), new FakeSession('s2')], {
+    logger: createLogger('debug', 'json', logs),
+  });
+  await tunnel.start();
+  const ready = nextState(tunnel, 'ready');
+  s1.drop();
+  await ready;
+  const failed = logs.find('reconnect');
+  t.strictSame(failed.map((l) => l.level), ['error', 'debug', 'debug']);
+});
+
+t.test('tunnel-state – a held client cuts a long backoff short, and keeps retries prompt while it waits', async (t) => {
+  const delays: number[] = [];
+  const { tunnel, dialer } = setup(t, [new ConnectError('a'), new ConnectError('b'), new ConnectError('c'), new FakeSession('s1')], {
+    backoff: () => 60_000,
+  });
+  tunnel.start().catch(() => {});
+  await until(() => dialer.calls === 1 && tunnel.state === 'reconnecting', 2000, 'the first failure');
+  const slept = performance.now();
+  const done = tunnel.clientWaiting();
+  await until(() => dialer.calls === 2, 2000, 'a retry at once when a client is held');
+  delays.push(performance.now() - slept);
+  await nextState(tunnel, 'ready', 3000);
+  t.ok(delays[0]! < 1000, `the 60 s sleep ended when the client came (${Math.round(delays[0]!)} ms)`);
+  t.equal(dialer.calls, 4, 'the later retries came within the 250 ms cap, not 60 s');
+  done();
+  done();
 });

@@ -95,13 +95,13 @@ export async function startDemo(logger: Logger, localPort = 0): Promise<Demo> {
 
 /**
  * The show: every `everyMs` the demo takes its SSH server down for `outageMs`, sends a
- * request through the tunnel while it is down (held, not refused), and narrates the
- * rebuild and the held request being served. Returns a stop function.
+ * request through the tunnel while it is down (held, not refused), and narrates what it
+ * does and the held request being served. The tunnel's own story (lost, restored after
+ * …) is told once, by the log beside it. Returns a stop function.
  */
 export function narrateOutages(demo: Demo, say: (line: string) => void, everyMs = 15_000, outageMs = 3_000): () => void {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  demo.app.tunnel.on('status', (s) => say(`tunnel: ${s.from} -> ${s.to} (${s.reason})`));
   const cycle = async () => {
     if (stopped) return;
     say(`cutting the link for ${outageMs / 1000} s (the SSH server drops every connection and refuses new ones)`);

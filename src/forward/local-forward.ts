@@ -1,15 +1,12 @@
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
-import type { ClientChannel } from 'ssh2';
-import { DEFAULTS } from '../config/defaults.js';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { Endpoint, ListenForwardSpec } from '../config/types.js';
-import { ListenError, type ChannelOpenError } from '../errors.js';
+import { ListenError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
 import type { SessionSource } from '../tunnel/pool.js';
-import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
-import { HeldClient } from './held-client.js';
-import { PUMPED_SOCKET_OPTIONS } from './pump.js';
+import { Hold } from './hold.js';
+import { pumpedSocketOptions } from './pump.js';
 import { Pumps } from './pumps.js';
 import type { ConnectionResult } from './result.js';
 import { REPLY, negotiateSocks, replyForOpenFailure, socksReply, type ReplyCode, type SocksVersion } from './socks.js';
@@ -28,7 +25,9 @@ export interface LocalForwardDeps {
   /** -D: SOCKS5 username/password every client must give. */
   socksAuth?: { user: string; pass: string };
   /** -D: a client that has not finished its SOCKS request by then is dropped. */
-  socksTimeoutMs?: number;
+  socksTimeoutMs: number;
+  /** Buffer limit, both ways, of each client socket. */
+  socketHighWaterMarkBytes: number;
 }
 
 /** Process-wide limits, shared by every forward of every tunnel. */
@@ -70,16 +69,24 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   readonly #pumps = new Pumps((result) => this.emit('result', result));
   /** -D clients still in their SOCKS handshake. */
   readonly #handshaking = new Set<net.Socket>();
-  readonly #held = new Set<HeldClient>();
-  readonly #name: string;
+  readonly #hold: Hold;
+  #name: string;
 
   constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
     // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
-    this.#server = net.createServer({ ...PUMPED_SOCKET_OPTIONS, pauseOnConnect: true }, (s) => void this.#accept(s));
+    this.#server = net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, (s) => void this.#accept(s));
     this.#name = forwardName(spec);
+    this.#hold = new Hold({
+      source: deps.tunnel,
+      limits: deps.limits,
+      holdTimeoutMs: deps.holdTimeoutMs,
+      holdBufferBytes: deps.holdBufferBytes,
+      channelOpenTimeoutMs: deps.channelOpenTimeoutMs,
+    });
   }
 
+  /** How logs, metrics and reports name this forward: by the port it bound, once listening (`-L 0:…`). */
   get name(): string {
     return this.#name;
   }
@@ -91,12 +98,12 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   /** Connections waiting for a tunnel (or for their channel to open). */
   get held(): number {
-    return this.#held.size;
+    return this.#hold.size;
   }
 
   /** Every client this forward has open: pumped, held, or in its SOCKS handshake. */
   get connections(): number {
-    return this.#pumps.size + this.#held.size + this.#handshaking.size;
+    return this.#pumps.size + this.#hold.size + this.#handshaking.size;
   }
 
   /** Bytes forwarded so far, both ways, ended and live connections. */
@@ -121,7 +128,9 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     }
     this.#server.on('error', (err) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message }));
     if (listen.kind === 'unix') return listen;
-    return { kind: 'tcp', host: listen.host, port: (this.#server.address() as net.AddressInfo).port };
+    const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (this.#server.address() as net.AddressInfo).port };
+    this.#name = forwardName({ ...this.spec, listen: bound });
+    return bound;
   }
 
   async #accept(client: net.Socket): Promise<void> {
@@ -129,17 +138,13 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
-    const { tunnel, holdTimeoutMs, limits } = this.deps;
+    const { tunnel, limits } = this.deps;
     const refuse = (result: ConnectionResult, message: string) => this.#refuse(client, undefined, log, result, message, { side: 'local', reason: result });
     if (limits.maxConnections > 0 && limits.connections() >= limits.maxConnections) {
       return refuse('limit', `connection reset: ${limits.maxConnections} connections already open; --max-connections raises the limit`);
     }
-    if (tunnel.state !== 'ready') {
-      if (holdTimeoutMs === 0) return refuse('not_ready', 'connection reset: no tunnel ready and --hold-timeout is 0');
-      if (limits.held() >= limits.maxHeld) {
-        return refuse('limit', `connection reset: ${limits.maxHeld} connections already held; --max-held raises the limit`);
-      }
-    }
+    const unholdable = this.#hold.refusal();
+    if (unholdable) return refuse(unholdable.result, unholdable.message);
     tunnel.noteNewClient();
     let target: Endpoint;
     let socks: SocksVersion | undefined;
@@ -152,96 +157,33 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     } else {
       target = this.spec.target;
     }
-    const held = new HeldClient(client, this.deps.holdBufferBytes, early);
-    this.#held.add(held);
     log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: tunnel.state });
-    const opened = await this.#open(held, target, socks, src, log).finally(() => this.#held.delete(held));
-    if (!opened) return;
-    const { session, channel } = opened;
-    if (held.gone) {
-      closeUnused(channel);
-      log.debug('client left as its channel opened', { event: 'conn_end', side: 'client', reason: held.gone });
-      return;
+    const opened = await this.#hold.open(client, target, src, log, early);
+    if (opened.ok) {
+      if (socks) client.write(socksReply(socks, REPLY.succeeded));
+      return this.#pumps.start(client, opened.channel, opened.session, opened.held, log);
     }
-    if (socks) client.write(socksReply(socks, REPLY.succeeded));
-    this.#pumps.start(client, channel, session, held.release(), log);
+    if (opened.result === 'left') return;
+    const fields = { target: formatEndpoint(target), heldBytes: opened.heldBytes };
+    if (opened.result === 'hold_timeout') {
+      const refusal = socks && { socks, reply: REPLY.networkUnreachable };
+      return this.#refuse(client, refusal, log, 'hold_timeout', `connection ${socks ? 'refused' : 'reset'}: ${opened.message}`, { ...fields, side: 'tunnel', reason: 'hold_timeout' });
+    }
+    const refusal = socks && { socks, reply: replyForOpenFailure(opened.reason) };
+    this.#refuse(client, refusal, log, 'target_refused', 'connection failed', { ...fields, side: 'target', reason: opened.reason, error: opened.error });
   }
 
   /** -D: reads the client's SOCKS request; undefined when the handshake failed (the client was answered and closed). */
   async #socksRequest(client: net.Socket, log: Logger) {
     this.#handshaking.add(client);
     try {
-      return await negotiateSocks(client, { auth: this.deps.socksAuth, timeoutMs: this.deps.socksTimeoutMs ?? DEFAULTS.socksHandshakeTimeoutMs });
+      return await negotiateSocks(client, { auth: this.deps.socksAuth, timeoutMs: this.deps.socksTimeoutMs });
     } catch (err) {
       log.warn('SOCKS handshake failed', { event: 'conn_end', side: 'client', reason: 'socks_error', error: (err as Error).message });
       this.emit('result', 'socks_error');
       return undefined;
     } finally {
       this.#handshaking.delete(client);
-    }
-  }
-
-  /**
-   * Waits for a ready tunnel and opens the channel, within the hold timeout. An open cut
-   * short by the tunnel's death delivered nothing to the target, so it is re-issued on the
-   * next tunnel. Resets the client and returns undefined when that cannot be done.
-   */
-  async #open(
-    held: HeldClient,
-    target: Endpoint,
-    socks: SocksVersion | undefined,
-    src: { address: string; port: number },
-    log: Logger,
-  ): Promise<{ session: SshSession; channel: ClientChannel } | undefined> {
-    const { tunnel, holdTimeoutMs, channelOpenTimeoutMs } = this.deps;
-    const where = formatEndpoint(target);
-    const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
-    const reset = (result: ConnectionResult, message: string, fields: Record<string, unknown>, reply: ReplyCode) => {
-      held.release();
-      this.#refuse(held.socket, socks && { socks, reply }, log, result, message, { target: where, heldBytes: held.bytes, ...fields });
-    };
-    for (let attempt = 1; ; attempt++) {
-      let session: SshSession;
-      try {
-        session = await tunnel.whenReady(giveUpAt - performance.now(), held.left);
-      } catch {
-        if (held.gone) return undefined;
-        reset(
-          'hold_timeout',
-          `connection ${socks ? 'refused' : 'reset'}: no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`,
-          { side: 'tunnel', reason: 'hold_timeout' },
-          REPLY.networkUnreachable,
-        );
-        return undefined;
-      }
-      if (held.gone) {
-        log.debug('client left while held', { event: 'conn_end', side: 'client', reason: held.gone });
-        return undefined;
-      }
-      try {
-        return { session, channel: await session.openChannel(target, src, channelOpenTimeoutMs) };
-      } catch (err) {
-        const { reason, message } = err as ChannelOpenError;
-        if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
-          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: where });
-          // The failed connection may still be the one in service for a moment (ssh2 said
-          // "Not connected" before its close event): wait for the close or any state change.
-          if (!session.closed && tunnel.serves(session)) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                session.off('close', done);
-                tunnel.off('status', done);
-                resolve();
-              };
-              session.once('close', done);
-              tunnel.once('status', done);
-            });
-          }
-          continue;
-        }
-        reset('target_refused', 'connection failed', { side: 'target', reason, error: message }, replyForOpenFailure(reason));
-        return undefined;
-      }
     }
   }
 
@@ -264,11 +206,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const cut = this.connections;
     for (const client of this.#handshaking) resetSocket(client);
     this.#pumps.abortAll(reason);
-    for (const held of this.#held) {
-      held.cut(reason);
-      this.emit('result', 'shutdown');
-    }
-    this.#held.clear();
+    for (let n = this.#hold.cutAll(reason); n > 0; n--) this.emit('result', 'shutdown');
     return cut;
   }
 }

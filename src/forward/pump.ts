@@ -1,15 +1,17 @@
 import type net from 'node:net';
 import type { Channel } from 'ssh2';
 import type { SshSession } from '../tunnel/ssh-adapter.js';
-import type { HeldBytes } from './held-client.js';
-import { DEFAULTS } from '../config/defaults.js';
+import type { HeldBytes } from './hold.js';
 import { resetSocket } from './reset-socket.js';
 
-/** Options of the local socket of every pumped connection: an accepted client, or -R's target. */
-export const PUMPED_SOCKET_OPTIONS: { allowHalfOpen: boolean; highWaterMark: number } = {
-  allowHalfOpen: true, // a client's EOF becomes the channel's, and the other direction goes on
-  highWaterMark: DEFAULTS.localSocketHighWaterMarkBytes,
-};
+/**
+ * Options of the local socket of every pumped connection (an accepted client, or -R's target):
+ * half-open allowed, so a client's EOF becomes the channel's and the other direction goes on;
+ * `highWaterMark` is its buffer limit both ways.
+ */
+export function pumpedSocketOptions(highWaterMark: number): { allowHalfOpen: boolean; highWaterMark: number } {
+  return { allowHalfOpen: true, highWaterMark };
+}
 
 /** Which end finished the connection: the local client, the remote target, or the tunnel under it. */
 export type EndSide = 'client' | 'target' | 'tunnel' | 'local';

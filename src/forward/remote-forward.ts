@@ -4,10 +4,10 @@ import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { RemoteForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
-import { backoffDelayMs, sleep } from '../tunnel/backoff.js';
+import { sleep } from '../tunnel/backoff.js';
 import type { IncomingConnection, SshSession } from '../tunnel/ssh-adapter.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
-import { PUMPED_SOCKET_OPTIONS } from './pump.js';
+import { pumpedSocketOptions } from './pump.js';
 import { Pumps } from './pumps.js';
 import type { ConnectionResult } from './result.js';
 import { resetSocket } from './reset-socket.js';
@@ -32,6 +32,10 @@ export interface RemoteForwardDeps {
   connectTimeoutMs: number;
   /** ExitOnForwardFailure: a refusal on the first connection is fatal instead of retried. */
   exitOnFailure: boolean;
+  /** The delay before asking again after refusal `attempt` (1, 2, …). */
+  backoff: (attempt: number) => number;
+  /** Buffer limit, both ways, of each local target socket. */
+  socketHighWaterMarkBytes: number;
 }
 
 let connectionSeq = 0;
@@ -133,7 +137,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
         this.#first?.resolve();
         this.#first = undefined;
         this.#setState('retrying');
-        const delayMs = Math.max(backoffDelayMs(attempt), 250);
+        const delayMs = Math.max(this.deps.backoff(attempt), 250);
         log.warn('the server refused the remote forward; retrying. If the previous connection died, sshd frees its port once it notices (ClientAliveInterval)', {
           event: 'remote_refused', attempt, delayMs, error: this.#error,
         });
@@ -147,7 +151,8 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     const id = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.name, conn: `r${id}` });
     const { target } = this.spec;
-    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...PUMPED_SOCKET_OPTIONS }) : net.connect({ path: target.path, ...PUMPED_SOCKET_OPTIONS });
+    const options = pumpedSocketOptions(this.deps.socketHighWaterMarkBytes);
+    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
     const timer = setTimeout(() => local.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
     local.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -20,40 +20,52 @@ export interface HeartbeatOptions {
    * deadline is enough to suspect the link (the tunnel then dials a spare; it does not cut).
    */
   countMax?: number;
+  /** How long the link may stay dead, in case it recovers, before `expired` gives it up. */
+  graceMs: number;
+  /** A new client after this much silence from the server probes at once. */
+  onDemandQuietMs: number;
 }
 
-/** While the link is suspect, how often to look for traffic that proves it recovered. */
+/**
+ * watching: no probe out; probing: a probe awaits its reply; dead: a probe missed its
+ * deadline and nothing has arrived since (the grace period runs); stopped: final.
+ */
+export type HeartbeatState = 'watching' | 'probing' | 'dead' | 'stopped';
+
+/** While the link is dead, how often to look for traffic that proves it recovered. */
 const RECOVERY_POLL_MS = 100;
 
 /**
- * Liveness of one SSH connection. Any inbound traffic counts as life, so a
- * busy link is never probed and never misjudged; probes go out only after
- * `intervalMs` of silence, or at once when asked (a new client arrived, the
- * machine woke up, the network changed).
+ * Liveness of one SSH connection. Any inbound traffic counts as life, so a busy link is
+ * never probed and never misjudged; probes go out only after `intervalMs` of silence, or at
+ * once when asked (a new client arrived, the machine woke up, the network changed).
+ * Events: `dead` when a probe misses its deadline, `alive` when the link answers again,
+ * `expired` when it stayed dead for the grace period (or past a last chance).
  */
-export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: string]; alive: [] }> {
+export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: string]; alive: []; expired: [reason: string] }> {
+  #state: HeartbeatState = 'watching';
   #timer: NodeJS.Timeout | undefined;
   #probe: { sentAt: number; deadline: NodeJS.Timeout; reason: string } | undefined;
   #misses = 0;
-  #deadSince: number | undefined;
+  /** While dead: since when, why, and the timer that gives the link up. */
+  #dead: { since: number; grace?: NodeJS.Timeout } | undefined;
   #lastProbeAt = 0;
-  #stopped = false;
+  readonly rtt = new RttEstimator();
 
   constructor(
     private readonly link: HeartbeatLink,
     private readonly options: HeartbeatOptions,
-    readonly rtt: RttEstimator = new RttEstimator(),
   ) {
     super();
   }
 
-  get suspect(): boolean {
-    return this.#deadSince !== undefined;
+  get state(): HeartbeatState {
+    return this.#state;
   }
 
-  /** Milliseconds since anything arrived from the server. */
-  quietForMs(): number {
-    return performance.now() - this.link.lastInboundAt();
+  /** The one door: every change of state goes through here. */
+  #setState(to: HeartbeatState): void {
+    this.#state = to;
   }
 
   /** Starts watching; the first probe goes out at once to measure the round trip. */
@@ -61,14 +73,34 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     this.probeNow('initial round-trip measurement');
   }
 
-  /** Sends a probe now unless one is already out or the link is already suspect. */
+  /** A new client arrived: if the server has been quiet a while, probe at once, so a link that died while idle costs it a round trip, not an interval. */
+  noteNewClient(): void {
+    const quiet = this.#quietForMs();
+    if (quiet > this.options.onDemandQuietMs) this.probeNow(`new client after ${Math.round(quiet)} ms of silence`);
+  }
+
+  /** Sends a probe now unless one is already out or the link is dead. */
   probeNow(reason: string): void {
-    if (this.#stopped || this.#probe || this.#deadSince !== undefined) return;
+    if (this.#state !== 'watching') return;
     clearTimeout(this.#timer);
     const sentAt = performance.now();
     this.#lastProbeAt = sentAt;
     this.#probe = { sentAt, reason, deadline: setTimeout(() => this.#onDeadline(sentAt), this.probeTimeoutMs()) };
+    this.#setState('probing');
     this.link.sendProbe(() => this.#onReply(sentAt));
+  }
+
+  /**
+   * A spare took this link's place: one more probe, and one probe deadline (not the
+   * whole grace) to answer it before `expired`. A link that answers stays watched, with
+   * the full grace again should it fall silent later.
+   */
+  lastChance(): void {
+    if (this.#state !== 'dead') return;
+    this.link.sendProbe(() => {});
+    this.#lastProbeAt = performance.now();
+    const deadline = this.probeTimeoutMs();
+    this.#expireIn(deadline, `still silent ${deadline} ms after a spare took over`);
   }
 
   /**
@@ -81,17 +113,25 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
   }
 
   stop(): void {
-    this.#stopped = true;
     clearTimeout(this.#timer);
     if (this.#probe) clearTimeout(this.#probe.deadline);
+    if (this.#dead) clearTimeout(this.#dead.grace);
     this.#probe = undefined;
+    this.#dead = undefined;
+    this.#setState('stopped');
+  }
+
+  /** Milliseconds since anything arrived from the server. */
+  #quietForMs(): number {
+    return performance.now() - this.link.lastInboundAt();
   }
 
   #onReply(sentAt: number): void {
-    if (this.#stopped || this.#probe?.sentAt !== sentAt) return; // a reply after its deadline
+    if (this.#probe?.sentAt !== sentAt) return; // a reply after its deadline, or after stop()
     clearTimeout(this.#probe.deadline);
     this.#probe = undefined;
     this.#misses = 0;
+    this.#setState('watching');
     const rttMs = performance.now() - sentAt;
     this.rtt.sample(rttMs);
     this.emit('rtt', rttMs);
@@ -99,9 +139,10 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
   }
 
   #onDeadline(sentAt: number): void {
-    if (this.#stopped || this.#probe?.sentAt !== sentAt) return;
+    if (this.#probe?.sentAt !== sentAt) return;
     const { reason } = this.#probe;
     this.#probe = undefined;
+    this.#setState('watching');
     if (this.link.lastInboundAt() > sentAt) {
       // Traffic arrived after the probe: the reply is queued behind it. Alive.
       this.#misses = 0;
@@ -115,35 +156,53 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
       this.probeNow(reason);
       return;
     }
-    this.#deadSince = performance.now();
-    this.#lastProbeAt = this.#deadSince; // the next recovery probe is a deadline from now
-    const waited = Math.round(performance.now() - sentAt);
-    this.emit('dead', `no reply to ${this.#misses > 1 ? `${this.#misses} probes` : 'a probe'} (${reason}) within ${waited} ms`);
+    const now = performance.now();
+    const why = `no reply to ${this.#misses > 1 ? `${this.#misses} probes` : 'a probe'} (${reason}) within ${Math.round(now - sentAt)} ms`;
+    this.#lastProbeAt = now; // the next recovery probe is a deadline from now
+    this.#dead = { since: now };
+    this.#setState('dead');
+    this.#expireIn(this.options.graceMs, `${why}; still silent after the ${this.options.graceMs} ms grace period`);
+    this.emit('dead', why);
     this.#schedule();
+  }
+
+  /** Gives the dead link up `ms` from now unless it answers first. */
+  #expireIn(ms: number, why: string): void {
+    const dead = this.#dead;
+    if (!dead) return;
+    clearTimeout(dead.grace);
+    dead.grace = setTimeout(() => {
+      if (this.#dead !== dead) return;
+      this.stop();
+      this.emit('expired', why);
+    }, ms);
   }
 
   #schedule(): void {
     clearTimeout(this.#timer);
-    if (this.#stopped) return;
-    if (this.#deadSince !== undefined) {
+    if (this.#state === 'stopped') return;
+    if (this.#state === 'dead') {
       this.#timer = setTimeout(() => this.#checkRecovery(), RECOVERY_POLL_MS);
       return;
     }
     if (this.options.intervalMs <= 0) return;
-    const silence = this.quietForMs();
-    const wait = Math.max(0, this.options.intervalMs - silence);
+    const wait = Math.max(0, this.options.intervalMs - this.#quietForMs());
     this.#timer = setTimeout(() => this.#onTimer(), wait);
   }
 
   #onTimer(): void {
-    if (this.quietForMs() >= this.options.intervalMs) this.probeNow(`${this.options.intervalMs} ms of silence`);
+    if (this.#quietForMs() >= this.options.intervalMs) this.probeNow(`${this.options.intervalMs} ms of silence`);
     else this.#schedule();
   }
 
   #checkRecovery(): void {
-    if (this.#deadSince !== undefined && this.link.lastInboundAt() > this.#deadSince) {
-      this.#deadSince = undefined;
+    const dead = this.#dead;
+    if (!dead) return;
+    if (this.link.lastInboundAt() > dead.since) {
+      clearTimeout(dead.grace);
+      this.#dead = undefined;
       this.#misses = 0;
+      this.#setState('watching');
       this.emit('alive');
     } else if (performance.now() - this.#lastProbeAt >= this.probeTimeoutMs()) {
       // Keep asking: a probe lost with the outage is never answered, a new one is at once.

@@ -1,17 +1,19 @@
 import { EventEmitter } from 'node:events';
-import { ConnectError } from '../errors.js';
 import type { SshSession } from './ssh-adapter.js';
 import type { Tunnel, TunnelState, TunnelStatus } from './tunnel.js';
 
 /** What a forward needs from the connection(s) it opens channels on. */
 export interface SessionSource {
   readonly state: TunnelState;
+  /** The session a new client is given right now, if one is ready. */
+  readonly readySession: SshSession | undefined;
   /** Is `session` one that new clients are given right now? */
   serves(session: SshSession): boolean;
-  whenReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession>;
+  /** A new client arrived: probe a link that has been quiet a while. */
   noteNewClient(): void;
+  /** A client is held until a session is ready: retry dialling promptly until `done()`. Returns `done`. */
+  clientWaiting(): () => void;
   on(event: 'status', listener: (s: TunnelStatus) => void): unknown;
-  once(event: 'status', listener: (s: TunnelStatus) => void): unknown;
   off(event: 'status', listener: (s: TunnelStatus) => void): unknown;
 }
 
@@ -37,30 +39,17 @@ export class TunnelPool extends EventEmitter<{ status: [TunnelStatus] }> impleme
   }
 
   /** The ready session carrying the fewest channels. */
-  #leastLoaded(): SshSession | undefined {
+  get readySession(): SshSession | undefined {
     const ready = this.members.map((m) => m.readySession).filter((s): s is SshSession => s !== undefined);
     return ready.reduce<SshSession | undefined>((best, s) => (best === undefined || s.channels < best.channels ? s : best), undefined);
   }
 
-  /** The least loaded ready session, or the first to become ready within `timeoutMs`. */
-  async whenReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession> {
-    const now = this.#leastLoaded();
-    if (now) return now;
-    if (signal?.aborted) throw new ConnectError('no longer waiting');
-    const giveUp = new AbortController();
-    const onAbort = () => giveUp.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await Promise.any(this.members.map((m) => m.whenReady(timeoutMs, giveUp.signal)));
-    } catch (err) {
-      throw (err as AggregateError).errors?.[0] ?? err;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      giveUp.abort(); // the other members stop waiting for us
-    }
-  }
-
   noteNewClient(): void {
     for (const m of this.members) m.noteNewClient();
+  }
+
+  clientWaiting(): () => void {
+    const done = this.members.map((m) => m.clientWaiting());
+    return () => done.forEach((d) => d());
   }
 }

@@ -70,8 +70,6 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   #lastInboundAt = performance.now();
   #channels = 0;
   #endWhenIdle = false;
-  /** Opens not yet answered, so they can be handed to a better connection. */
-  readonly #pending = new Set<(why: string) => void>();
   /** Remote forwards bound on this connection, by the address the server reports back. */
   readonly #incoming = new Map<string, (conn: IncomingConnection) => void>();
 
@@ -130,25 +128,27 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
 
   /**
    * Opens a channel to `target` (direct-tcpip, or direct-streamlocal for a Unix socket);
-   * rejects with a ChannelOpenError after `timeoutMs`.
+   * rejects with a ChannelOpenError after `timeoutMs`. `abandon` gives up waiting for the
+   * server's answer with reason `tunnel-lost` (nothing reached the target yet, so the open
+   * can be re-issued elsewhere); a channel that opens afterwards is closed unused.
    */
-  openChannel(target: Endpoint, src: { address: string; port: number }, timeoutMs: number): Promise<ClientChannel> {
+  openChannel(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ClientChannel> {
     const where = formatEndpoint(target);
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new ChannelOpenError(`tunnel lost: ${this.#closeReason}`, 'tunnel-lost'));
       let settled = false;
+      const onAbandon = () => giveUp(new ChannelOpenError('channel open abandoned: another connection took over from a silent one', 'tunnel-lost'));
       const giveUp = (error: ChannelOpenError) => {
         settled = true;
         clearTimeout(timer);
-        this.#pending.delete(abandon);
+        abandon?.removeEventListener('abort', onAbandon);
         reject(error);
       };
-      const abandon = (why: string) => giveUp(new ChannelOpenError(`channel open abandoned: ${why}`, 'tunnel-lost'));
-      this.#pending.add(abandon);
+      abandon?.addEventListener('abort', onAbandon, { once: true });
       const timer = setTimeout(() => giveUp(new ChannelOpenError(`channel to ${where} did not open within ${timeoutMs} ms`, 'timeout')), timeoutMs);
       const onOpen = (err: (Error & { reason?: number }) | undefined, channel: ClientChannel) => {
         clearTimeout(timer);
-        this.#pending.delete(abandon);
+        abandon?.removeEventListener('abort', onAbandon);
         if (settled) {
           // The open outlived its deadline: nobody is waiting for this channel.
           if (!err) closeUnused(channel);
@@ -214,15 +214,6 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     } catch {
       // not connected any more: nothing to cancel
     }
-  }
-
-  /**
-   * Fails every open still waiting for an answer with reason `tunnel-lost`, so its
-   * client is re-issued on another connection (nothing reached the target yet).
-   * A channel that opens afterwards is closed unused.
-   */
-  abandonPendingOpens(why: string): void {
-    for (const abandon of [...this.#pending]) abandon(why);
   }
 
   /** Channels open on this connection now. */

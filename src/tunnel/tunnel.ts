@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { DEFAULTS } from '../config/defaults.js';
 import { ConnectError, isFatalOnFirstConnect } from '../errors.js';
 import type { Logger } from '../ops/logger.js';
-import { backoffDelayMs, sleep } from './backoff.js';
+import { sleep } from './backoff.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+import { OutageLog } from './outage.js';
 import type { SshSession } from './ssh-adapter.js';
 
 /**
@@ -30,17 +30,24 @@ export interface TunnelStatus {
   generation: number;
 }
 
-/** A connection that stayed up this long resets the backoff. */
+/** A connection that stayed up this long resets the backoff (not a setting: nobody needs to tune it). */
 const STABLE_AFTER_MS = 10_000;
 
 export interface TunnelDeps {
   /** Dials one SSH connection (a new ssh2 Client each time); `signal` abandons it. */
   dial(signal: AbortSignal): Promise<SshSession>;
   logger: Logger;
-  backoff?: (attempt: number) => number;
+  /** The delay before retry `attempt` (1, 2, …). */
+  backoff: (attempt: number) => number;
+  /**
+   * While a client is held the retry delay is capped at this: a refused connect costs
+   * nothing, and the held client should not wait out a long backoff once the server is back.
+   */
+  heldRetryCapMs: number;
+  /** During an outage, a summary line at most this often. */
+  outageSummaryMs: number;
   /** Liveness checking; without it only a closed connection is noticed. */
   heartbeat?: HeartbeatOptions;
-  suspectGraceMs?: number;
 }
 
 /** The connection in service, with what watches it. */
@@ -49,6 +56,8 @@ interface Live {
   generation: number;
   readyAt: number;
   heartbeat: Heartbeat | undefined;
+  /** Replaced, it answered its last chance: it carries its streams to their end. */
+  answered: boolean;
 }
 
 /**
@@ -71,13 +80,22 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
   #dialing: AbortController | undefined;
   /** The latest dial loop, awaited by stop() so nothing outlives the tunnel. */
   #loop: Promise<void> = Promise.resolve();
-  #graceTimer: NodeJS.Timeout | undefined;
   /** Replaced connections given a last chance to answer, or finishing their streams. */
   readonly #draining = new Set<Live>();
-  readonly #waiters = new Set<{ resolve(s: SshSession): void; reject(e: Error): void }>();
+  /** Clients held until this tunnel is ready: while any waits, retries come promptly. */
+  #waitingClients = 0;
+  /** Ends the backoff sleep in progress early (a held client arrived). */
+  #wake: AbortController | undefined;
+  /** The last failed dial's error: one that needs a person (auth, host key) is never hurried. */
+  #lastError: Error | undefined;
+  readonly #outage: OutageLog;
+  /** Why the tunnel closed for good, when an error closed it. */
+  #fatalError: Error | undefined;
 
   constructor(private readonly deps: TunnelDeps) {
     super();
+    this.setMaxListeners(0); // one per client waiting for a state change
+    this.#outage = new OutageLog(deps.logger, deps.outageSummaryMs);
   }
 
   get state(): TunnelState {
@@ -131,40 +149,44 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     } else if (from === 'ready' && to !== 'closed') {
       this.#downSince = now;
     }
-    const level = to === 'reconnecting' || to === 'suspect' ? 'warn' : 'info';
-    this.deps.logger[level](`${from} -> ${to} (${reason})`, { event: 'state', from, to, reason, generation: this.#generation });
+    this.#logState(from, to, reason);
     this.emit('status', { type: 'state', from, to, reason, generation: this.#generation });
   }
 
-  /** Starts the dial loop; resolves on the first `ready`, rejects on a fatal first-connect error. */
-  start(): Promise<void> {
-    const first = this.whenReady(Number.POSITIVE_INFINITY);
-    this.#ensureDialing('start');
-    return first.then(() => undefined);
+  /**
+   * Every move is logged, at the level a person needs: the start of an outage at warn with
+   * its reason, the connecting/reconnecting flapping while it lasts at debug, and its end
+   * at info with how long it took.
+   */
+  #logState(from: TunnelState, to: TunnelState, reason: string): void {
+    const fields = { event: 'state', from, to, reason, generation: this.#generation };
+    const line = `${from} -> ${to} (${reason})`;
+    if (to === 'ready') {
+      const ended = this.#outage.end();
+      if (!ended) return this.deps.logger.info(line, fields);
+      return this.deps.logger.info(`${line}: ${ended.note}`, { ...fields, outageMs: ended.outageMs, attempts: ended.attempts });
+    }
+    if (to === 'closed' || from === 'idle') return this.deps.logger.info(line, fields);
+    if (this.#outage.active) return this.deps.logger.debug(line, fields);
+    this.#outage.begin(this.#everReady);
+    this.deps.logger.warn(line, fields);
   }
 
-  /** The ready session, waiting for one up to `timeoutMs` (or until `signal` aborts). Waiters are served in arrival order. */
-  whenReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession> {
-    if (this.#state === 'ready' && this.#live) return Promise.resolve(this.#live.session);
+  /** Starts the dial loop; resolves on the first `ready`, rejects on a fatal first-connect error or stop(). */
+  start(): Promise<void> {
+    if (this.#state === 'ready') return Promise.resolve();
     if (this.#state === 'closed') return Promise.reject(new ConnectError('tunnel is closed'));
-    if (signal?.aborted) return Promise.reject(new ConnectError('no longer waiting'));
-    return new Promise((resolve, reject) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#waiters.delete(waiter);
+    const first = new Promise<void>((resolve, reject) => {
+      const onStatus = (s: TunnelStatus) => {
+        if (s.to !== 'ready' && s.to !== 'closed') return;
+        this.off('status', onStatus);
+        if (s.to === 'ready') resolve();
+        else reject(this.#fatalError ?? new ConnectError(`tunnel ${s.reason}`));
       };
-      const waiter = {
-        resolve: (s: SshSession) => (done(), resolve(s)),
-        reject: (e: Error) => (done(), reject(e)),
-      };
-      const onAbort = () => waiter.reject(new ConnectError('no longer waiting'));
-      const timer = Number.isFinite(timeoutMs)
-        ? setTimeout(() => waiter.reject(new ConnectError(`tunnel not ready within ${timeoutMs} ms (state ${this.#state})`)), timeoutMs)
-        : undefined;
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.add(waiter);
+      this.on('status', onStatus);
     });
+    this.#ensureDialing('start');
+    return first;
   }
 
   /** Probes the connection in service now (woke from sleep, network changed, …). */
@@ -172,15 +194,23 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     this.#live?.heartbeat?.probeNow(reason);
   }
 
-  /**
-   * A new client arrived: if the server has been quiet a while, probe at once, so a
-   * link that died while idle costs this client about a round trip, not an interval.
-   */
+  /** A new client arrived: the heartbeat probes a link that has been quiet a while. */
   noteNewClient(): void {
-    const hb = this.#live?.heartbeat;
-    if (!hb) return;
-    const quiet = hb.quietForMs();
-    if (quiet > DEFAULTS.onDemandQuietMs) hb.probeNow(`new client after ${Math.round(quiet)} ms of silence`);
+    this.#live?.heartbeat?.noteNewClient();
+  }
+
+  /**
+   * A client is held until this tunnel is ready: a backoff sleep in progress ends now, and
+   * until `done()` the retry delay stays short. Returns `done`.
+   */
+  clientWaiting(): () => void {
+    this.#waitingClients++;
+    if (!this.#lastError || !isFatalOnFirstConnect(this.#lastError)) this.#wake?.abort();
+    let released = false;
+    return () => {
+      if (!released) this.#waitingClients--;
+      released = true;
+    };
   }
 
   /** Joins the running dial loop or starts one: never two at once. */
@@ -202,9 +232,10 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
 
   /** Resolves with a new session, or undefined when abandoned (stopped, recovered, fatal). */
   async #dialUntilConnected(ctl: AbortController, reason: string): Promise<SshSession | undefined> {
-    while (!ctl.signal.aborted) {
+    for (let round = 0; !ctl.signal.aborted; round++) {
       if (!this.#live) this.#setState('connecting', this.#attempt === 0 ? reason : `attempt ${this.#attempt + 1}`);
-      else this.deps.logger.info('dialling a spare connection', { event: 'spare', attempt: this.#attempt + 1, reason });
+      else this.deps.logger[round === 0 ? 'info' : 'debug']('dialling a spare connection', { event: 'spare', attempt: this.#attempt + 1, reason });
+      this.#outage.attempt();
       try {
         const session = await this.deps.dial(ctl.signal);
         if (!ctl.signal.aborted) return session;
@@ -217,91 +248,69 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
           this.#fail(error);
           return undefined;
         }
-        // Auth and host-key failures after a good first connect are retried (keys rotate),
-        // but loudly: each attempt is an error line.
-        const delay = (this.deps.backoff ?? backoffDelayMs)(++this.#attempt);
-        this.deps.logger.error('connect failed', { event: 'reconnect', attempt: this.#attempt, delayMs: delay, error: error.message });
+        // Auth and host-key failures after a good first connect are retried (keys rotate).
+        this.#lastError = error;
+        const delay = this.#retryDelayMs(error);
         if (!this.#live) this.#setState('reconnecting', error.message);
-        await sleep(delay, ctl.signal);
+        this.#outage.failed(error, { attempt: this.#attempt, delayMs: delay });
+        await this.#sleep(delay, ctl.signal);
       }
     }
     return undefined;
   }
 
+  /**
+   * The backoff's delay, capped while a client is held: a refused connect costs nothing, and
+   * the held client is served soon after the server is back. Never for a failure that needs
+   * a person (auth, host key): hammering would not fix it and may get the address banned.
+   */
+  #retryDelayMs(error: Error): number {
+    const delay = this.deps.backoff(++this.#attempt);
+    const hurry = this.#waitingClients > 0 && !isFatalOnFirstConnect(error);
+    return hurry ? Math.min(delay, this.deps.heldRetryCapMs) : delay;
+  }
+
+  /** The backoff sleep: ends early on stop(), or when a held client arrives. */
+  async #sleep(ms: number, stopped: AbortSignal): Promise<void> {
+    const wake = new AbortController();
+    this.#wake = wake;
+    await sleep(ms, AbortSignal.any([stopped, wake.signal]));
+    this.#wake = undefined;
+  }
+
   #adopt(session: SshSession): void {
     const old = this.#live;
     if (old) this.#drain(old); // make-before-break: the spare is up, the old one still silent
-    clearTimeout(this.#graceTimer);
     // A spare dialled while suspect can finish after the old connection was given up.
     if (this.#state === 'reconnecting') this.#setState('connecting', 'a connection dialled earlier completed');
-    const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined };
+    const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined, answered: false };
     this.#live = live;
     this.#everReady = true;
+    this.#lastError = undefined;
     session.once('close', (why) => this.#onClose(live, why));
     if (this.deps.heartbeat) {
       const hb = new Heartbeat(session, this.deps.heartbeat);
       live.heartbeat = hb;
       hb.on('dead', (why) => this.#onSilent(live, why));
-      hb.on('alive', () => this.#onRecovered(live));
+      hb.on('alive', () => this.#onAnswered(live));
+      hb.on('expired', (why) => this.#onExpired(live, why));
       hb.on('rtt', (ms) => this.emit('rtt', ms));
       hb.start();
     }
     this.#setState('ready', old ? `generation ${live.generation} replaced silent generation ${old.generation}` : `connected to ${session.description}`);
     this.emit('session', session); // per-connection setup, such as remote forwards
-    for (const w of [...this.#waiters]) w.resolve(session);
   }
 
   /**
-   * The old connection gives way to the spare. It gets one last probe deadline: if it
-   * answers, its streams carry on and it closes when they are done; if not, it is
-   * closed and its streams reset.
+   * The old connection gives way to the spare, with a last chance to answer: if it does,
+   * its streams carry on and it closes when they are done; if not, it is closed and its
+   * streams reset.
    */
   #drain(old: Live): void {
     this.#draining.add(old);
-    old.session.abandonPendingOpens(`generation ${old.generation} went silent; re-issued on the new connection`);
-    const hb = old.heartbeat;
-    const deadline = hb ? hb.probeTimeoutMs() : 0;
-    old.session.sendProbe(() => {});
-    const timer = setTimeout(() => this.#retire(old, `still silent ${deadline} ms after a spare took over`), deadline);
-    hb?.once('alive', () => {
-      clearTimeout(timer);
-      this.#watchDraining(old, hb); // watched until its streams end
-      this.deps.logger.info('old connection answered: its streams carry on, it closes when they end', {
-        event: 'drain', generation: old.generation, channels: old.session.channels,
-      });
-      old.session.endWhenIdle();
-    });
-    old.session.once('close', () => {
-      clearTimeout(timer);
-      this.#draining.delete(old);
-    });
-  }
-
-  /**
-   * A replaced connection still carrying streams gets the same grace as the live one: a
-   * brief silence (a server pause both connections ride out) does not cut its streams.
-   */
-  #watchDraining(old: Live, hb: Heartbeat): void {
-    const graceMs = this.deps.suspectGraceMs ?? DEFAULTS.suspectGraceMs;
-    let grace: NodeJS.Timeout | undefined;
-    const onDead = (why: string) => {
-      if (grace) return;
-      this.deps.logger.debug('replaced connection silent: its streams wait out the grace period', {
-        event: 'drain_silent', generation: old.generation, channels: old.session.channels, graceMs, reason: why,
-      });
-      grace = setTimeout(() => this.#retire(old, `${why}; still silent after the ${graceMs} ms grace period`), graceMs);
-    };
-    const onAlive = () => {
-      clearTimeout(grace);
-      grace = undefined;
-    };
-    hb.on('dead', onDead);
-    hb.on('alive', onAlive);
-    old.session.once('close', () => {
-      clearTimeout(grace);
-      hb.off('dead', onDead);
-      hb.off('alive', onAlive);
-    });
+    old.session.once('close', () => this.#draining.delete(old));
+    if (old.heartbeat?.state === 'dead') old.heartbeat.lastChance();
+    else this.#onAnswered(old); // it answered just as the spare arrived: it finishes its streams
   }
 
   /** Takes a connection out of service for good; its streams are reset by its close. */
@@ -317,38 +326,54 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     live.heartbeat?.stop();
     if (live !== this.#live || this.#state === 'closed') return; // superseded or stopping
     this.#live = undefined;
-    clearTimeout(this.#graceTimer);
     if (Date.now() - live.readyAt >= STABLE_AFTER_MS) this.#attempt = 0;
     this.#setState('reconnecting', `connection lost: ${why}`);
     this.#ensureDialing('connection lost');
   }
 
+  /** The heartbeat found a connection silent: the one in service turns suspect and a spare is dialled. */
   #onSilent(live: Live, why: string): void {
+    if (this.#draining.has(live)) {
+      this.deps.logger.debug('replaced connection silent: its streams wait out the grace period', {
+        event: 'drain_silent', generation: live.generation, channels: live.session.channels, reason: why,
+      });
+      return;
+    }
     if (live !== this.#live || this.#state !== 'ready') return;
     this.#setState('suspect', why);
-    const graceMs = this.deps.suspectGraceMs ?? DEFAULTS.suspectGraceMs;
-    this.#graceTimer = setTimeout(() => {
-      if (live !== this.#live || this.#state !== 'suspect') return;
-      this.#retire(live, `silent for the ${graceMs} ms grace period`);
-      this.#setState('reconnecting', `connection silent for ${graceMs} ms`);
-      this.#ensureDialing('connection silent');
-    }, graceMs);
     this.#ensureDialing('connection went silent');
   }
 
-  #onRecovered(live: Live): void {
+  /** A silent connection answered: in service, it is ready again; replaced, it finishes its streams. */
+  #onAnswered(live: Live): void {
+    if (this.#draining.has(live) && !live.answered) {
+      live.answered = true;
+      this.deps.logger.info('old connection answered: its streams carry on, it closes when they end', {
+        event: 'drain', generation: live.generation, channels: live.session.channels,
+      });
+      live.session.endWhenIdle();
+      return;
+    }
     if (live !== this.#live || this.#state !== 'suspect') return;
-    clearTimeout(this.#graceTimer);
     this.#dialing?.abort(); // the old connection answered first: the spare is not needed
     this.#dialing = undefined;
     this.#attempt = 0;
     this.#setState('ready', 'connection answered again');
-    for (const w of [...this.#waiters]) w.resolve(live.session);
+  }
+
+  /** A silent connection's grace (or last chance) ran out: it is closed; in service, the tunnel reconnects. */
+  #onExpired(live: Live, why: string): void {
+    const inService = live === this.#live && this.#state === 'suspect';
+    if (!inService && !this.#draining.has(live)) return;
+    this.#retire(live, why);
+    if (!inService) return;
+    this.#setState('reconnecting', `connection silent: ${why}`);
+    this.#ensureDialing('connection silent');
   }
 
   #fail(err: Error): void {
+    this.#fatalError = err;
     this.#setState('closed', err.message);
-    for (const w of [...this.#waiters]) w.reject(err);
     this.emit('fatal', err);
   }
 
@@ -358,10 +383,8 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     this.#setState('closed', reason);
     this.#dialing?.abort();
     this.#dialing = undefined;
-    clearTimeout(this.#graceTimer);
     const live = this.#live;
     this.#live = undefined;
-    for (const w of [...this.#waiters]) w.reject(new ConnectError(`tunnel ${reason}`));
     await this.#loop.catch(() => {});
     for (const old of this.#draining) this.#retire(old, reason);
     if (!live) return;

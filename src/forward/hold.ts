@@ -1,0 +1,238 @@
+import type net from 'node:net';
+import type { ClientChannel } from 'ssh2';
+import { formatEndpoint } from '../config/forward-spec.js';
+import type { Endpoint } from '../config/types.js';
+import type { ChannelOpenError } from '../errors.js';
+import type { Logger } from '../ops/logger.js';
+import type { SessionSource } from '../tunnel/pool.js';
+import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
+import type { Limits } from './local-forward.js';
+import { resetSocket } from './reset-socket.js';
+
+/** What a held client sent before its channel opened. */
+export interface HeldBytes {
+  chunks: Buffer[];
+  bytes: number;
+  /** The client half-closed while held: send EOF after the chunks. */
+  ended: boolean;
+}
+
+/**
+ * A client waiting for a tunnel: its first bytes are read and kept (up to
+ * `limitBytes`, then the socket is paused, not dropped), and its departure is
+ * noticed, so a client that gives up while held is not forwarded.
+ */
+class HeldClient {
+  readonly #held: HeldBytes = { chunks: [], bytes: 0, ended: false };
+  #gone: string | undefined;
+  readonly #onData = (chunk: Buffer) => {
+    this.#held.chunks.push(chunk);
+    this.#held.bytes += chunk.length;
+    if (this.#held.bytes >= this.limitBytes) this.socket.pause();
+  };
+  readonly #onEnd = () => (this.#held.ended = true);
+  readonly #left = new AbortController();
+  readonly #onError = (err: NodeJS.ErrnoException) => this.#leave(`client error: ${err.code ?? err.message}`);
+  readonly #onClose = () => this.#leave('client closed while held');
+
+  /** `early`: bytes already read from the client (sent right after its SOCKS request). */
+  constructor(readonly socket: net.Socket, private readonly limitBytes: number, early?: Buffer) {
+    if (early?.length) this.#onData(early);
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.resume(); // accepted paused (pauseOnConnect): a 'data' listener alone does not start reading
+  }
+
+  #leave(why: string): void {
+    this.#gone ??= why;
+    this.#left.abort();
+  }
+
+  /** Aborts when the client leaves while held: stop waiting on its behalf. */
+  get left(): AbortSignal {
+    return this.#left.signal;
+  }
+
+  /** Why the client left while held, or undefined if it is still there. */
+  get gone(): string | undefined {
+    return this.#gone;
+  }
+
+  get bytes(): number {
+    return this.#held.bytes;
+  }
+
+  /** Resets the client (shutdown): whoever waits on its behalf stops. */
+  cut(why: string): void {
+    this.#leave(why);
+    this.release();
+    resetSocket(this.socket);
+  }
+
+  /** Stops holding: the socket is paused and handed over with what it sent so far. */
+  release(): HeldBytes {
+    this.socket.pause();
+    this.socket.off('data', this.#onData);
+    this.socket.off('end', this.#onEnd);
+    this.socket.off('error', this.#onError);
+    this.socket.off('close', this.#onClose);
+    return this.#held;
+  }
+}
+
+export interface HoldOptions {
+  /** The tunnel, or the pool of connections with --connections. */
+  source: SessionSource;
+  limits: Limits;
+  /** How long a client that arrives while no connection is ready is held; 0 = not at all. */
+  holdTimeoutMs: number;
+  holdBufferBytes: number;
+  channelOpenTimeoutMs: number;
+}
+
+/** How holding a client ended: its channel is open, it could not be, or the client left. */
+export type HoldOutcome =
+  | { ok: true; session: SshSession; channel: ClientChannel; held: HeldBytes }
+  | { ok: false; result: 'hold_timeout'; message: string; heldBytes: number }
+  | { ok: false; result: 'target_refused'; reason: string; error: string; heldBytes: number }
+  | { ok: false; result: 'left' };
+
+/**
+ * Holding clients until an SSH connection is ready, for -L and -D: each held client's
+ * first bytes (bounded by --hold-buffer), the limits on how many (--max-held) and how long
+ * (--hold-timeout), waiting for a ready connection, re-issuing an open that a lost or
+ * replaced connection cut short, and cutting every held client at shutdown.
+ */
+export class Hold {
+  readonly #clients = new Set<HeldClient>();
+
+  constructor(private readonly options: HoldOptions) {}
+
+  /** Clients held right now (waiting for a connection or for their channel to open). */
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  /** Why a client arriving now cannot be held, naming the option that would allow it; undefined if it can (or need not be). */
+  refusal(): { result: 'not_ready' | 'limit'; message: string } | undefined {
+    const { source, holdTimeoutMs, limits } = this.options;
+    if (source.state === 'ready') return undefined;
+    if (holdTimeoutMs === 0) return { result: 'not_ready', message: 'connection reset: no tunnel ready and --hold-timeout is 0' };
+    if (limits.held() >= limits.maxHeld) {
+      return { result: 'limit', message: `connection reset: ${limits.maxHeld} connections already held; --max-held raises the limit` };
+    }
+    return undefined;
+  }
+
+  /**
+   * Holds `socket` until a ready connection has opened a channel to `target`, within the hold
+   * timeout. An open cut short by a lost or replaced connection delivered nothing to the
+   * target, so it is re-issued on the next one. `early`: bytes already read from the client.
+   */
+  async open(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer): Promise<HoldOutcome> {
+    const held = new HeldClient(socket, this.options.holdBufferBytes, early);
+    this.#clients.add(held);
+    try {
+      return await this.#open(held, target, src, log);
+    } finally {
+      this.#clients.delete(held);
+    }
+  }
+
+  async #open(held: HeldClient, target: Endpoint, src: { address: string; port: number }, log: Logger): Promise<HoldOutcome> {
+    const { holdTimeoutMs } = this.options;
+    const where = formatEndpoint(target);
+    const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
+    let failed: SshSession | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const session = await this.#ready(held, failed, giveUpAt);
+      if (held.gone) {
+        log.debug('client left while held', { event: 'conn_end', side: 'client', reason: held.gone });
+        return { ok: false, result: 'left' };
+      }
+      if (!session) {
+        held.release();
+        return { ok: false, result: 'hold_timeout', message: `no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`, heldBytes: held.bytes };
+      }
+      try {
+        const channel = await this.#openOn(session, target, src);
+        if (held.gone) {
+          closeUnused(channel);
+          log.debug('client left as its channel opened', { event: 'conn_end', side: 'client', reason: held.gone });
+          return { ok: false, result: 'left' };
+        }
+        return { ok: true, session, channel, held: held.release() };
+      } catch (err) {
+        const { reason, message } = err as ChannelOpenError;
+        if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
+          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: where });
+          failed = session;
+          continue;
+        }
+        held.release();
+        return { ok: false, result: 'target_refused', reason, error: message, heldBytes: held.bytes };
+      }
+    }
+  }
+
+  /**
+   * A ready session other than `failed`, waiting for one until `giveUpAt`; undefined when
+   * none came, the client left, or the tunnel closed for good. Waiters are served in
+   * arrival order; while one waits, the tunnel retries promptly.
+   */
+  #ready(held: HeldClient, failed: SshSession | undefined, giveUpAt: number): Promise<SshSession | undefined> {
+    const { source } = this.options;
+    const pick = () => {
+      const s = source.readySession;
+      return s && s !== failed && !s.closed ? s : undefined;
+    };
+    const now = pick();
+    if (now || held.gone || source.state === 'closed') return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const stopWaiting = source.clientWaiting();
+      const finish = (session: SshSession | undefined) => {
+        clearTimeout(timer);
+        source.off('status', onStatus);
+        held.left.removeEventListener('abort', onLeft);
+        stopWaiting();
+        resolve(session);
+      };
+      const onStatus = () => {
+        const s = pick();
+        if (s || source.state === 'closed') finish(s);
+      };
+      const onLeft = () => finish(undefined);
+      const timer = setTimeout(onLeft, Math.max(0, giveUpAt - performance.now()));
+      held.left.addEventListener('abort', onLeft, { once: true });
+      source.on('status', onStatus);
+    });
+  }
+
+  /**
+   * Opens the channel on `session`; abandoned (as `tunnel-lost`, to be re-issued) when
+   * another connection takes over from it while the server has not answered.
+   */
+  async #openOn(session: SshSession, target: Endpoint, src: { address: string; port: number }): Promise<ClientChannel> {
+    const { source, channelOpenTimeoutMs } = this.options;
+    const replaced = new AbortController();
+    const onStatus = () => {
+      if (!source.serves(session) && source.readySession) replaced.abort();
+    };
+    source.on('status', onStatus);
+    try {
+      return await session.openChannel(target, src, channelOpenTimeoutMs, replaced.signal);
+    } finally {
+      source.off('status', onStatus);
+    }
+  }
+
+  /** Resets every held client (shutdown or the end of a drain). Returns how many were cut. */
+  cutAll(reason: string): number {
+    const cut = this.#clients.size;
+    for (const held of this.#clients) held.cut(reason);
+    this.#clients.clear();
+    return cut;
+  }
+}
