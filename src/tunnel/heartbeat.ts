@@ -32,6 +32,14 @@ export interface HeartbeatOptions {
  */
 export type HeartbeatState = 'watching' | 'probing' | 'dead' | 'stopped';
 
+/** The only moves the heartbeat may make; anything else is a bug and throws. */
+const TRANSITIONS: Record<HeartbeatState, readonly HeartbeatState[]> = {
+  watching: ['probing', 'dead', 'stopped'],
+  probing: ['watching', 'stopped'],
+  dead: ['watching', 'stopped'],
+  stopped: [],
+};
+
 /** While the link is dead, how often to look for traffic that proves it recovered. */
 const RECOVERY_POLL_MS = 100;
 
@@ -65,6 +73,8 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
 
   /** The one door: every change of state goes through here. */
   #setState(to: HeartbeatState): void {
+    if (to === this.#state) return;
+    if (!TRANSITIONS[this.#state].includes(to)) throw new Error(`heartbeat: illegal transition ${this.#state} -> ${to}`);
     this.#state = to;
   }
 
