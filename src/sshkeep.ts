@@ -1,8 +1,10 @@
+import { EventEmitter } from 'node:events';
 import { DEFAULTS } from './config/defaults.js';
 import { isLocalOnly } from './config/forward-spec.js';
 import type { TunnelConfig } from './config/types.js';
 import { LocalForward, type Limits } from './forward/local-forward.js';
 import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
+import type { ConnectionResult } from './forward/result.js';
 import { silentLogger, type Logger } from './ops/logger.js';
 import { hostKeyPolicy } from './tunnel/host-key.js';
 import { loadIdentities } from './tunnel/identities.js';
@@ -10,7 +12,7 @@ import type { Prompter } from './tunnel/prompter.js';
 import { dialRoute, type Hop } from './tunnel/route.js';
 import { backoffDelayMs } from './tunnel/backoff.js';
 import { TunnelPool } from './tunnel/pool.js';
-import { Tunnel, type TunnelState } from './tunnel/tunnel.js';
+import { Tunnel, type TunnelState, type TunnelStatus } from './tunnel/tunnel.js';
 import { watchForWake } from './tunnel/wake-watch.js';
 import { watchNetwork } from './tunnel/network-watch.js';
 
@@ -44,7 +46,27 @@ export interface SshkeepOptions {
   limits?: Limits;
 }
 
-/** What /readyz reports of a tunnel. */
+/** One forward's clients and bytes so far, named by the port it bound (`-L 0:…` included). */
+export interface ForwardReport {
+  name: string;
+  kind: 'local' | 'dynamic' | 'remote';
+  /** Clients being forwarded. */
+  active: number;
+  /** Clients waiting for a ready SSH connection (-L and -D only). */
+  held: number;
+  /** Bytes client → target and back, ended and live clients. */
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/** How one client's connection through a forward ended. */
+export interface ClientEnd {
+  forward: string;
+  kind: ForwardReport['kind'];
+  result: ConnectionResult;
+}
+
+/** What /readyz reports of a tunnel, and what the status line and metrics read at each refresh. */
 export interface TunnelReport {
   tunnel: string;
   state: TunnelState;
@@ -54,8 +76,10 @@ export interface TunnelReport {
   reconnects: number;
   active: number;
   held: number;
-  /** -L and -D forwards, named by the port they bound (`-L 0:…` included). */
-  forwards: { name: string; active: number; held: number }[];
+  /** Not-ready time since the tunnel was first ready. */
+  outageMs: number;
+  /** Every forward, -R included. */
+  forwards: ForwardReport[];
   /** SSH connections ready, of --connections. */
   sshConnections: { ready: number; total: number };
   /** -R forwards: whether the server listens for each, and on which port. */
@@ -70,8 +94,12 @@ export interface BoundForward {
   port: number;
 }
 
-/** One tunnel and its forwards: listen at once, connect, keep serving until stopped. */
-export class Sshkeep {
+/**
+ * One tunnel and its forwards: listen at once, connect, keep serving until stopped. Observers
+ * (metrics, the status line) read its `report()` and hear its events: the first SSH
+ * connection's state changes and RTT samples, and each client's end.
+ */
+export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: number]; clientEnd: [ClientEnd] }> {
   /** The destination as given: the `tunnel` label of logs and metrics. */
   readonly name: string;
   /** The first connection: it reports the tunnel's state, and carries the remote forwards. */
@@ -88,6 +116,7 @@ export class Sshkeep {
   #stopWatches: () => void = () => {};
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
+    super();
     this.name = config.name;
     this.#logger = (options.logger ?? silentLogger).child({ tunnel: config.name });
     const limits = options.limits ?? {
@@ -155,6 +184,11 @@ export class Sshkeep {
           socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
         }),
     );
+    this.tunnel.on('status', (s) => this.emit('status', s));
+    this.tunnel.on('rtt', (ms) => this.emit('rtt', ms));
+    for (const f of [...this.forwards, ...this.remoteForwards]) {
+      f.on('result', (result) => this.emit('clientEnd', { forward: f.name, kind: f.spec.type, result }));
+    }
   }
 
   /**
@@ -227,7 +261,11 @@ export class Sshkeep {
       reconnects: Math.max(0, t.generation - 1),
       active: [...this.forwards, ...this.remoteForwards].reduce((n, f) => n + f.active, 0),
       held: this.held(),
-      forwards: this.forwards.map((f) => ({ name: f.name, active: f.active, held: f.held })),
+      outageMs: t.outageMs(),
+      forwards: [...this.forwards, ...this.remoteForwards].map((f) => {
+        const { up, down } = f.bytes();
+        return { name: f.name, kind: f.spec.type, active: f.active, held: f instanceof LocalForward ? f.held : 0, bytesUp: up, bytesDown: down };
+      }),
       sshConnections: { ready: this.tunnels.filter((m) => m.state === 'ready').length, total: this.tunnels.length },
       remoteForwards: this.remoteForwards.map((r) => r.report()),
     };

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Clock } from 'clock-mock';
-import { StatusLine } from '../src/ops/status-line.js';
-import type { Fleet } from '../src/fleet.js';
+import { StatusLine, type Reporting } from '../src/ops/status-line.js';
+import type { TunnelReport } from '../src/sshkeep.js';
 
 t.test('status line – refreshed in place with state, RTT, connections and throughput; log lines go above it', async (t) => {
   const clock = new Clock();
@@ -9,16 +9,9 @@ t.test('status line – refreshed in place with state, RTT, connections and thro
   let out = '';
   const sink = { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream;
   let up = 0;
-  const fleet = {
-    apps: [
-      {
-        name: 'prod',
-        report: () => ({ tunnel: 'prod', state: 'ready', rttMs: 1.25, active: 2, held: 1 }),
-        forwards: [{ bytes: () => ({ up, down: 0 }) }],
-        remoteForwards: [],
-      },
-    ],
-  } as unknown as Fleet;
+  const fleet: Reporting = {
+    reports: () => [{ tunnel: 'prod', state: 'ready', rttMs: 1.25, active: 2, held: 1, forwards: [{ bytesUp: up, bytesDown: 0 }] } as unknown as TunnelReport],
+  };
   const status = new StatusLine(sink);
   status.show(fleet);
   clock.advance(1000);

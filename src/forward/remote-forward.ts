@@ -18,6 +18,8 @@ export type RemoteForwardState = 'waiting' | 'requesting' | 'bound' | 'retrying'
 /** What /readyz reports of a remote forward. */
 export interface RemoteForwardReport {
   spec: string;
+  /** The forward's name in logs and metrics. */
+  name: string;
   state: RemoteForwardState;
   /** The port the server listens on (its choice for `-R 0:…`). */
   port: number | undefined;
@@ -79,7 +81,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
   }
 
   report(): RemoteForwardReport {
-    return { spec: this.spec.spec, state: this.#state, port: this.#bound?.port, error: this.#state === 'bound' ? undefined : this.#error };
+    return { spec: this.spec.spec, name: this.name, state: this.#state, port: this.#bound?.port, error: this.#state === 'bound' ? undefined : this.#error };
   }
 
   /** Requests the forward on every connection the tunnel adopts from now on. */

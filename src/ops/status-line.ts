@@ -1,5 +1,10 @@
 import { Writable } from 'node:stream';
-import type { Fleet } from '../fleet.js';
+import type { TunnelReport } from '../sshkeep.js';
+
+/** What the status line reads: the tunnels' reports (a Fleet). */
+export interface Reporting {
+  reports(): TunnelReport[];
+}
 
 const CLEAR = '\r\x1b[K';
 
@@ -29,7 +34,7 @@ export class StatusLine extends Writable {
   }
 
   /** Starts refreshing from `fleet`. */
-  show(fleet: Fleet): void {
+  show(fleet: Reporting): void {
     this.#timer = setInterval(() => {
       this.#line = this.#render(fleet);
       this.out.write(`${CLEAR}${this.#line}`);
@@ -43,17 +48,14 @@ export class StatusLine extends Writable {
     this.#line = '';
   }
 
-  #render(fleet: Fleet): string {
+  #render(fleet: Reporting): string {
     const now = performance.now();
-    return fleet.apps
-      .map((app) => {
-        const r = app.report();
-        const bytes = [...app.forwards, ...app.remoteForwards].reduce((sum, f) => {
-          const b = f.bytes();
-          return { up: sum.up + b.up, down: sum.down + b.down };
-        }, { up: 0, down: 0 });
-        const prev = this.#last.get(app.name) ?? { ...bytes, at: now };
-        this.#last.set(app.name, { ...bytes, at: now });
+    return fleet
+      .reports()
+      .map((r) => {
+        const bytes = r.forwards.reduce((sum, f) => ({ up: sum.up + f.bytesUp, down: sum.down + f.bytesDown }), { up: 0, down: 0 });
+        const prev = this.#last.get(r.tunnel) ?? { ...bytes, at: now };
+        this.#last.set(r.tunnel, { ...bytes, at: now });
         const secs = Math.max(0.001, (now - prev.at) / 1000);
         const rtt = r.rttMs === undefined ? '' : `  rtt ${r.rttMs.toFixed(1)} ms`;
         return `${r.tunnel}: ${r.state}${rtt}  active ${r.active}  held ${r.held}  up ${rate((bytes.up - prev.up) / secs)}  down ${rate((bytes.down - prev.down) / secs)}`;
