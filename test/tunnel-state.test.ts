@@ -138,6 +138,27 @@ function setup(t: Test, steps: Step[], extra: { backoff?: (n: number) => number;
 
 const moves = (events: TunnelStatus[]) => events.map((e) => `${e.from}>${e.to}`);
 
+t.test('tunnel-state – whenReady (deprecated library API) gives the ready session, times out while down, rejects once closed', async (t) => {
+  const s1 = new FakeSession('s1');
+  const { tunnel } = setup(t, [s1, 'hang']);
+  const first = tunnel.whenReady(5000);
+  await tunnel.start();
+  t.equal(await first, s1 as unknown as SshSession, 'a waiter gets the session when it is ready');
+  t.equal(await tunnel.whenReady(0), s1 as unknown as SshSession, 'and at once while it is');
+  const reconnecting = nextState(tunnel, 'reconnecting', 5000);
+  s1.drop();
+  await reconnecting;
+  await t.rejects(tunnel.whenReady(20), /not ready within 20 ms/, 'a deadline while the redial hangs');
+  const aborted = new AbortController();
+  const waiting = tunnel.whenReady(5000, aborted.signal);
+  aborted.abort();
+  await t.rejects(waiting, /no longer waiting/, 'an abort stops the wait');
+  const pending = tunnel.whenReady(5000);
+  await tunnel.stop('test');
+  await t.rejects(pending, ConnectError, 'stop rejects a waiter');
+  await t.rejects(tunnel.whenReady(0), ConnectError, 'a closed tunnel is never ready');
+});
+
 
 async function settle(n = 5): Promise<void> {
   for (let i = 0; i < n; i++) await tick();

@@ -174,19 +174,44 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
 
   /** Starts the dial loop; resolves on the first `ready`, rejects on a fatal first-connect error or stop(). */
   start(): Promise<void> {
-    if (this.#state === 'ready') return Promise.resolve();
+    const first = this.#untilReady(Number.POSITIVE_INFINITY);
+    this.#ensureDialing('start');
+    return first.then(() => undefined);
+  }
+
+  /**
+   * The ready session, waiting for one up to `timeoutMs` (or until `signal` aborts).
+   * @deprecated since 0.2: forwards hold their clients in `forward/hold.ts`, which asks the
+   * connection for `readySession` on each `status` event; do the same, or await `start()`.
+   */
+  whenReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession> {
+    return this.#untilReady(timeoutMs, signal);
+  }
+
+  #untilReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession> {
+    const now = this.readySession;
+    if (now) return Promise.resolve(now);
     if (this.#state === 'closed') return Promise.reject(new ConnectError('tunnel is closed'));
-    const first = new Promise<void>((resolve, reject) => {
-      const onStatus = (s: TunnelStatus) => {
-        if (s.to !== 'ready' && s.to !== 'closed') return;
+    if (signal?.aborted) return Promise.reject(new ConnectError('no longer waiting'));
+    return new Promise((resolve, reject) => {
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         this.off('status', onStatus);
-        if (s.to === 'ready') resolve();
-        else reject(this.#fatalError ?? new ConnectError(`tunnel ${s.reason}`));
+        if (err) reject(err);
+        else resolve(this.readySession!);
       };
+      const onStatus = (s: TunnelStatus) => {
+        if (s.to === 'ready') finish();
+        else if (s.to === 'closed') finish(this.#fatalError ?? new ConnectError(`tunnel ${s.reason}`));
+      };
+      const onAbort = () => finish(new ConnectError('no longer waiting'));
+      const timer = Number.isFinite(timeoutMs)
+        ? setTimeout(() => finish(new ConnectError(`tunnel not ready within ${timeoutMs} ms (state ${this.#state})`)), timeoutMs)
+        : undefined;
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.on('status', onStatus);
     });
-    this.#ensureDialing('start');
-    return first;
   }
 
   /** Probes the connection in service now (woke from sleep, network changed, …). */
