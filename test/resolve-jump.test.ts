@@ -199,7 +199,7 @@ t.test('resolve-jump – hops are looked up in the default ~/.ssh/config', async
 });
 
 t.test("resolve-jump – a bad value in a hop's ssh_config is a ConfigError", async (t) => {
-  t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  Port abc\n'), 'Port abc'), /-J bastion: port: "abc"/);
+  t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  Port abc\n'), 'Port abc'), /ssh_config line 2: Port: "abc"/, 'names the line of the bad value');
   t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  StrictHostKeyChecking maybe\n'), 'SHKC'), /StrictHostKeyChecking/);
   t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  IdentityFile ~/%z\n'), '%z'), /unknown token %z/);
 });
@@ -406,7 +406,7 @@ t.test('resolve-jump – ExitOnForwardFailure', async (t) => {
   t.equal(resolve(t, { options: ['ExitOnForwardFailure=yes'] }).cfg.exitOnForwardFailure, true, '-o yes');
   t.equal(resolve(t, { options: ['ExitOnForwardFailure=no'] }, 'Host prod\n  ExitOnForwardFailure yes\n').cfg.exitOnForwardFailure, false, '-o no beats ssh_config');
   t.equal(resolve(t, {}, 'Host *\n  exitonforwardfailure TRUE\n').cfg.exitOnForwardFailure, true, 'case-insensitive key and value');
-  t.match(configError(t, () => resolve(t, { options: ['ExitOnForwardFailure=maybe'] }), 'maybe'), /^ExitOnForwardFailure: "maybe" must be yes or no/);
+  t.match(configError(t, () => resolve(t, { options: ['ExitOnForwardFailure=maybe'] }), 'maybe'), /^-o ExitOnForwardFailure: "maybe" must be yes or no/);
 });
 
 // --socks-auth
