@@ -1,0 +1,126 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import YAML from 'yaml';
+import { parseCli } from '../src/cli/program.js';
+import { SCHEMA_FILE, configSchema, schemaText, withFlagReference } from '../src/config/generated.js';
+import { SETTINGS, SETTING_NAMES, envName, helpLine, type Setting } from '../src/config/setting-table.js';
+import { buildSettings } from '../src/config/settings.js';
+import { configError } from './fixtures/errors.js';
+import { REPO_ROOT } from './fixtures/cli.js';
+
+const read = (file: string) => fs.readFileSync(path.join(REPO_ROOT, file), 'utf8');
+
+/** The committed README and docs pages, where config and environment examples are shown. */
+const DOCS = ['README.md', ...fs.readdirSync(path.join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+
+// commander reads SSHKEEP_* from process.env itself: none may leak in from the runner.
+const saved = Object.entries(process.env).filter(([k]) => k.startsWith('SSHKEEP_'));
+for (const [k] of saved) delete process.env[k];
+t.teardown(() => {
+  for (const [k, v] of saved) process.env[k] = v;
+});
+
+t.test('setting-table – the committed JSON Schema is what the table makes (npm run generate)', async (t) => {
+  t.equal(read(SCHEMA_FILE), schemaText());
+});
+
+t.test("setting-table – README's flag reference is what the table makes (npm run generate)", async (t) => {
+  const readme = read('README.md');
+  t.equal(readme, withFlagReference(readme));
+  for (const name of SETTING_NAMES.filter((n) => (SETTINGS[n] as Setting).flags)) t.ok(readme.includes(helpLine(name).split(' (default')[0]!.replace(/\|/g, '\\|')), `${name} is in the README`);
+});
+
+t.test('setting-table – every key of the config examples in README and docs is in the schema', async (t) => {
+  const schema = configSchema() as { properties: Record<string, unknown>; $defs: { tunnel: { properties: Record<string, unknown> } } };
+  let checked = 0;
+  for (const doc of DOCS) {
+    for (const [, block] of read(doc).matchAll(/```ya?ml\n([\s\S]*?)```/g)) {
+      const config = YAML.parse(block!) as Record<string, unknown> | null;
+      if (!config || typeof config !== 'object' || !('tunnels' in config)) continue; // a Kubernetes manifest, not a config
+      checked++;
+      for (const key of Object.keys(config)) t.ok(Object.hasOwn(schema.properties, key), `${doc}: top-level ${key}`);
+      for (const tunnel of config.tunnels as Record<string, unknown>[]) {
+        for (const key of Object.keys(tunnel)) t.ok(Object.hasOwn(schema.$defs.tunnel.properties, key), `${doc}: tunnel key ${key}`);
+      }
+    }
+  }
+  t.ok(checked >= 1, `at least one config example checked (${checked})`);
+});
+
+t.test('setting-table – every SSHKEEP_ variable the docs name is one sshkeep reads', async (t) => {
+  const known = new Set([...SETTING_NAMES.map(envName), 'SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE']);
+  const named = new Set(DOCS.flatMap((doc) => [...read(doc).matchAll(/\bSSHKEEP_[A-Z_]*[A-Z]\b/g)].map((m) => m[0])));
+  t.ok(named.size >= 5, `the docs name variables (${named.size})`);
+  for (const name of named) t.ok(known.has(name), `${name} is read by sshkeep`);
+});
+
+t.test('setting-table – --help shows each flag with its help line and default', async (t) => {
+  let help = '';
+  t.equal(parseCli(['--help'], {}, (s) => (help += s)), null, 'help printed');
+  const flat = help.replace(/\s+/g, ' ');
+  for (const name of SETTING_NAMES) {
+    const s: Setting = SETTINGS[name];
+    if (!s.flags) continue;
+    t.ok(flat.includes(s.flags), `${s.flags} listed`);
+    t.ok(flat.includes(helpLine(name)), `${s.flags}: ${helpLine(name)}`);
+  }
+  t.match(flat, /--hold-timeout <duration> hold clients .* \(default: 30s\)/, 'a default rendered from DEFAULTS');
+});
+
+t.test('setting-table – a flag or its variable lands on the setting of that name', async (t) => {
+  for (const name of SETTING_NAMES) {
+    const s: Setting = SETTINGS[name];
+    if (!s.flags || s.shape === 'switch') continue;
+    const flag = s.flags.split(/[ ,]+/).find((f) => f.startsWith('--'))!;
+    const value = s.choices?.[0] ?? '1';
+    t.same(parseCli([flag, value], {}, () => {})?.[name], [{ value, source: s.flags.startsWith('--') ? flag : s.flags.slice(0, 2) }], flag);
+  }
+});
+
+/** A home and a config file for one case; nothing reads the user's own ssh_config. */
+function sandbox(t: Test, files: Record<string, string>): { dir: string; build: (argv: string[]) => unknown } {
+  const dir = t.testdir({ home: {}, ...files });
+  const env = { home: path.join(dir, 'home'), localUser: 'tester', authSock: undefined };
+  return { dir, build: (argv) => buildSettings(parseCli(argv, process.env, () => {})!, env, {}, () => {}) };
+}
+
+const TUNNEL = ['-L', '0:127.0.0.1:1', 'tester@127.0.0.1'];
+const FILE_TUNNEL = '  - destination: tester@127.0.0.1\n    sshConfig: none\n    local: [0:127.0.0.1:1]\n';
+
+t.test('setting-table – a bad value names its source: a flag', async (t) => {
+  const { build } = sandbox(t, {});
+  t.match(configError(t, () => build(['-F', 'none', '--hold-timeout', 'soon', ...TUNNEL]), 'flag'), /^--hold-timeout: "soon" is not a duration/);
+});
+
+t.test('setting-table – a bad value names its source: a variable', async (t) => {
+  const { build } = sandbox(t, {});
+  process.env.SSHKEEP_HOLD_TIMEOUT = 'soon';
+  t.teardown(() => delete process.env.SSHKEEP_HOLD_TIMEOUT);
+  t.match(configError(t, () => build(['-F', 'none', ...TUNNEL]), 'variable'), /^SSHKEEP_HOLD_TIMEOUT: "soon" is not a duration/);
+});
+
+t.test('setting-table – a bad value names its source: the file, top level and per tunnel', async (t) => {
+  const { dir, build } = sandbox(t, {
+    'top.yaml': `maxDrain: soon\ntunnels:\n${FILE_TUNNEL}`,
+    'tunnel.yaml': `tunnels:\n${FILE_TUNNEL}${FILE_TUNNEL}    connections: 99\n`,
+  });
+  const top = path.join(dir, 'top.yaml');
+  t.equal(configError(t, () => build(['--config', top]), 'top'), `${top}: maxDrain: "soon" is not a duration; use a number of seconds or a value like 500ms, 2s, 1m.`);
+  const tunnel = path.join(dir, 'tunnel.yaml');
+  t.equal(configError(t, () => build(['--config', tunnel]), 'tunnel'), `${tunnel}: tunnels[1].connections: "99" must be a whole number from 1 to 16.`);
+});
+
+t.test('setting-table – a bad value names its source: an ssh_config line and -o', async (t) => {
+  const { dir, build } = sandbox(t, { ssh_config: '# keepalive\nHost prod\n  HostName 127.0.0.1\n\n  ServerAliveInterval soon\n' });
+  const file = path.join(dir, 'ssh_config');
+  t.match(configError(t, () => build(['-F', file, '-L', '0:127.0.0.1:1', 'prod']), 'line'), new RegExp(`^${file.replace(/[.]/g, '\\.')} line 5: ServerAliveInterval: "soon" is not a duration`));
+  t.match(configError(t, () => build(['-F', 'none', '-o', 'ServerAliveInterval=soon', ...TUNNEL]), '-o'), /^-o ServerAliveInterval: "soon" is not a duration/);
+});
+
+t.test('setting-table – an Included file names its own path and line', async (t) => {
+  const { dir, build } = sandbox(t, { 'extra.conf': 'Port 2222\nConnectTimeout never\n', ssh_config: '' });
+  const extra = path.join(dir, 'extra.conf');
+  fs.writeFileSync(path.join(dir, 'ssh_config'), `Include ${extra}\n`);
+  t.match(configError(t, () => build(['-F', path.join(dir, 'ssh_config'), ...TUNNEL]), 'Include'), new RegExp(`^${extra.replace(/[.]/g, '\\.')} line 2: ConnectTimeout: "never"`));
+});
