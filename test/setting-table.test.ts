@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import YAML from 'yaml';
 import { parseCli } from '../src/cli/program.js';
 import { SCHEMA_FILE, configSchema, schemaText, withFlagReference } from '../src/config/generated.js';
-import { SETTINGS, SETTING_NAMES, envName, helpLine, type Setting } from '../src/config/setting-table.js';
+import { SETTING_NAMES, envName, helpLine, longFlag, settingOf } from '../src/config/setting-table.js';
 import { buildSettings } from '../src/config/settings.js';
 import { configError } from './fixtures/errors.js';
 import { REPO_ROOT } from './fixtures/cli.js';
@@ -28,7 +28,7 @@ t.test('setting-table – the committed JSON Schema is what the table makes (npm
 t.test("setting-table – README's flag reference is what the table makes (npm run generate)", async (t) => {
   const readme = read('README.md');
   t.equal(readme, withFlagReference(readme));
-  for (const name of SETTING_NAMES.filter((n) => (SETTINGS[n] as Setting).flags)) t.ok(readme.includes(helpLine(name).split(' (default')[0]!.replace(/\|/g, '\\|')), `${name} is in the README`);
+  for (const name of SETTING_NAMES.filter((n) => settingOf(n).flags)) t.ok(readme.includes(helpLine(name).split(' (default')[0]!.replace(/\|/g, '\\|')), `${name} is in the README`);
 });
 
 t.test('setting-table – every key of the config examples in README and docs is in the schema', async (t) => {
@@ -60,7 +60,7 @@ t.test('setting-table – --help shows each flag with its help line and default'
   t.equal(parseCli(['--help'], {}, (s) => (help += s)), null, 'help printed');
   const flat = help.replace(/\s+/g, ' ');
   for (const name of SETTING_NAMES) {
-    const s: Setting = SETTINGS[name];
+    const s = settingOf(name);
     if (!s.flags) continue;
     t.ok(flat.includes(s.flags), `${s.flags} listed`);
     t.ok(flat.includes(helpLine(name)), `${s.flags}: ${helpLine(name)}`);
@@ -70,9 +70,9 @@ t.test('setting-table – --help shows each flag with its help line and default'
 
 t.test('setting-table – a flag or its variable lands on the setting of that name', async (t) => {
   for (const name of SETTING_NAMES) {
-    const s: Setting = SETTINGS[name];
+    const s = settingOf(name);
     if (!s.flags || s.shape === 'switch') continue;
-    const flag = s.flags.split(/[ ,]+/).find((f) => f.startsWith('--'))!;
+    const flag = longFlag(name);
     const value = s.choices?.[0] ?? '1';
     t.same(parseCli([flag, value], {}, () => {})?.[name], [{ value, source: s.flags.startsWith('--') ? flag : s.flags.slice(0, 2) }], flag);
   }

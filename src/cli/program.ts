@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import type { Layer } from '../config/settings.js';
-import { SETTINGS, SETTING_NAMES, envName, helpLine, isRepeatable, type Setting, type SettingName } from '../config/setting-table.js';
+import { SETTING_NAMES, envName, flagName, helpLine, isRepeatable, settingOf, type SettingName } from '../config/setting-table.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -39,7 +39,7 @@ Exit codes: 0 clean shutdown, 2 usage or configuration error, 3 host key or auth
 
 /** The commander option of one setting of the table: its help line, SSHKEEP_* variable, list and choices. */
 function option(name: SettingName): Option {
-  const s: Setting = SETTINGS[name];
+  const s = settingOf(name);
   const o = new Option(s.flags!, helpLine(name)).helpGroup(s.group!);
   // The environment variable must be set before addOption(): commander wires env reading then.
   const env = envName(name);
@@ -54,7 +54,7 @@ function program(): Command {
     .description('Keep local port forwards alive through managed, self-healing SSH tunnels.')
     .usage('[options] [user@]host')
     .argument('[destination]', '[user@]host, or an ssh_config Host alias');
-  for (const name of SETTING_NAMES) if ('flags' in SETTINGS[name]) cmd.addOption(option(name));
+  for (const name of SETTING_NAMES) if (settingOf(name).flags) cmd.addOption(option(name));
   return cmd
     .version(`sshkeep ${version()}`, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show this help')
@@ -63,11 +63,8 @@ function program(): Command {
     .allowExcessArguments(false);
 }
 
-/** How a value is named in errors: the flag as usually typed (`-p`, `--hold-timeout`), or its variable. */
-function sourceOf(cmd: Command, name: SettingName): string {
-  if (cmd.getOptionValueSource(name) === 'env') return envName(name)!;
-  return cmd.options.find((o) => o.attributeName() === name)!.short ?? `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
+/** How a value is named in errors: its flag, or its variable. */
+const sourceOf = (cmd: Command, name: SettingName): string => (cmd.getOptionValueSource(name) === 'env' ? envName(name)! : flagName(name));
 
 /**
  * Parses argv (without node and script) and the SSHKEEP_* environment. Usage errors

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { SETTINGS, SETTING_NAMES, envName, fileKey, fileSettings, helpLine, type Setting, type SettingName } from './setting-table.js';
+import { SETTING_NAMES, envName, fileKey, fileSettings, helpLine, settingOf, type Setting, type SettingName } from './setting-table.js';
 
 /**
  * What is made from the setting table and committed: the JSON Schema of the config file and the
@@ -33,7 +33,7 @@ function shapeSchema(s: Setting): Record<string, unknown> {
 function properties(names: SettingName[]): Record<string, unknown> {
   return Object.fromEntries(
     names.map((name) => {
-      const s: Setting = SETTINGS[name];
+      const s = settingOf(name);
       return [fileKey(name), { description: helpLine(name), ...(s.default === undefined ? {} : { default: s.default }), ...shapeSchema(s) }];
     }),
   );
@@ -68,8 +68,8 @@ const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 /** The README's flag reference: one row per flag, with its variable and config-file key. */
 export function flagReference(): string {
-  const rows = SETTING_NAMES.filter((n) => (SETTINGS[n] as Setting).flags).map((name) => {
-    const s: Setting = SETTINGS[name];
+  const rows = SETTING_NAMES.filter((n) => settingOf(n).flags).map((name) => {
+    const s = settingOf(name);
     const env = envName(name);
     const file = s.file === undefined ? '' : `${code(fileKey(name))}${s.file === 'both' ? ' (top, tunnel)' : s.file === 'top' ? ' (top)' : ''}`;
     const meaning = s.more ? `${helpLine(name)}; ${s.more}` : helpLine(name);

@@ -4,8 +4,8 @@ import { DEFAULTS } from './defaults.js';
 import { parsePositiveDuration } from './duration.js';
 import { parseCount } from './size.js';
 import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
-import { SETTINGS } from './setting-table.js';
-import { sourced, valuesOf, type Raw, type Sourced } from './sourced.js';
+import { SETTINGS, flagName } from './setting-table.js';
+import { sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
 import { readSshConfig } from './ssh-config.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
@@ -43,8 +43,11 @@ export interface TunnelInput {
   hostKeyFingerprint?: Raw;
 }
 
-/** The value, as given or named by its flag. */
-const given = (raw: Raw | undefined, flag: string): Sourced | undefined => (raw === undefined ? undefined : sourced(raw, flag));
+/** An sshkeep setting of the input, as given or named by its flag. */
+function given(input: TunnelInput, name: 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections' | 'socksAuth' | 'hostKeyFingerprint'): Sourced | undefined {
+  const raw = input[name];
+  return raw === undefined ? undefined : sourced(raw, flagName(name));
+}
 
 export interface ResolveEnv {
   home: string;
@@ -228,21 +231,21 @@ export function resolveTunnel(
   const fromDestination = (value: string) => ({ value, source: `destination "${destination.value}"` });
   // First value wins, in OpenSSH's order: -p/-l/-J, then -o, then the destination's user@ and :port.
   const cli: SshOptions<Sourced> = {};
-  if (input.port !== undefined) addOption(cli, 'port', [sourced(input.port, '-p')]);
-  if (input.user !== undefined) addOption(cli, 'user', [sourced(input.user, '-l')]);
-  if (input.jump !== undefined) addOption(cli, 'proxyjump', [sourced(input.jump, '-J')]);
+  if (input.port !== undefined) addOption(cli, 'port', [sourced(input.port, flagName('port'))]);
+  if (input.user !== undefined) addOption(cli, 'user', [sourced(input.user, flagName('login'))]);
+  if (input.jump !== undefined) addOption(cli, 'proxyjump', [sourced(input.jump, flagName('jump'))]);
   for (const raw of input.options ?? []) {
-    const { value: text, source } = sourced(raw, '-o');
+    const { value: text, source } = sourced(raw, flagName('option'));
     const o = parseDashO(text);
-    // A -o from the command line is named as written; one from a file by its place there.
-    if (o.key) addOption(cli, o.key, [{ value: o.value, source: source === '-o' ? `-o ${o.name}` : `${source}: ${o.name}` }]);
+    // A -o from the command line is named as written (`-o ServerAliveInterval`); one from elsewhere by its place there.
+    if (o.key) addOption(cli, o.key, [{ value: o.value, source: source === flagName('option') ? `-o ${o.name}` : `${source}: ${o.name}` }]);
     else warn(`-o ${o.name}: OpenSSH option accepted but has no effect in sshkeep`);
   }
   if (dest.port !== undefined) addOption(cli, 'port', [fromDestination(dest.port)]);
   if (dest.user !== undefined) addOption(cli, 'user', [fromDestination(dest.user)]);
   const merged: SshOptions<Sourced> = { ...cli };
-  if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles.map((f) => sourced(f, '-i')), ...(cli.identityfile ?? [])];
-  const configFile = input.configFile === undefined ? undefined : sourced(input.configFile, '-F').value;
+  if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles.map((f) => sourced(f, flagName('identityFile'))), ...(cli.identityfile ?? [])];
+  const configFile = input.configFile === undefined ? undefined : textOf(input.configFile);
   addSshConfig(merged, dest.host, configFile, env);
 
   const checked = (k: keyof SshOptions): Sourced | undefined => merged[k]?.[0];
@@ -250,14 +253,14 @@ export function resolveTunnel(
   const { jump } = proxyOf(merged);
 
   const countMax = checked('serveralivecountmax');
-  const interval = given(input.keepaliveInterval, '--keepalive-interval') ?? checked('serveraliveinterval');
-  const keepaliveTimeout = given(input.keepaliveTimeout, '--keepalive-timeout');
-  const holdTimeout = given(input.holdTimeout, '--hold-timeout');
-  const holdBuffer = given(input.holdBuffer, '--hold-buffer');
-  const connections = given(input.connections, '--connections');
+  const interval = given(input, 'keepaliveInterval') ?? checked('serveraliveinterval');
+  const keepaliveTimeout = given(input, 'keepaliveTimeout');
+  const holdTimeout = given(input, 'holdTimeout');
+  const holdBuffer = given(input, 'holdBuffer');
+  const connections = given(input, 'connections');
   // ssh_config writes `LocalForward [bind:]port host:hostport`, with a space.
   const fromConfig = (key: 'localforward' | 'remoteforward' | 'dynamicforward') => (merged[key] ?? []).map((v) => v.value.trim().replace(/\s+/, ':'));
-  const specs = (list: Raw[] | undefined) => (list ?? []).map((f) => sourced(f, '').value);
+  const specs = (list: Raw[] | undefined) => (list ?? []).map(textOf);
   const exitOnForwardFailure = checked('exitonforwardfailure');
 
   return {
@@ -270,7 +273,7 @@ export function resolveTunnel(
     keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax.value, countMax.source, 1),
     holdTimeoutMs: holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : SETTINGS.holdTimeout.parse(holdTimeout),
     holdBufferBytes: holdBuffer === undefined ? DEFAULTS.holdBufferBytes : SETTINGS.holdBuffer.parse(holdBuffer),
-    hostKeyFingerprints: parseFingerprints(given(input.hostKeyFingerprint, '--host-key-fingerprint')),
+    hostKeyFingerprints: parseFingerprints(given(input, 'hostKeyFingerprint')),
     connections: connections === undefined ? DEFAULTS.connections : SETTINGS.connections.parse(connections),
     forwards: [
       ...specs(input.localForwards).map(parseLocalForward),
@@ -279,7 +282,7 @@ export function resolveTunnel(
       ...fromConfig('dynamicforward').map(parseDynamicForward),
     ],
     remoteForwards: [...specs(input.remoteForwards), ...fromConfig('remoteforward')].map(parseRemoteForward),
-    socksAuth: parseSocksAuth(given(input.socksAuth, '--socks-auth')),
+    socksAuth: parseSocksAuth(given(input, 'socksAuth')),
     exitOnForwardFailure: exitOnForwardFailure === undefined ? false : parseYesNo(exitOnForwardFailure.value, exitOnForwardFailure.source),
   };
 }

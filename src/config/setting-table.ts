@@ -199,36 +199,47 @@ export type SettingName = keyof typeof SETTINGS;
 
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 
-const entry = (name: SettingName): Setting => SETTINGS[name];
+/** One entry read as a Setting (the table keeps each entry's literal type). */
+export const settingOf = (name: SettingName): Setting => SETTINGS[name];
 
 /** `SSHKEEP_HOLD_TIMEOUT` for holdTimeout; undefined for a setting the environment cannot give. */
 export function envName(name: SettingName): string | undefined {
-  return entry(name).noEnv ? undefined : `SSHKEEP_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+  return settingOf(name).noEnv ? undefined : `SSHKEEP_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** The flag as usually typed, to name a value in errors: the short one (`-p`), else the long one (`--hold-timeout`). */
+export function flagName(name: SettingName): string {
+  return settingOf(name).flags!.split(/[ ,]+/)[0]!;
+}
+
+/** `--hold-timeout`: the long flag. */
+export function longFlag(name: SettingName): string {
+  return settingOf(name).flags!.split(/[ ,]+/).find((f) => f.startsWith('--'))!;
 }
 
 export function fileKey(name: SettingName): string {
-  return entry(name).fileKey ?? name;
+  return settingOf(name).fileKey ?? name;
 }
 
 /** The settings the file allows at its top level (`top`, `both`) or in a tunnel (`tunnel`, `both`). */
 export function fileSettings(where: 'top' | 'tunnel'): SettingName[] {
   return SETTING_NAMES.filter((n) => {
-    const scope = entry(n).file;
+    const scope = settingOf(n).file;
     return scope === where || scope === 'both';
   });
 }
 
 /** A repeatable flag; from the environment, a comma- or newline-separated list. */
-export const isRepeatable = (name: SettingName): boolean => ['list', 'options'].includes(entry(name).shape);
+export const isRepeatable = (name: SettingName): boolean => ['list', 'options'].includes(settingOf(name).shape);
 
 /** The default as --help and the README say it. */
 export function defaultText(name: SettingName): string | undefined {
-  const s = entry(name);
+  const s = settingOf(name);
   return s.defaultText ?? s.default;
 }
 
 /** One line of --help: what it does, then the default. */
 export function helpLine(name: SettingName): string {
   const d = defaultText(name);
-  return d === undefined ? entry(name).help : `${entry(name).help} (default: ${d})`;
+  return d === undefined ? settingOf(name).help : `${settingOf(name).help} (default: ${d})`;
 }

@@ -3,7 +3,7 @@ import { DEFAULTS } from './defaults.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
 import { isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
-import { SETTINGS, fileKey, fileSettings, type SettingName } from './setting-table.js';
+import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, longFlag, settingOf, type SettingName } from './setting-table.js';
 import type { Sourced } from './sourced.js';
 import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
 
@@ -27,12 +27,12 @@ export interface Settings {
 export type Layer = Partial<Record<SettingName, Sourced[]>>;
 
 /** Tunnel settings that apply to every tunnel (`both` in the table): from flags, the file's top level or the tunnel's own entry. */
-const EVERY_TUNNEL = fileSettings('top').filter((n) => fileSettings('tunnel').includes(n)) as ('keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections')[];
+const EVERY_TUNNEL = SETTING_NAMES.filter((n) => settingOf(n).file === 'both') as ('keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections')[];
 
 /** A part of the config file as a layer: each value named by the file and its key (`tunnels.yaml: tunnels[1].holdTimeout`). */
-function fileLayer(file: string, values: Record<string, string | string[] | undefined>, names: SettingName[], path?: string): Layer {
+function fileLayer(file: string, values: Record<string, string | string[] | undefined>, where: 'top' | 'tunnel', path?: string): Layer {
   const layer: Layer = {};
-  for (const name of names) {
+  for (const name of fileSettings(where)) {
     const key = fileKey(name);
     const v = values[key];
     const source = `${file}: ${path ? `${path}.` : ''}${key}`;
@@ -42,38 +42,34 @@ function fileLayer(file: string, values: Record<string, string | string[] | unde
 }
 
 /**
- * The precedence, above ssh_config and defaults (resolveTunnel's): flags and environment (one
- * layer: commander took a flag over its variable), then the tunnel's own entry in the file, then
- * the file's top level. A file tunnel's own ServerAliveInterval counts as its keepalive interval,
- * so the top level's keepaliveInterval does not hide it.
+ * The precedence above ssh_config and defaults (those are resolveTunnel's): flags and the
+ * environment (one layer: commander took a flag over its variable), then a file tunnel's own
+ * entry, then the file's top level. The first layer that gives a setting gives all of it.
  */
-function settingLayers(cli: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined): Layer[] {
-  const top = file ? fileLayer(file.file, file.settings, fileSettings('top')) : {};
-  if (!tunnel) return [cli, top];
-  const own = fileLayer(file!.file, tunnel, fileSettings('tunnel'), tunnel.path);
-  if (tunnel.options.some((o) => /^\s*serveraliveinterval\b/i.test(o))) delete top.keepaliveInterval;
-  return [cli, own, top];
+function first(name: SettingName, cli: Layer, own: Layer | undefined, top: Layer): Sourced[] | undefined {
+  return [cli, own ?? {}, top].find((l) => l[name] !== undefined)?.[name];
 }
 
-const first = (layers: Layer[], name: SettingName): Sourced[] | undefined => layers.find((l) => l[name] !== undefined)?.[name];
-
-function tunnelInput(cli: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined): TunnelInput {
-  const layers = settingLayers(cli, file, tunnel);
-  const every = Object.fromEntries(EVERY_TUNNEL.map((n) => [n, first(layers, n)?.[0]]));
+function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined): TunnelInput {
+  const own = tunnel && fileLayer(file!.file, tunnel, 'tunnel', tunnel.path);
+  // A file tunnel's own ServerAliveInterval counts as its keepalive interval: the top level's does not hide it.
+  const ownInterval = tunnel?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
+  const defaults = ownInterval ? { ...top, keepaliveInterval: undefined } : top;
+  const every = Object.fromEntries(EVERY_TUNNEL.map((n) => [n, first(n, cli, own, defaults)?.[0]]));
   // Settings that describe a tunnel come from its own entry: the command line's are for the command-line tunnel.
-  const own = tunnel ? layers[1]! : cli;
-  const one = (name: SettingName) => own[name]?.[0];
+  const from = own ?? cli;
+  const one = (name: SettingName) => from[name]?.[0];
   return {
     ...every,
     destination: one('destination')!,
     port: one('port'),
     user: one('login'),
-    identityFiles: own.identityFile,
+    identityFiles: from.identityFile,
     configFile: one('sshConfig'),
-    options: own.option,
-    localForwards: own.local,
-    remoteForwards: own.remote,
-    dynamicForwards: own.dynamic,
+    options: from.option,
+    localForwards: from.local,
+    remoteForwards: from.remote,
+    dynamicForwards: from.dynamic,
     jump: one('jump'),
     // A file tunnel without its own SOCKS credentials takes the command line's.
     socksAuth: one('socksAuth') ?? cli.socksAuth?.[0],
@@ -99,13 +95,14 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     const given = DESCRIBE_A_TUNNEL.find((n) => cli[n]?.length);
     if (given) {
       throw new ConfigError(
-        `--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} describes a tunnel, but no destination was given: with --config, ` +
+        `${longFlag(given)} describes a tunnel, but no destination was given: with --config, ` +
           'give a destination on the command line for that tunnel, or put the setting in the file.',
       );
     }
   }
-  const inputs: [TunnelInput, FileTunnel | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, file, t), t]);
-  if (cli.destination) inputs.push([tunnelInput(cli, file, undefined), undefined]);
+  const top = file ? fileLayer(file.file, file.settings, 'top') : {};
+  const inputs: [TunnelInput, FileTunnel | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, top, file, t), t]);
+  if (cli.destination) inputs.push([tunnelInput(cli, top, file, undefined), undefined]);
 
   const tunnels = inputs.map(([input, fromFile]) => {
     // Settings that name their own source (a flag, a variable, a file key) are checked first,
@@ -141,10 +138,9 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key in --config).`);
 
-  const layers = settingLayers(cli, file, undefined);
   /** A process setting, parsed from the first layer that gives it, else its default. */
   const setting = <T>(name: SettingName, parse: (raw: Sourced) => T, fallback: T): T => {
-    const raw = first(layers, name)?.[0];
+    const raw = first(name, cli, undefined, top)?.[0];
     return raw === undefined ? fallback : parse(raw);
   };
   return {

@@ -13,5 +13,8 @@ export function sourced(raw: Raw, fallback: string): Sourced {
   return typeof raw === 'string' ? { value: raw, source: fallback } : raw;
 }
 
+/** The string alone, whichever form it was given in. */
+export const textOf = (raw: Raw): string => (typeof raw === 'string' ? raw : raw.value);
+
 /** The strings alone, for what reads values but names no source. */
 export const valuesOf = (list: readonly Sourced[] | undefined): string[] => (list ?? []).map((s) => s.value);
