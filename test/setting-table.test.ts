@@ -6,6 +6,9 @@ import { parseCli } from '../src/cli/program.js';
 import { SCHEMA_FILE, configSchema, schemaText, withFlagReference } from '../src/config/generated.js';
 import { SETTING_NAMES, envName, helpLine, longFlag, settingOf } from '../src/config/setting-table.js';
 import { buildSettings } from '../src/config/settings.js';
+import { DEFAULTS } from '../src/config/defaults.js';
+import { formatDuration, parseDuration } from '../src/config/duration.js';
+import { formatSize, parseSize } from '../src/config/size.js';
 import { configError } from './fixtures/errors.js';
 import { REPO_ROOT } from './fixtures/cli.js';
 
@@ -75,6 +78,40 @@ t.test('setting-table – a flag or its variable lands on the setting of that na
     const flag = longFlag(name);
     const value = s.choices?.[0] ?? '1';
     t.same(parseCli([flag, value], {}, () => {})?.[name], [{ value, source: s.flags.startsWith('--') ? flag : s.flags.slice(0, 2) }], flag);
+  }
+});
+
+t.test('setting-table – each default shown reads back as its value in DEFAULTS', async (t) => {
+  const expected: Partial<Record<(typeof SETTING_NAMES)[number], unknown>> = {
+    keepaliveInterval: DEFAULTS.keepaliveIntervalMs,
+    holdTimeout: DEFAULTS.holdTimeoutMs,
+    holdBuffer: DEFAULTS.holdBufferBytes,
+    connections: DEFAULTS.connections,
+    maxHeld: DEFAULTS.maxHeld,
+    maxConnections: DEFAULTS.maxConnections,
+    minDrain: DEFAULTS.minDrainMs,
+    maxDrain: DEFAULTS.maxDrainMs,
+    logLevel: DEFAULTS.logLevel,
+  };
+  for (const name of SETTING_NAMES) {
+    const s = settingOf(name);
+    if (s.default === undefined || !s.parse) continue;
+    t.ok(name in expected, `${name}: its default is checked here`);
+    t.equal(s.parse({ value: s.default, source: name }), expected[name], `${name}: ${s.default}`);
+  }
+  t.equal(Object.keys(expected).length, SETTING_NAMES.filter((n) => settingOf(n).default !== undefined && settingOf(n).parse).length, 'every expected default is shown');
+});
+
+t.test('setting-table – durations and sizes are shown in their shortest exact spelling', async (t) => {
+  const durations: [number, string][] = [[0, '0'], [500, '500ms'], [1500, '1500ms'], [15_000, '15s'], [90_000, '90s'], [120_000, '2m'], [3_600_000, '1h']];
+  for (const [ms, text] of durations) {
+    t.equal(formatDuration(ms), text);
+    t.equal(parseDuration(text, 'x'), ms, `${text} reads back`);
+  }
+  const sizes: [number, string][] = [[0, '0'], [1, '1'], [1024, '1KiB'], [1536, '1536'], [1024 ** 2, '1MiB'], [3 * 1024 ** 3, '3GiB']];
+  for (const [bytes, text] of sizes) {
+    t.equal(formatSize(bytes), text);
+    t.equal(parseSize(text, 'x'), bytes, `${text} reads back`);
   }
 });
 

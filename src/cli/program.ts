@@ -97,8 +97,10 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
     layer[name] = values.map((value) => ({ value, source }));
   }
   if (o.quiet && o.verbose) throw new ConfigError('-q and -v contradict each other; give one.');
-  const destination = cmd.args[0] ?? env.SSHKEEP_DESTINATION;
-  if (destination !== undefined) layer.destination = [{ value: destination, source: cmd.args[0] === undefined ? envName('destination')! : 'destination' }];
+  // The destination is an argument, which commander reads from no variable.
+  const variable = envName('destination')!;
+  const destination = cmd.args[0] ?? env[variable];
+  if (destination !== undefined) layer.destination = [{ value: destination, source: cmd.args[0] === undefined ? variable : 'destination' }];
   if (o.quiet) layer.logLevel = [{ value: 'error', source: '-q' }];
   if (o.verbose) layer.logLevel = [{ value: 'debug', source: '-v' }];
   return layer;

@@ -72,7 +72,8 @@ export function flagReference(): string {
     const s = settingOf(name);
     const env = envName(name);
     const file = s.file === undefined ? '' : `${code(fileKey(name))}${s.file === 'both' ? ' (top, tunnel)' : s.file === 'top' ? ' (top)' : ''}`;
-    const meaning = s.more ? `${helpLine(name)}; ${s.more}` : helpLine(name);
+    const choices = s.choices && `one of ${s.choices.map(code).join(', ')}`;
+    const meaning = [helpLine(name), choices, s.more].filter(Boolean).join('; ');
     return `| ${cell(code(s.flags!))} | ${env ? code(env) : ''} | ${file} | ${cell(meaning)} |`;
   });
   return ['| flag | environment | config file | meaning |', '|---|---|---|---|', ...rows].join('\n');

@@ -219,7 +219,7 @@ function parseSocksAuth(raw: Sourced | undefined): TunnelConfig['socksAuth'] {
 
 /**
  * Command line > ssh_config > defaults, as OpenSSH. The command line (for a config file's
- * tunnel: the file) is `input`; the precedence above it is settingLayers in settings.ts.
+ * tunnel: the file) is `input`; the precedence above it is `first` in settings.ts.
  */
 export function resolveTunnel(
   input: TunnelInput,

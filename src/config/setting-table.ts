@@ -11,7 +11,7 @@ import type { LogFormat, LogLevel } from './types.js';
  * default, parser and help. The commander options and --help, the SSHKEEP_* mapping, the
  * config-file keys, the JSON Schema of tunnels.yaml and the README's flag table are made
  * from this table. Precedence (flags > environment > file > ssh_config > defaults) is
- * `settingLayers` in settings.ts and resolveTunnel's ssh_config step.
+ * `first` in settings.ts, then resolveTunnel's ssh_config step.
  */
 
 /**
