@@ -148,6 +148,21 @@ t.test('setting-table – a bad value names its source: the file, top level and 
   t.equal(configError(t, () => build(['--config', tunnel]), 'tunnel'), `${tunnel}: tunnels[1].connections: "99" must be a whole number from 1 to 16.`);
 });
 
+t.test("setting-table – a file tunnel's own bad value is named once, by its key", async (t) => {
+  const { dir, build } = sandbox(t, {
+    'port.yaml': `tunnels:\n${FILE_TUNNEL}    port: ssh\n`,
+    'option.yaml': `tunnels:\n${FILE_TUNNEL}    options: { ConnectTimeout: never }\n`,
+    'jump.yaml': `tunnels:\n${FILE_TUNNEL}    jump: hop:0\n`,
+    'spec.yaml': 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [abc]\n',
+  });
+  const file = (name: string) => path.join(dir, name);
+  t.match(configError(t, () => build(['--config', file('port.yaml')]), 'port'), new RegExp(`^${file('port.yaml')}: tunnels\\[0\\]\\.port: "ssh" is not a port number`));
+  t.match(configError(t, () => build(['--config', file('option.yaml')]), 'option'), new RegExp(`^${file('option.yaml')}: tunnels\\[0\\]\\.options: -o ConnectTimeout: "never"`));
+  t.match(configError(t, () => build(['--config', file('jump.yaml')]), 'jump'), new RegExp(`^${file('jump.yaml')}: tunnels\\[0\\]\\.jump: -J hop:0: port: "0"`));
+  // A forward spec names itself (-L abc); the file and the tunnel are said before it.
+  t.match(configError(t, () => build(['--config', file('spec.yaml')]), 'spec'), new RegExp(`^${file('spec.yaml')}: tunnels\\[0\\]: -L abc: expected`));
+});
+
 t.test('setting-table – a bad value names its source: an ssh_config line and -o', async (t) => {
   const { dir, build } = sandbox(t, { ssh_config: '# keepalive\nHost prod\n  HostName 127.0.0.1\n\n  ServerAliveInterval soon\n' });
   const file = path.join(dir, 'ssh_config');

@@ -5,7 +5,7 @@ import { parsePositiveDuration } from './duration.js';
 import { parseCount } from './size.js';
 import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { SETTINGS, flagName } from './setting-table.js';
-import { sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
+import { parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
 import { readSshConfig } from './ssh-config.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
@@ -41,6 +41,11 @@ export interface TunnelInput {
   connections?: Raw;
   /** `SHA256:…` host key pins, comma-separated. */
   hostKeyFingerprint?: Raw;
+}
+
+/** A value parsed and checked (its error naming where it was given), or the fallback when none was given. */
+function parsedOr<T, F>(raw: Sourced | undefined, parse: (text: string, what: string) => T, fallback: F): T | F {
+  return raw === undefined ? fallback : parseSourced(raw, parse);
 }
 
 /** An sshkeep setting of the input, as given or named by its flag. */
@@ -79,9 +84,7 @@ function pathList(values: string[] | undefined, fallback: readonly string[]): st
   return all.some((v) => v.toLowerCase() === 'none') ? [] : all;
 }
 
-function strictness(raw: Sourced | undefined): StrictHostKeyChecking {
-  if (raw === undefined) return DEFAULTS.strictHostKeyChecking;
-  const value = raw.value;
+function strictness(value: string, what: string): StrictHostKeyChecking {
   switch (value.toLowerCase()) {
     case 'yes':
     case 'true':
@@ -94,17 +97,16 @@ function strictness(raw: Sourced | undefined): StrictHostKeyChecking {
     case 'false':
       return 'no';
     default:
-      throw new ConfigError(`${raw.source}: "${value}" must be yes, accept-new or no.`);
+      throw new ConfigError(`${what}: "${value}" must be yes, accept-new or no.`);
   }
 }
 
 /** `SHA256:<base64>` pins as OpenSSH prints them (ssh-keygen -lf, ssh-keyscan | ssh-keygen -lf -). */
-function parseFingerprints(raw: Sourced | undefined): string[] {
-  if (raw === undefined) return [];
-  const pins = raw.value.split(/[,\s]+/).filter(Boolean);
+function parseFingerprints(text: string, what: string): string[] {
+  const pins = text.split(/[,\s]+/).filter(Boolean);
   for (const pin of pins) {
     if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(pin)) {
-      throw new ConfigError(`${raw.source}: "${pin}" is not a SHA256 fingerprint; expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it.`);
+      throw new ConfigError(`${what}: "${pin}" is not a SHA256 fingerprint; expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it.`);
     }
   }
   return pins;
@@ -130,11 +132,11 @@ function addSshConfig(into: SshOptions<Sourced>, host: string, configFile: strin
 }
 
 /** ProxyJump or ProxyCommand, whichever was given first (as OpenSSH); `none` disables both. */
-function proxyOf(opts: SshOptions<Sourced>): { jump?: string; command?: string } {
+function proxyOf(opts: SshOptions<Sourced>): { jump?: Sourced; command?: string } {
   const key = Object.keys(opts).find((k) => k === 'proxyjump' || k === 'proxycommand') as 'proxyjump' | 'proxycommand' | undefined;
-  const value = key && opts[key]![0]!.value;
-  if (!key || value!.toLowerCase() === 'none') return {};
-  return key === 'proxyjump' ? { jump: value } : { command: value };
+  const given = key && opts[key]![0]!;
+  if (!key || given!.value.toLowerCase() === 'none') return {};
+  return key === 'proxyjump' ? { jump: given } : { command: given!.value };
 }
 
 /** Everything about reaching one host, from its merged options (first value wins). */
@@ -142,10 +144,7 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
   const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0]?.value;
   /** The first value, with where it was given, for an option whose value is checked. */
   const checked = (k: keyof SshOptions): Sourced | undefined => merged[k]?.[0];
-  const givenPort = checked('port');
-  const port = givenPort === undefined ? DEFAULTS.port : parsePort(givenPort.value, givenPort.source, false);
-  const identitiesOnly = checked('identitiesonly');
-  const connectTimeout = checked('connecttimeout');
+  const port = parsedOr(checked('port'), (text, what) => parsePort(text, what, false), DEFAULTS.port);
   const user = first('user') ?? env.localUser;
   const hostName = expandHostName(first('hostname') ?? name, name, env.home);
   const tokens = connectionTokens({
@@ -161,11 +160,11 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
     user,
     identityFiles: files(merged.identityfile ? valuesOf(merged.identityfile) : [...DEFAULTS.identityFiles], 'IdentityFile'),
     identityFilesExplicit: merged.identityfile !== undefined,
-    identitiesOnly: identitiesOnly === undefined ? false : parseYesNo(identitiesOnly.value, identitiesOnly.source),
+    identitiesOnly: parsedOr(checked('identitiesonly'), parseYesNo, false),
     agentSocket:
       agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0],
-    connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : parsePositiveDuration(connectTimeout.value, connectTimeout.source),
-    strictHostKeyChecking: strictness(checked('stricthostkeychecking')),
+    connectTimeoutMs: parsedOr(checked('connecttimeout'), parsePositiveDuration, DEFAULTS.connectTimeoutMs),
+    strictHostKeyChecking: parsedOr(checked('stricthostkeychecking'), strictness, DEFAULTS.strictHostKeyChecking),
     knownHostsFiles: files(pathList(merged.userknownhostsfile && valuesOf(merged.userknownhostsfile), DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
     globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile && valuesOf(merged.globalknownhostsfile), DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
     hostKeyAlias: first('hostkeyalias'),
@@ -180,39 +179,38 @@ const MAX_HOPS = 16;
  * The hops of a ProxyJump list, first hop first. Each is resolved from ssh_config on its
  * own; the first hop's own ProxyJump (or ProxyCommand) is followed too, as OpenSSH does.
  */
-function resolveJumps(list: string, configFile: string | undefined, env: ResolveEnv, depth = 0): HostConfig[] {
+function resolveJumps(jump: Sourced, configFile: string | undefined, env: ResolveEnv, depth = 0): HostConfig[] {
+  const list = jump.value;
   const hops = list.split(',').map((h) => h.trim());
   if (hops.some((h) => h === '')) throw new ConfigError(`ProxyJump "${list}": an empty hop; expected [user@]host[:port][,...].`);
   const chain: HostConfig[] = [];
   hops.forEach((hop, i) => {
     const dest = parseHop(hop);
     const opts: SshOptions<Sourced> = {};
-    const source = `-J ${hop}`;
+    const source = partOf(jump, flagName('jump'), `-J ${hop}`);
     if (dest.port !== undefined) addOption(opts, 'port', [{ value: dest.port, source: `${source}: port` }]);
     if (dest.user !== undefined) addOption(opts, 'user', [{ value: dest.user, source }]);
     addSshConfig(opts, dest.host, configFile, env);
-    const { jump } = proxyOf(opts);
+    const own = proxyOf(opts).jump;
     if (i > 0) {
       // A later hop is reached through the hops before it, whatever its own ProxyJump says.
       delete opts.proxyjump;
       delete opts.proxycommand;
-    } else if (jump !== undefined) {
+    } else if (own !== undefined) {
       if (depth + hops.length >= MAX_HOPS) throw new ConfigError(`ProxyJump: more than ${MAX_HOPS} hops; is there a loop in ssh_config (${hop})?`);
-      chain.push(...resolveJumps(jump, configFile, env, depth + hops.length));
+      chain.push(...resolveJumps(own, configFile, env, depth + hops.length));
     }
     chain.push(hostConfig(dest.host, opts, env));
   });
   return chain;
 }
 
-function parseSocksAuth(raw: Sourced | undefined): TunnelConfig['socksAuth'] {
-  if (raw === undefined) return undefined;
-  const text = raw.value;
+function parseSocksAuth(text: string, what: string): NonNullable<TunnelConfig['socksAuth']> {
   const colon = text.indexOf(':');
   // RFC 1929 carries each as 1-255 bytes.
   const fits = (part: string) => part.length > 0 && Buffer.byteLength(part) <= 255;
   if (colon < 0 || !fits(text.slice(0, colon)) || !fits(text.slice(colon + 1))) {
-    throw new ConfigError(`${raw.source}: expected user:password (each 1-255 bytes), as SOCKS5 username/password authentication carries them.`);
+    throw new ConfigError(`${what}: expected user:password (each 1-255 bytes), as SOCKS5 username/password authentication carries them.`);
   }
   return { user: text.slice(0, colon), pass: text.slice(colon + 1) };
 }
@@ -228,17 +226,17 @@ export function resolveTunnel(
 ): TunnelConfig {
   const destination = sourced(input.destination, 'destination');
   const dest = parseDestination(destination.value);
-  const fromDestination = (value: string) => ({ value, source: `destination "${destination.value}"` });
+  const fromDestination = (value: string) => ({ value, source: partOf(destination, 'destination', `destination "${destination.value}"`) });
   // First value wins, in OpenSSH's order: -p/-l/-J, then -o, then the destination's user@ and :port.
   const cli: SshOptions<Sourced> = {};
   if (input.port !== undefined) addOption(cli, 'port', [sourced(input.port, flagName('port'))]);
   if (input.user !== undefined) addOption(cli, 'user', [sourced(input.user, flagName('login'))]);
   if (input.jump !== undefined) addOption(cli, 'proxyjump', [sourced(input.jump, flagName('jump'))]);
   for (const raw of input.options ?? []) {
-    const { value: text, source } = sourced(raw, flagName('option'));
-    const o = parseDashO(text);
-    // A -o from the command line is named as written (`-o ServerAliveInterval`); one from elsewhere by its place there.
-    if (o.key) addOption(cli, o.key, [{ value: o.value, source: source === flagName('option') ? `-o ${o.name}` : `${source}: ${o.name}` }]);
+    const option = sourced(raw, flagName('option'));
+    const o = parseDashO(option.value);
+    // Named as written (`-o ServerAliveInterval`), after its place when it came from a file or a variable.
+    if (o.key) addOption(cli, o.key, [{ value: o.value, source: partOf(option, flagName('option'), `-o ${o.name}`) }]);
     else warn(`-o ${o.name}: OpenSSH option accepted but has no effect in sshkeep`);
   }
   if (dest.port !== undefined) addOption(cli, 'port', [fromDestination(dest.port)]);
@@ -252,7 +250,6 @@ export function resolveTunnel(
   const host = hostConfig(dest.host, merged, env);
   const { jump } = proxyOf(merged);
 
-  const countMax = checked('serveralivecountmax');
   const interval = given(input, 'keepaliveInterval') ?? checked('serveraliveinterval');
   const keepaliveTimeout = given(input, 'keepaliveTimeout');
   const holdTimeout = given(input, 'holdTimeout');
@@ -261,7 +258,6 @@ export function resolveTunnel(
   // ssh_config writes `LocalForward [bind:]port host:hostport`, with a space.
   const fromConfig = (key: 'localforward' | 'remoteforward' | 'dynamicforward') => (merged[key] ?? []).map((v) => v.value.trim().replace(/\s+/, ':'));
   const specs = (list: Raw[] | undefined) => (list ?? []).map(textOf);
-  const exitOnForwardFailure = checked('exitonforwardfailure');
 
   return {
     ...host,
@@ -270,10 +266,10 @@ export function resolveTunnel(
     inlineKnownHosts: [],
     keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : SETTINGS.keepaliveInterval.parse(interval),
     keepaliveTimeoutMs: keepaliveTimeout === undefined ? undefined : SETTINGS.keepaliveTimeout.parse(keepaliveTimeout),
-    keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax.value, countMax.source, 1),
+    keepaliveCountMax: parsedOr(checked('serveralivecountmax'), (text, what) => parseCount(text, what, 1), undefined),
     holdTimeoutMs: holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : SETTINGS.holdTimeout.parse(holdTimeout),
     holdBufferBytes: holdBuffer === undefined ? DEFAULTS.holdBufferBytes : SETTINGS.holdBuffer.parse(holdBuffer),
-    hostKeyFingerprints: parseFingerprints(given(input, 'hostKeyFingerprint')),
+    hostKeyFingerprints: parsedOr(given(input, 'hostKeyFingerprint'), parseFingerprints, []),
     connections: connections === undefined ? DEFAULTS.connections : SETTINGS.connections.parse(connections),
     forwards: [
       ...specs(input.localForwards).map(parseLocalForward),
@@ -282,7 +278,7 @@ export function resolveTunnel(
       ...fromConfig('dynamicforward').map(parseDynamicForward),
     ],
     remoteForwards: [...specs(input.remoteForwards), ...fromConfig('remoteforward')].map(parseRemoteForward),
-    socksAuth: parseSocksAuth(given(input, 'socksAuth')),
-    exitOnForwardFailure: exitOnForwardFailure === undefined ? false : parseYesNo(exitOnForwardFailure.value, exitOnForwardFailure.source),
+    socksAuth: parsedOr(given(input, 'socksAuth'), parseSocksAuth, undefined),
+    exitOnForwardFailure: parsedOr(checked('exitonforwardfailure'), parseYesNo, false),
   };
 }

@@ -3,7 +3,7 @@ import { DEFAULTS } from './defaults.js';
 import { formatDuration, parseDuration, parsePositiveDuration } from './duration.js';
 import { parseHostPort } from './host-port.js';
 import { formatSize, parseCount, parseSize } from './size.js';
-import type { Sourced } from './sourced.js';
+import { parseSourced, type Sourced } from './sourced.js';
 import type { LogFormat, LogLevel } from './types.js';
 
 /**
@@ -45,7 +45,7 @@ export interface Setting {
   noEnv?: true;
   /** More for the README's table than fits in one line of --help. */
   more?: string;
-  /** Parses and checks a raw value; an error names `source`. */
+  /** Parses and checks a raw value; an error is a SourcedError naming its source. */
   parse?: (raw: Sourced) => unknown;
 }
 
@@ -59,14 +59,15 @@ const OPS = 'Operations:';
 const LOG = 'Logging:';
 
 function choice<T extends string>(choices: readonly T[]) {
-  return ({ value, source }: Sourced): T => {
-    if (!(choices as readonly string[]).includes(value)) throw new ConfigError(`${source}: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}.`);
-    return value as T;
-  };
+  return (raw: Sourced): T =>
+    parseSourced(raw, (value, what) => {
+      if (!(choices as readonly string[]).includes(value)) throw new ConfigError(`${what}: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}.`);
+      return value as T;
+    });
 }
 
-const duration = ({ value, source }: Sourced) => parseDuration(value, source);
-const count = (min: number, max?: number) => ({ value, source }: Sourced) => parseCount(value, source, min, max);
+const duration = (raw: Sourced) => parseSourced(raw, parseDuration);
+const count = (min: number, max?: number) => (raw: Sourced) => parseSourced(raw, (text, what) => parseCount(text, what, min, max));
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const satisfies readonly LogLevel[];
 const LOG_FORMATS = ['pretty', 'json'] as const satisfies readonly LogFormat[];
@@ -140,7 +141,7 @@ export const SETTINGS = {
   keepaliveTimeout: def({
     flags: '--keepalive-timeout <duration>', file: 'both', shape: 'value', group: RES,
     help: 'fixed probe deadline', defaultText: 'adaptive, SRTT + 4·RTTVAR of the measured round trips, bounded',
-    parse: ({ value, source }: Sourced) => parsePositiveDuration(value, source),
+    parse: (raw: Sourced) => parseSourced(raw, parsePositiveDuration),
   }),
   holdTimeout: def({
     flags: '--hold-timeout <duration>', file: 'both', shape: 'value', group: RES,
@@ -150,7 +151,7 @@ export const SETTINGS = {
   holdBuffer: def({
     flags: '--hold-buffer <size>', file: 'both', shape: 'value', group: RES,
     help: 'bytes read from each held client before pausing it', default: formatSize(DEFAULTS.holdBufferBytes),
-    parse: ({ value, source }: Sourced) => parseSize(value, source),
+    parse: (raw: Sourced) => parseSourced(raw, parseSize),
   }),
   connections: def({
     flags: '--connections <n>', file: 'both', shape: 'value', group: RES,
@@ -165,7 +166,7 @@ export const SETTINGS = {
   health: def({
     flags: '--health <[host:]port>', file: 'top', shape: 'value', group: OPS,
     help: 'serve /healthz /readyz /startupz /metrics over HTTP', defaultText: `off; host ${DEFAULTS.bindAddress}`,
-    parse: ({ value, source }: Sourced) => parseHostPort(value, source),
+    parse: (raw: Sourced) => parseSourced(raw, parseHostPort),
   }),
   maxConnections: def({
     flags: '--max-connections <n>', file: 'top', shape: 'value', group: OPS,

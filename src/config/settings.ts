@@ -4,7 +4,7 @@ import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
 import { isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
 import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, longFlag, settingOf, type SettingName } from './setting-table.js';
-import type { Sourced } from './sourced.js';
+import { SourcedError, type Sourced } from './sourced.js';
 import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
 
 /** Container secrets passed as content, never as paths. */
@@ -105,9 +105,6 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
   if (cli.destination) inputs.push([tunnelInput(cli, top, file, undefined), undefined]);
 
   const tunnels = inputs.map(([input, fromFile]) => {
-    // Settings that name their own source (a flag, a variable, a file key) are checked first,
-    // so what resolveTunnel rejects below is blamed on the tunnel.
-    for (const name of EVERY_TUNNEL) if (input[name]) SETTINGS[name].parse(input[name] as Sourced);
     let config: TunnelConfig;
     try {
       config = resolveTunnel(input, env, warn);
@@ -119,7 +116,8 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
         );
       }
     } catch (err) {
-      if (err instanceof ConfigError && fromFile) throw new ConfigError(`${file!.file}: ${fromFile.path}: ${err.message}`);
+      // What names no source of its own (a forward spec, a -J hop, ssh_config syntax) is blamed on the file's tunnel.
+      if (err instanceof ConfigError && !(err instanceof SourcedError) && fromFile) throw new ConfigError(`${file!.file}: ${fromFile.path}: ${err.message}`);
       throw err;
     }
     if (config.forwards.length === 0 && config.remoteForwards.length === 0) {

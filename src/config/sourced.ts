@@ -1,3 +1,5 @@
+import { ConfigError } from '../errors.js';
+
 /** A raw setting as given, with where it was given, so an error names that place. */
 export interface Sourced {
   value: string;
@@ -18,3 +20,29 @@ export const textOf = (raw: Raw): string => (typeof raw === 'string' ? raw : raw
 
 /** The strings alone, for what reads values but names no source. */
 export const valuesOf = (list: readonly Sourced[] | undefined): string[] => (list ?? []).map((s) => s.value);
+
+/** Names a part of a value (`-J a:0: port`), after the value's own place unless that is the flag the part already names. */
+export function partOf(raw: Sourced, flag: string, part: string): string {
+  return raw.source === flag ? part : `${raw.source}: ${part}`;
+}
+
+/**
+ * A bad value whose message starts with its source: nothing above it adds a place (a file
+ * tunnel's path). To a user and to callers it is a ConfigError, name included.
+ */
+export class SourcedError extends ConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses a value with `parse(text, what)`, its errors naming the value's source. */
+export function parseSourced<T>(raw: Sourced, parse: (text: string, what: string) => T): T {
+  try {
+    return parse(raw.value, raw.source);
+  } catch (err) {
+    if (err instanceof ConfigError && !(err instanceof SourcedError)) throw new SourcedError(err.message);
+    throw err;
+  }
+}
