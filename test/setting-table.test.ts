@@ -135,6 +135,10 @@ t.test('setting-table – a bad value names its source: a variable', async (t) =
   process.env.SSHKEEP_HOLD_TIMEOUT = 'soon';
   t.teardown(() => delete process.env.SSHKEEP_HOLD_TIMEOUT);
   t.match(configError(t, () => build(['-F', 'none', ...TUNNEL]), 'variable'), /^SSHKEEP_HOLD_TIMEOUT: "soon" is not a duration/);
+  delete process.env.SSHKEEP_HOLD_TIMEOUT;
+  process.env.SSHKEEP_LOCAL = '1:2';
+  t.teardown(() => delete process.env.SSHKEEP_LOCAL);
+  t.match(configError(t, () => build(['-F', 'none', 'tester@127.0.0.1']), 'forward'), /^SSHKEEP_LOCAL: -L 1:2: expected/);
 });
 
 t.test('setting-table – a bad value names its source: the file, top level and per tunnel', async (t) => {
@@ -159,8 +163,8 @@ t.test("setting-table – a file tunnel's own bad value is named once, by its ke
   t.match(configError(t, () => build(['--config', file('port.yaml')]), 'port'), new RegExp(`^${file('port.yaml')}: tunnels\\[0\\]\\.port: "ssh" is not a port number`));
   t.match(configError(t, () => build(['--config', file('option.yaml')]), 'option'), new RegExp(`^${file('option.yaml')}: tunnels\\[0\\]\\.options: -o ConnectTimeout: "never"`));
   t.match(configError(t, () => build(['--config', file('jump.yaml')]), 'jump'), new RegExp(`^${file('jump.yaml')}: tunnels\\[0\\]\\.jump: -J hop:0: port: "0"`));
-  // A forward spec names itself (-L abc); the file and the tunnel are said before it.
-  t.match(configError(t, () => build(['--config', file('spec.yaml')]), 'spec'), new RegExp(`^${file('spec.yaml')}: tunnels\\[0\\]: -L abc: expected`));
+  // A forward spec names itself (-L abc); its place in the file is said before it.
+  t.match(configError(t, () => build(['--config', file('spec.yaml')]), 'spec'), new RegExp(`^${file('spec.yaml')}: tunnels\\[0\\]\\.local: -L abc: expected`));
 });
 
 t.test('setting-table – a bad value names its source: an ssh_config line and -o', async (t) => {

@@ -5,7 +5,7 @@ import { parsePositiveDuration } from './duration.js';
 import { parseCount } from './size.js';
 import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { SETTINGS, flagName } from './setting-table.js';
-import { parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
+import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
 import { readSshConfig } from './ssh-config.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
@@ -185,7 +185,7 @@ function resolveJumps(jump: Sourced, configFile: string | undefined, env: Resolv
   if (hops.some((h) => h === '')) throw new ConfigError(`ProxyJump "${list}": an empty hop; expected [user@]host[:port][,...].`);
   const chain: HostConfig[] = [];
   hops.forEach((hop, i) => {
-    const dest = parseHop(hop);
+    const dest = parseNamed({ value: hop, source: jump.source }, flagName('jump'), parseHop);
     const opts: SshOptions<Sourced> = {};
     const source = partOf(jump, flagName('jump'), `-J ${hop}`);
     if (dest.port !== undefined) addOption(opts, 'port', [{ value: dest.port, source: `${source}: port` }]);
@@ -225,7 +225,7 @@ export function resolveTunnel(
   warn: (message: string) => void = () => {},
 ): TunnelConfig {
   const destination = sourced(input.destination, 'destination');
-  const dest = parseDestination(destination.value);
+  const dest = parseNamed(destination, 'destination', parseDestination);
   const fromDestination = (value: string) => ({ value, source: partOf(destination, 'destination', `destination "${destination.value}"`) });
   // First value wins, in OpenSSH's order: -p/-l/-J, then -o, then the destination's user@ and :port.
   const cli: SshOptions<Sourced> = {};
@@ -256,8 +256,11 @@ export function resolveTunnel(
   const holdBuffer = given(input, 'holdBuffer');
   const connections = given(input, 'connections');
   // ssh_config writes `LocalForward [bind:]port host:hostport`, with a space.
-  const fromConfig = (key: 'localforward' | 'remoteforward' | 'dynamicforward') => (merged[key] ?? []).map((v) => v.value.trim().replace(/\s+/, ':'));
-  const specs = (list: Raw[] | undefined) => (list ?? []).map(textOf);
+  /** -L, -D or -R specs of the input, then ssh_config's (written `[bind:]port host:hostport`, with a space). */
+  const forwards = <T>(given: Raw[] | undefined, flag: string, key: 'localforward' | 'remoteforward' | 'dynamicforward', parse: (spec: string) => T): T[] => [
+    ...(given ?? []).map((raw) => parseNamed(sourced(raw, flag), flag, parse)),
+    ...(merged[key] ?? []).map((v) => parseNamed({ ...v, value: v.value.trim().replace(/\s+/, ':') }, flag, parse)),
+  ];
 
   return {
     ...host,
@@ -272,12 +275,10 @@ export function resolveTunnel(
     hostKeyFingerprints: parsedOr(given(input, 'hostKeyFingerprint'), parseFingerprints, []),
     connections: connections === undefined ? DEFAULTS.connections : SETTINGS.connections.parse(connections),
     forwards: [
-      ...specs(input.localForwards).map(parseLocalForward),
-      ...fromConfig('localforward').map(parseLocalForward),
-      ...specs(input.dynamicForwards).map(parseDynamicForward),
-      ...fromConfig('dynamicforward').map(parseDynamicForward),
+      ...forwards(input.localForwards, flagName('local'), 'localforward', parseLocalForward),
+      ...forwards(input.dynamicForwards, flagName('dynamic'), 'dynamicforward', parseDynamicForward),
     ],
-    remoteForwards: [...specs(input.remoteForwards), ...fromConfig('remoteforward')].map(parseRemoteForward),
+    remoteForwards: forwards(input.remoteForwards, flagName('remote'), 'remoteforward', parseRemoteForward),
     socksAuth: parsedOr(given(input, 'socksAuth'), parseSocksAuth, undefined),
     exitOnForwardFailure: parsedOr(checked('exitonforwardfailure'), parseYesNo, false),
   };

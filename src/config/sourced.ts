@@ -46,3 +46,16 @@ export function parseSourced<T>(raw: Sourced, parse: (text: string, what: string
     throw err;
   }
 }
+
+/**
+ * Parses a value whose parser names the value itself (`-L spec: …`): an error is put after the
+ * value's place, unless that place is the flag the message already starts with.
+ */
+export function parseNamed<T>(raw: Sourced, flag: string, parse: (text: string) => T): T {
+  try {
+    return parse(raw.value);
+  } catch (err) {
+    if (!(err instanceof ConfigError) || raw.source === flag) throw err;
+    throw new SourcedError(`${raw.source}: ${err.message}`);
+  }
+}
