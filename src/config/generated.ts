@@ -8,8 +8,8 @@ import { SETTING_NAMES, envName, fileKey, fileSettings, helpLine, settingOf, typ
  */
 
 export const SCHEMA_FILE = 'schema/tunnels.schema.json';
-export const FLAGS_START = '<!-- flags:start (npm run generate) -->';
-export const FLAGS_END = '<!-- flags:end -->';
+const FLAGS_START = '<!-- flags:start (npm run generate) -->';
+const FLAGS_END = '<!-- flags:end -->';
 
 const scalar = { type: ['string', 'number'] };
 
@@ -67,7 +67,7 @@ const code = (text: string) => `\`${text}\``;
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 /** The README's flag reference: one row per flag, with its variable and config-file key. */
-export function flagReference(): string {
+function flagReference(): string {
   const rows = SETTING_NAMES.filter((n) => settingOf(n).flags).map((name) => {
     const s = settingOf(name);
     const env = envName(name);

@@ -50,7 +50,7 @@ export interface Setting {
 }
 
 /** More SSH connections than this to one server only adds authentication load. */
-export const MAX_CONNECTIONS = 16;
+const MAX_CONNECTIONS = 16;
 
 const FWD = 'Forwarding:';
 const SSH = 'SSH connection (as OpenSSH):';
@@ -234,7 +234,7 @@ export function fileSettings(where: 'top' | 'tunnel'): SettingName[] {
 export const isRepeatable = (name: SettingName): boolean => ['list', 'options'].includes(settingOf(name).shape);
 
 /** The default as --help and the README say it. */
-export function defaultText(name: SettingName): string | undefined {
+function defaultText(name: SettingName): string | undefined {
   const s = settingOf(name);
   return s.defaultText ?? s.default;
 }
