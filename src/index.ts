@@ -4,6 +4,7 @@ export { Fleet } from './fleet.js';
 export { Metrics } from './ops/metrics.js';
 export { startHealthServer } from './ops/health.js';
 export { resolveTunnel, type TunnelInput } from './config/resolve.js';
+export type { Raw, Sourced } from './config/sourced.js';
 export { parseLocalForward, parseRemoteForward, parseDynamicForward } from './config/forward-spec.js';
 export { parseDuration } from './config/duration.js';
 export { DEFAULTS } from './config/defaults.js';

@@ -153,7 +153,7 @@ const badFiles: [what: string, text: string, mention: RegExp][] = [
   ['a tunnel without destination', 'tunnels:\n  - local: [1:h:1]\n', /tunnels\[0\]\.destination: required/],
   ['tunnels that is not a list', 'tunnels: h\n', /: tunnels: expected a list of tunnels/],
   ['invalid YAML', 'tunnels:\n  - destination: [h\n', /not valid YAML or JSON.*line \d+/],
-  ['a malformed forward', 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [5432]\n', /tunnels\[0\]: -L 5432: expected \[bind_address:\]port:host:hostport/],
+  ['a malformed forward', 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [5432]\n', /tunnels\[0\]\.local: -L 5432: expected \[bind_address:\]port:host:hostport/],
 ];
 for (const [what, text, mention] of badFiles) {
   t.test(`cli config – check with ${what}: exit 2, one line naming the file and the key`, async (t) => {

@@ -151,3 +151,13 @@ t.test('cli – an identity file that is not a key is a usage error', async (t) 
   fs.writeFileSync(notAKey, 'hello\n', { mode: 0o600 });
   await usageError(t, [...ISOLATED, '-i', notAKey, ...FWD, DEST], /[Ii]dentity file .*not_a_key\b.*private key/);
 });
+
+t.test('cli – --version and -V print the version from package.json, exit 0', async (t) => {
+  const { version } = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const res = await runCli([flag]);
+    t.equal(res.code, 0, `${flag}: exit 0`);
+    t.equal(res.stdout, `sshkeep ${version}\n`, `${flag}: "sshkeep ${version}"`);
+    t.equal(res.stderr, '', `${flag}: nothing on stderr`);
+  }
+});

@@ -199,7 +199,7 @@ t.test('resolve-jump – hops are looked up in the default ~/.ssh/config', async
 });
 
 t.test("resolve-jump – a bad value in a hop's ssh_config is a ConfigError", async (t) => {
-  t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  Port abc\n'), 'Port abc'), /-J bastion: port: "abc"/);
+  t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  Port abc\n'), 'Port abc'), /ssh_config line 2: Port: "abc"/, 'names the line of the bad value');
   t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  StrictHostKeyChecking maybe\n'), 'SHKC'), /StrictHostKeyChecking/);
   t.match(configError(t, () => resolve(t, { jump: 'bastion' }, 'Host bastion\n  IdentityFile ~/%z\n'), '%z'), /unknown token %z/);
 });
@@ -385,8 +385,8 @@ t.test('resolve-jump – DynamicForward in ssh_config comes after -D; -L/LocalFo
 });
 
 t.test('resolve-jump – malformed RemoteForward and DynamicForward are ConfigErrors', async (t) => {
-  t.match(configError(t, () => resolve(t, {}, 'Host prod\n  RemoteForward 8080\n'), 'RemoteForward 8080'), /^-R 8080:/);
-  t.match(configError(t, () => resolve(t, {}, 'Host prod\n  DynamicForward /x.sock\n'), 'DynamicForward /x.sock'), /^-D \/x\.sock:/);
+  t.match(configError(t, () => resolve(t, {}, 'Host prod\n  RemoteForward 8080\n'), 'RemoteForward 8080'), /ssh_config line 2: RemoteForward: -R 8080:/);
+  t.match(configError(t, () => resolve(t, {}, 'Host prod\n  DynamicForward /x.sock\n'), 'DynamicForward /x.sock'), /ssh_config line 2: DynamicForward: -D \/x\.sock:/);
   t.match(configError(t, () => resolve(t, { remoteForwards: ['1:h'] }), '-R 1:h'), /^-R 1:h:/);
   t.match(configError(t, () => resolve(t, { dynamicForwards: ['x'] }), '-D x'), /^-D x:/);
 });
@@ -406,7 +406,7 @@ t.test('resolve-jump – ExitOnForwardFailure', async (t) => {
   t.equal(resolve(t, { options: ['ExitOnForwardFailure=yes'] }).cfg.exitOnForwardFailure, true, '-o yes');
   t.equal(resolve(t, { options: ['ExitOnForwardFailure=no'] }, 'Host prod\n  ExitOnForwardFailure yes\n').cfg.exitOnForwardFailure, false, '-o no beats ssh_config');
   t.equal(resolve(t, {}, 'Host *\n  exitonforwardfailure TRUE\n').cfg.exitOnForwardFailure, true, 'case-insensitive key and value');
-  t.match(configError(t, () => resolve(t, { options: ['ExitOnForwardFailure=maybe'] }), 'maybe'), /^ExitOnForwardFailure: "maybe" must be yes or no/);
+  t.match(configError(t, () => resolve(t, { options: ['ExitOnForwardFailure=maybe'] }), 'maybe'), /^-o ExitOnForwardFailure: "maybe" must be yes or no/);
 });
 
 // --socks-auth

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { parseCli, type CliValues } from '../src/cli/program.js';
-import { buildSettings, parseHostPort, type Secrets, type Settings } from '../src/config/settings.js';
+import { parseCli } from '../src/cli/program.js';
+import { parseHostPort } from '../src/config/host-port.js';
+import { buildSettings, type Layer, type Secrets, type Settings } from '../src/config/settings.js';
+import { valuesOf } from '../src/config/sourced.js';
 import type { Endpoint, TunnelConfig } from '../src/config/types.js';
 import { ConfigError } from '../src/errors.js';
 import { configError } from './fixtures/errors.js';
@@ -42,7 +44,7 @@ function homeFor(t: Test): string {
   return path.join(dirOf(t), 'home');
 }
 
-function cliOf(t: Test, argv: string[]): CliValues {
+function cliOf(t: Test, argv: string[]): Layer {
   const cli = parseCli(argv, process.env, () => {});
   if (cli === null) throw new Error('parseCli printed help instead of parsing');
   t.ok(cli, 'parsed');
@@ -238,7 +240,7 @@ t.test('settings – parseHostPort', async (t) => {
 t.test('settings – SSHKEEP_LOCAL: a comma-separated list is several forwards', async (t) => {
   withEnv(t, { SSHKEEP_LOCAL: '5432:db:5432,6379:cache:6379' });
   const cli = cliOf(t, ['--ssh-config', 'none', 'tester@127.0.0.1']);
-  t.strictSame(cli.local, ['5432:db:5432', '6379:cache:6379'], 'parseCli splits the list');
+  t.strictSame(valuesOf(cli.local), ['5432:db:5432', '6379:cache:6379'], 'parseCli splits the list');
   let fwds: unknown;
   try {
     fwds = forwardsOf(build(t, ['--ssh-config', 'none', 'tester@127.0.0.1']).tunnels[0]!);
@@ -251,7 +253,7 @@ t.test('settings – SSHKEEP_LOCAL: a comma-separated list is several forwards',
 t.test('settings – SSHKEEP_LOCAL: a newline-separated list (with blank lines and CRLF) is several forwards', async (t) => {
   withEnv(t, { SSHKEEP_LOCAL: '5432:db:5432\r\n\n  [::1]:6379:cache:6379\n' });
   const cli = cliOf(t, ['--ssh-config', 'none', 'tester@127.0.0.1']);
-  t.strictSame(cli.local, ['5432:db:5432', '[::1]:6379:cache:6379'], 'parseCli splits and trims the list');
+  t.strictSame(valuesOf(cli.local), ['5432:db:5432', '[::1]:6379:cache:6379'], 'parseCli splits and trims the list');
 });
 
 t.test('settings – -L on the command line replaces SSHKEEP_LOCAL (flags beat the environment)', async (t) => {
@@ -263,7 +265,7 @@ t.test('settings – -L on the command line replaces SSHKEEP_LOCAL (flags beat t
 t.test('settings – SSHKEEP_OPTION with two options', async (t) => {
   withEnv(t, { SSHKEEP_OPTION: 'Port=2222,User=envuser' });
   const cli = cliOf(t, CLI_TUNNEL.slice(0, -1).concat('127.0.0.1'));
-  t.strictSame(cli.option, ['Port=2222', 'User=envuser'], 'parseCli splits the list');
+  t.strictSame(valuesOf(cli.option), ['Port=2222', 'User=envuser'], 'parseCli splits the list');
   const c = build(t, CLI_TUNNEL.slice(0, -1).concat('127.0.0.1')).tunnels[0]!;
   t.equal(c.port, 2222, 'Port from SSHKEEP_OPTION');
   t.equal(c.user, 'envuser', 'User from SSHKEEP_OPTION');

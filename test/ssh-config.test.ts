@@ -10,6 +10,7 @@ import { expandHostName } from '../src/config/tokens.js';
 import { ConfigError } from '../src/errors.js';
 import { openSshMatch } from './fixtures/fuzz-properties.js';
 import type { SshOptions } from '../src/config/ssh-options.js';
+import { givenOptions, plainOptions } from './fixtures/ssh-options.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-ssh-config-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -72,7 +73,7 @@ function sshG(file: string, host: string, user?: string): { port: string; user: 
 /** The same three from sshkeep, with ssh's defaults where the config says nothing. */
 function ours(file: string, host: string, user?: string): { port: string; user: string; hostname: string } {
   const given: SshOptions = user ? { user: [user] } : {};
-  const o = readSshConfig(file, host, true, given);
+  const o = plainOptions(readSshConfig(file, host, true, givenOptions(given)));
   const hostname = expandHostName(o.hostname?.[0] ?? host, host, os.homedir()).toLowerCase(); // as resolve does; ssh -G prints it lower-cased
   return { port: o.port?.[0] ?? '22', user: user ?? o.user?.[0] ?? localUser, hostname };
 }
@@ -131,7 +132,7 @@ t.test('ssh_config – sshkeep reads each config as `ssh -G` does (port, user, h
 t.test('ssh_config – Match exec runs only when the criteria before it hold, with tokens expanded', async (t) => {
   const marker = path.join(dir, 'exec-ran');
   const file = configFile(`Match host nothing exec "touch ${marker}"\n  Port 1\nMatch exec "test %n = %h && test %p = 2200 && touch ${marker}-2"\n  User ran\n`);
-  const o = readSshConfig(file, 'box', true, { port: ['2200'] });
+  const o = plainOptions(readSshConfig(file, 'box', true, givenOptions({ port: ['2200'] })));
   t.notOk(fs.existsSync(marker), 'the command behind a failed criterion did not run');
   t.ok(fs.existsSync(`${marker}-2`), 'the other ran');
   t.strictSame(o, { user: ['ran'] });
@@ -139,7 +140,7 @@ t.test('ssh_config – Match exec runs only when the criteria before it hold, wi
 
 t.test('ssh_config – a repeated IdentityFile or forward counts once (final pass, command line, spacing)', async (t) => {
   const file = configFile('Match final\n  Port 1\nIdentityFile ~/.ssh/a\nIdentityFile ~/.ssh/b\nLocalForward 1 h:1\nLocalForward 1  h:1\n');
-  t.strictSame(readSshConfig(file, 'x', true, { identityfile: ['~/.ssh/b'] }), { port: ['1'], identityfile: ['~/.ssh/a'], localforward: ['1 h:1'] });
+  t.strictSame(plainOptions(readSshConfig(file, 'x', true, givenOptions({ identityfile: ['~/.ssh/b'] }))), { port: ['1'], identityfile: ['~/.ssh/a'], localforward: ['1 h:1'] });
 });
 
 t.test('ssh_config – what sshkeep cannot or will not evaluate is said, never guessed', async (t) => {
@@ -151,5 +152,5 @@ t.test('ssh_config – what sshkeep cannot or will not evaluate is said, never g
   const loop = path.join(dir, 'loop.conf');
   fs.writeFileSync(loop, `Include ${loop}\n`);
   t.throws(() => readSshConfig(loop, 'x', true), /Include nested more than 16 deep/, 'a file that includes itself (ssh: too many recursive includes)');
-  t.strictSame(readSshConfig(configFile('Match !localnetwork 10.0.0.0/8\n  Port 1\nMatch tagged x\n  Port 2\n'), 'x', true), {}, 'a criterion OpenSSH knows but sshkeep cannot evaluate: the block does not apply, negated or not');
+  t.strictSame(plainOptions(readSshConfig(configFile('Match !localnetwork 10.0.0.0/8\n  Port 1\nMatch tagged x\n  Port 2\n'), 'x', true)), {}, 'a criterion OpenSSH knows but sshkeep cannot evaluate: the block does not apply, negated or not');
 });

@@ -21,6 +21,17 @@ export const DEFAULTS = {
   holdBufferBytes: 1024 * 1024,
   /** Bounds the memory and descriptors an outage can pin. */
   maxHeld: 1024,
+  /** One SSH connection is what `ssh -L` keeps; more only pay off for many parallel streams. */
+  connections: 1,
+  /** No cap on clients: the server and the targets set the real limits; 0 means unlimited. */
+  maxConnections: 0,
+  /** Start and stop lines, state changes and warnings: what an operator reads; debug is for bugs. */
+  logLevel: 'info',
+  /**
+   * Stop accepting at once on SIGTERM: outside an orchestrator nothing needs time to stop
+   * sending; a Kubernetes pod sets it to cover endpoint propagation.
+   */
+  minDrainMs: 0,
   /**
    * A silent (suspect) connection is kept this long while a spare is dialled, in case it
    * recovers; past it its streams are reset so clients fail loudly instead of hanging.
@@ -36,10 +47,12 @@ export const DEFAULTS = {
   onDemandQuietMs: 1_000,
   /** Refuse unknown hosts unless the user opts in, as OpenSSH. */
   strictHostKeyChecking: 'yes',
+  /** OpenSSH's files, so a host trusted by `ssh` is trusted here too. */
   knownHostsFiles: ['~/.ssh/known_hosts'],
   globalKnownHostsFiles: ['/etc/ssh/ssh_known_hosts'],
   /** OpenSSH's default identities, in its order of preference. */
   identityFiles: ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'],
+  /** OpenSSH's per-user file, so an alias that works with `ssh` works here. */
   sshConfigFile: '~/.ssh/config',
   /**
    * Buffer limit, both ways, of the local socket of each forwarded connection. Node 20's 16 KiB
@@ -54,5 +67,6 @@ export const DEFAULTS = {
   socksHandshakeTimeoutMs: 10_000,
   /** Reconnect backoff: cap of the full-jitter exponential delay (first retry is immediate). */
   backoffCapMs: 5_000,
+  /** Reconnect backoff: the first delay's scale, doubling per failed attempt up to the cap. */
   backoffBaseMs: 250,
 } as const;

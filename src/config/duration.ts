@@ -19,3 +19,17 @@ export function parseDuration(text: string, what: string): number {
   }
   return ms;
 }
+
+/** The shortest exact spelling parseDuration reads back: `15s`, `500ms`, `1m`; 0 as `0`. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
+/** A duration that must be more than 0 (a deadline). */
+export function parsePositiveDuration(text: string, what: string): number {
+  const ms = parseDuration(text, what);
+  if (ms <= 0) throw new ConfigError(`${what}: must be more than 0.`);
+  return ms;
+}

@@ -1,47 +1,25 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
+import { SETTINGS, fileKey, fileSettings } from './setting-table.js';
 
 /** Loaded only when a --config file is read: most runs never need a YAML parser in memory. */
 const loadYaml = () => createRequire(import.meta.url)('yaml') as typeof import('yaml');
 
-/** Settings a config file may give for the whole process (and, for tunnel settings, as every tunnel's default). */
-export interface FileSettings {
-  health?: string;
-  maxConnections?: string;
-  maxHeld?: string;
-  minDrain?: string;
-  maxDrain?: string;
-  logLevel?: string;
-  logFormat?: string;
-  keepaliveInterval?: string;
-  keepaliveTimeout?: string;
-  holdTimeout?: string;
-  holdBuffer?: string;
-  connections?: string;
-}
+/** The file's top level: process settings, and tunnel settings as every tunnel's default. */
+export type FileSettings = Partial<Record<string, string>>;
 
+/** One tunnel: each key as written in the file, lists and `options` always present. */
 export interface FileTunnel {
   /** Where in the file, for error messages: `tunnels[2]`. */
   path: string;
-  name?: string;
   destination: string;
-  port?: string;
-  login?: string;
   identityFiles: string[];
-  sshConfig?: string;
   options: string[];
   local: string[];
   remote: string[];
   dynamic: string[];
-  jump?: string;
-  socksAuth?: string;
-  hostKeyFingerprint?: string;
-  keepaliveInterval?: string;
-  keepaliveTimeout?: string;
-  holdTimeout?: string;
-  holdBuffer?: string;
-  connections?: string;
+  [key: string]: string | string[] | undefined;
 }
 
 export interface ConfigFile {
@@ -50,11 +28,10 @@ export interface ConfigFile {
   tunnels: FileTunnel[];
 }
 
-const SCALARS = ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer', 'connections'] as const;
-const TOP_KEYS = ['health', 'maxConnections', 'maxHeld', 'minDrain', 'maxDrain', 'logLevel', 'logFormat', ...SCALARS, 'tunnels'];
-const TUNNEL_KEYS = [
-  'name', 'destination', 'port', 'login', 'identityFiles', 'sshConfig', 'options', 'local', 'remote', 'dynamic', 'jump', 'socksAuth', 'hostKeyFingerprint', ...SCALARS,
-];
+const TOP = fileSettings('top');
+const TUNNEL = fileSettings('tunnel');
+const TOP_KEYS = [...TOP.map(fileKey), 'tunnels'];
+const TUNNEL_KEYS = TUNNEL.map(fileKey);
 
 type Json = unknown;
 
@@ -116,36 +93,30 @@ export function readConfigFile(file: string): ConfigFile {
   const r = new Reader(file);
   const top = r.object(doc ?? {}, '', TOP_KEYS);
   const settings: FileSettings = {};
-  for (const key of TOP_KEYS.filter((k) => k !== 'tunnels')) {
+  for (const key of TOP.map(fileKey)) {
     const v = r.scalar(top[key], key);
-    if (v !== undefined) settings[key as keyof FileSettings] = v;
+    if (v !== undefined) settings[key] = v;
   }
   const rawTunnels = top.tunnels ?? [];
   if (!Array.isArray(rawTunnels)) r.fail('tunnels', 'expected a list of tunnels');
   const tunnels = (rawTunnels as Json[]).map((raw, i): FileTunnel => {
     const path = `tunnels[${i}]`;
     const t = r.object(raw, path, TUNNEL_KEYS);
-    const destination = r.scalar(t.destination, `${path}.destination`) ?? r.fail(`${path}.destination`, 'required: [user@]host or an ssh_config alias');
-    const local = r.list(t.local, `${path}.local`);
-    const remote = r.list(t.remote, `${path}.remote`);
-    const dynamic = r.list(t.dynamic, `${path}.dynamic`);
-    if (local.length + remote.length + dynamic.length === 0) {
+    const tunnel: Record<string, string | string[] | undefined> = { path };
+    for (const name of TUNNEL) {
+      const key = fileKey(name);
+      const where = `${path}.${key}`;
+      const shape = SETTINGS[name].shape;
+      if (shape === 'list') tunnel[key] = r.list(t[key], where);
+      else if (shape === 'options') tunnel[key] = r.options(t[key], where);
+      else if (t[key] !== undefined && t[key] !== null) tunnel[key] = r.scalar(t[key], where);
+    }
+    if (tunnel.destination === undefined) r.fail(`${path}.destination`, 'required: [user@]host or an ssh_config alias');
+    const forwards = (['local', 'remote', 'dynamic'] as const).reduce((n, k) => n + (tunnel[k] as string[]).length, 0);
+    if (forwards === 0) {
       r.fail(`${path}.local`, 'required: at least one forward (local, dynamic or remote), e.g. local: [bind_address:]port:host:hostport');
     }
-    const tunnel: FileTunnel = {
-      path,
-      destination,
-      identityFiles: r.list(t.identityFiles, `${path}.identityFiles`),
-      options: r.options(t.options, `${path}.options`),
-      local,
-      remote,
-      dynamic,
-    };
-    for (const key of ['name', 'port', 'login', 'sshConfig', 'jump', 'socksAuth', 'hostKeyFingerprint', ...SCALARS] as const) {
-      const v = r.scalar(t[key], `${path}.${key}`);
-      if (v !== undefined) tunnel[key] = v;
-    }
-    return tunnel;
+    return tunnel as FileTunnel;
   });
   return { file, settings, tunnels };
 }

@@ -1,43 +1,57 @@
 import os from 'node:os';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
-import { parseDuration } from './duration.js';
-import { parseCount, parseSize } from './size.js';
+import { parsePositiveDuration } from './duration.js';
+import { parseCount } from './size.js';
 import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
+import { SETTINGS, flagName } from './setting-table.js';
+import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
 import { readSshConfig } from './ssh-config.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
 import type { HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
 
-/** What the command line says about one tunnel, before ssh_config and defaults. */
+/**
+ * What the command line says about one tunnel, before ssh_config and defaults. Each value is a
+ * plain string (named in errors by its flag) or a Sourced one that names where it was given.
+ */
 export interface TunnelInput {
-  destination: string;
-  port?: string;
-  user?: string;
-  identityFiles?: string[];
+  destination: Raw;
+  port?: Raw;
+  user?: Raw;
+  identityFiles?: Raw[];
   /** -F: a path, or `none`; undefined means ~/.ssh/config. */
-  configFile?: string;
+  configFile?: Raw;
   /** Raw `-o Key=Value` strings. */
-  options?: string[];
+  options?: Raw[];
   /** Raw `-L`, `-R` and `-D` specs. */
-  localForwards?: string[];
-  remoteForwards?: string[];
-  dynamicForwards?: string[];
+  localForwards?: Raw[];
+  remoteForwards?: Raw[];
+  dynamicForwards?: Raw[];
   /** -J: jump hosts, comma-separated, or `none`. */
-  jump?: string;
+  jump?: Raw;
   /** --socks-auth user:pass. */
-  socksAuth?: string;
+  socksAuth?: Raw;
   /** sshkeep's own flags, raw; they beat the equivalent -o and ssh_config options. */
-  keepaliveInterval?: string;
-  keepaliveTimeout?: string;
-  holdTimeout?: string;
-  holdBuffer?: string;
+  keepaliveInterval?: Raw;
+  keepaliveTimeout?: Raw;
+  holdTimeout?: Raw;
+  holdBuffer?: Raw;
   /** --connections: SSH connections to spread streams over. */
-  connections?: string;
+  connections?: Raw;
   /** `SHA256:…` host key pins, comma-separated. */
-  hostKeyFingerprint?: string;
-  /** Where the four settings above came from, for errors (default: their flag names). */
-  labels?: Partial<Record<'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections', string>>;
+  hostKeyFingerprint?: Raw;
+}
+
+/** A value parsed and checked (its error naming where it was given), or the fallback when none was given. */
+function parsedOr<T, F>(raw: Sourced | undefined, parse: (text: string, what: string) => T, fallback: F): T | F {
+  return raw === undefined ? fallback : parseSourced(raw, parse);
+}
+
+/** An sshkeep setting of the input, as given or named by its flag. */
+function given(input: TunnelInput, name: 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections' | 'socksAuth' | 'hostKeyFingerprint'): Sourced | undefined {
+  const raw = input[name];
+  return raw === undefined ? undefined : sourced(raw, flagName(name));
 }
 
 export interface ResolveEnv {
@@ -70,8 +84,7 @@ function pathList(values: string[] | undefined, fallback: readonly string[]): st
   return all.some((v) => v.toLowerCase() === 'none') ? [] : all;
 }
 
-function strictness(value: string | undefined): StrictHostKeyChecking {
-  if (value === undefined) return DEFAULTS.strictHostKeyChecking;
+function strictness(value: string, what: string): StrictHostKeyChecking {
   switch (value.toLowerCase()) {
     case 'yes':
     case 'true':
@@ -84,25 +97,19 @@ function strictness(value: string | undefined): StrictHostKeyChecking {
     case 'false':
       return 'no';
     default:
-      throw new ConfigError(`StrictHostKeyChecking: "${value}" must be yes, accept-new or no.`);
+      throw new ConfigError(`${what}: "${value}" must be yes, accept-new or no.`);
   }
 }
 
 /** `SHA256:<base64>` pins as OpenSSH prints them (ssh-keygen -lf, ssh-keyscan | ssh-keygen -lf -). */
-function parseFingerprints(text: string | undefined): string[] {
-  if (text === undefined) return [];
+function parseFingerprints(text: string, what: string): string[] {
   const pins = text.split(/[,\s]+/).filter(Boolean);
   for (const pin of pins) {
     if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(pin)) {
-      throw new ConfigError(`--host-key-fingerprint: "${pin}" is not a SHA256 fingerprint; expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it.`);
+      throw new ConfigError(`${what}: "${pin}" is not a SHA256 fingerprint; expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it.`);
     }
   }
   return pins;
-}
-
-function positive(ms: number, what: string): number {
-  if (ms <= 0) throw new ConfigError(`${what}: must be more than 0.`);
-  return ms;
 }
 
 /** `-J [user@]host[:port]` (or an ssh:// URI) of one hop. */
@@ -115,27 +122,29 @@ function parseHop(hop: string): { user?: string; host: string; port?: string } {
 }
 
 /** The options of `host` from the ssh_config file (-F, `none`, or ~/.ssh/config), added after what `into` has. */
-function addSshConfig(into: SshOptions, host: string, configFile: string | undefined, env: ResolveEnv): void {
+function addSshConfig(into: SshOptions<Sourced>, host: string, configFile: string | undefined, env: ResolveEnv): void {
   const file = configFile ?? DEFAULTS.sshConfigFile;
   if (file.toLowerCase() === 'none') return;
   const path = expandTokens(file, { '%': '%' }, env.home, '-F');
-  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined, into))) {
+  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined, into, file))) {
     addOption(into, key as keyof SshOptions, values!);
   }
 }
 
 /** ProxyJump or ProxyCommand, whichever was given first (as OpenSSH); `none` disables both. */
-function proxyOf(opts: SshOptions): { jump?: string; command?: string } {
+function proxyOf(opts: SshOptions<Sourced>): { jump?: Sourced; command?: string } {
   const key = Object.keys(opts).find((k) => k === 'proxyjump' || k === 'proxycommand') as 'proxyjump' | 'proxycommand' | undefined;
-  const value = key && opts[key]![0]!;
-  if (!key || value!.toLowerCase() === 'none') return {};
-  return key === 'proxyjump' ? { jump: value } : { command: value };
+  const given = key && opts[key]![0]!;
+  if (!key || given!.value.toLowerCase() === 'none') return {};
+  return key === 'proxyjump' ? { jump: given } : { command: given!.value };
 }
 
 /** Everything about reaching one host, from its merged options (first value wins). */
-function hostConfig(name: string, merged: SshOptions, env: ResolveEnv, portLabel: string): HostConfig {
-  const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0];
-  const port = parsePort(first('port') ?? String(DEFAULTS.port), portLabel, false);
+function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv): HostConfig {
+  const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0]?.value;
+  /** The first value, with where it was given, for an option whose value is checked. */
+  const checked = (k: keyof SshOptions): Sourced | undefined => merged[k]?.[0];
+  const port = parsedOr(checked('port'), (text, what) => parsePort(text, what, false), DEFAULTS.port);
   const user = first('user') ?? env.localUser;
   const hostName = expandHostName(first('hostname') ?? name, name, env.home);
   const tokens = connectionTokens({
@@ -143,29 +152,25 @@ function hostConfig(name: string, merged: SshOptions, env: ResolveEnv, portLabel
   });
   const files = (list: string[], what: string) => list.map((f) => expandTokens(f, tokens, env.home, what));
   const agent = first('identityagent');
-  const connectTimeout = first('connecttimeout');
   const proxyCommand = proxyOf(merged).command;
   return {
     name,
     hostName,
     port,
     user,
-    identityFiles: files(merged.identityfile ?? [...DEFAULTS.identityFiles], 'IdentityFile'),
+    identityFiles: files(merged.identityfile ? valuesOf(merged.identityfile) : [...DEFAULTS.identityFiles], 'IdentityFile'),
     identityFilesExplicit: merged.identityfile !== undefined,
-    identitiesOnly: first('identitiesonly') === undefined ? false : parseYesNo(first('identitiesonly')!, 'IdentitiesOnly'),
+    identitiesOnly: parsedOr(checked('identitiesonly'), parseYesNo, false),
     agentSocket:
       agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0],
-    connectTimeoutMs: connectTimeout === undefined ? DEFAULTS.connectTimeoutMs : positive(parseDuration(connectTimeout, 'ConnectTimeout'), 'ConnectTimeout'),
-    strictHostKeyChecking: strictness(first('stricthostkeychecking')),
-    knownHostsFiles: files(pathList(merged.userknownhostsfile, DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
-    globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile, DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
+    connectTimeoutMs: parsedOr(checked('connecttimeout'), parsePositiveDuration, DEFAULTS.connectTimeoutMs),
+    strictHostKeyChecking: parsedOr(checked('stricthostkeychecking'), strictness, DEFAULTS.strictHostKeyChecking),
+    knownHostsFiles: files(pathList(merged.userknownhostsfile && valuesOf(merged.userknownhostsfile), DEFAULTS.knownHostsFiles), 'UserKnownHostsFile'),
+    globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile && valuesOf(merged.globalknownhostsfile), DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
     hostKeyAlias: first('hostkeyalias'),
     proxyCommand: proxyCommand === undefined ? undefined : expandTokens(proxyCommand, tokens, env.home, 'ProxyCommand'),
   };
 }
-
-/** More SSH connections than this to one server only adds authentication load. */
-const MAX_CONNECTIONS = 16;
 
 /** A chain longer than this is a ProxyJump loop in ssh_config. */
 const MAX_HOPS = 16;
@@ -174,98 +179,107 @@ const MAX_HOPS = 16;
  * The hops of a ProxyJump list, first hop first. Each is resolved from ssh_config on its
  * own; the first hop's own ProxyJump (or ProxyCommand) is followed too, as OpenSSH does.
  */
-function resolveJumps(list: string, configFile: string | undefined, env: ResolveEnv, depth = 0): HostConfig[] {
+function resolveJumps(jump: Sourced, configFile: string | undefined, env: ResolveEnv, depth = 0): HostConfig[] {
+  const list = jump.value;
   const hops = list.split(',').map((h) => h.trim());
   if (hops.some((h) => h === '')) throw new ConfigError(`ProxyJump "${list}": an empty hop; expected [user@]host[:port][,...].`);
   const chain: HostConfig[] = [];
   hops.forEach((hop, i) => {
-    const dest = parseHop(hop);
-    const opts: SshOptions = {};
-    if (dest.port !== undefined) addOption(opts, 'port', [dest.port]);
-    if (dest.user !== undefined) addOption(opts, 'user', [dest.user]);
+    const dest = parseNamed({ value: hop, source: jump.source }, flagName('jump'), parseHop);
+    const opts: SshOptions<Sourced> = {};
+    const source = partOf(jump, flagName('jump'), `-J ${hop}`);
+    if (dest.port !== undefined) addOption(opts, 'port', [{ value: dest.port, source: `${source}: port` }]);
+    if (dest.user !== undefined) addOption(opts, 'user', [{ value: dest.user, source }]);
     addSshConfig(opts, dest.host, configFile, env);
-    const { jump } = proxyOf(opts);
+    const own = proxyOf(opts).jump;
     if (i > 0) {
       // A later hop is reached through the hops before it, whatever its own ProxyJump says.
       delete opts.proxyjump;
       delete opts.proxycommand;
-    } else if (jump !== undefined) {
+    } else if (own !== undefined) {
       if (depth + hops.length >= MAX_HOPS) throw new ConfigError(`ProxyJump: more than ${MAX_HOPS} hops; is there a loop in ssh_config (${hop})?`);
-      chain.push(...resolveJumps(jump, configFile, env, depth + hops.length));
+      chain.push(...resolveJumps(own, configFile, env, depth + hops.length));
     }
-    chain.push(hostConfig(dest.host, opts, env, `-J ${hop}: port`));
+    chain.push(hostConfig(dest.host, opts, env));
   });
   return chain;
 }
 
-function parseSocksAuth(text: string | undefined): TunnelConfig['socksAuth'] {
-  if (text === undefined) return undefined;
+function parseSocksAuth(text: string, what: string): NonNullable<TunnelConfig['socksAuth']> {
   const colon = text.indexOf(':');
   // RFC 1929 carries each as 1-255 bytes.
   const fits = (part: string) => part.length > 0 && Buffer.byteLength(part) <= 255;
   if (colon < 0 || !fits(text.slice(0, colon)) || !fits(text.slice(colon + 1))) {
-    throw new ConfigError('--socks-auth: expected user:password (each 1-255 bytes), as SOCKS5 username/password authentication carries them.');
+    throw new ConfigError(`${what}: expected user:password (each 1-255 bytes), as SOCKS5 username/password authentication carries them.`);
   }
   return { user: text.slice(0, colon), pass: text.slice(colon + 1) };
 }
 
-/** Command line > ssh_config > defaults, as OpenSSH. */
+/**
+ * Command line > ssh_config > defaults, as OpenSSH. The command line (for a config file's
+ * tunnel: the file) is `input`; the precedence above it is `first` in settings.ts.
+ */
 export function resolveTunnel(
   input: TunnelInput,
   env: ResolveEnv = processEnv(),
   warn: (message: string) => void = () => {},
 ): TunnelConfig {
-  const dest = parseDestination(input.destination);
+  const destination = sourced(input.destination, 'destination');
+  const dest = parseNamed(destination, 'destination', parseDestination);
+  const fromDestination = (value: string) => ({ value, source: partOf(destination, 'destination', `destination "${destination.value}"`) });
   // First value wins, in OpenSSH's order: -p/-l/-J, then -o, then the destination's user@ and :port.
-  const cli: SshOptions = {};
-  if (input.port !== undefined) addOption(cli, 'port', [input.port]);
-  if (input.user !== undefined) addOption(cli, 'user', [input.user]);
-  if (input.jump !== undefined) addOption(cli, 'proxyjump', [input.jump]);
+  const cli: SshOptions<Sourced> = {};
+  if (input.port !== undefined) addOption(cli, 'port', [sourced(input.port, flagName('port'))]);
+  if (input.user !== undefined) addOption(cli, 'user', [sourced(input.user, flagName('login'))]);
+  if (input.jump !== undefined) addOption(cli, 'proxyjump', [sourced(input.jump, flagName('jump'))]);
   for (const raw of input.options ?? []) {
-    const o = parseDashO(raw);
-    if (o.key) addOption(cli, o.key, [o.value]);
+    const option = sourced(raw, flagName('option'));
+    const o = parseDashO(option.value);
+    // Named as written (`-o ServerAliveInterval`), after its place when it came from a file or a variable.
+    if (o.key) addOption(cli, o.key, [{ value: o.value, source: partOf(option, flagName('option'), `-o ${o.name}`) }]);
     else warn(`-o ${o.name}: OpenSSH option accepted but has no effect in sshkeep`);
   }
-  if (dest.port !== undefined) addOption(cli, 'port', [dest.port]);
-  if (dest.user !== undefined) addOption(cli, 'user', [dest.user]);
-  const merged: SshOptions = { ...cli };
-  if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles, ...(cli.identityfile ?? [])];
-  addSshConfig(merged, dest.host, input.configFile, env);
+  if (dest.port !== undefined) addOption(cli, 'port', [fromDestination(dest.port)]);
+  if (dest.user !== undefined) addOption(cli, 'user', [fromDestination(dest.user)]);
+  const merged: SshOptions<Sourced> = { ...cli };
+  if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles.map((f) => sourced(f, flagName('identityFile'))), ...(cli.identityfile ?? [])];
+  const configFile = input.configFile === undefined ? undefined : textOf(input.configFile);
+  addSshConfig(merged, dest.host, configFile, env);
 
-  const first = (k: keyof SshOptions): string | undefined => merged[k]?.[0];
-  const host = hostConfig(dest.host, merged, env, input.port !== undefined ? '-p' : 'Port');
+  const checked = (k: keyof SshOptions): Sourced | undefined => merged[k]?.[0];
+  const host = hostConfig(dest.host, merged, env);
   const { jump } = proxyOf(merged);
 
-  const label = (key: keyof NonNullable<TunnelInput['labels']>) =>
-    input.labels?.[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-  const countMax = first('serveralivecountmax');
-  const interval = input.keepaliveInterval ?? first('serveraliveinterval');
-  const keepaliveTimeoutMs =
-    input.keepaliveTimeout === undefined ? undefined : positive(parseDuration(input.keepaliveTimeout, label('keepaliveTimeout')), label('keepaliveTimeout'));
+  const interval = given(input, 'keepaliveInterval') ?? checked('serveraliveinterval');
+  const keepaliveTimeout = given(input, 'keepaliveTimeout');
+  const holdTimeout = given(input, 'holdTimeout');
+  const holdBuffer = given(input, 'holdBuffer');
+  const connections = given(input, 'connections');
   // ssh_config writes `LocalForward [bind:]port host:hostport`, with a space.
-  const fromConfig = (key: 'localforward' | 'remoteforward' | 'dynamicforward') => (merged[key] ?? []).map((v) => v.trim().replace(/\s+/, ':'));
-  const exitOnForwardFailure = first('exitonforwardfailure');
+  /** -L, -D or -R specs of the input, then ssh_config's (written `[bind:]port host:hostport`, with a space). */
+  const forwards = <T>(given: Raw[] | undefined, flag: string, key: 'localforward' | 'remoteforward' | 'dynamicforward', parse: (spec: string) => T): T[] => [
+    ...(given ?? []).map((raw) => parseNamed(sourced(raw, flag), flag, parse)),
+    ...(merged[key] ?? []).map((v) => parseNamed({ ...v, value: v.value.trim().replace(/\s+/, ':') }, flag, parse)),
+  ];
 
   return {
     ...host,
-    jumps: jump === undefined ? [] : resolveJumps(jump, input.configFile, env),
+    jumps: jump === undefined ? [] : resolveJumps(jump, configFile, env),
     inlineIdentities: [],
     inlineKnownHosts: [],
-    keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : parseDuration(interval, input.keepaliveInterval ? label('keepaliveInterval') : 'ServerAliveInterval'),
-    keepaliveTimeoutMs,
-    keepaliveCountMax: countMax === undefined ? undefined : parseCount(countMax, 'ServerAliveCountMax', 1),
-    holdTimeoutMs: input.holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : parseDuration(input.holdTimeout, label('holdTimeout')),
-    holdBufferBytes: input.holdBuffer === undefined ? DEFAULTS.holdBufferBytes : parseSize(input.holdBuffer, label('holdBuffer')),
-    hostKeyFingerprints: parseFingerprints(input.hostKeyFingerprint),
-    connections: input.connections === undefined ? 1 : parseCount(input.connections, label('connections'), 1, MAX_CONNECTIONS),
+    keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : SETTINGS.keepaliveInterval.parse(interval),
+    keepaliveTimeoutMs: keepaliveTimeout === undefined ? undefined : SETTINGS.keepaliveTimeout.parse(keepaliveTimeout),
+    keepaliveCountMax: parsedOr(checked('serveralivecountmax'), (text, what) => parseCount(text, what, 1), undefined),
+    holdTimeoutMs: holdTimeout === undefined ? DEFAULTS.holdTimeoutMs : SETTINGS.holdTimeout.parse(holdTimeout),
+    holdBufferBytes: holdBuffer === undefined ? DEFAULTS.holdBufferBytes : SETTINGS.holdBuffer.parse(holdBuffer),
+    hostKeyFingerprints: parsedOr(given(input, 'hostKeyFingerprint'), parseFingerprints, []),
+    connections: connections === undefined ? DEFAULTS.connections : SETTINGS.connections.parse(connections),
     forwards: [
-      ...(input.localForwards ?? []).map(parseLocalForward),
-      ...fromConfig('localforward').map(parseLocalForward),
-      ...(input.dynamicForwards ?? []).map(parseDynamicForward),
-      ...fromConfig('dynamicforward').map(parseDynamicForward),
+      ...forwards(input.localForwards, flagName('local'), 'localforward', parseLocalForward),
+      ...forwards(input.dynamicForwards, flagName('dynamic'), 'dynamicforward', parseDynamicForward),
     ],
-    remoteForwards: [...(input.remoteForwards ?? []), ...fromConfig('remoteforward')].map(parseRemoteForward),
-    socksAuth: parseSocksAuth(input.socksAuth),
-    exitOnForwardFailure: exitOnForwardFailure === undefined ? false : parseYesNo(exitOnForwardFailure, 'ExitOnForwardFailure'),
+    remoteForwards: forwards(input.remoteForwards, flagName('remote'), 'remoteforward', parseRemoteForward),
+    socksAuth: parsedOr(given(input, 'socksAuth'), parseSocksAuth, undefined),
+    exitOnForwardFailure: parsedOr(checked('exitonforwardfailure'), parseYesNo, false),
   };
 }

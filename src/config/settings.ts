@@ -1,11 +1,10 @@
 import { ConfigError } from '../errors.js';
-import type { CliValues } from '../cli/program.js';
 import { DEFAULTS } from './defaults.js';
-import { parseDuration } from './duration.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
-import { isLocalOnly, parsePort } from './forward-spec.js';
+import { isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
-import { parseCount } from './size.js';
+import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, longFlag, settingOf, type SettingName } from './setting-table.js';
+import { SourcedError, type Sourced } from './sourced.js';
 import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
 
 /** Container secrets passed as content, never as paths. */
@@ -24,87 +23,88 @@ export interface Settings {
   insecureKeyPermissions: boolean;
 }
 
-/** `[host:]port`, `[::1]:port`; host defaults to loopback. */
-export function parseHostPort(text: string, what: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]:|([^:]*):)?(\d+)$/.exec(text.trim());
-  if (!m) throw new ConfigError(`${what}: "${text}" must be [host:]port, e.g. 9090 or 0.0.0.0:9090.`);
-  return { host: m[1] ?? (m[2] || DEFAULTS.bindAddress), port: parsePort(m[3]!, what, true) };
+/** The settings one place gives (the command line and environment, a file's top level, a file tunnel), each value with its source. */
+export type Layer = Partial<Record<SettingName, Sourced[]>>;
+
+/** Tunnel settings that apply to every tunnel (`both` in the table): from flags, the file's top level or the tunnel's own entry. */
+const EVERY_TUNNEL = SETTING_NAMES.filter((n) => settingOf(n).file === 'both') as ('keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections')[];
+
+/** A part of the config file as a layer: each value named by the file and its key (`tunnels.yaml: tunnels[1].holdTimeout`). */
+function fileLayer(file: string, values: Record<string, string | string[] | undefined>, where: 'top' | 'tunnel', path?: string): Layer {
+  const layer: Layer = {};
+  for (const name of fileSettings(where)) {
+    const key = fileKey(name);
+    const v = values[key];
+    const source = `${file}: ${path ? `${path}.` : ''}${key}`;
+    if (v !== undefined) layer[name] = (Array.isArray(v) ? v : [v]).map((value) => ({ value, source }));
+  }
+  return layer;
 }
 
-function tunnelInput(cli: CliValues, fromFile: FileTunnel | undefined, file: ConfigFile | undefined): TunnelInput {
-  // Flags and environment beat the file; a tunnel's own setting beats the file's top level,
-  // and a tunnel's own ServerAliveInterval counts as its own keepalive interval.
-  const ownInterval = fromFile?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
-  const base: Pick<TunnelInput, 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections' | 'labels'> = { labels: {} };
-  for (const key of ['keepaliveInterval', 'keepaliveTimeout', 'holdTimeout', 'holdBuffer', 'connections'] as const) {
-    if (cli[key] !== undefined) base[key] = cli[key];
-    else if (fromFile?.[key] !== undefined) {
-      base[key] = fromFile[key];
-      base.labels![key] = `${file!.file}: ${fromFile.path}.${key}`;
-    } else if (file?.settings[key] !== undefined && !(key === 'keepaliveInterval' && ownInterval)) {
-      base[key] = file.settings[key];
-      base.labels![key] = `${file.file}: ${key}`;
-    }
-  }
-  if (fromFile) {
-    return {
-      ...base,
-      destination: fromFile.destination,
-      port: fromFile.port,
-      user: fromFile.login,
-      identityFiles: fromFile.identityFiles,
-      configFile: fromFile.sshConfig,
-      options: fromFile.options,
-      localForwards: fromFile.local,
-      remoteForwards: fromFile.remote,
-      dynamicForwards: fromFile.dynamic,
-      jump: fromFile.jump,
-      socksAuth: fromFile.socksAuth ?? cli.socksAuth,
-      // A pin names one server's key: a command-line pin is for the command-line tunnel only.
-      hostKeyFingerprint: fromFile.hostKeyFingerprint,
-    };
-  }
+/**
+ * The precedence above ssh_config and defaults (those are resolveTunnel's): flags and the
+ * environment (one layer: commander took a flag over its variable), then a file tunnel's own
+ * entry, then the file's top level. The first layer that gives a setting gives all of it.
+ */
+function first(name: SettingName, cli: Layer, own: Layer | undefined, top: Layer): Sourced[] | undefined {
+  return [cli, own ?? {}, top].find((l) => l[name] !== undefined)?.[name];
+}
+
+function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined): TunnelInput {
+  const own = tunnel && fileLayer(file!.file, tunnel, 'tunnel', tunnel.path);
+  // A file tunnel's own ServerAliveInterval counts as its keepalive interval: the top level's does not hide it.
+  const ownInterval = tunnel?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
+  const defaults = ownInterval ? { ...top, keepaliveInterval: undefined } : top;
+  const every = Object.fromEntries(EVERY_TUNNEL.map((n) => [n, first(n, cli, own, defaults)?.[0]]));
+  // Settings that describe a tunnel come from its own entry: the command line's are for the command-line tunnel.
+  const from = own ?? cli;
+  const one = (name: SettingName) => from[name]?.[0];
   return {
-    ...base,
-    destination: cli.destination!,
-    port: cli.port,
-    user: cli.login,
-    identityFiles: cli.identityFile,
-    configFile: cli.sshConfig,
-    options: cli.option,
-    localForwards: cli.local,
-    remoteForwards: cli.remote,
-    dynamicForwards: cli.dynamic,
-    jump: cli.jump,
-    socksAuth: cli.socksAuth,
-    hostKeyFingerprint: cli.hostKeyFingerprint,
+    ...every,
+    destination: one('destination')!,
+    port: one('port'),
+    user: one('login'),
+    identityFiles: from.identityFile,
+    configFile: one('sshConfig'),
+    options: from.option,
+    localForwards: from.local,
+    remoteForwards: from.remote,
+    dynamicForwards: from.dynamic,
+    jump: one('jump'),
+    // A file tunnel without its own SOCKS credentials takes the command line's.
+    socksAuth: one('socksAuth') ?? cli.socksAuth?.[0],
+    // A pin names one server's key: a command-line pin is for the command-line tunnel only.
+    hostKeyFingerprint: one('hostKeyFingerprint'),
   };
 }
+
+/** Flags a tunnel needs a destination for, in the order the error names the first one. */
+const DESCRIBE_A_TUNNEL: SettingName[] = ['local', 'remote', 'dynamic', 'identityFile', 'option', 'port', 'login', 'sshConfig', 'jump'];
 
 /**
  * Flags > environment > config file > ssh_config > defaults, into the configs the
  * tunnels run from. Every error is a ConfigError naming where the bad value came from.
  */
-export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets, warn: (m: string) => void): Settings {
-  const file = cli.config ? readConfigFile(cli.config) : undefined;
+export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, warn: (m: string) => void): Settings {
+  const file = cli.config ? readConfigFile(cli.config[0]!.value) : undefined;
   const fileTunnels = file?.tunnels ?? [];
   if (!cli.destination && fileTunnels.length === 0) {
     throw new ConfigError('No destination: give [user@]host (or an ssh_config alias), or --config with tunnels. Run sshkeep --help for usage.');
   }
   if (!cli.destination) {
-    const lists = (['local', 'remote', 'dynamic', 'identityFile', 'option'] as const).filter((k) => cli[k].length > 0);
-    const given: string[] = [...lists, ...(['port', 'login', 'sshConfig', 'jump'] as const).filter((k) => cli[k] !== undefined)];
-    if (given.length > 0) {
+    const given = DESCRIBE_A_TUNNEL.find((n) => cli[n]?.length);
+    if (given) {
       throw new ConfigError(
-        `--${given[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} describes a tunnel, but no destination was given: with --config, ` +
+        `${longFlag(given)} describes a tunnel, but no destination was given: with --config, ` +
           'give a destination on the command line for that tunnel, or put the setting in the file.',
       );
     }
   }
-  const inputs: [TunnelInput, string | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, t, file), `${file!.file}: ${t.path}`]);
-  if (cli.destination) inputs.push([tunnelInput(cli, undefined, file), undefined]);
+  const top = file ? fileLayer(file.file, file.settings, 'top') : {};
+  const inputs: [TunnelInput, FileTunnel | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, top, file, t), t]);
+  if (cli.destination) inputs.push([tunnelInput(cli, top, file, undefined), undefined]);
 
-  const tunnels = inputs.map(([input, where], i) => {
+  const tunnels = inputs.map(([input, fromFile]) => {
     let config: TunnelConfig;
     try {
       config = resolveTunnel(input, env, warn);
@@ -116,10 +116,8 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
         );
       }
     } catch (err) {
-      // Settings that name their own source (a flag, a file key) are not blamed on the tunnel.
-      const flags = ['--keepalive-interval', '--keepalive-timeout', '--hold-timeout', '--hold-buffer', '--connections', ...Object.values(input.labels ?? {})];
-      const named = err instanceof Error && flags.some((f) => err.message.startsWith(`${f}:`));
-      if (err instanceof ConfigError && where && !named) throw new ConfigError(`${where}: ${err.message}`);
+      // What names no source of its own (a forward spec, a -J hop, ssh_config syntax) is blamed on the file's tunnel.
+      if (err instanceof ConfigError && !(err instanceof SourcedError) && fromFile) throw new ConfigError(`${file!.file}: ${fromFile.path}: ${err.message}`);
       throw err;
     }
     if (config.forwards.length === 0 && config.remoteForwards.length === 0) {
@@ -128,7 +126,7 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
           '(or LocalForward, DynamicForward, RemoteForward in ssh_config).',
       );
     }
-    const name = fileTunnels[i]?.name;
+    const name = fromFile?.name as string | undefined;
     if (name) config.name = name;
     if (secrets.identity) config.inlineIdentities.push({ name: 'SSHKEEP_IDENTITY', data: secrets.identity });
     if (secrets.knownHosts) config.inlineKnownHosts.push({ name: 'SSHKEEP_KNOWN_HOSTS', text: secrets.knownHosts });
@@ -138,30 +136,22 @@ export function buildSettings(cli: CliValues, env: ResolveEnv, secrets: Secrets,
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key in --config).`);
 
-  const s = file?.settings ?? {};
-  /** A process setting from the flags/environment, else the file (named by its key), else the default. */
-  const setting = (key: keyof typeof s, flag: string, fallback: string): [string, string] => {
-    const fromCli = cli[key as keyof CliValues] as string | undefined;
-    if (fromCli !== undefined) return [fromCli, flag];
-    const fromFile = s[key];
-    return fromFile !== undefined ? [fromFile, `${file!.file}: ${key}`] : [fallback, flag];
+  /** A process setting, parsed from the first layer that gives it, else its default. */
+  const setting = <T>(name: SettingName, parse: (raw: Sourced) => T, fallback: T): T => {
+    const raw = first(name, cli, undefined, top)?.[0];
+    return raw === undefined ? fallback : parse(raw);
   };
-  const health = cli.health ?? s.health;
-  const logLevel = (cli.logLevel ?? s.logLevel ?? 'info') as LogLevel;
-  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`${file?.file}: logLevel: expected error, warn, info or debug.`);
-  const logFormat = (cli.logFormat ?? s.logFormat) as LogFormat | undefined;
-  if (logFormat !== undefined && !['pretty', 'json'].includes(logFormat)) throw new ConfigError(`${file?.file}: logFormat: expected pretty or json.`);
   return {
     tunnels,
     process: {
-      maxConnections: parseCount(...setting('maxConnections', '--max-connections', '0'), 0),
-      maxHeld: parseCount(...setting('maxHeld', '--max-held', String(DEFAULTS.maxHeld)), 0),
-      health: health === undefined ? undefined : parseHostPort(...setting('health', '--health', '')),
-      minDrainMs: parseDuration(...setting('minDrain', '--min-drain', '0')),
-      maxDrainMs: parseDuration(...setting('maxDrain', '--max-drain', String(DEFAULTS.maxDrainMs / 1000))),
+      maxConnections: setting('maxConnections', SETTINGS.maxConnections.parse, DEFAULTS.maxConnections),
+      maxHeld: setting('maxHeld', SETTINGS.maxHeld.parse, DEFAULTS.maxHeld),
+      health: setting('health', SETTINGS.health.parse, undefined),
+      minDrainMs: setting('minDrain', SETTINGS.minDrain.parse, DEFAULTS.minDrainMs),
+      maxDrainMs: setting('maxDrain', SETTINGS.maxDrain.parse, DEFAULTS.maxDrainMs),
     },
-    logLevel,
-    logFormat,
-    insecureKeyPermissions: cli.insecureKeyPermissions === true,
+    logLevel: setting('logLevel', SETTINGS.logLevel.parse, DEFAULTS.logLevel),
+    logFormat: setting('logFormat', SETTINGS.logFormat.parse, undefined),
+    insecureKeyPermissions: cli.insecureKeyPermissions !== undefined,
   };
 }

@@ -25,3 +25,9 @@ export function parseCount(text: string, what: string, min: number, max = Number
   if (!(n >= min && n <= max)) throw new ConfigError(`${what}: "${text}" must be a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}.`);
   return n;
 }
+
+/** The shortest exact spelling parseSize reads back: `1MiB`, `512KiB`, or bytes. */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) if (bytes > 0 && bytes % size === 0) return `${bytes / size}${unit}`;
+  return String(bytes);
+}

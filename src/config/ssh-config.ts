@@ -6,6 +6,7 @@ import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
 import { ConfigError } from '../errors.js';
 import { matchPattern, matchPatternList } from './host-pattern.js';
 import { HONOURED_OPTIONS, MULTI_VALUED, addOption, type OptionKey, type SshOptions } from './ssh-options.js';
+import type { Sourced } from './sourced.js';
 import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
 
 /** Values kept as one command line, quotes and all, as ssh_config writes them. */
@@ -23,14 +24,39 @@ const EXEC_TIMEOUT_MS = 10_000;
  * place (under ~/.ssh when relative, globs expanded). The `ssh-config` package parses each file;
  * matching is ours, because its glob lets `?` match zero characters.
  * A missing default file is no config; a missing explicit file (-F) is an error.
+ * Each value names its file and line (`~/.ssh/config line 12: Port`); `name` is how the file
+ * is shown (as the user gave it), an Included file shows its own path.
  */
-export function readSshConfig(file: string, host: string, explicit: boolean, given: SshOptions = {}): SshOptions {
+export function readSshConfig(file: string, host: string, explicit: boolean, given: SshOptions<Sourced> = {}, name = file): SshOptions<Sourced> {
   const config = parseFile(file, explicit ? `-F ${file}` : undefined);
-  return config ? new Evaluation(config, host, given, file).run() : {};
+  return config ? new Evaluation(config, host, given, name).run() : {};
+}
+
+/** A parsed file and the line of each of its directives (the parser keeps none). */
+interface ParsedFile {
+  config: SSHConfig;
+  lines: Map<Directive, number>;
+}
+
+/** Line numbers from the text around each node: `before` and `after` hold every line break. */
+function lineNumbers(config: SSHConfig): Map<Directive, number> {
+  const lines = new Map<Directive, number>();
+  let line = 1;
+  const breaks = (text: string) => text.split(/\r\n|\r|\n/).length - 1;
+  const walk = (nodes: SSHConfig) => {
+    for (const node of nodes) {
+      line += breaks(node.before);
+      if (node.type === LineType.DIRECTIVE) lines.set(node, line);
+      line += breaks(node.after);
+      if (node.type === LineType.DIRECTIVE && 'config' in node) walk((node as Section).config);
+    }
+  };
+  walk(config);
+  return lines;
 }
 
 /** The parsed file; undefined when it does not exist and nobody named it (`namedBy` unset). */
-function parseFile(file: string, namedBy: string | undefined): SSHConfig | undefined {
+function parseFile(file: string, namedBy: string | undefined): ParsedFile | undefined {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -40,7 +66,8 @@ function parseFile(file: string, namedBy: string | undefined): SSHConfig | undef
     throw new ConfigError(`${namedBy ?? file}: cannot read the ssh config file (${code ?? String(err)}).`);
   }
   try {
-    return SSHConfig.parse(text);
+    const config = SSHConfig.parse(text);
+    return { config, lines: lineNumbers(config) };
   } catch (err) {
     throw new ConfigError(`${file}: cannot parse the ssh config file: ${(err as Error).message}`);
   }
@@ -134,19 +161,19 @@ const normalised = (v: string) => v.trim().replace(/\s+/g, ' ');
 
 /** One reading of a config for one host: a first pass, and a second one if `Match final` asks for it. */
 class Evaluation {
-  readonly #options: SshOptions = {};
+  readonly #options: SshOptions<Sourced> = {};
   readonly #localUser = localUser();
   #finalPass = false;
   #wantsFinalPass = false;
 
   constructor(
-    private readonly config: SSHConfig,
+    private readonly config: ParsedFile,
     private readonly host: string,
-    private readonly given: SshOptions,
+    private readonly given: SshOptions<Sourced>,
     private readonly file: string,
   ) {}
 
-  run(): SshOptions {
+  run(): SshOptions<Sourced> {
     this.#read(this.config, this.file, 0);
     if (this.#wantsFinalPass) {
       this.#finalPass = true;
@@ -156,7 +183,7 @@ class Evaluation {
   }
 
   #first(key: 'hostname' | 'user' | 'port' | 'hostkeyalias' | 'proxyjump'): string | undefined {
-    return this.given[key]?.[0] ?? this.#options[key]?.[0];
+    return (this.given[key]?.[0] ?? this.#options[key]?.[0])?.value;
   }
 
   /** HostName so far, `%h` expanded: what Match host, exec's %h and the final pass see. */
@@ -164,23 +191,23 @@ class Evaluation {
     return expandHostName(this.#first('hostname') ?? this.host, this.host, os.homedir());
   }
 
-  #read(lines: SSHConfig, file: string, depth: number): void {
-    for (const line of lines) {
+  #read(parsed: ParsedFile, file: string, depth: number): void {
+    for (const line of parsed.config) {
       if (line.type !== LineType.DIRECTIVE) continue;
       if (/^host$/i.test(line.param)) {
         // The first pass matches the name as given, case and all; the final pass the HostName, lower-cased.
         const name = this.#finalPass ? this.#hostName().toLowerCase() : this.host;
-        if (matchPatternList(valuesOf(line), name)) this.#applyAll((line as Section).config, file, depth);
+        if (matchPatternList(valuesOf(line), name)) this.#applyAll((line as Section).config, parsed, file, depth);
       } else if (/^match$/i.test(line.param)) {
-        if (this.#matches(criteriaOf(line, file))) this.#applyAll((line as Section).config, file, depth);
+        if (this.#matches(criteriaOf(line, file))) this.#applyAll((line as Section).config, parsed, file, depth);
       } else {
-        this.#apply(line, file, depth);
+        this.#apply(line, parsed, file, depth);
       }
     }
   }
 
-  #applyAll(lines: SSHConfig, file: string, depth: number): void {
-    for (const line of lines) if (line.type === LineType.DIRECTIVE) this.#apply(line, file, depth);
+  #applyAll(lines: SSHConfig, parsed: ParsedFile, file: string, depth: number): void {
+    for (const line of lines) if (line.type === LineType.DIRECTIVE) this.#apply(line, parsed, file, depth);
   }
 
   /** An Include reads each file in place, its Host and Match lines starting their own blocks. */
@@ -188,23 +215,24 @@ class Evaluation {
     if (depth >= MAX_INCLUDE_DEPTH) throw new ConfigError(`${file}: Include nested more than ${MAX_INCLUDE_DEPTH} deep (a file includes itself?).`);
     for (const word of valuesOf(line)) {
       for (const included of includedFiles(word)) {
-        const config = parseFile(included, `${included} (Include in ${file})`)!;
-        this.#read(config, included, depth + 1);
+        const parsed = parseFile(included, `${included} (Include in ${file})`)!;
+        this.#read(parsed, included, depth + 1);
       }
     }
   }
 
-  #apply(line: Directive, file: string, depth: number): void {
+  #apply(line: Directive, parsed: ParsedFile, file: string, depth: number): void {
     if (/^include$/i.test(line.param)) return this.#include(line, file, depth);
     const key = line.param.toLowerCase() as OptionKey;
     if (!Object.hasOwn(HONOURED_OPTIONS, key)) return;
     let values = valuesOf(line);
     if (MULTI_VALUED.has(key)) {
       // OpenSSH drops a repeated IdentityFile or forward (and the final pass reads everything again).
-      const have = new Set([...(this.given[key] ?? []), ...(this.#options[key] ?? [])].map(normalised));
+      const have = new Set([...(this.given[key] ?? []), ...(this.#options[key] ?? [])].map((v) => normalised(v.value)));
       values = values.filter((v) => !have.has(normalised(v)));
     }
-    if (values.length) addOption(this.#options, key, values);
+    const source = `${file} line ${parsed.lines.get(line)}: ${HONOURED_OPTIONS[key]}`;
+    if (values.length) addOption(this.#options, key, values.map((value) => ({ value, source })));
   }
 
   /** Every criterion must hold, in order: `exec` runs only if the ones before it did. */

@@ -37,7 +37,8 @@ const ACCEPTED_AND_IGNORED = new Set([
 /** Keys that may appear several times and accumulate instead of first-wins. */
 export const MULTI_VALUED: ReadonlySet<OptionKey> = new Set(['identityfile', 'localforward', 'remoteforward', 'dynamicforward']);
 
-export type SshOptions = { [K in OptionKey]?: string[] };
+/** Values by option; `V` is a plain string, or a Sourced value naming its -o or ssh_config line. */
+export type SshOptions<V = string> = { [K in OptionKey]?: V[] };
 
 export interface DashO {
   key: OptionKey | null;
@@ -68,7 +69,7 @@ export function parseDashO(text: string): DashO {
  * Adds a value with OpenSSH's precedence: the first value obtained wins,
  * except for keys that accumulate.
  */
-export function addOption(into: SshOptions, key: OptionKey, values: string[]): void {
+export function addOption<V>(into: SshOptions<V>, key: OptionKey, values: V[]): void {
   const have = into[key];
   if (have === undefined) into[key] = [...values];
   else if (MULTI_VALUED.has(key)) have.push(...values);

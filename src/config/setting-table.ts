@@ -1,0 +1,246 @@
+import { ConfigError } from '../errors.js';
+import { DEFAULTS } from './defaults.js';
+import { formatDuration, parseDuration, parsePositiveDuration } from './duration.js';
+import { parseHostPort } from './host-port.js';
+import { formatSize, parseCount, parseSize } from './size.js';
+import { parseSourced, type Sourced } from './sourced.js';
+import type { LogFormat, LogLevel } from './types.js';
+
+/**
+ * Every sshkeep setting, declared once: its flags, environment variable, config-file key,
+ * default, parser and help. The commander options and --help, the SSHKEEP_* mapping, the
+ * config-file keys, the JSON Schema of tunnels.yaml and the README's flag table are made
+ * from this table. Precedence (flags > environment > file > ssh_config > defaults) is
+ * `first` in settings.ts, then resolveTunnel's ssh_config step.
+ */
+
+/**
+ * Where a setting may stand in the config file: `top` (the process), `tunnel` (one tunnel's own),
+ * `both` (top level is every tunnel's default). Flags and environment follow the same split: a
+ * `tunnel` flag describes the command-line tunnel, a `both` flag applies to every tunnel.
+ */
+export type FileScope = 'top' | 'tunnel' | 'both';
+
+/** `value`: one string or number; `list`: repeatable; `options`: `-o` Key=Value pairs; `switch`: present or not. */
+export type Shape = 'value' | 'list' | 'options' | 'switch';
+
+export type HelpGroup = 'Forwarding:' | 'SSH connection (as OpenSSH):' | 'Resilience:' | 'Operations:' | 'Logging:';
+
+export interface Setting {
+  /** Commander syntax, short flag first: `-L, --local <forward>`. None: the file (and environment) only. */
+  flags?: string;
+  /** Where the config file may give it; none: not in the file. */
+  file?: FileScope;
+  /** The key in the config file when it differs from the setting's name (a list's plural). */
+  fileKey?: string;
+  shape: Shape;
+  help: string;
+  group?: HelpGroup;
+  /** The default as a value in the setting's own syntax (help, JSON Schema), made from DEFAULTS. */
+  default?: string;
+  /** The default as help says it, when it is more than one value (`22, or ssh_config Port`). */
+  defaultText?: string;
+  choices?: readonly string[];
+  /** No SSHKEEP_* variable (-q, -v: the environment says SSHKEEP_LOG_LEVEL). */
+  noEnv?: true;
+  /** More for the README's table than fits in one line of --help. */
+  more?: string;
+  /** Parses and checks a raw value; an error is a SourcedError naming its source. */
+  parse?: (raw: Sourced) => unknown;
+}
+
+/** More SSH connections than this to one server only adds authentication load. */
+const MAX_CONNECTIONS = 16;
+
+const FWD = 'Forwarding:';
+const SSH = 'SSH connection (as OpenSSH):';
+const RES = 'Resilience:';
+const OPS = 'Operations:';
+const LOG = 'Logging:';
+
+function choice<T extends string>(choices: readonly T[]) {
+  return (raw: Sourced): T =>
+    parseSourced(raw, (value, what) => {
+      if (!(choices as readonly string[]).includes(value)) throw new ConfigError(`${what}: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}.`);
+      return value as T;
+    });
+}
+
+const duration = (raw: Sourced) => parseSourced(raw, parseDuration);
+const count = (min: number, max?: number) => (raw: Sourced) => parseSourced(raw, (text, what) => parseCount(text, what, min, max));
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const satisfies readonly LogLevel[];
+const LOG_FORMATS = ['pretty', 'json'] as const satisfies readonly LogFormat[];
+
+/** Keeps each entry's literal type, so `SETTINGS.holdTimeout.parse` returns a number. */
+const def = <S extends Setting>(s: S): S => s;
+
+/** In --help order. */
+export const SETTINGS = {
+  destination: def({
+    file: 'tunnel', shape: 'value', help: '[user@]host, ssh://[user@]host[:port], or an ssh_config Host alias (required)',
+  }),
+  name: def({ file: 'tunnel', shape: 'value', help: 'name of the tunnel in logs, metrics and /readyz (default: the destination)', noEnv: true }),
+  local: def({
+    flags: '-L, --local <forward>', file: 'tunnel', shape: 'list', group: FWD,
+    help: '[bind_address:]port:host:hostport, repeatable; a Unix socket path may stand for either side',
+    defaultText: `bind_address ${DEFAULTS.bindAddress}`,
+    more: 'IPv6 in brackets (`[::1]:8080:db:5432`); a non-loopback bind is allowed only when written out, and logged as a warning; port 0 picks a free port (logged)',
+  }),
+  dynamic: def({
+    flags: '-D, --dynamic <[bind_address:]port>', file: 'tunnel', shape: 'list', group: FWD,
+    help: 'SOCKS4/5 proxy whose connections go through the tunnel (names resolved by the server), repeatable',
+    defaultText: `bind_address ${DEFAULTS.bindAddress}`,
+  }),
+  remote: def({
+    flags: '-R, --remote <forward>', file: 'tunnel', shape: 'list', group: FWD,
+    help: '[bind_address:]port:host:hostport: the server listens, connections come back here; port 0 = the server picks; repeatable',
+    more: 'requested again after every reconnect',
+  }),
+  socksAuth: def({
+    flags: '--socks-auth <user:pass>', file: 'tunnel', shape: 'value', group: FWD,
+    help: 'require SOCKS5 username/password authentication on -D listeners',
+    more: 'a file tunnel without its own takes this one; on a shared host prefer `SSHKEEP_SOCKS_AUTH` (the command line shows in `ps`)',
+  }),
+  allowOpenSocks: def({ flags: '--allow-open-socks', shape: 'switch', group: FWD, help: 'allow a -D listener on a non-loopback address without --socks-auth' }),
+  jump: def({
+    flags: '-J, --jump <[user@]host[:port],...>', file: 'tunnel', shape: 'value', group: SSH,
+    help: 'jump hosts, connected in order (ProxyJump); "none" ignores a configured ProxyJump',
+  }),
+  port: def({
+    flags: '-p, --port <port>', file: 'tunnel', shape: 'value', group: SSH, help: 'port of the SSH server',
+    default: String(DEFAULTS.port), defaultText: `${DEFAULTS.port} or ssh_config Port`,
+  }),
+  login: def({ flags: '-l, --login <user>', file: 'tunnel', shape: 'value', group: SSH, help: 'user to log in as', defaultText: 'ssh_config User or your local user' }),
+  identityFile: def({
+    flags: '-i, --identity-file <file>', file: 'tunnel', fileKey: 'identityFiles', shape: 'list', group: SSH,
+    help: 'private key (OpenSSH or PEM format), repeatable', defaultText: DEFAULTS.identityFiles.join(', '),
+  }),
+  sshConfig: def({ flags: '-F, --ssh-config <file>', file: 'tunnel', shape: 'value', group: SSH, help: 'ssh_config file, or "none"', default: DEFAULTS.sshConfigFile }),
+  option: def({
+    flags: '-o, --option <Key=Value>', file: 'tunnel', fileKey: 'options', shape: 'options', group: SSH,
+    help:
+      `OpenSSH option, repeatable: HostName, Port, User, IdentityFile, IdentitiesOnly, ConnectTimeout (default ${formatDuration(DEFAULTS.connectTimeoutMs)}), ` +
+      `ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking=yes|accept-new|no (default ${DEFAULTS.strictHostKeyChecking}), ` +
+      'UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, IdentityAgent, ProxyJump, ProxyCommand, ExitOnForwardFailure',
+    more: 'in the file, a mapping (`ServerAliveInterval: 10`) or a list of `Key=Value`',
+  }),
+  hostKeyFingerprint: def({
+    flags: '--host-key-fingerprint <SHA256:...>', file: 'tunnel', shape: 'value', group: SSH,
+    help: 'pin the server host key instead of using known_hosts; comma-separated for several',
+  }),
+  insecureKeyPermissions: def({
+    flags: '--insecure-key-permissions', shape: 'switch', group: SSH, help: 'accept identity files that group or others can read (OpenSSH refuses them)',
+  }),
+  keepaliveInterval: def({
+    flags: '--keepalive-interval <duration>', file: 'both', shape: 'value', group: RES,
+    help: 'probe the server after this much silence; 0 = only on demand',
+    default: formatDuration(DEFAULTS.keepaliveIntervalMs), defaultText: `${formatDuration(DEFAULTS.keepaliveIntervalMs)}, or ServerAliveInterval`,
+    parse: duration,
+  }),
+  keepaliveTimeout: def({
+    flags: '--keepalive-timeout <duration>', file: 'both', shape: 'value', group: RES,
+    help: 'fixed probe deadline', defaultText: 'adaptive, SRTT + 4·RTTVAR of the measured round trips, bounded',
+    parse: (raw: Sourced) => parseSourced(raw, parsePositiveDuration),
+  }),
+  holdTimeout: def({
+    flags: '--hold-timeout <duration>', file: 'both', shape: 'value', group: RES,
+    help: 'hold clients this long while the tunnel is down; 0 = reset them at once', default: formatDuration(DEFAULTS.holdTimeoutMs),
+    parse: duration,
+  }),
+  holdBuffer: def({
+    flags: '--hold-buffer <size>', file: 'both', shape: 'value', group: RES,
+    help: 'bytes read from each held client before pausing it', default: formatSize(DEFAULTS.holdBufferBytes),
+    parse: (raw: Sourced) => parseSourced(raw, parseSize),
+  }),
+  connections: def({
+    flags: '--connections <n>', file: 'both', shape: 'value', group: RES,
+    help: `SSH connections to keep to the server, at most ${MAX_CONNECTIONS}; new streams go to the least loaded ready one`, default: String(DEFAULTS.connections),
+    more: 'each connection has its own heartbeat and reconnect',
+    parse: count(1, MAX_CONNECTIONS),
+  }),
+  maxHeld: def({
+    flags: '--max-held <n>', file: 'top', shape: 'value', group: RES, help: 'held clients beyond this are reset', default: String(DEFAULTS.maxHeld),
+    parse: count(0),
+  }),
+  health: def({
+    flags: '--health <[host:]port>', file: 'top', shape: 'value', group: OPS,
+    help: 'serve /healthz /readyz /startupz /metrics over HTTP', defaultText: `off; host ${DEFAULTS.bindAddress}`,
+    parse: (raw: Sourced) => parseSourced(raw, parseHostPort),
+  }),
+  maxConnections: def({
+    flags: '--max-connections <n>', file: 'top', shape: 'value', group: OPS,
+    help: 'clients beyond this are reset and counted', default: String(DEFAULTS.maxConnections), defaultText: `${DEFAULTS.maxConnections} = unlimited`,
+    parse: count(0),
+  }),
+  minDrain: def({
+    flags: '--min-drain <duration>', file: 'top', shape: 'value', group: OPS,
+    help: 'after SIGTERM keep accepting this long, for endpoint propagation', default: formatDuration(DEFAULTS.minDrainMs),
+    parse: duration,
+  }),
+  maxDrain: def({
+    flags: '--max-drain <duration>', file: 'top', shape: 'value', group: OPS,
+    help: 'then let open streams run this long before resetting them', default: formatDuration(DEFAULTS.maxDrainMs),
+    parse: duration,
+  }),
+  config: def({ flags: '--config <file>', shape: 'value', group: OPS, help: 'YAML or JSON file with process settings and one or more tunnels' }),
+  logLevel: def({
+    flags: '--log-level <level>', file: 'top', shape: 'value', group: LOG, help: 'how much to log', default: DEFAULTS.logLevel, choices: LOG_LEVELS,
+    parse: choice(LOG_LEVELS),
+  }),
+  logFormat: def({
+    flags: '--log-format <format>', file: 'top', shape: 'value', group: LOG, help: 'log line format, always on stderr', defaultText: 'pretty on a terminal, json otherwise',
+    choices: LOG_FORMATS, parse: choice(LOG_FORMATS),
+  }),
+  quiet: def({ flags: '-q, --quiet', shape: 'switch', group: LOG, help: 'only errors (same as --log-level error)', noEnv: true }),
+  verbose: def({ flags: '-v, --verbose', shape: 'switch', group: LOG, help: 'debug output (same as --log-level debug)', noEnv: true }),
+} as const satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+/** One entry read as a Setting (the table keeps each entry's literal type). */
+export const settingOf = (name: SettingName): Setting => SETTINGS[name];
+
+/** `SSHKEEP_HOLD_TIMEOUT` for holdTimeout; undefined for a setting the environment cannot give. */
+export function envName(name: SettingName): string | undefined {
+  return settingOf(name).noEnv ? undefined : `SSHKEEP_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** The flag as usually typed, to name a value in errors: the short one (`-p`), else the long one (`--hold-timeout`). */
+export function flagName(name: SettingName): string {
+  return settingOf(name).flags!.split(/[ ,]+/)[0]!;
+}
+
+/** `--hold-timeout`: the long flag. */
+export function longFlag(name: SettingName): string {
+  return settingOf(name).flags!.split(/[ ,]+/).find((f) => f.startsWith('--'))!;
+}
+
+export function fileKey(name: SettingName): string {
+  return settingOf(name).fileKey ?? name;
+}
+
+/** The settings the file allows at its top level (`top`, `both`) or in a tunnel (`tunnel`, `both`). */
+export function fileSettings(where: 'top' | 'tunnel'): SettingName[] {
+  return SETTING_NAMES.filter((n) => {
+    const scope = settingOf(n).file;
+    return scope === where || scope === 'both';
+  });
+}
+
+/** A repeatable flag; from the environment, a comma- or newline-separated list. */
+export const isRepeatable = (name: SettingName): boolean => ['list', 'options'].includes(settingOf(name).shape);
+
+/** The default as --help and the README say it. */
+function defaultText(name: SettingName): string | undefined {
+  const s = settingOf(name);
+  return s.defaultText ?? s.default;
+}
+
+/** One line of --help: what it does, then the default. */
+export function helpLine(name: SettingName): string {
+  const d = defaultText(name);
+  return d === undefined ? settingOf(name).help : `${settingOf(name).help} (default: ${d})`;
+}
