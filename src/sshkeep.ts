@@ -149,6 +149,7 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
           intervalMs: config.keepaliveIntervalMs,
           graceMs: DEFAULTS.suspectGraceMs,
           onDemandQuietMs: DEFAULTS.onDemandQuietMs,
+          adaptive: { minMs: DEFAULTS.probeTimeoutMinMs, maxMs: DEFAULTS.probeTimeoutMaxMs, initialMs: DEFAULTS.probeTimeoutInitialMs },
           ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
           ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
         },

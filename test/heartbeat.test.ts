@@ -26,7 +26,8 @@ class FakeLink implements HeartbeatLink {
 }
 
 /** Grace and on-demand quiet time long enough to stay out of the way unless a test sets them. */
-const QUIET = { graceMs: 60_000, onDemandQuietMs: 1000 };
+const BOUNDS = { minMs: 1000, maxMs: 10_000, initialMs: 3000 };
+const QUIET = { graceMs: 60_000, onDemandQuietMs: 1000, adaptive: BOUNDS };
 
 function setup(t: Test, given: Partial<HeartbeatOptions> & { intervalMs: number }) {
   const options: HeartbeatOptions = { ...QUIET, ...given };
@@ -232,7 +233,7 @@ t.test('heartbeat – a new client probes only a link quiet for longer than the 
 });
 
 t.test('rtt – smoothed like TCP and clamped to [1 s, 10 s]', async (t) => {
-  const r = new RttEstimator();
+  const r = new RttEstimator(BOUNDS);
   t.equal(r.timeoutMs(), 3000, 'before any sample');
   r.sample(100);
   t.equal(r.smoothedMs, 100);
@@ -241,7 +242,7 @@ t.test('rtt – smoothed like TCP and clamped to [1 s, 10 s]', async (t) => {
   t.equal(r.smoothedMs, 125);
   r.sample(20_000);
   t.equal(r.timeoutMs(), 10_000, 'ceiling');
-  const slow = new RttEstimator();
+  const slow = new RttEstimator(BOUNDS);
   slow.sample(800);
   t.equal(slow.timeoutMs(), 800 + 4 * 400);
 });

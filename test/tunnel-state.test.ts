@@ -498,7 +498,7 @@ t.test('tunnel-state – a spare that completes after the silent connection clos
     ...TUNING,
     logger: silentLogger,
     backoff: () => 0,
-    heartbeat: { intervalMs: 20, timeoutMs: 20, graceMs: 10_000, onDemandQuietMs: 1000 },
+    heartbeat: { intervalMs: 20, timeoutMs: 20, graceMs: 10_000, onDemandQuietMs: 1000, adaptive: { minMs: 1000, maxMs: 10_000, initialMs: 3000 } },
   });
   const events: TunnelStatus[] = [];
   tunnel.on('status', (s) => events.push(s));

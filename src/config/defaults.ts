@@ -43,6 +43,14 @@ export const DEFAULTS = {
    * max-sigterm-delay is the analogue).
    */
   maxDrainMs: 5_000,
+  /**
+   * The adaptive probe deadline, SRTT + 4·RTTVAR, is kept within these: never tighter than
+   * scheduling jitter on a busy host allows, never so loose that a dead link takes long to
+   * suspect; before any round trip was measured, generous for a slow first one.
+   */
+  probeTimeoutMinMs: 1_000,
+  probeTimeoutMaxMs: 10_000,
+  probeTimeoutInitialMs: 3_000,
   /** A new client after this much silence from the server triggers a probe at once. */
   onDemandQuietMs: 1_000,
   /** Refuse unknown hosts unless the user opts in, as OpenSSH. */

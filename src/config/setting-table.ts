@@ -140,7 +140,7 @@ export const SETTINGS = {
   }),
   keepaliveTimeout: def({
     flags: '--keepalive-timeout <duration>', file: 'both', shape: 'value', group: RES,
-    help: 'fixed probe deadline', defaultText: 'adaptive, SRTT + 4·RTTVAR of the measured round trips, bounded',
+    help: 'fixed probe deadline', defaultText: `adaptive, SRTT + 4·RTTVAR of the measured round trips, within ${formatDuration(DEFAULTS.probeTimeoutMinMs)}-${formatDuration(DEFAULTS.probeTimeoutMaxMs)}`,
     parse: (raw: Sourced) => parseSourced(raw, parsePositiveDuration),
   }),
   holdTimeout: def({

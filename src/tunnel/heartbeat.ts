@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { RttEstimator } from './rtt.js';
+import { RttEstimator, type ProbeDeadlineBounds } from './rtt.js';
 
 /** What the heartbeat needs of an SSH connection, and nothing more. */
 export interface HeartbeatLink {
@@ -12,8 +12,9 @@ export interface HeartbeatLink {
 export interface HeartbeatOptions {
   /** Probe after this much inbound silence; 0 turns periodic probes off (on-demand ones still run). */
   intervalMs: number;
-  /** A fixed probe deadline (--keepalive-timeout); otherwise adaptive from the measured RTT. */
+  /** A fixed probe deadline (--keepalive-timeout); otherwise adaptive from the measured RTT, within `adaptive`. */
   timeoutMs?: number;
+  adaptive: ProbeDeadlineBounds;
   /**
    * OpenSSH's ServerAliveCountMax, when the user gave it: a probe unanswered for an interval
    * is a miss, and that many misses in a row is death. Without it one missed adaptive
@@ -58,13 +59,14 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
   /** While dead: since when, why, and the timer that gives the link up. */
   #dead: { since: number; grace?: NodeJS.Timeout } | undefined;
   #lastProbeAt = 0;
-  readonly rtt = new RttEstimator();
+  readonly rtt: RttEstimator;
 
   constructor(
     private readonly link: HeartbeatLink,
     private readonly options: HeartbeatOptions,
   ) {
     super();
+    this.rtt = new RttEstimator(options.adaptive);
   }
 
   get state(): HeartbeatState {

@@ -1,17 +1,20 @@
-/** Probe deadline bounds: never tighter than 1 s (scheduling jitter), never looser than 10 s. */
-export const MIN_PROBE_TIMEOUT_MS = 1_000;
-export const MAX_PROBE_TIMEOUT_MS = 10_000;
-/** Before any sample: generous enough for a slow first round trip over a congested link. */
-const INITIAL_TIMEOUT_MS = 3_000;
+/** Bounds of the adaptive probe deadline, and the deadline before any round trip was measured. */
+export interface ProbeDeadlineBounds {
+  minMs: number;
+  maxMs: number;
+  initialMs: number;
+}
 
 /**
  * Smoothed round-trip time and variance as TCP computes them (RFC 6298),
- * giving an adaptive probe deadline of clamp(SRTT + 4·RTTVAR, 1 s, 10 s).
+ * giving an adaptive probe deadline of clamp(SRTT + 4·RTTVAR, min, max).
  */
 export class RttEstimator {
   #srtt: number | undefined;
   #rttvar = 0;
   #last: number | undefined;
+
+  constructor(private readonly bounds: ProbeDeadlineBounds) {}
 
   sample(rttMs: number): void {
     this.#last = rttMs;
@@ -34,7 +37,8 @@ export class RttEstimator {
   }
 
   timeoutMs(): number {
-    if (this.#srtt === undefined) return INITIAL_TIMEOUT_MS;
-    return Math.min(MAX_PROBE_TIMEOUT_MS, Math.max(MIN_PROBE_TIMEOUT_MS, Math.ceil(this.#srtt + 4 * this.#rttvar)));
+    const { minMs, maxMs, initialMs } = this.bounds;
+    if (this.#srtt === undefined) return initialMs;
+    return Math.min(maxMs, Math.max(minMs, Math.ceil(this.#srtt + 4 * this.#rttvar)));
   }
 }
