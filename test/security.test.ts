@@ -22,7 +22,7 @@ import { makeKeys, startServer } from './fixtures/tunnel.js';
 import { CLI_MAIN, ISOLATED, cliArgs, expectCleanStop, logIs, portOf, runCli, spawnCliFor, startGate } from './fixtures/cli.js';
 import { RawClient, connect4, echoes } from './fixtures/socks-client.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
-import { judgeAudit } from '../scripts/audit.js';
+import { judgeAudit } from '../scripts/audit/judge.js';
 
 const READY_MS = 10_000;
 
