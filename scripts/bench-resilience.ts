@@ -36,7 +36,7 @@ import { markdownS5, scenario5, type S5Row } from './bench-resilience/outage.js'
 import { TARGET, clientCell, failCell, secs } from './bench-resilience/report.js';
 import { SPEC, liveRelays, type Env } from './bench-resilience/tool.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
-import { commandLine, distIsStale, gitDescribe, machine, sh, sshVersion } from './lib/machine.js';
+import { autosshVersion, commandLine, distIsStale, gitDescribe, machine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 
 let cleanupPromise: Promise<void> | undefined;
@@ -57,8 +57,8 @@ async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   const CLI = opts.cli;
   assertBuilt(CLI);
-  const autosshVersion = sh('autossh', ['-V']);
-  if (!/autossh/i.test(autosshVersion)) throw new Error(`autossh is not installed (apt-get install -y autossh): ${autosshVersion}`);
+  const autossh = autosshVersion();
+  if (!autossh) throw new Error('autossh is not installed (apt-get install -y autossh)');
   const stale = distIsStale(CLI);
   const loadBefore = os.loadavg();
   const startedAt = Date.now();
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
     ['machine', machine(loadBefore)],
     ['node', process.version],
     ['OpenSSH', sshVersion()],
-    ['autossh', `${autosshVersion}; env AUTOSSH_GATETIME=0${opts.autosshPoll !== undefined ? ` AUTOSSH_POLL=${opts.autosshPoll}` : ' (AUTOSSH_POLL unset: 600 s, restart back-off after 5 fast failures: 2 s, 8 s, 18 s…)'}`],
+    ['autossh', `${autossh}; env AUTOSSH_GATETIME=0${opts.autosshPoll !== undefined ? ` AUTOSSH_POLL=${opts.autosshPoll}` : ' (AUTOSSH_POLL unset: 600 s, restart back-off after 5 fast failures: 2 s, 8 s, 18 s…)'}`],
     ['sshkeep', CLI === CLI_MAIN ? `${gitAtStart}, dist/cli/main.js built ${fs.statSync(CLI).mtime.toISOString()}` : `${CLI} (built ${fs.statSync(CLI).mtime.toISOString()}); repository at the start: ${gitAtStart}`],
     [
       'setup',

@@ -46,7 +46,7 @@ import os from 'node:os';
 import { CLK_TCK } from '../test/fixtures/proc.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { HOST } from '../test/fixtures/net.js';
-import { autosshVersion, ssh2Info } from './bench/environment.js';
+import { ssh2Info } from './bench/environment.js';
 import { IDLE_SETTLE_MS, KEEPALIVE_S, idleWindow, liveRelays } from './bench/idle.js';
 import { parseOptions } from './bench/options.js';
 import { modeName, modeSection, summarize } from './bench/report.js';
@@ -55,7 +55,7 @@ import { autosshSession, fullSession, multiSession } from './bench/sessions.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
-import { commandLine, distIsStale, machine, sshVersion } from './lib/machine.js';
+import { autosshVersion, commandLine, distIsStale, machine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 
 

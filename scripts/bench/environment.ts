@@ -1,5 +1,4 @@
-/** Versions for the report header: ssh2 and its native binding, autossh. */
-import { spawnSync } from 'node:child_process';
+/** ssh2 for the report header: its version, its native binding and its ciphers. */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { REPO_ROOT } from '../../test/fixtures/bin.js';
@@ -28,12 +27,4 @@ export function ssh2Info(): { version: string; binding: string; supported: strin
     defaults = c.DEFAULT_CIPHER ?? [];
   } catch {}
   return { version, binding, supported, defaults };
-}
-
-/** `autossh -V`, or undefined when autossh is not installed. */
-export function autosshVersion(): string | undefined {
-  const r = spawnSync('autossh', ['-V'], { encoding: 'utf8' });
-  if (r.error) return undefined;
-  const v = (r.stdout || r.stderr || '').trim();
-  return /autossh/i.test(v) ? v : undefined;
 }

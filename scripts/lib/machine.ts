@@ -37,6 +37,14 @@ export function newestMtime(dir: string): number {
   return newest;
 }
 
+/** `autossh -V`, or undefined when autossh is not installed. */
+export function autosshVersion(): string | undefined {
+  const r = spawnSync('autossh', ['-V'], { encoding: 'utf8' });
+  if (r.error) return undefined;
+  const v = (r.stdout || r.stderr || '').trim();
+  return /autossh/i.test(v) ? v : undefined;
+}
+
 /** The short commit, and whether src/ has uncommitted changes. */
 export function gitDescribe(): string {
   const head = sh('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']);
