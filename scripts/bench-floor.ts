@@ -23,11 +23,19 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { deadline } from '../test/fixtures/net.js';
+import { CLI_MAIN, REPO_ROOT, shebangNodeArgs } from '../test/fixtures/bin.js';
+import { deadline, echoProbe } from '../test/fixtures/net.js';
+import { cpuSeconds } from '../test/fixtures/proc.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
-import { CLI, MIB, ROOT, connectionBurst, cpuTimes, killLiveChildren, launch, measuredBulk, median, pingPong, quantile, sendToSink, startBenchSshd, startTargets, transfer, upload, type Bulk, type Targets, type Transfer } from './bench.js';
-import { echoProbe, intOption, runMain } from './lib/common.js';
+import { pingPong, sendToSink, transfer, upload, type Transfer } from './bench/clients.js';
+import { launch } from './bench/launch.js';
+import { connectionBurst, measuredBulk, type Bulk } from './bench/measure.js';
+import { startBenchSshd } from './bench/sshd.js';
+import { MIB, startTargets, type Targets } from './bench/targets.js';
+import { killForwarders } from './lib/forwarder.js';
+import { runMain } from './lib/main.js';
+import { intOption } from './lib/options.js';
+import { median, quantile } from './lib/stats.js';
 
 const CIPHER = 'aes128-gcm@openssh.com';
 const UPLOAD_VARIANTS = ['floor', 'floor, packet buffers reused', 'sshkeep', 'ssh -L'] as const;
@@ -43,7 +51,7 @@ interface Forwarder {
 
 /** A helper script in its own node process (the CLI's flags), ready once it prints its port. */
 async function startScript(file: string, args: string[]): Promise<Forwarder> {
-  const child = spawn(process.execPath, [...shebangNodeArgs(CLI), path.join(ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...shebangNodeArgs(CLI_MAIN), path.join(REPO_ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = async () => {
     child.kill('SIGKILL');
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
@@ -127,15 +135,15 @@ async function main(): Promise<void> {
         const r = connects.get(variant)!;
         const cpuUs = await withForwarder(startForwarder(variant, sshd, targets, hold, 'echo'), async (f) => {
           for (let i = 0; i < conns; i++) await echoProbe(f.port); // warm-up: JIT, allocator
-          const before = cpuTimes(f.pid);
+          const before = cpuSeconds(f.pid);
           for (let i = 0; i < conns; i++) {
             const t0 = process.hrtime.bigint();
             await echoProbe(f.port);
             r.us.push(Number(process.hrtime.bigint() - t0) / 1000);
           }
-          const after = cpuTimes(f.pid);
+          const after = cpuSeconds(f.pid);
           r.pingUs.push(...(await pingPong(f.port, pings)));
-          return ((after.user + after.system - before.user - before.system) / conns) * 1e6;
+          return ((after - before) / conns) * 1e6;
         });
         r.cpuUs.push(cpuUs);
         process.stderr.write(
@@ -145,7 +153,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    killLiveChildren();
+    killForwarders();
     await targets.close();
     await sshd.stop();
   }
@@ -161,4 +169,4 @@ async function main(): Promise<void> {
   );
 }
 
-runMain('bench-floor', main, async () => killLiveChildren());
+runMain('bench-floor', main, async () => killForwarders());

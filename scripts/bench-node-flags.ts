@@ -14,9 +14,17 @@
  * With no --variant: no flags vs the shebang's flags.
  */
 import { parseArgs } from 'node:util';
-import { shebangNodeArgs } from '../test/fixtures/bin.js';
-import { CLI, MIB, connectionBurst, cpuSeconds, download, killLiveChildren, launch, median, splitArgs, startBenchSshd, startTargets, upload } from './bench.js';
-import { intOption, runMain } from './lib/common.js';
+import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
+import { cpuSeconds } from '../test/fixtures/proc.js';
+import { download, upload } from './bench/clients.js';
+import { launch } from './bench/launch.js';
+import { connectionBurst } from './bench/measure.js';
+import { startBenchSshd } from './bench/sshd.js';
+import { MIB, startTargets } from './bench/targets.js';
+import { killForwarders } from './lib/forwarder.js';
+import { runMain } from './lib/main.js';
+import { intOption, splitArgs } from './lib/options.js';
+import { median } from './lib/stats.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -28,7 +36,7 @@ async function main(): Promise<void> {
       'hold-connections': { type: 'string', default: '1000' },
     },
   });
-  const variants = values.variant ?? ['', shebangNodeArgs(CLI).join(' ')];
+  const variants = values.variant ?? ['', shebangNodeArgs(CLI_MAIN).join(' ')];
   const rounds = intOption('rounds', values.rounds, 1);
   const hold = intOption('hold-connections', values['hold-connections'], 0);
   const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
@@ -66,4 +74,4 @@ async function main(): Promise<void> {
   console.log(`\n${rounds} rounds, ${values['size-mib']} MiB each way after ${hold} held connections, cipher ${values.cipher ?? 'sshkeep default'}; medians.`);
 }
 
-runMain('bench-node-flags', main, async () => killLiveChildren());
+runMain('bench-node-flags', main, async () => killForwarders());

@@ -10,123 +10,12 @@
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-smoke.ts [--rounds 5] [--size-mib 64] [--warm-mib 16] [--cipher NAME]
  *
- * Everything it measures with comes from scripts/bench.ts.
+ * The run is scripts/bench/smoke.ts; everything it measures with comes from scripts/bench/.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { deadline } from '../test/fixtures/net.js';
-import type { Sshd } from '../test/fixtures/sshd.js';
-import { CLI, MIB, LABEL, download, killLiveChildren, launch, median, startBenchSshd, startTargets, upload, type Running, type Targets } from './bench.js';
-import { isEntryPoint, runMain } from './lib/common.js';
-
-export interface SmokeOptions {
-  /** MiB moved each way per session (default 64). */
-  sizeMiB?: number;
-  /** A B rounds (default 5). */
-  rounds?: number;
-  /** MiB moved each way, unmeasured, before the measured transfers of each fresh process (default 16, as bench.ts). */
-  warmMiB?: number;
-  /** The cipher both sides are restricted to (default: none, each tool negotiates its own). */
-  cipher?: string;
-  /** Progress lines (default: none). */
-  log?: (line: string) => void;
-}
-
-export interface SmokeDirection {
-  /** The median over the rounds of each round's sshkeep MB/s / ssh MB/s (A and B of a round run back to back). */
-  ratio: number;
-  /** median(sshkeep MB/s) / median(ssh MB/s), for reference. */
-  ratioOfMedians: number;
-  /** Median MB/s. */
-  sshkeep: number;
-  ssh: number;
-  /** Per round, in order. */
-  rounds: { sshkeep: number[]; ssh: number[]; ratio: number[] };
-}
-
-export interface SmokeResult {
-  cipher: string | undefined;
-  /** As the sshd logged them (LogLevel DEBUG1), per tool. */
-  negotiated: { sshkeep: string[]; ssh: string[] };
-  rounds: number;
-  sizeMiB: number;
-  seconds: number;
-  upload: SmokeDirection;
-  download: SmokeDirection;
-}
-
-/** Set while runSmoke() runs, for the script's SIGINT/SIGTERM cleanup. */
-let current: { sshd?: Sshd; targets?: Targets } = {};
-
-export async function runSmoke(o: SmokeOptions = {}): Promise<SmokeResult> {
-  const sizeMiB = o.sizeMiB ?? 64;
-  const rounds = o.rounds ?? 5;
-  const cipher = o.cipher;
-  const log = o.log ?? (() => {});
-  if (!fs.existsSync(CLI)) throw new Error(`${path.relative(process.cwd(), CLI)} is missing: run npm run build first`);
-  const t0 = Date.now();
-  const bytes = sizeMiB * MIB;
-  const warm = (o.warmMiB ?? 16) * MIB;
-  const ms = 60_000 + bytes / 5_000;
-  const mbps = { sshkeep: { up: [] as number[], down: [] as number[] }, ssh: { up: [] as number[], down: [] as number[] } };
-  const negotiated = { sshkeep: new Set<string>(), ssh: new Set<string>() };
-
-  const { sshd } = await startBenchSshd(cipher);
-  current = { sshd };
-  let run: Running | undefined;
-  try {
-    const targets = await startTargets();
-    current.targets = targets;
-    for (let round = 1; round <= rounds; round++) {
-      for (const tool of ['sshkeep', 'ssh'] as const) {
-        run = await launch(sshd, targets, tool === 'sshkeep' ? { tool } : { tool, cipher });
-        await deadline(upload(run.ports.sink, warm, targets), ms, `${tool} upload warm-up`);
-        await deadline(download(run.ports.source, warm), ms, `${tool} download warm-up`);
-        const up = await deadline(upload(run.ports.sink, bytes, targets), ms, `${tool} upload`);
-        const down = await deadline(download(run.ports.source, bytes), ms, `${tool} download`);
-        mbps[tool].up.push(up.mbps);
-        mbps[tool].down.push(down.mbps);
-        negotiated[tool].add(run.cipher);
-        log(`round ${round} ${LABEL[tool].padEnd(7)} up ${up.mbps.toFixed(0)} MB/s, down ${down.mbps.toFixed(0)} MB/s, ${run.cipher}`);
-        await run.stop();
-        run = undefined;
-      }
-    }
-  } finally {
-    await run?.stop();
-    await current.targets?.close();
-    await sshd.stop();
-    current = {};
-  }
-  const direction = (k: 'up' | 'down'): SmokeDirection => {
-    const a = median(mbps.sshkeep[k]);
-    const b = median(mbps.ssh[k]);
-    const ratios = mbps.sshkeep[k].map((x, i) => x / mbps.ssh[k][i]!);
-    return { ratio: median(ratios), ratioOfMedians: a / b, sshkeep: a, ssh: b, rounds: { sshkeep: mbps.sshkeep[k], ssh: mbps.ssh[k], ratio: ratios } };
-  };
-  return {
-    cipher,
-    negotiated: { sshkeep: [...negotiated.sshkeep], ssh: [...negotiated.ssh] },
-    rounds,
-    sizeMiB,
-    seconds: (Date.now() - t0) / 1000,
-    upload: direction('up'),
-    download: direction('down'),
-  };
-}
-
-/** One line per direction: "upload: sshkeep/ssh 0.71 (per round 0.69/0.71/0.80; median sshkeep 301 MB/s, ssh -L 424 MB/s …)". */
-export function describe(r: SmokeResult, dir: 'upload' | 'download'): string {
-  const d = r[dir];
-  const list = (xs: number[], digits = 0) => xs.map((x) => x.toFixed(digits)).join('/');
-  return (
-    `${dir}: sshkeep/ssh ${d.ratio.toFixed(2)} (median of per-round ratios ${list(d.rounds.ratio, 2)}; ` +
-    `median sshkeep ${d.sshkeep.toFixed(0)} MB/s, ssh -L ${d.ssh.toFixed(0)} MB/s, ratio of medians ${d.ratioOfMedians.toFixed(2)}; ` +
-    `per round ${list(d.rounds.sshkeep)} vs ${list(d.rounds.ssh)} MB/s; ${r.rounds}× ${r.sizeMiB} MiB, ` +
-    `ciphers ${r.negotiated.sshkeep.join('/')} vs ${r.negotiated.ssh.join('/')})`
-  );
-}
+import { abortSmoke, describe, runSmoke } from './bench/smoke.js';
+import { runMain } from './lib/main.js';
+import { intOption } from './lib/options.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -138,24 +27,14 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  const int = (name: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be an integer >= 1, got ${v}`);
-    return n;
-  };
   const r = await runSmoke({
-    rounds: int('rounds', values.rounds),
-    sizeMiB: int('size-mib', values['size-mib']),
-    warmMiB: int('warm-mib', values['warm-mib']),
+    rounds: intOption('rounds', values.rounds, 1),
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    warmMiB: intOption('warm-mib', values['warm-mib'], 1),
     cipher: values.cipher,
     log: (l) => process.stderr.write(`  ${l}\n`),
   });
   process.stdout.write(`${describe(r, 'upload')}\n${describe(r, 'download')}\n(${r.seconds.toFixed(1)} s)\n`);
 }
 
-if (isEntryPoint(import.meta.url)) {
-  runMain('bench-smoke', main, async () => {
-    killLiveChildren();
-    await Promise.allSettled([current.targets?.close(), current.sshd?.stop()]);
-  });
-}
+runMain('bench-smoke', main, abortSmoke);

@@ -2,7 +2,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import { connect, deadline, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, roundTrip, startEchoFor } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startServer, startSshkeep, type Keys } from './fixtures/tunnel.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
@@ -77,8 +77,7 @@ t.test('auth – an encrypted key authenticates end to end', async (t) => {
   const keys = makeKeys(t);
   const file = writeEncryptedKey(keys, 'pw');
   const server = await startServer(t, keys, { authorizedKeys: [fs.readFileSync(`${file}.pub`, 'utf8')] });
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const input = { ...inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]), identityFiles: [file] };
   const { app, bound } = await startSshkeep(t, input, { passphrase: 'pw' });
   await deadline(app.ready(), 5000, 'ready');

@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { requireSshd } from './fixtures/sshd.js';
-import { describe, runSmoke } from '../scripts/bench-smoke.js';
+import { describe, runSmoke } from '../scripts/bench/smoke.js';
 
 t.test('bench smoke: sshkeep/ssh -L throughput ratio ≥ 0.5, each tool with its default cipher', async (t) => {
   if (!requireSshd(t)) return;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { EventEmitter, once } from 'node:events';
 import t, { type Test } from 'tap';
 import { runCli, type CliResult } from './fixtures/cli.js';
-import { deadline, refusedPort } from './fixtures/net.js';
+import { deadline, refusedPort, listenFor } from './fixtures/net.js';
 
 const STACK = /\n\s+at /;
 
@@ -31,9 +31,7 @@ async function watchedServer(t: Test): Promise<{ port: number; connectionsFromOt
     s.destroy();
     seen.emit('accepted');
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  await listenFor(t, server);
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
@@ -69,9 +67,7 @@ async function watchedServer(t: Test): Promise<{ port: number; connectionsFromOt
 /** A port held open by this test: anything that tries to listen on it fails with EADDRINUSE. */
 async function heldPort(t: Test): Promise<number> {
   const holder = net.createServer();
-  holder.listen(0, '127.0.0.1');
-  await once(holder, 'listening');
-  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  await listenFor(t, holder);
   return (holder.address() as net.AddressInfo).port;
 }
 

@@ -1,10 +1,9 @@
-import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import t, { type Test } from 'tap';
-import { connect, deadline, roundTrip } from './fixtures/net.js';
+import { connect, deadline, roundTrip, tryConnect, getJson, startEchoFor, listen } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
-import { cliArgs, logIs, portOf, spawnCliFor, startCountingEcho, type SpawnedCli } from './fixtures/cli.js';
+import { cliArgs, logIs, portOf, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
 
 
 /** Waits for the listen line and the tunnel to be ready; returns the forward's local port. */
@@ -38,8 +37,7 @@ async function startSlowTarget(t: Test, delayMs: number, reply: string): Promise
     });
     s.resume();
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  await listen(server);
   t.teardown(async () => {
     for (const timer of timers) clearTimeout(timer);
     for (const s of sockets) s.destroy();
@@ -48,53 +46,12 @@ async function startSlowTarget(t: Test, delayMs: number, reply: string): Promise
   return { port: (server.address() as net.AddressInfo).port, gotRequest: requested };
 }
 
-/** Tries a new TCP connection: resolves with 'connected' or the error code (e.g. ECONNREFUSED). */
-function tryConnect(port: number, timeoutMs = 3000): Promise<string> {
-  const s = net.connect({ port, host: '127.0.0.1' });
-  return deadline(
-    new Promise<string>((resolve) => {
-      s.once('connect', () => {
-        s.destroy();
-        resolve('connected');
-      });
-      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-    }),
-    timeoutMs,
-    `a connection attempt to port ${port} to succeed or fail`,
-  ).finally(() => s.destroy());
-}
-
 /** How a socket's stream ended: a clean 'end' (then 'close') or an error such as ECONNRESET. */
 function endingOf(sock: net.Socket): Promise<{ how: 'end' | 'error'; code?: string; at: number }> {
   return new Promise((resolve) => {
     sock.once('end', () => resolve({ how: 'end', at: performance.now() }));
     sock.once('error', (err: NodeJS.ErrnoException) => resolve({ how: 'error', code: err.code ?? err.message, at: performance.now() }));
   });
-}
-
-/** An HTTP GET on a fresh connection: status and parsed JSON body. */
-function getJson(port: number, path: string, timeoutMs = 3000): Promise<{ status: number; body: Record<string, unknown> }> {
-  return deadline(
-    new Promise((resolve, reject) => {
-      http
-        .get({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => {
-            try {
-              resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-            } catch (err) {
-              reject(err as Error);
-            }
-          });
-          res.on('error', reject);
-        })
-        .on('error', reject);
-    }),
-    timeoutMs,
-    `GET ${path} on port ${port}`,
-  );
 }
 
 /** Resolves after `ms`: only for a delay that is part of a scenario (never to wait for an effect). */
@@ -138,7 +95,7 @@ t.test('cli drain – SIGTERM with an open stream that finishes within the drain
 t.test('cli drain – SIGTERM with a stream that would outlive the drain: reset when it ends', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--max-drain', '500ms']));
   const port = await upAndReady(cli);
 
@@ -166,7 +123,7 @@ t.test('cli drain – SIGTERM with a stream that would outlive the drain: reset 
 t.test('cli drain – --min-drain keeps accepting and forwarding for a while, then stops accepting', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--min-drain', '1s', '--max-drain', '5s']));
   const port = await upAndReady(cli);
 
@@ -195,7 +152,7 @@ t.test('cli drain – --min-drain keeps accepting and forwarding for a while, th
 t.test('cli drain – a second SIGTERM during the drain exits at once', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--max-drain', '10s']));
   const port = await upAndReady(cli);
 
@@ -224,7 +181,7 @@ t.test('cli drain – a second SIGTERM during the drain exits at once', async (t
 t.test('cli drain – --health: /readyz answers 503 "draining" during the drain, /healthz still 200', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   // Port 0: the health line names the port actually bound.
   const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--health', '127.0.0.1:0', '--max-drain', '10s']));
   const port = await upAndReady(cli);

@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import t, { type Test } from 'tap';
-import { connect, deadline, roundTrip } from './fixtures/net.js';
+import { connect, deadline, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
-import { cliArgs, logIs, portOf, spawnCliFor, startCountingEcho, startGate, type SpawnedCli } from './fixtures/cli.js';
+import { cliArgs, logIs, portOf, spawnCliFor, startGate, type SpawnedCli, expectForwardWorks, expectCleanStop } from './fixtures/cli.js';
 
 const STACK = /\n\s+at /;
 
@@ -17,23 +17,6 @@ function otherHostKey(): string {
 /** sshkeep to the embedded server at `port`, forwarding an OS-chosen local port to `echoPort`. */
 function argsFor(port: number, keys: Keys, echoPort: number, extra: string[] = [], knownHosts = keys.knownHosts): string[] {
   return cliArgs(port, keys, `0:127.0.0.1:${echoPort}`, ['-o', 'ConnectTimeout=5s', ...extra], knownHosts);
-}
-
-/** Waits for the tunnel to be ready, then proves the forward works with an echo round trip. */
-async function expectForwardWorks(t: Test, cli: SpawnedCli, what = 'through the tunnel'): Promise<void> {
-  const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
-  await cli.waitForLog(logIs('state', { to: 'ready' }), 10_000, 'the tunnel to be ready');
-  const sock = await connect(portOf(listen));
-  const reply = await deadline(roundTrip(sock, `hello ${what}`), 5000, 'the echo');
-  t.equal(reply.toString(), `hello ${what}`, `bytes echo ${what}`);
-}
-
-/** SIGTERM, then exit 0. */
-async function expectCleanStop(t: Test, cli: SpawnedCli): Promise<void> {
-  cli.kill('SIGTERM');
-  const { code, signal } = await cli.exited();
-  t.equal(code, 0, 'SIGTERM: exit 0');
-  t.equal(signal, null, 'exited by itself, not killed by the signal');
 }
 
 /** The process gives up on its own with exit 3 (host key or authentication refused). */
@@ -51,7 +34,7 @@ async function expectRefused(t: Test, cli: SpawnedCli): Promise<string> {
 t.test('cli – the correct host key: the forward works, and SIGTERM exits 0', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const cli = spawnCliFor(t, argsFor(server.port, keys, echo.port));
   await expectForwardWorks(t, cli);
   t.equal(echo.connections, 1, 'the target saw the one forwarded connection');
@@ -61,7 +44,7 @@ t.test('cli – the correct host key: the forward works, and SIGTERM exits 0', a
 t.test('cli – a wrong host key: exit 3 naming the fingerprint and known_hosts line, nothing forwarded', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   // Hold the SSH handshake at a gate, so a client can be waiting on the listener when the key is refused.
   const gate = await startGate(t, server.port, { held: true });
   fs.writeFileSync(keys.knownHosts, `[127.0.0.1]:${gate.port} ${otherHostKey()}\n`);
@@ -97,7 +80,7 @@ t.test('cli – a wrong host key: exit 3 naming the fingerprint and known_hosts 
 t.test('cli – an unknown host with default StrictHostKeyChecking: exit 3 suggesting accept-new', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   fs.writeFileSync(keys.knownHosts, '');
   const cli = spawnCliFor(t, argsFor(server.port, keys, echo.port));
   const msg = await expectRefused(t, cli);
@@ -111,7 +94,7 @@ t.test('cli – an unknown host with default StrictHostKeyChecking: exit 3 sugge
 t.test('cli – accept-new records an unknown host key, and strict checking then accepts it', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const kh = path.join(keys.dir, 'new-dir', 'known_hosts'); // neither the file nor its directory exists
   const first = spawnCliFor(t, argsFor(server.port, keys, echo.port, ['-o', 'StrictHostKeyChecking=accept-new'], kh));
   await expectForwardWorks(t, first, 'on first use');
@@ -141,7 +124,7 @@ const haveKeygen = (() => {
 t.test('cli – a hashed known_hosts entry is honoured', { skip: haveKeygen ? false : 'ssh-keygen not installed' }, async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys); // writes the plain line
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   execFileSync('ssh-keygen', ['-H', '-f', keys.knownHosts], { stdio: 'ignore' });
   fs.rmSync(`${keys.knownHosts}.old`, { force: true });
   const text = fs.readFileSync(keys.knownHosts, 'utf8');
@@ -155,7 +138,7 @@ t.test('cli – a hashed known_hosts entry is honoured', { skip: haveKeygen ? fa
 t.test('cli – StrictHostKeyChecking=no still refuses a mismatched key', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   fs.writeFileSync(keys.knownHosts, `[127.0.0.1]:${server.port} ${otherHostKey()}\n`);
   const cli = spawnCliFor(t, argsFor(server.port, keys, echo.port, ['-o', 'StrictHostKeyChecking=no']));
   const msg = await expectRefused(t, cli);
@@ -167,7 +150,7 @@ t.test('cli – StrictHostKeyChecking=no still refuses a mismatched key', async 
 t.test('cli – authentication rejected: exit 3 naming the identity file tried', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const stranger = makeKeys(t); // a key the server does not authorize
   const cli = spawnCliFor(t, argsFor(server.port, { ...keys, identity: stranger.identity }, echo.port));
   const msg = await expectRefused(t, cli);
@@ -181,7 +164,7 @@ t.test('cli – authentication rejected: exit 3 naming the identity file tried',
 t.test('cli – HostKeyAlias looks the key up under the alias', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   // Only the alias is known: connecting proves the lookup used it, not 127.0.0.1.
   fs.writeFileSync(keys.knownHosts, `[myalias]:${server.port} ${server.hostPublicKey}\n`);
   const cli = spawnCliFor(t, argsFor(server.port, keys, echo.port, ['-o', 'HostKeyAlias=myalias']));

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import t, { type Test } from 'tap';
-import { connect, deadline, refusedPort, roundTrip } from './fixtures/net.js';
+import t from 'tap';
+import { refusedPort, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
-import { cliArgs, ISOLATED, ISOLATED_NO_F, logIs, portOf, spawnCliFor, startCountingEcho, startGate, type SpawnedCli } from './fixtures/cli.js';
+import { cliArgs, ISOLATED, ISOLATED_NO_F, logIs, spawnCliFor, startGate, expectForwardWorks } from './fixtures/cli.js';
 
 
 /** An ssh_config whose `prod-*` block describes the embedded server, followed by a catch-all with a wrong Port. */
@@ -24,21 +24,13 @@ function writeConfig(keys: Keys, serverPort: number): string {
   return file;
 }
 
-async function echoThrough(t: Test, cli: SpawnedCli, what: string): Promise<void> {
-  const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
-  await cli.waitForLog(logIs('state', { to: 'ready' }), 10_000, 'the tunnel to be ready');
-  const sock = await connect(portOf(listen));
-  const reply = await deadline(roundTrip(sock, what), 5000, 'the echo');
-  t.equal(reply.toString(), what, 'bytes echo through the tunnel');
-}
-
 t.test('cli – an ssh_config Host alias supplies HostName, Port, User, IdentityFile (first match wins)', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const config = writeConfig(keys, server.port);
   const cli = spawnCliFor(t, ['-F', config, ...ISOLATED_NO_F, '-L', `0:127.0.0.1:${echo.port}`, 'prod-bastion']);
-  await echoThrough(t, cli, 'via the alias');
+  await expectForwardWorks(t, cli, 'via the alias');
   const ready = await cli.waitForLog(logIs('state', { to: 'ready' }), 1000, 'the ready line');
   t.match(String(ready.reason), new RegExp(`127\\.0\\.0\\.1:${server.port}\\b`), 'dialled the first block\'s Port, not the catch-all\'s');
   t.equal(ready.tunnel, 'prod-bastion', 'the tunnel is named after the alias');
@@ -65,9 +57,9 @@ t.test('cli – -p on the command line overrides the ssh_config Port', async (t)
 t.test('cli – SIGINT: clean shutdown, a stopped line, exit 0', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`));
-  await echoThrough(t, cli, 'before SIGINT');
+  await expectForwardWorks(t, cli, 'before SIGINT');
   cli.kill('SIGINT');
   const { code, signal } = await cli.exited();
   t.equal(code, 0, 'exit 0');
@@ -84,13 +76,13 @@ t.test('cli – SIGINT: clean shutdown, a stopped line, exit 0', async (t) => {
 t.test('cli – a second signal during shutdown exits at once', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   // Relay through a gate that can go silent: the polite SSH disconnect then gets no answer,
   // so the first shutdown waits for its close timeout instead of finishing in a millisecond.
   const gate = await startGate(t, server.port);
   fs.writeFileSync(keys.knownHosts, `[127.0.0.1]:${gate.port} ${server.hostPublicKey}\n`);
   const cli = spawnCliFor(t, cliArgs(gate.port, keys, `0:127.0.0.1:${echo.port}`));
-  await echoThrough(t, cli, 'before shutdown');
+  await expectForwardWorks(t, cli, 'before shutdown');
   gate.freeze();
   cli.kill('SIGTERM');
   await cli.waitForLog(logIs('shutdown'), 5000, 'the first shutdown to begin');
@@ -118,13 +110,13 @@ t.test('cli – forwards bind loopback by default', async (t) => {
 t.test('cli – an explicit non-loopback bind address logs a warning', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const cli = spawnCliFor(t, cliArgs(server.port, keys, `0.0.0.0:0:127.0.0.1:${echo.port}`));
   const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
   t.equal(listen.address, '0.0.0.0', 'listens on every interface, as asked');
   t.equal(listen.level, 'warn', 'a warn-level line');
   t.match(String(listen.msg), /non-loopback/, 'says the address is not loopback');
-  await echoThrough(t, cli, 'on 0.0.0.0');
+  await expectForwardWorks(t, cli, 'on 0.0.0.0');
   cli.kill('SIGTERM');
   t.equal((await cli.exited()).code, 0);
 });

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { once } from 'node:events';
 import t, { type Test } from 'tap';
-import { refusedPort } from './fixtures/net.js';
+import { refusedPort, listenFor } from './fixtures/net.js';
 import { ISOLATED, logIs, runCli, spawnCliFor, type CliResult } from './fixtures/cli.js';
 
 const STACK = /\n\s+at /;
@@ -133,9 +132,7 @@ t.test('cli – an accepted-but-ignored -o Compression=yes parses, with a warnin
 
 t.test('cli – a listening port already in use: exit 2 naming the port', async (t) => {
   const holder = net.createServer();
-  holder.listen(0, '127.0.0.1');
-  await once(holder, 'listening');
-  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+  await listenFor(t, holder);
   const port = (holder.address() as net.AddressInfo).port;
   const refused = await refusedPort();
   const res = await usageError(

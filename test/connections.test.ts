@@ -5,14 +5,13 @@
  */
 import t from 'tap';
 import type net from 'node:net';
-import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
+import { connect, deadline, roundTrip, until, startEchoFor } from './fixtures/net.js';
 import { inputFor, makeKeys, startRelay, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 t.test('connections – streams spread over the ready connections, fewest channels first', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`], { connections: '3' }));
   await app.ready();
   await until(() => app.report().sshConnections.ready === 3, 10_000, 'three connections ready');
@@ -36,8 +35,7 @@ t.test('connections – a client held while none is ready is served by the first
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const input = inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`], { connections: '2', holdTimeout: '20s' });
   const { app, bound } = await startSshkeep(t, input);
   await app.ready();

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fs from 'node:fs';
-import { connect, deadline, httpGet, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, roundTrip, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
 import { ISOLATED, logIs, portOf, spawnCliFor } from './fixtures/cli.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
@@ -12,8 +12,7 @@ t.test('container secrets – SSHKEEP_IDENTITY and SSHKEEP_KNOWN_HOSTS as conten
   const passphrase = 'pass-phrase-31d8';
   const encrypted = ed25519Pair({ passphrase, cipher: 'aes256-ctr', rounds: 1 });
   const server = await startServer(t, keys, { authorizedKeys: [encrypted.public] });
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const knownHosts = fs.readFileSync(keys.knownHosts, 'utf8');
   const cli = spawnCliFor(
     t,

@@ -1,6 +1,5 @@
-import http from 'node:http';
 import t from 'tap';
-import { deadline, refusedPort } from './fixtures/net.js';
+import { deadline, refusedPort, httpGet } from './fixtures/net.js';
 import { runCli, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
 
 const HELLO = 'Hello from the far side of the tunnel';
@@ -27,25 +26,6 @@ function waitForStdout(cli: SpawnedCli, re: RegExp, timeoutMs: number, what: str
 }
 
 
-/** A GET on a fresh connection; the status and the body. */
-function get(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
-  return deadline(
-    new Promise((resolve, reject) => {
-      http
-        .get(url, { agent: false, headers: { connection: 'close' } }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (body += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-          res.on('error', reject);
-        })
-        .on('error', reject);
-    }),
-    timeoutMs,
-    `GET ${url}`,
-  );
-}
-
 t.test('demo – --once: one request through the tunnel, printed, exit 0', async (t) => {
   const started = performance.now();
   const r = await runCli(['demo', '--once'], { timeoutMs: 20_000 });
@@ -63,11 +43,11 @@ t.test('demo – long-running: prints a curl hint, serves it through the tunnel,
   const [, url] = await waitForStdout(cli, /curl (http:\/\/127\.0\.0\.1:\d+\/)/, 20_000, 'the curl hint');
   t.ok(url, `a curl hint on stdout: ${url}`);
 
-  const first = await get(url!);
+  const first = await httpGet(Number(new URL(url!).port), '/');
   t.equal(first.status, 200, 'HTTP 200 through the tunnel');
   t.match(first.body, HELLO, 'the hello from the target');
   t.match(first.body, /request #1, GET \/\n$/, 'the first request the target served');
-  const second = await get(url!);
+  const second = await httpGet(Number(new URL(url!).port), '/');
   t.match(second.body, /request #2,/, 'a second request is served too');
 
   cli.kill('SIGINT');
@@ -82,7 +62,7 @@ t.test('demo – --port N forwards that port', async (t) => {
   const cli = spawnCliFor(t, ['demo', '--port', String(port)]);
   const [, url] = await waitForStdout(cli, /curl (http:\/\/127\.0\.0\.1:\d+\/)/, 20_000, 'the curl hint');
   t.equal(url, `http://127.0.0.1:${port}/`, 'the hint names the port asked for');
-  t.match((await get(url!)).body, HELLO, 'served on that port');
+  t.match((await httpGet(Number(new URL(url!).port), '/')).body, HELLO, 'served on that port');
   cli.kill('SIGINT');
   t.equal((await cli.exited(10_000)).code, 0);
 });

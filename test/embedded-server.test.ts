@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import { startEmbeddedServer, type EmbeddedServer, type EmbeddedServerOptions } from '../src/demo/embedded-server.js';
-import { startEcho, refusedPort, deadline } from './fixtures/net.js';
+import { refusedPort, deadline, listenFor, startEchoFor } from './fixtures/net.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
 
 const { Client, utils } = ssh2;
@@ -57,8 +57,7 @@ async function readAll(ch: ClientChannel): Promise<Buffer> {
 }
 
 t.test('embedded server – forwards bytes to the target and back', async (t) => {
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const s = await server(t);
   t.match(s.hostPublicKey, /^ssh-ed25519 AAAA[A-Za-z0-9+/=]+$/);
   const c = await connect(t, s);
@@ -82,9 +81,7 @@ t.test('embedded server – target EOF is a half-close: the client can still wri
     received = once(sock, 'end').then(() => Buffer.concat(chunks));
     sock.end('banner'); // target is done talking right away
   });
-  target.listen(0, '127.0.0.1');
-  await once(target, 'listening');
-  t.teardown(() => new Promise<void>((r) => target.close(() => r())));
+  await listenFor(t, target);
   const s = await server(t);
   const c = await connect(t, s);
 
@@ -102,9 +99,7 @@ t.test('embedded server – a target reset closes the channel', async (t) => {
     sock.on('error', () => {});
     sock.once('data', () => sock.resetAndDestroy());
   });
-  target.listen(0, '127.0.0.1');
-  await once(target, 'listening');
-  t.teardown(() => new Promise<void>((r) => target.close(() => r())));
+  await listenFor(t, target);
   const s = await server(t);
   const c = await connect(t, s);
 
@@ -125,8 +120,7 @@ t.test('embedded server – refused target fails the channel open with connect-f
 });
 
 t.test('embedded server – forwarding deny rejects with administratively prohibited (1)', async (t) => {
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const s = await server(t, { forwarding: 'deny' });
   const c = await connect(t, s);
   const err = await errorOf(forwardOut(c, echo.port), 'forwardOut');
@@ -183,8 +177,7 @@ t.test('embedded server – password auth for the configured pair only', async (
 });
 
 t.test('embedded server – dropConnections closes clients but keeps listening', async (t) => {
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const s = await server(t);
   const c = await connect(t, s);
   const ch = await forwardOut(c, echo.port);
@@ -202,8 +195,7 @@ t.test('embedded server – dropConnections closes clients but keeps listening',
 });
 
 t.test('embedded server – close() stops listening and is idempotent', async (t) => {
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const s = await server(t);
   const c = await connect(t, s);
   await forwardOut(c, echo.port); // left open: close() must tear it down

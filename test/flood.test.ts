@@ -9,8 +9,10 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { cliArgs, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
-import { connect, deadline, httpGet, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, refusedPort, echoRoundTrip, listen, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
+import { fdCount, rssKiB } from './fixtures/proc.js';
+import { metricSum } from './fixtures/metrics.js';
 
 
 const MiB = 1024 * 1024;
@@ -28,18 +30,6 @@ if (process.platform !== 'linux' || !fs.existsSync('/proc/self/fd')) {
 }
 
 // ---------------------------------------------------------------- /proc readings
-
-/** Open file descriptors of `pid`. */
-function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/** Resident set size of `pid`, in bytes. */
-function rss(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]) * 1024;
-}
 
 /** The soft "Max open files" limit of `pid` (or 'self'). */
 function softNoFile(pid: number | 'self'): number {
@@ -70,16 +60,6 @@ async function pollUntil<T>(read: () => T | Promise<T>, ok: (v: T) => boolean, m
 }
 
 // ---------------------------------------------------------------- HTTP (health endpoints)
-
-/** The sum of every sample of `name` whose labels include `labels` (0 when there is none). */
-function sampleSum(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.split(' ').at(-1));
-  }
-  return sum;
-}
 
 // ---------------------------------------------------------------- the sshkeep child
 
@@ -112,14 +92,6 @@ async function startChild(t: Test, targetPort: number, extra: string[] = [], env
   return { cli, pid, fwdPort, healthPort };
 }
 
-/** One echo round trip through the forward. */
-async function echoOnce(port: number, payload = 'ping'): Promise<string> {
-  const s = await connect(port);
-  const got = await deadline(roundTrip(s, payload), 5000, 'an echo round trip');
-  s.destroy();
-  return got.toString();
-}
-
 /** fd count and RSS once the fd count has held still for a few polls (the last round trip's sockets closed). */
 async function steady(pid: number): Promise<{ fds: number; rss: number }> {
   let prev = -1;
@@ -134,7 +106,7 @@ async function steady(pid: number): Promise<{ fds: number; rss: number }> {
     5000,
     'a steady fd count',
   );
-  return { fds: prev, rss: rss(pid) };
+  return { fds: prev, rss: rssKiB(pid) * 1024 };
 }
 
 // ---------------------------------------------------------------- flood
@@ -174,21 +146,21 @@ async function collected(child: Child): Promise<{ heap: number; rss: number; fds
   await child.cli.waitForLog((l) => l.event === 'test_gc' && l.n === n, 10_000, `garbage collection #${n} in the child`);
   const { fds, rss } = await steady(child.pid);
   // prom-client reads v8.getHeapStatistics() when scraped.
-  const heap = sampleSum((await httpGet(child.healthPort, '/metrics')).body.replace(/^(\w+) /gm, '$1{} '), 'nodejs_heap_size_used_bytes', {});
+  const heap = metricSum((await httpGet(child.healthPort, '/metrics')).body, 'nodejs_heap_size_used_bytes');
   return { heap, rss, fds };
 }
 
 /** Sends `n` simultaneous clients; checks they split into exactly `limit` served and the rest reset. Served ones are left open. */
 async function floodOnce(t: Test, child: Child, n: number, round: number) {
   const { pid, healthPort, fwdPort } = child;
-  const metricsBefore = sampleSum((await httpGet(healthPort, '/metrics')).body, 'sshkeep_connections_total', { result: 'limit' });
+  const metricsBefore = metricSum((await httpGet(healthPort, '/metrics')).body, 'sshkeep_connections_total', { result: 'limit' });
   // Sampled during the flood: the most descriptors and memory it ever held.
   let peakFds = 0;
   let peakRss = 0;
   const sample = () => {
     try {
       peakFds = Math.max(peakFds, fdCount(pid));
-      peakRss = Math.max(peakRss, rss(pid));
+      peakRss = Math.max(peakRss, rssKiB(pid) * 1024);
     } catch {}
   };
   sample();
@@ -213,8 +185,8 @@ async function floodOnce(t: Test, child: Child, n: number, round: number) {
   t.equal((await httpGet(healthPort, '/healthz')).status, 200, '/healthz answers at the limit');
   t.equal((await httpGet(healthPort, '/readyz')).status, 503, '/readyz: not ready while at --max-connections');
   const metrics = (await httpGet(healthPort, '/metrics')).body;
-  t.equal(sampleSum(metrics, 'sshkeep_connections_total', { result: 'limit' }) - metricsBefore, resets.length, 'sshkeep_connections_total{result="limit"} counts every reset client');
-  t.equal(sampleSum(metrics, 'sshkeep_connections_active', {}), MAX_CONNECTIONS, 'sshkeep_connections_active is the limit');
+  t.equal(metricSum(metrics, 'sshkeep_connections_total', { result: 'limit' }) - metricsBefore, resets.length, 'sshkeep_connections_total{result="limit"} counts every reset client');
+  t.equal(metricSum(metrics, 'sshkeep_connections_active', {}), MAX_CONNECTIONS, 'sshkeep_connections_active is the limit');
 
   // Close every served client; sshkeep must give back their sockets and channels.
   await Promise.all(
@@ -238,14 +210,13 @@ t.test(`flood – ${FLOOD} simultaneous clients with --max-connections ${MAX_CON
   if (n < FLOOD) t.comment(`scaled down to ${n} clients: this process's soft RLIMIT_NOFILE is ${ownLimit} (needs ~${FLOOD + 2 * MAX_CONNECTIONS + 300})`);
   t.ok(n > MAX_CONNECTIONS * 2, `enough descriptors for a meaningful flood (soft limit ${ownLimit}, ${n} clients)`);
 
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const child = await startChild(t, echo.port, ['--max-connections', String(MAX_CONNECTIONS)], { NODE_OPTIONS: GC_ON_SIGNAL });
   const { pid, fwdPort, healthPort, cli } = child;
   const childLimit = softNoFile(pid);
   t.ok(childLimit >= MAX_CONNECTIONS * 2 + 100, `the sshkeep child may open its ${MAX_CONNECTIONS} clients and their channels (soft limit ${childLimit})`);
 
-  t.equal(await echoOnce(fwdPort), 'ping', 'a round trip before the flood');
+  t.equal((await echoRoundTrip(fwdPort, 'ping')).toString(), 'ping', 'a round trip before the flood');
   await httpGet(healthPort, '/metrics'); // the first scrape's allocations belong to the baseline
   const base = await collected(child);
   t.comment(`baseline: ${base.fds} fds, RSS ${mb(base.rss)}, JS heap in use ${mb(base.heap)}`);
@@ -266,7 +237,7 @@ t.test(`flood – ${FLOOD} simultaneous clients with --max-connections ${MAX_CON
   }
   t.ok(after[1]!.heap < after[0]!.heap + HEAP_SLACK / 2, `no growth from one flood to the next: JS heap ${mb(after[0]!.heap)} -> ${mb(after[1]!.heap)}`);
 
-  t.equal(await echoOnce(fwdPort, 'after the flood'), 'after the flood', 'a new round trip works after the floods');
+  t.equal((await echoRoundTrip(fwdPort, 'after the flood')).toString(), 'after the flood', 'a new round trip works after the floods');
   t.equal((await httpGet(healthPort, '/healthz')).status, 200, '/healthz still answers');
   t.equal(cli.child.exitCode, null, 'sshkeep is still running');
 });
@@ -311,10 +282,10 @@ function flood(sock: net.Socket) {
  * bytes moved run past their bounds (unbounded buffering would get there within a second).
  */
 async function watchStall(t: Test, pid: number, base: number, writer: ReturnType<typeof flood>) {
-  let peak = rss(pid);
+  let peak = rssKiB(pid) * 1024;
   const overBound = () => peak - base >= RSS_BOUND || writer.state.offered >= MOVED_BOUND;
   await pollUntil(
-    () => (peak = Math.max(peak, rss(pid))),
+    () => (peak = Math.max(peak, rssKiB(pid) * 1024)),
     () => overBound() || writer.stalledMs() > 1000,
     20_000,
     'the writer to stall',
@@ -323,7 +294,7 @@ async function watchStall(t: Test, pid: number, base: number, writer: ReturnType
     const stalledAt = writer.state.offered;
     const sampleUntil = performance.now() + 2000;
     await pollUntil(
-      () => (peak = Math.max(peak, rss(pid))),
+      () => (peak = Math.max(peak, rssKiB(pid) * 1024)),
       () => overBound() || performance.now() > sampleUntil,
       5000,
       'RSS samples during the stall',
@@ -340,8 +311,7 @@ t.test('backpressure – a client that never reads while the target sends 1 GiB:
     targetClosed.push(closed(s));
     writer = flood(s);
   });
-  target.listen(0, '127.0.0.1');
-  await once(target, 'listening');
+  await listen(target);
   t.teardown(() => {
     writer?.stop();
     target.close();
@@ -374,8 +344,7 @@ t.test('backpressure – a target that never reads while the client sends 1 GiB:
     s.on('error', () => {});
     accepted.push(s);
   });
-  target.listen(0, '127.0.0.1');
-  await once(target, 'listening');
+  await listen(target);
   t.teardown(() => {
     for (const s of accepted) s.destroy();
     target.close();

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { once } from 'node:events';
-import { connect, deadline, refusedPort, roundTrip, startEcho, until } from './fixtures/net.js';
+import { connect, deadline, refusedPort, roundTrip, until, startEchoFor } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startEchoTunnel, startServer, startSshkeep } from './fixtures/tunnel.js';
 
@@ -16,8 +16,7 @@ function howItEnds(sock: import('node:net').Socket): Promise<string> {
 t.test('forward failures – a refused target resets that client only; the listener and tunnel live on', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const dead = await refusedPort();
   const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${dead}`, `0:127.0.0.1:${echo.port}`]));
   await deadline(app.ready(), 5000, 'tunnel ready');

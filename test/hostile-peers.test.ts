@@ -11,12 +11,13 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { connect, deadline, outcome, roundTrip, startEcho, until } from './fixtures/net.js';
+import { connect, deadline, outcome, roundTrip, until, listen, startEchoFor } from './fixtures/net.js';
 import { inputFor, makeKeys, startServer, startSshkeep, LogCapture } from './fixtures/tunnel.js';
 import { LocalForward, type Limits } from '../src/forward/local-forward.js';
 import { parseDynamicForward } from '../src/config/forward-spec.js';
 import { createLogger } from '../src/ops/logger.js';
 import { DEFAULTS } from '../src/config/defaults.js';
+import { prng } from './fixtures/prng.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -24,24 +25,12 @@ const MiB = 1024 * KiB;
 /** Resolves at the socket's 'close', however it ends (events.once would reject on an error first). */
 const closed = (s: net.Socket) => new Promise<void>((resolve) => s.once('close', () => resolve()));
 
-/** A deterministic PRNG (mulberry32), so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------- slow clients
 
 t.test('slow clients – held clients that send nothing are reset at --hold-timeout, not before, and nothing is left held', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`], { holdTimeout: '1s' }));
   await deadline(app.ready(), 5000, 'the tunnel ready');
   const port = bound[0]!.port;
@@ -77,8 +66,7 @@ t.test('slow clients – held clients that send nothing are reset at --hold-time
 t.test('slow clients – a SOCKS handshake that stalls is closed at its timeout: 10 s by default, or as configured', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [], { dynamicForwards: ['127.0.0.1:0'] }));
   await deadline(app.ready(), 5000, 'the tunnel ready');
 
@@ -178,8 +166,7 @@ async function startResettingEcho(t: Test) {
     });
     s.on('end', () => s.end());
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  await listen(server);
   t.teardown(() => {
     for (const s of sockets) s.destroy();
     return new Promise<void>((r) => server.close(() => r()));

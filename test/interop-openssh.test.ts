@@ -7,7 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { createCipheriv, createHash } from 'node:crypto';
 import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
-import { connect, deadline, outcome, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, outcome, refusedPort, roundTrip, listen, startEchoFor } from './fixtures/net.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 
 type Line = Record<string, unknown>;
@@ -73,8 +73,7 @@ async function startTarget(t: Test, handle: (s: net.Socket) => void): Promise<nu
     s.on('close', () => sockets.delete(s));
     handle(s);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  await listen(server);
   t.teardown(async () => {
     for (const s of sockets) s.destroy();
     await new Promise<void>((r) => server.close(() => r()));
@@ -88,8 +87,7 @@ async function main(): Promise<void> {
   if (!requireSshd(t)) return;
   // One sshd for every test that does not need its own config or kills it.
   const sshd = await startSshd(t);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
 
   t.test('openssh interop – bytes echo through sshd', async (t) => {
     const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${echo.port}`] }));

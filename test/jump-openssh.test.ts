@@ -6,14 +6,14 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostKeyError } from '../src/errors.js';
 import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, outcome, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, outcome, expectEcho, startEchoFor } from './fixtures/net.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { ISOLATED_NO_F, logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js';
+import { tempDir } from './fixtures/tmp.js';
 
 type Line = Record<string, unknown>;
 
@@ -36,23 +36,16 @@ function hostBlock(name: string, sshd: Sshd, extra: string[] = [], knownHosts = 
   ].join('\n');
 }
 
-/** A temp dir for this test, removed at teardown. */
-function tempDir(t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-jump-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 /** Writes an ssh_config of `blocks` (plus `Host *` with no global known_hosts) and returns its path. */
 function writeConfig(t: Test, blocks: string[]): string {
-  const file = path.join(tempDir(t), 'ssh_config');
+  const file = path.join(tempDir(t, 'sshkeep-jump-'), 'ssh_config');
   fs.writeFileSync(file, [...blocks, 'Host *\n  GlobalKnownHostsFile none', ''].join('\n'));
   return file;
 }
 
 /** A known_hosts file recording `publicKey` for 127.0.0.1:port. */
 function knownHostsWith(t: Test, port: number, publicKey: string): string {
-  const file = path.join(tempDir(t), 'known_hosts');
+  const file = path.join(tempDir(t, 'sshkeep-jump-'), 'known_hosts');
   fs.writeFileSync(file, `[127.0.0.1]:${port} ${publicKey}\n`);
   return file;
 }
@@ -66,13 +59,6 @@ function logFrom(sshd: Sshd): () => string {
 /** sshd (at DEBUG1) logging a direct-tcpip channel to 127.0.0.1:port. */
 function directTcpipTo(port: number): RegExp {
   return new RegExp(`server_request_direct_tcpip: originator \\S+ port \\d+, target 127\\.0\\.0\\.1 port ${port}\\b`);
-}
-
-/** A fresh connection to the forward at `port` echoes a payload byte for byte. */
-async function echoes(t: Test, port: number, label: string): Promise<void> {
-  const payload = `${label} \u00e9\u0000\xff `.repeat(100);
-  const reply = await deadline(roundTrip(await connect(port), payload), 5000, `${label}: echo`);
-  t.equal(reply.toString(), payload, `${label}: echoed byte for byte`);
 }
 
 /** The rejection of `p`, or null if it resolved. */
@@ -94,8 +80,7 @@ async function main(): Promise<void> {
   if (!requireSshd(t)) return;
   // Shared by the tests that do not kill a server: A is the usual jump host, B the usual target.
   const [A, B] = await Promise.all([startSshd(t, { extraConfig: DEBUG_LOG }), startSshd(t, { extraConfig: DEBUG_LOG })]);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const forward = `0:127.0.0.1:${echo.port}`;
 
   t.test('ProxyJump in ssh_config: a two-hop chain, each hop with its own key and known_hosts', async (t) => {
@@ -104,7 +89,7 @@ async function main(): Promise<void> {
     const cfg = writeConfig(t, [hostBlock('hop-a', A), hostBlock('target-b', B, ['ProxyJump hop-a'])]);
     const { app, bound, logs } = await startSshkeep(t, { destination: 'target-b', configFile: cfg, localForwards: [forward] });
     await deadline(app.ready(), READY_MS, `tunnel ready\n${dump(logs)}\nA:\n${aLog()}\nB:\n${bLog()}`);
-    await echoes(t, bound[0]!.port, 'through A to B');
+    await expectEcho(t, bound[0]!.port, 'through A to B');
 
     // A authenticated us with A's key, then opened the channel that carries the SSH connection to B.
     t.match(aLog(), new RegExp(`Accepted publickey for ${A.user} from 127\\.0\\.0\\.1`), 'A authenticated the client');
@@ -130,7 +115,7 @@ async function main(): Promise<void> {
       const aLog = logFrom(A);
       const { app, bound, logs } = await startSshkeep(t, { destination: 'target-b-direct', configFile: cfg, jump: 'hop-a', localForwards: [forward] });
       await deadline(app.ready(), READY_MS, `tunnel ready\n${dump(logs)}`);
-      await echoes(t, bound[0]!.port, 'jump hop-a');
+      await expectEcho(t, bound[0]!.port, 'jump hop-a');
       t.match(aLog(), directTcpipTo(B.port), "A forwarded a channel to B's port");
     });
 
@@ -143,7 +128,7 @@ async function main(): Promise<void> {
         localForwards: [forward],
       });
       await deadline(app.ready(), READY_MS, `tunnel ready\n${dump(logs)}`);
-      await echoes(t, bound[0]!.port, 'jump user@hop-a-bare:port');
+      await expectEcho(t, bound[0]!.port, 'jump user@hop-a-bare:port');
       t.match(aLog(), directTcpipTo(B.port), "A forwarded a channel to B's port");
     });
 
@@ -152,7 +137,7 @@ async function main(): Promise<void> {
       const cli = spawnCliFor(t, ['-F', cfg, ...ISOLATED_NO_F, '-J', 'hop-a', '-L', forward, 'target-b-direct']);
       const listen = await cli.waitForLog(logIs('listen'), 10_000, 'listen line');
       await cli.waitForLog(logIs('state', { to: 'ready' }), READY_MS, 'state ready');
-      await echoes(t, portOf(listen), 'CLI -J hop-a');
+      await expectEcho(t, portOf(listen), 'CLI -J hop-a');
       t.match(aLog(), directTcpipTo(B.port), "A forwarded a channel to B's port");
       cli.kill('SIGTERM');
       t.equal((await cli.exited(10_000)).code, 0, 'exits 0 on SIGTERM');
@@ -170,7 +155,7 @@ async function main(): Promise<void> {
     ]);
     const { app, bound, logs } = await startSshkeep(t, { destination: 'target-c', configFile: cfg, localForwards: [forward] });
     await deadline(app.ready(), READY_MS, `tunnel ready\n${dump(logs)}\nA:\n${aLog()}\nB:\n${bLog()}\nC:\n${C.logs()}`);
-    await echoes(t, bound[0]!.port, 'through A and B to C');
+    await expectEcho(t, bound[0]!.port, 'through A and B to C');
     t.match(aLog(), directTcpipTo(B.port), 'A carried the connection to B');
     t.notMatch(aLog(), directTcpipTo(C.port), 'A did not connect to C directly');
     t.match(bLog(), directTcpipTo(C.port), 'B carried the connection to C');
@@ -242,7 +227,7 @@ async function main(): Promise<void> {
     await a.restart();
     await logs.waitFor(stateTo('ready', (l) => Number(l.generation) >= 2), 15_000, `tunnel ready again\n${dump(logs)}`);
     t.ok(app.tunnel.generation >= 2, 'a new generation');
-    await echoes(t, bound[0]!.port, 'after the hop came back');
+    await expectEcho(t, bound[0]!.port, 'after the hop came back');
     t.match(aAgain(), new RegExp(`Accepted publickey for ${a.user}`), 'the new chain authenticated to A again');
     t.match(bAgain(), new RegExp(`Accepted publickey for ${b.user}`), 'and to B over it');
   });
@@ -275,7 +260,7 @@ async function main(): Promise<void> {
     const bLog = logFrom(b);
     const { app, bound, logs } = await startSshkeep(t, { destination: 'target-b', configFile: cfg, jump: 'none', localForwards: [forward] });
     await deadline(app.ready(), READY_MS, `tunnel ready without A\n${dump(logs)}`);
-    await echoes(t, bound[0]!.port, '-J none');
+    await expectEcho(t, bound[0]!.port, '-J none');
     t.match(bLog(), new RegExp(`Accepted publickey for ${b.user} from 127\\.0\\.0\\.1`), 'B authenticated the client directly');
     t.equal(app.tunnel.generation, 1, 'first attempt');
   });
@@ -286,7 +271,7 @@ async function main(): Promise<void> {
       const cfg = writeConfig(t, [hostBlock('target-b-pc', B, [`ProxyCommand ${process.execPath} ${RELAY} %h %p %r %n`])]);
       const { app, bound, logs } = await startSshkeep(t, { destination: 'target-b-pc', configFile: cfg, localForwards: [forward] });
       await deadline(app.ready(), READY_MS, `tunnel ready\n${dump(logs)}`);
-      await echoes(t, bound[0]!.port, 'over ProxyCommand');
+      await expectEcho(t, bound[0]!.port, 'over ProxyCommand');
       const line = await logs.waitFor(
         (l) => l.event === 'proxy_command' && l.level === 'warn',
         5000,
@@ -302,7 +287,7 @@ async function main(): Promise<void> {
         sshdInput(B, { options: [`ProxyCommand=${process.execPath} ${RELAY} %h %p`], localForwards: [forward] }),
       );
       await deadline(app.ready(), READY_MS, `tunnel ready\n${dump(logs)}`);
-      await echoes(t, bound[0]!.port, 'over -o ProxyCommand');
+      await expectEcho(t, bound[0]!.port, 'over -o ProxyCommand');
       const line = await logs.waitFor((l) => l.event === 'proxy_command' && l.level === 'warn', 5000, "the relay's stderr line");
       t.equal(line.msg, `ProxyCommand: stdio-relay: connected to 127.0.0.1:${B.port}`, 'the command ran');
     });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { connect, deadline, httpGet, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, refusedPort, roundTrip, startEchoFor } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startRelay, startServer, LogCapture } from './fixtures/tunnel.js';
 import { resolveTunnel } from '../src/config/resolve.js';
@@ -11,27 +11,18 @@ import { Fleet } from '../src/fleet.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { startHealthServer } from '../src/ops/health.js';
 import { createLogger } from '../src/ops/logger.js';
+import { metricValue } from './fixtures/metrics.js';
 
 
 /** Resolves when the socket has closed, however (events.once would reject on its reset). */
 const closed = (s: net.Socket) => new Promise((resolve) => s.on('close', resolve));
-
-/** The value of one sample line of the Prometheus text, or undefined. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').at(-1));
-  }
-  return undefined;
-}
 
 /** One tunnel through a fault relay, with health endpoints and metrics, like the CLI wires them. */
 async function setup(t: Test, extraForwards: string[] = [], process = { maxConnections: 0, maxHeld: 1024 }, dynamicForwards: string[] = []) {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const logs = new LogCapture();
   const config = resolveTunnel(
     inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`, ...extraForwards], { keepaliveInterval: '500ms', holdTimeout: '1s', dynamicForwards }),
@@ -119,21 +110,21 @@ t.test('metrics – names, labels and counters move with what happens', async (t
 
   const text = (await httpGet(healthPort, '/metrics')).body;
   const tunnel = app.name;
-  t.equal(sample(text, 'sshkeep_tunnel_up', { tunnel }), 1);
-  t.equal(sample(text, 'sshkeep_tunnel_state', { tunnel, state: 'ready' }), 1);
-  t.equal(sample(text, 'sshkeep_tunnel_state', { tunnel, state: 'reconnecting' }), 0);
-  t.equal(sample(text, 'sshkeep_tunnel_reconnects_total', { tunnel }), 1);
-  t.ok((sample(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }) ?? 0) >= 1, 'RTT histogram has samples');
-  t.equal(sample(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'ok' }), 1);
-  t.equal(sample(text, 'sshkeep_connections_total', { forward: refused!.name, result: 'target_refused' }), 1);
-  t.equal(sample(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'reset_by_tunnel_loss' }), 1);
-  t.equal(sample(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'hold_timeout' }), 1);
-  t.equal(sample(text, 'sshkeep_bytes_total', { forward: ok!.name, direction: 'up' }), 6, '5 + 1 bytes up');
-  t.equal(sample(text, 'sshkeep_bytes_total', { forward: ok!.name, direction: 'down' }), 6);
-  t.equal(sample(text, 'sshkeep_connections_active', { forward: ok!.name }), 0);
-  t.equal(sample(text, 'sshkeep_connections_held', { forward: ok!.name }), 0);
-  t.ok((sample(text, 'sshkeep_outage_seconds_total', { tunnel }) ?? 0) > 0.5, 'the outage was counted');
-  t.ok(sample(text, 'process_cpu_user_seconds_total') !== undefined, 'default process metrics too');
+  t.equal(metricValue(text, 'sshkeep_tunnel_up', { tunnel }), 1);
+  t.equal(metricValue(text, 'sshkeep_tunnel_state', { tunnel, state: 'ready' }), 1);
+  t.equal(metricValue(text, 'sshkeep_tunnel_state', { tunnel, state: 'reconnecting' }), 0);
+  t.equal(metricValue(text, 'sshkeep_tunnel_reconnects_total', { tunnel }), 1);
+  t.ok((metricValue(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }) ?? 0) >= 1, 'RTT histogram has samples');
+  t.equal(metricValue(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'ok' }), 1);
+  t.equal(metricValue(text, 'sshkeep_connections_total', { forward: refused!.name, result: 'target_refused' }), 1);
+  t.equal(metricValue(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'reset_by_tunnel_loss' }), 1);
+  t.equal(metricValue(text, 'sshkeep_connections_total', { forward: ok!.name, result: 'hold_timeout' }), 1);
+  t.equal(metricValue(text, 'sshkeep_bytes_total', { forward: ok!.name, direction: 'up' }), 6, '5 + 1 bytes up');
+  t.equal(metricValue(text, 'sshkeep_bytes_total', { forward: ok!.name, direction: 'down' }), 6);
+  t.equal(metricValue(text, 'sshkeep_connections_active', { forward: ok!.name }), 0);
+  t.equal(metricValue(text, 'sshkeep_connections_held', { forward: ok!.name }), 0);
+  t.ok((metricValue(text, 'sshkeep_outage_seconds_total', { tunnel }) ?? 0) > 0.5, 'the outage was counted');
+  t.ok(metricValue(text, 'process_cpu_user_seconds_total') !== undefined, 'default process metrics too');
 });
 
 t.test('metrics – every series of a tunnel and its forwards exists at 0 before anything happens', async (t) => {
@@ -163,6 +154,6 @@ t.test('limits – past --max-connections clients are reset, counted, and /ready
   const code = await deadline(new Promise<string>((r) => second.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? ''))), 5000, 'second reset');
   t.equal(code, 'ECONNRESET');
   const text = (await httpGet(healthPort, '/metrics')).body;
-  t.equal(sample(text, 'sshkeep_connections_total', { forward: app.forwards[0]!.name, result: 'limit' }), 1);
+  t.equal(metricValue(text, 'sshkeep_connections_total', { forward: app.forwards[0]!.name, result: 'limit' }), 1);
   first.destroy();
 });

@@ -3,45 +3,27 @@
  * re-binding after a forced reconnect, a port held by someone else (retry, ExitOnForwardFailure,
  * /readyz), Unix sockets on either side, and a local target that refuses.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { ListenError } from '../src/errors.js';
 import type { RemoteForward, RemoteForwardState } from '../src/forward/remote-forward.js';
-import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, httpGet, outcome, refusedPort, roundTrip, startEcho } from './fixtures/net.js';
+import { requireSshd, sshdInput, startSshd, sshdLogin } from './fixtures/sshd.js';
+import { connect, deadline, outcome, refusedPort, roundTrip, startEcho, getJson, expectEcho, startEchoFor } from './fixtures/net.js';
 import { Relay } from './fixtures/relay.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
-import { ISOLATED, logIs, portOf, runCli, spawnCliFor, type LogLine } from './fixtures/cli.js';
-
-/** GET a health endpoint and parse its JSON body. */
-async function get(port: number, urlPath: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  const { status, body } = await httpGet(port, urlPath);
-  return { status, json: JSON.parse(body) as Record<string, unknown> };
-}
+import { logIs, portOf, runCli, spawnCliFor, type LogLine } from './fixtures/cli.js';
+import { tempDir } from './fixtures/tmp.js';
+import { loginArgs } from './fixtures/login.js';
 
 type Line = Record<string, unknown>;
 
 const READY_MS = 10_000;
 /** A refused -R is retried with a full-jitter backoff capped at 5 s: bound again well within this. */
 const REBIND_MS = 15_000;
-
-/** CLI arguments for the fixture sshd, isolated from the machine's ssh config. */
-function cliArgsFor(sshd: Sshd, extra: string[]): string[] {
-  return [
-    ...ISOLATED,
-    '-p', String(sshd.port),
-    '-i', sshd.userKeyPath,
-    '-o', `UserKnownHostsFile=${sshd.knownHostsPath}`,
-    '--log-format', 'json',
-    ...extra,
-    `${sshd.user}@127.0.0.1`,
-  ];
-}
 
 /** Resolves with the `n`-th log line (1-based, already logged or still to come) matching `pred`. */
 function nthLine(logs: LogCapture, pred: (l: Line) => boolean, n: number, ms: number, what: string): Promise<Line> {
@@ -117,32 +99,8 @@ async function squat(port: number): Promise<{ close(): Promise<void> }> {
   return { close };
 }
 
-/** A half-close-aware echo server listening at `where` (a TCP port on 127.0.0.1, or a Unix socket path). */
-async function echoAt(t: Test, where: { port: number } | { path: string }): Promise<void> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    s.pipe(s);
-  });
-  server.listen('path' in where ? { path: where.path } : { port: where.port, host: '127.0.0.1' });
-  await once(server, 'listening');
-  t.teardown(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-}
-
 function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
-}
-
-/** Connects to the server's listener and checks a short echo round trip. */
-async function echoVia(t: Test, port: number, what: string): Promise<void> {
-  const sock = await deadline(connect(port), 5000, `connect to ${what}`);
-  const payload = Buffer.from(`through ${what} \u00e9\u0000\xff`);
-  t.same(await deadline(roundTrip(sock, payload), 5000, `echo through ${what}`), payload, `echo through ${what}`);
 }
 
 type RemoteReport = { spec: string; state: string; port?: number; error?: string };
@@ -153,8 +111,7 @@ async function main(): Promise<void> {
   if (!requireSshd(t)) return;
   // sshd notices a dead session within ~3 s (and frees its -R ports); a Unix socket can be bound again.
   const sshd = await startSshd(t, { extraConfig: ['ClientAliveInterval 1', 'ClientAliveCountMax 2', 'StreamLocalBindUnlink yes'] });
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
 
   t.test('-R 0: the server picks a port; echo, 1 MiB intact, half-close carried', async (t) => {
     const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${echo.port}`] }));
@@ -170,7 +127,7 @@ async function main(): Promise<void> {
     t.equal(app.report().remoteForwards[0]!.error, undefined, 'no error while bound');
 
     // A short round trip through sshd's listener; roundTrip half-closes and waits for the echo's end.
-    await echoVia(t, port!, 'the server-chosen port');
+    await expectEcho(t, port!, 'the server-chosen port');
 
     // 1 MiB through sshd's listener and back, checked by sha256.
     const payload = randomBytes(1024 * 1024);
@@ -200,7 +157,7 @@ async function main(): Promise<void> {
     const listen = await nthLine(logs, logIs('remote_listen'), 1, 5000, 'remote_listen');
     t.match(listen, { forward: `remote:localhost:${port}->127.0.0.1:${echo.port}` }, 'logged with its forward name');
     t.equal(app.report().remoteForwards[0]!.port, port, 'report names the fixed port');
-    await echoVia(t, port, `fixed port ${port}`);
+    await expectEcho(t, port, `fixed port ${port}`);
   });
 
   t.test('-R PORT is bound again after a forced reconnect (the old flow goes silent)', async (t) => {
@@ -220,7 +177,7 @@ async function main(): Promise<void> {
     const rf = app.remoteForwards[0]!;
     await whenState(rf, 'bound', READY_MS, '-R bound');
     const firstGeneration = app.tunnel.generation;
-    await echoVia(t, port, 'the port before the fault');
+    await expectEcho(t, port, 'the port before the fault');
 
     // A NAT forgets the flow: the old session hears nothing more; sshd's child still holds the port
     // until its ClientAlive checks give up on it.
@@ -231,7 +188,7 @@ async function main(): Promise<void> {
     t.equal(second.port, port, 'the same fixed port');
     t.equal(rf.state, 'bound', 'state bound again');
     t.equal(app.report().remoteForwards[0]!.port, port, 'report names the port again');
-    await echoVia(t, port, 'the port after the reconnect');
+    await expectEcho(t, port, 'the port after the reconnect');
     t.ok(Date.now() - dropped < 20_000, `reachable again within 20 s (${Date.now() - dropped} ms)`);
     for (const refused of logs.find('remote_refused')) {
       t.match(refused, { forward: `remote:localhost:${port}->127.0.0.1:${echo.port}`, error: /\S/ }, `a refusal (attempt ${refused.attempt}) says why`);
@@ -259,7 +216,7 @@ async function main(): Promise<void> {
     squatted = false;
     await whenState(rf, 'bound', REBIND_MS, 'bound once the port is free');
     t.equal(app.report().remoteForwards[0]!.error, undefined, 'error cleared once bound');
-    await echoVia(t, port, 'the freed port');
+    await expectEcho(t, port, 'the freed port');
   });
 
   t.test('ExitOnForwardFailure=yes: a refused -R is fatal', async (t) => {
@@ -279,7 +236,7 @@ async function main(): Promise<void> {
     });
 
     t.test('CLI: exit 2 with one paragraph, no stack', async (t) => {
-      const r = await runCli(cliArgsFor(sshd, ['-R', spec, '-o', 'ExitOnForwardFailure=yes']));
+      const r = await runCli(loginArgs(sshdLogin(sshd), ['--log-format', 'json', '-R', spec, '-o', 'ExitOnForwardFailure=yes']));
       t.equal(r.code, 2, 'exit 2', { stderr: r.stderr });
       const plain = r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
       t.equal(plain.length, 1, `one line for a person:\n${plain.join('\n')}`);
@@ -293,33 +250,33 @@ async function main(): Promise<void> {
     const squatter = await squat(port);
     let squatted = true;
     t.teardown(() => (squatted ? squatter.close() : undefined));
-    const cli = spawnCliFor(t, cliArgsFor(sshd, ['--health', '127.0.0.1:0', '-R', `${port}:127.0.0.1:${echo.port}`]));
+    const cli = spawnCliFor(t, loginArgs(sshdLogin(sshd), ['--log-format', 'json', '--health', '127.0.0.1:0', '-R', `${port}:127.0.0.1:${echo.port}`]));
     const health = portOf(await cli.waitForLog(logIs('health'), READY_MS, 'the health line'));
     await cli.waitForLog(logIs('remote_refused'), READY_MS, 'remote_refused');
 
     // Between attempts the forward is 'retrying'; during one, briefly 'requesting'. Either way, not ready.
-    let notReady = await get(health, '/readyz');
-    for (let i = 0; i < 5 && remoteOf(notReady.json)[0]?.state === 'requesting'; i++) notReady = await get(health, '/readyz');
+    let notReady = await getJson(health, '/readyz');
+    for (let i = 0; i < 5 && remoteOf(notReady.body)[0]?.state === 'requesting'; i++) notReady = await getJson(health, '/readyz');
     t.equal(notReady.status, 503, '/readyz 503 while the -R is refused');
-    t.match(remoteOf(notReady.json), [{ spec: `${port}:127.0.0.1:${echo.port}`, state: 'retrying', error: /\S/ }], 'reported as retrying, with the error');
+    t.match(remoteOf(notReady.body), [{ spec: `${port}:127.0.0.1:${echo.port}`, state: 'retrying', error: /\S/ }], 'reported as retrying, with the error');
 
     await squatter.close();
     squatted = false;
     const listen: LogLine = await cli.waitForLog(logIs('remote_listen'), REBIND_MS, 'remote_listen once the port is free');
     t.equal(listen.port, port, 'bound on the port');
-    const ready = await get(health, '/readyz');
+    const ready = await getJson(health, '/readyz');
     t.equal(ready.status, 200, '/readyz 200 once bound');
-    t.match(remoteOf(ready.json), [{ state: 'bound', port }], 'reported as bound on the port');
-    t.notOk(remoteOf(ready.json)[0]?.error, 'no error once bound');
-    await echoVia(t, port, 'the port the CLI bound');
+    t.match(remoteOf(ready.body), [{ state: 'bound', port }], 'reported as bound on the port');
+    t.notOk(remoteOf(ready.body)[0]?.error, 'no error once bound');
+    await expectEcho(t, port, 'the port the CLI bound');
   });
 
   t.test('Unix sockets: -R /remote.sock:host:port and -R 0:/local.sock', async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-rfwd-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, 'sshkeep-rfwd-');
     const remoteSock = path.join(dir, 'remote.sock');
     const localSock = path.join(dir, 'unix-echo.sock');
-    await echoAt(t, { path: localSock });
+    const unixEcho = await startEcho({ path: localSock });
+    t.teardown(() => unixEcho.close());
     const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`${remoteSock}:127.0.0.1:${echo.port}`, `0:${localSock}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     await whenState(app.remoteForwards[0]!, 'bound', READY_MS, '-R socket path bound');
@@ -336,7 +293,7 @@ async function main(): Promise<void> {
     // The server's TCP port comes back to a local Unix socket.
     const port = app.report().remoteForwards[1]!.port;
     t.ok(typeof port === 'number' && port > 0, `the server chose port ${port}`);
-    await echoVia(t, port!, 'a TCP port to a local Unix socket');
+    await expectEcho(t, port!, 'a TCP port to a local Unix socket');
   });
 
   t.test('a local target that refuses: the connection is closed, the next one works', async (t) => {
@@ -355,8 +312,9 @@ async function main(): Promise<void> {
     t.equal(app.tunnel.state, 'ready', 'the tunnel is still ready');
     t.equal(rf.state, 'bound', 'the forward is still bound');
 
-    await echoAt(t, { port: target });
-    await echoVia(t, port, 'the port once the target listens');
+    const targetEcho = await startEcho({ port: target, host: '127.0.0.1' });
+    t.teardown(() => targetEcho.close());
+    await expectEcho(t, port, 'the port once the target listens');
   });
 }
 

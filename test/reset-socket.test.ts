@@ -5,12 +5,11 @@
  */
 import t, { type Test } from 'tap';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import fs from 'node:fs';
 import { once } from 'node:events';
 import { resetSocket } from '../src/forward/reset-socket.js';
 import { deadline, outcome } from './fixtures/net.js';
+import { tempDir } from './fixtures/tmp.js';
 
 /** A connected pair: `ours` is the server side we reset, `peer` the client that observes. */
 async function pair(t: Test, where: { port: number } | { path: string }, server: net.Server) {
@@ -42,8 +41,7 @@ t.test('TCP: the peer sees ECONNRESET, not a clean end', async (t) => {
 });
 
 t.test('Unix socket: closed without throwing (no RST exists there)', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-reset-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'sshkeep-reset-');
   const file = path.join(dir, 's.sock');
   const server = net.createServer({ allowHalfOpen: true }).listen(file);
   await once(server, 'listening');

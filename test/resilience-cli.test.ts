@@ -3,9 +3,9 @@
  * a lid close or a debugger would), the network changes under it, and it is resumed.
  */
 import t from 'tap';
-import { connect, deadline, roundTrip } from './fixtures/net.js';
+import { connect, deadline, roundTrip, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startRelay, startServer } from './fixtures/tunnel.js';
-import { ISOLATED, logIs, portOf, spawnCliFor, startCountingEcho, type LogLine } from './fixtures/cli.js';
+import { ISOLATED, logIs, portOf, spawnCliFor, type LogLine } from './fixtures/cli.js';
 
 /** How long the process stays suspended: more than the wake watch's 2 s lateness threshold. */
 const SUSPENDED_MS = 4000;
@@ -14,7 +14,7 @@ t.test('cli resilience – suspended while the link changed: on resume a spare t
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
-  const echo = await startCountingEcho(t);
+  const echo = await startEchoFor(t);
   const cli = spawnCliFor(t, [
     ...ISOLATED,
     '-p', String(relay.port),

@@ -4,13 +4,13 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
-import net from 'node:net';
 import { once } from 'node:events';
 import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
-import { connect, deadline, outcome, roundTrip, startEcho } from './fixtures/net.js';
-import { nextState } from './fixtures/status.js';
+import { connect, deadline, outcome, roundTrip, echoOn, startEchoFor } from './fixtures/net.js';
+import { nextState, blackholeUntilSuspect } from './fixtures/status.js';
 import { Relay } from './fixtures/relay.js';
 import { startSshkeep } from './fixtures/tunnel.js';
+import { signalAll } from './fixtures/proc.js';
 
 type Line = Record<string, unknown>;
 
@@ -34,34 +34,9 @@ async function tunnelTo(t: Test, sshd: Sshd, echoPort: number, port = sshd.port)
   return { app, port: bound[0]!.port, logs };
 }
 
-/** Sends `text` on an open socket and waits for it to come back. */
-async function echoOn(sock: net.Socket, text: string): Promise<string> {
-  let got = '';
-  const back = new Promise<string>((resolve) => {
-    const on = (c: Buffer) => {
-      got += c.toString();
-      if (got.length >= text.length) {
-        sock.off('data', on);
-        resolve(got);
-      }
-    };
-    sock.on('data', on);
-  });
-  sock.write(text);
-  return deadline(back, 5000, `echo of ${text}`);
-}
-
 /** The old connection recovered, or a spare took over and the old one drains, or it was closed. */
 const recoveredOrDrained = (l: Line) =>
   (l.event === 'state' && l.to === 'ready' && /answered again/.test(String(l.reason))) || l.event === 'drain' || l.event === 'retire';
-
-function signalAll(pids: number[], sig: NodeJS.Signals): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, sig);
-    } catch {}
-  }
-}
 
 /**
  * SIGSTOPs sshd's listener and every session process under it (the per-connection sshd children,
@@ -82,8 +57,7 @@ function freeze(sshd: Sshd): number[] {
 
 async function main(): Promise<void> {
   if (!requireSshd(t)) return;
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
 
   t.test('openssh resilience – sshd killed and restarted: open stream reset, held client served by a new connection', async (t) => {
     const sshd = await startSshd(t);
@@ -134,11 +108,7 @@ async function main(): Promise<void> {
     let closed = false;
     void sockEnd.then(() => (closed = true));
 
-    const suspect = nextState(app.tunnel, 'suspect', 5000);
-    const started = performance.now();
-    relay.set('blackhole');
-    const s = await suspect;
-    const took = performance.now() - started;
+    const { status: s, ms: took } = await blackholeUntilSuspect(app.tunnel, relay);
     t.match(s.reason, /no reply to a probe/);
     t.ok(took < 4000, `suspect after ${Math.round(took)} ms (interval 1 s + adaptive deadline ≥ 1 s)`);
 

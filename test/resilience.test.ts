@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
-import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
-import { nextState } from './fixtures/status.js';
+import { connect, deadline, roundTrip, until, echoOn, startEchoFor } from './fixtures/net.js';
+import { nextState, blackholeUntilSuspect } from './fixtures/status.js';
 import { inputFor, makeKeys, startRelay, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 /** Everything between sshkeep and the SSH server goes through a fault relay; probes after 500 ms of silence. */
@@ -10,8 +10,7 @@ async function setup(t: Test, extra: { holdTimeout?: string; holdBuffer?: string
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const { app, bound, logs } = await startSshkeep(
     t,
     inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`], { keepaliveInterval: '500ms', ...extra }),
@@ -22,20 +21,9 @@ async function setup(t: Test, extra: { holdTimeout?: string; holdBuffer?: string
   return { server, relay, app, port: bound[0]!.port, logs };
 }
 
-/** Sends `text` on an open socket and waits for it to come back. */
-async function echoOn(sock: net.Socket, text: string): Promise<string> {
-  const got = once(sock, 'data');
-  sock.write(text);
-  return String((await deadline(got, 5000, `echo of ${text}`))[0]);
-}
-
 t.test('resilience – a silent (blackholed) link becomes suspect within interval + deadline', async (t) => {
   const { relay, app } = await setup(t);
-  const suspect = nextState(app.tunnel, 'suspect', 5000);
-  const started = performance.now();
-  relay.set('blackhole');
-  const s = await suspect;
-  const took = performance.now() - started;
+  const { status: s, ms: took } = await blackholeUntilSuspect(app.tunnel, relay);
   t.match(s.reason, /no reply to a probe/);
   t.ok(took < 4000, `noticed in ${Math.round(took)} ms (interval 500 ms + adaptive deadline ≥ 1 s)`);
 });

@@ -12,18 +12,17 @@
  */
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { connect, deadline, httpGet, roundTrip, startEcho } from './fixtures/net.js';
+import { connect, deadline, httpGet, roundTrip, tryConnect, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
-import { CLI_MAIN, ISOLATED, cliArgs, logIs, portOf, runCli, spawnCliFor, startGate, type SpawnedCli } from './fixtures/cli.js';
+import { CLI_MAIN, ISOLATED, cliArgs, expectCleanStop, logIs, portOf, runCli, spawnCliFor, startGate } from './fixtures/cli.js';
+import { RawClient, connect4, echoes } from './fixtures/socks-client.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
-import { judgeAudit } from '../scripts/audit.js';
-
+import { judgeAudit } from '../scripts/audit/judge.js';
 
 const READY_MS = 10_000;
 
@@ -44,31 +43,13 @@ function keyBodyLines(pem: string): string[] {
   return pem.split('\n').filter((l) => l.length >= 20 && !l.startsWith('-----'));
 }
 
-/** A TCP connect attempt's outcome: 'connected' or the error code. */
-function tryConnect(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
-
-async function expectCleanStop(t: Test, cli: SpawnedCli): Promise<void> {
-  cli.kill('SIGTERM');
-  t.equal((await cli.exited()).code, 0, 'exit 0 on SIGTERM');
-}
-
 // ---------------------------------------------------------------------------------------------
 // identity file permissions (the rule itself: auth.test.ts; here: what the CLI user sees)
 
 t.test('security – a group-readable identity file: exit 2 with OpenSSH\'s reason; --insecure-key-permissions accepts it', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   fs.chmodSync(keys.identity, 0o640);
   const args = cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`);
 
@@ -92,8 +73,7 @@ t.test('security – 8 sshkeep processes recording host keys (accept-new) into o
   const N = 8;
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   // Every client's handshake waits at the gate until all are there, so the host key checks (and appends) coincide.
   const gate = await startGate(t, server.port, { held: true });
   const kh = path.join(keys.dir, 'shared_known_hosts');
@@ -146,8 +126,7 @@ function externalAddress(): string | undefined {
 t.test('security – -L, -D and --health without a bind address listen on 127.0.0.1 only', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   // Port-only forms, as a user writes them: -L port:host:hostport, -D port, --health port.
   const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['-D', '0', '--health', '0']));
   await cli.waitForLog(logIs('state', { to: 'ready' }), READY_MS, 'ready');
@@ -165,10 +144,10 @@ t.test('security – -L, -D and --health without a bind address listen on 127.0.
     const port = portOf(line);
     // Bound to 127.0.0.1 itself, not to every address: 127.0.0.2 (also loopback on Linux, so a
     // wildcard listener would answer) and this host's own network address are refused.
-    t.equal(await tryConnect('127.0.0.1', port), 'connected', `${flag}: reachable on 127.0.0.1:${port}`);
-    if (process.platform === 'linux') t.equal(await tryConnect('127.0.0.2', port), 'ECONNREFUSED', `${flag}: refused on 127.0.0.2:${port}`);
+    t.equal(await tryConnect(port), 'connected', `${flag}: reachable on 127.0.0.1:${port}`);
+    if (process.platform === 'linux') t.equal(await tryConnect(port, '127.0.0.2'), 'ECONNREFUSED', `${flag}: refused on 127.0.0.2:${port}`);
     const ext = externalAddress();
-    if (ext) t.equal(await tryConnect(ext, port), 'ECONNREFUSED', `${flag}: refused on this host's address ${ext}`);
+    if (ext) t.equal(await tryConnect(port, ext), 'ECONNREFUSED', `${flag}: refused on this host's address ${ext}`);
     else t.pass(`${flag}: no non-loopback interface to try`, { skip: 'no non-loopback IPv4 interface' });
   }
   // The -L listener forwards, so the loopback check above was of a working listener.
@@ -181,49 +160,20 @@ t.test('security – -L, -D and --health without a bind address listen on 127.0.
 
 /** SOCKS5 with username/password: resolves with the auth status byte (0 = accepted), then, if accepted, echoes `payload`. */
 async function socks5(port: number, user: string, pass: string, target: number, payload: string): Promise<{ authStatus: number; echoed?: string }> {
-  const s = await connect(port);
-  const buffered: Buffer[] = [];
-  let waiters: Array<() => void> = [];
-  let ended = false;
-  s.on('data', (c: Buffer) => {
-    buffered.push(c);
-    for (const w of waiters.splice(0)) w();
-  });
-  s.on('close', () => {
-    ended = true;
-    for (const w of waiters.splice(0)) w();
-  });
-  s.on('error', () => {});
-  const read = async (n: number): Promise<Buffer> => {
-    for (;;) {
-      const all = Buffer.concat(buffered);
-      if (all.length >= n) {
-        buffered.length = 0;
-        if (all.length > n) buffered.push(all.subarray(n));
-        return all.subarray(0, n);
-      }
-      if (ended) throw new Error(`connection closed with ${all.length} of ${n} bytes`);
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
+  const raw = await RawClient.connect(port);
   try {
-    s.write(Buffer.from([5, 1, 2]));
-    const method = await deadline(read(2), 5000, 'SOCKS method choice');
+    raw.sock.write(Buffer.from([5, 1, 2]));
+    const method = await raw.read(2, 5000, 'SOCKS method choice');
     if (method[1] !== 2) throw new Error(`server chose method ${method[1]}, not username/password`);
-    s.write(Buffer.concat([Buffer.from([1, user.length]), Buffer.from(user), Buffer.from([pass.length]), Buffer.from(pass)]));
-    const auth = await deadline(read(2), 5000, 'SOCKS auth reply');
+    raw.sock.write(Buffer.concat([Buffer.from([1, user.length]), Buffer.from(user), Buffer.from([pass.length]), Buffer.from(pass)]));
+    const auth = await raw.read(2, 5000, 'SOCKS auth reply');
     if (auth[1] !== 0) return { authStatus: auth[1]! };
-    const portBytes = Buffer.alloc(2);
-    portBytes.writeUInt16BE(target);
-    s.write(Buffer.concat([Buffer.from([5, 1, 0, 1, 127, 0, 0, 1]), portBytes]));
-    const reply = await deadline(read(10), 5000, 'SOCKS connect reply');
+    raw.sock.write(connect4('127.0.0.1', target));
+    const reply = await raw.read(10, 5000, 'SOCKS connect reply');
     if (reply[1] !== 0) throw new Error(`SOCKS connect refused: reply ${reply[1]}`);
-    s.write(payload);
-    const echoed = await deadline(read(payload.length), 5000, 'echo through SOCKS');
-    return { authStatus: 0, echoed: echoed.toString() };
+    return { authStatus: 0, echoed: await echoes(raw, payload) };
   } finally {
-    waiters = [];
-    s.destroy();
+    raw.sock.destroy();
   }
 }
 
@@ -238,8 +188,7 @@ t.test('security – a passphrase-protected -i key, SSHKEEP_IDENTITY and a SOCKS
   fs.writeFileSync(keyFile, fileKey.private, { mode: 0o600 });
   // The server takes the file's key only: the SSHKEEP_IDENTITY key is offered first, refused, then the file's is used.
   const server = await startServer(t, keys, { authorizedKeys: [fileKey.public] });
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const secrets: Record<string, string> = { passphrase, 'SOCKS password': socksPass, 'wrong SOCKS password tried': wrongSocksPass };
   for (const [i, l] of keyBodyLines(fileKey.private).entries()) secrets[`-i key line ${i + 1}`] = l;
   for (const [i, l] of keyBodyLines(envKey.private).entries()) secrets[`SSHKEEP_IDENTITY line ${i + 1}`] = l;
@@ -322,8 +271,7 @@ t.test('security – a password typed at the prompt is not echoed or logged, nor
   const keys = makeKeys(t);
   const password = 'Typed-Password-4d77e2';
   const server = await startServer(t, keys, { authorizedKeys: [], password: { username: 'tester', password } });
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-sec-home-'));
   t.teardown(() => fs.rmSync(home, { recursive: true, force: true }));
   const args = [
@@ -389,8 +337,7 @@ t.test('security – a password typed at the prompt is not echoed or logged, nor
 t.test('security – StrictHostKeyChecking=yes with a known_hosts file that does not exist: exit 3, explaining accept-new, nothing written', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const missing = path.join(keys.dir, 'no-such-dir', 'known_hosts');
   const r = await runCli(cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['-o', 'StrictHostKeyChecking=yes'], missing));
   t.equal(r.code, 3, 'exit 3', { stderr: r.stderr });

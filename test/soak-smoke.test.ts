@@ -8,7 +8,11 @@ import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { requireSshd } from './fixtures/sshd.js';
-import { DEFAULT_OPTIONS, markdown, runSoak, tcpPairListed, type SoakOptions } from '../scripts/soak.js';
+import { markdown } from '../scripts/soak/markdown.js';
+import { DEFAULT_OPTIONS, type SoakOptions } from '../scripts/soak/options.js';
+import { runSoak } from '../scripts/soak/run.js';
+import { tcpPairListed } from '../scripts/soak/tcp-pair.js';
+import { listen } from './fixtures/net.js';
 
 t.test('soak smoke: 20 s of mixed traffic with a fault every 5–8 s, zero integrity failures', async (t) => {
   if (!requireSshd(t)) return;
@@ -54,8 +58,7 @@ t.test('soak smoke: tcpPairListed tells a reset from an orderly close, from the 
     s.write(Buffer.alloc(1 << 20));
     setImmediate(() => s.resetAndDestroy());
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  await listen(server);
   t.teardown(() => server.close());
   const port = (server.address() as net.AddressInfo).port;
   const finish = async () => {

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import net from 'node:net';
 import { DEFAULTS } from '../src/config/defaults.js';
-import { connect, deadline, roundTrip, startEcho, until } from './fixtures/net.js';
+import { connect, deadline, roundTrip, until, startEchoFor } from './fixtures/net.js';
 import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
 import { startEchoTunnel, startSshkeep } from './fixtures/tunnel.js';
 
@@ -55,8 +55,7 @@ t.test(`-L: the accepted client socket buffers ${WANT} bytes both ways`, async (
 t.test(`-R: the connection to the local target buffers ${WANT} bytes both ways`, async (t) => {
   if (!requireSshd(t)) return;
   const sshd = await startSshd(t);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const seen = watchSockets(t);
   const { app } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${echo.port}`] }));
   await deadline(app.ready(), 10_000, `tunnel ready\n${sshd.logs()}`);

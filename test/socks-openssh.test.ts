@@ -9,22 +9,18 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import type { TunnelInput } from '../src/config/resolve.js';
-import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
-import { deadline, refusedPort, startEcho, until } from './fixtures/net.js';
+import { requireSshd, sshdInput, sshdLogin, startSshd, type Sshd } from './fixtures/sshd.js';
+import { loginArgs } from './fixtures/login.js';
+import { deadline, refusedPort, startEcho, until, listen, startEchoFor } from './fixtures/net.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { Relay } from './fixtures/relay.js';
-import { ISOLATED, logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js';
+import { NO_AUTH_GREETING, RawClient, connect4, connect6loopback, connectName, echoes, portBytes, socks5 } from './fixtures/socks-client.js';
+import { logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js';
 
 type Line = Record<string, unknown>;
 
 const READY_MS = 10_000;
-
-/** The sshd's own -D flags for the CLI. */
-function cliArgsFor(sshd: Sshd, extra: string[]): string[] {
-  return [...ISOLATED, '-p', String(sshd.port), '-i', sshd.userKeyPath, '-o', `UserKnownHostsFile=${sshd.knownHostsPath}`, ...extra, `${sshd.user}@127.0.0.1`];
-}
 
 // ---------------------------------------------------------------------------------------------
 // curl
@@ -57,111 +53,6 @@ async function requireCurl(t: Test): Promise<boolean> {
   return false;
 }
 
-// ---------------------------------------------------------------------------------------------
-// A raw SOCKS client
-
-/** A client socket whose received bytes are read in exact amounts, with deadlines. */
-class RawClient {
-  #buf = Buffer.alloc(0);
-  readonly #checks = new Set<() => void>();
-  ended = false;
-  isClosed = false;
-  errorCode: string | undefined;
-  readonly closed: Promise<{ hadError: boolean }>;
-
-  constructor(readonly sock: net.Socket) {
-    sock.on('data', (c: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, c]);
-      this.#notify();
-    });
-    sock.on('end', () => {
-      this.ended = true;
-      this.#notify();
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) => (this.errorCode = err.code ?? err.message));
-    this.closed = new Promise((resolve) =>
-      sock.once('close', (hadError: boolean) => {
-        this.isClosed = true;
-        this.#notify();
-        resolve({ hadError });
-      }),
-    );
-  }
-
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
-    // Not half-open: the server's end closes the socket, as for an ordinary SOCKS client.
-    const sock = net.connect({ port, host });
-    sock.setNoDelay(true);
-    const raw = new RawClient(sock);
-    await deadline(once(sock, 'connect'), 5000, `connect to ${host}:${port}`);
-    return raw;
-  }
-
-  #notify(): void {
-    for (const c of [...this.#checks]) c();
-  }
-
-  /** Bytes received and not yet read. */
-  get unread(): Buffer {
-    return this.#buf;
-  }
-
-  /** The next `n` bytes; rejects if the peer ends or closes before they come, or after `ms`. */
-  read(n: number, ms: number, what: string): Promise<Buffer> {
-    let check!: () => void;
-    const got = new Promise<Buffer>((resolve, reject) => {
-      check = () => {
-        if (this.#buf.length >= n) {
-          this.#checks.delete(check);
-          const out = Buffer.from(this.#buf.subarray(0, n));
-          this.#buf = this.#buf.subarray(n);
-          resolve(out);
-        } else if (this.ended || this.isClosed) {
-          this.#checks.delete(check);
-          reject(new Error(`${what}: the connection ended after ${this.#buf.length} of ${n} bytes (${this.#buf.toString('hex')}), error ${this.errorCode}`));
-        }
-      };
-      this.#checks.add(check);
-      check();
-    });
-    return deadline(got, ms, what).finally(() => this.#checks.delete(check));
-  }
-
-  /** Waits for the close; returns everything received and not read. */
-  async end(ms: number, what: string): Promise<{ rest: Buffer; hadError: boolean }> {
-    const { hadError } = await deadline(this.closed, ms, what);
-    return { rest: this.#buf, hadError };
-  }
-}
-
-const portBytes = (port: number) => [port >> 8, port & 0xff];
-/** SOCKS5 CONNECT requests (RFC 1928 §4), by address type. */
-const connect4 = (ip: string, port: number, cmd = 1) => Buffer.from([5, cmd, 0, 1, ...ip.split('.').map(Number), ...portBytes(port)]);
-const connect6loopback = (port: number) => Buffer.from([5, 1, 0, 4, ...Array(15).fill(0), 1, ...portBytes(port)]);
-const connectName = (name: string, port: number) => Buffer.from([5, 1, 0, 3, name.length, ...Buffer.from(name, 'latin1'), ...portBytes(port)]);
-const NO_AUTH_GREETING = Buffer.from([5, 1, 0]);
-
-/**
- * Greets (no authentication), sends `request`, returns the client and the 10-byte reply.
- * `beforeReply` runs after the request is sent, before the reply is awaited.
- */
-async function socks5(port: number, request: Buffer, beforeReply?: (raw: RawClient) => Promise<void>, replyMs = 5000): Promise<{ raw: RawClient; reply: Buffer }> {
-  const raw = await RawClient.connect(port);
-  raw.sock.write(NO_AUTH_GREETING);
-  const method = await raw.read(2, 5000, 'the method selection');
-  if (!method.equals(Buffer.from([5, 0]))) throw new Error(`unexpected method selection ${method.toString('hex')}`);
-  raw.sock.write(request);
-  if (beforeReply) await beforeReply(raw);
-  const reply = await raw.read(10, replyMs, 'the SOCKS5 reply');
-  return { raw, reply };
-}
-
-/** Sends `data`, reads as many bytes back. */
-async function echoes(raw: RawClient, data: string): Promise<string> {
-  raw.sock.write(data);
-  return (await raw.read(Buffer.byteLength(data), 5000, `echo of ${data}`)).toString();
-}
-
 /**
  * Runs curl through a forward whose log is `logs` and waits for that connection's conn_end, which
  * must be a clean close. Waiting also keeps teardown's stop() off a connection still ending: curl
@@ -182,33 +73,10 @@ async function curlThrough(t: Test, logs: { find(event: string): Line[] }, args:
 const refusedWith = (reply: number) => (l: Line) => l.event === 'conn_end' && l.socksReply === reply;
 const socksError = (error: RegExp) => (l: Line) => l.event === 'conn_end' && l.reason === 'socks_error' && error.test(String(l.error));
 
-/** An echo server on ::1, or undefined when this host has no IPv6 loopback. */
-async function startEcho6(t: Test): Promise<number | undefined> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    s.pipe(s);
-  });
-  try {
-    server.listen(0, '::1');
-    await once(server, 'listening');
-  } catch {
-    return undefined;
-  }
-  t.teardown(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  return (server.address() as net.AddressInfo).port;
-}
-
 async function main(): Promise<void> {
   if (!requireSshd(t)) return;
   const sshd = await startSshd(t);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
 
   let hits = 0;
   const web = http.createServer((req, res) => {
@@ -216,8 +84,7 @@ async function main(): Promise<void> {
     res.setHeader('connection', 'close');
     res.end(`hello through socks ${req.url}`);
   });
-  web.listen(0, '127.0.0.1');
-  await once(web, 'listening');
+  await listen(web);
   const webPort = (web.address() as net.AddressInfo).port;
   t.teardown(() => {
     web.closeAllConnections();
@@ -278,7 +145,10 @@ async function main(): Promise<void> {
     });
 
     await t.test('IPv6 ::1 target: 0x00 and the echo works', async (t) => {
-      const port6 = await startEcho6(t);
+      const port6 = await startEcho({ port: 0, host: '::1' }).then(
+        (e) => (t.teardown(() => e.close()), e.port),
+        () => undefined,
+      );
       if (port6 === undefined) return void t.pass('IPv6', { skip: 'no ::1 on this host' });
       const { raw, reply } = await socks5(port, connect6loopback(port6));
       t.same([...reply], [5, 0, 0, 1, 0, 0, 0, 0, 0, 0], 'reply 0x00 succeeded');
@@ -458,7 +328,7 @@ async function main(): Promise<void> {
   });
 
   t.test('CLI -D 0: listens, curl goes through', async (t) => {
-    const cli = spawnCliFor(t, cliArgsFor(sshd, ['-D', '0']));
+    const cli = spawnCliFor(t, loginArgs(sshdLogin(sshd), ['-D', '0']));
     const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
     t.equal(listen.address, '127.0.0.1', 'loopback by default');
     const port = portOf(listen);
@@ -474,11 +344,11 @@ async function main(): Promise<void> {
   });
 
   t.test('CLI -D 0.0.0.0:0 needs --socks-auth or --allow-open-socks', async (t) => {
-    const refused = await runCli(cliArgsFor(sshd, ['-D', '0.0.0.0:0']));
+    const refused = await runCli(loginArgs(sshdLogin(sshd), ['-D', '0.0.0.0:0']));
     t.equal(refused.code, 2, 'exit 2');
     t.match(refused.stderr, /--socks-auth/, 'the message names --socks-auth');
 
-    const cli = spawnCliFor(t, cliArgsFor(sshd, ['-D', '0.0.0.0:0', '--allow-open-socks']));
+    const cli = spawnCliFor(t, loginArgs(sshdLogin(sshd), ['-D', '0.0.0.0:0', '--allow-open-socks']));
     const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
     t.equal(listen.address, '0.0.0.0', 'listens on every interface, as asked');
     t.equal(listen.level, 'warn', 'with a warning');

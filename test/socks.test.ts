@@ -11,7 +11,7 @@ import {
   type SocksOptions,
   type Step,
 } from '../src/forward/socks.js';
-import { connect, deadline, until } from './fixtures/net.js';
+import { connect, deadline, until, listen } from './fixtures/net.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s/g, ''), 'hex');
 const ascii = (s: string) => Buffer.from(s, 'latin1');
@@ -242,8 +242,7 @@ interface Pair {
 /** A loopback connection; the server side is accepted paused, as the forwards accept clients. */
 async function pair(t: Test): Promise<Pair> {
   const listener = net.createServer({ pauseOnConnect: true });
-  listener.listen(0, '127.0.0.1');
-  await once(listener, 'listening');
+  await listen(listener);
   const accepted = once(listener, 'connection') as Promise<[net.Socket]>;
   const client = await connect((listener.address() as net.AddressInfo).port);
   const [server] = await accepted;

@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import { execFile } from 'node:child_process';
 import ssh2 from 'ssh2';
 import { requireSshd, startSshd, type Sshd } from './fixtures/sshd.js';
-import { deadline, startEcho } from './fixtures/net.js';
+import { deadline, startEchoFor } from './fixtures/net.js';
+import { alive } from './fixtures/proc.js';
 
 const { Client } = ssh2;
 type Client = InstanceType<typeof Client>;
@@ -31,20 +32,10 @@ async function sshConnect(sshd: Sshd): Promise<Client> {
   return client;
 }
 
-function alive(pid: number): boolean {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(s.slice(s.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
-
 t.test('sshd fixture – ssh2 forwardOut reaches an echo server', async (t) => {
   if (!requireSshd(t)) return;
   const sshd = await startSshd(t);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
   const client = await sshConnect(sshd);
   t.teardown(() => client.end());
 

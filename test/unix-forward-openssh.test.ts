@@ -3,52 +3,21 @@
  * on stop, a stale socket file replaced, a live socket or another file refused) and Unix socket
  * targets on the server (direct-streamlocal), including one that does not exist.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { ListenError } from '../src/errors.js';
 import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
-import { connect, deadline, outcome, roundTrip, startEcho, until } from './fixtures/net.js';
+import { connect, deadline, outcome, roundTrip, until, startEchoFor } from './fixtures/net.js';
 import { startSshkeep } from './fixtures/tunnel.js';
+import { tempDir } from './fixtures/tmp.js';
 
 type Line = Record<string, unknown>;
 
 const READY_MS = 10_000;
-
-/** A private temp dir for socket files, removed at teardown. */
-function tempDir(t: Test): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-unix-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** A Unix-socket echo server at `socketPath`, closed at teardown. */
-async function startUnixEcho(t: Test, socketPath: string): Promise<{ readonly connections: number }> {
-  const sockets = new Set<net.Socket>();
-  let connections = 0;
-  const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    connections++;
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    s.pipe(s);
-  });
-  server.listen(socketPath);
-  await once(server, 'listening');
-  t.teardown(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  return {
-    get connections() {
-      return connections;
-    },
-  };
-}
 
 /** Connects to a Unix socket. */
 async function connectUnix(socketPath: string): Promise<net.Socket> {
@@ -103,11 +72,10 @@ const isSocket = (p: string) => {
 async function main(): Promise<void> {
   if (!requireSshd(t)) return;
   const sshd = await startSshd(t);
-  const echo = await startEcho();
-  t.teardown(() => echo.close());
+  const echo = await startEchoFor(t);
 
   t.test('-L /path.sock:host:port: round trip, mode 0600, removed on stop', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'sshkeep-unix-');
     const sock = path.join(dir, 'x.sock');
     const umask = process.umask();
     const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`${sock}:127.0.0.1:${echo.port}`] }));
@@ -131,7 +99,7 @@ async function main(): Promise<void> {
   });
 
   t.test('-L over a stale socket file from a crashed run: replaced, logged stale_socket', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'sshkeep-unix-');
     const sock = path.join(dir, 'stale.sock');
     await leaveStaleSocket(sock);
     t.ok(isSocket(sock), 'a socket file was left behind');
@@ -144,9 +112,9 @@ async function main(): Promise<void> {
   });
 
   t.test('-L over a live socket: ListenError "in use", the other listener untouched', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'sshkeep-unix-');
     const sock = path.join(dir, 'live.sock');
-    const other = await startUnixEcho(t, sock);
+    const other = await startEchoFor(t, { path: sock });
     const err = await startFails(startSshkeep(t, sshdInput(sshd, { localForwards: [`${sock}:127.0.0.1:${echo.port}`] })));
     t.type(err, ListenError, 'a ListenError (exit 2)');
     t.match(err?.message, /in use/, 'says the path is in use');
@@ -159,7 +127,7 @@ async function main(): Promise<void> {
   });
 
   t.test('-L over a regular file: rejected, the file untouched', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'sshkeep-unix-');
     const file = path.join(dir, 'notes.sock');
     fs.writeFileSync(file, 'precious data\n', { mode: 0o644 });
     const err = await startFails(startSshkeep(t, sshdInput(sshd, { localForwards: [`${file}:127.0.0.1:${echo.port}`] })));
@@ -171,9 +139,9 @@ async function main(): Promise<void> {
   });
 
   t.test('-L 0:/remote.sock (direct-streamlocal): round trip to a Unix socket on the server', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'sshkeep-unix-');
     const remote = path.join(dir, 'remote.sock');
-    const target = await startUnixEcho(t, remote);
+    const target = await startEchoFor(t, { path: remote });
     const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:${remote}`] }));
     t.equal(bound[0]!.address, '127.0.0.1', 'TCP listener on loopback');
     await deadline(app.ready(), READY_MS, 'tunnel ready');
@@ -186,10 +154,10 @@ async function main(): Promise<void> {
   });
 
   t.test('-L /a.sock:/b.sock: Unix to Unix', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'sshkeep-unix-');
     const a = path.join(dir, 'a.sock');
     const b = path.join(dir, 'b.sock');
-    const target = await startUnixEcho(t, b);
+    const target = await startEchoFor(t, { path: b });
     const { app, bound } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`${a}:${b}`] }));
     t.same(bound, [{ spec: `${a}:${b}`, address: a, port: 0 }], 'bound to the local path');
     t.equal(fs.statSync(a).mode & 0o777, 0o600, 'mode 0600');
@@ -204,7 +172,7 @@ async function main(): Promise<void> {
   });
 
   t.test('-L to a remote Unix socket that does not exist: client reset, conn_end side target', async (t) => {
-    const dir = tempDir(t);
+    const dir = tempDir(t, 'sshkeep-unix-');
     const missing = path.join(dir, 'missing.sock');
     const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:${missing}`] }));
     await deadline(app.ready(), READY_MS, 'tunnel ready');

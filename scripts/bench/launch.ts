@@ -1,0 +1,83 @@
+/** Starting sshkeep, ssh -L and autossh -M 0 against the bench sshd, each ready once a byte has echoed through it. */
+import { HOST, freePorts } from '../../test/fixtures/net.js';
+import { descendants } from '../../test/fixtures/proc.js';
+import { sshdLogin, type Sshd } from '../../test/fixtures/sshd.js';
+import { startForwarder, untilEchoes, type ToolName } from '../lib/forwarder.js';
+import type { Targets } from './targets.js';
+
+export const LABEL: Record<ToolName, string> = { sshkeep: 'sshkeep', ssh: 'ssh -L', autossh: 'autossh -M 0' };
+
+/** The CLI rejected a flag (exit 2, "unknown option"): an sshkeep that predates it. */
+export class FlagUnsupported extends Error {}
+
+export interface LaunchSpec {
+  tool: ToolName;
+  /** Restrict ssh to this cipher with -c (sshkeep follows the sshd's `Ciphers`); undefined = defaults. */
+  cipher?: string | undefined;
+  /** Where the forwarder dials: sshd itself (default) or a relay in front of it. */
+  sshPort?: number;
+  /** ssh / autossh: extra arguments (e.g. -o ServerAliveInterval=15). */
+  sshArgs?: string[];
+  /** sshkeep: extra arguments. */
+  sshkeepArgs?: string[];
+  /** sshkeep: node's flags instead of those of the CLI's shebang (scripts/bench-node-flags.ts). */
+  nodeArgs?: string[];
+}
+
+export interface Running {
+  tool: ToolName;
+  /** The spawned process: sshkeep's node, ssh, or autossh (whose ssh child is in pids()). */
+  pid: number;
+  /** The spawned process and its descendants (autossh + its ssh). */
+  pids(): number[];
+  ports: { echo: number; sink: number; source: number };
+  startupMs: number;
+  cipher: string;
+  /** The sshd log since this process was spawned. */
+  sshdLog(): string;
+  stop(): Promise<void>;
+}
+
+export async function launch(sshd: Sshd, targets: Targets, spec: LaunchSpec): Promise<Running> {
+  const tool = spec.tool;
+  for (let attempt = 1; ; attempt++) {
+    const [echo, sink, source] = (await freePorts(3)) as [number, number, number];
+    const logFrom = sshd.logs().length;
+    const t0 = process.hrtime.bigint();
+    const f = startForwarder({
+      tool,
+      login: sshdLogin(sshd, spec.sshPort),
+      forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source]].map(([local, target]) => `${local}:${HOST}:${target}`),
+      args: tool === 'sshkeep' ? ['-q', ...(spec.sshkeepArgs ?? [])] : [...(spec.cipher ? ['-c', spec.cipher] : []), ...(spec.sshArgs ?? [])],
+      ...(spec.nodeArgs ? { nodeArgs: spec.nodeArgs } : {}),
+      tail: 8192,
+    });
+    try {
+      await untilEchoes(f, echo);
+    } catch (err) {
+      await f.stop();
+      const why = (err as Error).message;
+      if (why === 'exited with 2' && /unknown option/i.test(f.stderr())) throw new FlagUnsupported(f.stderr().trim());
+      if (/in use/i.test(f.stderr()) && attempt < 3) {
+        process.stderr.write(`  ${tool}: a chosen local port was taken, retrying\n`);
+        continue;
+      }
+      throw new Error(`${tool} ${why}\n--- ${f.command}\n--- ${tool} stderr ---\n${f.stderr()}\n--- sshd log (since start) ---\n${sshd.logs().slice(logFrom).slice(-4000)}`);
+    }
+    const startupMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const log = sshd.logs().slice(logFrom);
+    const c2s = /kex: client->server cipher: (\S+)/.exec(log)?.[1] ?? 'unknown';
+    const s2c = /kex: server->client cipher: (\S+)/.exec(log)?.[1] ?? 'unknown';
+    const pid = f.child.pid!;
+    return {
+      tool,
+      pid,
+      pids: () => [pid, ...descendants(pid)],
+      ports: { echo, sink, source },
+      startupMs,
+      cipher: c2s === s2c ? c2s : `${c2s} / ${s2c}`,
+      sshdLog: () => sshd.logs().slice(logFrom),
+      stop: () => f.stop(),
+    };
+  }
+}

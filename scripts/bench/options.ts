@@ -1,0 +1,73 @@
+/** bench.ts's command line. */
+import { parseArgs } from 'node:util';
+import { intOption, splitArgs } from '../lib/options.js';
+
+export interface Options {
+  sizeMiB: number;
+  rounds: number;
+  json: string | undefined;
+  /** undefined = each tool's default cipher. */
+  ciphers: Array<string | undefined>;
+  pings: number;
+  conns: number;
+  streams: number;
+  rssConns: number;
+  idleSeconds: number;
+  sshkeepArgs: string[];
+  multiConnections: number;
+}
+
+const USAGE =
+  'usage: node --import @tapjs/typescript/import scripts/bench.ts [--ciphers default,aes128-gcm@openssh.com] [--cipher NAME]\n' +
+  '         [--rounds 3] [--size-mib 512] [--streams 4] [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60]\n' +
+  '         [--multi-connections 4 (0 = off)] [--sshkeep-args="<extra sshkeep args>" (with "=": the value starts with a dash)]\n' +
+  '         [--json FILE (default: none)]\n' +
+  '  quick: --size-mib 64 --pings 1000 --conns 100 --idle-seconds 10 --rounds 1\n';
+
+export function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'size-mib': { type: 'string', default: '512' },
+      rounds: { type: 'string', default: '3' },
+      json: { type: 'string' },
+      ciphers: { type: 'string' },
+      cipher: { type: 'string' },
+      pings: { type: 'string', default: '5000' },
+      conns: { type: 'string', default: '300' },
+      streams: { type: 'string', default: '4' },
+      'rss-conns': { type: 'string', default: '1000' },
+      'idle-seconds': { type: 'string', default: '60' },
+      'sshkeep-args': { type: 'string', default: '' },
+      'multi-connections': { type: 'string', default: '4' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  if (values.cipher !== undefined && values.ciphers !== undefined) throw new Error('give --cipher or --ciphers, not both');
+  const list = values.cipher ?? values.ciphers ?? 'default,aes128-gcm@openssh.com';
+  const ciphers = list
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean)
+    .map((c) => (c === 'default' ? undefined : c));
+  if (ciphers.length === 0) throw new Error('--ciphers is empty');
+  return {
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    rounds: intOption('rounds', values.rounds, 1),
+    json: values.json,
+    ciphers,
+    pings: intOption('pings', values.pings, 1),
+    conns: intOption('conns', values.conns, 1),
+    streams: intOption('streams', values.streams, 1),
+    rssConns: intOption('rss-conns', values['rss-conns'], 1),
+    idleSeconds: intOption('idle-seconds', values['idle-seconds'], 1),
+    sshkeepArgs: splitArgs(values['sshkeep-args'] ?? ''),
+    multiConnections: intOption('multi-connections', values['multi-connections'], 0),
+  };
+}

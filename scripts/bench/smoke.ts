@@ -1,0 +1,126 @@
+/**
+ * The smoke benchmark (scripts/bench-smoke.ts, test/bench-smoke.test.ts): sshkeep and `ssh -N -L`
+ * A B A B, each a fresh process, bulk MB/s up and down; the median of the per-round ratios.
+ */
+import { deadline } from '../../test/fixtures/net.js';
+import type { Sshd } from '../../test/fixtures/sshd.js';
+import { assertBuilt, killForwarders } from '../lib/forwarder.js';
+import { median } from '../lib/stats.js';
+import { download, upload } from './clients.js';
+import { LABEL, launch, type Running } from './launch.js';
+import { startBenchSshd } from './sshd.js';
+import { MIB, startTargets, type Targets } from './targets.js';
+
+export interface SmokeOptions {
+  /** MiB moved each way per session (default 64). */
+  sizeMiB?: number;
+  /** A B rounds (default 5). */
+  rounds?: number;
+  /** MiB moved each way, unmeasured, before the measured transfers of each fresh process (default 16, as bench.ts). */
+  warmMiB?: number;
+  /** The cipher both sides are restricted to (default: none, each tool negotiates its own). */
+  cipher?: string;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+export interface SmokeDirection {
+  /** The median over the rounds of each round's sshkeep MB/s / ssh MB/s (A and B of a round run back to back). */
+  ratio: number;
+  /** median(sshkeep MB/s) / median(ssh MB/s), for reference. */
+  ratioOfMedians: number;
+  /** Median MB/s. */
+  sshkeep: number;
+  ssh: number;
+  /** Per round, in order. */
+  rounds: { sshkeep: number[]; ssh: number[]; ratio: number[] };
+}
+
+export interface SmokeResult {
+  cipher: string | undefined;
+  /** As the sshd logged them (LogLevel DEBUG1), per tool. */
+  negotiated: { sshkeep: string[]; ssh: string[] };
+  rounds: number;
+  sizeMiB: number;
+  seconds: number;
+  upload: SmokeDirection;
+  download: SmokeDirection;
+}
+
+/** Set while runSmoke() runs, for the script's SIGINT/SIGTERM cleanup. */
+let current: { sshd?: Sshd; targets?: Targets } = {};
+
+/** Ends what a running runSmoke() started (the script's SIGINT/SIGTERM cleanup). */
+export async function abortSmoke(): Promise<void> {
+  killForwarders();
+  await Promise.allSettled([current.targets?.close(), current.sshd?.stop()]);
+}
+
+export async function runSmoke(o: SmokeOptions = {}): Promise<SmokeResult> {
+  const sizeMiB = o.sizeMiB ?? 64;
+  const rounds = o.rounds ?? 5;
+  const cipher = o.cipher;
+  const log = o.log ?? (() => {});
+  assertBuilt();
+  const t0 = Date.now();
+  const bytes = sizeMiB * MIB;
+  const warm = (o.warmMiB ?? 16) * MIB;
+  const ms = 60_000 + bytes / 5_000;
+  const mbps = { sshkeep: { up: [] as number[], down: [] as number[] }, ssh: { up: [] as number[], down: [] as number[] } };
+  const negotiated = { sshkeep: new Set<string>(), ssh: new Set<string>() };
+
+  const { sshd } = await startBenchSshd(cipher);
+  current = { sshd };
+  let run: Running | undefined;
+  try {
+    const targets = await startTargets();
+    current.targets = targets;
+    for (let round = 1; round <= rounds; round++) {
+      for (const tool of ['sshkeep', 'ssh'] as const) {
+        run = await launch(sshd, targets, tool === 'sshkeep' ? { tool } : { tool, cipher });
+        await deadline(upload(run.ports.sink, warm, targets), ms, `${tool} upload warm-up`);
+        await deadline(download(run.ports.source, warm), ms, `${tool} download warm-up`);
+        const up = await deadline(upload(run.ports.sink, bytes, targets), ms, `${tool} upload`);
+        const down = await deadline(download(run.ports.source, bytes), ms, `${tool} download`);
+        mbps[tool].up.push(up.mbps);
+        mbps[tool].down.push(down.mbps);
+        negotiated[tool].add(run.cipher);
+        log(`round ${round} ${LABEL[tool].padEnd(7)} up ${up.mbps.toFixed(0)} MB/s, down ${down.mbps.toFixed(0)} MB/s, ${run.cipher}`);
+        await run.stop();
+        run = undefined;
+      }
+    }
+  } finally {
+    await run?.stop();
+    await current.targets?.close();
+    await sshd.stop();
+    current = {};
+  }
+  const direction = (k: 'up' | 'down'): SmokeDirection => {
+    const a = median(mbps.sshkeep[k]);
+    const b = median(mbps.ssh[k]);
+    const ratios = mbps.sshkeep[k].map((x, i) => x / mbps.ssh[k][i]!);
+    return { ratio: median(ratios), ratioOfMedians: a / b, sshkeep: a, ssh: b, rounds: { sshkeep: mbps.sshkeep[k], ssh: mbps.ssh[k], ratio: ratios } };
+  };
+  return {
+    cipher,
+    negotiated: { sshkeep: [...negotiated.sshkeep], ssh: [...negotiated.ssh] },
+    rounds,
+    sizeMiB,
+    seconds: (Date.now() - t0) / 1000,
+    upload: direction('up'),
+    download: direction('down'),
+  };
+}
+
+/** One line per direction: "upload: sshkeep/ssh 0.71 (per round 0.69/0.71/0.80; median sshkeep 301 MB/s, ssh -L 424 MB/s …)". */
+export function describe(r: SmokeResult, dir: 'upload' | 'download'): string {
+  const d = r[dir];
+  const list = (xs: number[], digits = 0) => xs.map((x) => x.toFixed(digits)).join('/');
+  return (
+    `${dir}: sshkeep/ssh ${d.ratio.toFixed(2)} (median of per-round ratios ${list(d.rounds.ratio, 2)}; ` +
+    `median sshkeep ${d.sshkeep.toFixed(0)} MB/s, ssh -L ${d.ssh.toFixed(0)} MB/s, ratio of medians ${d.ratioOfMedians.toFixed(2)}; ` +
+    `per round ${list(d.rounds.sshkeep)} vs ${list(d.rounds.ssh)} MB/s; ${r.rounds}× ${r.sizeMiB} MiB, ` +
+    `ciphers ${r.negotiated.sshkeep.join('/')} vs ${r.negotiated.ssh.join('/')})`
+  );
+}

@@ -1,0 +1,33 @@
+/** Command-line values the scripts share. */
+
+/** A command-line option's value as an integer of at least `min`; a clear error otherwise. */
+export function intOption(name: string, v: string | undefined, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${v}`);
+  return n;
+}
+
+/** Splits a command-line fragment on whitespace, honouring '…' and "…" quotes and backslash escapes. */
+export function splitArgs(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let has = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === '\\' && quote === '"' && i + 1 < s.length) cur += s[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") (quote = c), (has = true);
+    else if (c === '\\' && i + 1 < s.length) (cur += s[++i]), (has = true);
+    else if (/\s/.test(c)) {
+      if (has) out.push(cur);
+      cur = '';
+      has = false;
+    } else (cur += c), (has = true);
+  }
+  if (quote) throw new Error(`unbalanced ${quote} in --sshkeep-args ${JSON.stringify(s)}`);
+  if (has) out.push(cur);
+  return out;
+}
