@@ -1,11 +1,12 @@
 import type { ProcessConfig, TunnelConfig } from './config/types.js';
 import type { Limits } from './forward/local-forward.js';
-import { silentLogger, type Logger } from './ops/logger.js';
+import { silentLogger, type Logger } from './log.js';
 import { Sshkeep, type BoundForward, type SshkeepOptions, type TunnelReport } from './sshkeep.js';
 
 /** Every tunnel of one process, with the limits and the shutdown they share. */
 export class Fleet {
-  readonly apps: Sshkeep[];
+  /** Every tunnel (one per destination), in the order configured. */
+  readonly tunnels: Sshkeep[];
   #draining = false;
   readonly #logger: Logger;
 
@@ -18,20 +19,20 @@ export class Fleet {
     const limits: Limits = {
       maxConnections: process.maxConnections,
       maxHeld: process.maxHeld,
-      connections: () => this.connections(),
-      held: () => this.apps.reduce((n, a) => n + a.held(), 0),
+      clients: () => this.clients(),
+      held: () => this.tunnels.reduce((n, a) => n + a.held(), 0),
     };
-    this.apps = configs.map((c) => new Sshkeep(c, { ...options, limits }));
+    this.tunnels = configs.map((c) => new Sshkeep(c, { ...options, limits }));
   }
 
   /** Opens every listener of every tunnel, then starts connecting them all. */
   async start(): Promise<BoundForward[]> {
     const bound: BoundForward[] = [];
     try {
-      for (const app of this.apps) bound.push(...(await app.start()));
+      for (const app of this.tunnels) bound.push(...(await app.start()));
     } catch (err) {
       // Tunnels that never started only need their listeners closed: nothing to log.
-      await Promise.all(this.apps.map((a) => (a.tunnel.state === 'idle' ? a.stopAccepting() : a.stop('start failed'))));
+      await Promise.all(this.tunnels.map((a) => (a.connection.state === 'idle' ? a.stopAccepting() : a.stop('start failed'))));
       throw err;
     }
     return bound;
@@ -39,12 +40,22 @@ export class Fleet {
 
   /** Resolves when every tunnel has been ready once; rejects with the first fatal error. */
   ready(): Promise<void> {
-    return Promise.all(this.apps.map((a) => a.ready())).then(() => undefined);
+    return Promise.all(this.tunnels.map((a) => a.ready())).then(() => undefined);
   }
 
   /** Clients forwarded or held right now, across every tunnel. */
+  clients(): number {
+    return this.tunnels.reduce((n, a) => n + a.clients(), 0);
+  }
+
+  /** @deprecated since 0.2: `tunnels`. */
+  get apps(): Sshkeep[] {
+    return this.tunnels;
+  }
+
+  /** @deprecated since 0.2: `clients()`. */
   connections(): number {
-    return this.apps.reduce((n, a) => n + a.connections(), 0);
+    return this.clients();
   }
 
   get draining(): boolean {
@@ -54,18 +65,18 @@ export class Fleet {
   /** Ready for traffic: every tunnel ready with its remote forwards bound, not draining, not at --max-connections. */
   isReady(): boolean {
     const { maxConnections } = this.process;
-    const full = maxConnections > 0 && this.connections() >= maxConnections;
-    const up = (a: Sshkeep) => a.tunnel.state === 'ready' && a.remoteForwards.every((r) => r.state === 'bound');
-    return !this.#draining && !full && this.apps.every(up);
+    const full = maxConnections > 0 && this.clients() >= maxConnections;
+    const up = (a: Sshkeep) => a.connection.state === 'ready' && a.remoteForwards.every((r) => r.state === 'bound');
+    return !this.#draining && !full && this.tunnels.every(up);
   }
 
   /** Every tunnel has been ready at least once. */
   isStarted(): boolean {
-    return this.apps.every((a) => a.tunnel.everReady);
+    return this.tunnels.every((a) => a.connection.everReady);
   }
 
   reports(): TunnelReport[] {
-    return this.apps.map((a) => a.report());
+    return this.tunnels.map((a) => a.report());
   }
 
   /**
@@ -79,21 +90,21 @@ export class Fleet {
       this.#logger.info('draining: still accepting', { event: 'drain', phase: 'min', ms: minDrainMs });
       await waitUntil(() => false, minDrainMs);
     }
-    for (const a of this.apps) a.stopAccepting();
-    this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: this.connections() });
-    await waitUntil(() => this.connections() === 0, maxDrainMs);
-    const cut = (await Promise.all(this.apps.map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
+    for (const a of this.tunnels) a.stopAccepting();
+    this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: this.clients() });
+    await waitUntil(() => this.clients() === 0, maxDrainMs);
+    const cut = (await Promise.all(this.tunnels.map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
     return cut;
   }
 
   /** Resets every open and held connection now, synchronously (the process is about to exit). */
   resetAll(reason: string): number {
-    return this.apps.reduce((n, a) => n + a.resetAll(reason), 0);
+    return this.tunnels.reduce((n, a) => n + a.resetAll(reason), 0);
   }
 
   /** Stops at once: every open connection is reset. */
   async stop(reason: string): Promise<number> {
-    return (await Promise.all(this.apps.map((a) => a.stop(reason)))).reduce((n, c) => n + c, 0);
+    return (await Promise.all(this.tunnels.map((a) => a.stop(reason)))).reduce((n, c) => n + c, 0);
   }
 }
 

@@ -9,8 +9,10 @@ export { parseLocalForward, parseRemoteForward, parseDynamicForward } from './co
 export { parseDuration } from './config/duration.js';
 export { DEFAULTS } from './config/defaults.js';
 export type { TunnelConfig, ProcessConfig, HostConfig, Endpoint, LocalForwardSpec, DynamicForwardSpec, RemoteForwardSpec, StrictHostKeyChecking } from './config/types.js';
-export { createLogger, silentLogger, type Logger } from './ops/logger.js';
-export { Tunnel, type TunnelState, type TunnelStatus } from './tunnel/tunnel.js';
+export { createLogger, silentLogger, type Logger } from './log.js';
+export { SshConnection, type ConnectionState, type ConnectionStatus } from './ssh/connection.js';
+/** @deprecated since 0.2: "tunnel" now means a destination with its forwards (`Sshkeep`); the managed SSH connection is `SshConnection`. */
+export { SshConnection as Tunnel, type ConnectionState as TunnelState, type ConnectionStatus as TunnelStatus } from './ssh/connection.js';
 export {
   SshkeepError, ConfigError, ListenError, HostKeyError, AuthError, ConnectError, ChannelOpenError, EXIT, exitCodeOf,
 } from './errors.js';

@@ -5,16 +5,16 @@ import type { TunnelConfig } from './config/types.js';
 import { LocalForward, type Limits } from './forward/local-forward.js';
 import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
 import type { ConnectionResult } from './forward/result.js';
-import { silentLogger, type Logger } from './ops/logger.js';
-import { hostKeyPolicy } from './tunnel/host-key.js';
-import { loadIdentities } from './tunnel/identities.js';
-import type { Prompter } from './tunnel/prompter.js';
-import { dialRoute, type Hop } from './tunnel/route.js';
-import { backoffDelayMs } from './tunnel/backoff.js';
-import { TunnelPool } from './tunnel/pool.js';
-import { Tunnel, type TunnelState, type TunnelStatus } from './tunnel/tunnel.js';
-import { watchForWake } from './tunnel/wake-watch.js';
-import { watchNetwork } from './tunnel/network-watch.js';
+import { silentLogger, type Logger } from './log.js';
+import { hostKeyPolicy } from './ssh/host-key.js';
+import { loadIdentities } from './ssh/identities.js';
+import type { Prompter } from './ssh/prompter.js';
+import { dialRoute, type Hop } from './ssh/route.js';
+import { backoffDelayMs } from './ssh/backoff.js';
+import { ConnectionPool } from './ssh/pool.js';
+import { SshConnection, type ConnectionState, type ConnectionStatus } from './ssh/connection.js';
+import { watchForWake } from './ssh/wake-watch.js';
+import { watchNetwork } from './ssh/network-watch.js';
 
 /**
  * Tuning values that are not settings (nobody has needed to change them), given to the
@@ -69,7 +69,7 @@ export interface ClientEnd {
 /** What /readyz reports of a tunnel, and what the status line and metrics read at each refresh. */
 export interface TunnelReport {
   tunnel: string;
-  state: TunnelState;
+  state: ConnectionState;
   since: string;
   everReady: boolean;
   rttMs: number | undefined;
@@ -99,13 +99,13 @@ export interface BoundForward {
  * (metrics, the status line) read its `report()` and hear its events: the first SSH
  * connection's state changes and RTT samples, and each client's end.
  */
-export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: number]; clientEnd: [ClientEnd] }> {
+export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms: number]; clientEnd: [ClientEnd] }> {
   /** The destination as given: the `tunnel` label of logs and metrics. */
   readonly name: string;
-  /** The first connection: it reports the tunnel's state, and carries the remote forwards. */
-  readonly tunnel: Tunnel;
-  /** Every connection (--connections); new streams go to the least loaded ready one. */
-  readonly tunnels: Tunnel[];
+  /** The first SSH connection: its state is the tunnel's, and it carries the remote forwards. */
+  readonly connection: SshConnection;
+  /** Every SSH connection (--connections); new clients go to the least loaded ready one. */
+  readonly sshConnections: SshConnection[];
   readonly forwards: LocalForward[];
   readonly remoteForwards: RemoteForward[];
   readonly #logger: Logger;
@@ -122,7 +122,7 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
     const limits = options.limits ?? {
       maxConnections: 0,
       maxHeld: DEFAULTS.maxHeld,
-      connections: () => this.connections(),
+      clients: () => this.clients(),
       held: () => this.held(),
     };
     const hops: Hop[] = [...config.jumps, config].map((host) => ({
@@ -139,8 +139,8 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
     }));
     this.#config = config;
     this.#options = options;
-    const newTunnel = (member: number) =>
-      new Tunnel({
+    const newConnection = (member: number) =>
+      new SshConnection({
         logger: member === 0 ? this.#logger : this.#logger.child({ connection: member + 1 }),
         backoff,
         heldRetryCapMs: TUNING.heldRetryCapMs,
@@ -156,14 +156,14 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
         dial: (signal) =>
           dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }),
       });
-    this.tunnels = Array.from({ length: config.connections }, (_, i) => newTunnel(i));
-    this.tunnel = this.tunnels[0]!;
-    const source = this.tunnels.length > 1 ? new TunnelPool(this.tunnels) : this.tunnel;
+    this.sshConnections = Array.from({ length: config.connections }, (_, i) => newConnection(i));
+    this.connection = this.sshConnections[0]!;
+    const source = this.sshConnections.length > 1 ? new ConnectionPool(this.sshConnections) : this.connection;
     this.#hops = hops;
     this.forwards = config.forwards.map(
       (spec) =>
         new LocalForward(spec, {
-          tunnel: source,
+          source,
           logger: this.#logger,
           holdTimeoutMs: config.holdTimeoutMs,
           holdBufferBytes: config.holdBufferBytes,
@@ -177,7 +177,7 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
     this.remoteForwards = config.remoteForwards.map(
       (spec) =>
         new RemoteForward(spec, {
-          tunnel: this.tunnel,
+          connection: this.connection,
           logger: this.#logger,
           connectTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
           exitOnFailure: config.exitOnForwardFailure,
@@ -185,8 +185,8 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
           socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
         }),
     );
-    this.tunnel.on('status', (s) => this.emit('status', s));
-    this.tunnel.on('rtt', (ms) => this.emit('rtt', ms));
+    this.connection.on('status', (s) => this.emit('status', s));
+    this.connection.on('rtt', (ms) => this.emit('rtt', ms));
     for (const f of [...this.forwards, ...this.remoteForwards]) {
       f.on('result', (result) => this.emit('clientEnd', { forward: f.name, kind: f.spec.type, result }));
     }
@@ -219,7 +219,7 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
       for (const f of this.forwards) f.stopAccepting();
       throw err;
     }
-    const probeAll = (why: string) => this.tunnels.forEach((t) => t.probeNow(why));
+    const probeAll = (why: string) => this.sshConnections.forEach((c) => c.probeNow(why));
     const stopWake = watchForWake((pausedMs) => probeAll(`timers fired ${pausedMs} ms late: woke from sleep or suspension`));
     const stopNet = watchNetwork(() => {
       this.#logger.info('network interfaces changed', { event: 'network_change' });
@@ -232,8 +232,8 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
     for (const r of this.remoteForwards) r.start();
     const remoteFirst = () => (this.#config.exitOnForwardFailure ? Promise.all(this.remoteForwards.map((r) => r.firstResult)) : undefined);
     // The extra connections start once the first is up: a bad key or host key fails once, not N times.
-    const others = () => void this.tunnels.slice(1).forEach((t) => t.start().catch(() => {}));
-    this.#firstReady = this.tunnel.start().then(others).then(remoteFirst).then(() => undefined).catch(async (err: Error) => {
+    const others = () => void this.sshConnections.slice(1).forEach((c) => c.start().catch(() => {}));
+    this.#firstReady = this.connection.start().then(others).then(remoteFirst).then(() => undefined).catch(async (err: Error) => {
       await this.stop(err.message);
       throw err;
     });
@@ -242,8 +242,23 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
   }
 
   /** Clients forwarded or held right now, remote forwards' included. */
+  clients(): number {
+    return this.forwards.reduce((n, f) => n + f.clients, 0) + this.remoteForwards.reduce((n, f) => n + f.active, 0);
+  }
+
+  /** @deprecated since 0.2: `connection` (the first SSH connection). */
+  get tunnel(): SshConnection {
+    return this.connection;
+  }
+
+  /** @deprecated since 0.2: `sshConnections`. */
+  get tunnels(): SshConnection[] {
+    return this.sshConnections;
+  }
+
+  /** @deprecated since 0.2: `clients()`. */
   connections(): number {
-    return this.forwards.reduce((n, f) => n + f.connections, 0) + this.remoteForwards.reduce((n, f) => n + f.active, 0);
+    return this.clients();
   }
 
   /** Clients held right now. */
@@ -252,7 +267,7 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
   }
 
   report(): TunnelReport {
-    const t = this.tunnel;
+    const t = this.connection;
     return {
       tunnel: this.name,
       state: t.state,
@@ -267,7 +282,7 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
         const { up, down } = f.bytes();
         return { name: f.name, kind: f.spec.type, active: f.active, held: f instanceof LocalForward ? f.held : 0, bytesUp: up, bytesDown: down };
       }),
-      sshConnections: { ready: this.tunnels.filter((m) => m.state === 'ready').length, total: this.tunnels.length },
+      sshConnections: { ready: this.sshConnections.filter((c) => c.state === 'ready').length, total: this.sshConnections.length },
       remoteForwards: this.remoteForwards.map((r) => r.report()),
     };
   }
@@ -294,7 +309,7 @@ export class Sshkeep extends EventEmitter<{ status: [TunnelStatus]; rtt: [ms: nu
   async stop(reason = 'shutdown'): Promise<number> {
     this.stopAccepting();
     const cut = this.resetAll(reason);
-    await Promise.all(this.tunnels.map((t) => t.stop(reason)));
+    await Promise.all(this.sshConnections.map((c) => c.stop(reason)));
     return cut;
   }
 }

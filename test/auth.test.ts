@@ -6,10 +6,10 @@ import { connect, deadline, roundTrip, startEchoFor } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startServer, startSshkeep, type Keys } from './fixtures/tunnel.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
-import { loadIdentities } from '../src/tunnel/identities.js';
+import { loadIdentities } from '../src/ssh/identities.js';
 import { AuthError, ConfigError } from '../src/errors.js';
-import { silentLogger } from '../src/ops/logger.js';
-import type { Prompter } from '../src/tunnel/prompter.js';
+import { silentLogger } from '../src/log.js';
+import type { Prompter } from '../src/ssh/prompter.js';
 
 const noPrompt = { passphrase: undefined, prompter: undefined };
 
@@ -94,7 +94,7 @@ t.test('auth – password asked once through the prompter, reused after a reconn
   const { app, logs } = await startSshkeep(t, input, { prompter });
   await deadline(app.ready(), 5000, 'ready');
   server.dropConnections();
-  await nextState(app.tunnel, 'ready', 10_000);
+  await nextState(app.connection, 'ready', 10_000);
   t.equal(asked, 1, 'asked once');
   t.notMatch(JSON.stringify(logs.lines), secret, 'the password appears in no log line');
 });
@@ -120,7 +120,7 @@ t.test('auth – keys from ssh-agent (SSH_AUTH_SOCK) are used when no -i is give
   input.options = input.options!.filter((o) => o !== 'IdentitiesOnly=yes');
   const { app, logs } = await startSshkeep(t, input, {}, { authSock: sock });
   await deadline(app.ready(), 5000, 'ready through the agent');
-  t.equal(app.tunnel.state, 'ready');
+  t.equal(app.connection.state, 'ready');
   t.equal(logs.find('identity').length, 0, 'no identity file was loaded');
 });
 
@@ -134,7 +134,7 @@ t.test('auth – rejected credentials on the first connect are fatal (AuthError)
   const err = await deadline(app.ready().catch((e: unknown) => e), 5000, 'auth failure');
   t.type(err, AuthError);
   t.match((err as Error).message, keys.identity, 'says which key was tried');
-  t.equal(app.tunnel.state, 'closed');
+  t.equal(app.connection.state, 'closed');
 });
 
 t.test('identities – a key others can read is refused with OpenSSH\'s reason, unless insecure permissions are allowed', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { backoffDelayMs } from '../src/tunnel/backoff.js';
+import { backoffDelayMs } from '../src/ssh/backoff.js';
 import { DEFAULTS } from '../src/config/defaults.js';
 
 const policy = { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs };

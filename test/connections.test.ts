@@ -27,7 +27,7 @@ t.test('connections – streams spread over the ready connections, fewest channe
     s.write('x');
     await deadline(new Promise((r) => s.once('data', r)), 5000, `echo on stream ${i + 1}`);
   }
-  t.same(app.tunnels.map((m) => m.readySession?.channels), [2, 2, 2], 'two streams on each connection');
+  t.same(app.sshConnections.map((m) => m.readySession?.channels), [2, 2, 2], 'two streams on each connection');
   t.equal((await roundTrip(await connect(bound[0]!.port), 'seventh')).toString(), 'seventh', 'a further stream works');
 });
 

@@ -16,7 +16,7 @@ t.test('concurrency – 200 simultaneous connections each get their own bytes ba
   const wrong = replies.filter((r, i) => !r.equals(payloads[i]!)).length;
   t.equal(wrong, 0, 'every connection got exactly its own payload');
   t.equal(server.channelsOpened, 200, 'one channel per connection, over one SSH connection');
-  t.equal(app.tunnel.generation, 1, 'no reconnect was needed');
+  t.equal(app.connection.generation, 1, 'no reconnect was needed');
   await until(() => logs.find('conn_end').length >= 200, 10_000, 'every connection to be accounted for');
   t.equal(app.forwards[0]!.active, 0, 'nothing left open');
 });

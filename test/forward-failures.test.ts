@@ -29,7 +29,7 @@ t.test('forward failures – a refused target resets that client only; the liste
 
   const again = await connect(bound[1]!.port);
   t.equal((await deadline(roundTrip(again, 'still here'), 5000, 'echo')).toString(), 'still here');
-  t.equal(app.tunnel.state, 'ready', 'the tunnel is untouched');
+  t.equal(app.connection.state, 'ready', 'the tunnel is untouched');
 });
 
 t.test('forward failures – administratively prohibited is logged with its reason', async (t) => {
@@ -55,15 +55,15 @@ t.test('forward failures – tunnel loss resets open streams, never a clean EOF'
   t.ok(logs.find('conn_end').some((l) => l.side === 'tunnel' && l.reset === true), 'logged as cut by the tunnel');
 
   // The tunnel rebuilds itself and serves the next connection.
-  await nextState(app.tunnel, 'ready', 10_000);
+  await nextState(app.connection, 'ready', 10_000);
   const next = await connect(bound[0]!.port);
   t.equal((await deadline(roundTrip(next, 'after'), 5000, 'echo after reconnect')).toString(), 'after');
-  t.ok(app.tunnel.generation >= 2, 'a new connection generation');
+  t.ok(app.connection.generation >= 2, 'a new connection generation');
 });
 
 t.test('forward failures – a client that arrives before the first connect waits for it', async (t) => {
   const { app, bound } = await startEchoTunnel(t);
-  t.not(app.tunnel.state, 'ready', 'connected before the tunnel is up');
+  t.not(app.connection.state, 'ready', 'connected before the tunnel is up');
   const sock = await connect(bound[0]!.port);
   t.equal((await deadline(roundTrip(sock, 'early'), 5000, 'echo')).toString(), 'early');
 });
@@ -86,7 +86,7 @@ t.test('forward failures – a client reset releases its channel on the SSH conn
   const sock = await connect(bound[0]!.port);
   sock.write('x');
   await deadline(once(sock, 'data'), 5000, 'echo');
-  const session = app.tunnel.readySession!;
+  const session = app.connection.readySession!;
   t.equal(session.channels, 1, 'one channel open');
   sock.resetAndDestroy();
   await until(() => session.channels === 0, 5000, 'the channel to be released');

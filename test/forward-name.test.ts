@@ -4,7 +4,7 @@ import t from 'tap';
 import { resolveTunnel } from '../src/config/resolve.js';
 import { Fleet } from '../src/fleet.js';
 import { startHealthServer } from '../src/ops/health.js';
-import { createLogger } from '../src/ops/logger.js';
+import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { connect, deadline, httpGet, roundTrip, startEcho } from './fixtures/net.js';
 import { inputFor, LogCapture, makeKeys, startServer } from './fixtures/tunnel.js';
@@ -27,7 +27,7 @@ t.test('forward name – -L 0:… is named by the port it bound, in logs, the re
     await fleet.stop('test over');
   });
   await deadline(fleet.ready(), 5000, 'tunnel ready');
-  const app = fleet.apps[0]!;
+  const app = fleet.tunnels[0]!;
   const port = bound!.port;
   t.not(port, 0, 'a real port was bound');
   const name = `127.0.0.1:${port}->127.0.0.1:${echo.port}`;

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { Clock } from 'clock-mock';
-import { Heartbeat, type HeartbeatLink, type HeartbeatOptions } from '../src/tunnel/heartbeat.js';
-import { RttEstimator } from '../src/tunnel/rtt.js';
+import { Heartbeat, type HeartbeatLink, type HeartbeatOptions } from '../src/ssh/heartbeat.js';
+import { RttEstimator } from '../src/ssh/rtt.js';
 
 /** A scripted link: probes are recorded; the test answers them and injects traffic. */
 class FakeLink implements HeartbeatLink {

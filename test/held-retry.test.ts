@@ -17,7 +17,7 @@ t.test('held clients – a held client is served within 1 s of the server coming
   const { app, bound, logs } = await startSshkeep(t, inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`], { holdTimeout: '30s' }));
   await deadline(app.ready(), 5000, 'tunnel ready');
 
-  const lost = nextState(app.tunnel, 'reconnecting', 5000);
+  const lost = nextState(app.connection, 'reconnecting', 5000);
   relay.set('refuse'); // the server is down: every connection reset, every new one refused
   await lost;
   // Let the backoff grow before the client arrives (attempts 2–5: up to 0.25, 0.5, 1, 2 s).

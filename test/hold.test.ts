@@ -4,10 +4,10 @@ import t, { type Test } from 'tap';
 import type { ClientChannel } from 'ssh2';
 import { ChannelOpenError } from '../src/errors.js';
 import { Hold, type HoldOptions } from '../src/forward/hold.js';
-import { silentLogger } from '../src/ops/logger.js';
-import type { SessionSource } from '../src/tunnel/pool.js';
-import type { SshSession } from '../src/tunnel/ssh-adapter.js';
-import type { TunnelState, TunnelStatus } from '../src/tunnel/tunnel.js';
+import { silentLogger } from '../src/log.js';
+import type { SessionSource } from '../src/ssh/pool.js';
+import type { SshSession } from '../src/ssh/adapter.js';
+import type { ConnectionState, ConnectionStatus } from '../src/ssh/connection.js';
 import { outcome, until } from './fixtures/net.js';
 
 /** A channel open the test answers: its target, and whether the hold gave up on it. */
@@ -36,8 +36,8 @@ class FakeSession {
 }
 
 /** A tunnel the test moves by hand: which session is ready, and how many clients say they wait. */
-class FakeSource extends EventEmitter<{ status: [TunnelStatus] }> implements SessionSource {
-  state: TunnelState = 'connecting';
+class FakeSource extends EventEmitter<{ status: [ConnectionStatus] }> implements SessionSource {
+  state: ConnectionState = 'connecting';
   ready: FakeSession | undefined;
   waiting = 0;
   get readySession(): SshSession | undefined {
@@ -52,7 +52,7 @@ class FakeSource extends EventEmitter<{ status: [TunnelStatus] }> implements Ses
     return () => this.waiting--;
   }
   /** Moves to `to`, serving `session` when ready. */
-  move(to: TunnelState, session?: FakeSession): void {
+  move(to: ConnectionState, session?: FakeSession): void {
     const from = this.state;
     this.state = to;
     this.ready = to === 'ready' ? session : undefined;
@@ -80,7 +80,7 @@ function setup(t: Test, options: Partial<HoldOptions> = {}) {
   const source = new FakeSource();
   const hold: Hold = new Hold({
     source,
-    limits: { maxConnections: 0, maxHeld: 1024, connections: () => 0, held: (): number => hold.size },
+    limits: { maxConnections: 0, maxHeld: 1024, clients: () => 0, held: (): number => hold.size },
     holdTimeoutMs: 5000,
     holdBufferBytes: 1024,
     channelOpenTimeoutMs: 5000,
@@ -155,7 +155,7 @@ t.test('hold – no connection within the hold timeout: hold_timeout, naming --h
   const { hold, source } = setup(t, { holdTimeoutMs: 50 });
   const { held } = await socketPair(t);
   const result = await hold.open(held, TARGET, SRC, silentLogger);
-  t.match(result, { ok: false, result: 'hold_timeout', message: /no tunnel ready within 50 ms; --hold-timeout raises the limit/ });
+  t.match(result, { ok: false, result: 'hold_timeout', message: /no SSH connection ready within 50 ms; --hold-timeout raises the limit/ });
   t.equal(source.waiting, 0);
   t.equal(hold.size, 0);
 });
@@ -170,8 +170,8 @@ t.test('hold – a refused target is not re-issued', async (t) => {
 
 t.test('hold – refusals name the option that would allow the client', async (t) => {
   t.match(setup(t, { holdTimeoutMs: 0 }).hold.refusal(), { result: 'not_ready', message: /--hold-timeout is 0/ });
-  const full = setup(t, { limits: { maxConnections: 0, maxHeld: 2, connections: () => 0, held: () => 2 } });
-  t.match(full.hold.refusal(), { result: 'limit', message: /2 connections already held; --max-held raises the limit/ });
+  const full = setup(t, { limits: { maxConnections: 0, maxHeld: 2, clients: () => 0, held: () => 2 } });
+  t.match(full.hold.refusal(), { result: 'limit', message: /2 clients already held; --max-held raises the limit/ });
   full.source.move('ready', new FakeSession('s'));
   t.equal(full.hold.refusal(), undefined, 'no refusal when a connection is ready: nobody is held');
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import { deadline } from './fixtures/net.js';
 import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
-import { fingerprintSha256 } from '../src/tunnel/known-hosts.js';
+import { fingerprintSha256 } from '../src/ssh/known-hosts.js';
 import { resolveTunnel } from '../src/config/resolve.js';
 import { ConfigError, HostKeyError } from '../src/errors.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
@@ -15,7 +15,7 @@ t.test('host key pin – a matching --host-key-fingerprint connects without any 
   const pin = fingerprintSha256(server.hostKeyBlob);
   const { app } = await startSshkeep(t, inputFor(server, keys, ['0:127.0.0.1:9'], { hostKeyFingerprint: pin }));
   await deadline(app.ready(), 5000, 'ready');
-  t.equal(app.tunnel.state, 'ready');
+  t.equal(app.connection.state, 'ready');
 });
 
 t.test('host key pin – another key is refused even when known_hosts would accept it', async (t) => {

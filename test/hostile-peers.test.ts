@@ -15,7 +15,7 @@ import { connect, deadline, outcome, roundTrip, until, listen, startEchoFor } fr
 import { inputFor, makeKeys, startServer, startSshkeep, LogCapture } from './fixtures/tunnel.js';
 import { LocalForward, type Limits } from '../src/forward/local-forward.js';
 import { parseDynamicForward } from '../src/config/forward-spec.js';
-import { createLogger } from '../src/ops/logger.js';
+import { createLogger } from '../src/log.js';
 import { DEFAULTS } from '../src/config/defaults.js';
 import { prng } from './fixtures/prng.js';
 
@@ -36,7 +36,7 @@ t.test('slow clients – held clients that send nothing are reset at --hold-time
   const port = bound[0]!.port;
 
   server.setDown(true);
-  await until(() => app.tunnel.state !== 'ready', 5000, 'the tunnel to notice the outage');
+  await until(() => app.connection.state !== 'ready', 5000, 'the tunnel to notice the outage');
   const HELD = 20;
   const started = performance.now();
   const ends = await deadline(
@@ -59,7 +59,7 @@ t.test('slow clients – held clients that send nothing are reset at --hold-time
   t.equal(app.report().held, 0, 'none left held');
 
   server.setDown(false);
-  await until(() => app.tunnel.state === 'ready', 11_000, 'the tunnel back');
+  await until(() => app.connection.state === 'ready', 11_000, 'the tunnel back');
   t.equal((await roundTrip(await connect(port), 'after')).toString(), 'after', 'the forward serves again');
 });
 
@@ -74,9 +74,9 @@ t.test('slow clients – a SOCKS handshake that stalls is closed at its timeout:
   // same tunnel, built with the dependencies Sshkeep gives its own but a 300 ms timeout.
   const SHORT = 300;
   const shortLogs = new LogCapture();
-  const limits: Limits = { maxConnections: 0, maxHeld: 1024, connections: () => 0, held: () => 0 };
+  const limits: Limits = { maxConnections: 0, maxHeld: 1024, clients: () => 0, held: () => 0 };
   const short = new LocalForward(parseDynamicForward('127.0.0.1:0'), {
-    tunnel: app.tunnel,
+    source: app.connection,
     logger: createLogger('debug', 'json', shortLogs),
     holdTimeoutMs: 1000,
     holdBufferBytes: MiB,
@@ -123,7 +123,7 @@ t.test('slow clients – a SOCKS handshake that stalls is closed at its timeout:
   const timedOut = (l: Record<string, unknown>) => l.event === 'conn_end' && l.reason === 'socks_error' && /not complete within/.test(String(l.error));
   t.equal(shortLogs.lines.filter(timedOut).length, 4, 'each short-timeout stall logged as a SOCKS handshake timeout');
   t.equal(logs.lines.filter(timedOut).length, 1, 'the default-timeout stall logged as a SOCKS handshake timeout');
-  t.equal(short.connections, 0, 'nothing left in the handshake');
+  t.equal(short.clients, 0, 'nothing left in the handshake');
 
   // The forward and the tunnel still serve a client that does finish its request.
   const s = await connect(shortAt.port);
@@ -216,9 +216,9 @@ t.test('isolation – resets, half-close then reset, a resetting target and clie
   const { app, bound, logs } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${target.port}`]));
   await deadline(app.ready(), 5000, 'the tunnel ready');
   const port = bound[0]!.port;
-  const generation = app.tunnel.generation;
-  const session = app.tunnel.readySession!;
-  const channels = () => app.tunnel.readySession?.channels;
+  const generation = app.connection.generation;
+  const session = app.connection.readySession!;
+  const channels = () => app.connection.readySession?.channels;
 
   // Idle connections open through it all.
   const IDLE = 2;
@@ -327,9 +327,9 @@ t.test('isolation – resets, half-close then reset, a resetting target and clie
   await until(() => channels() === 0, 5000, 'no channel left').catch(() => {});
   t.equal(channels(), 0, 'no channel left once every client is gone');
 
-  t.equal(app.tunnel.state, 'ready', 'the tunnel stayed ready');
-  t.equal(app.tunnel.generation, generation, 'on the same SSH connection: no fault reached it');
-  t.equal(app.tunnel.readySession, session, 'the very same session');
+  t.equal(app.connection.state, 'ready', 'the tunnel stayed ready');
+  t.equal(app.connection.generation, generation, 'on the same SSH connection: no fault reached it');
+  t.equal(app.connection.readySession, session, 'the very same session');
   t.equal(server.connections, 1, 'the server saw no reconnect');
   t.notOk(logs.lines.some((l) => l.level === 'error'), 'nothing logged at error level');
   // Every client accounted for: accepted once, ended once.

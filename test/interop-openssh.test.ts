@@ -243,7 +243,7 @@ async function main(): Promise<void> {
     t.equal(ends.length, N, 'one conn_end per connection');
     t.same(ends.filter((l) => l.reset !== false || l.bytesUp !== 1024 || l.bytesDown !== 1024), [], 'all closed cleanly, 1 KiB each way');
     t.equal(app.forwards[0]!.active, 0, 'no connection left open');
-    t.equal(app.tunnel.generation, 1, 'all over one SSH connection');
+    t.equal(app.connection.generation, 1, 'all over one SSH connection');
   });
 
   t.test('openssh interop – target refused: client reset, conn_end connect-failed, tunnel survives', async (t) => {
@@ -254,7 +254,7 @@ async function main(): Promise<void> {
     );
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');
-    const generation = app.tunnel.generation;
+    const generation = app.connection.generation;
 
     for (const attempt of [1, 2]) {
       const sock = await connect(bound[0]!.port);
@@ -272,8 +272,8 @@ async function main(): Promise<void> {
     // The same listener keeps accepting too.
     const third = await connect(bound[0]!.port);
     t.equal((await deadline(outcome(third, { closeOnEnd: true }), 5000, 'third refused close')).errorCode, 'ECONNRESET', 'refused listener still serving');
-    t.equal(app.tunnel.state, 'ready', 'tunnel still ready');
-    t.equal(app.tunnel.generation, generation, 'same SSH connection: no reconnect');
+    t.equal(app.connection.state, 'ready', 'tunnel still ready');
+    t.equal(app.connection.generation, generation, 'same SSH connection: no reconnect');
   });
 
   t.test('openssh interop – AllowTcpForwarding no: client reset, administratively-prohibited', async (t) => {
@@ -289,7 +289,7 @@ async function main(): Promise<void> {
     t.equal(end.errorCode, 'ECONNRESET', 'client reset');
     const line = await waitLog((l) => l.event === 'conn_end', 5000, 'conn_end');
     t.match(line, { side: 'target', reason: 'administratively-prohibited' }, 'reason from the SSH open failure');
-    t.equal(app.tunnel.state, 'ready', 'tunnel still ready');
+    t.equal(app.connection.state, 'ready', 'tunnel still ready');
   });
 
   t.test('openssh interop – sshd killed under open streams: clients reset, never a clean end', async (t) => {
@@ -369,7 +369,7 @@ async function main(): Promise<void> {
     await waitLog(() => logs.find('conn_end').length >= 3, 5000, 'three conn_end lines');
     const ends = logs.find('conn_end');
     t.equal(ends.length, 3, 'one conn_end per connection');
-    t.same(ends.filter((l) => l.side !== 'tunnel' || l.reset !== true || !/^tunnel lost/.test(String(l.reason))), [], 'every connection reset because the tunnel was lost');
+    t.same(ends.filter((l) => l.side !== 'tunnel' || l.reset !== true || !/^SSH connection lost/.test(String(l.reason))), [], 'every connection reset because the tunnel was lost');
     await waitLog((l) => l.event === 'state' && l.to === 'reconnecting', 5000, 'tunnel reconnecting');
   });
 }

@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     t.match(bLog(), directTcpipTo(echo.port), 'B opened the forwarded connection to the echo server');
     const ready = await logs.waitFor(stateTo('ready'), 1000, 'state ready');
     t.match(ready.reason, `127.0.0.1:${B.port}`, 'the session is the one with B');
-    t.equal(app.tunnel.generation, 1, 'one connection');
+    t.equal(app.connection.generation, 1, 'one connection');
   });
 
   t.test('-J on the command line: a jump to a host whose Host block has no ProxyJump', async (t) => {
@@ -220,13 +220,13 @@ async function main(): Promise<void> {
     // Lost with the hop at once, not noticed later by a silent heartbeat.
     const left = await logs.waitFor((l) => l.event === 'state' && l.from === 'ready', 5000, `tunnel to leave ready\n${dump(logs)}`);
     t.match(left, { to: 'reconnecting', reason: /^connection lost/ }, 'lost, not merely suspect');
-    t.not(app.tunnel.state, 'ready', 'tunnel not ready while A is down');
+    t.not(app.connection.state, 'ready', 'tunnel not ready while A is down');
 
     const aAgain = logFrom(a);
     const bAgain = logFrom(b);
     await a.restart();
     await logs.waitFor(stateTo('ready', (l) => Number(l.generation) >= 2), 15_000, `tunnel ready again\n${dump(logs)}`);
-    t.ok(app.tunnel.generation >= 2, 'a new generation');
+    t.ok(app.connection.generation >= 2, 'a new generation');
     await expectEcho(t, bound[0]!.port, 'after the hop came back');
     t.match(aAgain(), new RegExp(`Accepted publickey for ${a.user}`), 'the new chain authenticated to A again');
     t.match(bAgain(), new RegExp(`Accepted publickey for ${b.user}`), 'and to B over it');
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
     await deadline(app.ready(), READY_MS, `tunnel ready without A\n${dump(logs)}`);
     await expectEcho(t, bound[0]!.port, '-J none');
     t.match(bLog(), new RegExp(`Accepted publickey for ${b.user} from 127\\.0\\.0\\.1`), 'B authenticated the client directly');
-    t.equal(app.tunnel.generation, 1, 'first attempt');
+    t.equal(app.connection.generation, 1, 'first attempt');
   });
 
   t.test('ProxyCommand', async (t) => {
@@ -305,8 +305,8 @@ async function main(): Promise<void> {
       await logs.waitFor(stateTo('reconnecting'), 5000, `tunnel reconnecting\n${dump(logs)}`);
       await logs.waitFor(() => logs.lines.filter(oops).length >= 2, 8000, `a second attempt ran the command again\n${dump(logs)}`);
       t.equal(ready, false, 'never ready');
-      t.not(app.tunnel.state, 'ready', 'not ready');
-      t.equal(app.tunnel.generation, 0, 'no connection made');
+      t.not(app.connection.state, 'ready', 'not ready');
+      t.equal(app.connection.generation, 0, 'no connection made');
     });
   });
 }

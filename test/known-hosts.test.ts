@@ -10,7 +10,7 @@ import {
   knownHostName,
   knownKeyTypes,
   lookupHostKey,
-} from '../src/tunnel/known-hosts.js';
+} from '../src/ssh/known-hosts.js';
 
 interface TestKey {
   /** "type base64" as it appears in known_hosts and .pub files. */

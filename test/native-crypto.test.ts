@@ -7,7 +7,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { nativeCryptoLoaded } from '../src/tunnel/ssh-adapter.js';
+import { nativeCryptoLoaded } from '../src/ssh/adapter.js';
 import { REPO_ROOT, logIs, spawnCliFor } from './fixtures/cli.js';
 import { refusedPort } from './fixtures/net.js';
 

@@ -10,7 +10,7 @@ import { resolveTunnel } from '../src/config/resolve.js';
 import { Fleet } from '../src/fleet.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { startHealthServer } from '../src/ops/health.js';
-import { createLogger } from '../src/ops/logger.js';
+import { createLogger } from '../src/log.js';
 import { metricValue } from './fixtures/metrics.js';
 
 
@@ -30,7 +30,7 @@ async function setup(t: Test, extraForwards: string[] = [], process = { maxConne
   );
   const fleet = new Fleet([config], process, { logger: createLogger('debug', 'json', logs) });
   const metrics = new Metrics();
-  for (const app of fleet.apps) metrics.watch(app);
+  for (const app of fleet.tunnels) metrics.watch(app);
   const bound = await fleet.start();
   const health = await startHealthServer({ host: '127.0.0.1', port: 0 }, fleet, metrics);
   t.teardown(async () => {
@@ -39,15 +39,15 @@ async function setup(t: Test, extraForwards: string[] = [], process = { maxConne
     await fleet.stop('test over');
   });
   const healthPort = (health.address() as AddressInfo).port;
-  return { fleet, app: fleet.apps[0]!, relay, bound, healthPort, logs };
+  return { fleet, app: fleet.tunnels[0]!, relay, bound, healthPort, logs };
 }
 
 t.test('endpoints – readiness and startup follow the tunnel through its states', async (t) => {
   const { fleet, app, relay, healthPort } = await setup(t);
   const before = await httpGet(healthPort, '/startupz');
-  if (app.tunnel.state !== 'ready') t.equal(before.status, 503, 'starting: /startupz is 503');
+  if (app.connection.state !== 'ready') t.equal(before.status, 503, 'starting: /startupz is 503');
   await deadline(fleet.ready(), 5000, 'ready');
-  await deadline(once(app.tunnel, 'rtt'), 5000, 'first RTT');
+  await deadline(once(app.connection, 'rtt'), 5000, 'first RTT');
   t.equal((await httpGet(healthPort, '/healthz')).status, 200);
   t.equal((await httpGet(healthPort, '/startupz')).status, 200);
   const ready = await httpGet(healthPort, '/readyz');
@@ -57,7 +57,7 @@ t.test('endpoints – readiness and startup follow the tunnel through its states
   t.type(body.tunnels[0].rttMs, 'number', 'reports the last RTT');
   t.equal(body.tunnels[0].reconnects, 0);
 
-  const suspect = nextState(app.tunnel, 'suspect', 5000);
+  const suspect = nextState(app.connection, 'suspect', 5000);
   relay.set('blackhole');
   await suspect;
   const during = await httpGet(healthPort, '/readyz');
@@ -66,7 +66,7 @@ t.test('endpoints – readiness and startup follow the tunnel through its states
   t.equal((await httpGet(healthPort, '/healthz')).status, 200, 'liveness does not follow the tunnel');
   t.equal((await httpGet(healthPort, '/startupz')).status, 200, 'started stays started');
 
-  const back = nextState(app.tunnel, 'ready', 10_000);
+  const back = nextState(app.connection, 'ready', 10_000);
   relay.restore();
   await back;
   t.equal((await httpGet(healthPort, '/readyz')).status, 200, 'ready again');
@@ -84,7 +84,7 @@ t.test('metrics – names, labels and counters move with what happens', async (t
   const dead = await refusedPort();
   const { fleet, app, relay, bound, healthPort } = await setup(t, [`0:127.0.0.1:${dead}`]);
   await deadline(fleet.ready(), 5000, 'ready');
-  await deadline(once(app.tunnel, 'rtt'), 5000, 'first RTT');
+  await deadline(once(app.connection, 'rtt'), 5000, 'first RTT');
   const [ok, refused] = app.forwards;
 
   // ok: one echo of 5 bytes each way
@@ -97,14 +97,14 @@ t.test('metrics – names, labels and counters move with what happens', async (t
   open.on('error', () => {});
   open.write('x');
   await once(open, 'data');
-  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  const reconnecting = nextState(app.connection, 'reconnecting', 5000);
   relay.set('refuse');
   await reconnecting;
   await deadline(closed(open), 5000, 'open stream cut');
   // hold_timeout: the tunnel stays down past --hold-timeout 1s
   const held = net.connect(bound[0]!.port, '127.0.0.1').on('error', () => {});
   await deadline(closed(held), 5000, 'held client timed out');
-  const back = nextState(app.tunnel, 'ready', 10_000);
+  const back = nextState(app.connection, 'ready', 10_000);
   relay.restore();
   await back;
 
@@ -132,14 +132,14 @@ t.test('metrics – every series of a tunnel and its forwards exists at 0 before
   await deadline(fleet.ready(), 5000, 'ready');
   const text = (await httpGet(healthPort, '/metrics')).body;
   const tunnel = app.name;
-  t.equal(sample(text, 'sshkeep_tunnel_reconnects_total', { tunnel }), 0, 'reconnects, before the first reconnect');
-  t.equal(sample(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }) !== undefined, true, 'the RTT histogram');
+  t.equal(metricValue(text, 'sshkeep_tunnel_reconnects_total', { tunnel }), 0, 'reconnects, before the first reconnect');
+  t.equal(metricValue(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }) !== undefined, true, 'the RTT histogram');
   const [local, dynamic] = app.forwards;
   for (const result of ['ok', 'target_refused', 'hold_timeout', 'reset_by_tunnel_loss', 'limit', 'not_ready', 'shutdown']) {
-    t.equal(sample(text, 'sshkeep_connections_total', { tunnel, forward: local!.name, result }), 0, `-L ${result}`);
+    t.equal(metricValue(text, 'sshkeep_connections_total', { tunnel, forward: local!.name, result }), 0, `-L ${result}`);
   }
-  t.equal(sample(text, 'sshkeep_connections_total', { forward: dynamic!.name, result: 'socks_error' }), 0, '-D socks_error');
-  t.equal(sample(text, 'sshkeep_connections_total', { forward: local!.name, result: 'socks_error' }), undefined, 'no SOCKS series for -L');
+  t.equal(metricValue(text, 'sshkeep_connections_total', { forward: dynamic!.name, result: 'socks_error' }), 0, '-D socks_error');
+  t.equal(metricValue(text, 'sshkeep_connections_total', { forward: local!.name, result: 'socks_error' }), undefined, 'no SOCKS series for -L');
   t.notMatch(text, /forward="[^"]*:0(->|")/, 'forwards are named by their bound port, not 0');
 });
 

@@ -176,7 +176,7 @@ async function main(): Promise<void> {
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
     await whenState(rf, 'bound', READY_MS, '-R bound');
-    const firstGeneration = app.tunnel.generation;
+    const firstGeneration = app.connection.generation;
     await expectEcho(t, port, 'the port before the fault');
 
     // A NAT forgets the flow: the old session hears nothing more; sshd's child still holds the port
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
     const dropped = Date.now();
     relay.set('drop-existing');
     const second = await nthLine(logs, logIs('remote_listen'), 2, 20_000, 'a second remote_listen');
-    t.ok(app.tunnel.generation > firstGeneration, `bound on a new connection (generation ${firstGeneration} -> ${app.tunnel.generation})`);
+    t.ok(app.connection.generation > firstGeneration, `bound on a new connection (generation ${firstGeneration} -> ${app.connection.generation})`);
     t.equal(second.port, port, 'the same fixed port');
     t.equal(rf.state, 'bound', 'state bound again');
     t.equal(app.report().remoteForwards[0]!.port, port, 'report names the port again');
@@ -309,7 +309,7 @@ async function main(): Promise<void> {
     t.equal(end.data.length, 0, 'nothing came back');
     const line = await nthLine(logs, (l) => l.event === 'conn_end' && l.side === 'target', 1, 5000, 'conn_end side target');
     t.match(line, { target: `127.0.0.1:${target}`, error: 'ECONNREFUSED' }, 'logged as refused by the local target');
-    t.equal(app.tunnel.state, 'ready', 'the tunnel is still ready');
+    t.equal(app.connection.state, 'ready', 'the tunnel is still ready');
     t.equal(rf.state, 'bound', 'the forward is still bound');
 
     const targetEcho = await startEcho({ port: target, host: '127.0.0.1' });

@@ -28,7 +28,7 @@ async function relayFor(t: Test, sshd: Sshd): Promise<Relay> {
 async function tunnelTo(t: Test, sshd: Sshd, echoPort: number, port = sshd.port) {
   const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${echoPort}`], keepaliveInterval: '1s' }, port));
   // The adaptive probe deadline (≥ 1 s) is set by a measured round trip; before that it is 3 s.
-  const firstRtt = once(app.tunnel, 'rtt');
+  const firstRtt = once(app.connection, 'rtt');
   await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
   await deadline(firstRtt, 5000, 'first round-trip measurement');
   return { app, port: bound[0]!.port, logs };
@@ -65,9 +65,9 @@ async function main(): Promise<void> {
     const open = await connect(port);
     t.equal(await echoOn(open, 'before'), 'before', 'stream open and flowing');
     const openEnd = outcome(open, { closeOnEnd: true });
-    const generation = app.tunnel.generation;
+    const generation = app.connection.generation;
 
-    const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+    const reconnecting = nextState(app.connection, 'reconnecting', 5000);
     await deadline(sshd.kill(), 15_000, 'sshd (and its sessions) killed');
     const lost = await reconnecting;
     t.match(lost.reason, /connection lost/, 'the tunnel noticed the loss');
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     t.not(accepted.state, 'ready', `accepted while the tunnel was ${String(accepted.state)}`);
     t.equal(app.forwards[0]!.held, 1, 'the client is held');
 
-    const ready = nextState(app.tunnel, 'ready', 15_000);
+    const ready = nextState(app.connection, 'ready', 15_000);
     const restartedAt = performance.now();
     await deadline(sshd.restart(), 15_000, 'sshd restart');
     const up = await ready;
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     t.equal(reply.toString(), 'sent during the outage and after', 'held client served, bytes intact');
     const resets = logs.find('conn_end').filter((l) => l.reset === true);
     t.equal(resets.length, 1, 'only the stream open at the kill was reset', { resets });
-    t.match(resets[0], { side: 'tunnel', reason: /^tunnel lost/ });
+    t.match(resets[0], { side: 'tunnel', reason: /^SSH connection lost/ });
   });
 
   t.test('openssh resilience – blackhole through a relay: suspect in time, restore keeps the stream, no reset', async (t) => {
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     let closed = false;
     void sockEnd.then(() => (closed = true));
 
-    const { status: s, ms: took } = await blackholeUntilSuspect(app.tunnel, relay);
+    const { status: s, ms: took } = await blackholeUntilSuspect(app.connection, relay);
     t.match(s.reason, /no reply to a probe/);
     t.ok(took < 4000, `suspect after ${Math.round(took)} ms (interval 1 s + adaptive deadline ≥ 1 s)`);
 
@@ -116,8 +116,8 @@ async function main(): Promise<void> {
     const outcomeLine = await logs.waitFor(recoveredOrDrained, 5000, 'the old connection to recover or drain');
     t.not(outcomeLine.event, 'retire', 'the old connection was not closed', { outcomeLine });
     t.comment(`recovery path: ${outcomeLine.event === 'drain' ? 'a spare took over, the old connection drains' : String(outcomeLine.reason)}`);
-    if (app.tunnel.state !== 'ready') await nextState(app.tunnel, 'ready', 5000);
-    t.equal(app.tunnel.state, 'ready');
+    if (app.connection.state !== 'ready') await nextState(app.connection, 'ready', 5000);
+    t.equal(app.connection.state, 'ready');
     t.equal(await echoOn(sock, 'after'), 'after', 'the stream carries on');
     t.notOk(closed, 'the stream is still open');
     t.same(logs.find('conn_end').filter((l) => l.reset === true), [], 'nobody was reset');
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     const before = sshd.pids();
     t.ok(before.length >= 2, `the listener and the session processes serving us: ${before.join(', ')}`);
 
-    const suspect = nextState(app.tunnel, 'suspect', 5000);
+    const suspect = nextState(app.connection, 'suspect', 5000);
     const frozenAt = performance.now();
     const frozen = freeze(sshd);
     // If an assertion below throws while frozen, thaw so teardown's stop() finds a normal tree.
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     t.not(outcomeLine.event, 'retire', 'the old connection was not closed', { outcomeLine });
     t.comment(`recovery path: ${outcomeLine.event === 'drain' ? 'a spare took over, the old connection drains' : String(outcomeLine.reason)}`);
     t.equal(await echoOn(sock, 'after'), 'after', 'the stream carries on');
-    t.equal(app.tunnel.state, 'ready');
+    t.equal(app.connection.state, 'ready');
     t.notOk(closed, 'the stream is still open');
     t.same(logs.find('conn_end').filter((l) => l.reset === true), [], 'nobody was reset');
     sock.destroy();

@@ -15,7 +15,7 @@ async function setup(t: Test, extra: { holdTimeout?: string; holdBuffer?: string
     t,
     inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`], { keepaliveInterval: '500ms', ...extra }),
   );
-  const firstRtt = once(app.tunnel, 'rtt'); // the adaptive deadline is set by a measured round trip
+  const firstRtt = once(app.connection, 'rtt'); // the adaptive deadline is set by a measured round trip
   await deadline(app.ready(), 5000, 'tunnel ready');
   await deadline(firstRtt, 5000, 'first round-trip measurement');
   return { server, relay, app, port: bound[0]!.port, logs };
@@ -23,7 +23,7 @@ async function setup(t: Test, extra: { holdTimeout?: string; holdBuffer?: string
 
 t.test('resilience – a silent (blackholed) link becomes suspect within interval + deadline', async (t) => {
   const { relay, app } = await setup(t);
-  const { status: s, ms: took } = await blackholeUntilSuspect(app.tunnel, relay);
+  const { status: s, ms: took } = await blackholeUntilSuspect(app.connection, relay);
   t.match(s.reason, /no reply to a probe/);
   t.ok(took < 4000, `noticed in ${Math.round(took)} ms (interval 500 ms + adaptive deadline ≥ 1 s)`);
 });
@@ -32,7 +32,7 @@ t.test('resilience – a link that recovers from suspect keeps its streams untou
   const { relay, app, port, logs } = await setup(t);
   const sock = await connect(port);
   t.equal(await echoOn(sock, 'before'), 'before');
-  const suspect = nextState(app.tunnel, 'suspect', 5000);
+  const suspect = nextState(app.connection, 'suspect', 5000);
   relay.set('blackhole');
   await suspect;
   relay.restore();
@@ -44,7 +44,7 @@ t.test('resilience – a link that recovers from suspect keeps its streams untou
     'the old connection to recover or drain',
   );
   t.not(outcome.event, 'retire', 'the old connection was not closed');
-  t.equal(app.tunnel.state, 'ready');
+  t.equal(app.connection.state, 'ready');
   t.equal(await echoOn(sock, 'after'), 'after', 'the stream carries on');
   t.notOk(logs.find('conn_end').some((l) => l.reset === true), 'nobody was reset');
   sock.destroy();
@@ -72,7 +72,7 @@ t.test('resilience – a replaced connection still carrying a stream rides out a
 
 t.test('resilience – a client held during an outage is served after the restore, bytes intact', async (t) => {
   const { relay, app, port, logs } = await setup(t);
-  const suspect = nextState(app.tunnel, 'suspect', 5000);
+  const suspect = nextState(app.connection, 'suspect', 5000);
   relay.set('blackhole');
   await suspect;
   const sock = await connect(port); // accepted and held, not refused
@@ -91,10 +91,10 @@ t.test('resilience – a NAT that forgot the flow (drop-existing): a spare repla
     old.on('end', () => resolve('end'));
     old.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
   });
-  const replaced = nextState(app.tunnel, 'ready', 10_000, (s) => s.from === 'suspect' && /replaced/.test(s.reason));
+  const replaced = nextState(app.connection, 'ready', 10_000, (s) => s.from === 'suspect' && /replaced/.test(s.reason));
   relay.set('drop-existing');
   await replaced;
-  t.equal(app.tunnel.generation, 2, 'make-before-break: a second connection took over');
+  t.equal(app.connection.generation, 2, 'make-before-break: a second connection took over');
   t.equal(await deadline(oldEnd, 5000, 'old stream cut'), 'ECONNRESET', 'the stream on the dead connection is reset, not ended');
   const fresh = await connect(port);
   t.equal((await deadline(roundTrip(fresh, 'new'), 5000, 'new client')).toString(), 'new');
@@ -103,20 +103,20 @@ t.test('resilience – a NAT that forgot the flow (drop-existing): a spare repla
 
 t.test('resilience – the server going away: held clients wait, then are served by the reconnect', async (t) => {
   const { server, relay, app, port } = await setup(t);
-  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  const reconnecting = nextState(app.connection, 'reconnecting', 5000);
   relay.set('refuse');
   await reconnecting;
   const sock = await connect(port);
   sock.write('held');
   relay.restore();
   t.equal((await deadline(roundTrip(sock, '!'), 10_000, 'served after restore')).toString(), 'held!');
-  t.ok(app.tunnel.generation >= 2);
+  t.ok(app.connection.generation >= 2);
   t.ok(server.connections >= 1);
 });
 
 t.test('resilience – hold timeout 0: clients are reset at once while the tunnel is down', async (t) => {
   const { relay, app, port, logs } = await setup(t, { holdTimeout: '0' });
-  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  const reconnecting = nextState(app.connection, 'reconnecting', 5000);
   relay.set('refuse');
   await reconnecting;
   // The reset can beat the connect callback: either way the client sees ECONNRESET.
@@ -131,7 +131,7 @@ t.test('resilience – hold timeout 0: clients are reset at once while the tunne
 
 t.test('resilience – a held client past --hold-buffer is paused, not dropped: every byte arrives after the restore', async (t) => {
   const { relay, app, port, logs } = await setup(t, { holdBuffer: '64KiB' });
-  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  const reconnecting = nextState(app.connection, 'reconnecting', 5000);
   relay.set('refuse');
   await reconnecting;
   const sock = await connect(port);
@@ -148,7 +148,7 @@ t.test('resilience – a held client past --hold-buffer is paused, not dropped: 
 t.test('resilience – a client that leaves while held is not forwarded', async (t) => {
   const { server, relay, app, port } = await setup(t);
   const opened = server.channelsOpened;
-  const reconnecting = nextState(app.tunnel, 'reconnecting', 5000);
+  const reconnecting = nextState(app.connection, 'reconnecting', 5000);
   relay.set('refuse');
   await reconnecting;
   const quitter = await connect(port);
@@ -156,7 +156,7 @@ t.test('resilience – a client that leaves while held is not forwarded', async 
   quitter.resetAndDestroy();
   await until(() => app.forwards[0]!.held === 0, 5000, 'the departed client to be noticed');
   relay.restore();
-  await nextState(app.tunnel, 'ready', 10_000);
+  await nextState(app.connection, 'ready', 10_000);
   const next = await connect(port);
   t.equal((await deadline(roundTrip(next, 'n'), 5000, 'a later client')).toString(), 'n');
   t.equal(server.channelsOpened - opened, 1, 'only the later client reached the target');

@@ -202,7 +202,7 @@ async function main(): Promise<void> {
       t.equal(await echoes(raw, 'still serving'), 'still serving');
       raw.sock.end();
       await raw.end(5000, 'close');
-      t.equal(app.forwards[0]!.connections, 0, 'no client left in the handshake');
+      t.equal(app.forwards[0]!.clients, 0, 'no client left in the handshake');
     });
   });
 
@@ -283,7 +283,7 @@ async function main(): Promise<void> {
     await deadline(app.ready(), READY_MS, 'tunnel ready');
     relay.set('refuse');
     await waitLog(logs, (l) => l.event === 'state' && l.to === 'reconnecting', 5000, 'the tunnel to drop');
-    t.not(app.tunnel.state, 'ready', 'the tunnel is down');
+    t.not(app.connection.state, 'ready', 'the tunnel is down');
 
     const { raw, reply } = await socks5(
       bound[0]!.port,
@@ -303,7 +303,7 @@ async function main(): Promise<void> {
       15_000,
     );
     t.same([...reply], [5, 0, 0, 1, 0, 0, 0, 0, 0, 0], 'reply 0x00 once the tunnel is back');
-    t.equal(app.tunnel.state, 'ready', 'the tunnel is ready');
+    t.equal(app.connection.state, 'ready', 'the tunnel is ready');
     t.equal((await raw.read(6, 5000, 'the early bytes echoed')).toString(), 'early;', 'bytes sent while held reached the target');
     t.equal(await echoes(raw, 'after the outage'), 'after the outage', 'echo works');
     raw.sock.end();
@@ -324,7 +324,7 @@ async function main(): Promise<void> {
     t.equal(end.rest.length, 0, 'nothing more');
     const line = await waitLog(logs, refusedWith(0x03), 5000, 'conn_end with socksReply 3');
     t.match(line, { side: 'tunnel', reason: 'hold_timeout' });
-    t.not(app.tunnel.state, 'ready', 'the tunnel never came up');
+    t.not(app.connection.state, 'ready', 'the tunnel never came up');
   });
 
   t.test('CLI -D 0: listens, curl goes through', async (t) => {

@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     t.equal(end.errorCode, 'ECONNRESET', 'reset');
     const line = await logs.waitFor((l) => l.event === 'conn_end', 5000, 'conn_end');
     t.match(line, { side: 'target', reset: true, target: missing, reason: 'connect-failed' });
-    t.equal(app.tunnel.state, 'ready', 'the tunnel is still ready');
+    t.equal(app.connection.state, 'ready', 'the tunnel is still ready');
   });
 }
 

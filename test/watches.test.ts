@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Clock } from 'clock-mock';
-import { watchForWake } from '../src/tunnel/wake-watch.js';
-import { watchNetwork } from '../src/tunnel/network-watch.js';
+import { watchForWake } from '../src/ssh/wake-watch.js';
+import { watchNetwork } from '../src/ssh/network-watch.js';
 
 t.test('wake watch – a wall-clock jump (laptop slept) is reported; punctual ticks are not', async (t) => {
   const clock = new Clock();

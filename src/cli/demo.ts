@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, EXIT } from '../errors.js';
 import { parsePort } from '../config/forward-spec.js';
 import { parseDuration } from '../config/duration.js';
-import { createLogger, type Logger } from '../ops/logger.js';
+import { createLogger, type Logger } from '../log.js';
 import { get, narrateOutages, startDemo } from '../demo/demo.js';
 
 /** `sshkeep demo`: a tunnel to an embedded SSH server and HTTP target, no setup needed. */
@@ -33,7 +33,7 @@ export async function runDemo(argv: string[], onSignal: (stop: () => Promise<voi
   if (opts.once) {
     say(`GET ${demo.url} -> ${(await get(demo.url)).trim()}`);
     // Let sshkeep see the connection's close before stopping, so it is not logged as cut.
-    for (let turn = 0; turn < 1000 && demo.app.connections() > 0; turn++) await new Promise((r) => setTimeout(r, 1));
+    for (let turn = 0; turn < 1000 && demo.tunnel.clients() > 0; turn++) await new Promise((r) => setTimeout(r, 1));
     await demo.stop();
     return EXIT.ok;
   }

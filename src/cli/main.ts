@@ -9,10 +9,10 @@ import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../err
 import { processEnv } from '../config/resolve.js';
 import { buildSettings, type Settings } from '../config/settings.js';
 import { forwardName } from '../config/forward-spec.js';
-import { createLogger, type Logger } from '../ops/logger.js';
+import { createLogger, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
-import { nativeCryptoLoaded } from '../tunnel/ssh-adapter.js';
+import { nativeCryptoLoaded } from '../ssh/adapter.js';
 
 /**
  * One clear paragraph on stderr (usage and configuration errors are for a person,
@@ -88,7 +88,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     });
   }
   const endpoints = settings.process.health && (await healthEndpoints(settings.process.health));
-  for (const app of fleet.apps) endpoints?.metrics.watch(app);
+  for (const tunnel of fleet.tunnels) endpoints?.metrics.watch(tunnel);
   await fleet.start();
   let health: http.Server | undefined;
   try {

@@ -1,6 +1,6 @@
 import readline from 'node:readline';
 import { Writable } from 'node:stream';
-import type { Prompter } from '../tunnel/prompter.js';
+import type { Prompter } from '../ssh/prompter.js';
 import { InterruptedError } from '../errors.js';
 
 /** Asks on the terminal, without echo for secrets; undefined when stdin is not a TTY. */

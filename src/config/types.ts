@@ -107,5 +107,4 @@ export interface ProcessConfig {
   maxDrainMs: number;
 }
 
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-export type LogFormat = 'pretty' | 'json';
+export type { LogFormat, LogLevel } from '../log.js';

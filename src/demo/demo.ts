@@ -5,7 +5,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import type net from 'node:net';
 import { resolveTunnel } from '../config/resolve.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 import { Sshkeep } from '../sshkeep.js';
 import { startEmbeddedServer, type EmbeddedServer } from './embedded-server.js';
 import { ed25519Pair } from './keygen.js';
@@ -15,7 +15,7 @@ export interface Demo {
   url: string;
   sshPort: number;
   targetPort: number;
-  app: Sshkeep;
+  tunnel: Sshkeep;
   server: EmbeddedServer;
   stop(): Promise<number>;
 }
@@ -72,18 +72,18 @@ export async function startDemo(logger: Logger, localPort = 0): Promise<Demo> {
     },
     { home: os.homedir(), localUser: 'demo', authSock: undefined },
   );
-  const app = new Sshkeep(config, { logger });
-  const bound = await app.start();
-  await app.ready();
+  const tunnel = new Sshkeep(config, { logger });
+  const bound = await tunnel.start();
+  await tunnel.ready();
 
   return {
     url: `http://127.0.0.1:${bound[0]!.port}/`,
     sshPort: server.port,
     targetPort,
-    app,
+    tunnel,
     server,
     async stop() {
-      const cut = await app.stop('demo stopped');
+      const cut = await tunnel.stop('demo stopped');
       target.closeAllConnections();
       target.close();
       await server.close();
@@ -115,7 +115,7 @@ export function narrateOutages(demo: Demo, say: (line: string) => void, everyMs 
     }, outageMs);
     try {
       const body = await reply;
-      const rtt = demo.app.tunnel.rttMs;
+      const rtt = demo.tunnel.connection.rttMs;
       say(`held request served ${Math.round(performance.now() - sentAt)} ms after it was sent: ${body.trim()}${rtt === undefined ? '' : ` (heartbeat RTT ${rtt.toFixed(2)} ms)`}`);
     } catch (err) {
       if (!stopped) say(`the held request failed: ${(err as Error).message}`);

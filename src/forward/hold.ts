@@ -3,9 +3,9 @@ import type { ClientChannel } from 'ssh2';
 import { formatEndpoint } from '../config/forward-spec.js';
 import type { Endpoint } from '../config/types.js';
 import type { ChannelOpenError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
-import type { SessionSource } from '../tunnel/pool.js';
-import { closeUnused, type SshSession } from '../tunnel/ssh-adapter.js';
+import type { Logger } from '../log.js';
+import type { SessionSource } from '../ssh/pool.js';
+import { closeUnused, type SshSession } from '../ssh/adapter.js';
 import type { Limits } from './local-forward.js';
 import { resetSocket } from './reset-socket.js';
 
@@ -18,7 +18,7 @@ export interface HeldBytes {
 }
 
 /**
- * A client waiting for a tunnel: its first bytes are read and kept (up to
+ * A client waiting for an SSH connection: its first bytes are read and kept (up to
  * `limitBytes`, then the socket is paused, not dropped), and its departure is
  * noticed, so a client that gives up while held is not forwarded.
  */
@@ -83,7 +83,7 @@ class HeldClient {
 }
 
 export interface HoldOptions {
-  /** The tunnel, or the pool of connections with --connections. */
+  /** The tunnel's SSH connection, or its pool with --connections. */
   source: SessionSource;
   limits: Limits;
   /** How long a client that arrives while no connection is ready is held; 0 = not at all. */
@@ -119,9 +119,9 @@ export class Hold {
   refusal(): { result: 'not_ready' | 'limit'; message: string } | undefined {
     const { source, holdTimeoutMs, limits } = this.options;
     if (source.state === 'ready') return undefined;
-    if (holdTimeoutMs === 0) return { result: 'not_ready', message: 'connection reset: no tunnel ready and --hold-timeout is 0' };
+    if (holdTimeoutMs === 0) return { result: 'not_ready', message: 'client reset: no SSH connection ready and --hold-timeout is 0' };
     if (limits.held() >= limits.maxHeld) {
-      return { result: 'limit', message: `connection reset: ${limits.maxHeld} connections already held; --max-held raises the limit` };
+      return { result: 'limit', message: `client reset: ${limits.maxHeld} clients already held; --max-held raises the limit` };
     }
     return undefined;
   }
@@ -154,7 +154,7 @@ export class Hold {
       }
       if (!session) {
         held.release();
-        return { ok: false, result: 'hold_timeout', message: `no tunnel ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`, heldBytes: held.bytes };
+        return { ok: false, result: 'hold_timeout', message: `no SSH connection ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`, heldBytes: held.bytes };
       }
       try {
         const channel = await this.#openOn(session, target, src);
@@ -179,8 +179,8 @@ export class Hold {
 
   /**
    * A ready session other than `failed`, waiting for one until `giveUpAt`; undefined when
-   * none came, the client left, or the tunnel closed for good. Waiters are served in
-   * arrival order; while one waits, the tunnel retries promptly.
+   * none came, the client left, or the connection closed for good. Waiters are served in
+   * arrival order; while one waits, the connection is redialled promptly.
    */
   #ready(held: HeldClient, failed: SshSession | undefined, giveUpAt: number): Promise<SshSession | undefined> {
     const { source } = this.options;

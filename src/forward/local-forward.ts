@@ -3,8 +3,8 @@ import { EventEmitter, once } from 'node:events';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { Endpoint, ListenForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
-import type { SessionSource } from '../tunnel/pool.js';
+import type { Logger } from '../log.js';
+import type { SessionSource } from '../ssh/pool.js';
 import { Hold } from './hold.js';
 import { pumpedSocketOptions } from './pump.js';
 import { Pumps } from './pumps.js';
@@ -14,8 +14,8 @@ import { clearStaleSocket, listenPrivately } from './unix-socket.js';
 import { resetSocket } from './reset-socket.js';
 
 export interface LocalForwardDeps {
-  /** The tunnel, or the pool of connections with --connections. */
-  tunnel: SessionSource;
+  /** The tunnel's SSH connection, or its pool with --connections. */
+  source: SessionSource;
   logger: Logger;
   /** How long a client that arrives while no tunnel is ready is held; 0 = not at all. */
   holdTimeoutMs: number;
@@ -37,7 +37,7 @@ export interface Limits {
   /** --max-held: clients held at once. */
   maxHeld: number;
   /** Clients forwarded or held right now, process-wide. */
-  connections(): number;
+  clients(): number;
   /** Clients held right now, process-wide. */
   held(): number;
 }
@@ -78,7 +78,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     this.#server = net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, (s) => void this.#accept(s));
     this.#name = forwardName(spec);
     this.#hold = new Hold({
-      source: deps.tunnel,
+      source: deps.source,
       limits: deps.limits,
       holdTimeoutMs: deps.holdTimeoutMs,
       holdBufferBytes: deps.holdBufferBytes,
@@ -102,7 +102,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   }
 
   /** Every client this forward has open: pumped, held, or in its SOCKS handshake. */
-  get connections(): number {
+  get clients(): number {
     return this.#pumps.size + this.#hold.size + this.#handshaking.size;
   }
 
@@ -138,14 +138,14 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
-    const { tunnel, limits } = this.deps;
+    const { source, limits } = this.deps;
     const refuse = (result: ConnectionResult, message: string) => this.#refuse(client, undefined, log, result, message, { side: 'local', reason: result });
-    if (limits.maxConnections > 0 && limits.connections() >= limits.maxConnections) {
-      return refuse('limit', `connection reset: ${limits.maxConnections} connections already open; --max-connections raises the limit`);
+    if (limits.maxConnections > 0 && limits.clients() >= limits.maxConnections) {
+      return refuse('limit', `client reset: ${limits.maxConnections} clients already open; --max-connections raises the limit`);
     }
     const unholdable = this.#hold.refusal();
     if (unholdable) return refuse(unholdable.result, unholdable.message);
-    tunnel.noteNewClient();
+    source.noteNewClient();
     let target: Endpoint;
     let socks: SocksVersion | undefined;
     let early: Buffer | undefined;
@@ -157,7 +157,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     } else {
       target = this.spec.target;
     }
-    log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: tunnel.state });
+    log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: source.state });
     const opened = await this.#hold.open(client, target, src, log, early);
     if (opened.ok) {
       if (socks) client.write(socksReply(socks, REPLY.succeeded));
@@ -167,7 +167,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const fields = { target: formatEndpoint(target), heldBytes: opened.heldBytes };
     if (opened.result === 'hold_timeout') {
       const refusal = socks && { socks, reply: REPLY.networkUnreachable };
-      return this.#refuse(client, refusal, log, 'hold_timeout', `connection ${socks ? 'refused' : 'reset'}: ${opened.message}`, { ...fields, side: 'tunnel', reason: 'hold_timeout' });
+      return this.#refuse(client, refusal, log, 'hold_timeout', `client ${socks ? 'refused' : 'reset'}: ${opened.message}`, { ...fields, side: 'tunnel', reason: 'hold_timeout' });
     }
     const refusal = socks && { socks, reply: replyForOpenFailure(opened.reason) };
     this.#refuse(client, refusal, log, 'target_refused', 'connection failed', { ...fields, side: 'target', reason: opened.reason, error: opened.error });
@@ -203,7 +203,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   /** Resets every open and waiting connection (shutdown). Returns how many were cut. */
   resetAll(reason: string): number {
-    const cut = this.connections;
+    const cut = this.clients;
     for (const client of this.#handshaking) resetSocket(client);
     this.#pumps.abortAll(reason);
     for (let n = this.#hold.cutAll(reason); n > 0; n--) this.emit('result', 'shutdown');

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type { Channel } from 'ssh2';
-import type { SshSession } from '../tunnel/ssh-adapter.js';
+import type { SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
 import { resetSocket } from './reset-socket.js';
 
@@ -42,7 +42,7 @@ export class Pump {
     held: HeldBytes,
     private readonly onDone: (result: PumpResult) => void,
   ) {
-    const onTunnelLost = (why: string) => this.abort('tunnel', `tunnel lost: ${why}`);
+    const onTunnelLost = (why: string) => this.abort('tunnel', `SSH connection lost: ${why}`);
     session.on('close', onTunnelLost);
     this.#detach = () => session.off('close', onTunnelLost);
 

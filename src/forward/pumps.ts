@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type { Channel } from 'ssh2';
-import type { Logger } from '../ops/logger.js';
-import type { SshSession } from '../tunnel/ssh-adapter.js';
+import type { Logger } from '../log.js';
+import type { SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
 import { Pump } from './pump.js';
 import { logEnd, resultOf, type ConnectionResult } from './result.js';

@@ -3,10 +3,10 @@ import { EventEmitter } from 'node:events';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { RemoteForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
-import { sleep } from '../tunnel/backoff.js';
-import type { IncomingConnection, SshSession } from '../tunnel/ssh-adapter.js';
-import type { Tunnel } from '../tunnel/tunnel.js';
+import type { Logger } from '../log.js';
+import { sleep } from '../ssh/backoff.js';
+import type { IncomingConnection, SshSession } from '../ssh/adapter.js';
+import type { SshConnection } from '../ssh/connection.js';
 import { pumpedSocketOptions } from './pump.js';
 import { Pumps } from './pumps.js';
 import type { ConnectionResult } from './result.js';
@@ -28,7 +28,7 @@ export interface RemoteForwardReport {
 }
 
 export interface RemoteForwardDeps {
-  tunnel: Tunnel;
+  connection: SshConnection;
   logger: Logger;
   /** A local target that does not accept within this time is refused to the server. */
   connectTimeoutMs: number;
@@ -86,8 +86,8 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
 
   /** Requests the forward on every connection the tunnel adopts from now on. */
   start(): void {
-    this.deps.tunnel.on('session', this.#onSession);
-    const ready = this.deps.tunnel.readySession;
+    this.deps.connection.on('session', this.#onSession);
+    const ready = this.deps.connection.readySession;
     if (ready) this.#onSession(ready);
   }
 
@@ -174,7 +174,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
 
   /** Stops asking and cancels the forward on the server (best effort); open connections carry on. */
   stopAccepting(): void {
-    this.deps.tunnel.off('session', this.#onSession);
+    this.deps.connection.off('session', this.#onSession);
     this.#loop?.abort();
     if (this.#bound) this.#bound.session.unforwardIn(this.spec.listen, this.#bound.port);
     this.#bound = undefined;

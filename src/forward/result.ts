@@ -1,4 +1,4 @@
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 import type { PumpResult } from './pump.js';
 
 /** How a client connection ended, for the connections_total metric. */
@@ -21,6 +21,6 @@ export function resultOf(r: PumpResult): ConnectionResult {
 /** One log line per pumped connection: which side ended it, why, and how much it moved. */
 export function logEnd(log: Logger, r: PumpResult, startedAt: number): void {
   const fields = { event: 'conn_end', side: r.side, reason: r.reason, reset: r.reset, bytesUp: r.bytesUp, bytesDown: r.bytesDown, durationMs: Date.now() - startedAt };
-  if (r.reset) log.warn('connection reset', fields);
-  else log.info('connection closed', fields);
+  if (r.reset) log.warn('client connection reset', fields);
+  else log.info('client connection closed', fields);
 }

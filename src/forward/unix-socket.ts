@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { ListenError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 
 /** True when something accepts connections on the socket at `path`. */
 function answers(path: string): Promise<boolean> {

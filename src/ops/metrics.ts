@@ -1,9 +1,9 @@
 import client from 'prom-client';
 import type { Sshkeep, TunnelReport } from '../sshkeep.js';
 import { RESULTS_OF } from '../forward/result.js';
-import type { TunnelState } from '../tunnel/tunnel.js';
+import type { ConnectionState } from '../ssh/connection.js';
 
-const STATES: TunnelState[] = ['idle', 'connecting', 'ready', 'suspect', 'reconnecting', 'closed'];
+const STATES: ConnectionState[] = ['idle', 'connecting', 'ready', 'suspect', 'reconnecting', 'closed'];
 
 /**
  * sshkeep's Prometheus metrics, an observer of each tunnel's public report and events.

@@ -2,11 +2,11 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { HostConfig } from '../config/types.js';
 import { ConnectError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 import type { AuthPlan } from './auth.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { proxyCommandStream } from './proxy-command.js';
-import { dial, type SshSession } from './ssh-adapter.js';
+import { dial, type SshSession } from './adapter.js';
 
 /** One SSH server on the way: a jump host, or the destination last. */
 export interface Hop {

@@ -1,4 +1,4 @@
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 import { isFatalOnFirstConnect as needsAction } from '../errors.js';
 
 /**

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import type { ParsedKey } from 'ssh2';
 import { AuthError, ConfigError } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 import type { Prompter } from './prompter.js';
-import { parseKey } from './ssh-adapter.js';
+import { parseKey } from './adapter.js';
 
 export interface Identity {
   file: string;

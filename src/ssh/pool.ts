@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import type { SshSession } from './ssh-adapter.js';
-import type { Tunnel, TunnelState, TunnelStatus } from './tunnel.js';
+import type { SshSession } from './adapter.js';
+import type { SshConnection, ConnectionState, ConnectionStatus } from './connection.js';
 
 /** What a forward needs from the connection(s) it opens channels on. */
 export interface SessionSource {
-  readonly state: TunnelState;
+  readonly state: ConnectionState;
   /** The session a new client is given right now, if one is ready. */
   readonly readySession: SshSession | undefined;
   /** Is `session` one that new clients are given right now? */
@@ -13,8 +13,8 @@ export interface SessionSource {
   noteNewClient(): void;
   /** A client is held until a session is ready: retry dialling promptly until `done()`. Returns `done`. */
   clientWaiting(): () => void;
-  on(event: 'status', listener: (s: TunnelStatus) => void): unknown;
-  off(event: 'status', listener: (s: TunnelStatus) => void): unknown;
+  on(event: 'status', listener: (s: ConnectionStatus) => void): unknown;
+  off(event: 'status', listener: (s: ConnectionStatus) => void): unknown;
 }
 
 /**
@@ -22,15 +22,15 @@ export interface SessionSource {
  * state machine and heartbeat; each new stream goes to the ready one carrying the fewest
  * channels, so one connection's TCP head-of-line blocking does not stall every stream.
  */
-export class TunnelPool extends EventEmitter<{ status: [TunnelStatus] }> implements SessionSource {
-  constructor(readonly members: Tunnel[]) {
+export class ConnectionPool extends EventEmitter<{ status: [ConnectionStatus] }> implements SessionSource {
+  constructor(readonly members: SshConnection[]) {
     super();
     this.setMaxListeners(0); // one per client waiting for a state change
     for (const m of members) m.on('status', (s) => this.emit('status', s));
   }
 
   /** Ready when any member is; otherwise the first member's state. */
-  get state(): TunnelState {
+  get state(): ConnectionState {
     return this.members.some((m) => m.state === 'ready') ? 'ready' : this.members[0]!.state;
   }
 

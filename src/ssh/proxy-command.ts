@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { Duplex } from 'node:stream';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 
 /**
  * ProxyCommand: runs the command through the shell, as OpenSSH does (`exec` so signals reach

@@ -2,14 +2,14 @@ import { EventEmitter } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { AuthError, ConnectError, HostKeyError } from '../src/errors.js';
-import { createLogger, silentLogger, type LogFields, type Logger } from '../src/ops/logger.js';
-import type { SshSession } from '../src/tunnel/ssh-adapter.js';
-import { Tunnel, type TunnelState, type TunnelStatus } from '../src/tunnel/tunnel.js';
+import { createLogger, silentLogger, type LogFields, type Logger } from '../src/log.js';
+import type { SshSession } from '../src/ssh/adapter.js';
+import { SshConnection, type ConnectionState, type ConnectionStatus } from '../src/ssh/connection.js';
 import { until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { LogCapture } from './fixtures/tunnel.js';
 
-/** Stands in for an SshSession: the tunnel only uses these members. */
+/** Stands in for an SshSession: the connection only uses these members. */
 class FakeSession extends EventEmitter<{ close: [reason: string] }> {
   closed = false;
   closeReason = '';
@@ -108,7 +108,7 @@ function scriptedDial(steps: Step[]): Dialer {
   return d;
 }
 
-const LEGAL: Record<TunnelState, readonly TunnelState[]> = {
+const LEGAL: Record<ConnectionState, readonly ConnectionState[]> = {
   idle: ['connecting', 'closed'],
   connecting: ['ready', 'reconnecting', 'closed'],
   ready: ['suspect', 'reconnecting', 'closed'],
@@ -120,43 +120,43 @@ const LEGAL: Record<TunnelState, readonly TunnelState[]> = {
 /** The tuning the composition root passes, for tests that do not look at it. */
 const TUNING = { heldRetryCapMs: 250, outageSummaryMs: 30_000 };
 
-/** Every tunnel's status events, checked for legality by the last test in this file. */
-const everyRun: { name: string; events: TunnelStatus[] }[] = [];
+/** Every connection's status events, checked for legality by the last test in this file. */
+const everyRun: { name: string; events: ConnectionStatus[] }[] = [];
 
-/** A tunnel over `steps`, its recorded status events and fatal errors; stopped at teardown. */
+/** A connection over `steps`, its recorded status events and fatal errors; stopped at teardown. */
 function setup(t: Test, steps: Step[], extra: { backoff?: (n: number) => number; logger?: Logger } = {}) {
   const dialer = scriptedDial(steps);
-  const tunnel = new Tunnel({ ...TUNING, dial: (s) => dialer.dial(s), logger: extra.logger ?? silentLogger, backoff: extra.backoff ?? (() => 0) });
-  const events: TunnelStatus[] = [];
+  const connection = new SshConnection({ ...TUNING, dial: (s) => dialer.dial(s), logger: extra.logger ?? silentLogger, backoff: extra.backoff ?? (() => 0) });
+  const events: ConnectionStatus[] = [];
   const fatals: Error[] = [];
-  tunnel.on('status', (s) => events.push(s));
-  tunnel.on('fatal', (e) => fatals.push(e));
+  connection.on('status', (s) => events.push(s));
+  connection.on('fatal', (e) => fatals.push(e));
   everyRun.push({ name: t.name, events });
-  t.teardown(() => tunnel.stop('teardown'));
-  return { tunnel, dialer, events, fatals };
+  t.teardown(() => connection.stop('teardown'));
+  return { connection, dialer, events, fatals };
 }
 
-const moves = (events: TunnelStatus[]) => events.map((e) => `${e.from}>${e.to}`);
+const moves = (events: ConnectionStatus[]) => events.map((e) => `${e.from}>${e.to}`);
 
-t.test('tunnel-state – whenReady (deprecated library API) gives the ready session, times out while down, rejects once closed', async (t) => {
+t.test('connection-state – whenReady (deprecated library API) gives the ready session, times out while down, rejects once closed', async (t) => {
   const s1 = new FakeSession('s1');
-  const { tunnel } = setup(t, [s1, 'hang']);
-  const first = tunnel.whenReady(5000);
-  await tunnel.start();
+  const { connection } = setup(t, [s1, 'hang']);
+  const first = connection.whenReady(5000);
+  await connection.start();
   t.equal(await first, s1 as unknown as SshSession, 'a waiter gets the session when it is ready');
-  t.equal(await tunnel.whenReady(0), s1 as unknown as SshSession, 'and at once while it is');
-  const reconnecting = nextState(tunnel, 'reconnecting', 5000);
+  t.equal(await connection.whenReady(0), s1 as unknown as SshSession, 'and at once while it is');
+  const reconnecting = nextState(connection, 'reconnecting', 5000);
   s1.drop();
   await reconnecting;
-  await t.rejects(tunnel.whenReady(20), /not ready within 20 ms/, 'a deadline while the redial hangs');
+  await t.rejects(connection.whenReady(20), /no SSH connection ready within 20 ms/, 'a deadline while the redial hangs');
   const aborted = new AbortController();
-  const waiting = tunnel.whenReady(5000, aborted.signal);
+  const waiting = connection.whenReady(5000, aborted.signal);
   aborted.abort();
   await t.rejects(waiting, /no longer waiting/, 'an abort stops the wait');
-  const pending = tunnel.whenReady(5000);
-  await tunnel.stop('test');
+  const pending = connection.whenReady(5000);
+  await connection.stop('test');
   await t.rejects(pending, ConnectError, 'stop rejects a waiter');
-  await t.rejects(tunnel.whenReady(0), ConnectError, 'a closed tunnel is never ready');
+  await t.rejects(connection.whenReady(0), ConnectError, 'a closed connection is never ready');
 });
 
 
@@ -164,62 +164,62 @@ async function settle(n = 5): Promise<void> {
   for (let i = 0; i < n; i++) await tick();
 }
 
-t.test('tunnel-state – a new tunnel is idle with generation 0', async (t) => {
-  const { tunnel, dialer } = setup(t, []);
-  t.equal(tunnel.state, 'idle');
-  t.equal(tunnel.generation, 0);
+t.test('connection-state – a new connection is idle with generation 0', async (t) => {
+  const { connection, dialer } = setup(t, []);
+  t.equal(connection.state, 'idle');
+  t.equal(connection.generation, 0);
   t.equal(dialer.calls, 0, 'nothing dials before start()');
 });
 
-t.test('tunnel-state – idle → connecting → ready; start() resolves on the first ready', async (t) => {
+t.test('connection-state – idle → connecting → ready; start() resolves on the first ready', async (t) => {
   const s1 = new FakeSession('s1');
-  const { tunnel, dialer, events, fatals } = setup(t, [s1]);
-  const started = tunnel.start();
-  t.equal(tunnel.state, 'connecting', 'connecting as soon as start() is called');
+  const { connection, dialer, events, fatals } = setup(t, [s1]);
+  const started = connection.start();
+  t.equal(connection.state, 'connecting', 'connecting as soon as start() is called');
   t.equal(dialer.calls, 1);
   t.equal(await started, undefined);
-  t.equal(tunnel.state, 'ready');
-  t.equal(tunnel.generation, 1);
+  t.equal(connection.state, 'ready');
+  t.equal(connection.generation, 1);
   t.strictSame(moves(events), ['idle>connecting', 'connecting>ready']);
   t.match(events[1], { type: 'state', from: 'connecting', to: 'ready', generation: 1 });
   t.match(events[1]!.reason, /s1/, 'the ready reason names the session');
-  t.equal(tunnel.readySession, s1, 'new clients are given the ready session');
+  t.equal(connection.readySession, s1, 'new clients are given the ready session');
   t.strictSame(fatals, []);
 
-  await tunnel.stop();
-  t.equal(tunnel.state, 'closed');
+  await connection.stop();
+  t.equal(connection.state, 'closed');
   t.strictSame(moves(events), ['idle>connecting', 'connecting>ready', 'ready>closed']);
   t.equal(s1.ended, 1, 'stop() ends the session');
-  t.equal(tunnel.readySession, undefined, 'a closed tunnel serves nobody');
-  await t.rejects(tunnel.start(), ConnectError, 'a closed tunnel is never ready');
+  t.equal(connection.readySession, undefined, 'a closed connection serves nobody');
+  await t.rejects(connection.start(), ConnectError, 'a closed connection is never ready');
 });
 
 for (const ErrorClass of [HostKeyError, AuthError]) {
-  t.test(`tunnel-state – ${ErrorClass.name} on the first connect is fatal`, async (t) => {
+  t.test(`connection-state – ${ErrorClass.name} on the first connect is fatal`, async (t) => {
     const error = new ErrorClass('server said no');
-    const { tunnel, dialer, events, fatals } = setup(t, [error, new FakeSession('never')]);
+    const { connection, dialer, events, fatals } = setup(t, [error, new FakeSession('never')]);
     let caught: unknown;
-    await tunnel.start().catch((e: unknown) => (caught = e));
+    await connection.start().catch((e: unknown) => (caught = e));
     t.equal(caught, error, 'start() rejects with that very error');
-    t.equal(tunnel.state, 'closed');
+    t.equal(connection.state, 'closed');
     t.strictSame(fatals, [error], 'one fatal event with the error');
     t.strictSame(moves(events), ['idle>connecting', 'connecting>closed']);
     await settle();
     t.equal(dialer.calls, 1, 'not retried');
-    await t.rejects(tunnel.start(), ConnectError);
+    await t.rejects(connection.start(), ConnectError);
   });
 }
 
-t.test('tunnel-state – a ConnectError (or any other error) on the first connect is retried', async (t) => {
+t.test('connection-state – a ConnectError (or any other error) on the first connect is retried', async (t) => {
   const s1 = new FakeSession('s1');
   const attempts: number[] = [];
-  const { tunnel, dialer, events, fatals } = setup(t, [new ConnectError('ECONNREFUSED'), new Error('EHOSTUNREACH'), s1], {
+  const { connection, dialer, events, fatals } = setup(t, [new ConnectError('ECONNREFUSED'), new Error('EHOSTUNREACH'), s1], {
     backoff: (n) => (attempts.push(n), 0),
   });
-  await tunnel.start();
+  await connection.start();
   t.equal(dialer.calls, 3, 'dialled again after each failure');
-  t.equal(tunnel.state, 'ready');
-  t.equal(tunnel.generation, 1);
+  t.equal(connection.state, 'ready');
+  t.equal(connection.generation, 1);
   t.strictSame(attempts, [1, 2], 'backoff asked with growing attempt numbers');
   t.strictSame(moves(events), [
     'idle>connecting',
@@ -233,34 +233,34 @@ t.test('tunnel-state – a ConnectError (or any other error) on the first connec
   t.strictSame(fatals, []);
 });
 
-t.test('tunnel-state – session close → reconnecting → new dial → ready, generation incremented', async (t) => {
+t.test('connection-state – session close → reconnecting → new dial → ready, generation incremented', async (t) => {
   const s1 = new FakeSession('s1');
   const s2 = new FakeSession('s2');
-  const { tunnel, dialer, events } = setup(t, [s1, s2]);
-  await tunnel.start();
-  t.equal(tunnel.generation, 1);
+  const { connection, dialer, events } = setup(t, [s1, s2]);
+  await connection.start();
+  t.equal(connection.generation, 1);
 
-  const ready = nextState(tunnel, 'ready');
+  const ready = nextState(connection, 'ready');
   s1.drop('keepalive timeout');
-  t.equal(tunnel.state, 'connecting', 'redialling at once (first retry is immediate)');
+  t.equal(connection.state, 'connecting', 'redialling at once (first retry is immediate)');
   t.equal(dialer.calls, 2);
   const lost = events.find((e) => e.from === 'ready' && e.to === 'reconnecting');
   t.ok(lost, 'went through reconnecting');
   t.match(lost!.reason, /connection lost: keepalive timeout/);
   const status = await ready;
   t.equal(status.generation, 2);
-  t.equal(tunnel.generation, 2);
-  t.equal(tunnel.state, 'ready');
-  t.equal(tunnel.readySession, s2, 'new clients are now given the new session');
+  t.equal(connection.generation, 2);
+  t.equal(connection.state, 'ready');
+  t.equal(connection.readySession, s2, 'new clients are now given the new session');
   t.strictSame(moves(events), ['idle>connecting', 'connecting>ready', 'ready>reconnecting', 'reconnecting>connecting', 'connecting>ready']);
 });
 
-t.test('tunnel-state – a close from a superseded session changes nothing', async (t) => {
+t.test('connection-state – a close from a superseded session changes nothing', async (t) => {
   const s1 = new FakeSession('s1');
   const s2 = new FakeSession('s2');
-  const { tunnel, dialer, events } = setup(t, [s1, s2, new FakeSession('s3')]);
-  await tunnel.start();
-  const ready = nextState(tunnel, 'ready');
+  const { connection, dialer, events } = setup(t, [s1, s2, new FakeSession('s3')]);
+  await connection.start();
+  const ready = nextState(connection, 'ready');
   s1.drop();
   await ready;
   const before = events.length;
@@ -268,113 +268,113 @@ t.test('tunnel-state – a close from a superseded session changes nothing', asy
   s1.emit('close', 'late close from the old connection');
   await settle();
   t.equal(events.length, before, 'no status event');
-  t.equal(tunnel.state, 'ready');
-  t.equal(tunnel.generation, 2);
+  t.equal(connection.state, 'ready');
+  t.equal(connection.generation, 2);
   t.equal(dialer.calls, 2, 'no new dial');
-  t.equal(tunnel.readySession, s2, 'the current session is still s2');
+  t.equal(connection.readySession, s2, 'the current session is still s2');
 });
 
-t.test('tunnel-state – a hanging dial leaves the tunnel connecting, serving nobody, until stop() aborts it', async (t) => {
-  const { tunnel, dialer } = setup(t, ['hang']);
-  const started = tunnel.start();
+t.test('connection-state – a hanging dial leaves the connection connecting, serving nobody, until stop() aborts it', async (t) => {
+  const { connection, dialer } = setup(t, ['hang']);
+  const started = connection.start();
   started.catch(() => {});
   await settle();
-  t.equal(tunnel.state, 'connecting');
-  t.equal(tunnel.readySession, undefined);
+  t.equal(connection.state, 'connecting');
+  t.equal(connection.readySession, undefined);
   t.equal(dialer.calls, 1);
-  await tunnel.stop();
+  await connection.stop();
   t.equal(dialer.signals[0]!.aborted, true, 'stop() aborts the hanging dial');
   await t.rejects(started, ConnectError, 'start() is rejected by stop()');
 });
 
-t.test('tunnel-state – stop() during a pending dial resolves promptly; state closed', async (t) => {
-  const { tunnel, dialer, events } = setup(t, ['hang']);
-  const started = tunnel.start();
+t.test('connection-state – stop() during a pending dial resolves promptly; state closed', async (t) => {
+  const { connection, dialer, events } = setup(t, ['hang']);
+  const started = connection.start();
   started.catch(() => {});
   t.equal(dialer.calls, 1);
   const t0 = Date.now();
-  await tunnel.stop('user asked');
+  await connection.stop('user asked');
   t.ok(Date.now() - t0 < 500, 'promptly');
-  t.equal(tunnel.state, 'closed');
+  t.equal(connection.state, 'closed');
   t.equal(dialer.inFlight, 0, 'the dial settled');
   t.strictSame(moves(events), ['idle>connecting', 'connecting>closed']);
   t.equal(events[1]!.reason, 'user asked');
-  await t.rejects(started, /tunnel user asked/);
+  await t.rejects(started, /connection user asked/);
   await settle();
   t.equal(dialer.calls, 1, 'no dial after stop');
-  await tunnel.stop();
+  await connection.stop();
   t.equal(events.length, 2, 'a second stop() is a no-op');
 });
 
-t.test('tunnel-state – stop() during the backoff sleep resolves promptly', async (t) => {
-  const { tunnel, dialer } = setup(t, [new ConnectError('refused')], { backoff: () => 60_000 });
-  tunnel.start().catch(() => {});
-  await nextState(tunnel, 'reconnecting');
+t.test('connection-state – stop() during the backoff sleep resolves promptly', async (t) => {
+  const { connection, dialer } = setup(t, [new ConnectError('refused')], { backoff: () => 60_000 });
+  connection.start().catch(() => {});
+  await nextState(connection, 'reconnecting');
   const t0 = Date.now();
-  await tunnel.stop();
+  await connection.stop();
   t.ok(Date.now() - t0 < 500, 'did not wait out the 60 s backoff');
-  t.equal(tunnel.state, 'closed');
+  t.equal(connection.state, 'closed');
   await settle();
   t.equal(dialer.calls, 1);
 });
 
-t.test('tunnel-state – a session that arrives after stop() is destroyed, never adopted', async (t) => {
+t.test('connection-state – a session that arrives after stop() is destroyed, never adopted', async (t) => {
   const g = gate(true);
   const late = new FakeSession('late');
-  const { tunnel, events } = setup(t, [g]);
-  tunnel.start().catch(() => {});
-  const stopped = tunnel.stop();
+  const { connection, events } = setup(t, [g]);
+  connection.start().catch(() => {});
+  const stopped = connection.stop();
   g.open(late);
   await stopped;
   t.equal(late.destroyed, 1);
-  t.equal(tunnel.state, 'closed');
-  t.equal(tunnel.generation, 0);
+  t.equal(connection.state, 'closed');
+  t.equal(connection.generation, 0);
   t.notOk(events.some((e) => e.to === 'ready'), 'never ready');
 });
 
-t.test('tunnel-state – only one dial runs at a time', async (t) => {
+t.test('connection-state – only one dial runs at a time', async (t) => {
   const s1 = new FakeSession('s1');
   const g2 = gate();
   const s2 = new FakeSession('s2');
-  const { tunnel, dialer } = setup(t, [s1, g2, new FakeSession('s3'), new FakeSession('s4')]);
+  const { connection, dialer } = setup(t, [s1, g2, new FakeSession('s3'), new FakeSession('s4')]);
 
-  const a = tunnel.start();
-  const b = tunnel.start();
+  const a = connection.start();
+  const b = connection.start();
   t.equal(dialer.calls, 1, 'two start() calls share one dial');
   await Promise.all([a, b]);
 
   s1.emit('close', 'first');
   s1.emit('close', 'second');
   t.equal(dialer.calls, 2, 'two rapid closes cause one redial');
-  const again = tunnel.start();
+  const again = connection.start();
   t.equal(dialer.calls, 2, 'start() while redialling joins the running dial');
-  const ready = nextState(tunnel, 'ready');
+  const ready = nextState(connection, 'ready');
   g2.open(s2);
   await ready;
   await again;
-  t.equal(tunnel.generation, 2);
+  t.equal(connection.generation, 2);
 
-  const ready3 = nextState(tunnel, 'ready');
+  const ready3 = nextState(connection, 'ready');
   s2.emit('close', 'x');
   s2.emit('close', 'y');
   await ready3;
   t.equal(dialer.calls, 3);
-  t.equal(tunnel.generation, 3);
+  t.equal(connection.generation, 3);
   t.equal(dialer.maxInFlight, 1, 'never two dials in flight');
 });
 
-t.test('tunnel-state – auth and host-key failures after a good first connect are retried, not fatal', async (t) => {
+t.test('connection-state – auth and host-key failures after a good first connect are retried, not fatal', async (t) => {
   const s1 = new FakeSession('s1');
   const s2 = new FakeSession('s2');
   const errors: string[] = [];
   const logger: Logger = { ...silentLogger, error: (msg: string, f?: LogFields) => errors.push(`${msg}: ${String(f?.error)}`) };
-  const { tunnel, dialer, events, fatals } = setup(t, [s1, new AuthError('key rotated'), new HostKeyError('host key changed'), s2], { logger });
-  await tunnel.start();
-  const ready = nextState(tunnel, 'ready');
+  const { connection, dialer, events, fatals } = setup(t, [s1, new AuthError('key rotated'), new HostKeyError('host key changed'), s2], { logger });
+  await connection.start();
+  const ready = nextState(connection, 'ready');
   s1.drop();
   await ready;
-  t.equal(tunnel.state, 'ready');
-  t.equal(tunnel.generation, 2);
+  t.equal(connection.state, 'ready');
+  t.equal(connection.generation, 2);
   t.equal(dialer.calls, 4);
   t.strictSame(fatals, [], 'no fatal event');
   t.equal(errors.length, 2, 'each failed attempt is logged as an error');
@@ -391,54 +391,54 @@ t.test('tunnel-state – auth and host-key failures after a good first connect a
   ]);
 });
 
-t.test('tunnel-state – backoff attempts keep counting across a short-lived connection', async (t) => {
+t.test('connection-state – backoff attempts keep counting across a short-lived connection', async (t) => {
   const attempts: number[] = [];
   const s1 = new FakeSession('s1');
-  const { tunnel } = setup(t, [new ConnectError('a'), s1, new ConnectError('b'), new FakeSession('s2')], {
+  const { connection } = setup(t, [new ConnectError('a'), s1, new ConnectError('b'), new FakeSession('s2')], {
     backoff: (n) => (attempts.push(n), 0),
   });
-  await tunnel.start();
-  const ready = nextState(tunnel, 'ready');
+  await connection.start();
+  const ready = nextState(connection, 'ready');
   s1.drop();
   await ready;
   t.strictSame(attempts, [1, 2], 'a connection that dropped at once does not reset the backoff');
 });
 
-t.test('tunnel-state – a connection that stayed up 10 s resets the backoff', async (t) => {
+t.test('connection-state – a connection that stayed up 10 s resets the backoff', async (t) => {
   const attempts: number[] = [];
   const s1 = new FakeSession('s1');
-  const { tunnel } = setup(t, [new ConnectError('a'), s1, new ConnectError('b'), new FakeSession('s2')], {
+  const { connection } = setup(t, [new ConnectError('a'), s1, new ConnectError('b'), new FakeSession('s2')], {
     backoff: (n) => (attempts.push(n), 0),
   });
-  await tunnel.start();
+  await connection.start();
   const realNow = Date.now;
   const later = realNow() + 11_000;
   Date.now = () => later;
   t.teardown(() => {
     Date.now = realNow;
   });
-  const ready = nextState(tunnel, 'ready');
+  const ready = nextState(connection, 'ready');
   s1.drop();
   Date.now = realNow;
   await ready;
   t.strictSame(attempts, [1, 1], 'counting starts over after a stable connection');
 });
 
-t.test('tunnel-state – a long story has only legal transitions and no self-transitions', async (t) => {
+t.test('connection-state – a long story has only legal transitions and no self-transitions', async (t) => {
   const s1 = new FakeSession('s1');
   const s2 = new FakeSession('s2');
   const s3 = new FakeSession('s3');
-  const { tunnel, events } = setup(t, [new ConnectError('x'), s1, new AuthError('y'), s2, s3]);
-  await tunnel.start();
-  let ready = nextState(tunnel, 'ready');
+  const { connection, events } = setup(t, [new ConnectError('x'), s1, new AuthError('y'), s2, s3]);
+  await connection.start();
+  let ready = nextState(connection, 'ready');
   s1.drop();
   await ready;
-  ready = nextState(tunnel, 'ready');
+  ready = nextState(connection, 'ready');
   s2.drop();
   s1.emit('close', 'stale');
   await ready;
-  await tunnel.stop();
-  t.equal(tunnel.generation, 3);
+  await connection.stop();
+  t.equal(connection.generation, 3);
   t.ok(events.length >= 10, `${events.length} events`);
   for (const [i, e] of events.entries()) {
     t.not(e.from, e.to, `event ${i}: ${e.from} -> ${e.to} is a move`);
@@ -449,24 +449,24 @@ t.test('tunnel-state – a long story has only legal transitions and no self-tra
 });
 
 // Regression: the dial loop used to clear its in-progress flag a few microtasks after
-// announcing `ready`, so a close in that window started no redial and the tunnel hung in
+// announcing `ready`, so a close in that window started no redial and the connection hung in
 // 'reconnecting'.
 t.test(
-  'tunnel-state – a close right after ready still redials',
+  'connection-state – a close right after ready still redials',
   async (t) => {
     const s1 = new FakeSession('s1');
-    const { tunnel, dialer } = setup(t, [s1, new FakeSession('s2')]);
-    const ready = nextState(tunnel, 'ready');
-    tunnel.start().catch(() => {});
+    const { connection, dialer } = setup(t, [s1, new FakeSession('s2')]);
+    const ready = nextState(connection, 'ready');
+    connection.start().catch(() => {});
     await ready;
     s1.drop('dropped at once');
     t.equal(dialer.calls, 2, 'a redial started');
-    await nextState(tunnel, 'ready', 500).catch(() => {});
-    t.equal(tunnel.state, 'ready', `recovered (state ${tunnel.state})`);
+    await nextState(connection, 'ready', 500).catch(() => {});
+    t.equal(connection.state, 'ready', `recovered (state ${connection.state})`);
   },
 );
 
-t.test('tunnel-state – no tunnel in this file ever made an illegal or self transition', async (t) => {
+t.test('connection-state – no connection in this file ever made an illegal or self transition', async (t) => {
   t.ok(everyRun.length >= 16, `${everyRun.length} tunnels observed`);
   let checked = 0;
   for (const { name, events } of everyRun) {
@@ -489,31 +489,31 @@ class SilentSession extends FakeSession {
 
 // Regression: a spare dialled while suspect that completed after the old connection closed
 // made the illegal move reconnecting -> ready (an unhandled rejection that killed the CLI).
-t.test('tunnel-state – a spare that completes after the silent connection closed is adopted legally', async (t) => {
+t.test('connection-state – a spare that completes after the silent connection closed is adopted legally', async (t) => {
   const old = new SilentSession('old');
   const spare = gate();
   const dialer = scriptedDial([old, spare]);
-  const tunnel = new Tunnel({
+  const connection = new SshConnection({
     dial: (s) => dialer.dial(s),
     ...TUNING,
     logger: silentLogger,
     backoff: () => 0,
     heartbeat: { intervalMs: 20, timeoutMs: 20, graceMs: 10_000, onDemandQuietMs: 1000, adaptive: { minMs: 1000, maxMs: 10_000, initialMs: 3000 } },
   });
-  const events: TunnelStatus[] = [];
-  tunnel.on('status', (s) => events.push(s));
-  t.teardown(() => tunnel.stop('teardown'));
-  await tunnel.start();
-  await nextState(tunnel, 'suspect', 2000);
+  const events: ConnectionStatus[] = [];
+  connection.on('status', (s) => events.push(s));
+  t.teardown(() => connection.stop('teardown'));
+  await connection.start();
+  await nextState(connection, 'suspect', 2000);
   t.equal(dialer.calls, 2, 'a spare is being dialled');
-  const reconnecting = nextState(tunnel, 'reconnecting', 2000);
+  const reconnecting = nextState(connection, 'reconnecting', 2000);
   old.drop('reset by peer');
   await reconnecting;
-  const ready = nextState(tunnel, 'ready', 2000);
+  const ready = nextState(connection, 'ready', 2000);
   spare.open(new SilentSession('spare'));
   const s = await ready;
   t.equal(s.from, 'connecting', 'through connecting, as the table allows');
-  t.equal(tunnel.state, 'ready');
+  t.equal(connection.state, 'ready');
   for (const e of events) t.ok(LEGAL[e.from].includes(e.to), `${e.from} -> ${e.to} is legal`);
 });
 
@@ -531,14 +531,14 @@ function steppedClock(t: Test): { backoff: () => number } {
   return { backoff: () => ((now += 10_000), 0) };
 }
 
-t.test('tunnel-state – an outage is logged once at warn, a summary every 30 s, and its end at info; every attempt at debug', async (t) => {
+t.test('connection-state – an outage is logged once at warn, a summary every 30 s, and its end at info; every attempt at debug', async (t) => {
   const logs = new LogCapture();
   const { backoff } = steppedClock(t);
   const s1 = new FakeSession('s1');
   const failures = Array.from({ length: 7 }, (_, i) => new ConnectError(`refused ${i + 1}`));
-  const { tunnel, events } = setup(t, [s1, ...failures, new FakeSession('s2')], { backoff, logger: createLogger('debug', 'json', logs) });
-  await tunnel.start();
-  const ready = nextState(tunnel, 'ready');
+  const { connection, events } = setup(t, [s1, ...failures, new FakeSession('s2')], { backoff, logger: createLogger('debug', 'json', logs) });
+  await connection.start();
+  const ready = nextState(connection, 'ready');
   s1.drop('reset by peer');
   await ready;
   t.strictSame(loud(logs), [
@@ -556,12 +556,12 @@ t.test('tunnel-state – an outage is logged once at warn, a summary every 30 s,
   t.match(logs.find('state').at(-1), { outageMs: 70_000, attempts: 8 });
 });
 
-t.test('tunnel-state – a failed first connect starts the outage at warn; its end says connected, not restored', async (t) => {
+t.test('connection-state – a failed first connect starts the outage at warn; its end says connected, not restored', async (t) => {
   const logs = new LogCapture();
-  const { tunnel } = setup(t, [new ConnectError('refused'), new ConnectError('refused'), new FakeSession('s1')], {
+  const { connection } = setup(t, [new ConnectError('refused'), new ConnectError('refused'), new FakeSession('s1')], {
     logger: createLogger('debug', 'json', logs),
   });
-  await tunnel.start();
+  await connection.start();
   t.match(loud(logs), [
     'info idle -> connecting (start)',
     'warn connecting -> reconnecting (refused)',
@@ -570,32 +570,32 @@ t.test('tunnel-state – a failed first connect starts the outage at warn; its e
   t.equal(loud(logs).length, 3);
 });
 
-t.test('tunnel-state – an auth failure after a good first connect is an error line once per message, not per attempt', async (t) => {
+t.test('connection-state – an auth failure after a good first connect is an error line once per message, not per attempt', async (t) => {
   const logs = new LogCapture();
   const s1 = new FakeSession('s1');
-  const { tunnel } = setup(t, [s1, new AuthError('key rotated'), new AuthError('key rotated'), new AuthError('key rotated'), new FakeSession('s2')], {
+  const { connection } = setup(t, [s1, new AuthError('key rotated'), new AuthError('key rotated'), new AuthError('key rotated'), new FakeSession('s2')], {
     logger: createLogger('debug', 'json', logs),
   });
-  await tunnel.start();
-  const ready = nextState(tunnel, 'ready');
+  await connection.start();
+  const ready = nextState(connection, 'ready');
   s1.drop();
   await ready;
   const failed = logs.find('reconnect');
   t.strictSame(failed.map((l) => l.level), ['error', 'debug', 'debug']);
 });
 
-t.test('tunnel-state – a held client cuts a long backoff short, and keeps retries prompt while it waits', async (t) => {
+t.test('connection-state – a held client cuts a long backoff short, and keeps retries prompt while it waits', async (t) => {
   const delays: number[] = [];
-  const { tunnel, dialer } = setup(t, [new ConnectError('a'), new ConnectError('b'), new ConnectError('c'), new FakeSession('s1')], {
+  const { connection, dialer } = setup(t, [new ConnectError('a'), new ConnectError('b'), new ConnectError('c'), new FakeSession('s1')], {
     backoff: () => 60_000,
   });
-  tunnel.start().catch(() => {});
-  await until(() => dialer.calls === 1 && tunnel.state === 'reconnecting', 2000, 'the first failure');
+  connection.start().catch(() => {});
+  await until(() => dialer.calls === 1 && connection.state === 'reconnecting', 2000, 'the first failure');
   const slept = performance.now();
-  const done = tunnel.clientWaiting();
+  const done = connection.clientWaiting();
   await until(() => dialer.calls === 2, 2000, 'a retry at once when a client is held');
   delays.push(performance.now() - slept);
-  await nextState(tunnel, 'ready', 3000);
+  await nextState(connection, 'ready', 3000);
   t.ok(delays[0]! < 1000, `the 60 s sleep ended when the client came (${Math.round(delays[0]!)} ms)`);
   t.equal(dialer.calls, 4, 'the later retries came within the 250 ms cap, not 60 s');
   done();

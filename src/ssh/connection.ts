@@ -1,19 +1,19 @@
 import { EventEmitter } from 'node:events';
 import { ConnectError, isFatalOnFirstConnect } from '../errors.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 import { sleep } from './backoff.js';
 import { Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import { OutageLog } from './outage.js';
-import type { SshSession } from './ssh-adapter.js';
+import type { SshSession } from './adapter.js';
 
 /**
  * idle → connecting → ready ⇄ suspect; lost → reconnecting → connecting …; closed is final.
  * `suspect`: the connection went silent; a spare is being dialled while it gets a grace period.
  */
-export type TunnelState = 'idle' | 'connecting' | 'ready' | 'suspect' | 'reconnecting' | 'closed';
+export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'suspect' | 'reconnecting' | 'closed';
 
-/** The only moves the tunnel may make; anything else is a bug and throws. */
-const TRANSITIONS: Record<TunnelState, readonly TunnelState[]> = {
+/** The only moves the connection may make; anything else is a bug and throws. */
+const TRANSITIONS: Record<ConnectionState, readonly ConnectionState[]> = {
   idle: ['connecting', 'closed'],
   connecting: ['ready', 'reconnecting', 'closed'],
   ready: ['suspect', 'reconnecting', 'closed'],
@@ -22,10 +22,10 @@ const TRANSITIONS: Record<TunnelState, readonly TunnelState[]> = {
   closed: [],
 };
 
-export interface TunnelStatus {
+export interface ConnectionStatus {
   type: 'state';
-  from: TunnelState;
-  to: TunnelState;
+  from: ConnectionState;
+  to: ConnectionState;
   reason: string;
   generation: number;
 }
@@ -33,7 +33,7 @@ export interface TunnelStatus {
 /** A connection that stayed up this long resets the backoff (not a setting: nobody needs to tune it). */
 const STABLE_AFTER_MS = 10_000;
 
-export interface TunnelDeps {
+export interface ConnectionDeps {
   /** Dials one SSH connection (a new ssh2 Client each time); `signal` abandons it. */
   dial(signal: AbortSignal): Promise<SshSession>;
   logger: Logger;
@@ -66,8 +66,8 @@ interface Live {
  * that goes silent is replaced make-before-break: a spare is dialled while the
  * old one keeps its streams, and whichever answers first wins.
  */
-export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error]; rtt: [ms: number]; session: [SshSession] }> {
-  #state: TunnelState = 'idle';
+export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fatal: [Error]; rtt: [ms: number]; session: [SshSession] }> {
+  #state: ConnectionState = 'idle';
   #since = Date.now();
   /** Not-ready time after the first ready, closed spans plus the open one. */
   #outageMs = 0;
@@ -78,27 +78,27 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
   #everReady = false;
   /** The running dial loop's abort handle: set means a loop runs (there is never a second). */
   #dialing: AbortController | undefined;
-  /** The latest dial loop, awaited by stop() so nothing outlives the tunnel. */
+  /** The latest dial loop, awaited by stop() so nothing outlives the connection. */
   #loop: Promise<void> = Promise.resolve();
   /** Replaced connections given a last chance to answer, or finishing their streams. */
   readonly #draining = new Set<Live>();
-  /** Clients held until this tunnel is ready: while any waits, retries come promptly. */
+  /** Clients held until this connection is ready: while any waits, retries come promptly. */
   #waitingClients = 0;
   /** Ends the backoff sleep in progress early (a held client arrived). */
   #wake: AbortController | undefined;
   /** The last failed dial's error: one that needs a person (auth, host key) is never hurried. */
   #lastError: Error | undefined;
   readonly #outage: OutageLog;
-  /** Why the tunnel closed for good, when an error closed it. */
+  /** Why the connection closed for good, when an error closed it. */
   #fatalError: Error | undefined;
 
-  constructor(private readonly deps: TunnelDeps) {
+  constructor(private readonly deps: ConnectionDeps) {
     super();
     this.setMaxListeners(0); // one per client waiting for a state change
     this.#outage = new OutageLog(deps.logger, deps.outageSummaryMs);
   }
 
-  get state(): TunnelState {
+  get state(): ConnectionState {
     return this.#state;
   }
 
@@ -106,7 +106,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return this.#generation;
   }
 
-  /** The connection new clients are given right now, if the tunnel is ready. */
+  /** The connection new clients are given right now, if the connection is ready. */
   get readySession(): SshSession | undefined {
     return this.#state === 'ready' ? this.#live?.session : undefined;
   }
@@ -116,17 +116,17 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return this.readySession === session;
   }
 
-  /** When the tunnel entered its current state (ms since the epoch). */
+  /** When the connection entered its current state (ms since the epoch). */
   get since(): number {
     return this.#since;
   }
 
-  /** Has the tunnel ever been ready? */
+  /** Has the connection ever been ready? */
   get everReady(): boolean {
     return this.#everReady;
   }
 
-  /** Total time a tunnel that had been ready spent not ready. */
+  /** Total time a connection that had been ready spent not ready. */
   outageMs(): number {
     return this.#outageMs + (this.#downSince === undefined ? 0 : Date.now() - this.#downSince);
   }
@@ -136,10 +136,10 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     return this.#live?.heartbeat?.rtt.smoothedMs;
   }
 
-  #setState(to: TunnelState, reason: string): void {
+  #setState(to: ConnectionState, reason: string): void {
     const from = this.#state;
     if (from === to) return;
-    if (!TRANSITIONS[from].includes(to)) throw new Error(`tunnel: illegal transition ${from} -> ${to} (${reason})`);
+    if (!TRANSITIONS[from].includes(to)) throw new Error(`SSH connection: illegal transition ${from} -> ${to} (${reason})`);
     this.#state = to;
     const now = Date.now();
     this.#since = now;
@@ -158,7 +158,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
    * its reason, the connecting/reconnecting flapping while it lasts at debug, and its end
    * at info with how long it took.
    */
-  #logState(from: TunnelState, to: TunnelState, reason: string): void {
+  #logState(from: ConnectionState, to: ConnectionState, reason: string): void {
     const fields = { event: 'state', from, to, reason, generation: this.#generation };
     const line = `${from} -> ${to} (${reason})`;
     if (to === 'ready') {
@@ -191,7 +191,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
   #untilReady(timeoutMs: number, signal?: AbortSignal): Promise<SshSession> {
     const now = this.readySession;
     if (now) return Promise.resolve(now);
-    if (this.#state === 'closed') return Promise.reject(new ConnectError('tunnel is closed'));
+    if (this.#state === 'closed') return Promise.reject(new ConnectError('SSH connection is closed'));
     if (signal?.aborted) return Promise.reject(new ConnectError('no longer waiting'));
     return new Promise((resolve, reject) => {
       const finish = (err?: Error) => {
@@ -201,13 +201,13 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
         if (err) reject(err);
         else resolve(this.readySession!);
       };
-      const onStatus = (s: TunnelStatus) => {
+      const onStatus = (s: ConnectionStatus) => {
         if (s.to === 'ready') finish();
-        else if (s.to === 'closed') finish(this.#fatalError ?? new ConnectError(`tunnel ${s.reason}`));
+        else if (s.to === 'closed') finish(this.#fatalError ?? new ConnectError(`SSH connection ${s.reason}`));
       };
       const onAbort = () => finish(new ConnectError('no longer waiting'));
       const timer = Number.isFinite(timeoutMs)
-        ? setTimeout(() => finish(new ConnectError(`tunnel not ready within ${timeoutMs} ms (state ${this.#state})`)), timeoutMs)
+        ? setTimeout(() => finish(new ConnectError(`no SSH connection ready within ${timeoutMs} ms (state ${this.#state})`)), timeoutMs)
         : undefined;
       signal?.addEventListener('abort', onAbort, { once: true });
       this.on('status', onStatus);
@@ -225,7 +225,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
   }
 
   /**
-   * A client is held until this tunnel is ready: a backoff sleep in progress ends now, and
+   * A client is held until this connection is ready: a backoff sleep in progress ends now, and
    * until `done()` the retry delay stays short. Returns `done`.
    */
   clientWaiting(): () => void {
@@ -386,7 +386,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     this.#setState('ready', 'connection answered again');
   }
 
-  /** A silent connection's grace (or last chance) ran out: it is closed; in service, the tunnel reconnects. */
+  /** A silent connection's grace (or last chance) ran out: it is closed; in service, the connection is dialled again. */
   #onExpired(live: Live, why: string): void {
     const inService = live === this.#live && this.#state === 'suspect';
     if (!inService && !this.#draining.has(live)) return;
@@ -402,7 +402,7 @@ export class Tunnel extends EventEmitter<{ status: [TunnelStatus]; fatal: [Error
     this.emit('fatal', err);
   }
 
-  /** Closes the tunnel for good: no more dialling; the session is ended. */
+  /** Closes the connection for good: no more dialling; the session is ended. */
   async stop(reason = 'stopped'): Promise<void> {
     if (this.#state === 'closed') return;
     this.#setState('closed', reason);

@@ -135,7 +135,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   openChannel(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ClientChannel> {
     const where = formatEndpoint(target);
     return new Promise((resolve, reject) => {
-      if (this.#closed) return reject(new ChannelOpenError(`tunnel lost: ${this.#closeReason}`, 'tunnel-lost'));
+      if (this.#closed) return reject(new ChannelOpenError(`SSH connection lost: ${this.#closeReason}`, 'tunnel-lost'));
       let settled = false;
       const onAbandon = () => giveUp(new ChannelOpenError('channel open abandoned: another connection took over from a silent one', 'tunnel-lost'));
       const giveUp = (error: ChannelOpenError) => {
@@ -260,7 +260,7 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
     const attempts = { tried: [] as string[] };
     let hostKeyError: HostKeyError | null = null;
     let settled = false;
-    const onAbort = () => fail(new ConnectError('connect abandoned: tunnel stopping'));
+    const onAbort = () => fail(new ConnectError('connect abandoned: stopping'));
     const settle = () => {
       settled = true;
       options.signal?.removeEventListener('abort', onAbort);
@@ -275,7 +275,7 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
 
     if (options.signal?.aborted) {
       sock.destroy();
-      return reject(new ConnectError('connect abandoned: tunnel stopping'));
+      return reject(new ConnectError('connect abandoned: stopping'));
     }
     options.signal?.addEventListener('abort', onAbort, { once: true });
 

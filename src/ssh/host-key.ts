@@ -1,6 +1,6 @@
 import { HostKeyError } from '../errors.js';
 import type { HostConfig, TunnelConfig } from '../config/types.js';
-import type { Logger } from '../ops/logger.js';
+import type { Logger } from '../log.js';
 import {
   appendKnownHost,
   fingerprintSha256,

@@ -1,5 +1,8 @@
+/** sshkeep's logging: a leaf that every layer may import, importing nothing of sshkeep's own. */
 import winston from 'winston';
-import type { LogFormat, LogLevel } from '../config/types.js';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'pretty' | 'json';
 
 /** Structured fields with stable names: tunnel, forward, conn, event, error, … */
 export type LogFields = Record<string, unknown>;
