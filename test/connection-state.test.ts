@@ -517,6 +517,32 @@ t.test('connection-state – a spare that completes after the silent connection 
   for (const e of events) t.ok(LEGAL[e.from].includes(e.to), `${e.from} -> ${e.to} is legal`);
 });
 
+t.test('connection-state – a suspect session keeps its pending opens; a spare taking its place supersedes it', async (t) => {
+  const old = new SilentSession('old');
+  const spare = gate();
+  const dialer = scriptedDial([old, spare]);
+  const connection = new SshConnection({
+    dial: (s) => dialer.dial(s),
+    ...TUNING,
+    logger: silentLogger,
+    backoff: () => 0,
+    heartbeat: { intervalMs: 20, timeoutMs: 20, graceMs: 10_000, onDemandQuietMs: 1000, adaptive: { minMs: 1000, maxMs: 10_000, initialMs: 3000 } },
+  });
+  t.teardown(() => connection.stop('teardown'));
+  await connection.start();
+  const signal = connection.supersededSignal(old as unknown as SshSession)!;
+  t.ok(signal, 'the session in service has a signal');
+  await nextState(connection, 'suspect', 2000);
+  t.notOk(signal.aborted, 'suspect is not superseded: the session may answer yet');
+  const ready = nextState(connection, 'ready', 2000);
+  const s2 = new SilentSession('spare');
+  spare.open(s2);
+  await ready;
+  t.ok(signal.aborted, 'superseded once the spare is in service');
+  t.notOk(connection.supersededSignal(s2 as unknown as SshSession)!.aborted, 'the spare is not');
+  t.equal(connection.supersededSignal(new SilentSession('stranger') as unknown as SshSession), undefined, 'nothing for a session of another connection');
+});
+
 /** Log lines of `logs` above debug, as "level msg". */
 const loud = (logs: LogCapture) => logs.lines.filter((l) => l.level !== 'debug').map((l) => `${String(l.level)} ${String(l.msg)}`);
 
@@ -600,4 +626,19 @@ t.test('connection-state – a held client cuts a long backoff short, and keeps 
   t.equal(dialer.calls, 4, 'the later retries came within the 250 ms cap, not 60 s');
   done();
   done();
+});
+
+t.test('connection-state – however many clients arrive during a backoff, dials stay one per held-retry cap', async (t) => {
+  const steps: Step[] = Array.from({ length: 6 }, (_, i) => new ConnectError(`refused ${i}`));
+  const { connection, dialer } = setup(t, [...steps, 'hang'], { backoff: () => 60_000 });
+  const dialedAt: number[] = [];
+  const dial = dialer.dial.bind(dialer);
+  dialer.dial = (s) => (dialedAt.push(performance.now()), dial(s));
+  connection.start().catch(() => {});
+  await until(() => dialer.calls === 1 && connection.state === 'reconnecting', 2000, 'the first failure');
+  const releases = Array.from({ length: 50 }, () => connection.clientWaiting()); // a pool opening 50 clients at once
+  await until(() => dialer.calls === 5, 5000, 'four more dials');
+  const gaps = dialedAt.slice(1).map((at, i) => at - dialedAt[i]!);
+  t.ok(gaps.every((g) => g >= TUNING.heldRetryCapMs - 5), `no two dials closer than the cap (${gaps.map(Math.round).join(', ')} ms)`);
+  for (const done of releases) done();
 });

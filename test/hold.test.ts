@@ -43,8 +43,11 @@ class FakeSource extends EventEmitter<{ status: [ConnectionStatus] }> implements
   get readySession(): SshSession | undefined {
     return this.ready as unknown as SshSession | undefined;
   }
-  serves(session: SshSession): boolean {
-    return this.readySession === session;
+  readonly #superseded = new Map<unknown, AbortController>();
+  supersededSignal(session: SshSession): AbortSignal | undefined {
+    let c = this.#superseded.get(session);
+    if (!c) this.#superseded.set(session, (c = new AbortController()));
+    return c.signal;
   }
   noteNewClient(): void {}
   clientWaiting(): () => void {
@@ -54,6 +57,8 @@ class FakeSource extends EventEmitter<{ status: [ConnectionStatus] }> implements
   /** Moves to `to`, serving `session` when ready. */
   move(to: ConnectionState, session?: FakeSession): void {
     const from = this.state;
+    // A spare taking over supersedes every other session (the connection's make-before-break).
+    if (to === 'ready' && session) for (const [s, c] of this.#superseded) if (s !== session) c.abort();
     this.state = to;
     this.ready = to === 'ready' ? session : undefined;
     this.emit('status', { type: 'state', from, to, reason: 'test', generation: 0 });

@@ -180,3 +180,22 @@ t.test('setting-table – an Included file names its own path and line', async (
   fs.writeFileSync(path.join(dir, 'ssh_config'), `Include ${extra}\n`);
   t.match(configError(t, () => build(['-F', path.join(dir, 'ssh_config'), ...TUNNEL]), 'Include'), new RegExp(`^${extra.replace(/[.]/g, '\\.')} line 2: ConnectTimeout: "never"`));
 });
+
+t.test('settings – a switch from the environment is on only for yes/true, and a bad value names its variable', async (t) => {
+  const withEnv = (value: string) => {
+    const saved = process.env.SSHKEEP_ALLOW_OPEN_SOCKS;
+    process.env.SSHKEEP_ALLOW_OPEN_SOCKS = value;
+    try {
+      return parseCli(['-L', '1:b:2', 'host'], process.env, () => {})!.allowOpenSocks;
+    } finally {
+      if (saved === undefined) delete process.env.SSHKEEP_ALLOW_OPEN_SOCKS;
+      else process.env.SSHKEEP_ALLOW_OPEN_SOCKS = saved;
+    }
+  };
+  t.same(withEnv('yes'), [{ value: 'yes', source: 'SSHKEEP_ALLOW_OPEN_SOCKS' }], 'yes: on');
+  t.same(withEnv('true'), [{ value: 'yes', source: 'SSHKEEP_ALLOW_OPEN_SOCKS' }], 'true: on');
+  t.equal(withEnv('false'), undefined, 'false: off, not on because it is set');
+  t.equal(withEnv('no'), undefined, 'no: off');
+  t.equal(withEnv(''), undefined, 'empty: unset');
+  t.throws(() => withEnv('maybe'), { name: 'ConfigError', message: /^SSHKEEP_ALLOW_OPEN_SOCKS: "maybe" must be yes or no/ });
+});

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import type { Layer } from '../config/settings.js';
+import { parseYesNo } from '../config/ssh-options.js';
 import { SETTING_NAMES, envName, flagName, helpLine, isRepeatable, settingOf, type SettingName } from '../config/setting-table.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -91,6 +92,11 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
     const v = o[name];
     if (v === undefined) continue;
     const source = sourceOf(cmd, name);
+    // commander turns a switch's variable on whatever it holds: SSHKEEP_ALLOW_OPEN_SOCKS=false must not open anything.
+    if (settingOf(name).shape === 'switch' && source === envName(name)) {
+      const raw = env[source] ?? '';
+      if (raw === '' || !parseYesNo(raw, source)) continue;
+    }
     let values = Array.isArray(v) ? (v as string[]) : [v === true ? 'yes' : String(v)];
     // An environment value arrives as one string: split its list.
     if (source === envName(name) && isRepeatable(name)) values = values.flatMap((x) => x.split(/[,\n]/)).map((x) => x.trim()).filter(Boolean);

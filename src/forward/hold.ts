@@ -165,6 +165,8 @@ export class Hold {
         }
         return { ok: true, session, channel, held: held.release() };
       } catch (err) {
+        // Cut while its open was out (shutdown, drain): already counted and reset by cutAll().
+        if (held.gone) return { ok: false, result: 'left' };
         const { reason, message } = err as ChannelOpenError;
         if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
           log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: where });
@@ -211,21 +213,13 @@ export class Hold {
   }
 
   /**
-   * Opens the channel on `session`; abandoned (as `tunnel-lost`, to be re-issued) when
-   * another connection takes over from it while the server has not answered.
+   * Opens the channel on `session`; abandoned (as `tunnel-lost`, to be re-issued) when a
+   * spare takes the session's place while the server has not answered. A session merely
+   * suspect keeps its open: it may answer yet, and its server may already be connecting.
    */
-  async #openOn(session: SshSession, target: Endpoint, src: { address: string; port: number }): Promise<ClientChannel> {
+  #openOn(session: SshSession, target: Endpoint, src: { address: string; port: number }): Promise<ClientChannel> {
     const { source, channelOpenTimeoutMs } = this.options;
-    const replaced = new AbortController();
-    const onStatus = () => {
-      if (!source.serves(session) && source.readySession) replaced.abort();
-    };
-    source.on('status', onStatus);
-    try {
-      return await session.openChannel(target, src, channelOpenTimeoutMs, replaced.signal);
-    } finally {
-      source.off('status', onStatus);
-    }
+    return session.openChannel(target, src, channelOpenTimeoutMs, source.supersededSignal(session));
   }
 
   /** Resets every held client (shutdown or the end of a drain). Returns how many were cut. */

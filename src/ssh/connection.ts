@@ -58,6 +58,15 @@ interface Live {
   heartbeat: Heartbeat | undefined;
   /** Replaced, it answered its last chance: it carries its streams to their end. */
   answered: boolean;
+  /** Aborted when a spare takes this connection's place: its unanswered channel opens go to the spare. */
+  superseded: AbortController;
+}
+
+/** A backoff sleep: ended early by aborting `controller`, once, by `timer`. */
+interface Wake {
+  controller: AbortController;
+  startedAt: number;
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -84,8 +93,8 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
   readonly #draining = new Set<Live>();
   /** Clients held until this connection is ready: while any waits, retries come promptly. */
   #waitingClients = 0;
-  /** Ends the backoff sleep in progress early (a held client arrived). */
-  #wake: AbortController | undefined;
+  /** The backoff sleep in progress, which a held client may end early. */
+  #wake: Wake | undefined;
   /** The last failed dial's error: one that needs a person (auth, host key) is never hurried. */
   #lastError: Error | undefined;
   readonly #outage: OutageLog;
@@ -109,6 +118,15 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
   /** The connection new clients are given right now, if the connection is ready. */
   get readySession(): SshSession | undefined {
     return this.#state === 'ready' ? this.#live?.session : undefined;
+  }
+
+  /**
+   * Aborts when a spare takes `session`'s place (make-before-break): a channel open still
+   * unanswered there is then re-issued on the spare. Undefined for a session not of this connection.
+   */
+  supersededSignal(session: SshSession): AbortSignal | undefined {
+    const live = this.#live?.session === session ? this.#live : [...this.#draining].find((d) => d.session === session);
+    return live?.superseded.signal;
   }
 
   /** Is `session` the one new clients are given right now? */
@@ -225,12 +243,14 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
   }
 
   /**
-   * A client is held until this connection is ready: a backoff sleep in progress ends now, and
-   * until `done()` the retry delay stays short. Returns `done`.
+   * A client is held until this connection is ready: a backoff sleep in progress ends as
+   * soon as `heldRetryCapMs` has passed since the last failure, and until `done()` the retry
+   * delay stays that short. However many clients arrive, that is one dial per cap at most.
+   * Returns `done`.
    */
   clientWaiting(): () => void {
     this.#waitingClients++;
-    if (!this.#lastError || !isFatalOnFirstConnect(this.#lastError)) this.#wake?.abort();
+    if (!this.#lastError || !isFatalOnFirstConnect(this.#lastError)) this.#hurrySleep();
     let released = false;
     return () => {
       if (!released) this.#waitingClients--;
@@ -247,7 +267,9 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
       .then((session) => {
         // Cleared before adopting, so a close right after `ready` can start the next loop.
         if (this.#dialing === ctl) this.#dialing = undefined;
-        if (session) this.#adopt(session);
+        // stop() may have come between the dial's end and this turn: nobody wants the session now.
+        if (session && this.#state === 'closed') session.destroy();
+        else if (session) this.#adopt(session);
       })
       .catch((err: Error) => {
         this.deps.logger.error('dial loop failed', { event: 'fatal', error: err.message });
@@ -295,12 +317,24 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     return hurry ? Math.min(delay, this.deps.heldRetryCapMs) : delay;
   }
 
-  /** The backoff sleep: ends early on stop(), or when a held client arrives. */
+  /** The backoff sleep: ends early on stop(), or when a held client hurries it. */
   async #sleep(ms: number, stopped: AbortSignal): Promise<void> {
-    const wake = new AbortController();
+    const wake: Wake = { controller: new AbortController(), startedAt: performance.now() };
     this.#wake = wake;
-    await sleep(ms, AbortSignal.any([stopped, wake.signal]));
-    this.#wake = undefined;
+    try {
+      await sleep(ms, AbortSignal.any([stopped, wake.controller.signal]));
+    } finally {
+      clearTimeout(wake.timer);
+      if (this.#wake === wake) this.#wake = undefined;
+    }
+  }
+
+  /** Ends the sleep in progress `heldRetryCapMs` after it began (at once if that has passed); once per sleep. */
+  #hurrySleep(): void {
+    const wake = this.#wake;
+    if (!wake || wake.timer) return;
+    const wait = wake.startedAt + this.deps.heldRetryCapMs - performance.now();
+    wake.timer = setTimeout(() => wake.controller.abort(), Math.max(0, wait));
   }
 
   #adopt(session: SshSession): void {
@@ -308,7 +342,7 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     if (old) this.#drain(old); // make-before-break: the spare is up, the old one still silent
     // A spare dialled while suspect can finish after the old connection was given up.
     if (this.#state === 'reconnecting') this.#setState('connecting', 'a connection dialled earlier completed');
-    const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined, answered: false };
+    const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined, answered: false, superseded: new AbortController() };
     this.#live = live;
     this.#everReady = true;
     this.#lastError = undefined;
@@ -333,6 +367,7 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
    */
   #drain(old: Live): void {
     this.#draining.add(old);
+    old.superseded.abort();
     old.session.once('close', () => this.#draining.delete(old));
     if (old.heartbeat?.state === 'dead') old.heartbeat.lastChance();
     else this.#onAnswered(old); // it answered just as the spare arrived: it finishes its streams

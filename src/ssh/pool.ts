@@ -7,8 +7,8 @@ export interface SessionSource {
   readonly state: ConnectionState;
   /** The session a new client is given right now, if one is ready. */
   readonly readySession: SshSession | undefined;
-  /** Is `session` one that new clients are given right now? */
-  serves(session: SshSession): boolean;
+  /** Aborts when a spare takes `session`'s place: its unanswered channel opens go to the spare. */
+  supersededSignal(session: SshSession): AbortSignal | undefined;
   /** A new client arrived: probe a link that has been quiet a while. */
   noteNewClient(): void;
   /** A client is held until a session is ready: retry dialling promptly until `done()`. Returns `done`. */
@@ -34,8 +34,8 @@ export class ConnectionPool extends EventEmitter<{ status: [ConnectionStatus] }>
     return this.members.some((m) => m.state === 'ready') ? 'ready' : this.members[0]!.state;
   }
 
-  serves(session: SshSession): boolean {
-    return this.members.some((m) => m.serves(session));
+  supersededSignal(session: SshSession): AbortSignal | undefined {
+    return this.members.map((m) => m.supersededSignal(session)).find((s) => s !== undefined);
   }
 
   /** The ready session carrying the fewest channels. */
