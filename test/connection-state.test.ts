@@ -487,19 +487,24 @@ class SilentSession extends FakeSession {
   sendProbe(): void {}
 }
 
-// Regression: a spare dialled while suspect that completed after the old connection closed
-// made the illegal move reconnecting -> ready (an unhandled rejection that killed the CLI).
-t.test('connection-state – a spare that completes after the silent connection closed is adopted legally', async (t) => {
-  const old = new SilentSession('old');
-  const spare = gate();
-  const dialer = scriptedDial([old, spare]);
-  const connection = new SshConnection({
+/** A connection over `dialer` whose heartbeat suspects a link silent for 40 ms. */
+function heartbeatConnection(dialer: Dialer): SshConnection {
+  return new SshConnection({
     dial: (s) => dialer.dial(s),
     ...TUNING,
     logger: silentLogger,
     backoff: () => 0,
     heartbeat: { intervalMs: 20, timeoutMs: 20, graceMs: 10_000, onDemandQuietMs: 1000, adaptive: { minMs: 1000, maxMs: 10_000, initialMs: 3000 } },
   });
+}
+
+// Regression: a spare dialled while suspect that completed after the old connection closed
+// made the illegal move reconnecting -> ready (an unhandled rejection that killed the CLI).
+t.test('connection-state – a spare that completes after the silent connection closed is adopted legally', async (t) => {
+  const old = new SilentSession('old');
+  const spare = gate();
+  const dialer = scriptedDial([old, spare]);
+  const connection = heartbeatConnection(dialer);
   const events: ConnectionStatus[] = [];
   connection.on('status', (s) => events.push(s));
   t.teardown(() => connection.stop('teardown'));
@@ -521,13 +526,7 @@ t.test('connection-state – a suspect session keeps its pending opens; a spare 
   const old = new SilentSession('old');
   const spare = gate();
   const dialer = scriptedDial([old, spare]);
-  const connection = new SshConnection({
-    dial: (s) => dialer.dial(s),
-    ...TUNING,
-    logger: silentLogger,
-    backoff: () => 0,
-    heartbeat: { intervalMs: 20, timeoutMs: 20, graceMs: 10_000, onDemandQuietMs: 1000, adaptive: { minMs: 1000, maxMs: 10_000, initialMs: 3000 } },
-  });
+  const connection = heartbeatConnection(dialer);
   t.teardown(() => connection.stop('teardown'));
   await connection.start();
   const signal = connection.supersededSignal(old as unknown as SshSession)!;
