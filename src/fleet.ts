@@ -1,5 +1,5 @@
 import type { ProcessConfig, TunnelConfig } from './config/types.js';
-import type { Limits } from './forward/local-forward.js';
+import type { Limits } from './forward/hold.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sshkeep, type BoundForward, type SshkeepOptions, type TunnelReport } from './sshkeep.js';
 

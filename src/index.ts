@@ -1,5 +1,5 @@
 /** sshkeep's library API: resolve a config the way the CLI does, then run it. */
-export { Sshkeep, type SshkeepOptions, type BoundForward, type TunnelReport } from './sshkeep.js';
+export { Sshkeep, type SshkeepOptions, type BoundForward, type TunnelReport, type ForwardReport, type ClientEnd } from './sshkeep.js';
 export { Fleet } from './fleet.js';
 export { Metrics } from './ops/metrics.js';
 export { startHealthServer } from './ops/health.js';
@@ -11,8 +11,7 @@ export { DEFAULTS } from './config/defaults.js';
 export type { TunnelConfig, ProcessConfig, HostConfig, Endpoint, LocalForwardSpec, DynamicForwardSpec, RemoteForwardSpec, StrictHostKeyChecking } from './config/types.js';
 export { createLogger, silentLogger, type Logger } from './log.js';
 export { SshConnection, type ConnectionState, type ConnectionStatus } from './ssh/connection.js';
-/** @deprecated since 0.2: "tunnel" now means a destination with its forwards (`Sshkeep`); the managed SSH connection is `SshConnection`. */
-export { SshConnection as Tunnel, type ConnectionState as TunnelState, type ConnectionStatus as TunnelStatus } from './ssh/connection.js';
+export { Tunnel, type TunnelState, type TunnelStatus } from './deprecated.js';
 export {
   SshkeepError, ConfigError, ListenError, HostKeyError, AuthError, ConnectError, ChannelOpenError, EXIT, exitCodeOf,
 } from './errors.js';

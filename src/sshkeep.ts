@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { DEFAULTS } from './config/defaults.js';
 import { isLocalOnly } from './config/forward-spec.js';
 import type { TunnelConfig } from './config/types.js';
-import { LocalForward, type Limits } from './forward/local-forward.js';
+import { LocalForward } from './forward/local-forward.js';
+import type { Limits } from './forward/hold.js';
 import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
 import type { ConnectionResult } from './forward/result.js';
 import { silentLogger, type Logger } from './log.js';
@@ -10,29 +11,13 @@ import { hostKeyPolicy } from './ssh/host-key.js';
 import { loadIdentities } from './ssh/identities.js';
 import type { Prompter } from './ssh/prompter.js';
 import { dialRoute, type Hop } from './ssh/route.js';
-import { backoffDelayMs } from './ssh/backoff.js';
+import { CONNECTION_TUNING, HEARTBEAT_TUNING, backoff } from './tuning.js';
+import { currentLimits, type LegacyLimits } from './deprecated.js';
 import { ConnectionPool } from './ssh/pool.js';
 import { SshConnection, type ConnectionState, type ConnectionStatus } from './ssh/connection.js';
 import { watchForWake } from './ssh/wake-watch.js';
 import { watchNetwork } from './ssh/network-watch.js';
 
-/**
- * Tuning values that are not settings (nobody has needed to change them), given to the
- * parts here, beside the DEFAULTS they read, so that tunnel/ and forward/ read neither.
- */
-const TUNING = {
-  /**
-   * While a client is held, the dial loop retries at least this often. A refused connect
-   * costs one round trip, so four tries a second is cheap, and a held client is served
-   * within about a quarter second (plus the handshake) of the server's return: well inside
-   * the second a person notices, where the 5 s backoff cap made it wait up to 5 s.
-   */
-  heldRetryCapMs: 250,
-  /** During an outage, a "still unreachable" line at most this often. */
-  outageSummaryMs: 30_000,
-} as const;
-
-const backoff = (attempt: number) => backoffDelayMs(attempt, { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs });
 
 export interface SshkeepOptions {
   logger?: Logger;
@@ -42,8 +27,8 @@ export interface SshkeepOptions {
   passphrase?: string;
   /** Accept identity files that group or others can read (OpenSSH refuses them). */
   insecureKeyPermissions?: boolean;
-  /** Process-wide connection limits; by default this tunnel's own, with DEFAULTS.maxHeld and no cap. */
-  limits?: Limits;
+  /** Process-wide client limits; by default this tunnel's own, with DEFAULTS.maxHeld and no cap. */
+  limits?: Limits | LegacyLimits;
 }
 
 /** One forward's clients and bytes so far, named by the port it bound (`-L 0:…` included). */
@@ -119,7 +104,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     super();
     this.name = config.name;
     this.#logger = (options.logger ?? silentLogger).child({ tunnel: config.name });
-    const limits = options.limits ?? {
+    const limits = options.limits ? currentLimits(options.limits) : {
       maxConnections: 0,
       maxHeld: DEFAULTS.maxHeld,
       clients: () => this.clients(),
@@ -142,14 +127,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     const newConnection = (member: number) =>
       new SshConnection({
         logger: member === 0 ? this.#logger : this.#logger.child({ connection: member + 1 }),
-        backoff,
-        heldRetryCapMs: TUNING.heldRetryCapMs,
-        outageSummaryMs: TUNING.outageSummaryMs,
+        ...CONNECTION_TUNING,
         heartbeat: {
           intervalMs: config.keepaliveIntervalMs,
-          graceMs: DEFAULTS.suspectGraceMs,
-          onDemandQuietMs: DEFAULTS.onDemandQuietMs,
-          adaptive: { minMs: DEFAULTS.probeTimeoutMinMs, maxMs: DEFAULTS.probeTimeoutMaxMs, initialMs: DEFAULTS.probeTimeoutInitialMs },
+          ...HEARTBEAT_TUNING,
           ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
           ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
         },

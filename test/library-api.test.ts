@@ -1,7 +1,11 @@
 /** The exported library API: names renamed in 0.2 still work, as deprecated aliases of the new ones. */
 import t from 'tap';
 import os from 'node:os';
+import { EventEmitter, once } from 'node:events';
 import * as sshkeep from '../src/index.js';
+import { currentLimits } from '../src/deprecated.js';
+import type { SshSession } from '../src/ssh/adapter.js';
+import { deadline } from './fixtures/net.js';
 
 const config = () =>
   sshkeep.resolveTunnel(
@@ -9,11 +13,45 @@ const config = () =>
     { home: os.tmpdir(), localUser: 'tester', authSock: undefined },
   );
 
-t.test('library API – Tunnel, TunnelState and TunnelStatus still name the managed SSH connection', async (t) => {
-  t.equal(sshkeep.Tunnel, sshkeep.SshConnection);
-  const state: sshkeep.TunnelState = 'ready';
+/** Enough of an SSH session for a connection with a heartbeat: it answers every probe. */
+class AnsweringSession extends EventEmitter<{ close: [string] }> {
+  readonly description = 'fake';
+  closed = false;
+  lastInboundAt = () => performance.now();
+  sendProbe = (onReply: () => void) => setImmediate(onReply);
+  end = () => this.destroy();
+  destroy = () => {
+    this.closed = true;
+    this.emit('close', 'ended');
+  };
+}
+
+t.test('library API – Tunnel, built with 0.1 options, is a working SshConnection; TunnelState is ConnectionState', async (t) => {
+  let dials = 0;
+  const tunnel = new sshkeep.Tunnel({
+    logger: sshkeep.silentLogger,
+    heartbeat: { intervalMs: 60_000 },
+    dial: async () => {
+      if (++dials === 1) throw new sshkeep.ConnectError('refused');
+      return new AnsweringSession() as unknown as SshSession;
+    },
+  });
+  t.ok(tunnel instanceof sshkeep.SshConnection);
+  await deadline(tunnel.start(), 5000, 'ready after one retry with the default backoff');
+  await deadline(once(tunnel, 'rtt'), 5000, 'a heartbeat with the default timings');
+  const state: sshkeep.TunnelState = tunnel.state;
   const same: sshkeep.ConnectionState = state;
-  t.equal(same, 'ready', 'the state types are one type');
+  t.equal(same, 'ready');
+  await tunnel.stop('test');
+});
+
+t.test('library API – 0.1 limits (connections() for clients()) still work', async (t) => {
+  const legacy = { maxConnections: 3, maxHeld: 2, connections: () => 5, held: () => 1 };
+  const limits = currentLimits(legacy);
+  t.equal(limits.clients(), 5);
+  t.equal(limits.held(), 1);
+  t.match(limits, { maxConnections: 3, maxHeld: 2 });
+  t.doesNotThrow(() => new sshkeep.Sshkeep(config(), { limits: legacy }));
 });
 
 t.test('library API – Sshkeep.tunnel, .tunnels and .connections() answer as .connection, .sshConnections and .clients()', async (t) => {

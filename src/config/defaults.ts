@@ -73,6 +73,16 @@ export const DEFAULTS = {
   channelOpenTimeoutMs: 10_000,
   /** A -D client must finish its SOCKS request this fast; OpenSSH waits for ever, letting idle sockets pile up. */
   socksHandshakeTimeoutMs: 10_000,
+  /**
+   * While a client is held, the dial loop retries at least this often, and a held client
+   * arriving during a longer backoff sleep ends it this long after the last failure. A refused
+   * connect costs one round trip, so four tries a second is cheap, and a held client is served
+   * within about a quarter second (plus the handshake) of the server's return, where the 5 s
+   * backoff cap made it wait up to 5 s.
+   */
+  heldRetryCapMs: 250,
+  /** During an outage, a "still unreachable" summary line at most this often. */
+  outageSummaryMs: 30_000,
   /** Reconnect backoff: cap of the full-jitter exponential delay (first retry is immediate). */
   backoffCapMs: 5_000,
   /** Reconnect backoff: the first delay's scale, doubling per failed attempt up to the cap. */

@@ -6,7 +6,6 @@ import type { ChannelOpenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionSource } from '../ssh/pool.js';
 import { closeUnused, type SshSession } from '../ssh/adapter.js';
-import type { Limits } from './local-forward.js';
 import { resetSocket } from './reset-socket.js';
 
 /** What a held client sent before its channel opened. */
@@ -80,6 +79,18 @@ class HeldClient {
     this.socket.off('close', this.#onClose);
     return this.#held;
   }
+}
+
+/** Process-wide limits, shared by every forward of every tunnel. */
+export interface Limits {
+  /** --max-connections: clients forwarded or held at once; 0 = unlimited. */
+  maxConnections: number;
+  /** --max-held: clients held at once. */
+  maxHeld: number;
+  /** Clients forwarded or held right now, process-wide. */
+  clients(): number;
+  /** Clients held right now, process-wide. */
+  held(): number;
 }
 
 export interface HoldOptions {

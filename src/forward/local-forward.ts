@@ -5,7 +5,7 @@ import type { Endpoint, ListenForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionSource } from '../ssh/pool.js';
-import { Hold } from './hold.js';
+import { Hold, type Limits } from './hold.js';
 import { pumpedSocketOptions } from './pump.js';
 import { Pumps } from './pumps.js';
 import type { ConnectionResult } from './result.js';
@@ -28,18 +28,6 @@ export interface LocalForwardDeps {
   socksTimeoutMs: number;
   /** Buffer limit, both ways, of each client socket. */
   socketHighWaterMarkBytes: number;
-}
-
-/** Process-wide limits, shared by every forward of every tunnel. */
-export interface Limits {
-  /** --max-connections: clients forwarded or held at once; 0 = unlimited. */
-  maxConnections: number;
-  /** --max-held: clients held at once. */
-  maxHeld: number;
-  /** Clients forwarded or held right now, process-wide. */
-  clients(): number;
-  /** Clients held right now, process-wide. */
-  held(): number;
 }
 
 let connectionSeq = 0;

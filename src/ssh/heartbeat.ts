@@ -35,8 +35,8 @@ export type HeartbeatState = 'watching' | 'probing' | 'dead' | 'stopped';
 
 /** The only moves the heartbeat may make; anything else is a bug and throws. */
 const TRANSITIONS: Record<HeartbeatState, readonly HeartbeatState[]> = {
-  watching: ['probing', 'dead', 'stopped'],
-  probing: ['watching', 'stopped'],
+  watching: ['probing', 'stopped'],
+  probing: ['watching', 'dead', 'stopped'],
   dead: ['watching', 'stopped'],
   stopped: [],
 };
@@ -154,10 +154,10 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     if (this.#probe?.sentAt !== sentAt) return;
     const { reason } = this.#probe;
     this.#probe = undefined;
-    this.#setState('watching');
     if (this.link.lastInboundAt() > sentAt) {
       // Traffic arrived after the probe: the reply is queued behind it. Alive.
       this.#misses = 0;
+      this.#setState('watching');
       this.#schedule();
       return;
     }
@@ -165,6 +165,7 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     if (this.options.countMax !== undefined && this.#misses < this.options.countMax) {
       // OpenSSH's rule: the next probe goes at once, its deadline the next interval, so
       // death comes after countMax + 1 intervals of silence.
+      this.#setState('watching');
       this.probeNow(reason);
       return;
     }

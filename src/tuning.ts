@@ -1,0 +1,22 @@
+/**
+ * What the composition root hands the SSH side from DEFAULTS, so that ssh/ and forward/ read
+ * no defaults themselves: the dial loop's pacing and the heartbeat's timings.
+ */
+import { DEFAULTS } from './config/defaults.js';
+import { backoffDelayMs } from './ssh/backoff.js';
+import type { ConnectionDeps } from './ssh/connection.js';
+import type { HeartbeatOptions } from './ssh/heartbeat.js';
+
+export const backoff = (attempt: number): number => backoffDelayMs(attempt, { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs });
+
+export const CONNECTION_TUNING: Pick<ConnectionDeps, 'backoff' | 'heldRetryCapMs' | 'outageSummaryMs'> = {
+  backoff,
+  heldRetryCapMs: DEFAULTS.heldRetryCapMs,
+  outageSummaryMs: DEFAULTS.outageSummaryMs,
+};
+
+export const HEARTBEAT_TUNING: Pick<HeartbeatOptions, 'graceMs' | 'onDemandQuietMs' | 'adaptive'> = {
+  graceMs: DEFAULTS.suspectGraceMs,
+  onDemandQuietMs: DEFAULTS.onDemandQuietMs,
+  adaptive: { minMs: DEFAULTS.probeTimeoutMinMs, maxMs: DEFAULTS.probeTimeoutMaxMs, initialMs: DEFAULTS.probeTimeoutInitialMs },
+};
