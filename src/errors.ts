@@ -1,7 +1,7 @@
 /**
  * The named errors sshkeep raises and the exit code each maps to.
  * Only these cross module boundaries; ssh2's `err.level` strings are
- * translated into them in `tunnel/ssh-adapter.ts` and nowhere else.
+ * translated into them in `ssh/adapter.ts` and nowhere else.
  */
 
 export const EXIT = {

@@ -286,7 +286,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     return this.forwards.reduce((n, f) => n + f.resetAll(reason), 0) + this.remoteForwards.reduce((n, f) => n + f.resetAll(reason), 0);
   }
 
-  /** Stops accepting, resets what is still open, closes the tunnel. Returns how many connections were cut. */
+  /** Stops accepting, resets what is still open, closes the SSH connections. Returns how many clients were cut. */
   async stop(reason = 'shutdown'): Promise<number> {
     this.stopAccepting();
     const cut = this.resetAll(reason);

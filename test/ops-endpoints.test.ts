@@ -18,10 +18,11 @@ import { metricValue } from './fixtures/metrics.js';
 const closed = (s: net.Socket) => new Promise((resolve) => s.on('close', resolve));
 
 /** One tunnel through a fault relay, with health endpoints and metrics, like the CLI wires them. */
-async function setup(t: Test, extraForwards: string[] = [], process = { maxConnections: 0, maxHeld: 1024 }, dynamicForwards: string[] = []) {
+async function setup(t: Test, extraForwards: string[] = [], process = { maxConnections: 0, maxHeld: 1024 }, dynamicForwards: string[] = [], serverDown = false) {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
+  if (serverDown) relay.set('refuse');
   const echo = await startEchoFor(t);
   const logs = new LogCapture();
   const config = resolveTunnel(
@@ -128,12 +129,13 @@ t.test('metrics – names, labels and counters move with what happens', async (t
 });
 
 t.test('metrics – every series of a tunnel and its forwards exists at 0 before anything happens', async (t) => {
-  const { fleet, app, healthPort } = await setup(t, [], undefined, ['0']);
-  await deadline(fleet.ready(), 5000, 'ready');
+  // The server is down: nothing has connected, probed or forwarded yet.
+  const { app, healthPort } = await setup(t, [], undefined, ['0'], true);
   const text = (await httpGet(healthPort, '/metrics')).body;
   const tunnel = app.name;
+  t.not(app.connection.state, 'ready', 'scraped before any connection');
   t.equal(metricValue(text, 'sshkeep_tunnel_reconnects_total', { tunnel }), 0, 'reconnects, before the first reconnect');
-  t.equal(metricValue(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }) !== undefined, true, 'the RTT histogram');
+  t.equal(metricValue(text, 'sshkeep_heartbeat_rtt_seconds_count', { tunnel }), 0, 'the RTT histogram, before its first sample');
   const [local, dynamic] = app.forwards;
   for (const result of ['ok', 'target_refused', 'hold_timeout', 'reset_by_tunnel_loss', 'limit', 'not_ready', 'shutdown']) {
     t.equal(metricValue(text, 'sshkeep_connections_total', { tunnel, forward: local!.name, result }), 0, `-L ${result}`);

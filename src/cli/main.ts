@@ -114,11 +114,11 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
         status?.stop();
         health?.close();
         health?.closeAllConnections();
-        logger.info(`stopped; ${cut} connection(s) cut at the end of the drain`, { event: 'stopped', connectionsCut: cut });
+        logger.info(`stopped; ${cut} client(s) cut at the end of the drain`, { event: 'stopped', connectionsCut: cut });
         resolve(EXIT.ok);
       },
       // A second signal: reset what is open (a cut stream must not look complete), then leave.
-      () => logger.warn(`second signal: ${fleet.resetAll('second signal')} connection(s) reset`, { event: 'second_signal' }),
+      () => logger.warn(`second signal: ${fleet.resetAll('second signal')} client(s) reset`, { event: 'second_signal' }),
     ),
   );
   const never = new Promise<number>(() => {});

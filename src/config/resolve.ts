@@ -255,7 +255,6 @@ export function resolveTunnel(
   const holdTimeout = given(input, 'holdTimeout');
   const holdBuffer = given(input, 'holdBuffer');
   const connections = given(input, 'connections');
-  // ssh_config writes `LocalForward [bind:]port host:hostport`, with a space.
   /** -L, -D or -R specs of the input, then ssh_config's (written `[bind:]port host:hostport`, with a space). */
   const forwards = <T>(given: Raw[] | undefined, flag: string, key: 'localforward' | 'remoteforward' | 'dynamicforward', parse: (spec: string) => T): T[] => [
     ...(given ?? []).map((raw) => parseNamed(sourced(raw, flag), flag, parse)),

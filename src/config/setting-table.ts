@@ -89,12 +89,12 @@ export const SETTINGS = {
   }),
   dynamic: def({
     flags: '-D, --dynamic <[bind_address:]port>', file: 'tunnel', shape: 'list', group: FWD,
-    help: 'SOCKS4/5 proxy whose connections go through the tunnel (names resolved by the server), repeatable',
+    help: 'SOCKS4/5 proxy whose clients go through the tunnel (names resolved by the server), repeatable',
     defaultText: `bind_address ${DEFAULTS.bindAddress}`,
   }),
   remote: def({
     flags: '-R, --remote <forward>', file: 'tunnel', shape: 'list', group: FWD,
-    help: '[bind_address:]port:host:hostport: the server listens, connections come back here; port 0 = the server picks; repeatable',
+    help: '[bind_address:]port:host:hostport: the server listens, its clients are connected to host:hostport from here; port 0 = the server picks; repeatable',
     more: 'requested again after every reconnect',
   }),
   socksAuth: def({
@@ -145,7 +145,7 @@ export const SETTINGS = {
   }),
   holdTimeout: def({
     flags: '--hold-timeout <duration>', file: 'both', shape: 'value', group: RES,
-    help: 'hold clients this long while the tunnel is down; 0 = reset them at once', default: formatDuration(DEFAULTS.holdTimeoutMs),
+    help: 'hold clients this long while no SSH connection is ready; 0 = reset them at once', default: formatDuration(DEFAULTS.holdTimeoutMs),
     parse: duration,
   }),
   holdBuffer: def({

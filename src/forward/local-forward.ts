@@ -17,7 +17,7 @@ export interface LocalForwardDeps {
   /** The tunnel's SSH connection, or its pool with --connections. */
   source: SessionSource;
   logger: Logger;
-  /** How long a client that arrives while no tunnel is ready is held; 0 = not at all. */
+  /** How long a client that arrives while no SSH connection is ready is held; 0 = not at all. */
   holdTimeoutMs: number;
   holdBufferBytes: number;
   channelOpenTimeoutMs: number;
@@ -49,7 +49,7 @@ type Refusal = { socks: SocksVersion; reply: ReplyCode } | undefined;
 
 /**
  * `-L` and `-D`: a local listener (TCP or Unix socket) whose every connection becomes a
- * channel through the tunnel, to the spec's target or, for `-D`, to the one the client
+ * channel of the tunnel's SSH connection, to the spec's target or, for `-D`, to the one the client
  * names in its SOCKS request.
  */
 export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
@@ -84,7 +84,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     return this.#pumps.size;
   }
 
-  /** Connections waiting for a tunnel (or for their channel to open). */
+  /** Clients waiting for an SSH connection (or for their channel to open). */
   get held(): number {
     return this.#hold.size;
   }
@@ -145,7 +145,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     } else {
       target = this.spec.target;
     }
-    log.debug('connection accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: source.state });
+    log.debug('client accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: source.state });
     const opened = await this.#hold.open(client, target, src, log, early);
     if (opened.ok) {
       if (socks) client.write(socksReply(socks, REPLY.succeeded));
@@ -158,7 +158,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       return this.#refuse(client, refusal, log, 'hold_timeout', `client ${socks ? 'refused' : 'reset'}: ${opened.message}`, { ...fields, side: 'tunnel', reason: 'hold_timeout' });
     }
     const refusal = socks && { socks, reply: replyForOpenFailure(opened.reason) };
-    this.#refuse(client, refusal, log, 'target_refused', 'connection failed', { ...fields, side: 'target', reason: opened.reason, error: opened.error });
+    this.#refuse(client, refusal, log, 'target_refused', 'client reset: the server could not open its channel', { ...fields, side: 'target', reason: opened.reason, error: opened.error });
   }
 
   /** -D: reads the client's SOCKS request; undefined when the handshake failed (the client was answered and closed). */

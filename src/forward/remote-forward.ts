@@ -155,7 +155,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     const { target } = this.spec;
     const options = pumpedSocketOptions(this.deps.socketHighWaterMarkBytes);
     const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
-    const timer = setTimeout(() => local.destroy(new Error(`no connection within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
+    const timer = setTimeout(() => local.destroy(new Error(`the local target did not accept within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
     local.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       conn.reject();
@@ -168,7 +168,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
       local.setNoDelay(true);
       if (session.closed) return resetSocket(local);
       this.#pumps.start(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, log);
-      log.debug('remote connection forwarded', { event: 'accept', origin: conn.origin, target: formatEndpoint(target) });
+      log.debug('client from the server forwarded', { event: 'accept', origin: conn.origin, target: formatEndpoint(target) });
     });
   }
 

@@ -26,7 +26,7 @@ export interface DialOptions {
   hostKeys: HostKeyPolicy;
   /** Reused across attempts so a password typed once serves every reconnect. */
   secretCache: { password?: string };
-  /** Abandons the attempt (the tunnel is stopping). */
+  /** Abandons the attempt (the connection is stopping, or no longer needs this dial). */
   signal?: AbortSignal;
 }
 

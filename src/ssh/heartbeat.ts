@@ -18,7 +18,7 @@ export interface HeartbeatOptions {
   /**
    * OpenSSH's ServerAliveCountMax, when the user gave it: a probe unanswered for an interval
    * is a miss, and that many misses in a row is death. Without it one missed adaptive
-   * deadline is enough to suspect the link (the tunnel then dials a spare; it does not cut).
+   * deadline is enough to suspect the link (the connection then dials a spare; it does not cut).
    */
   countMax?: number;
   /** How long the link may stay dead, in case it recovers, before `expired` gives it up. */
