@@ -737,11 +737,14 @@ t.test('settings – config file: malformed remote, dynamic, jump and socksAuth 
 t.test('settings – -R, -D, -J given with --config but no destination are refused', async (t) => {
   const file = configFile(t, `tunnels:\n${TUNNEL_YAML}`);
   const cases: [string[], RegExp][] = [
-    [['-R', '8080:localhost:3000'], /^--remote describes a tunnel/],
-    [['-D', '1080'], /^--dynamic describes a tunnel/],
-    [['-J', 'bastion'], /^--jump describes a tunnel/],
+    [['-R', '8080:localhost:3000'], /^-R describes a tunnel/],
+    [['-D', '1080'], /^-D describes a tunnel/],
+    [['-J', 'bastion'], /^-J describes a tunnel/],
   ];
   for (const [flags, want] of cases) {
     t.match(configError(t, () => build(t, ['--config', file, ...flags]), flags.join(' ')), want);
   }
+  process.env.SSHKEEP_LOCAL = '5432:db:5432';
+  t.teardown(() => delete process.env.SSHKEEP_LOCAL);
+  t.match(configError(t, () => build(t, ['--config', file]), 'SSHKEEP_LOCAL'), /^SSHKEEP_LOCAL describes a tunnel/, 'named by the variable it came from');
 });

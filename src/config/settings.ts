@@ -3,7 +3,7 @@ import { DEFAULTS } from './defaults.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
 import { isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
-import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, longFlag, settingOf, type SettingName } from './setting-table.js';
+import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, settingOf, type SettingName } from './setting-table.js';
 import { SourcedError, type Sourced } from './sourced.js';
 import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
 
@@ -95,7 +95,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     const given = DESCRIBE_A_TUNNEL.find((n) => cli[n]?.length);
     if (given) {
       throw new ConfigError(
-        `${longFlag(given)} describes a tunnel, but no destination was given: with --config, ` +
+        `${cli[given]![0]!.source} describes a tunnel, but no destination was given: with --config, ` +
           'give a destination on the command line for that tunnel, or put the setting in the file.',
       );
     }
