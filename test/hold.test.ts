@@ -197,3 +197,13 @@ t.test('hold – the tunnel closing for good ends the wait; cutAll resets every 
   t.equal((await end).errorCode, 'ECONNRESET', 'the client sees a reset');
   t.equal(source.waiting, 0, 'nobody waits any more');
 });
+
+t.test('hold – early bytes that already fill --hold-buffer leave the client paused', async (t) => {
+  const { hold } = setup(t, { holdBufferBytes: 8 });
+  const { held } = await socketPair(t);
+  void hold.open(held, TARGET, SRC, silentLogger, Buffer.from('12345678'));
+  t.ok(held.isPaused(), 'not read beyond the buffer');
+  const small = await socketPair(t);
+  void hold.open(small.held, TARGET, SRC, silentLogger, Buffer.from('1234'));
+  t.notOk(small.held.isPaused(), 'under the limit: read on');
+});

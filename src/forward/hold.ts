@@ -41,7 +41,9 @@ class HeldClient {
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
-    socket.resume(); // accepted paused (pauseOnConnect): a 'data' listener alone does not start reading
+    // Accepted paused (pauseOnConnect): a 'data' listener alone does not start reading. A SOCKS
+    // client's early bytes may already fill --hold-buffer: then it stays paused.
+    if (this.#held.bytes < this.limitBytes) socket.resume();
   }
 
   #leave(why: string): void {
