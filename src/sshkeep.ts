@@ -30,6 +30,8 @@ const TUNING = {
   heldRetryCapMs: 250,
   /** During an outage, a "still unreachable" line at most this often. */
   outageSummaryMs: 30_000,
+  /** A listen address in use is tried again this often (within DEFAULTS.listenRetryMs): binding is cheap. */
+  listenRetryIntervalMs: 250,
 } as const;
 
 const backoff = (attempt: number) => backoffDelayMs(attempt, { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs });
@@ -172,6 +174,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           socksAuth: config.socksAuth,
           socksTimeoutMs: DEFAULTS.socksHandshakeTimeoutMs,
           socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
+          listenRetryMs: DEFAULTS.listenRetryMs,
+          listenRetryIntervalMs: TUNING.listenRetryIntervalMs,
         }),
     );
     this.remoteForwards = config.remoteForwards.map(

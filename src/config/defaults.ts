@@ -73,6 +73,11 @@ export const DEFAULTS = {
   channelOpenTimeoutMs: 10_000,
   /** A -D client must finish its SOCKS request this fast; OpenSSH waits for ever, letting idle sockets pile up. */
   socksHandshakeTimeoutMs: 10_000,
+  /**
+   * A listening port in use at start is retried this long: a previous instance that is still
+   * draining (--max-drain, 5 s by default) frees it within that time, as after a restart.
+   */
+  listenRetryMs: 5_000,
   /** Reconnect backoff: cap of the full-jitter exponential delay (first retry is immediate). */
   backoffCapMs: 5_000,
   /** Reconnect backoff: the first delay's scale, doubling per failed attempt up to the cap. */
