@@ -5,6 +5,7 @@ import type { TunnelConfig } from './config/types.js';
 import { LocalForward, type Limits } from './forward/local-forward.js';
 import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
 import type { ConnectionResult } from './forward/result.js';
+import { isFatalOnFirstConnect } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { hostKeyPolicy } from './ssh/host-key.js';
 import { loadIdentities } from './ssh/identities.js';
@@ -46,6 +47,11 @@ export interface SshkeepOptions {
   insecureKeyPermissions?: boolean;
   /** Process-wide connection limits; by default this tunnel's own, with DEFAULTS.maxHeld and no cap. */
   limits?: Limits;
+  /**
+   * --skip-failed-tunnels: an authentication or host key failure at the first connect does not
+   * end the tunnel (nor, in a fleet, the process); it keeps retrying with backoff.
+   */
+  skipFailedTunnels?: boolean;
 }
 
 /** One forward's clients and bytes so far, named by the port it bound (`-L 0:…` included). */
@@ -115,6 +121,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   readonly #options: SshkeepOptions;
   readonly #hops: Hop[];
   #firstReady: Promise<void> | undefined;
+  /** --skip-failed-tunnels: the first connect failed for good (auth, host key); it keeps retrying. */
+  #skipped = false;
   #stopWatches: () => void = () => {};
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
@@ -147,6 +155,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
         backoff,
         heldRetryCapMs: TUNING.heldRetryCapMs,
         outageSummaryMs: TUNING.outageSummaryMs,
+        fatalOnFirstConnect: !options.skipFailedTunnels,
         heartbeat: {
           intervalMs: config.keepaliveIntervalMs,
           graceMs: DEFAULTS.suspectGraceMs,
@@ -156,7 +165,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
         },
         dial: (signal) =>
-          dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }),
+          dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }).catch((err: unknown) => {
+            this.#noteFirstConnectFailure(err);
+            throw err;
+          }),
       });
     this.sshConnections = Array.from({ length: config.connections }, (_, i) => newConnection(i));
     this.connection = this.sshConnections[0]!;
@@ -245,6 +257,22 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     return bound;
   }
 
+  /**
+   * Skipped (--skip-failed-tunnels): never ready, its first connect refused for a reason a
+   * person must fix. It keeps dialling; a fleet's startup does not wait for it.
+   */
+  get skipped(): boolean {
+    return this.#skipped && !this.connection.everReady;
+  }
+
+  #noteFirstConnectFailure(err: unknown): void {
+    if (!this.#options.skipFailedTunnels || this.#skipped || this.connection.everReady || !isFatalOnFirstConnect(err)) return;
+    this.#skipped = true;
+    this.#logger.warn('first connect refused: this tunnel keeps retrying, the others run without it (--skip-failed-tunnels)', {
+      event: 'skipped', error: (err as Error).message,
+    });
+  }
+
   /** Clients forwarded or held right now, remote forwards' included. */
   clients(): number {
     return this.forwards.reduce((n, f) => n + f.clients, 0) + this.remoteForwards.reduce((n, f) => n + f.active, 0);
@@ -298,7 +326,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     for (const r of this.remoteForwards) r.stopAccepting();
   }
 
-  /** Resolves when the tunnel is first ready; rejects with a HostKeyError or AuthError at the first connect. */
+  /**
+   * Resolves when the tunnel is first ready; rejects with a HostKeyError or AuthError at the
+   * first connect (with skipFailedTunnels it waits on instead, while the tunnel retries).
+   */
   ready(): Promise<void> {
     if (!this.#firstReady) return Promise.reject(new Error('start() first'));
     return this.#firstReady;

@@ -105,6 +105,8 @@ export interface ProcessConfig {
   minDrainMs: number;
   /** Then let open streams run at most this long before resetting them. */
   maxDrainMs: number;
+  /** --skip-failed-tunnels: a tunnel whose first connect is refused keeps retrying while the others run. */
+  skipFailedTunnels: boolean;
 }
 
 export type { LogFormat, LogLevel } from '../log.js';
