@@ -89,7 +89,7 @@ export interface TunnelConfig extends HostConfig {
   remoteForwards: RemoteForwardSpec[];
   /** `--socks-auth user:pass`: -D clients must authenticate (SOCKS5 username/password). */
   socksAuth: { user: string; pass: string } | undefined;
-  /** ExitOnForwardFailure: a forward that cannot be set up at the first connect is fatal (exit 2). */
+  /** ExitOnForwardFailure: a forward that cannot be set up at the first connect is fatal (exit 4). */
   exitOnForwardFailure: boolean;
 }
 
