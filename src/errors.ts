@@ -9,6 +9,8 @@ export const EXIT = {
   internal: 1,
   usage: 2,
   hostKeyOrAuth: 3,
+  /** A listener could not be opened: a port still held by a previous instance frees itself, so supervisors restart on it. */
+  listen: 4,
   /** Ctrl-C at a prompt, as shells report SIGINT. */
   interrupted: 130,
 } as const;
@@ -28,9 +30,9 @@ export class ConfigError extends SshkeepError {
   readonly exitCode = EXIT.usage;
 }
 
-/** A listener could not be opened (port in use, no permission): exit 2. */
+/** A listener could not be opened (port in use past the retry window, no permission): exit 4. */
 export class ListenError extends SshkeepError {
-  readonly exitCode = EXIT.usage;
+  readonly exitCode = EXIT.listen;
 }
 
 /** The server's host key is unknown, changed or revoked: exit 3. */

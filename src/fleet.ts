@@ -38,7 +38,7 @@ export class Fleet {
     return bound;
   }
 
-  /** Resolves when every tunnel has been ready once; rejects with the first fatal error. */
+  /** Resolves when every tunnel has been ready once; rejects with the first fatal error (a skipped tunnel's is none). */
   ready(): Promise<void> {
     return Promise.all(this.tunnels.map((a) => a.ready())).then(() => undefined);
   }
@@ -70,9 +70,13 @@ export class Fleet {
     return !this.#draining && !full && this.tunnels.every(up);
   }
 
-  /** Every tunnel has been ready at least once. */
+  /**
+   * Every tunnel has been ready at least once, or was skipped (--skip-failed-tunnels): what
+   * the skip is for is that the healthy tunnels serve, and a startup probe that waited for a
+   * refused key would have the orchestrator restart them all.
+   */
   isStarted(): boolean {
-    return this.tunnels.every((a) => a.connection.everReady);
+    return this.tunnels.every((a) => a.connection.everReady || a.skipped);
   }
 
   reports(): TunnelReport[] {

@@ -6,6 +6,7 @@ import { LocalForward } from './forward/local-forward.js';
 import type { Limits } from './forward/hold.js';
 import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
 import type { ConnectionResult } from './forward/result.js';
+import { isFatalOnFirstConnect } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { hostKeyPolicy } from './ssh/host-key.js';
 import { loadIdentities } from './ssh/identities.js';
@@ -29,6 +30,11 @@ export interface SshkeepOptions {
   insecureKeyPermissions?: boolean;
   /** Process-wide client limits; by default this tunnel's own, with DEFAULTS.maxHeld and no cap. */
   limits?: Limits | LegacyLimits;
+  /**
+   * --skip-failed-tunnels: an authentication or host key failure at the first connect does not
+   * end the tunnel (nor, in a fleet, the process); it keeps retrying with backoff.
+   */
+  skipFailedTunnels?: boolean;
 }
 
 /** One forward's clients and bytes so far, named by the port it bound (`-L 0:…` included). */
@@ -98,6 +104,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   readonly #options: SshkeepOptions;
   readonly #hops: Hop[];
   #firstReady: Promise<void> | undefined;
+  /** --skip-failed-tunnels: the first connect failed for good (auth, host key); it keeps retrying. */
+  #skipped = false;
   #stopWatches: () => void = () => {};
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
@@ -128,6 +136,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
       new SshConnection({
         logger: member === 0 ? this.#logger : this.#logger.child({ connection: member + 1 }),
         ...CONNECTION_TUNING,
+        fatalOnFirstConnect: !options.skipFailedTunnels,
         heartbeat: {
           intervalMs: config.keepaliveIntervalMs,
           ...HEARTBEAT_TUNING,
@@ -135,7 +144,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
         },
         dial: (signal) =>
-          dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }),
+          dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }).catch((err: unknown) => {
+            this.#noteFirstConnectFailure(err);
+            throw err;
+          }),
       });
     this.sshConnections = Array.from({ length: config.connections }, (_, i) => newConnection(i));
     this.connection = this.sshConnections[0]!;
@@ -153,6 +165,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           socksAuth: config.socksAuth,
           socksTimeoutMs: DEFAULTS.socksHandshakeTimeoutMs,
           socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
+          listenRetryMs: DEFAULTS.listenRetryMs,
+          listenRetryIntervalMs: DEFAULTS.listenRetryIntervalMs,
         }),
     );
     this.remoteForwards = config.remoteForwards.map(
@@ -222,6 +236,22 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     return bound;
   }
 
+  /**
+   * Skipped (--skip-failed-tunnels): never ready, its first connect refused for a reason a
+   * person must fix. It keeps dialling; a fleet's startup does not wait for it.
+   */
+  get skipped(): boolean {
+    return this.#skipped && !this.connection.everReady;
+  }
+
+  #noteFirstConnectFailure(err: unknown): void {
+    if (!this.#options.skipFailedTunnels || this.#skipped || this.connection.everReady || !isFatalOnFirstConnect(err)) return;
+    this.#skipped = true;
+    this.#logger.warn('first connect refused: this tunnel keeps retrying, the others run without it (--skip-failed-tunnels)', {
+      event: 'skipped', error: (err as Error).message,
+    });
+  }
+
   /** Clients forwarded or held right now, remote forwards' included. */
   clients(): number {
     return this.forwards.reduce((n, f) => n + f.clients, 0) + this.remoteForwards.reduce((n, f) => n + f.active, 0);
@@ -275,7 +305,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     for (const r of this.remoteForwards) r.stopAccepting();
   }
 
-  /** Resolves when the tunnel is first ready; rejects with a HostKeyError or AuthError at the first connect. */
+  /**
+   * Resolves when the tunnel is first ready; rejects with a HostKeyError or AuthError at the
+   * first connect (with skipFailedTunnels it waits on instead, while the tunnel retries).
+   */
   ready(): Promise<void> {
     if (!this.#firstReady) return Promise.reject(new Error('start() first'));
     return this.#firstReady;

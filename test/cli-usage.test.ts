@@ -114,7 +114,7 @@ t.test('cli – --help prints grouped sections and examples, exit 0', async (t) 
   const examples = tail.filter((l, i) => /^\s+sshkeep\s/.test(l) && /^\s+# \S/.test(tail[i - 1] ?? ''));
   t.ok(examples.length >= 2, `at least two commented example command lines (found ${examples.length})`);
   t.ok(examples.some((l) => /-L \d+:[^\s]+:\d+ \S+@\S+/.test(l)), 'one example forwards to user@host');
-  t.match(res.stdout, /Exit codes: 0 .* 2 .* 3 /, 'documents the exit codes');
+  t.match(res.stdout, /Exit codes: 0 .* 2 .* 3 [^]*\b4 .* 130 /, 'documents every exit code');
 });
 
 t.test('cli – an accepted-but-ignored -o Compression=yes parses, with a warning', async (t) => {
@@ -130,17 +130,21 @@ t.test('cli – an accepted-but-ignored -o Compression=yes parses, with a warnin
   t.notMatch(cli.stderr(), STACK, 'no stack trace');
 });
 
-t.test('cli – a listening port already in use: exit 2 naming the port', async (t) => {
+t.test('cli – a listening port still in use after the retry window: exit 4 naming the port, after one warning', async (t) => {
   const holder = net.createServer();
   await listenFor(t, holder);
   const port = (holder.address() as net.AddressInfo).port;
   const refused = await refusedPort();
-  const res = await usageError(
-    t,
-    [...ISOLATED, '-p', String(refused), '-L', `${port}:127.0.0.1:1`, DEST],
-    new RegExp(`127\\.0\\.0\\.1:${port} is already in use`),
-  );
-  t.match(res.stderr, new RegExp(`^sshkeep: -L ${port}:127\\.0\\.0\\.1:1: `), 'names the -L spec');
+  const started = performance.now();
+  const res = await runCli([...ISOLATED, '-p', String(refused), '-L', `${port}:127.0.0.1:1`, DEST]);
+  t.equal(res.code, 4, 'exit code 4 (could not listen), which the systemd unit restarts on');
+  t.ok(performance.now() - started >= 4500, 'after retrying for about 5 s (the previous instance may be draining)');
+  t.notMatch(res.stderr, STACK, 'no stack trace');
+  t.notMatch(res.stderr, /this is a bug/, 'not reported as a bug');
+  const lines = res.stderr.split('\n').filter(Boolean);
+  const waits = lines.filter((l) => l.includes('"listen_wait"'));
+  t.equal(waits.length, 1, 'the wait logged once');
+  t.match(lines.at(-1) ?? '', new RegExp(`^sshkeep: -L ${port}:127\\.0\\.0\\.1:1: 127\\.0\\.0\\.1:${port} is already in use`), 'then one line for a person naming the -L spec and the port');
 });
 
 t.test('cli – an identity file that is not a key is a usage error', async (t) => {

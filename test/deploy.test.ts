@@ -550,6 +550,8 @@ function checkSystemd(src: Sources, c: Checks): void {
   c.that('systemd.restart', one('Restart') === 'on-failure', `Restart=on-failure (got: ${one('Restart') ?? 'none'})`);
   const prevent = unitValues(unit, 'Service', 'RestartPreventExitStatus').flatMap((v) => v.split(/\s+/));
   c.that('systemd.restart-prevent-exit-status', prevent.includes('2') && prevent.includes('3'), `RestartPreventExitStatus must hold 2 and 3: usage and host key/auth errors need a person (got: ${prevent.join(' ') || 'none'})`);
+  const force = unitValues(unit, 'Service', 'RestartForceExitStatus').flatMap((v) => v.split(/\s+/));
+  c.that('systemd.restart-on-listen-error', force.includes('4') && !prevent.includes('4'), `RestartForceExitStatus must hold 4 and RestartPreventExitStatus must not: a port still in use frees itself (got: force ${force.join(' ') || 'none'}, prevent ${prevent.join(' ') || 'none'})`);
   const kill = one('KillSignal') ?? 'SIGTERM';
   c.that('systemd.kill-signal', kill === 'SIGTERM' || kill === 'TERM' || kill === '15', `KillSignal must be SIGTERM: sshkeep drains on it (got: ${kill})`);
 
@@ -852,6 +854,8 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'systemd.restart', how: 'Restart=always', mutate: (s) => edit(s, SYSTEMD_UNIT, 'Restart=on-failure', 'Restart=always') },
   { check: 'systemd.restart-prevent-exit-status', how: 'exit 3 restarted', mutate: (s) => edit(s, SYSTEMD_UNIT, 'RestartPreventExitStatus=2 3', 'RestartPreventExitStatus=2') },
   { check: 'systemd.restart-prevent-exit-status', how: 'the list reset by an empty assignment', mutate: (s) => edit(s, SYSTEMD_UNIT, 'RestartPreventExitStatus=2 3', 'RestartPreventExitStatus=2 3\nRestartPreventExitStatus=') },
+  { check: 'systemd.restart-on-listen-error', how: 'no RestartForceExitStatus', mutate: (s) => edit(s, SYSTEMD_UNIT, 'RestartForceExitStatus=4\n', '') },
+  { check: 'systemd.restart-on-listen-error', how: 'exit 4 prevented', mutate: (s) => edit(s, SYSTEMD_UNIT, 'RestartPreventExitStatus=2 3', 'RestartPreventExitStatus=2 3 4') },
   { check: 'systemd.kill-signal', how: 'SIGKILL', mutate: (s) => edit(s, SYSTEMD_UNIT, 'KillSignal=SIGTERM', 'KillSignal=SIGKILL') },
   { check: 'systemd.exec-start', how: 'no %i', mutate: (s) => edit(s, SYSTEMD_UNIT, /^ExecStart=.*$/m, 'ExecStart=/usr/bin/env sshkeep prod-bastion') },
   { check: 'systemd.timeout-stop', how: 'TimeoutStopSec below the default drain', mutate: (s) => edit(s, SYSTEMD_UNIT, /^TimeoutStopSec=.*$/m, 'TimeoutStopSec=3') },

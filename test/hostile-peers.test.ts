@@ -85,6 +85,8 @@ t.test('slow clients – a SOCKS handshake that stalls is closed at its timeout:
     limits,
     socksTimeoutMs: SHORT,
     socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
+    listenRetryMs: 0,
+    listenRetryIntervalMs: 250,
   });
   const shortAt = await short.listen();
   t.teardown(() => {

@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     const sock = path.join(dir, 'live.sock');
     const other = await startEchoFor(t, { path: sock });
     const err = await startFails(startSshkeep(t, sshdInput(sshd, { localForwards: [`${sock}:127.0.0.1:${echo.port}`] })));
-    t.type(err, ListenError, 'a ListenError (exit 2)');
+    t.type(err, ListenError, 'a ListenError (exit 4)');
     t.match(err?.message, /in use/, 'says the path is in use');
     t.match(err?.message, sock, 'names the path');
     t.ok(isSocket(sock), 'the socket file is still there');
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     const file = path.join(dir, 'notes.sock');
     fs.writeFileSync(file, 'precious data\n', { mode: 0o644 });
     const err = await startFails(startSshkeep(t, sshdInput(sshd, { localForwards: [`${file}:127.0.0.1:${echo.port}`] })));
-    t.type(err, ListenError, 'a ListenError (exit 2)');
+    t.type(err, ListenError, 'a ListenError (exit 4)');
     t.match(err?.message, /not a socket/, 'says it is not a socket');
     t.equal(fs.readFileSync(file, 'utf8'), 'precious data\n', 'content untouched');
     t.ok(fs.lstatSync(file).isFile(), 'still a regular file');

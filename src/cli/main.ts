@@ -81,6 +81,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     prompter: ttyPrompter(),
     passphrase,
     insecureKeyPermissions: settings.insecureKeyPermissions,
+    skipFailedTunnels: settings.process.skipFailedTunnels,
   });
   if (!nativeCryptoLoaded()) {
     logger.warn("ssh2's native crypto binding is not built: encryption runs in JavaScript at about half the throughput. Reinstall with python3, make and g++ present (npm ci).", {

@@ -83,6 +83,13 @@ export const DEFAULTS = {
   heldRetryCapMs: 250,
   /** During an outage, a "still unreachable" summary line at most this often. */
   outageSummaryMs: 30_000,
+  /**
+   * A listening port in use at start is retried this long: a previous instance that is still
+   * draining (--max-drain, 5 s by default) frees it within that time, as after a restart.
+   */
+  listenRetryMs: 5_000,
+  /** …tried again this often within it: a bind costs nothing. */
+  listenRetryIntervalMs: 250,
   /** Reconnect backoff: cap of the full-jitter exponential delay (first retry is immediate). */
   backoffCapMs: 5_000,
   /** Reconnect backoff: the first delay's scale, doubling per failed attempt up to the cap. */

@@ -25,6 +25,8 @@ function shapeSchema(s: Setting): Record<string, unknown> {
           { type: 'string' },
         ],
       };
+    case 'switch':
+      return { type: ['boolean', 'string'] }; // `true`, or yes/no as OpenSSH writes them
     default:
       return s.choices ? { enum: [...s.choices] } : scalar;
   }

@@ -2,6 +2,7 @@ import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { formatDuration, parseDuration, parsePositiveDuration } from './duration.js';
 import { parseHostPort } from './host-port.js';
+import { parseYesNo } from './ssh-options.js';
 import { formatSize, parseCount, parseSize } from './size.js';
 import { parseSourced, type Sourced } from './sourced.js';
 import type { LogFormat, LogLevel } from './types.js';
@@ -182,6 +183,11 @@ export const SETTINGS = {
     flags: '--max-drain <duration>', file: 'top', shape: 'value', group: OPS,
     help: 'then let open streams run this long before resetting them', default: formatDuration(DEFAULTS.maxDrainMs),
     parse: duration,
+  }),
+  skipFailedTunnels: def({
+    flags: '--skip-failed-tunnels', file: 'top', shape: 'switch', group: OPS,
+    help: 'a tunnel whose first connect is refused (authentication, host key) keeps retrying, not ready, while the others run; without it: exit 3',
+    parse: (raw: Sourced) => parseSourced(raw, parseYesNo),
   }),
   config: def({ flags: '--config <file>', shape: 'value', group: OPS, help: 'YAML or JSON file with process settings and one or more tunnels' }),
   logLevel: def({

@@ -149,6 +149,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
       health: setting('health', SETTINGS.health.parse, undefined),
       minDrainMs: setting('minDrain', SETTINGS.minDrain.parse, DEFAULTS.minDrainMs),
       maxDrainMs: setting('maxDrain', SETTINGS.maxDrain.parse, DEFAULTS.maxDrainMs),
+      skipFailedTunnels: setting('skipFailedTunnels', SETTINGS.skipFailedTunnels.parse, false),
     },
     logLevel: setting('logLevel', SETTINGS.logLevel.parse, DEFAULTS.logLevel),
     logFormat: setting('logFormat', SETTINGS.logFormat.parse, undefined),

@@ -89,7 +89,7 @@ export interface TunnelConfig extends HostConfig {
   remoteForwards: RemoteForwardSpec[];
   /** `--socks-auth user:pass`: -D clients must authenticate (SOCKS5 username/password). */
   socksAuth: { user: string; pass: string } | undefined;
-  /** ExitOnForwardFailure: a forward that cannot be set up at the first connect is fatal (exit 2). */
+  /** ExitOnForwardFailure: a forward that cannot be set up at the first connect is fatal (exit 4). */
   exitOnForwardFailure: boolean;
 }
 
@@ -105,6 +105,8 @@ export interface ProcessConfig {
   minDrainMs: number;
   /** Then let open streams run at most this long before resetting them. */
   maxDrainMs: number;
+  /** --skip-failed-tunnels: a tunnel whose first connect is refused keeps retrying while the others run. */
+  skipFailedTunnels: boolean;
 }
 
 export type { LogFormat, LogLevel } from '../log.js';

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { Endpoint, ListenForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
@@ -28,6 +29,10 @@ export interface LocalForwardDeps {
   socksTimeoutMs: number;
   /** Buffer limit, both ways, of each client socket. */
   socketHighWaterMarkBytes: number;
+  /** A listen address in use is tried again for this long (another process may be freeing it); 0 = fail at once. */
+  listenRetryMs: number;
+  /** How often, within `listenRetryMs`. */
+  listenRetryIntervalMs: number;
 }
 
 let connectionSeq = 0;
@@ -99,26 +104,47 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     return this.#pumps.bytes();
   }
 
-  /** Opens the listener; resolves with where it listens (the bound port, for port 0). */
+  /**
+   * Opens the listener; resolves with where it listens (the bound port, for port 0). An address
+   * in use is tried again for up to `listenRetryMs`, as a previous instance may still be
+   * draining; no permission or no such address would not fix themselves and fail at once.
+   */
   async listen(): Promise<Endpoint> {
     const { listen } = this.spec;
-    const flag = `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`;
-    try {
-      if (listen.kind === 'unix') {
-        await clearStaleSocket(listen.path, flag, this.deps.logger);
-        listenPrivately(this.#server, listen.path);
-      } else {
-        this.#server.listen(listen.port, listen.host);
+    const giveUpAt = performance.now() + this.deps.listenRetryMs;
+    for (let waiting = false; ; waiting = true) {
+      try {
+        await this.#bind();
+        break;
+      } catch (err) {
+        if (err instanceof ListenError) throw err;
+        const left = giveUpAt - performance.now();
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || left <= 0) throw listenError(this.spec, err as NodeJS.ErrnoException);
+        if (!waiting) {
+          this.deps.logger.warn(`${formatEndpoint(listen)} is in use: trying again for up to ${this.deps.listenRetryMs} ms`, {
+            event: 'listen_wait', forward: this.#name, retryMs: this.deps.listenRetryMs,
+          });
+        }
+        await sleep(Math.min(this.deps.listenRetryIntervalMs, left));
       }
-      await once(this.#server, 'listening');
-    } catch (err) {
-      throw err instanceof ListenError ? err : listenError(this.spec, err as NodeJS.ErrnoException);
     }
     this.#server.on('error', (err) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message }));
     if (listen.kind === 'unix') return listen;
     const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (this.#server.address() as net.AddressInfo).port };
     this.#name = forwardName({ ...this.spec, listen: bound });
     return bound;
+  }
+
+  /** One attempt to listen; rejects with the socket's error. */
+  async #bind(): Promise<void> {
+    const { listen } = this.spec;
+    if (listen.kind === 'unix') {
+      await clearStaleSocket(listen.path, `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`, this.deps.logger);
+      listenPrivately(this.#server, listen.path);
+    } else {
+      this.#server.listen(listen.port, listen.host);
+    }
+    await once(this.#server, 'listening');
   }
 
   async #accept(client: net.Socket): Promise<void> {

@@ -48,6 +48,11 @@ export interface ConnectionDeps {
   outageSummaryMs: number;
   /** Liveness checking; without it only a closed connection is noticed. */
   heartbeat?: HeartbeatOptions;
+  /**
+   * Whether an auth or host key failure at the first connect closes the connection (the
+   * default) or is retried with backoff like any failure (--skip-failed-tunnels).
+   */
+  fatalOnFirstConnect?: boolean;
 }
 
 /** The connection in service, with what watches it. */
@@ -291,7 +296,7 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
       } catch (err) {
         if (ctl.signal.aborted) return undefined;
         const error = err as Error;
-        if (!this.#everReady && isFatalOnFirstConnect(error)) {
+        if (!this.#everReady && this.deps.fatalOnFirstConnect !== false && isFatalOnFirstConnect(error)) {
           this.#fail(error);
           return undefined;
         }

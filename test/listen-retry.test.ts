@@ -1,0 +1,77 @@
+/**
+ * A listening port in use at start: a previous instance may still be draining, so the bind is
+ * retried for a short window (EADDRINUSE only); past it, a ListenError with its own exit code.
+ */
+import t, { type Test } from 'tap';
+import net from 'node:net';
+import { deadline, listenFor } from './fixtures/net.js';
+import { LogCapture } from './fixtures/tunnel.js';
+import { LocalForward } from '../src/forward/local-forward.js';
+import { parseLocalForward } from '../src/config/forward-spec.js';
+import { SshConnection } from '../src/ssh/connection.js';
+import { EXIT, ListenError, exitCodeOf } from '../src/errors.js';
+import { createLogger } from '../src/log.js';
+import { DEFAULTS } from '../src/config/defaults.js';
+
+/** A -L forward on `listen` (never connected: only its listener is under test), with a `retryMs` window. */
+function forwardOn(listen: string, retryMs: number) {
+  const logs = new LogCapture();
+  const logger = createLogger('debug', 'json', logs);
+  const source = new SshConnection({ dial: () => Promise.reject(new Error('not dialled')), logger, backoff: () => 0, heldRetryCapMs: 0, outageSummaryMs: 0 });
+  const forward = new LocalForward(parseLocalForward(`${listen}:127.0.0.1:1`), {
+    source,
+    logger,
+    holdTimeoutMs: 0,
+    holdBufferBytes: 0,
+    channelOpenTimeoutMs: 1000,
+    limits: { maxConnections: 0, maxHeld: 0, clients: () => 0, held: () => 0 },
+    socksTimeoutMs: 1000,
+    socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
+    listenRetryMs: retryMs,
+    listenRetryIntervalMs: 50,
+  });
+  return { forward, logs };
+}
+
+async function heldPort(t: Test): Promise<{ holder: net.Server; port: number }> {
+  const holder = net.createServer();
+  const port = await listenFor(t, holder);
+  return { holder, port };
+}
+
+t.test('listen – a port in use at start is bound once the holder frees it, after one warning', async (t) => {
+  const { holder, port } = await heldPort(t);
+  const { forward, logs } = forwardOn(`127.0.0.1:${port}`, 10_000);
+  t.teardown(() => forward.stopAccepting());
+  const listening = forward.listen();
+  const warned = await logs.waitFor((l) => l.event === 'listen_wait', 3000, 'the "in use" warning');
+  t.equal(warned.level, 'warn', 'the wait is logged at warn');
+  t.match(String(warned.msg), new RegExp(`127\\.0\\.0\\.1:${port} is in use`), 'naming the address');
+  holder.close();
+  const bound = await deadline(listening, 3000, 'the listener bound once the port is free');
+  t.same(bound, { kind: 'tcp', host: '127.0.0.1', port }, 'on the port asked for');
+  t.equal(logs.find('listen_wait').length, 1, 'the wait is logged once, not at every attempt');
+});
+
+t.test('listen – a port still in use past the window is a ListenError with exit code 4', async (t) => {
+  const { port } = await heldPort(t);
+  const { forward } = forwardOn(`127.0.0.1:${port}`, 300);
+  const started = performance.now();
+  const err = await forward.listen().then(() => undefined, (e: unknown) => e);
+  const tookMs = performance.now() - started;
+  t.type(err, ListenError, 'a ListenError');
+  t.match((err as Error).message, new RegExp(`127\\.0\\.0\\.1:${port} is already in use`), 'naming the address');
+  t.equal(exitCodeOf(err), EXIT.listen, 'exit code of "could not listen"');
+  t.equal(EXIT.listen, 4, 'which is 4');
+  t.ok(tookMs >= 250, `it waited out the window first (${Math.round(tookMs)} ms)`);
+});
+
+t.test('listen – an address of no interface here fails at once, not retried', async (t) => {
+  const { forward, logs } = forwardOn('192.0.2.1:0', 10_000); // TEST-NET-1: never a local address
+  const started = performance.now();
+  const err = await forward.listen().then(() => undefined, (e: unknown) => e);
+  t.type(err, ListenError, 'a ListenError');
+  t.match((err as Error).message, /192\.0\.2\.1 is not an address of this host/);
+  t.ok(performance.now() - started < 2000, 'without waiting out the retry window');
+  t.equal(logs.find('listen_wait').length, 0, 'no "in use" wait');
+});
