@@ -7,7 +7,7 @@ import type { Metrics } from './metrics.js';
 /**
  * `--health`: /healthz (liveness: answering at all means the event loop runs),
  * /readyz (every tunnel ready, not draining, not full), /startupz (every tunnel
- * ready once) and /metrics. No secrets and no key material in any body.
+ * ready once, but for those --skip-failed-tunnels skipped) and /metrics. No secrets and no key material in any body.
  */
 export async function startHealthServer(where: { host: string; port: number }, fleet: Fleet, metrics: Metrics): Promise<http.Server> {
   const server = http.createServer((req, res) => {
