@@ -31,6 +31,9 @@ Examples:
   # As a sidecar: health endpoints on :9090, several bastions from a file
   sshkeep --health 0.0.0.0:9090 --config /etc/sshkeep/tunnels.yaml
 
+  # An ssh or autossh command line carries over: only the program name changes
+  sshkeep -M 0 -N -L 15432:db.internal:5432 deploy@bastion.example.com
+
   # Try it with nothing to set up: an embedded SSH server and HTTP target
   sshkeep demo
 
