@@ -1,4 +1,6 @@
 /** sshkeep's logging: a leaf that every layer may import, importing nothing of sshkeep's own. */
+import fs from 'node:fs';
+import { Writable } from 'node:stream';
 import winston from 'winston';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -65,6 +67,42 @@ export function createLogger(
     transports: [new winston.transports.Stream({ stream })],
   });
   return new WinstonLogger(w);
+}
+
+/**
+ * -E: a file the log is appended to, created 0600. reopen() (on SIGHUP) opens the path again, so
+ * after logrotate moved the file away, the next lines start a new one. Each line is written at
+ * once (synchronously): the last lines before an exit are in the file.
+ */
+export class LogFile extends Writable {
+  #fd: number;
+
+  /** Throws the open error (ENOENT, EACCES…) for the caller to explain. */
+  constructor(readonly path: string) {
+    super();
+    this.#fd = fs.openSync(path, 'a', 0o600);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    try {
+      fs.writeSync(this.#fd, chunk);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  /** Opens the path again; if that fails, the old file stays in use and the error is thrown. */
+  reopen(): void {
+    const fd = fs.openSync(this.path, 'a', 0o600);
+    fs.closeSync(this.#fd);
+    this.#fd = fd;
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    fs.closeSync(this.#fd);
+    done(err);
+  }
 }
 
 /** A logger that drops everything: the library default when the caller passes none. */

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { refusedPort, listenFor } from './fixtures/net.js';
-import { ISOLATED, logIs, runCli, spawnCliFor, type CliResult } from './fixtures/cli.js';
+import { refusedPort, listenFor, until } from './fixtures/net.js';
+import { ISOLATED, logIs, runCli, spawnCliFor, type CliResult, type LogLine } from './fixtures/cli.js';
 
 const STACK = /\n\s+at /;
 
@@ -117,17 +117,35 @@ t.test('cli – --help prints grouped sections and examples, exit 0', async (t) 
   t.match(res.stdout, /Exit codes: 0 .* 2 .* 3 [^]*\b4 .* 130 /, 'documents every exit code');
 });
 
-t.test('cli – an accepted-but-ignored -o Compression=yes parses, with a warning', async (t) => {
+t.test('cli – an accepted-but-ignored -o BatchMode=yes parses, with a warning', async (t) => {
   const refused = await refusedPort();
-  const cli = spawnCliFor(t, [...ISOLATED, '-o', 'Compression=yes', '-o', 'ConnectTimeout=1s', '-p', String(refused), ...FWD, DEST]);
+  const cli = spawnCliFor(t, [...ISOLATED, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=1s', '-p', String(refused), ...FWD, DEST]);
   // Parsing succeeded if it got as far as listening.
   await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');
   cli.kill('SIGTERM');
   await cli.exited();
-  const warning = cli.logs().find((l) => l.level === 'warn' && /Compression/.test(String(l.msg)));
-  t.ok(warning, 'warns that Compression has no effect');
+  const warning = cli.logs().find((l) => l.level === 'warn' && /BatchMode/.test(String(l.msg)));
+  t.ok(warning, 'warns that BatchMode has no effect');
   t.match(String(warning?.msg), /accepted but has no effect/);
   t.notMatch(cli.stderr(), STACK, 'no stack trace');
+});
+
+t.test('cli – -E appends JSON logs to the file, not stderr; SIGHUP reopens it after a rotation and the process runs on', async (t) => {
+  const dir = t.testdir({});
+  const file = path.join(dir, 'sshkeep.log');
+  const refused = await refusedPort();
+  const cli = spawnCliFor(t, [...ISOLATED, '-E', file, '-N', '-o', 'ConnectTimeout=1s', '-p', String(refused), ...FWD, DEST]);
+  const lines = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogLine) : []);
+  await until(() => lines(file).some(logIs('listen')), 10_000, 'the listen line in the log file');
+  t.equal(fs.statSync(file).mode & 0o777, 0o600, 'created 0600');
+  fs.renameSync(file, `${file}.1`);
+  cli.kill('SIGHUP');
+  await until(() => lines(file).some(logIs('log_reopen')), 5000, 'the reopen line in a new file');
+  cli.kill('SIGTERM');
+  t.strictSame(await cli.exited(), { code: 0, signal: null }, 'SIGHUP did not end it; SIGTERM stops it cleanly');
+  t.ok(lines(`${file}.1`).some(logIs('listen')), 'the rotated file kept what came before');
+  t.ok(lines(file).some(logIs('stopped')), 'the new file has what came after');
+  t.equal(cli.stderr(), '', 'nothing on stderr');
 });
 
 t.test('cli – a listening port still in use after the retry window: exit 4 naming the port, after one warning', async (t) => {

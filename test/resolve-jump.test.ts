@@ -56,6 +56,8 @@ t.test('resolve-jump – -J host: one hop with the defaults', async (t) => {
       globalKnownHostsFiles: ['/etc/ssh/ssh_known_hosts'],
       hostKeyAlias: undefined,
       proxyCommand: undefined,
+      addressFamily: 'any',
+      compression: false,
     } satisfies HostConfig,
     'a full HostConfig',
   );

@@ -76,7 +76,8 @@ t.test('setting-table – a flag or its variable lands on the setting of that na
     const s = settingOf(name);
     if (!s.flags || s.shape === 'switch') continue;
     const flag = longFlag(name);
-    const value = s.choices?.[0] ?? '1';
+    // -M takes only 0 (autossh's "monitoring off").
+    const value = s.choices?.[0] ?? (name === 'monitorPort' ? '0' : '1');
     t.same(parseCli([flag, value], {}, () => {})?.[name], [{ value, source: s.flags.startsWith('--') ? flag : s.flags.slice(0, 2) }], flag);
   }
 });

@@ -26,6 +26,9 @@ t.test('ssh-options – keys are case-insensitive and come back canonical', asyn
     ['localforward=1 h:2', 'localforward', 'LocalForward'],
     ['proxyjump=none', 'proxyjump', 'ProxyJump'],
     ['proxycommand=none', 'proxycommand', 'ProxyCommand'],
+    ['addressfamily=inet', 'addressfamily', 'AddressFamily'],
+    ['COMPRESSION=yes', 'compression', 'Compression'],
+    ['gatewayports=yes', 'gatewayports', 'GatewayPorts'],
   ];
   for (const [text, key, name] of cases) {
     const o = parseDashO(text);
@@ -44,7 +47,7 @@ t.test('ssh-options – values keep their case and inner spaces; double quotes a
 });
 
 t.test('ssh-options – OpenSSH options with no effect are accepted with key null', async (t) => {
-  for (const text of ['BatchMode=yes', 'ForwardAgent no', 'compression=yes', 'LogLevel=QUIET', 'ControlMaster=auto', 'CheckHostIP=no']) {
+  for (const text of ['BatchMode=yes', 'ForwardAgent no', 'RequestTTY=no', 'LogLevel=QUIET', 'ControlMaster=auto', 'CheckHostIP=no']) {
     const o = parseDashO(text);
     t.equal(o.key, null, `${text}: no key`);
     t.ok(o.value.length > 0, `${text}: value kept`);

@@ -9,7 +9,7 @@ import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../err
 import { processEnv } from '../config/resolve.js';
 import { buildSettings, type Settings } from '../config/settings.js';
 import { forwardName } from '../config/forward-spec.js';
-import { createLogger, type Logger } from '../log.js';
+import { LogFile, createLogger, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
 import { nativeCryptoLoaded } from '../ssh/adapter.js';
@@ -55,6 +55,30 @@ function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => v
   process.removeListener('SIGTERM', leaveAtOnce);
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
+}
+
+/** -E: the log file, or a usage error (exit 2) saying why it cannot be opened. */
+function openLogFile(raw: { value: string; source: string }): LogFile {
+  try {
+    return new LogFile(raw.value);
+  } catch (err) {
+    throw new ConfigError(`${raw.source} ${raw.value}: cannot open the log file: ${(err as Error).message}. Give a writable path, or leave -E out to log to stderr.`);
+  }
+}
+
+/**
+ * With -E, SIGHUP reopens the log file (logrotate's postrotate) and does nothing else: reloading
+ * the configuration on SIGHUP is separate work. Without -E, SIGHUP keeps Node's default (exit).
+ */
+function reopenOnHangup(file: LogFile, logger: Logger): void {
+  process.on('SIGHUP', () => {
+    try {
+      file.reopen();
+      logger.info('log file reopened', { event: 'log_reopen', path: file.path });
+    } catch (err) {
+      logger.warn(`cannot reopen ${file.path} (${(err as Error).message}); still writing to the file open before`, { event: 'log_reopen', path: file.path });
+    }
+  });
 }
 
 /** `sshkeep check`: everything is parsed and validated, nothing connects. */
@@ -154,10 +178,13 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(describe(settings));
       return EXIT.ok;
     }
-    const format = settings.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
+    const file = settings.logFile && openLogFile(settings.logFile);
+    const terminal = !file && process.stderr.isTTY;
+    const format = settings.logFormat ?? (terminal ? 'pretty' : 'json');
     // A person at a terminal gets a live status line under the log (never in JSON mode).
-    const status = process.stderr.isTTY && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
-    logger = createLogger(settings.logLevel, format, status ?? process.stderr, process.stderr.isTTY === true);
+    const status = terminal && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
+    logger = createLogger(settings.logLevel, format, file || status || process.stderr, terminal);
+    if (file) reopenOnHangup(file, logger);
     for (const w of warnings) logger.warn(w, { event: 'config' });
     return await run(settings, logger, status, passphrase);
   } catch (err) {

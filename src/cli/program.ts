@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../errors.js';
 import type { Layer } from '../config/settings.js';
 import { parseYesNo } from '../config/ssh-options.js';
-import { SETTING_NAMES, envName, flagName, helpLine, isRepeatable, settingOf, type SettingName } from '../config/setting-table.js';
+import { SETTINGS, SETTING_NAMES, envName, flagName, helpLine, isRepeatable, settingOf, type SettingName } from '../config/setting-table.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -31,6 +31,9 @@ Examples:
 
   # As a sidecar: health endpoints on :9090, several bastions from a file
   sshkeep --health 0.0.0.0:9090 --config /etc/sshkeep/tunnels.yaml
+
+  # An ssh or autossh command line carries over: only the program name changes
+  sshkeep -M 0 -N -L 15432:db.internal:5432 deploy@bastion.example.com
 
   # Try it with nothing to set up: an embedded SSH server and HTTP target
   sshkeep demo
@@ -65,8 +68,14 @@ function program(): Command {
     .allowExcessArguments(false);
 }
 
+/** Where commander keeps a setting's value: its name, or for a short-only flag (`-N`) the letter. */
+function attributeOf(name: SettingName): string {
+  const flags = settingOf(name).flags;
+  return flags && !flags.includes('--') ? new Option(flags).attributeName() : name;
+}
+
 /** How a value is named in errors: its flag, or its variable. */
-const sourceOf = (cmd: Command, name: SettingName): string => (cmd.getOptionValueSource(name) === 'env' ? envName(name)! : flagName(name));
+const sourceOf = (cmd: Command, name: SettingName): string => (cmd.getOptionValueSource(attributeOf(name)) === 'env' ? envName(name)! : flagName(name));
 
 /**
  * Parses argv (without node and script) and the SSHKEEP_* environment. Usage errors
@@ -90,7 +99,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
   const o = cmd.opts<Record<string, unknown>>();
   const layer: Layer = {};
   for (const name of SETTING_NAMES) {
-    const v = o[name];
+    const v = o[attributeOf(name)];
     if (v === undefined) continue;
     const source = sourceOf(cmd, name);
     // commander turns a switch's variable on whatever it holds: SSHKEEP_ALLOW_OPEN_SOCKS=false must not open anything.
@@ -104,6 +113,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
     layer[name] = values.map((value) => ({ value, source }));
   }
   if (o.quiet && o.verbose) throw new ConfigError('-q and -v contradict each other; give one.');
+  if (o.ipv4 && o.ipv6) throw new ConfigError('-4 and -6 contradict each other; give one.');
+  if (layer.background) SETTINGS.background.parse();
+  if (layer.monitorPort) SETTINGS.monitorPort.parse(layer.monitorPort[0]!);
   // The destination is an argument, which commander reads from no variable.
   const variable = envName('destination')!;
   const destination = cmd.args[0] ?? env[variable];

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
-import type { DynamicForwardSpec, Endpoint, LocalForwardSpec, RemoteForwardSpec } from './types.js';
+import type { AddressFamily, DynamicForwardSpec, Endpoint, LocalForwardSpec, RemoteForwardSpec } from './types.js';
 
 /**
  * Splits an OpenSSH forward spec on colons, keeping `[ipv6]` groups whole
@@ -99,6 +99,20 @@ export function parseDynamicForward(spec: string): DynamicForwardSpec {
     throw new ConfigError(`-D ${spec}: expected [bind_address:]port, e.g. 1080 or 127.0.0.1:1080.`);
   }
   return { type: 'dynamic', ...listenSide(parts, '-D', spec, DEFAULTS.bindAddress), spec };
+}
+
+/**
+ * Where a -L or -D listens, as OpenSSH binds it: with GatewayPorts (-g) a bind address not
+ * written out is every interface; -6 makes the loopback ::1; -4 or -6 make a written-out
+ * `localhost` the one address of that family (OpenSSH binds only that one).
+ */
+export function bindAs<F extends LocalForwardSpec | DynamicForwardSpec>(f: F, family: AddressFamily, gatewayPorts: boolean): F {
+  if (f.listen.kind !== 'tcp') return f;
+  const v6 = family === 'inet6';
+  let host = f.listen.host;
+  if (!f.bindExplicit) host = gatewayPorts ? (v6 ? '::' : '0.0.0.0') : v6 ? '::1' : host;
+  else if (host.toLowerCase() === 'localhost' && family !== 'any') host = v6 ? '::1' : '127.0.0.1';
+  return host === f.listen.host ? f : { ...f, listen: { ...f.listen, host } };
 }
 
 /** `host:port`, `[v6]:port` or the socket path, for logs and forward names. */

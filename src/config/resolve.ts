@@ -3,13 +3,13 @@ import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { parsePositiveDuration } from './duration.js';
 import { parseCount } from './size.js';
-import { parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
+import { bindAs, parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { SETTINGS, flagName } from './setting-table.js';
 import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
 import { readSshConfig } from './ssh-config.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
-import { addOption, parseDashO, parseYesNo, type SshOptions } from './ssh-options.js';
-import type { HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
+import { addOption, noteUnhonoured, parseDashO, parseYesNo, unhonouredWarnings, type SshOptions, type Unhonoured } from './ssh-options.js';
+import type { AddressFamily, HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
 
 /**
  * What the command line says about one tunnel, before ssh_config and defaults. Each value is a
@@ -101,6 +101,12 @@ function strictness(value: string, what: string): StrictHostKeyChecking {
   }
 }
 
+function addressFamily(value: string, what: string): AddressFamily {
+  const v = value.toLowerCase();
+  if (v === 'any' || v === 'inet' || v === 'inet6') return v;
+  throw new ConfigError(`${what}: "${value}" must be any, inet (IPv4, -4) or inet6 (IPv6, -6).`);
+}
+
 /** `SHA256:<base64>` pins as OpenSSH prints them (ssh-keygen -lf, ssh-keyscan | ssh-keygen -lf -). */
 function parseFingerprints(text: string, what: string): string[] {
   const pins = text.split(/[,\s]+/).filter(Boolean);
@@ -122,11 +128,11 @@ function parseHop(hop: string): { user?: string; host: string; port?: string } {
 }
 
 /** The options of `host` from the ssh_config file (-F, `none`, or ~/.ssh/config), added after what `into` has. */
-function addSshConfig(into: SshOptions<Sourced>, host: string, configFile: string | undefined, env: ResolveEnv): void {
+function addSshConfig(into: SshOptions<Sourced>, host: string, configFile: string | undefined, env: ResolveEnv, unhonoured: Unhonoured): void {
   const file = configFile ?? DEFAULTS.sshConfigFile;
   if (file.toLowerCase() === 'none') return;
   const path = expandTokens(file, { '%': '%' }, env.home, '-F');
-  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined, into, file))) {
+  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined, into, file, unhonoured))) {
     addOption(into, key as keyof SshOptions, values!);
   }
 }
@@ -169,28 +175,39 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
     globalKnownHostsFiles: files(pathList(merged.globalknownhostsfile && valuesOf(merged.globalknownhostsfile), DEFAULTS.globalKnownHostsFiles), 'GlobalKnownHostsFile'),
     hostKeyAlias: first('hostkeyalias'),
     proxyCommand: proxyCommand === undefined ? undefined : expandTokens(proxyCommand, tokens, env.home, 'ProxyCommand'),
+    addressFamily: parsedOr(checked('addressfamily'), addressFamily, 'any'),
+    compression: parsedOr(checked('compression'), parseYesNo, false),
   };
 }
 
 /** A chain longer than this is a ProxyJump loop in ssh_config. */
 const MAX_HOPS = 16;
 
+/** Where a jump host's options start: the command line's AddressFamily (-4, -6), which OpenSSH passes on to the hops too. */
+interface JumpContext {
+  configFile: string | undefined;
+  env: ResolveEnv;
+  carried: SshOptions<Sourced>;
+  unhonoured: Unhonoured;
+}
+
 /**
  * The hops of a ProxyJump list, first hop first. Each is resolved from ssh_config on its
  * own; the first hop's own ProxyJump (or ProxyCommand) is followed too, as OpenSSH does.
  */
-function resolveJumps(jump: Sourced, configFile: string | undefined, env: ResolveEnv, depth = 0): HostConfig[] {
+function resolveJumps(jump: Sourced, context: JumpContext, depth = 0): HostConfig[] {
+  const { configFile, env } = context;
   const list = jump.value;
   const hops = list.split(',').map((h) => h.trim());
   if (hops.some((h) => h === '')) throw new ConfigError(`ProxyJump "${list}": an empty hop; expected [user@]host[:port][,...].`);
   const chain: HostConfig[] = [];
   hops.forEach((hop, i) => {
     const dest = parseNamed({ value: hop, source: jump.source }, flagName('jump'), parseHop);
-    const opts: SshOptions<Sourced> = {};
+    const opts: SshOptions<Sourced> = { ...context.carried };
     const source = partOf(jump, flagName('jump'), `-J ${hop}`);
     if (dest.port !== undefined) addOption(opts, 'port', [{ value: dest.port, source: `${source}: port` }]);
     if (dest.user !== undefined) addOption(opts, 'user', [{ value: dest.user, source }]);
-    addSshConfig(opts, dest.host, configFile, env);
+    addSshConfig(opts, dest.host, configFile, env, context.unhonoured);
     const own = proxyOf(opts).jump;
     if (i > 0) {
       // A later hop is reached through the hops before it, whatever its own ProxyJump says.
@@ -198,7 +215,7 @@ function resolveJumps(jump: Sourced, configFile: string | undefined, env: Resolv
       delete opts.proxycommand;
     } else if (own !== undefined) {
       if (depth + hops.length >= MAX_HOPS) throw new ConfigError(`ProxyJump: more than ${MAX_HOPS} hops; is there a loop in ssh_config (${hop})?`);
-      chain.push(...resolveJumps(own, configFile, env, depth + hops.length));
+      chain.push(...resolveJumps(own, context, depth + hops.length));
     }
     chain.push(hostConfig(dest.host, opts, env));
   });
@@ -229,6 +246,7 @@ export function resolveTunnel(
   const fromDestination = (value: string) => ({ value, source: partOf(destination, 'destination', `destination "${destination.value}"`) });
   // First value wins, in OpenSSH's order: -p/-l/-J, then -o, then the destination's user@ and :port.
   const cli: SshOptions<Sourced> = {};
+  const unhonoured: Unhonoured = new Map();
   if (input.port !== undefined) addOption(cli, 'port', [sourced(input.port, flagName('port'))]);
   if (input.user !== undefined) addOption(cli, 'user', [sourced(input.user, flagName('login'))]);
   if (input.jump !== undefined) addOption(cli, 'proxyjump', [sourced(input.jump, flagName('jump'))]);
@@ -237,18 +255,22 @@ export function resolveTunnel(
     const o = parseDashO(option.value);
     // Named as written (`-o ServerAliveInterval`), after its place when it came from a file or a variable.
     if (o.key) addOption(cli, o.key, [{ value: o.value, source: partOf(option, flagName('option'), `-o ${o.name}`) }]);
-    else warn(`-o ${o.name}: OpenSSH option accepted but has no effect in sshkeep`);
+    else if (!noteUnhonoured(unhonoured, o.name, o.value, partOf(option, flagName('option'), '-o '))) warn(`-o ${o.name}: OpenSSH option accepted but has no effect in sshkeep`);
   }
   if (dest.port !== undefined) addOption(cli, 'port', [fromDestination(dest.port)]);
   if (dest.user !== undefined) addOption(cli, 'user', [fromDestination(dest.user)]);
   const merged: SshOptions<Sourced> = { ...cli };
   if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles.map((f) => sourced(f, flagName('identityFile'))), ...(cli.identityfile ?? [])];
   const configFile = input.configFile === undefined ? undefined : textOf(input.configFile);
-  addSshConfig(merged, dest.host, configFile, env);
+  addSshConfig(merged, dest.host, configFile, env, unhonoured);
 
   const checked = (k: keyof SshOptions): Sourced | undefined => merged[k]?.[0];
   const host = hostConfig(dest.host, merged, env);
   const { jump } = proxyOf(merged);
+  const carried: SshOptions<Sourced> = cli.addressfamily ? { addressfamily: cli.addressfamily } : {};
+  const jumps = jump === undefined ? [] : resolveJumps(jump, { configFile, env, carried, unhonoured }, 0);
+  for (const w of unhonouredWarnings(unhonoured)) warn(w);
+  const gatewayPorts = parsedOr(checked('gatewayports'), parseYesNo, false);
 
   const interval = given(input, 'keepaliveInterval') ?? checked('serveraliveinterval');
   const keepaliveTimeout = given(input, 'keepaliveTimeout');
@@ -260,10 +282,11 @@ export function resolveTunnel(
     ...(given ?? []).map((raw) => parseNamed(sourced(raw, flag), flag, parse)),
     ...(merged[key] ?? []).map((v) => parseNamed({ ...v, value: v.value.trim().replace(/\s+/, ':') }, flag, parse)),
   ];
+  const listening = <F extends Parameters<typeof bindAs>[0]>(f: F): F => bindAs(f, host.addressFamily, gatewayPorts);
 
   return {
     ...host,
-    jumps: jump === undefined ? [] : resolveJumps(jump, configFile, env),
+    jumps,
     inlineIdentities: [],
     inlineKnownHosts: [],
     keepaliveIntervalMs: interval === undefined ? DEFAULTS.keepaliveIntervalMs : SETTINGS.keepaliveInterval.parse(interval),
@@ -276,7 +299,7 @@ export function resolveTunnel(
     forwards: [
       ...forwards(input.localForwards, flagName('local'), 'localforward', parseLocalForward),
       ...forwards(input.dynamicForwards, flagName('dynamic'), 'dynamicforward', parseDynamicForward),
-    ],
+    ].map(listening),
     remoteForwards: forwards(input.remoteForwards, flagName('remote'), 'remoteforward', parseRemoteForward),
     socksAuth: parsedOr(given(input, 'socksAuth'), parseSocksAuth, undefined),
     exitOnForwardFailure: parsedOr(checked('exitonforwardfailure'), parseYesNo, false),

@@ -103,6 +103,11 @@ export const SETTINGS = {
     help: 'require SOCKS5 username/password authentication on -D listeners',
     more: 'a file tunnel without its own takes this one; on a shared host prefer `SSHKEEP_SOCKS_AUTH` (the command line shows in `ps`)',
   }),
+  gatewayPorts: def({
+    flags: '-g, --gateway-ports', shape: 'switch', group: FWD, noEnv: true,
+    help: 'a -L or -D without a bind_address listens on every interface (GatewayPorts yes); logged as a warning, -D still needs --socks-auth',
+    more: 'for every tunnel; in the file or ssh_config, `GatewayPorts yes`',
+  }),
   allowOpenSocks: def({ flags: '--allow-open-socks', shape: 'switch', group: FWD, help: 'allow a -D listener on a non-loopback address without --socks-auth' }),
   jump: def({
     flags: '-J, --jump <[user@]host[:port],...>', file: 'tunnel', shape: 'value', group: SSH,
@@ -123,8 +128,47 @@ export const SETTINGS = {
     help:
       `OpenSSH option, repeatable: HostName, Port, User, IdentityFile, IdentitiesOnly, ConnectTimeout (default ${formatDuration(DEFAULTS.connectTimeoutMs)}), ` +
       `ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking=yes|accept-new|no (default ${DEFAULTS.strictHostKeyChecking}), ` +
-      'UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, IdentityAgent, ProxyJump, ProxyCommand, ExitOnForwardFailure',
+      'UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, IdentityAgent, ProxyJump, ProxyCommand, ExitOnForwardFailure, AddressFamily, Compression, GatewayPorts',
     more: 'in the file, a mapping (`ServerAliveInterval: 10`) or a list of `Key=Value`',
+  }),
+  ipv4: def({
+    flags: '-4, --ipv4', shape: 'switch', group: SSH, noEnv: true,
+    help: 'connect over IPv4 only, and a localhost bind is 127.0.0.1 (AddressFamily inet)',
+    more: 'for every tunnel and its jump hosts; in the file or ssh_config, `AddressFamily inet`',
+  }),
+  ipv6: def({
+    flags: '-6, --ipv6', shape: 'switch', group: SSH, noEnv: true,
+    help: 'connect over IPv6 only, and bind to ::1 by default (AddressFamily inet6)',
+    more: 'for every tunnel and its jump hosts; in the file or ssh_config, `AddressFamily inet6`',
+  }),
+  compression: def({
+    flags: '-C, --compression', shape: 'switch', group: SSH, noEnv: true,
+    help: 'compress with zlib (Compression yes): for slow links, it costs CPU on fast ones',
+    more: 'for every tunnel; in the file or ssh_config, `Compression yes`',
+  }),
+  noCommand: def({ flags: '-N', shape: 'switch', group: SSH, noEnv: true, help: 'accepted as in ssh -N; changes nothing: sshkeep never runs a remote command' }),
+  noTty: def({ flags: '-T', shape: 'switch', group: SSH, noEnv: true, help: 'accepted as in ssh -T; changes nothing: sshkeep never asks for a terminal' }),
+  noStdin: def({ flags: '-n', shape: 'switch', group: SSH, noEnv: true, help: 'accepted as in ssh -n; changes nothing: sshkeep never reads stdin for the server' }),
+  monitorPort: def({
+    flags: '-M, --monitor-port <port>', shape: 'value', group: RES, noEnv: true,
+    help: "autossh's monitoring port: only 0 (off) is accepted, as sshkeep's heartbeat replaces it (--keepalive-interval)",
+    parse: (raw: Sourced) =>
+      parseSourced(raw, (value, what) => {
+        if (value.trim() !== '0') {
+          throw new ConfigError(`${what} ${value}: autossh's monitoring port is not used: sshkeep watches the link with its own heartbeat. Give -M 0 or leave it out; tune the heartbeat with --keepalive-interval.`);
+        }
+        return 0;
+      }),
+  }),
+  background: def({
+    flags: '-f', shape: 'switch', group: OPS, noEnv: true,
+    help: 'refused: sshkeep stays in the foreground, for a supervisor (systemd, launchd, a container) to restart; use one, or nohup … &',
+    parse: () => {
+      throw new ConfigError(
+        '-f: sshkeep does not go to the background: it stays in the foreground so that a supervisor (systemd, launchd, a container runtime) ' +
+          'restarts it and sees its exit code. Run it under one, or from a shell with nohup sshkeep … & (and -E FILE for a log that outlives the terminal).',
+      );
+    },
   }),
   hostKeyFingerprint: def({
     flags: '--host-key-fingerprint <SHA256:...>', file: 'tunnel', shape: 'value', group: SSH,
@@ -195,8 +239,14 @@ export const SETTINGS = {
     parse: choice(LOG_LEVELS),
   }),
   logFormat: def({
-    flags: '--log-format <format>', file: 'top', shape: 'value', group: LOG, help: 'log line format, always on stderr', defaultText: 'pretty on a terminal, json otherwise',
+    flags: '--log-format <format>', file: 'top', shape: 'value', group: LOG, help: 'log line format', defaultText: 'pretty on a terminal, json otherwise',
     choices: LOG_FORMATS, parse: choice(LOG_FORMATS),
+  }),
+  logFile: def({
+    flags: '-E, --log-file <file>', file: 'top', shape: 'value', group: LOG,
+    help: 'append the log to this file instead of stderr (created 0600; json unless --log-format pretty, never coloured); SIGHUP reopens it, for logrotate',
+    defaultText: 'stderr',
+    more: 'usage errors still go to stderr',
   }),
   quiet: def({ flags: '-q, --quiet', shape: 'switch', group: LOG, help: 'only errors (same as --log-level error)', noEnv: true }),
   verbose: def({ flags: '-v, --verbose', shape: 'switch', group: LOG, help: 'debug output (same as --log-level debug)', noEnv: true }),

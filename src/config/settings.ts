@@ -3,7 +3,7 @@ import { DEFAULTS } from './defaults.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
 import { isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
-import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, settingOf, type SettingName } from './setting-table.js';
+import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, flagName, settingOf, type SettingName } from './setting-table.js';
 import { SourcedError, type Sourced } from './sourced.js';
 import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
 
@@ -20,6 +20,8 @@ export interface Settings {
   process: ProcessConfig;
   logLevel: LogLevel;
   logFormat: LogFormat | undefined;
+  /** -E: the file to append the log to (named in errors by its source); undefined: stderr. */
+  logFile: Sourced | undefined;
   insecureKeyPermissions: boolean;
 }
 
@@ -50,6 +52,15 @@ function first(name: SettingName, cli: Layer, own: Layer | undefined, top: Layer
   return [cli, own ?? {}, top].find((l) => l[name] !== undefined)?.[name];
 }
 
+/**
+ * -4, -6, -C and -g are OpenSSH options given as flags. As `-o` values ahead of a tunnel's own
+ * they reach every tunnel, and win over the file and ssh_config (OpenSSH's first value wins).
+ */
+const AS_OPTIONS = { ipv4: 'AddressFamily=inet', ipv6: 'AddressFamily=inet6', compression: 'Compression=yes', gatewayPorts: 'GatewayPorts=yes' } as const;
+
+const flagOptions = (cli: Layer): Sourced[] =>
+  Object.entries(AS_OPTIONS).flatMap(([name, value]) => (cli[name as SettingName] ? [{ value, source: flagName(name as SettingName) }] : []));
+
 function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined): TunnelInput {
   const own = tunnel && fileLayer(file!.file, tunnel, 'tunnel', tunnel.path);
   // A file tunnel's own ServerAliveInterval counts as its keepalive interval: the top level's does not hide it.
@@ -66,7 +77,7 @@ function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunne
     user: one('login'),
     identityFiles: from.identityFile,
     configFile: one('sshConfig'),
-    options: from.option,
+    options: [...flagOptions(cli), ...(from.option ?? [])],
     localForwards: from.local,
     remoteForwards: from.remote,
     dynamicForwards: from.dynamic,
@@ -153,6 +164,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     },
     logLevel: setting('logLevel', SETTINGS.logLevel.parse, DEFAULTS.logLevel),
     logFormat: setting('logFormat', SETTINGS.logFormat.parse, undefined),
+    logFile: first('logFile', cli, undefined, top)?.[0],
     insecureKeyPermissions: cli.insecureKeyPermissions !== undefined,
   };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
 import { ConfigError } from '../errors.js';
 import { matchPattern, matchPatternList } from './host-pattern.js';
-import { HONOURED_OPTIONS, MULTI_VALUED, addOption, type OptionKey, type SshOptions } from './ssh-options.js';
+import { HONOURED_OPTIONS, MULTI_VALUED, addOption, noteUnhonoured, type OptionKey, type SshOptions, type Unhonoured } from './ssh-options.js';
 import type { Sourced } from './sourced.js';
 import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
 
@@ -27,9 +27,16 @@ const EXEC_TIMEOUT_MS = 10_000;
  * Each value names its file and line (`~/.ssh/config line 12: Port`); `name` is how the file
  * is shown (as the user gave it), an Included file shows its own path.
  */
-export function readSshConfig(file: string, host: string, explicit: boolean, given: SshOptions<Sourced> = {}, name = file): SshOptions<Sourced> {
+export function readSshConfig(
+  file: string,
+  host: string,
+  explicit: boolean,
+  given: SshOptions<Sourced> = {},
+  name = file,
+  unhonoured: Unhonoured = new Map(),
+): SshOptions<Sourced> {
   const config = parseFile(file, explicit ? `-F ${file}` : undefined);
-  return config ? new Evaluation(config, host, given, name).run() : {};
+  return config ? new Evaluation(config, host, given, name, unhonoured).run() : {};
 }
 
 /** A parsed file and the line of each of its directives (the parser keeps none). */
@@ -171,6 +178,8 @@ class Evaluation {
     private readonly host: string,
     private readonly given: SshOptions<Sourced>,
     private readonly file: string,
+    /** Security options sshkeep cannot honour, recorded so that they are warned about, not ignored. */
+    private readonly unhonoured: Unhonoured,
   ) {}
 
   run(): SshOptions<Sourced> {
@@ -224,6 +233,7 @@ class Evaluation {
   #apply(line: Directive, parsed: ParsedFile, file: string, depth: number): void {
     if (/^include$/i.test(line.param)) return this.#include(line, file, depth);
     const key = line.param.toLowerCase() as OptionKey;
+    if (noteUnhonoured(this.unhonoured, key, valuesOf(line).join(' '), `${file} line ${parsed.lines.get(line)}: `)) return;
     if (!Object.hasOwn(HONOURED_OPTIONS, key)) return;
     let values = valuesOf(line);
     if (MULTI_VALUED.has(key)) {

@@ -60,7 +60,14 @@ export interface HostConfig {
   hostKeyAlias: string | undefined;
   /** ProxyCommand, tokens expanded: its stdin/stdout carry the SSH connection instead of TCP. */
   proxyCommand: string | undefined;
+  /** AddressFamily (-4, -6): the IP version of the TCP connect to this host. */
+  addressFamily: AddressFamily;
+  /** Compression (-C): offer zlib to the server first. */
+  compression: boolean;
 }
+
+/** OpenSSH's AddressFamily: `any` lets the resolver choose. */
+export type AddressFamily = 'any' | 'inet' | 'inet6';
 
 export interface TunnelConfig extends HostConfig {
   /** Jump hosts (-J, ProxyJump), first hop first; each is its own SSH connection. */

@@ -26,9 +26,14 @@ export interface DialOptions {
   hostKeys: HostKeyPolicy;
   /** Reused across attempts so a password typed once serves every reconnect. */
   secretCache: { password?: string };
+  /** Compression (-C): zlib is asked for first; otherwise none is (as OpenSSH). */
+  compression?: boolean;
   /** Abandons the attempt (the connection is stopping, or no longer needs this dial). */
   signal?: AbortSignal;
 }
+
+/** ssh2 speaks both zlib methods; the delayed one first, as OpenSSH's -C (no compression before authentication). */
+const COMPRESSION_FIRST = ['zlib@openssh.com', 'zlib', 'none'] as const;
 
 /** RFC 4254 channel-open failure reason codes, by OpenSSH's names. */
 const OPEN_FAILURE: Record<number, string> = {
@@ -308,7 +313,10 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
       username: options.auth.username,
       readyTimeout: options.connectTimeoutMs,
       keepaliveInterval: 0, // the Heartbeat replaces ssh2's, which counts only its own replies
-      algorithms: { serverHostKey: options.hostKeys.algorithms() as ServerHostKeyAlgorithm[] },
+      algorithms: {
+        serverHostKey: options.hostKeys.algorithms() as ServerHostKeyAlgorithm[],
+        ...(options.compression ? { compress: [...COMPRESSION_FIRST] } : {}),
+      },
       hostVerifier: (key: Buffer) => {
         hostKeyError = options.hostKeys.verify(key);
         return hostKeyError === null;

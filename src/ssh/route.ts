@@ -24,9 +24,12 @@ export interface RouteOptions {
   logger: Logger;
 }
 
+/** net.connect's `family` for AddressFamily (-4, -6); 0 lets the resolver choose. */
+const FAMILY = { any: 0, inet: 4, inet6: 6 } as const;
+
 /** A TCP socket to the first hop, tuned for a tunnel. */
-function tcpSocket(host: string, port: number, keepaliveMs: number): net.Socket {
-  const sock = net.connect({ host, port });
+function tcpSocket(host: HostConfig, keepaliveMs: number): net.Socket {
+  const sock = net.connect({ host: host.hostName, port: host.port, family: FAMILY[host.addressFamily] });
   sock.setNoDelay(true);
   // A second line of defence behind the heartbeat, for links that die with data in flight.
   sock.setKeepAlive(true, Math.max(1000, keepaliveMs));
@@ -46,7 +49,7 @@ export async function dialRoute(hops: Hop[], options: RouteOptions): Promise<Ssh
       const target = `${host.hostName}:${host.port}`;
       let sock: Duplex;
       if (i === 0) {
-        sock = host.proxyCommand ? proxyCommandStream(host.proxyCommand, options.logger) : tcpSocket(host.hostName, host.port, options.tcpKeepaliveMs);
+        sock = host.proxyCommand ? proxyCommandStream(host.proxyCommand, options.logger) : tcpSocket(host, options.tcpKeepaliveMs);
       } else {
         const prev = sessions[i - 1]!;
         try {
@@ -58,7 +61,16 @@ export async function dialRoute(hops: Hop[], options: RouteOptions): Promise<Ssh
       const last = i === hops.length - 1;
       sessions.push(
         await dial(
-          { target, sock, connectTimeoutMs: host.connectTimeoutMs, auth: hop.auth, hostKeys: hop.hostKeys, secretCache: hop.secretCache, signal: options.signal },
+          {
+            target,
+            sock,
+            connectTimeoutMs: host.connectTimeoutMs,
+            auth: hop.auth,
+            hostKeys: hop.hostKeys,
+            secretCache: hop.secretCache,
+            compression: host.compression,
+            signal: options.signal,
+          },
           last ? [...sessions] : [],
         ),
       );

@@ -1,0 +1,195 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { parseCli } from '../src/cli/program.js';
+import { buildSettings, type Settings } from '../src/config/settings.js';
+import { LogFile, silentLogger } from '../src/log.js';
+import { hostKeyPolicy } from '../src/ssh/host-key.js';
+import { dialRoute } from '../src/ssh/route.js';
+import { configError } from './fixtures/errors.js';
+import { deadline, listenFor } from './fixtures/net.js';
+
+// commander reads SSHKEEP_* from process.env itself: none may leak in from the runner.
+const saved = Object.entries(process.env).filter(([k]) => k.startsWith('SSHKEEP_'));
+for (const [k] of saved) delete process.env[k];
+t.teardown(() => {
+  for (const [k, v] of saved) process.env[k] = v;
+});
+
+/** parseCli then buildSettings, as main does, with an empty home; warnings collected. */
+function build(t: Test, argv: string[], warnings: string[] = [], files: Record<string, string> = {}): Settings {
+  const dir = t.testdir({ home: {}, ...files });
+  const cli = parseCli(argv.map((a) => a.replace('$DIR', dir)), {}, () => {})!;
+  return buildSettings(cli, { home: path.join(dir, 'home'), localUser: 'me', authSock: undefined }, {}, (m) => warnings.push(m));
+}
+
+const NO_CONFIG = ['-F', 'none'];
+const listens = (s: Settings) => s.tunnels[0]!.forwards.map((f) => (f.listen.kind === 'tcp' ? `${f.listen.host}:${f.listen.port}` : f.listen.path));
+
+t.test('openssh habits – an ssh -N -L and an autossh -M 0 -N -L command line run with only the program name changed', async (t) => {
+  for (const argv of [
+    ['-N', '-L', '15432:db:5432', 'user@host'],
+    ['-M', '0', '-N', '-L', '15432:db:5432', 'user@host'],
+    ['-M', '0', '-N', '-o', 'ServerAliveInterval=30', '-o', 'ServerAliveCountMax=3', '-L', '15432:db:5432', 'user@host'],
+    ['-N', '-T', '-n', '-q', '-L', '15432:db:5432', 'user@host'],
+  ]) {
+    const s = build(t, [...NO_CONFIG, ...argv]);
+    t.strictSame(listens(s), ['127.0.0.1:15432'], argv.join(' '));
+    t.equal(s.tunnels[0]!.user, 'user');
+  }
+});
+
+t.test('openssh habits – -M other than 0 and -f are refused, saying what to do instead', async (t) => {
+  t.match(configError(t, () => build(t, [...NO_CONFIG, '-M', '20000', '-N', '-L', '1:h:2', 'u@h']), '-M 20000'), /-M 20000: .*heartbeat.*--keepalive-interval/);
+  t.match(configError(t, () => build(t, [...NO_CONFIG, '-f', '-N', '-L', '1:h:2', 'u@h']), '-f'), /-f: .*foreground.*supervisor/);
+  t.match(configError(t, () => build(t, [...NO_CONFIG, '-4', '-6', '-L', '1:h:2', 'u@h']), '-4 -6'), /-4 and -6 contradict/);
+});
+
+t.test('openssh habits – -4 and -6 set AddressFamily for the server and its jump hosts; -o and ssh_config say it too', async (t) => {
+  const any = build(t, [...NO_CONFIG, '-J', 'jump', '-L', '1:h:2', 'u@h']).tunnels[0]!;
+  t.strictSame([any.addressFamily, any.jumps[0]!.addressFamily], ['any', 'any'], 'any by default');
+  const v4 = build(t, [...NO_CONFIG, '-4', '-J', 'jump', '-L', '1:h:2', 'u@h']).tunnels[0]!;
+  t.strictSame([v4.addressFamily, v4.jumps[0]!.addressFamily], ['inet', 'inet'], '-4');
+  t.equal(build(t, [...NO_CONFIG, '-6', '-L', '1:h:2', 'u@h']).tunnels[0]!.addressFamily, 'inet6', '-6');
+  t.equal(build(t, [...NO_CONFIG, '-o', 'AddressFamily=inet6', '-L', '1:h:2', 'u@h']).tunnels[0]!.addressFamily, 'inet6', '-o AddressFamily');
+  const fromConfig = build(t, ['-F', '$DIR/cfg', '-L', '1:h:2', 'u@h'], [], { cfg: 'Host h\n  AddressFamily inet\n' }).tunnels[0]!;
+  t.equal(fromConfig.addressFamily, 'inet', 'ssh_config AddressFamily');
+  t.equal(build(t, ['-F', '$DIR/cfg', '-6', '-L', '1:h:2', 'u@h'], [], { cfg: 'Host h\n  AddressFamily inet\n' }).tunnels[0]!.addressFamily, 'inet6', 'the flag wins over ssh_config');
+  t.match(configError(t, () => build(t, [...NO_CONFIG, '-o', 'AddressFamily=ipv4', '-L', '1:h:2', 'u@h']), 'a bad value'), /AddressFamily.*"ipv4".*any, inet .* or inet6/);
+});
+
+t.test('openssh habits – with -4 or -6 a listener bound by name follows the family, as ssh -4 -L localhost:… binds 127.0.0.1 only', async (t) => {
+  const fwds = ['-L', '1:h:2', '-L', 'localhost:3:h:4', '-L', '10.1.2.3:5:h:6', '-D', '7'];
+  t.strictSame(listens(build(t, [...NO_CONFIG, ...fwds, 'u@h'])), ['127.0.0.1:1', 'localhost:3', '10.1.2.3:5', '127.0.0.1:7'], 'any: as written');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-4', ...fwds, 'u@h'])), ['127.0.0.1:1', '127.0.0.1:3', '10.1.2.3:5', '127.0.0.1:7'], '-4');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-6', ...fwds, 'u@h'])), ['::1:1', '::1:3', '10.1.2.3:5', '::1:7'], '-6: the loopback is ::1');
+});
+
+t.test('openssh habits – -g binds forwards without a bind address on every interface; a -D there still needs --socks-auth', async (t) => {
+  const fwds = ['-L', '1:h:2', '-L', '127.0.0.1:3:h:4', '-D', '5'];
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', ...fwds, '--socks-auth', 'a:b', 'u@h'])), ['0.0.0.0:1', '127.0.0.1:3', '0.0.0.0:5'], '-g');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', '-6', ...fwds, '--socks-auth', 'a:b', 'u@h'])), [':::1', '127.0.0.1:3', ':::5'], '-g -6: ::');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-o', 'GatewayPorts=yes', '-L', '1:h:2', 'u@h'])), ['0.0.0.0:1'], '-o GatewayPorts=yes');
+  t.strictSame(listens(build(t, ['-F', '$DIR/cfg', '-L', '1:h:2', 'u@h'], [], { cfg: 'GatewayPorts yes\n' })), ['0.0.0.0:1'], 'ssh_config GatewayPorts');
+  t.match(configError(t, () => build(t, [...NO_CONFIG, '-g', '-D', '5', 'u@h']), '-g -D without --socks-auth'), /-D 5: a SOCKS proxy on a non-loopback address without --socks-auth/);
+});
+
+t.test('openssh habits – -C, -o Compression and ssh_config Compression turn compression on, for the jump hosts too', async (t) => {
+  const off = build(t, [...NO_CONFIG, '-L', '1:h:2', 'u@h']).tunnels[0]!;
+  t.equal(off.compression, false, 'off by default');
+  const on = build(t, [...NO_CONFIG, '-C', '-L', '1:h:2', 'u@h']).tunnels[0]!;
+  t.equal(on.compression, true, '-C');
+  const warnings: string[] = [];
+  t.equal(build(t, [...NO_CONFIG, '-o', 'Compression=yes', '-L', '1:h:2', 'u@h'], warnings).tunnels[0]!.compression, true, '-o Compression=yes');
+  t.strictSame(warnings, [], 'no "no effect" warning any more');
+  t.equal(build(t, ['-F', '$DIR/cfg', '-L', '1:h:2', 'u@h'], [], { cfg: 'Host h\n  Compression yes\n' }).tunnels[0]!.compression, true, 'ssh_config');
+  t.equal(build(t, ['-F', '$DIR/cfg', '-C', '-L', '1:h:2', 'u@h'], [], { cfg: 'Host h\n  Compression no\n' }).tunnels[0]!.compression, true, '-C wins over ssh_config');
+});
+
+t.test('openssh habits – security options sshkeep cannot honour are warned about from -o and ssh_config, saying what it does instead', async (t) => {
+  const warnings: string[] = [];
+  const cfg = 'Host h\n  GSSAPIAuthentication yes\n  PKCS11Provider /usr/lib/opensc-pkcs11.so\n  PasswordAuthentication no\n  ForwardX11 yes\n';
+  build(t, ['-F', '$DIR/cfg', '-o', 'CertificateFile=/k-cert.pub', '-o', 'PasswordAuthentication=yes', '-L', '1:h:2', 'u@h'], warnings, { cfg });
+  t.equal(warnings.length, 3, `three warnings:\n${warnings.join('\n')}`);
+  t.match(warnings[0], /^-o CertificateFile \/k-cert\.pub: not honoured; certificates are not supported yet/);
+  t.match(warnings[1], /cfg line 2: GSSAPIAuthentication yes: not honoured; GSSAPI .* not supported: sshkeep authenticates with ssh-agent keys/);
+  t.match(warnings[2], /cfg line 3: PKCS11Provider .*: not honoured; .*ssh-add -s/);
+  t.notOk(warnings.some((w) => /PasswordAuthentication/.test(w)), "-o PasswordAuthentication=yes comes first and is what sshkeep does: ssh_config's no is not used");
+  t.notOk(warnings.some((w) => /ForwardX11/.test(w)), 'an option with nothing to do with security stays quiet in ssh_config');
+
+  const quiet: string[] = [];
+  build(t, [...NO_CONFIG, '-o', 'GSSAPIAuthentication=no', '-o', 'PubkeyAuthentication=yes', '-L', '1:h:2', 'u@h'], quiet);
+  t.strictSame(quiet, [], 'values that ask for what sshkeep does are not warned about');
+});
+
+t.test('openssh habits – -E names the log file; the file level is logFile, the environment SSHKEEP_LOG_FILE', async (t) => {
+  t.strictSame(build(t, [...NO_CONFIG, '-E', '/var/log/x.log', '-L', '1:h:2', 'u@h']).logFile, { value: '/var/log/x.log', source: '-E' });
+  t.equal(build(t, [...NO_CONFIG, '-L', '1:h:2', 'u@h']).logFile, undefined, 'stderr by default');
+});
+
+t.test('log file – appends, is created 0600, and reopen() starts a new file after a rotation', async (t) => {
+  const dir = t.testdir({ 'old.log': 'before\n' });
+  const file = path.join(dir, 'old.log');
+  const log = new LogFile(file);
+  t.teardown(() => log.destroy());
+  log.write('one\n');
+  t.equal(fs.readFileSync(file, 'utf8'), 'before\none\n', 'appended, written at once');
+  fs.renameSync(file, `${file}.1`);
+  log.write('two\n');
+  log.reopen();
+  log.write('three\n');
+  t.equal(fs.readFileSync(`${file}.1`, 'utf8'), 'before\none\ntwo\n', 'the rotated file got what came before the reopen');
+  t.equal(fs.readFileSync(file, 'utf8'), 'three\n', 'a new file after it');
+  t.equal(fs.statSync(file).mode & 0o777, 0o600, 'created 0600');
+  t.throws(() => new LogFile(path.join(dir, 'missing', 'x.log')), /ENOENT/);
+});
+
+/** A server that sends its version, reads the client's KEXINIT and says which compression methods it offers (client to server), then hangs up. */
+async function kexinitServer(t: Test): Promise<{ port: number; offered: Promise<string[]>; connections: () => number }> {
+  let connections = 0;
+  let resolve!: (v: string[]) => void;
+  const offered = new Promise<string[]>((r) => (resolve = r));
+  const server = net.createServer((sock) => {
+    connections++;
+    sock.write('SSH-2.0-OpenSSH_9.2\r\n');
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0) return;
+      const packet = buf.subarray(eol + 2);
+      if (packet.length < 4 || packet.length < 4 + packet.readUInt32BE(0)) return;
+      // uint32 length, byte padding length, byte SSH_MSG_KEXINIT, 16 bytes cookie, then name-lists.
+      let at = 4 + 1 + 1 + 16;
+      const lists: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const n = packet.readUInt32BE(at);
+        lists.push(packet.subarray(at + 4, at + 4 + n).toString());
+        at += 4 + n;
+      }
+      resolve(lists[6]!.split(','));
+      sock.destroy();
+    });
+  });
+  const port = await listenFor(t, server);
+  return { port, offered, connections: () => connections };
+}
+
+/** Dials the first tunnel of a command line over TCP, to the end of the handshake's first step. */
+async function dialOnce(s: Settings): Promise<void> {
+  const host = s.tunnels[0]!;
+  const hop = {
+    host,
+    auth: { username: host.user, agentSocket: undefined, identities: [], prompter: undefined, host: host.hostName },
+    hostKeys: hostKeyPolicy(host, silentLogger),
+    secretCache: {},
+  };
+  await dialRoute([hop], { tcpKeepaliveMs: 1000, signal: new AbortController().signal, logger: silentLogger }).then(
+    (session) => session.destroy(),
+    () => {},
+  );
+}
+
+t.test('openssh habits – -C offers zlib first on the wire; without it, none first', async (t) => {
+  for (const [flags, first] of [[['-C'], 'zlib@openssh.com'], [[], 'none']] as const) {
+    const server = await kexinitServer(t);
+    const s = build(t, [...NO_CONFIG, ...flags, '-p', String(server.port), '-o', 'ConnectTimeout=3s', '-L', '1:h:2', 'u@127.0.0.1']);
+    const dialled = dialOnce(s);
+    const offered = await deadline(server.offered, 5000, 'the KEXINIT');
+    t.equal(offered[0], first, `${flags.join(' ') || 'no flag'}: ${offered.join(',')}`);
+    if (first !== 'none') t.ok(offered.includes('zlib') && offered.includes('none'), 'zlib and none also offered, for servers without delayed compression');
+    await dialled;
+  }
+});
+
+t.test('openssh habits – -6 makes the TCP connect IPv6: a server on 127.0.0.1 is not reached through "localhost", -4 reaches it', async (t) => {
+  const server = await kexinitServer(t);
+  const argv = (flag: string) => [...NO_CONFIG, flag, '-p', String(server.port), '-o', 'ConnectTimeout=3s', '-L', '1:h:2', 'u@localhost'];
+  await deadline(dialOnce(build(t, argv('-6'))), 5000, 'the -6 dial');
+  t.equal(server.connections(), 0, '-6: nothing reached the IPv4 listener');
+  const dialled = dialOnce(build(t, argv('-4')));
+  await deadline(server.offered, 5000, 'the -4 dial');
+  t.equal(server.connections(), 1, '-4: connected over IPv4');
+  await dialled;
+});
