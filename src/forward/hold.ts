@@ -181,7 +181,7 @@ export class Hold {
         // Cut while its open was out (shutdown, drain): already counted and reset by cutAll().
         if (held.gone) return { ok: false, result: 'left' };
         const { reason, message } = err as ChannelOpenError;
-        if (reason === 'tunnel-lost' && performance.now() < giveUpAt && !held.gone) {
+        if (reason === 'tunnel-lost' && performance.now() < giveUpAt) {
           log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: where });
           failed = session;
           continue;
