@@ -14,7 +14,7 @@ export type TunnelStatus = ConnectionStatus;
 
 /** 0.1's constructor options of `Tunnel`: the tuning values were optional then. */
 export type TunnelDeps = Pick<ConnectionDeps, 'dial' | 'logger'> &
-  Partial<Pick<ConnectionDeps, 'backoff' | 'heldRetryCapMs' | 'outageSummaryMs'>> & {
+  Partial<Pick<ConnectionDeps, 'backoff' | 'refusedBackoff' | 'heldRetryCapMs' | 'outageSummaryMs'>> & {
     heartbeat?: Pick<HeartbeatOptions, 'intervalMs'> & Partial<HeartbeatOptions>;
     suspectGraceMs?: number;
   };

@@ -76,7 +76,8 @@ export class Fleet {
    * refused key would have the orchestrator restart them all.
    */
   isStarted(): boolean {
-    return this.tunnels.every((a) => a.connection.everReady || a.skipped);
+    // At least one tunnel must have worked: skipping every one is not a start.
+    return this.tunnels.every((a) => a.connection.everReady || a.skipped) && this.tunnels.some((a) => a.connection.everReady);
   }
 
   reports(): TunnelReport[] {

@@ -83,13 +83,21 @@ export class LogFile extends Writable {
     this.#fd = fs.openSync(path, 'a', 0o600);
   }
 
+  #failing = false;
+
+  /**
+   * A line the file cannot take (disk full, I/O error) is dropped, said once on stderr, and
+   * not passed on as an error: nothing listens for one, so it would end the daemon.
+   */
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
     try {
       fs.writeSync(this.#fd, chunk);
-      done();
+      this.#failing = false;
     } catch (err) {
-      done(err as Error);
+      if (!this.#failing) process.stderr.write(`sshkeep: cannot write the log file ${this.path} (${(err as NodeJS.ErrnoException).code ?? err}); lines are dropped until it can\n`);
+      this.#failing = true;
     }
+    done();
   }
 
   /** Opens the path again; if that fails, the old file stays in use and the error is thrown. */

@@ -9,8 +9,9 @@ import type { HeartbeatOptions } from './ssh/heartbeat.js';
 
 export const backoff = (attempt: number): number => backoffDelayMs(attempt, { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs });
 
-export const CONNECTION_TUNING: Pick<ConnectionDeps, 'backoff' | 'heldRetryCapMs' | 'outageSummaryMs'> = {
+export const CONNECTION_TUNING: Pick<ConnectionDeps, 'backoff' | 'refusedBackoff' | 'heldRetryCapMs' | 'outageSummaryMs'> = {
   backoff,
+  refusedBackoff: (n) => Math.min(DEFAULTS.refusedRetryMaxMs, DEFAULTS.refusedRetryMinMs * 2 ** Math.min(n - 1, 30)),
   heldRetryCapMs: DEFAULTS.heldRetryCapMs,
   outageSummaryMs: DEFAULTS.outageSummaryMs,
 };

@@ -114,7 +114,7 @@ t.test('cli – --help prints grouped sections and examples, exit 0', async (t) 
   const examples = tail.filter((l, i) => /^\s+sshkeep\s/.test(l) && /^\s+# \S/.test(tail[i - 1] ?? ''));
   t.ok(examples.length >= 2, `at least two commented example command lines (found ${examples.length})`);
   t.ok(examples.some((l) => /-L \d+:[^\s]+:\d+ \S+@\S+/.test(l)), 'one example forwards to user@host');
-  t.match(res.stdout, /Exit codes: 0 .* 2 .* 3 [^]*\b4 .* 130 /, 'documents every exit code');
+  t.match(res.stdout, /Exit codes: 0 .* 1 .* 2 .* 3 [^]*\b4 [^]* 130 /, 'documents every exit code');
 });
 
 t.test('cli – an accepted-but-ignored -o BatchMode=yes parses, with a warning', async (t) => {

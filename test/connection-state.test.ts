@@ -118,7 +118,7 @@ const LEGAL: Record<ConnectionState, readonly ConnectionState[]> = {
 };
 
 /** The tuning the composition root passes, for tests that do not look at it. */
-const TUNING = { heldRetryCapMs: 250, outageSummaryMs: 30_000 };
+const TUNING = { heldRetryCapMs: 250, outageSummaryMs: 30_000, refusedBackoff: () => 0 };
 
 /** Every connection's status events, checked for legality by the last test in this file. */
 const everyRun: { name: string; events: ConnectionStatus[] }[] = [];
@@ -640,4 +640,17 @@ t.test('connection-state – however many clients arrive during a backoff, dials
   const gaps = dialedAt.slice(1).map((at, i) => at - dialedAt[i]!);
   t.ok(gaps.every((g) => g >= TUNING.heldRetryCapMs - 5), `no two dials closer than the cap (${gaps.map(Math.round).join(', ')} ms)`);
   for (const done of releases) done();
+});
+
+t.test('connection-state – refusals that need a person wait the refusal backoff, counted in a row; any other failure resets the count', async (t) => {
+  const s1 = new FakeSession('s1');
+  const dialer = scriptedDial([s1, new AuthError('no'), new HostKeyError('changed'), new ConnectError('refused'), new AuthError('no'), new FakeSession('s2')]);
+  const refusals: number[] = [];
+  const connection = new SshConnection({ ...TUNING, dial: (s) => dialer.dial(s), logger: silentLogger, backoff: () => 0, refusedBackoff: (n) => (refusals.push(n), 0) });
+  t.teardown(() => connection.stop('teardown'));
+  await connection.start();
+  const ready = nextState(connection, 'ready', 5000);
+  s1.drop();
+  await ready;
+  t.strictSame(refusals, [1, 2, 1], 'auth, host key: 1, 2; a plain connect failure in between resets the count');
 });

@@ -17,7 +17,7 @@ import { DEFAULTS } from '../src/config/defaults.js';
 function forwardOn(listen: string, retryMs: number) {
   const logs = new LogCapture();
   const logger = createLogger('debug', 'json', logs);
-  const source = new SshConnection({ dial: () => Promise.reject(new Error('not dialled')), logger, backoff: () => 0, heldRetryCapMs: 0, outageSummaryMs: 0 });
+  const source = new SshConnection({ dial: () => Promise.reject(new Error('not dialled')), logger, backoff: () => 0, refusedBackoff: () => 0, heldRetryCapMs: 0, outageSummaryMs: 0 });
   const forward = new LocalForward(parseLocalForward(`${listen}:127.0.0.1:1`), {
     source,
     logger,

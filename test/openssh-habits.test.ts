@@ -75,7 +75,7 @@ t.test('openssh habits – -g binds forwards without a bind address on every int
   t.match(configError(t, () => build(t, [...NO_CONFIG, '-g', '-D', '5', 'u@h']), '-g -D without --socks-auth'), /-D 5: a SOCKS proxy on a non-loopback address without --socks-auth/);
 });
 
-t.test('openssh habits – -C, -o Compression and ssh_config Compression turn compression on, for the jump hosts too', async (t) => {
+t.test('openssh habits – -C, -o Compression and ssh_config Compression turn compression on', async (t) => {
   const off = build(t, [...NO_CONFIG, '-L', '1:h:2', 'u@h']).tunnels[0]!;
   t.equal(off.compression, false, 'off by default');
   const on = build(t, [...NO_CONFIG, '-C', '-L', '1:h:2', 'u@h']).tunnels[0]!;

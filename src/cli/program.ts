@@ -39,8 +39,9 @@ Examples:
   sshkeep demo
 
 Commands: sshkeep check --config FILE (validate without connecting), sshkeep demo.
-Exit codes: 0 clean shutdown, 2 usage or configuration error, 3 host key or authentication refused,
-4 could not listen (a port still in use after retries, no permission), 130 Ctrl-C at a prompt.`;
+Exit codes: 0 clean shutdown, 1 internal error (a bug), 2 usage or configuration error, 3 host key or
+authentication refused, 4 could not listen (a port or socket in use after retries, no permission, -R refused
+with ExitOnForwardFailure), 130 Ctrl-C at a prompt.`;
 
 /** The commander option of one setting of the table: its help line, SSHKEEP_* variable, list and choices. */
 function option(name: SettingName): Option {

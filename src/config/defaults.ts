@@ -84,12 +84,21 @@ export const DEFAULTS = {
   /** During an outage, a "still unreachable" summary line at most this often. */
   outageSummaryMs: 30_000,
   /**
-   * A listening port in use at start is retried this long: a previous instance that is still
-   * draining (--max-drain, 5 s by default) frees it within that time, as after a restart.
+   * A listening port in use at start is retried this long: a previous instance still shutting
+   * down holds its listeners through its --min-drain (0 by default) and a supervisor may start
+   * the next one at once; a few seconds cover that. A longer --min-drain needs the supervisor
+   * to wait for the old process (systemd does).
    */
   listenRetryMs: 5_000,
   /** …tried again this often within it: a bind costs nothing. */
   listenRetryIntervalMs: 250,
+  /**
+   * After an authentication or host key refusal (once the first connect worked, or with
+   * --skip-failed-tunnels), the next try waits at least this long, doubling per refusal in a
+   * row up to the max: 4 tries in the first 10 min stay under fail2ban's default of 5.
+   */
+  refusedRetryMinMs: 60_000,
+  refusedRetryMaxMs: 600_000,
   /** Reconnect backoff: cap of the full-jitter exponential delay (first retry is immediate). */
   backoffCapMs: 5_000,
   /** Reconnect backoff: the first delay's scale, doubling per failed attempt up to the cap. */

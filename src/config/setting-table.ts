@@ -230,7 +230,7 @@ export const SETTINGS = {
   }),
   skipFailedTunnels: def({
     flags: '--skip-failed-tunnels', file: 'top', shape: 'switch', group: OPS,
-    help: 'a tunnel whose first connect is refused (authentication, host key) keeps retrying, not ready, while the others run; without it: exit 3',
+    help: 'a tunnel whose first connect is refused (authentication, host key) keeps retrying (at least 1 min apart), not ready, while the others run; without it: exit 3',
     parse: (raw: Sourced) => parseSourced(raw, parseYesNo),
   }),
   config: def({ flags: '--config <file>', shape: 'value', group: OPS, help: 'YAML or JSON file with process settings and one or more tunnels' }),

@@ -57,6 +57,8 @@ const UNHONOURED: Record<string, { name: string; instead: (value: string) => str
   verifyhostkeydns: { name: 'VerifyHostKeyDNS', instead: (v) => (no(v) ? undefined : 'SSHFP records are not checked: host keys are checked against known_hosts or --host-key-fingerprint') },
   hashknownhosts: { name: 'HashKnownHosts', instead: (v) => (yes(v) ? 'a host key accepted with StrictHostKeyChecking=accept-new is recorded under its plain host name' : undefined) },
   checkhostip: { name: 'CheckHostIP', instead: (v) => (yes(v) ? "the host key is checked under the host's name (or HostKeyAlias) only, not its address" : undefined) },
+  revokedhostkeys: { name: 'RevokedHostKeys', instead: (v) => (v.toLowerCase() === 'none' ? undefined : 'that file is not read: only @revoked lines in known_hosts refuse a key') },
+  knownhostscommand: { name: 'KnownHostsCommand', instead: (v) => (v.toLowerCase() === 'none' ? undefined : 'the command is not run: host keys are checked against known_hosts files or --host-key-fingerprint') },
   updatehostkeys: { name: 'UpdateHostKeys', instead: (v) => (no(v) ? undefined : 'keys the server offers after authentication are not learnt: known_hosts is only appended to by accept-new') },
 };
 

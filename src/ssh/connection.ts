@@ -40,6 +40,11 @@ export interface ConnectionDeps {
   /** The delay before retry `attempt` (1, 2, …). */
   backoff: (attempt: number) => number;
   /**
+   * The least delay after the `n`th refusal in a row that needs a person (authentication, host
+   * key): retrying those quickly cannot help, and a bastion's fail2ban would ban the address.
+   */
+  refusedBackoff: (n: number) => number;
+  /**
    * While a client is held the retry delay is capped at this: a refused connect costs
    * nothing, and the held client should not wait out a long backoff once the server is back.
    */
@@ -50,7 +55,7 @@ export interface ConnectionDeps {
   heartbeat?: HeartbeatOptions;
   /**
    * Whether an auth or host key failure at the first connect closes the connection (the
-   * default) or is retried with backoff like any failure (--skip-failed-tunnels).
+   * default) or is retried, at the refusal's slow pace (--skip-failed-tunnels).
    */
   fatalOnFirstConnect?: boolean;
 }
@@ -89,6 +94,8 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
   #live: Live | undefined;
   #generation = 0;
   #attempt = 0;
+  /** Refusals that need a person (auth, host key), in a row. */
+  #refusals = 0;
   #everReady = false;
   /** The running dial loop's abort handle: set means a loop runs (there is never a second). */
   #dialing: AbortController | undefined;
@@ -318,6 +325,8 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
    */
   #retryDelayMs(error: Error): number {
     const delay = this.deps.backoff(++this.#attempt);
+    this.#refusals = isFatalOnFirstConnect(error) ? this.#refusals + 1 : 0;
+    if (this.#refusals > 0) return Math.max(delay, this.deps.refusedBackoff(this.#refusals));
     const hurry = this.#waitingClients > 0 && !isFatalOnFirstConnect(error);
     return hurry ? Math.min(delay, this.deps.heldRetryCapMs) : delay;
   }
@@ -351,6 +360,7 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     this.#live = live;
     this.#everReady = true;
     this.#lastError = undefined;
+    this.#refusals = 0;
     session.once('close', (why) => this.#onClose(live, why));
     if (this.deps.heartbeat) {
       const hb = new Heartbeat(session, this.deps.heartbeat);
