@@ -193,3 +193,21 @@ t.test('openssh habits – -6 makes the TCP connect IPv6: a server on 127.0.0.1 
   t.equal(server.connections(), 1, '-4: connected over IPv4');
   await dialled;
 });
+
+t.test('openssh habits – -E on a full disk: lines are dropped and said once on stderr, the stream never errors', { skip: process.platform !== 'linux' && 'needs /dev/full' }, async (t) => {
+  const log = new LogFile('/dev/full');
+  t.teardown(() => log.destroy());
+  let errored = false;
+  log.on('error', () => (errored = true));
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    for (const line of ['one\n', 'two\n', 'three\n']) await new Promise<void>((r) => log.write(line, () => r()));
+  } finally {
+    process.stderr.write = write;
+  }
+  t.notOk(errored, 'no error event (nothing listens for one: it would end the daemon)');
+  t.equal(said.length, 1, 'said once');
+  t.match(said[0], /cannot write the log file \/dev\/full \(ENOSPC\)/);
+});
