@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
-import { isLocalOnly } from './forward-spec.js';
+import { formatEndpoint, isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
 import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, flagName, settingOf, type SettingName } from './setting-table.js';
 import { SourcedError, type Sourced } from './sourced.js';
@@ -92,6 +92,19 @@ function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunne
 /** Flags a tunnel needs a destination for, in the order the error names the first one. */
 const DESCRIBE_A_TUNNEL: SettingName[] = ['local', 'remote', 'dynamic', 'identityFile', 'option', 'port', 'login', 'sshConfig', 'jump'];
 
+/** Two forwards on one address can never both listen: a configuration error now, not a bind that waits and fails. */
+function refuseSharedListeners(tunnels: TunnelConfig[]): void {
+  const seen = new Map<string, string>();
+  for (const f of tunnels.flatMap((t) => t.forwards)) {
+    if (f.listen.kind === 'tcp' && f.listen.port === 0) continue;
+    const where = formatEndpoint(f.listen);
+    const named = `${f.type === 'local' ? '-L' : '-D'} ${f.spec}`;
+    const other = seen.get(where);
+    if (other !== undefined) throw new ConfigError(`${other} and ${named} both listen on ${where}; give each forward its own address or port.`);
+    seen.set(where, named);
+  }
+}
+
 /**
  * Flags > environment > config file > ssh_config > defaults, into the configs the
  * tunnels run from. Every error is a ConfigError naming where the bad value came from.
@@ -146,6 +159,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
   const names = tunnels.map((t) => t.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key in --config).`);
+  refuseSharedListeners(tunnels);
 
   /** A process setting, parsed from the first layer that gives it, else its default. */
   const setting = <T>(name: SettingName, parse: (raw: Sourced) => T, fallback: T): T => {
