@@ -86,7 +86,7 @@ export const SETTINGS = {
     flags: '-L, --local <forward>', file: 'tunnel', shape: 'list', group: FWD,
     help: '[bind_address:]port:host:hostport, repeatable; a Unix socket path may stand for either side',
     defaultText: `bind_address ${DEFAULTS.bindAddress}`,
-    more: 'IPv6 in brackets (`[::1]:8080:db:5432`); a non-loopback bind is allowed only when written out, and logged as a warning; port 0 picks a free port (logged)',
+    more: 'IPv6 in brackets (`[::1]:8080:db:5432`); a non-loopback bind is made only when written out or with -g (GatewayPorts yes, also from ssh_config), and logged as a warning; port 0 picks a free port (logged)',
   }),
   dynamic: def({
     flags: '-D, --dynamic <[bind_address:]port>', file: 'tunnel', shape: 'list', group: FWD,
