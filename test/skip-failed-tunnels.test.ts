@@ -98,6 +98,12 @@ t.test('skip failed tunnels – the flag and the file key set it; it is off by d
   t.equal(processOf(t, [], { skipFailedTunnels: true }).skipFailedTunnels, true, 'skipFailedTunnels: true at the top of the file');
   t.equal(processOf(t, [], { skipFailedTunnels: 'no' }).skipFailedTunnels, false, 'skipFailedTunnels: no');
   t.equal(processOf(t, ['--skip-failed-tunnels'], { skipFailedTunnels: false }).skipFailedTunnels, true, 'the flag beats the file');
+  process.env.SSHKEEP_SKIP_FAILED_TUNNELS = 'no';
+  try {
+    t.equal(processOf(t, [], { skipFailedTunnels: true }).skipFailedTunnels, false, 'SSHKEEP_SKIP_FAILED_TUNNELS=no beats the file\'s yes');
+  } finally {
+    delete process.env.SSHKEEP_SKIP_FAILED_TUNNELS;
+  }
   const message = configError(t, () => processOf(t, [], { skipFailedTunnels: 'maybe' }), 'skipFailedTunnels: maybe');
   t.match(message, /tunnels\.yaml: skipFailedTunnels: "maybe" must be yes or no/, 'names the file and key');
 });

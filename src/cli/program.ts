@@ -104,9 +104,14 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
     if (v === undefined) continue;
     const source = sourceOf(cmd, name);
     // commander turns a switch's variable on whatever it holds: SSHKEEP_ALLOW_OPEN_SOCKS=false must not open anything.
+    // An explicit no stays for a switch the file may also set, so the variable beats the file.
     if (settingOf(name).shape === 'switch' && source === envName(name)) {
-      const raw = env[source] ?? '';
-      if (raw === '' || !parseYesNo(raw, source)) continue;
+      const raw = process.env[source] ?? ''; // where commander read it
+      if (raw === '') continue;
+      if (!parseYesNo(raw, source)) {
+        if (settingOf(name).file) layer[name] = [{ value: 'no', source }];
+        continue;
+      }
     }
     let values = Array.isArray(v) ? (v as string[]) : [v === true ? 'yes' : String(v)];
     // An environment value arrives as one string: split its list.
