@@ -5,6 +5,7 @@ import type http from 'node:http';
 import { parseCli } from './program.js';
 import { ttyPrompter } from './prompt.js';
 import { runDemo } from './demo.js';
+import { isControlCommand, runControl } from './control.js';
 import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
 import { processEnv } from '../config/resolve.js';
 import { buildSettings, type Settings } from '../config/settings.js';
@@ -176,6 +177,7 @@ async function main(argv: string[]): Promise<number> {
   let logger: Logger | undefined;
   try {
     if (argv[0] === 'demo') return await runDemo(argv.slice(1), onSignals);
+    if (isControlCommand(argv[0])) return await runControl(argv[0], argv.slice(1));
     const check = argv[0] === 'check';
     const cli = parseCli(check ? argv.slice(1) : argv, process.env);
     if (!cli) return EXIT.ok;
