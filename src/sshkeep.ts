@@ -69,6 +69,8 @@ export interface TunnelReport {
   held: number;
   /** Not-ready time since the tunnel was first ready. */
   outageMs: number;
+  /** Why the last connect failed, while no connect has succeeded since. */
+  lastError: string | undefined;
   /** Every forward, -R included. */
   forwards: ForwardReport[];
   /** SSH connections ready, of --connections. */
@@ -289,6 +291,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
       active: [...this.forwards, ...this.remoteForwards].reduce((n, f) => n + f.active, 0),
       held: this.held(),
       outageMs: t.outageMs(),
+      lastError: t.lastError,
       forwards: [...this.forwards, ...this.remoteForwards].map((f) => {
         const { up, down } = f.bytes();
         return { name: f.name, kind: f.spec.type, active: f.active, held: f instanceof LocalForward ? f.held : 0, bytesUp: up, bytesDown: down };

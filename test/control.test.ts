@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { deadline, httpGet, refusedPort, startEchoFor } from './fixtures/net.js';
+import { deadline, httpGet, refusedPort, startEchoFor, until } from './fixtures/net.js';
 import { inputFor, makeKeys, startServer, LogCapture } from './fixtures/tunnel.js';
 import { cliArgs, logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js';
 import { resolveTunnel } from '../src/config/resolve.js';
@@ -14,10 +14,10 @@ import { ConfigError } from '../src/errors.js';
 import { ago, runControl, statusTable, type ControlCommand } from '../src/cli/control.js';
 import type { TunnelReport } from '../src/sshkeep.js';
 
-/** One ready tunnel with its health server; `requestShutdown` given means --admin. */
-async function instance(t: Test, requestShutdown?: () => void, host = '127.0.0.1') {
+/** One tunnel with its health server, ready unless `server` refuses; `requestShutdown` given means --admin. */
+async function instance(t: Test, requestShutdown?: () => void, host = '127.0.0.1', down = false) {
   const keys = makeKeys(t);
-  const server = await startServer(t, keys);
+  const server = down ? { port: await refusedPort() } : await startServer(t, keys);
   const echo = await startEchoFor(t);
   const config = resolveTunnel(inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]), { home: os.tmpdir(), localUser: 'tester', authSock: undefined });
   const fleet = new Fleet([config], { maxConnections: 0, maxHeld: 1024 }, { logger: createLogger('debug', 'json', new LogCapture()) });
@@ -28,7 +28,7 @@ async function instance(t: Test, requestShutdown?: () => void, host = '127.0.0.1
     health.close();
     await fleet.stop('test over');
   });
-  await deadline(fleet.ready(), 5000, 'ready');
+  if (!down) await deadline(fleet.ready(), 5000, 'ready');
   return { fleet, port: (health.address() as AddressInfo).port };
 }
 
@@ -58,7 +58,7 @@ t.test('control – status prints one row per tunnel and exits 0 when all are re
   t.equal(table.code, 0, table.err);
   const [header, row, ...rest] = table.out.trimEnd().split('\n');
   t.match(header, /^TUNNEL\s+STATE\s+RTT\s+CLIENTS \(ACTIVE\/HELD\)\s+RECONNECTS\s+REMOTE FORWARDS/);
-  t.match(row, /^127\.0\.0\.1\s+ready for \d+s\s+(\d+ ms|-)\s+0\/0\s+0\s+-$/);
+  t.match(row, /^127\.0\.0\.1\s+ready for \d+s\s+(\d+ ms|-)\s+0\/0\s+0\s+-\s+-$/);
   t.same(rest, [], 'one row for the one tunnel');
   const json = await control('status', ['--json'], { SSHKEEP_HEALTH: String(port) });
   t.equal(json.code, 0);
@@ -68,10 +68,10 @@ t.test('control – status prints one row per tunnel and exits 0 when all are re
 });
 
 t.test('control – status of a tunnel not ready exits 1; the table reads remote forwards bound/total and relative times', async (t) => {
-  const report = { tunnel: 'db', state: 'connecting', since: new Date(1_000).toISOString(), rttMs: undefined, reconnects: 3, active: 1, held: 2 };
+  const report = { tunnel: 'db', state: 'connecting', since: new Date(1_000).toISOString(), rttMs: undefined, reconnects: 3, active: 1, held: 2, lastError: 'connect ECONNREFUSED 10.0.0.1:22' };
   const remote = [{ state: 'bound' }, { state: 'retrying' }];
   const table = statusTable([{ ...report, remoteForwards: remote } as unknown as TunnelReport], 1_000 + 192_000);
-  t.match(table, /db\s+connecting for 3m12s\s+-\s+1\/2\s+3\s+1\/2/);
+  t.match(table, /db\s+connecting for 3m12s\s+-\s+1\/2\s+3\s+1\/2\s+connect ECONNREFUSED 10\.0\.0\.1:22\n/);
   t.equal(ago(90_061_000), '1d1h');
   t.equal(ago(400), '0s');
   // A /readyz that says 503: exit 1, the table still printed.
@@ -85,6 +85,14 @@ t.test('control – status of a tunnel not ready exits 1; the table reads remote
   const res = await control('status', ['--health', String((server.address() as AddressInfo).port)]);
   t.equal(res.code, 1, 'not ready: exit 1');
   t.match(res.out, /db\s+connecting for/);
+});
+
+t.test('control – status of a tunnel whose server refuses: exit 1, its row says why the last connect failed', async (t) => {
+  const { fleet, port } = await instance(t, undefined, '127.0.0.1', true);
+  await until(() => fleet.reports()[0]!.lastError !== undefined, 5000, 'a failed connect');
+  const res = await control('status', ['--health', String(port)]);
+  t.equal(res.code, 1);
+  t.match(res.out.split('\n')[1], /^127\.0\.0\.1\s+(connecting|reconnecting) for \d+s .*ECONNREFUSED/);
 });
 
 t.test('control – wait exits 0 once /startupz is 200, and 1 after --timeout saying what it saw last', async (t) => {

@@ -154,7 +154,7 @@ export function ago(ms: number): string {
 /** One row per tunnel, columns padded to their widest cell. */
 export function statusTable(tunnels: TunnelReport[], now: number): string {
   const rows = [
-    ['TUNNEL', 'STATE', 'RTT', 'CLIENTS (ACTIVE/HELD)', 'RECONNECTS', 'REMOTE FORWARDS (BOUND/TOTAL)'],
+    ['TUNNEL', 'STATE', 'RTT', 'CLIENTS (ACTIVE/HELD)', 'RECONNECTS', 'REMOTE FORWARDS (BOUND/TOTAL)', 'LAST ERROR'],
     ...tunnels.map((t) => [
       t.tunnel,
       `${t.state} for ${ago(now - Date.parse(t.since))}`,
@@ -162,6 +162,7 @@ export function statusTable(tunnels: TunnelReport[], now: number): string {
       `${t.active}/${t.held}`,
       String(t.reconnects),
       t.remoteForwards.length ? `${t.remoteForwards.filter((r) => r.state === 'bound').length}/${t.remoteForwards.length}` : '-',
+      t.lastError ?? '-',
     ]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
