@@ -104,6 +104,19 @@ t.test('control – wait exits 0 once /startupz is 200, and 1 after --timeout sa
   t.equal(res.code, 1);
   t.match(res.err, new RegExp(`^sshkeep wait: not started after 600ms; last seen at 127\\.0\\.0\\.1:${nothing}: connection refused\\n$`));
   t.ok(Date.now() - started < 3000, 'bounded by the timeout');
+  // A server that never answers: the request's own timeout is cut to what is left of the wait.
+  const silent = http.createServer(() => {});
+  silent.listen(0, '127.0.0.1');
+  t.teardown(() => {
+    silent.closeAllConnections();
+    silent.close();
+  });
+  await new Promise((resolve) => silent.once('listening', resolve));
+  const hung = Date.now();
+  const res2 = await control('wait', ['--health', String((silent.address() as AddressInfo).port), '--timeout', '300ms']);
+  t.equal(res2.code, 1);
+  t.match(res2.err, /: no answer within \d+ms\n$/);
+  t.ok(Date.now() - hung < 1500, 'a hanging instance does not stretch the wait past --timeout');
 });
 
 t.test('control – POST /quitquitquit: 405 for other methods, 403 naming --admin when off, 202 and one shutdown request with it', async (t) => {
@@ -142,7 +155,7 @@ t.test('control – POST /quitquitquit from a peer off loopback is refused with 
 });
 
 t.test('control – usage: no health address, an unknown flag or a bad timeout are one-line ConfigErrors (exit 2)', async (t) => {
-  await t.rejects(control('status', []), new ConfigError('sshkeep status needs --health [host:]port of a running instance (or SSHKEEP_HEALTH).'));
+  await t.rejects(control('status', []), new ConfigError('status needs --health [host:]port of a running instance (or SSHKEEP_HEALTH).'));
   await t.rejects(control('wait', ['--health', '9', '--bogus']), { name: 'ConfigError', message: /unknown option '--bogus'\. Run sshkeep wait --help for usage\.$/ });
   await t.rejects(control('shutdown', ['--json', '--health', '9']), { name: 'ConfigError', message: /unknown option '--json'/ });
   await t.rejects(control('wait', ['--health', '9', '--timeout', 'soon']), { name: 'ConfigError', message: /--timeout/ });

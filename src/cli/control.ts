@@ -37,16 +37,16 @@ const FAILED = 1;
 /** No single request may hang a script: the instance answers on loopback in milliseconds. */
 const REQUEST_TIMEOUT_MS = 2_000;
 
-function ask(where: Where, method: 'GET' | 'POST', path: string): Promise<Answer> {
+function ask(where: Where, method: 'GET' | 'POST', path: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Answer> {
   return new Promise((resolve) => {
-    const req = http.request({ ...where, method, path, agent: false, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+    const req = http.request({ ...where, method, path, agent: false, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', (e) => resolve({ failure: e.message }));
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${formatDuration(REQUEST_TIMEOUT_MS)}`)));
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${formatDuration(timeoutMs)}`)));
     req.on('error', (e: NodeJS.ErrnoException) => resolve({ failure: e.code === 'ECONNREFUSED' ? 'connection refused' : e.message }));
     req.end();
   });
@@ -111,7 +111,7 @@ function parse(name: ControlCommand, argv: string[], env: NodeJS.ProcessEnv, io:
   const o = cmd.opts<ControlOptions>();
   // The same variable the instance reads, so in a sidecar one SSHKEEP_HEALTH serves both.
   const health = o.health ?? (env.SSHKEEP_HEALTH || undefined);
-  if (!health) throw new ConfigError(`sshkeep ${name} needs --health [host:]port of a running instance (or SSHKEEP_HEALTH).`);
+  if (!health) throw new ConfigError(`${name} needs --health [host:]port of a running instance (or SSHKEEP_HEALTH).`);
   return {
     where: reachable(parseHostPort(health, o.health ? '--health' : 'SSHKEEP_HEALTH')),
     timeoutMs: o.timeout === undefined ? DEFAULTS.waitTimeoutMs : parseDuration(o.timeout, '--timeout'),
@@ -123,7 +123,8 @@ function parse(name: ControlCommand, argv: string[], env: NodeJS.ProcessEnv, io:
 async function wait(where: Where, timeoutMs: number, io: ControlIo): Promise<number> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const answer = await ask(where, 'GET', '/startupz');
+    // A request that hangs must not carry the wait past its timeout.
+    const answer = await ask(where, 'GET', '/startupz', Math.max(1, Math.min(REQUEST_TIMEOUT_MS, end - Date.now())));
     if (!('failure' in answer) && answer.status === 200) return EXIT.ok;
     if (Date.now() + DEFAULTS.waitPollMs > end) {
       io.err(`sshkeep wait: not started after ${formatDuration(timeoutMs)}; last seen at ${where.host}:${where.port}: ${said(answer)}\n`);
