@@ -71,6 +71,8 @@ export interface TunnelReport {
   outageMs: number;
   /** --skip-failed-tunnels: the first connect was refused (auth, host key); it retries slowly. */
   skipped: boolean;
+  /** Why the last connect failed, while no connect has succeeded since. */
+  lastError: string | undefined;
   /** Every forward, -R included. */
   forwards: ForwardReport[];
   /** SSH connections ready, of --connections. */
@@ -292,6 +294,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
       held: this.held(),
       outageMs: t.outageMs(),
       skipped: this.skipped,
+      lastError: t.lastError,
       forwards: [...this.forwards, ...this.remoteForwards].map((f) => {
         const { up, down } = f.bytes();
         return { name: f.name, kind: f.spec.type, active: f.active, held: f instanceof LocalForward ? f.held : 0, bytesUp: up, bytesDown: down };

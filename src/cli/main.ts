@@ -5,6 +5,7 @@ import type http from 'node:http';
 import { parseCli } from './program.js';
 import { ttyPrompter } from './prompt.js';
 import { runDemo } from './demo.js';
+import { isControlCommand, runControl } from './control.js';
 import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
 import { processEnv } from '../config/resolve.js';
 import { buildSettings, type Settings } from '../config/settings.js';
@@ -40,21 +41,31 @@ const leaveAtOnce = () => exit(EXIT.ok);
 process.on('SIGINT', leaveAtOnce);
 process.on('SIGTERM', leaveAtOnce);
 
-/** SIGINT/SIGTERM run `stop` once; a second signal runs `cut` (synchronous) and leaves at once. */
-function onSignals(stop: (signal: NodeJS.Signals) => Promise<void>, cut: () => void = () => {}): void {
+/**
+ * SIGINT/SIGTERM run `stop` once; a second signal runs `cut` (synchronous) and leaves at once.
+ * Returns the same stop for other callers (POST /quitquitquit); a repeated request, unlike a
+ * second signal, changes nothing.
+ */
+function onSignals(stop: (reason: string) => Promise<void>, cut: () => void = () => {}): (reason: string) => void {
   let stopping = false;
+  const start = (reason: string) => {
+    stopping = true;
+    stop(reason).catch((err: unknown) => exit(report(err, undefined)));
+  };
   const handle = (signal: NodeJS.Signals) => {
     if (stopping) {
       cut();
       exit(EXIT.ok);
     }
-    stopping = true;
-    stop(signal).catch((err: unknown) => exit(report(err, undefined)));
+    start(signal);
   };
   process.removeListener('SIGINT', leaveAtOnce);
   process.removeListener('SIGTERM', leaveAtOnce);
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
+  return (reason) => {
+    if (!stopping) start(reason);
+  };
 }
 
 /** -E: the log file, or a usage error (exit 2) saying why it cannot be opened. */
@@ -96,7 +107,7 @@ function describe(settings: Settings): string {
 async function healthEndpoints(where: { host: string; port: number }) {
   const [{ Metrics }, { startHealthServer }] = await Promise.all([import('../ops/metrics.js'), import('../ops/health.js')]);
   const metrics = new Metrics();
-  return { metrics, listen: (fleet: Fleet) => startHealthServer(where, fleet, metrics) };
+  return { metrics, listen: (fleet: Fleet, requestShutdown: (() => void) | undefined) => startHealthServer(where, fleet, metrics, requestShutdown) };
 }
 
 async function run(settings: Settings, logger: Logger, status: StatusLine | undefined, passphrase: string | undefined): Promise<number> {
@@ -116,8 +127,10 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   for (const tunnel of fleet.tunnels) endpoints?.metrics.watch(tunnel);
   await fleet.start();
   let health: http.Server | undefined;
+  // --admin: POST /quitquitquit takes the SIGTERM path, once that path is set up below.
+  let requestShutdown = (_reason: string) => {};
   try {
-    health = await endpoints?.listen(fleet);
+    health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined);
   } catch (err) {
     await fleet.stop('health endpoint failed');
     throw err;
@@ -129,8 +142,8 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   status?.show(fleet);
 
   let stopping = false;
-  const stopped = new Promise<number>((resolve) =>
-    onSignals(
+  const stopped = new Promise<number>((resolve) => {
+    requestShutdown = onSignals(
       async (signal) => {
         stopping = true;
         const { minDrainMs, maxDrainMs } = settings.process;
@@ -144,8 +157,8 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
       },
       // A second signal: reset what is open (a cut stream must not look complete), then leave.
       () => logger.warn(`second signal: ${fleet.resetAll('second signal')} client(s) reset`, { event: 'second_signal' }),
-    ),
-  );
+    );
+  });
   const never = new Promise<number>(() => {});
   const failed = fleet.ready().then(
     () => never, // up: only a signal ends the run
@@ -164,6 +177,7 @@ async function main(argv: string[]): Promise<number> {
   let logger: Logger | undefined;
   try {
     if (argv[0] === 'demo') return await runDemo(argv.slice(1), onSignals);
+    if (isControlCommand(argv[0])) return await runControl(argv[0], argv.slice(1));
     const check = argv[0] === 'check';
     const cli = parseCli(check ? argv.slice(1) : argv, process.env);
     if (!cli) return EXIT.ok;

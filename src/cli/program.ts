@@ -38,7 +38,10 @@ Examples:
   # Try it with nothing to set up: an embedded SSH server and HTTP target
   sshkeep demo
 
-Commands: sshkeep check --config FILE (validate without connecting), sshkeep demo.
+Commands: sshkeep check --config FILE (validate without connecting), sshkeep demo, and for a running
+instance, through its --health address (or SSHKEEP_HEALTH): sshkeep wait [--timeout d] (until it has
+started), sshkeep status [--json] (each tunnel; exit 1 if any is not ready), sshkeep shutdown (drain and
+stop; the instance needs --admin). Each takes --help.
 Exit codes: 0 clean shutdown, 1 internal error (a bug), 2 usage or configuration error, 3 host key or
 authentication refused, 4 could not listen (a port or socket in use after retries, no permission, -R refused
 with ExitOnForwardFailure), 130 Ctrl-C at a prompt.`;
@@ -78,6 +81,9 @@ function attributeOf(name: SettingName): string {
 /** How a value is named in errors: its flag, or its variable. */
 const sourceOf = (cmd: Command, name: SettingName): string => (cmd.getOptionValueSource(attributeOf(name)) === 'env' ? envName(name)! : flagName(name));
 
+/** A commander usage error as one sentence without its final stop: commander puts its "(Did you mean …?)" on a line of its own. */
+export const usageMessage = (err: CommanderError): string => err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
+
 /**
  * Parses argv (without node and script) and the SSHKEEP_* environment. Usage errors
  * become ConfigErrors (exit 2); --help prints and returns null.
@@ -91,9 +97,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
   } catch (err) {
     if (err instanceof CommanderError) {
       if (['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code)) return null;
-      // One paragraph: commander puts its "(Did you mean …?)" on a line of its own.
-      const message = err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
-      throw new ConfigError(`${message}. Run sshkeep --help for usage.`);
+      throw new ConfigError(`${usageMessage(err)}. Run sshkeep --help for usage.`);
     }
     throw err;
   }

@@ -103,4 +103,11 @@ export const DEFAULTS = {
   backoffCapMs: 5_000,
   /** Reconnect backoff: the first delay's scale, doubling per failed attempt up to the cap. */
   backoffBaseMs: 250,
+  /**
+   * `sshkeep wait` gives up after this: twice the connect timeout, so a first connect that
+   * times out once and then succeeds still counts as started.
+   */
+  waitTimeoutMs: 30_000,
+  /** `sshkeep wait` asks /startupz this often: a loopback GET costs nothing, and the wait ends within a quarter second of the start. */
+  waitPollMs: 250,
 } as const;

@@ -213,6 +213,12 @@ export const SETTINGS = {
     help: 'serve /healthz /readyz /startupz /metrics over HTTP', defaultText: `off; host ${DEFAULTS.bindAddress}`,
     parse: (raw: Sourced) => parseSourced(raw, parseHostPort),
   }),
+  admin: def({
+    flags: '--admin', file: 'top', shape: 'switch', group: OPS,
+    help: 'with --health: POST /quitquitquit drains and stops the process (sshkeep shutdown), from loopback peers only',
+    more: 'a peer on any other address gets 403, whatever address --health listens on',
+    parse: (raw: Sourced) => parseSourced(raw, parseYesNo),
+  }),
   maxConnections: def({
     flags: '--max-connections <n>', file: 'top', shape: 'value', group: OPS,
     help: 'clients beyond this are reset and counted', default: String(DEFAULTS.maxConnections), defaultText: `${DEFAULTS.maxConnections} = unlimited`,

@@ -172,6 +172,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
       maxConnections: setting('maxConnections', SETTINGS.maxConnections.parse, DEFAULTS.maxConnections),
       maxHeld: setting('maxHeld', SETTINGS.maxHeld.parse, DEFAULTS.maxHeld),
       health: setting('health', SETTINGS.health.parse, undefined),
+      admin: setting('admin', SETTINGS.admin.parse, false),
       minDrainMs: setting('minDrain', SETTINGS.minDrain.parse, DEFAULTS.minDrainMs),
       maxDrainMs: setting('maxDrain', SETTINGS.maxDrain.parse, DEFAULTS.maxDrainMs),
       skipFailedTunnels: setting('skipFailedTunnels', SETTINGS.skipFailedTunnels.parse, false),

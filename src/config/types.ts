@@ -108,6 +108,8 @@ export interface ProcessConfig {
   maxHeld: number;
   /** `--health [host:]port`, or undefined for no HTTP endpoints. */
   health: { host: string; port: number } | undefined;
+  /** --admin: POST /quitquitquit on the health server stops the process (loopback peers only). */
+  admin: boolean;
   /** After SIGTERM, keep accepting this long (endpoint propagation). */
   minDrainMs: number;
   /** Then let open streams run at most this long before resetting them. */

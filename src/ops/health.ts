@@ -4,12 +4,34 @@ import { ListenError } from '../errors.js';
 import type { Fleet } from '../fleet.js';
 import type { Metrics } from './metrics.js';
 
+/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 addresses. */
+const isLoopback = (address: string | undefined): boolean => !!address && /^(::ffff:)?127\.|^::1$/.test(address);
+
+/**
+ * POST /quitquitquit (cloud-sql-proxy's name), with --admin only: a peer on loopback starts the
+ * same drain as SIGTERM. Only loopback peers, whatever address --health listens on: a sidecar's
+ * Job shares the pod's loopback, and nothing off the host should be able to stop the process.
+ */
+function quitquitquit(req: http.IncomingMessage, json: (status: number, body: unknown) => void, requestShutdown: (() => void) | undefined): void {
+  if (req.method !== 'POST') return json(405, { error: 'use POST /quitquitquit' });
+  if (!requestShutdown) return json(403, { error: 'POST /quitquitquit is off: start sshkeep with --admin to enable it' });
+  if (!isLoopback(req.socket.remoteAddress)) return json(403, { error: `POST /quitquitquit is accepted from loopback only, not from ${req.socket.remoteAddress}` });
+  json(202, { status: 'shutting down' });
+  requestShutdown();
+}
+
 /**
  * `--health`: /healthz (liveness: answering at all means the event loop runs),
  * /readyz (every tunnel ready, not draining, not full), /startupz (every tunnel
- * ready once, but for those --skip-failed-tunnels skipped) and /metrics. No secrets and no key material in any body.
+ * ready once, but for those --skip-failed-tunnels skipped), /metrics, and with --admin (a
+ * `requestShutdown`) POST /quitquitquit. No secrets and no key material in any body.
  */
-export async function startHealthServer(where: { host: string; port: number }, fleet: Fleet, metrics: Metrics): Promise<http.Server> {
+export async function startHealthServer(
+  where: { host: string; port: number },
+  fleet: Fleet,
+  metrics: Metrics,
+  requestShutdown?: () => void,
+): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
@@ -36,8 +58,10 @@ export async function startHealthServer(where: { host: string; port: number }, f
           (err: Error) => json(500, { error: err.message }),
         );
         return;
+      case '/quitquitquit':
+        return quitquitquit(req, json, requestShutdown);
       default:
-        return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics'] });
+        return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /quitquitquit'] });
     }
   });
   server.listen(where.port, where.host);

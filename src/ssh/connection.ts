@@ -156,6 +156,11 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     return this.#everReady;
   }
 
+  /** Why the last dial failed, until a dial succeeds: what a person asks of a tunnel not ready. */
+  get lastError(): string | undefined {
+    return this.#lastError?.message;
+  }
+
   /** Total time a connection that had been ready spent not ready. */
   outageMs(): number {
     return this.#outageMs + (this.#downSince === undefined ? 0 : Date.now() - this.#downSince);
