@@ -1,11 +1,13 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import { ListenError } from '../errors.js';
+import { isLoopbackAddress } from '../config/forward-spec.js';
 import type { Fleet } from '../fleet.js';
 import type { Metrics } from './metrics.js';
 
 /** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 addresses. */
-const isLoopback = (address: string | undefined): boolean => !!address && /^(::ffff:)?127\.|^::1$/.test(address);
+/** A peer's address on loopback, an IPv4 one mapped into IPv6 (a dual-stack listener) included. */
+const isLoopback = (address: string | undefined): boolean => !!address && isLoopbackAddress(address.replace(/^::ffff:/i, ''));
 
 /**
  * POST /quitquitquit (cloud-sql-proxy's name), with --admin only: a peer on loopback starts the
