@@ -59,16 +59,18 @@ const RES = 'Resilience:';
 const OPS = 'Operations:';
 const LOG = 'Logging:';
 
+/** A setting's parser from a text parser: its errors name the value's source. */
+const from = <T>(parse: (text: string, what: string) => T) => (raw: Sourced): T => parseSourced(raw, parse);
+
 function choice<T extends string>(choices: readonly T[]) {
-  return (raw: Sourced): T =>
-    parseSourced(raw, (value, what) => {
-      if (!(choices as readonly string[]).includes(value)) throw new ConfigError(`${what}: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}.`);
-      return value as T;
-    });
+  return from((value, what): T => {
+    if (!(choices as readonly string[]).includes(value)) throw new ConfigError(`${what}: expected ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}.`);
+    return value as T;
+  });
 }
 
-const duration = (raw: Sourced) => parseSourced(raw, parseDuration);
-const count = (min: number, max?: number) => (raw: Sourced) => parseSourced(raw, (text, what) => parseCount(text, what, min, max));
+const duration = from(parseDuration);
+const count = (min: number, max?: number) => from((text, what) => parseCount(text, what, min, max));
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const satisfies readonly LogLevel[];
 const LOG_FORMATS = ['pretty', 'json'] as const satisfies readonly LogFormat[];
@@ -152,13 +154,12 @@ export const SETTINGS = {
   monitorPort: def({
     flags: '-M, --monitor-port <port>', shape: 'value', group: RES, noEnv: true,
     help: "autossh's monitoring port: only 0 (off) is accepted, as sshkeep's heartbeat replaces it (--keepalive-interval)",
-    parse: (raw: Sourced) =>
-      parseSourced(raw, (value, what) => {
-        if (value.trim() !== '0') {
-          throw new ConfigError(`${what} ${value}: autossh's monitoring port is not used: sshkeep watches the link with its own heartbeat. Give -M 0 or leave it out; tune the heartbeat with --keepalive-interval.`);
-        }
-        return 0;
-      }),
+    parse: from((value, what) => {
+      if (value.trim() !== '0') {
+        throw new ConfigError(`${what} ${value}: autossh's monitoring port is not used: sshkeep watches the link with its own heartbeat. Give -M 0 or leave it out; tune the heartbeat with --keepalive-interval.`);
+      }
+      return 0;
+    }),
   }),
   background: def({
     flags: '-f', shape: 'switch', group: OPS, noEnv: true,
@@ -186,7 +187,7 @@ export const SETTINGS = {
   keepaliveTimeout: def({
     flags: '--keepalive-timeout <duration>', file: 'both', shape: 'value', group: RES,
     help: 'fixed probe deadline', defaultText: `adaptive, SRTT + 4·RTTVAR of the measured round trips, within ${formatDuration(DEFAULTS.probeTimeoutMinMs)}-${formatDuration(DEFAULTS.probeTimeoutMaxMs)}`,
-    parse: (raw: Sourced) => parseSourced(raw, parsePositiveDuration),
+    parse: from(parsePositiveDuration),
   }),
   holdTimeout: def({
     flags: '--hold-timeout <duration>', file: 'both', shape: 'value', group: RES,
@@ -196,7 +197,7 @@ export const SETTINGS = {
   holdBuffer: def({
     flags: '--hold-buffer <size>', file: 'both', shape: 'value', group: RES,
     help: 'bytes read from each held client before pausing it', default: formatSize(DEFAULTS.holdBufferBytes),
-    parse: (raw: Sourced) => parseSourced(raw, parseSize),
+    parse: from(parseSize),
   }),
   connections: def({
     flags: '--connections <n>', file: 'both', shape: 'value', group: RES,
@@ -211,13 +212,13 @@ export const SETTINGS = {
   health: def({
     flags: '--health <[host:]port>', file: 'top', shape: 'value', group: OPS,
     help: 'serve /healthz /readyz /startupz /metrics over HTTP', defaultText: `off; host ${DEFAULTS.bindAddress}`,
-    parse: (raw: Sourced) => parseSourced(raw, parseHostPort),
+    parse: from(parseHostPort),
   }),
   admin: def({
     flags: '--admin', file: 'top', shape: 'switch', group: OPS,
     help: 'with --health: POST /quitquitquit drains and stops the process (sshkeep shutdown), from loopback peers only',
     more: 'a peer on any other address gets 403, whatever address --health listens on',
-    parse: (raw: Sourced) => parseSourced(raw, parseYesNo),
+    parse: from(parseYesNo),
   }),
   maxConnections: def({
     flags: '--max-connections <n>', file: 'top', shape: 'value', group: OPS,
@@ -237,7 +238,7 @@ export const SETTINGS = {
   skipFailedTunnels: def({
     flags: '--skip-failed-tunnels', file: 'top', shape: 'switch', group: OPS,
     help: 'a tunnel whose first connect is refused (authentication, host key) keeps retrying (at least 1 min apart), not ready, while the others run; without it: exit 3',
-    parse: (raw: Sourced) => parseSourced(raw, parseYesNo),
+    parse: from(parseYesNo),
   }),
   config: def({ flags: '--config <file>', shape: 'value', group: OPS, help: 'YAML or JSON file with process settings and one or more tunnels' }),
   logLevel: def({
