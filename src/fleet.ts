@@ -1,28 +1,63 @@
+import { EventEmitter } from 'node:events';
+import { isDeepStrictEqual } from 'node:util';
 import type { ProcessConfig, TunnelConfig } from './config/types.js';
+import { ListenerHandover } from './forward/handover.js';
 import type { Limits } from './forward/hold.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sshkeep, type BoundForward, type SshkeepOptions, type TunnelReport } from './sshkeep.js';
 
-/** Every tunnel of one process, with the limits and the shutdown they share. */
-export class Fleet {
+/** What a reconfiguration did, by tunnel name. */
+export interface FleetChange {
+  added: string[];
+  removed: string[];
+  /** Replaced by a new tunnel of the same name: some setting differed. */
+  changed: string[];
+  /** The same objects, their clients untouched. */
+  unchanged: string[];
+}
+
+/**
+ * Every tunnel of one process, with the limits and the shutdown they share. Events: `added`
+ * and `removed` when a reconfiguration starts a tunnel or takes one out (observers such as the
+ * metrics follow them).
+ */
+export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }> {
   /** Every tunnel (one per destination), in the order configured. */
   readonly tunnels: Sshkeep[];
+  /** Tunnels a reconfiguration took out, finishing their streams. */
+  readonly #retiring = new Set<Sshkeep>();
   #draining = false;
   readonly #logger: Logger;
+  readonly #options: Omit<SshkeepOptions, 'limits'>;
+  /** Shared by every tunnel, read at each client: a reconfiguration changes them in place. */
+  readonly #limits: Limits;
 
   constructor(
     configs: TunnelConfig[],
-    private readonly process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld'>,
+    process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld'>,
     options: Omit<SshkeepOptions, 'limits'> = {},
   ) {
+    super();
     this.#logger = options.logger ?? silentLogger;
-    const limits: Limits = {
+    this.#options = options;
+    this.#limits = {
       maxConnections: process.maxConnections,
       maxHeld: process.maxHeld,
       clients: () => this.clients(),
-      held: () => this.tunnels.reduce((n, a) => n + a.held(), 0),
+      held: () => this.#all().reduce((n, a) => n + a.held(), 0),
     };
-    this.tunnels = configs.map((c) => new Sshkeep(c, { ...options, limits }));
+    this.tunnels = configs.map((c) => new Sshkeep(c, { ...options, limits: this.#limits }));
+  }
+
+  /** The tunnels in service and those still finishing their streams after a reconfiguration. */
+  #all(): Sshkeep[] {
+    return [...this.tunnels, ...this.#retiring];
+  }
+
+  /** A tunnel whose start failed or was undone: never started, it only needs its listeners closed (nothing to log). */
+  static async #abandon(a: Sshkeep, reason: string): Promise<void> {
+    if (a.connection.state === 'idle') a.stopAccepting();
+    else await a.stop(reason);
   }
 
   /** Opens every listener of every tunnel, then starts connecting them all. */
@@ -31,21 +66,27 @@ export class Fleet {
     try {
       for (const app of this.tunnels) bound.push(...(await app.start()));
     } catch (err) {
-      // Tunnels that never started only need their listeners closed: nothing to log.
-      await Promise.all(this.tunnels.map((a) => (a.connection.state === 'idle' ? a.stopAccepting() : a.stop('start failed'))));
+      await Promise.all(this.tunnels.map((a) => Fleet.#abandon(a, 'start failed')));
       throw err;
     }
     return bound;
   }
 
-  /** Resolves when every tunnel has been ready once; rejects with the first fatal error (a skipped tunnel's is none). */
+  /**
+   * Resolves when every tunnel has been ready once; rejects with the first fatal error (a
+   * skipped tunnel's is none). A tunnel a reconfiguration took out before then no longer counts.
+   */
   ready(): Promise<void> {
-    return Promise.all(this.tunnels.map((a) => a.ready())).then(() => undefined);
+    const counted = (a: Sshkeep) =>
+      a.ready().catch((err: unknown) => {
+        if (this.tunnels.includes(a)) throw err;
+      });
+    return Promise.all(this.tunnels.map(counted)).then(() => undefined);
   }
 
-  /** Clients forwarded or held right now, across every tunnel. */
+  /** Clients forwarded or held right now, across every tunnel (those finishing after a reconfiguration too). */
   clients(): number {
-    return this.tunnels.reduce((n, a) => n + a.clients(), 0);
+    return this.#all().reduce((n, a) => n + a.clients(), 0);
   }
 
   /** @deprecated since 0.2: `tunnels`. */
@@ -64,7 +105,7 @@ export class Fleet {
 
   /** Ready for traffic: every tunnel ready with its remote forwards bound, not draining, not at --max-connections. */
   isReady(): boolean {
-    const { maxConnections } = this.process;
+    const { maxConnections } = this.#limits;
     const full = maxConnections > 0 && this.clients() >= maxConnections;
     const up = (a: Sshkeep) => a.connection.state === 'ready' && a.remoteForwards.every((r) => r.state === 'bound');
     return !this.#draining && !full && this.tunnels.every(up);
@@ -98,18 +139,86 @@ export class Fleet {
     for (const a of this.tunnels) a.stopAccepting();
     this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: this.clients() });
     await waitUntil(() => this.clients() === 0, maxDrainMs);
-    const cut = (await Promise.all(this.tunnels.map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
-    return cut;
+    return (await Promise.all(this.#all().map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
   }
 
   /** Resets every open and held connection now, synchronously (the process is about to exit). */
   resetAll(reason: string): number {
-    return this.tunnels.reduce((n, a) => n + a.resetAll(reason), 0);
+    return this.#all().reduce((n, a) => n + a.resetAll(reason), 0);
   }
 
   /** Stops at once: every open connection is reset. */
   async stop(reason: string): Promise<number> {
-    return (await Promise.all(this.tunnels.map((a) => a.stop(reason)))).reduce((n, c) => n + c, 0);
+    return (await Promise.all(this.#all().map((a) => a.stop(reason)))).reduce((n, c) => n + c, 0);
+  }
+
+  /** Every SSH connection of every tunnel is replaced make-before-break (SIGUSR2); streams open on the old ones get `drainMs`. */
+  reconnect(reason: string, drainMs: number): void {
+    for (const a of this.tunnels) a.reconnect(reason, drainMs);
+  }
+
+  /**
+   * Applies a new configuration (a reload): tunnels with a new name start; those no longer
+   * configured are taken out; those whose configuration differs in any way are replaced by a
+   * new tunnel; the others are untouched, the same objects with the same clients. A tunnel taken
+   * out stops accepting and its open streams run up to `maxDrainMs` (as on SIGTERM), then are
+   * reset. A replacement on the address of a retiring forward takes over its listener, so no
+   * client is refused. If a new tunnel cannot start (a key, a listener), every one started is
+   * undone and the error thrown: the running configuration stays as it was. A tunnel started
+   * here never ends the process: a refused first connect keeps retrying, as with
+   * --skip-failed-tunnels. The limits apply from the next client.
+   */
+  async reconfigure(configs: TunnelConfig[], process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld' | 'maxDrainMs'>): Promise<FleetChange> {
+    const current = new Map(this.tunnels.map((a) => [a.name, a]));
+    const kept = configs.map((c) => {
+      const a = current.get(c.name);
+      return a && isDeepStrictEqual(a.config, c) ? a : undefined;
+    });
+    const retiring = this.tunnels.filter((a) => !kept.includes(a));
+    const handover = new ListenerHandover(retiring.flatMap((a) => a.forwards));
+    const started = new Map<TunnelConfig, Sshkeep>();
+    try {
+      for (const [i, c] of configs.entries()) {
+        if (kept[i]) continue;
+        const a = new Sshkeep(c, { ...this.#options, limits: this.#limits, skipFailedTunnels: true });
+        started.set(c, a);
+        await a.start(handover);
+      }
+    } catch (err) {
+      handover.undo();
+      await Promise.all([...started.values()].map((a) => Fleet.#abandon(a, 'reload undone')));
+      throw err;
+    }
+    this.#limits.maxConnections = process.maxConnections;
+    this.#limits.maxHeld = process.maxHeld;
+    this.tunnels.splice(0, this.tunnels.length, ...configs.map((c, i) => kept[i] ?? started.get(c)!));
+    const names = new Set(configs.map((c) => c.name));
+    for (const a of retiring) void this.#retire(a, names.has(a.name) ? 'replaced by a reload' : 'removed by a reload', process.maxDrainMs);
+    for (const a of started.values()) {
+      this.emit('added', a);
+      a.ready().catch((err: Error) => this.#logger.error(`tunnel ${a.name} stopped: ${err.message}`, { event: 'tunnel_failed', tunnel: a.name, error: err.message }));
+    }
+    const named = (list: Sshkeep[]) => list.map((a) => a.name);
+    return {
+      added: named([...started.values()].filter((a) => !current.has(a.name))),
+      removed: named(retiring.filter((a) => !names.has(a.name))),
+      changed: named(retiring.filter((a) => names.has(a.name))),
+      unchanged: named(kept.filter((a) => a !== undefined)),
+    };
+  }
+
+  /** A tunnel taken out by a reconfiguration: no new clients; open ones run up to `maxDrainMs`, then it stops. */
+  async #retire(a: Sshkeep, reason: string, maxDrainMs: number): Promise<void> {
+    this.#retiring.add(a);
+    this.emit('removed', a);
+    a.stopAccepting();
+    this.#logger.info(`${reason}: no longer accepting; ${a.clients()} open client(s) get up to ${maxDrainMs} ms`, {
+      event: 'drain', phase: 'reload', tunnel: a.name, open: a.clients(), ms: maxDrainMs,
+    });
+    await waitUntil(() => a.clients() === 0, maxDrainMs);
+    const cut = await a.stop(reason);
+    this.#retiring.delete(a);
+    if (cut > 0) this.#logger.warn(`${reason}: ${cut} client(s) reset at the end of the drain`, { event: 'drain_end', tunnel: a.name, connectionsCut: cut });
   }
 }
 

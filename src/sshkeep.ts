@@ -3,6 +3,7 @@ import { DEFAULTS } from './config/defaults.js';
 import { isLocalOnly } from './config/forward-spec.js';
 import type { TunnelConfig } from './config/types.js';
 import { LocalForward } from './forward/local-forward.js';
+import type { ListenerHandover } from './forward/handover.js';
 import type { Limits } from './forward/hold.js';
 import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
 import type { ConnectionResult } from './forward/result.js';
@@ -192,10 +193,12 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   }
 
   /**
-   * Loads the identities, opens every listener (a ListenError if one cannot be),
-   * then starts connecting. Returns the bound addresses; `ready()` tells when the tunnel is up.
+   * Loads the identities, opens every listener (a ListenError if one cannot be), then starts
+   * connecting. With a reload's `handover`, a forward on the address of a retiring one takes
+   * over its listener instead of binding. Returns the bound addresses; `ready()` tells when the
+   * tunnel is up.
    */
-  async start(): Promise<BoundForward[]> {
+  async start(handover?: ListenerHandover): Promise<BoundForward[]> {
     // Keys first, asking for passphrases now rather than at every reconnect; a bad key
     // is then a clean error before anything listens.
     const { passphrase, prompter, insecureKeyPermissions } = this.#options;
@@ -204,19 +207,27 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     for (const hop of this.#hops) {
       hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
     }
-    const bound: BoundForward[] = [];
+    const claimed = new Map(this.forwards.flatMap((f) => {
+      const from = handover?.claim(f.spec);
+      return from ? [[f, from] as const] : [];
+    }));
+    // Every bind that can fail comes before any listener is taken over: a failure leaves the retiring forwards as they were.
     try {
-      for (const f of this.forwards) {
-        const at = await f.listen();
-        const [address, port] = at.kind === 'tcp' ? [at.host, at.port] : [at.path, 0];
-        bound.push({ spec: f.spec.spec, address, port });
-        const fields = { event: 'listen', forward: f.name, address, port };
-        if (isLocalOnly(at)) this.#logger.info('listening', fields);
-        else this.#logger.warn('listening on a non-loopback address: other hosts can use this tunnel', fields);
-      }
+      for (const f of this.forwards) if (!claimed.has(f)) await f.listen();
     } catch (err) {
       for (const f of this.forwards) f.stopAccepting();
+      handover?.unclaim(claimed.values());
       throw err;
+    }
+    for (const [f, from] of claimed) handover!.take(f, from);
+    const bound: BoundForward[] = [];
+    for (const f of this.forwards) {
+      const at = await f.listen(); // where it listens, bound above or taken over
+      const [address, port] = at.kind === 'tcp' ? [at.host, at.port] : [at.path, 0];
+      bound.push({ spec: f.spec.spec, address, port });
+      const fields = { event: 'listen', forward: f.name, address, port, ...(claimed.has(f) && { takenOver: true }) };
+      if (isLocalOnly(at)) this.#logger.info('listening', fields);
+      else this.#logger.warn('listening on a non-loopback address: other hosts can use this tunnel', fields);
     }
     const probeAll = (why: string) => this.sshConnections.forEach((c) => c.probeNow(why));
     const stopWake = watchForWake((pausedMs) => probeAll(`timers fired ${pausedMs} ms late: woke from sleep or suspension`));
@@ -238,6 +249,23 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     });
     this.#firstReady.catch(() => {}); // observed through ready()
     return bound;
+  }
+
+  /** The configuration it runs from: a reload compares it with the file's new one. */
+  get config(): TunnelConfig {
+    return this.#config;
+  }
+
+  /**
+   * Every SSH connection is replaced make-before-break (SIGUSR2): a new one is dialled while
+   * the current one serves; once ready it takes new clients, and the old one closes when its
+   * streams end, or after `drainMs`.
+   */
+  reconnect(reason: string, drainMs: number): void {
+    this.#logger.info(`reconnecting (${reason}): dialling a new SSH connection; open streams stay on the current one until they end, ${drainMs} ms at most (--max-drain)`, {
+      event: 'reconnect_request', reason, active: this.clients(), drainMs,
+    });
+    for (const c of this.sshConnections) c.reconnect(reason, drainMs);
   }
 
   /**

@@ -58,7 +58,10 @@ type Refusal = { socks: SocksVersion; reply: ReplyCode } | undefined;
  * names in its SOCKS request.
  */
 export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
-  readonly #server: net.Server;
+  /** The listening socket; a reload may hand it to the forward that replaces this one (`swapListener`). */
+  #server: net.Server;
+  readonly #onConnection = (s: net.Socket) => void this.#accept(s);
+  readonly #onError = (err: Error) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message });
   readonly #pumps = new Pumps((result) => this.emit('result', result));
   /** -D clients still in their SOCKS handshake. */
   readonly #handshaking = new Set<net.Socket>();
@@ -68,7 +71,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
     // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
-    this.#server = net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, (s) => void this.#accept(s));
+    this.#server = net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, this.#onConnection);
     this.#name = forwardName(spec);
     this.#hold = new Hold({
       source: deps.source,
@@ -105,11 +108,41 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   }
 
   /**
-   * Opens the listener; resolves with where it listens (the bound port, for port 0). An address
-   * in use is tried again for up to `listenRetryMs`, as a previous instance may still be
-   * draining; no permission or no such address would not fix themselves and fail at once.
+   * Opens the listener, unless it took over one (`swapListener`); resolves with where it listens
+   * (the bound port, for port 0). An address in use is tried again for up to `listenRetryMs`, as
+   * a previous instance may still be draining; no permission or no such address would not fix
+   * themselves and fail at once.
    */
   async listen(): Promise<Endpoint> {
+    if (!this.#server.listening) {
+      await this.#bindWithRetry();
+      this.#server.on('error', this.#onError);
+    }
+    const { listen } = this.spec;
+    if (listen.kind === 'unix') return listen;
+    const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (this.#server.address() as net.AddressInfo).port };
+    this.#name = forwardName({ ...this.spec, listen: bound });
+    return bound;
+  }
+
+  /** Does this forward listen where `spec` would? Then it can hand its listener over (a reload). */
+  listensAt(spec: ListenForwardSpec): boolean {
+    return this.#server.listening && formatEndpoint(this.spec.listen) === formatEndpoint(spec.listen);
+  }
+
+  /**
+   * Exchanges listening sockets with `other` (which must not have bound yet, or be swapping
+   * back): a reload's replacement takes over the old forward's listener, which never closes,
+   * so no client is refused in between. Each keeps the clients it already accepted; from this
+   * turn on, new ones go to the forward now holding the listener. Swapping again undoes it.
+   */
+  swapListener(other: LocalForward): void {
+    for (const f of [this, other]) f.#server.off('connection', f.#onConnection).off('error', f.#onError);
+    [this.#server, other.#server] = [other.#server, this.#server];
+    for (const f of [this, other]) f.#server.on('connection', f.#onConnection).on('error', f.#onError);
+  }
+
+  async #bindWithRetry(): Promise<void> {
     const { listen } = this.spec;
     const giveUpAt = performance.now() + this.deps.listenRetryMs;
     for (let waiting = false; ; waiting = true) {
@@ -128,11 +161,6 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
         await sleep(Math.min(this.deps.listenRetryIntervalMs, left));
       }
     }
-    this.#server.on('error', (err) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message }));
-    if (listen.kind === 'unix') return listen;
-    const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (this.#server.address() as net.AddressInfo).port };
-    this.#name = forwardName({ ...this.spec, listen: bound });
-    return bound;
   }
 
   /** One attempt to listen; rejects with the socket's error. */

@@ -95,6 +95,12 @@ export class Metrics {
     tunnel.on('clientEnd', (end) => this.#clientEnds.inc({ tunnel: name, forward: end.forward, result: end.result }));
   }
 
+  /** Stops reporting a tunnel a reload took out (its clients still ending are counted). */
+  unwatch(tunnel: Sshkeep): void {
+    const i = this.#tunnels.indexOf(tunnel);
+    if (i >= 0) this.#tunnels.splice(i, 1);
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
   }
