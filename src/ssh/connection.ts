@@ -70,6 +70,8 @@ interface Live {
   answered: boolean;
   /** Aborted when a spare takes this connection's place: its unanswered channel opens go to the spare. */
   superseded: AbortController;
+  /** Replaced on request (`reconnect`): its streams get this long once the new one is ready. */
+  drainMs?: number;
 }
 
 /** A backoff sleep: ended early by aborting `controller`, once, by `timer`. */
@@ -275,6 +277,19 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     };
   }
 
+  /**
+   * Replaces the connection in service make-before-break, on request (SIGUSR2): a new one is
+   * dialled while this one serves; once ready it takes new clients, and the old one closes when
+   * its streams end, or after `drainMs`. If the new one cannot be made, the old one stays. Not
+   * ready, the dial loop already at work is woken from its backoff sleep instead.
+   */
+  reconnect(reason: string, drainMs: number): void {
+    if (this.#state === 'connecting' || this.#state === 'reconnecting') this.#wake?.controller.abort();
+    if (this.#state !== 'ready' || !this.#live) return;
+    this.#live.drainMs = drainMs;
+    this.#ensureDialing(reason);
+  }
+
   /** Joins the running dial loop or starts one: never two at once. */
   #ensureDialing(reason: string): void {
     if (this.#dialing || this.#state === 'closed') return;
@@ -310,6 +325,11 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
         const error = err as Error;
         if (!this.#everReady && this.deps.fatalOnFirstConnect !== false && isFatalOnFirstConnect(error)) {
           this.#fail(error);
+          return undefined;
+        }
+        if (this.#live?.drainMs !== undefined && this.#state === 'ready') {
+          this.deps.logger.warn(`no new connection (${error.message}): the current one stays in service`, { event: 'reconnect_failed', error: error.message });
+          this.#live.drainMs = undefined;
           return undefined;
         }
         // Auth and host-key failures after a good first connect are retried (keys rotate).
@@ -376,6 +396,11 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
       hb.on('rtt', (ms) => this.emit('rtt', ms));
       hb.start();
     }
+    if (old?.drainMs !== undefined && this.#state === 'ready') {
+      this.deps.logger.info(`generation ${live.generation} replaced generation ${old.generation} on request: it takes new clients`, {
+        event: 'replaced', generation: live.generation, channels: old.session.channels,
+      });
+    }
     this.#setState('ready', old ? `generation ${live.generation} replaced silent generation ${old.generation}` : `connected to ${session.description}`);
     this.emit('session', session); // per-connection setup, such as remote forwards
   }
@@ -383,14 +408,23 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
   /**
    * The old connection gives way to the spare, with a last chance to answer: if it does,
    * its streams carry on and it closes when they are done; if not, it is closed and its
-   * streams reset.
+   * streams reset. Replaced on request (`reconnect`), it needs no last chance, and its streams
+   * are reset if still open after its `drainMs`.
    */
   #drain(old: Live): void {
     this.#draining.add(old);
     old.superseded.abort();
-    old.session.once('close', () => this.#draining.delete(old));
+    const drainMs = old.drainMs;
+    const deadline = drainMs === undefined ? undefined : setTimeout(() => this.#retire(old, `streams still open after ${drainMs} ms (--max-drain)`), drainMs);
+    old.session.once('close', () => {
+      clearTimeout(deadline);
+      this.#draining.delete(old);
+    });
     if (old.heartbeat?.state === 'dead') old.heartbeat.lastChance();
-    else this.#onAnswered(old); // it answered just as the spare arrived: it finishes its streams
+    else if (drainMs !== undefined) {
+      old.answered = true; // replaced on request, not for silence: it finishes its streams
+      old.session.endWhenIdle();
+    } else this.#onAnswered(old); // it answered just as the spare arrived: it finishes its streams
   }
 
   /** Takes a connection out of service for good; its streams are reset by its close. */
