@@ -6,12 +6,13 @@ import { formatDuration, parseDuration } from '../config/duration.js';
 import { parseHostPort } from '../config/host-port.js';
 import type { TunnelReport } from '../sshkeep.js';
 import { usageMessage } from './program.js';
+import { describeChange, type ReloadOutcome } from '../reload.js';
 
 /**
- * `sshkeep wait|shutdown|status`: ask a running instance through its --health server, at the
- * address it was started with (--health, or SSHKEEP_HEALTH as in its own environment).
+ * `sshkeep wait|shutdown|status|reload|reconnect`: ask a running instance through its --health
+ * server, at the address it was started with (--health, or SSHKEEP_HEALTH as in its own environment).
  */
-export const CONTROL_COMMANDS = ['wait', 'shutdown', 'status'] as const;
+export const CONTROL_COMMANDS = ['wait', 'shutdown', 'status', 'reload', 'reconnect'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 export const isControlCommand = (word: string | undefined): word is ControlCommand => (CONTROL_COMMANDS as readonly string[]).includes(word ?? '');
@@ -70,12 +71,21 @@ const HELP_AFTER: Record<ControlCommand, string> = {
   wait: `\nExit codes: 0 the instance has started (its /startupz answers 200), 1 the timeout passed first, 2 usage error.`,
   shutdown: `\nThe instance must run with --admin; it then drains as on SIGTERM.\nExit codes: 0 the instance accepted, 1 refused or unreachable, 2 usage error.`,
   status: `\nExit codes: 0 every tunnel is ready, 1 some tunnel is not (or the instance is unreachable), 2 usage error.`,
+  reload:
+    `\nAs SIGHUP: the instance reads its --config file and ssh_config again and applies the difference; a file with an error\n` +
+    `is refused and the running configuration stays. Accepted from loopback only; --admin is not needed.\n` +
+    `Exit codes: 0 applied (or nothing to reload), 1 refused (the error is printed) or unreachable, 2 usage error.`,
+  reconnect:
+    `\nAs SIGUSR2: every tunnel dials a new SSH connection; streams open on the old one run on until they end (--max-drain).\n` +
+    `Accepted from loopback only. Exit codes: 0 accepted, 1 refused or unreachable, 2 usage error.`,
 };
 
 const DESCRIPTION: Record<ControlCommand, string> = {
   wait: 'block until a running instance has started (every tunnel ready once)',
   shutdown: 'ask a running instance to drain and stop (POST /quitquitquit; it needs --admin)',
   status: "print each tunnel's state of a running instance",
+  reload: 'make a running instance read its configuration again and apply it (POST /reload)',
+  reconnect: 'make every tunnel of a running instance reconnect, make-before-break (POST /reconnect)',
 };
 
 function command(name: ControlCommand): Command {
@@ -85,7 +95,7 @@ function command(name: ControlCommand): Command {
     .helpOption('-h, --help', 'show this help')
     .addHelpText('after', HELP_AFTER[name])
     .allowExcessArguments(false);
-  if (name === 'wait') cmd.option('--timeout <duration>', `give up after this long (default: ${formatDuration(DEFAULTS.waitTimeoutMs)})`);
+  if (name === 'wait' || name === 'reload') cmd.option('--timeout <duration>', `give up after this long (default: ${formatDuration(DEFAULTS.waitTimeoutMs)})`);
   if (name === 'status') cmd.option('--json', "print /readyz's body as is, for scripts");
   return cmd;
 }
@@ -144,6 +154,40 @@ async function shutdown(where: Where, io: ControlIo): Promise<number> {
   return FAILED;
 }
 
+/** `sshkeep reload`: the outcome once the instance has applied or refused the file. */
+async function reload(where: Where, timeoutMs: number, io: ControlIo): Promise<number> {
+  const answer = await ask(where, 'POST', '/reload', timeoutMs);
+  let outcome: ReloadOutcome | undefined;
+  try {
+    outcome = 'failure' in answer ? undefined : (JSON.parse(answer.body) as ReloadOutcome);
+  } catch {
+    // Not sshkeep's /reload: said below.
+  }
+  if (outcome?.status === 'applied') {
+    const kept = outcome.kept.length ? `\n${outcome.kept.join(', ')} changed but only a restart applies it; kept as started` : '';
+    io.out(`sshkeep reload: applied: ${describeChange(outcome)}${kept}\n`);
+    return EXIT.ok;
+  }
+  if (outcome?.status === 'nothing') {
+    io.out(`sshkeep reload: nothing to reload: ${outcome.reason}\n`);
+    return EXIT.ok;
+  }
+  if (outcome?.status === 'refused') io.err(`sshkeep reload: refused, the running configuration stays: ${outcome.error}\n`);
+  else io.err(`sshkeep reload: ${where.host}:${where.port} did not reload: ${said(answer)}\n`);
+  return FAILED;
+}
+
+async function reconnect(where: Where, io: ControlIo): Promise<number> {
+  const answer = await ask(where, 'POST', '/reconnect');
+  if (!('failure' in answer) && answer.status === 202) {
+    const { tunnels } = JSON.parse(answer.body) as { tunnels: string[] };
+    io.out(`sshkeep reconnect: ${where.host}:${where.port} is reconnecting ${tunnels.join(', ')}\n`);
+    return EXIT.ok;
+  }
+  io.err(`sshkeep reconnect: ${where.host}:${where.port} did not accept: ${said(answer)}\n`);
+  return FAILED;
+}
+
 /** `3m12s`: a person's reading of a length of time. */
 export function ago(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -193,5 +237,7 @@ export async function runControl(name: ControlCommand, argv: string[], env: Node
   const { where, timeoutMs, json } = options;
   if (name === 'wait') return wait(where, timeoutMs, io);
   if (name === 'shutdown') return shutdown(where, io);
+  if (name === 'reload') return reload(where, timeoutMs, io);
+  if (name === 'reconnect') return reconnect(where, io);
   return status(where, json, io);
 }

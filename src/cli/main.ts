@@ -8,6 +8,9 @@ import { runDemo } from './demo.js';
 import { isControlCommand, runControl } from './control.js';
 import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
 import { processEnv } from '../config/resolve.js';
+import { Reloader, type LoadSettings } from '../reload.js';
+import { catchControlSignals, reconnectAll, reloadFrom, type ControlSignals } from './reload.js';
+import type { Control } from '../ops/health.js';
 import { buildSettings, type Settings } from '../config/settings.js';
 import { forwardName } from '../config/forward-spec.js';
 import { LogFile, createLogger, type Logger } from '../log.js';
@@ -77,21 +80,6 @@ function openLogFile(raw: { value: string; source: string }): LogFile {
   }
 }
 
-/**
- * With -E, SIGHUP reopens the log file (logrotate's postrotate) and does nothing else: reloading
- * the configuration on SIGHUP is separate work. Without -E, SIGHUP keeps Node's default (exit).
- */
-function reopenOnHangup(file: LogFile, logger: Logger): void {
-  process.on('SIGHUP', () => {
-    try {
-      file.reopen();
-      logger.info('log file reopened', { event: 'log_reopen', path: file.path });
-    } catch (err) {
-      logger.warn(`cannot reopen ${file.path} (${(err as Error).message}); still writing to the file open before`, { event: 'log_reopen', path: file.path });
-    }
-  });
-}
-
 /** `sshkeep check`: everything is parsed and validated, nothing connects. */
 function describe(settings: Settings): string {
   const lines = settings.tunnels.map(
@@ -107,10 +95,20 @@ function describe(settings: Settings): string {
 async function healthEndpoints(where: { host: string; port: number }) {
   const [{ Metrics }, { startHealthServer }] = await Promise.all([import('../ops/metrics.js'), import('../ops/health.js')]);
   const metrics = new Metrics();
-  return { metrics, listen: (fleet: Fleet, requestShutdown: (() => void) | undefined) => startHealthServer(where, fleet, metrics, requestShutdown) };
+  return {
+    metrics,
+    listen: (fleet: Fleet, requestShutdown: (() => void) | undefined, control: Control) => startHealthServer(where, fleet, metrics, requestShutdown, control),
+  };
 }
 
-async function run(settings: Settings, logger: Logger, status: StatusLine | undefined, passphrase: string | undefined): Promise<number> {
+/** SIGHUP and SIGUSR2 (caught since start-up), how a reload reads the configuration again, and the -E file to reopen. */
+interface Reloading {
+  signals: ControlSignals;
+  load: LoadSettings | undefined;
+  logFile: LogFile | undefined;
+}
+
+async function run(settings: Settings, logger: Logger, status: StatusLine | undefined, passphrase: string | undefined, reloading: Reloading): Promise<number> {
   const fleet = new Fleet(settings.tunnels, settings.process, {
     logger,
     prompter: ttyPrompter(),
@@ -125,12 +123,18 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   }
   const endpoints = settings.process.health && (await healthEndpoints(settings.process.health));
   for (const tunnel of fleet.tunnels) endpoints?.metrics.watch(tunnel);
+  fleet.on('added', (tunnel) => endpoints?.metrics.watch(tunnel));
+  fleet.on('removed', (tunnel) => endpoints?.metrics.unwatch(tunnel));
+  const reloader = new Reloader(fleet, settings, reloading.load, logger);
   await fleet.start();
   let health: http.Server | undefined;
   // --admin: POST /quitquitquit takes the SIGTERM path, once that path is set up below.
   let requestShutdown = (_reason: string) => {};
   try {
-    health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined);
+    health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined, {
+      reload: () => reloader.request('POST /reload'),
+      reconnect: () => reconnectAll(fleet, reloader, 'POST /reconnect'),
+    });
   } catch (err) {
     await fleet.stop('health endpoint failed');
     throw err;
@@ -140,13 +144,14 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     logger.info('health endpoints up', { event: 'health', address, port });
   }
   status?.show(fleet);
+  reloading.signals.serve({ fleet, reloader, logger, logFile: reloading.logFile });
 
   let stopping = false;
   const stopped = new Promise<number>((resolve) => {
     requestShutdown = onSignals(
       async (signal) => {
         stopping = true;
-        const { minDrainMs, maxDrainMs } = settings.process;
+        const { minDrainMs, maxDrainMs } = reloader.settings.process;
         logger.info('shutting down', { event: 'shutdown', signal, minDrainMs, maxDrainMs });
         const cut = await fleet.drain(minDrainMs, maxDrainMs);
         status?.stop();
@@ -186,21 +191,22 @@ async function main(argv: string[]): Promise<number> {
     const passphrase = process.env.SSHKEEP_PASSPHRASE;
     // Read once, then dropped from process.env so no child process inherits them.
     for (const k of ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE', 'SSHKEEP_SOCKS_AUTH']) delete process.env[k];
-    const settings = buildSettings(cli, processEnv(), secrets, (m) => warnings.push(m));
+    const env = processEnv();
+    const settings = buildSettings(cli, env, secrets, (m) => warnings.push(m));
     if (check) {
       for (const w of warnings) process.stderr.write(`sshkeep: warning: ${w}\n`);
       process.stdout.write(describe(settings));
       return EXIT.ok;
     }
+    const signals = catchControlSignals();
     const file = settings.logFile && openLogFile(settings.logFile);
     const terminal = !file && process.stderr.isTTY;
     const format = settings.logFormat ?? (terminal ? 'pretty' : 'json');
     // A person at a terminal gets a live status line under the log (never in JSON mode).
     const status = terminal && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
     logger = createLogger(settings.logLevel, format, file || status || process.stderr, terminal);
-    if (file) reopenOnHangup(file, logger);
     for (const w of warnings) logger.warn(w, { event: 'config' });
-    return await run(settings, logger, status, passphrase);
+    return await run(settings, logger, status, passphrase, { signals, load: reloadFrom(cli, env, secrets), logFile: file });
   } catch (err) {
     return report(err, logger);
   }

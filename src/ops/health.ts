@@ -4,35 +4,74 @@ import { ListenError } from '../errors.js';
 import { isLoopbackAddress } from '../config/forward-spec.js';
 import type { Fleet } from '../fleet.js';
 import type { Metrics } from './metrics.js';
+import type { ReloadOutcome } from '../reload.js';
 
-/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 addresses. */
 /** A peer's address on loopback, an IPv4 one mapped into IPv6 (a dual-stack listener) included. */
 const isLoopback = (address: string | undefined): boolean => !!address && isLoopbackAddress(address.replace(/^::ffff:/i, ''));
 
+type Reply = (status: number, body: unknown) => void;
+
 /**
- * POST /quitquitquit (cloud-sql-proxy's name), with --admin only: a peer on loopback starts the
- * same drain as SIGTERM. Only loopback peers, whatever address --health listens on: a sidecar's
- * Job shares the pod's loopback, and nothing off the host should be able to stop the process.
+ * The state-changing endpoints take POST from a loopback peer only, whatever address --health
+ * listens on: a sidecar's Job shares the pod's loopback, and nothing off the host should be
+ * able to stop, reload or reconnect the process. True when `req` was answered with a refusal.
  */
-function quitquitquit(req: http.IncomingMessage, json: (status: number, body: unknown) => void, requestShutdown: (() => void) | undefined): void {
-  if (req.method !== 'POST') return json(405, { error: 'use POST /quitquitquit' });
-  if (!requestShutdown) return json(403, { error: 'POST /quitquitquit is off: start sshkeep with --admin to enable it' });
-  if (!isLoopback(req.socket.remoteAddress)) return json(403, { error: `POST /quitquitquit is accepted from loopback only, not from ${req.socket.remoteAddress}` });
+function refused(req: http.IncomingMessage, json: Reply, path: string): boolean {
+  if (req.method !== 'POST') json(405, { error: `use POST ${path}` });
+  else if (!isLoopback(req.socket.remoteAddress)) json(403, { error: `POST ${path} is accepted from loopback only, not from ${req.socket.remoteAddress}` });
+  else return false;
+  return true;
+}
+
+/** POST /quitquitquit (cloud-sql-proxy's name), with --admin only: the same drain as SIGTERM. */
+function quitquitquit(req: http.IncomingMessage, json: Reply, requestShutdown: (() => void) | undefined): void {
+  if (req.method === 'POST' && !requestShutdown) return json(403, { error: 'POST /quitquitquit is off: start sshkeep with --admin to enable it' });
+  if (refused(req, json, '/quitquitquit')) return;
   json(202, { status: 'shutting down' });
-  requestShutdown();
+  requestShutdown!();
+}
+
+/**
+ * POST /reload (SIGHUP's reload, for `sshkeep reload`): answered once the reload is done, 200
+ * applied or nothing to reload, 409 refused with the file's error. No --admin needed: it can
+ * only apply what the configuration file already says.
+ */
+function reload(req: http.IncomingMessage, json: Reply, control: Control | undefined): void {
+  if (!control) return json(404, { error: 'POST /reload: this instance cannot reload' });
+  if (refused(req, json, '/reload')) return;
+  control.reload().then(
+    (outcome) => json(outcome.status === 'refused' ? 409 : 200, outcome),
+    (err: Error) => json(500, { error: err.message }),
+  );
+}
+
+/** POST /reconnect (SIGUSR2, for `sshkeep reconnect`): every tunnel reconnects make-before-break. */
+function reconnect(req: http.IncomingMessage, json: Reply, control: Control | undefined): void {
+  if (!control) return json(404, { error: 'POST /reconnect: this instance cannot reconnect' });
+  if (refused(req, json, '/reconnect')) return;
+  json(202, { status: 'reconnecting', tunnels: control.reconnect() });
+}
+
+/** What the health server may ask of the running process besides a shutdown. */
+export interface Control {
+  reload(): Promise<ReloadOutcome>;
+  /** Starts reconnecting every tunnel; returns their names. */
+  reconnect(): string[];
 }
 
 /**
  * `--health`: /healthz (liveness: answering at all means the event loop runs),
  * /readyz (every tunnel ready, not draining, not full), /startupz (every tunnel
- * ready once, but for those --skip-failed-tunnels skipped), /metrics, and with --admin (a
- * `requestShutdown`) POST /quitquitquit. No secrets and no key material in any body.
+ * ready once, but for those --skip-failed-tunnels skipped), /metrics, POST /reload and
+ * /reconnect (with `control`), and with --admin (a `requestShutdown`) POST /quitquitquit. No
+ * secrets and no key material in any body.
  */
 export async function startHealthServer(
   where: { host: string; port: number },
   fleet: Fleet,
   metrics: Metrics,
   requestShutdown?: () => void,
+  control?: Control,
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -62,8 +101,12 @@ export async function startHealthServer(
         return;
       case '/quitquitquit':
         return quitquitquit(req, json, requestShutdown);
+      case '/reload':
+        return reload(req, json, control);
+      case '/reconnect':
+        return reconnect(req, json, control);
       default:
-        return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /quitquitquit'] });
+        return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /reload', 'POST /reconnect', 'POST /quitquitquit'] });
     }
   });
   server.listen(where.port, where.host);

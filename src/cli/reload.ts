@@ -1,0 +1,71 @@
+import type { ResolveEnv } from '../config/resolve.js';
+import { buildSettings, type Layer, type Secrets } from '../config/settings.js';
+import type { Fleet } from '../fleet.js';
+import type { LogFile, Logger } from '../log.js';
+import type { LoadSettings, Reloader } from '../reload.js';
+
+/**
+ * How a reload reads the configuration again: the start's own parse, from the command line and
+ * environment as they were at start (SSHKEEP_SOCKS_AUTH and the secrets are gone from the
+ * environment by then), so they keep their precedence over the file. Undefined when nothing is
+ * read from a file: no --config, and -F none.
+ */
+export function reloadFrom(cli: Layer, env: ResolveEnv, secrets: Secrets): LoadSettings | undefined {
+  const noSshConfig = cli.sshConfig?.[0]?.value.toLowerCase() === 'none';
+  if (!cli.config && noSshConfig) return undefined;
+  return (warn) => buildSettings(cli, env, secrets, warn);
+}
+
+export interface ControlSignals {
+  /** Handles SIGHUP and SIGUSR2 from now on; a SIGHUP that came while starting is handled now. */
+  serve(how: { fleet: Fleet; reloader: Reloader; logger: Logger; logFile: LogFile | undefined }): void;
+}
+
+/**
+ * From the call on, SIGHUP and SIGUSR2 never end the process (Node's default for both). Until
+ * the tunnels serve, a SIGHUP is remembered (the file may have changed after it was read) and
+ * a SIGUSR2 ignored (nothing is connected yet).
+ */
+export function catchControlSignals(): ControlSignals {
+  let hungUp = false;
+  const early = {
+    SIGHUP: () => {
+      hungUp = true;
+    },
+    SIGUSR2: () => {},
+  };
+  process.on('SIGHUP', early.SIGHUP);
+  process.on('SIGUSR2', early.SIGUSR2);
+  return {
+    serve({ fleet, reloader, logger, logFile }) {
+      // SIGHUP: logrotate's postrotate (-E) and a reload (systemd's ExecReload) are the same signal.
+      const hangup = () => {
+        if (logFile) reopen(logFile, logger);
+        void reloader.request('SIGHUP');
+      };
+      const usr2 = () => void reconnectAll(fleet, reloader, 'SIGUSR2');
+      process.off('SIGHUP', early.SIGHUP);
+      process.off('SIGUSR2', early.SIGUSR2);
+      process.on('SIGHUP', hangup);
+      process.on('SIGUSR2', usr2);
+      if (hungUp) hangup();
+    },
+  };
+}
+
+/** Every tunnel reconnects make-before-break, streams on the old connections given --max-drain (none while draining); their names. */
+export function reconnectAll(fleet: Fleet, reloader: Reloader, trigger: string): string[] {
+  if (fleet.draining) return [];
+  fleet.reconnect(trigger, reloader.settings.process.maxDrainMs);
+  return fleet.tunnels.map((a) => a.name);
+}
+
+/** -E: a new file after a rotation; if it cannot be opened, the log goes on into the one open before. */
+function reopen(file: LogFile, logger: Logger): void {
+  try {
+    file.reopen();
+    logger.info('log file reopened', { event: 'log_reopen', path: file.path });
+  } catch (err) {
+    logger.warn(`cannot reopen ${file.path} (${(err as Error).message}); still writing to the file open before`, { event: 'log_reopen', path: file.path });
+  }
+}
