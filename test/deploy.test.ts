@@ -563,6 +563,10 @@ function checkSystemd(src: Sources, c: Checks): void {
   const drain = drainMs(argv, env);
   const stop = systemdTimespanMs(one('TimeoutStopSec') ?? one('TimeoutSec') ?? '90s');
   c.that('systemd.timeout-stop', stop > drain.min + drain.max, `TimeoutStopSec (${one('TimeoutStopSec')}) must exceed --min-drain + --max-drain (${(drain.min + drain.max) / 1000}s)`);
+  // systemctl reload: SIGHUP makes sshkeep read ssh_config (and --config) again and apply it without dropping anything.
+  const reload = words((one('ExecReload') ?? '').replace(/^[-@:+!]+/, ''));
+  c.that('systemd.exec-reload', reload[0]?.startsWith('/') === true && /(^|\/)kill$/.test(reload[0]) && ['-HUP', '-SIGHUP', '-s HUP'].some((f) => reload.slice(1, -1).join(' ') === f) && reload.at(-1) === '$MAINPID',
+    `ExecReload=/bin/kill -HUP $MAINPID: sshkeep reloads on SIGHUP (got: ${one('ExecReload') ?? 'none'})`);
   const envFiles = unitValues(unit, 'Service', 'EnvironmentFile');
   c.that('systemd.environment-file', envFiles.some((f) => f.startsWith('-') && f.includes('%i')), `EnvironmentFile=-…/%i.env (optional, per instance) (got: ${envFiles.join(', ') || 'none'})`);
 
@@ -861,6 +865,9 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'systemd.timeout-stop', how: 'TimeoutStopSec below the default drain', mutate: (s) => edit(s, SYSTEMD_UNIT, /^TimeoutStopSec=.*$/m, 'TimeoutStopSec=3') },
   { check: 'systemd.timeout-stop', how: 'a longer drain in Environment=', mutate: (s) => edit(s, SYSTEMD_UNIT, /^KillSignal=SIGTERM$/m, 'KillSignal=SIGTERM\nEnvironment=SSHKEEP_MIN_DRAIN=5s SSHKEEP_MAX_DRAIN=10s') },
   { check: 'systemd.timeout-stop', how: 'a longer drain on ExecStart', mutate: (s) => edit(s, SYSTEMD_UNIT, 'sshkeep %i', 'sshkeep --max-drain 1m %i') },
+  { check: 'systemd.exec-reload', how: 'no ExecReload', mutate: (s) => edit(s, SYSTEMD_UNIT, /^ExecReload=.*\n/m, '') },
+  { check: 'systemd.exec-reload', how: 'SIGTERM for a reload', mutate: (s) => edit(s, SYSTEMD_UNIT, 'kill -HUP', 'kill -TERM') },
+  { check: 'systemd.exec-reload', how: 'kill without $MAINPID', mutate: (s) => edit(s, SYSTEMD_UNIT, '-HUP $MAINPID', '-HUP sshkeep') },
   { check: 'systemd.environment-file', how: 'a required environment file', mutate: (s) => edit(s, SYSTEMD_UNIT, 'EnvironmentFile=-', 'EnvironmentFile=') },
   { check: 'systemd.user-unit', how: 'WantedBy=multi-user.target', mutate: (s) => edit(s, SYSTEMD_UNIT, 'WantedBy=default.target', 'WantedBy=multi-user.target') },
   { check: 'systemd.user-unit', how: 'User= in a user unit', mutate: (s) => edit(s, SYSTEMD_UNIT, 'Type=exec', 'Type=exec\nUser=sshkeep') },
