@@ -1,0 +1,256 @@
+/**
+ * Reload without dropping anything (SIGHUP, `sshkeep reload`), as a user runs it: the built CLI in
+ * a child process (run `npm run build` first) with a --config file, streams through it checked
+ * byte for byte across the reload.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import t from 'tap';
+import { connect, deadline, freePorts, startEchoFor, tryConnect, until } from './fixtures/net.js';
+import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
+import { logIs, spawnCliFor, type LogLine, type SpawnedCli } from './fixtures/cli.js';
+import { runControl } from '../src/cli/control.js';
+import { parseCli } from '../src/cli/program.js';
+import { buildSettings, type Settings } from '../src/config/settings.js';
+import { processEnv } from '../src/config/resolve.js';
+import { Reloader, type ReloadOutcome } from '../src/reload.js';
+import type { Fleet, FleetChange } from '../src/fleet.js';
+
+import { silentLogger } from '../src/log.js';
+
+for (const k of Object.keys(process.env)) if (k.startsWith('SSHKEEP_')) delete process.env[k];
+
+interface Entry {
+  name: string;
+  /** The -L spec. */
+  local: string;
+  holdTimeout?: string;
+}
+
+/** A --config file of tunnels through the embedded server at `port`, isolated from ~/.ssh. */
+function configText(keys: Keys, port: number, tunnels: Entry[]): string {
+  const options = { UserKnownHostsFile: keys.knownHosts, GlobalKnownHostsFile: 'none', IdentitiesOnly: 'yes' };
+  const entries = tunnels.map((e) => ({ destination: 'tester@127.0.0.1', port, sshConfig: 'none', identityFiles: [keys.identity], options, ...e, local: [e.local] }));
+  return JSON.stringify({ maxDrain: '3s', tunnels: entries }, null, 2);
+}
+
+/** A client through an echo target: each send waits for its echo; `end()` half-closes and hashes both directions. */
+async function echoClient(port: number) {
+  const sock = await connect(port);
+  const up = createHash('sha256');
+  const down = createHash('sha256');
+  let sent = 0;
+  let got = 0;
+  sock.on('data', (c: Buffer) => {
+    down.update(c);
+    got += c.length;
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    sock.once('end', resolve);
+    sock.once('error', reject);
+  });
+  return {
+    async send(bytes: Buffer) {
+      up.update(bytes);
+      sent += bytes.length;
+      sock.write(bytes);
+      await until(() => got >= sent, 5000, 'the echo of what was sent');
+    },
+    async end() {
+      sock.end();
+      await deadline(ended, 5000, 'the echo target to end the stream');
+      return { up: up.digest('hex'), down: down.digest('hex'), bytes: got };
+    },
+  };
+}
+
+/** `sshkeep reload` in process: its exit code and what it wrote. */
+async function control(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  let out = '';
+  let err = '';
+  const code = await runControl('reload', argv, env, { out: (s) => (out += s), err: (s) => (err += s) });
+  return { code, out, err };
+}
+
+const ready = (name: string) => logIs('state', { to: 'ready', tunnel: name });
+
+async function readyAll(cli: SpawnedCli, names: string[]): Promise<void> {
+  for (const n of names) await cli.waitForLog(ready(n), 10_000, `${n} to be ready`);
+}
+
+/** The `reload` log line of the `n`th reload (1-based). */
+async function nthReload(cli: SpawnedCli, n: number): Promise<LogLine> {
+  await until(() => cli.logs().filter(logIs('reload')).length >= n, 10_000, `reload ${n}`);
+  return cli.logs().filter(logIs('reload'))[n - 1]!;
+}
+
+t.test('reload – SIGHUP starts an added tunnel, drains a removed one, replaces a changed one on its listener; the unchanged one and its stream are untouched', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const [keepPort, gonePort, changePort, addedPort] = await freePorts(4);
+  const to = (p: number) => `127.0.0.1:${p}:127.0.0.1:${echo.port}`;
+  const file = path.join(t.testdir({}), 'tunnels.json');
+  fs.writeFileSync(file, configText(keys, server.port, [
+    { name: 'keep', local: to(keepPort!) },
+    { name: 'gone', local: to(gonePort!) },
+    { name: 'change', local: to(changePort!), holdTimeout: '30s' },
+  ]));
+  const cli = spawnCliFor(t, ['--config', file]);
+  await readyAll(cli, ['keep', 'gone', 'change']);
+
+  // Streams open across the reload: through the unchanged, the removed and the changed tunnel.
+  const half = () => randomBytes(32 * 1024);
+  const [kept, removed, replaced] = await Promise.all([echoClient(keepPort!), echoClient(gonePort!), echoClient(changePort!)]);
+  const sentKept = [half(), half()];
+  await Promise.all([kept.send(sentKept[0]!), removed.send(half()), replaced.send(half())]);
+
+  fs.writeFileSync(file, configText(keys, server.port, [
+    { name: 'keep', local: to(keepPort!) },
+    { name: 'change', local: to(changePort!), holdTimeout: '20s' },
+    { name: 'added', local: to(addedPort!) },
+  ]));
+  // A client connecting to the changed tunnel's address at any moment of the reload is accepted.
+  let connecting = true;
+  const outcomes: string[] = [];
+  const knocking = (async () => {
+    while (connecting) outcomes.push(await tryConnect(changePort!));
+  })();
+  cli.kill('SIGHUP');
+  const line = await nthReload(cli, 1);
+  await cli.waitForLog(ready('added'), 10_000, 'the added tunnel to be ready');
+  connecting = false;
+  await knocking;
+  t.match(line, { level: 'info', status: 'applied', trigger: 'SIGHUP', added: ['added'], removed: ['gone'], changed: ['change'], unchanged: ['keep'] });
+  t.match(line.msg, /^reloaded: added added; removed gone; changed change; unchanged keep$/);
+  t.ok(outcomes.length > 0 && outcomes.every((o) => o === 'connected'), `no client refused during the reload (${outcomes.length} tries: ${[...new Set(outcomes)].join(', ')})`);
+  t.ok(cli.logs().some(logIs('listen', { tunnel: 'change', port: changePort!, takenOver: true })), "the new 'change' took over the old one's listener");
+  t.equal(cli.logs().filter(ready('keep')).length, 1, 'the unchanged tunnel did not reconnect');
+
+  // The streams opened before the reload carry on to their end, byte for byte.
+  await kept.send(sentKept[1]!);
+  const k = await kept.end();
+  t.equal(k.up, createHash('sha256').update(Buffer.concat(sentKept)).digest('hex'), 'unchanged tunnel: what was sent is what was hashed');
+  t.equal(k.down, k.up, 'unchanged tunnel: what came back is what was sent');
+  for (const [what, c] of [['removed', removed], ['changed', replaced]] as const) {
+    await c.send(half());
+    const r = await c.end();
+    t.equal(r.down, r.up, `the ${what} tunnel's open stream finishes within the drain, intact`);
+  }
+  await cli.waitForLog(logIs('state', { to: 'closed', tunnel: 'gone' }), 5000, "the removed tunnel's SSH connection to close once its stream ended");
+  t.notOk(cli.logs().some(logIs('drain_end')), 'nothing was cut');
+
+  // New clients: the removed address refuses, the others serve through the tunnels now configured.
+  t.equal(await tryConnect(gonePort!), 'ECONNREFUSED', 'the removed tunnel no longer listens');
+  for (const p of [keepPort!, changePort!, addedPort!]) {
+    const c = await echoClient(p);
+    await c.send(Buffer.from('after the reload'));
+    t.equal((await c.end()).bytes, 'after the reload'.length, `port ${p} serves after the reload`);
+  }
+  cli.kill('SIGTERM');
+  t.equal((await cli.exited(8000)).code, 0);
+});
+
+t.test('reload – a broken file is refused with the text sshkeep check prints, and everything keeps running; sshkeep reload exits 1, then 0 once it is fixed', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const [port, other] = await freePorts(2);
+  const file = path.join(t.testdir({}), 'tunnels.json');
+  const good = configText(keys, server.port, [{ name: 'db', local: `127.0.0.1:${port}:127.0.0.1:${echo.port}` }]);
+  fs.writeFileSync(file, good);
+  const cli = spawnCliFor(t, ['--config', file, '--health', '127.0.0.1:0']);
+  await readyAll(cli, ['db']);
+  const health = `127.0.0.1:${(await cli.waitForLog(logIs('health'))).port as number}`;
+  const stream = await echoClient(port!);
+  await stream.send(randomBytes(16 * 1024));
+
+  fs.writeFileSync(file, good.replace('"name": "db"', '"name": "db", "holdTimout": "5s"'));
+  cli.kill('SIGHUP');
+  const refused = await nthReload(cli, 1);
+  t.match(refused, { level: 'error', status: 'refused' });
+  // What `sshkeep check` prints after "sshkeep: ": the same parse, here in process.
+  const checked = (() => {
+    try {
+      buildSettings(parseCli(['--config', file], {})!, processEnv(), {}, () => {});
+    } catch (err) {
+      return (err as Error).message;
+    }
+  })();
+  t.match(checked, /holdTimout: unknown key/);
+  t.equal(refused.error, checked, 'the same text as sshkeep check');
+  t.equal(refused.msg, `reload refused, the running configuration stays: ${checked}`);
+
+  const viaControl = await control(['--health', health]);
+  t.equal(viaControl.code, 1, 'sshkeep reload of a broken file: exit 1');
+  t.equal(viaControl.err, `sshkeep reload: refused, the running configuration stays: ${checked}\n`);
+  await stream.send(randomBytes(16 * 1024));
+  const s = await stream.end();
+  t.equal(s.down, s.up, 'the open stream ran through both refused reloads');
+
+  // Fixed, with one more tunnel: applied.
+  fs.writeFileSync(file, configText(keys, server.port, [
+    { name: 'db', local: `127.0.0.1:${port}:127.0.0.1:${echo.port}` },
+    { name: 'cache', local: `127.0.0.1:${other}:127.0.0.1:${echo.port}` },
+  ]));
+  const applied = await control([], { SSHKEEP_HEALTH: health });
+  t.equal(applied.code, 0, applied.err);
+  t.equal(applied.out, 'sshkeep reload: applied: added cache; unchanged db\n');
+  await cli.waitForLog(ready('cache'), 10_000, 'the added tunnel');
+
+  await t.rejects(control(['--health', health, '--bogus']), { name: 'ConfigError', message: "unknown option '--bogus'. Run sshkeep reload --help for usage." }, 'a usage error (exit 2)');
+  cli.kill('SIGTERM');
+  t.equal((await cli.exited(8000)).code, 0);
+  const nothing = await control(['--health', health]);
+  t.equal(nothing.code, 1, 'nothing running: exit 1');
+  t.match(nothing.err, /^sshkeep reload: 127\.0\.0\.1:\d+ did not reload: connection refused\n$/);
+});
+
+t.test('reload – SIGHUP without a file (-F none, no --config): nothing to reload, and the process runs on', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const args = ['-F', 'none', '-o', 'GlobalKnownHostsFile=none', '-o', `UserKnownHostsFile=${keys.knownHosts}`, '-p', String(server.port), '-i', keys.identity];
+  const cli = spawnCliFor(t, [...args, '--health', '127.0.0.1:0', '-L', `0:127.0.0.1:${echo.port}`, 'tester@127.0.0.1']);
+  const listen = await cli.waitForLog(logIs('listen'));
+  await cli.waitForLog(logIs('state', { to: 'ready' }));
+  cli.kill('SIGHUP');
+  const line = await nthReload(cli, 1);
+  t.match(line, { level: 'info', status: 'nothing', msg: /^nothing to reload: started without --config and with -F none/ });
+  const c = await echoClient(listen.port as number);
+  await c.send(Buffer.from('still here'));
+  t.equal((await c.end()).bytes, 'still here'.length, 'still forwarding');
+  const health = `127.0.0.1:${(await cli.waitForLog(logIs('health'))).port as number}`;
+  const res = await control(['--health', health]);
+  t.equal(res.code, 0);
+  t.match(res.out, /^sshkeep reload: nothing to reload: /);
+  cli.kill('SIGTERM');
+  t.strictSame(await cli.exited(8000), { code: 0, signal: null }, 'SIGHUP did not end it');
+});
+
+t.test('reload – one at a time: requests during a reload share one more run after it, which reads the file then', async (t) => {
+  let loads = 0;
+  let release!: () => void;
+  const change: FleetChange = { added: [], removed: [], changed: [], unchanged: ['a'] };
+  const fleet = {
+    draining: false,
+    reconfigure: () => new Promise<FleetChange>((resolve) => (release = () => resolve(change))),
+  } as unknown as Fleet;
+  const settings = { tunnels: [], process: { maxDrainMs: 1 } } as unknown as Settings;
+  const reloader = new Reloader(fleet, settings, () => (loads++, settings), silentLogger);
+  const events: string[] = [];
+  reloader.on('reloading', (trigger) => events.push(`reloading ${trigger}`));
+  reloader.on('reloaded', (o) => events.push(`reloaded ${o.status}`));
+  const first = reloader.request('SIGHUP');
+  const during = [reloader.request('SIGHUP'), reloader.request('POST /reload')];
+  t.equal(loads, 1, 'the first reload read the file');
+  release();
+  await first;
+  await until(() => loads === 2, 2000, 'the second run');
+  release();
+  const outcomes: ReloadOutcome[] = await Promise.all(during);
+  t.equal(loads, 2, 'two requests during the first reload made one more run, not two');
+  t.equal(outcomes[0], outcomes[1], 'both got the outcome of that run');
+  t.strictSame(events, ['reloading SIGHUP', 'reloaded applied', 'reloading SIGHUP', 'reloaded applied']);
+});
