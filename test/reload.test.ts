@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
-import { connect, deadline, freePorts, startEchoFor, tryConnect, until } from './fixtures/net.js';
+import { freePorts, startEchoFor, tryConnect, until, hashedEchoClient } from './fixtures/net.js';
 import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
 import { logIs, spawnCliFor, type LogLine, type SpawnedCli } from './fixtures/cli.js';
 import { runControl } from '../src/cli/control.js';
@@ -33,36 +33,6 @@ function configText(keys: Keys, port: number, tunnels: Entry[]): string {
   const options = { UserKnownHostsFile: keys.knownHosts, GlobalKnownHostsFile: 'none', IdentitiesOnly: 'yes' };
   const entries = tunnels.map((e) => ({ destination: 'tester@127.0.0.1', port, sshConfig: 'none', identityFiles: [keys.identity], options, ...e, local: [e.local] }));
   return JSON.stringify({ maxDrain: '3s', tunnels: entries }, null, 2);
-}
-
-/** A client through an echo target: each send waits for its echo; `end()` half-closes and hashes both directions. */
-async function echoClient(port: number) {
-  const sock = await connect(port);
-  const up = createHash('sha256');
-  const down = createHash('sha256');
-  let sent = 0;
-  let got = 0;
-  sock.on('data', (c: Buffer) => {
-    down.update(c);
-    got += c.length;
-  });
-  const ended = new Promise<void>((resolve, reject) => {
-    sock.once('end', resolve);
-    sock.once('error', reject);
-  });
-  return {
-    async send(bytes: Buffer) {
-      up.update(bytes);
-      sent += bytes.length;
-      sock.write(bytes);
-      await until(() => got >= sent, 5000, 'the echo of what was sent');
-    },
-    async end() {
-      sock.end();
-      await deadline(ended, 5000, 'the echo target to end the stream');
-      return { up: up.digest('hex'), down: down.digest('hex'), bytes: got };
-    },
-  };
 }
 
 /** `sshkeep reload` in process: its exit code and what it wrote. */
@@ -102,7 +72,7 @@ t.test('reload – SIGHUP starts an added tunnel, drains a removed one, replaces
 
   // Streams open across the reload: through the unchanged, the removed and the changed tunnel.
   const half = () => randomBytes(32 * 1024);
-  const [kept, removed, replaced] = await Promise.all([echoClient(keepPort!), echoClient(gonePort!), echoClient(changePort!)]);
+  const [kept, removed, replaced] = await Promise.all([hashedEchoClient(keepPort!), hashedEchoClient(gonePort!), hashedEchoClient(changePort!)]);
   const sentKept = [half(), half()];
   await Promise.all([kept.send(sentKept[0]!), removed.send(half()), replaced.send(half())]);
 
@@ -144,7 +114,7 @@ t.test('reload – SIGHUP starts an added tunnel, drains a removed one, replaces
   // New clients: the removed address refuses, the others serve through the tunnels now configured.
   t.equal(await tryConnect(gonePort!), 'ECONNREFUSED', 'the removed tunnel no longer listens');
   for (const p of [keepPort!, changePort!, addedPort!]) {
-    const c = await echoClient(p);
+    const c = await hashedEchoClient(p);
     await c.send(Buffer.from('after the reload'));
     t.equal((await c.end()).bytes, 'after the reload'.length, `port ${p} serves after the reload`);
   }
@@ -163,7 +133,7 @@ t.test('reload – a broken file is refused with the text sshkeep check prints, 
   const cli = spawnCliFor(t, ['--config', file, '--health', '127.0.0.1:0']);
   await readyAll(cli, ['db']);
   const health = `127.0.0.1:${(await cli.waitForLog(logIs('health'))).port as number}`;
-  const stream = await echoClient(port!);
+  const stream = await hashedEchoClient(port!);
   await stream.send(randomBytes(16 * 1024));
 
   fs.writeFileSync(file, good.replace('"name": "db"', '"name": "db", "holdTimout": "5s"'));
@@ -218,7 +188,7 @@ t.test('reload – SIGHUP without a file (-F none, no --config): nothing to relo
   cli.kill('SIGHUP');
   const line = await nthReload(cli, 1);
   t.match(line, { level: 'info', status: 'nothing', msg: /^nothing to reload: started without --config and with -F none/ });
-  const c = await echoClient(listen.port as number);
+  const c = await hashedEchoClient(listen.port as number);
   await c.send(Buffer.from('still here'));
   t.equal((await c.end()).bytes, 'still here'.length, 'still forwarding');
   const health = `127.0.0.1:${(await cli.waitForLog(logIs('health'))).port as number}`;
