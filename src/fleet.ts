@@ -74,12 +74,14 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
 
   /**
    * Resolves when every tunnel has been ready once; rejects with the first fatal error (a
-   * skipped tunnel's is none). A tunnel a reconfiguration took out before then no longer counts.
+   * skipped tunnel's is none). A tunnel a reconfiguration took out before then no longer
+   * counts: the tunnels configured now do (a reload that fixed a wrong address).
    */
   ready(): Promise<void> {
-    const counted = (a: Sshkeep) =>
+    const counted = (a: Sshkeep): Promise<void> =>
       a.ready().catch((err: unknown) => {
         if (this.tunnels.includes(a)) throw err;
+        return this.ready();
       });
     return Promise.all(this.tunnels.map(counted)).then(() => undefined);
   }
@@ -196,7 +198,10 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
     for (const a of retiring) void this.#retire(a, names.has(a.name) ? 'replaced by a reload' : 'removed by a reload', process.maxDrainMs);
     for (const a of started.values()) {
       this.emit('added', a);
-      a.ready().catch((err: Error) => this.#logger.error(`tunnel ${a.name} stopped: ${err.message}`, { event: 'tunnel_failed', tunnel: a.name, error: err.message }));
+      a.ready().catch((err: Error) => {
+        // Not when it stopped because it was taken out or the process is stopping.
+        if (this.tunnels.includes(a) && !this.#draining) this.#logger.error(`tunnel ${a.name} stopped: ${err.message}`, { event: 'tunnel_failed', tunnel: a.name, error: err.message });
+      });
     }
     const named = (list: Sshkeep[]) => list.map((a) => a.name);
     return {

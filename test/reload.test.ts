@@ -4,20 +4,22 @@
  * byte for byte across the reload.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
-import { freePorts, startEchoFor, tryConnect, until, hashedEchoClient } from './fixtures/net.js';
-import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
+import { deadline, freePorts, outcome, refusedPort, startEchoFor, tryConnect, until, hashedEchoClient } from './fixtures/net.js';
+import { LogCapture, inputFor, makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
 import { logIs, spawnCliFor, type LogLine, type SpawnedCli } from './fixtures/cli.js';
 import { runControl } from '../src/cli/control.js';
 import { parseCli } from '../src/cli/program.js';
 import { buildSettings, type Settings } from '../src/config/settings.js';
-import { processEnv } from '../src/config/resolve.js';
+import { processEnv, resolveTunnel, type TunnelInput } from '../src/config/resolve.js';
+import { Fleet } from '../src/fleet.js';
+import { createLogger, silentLogger } from '../src/log.js';
 import { Reloader, type ReloadOutcome } from '../src/reload.js';
-import type { Fleet, FleetChange } from '../src/fleet.js';
+import type { FleetChange } from '../src/fleet.js';
 
-import { silentLogger } from '../src/log.js';
 
 for (const k of Object.keys(process.env)) if (k.startsWith('SSHKEEP_')) delete process.env[k];
 
@@ -29,10 +31,10 @@ interface Entry {
 }
 
 /** A --config file of tunnels through the embedded server at `port`, isolated from ~/.ssh. */
-function configText(keys: Keys, port: number, tunnels: Entry[]): string {
+function configText(keys: Keys, port: number, tunnels: Entry[], top: Record<string, string> = {}): string {
   const options = { UserKnownHostsFile: keys.knownHosts, GlobalKnownHostsFile: 'none', IdentitiesOnly: 'yes' };
   const entries = tunnels.map((e) => ({ destination: 'tester@127.0.0.1', port, sshConfig: 'none', identityFiles: [keys.identity], options, ...e, local: [e.local] }));
-  return JSON.stringify({ maxDrain: '3s', tunnels: entries }, null, 2);
+  return JSON.stringify({ maxDrain: '3s', ...top, tunnels: entries }, null, 2);
 }
 
 /** `sshkeep reload` in process: its exit code and what it wrote. */
@@ -159,14 +161,15 @@ t.test('reload – a broken file is refused with the text sshkeep check prints, 
   const s = await stream.end();
   t.equal(s.down, s.up, 'the open stream ran through both refused reloads');
 
-  // Fixed, with one more tunnel: applied.
+  // Fixed, with one more tunnel, and a setting read at start only: applied, that setting kept.
   fs.writeFileSync(file, configText(keys, server.port, [
     { name: 'db', local: `127.0.0.1:${port}:127.0.0.1:${echo.port}` },
     { name: 'cache', local: `127.0.0.1:${other}:127.0.0.1:${echo.port}` },
-  ]));
+  ], { logLevel: 'debug' }));
   const applied = await control([], { SSHKEEP_HEALTH: health });
   t.equal(applied.code, 0, applied.err);
-  t.equal(applied.out, 'sshkeep reload: applied: added cache; unchanged db\n');
+  t.equal(applied.out, 'sshkeep reload: applied: added cache; unchanged db\n--log-level changed but only a restart applies it; kept as started\n');
+  t.match(cli.logs().find(logIs('reload_kept')), { level: 'warn', kept: ['--log-level'] }, 'one warning line names it');
   await cli.waitForLog(ready('cache'), 10_000, 'the added tunnel');
 
   await t.rejects(control(['--health', health, '--bogus']), { name: 'ConfigError', message: "unknown option '--bogus'. Run sshkeep reload --help for usage." }, 'a usage error (exit 2)');
@@ -223,4 +226,64 @@ t.test('reload – one at a time: requests during a reload share one more run af
   t.equal(loads, 2, 'two requests during the first reload made one more run, not two');
   t.equal(outcomes[0], outcomes[1], 'both got the outcome of that run');
   t.strictSame(events, ['reloading SIGHUP', 'reloaded applied', 'reloading SIGHUP', 'reloaded applied']);
+});
+
+t.test('reload – a new tunnel that cannot start undoes it all: the listener handed over goes back, the running tunnel and its stream are untouched; limits apply live', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const [port] = await freePorts(1);
+  const spec = `127.0.0.1:${port}:127.0.0.1:${echo.port}`;
+  const env = { home: t.testdir({}), localUser: 'tester', authSock: undefined };
+  const config = (name: string, extra: Partial<TunnelInput> = {}, forward = spec) => ({ ...resolveTunnel(inputFor(server, keys, [forward], extra), env), name });
+  const fleet = new Fleet([config('db')], { maxConnections: 0, maxHeld: 1024 }, { logger: createLogger('debug', 'json', new LogCapture()) });
+  t.teardown(() => fleet.stop('test over'));
+  await fleet.start();
+  await deadline(fleet.ready(), 5000, 'ready');
+  const db = fleet.tunnels[0]!;
+  const stream = await hashedEchoClient(port!);
+  await stream.send(randomBytes(8 * 1024));
+
+  // db changed (it would take over the listener), and a new tunnel whose key file is missing.
+  const limits = { maxConnections: 2, maxHeld: 1024, maxDrainMs: 1000 };
+  const missing = path.join(env.home, 'no_such_key');
+  await t.rejects(fleet.reconfigure([config('db', { holdTimeout: '5s' }), config('broken', { identityFiles: [missing] }, `127.0.0.1:0:127.0.0.1:${echo.port}`)], limits), { message: new RegExp(missing) });
+  t.equal(fleet.tunnels.length, 1);
+  t.equal(fleet.tunnels[0], db, 'the running tunnel is the same object');
+  const second = await hashedEchoClient(port!);
+  await second.send(Buffer.from('served by the running tunnel'));
+  t.equal(db.clients(), 2, 'the listener went back to the running tunnel: it took the new client');
+  const third = await hashedEchoClient(port!);
+  await third.send(Buffer.from('no limit yet'));
+  t.equal((await third.end()).bytes, 'no limit yet'.length, 'the refused reload did not set --max-connections 2');
+
+  const change = await fleet.reconfigure([config('db')], limits);
+  t.strictSame(change, { added: [], removed: [], changed: [], unchanged: ['db'] });
+  t.equal(fleet.tunnels[0], db, 'unchanged: the same object');
+  const over = net.connect({ port: port!, host: '127.0.0.1' });
+  t.equal((await deadline(outcome(over), 5000, 'the third client to be reset')).errorCode, 'ECONNRESET', '--max-connections 2 applies from now: with two open, a third is reset');
+  for (const s of [stream, second]) {
+    const r = await s.end();
+    t.equal(r.down, r.up, 'open streams intact through both reconfigurations');
+  }
+});
+
+t.test('reload – a tunnel that never connected, replaced by a reload that fixes its address: the fleet is ready once the new one is, nothing fails', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const env = { home: t.testdir({}), localUser: 'tester', authSock: undefined };
+  const forward = `127.0.0.1:0:127.0.0.1:${echo.port}`;
+  const wrong = { ...resolveTunnel(inputFor({ port: await refusedPort() }, keys, [forward]), env), name: 'db' };
+  const logs = new LogCapture();
+  const fleet = new Fleet([wrong], { maxConnections: 0, maxHeld: 1024 }, { logger: createLogger('debug', 'json', logs) });
+  t.teardown(() => fleet.stop('test over'));
+  await fleet.start();
+  const ready = fleet.ready();
+  await until(() => fleet.reports()[0]!.lastError !== undefined, 5000, 'a refused connect');
+  const change = await fleet.reconfigure([{ ...resolveTunnel(inputFor(server, keys, [forward]), env), name: 'db' }], { maxConnections: 0, maxHeld: 1024, maxDrainMs: 100 });
+  t.strictSame(change.changed, ['db']);
+  await deadline(ready, 5000, 'ready() to resolve with the new tunnel');
+  t.equal(fleet.tunnels[0]!.connection.state, 'ready', 'resolved because the tunnel configured now is ready');
+  t.equal(logs.find('tunnel_failed').length, 0, 'the old one stopping is no failure');
 });
