@@ -168,7 +168,8 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
    * client is refused. If a new tunnel cannot start (a key, a listener), every one started is
    * undone and the error thrown: the running configuration stays as it was. A tunnel started
    * here never ends the process: a refused first connect keeps retrying, as with
-   * --skip-failed-tunnels. The limits apply from the next client.
+   * --skip-failed-tunnels. The limits apply from the next client. One call at a time (the
+   * Reloader sees to it).
    */
   async reconfigure(configs: TunnelConfig[], process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld' | 'maxDrainMs'>): Promise<FleetChange> {
     const current = new Map(this.tunnels.map((a) => [a.name, a]));

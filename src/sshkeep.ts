@@ -262,9 +262,11 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
    * streams end, or after `drainMs`.
    */
   reconnect(reason: string, drainMs: number): void {
-    this.#logger.info(`reconnecting (${reason}): dialling a new SSH connection; open streams stay on the current one until they end, ${drainMs} ms at most (--max-drain)`, {
-      event: 'reconnect_request', reason, active: this.clients(), drainMs,
-    });
+    const state = this.connection.state;
+    const what = state === 'ready'
+      ? `dialling a new SSH connection; open streams stay on the current one until they end, ${drainMs} ms at most (--max-drain)`
+      : `not connected (${state}): the next dial is made now`;
+    this.#logger.info(`reconnecting (${reason}): ${what}`, { event: 'reconnect_request', reason, state, active: this.clients(), drainMs });
     for (const c of this.sshConnections) c.reconnect(reason, drainMs);
   }
 
