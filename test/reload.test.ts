@@ -202,6 +202,35 @@ t.test('reload – SIGHUP without a file (-F none, no --config): nothing to relo
   t.strictSame(await cli.exited(8000), { code: 0, signal: null }, 'SIGHUP did not end it');
 });
 
+t.test('reload – SIGHUP with ssh_config only (the case of the systemd unit): a changed LocalForward of the alias moves, the command line keeps its precedence', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const [first, second] = await freePorts(2);
+  const sshConfig = path.join(t.testdir({}), 'ssh_config');
+  const alias = (port: number) =>
+    `Host bastion\n  HostName 127.0.0.1\n  Port ${server.port}\n  User tester\n  IdentityFile ${keys.identity}\n  UserKnownHostsFile ${keys.knownHosts}\n` +
+    `  LocalForward 127.0.0.1:${port} 127.0.0.1:${echo.port}\n  ServerAliveInterval 30\n`;
+  fs.writeFileSync(sshConfig, alias(first!));
+  // -o ServerAliveInterval on the command line wins over the file's, before and after the reload.
+  const cli = spawnCliFor(t, ['-F', sshConfig, '-o', 'GlobalKnownHostsFile=none', '-o', 'IdentitiesOnly=yes', '-o', 'ServerAliveInterval=20', 'bastion']);
+  await readyAll(cli, ['bastion']);
+  fs.writeFileSync(sshConfig, alias(second!).replace('ServerAliveInterval 30', 'ServerAliveInterval 40'));
+  cli.kill('SIGHUP');
+  t.match(await nthReload(cli, 1), { status: 'applied', changed: ['bastion'] }, 'the forward moved: the tunnel is replaced');
+  await until(() => cli.logs().filter(ready('bastion')).length === 2, 10_000, 'the new tunnel to be ready');
+  const c = await hashedEchoClient(second!);
+  await c.send(Buffer.from('through the new LocalForward'));
+  t.equal((await c.end()).bytes, 'through the new LocalForward'.length);
+  t.equal(await tryConnect(first!), 'ECONNREFUSED', 'the old LocalForward no longer listens');
+  // Only ServerAliveInterval differs in the file now: the command line's wins, so nothing changes.
+  fs.writeFileSync(sshConfig, alias(second!).replace('ServerAliveInterval 30', 'ServerAliveInterval 50'));
+  cli.kill('SIGHUP');
+  t.match(await nthReload(cli, 2), { status: 'applied', unchanged: ['bastion'], changed: [] });
+  cli.kill('SIGTERM');
+  t.equal((await cli.exited(8000)).code, 0);
+});
+
 t.test('reload – one at a time: requests during a reload share one more run after it, which reads the file then', async (t) => {
   let loads = 0;
   let release!: () => void;
