@@ -1,8 +1,8 @@
 /** sshkeep's library API: resolve a config the way the CLI does, then run it. */
 export { Sshkeep, type SshkeepOptions, type BoundForward, type TunnelReport, type ForwardReport, type ClientEnd } from './sshkeep.js';
-export { Fleet } from './fleet.js';
+export { Fleet, type FleetChange } from './fleet.js';
 export { Metrics } from './ops/metrics.js';
-export { startHealthServer } from './ops/health.js';
+export { startHealthServer, type Control } from './ops/health.js';
 export { resolveTunnel, type TunnelInput } from './config/resolve.js';
 export type { Raw, Sourced } from './config/sourced.js';
 export { parseLocalForward, parseRemoteForward, parseDynamicForward } from './config/forward-spec.js';
