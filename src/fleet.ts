@@ -26,6 +26,8 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
   readonly tunnels: Sshkeep[];
   /** Tunnels a reconfiguration took out, finishing their streams. */
   readonly #retiring = new Set<Sshkeep>();
+  /** Tunnels a reconfiguration started. */
+  readonly #fromReload = new WeakSet<Sshkeep>();
   #draining = false;
   readonly #logger: Logger;
   readonly #options: Omit<SshkeepOptions, 'limits'>;
@@ -74,14 +76,16 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
 
   /**
    * Resolves when every tunnel has been ready once; rejects with the first fatal error (a
-   * skipped tunnel's is none). A tunnel a reconfiguration took out before then no longer
-   * counts: the tunnels configured now do (a reload that fixed a wrong address).
+   * skipped tunnel's is none, nor is that of a tunnel a reconfiguration started). A tunnel a
+   * reconfiguration took out before then no longer counts: the tunnels configured now do (a
+   * reload that fixed a wrong address).
    */
   ready(): Promise<void> {
     const counted = (a: Sshkeep): Promise<void> =>
       a.ready().catch((err: unknown) => {
-        if (this.tunnels.includes(a)) throw err;
-        return this.ready();
+        if (!this.tunnels.includes(a)) return this.ready();
+        // A tunnel a reload started is not fatal to the process: its failure was logged.
+        if (!this.#fromReload.has(a)) throw err;
       });
     return Promise.all(this.tunnels.map(counted)).then(() => undefined);
   }
@@ -198,6 +202,7 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
     const names = new Set(configs.map((c) => c.name));
     for (const a of retiring) void this.#retire(a, names.has(a.name) ? 'replaced by a reload' : 'removed by a reload', process.maxDrainMs);
     for (const a of started.values()) {
+      this.#fromReload.add(a);
       this.emit('added', a);
       a.ready().catch((err: Error) => {
         // Not when it stopped because it was taken out or the process is stopping.
