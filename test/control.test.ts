@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { deadline, httpGet, refusedPort, startEchoFor, until } from './fixtures/net.js';
+import { deadline, httpGet, httpPost, refusedPort, startEchoFor, until } from './fixtures/net.js';
 import { inputFor, makeKeys, startServer, LogCapture } from './fixtures/tunnel.js';
 import { cliArgs, logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js';
 import { resolveTunnel } from '../src/config/resolve.js';
@@ -38,18 +38,6 @@ async function control(name: ControlCommand, argv: string[], env: NodeJS.Process
   let err = '';
   const code = await runControl(name, argv, env, { out: (s) => (out += s), err: (s) => (err += s) });
   return { code, out, err };
-}
-
-function post(port: number, path: string, host = '127.0.0.1', localAddress?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, path, method: 'POST', agent: false, localAddress }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 t.test('control – status prints one row per tunnel and exits 0 when all are ready; --json is /readyz as is; SSHKEEP_HEALTH serves as --health', async (t) => {
@@ -121,7 +109,7 @@ t.test('control – wait exits 0 once /startupz is 200, and 1 after --timeout sa
 
 t.test('control – POST /quitquitquit: 405 for other methods, 403 naming --admin when off, 202 and one shutdown request with it', async (t) => {
   const off = await instance(t);
-  const refused = await post(off.port, '/quitquitquit');
+  const refused = await httpPost(off.port, '/quitquitquit');
   t.equal(refused.status, 403);
   t.match(refused.body, /--admin to enable it/);
   const cmd = await control('shutdown', ['--health', String(off.port)]);
@@ -148,7 +136,7 @@ t.test('control – POST /quitquitquit from a peer off loopback is refused with 
   if (!external) return;
   let requests = 0;
   const { port } = await instance(t, () => requests++, '0.0.0.0');
-  const res = await post(port, '/quitquitquit', external.address, external.address);
+  const res = await httpPost(port, '/quitquitquit', external.address, external.address);
   t.equal(res.status, 403);
   t.match(res.body, /loopback only/);
   t.equal(requests, 0);

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
-import { deadline, freePorts, outcome, refusedPort, startEchoFor, tryConnect, until, hashedEchoClient } from './fixtures/net.js';
+import { deadline, freePorts, httpGet, httpPost, outcome, refusedPort, startEchoFor, tryConnect, until, hashedEchoClient } from './fixtures/net.js';
 import { LogCapture, inputFor, makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
 import { logIs, spawnCliFor, type LogLine, type SpawnedCli } from './fixtures/cli.js';
 import { runControl } from '../src/cli/control.js';
@@ -16,6 +16,8 @@ import { parseCli } from '../src/cli/program.js';
 import { buildSettings, type Settings } from '../src/config/settings.js';
 import { processEnv, resolveTunnel, type TunnelInput } from '../src/config/resolve.js';
 import { Fleet } from '../src/fleet.js';
+import { Metrics } from '../src/ops/metrics.js';
+import { startHealthServer, type Control } from '../src/ops/health.js';
 import { createLogger, silentLogger } from '../src/log.js';
 import { Reloader, type ReloadOutcome } from '../src/reload.js';
 import type { FleetChange } from '../src/fleet.js';
@@ -315,4 +317,24 @@ t.test('reload – a tunnel that never connected, replaced by a reload that fixe
   await deadline(ready, 5000, 'ready() to resolve with the new tunnel');
   t.equal(fleet.tunnels[0]!.connection.state, 'ready', 'resolved because the tunnel configured now is ready');
   t.equal(logs.find('tunnel_failed').length, 0, 'the old one stopping is no failure');
+});
+
+t.test('reload – POST /reload answers once done (409 with the error when refused), POST only; /reconnect 202 with the tunnels; without them, 404', async (t) => {
+  const fleet = new Fleet([], { maxConnections: 0, maxHeld: 1 });
+  const refusedOutcome: ReloadOutcome = { status: 'refused', error: 'tunnels.yaml: tunnels[0].destination: required' };
+  const serve = async (control?: Control) => {
+    const server = await startHealthServer({ host: '127.0.0.1', port: 0 }, fleet, new Metrics(), undefined, control);
+    t.teardown(() => server.close());
+    return (server.address() as net.AddressInfo).port;
+  };
+  const port = await serve({ reload: async () => refusedOutcome, reconnect: () => ['db'] });
+  t.equal((await httpGet(port, '/reload')).status, 405, 'GET /reload: 405');
+  const reload = await httpPost(port, '/reload');
+  t.equal(reload.status, 409);
+  t.strictSame(JSON.parse(reload.body), refusedOutcome);
+  const reconnect = await httpPost(port, '/reconnect');
+  t.equal(reconnect.status, 202);
+  t.strictSame(JSON.parse(reconnect.body), { status: 'reconnecting', tunnels: ['db'] });
+  const bare = await serve();
+  t.equal((await httpPost(bare, '/reload')).status, 404, 'a health server given no control: 404');
 });
