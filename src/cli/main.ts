@@ -13,6 +13,7 @@ import { forwardName } from '../config/forward-spec.js';
 import { LogFile, createLogger, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
+import { SystemdNotifier } from '../ops/notify.js';
 import { nativeCryptoLoaded } from '../ssh/adapter.js';
 
 /**
@@ -125,7 +126,10 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   }
   const endpoints = settings.process.health && (await healthEndpoints(settings.process.health));
   for (const tunnel of fleet.tunnels) endpoints?.metrics.watch(tunnel);
+  // Type=notify under systemd: READY=1, STATUS=, STOPPING=1, WATCHDOG=1 (a reload calls reloading() and ready()).
+  const notifier = SystemdNotifier.fromEnv(process.env, logger);
   await fleet.start();
+  notifier?.watch(fleet);
   let health: http.Server | undefined;
   // --admin: POST /quitquitquit takes the SIGTERM path, once that path is set up below.
   let requestShutdown = (_reason: string) => {};
@@ -146,6 +150,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     requestShutdown = onSignals(
       async (signal) => {
         stopping = true;
+        notifier?.stopping();
         const { minDrainMs, maxDrainMs } = settings.process;
         logger.info('shutting down', { event: 'shutdown', signal, minDrainMs, maxDrainMs });
         const cut = await fleet.drain(minDrainMs, maxDrainMs);
