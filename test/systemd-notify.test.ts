@@ -13,6 +13,7 @@ import { expectEcho, startEchoFor, until } from './fixtures/net.js';
 import { tempDir } from './fixtures/tmp.js';
 import { inputFor, makeKeys, startRelay, startServer, LogCapture } from './fixtures/tunnel.js';
 import { startNotifySocket } from './fixtures/notify-socket.js';
+import { cliArgs, expectCleanStop, logIs, spawnCliFor } from './fixtures/cli.js';
 import { resolveTunnel } from '../src/config/resolve.js';
 import { Fleet } from '../src/fleet.js';
 import { createLogger } from '../src/log.js';
@@ -183,6 +184,21 @@ t.test('systemd notify – the python3 sender works where perl is missing', asyn
   t.match(ready.get('STATUS'), /^1\/1 tunnel\(s\) ready/, 'READY=1 and STATUS= through python3');
   notifier!.stopping();
   t.equal((await socket.next('STOPPING', 5000)).get('STOPPING'), '1', 'STOPPING=1 too');
+});
+
+t.test('systemd notify – the CLI: READY=1 once the tunnel is up, STOPPING=1 on SIGTERM, exit 0', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const socket = await startNotifySocket(t);
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`), { env: { NOTIFY_SOCKET: socket.address } });
+  const ready = await socket.next('READY', 10_000);
+  await cli.waitForLog(logIs('state', { to: 'ready' }), 5000, 'the tunnel ready, as READY=1 said');
+  t.match(ready.get('STATUS'), /^1\/1 tunnel\(s\) ready/, 'with STATUS=');
+  const from = socket.messages.length;
+  const stopped = expectCleanStop(t, cli);
+  t.equal((await socket.next('STOPPING', 5000, { from })).get('STOPPING'), '1', 'STOPPING=1 when the drain starts');
+  await stopped;
 });
 
 t.test('systemd notify – STATUS= is one line: control characters of an error become spaces', async (t) => {
