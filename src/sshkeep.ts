@@ -12,6 +12,7 @@ import { hostKeyPolicy } from './ssh/host-key.js';
 import { loadIdentities } from './ssh/identities.js';
 import type { Prompter } from './ssh/prompter.js';
 import { dialRoute, type Hop } from './ssh/route.js';
+import type { SshSession } from './ssh/adapter.js';
 import { CONNECTION_TUNING, HEARTBEAT_TUNING, backoff } from './tuning.js';
 import { currentLimits, type LegacyLimits } from './deprecated.js';
 import { ConnectionPool } from './ssh/pool.js';
@@ -111,6 +112,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   /** --skip-failed-tunnels: the first connect failed for good (auth, host key); it keeps retrying. */
   #skipped = false;
   #stopWatches: () => void = () => {};
+  /** Passphrases typed at start, by identity file: a reconnect reads the keys again without asking. */
+  readonly #passphrases = new Map<string, string>();
+  /** The keys start() just read serve the first attempt; every later one reads them again. */
+  #keysFresh = false;
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
     super();
@@ -147,11 +152,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
           ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
         },
-        dial: (signal) =>
-          dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }).catch((err: unknown) => {
-            this.#noteFirstConnectFailure(err);
-            throw err;
-          }),
+        dial: (signal) => this.#dial(signal),
       });
     this.sshConnections = Array.from({ length: config.connections }, (_, i) => newConnection(i));
     this.connection = this.sshConnections[0]!;
@@ -196,14 +197,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
    * then starts connecting. Returns the bound addresses; `ready()` tells when the tunnel is up.
    */
   async start(): Promise<BoundForward[]> {
-    // Keys first, asking for passphrases now rather than at every reconnect; a bad key
-    // is then a clean error before anything listens.
-    const { passphrase, prompter, insecureKeyPermissions } = this.#options;
-    const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions };
-    const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
-    for (const hop of this.#hops) {
-      hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
-    }
+    // Keys first, asking for passphrases now and never at a reconnect; a bad key is then a
+    // clean error before anything listens.
+    await this.#loadKeys(this.#options.prompter);
+    this.#keysFresh = true;
     const bound: BoundForward[] = [];
     try {
       for (const f of this.forwards) {
@@ -238,6 +235,36 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     });
     this.#firstReady.catch(() => {}); // observed through ready()
     return bound;
+  }
+
+  /**
+   * Reads every hop's identity files (and SSHKEEP_IDENTITY) into its auth plan. Before each
+   * connect, as OpenSSH does, so a rotated key needs no restart; without a prompter then, the
+   * passphrases typed at start are tried instead.
+   */
+  async #loadKeys(prompter: Prompter | undefined): Promise<void> {
+    const { passphrase, insecureKeyPermissions } = this.#options;
+    const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions, remembered: this.#passphrases };
+    const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
+    for (const hop of this.#hops) {
+      hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
+    }
+  }
+
+  /**
+   * One connect attempt along the route, with the keys read afresh (known_hosts is read at
+   * each verification). A key that no longer loads fails this attempt only: the dial loop
+   * logs why and retries with backoff.
+   */
+  async #dial(signal: AbortSignal): Promise<SshSession> {
+    try {
+      if (this.#keysFresh) this.#keysFresh = false;
+      else await this.#loadKeys(undefined);
+      return await dialRoute(this.#hops, { tcpKeepaliveMs: this.#config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger });
+    } catch (err) {
+      this.#noteFirstConnectFailure(err);
+      throw err;
+    }
   }
 
   /**

@@ -17,6 +17,11 @@ export interface IdentitySources {
   prompter: Prompter | undefined;
   /** --insecure-key-permissions: accept keys others can read. */
   insecurePermissions?: boolean;
+  /**
+   * Passphrases answered on the prompter, by file: filled at start, tried again when the
+   * keys are read at a reconnect, so a rotated key under the same passphrase opens unasked.
+   */
+  remembered?: Map<string, string>;
 }
 
 /**
@@ -32,8 +37,9 @@ function permissionProblem(file: string): string | undefined {
 const isEncryptedError = (e: Error) => /no passphrase given/i.test(e.message);
 
 /**
- * Loads and decrypts identity files once, at start-up, so a passphrase is asked
- * for once and not at every reconnect. Default identities that are missing or
+ * Loads and decrypts identity files: at start-up, with the prompter, and again before each
+ * connect without it (passphrases come from SSHKEEP_PASSPHRASE or `remembered`), so rotated
+ * keys need no restart and nobody is asked twice. Default identities that are missing or
  * cannot be decrypted are skipped (as OpenSSH does); explicit ones are errors.
  */
 export async function loadIdentities(
@@ -88,8 +94,10 @@ async function decrypt(
   explicit: boolean,
   logger: Logger,
 ): Promise<ParsedKey | Error | null> {
-  if (sources.passphrase !== undefined) {
-    const key = parseKey(data, sources.passphrase);
+  const remembered = sources.remembered?.get(file);
+  for (const passphrase of [sources.passphrase, remembered]) {
+    if (passphrase === undefined) continue;
+    const key = parseKey(data, passphrase);
     if (!(key instanceof Error)) return key;
   }
   if (!sources.prompter) {
@@ -97,15 +105,19 @@ async function decrypt(
       logger.warn('skipping encrypted default identity: no TTY to ask for its passphrase and SSHKEEP_PASSPHRASE does not open it', { event: 'identity', file });
       return null;
     }
-    throw new AuthError(
-      `Identity file ${file} is encrypted and cannot be opened: ${sources.passphrase === undefined ? 'set SSHKEEP_PASSPHRASE or run on a terminal to be asked' : 'SSHKEEP_PASSPHRASE is not its passphrase'}.`,
-    );
+    const why =
+      remembered !== undefined ? 'the passphrase typed at start no longer opens it (the file changed); restart sshkeep to be asked again, or set SSHKEEP_PASSPHRASE'
+      : sources.passphrase === undefined ? 'set SSHKEEP_PASSPHRASE or run on a terminal to be asked'
+      : 'SSHKEEP_PASSPHRASE is not its passphrase';
+    throw new AuthError(`Identity file ${file} is encrypted and cannot be opened: ${why}.`);
   }
   for (let tries = 0; tries < 3; tries++) {
     const answer = await sources.prompter.ask(`Enter passphrase for key '${file}': `, false);
     if (answer === '') break; // OpenSSH: an empty answer skips the key
     const key = parseKey(data, answer);
-    if (!(key instanceof Error)) return key;
+    if (key instanceof Error) continue;
+    sources.remembered?.set(file, answer);
+    return key;
   }
   if (explicit) throw new AuthError(`Identity file ${file}: wrong passphrase.`);
   return null;
