@@ -9,6 +9,7 @@ import { isControlCommand, runControl } from './control.js';
 import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
 import { processEnv } from '../config/resolve.js';
 import { buildSettings, type Settings } from '../config/settings.js';
+import type { AddressRange } from '../config/host-port.js';
 import { forwardName } from '../config/forward-spec.js';
 import { LogFile, createLogger, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
@@ -108,7 +109,10 @@ function describe(settings: Settings): string {
 async function healthEndpoints(where: { host: string; port: number }) {
   const [{ Metrics }, { startHealthServer }] = await Promise.all([import('../ops/metrics.js'), import('../ops/health.js')]);
   const metrics = new Metrics();
-  return { metrics, listen: (fleet: Fleet, requestShutdown: (() => void) | undefined) => startHealthServer(where, fleet, metrics, requestShutdown) };
+  return {
+    metrics,
+    listen: (fleet: Fleet, requestShutdown: (() => void) | undefined, adminFrom: AddressRange[]) => startHealthServer(where, fleet, metrics, requestShutdown, adminFrom),
+  };
 }
 
 async function run(settings: Settings, logger: Logger, status: StatusLine | undefined, passphrase: string | undefined): Promise<number> {
@@ -134,7 +138,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   // --admin: POST /quitquitquit takes the SIGTERM path, once that path is set up below.
   let requestShutdown = (_reason: string) => {};
   try {
-    health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined);
+    health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined, settings.process.adminFrom);
   } catch (err) {
     await fleet.stop('health endpoint failed');
     throw err;

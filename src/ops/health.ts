@@ -1,23 +1,39 @@
 import http from 'node:http';
+import net from 'node:net';
 import { once } from 'node:events';
 import { ListenError } from '../errors.js';
 import { isLoopbackAddress } from '../config/forward-spec.js';
+import type { AddressRange } from '../config/host-port.js';
 import type { Fleet } from '../fleet.js';
 import type { Metrics } from './metrics.js';
 
-/** 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 addresses. */
-/** A peer's address on loopback, an IPv4 one mapped into IPv6 (a dual-stack listener) included. */
-const isLoopback = (address: string | undefined): boolean => !!address && isLoopbackAddress(address.replace(/^::ffff:/i, ''));
+/**
+ * Who may POST /quitquitquit: a peer on loopback, or in one of `from` (--admin-from). An IPv4
+ * peer of a dual-stack listener arrives mapped into IPv6 (`::ffff:10.1.2.3`): it is judged as IPv4.
+ */
+export function adminPeerAllowed(address: string | undefined, from: AddressRange[]): boolean {
+  if (!address) return false;
+  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  if (isLoopbackAddress(plain)) return true;
+  const family = net.isIP(plain) === 6 ? 'ipv6' : 'ipv4';
+  const allowed = new net.BlockList();
+  for (const r of from) allowed.addSubnet(r.address, r.prefix, r.family);
+  return allowed.check(plain, family);
+}
 
 /**
- * POST /quitquitquit (cloud-sql-proxy's name), with --admin only: a peer on loopback starts the
- * same drain as SIGTERM. Only loopback peers, whatever address --health listens on: a sidecar's
- * Job shares the pod's loopback, and nothing off the host should be able to stop the process.
+ * POST /quitquitquit (cloud-sql-proxy's name), with --admin only: an allowed peer starts the
+ * same drain as SIGTERM. Loopback peers only unless --admin-from, whatever address --health
+ * listens on: a sidecar's Job shares the pod's loopback, and nothing off the host should be able
+ * to stop the process unless written out.
  */
-function quitquitquit(req: http.IncomingMessage, json: (status: number, body: unknown) => void, requestShutdown: (() => void) | undefined): void {
+function quitquitquit(req: http.IncomingMessage, json: (status: number, body: unknown) => void, requestShutdown: (() => void) | undefined, from: AddressRange[]): void {
   if (req.method !== 'POST') return json(405, { error: 'use POST /quitquitquit' });
   if (!requestShutdown) return json(403, { error: 'POST /quitquitquit is off: start sshkeep with --admin to enable it' });
-  if (!isLoopback(req.socket.remoteAddress)) return json(403, { error: `POST /quitquitquit is accepted from loopback only, not from ${req.socket.remoteAddress}` });
+  if (!adminPeerAllowed(req.socket.remoteAddress, from)) {
+    const allowed = from.length ? 'loopback and --admin-from' : 'loopback only (--admin-from allows more)';
+    return json(403, { error: `POST /quitquitquit is accepted from ${allowed}, not from ${req.socket.remoteAddress}` });
+  }
   json(202, { status: 'shutting down' });
   requestShutdown();
 }
@@ -33,6 +49,7 @@ export async function startHealthServer(
   fleet: Fleet,
   metrics: Metrics,
   requestShutdown?: () => void,
+  adminFrom: AddressRange[] = [],
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -61,7 +78,7 @@ export async function startHealthServer(
         );
         return;
       case '/quitquitquit':
-        return quitquitquit(req, json, requestShutdown);
+        return quitquitquit(req, json, requestShutdown, adminFrom);
       default:
         return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /quitquitquit'] });
     }
