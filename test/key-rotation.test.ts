@@ -56,13 +56,16 @@ t.test('key rotation – an identity file replaced while connected is used by th
   const rotated = ed25519Pair();
   const before = await serverFor(t, { hostKey, authorizedKeys: [keys.publicKey] });
   const after = await serverFor(t, { hostKey, authorizedKeys: [rotated.public] }); // only the new key
-  const { app, bound, moveTo } = await tunnelThroughRelay(t, keys, before, after);
+  const { app, bound, logs, moveTo } = await tunnelThroughRelay(t, keys, before, after);
 
   replaceFile(keys.identity, rotated.private);
   const ready = nextState(app.connection, 'ready', 10_000);
   moveTo();
   await ready;
   t.equal(after.connections, 1, 'reconnected to the server that accepts only the new key');
+  const changed = logs.find('identity').filter((l) => l.msg === 'identity file changed: using its new key');
+  t.equal(changed.length, 1, 'one info line says the key changed');
+  t.match(changed[0], { level: 'info', file: keys.identity, fingerprint: /^SHA256:/, was: /^SHA256:/ }, 'with the file and both fingerprints');
   await expectEcho(t, bound[0]!.port, 'the tunnel after the rotation');
 });
 
