@@ -10,7 +10,7 @@ import { isFatalOnFirstConnect } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { hostKeyPolicy } from './ssh/host-key.js';
 import { fingerprintSha256 } from './ssh/known-hosts.js';
-import { loadIdentities } from './ssh/identities.js';
+import { loadIdentities, newKeyMemory } from './ssh/identities.js';
 import type { Prompter } from './ssh/prompter.js';
 import { dialRoute, type Hop } from './ssh/route.js';
 import type { SshSession } from './ssh/adapter.js';
@@ -113,8 +113,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   /** --skip-failed-tunnels: the first connect failed for good (auth, host key); it keeps retrying. */
   #skipped = false;
   #stopWatches: () => void = () => {};
-  /** Passphrases typed at start, by identity file: a reconnect reads the keys again without asking. */
-  readonly #passphrases = new Map<string, string>();
+  /** Passphrases typed at start and keys already parsed: a reconnect reads the files again without asking or decrypting again. */
+  readonly #keyMemory = newKeyMemory();
   /** The keys start() just read serve the first attempt; every later one reads them again. */
   #keysFresh = false;
 
@@ -245,7 +245,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
    */
   async #loadKeys(prompter: Prompter | undefined): Promise<void> {
     const { passphrase, insecureKeyPermissions } = this.#options;
-    const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions, remembered: this.#passphrases };
+    const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions, memory: this.#keyMemory };
     const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
     const told = new Set<string>(); // a file shared by several hops is logged once
     for (const hop of this.#hops) {

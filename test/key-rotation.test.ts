@@ -13,7 +13,7 @@ import { inputFor, makeKeys, startSshkeep, type Keys } from './fixtures/tunnel.j
 import { Relay } from './fixtures/relay.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
 import { startEmbeddedServer, type EmbeddedServer, type EmbeddedServerOptions } from '../src/demo/embedded-server.js';
-import { loadIdentities } from '../src/ssh/identities.js';
+import { loadIdentities, newKeyMemory } from '../src/ssh/identities.js';
 import { AuthError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
 import type { Prompter } from '../src/ssh/prompter.js';
@@ -139,9 +139,25 @@ t.test('key rotation – a rotated key the typed passphrase no longer opens: an 
   const keys = makeKeys(t);
   const file = path.join(keys.dir, 'id_encrypted');
   fs.writeFileSync(file, ed25519Pair({ passphrase: 'new', cipher: 'aes256-ctr', rounds: 1 }).private, { mode: 0o600 });
-  const remembered = new Map([[file, 'old']]);
+  const memory = newKeyMemory();
+  memory.passphrases.set(file, 'old');
   await t.rejects(
-    loadIdentities([file], true, { passphrase: undefined, prompter: undefined, remembered }, silentLogger),
+    loadIdentities([file], true, { passphrase: undefined, prompter: undefined, memory }, silentLogger),
     new AuthError(`Identity file ${file} is encrypted and cannot be opened: the passphrase typed at start no longer opens it (the file changed); restart sshkeep to be asked again, or set SSHKEEP_PASSPHRASE.`),
   );
+});
+
+t.test('key rotation – unchanged bytes are not parsed (nor decrypted) again; changed bytes are', async (t) => {
+  const keys = makeKeys(t);
+  const file = path.join(keys.dir, 'id_encrypted');
+  fs.writeFileSync(file, ed25519Pair({ passphrase: 'pw', cipher: 'aes256-ctr', rounds: 1 }).private, { mode: 0o600 });
+  const memory = newKeyMemory();
+  const prompter: Prompter = { ask: async () => 'pw' };
+  const [first] = await loadIdentities([file], true, { passphrase: undefined, prompter, memory }, silentLogger);
+  const [again] = await loadIdentities([file], true, { passphrase: undefined, prompter: undefined, memory }, silentLogger);
+  t.equal(again!.key, first!.key, 'the same parsed key: no second decryption');
+  replaceFile(file, ed25519Pair({ passphrase: 'pw', cipher: 'aes256-ctr', rounds: 1 }).private);
+  const [rotated] = await loadIdentities([file], true, { passphrase: undefined, prompter: undefined, memory }, silentLogger);
+  t.not(rotated!.key, first!.key, 'a new file: parsed again');
+  t.not(rotated!.key.getPublicSSH().toString('base64'), first!.key.getPublicSSH().toString('base64'), 'into the new key');
 });
