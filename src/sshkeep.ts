@@ -9,7 +9,6 @@ import type { ConnectionResult } from './forward/result.js';
 import { isFatalOnFirstConnect } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { hostKeyPolicy } from './ssh/host-key.js';
-import { fingerprintSha256 } from './ssh/known-hosts.js';
 import { loadIdentities, newKeyMemory } from './ssh/identities.js';
 import type { Prompter } from './ssh/prompter.js';
 import { dialRoute, type Hop } from './ssh/route.js';
@@ -247,18 +246,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     const { passphrase, insecureKeyPermissions } = this.#options;
     const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions, memory: this.#keyMemory };
     const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
-    const told = new Set<string>(); // a file shared by several hops is logged once
     for (const hop of this.#hops) {
-      const before = new Map(hop.auth.identities.map((id) => [id.file, fingerprintSha256(id.key.getPublicSSH())]));
       hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
-      for (const id of hop.auth.identities) {
-        const fingerprint = fingerprintSha256(id.key.getPublicSSH());
-        const was = before.get(id.file);
-        // The one line that confirms a key rotation took effect.
-        if (was === undefined || was === fingerprint || told.has(id.file)) continue;
-        told.add(id.file);
-        this.#logger.info('identity file changed: using its new key', { event: 'identity', file: id.file, fingerprint, was });
-      }
     }
   }
 

@@ -4,6 +4,7 @@ import { AuthError, ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Prompter } from './prompter.js';
 import { parseKey } from './adapter.js';
+import { fingerprintSha256 } from './known-hosts.js';
 
 export interface Identity {
   file: string;
@@ -98,6 +99,10 @@ export async function loadIdentities(
     }
     identities.push({ file, key });
     sources.memory?.parsed.set(file, { data, key });
+    // The one line that confirms a key rotation took effect.
+    if (known && !known.key.getPublicSSH().equals(key.getPublicSSH())) {
+      logger.info('identity file changed: using its new key', { event: 'identity', file, fingerprint: fingerprintSha256(key.getPublicSSH()), was: fingerprintSha256(known.key.getPublicSSH()) });
+    }
     logger.debug('identity loaded', { event: 'identity', file, type: key.type });
   }
   return identities;
