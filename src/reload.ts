@@ -21,6 +21,7 @@ export type ReloadOutcome =
 const AT_START: [SettingName, (s: Settings) => unknown][] = [
   ['health', (s) => s.process.health],
   ['admin', (s) => s.process.admin],
+  ['adminFrom', (s) => s.process.adminFrom],
   ['skipFailedTunnels', (s) => s.process.skipFailedTunnels],
   ['logLevel', (s) => s.logLevel],
   ['logFormat', (s) => s.logFormat],
@@ -29,9 +30,9 @@ const AT_START: [SettingName, (s: Settings) => unknown][] = [
 
 /** The settings a reload puts in force: the new file's, but for those read at start only. */
 function inForce(running: Settings, next: Settings): Settings {
-  const { health, admin, skipFailedTunnels } = running.process;
+  const { health, admin, adminFrom, skipFailedTunnels } = running.process;
   const { logLevel, logFormat, logFile } = running;
-  return { ...next, process: { ...next.process, health, admin, skipFailedTunnels }, logLevel, logFormat, logFile };
+  return { ...next, process: { ...next.process, health, admin, adminFrom, skipFailedTunnels }, logLevel, logFormat, logFile };
 }
 
 /** One line for a person: `added b; changed a; unchanged c`. */

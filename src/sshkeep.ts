@@ -10,9 +10,10 @@ import type { ConnectionResult } from './forward/result.js';
 import { isFatalOnFirstConnect } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { hostKeyPolicy } from './ssh/host-key.js';
-import { loadIdentities } from './ssh/identities.js';
+import { loadIdentities, newKeyMemory } from './ssh/identities.js';
 import type { Prompter } from './ssh/prompter.js';
 import { dialRoute, type Hop } from './ssh/route.js';
+import type { SshSession } from './ssh/adapter.js';
 import { CONNECTION_TUNING, HEARTBEAT_TUNING, backoff } from './tuning.js';
 import { currentLimits, type LegacyLimits } from './deprecated.js';
 import { ConnectionPool } from './ssh/pool.js';
@@ -112,6 +113,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   /** --skip-failed-tunnels: the first connect failed for good (auth, host key); it keeps retrying. */
   #skipped = false;
   #stopWatches: () => void = () => {};
+  /** Passphrases typed at start and keys already parsed: a reconnect reads the files again without asking or decrypting again. */
+  readonly #keyMemory = newKeyMemory();
+  /** The keys start() just read serve the first attempt; every later one reads them again. */
+  #keysFresh = false;
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
     super();
@@ -148,11 +153,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           ...(config.keepaliveTimeoutMs !== undefined && { timeoutMs: config.keepaliveTimeoutMs }),
           ...(config.keepaliveCountMax !== undefined && { countMax: config.keepaliveCountMax }),
         },
-        dial: (signal) =>
-          dialRoute(hops, { tcpKeepaliveMs: config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger }).catch((err: unknown) => {
-            this.#noteFirstConnectFailure(err);
-            throw err;
-          }),
+        dial: (signal) => this.#dial(signal),
       });
     this.sshConnections = Array.from({ length: config.connections }, (_, i) => newConnection(i));
     this.connection = this.sshConnections[0]!;
@@ -199,14 +200,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
    * tunnel is up.
    */
   async start(handover?: ListenerHandover): Promise<BoundForward[]> {
-    // Keys first, asking for passphrases now rather than at every reconnect; a bad key
-    // is then a clean error before anything listens.
-    const { passphrase, prompter, insecureKeyPermissions } = this.#options;
-    const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions };
-    const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
-    for (const hop of this.#hops) {
-      hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
-    }
+    // Keys first, asking for passphrases now and never at a reconnect; a bad key is then a
+    // clean error before anything listens.
+    await this.#loadKeys(this.#options.prompter);
+    this.#keysFresh = true;
     const claimed = new Map(this.forwards.flatMap((f) => {
       const from = handover?.claim(f.spec);
       return from ? [[f, from] as const] : [];
@@ -268,6 +265,36 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
       : `not connected (${state}): the next dial is made now`;
     this.#logger.info(`reconnecting (${reason}): ${what}`, { event: 'reconnect_request', reason, state, active: this.clients(), drainMs });
     for (const c of this.sshConnections) c.reconnect(reason, drainMs);
+  }
+
+  /**
+   * Reads every hop's identity files (and SSHKEEP_IDENTITY) into its auth plan. Before each
+   * connect, as OpenSSH does, so a rotated key needs no restart; without a prompter then, the
+   * passphrases typed at start are tried instead.
+   */
+  async #loadKeys(prompter: Prompter | undefined): Promise<void> {
+    const { passphrase, insecureKeyPermissions } = this.#options;
+    const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions, memory: this.#keyMemory };
+    const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
+    for (const hop of this.#hops) {
+      hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
+    }
+  }
+
+  /**
+   * One connect attempt along the route, with the keys read afresh (known_hosts is read at
+   * each verification). A key that no longer loads fails this attempt only: the dial loop
+   * logs why and retries with backoff.
+   */
+  async #dial(signal: AbortSignal): Promise<SshSession> {
+    try {
+      if (this.#keysFresh) this.#keysFresh = false;
+      else await this.#loadKeys(undefined);
+      return await dialRoute(this.#hops, { tcpKeepaliveMs: this.#config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger });
+    } catch (err) {
+      this.#noteFirstConnectFailure(err);
+      throw err;
+    }
   }
 
   /**

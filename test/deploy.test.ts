@@ -552,6 +552,11 @@ function checkSystemd(src: Sources, c: Checks): void {
   c.that('systemd.restart-prevent-exit-status', prevent.includes('2') && prevent.includes('3'), `RestartPreventExitStatus must hold 2 and 3: usage and host key/auth errors need a person (got: ${prevent.join(' ') || 'none'})`);
   const force = unitValues(unit, 'Service', 'RestartForceExitStatus').flatMap((v) => v.split(/\s+/));
   c.that('systemd.restart-on-listen-error', force.includes('4') && !prevent.includes('4'), `RestartForceExitStatus must hold 4 and RestartPreventExitStatus must not: a port still in use frees itself (got: force ${force.join(' ') || 'none'}, prevent ${prevent.join(' ') || 'none'})`);
+  // Type=notify: sshkeep's sender is a child process, whose messages only NotifyAccess=all accepts.
+  c.that('systemd.notify', one('Type') === 'notify' && one('NotifyAccess') === 'all', `Type=notify with NotifyAccess=all: sshkeep's notify sender is a child, not the main PID (got: Type=${one('Type') ?? 'simple'}, NotifyAccess=${one('NotifyAccess') ?? 'main'})`);
+  // Long enough for a GC pause or a busy second (sshkeep pings every half of it), short enough to notice a hung loop.
+  const watchdog = systemdTimespanMs(one('WatchdogSec') ?? '0');
+  c.that('systemd.watchdog', watchdog >= 10_000 && watchdog <= 120_000, `WatchdogSec between 10s and 2min (got: ${one('WatchdogSec') ?? 'none'})`);
   const kill = one('KillSignal') ?? 'SIGTERM';
   c.that('systemd.kill-signal', kill === 'SIGTERM' || kill === 'TERM' || kill === '15', `KillSignal must be SIGTERM: sshkeep drains on it (got: ${kill})`);
 
@@ -860,6 +865,10 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'systemd.restart-prevent-exit-status', how: 'the list reset by an empty assignment', mutate: (s) => edit(s, SYSTEMD_UNIT, 'RestartPreventExitStatus=2 3', 'RestartPreventExitStatus=2 3\nRestartPreventExitStatus=') },
   { check: 'systemd.restart-on-listen-error', how: 'no RestartForceExitStatus', mutate: (s) => edit(s, SYSTEMD_UNIT, 'RestartForceExitStatus=4\n', '') },
   { check: 'systemd.restart-on-listen-error', how: 'exit 4 prevented', mutate: (s) => edit(s, SYSTEMD_UNIT, 'RestartPreventExitStatus=2 3', 'RestartPreventExitStatus=2 3 4') },
+  { check: 'systemd.notify', how: 'Type=exec', mutate: (s) => edit(s, SYSTEMD_UNIT, /^Type=notify$/m, 'Type=exec') },
+  { check: 'systemd.notify', how: 'NotifyAccess=main (the sender child is not heard)', mutate: (s) => edit(s, SYSTEMD_UNIT, /^NotifyAccess=all$/m, 'NotifyAccess=main') },
+  { check: 'systemd.watchdog', how: 'no WatchdogSec', mutate: (s) => edit(s, SYSTEMD_UNIT, /^WatchdogSec=.*\n/m, '') },
+  { check: 'systemd.watchdog', how: 'WatchdogSec=1s (a GC pause would kill it)', mutate: (s) => edit(s, SYSTEMD_UNIT, /^WatchdogSec=.*$/m, 'WatchdogSec=1s') },
   { check: 'systemd.kill-signal', how: 'SIGKILL', mutate: (s) => edit(s, SYSTEMD_UNIT, 'KillSignal=SIGTERM', 'KillSignal=SIGKILL') },
   { check: 'systemd.exec-start', how: 'no %i', mutate: (s) => edit(s, SYSTEMD_UNIT, /^ExecStart=.*$/m, 'ExecStart=/usr/bin/env sshkeep prod-bastion') },
   { check: 'systemd.timeout-stop', how: 'TimeoutStopSec below the default drain', mutate: (s) => edit(s, SYSTEMD_UNIT, /^TimeoutStopSec=.*$/m, 'TimeoutStopSec=3') },
@@ -870,7 +879,7 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'systemd.exec-reload', how: 'kill without $MAINPID', mutate: (s) => edit(s, SYSTEMD_UNIT, '-HUP $MAINPID', '-HUP sshkeep') },
   { check: 'systemd.environment-file', how: 'a required environment file', mutate: (s) => edit(s, SYSTEMD_UNIT, 'EnvironmentFile=-', 'EnvironmentFile=') },
   { check: 'systemd.user-unit', how: 'WantedBy=multi-user.target', mutate: (s) => edit(s, SYSTEMD_UNIT, 'WantedBy=default.target', 'WantedBy=multi-user.target') },
-  { check: 'systemd.user-unit', how: 'User= in a user unit', mutate: (s) => edit(s, SYSTEMD_UNIT, 'Type=exec', 'Type=exec\nUser=sshkeep') },
+  { check: 'systemd.user-unit', how: 'User= in a user unit', mutate: (s) => edit(s, SYSTEMD_UNIT, /^Type=notify$/m, 'Type=notify\nUser=sshkeep') },
   { check: 'systemd.no-mdwe', how: 'MemoryDenyWriteExecute=yes', mutate: (s) => edit(s, SYSTEMD_UNIT, 'LockPersonality=yes', 'LockPersonality=yes\nMemoryDenyWriteExecute=yes') },
   { check: 'systemd.address-families', how: 'no AF_NETLINK', mutate: (s) => edit(s, SYSTEMD_UNIT, /^(RestrictAddressFamilies=.*) AF_NETLINK/m, '$1') },
   { check: 'systemd.known-hosts-writable', how: 'no ReadWritePaths', mutate: (s) => edit(s, SYSTEMD_UNIT, /^ReadWritePaths=.*$/m, '') },

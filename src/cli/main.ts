@@ -12,10 +12,12 @@ import { Reloader, type LoadSettings } from '../reload.js';
 import { catchControlSignals, reconnectAll, reloadFrom, type ControlSignals } from './reload.js';
 import type { Control } from '../ops/health.js';
 import { buildSettings, type Settings } from '../config/settings.js';
+import type { AddressRange } from '../config/host-port.js';
 import { forwardName } from '../config/forward-spec.js';
 import { LogFile, createLogger, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
+import { SystemdNotifier } from '../ops/notify.js';
 import { nativeCryptoLoaded } from '../ssh/adapter.js';
 
 /**
@@ -97,7 +99,8 @@ async function healthEndpoints(where: { host: string; port: number }) {
   const metrics = new Metrics();
   return {
     metrics,
-    listen: (fleet: Fleet, requestShutdown: (() => void) | undefined, control: Control) => startHealthServer(where, fleet, metrics, requestShutdown, control),
+    listen: (fleet: Fleet, requestShutdown: (() => void) | undefined, control: Control, adminFrom: AddressRange[]) =>
+      startHealthServer(where, fleet, metrics, requestShutdown, control, adminFrom),
   };
 }
 
@@ -126,7 +129,14 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   fleet.on('added', (tunnel) => endpoints?.metrics.watch(tunnel));
   fleet.on('removed', (tunnel) => endpoints?.metrics.unwatch(tunnel));
   const reloader = new Reloader(fleet, settings, reloading.load, logger);
+  // Type=notify under systemd: READY=1, STATUS=, STOPPING=1, WATCHDOG=1, RELOADING=1 around a reload.
+  const notifier = SystemdNotifier.fromEnv(process.env, logger);
+  if (notifier) {
+    reloader.on('reloading', () => notifier.reloading());
+    reloader.on('reloaded', () => notifier.ready());
+  }
   await fleet.start();
+  notifier?.watch(fleet);
   let health: http.Server | undefined;
   // --admin: POST /quitquitquit takes the SIGTERM path, once that path is set up below.
   let requestShutdown = (_reason: string) => {};
@@ -134,7 +144,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined, {
       reload: () => reloader.request('POST /reload'),
       reconnect: () => reconnectAll(fleet, reloader, 'POST /reconnect'),
-    });
+    }, settings.process.adminFrom);
   } catch (err) {
     await fleet.stop('health endpoint failed');
     throw err;
@@ -151,6 +161,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     requestShutdown = onSignals(
       async (signal) => {
         stopping = true;
+        notifier?.stopping();
         const { minDrainMs, maxDrainMs } = reloader.settings.process;
         logger.info('shutting down', { event: 'shutdown', signal, minDrainMs, maxDrainMs });
         const cut = await fleet.drain(minDrainMs, maxDrainMs);

@@ -1,7 +1,7 @@
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { formatDuration, parseDuration, parsePositiveDuration } from './duration.js';
-import { parseHostPort } from './host-port.js';
+import { parseAddressRanges, parseHostPort } from './host-port.js';
 import { parseYesNo } from './ssh-options.js';
 import { formatSize, parseCount, parseSize } from './size.js';
 import { parseSourced, type Sourced } from './sourced.js';
@@ -216,9 +216,16 @@ export const SETTINGS = {
   }),
   admin: def({
     flags: '--admin', file: 'top', shape: 'switch', group: OPS,
-    help: 'with --health: POST /quitquitquit drains and stops the process (sshkeep shutdown), from loopback peers only',
+    help: 'with --health: POST /quitquitquit drains and stops the process (sshkeep shutdown), from loopback peers only unless --admin-from',
     more: 'a peer on any other address gets 403, whatever address --health listens on',
     parse: from(parseYesNo),
+  }),
+  adminFrom: def({
+    flags: '--admin-from <address[/prefix],...>', file: 'top', shape: 'value', group: OPS,
+    help: 'with --admin: also accept POST /quitquitquit from these addresses or CIDR networks, or "any"; logged as a warning at start',
+    defaultText: 'loopback only',
+    more: 'e.g. 10.0.0.0/8,fd00::/8; IP addresses only, never names; loopback is always accepted',
+    parse: from(parseAddressRanges),
   }),
   maxConnections: def({
     flags: '--max-connections <n>', file: 'top', shape: 'value', group: OPS,

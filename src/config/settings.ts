@@ -166,13 +166,18 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     const raw = first(name, cli, undefined, top)?.[0];
     return raw === undefined ? fallback : parse(raw);
   };
+  const admin = setting('admin', SETTINGS.admin.parse, false);
+  const adminFrom = first('adminFrom', cli, undefined, top)?.[0];
+  if (adminFrom && !admin) throw new ConfigError(`${adminFrom.source} ${adminFrom.value}: needs --admin (POST /quitquitquit is off without it).`);
+  if (adminFrom) warn(`POST /quitquitquit accepts peers beyond loopback (${adminFrom.source} ${adminFrom.value}): anyone who can reach the health port from there can stop sshkeep.`);
   return {
     tunnels,
     process: {
       maxConnections: setting('maxConnections', SETTINGS.maxConnections.parse, DEFAULTS.maxConnections),
       maxHeld: setting('maxHeld', SETTINGS.maxHeld.parse, DEFAULTS.maxHeld),
       health: setting('health', SETTINGS.health.parse, undefined),
-      admin: setting('admin', SETTINGS.admin.parse, false),
+      admin,
+      adminFrom: adminFrom ? SETTINGS.adminFrom.parse(adminFrom) : [],
       minDrainMs: setting('minDrain', SETTINGS.minDrain.parse, DEFAULTS.minDrainMs),
       maxDrainMs: setting('maxDrain', SETTINGS.maxDrain.parse, DEFAULTS.maxDrainMs),
       skipFailedTunnels: setting('skipFailedTunnels', SETTINGS.skipFailedTunnels.parse, false),

@@ -1,4 +1,5 @@
 /** The resolved, validated configuration the tunnel and forwards run from. */
+import type { AddressRange } from './host-port.js';
 
 export type StrictHostKeyChecking = 'yes' | 'accept-new' | 'no';
 
@@ -108,8 +109,10 @@ export interface ProcessConfig {
   maxHeld: number;
   /** `--health [host:]port`, or undefined for no HTTP endpoints. */
   health: { host: string; port: number } | undefined;
-  /** --admin: POST /quitquitquit on the health server stops the process (loopback peers only). */
+  /** --admin: POST /quitquitquit on the health server stops the process (loopback peers only, unless adminFrom). */
   admin: boolean;
+  /** --admin-from: peers beyond loopback that POST /quitquitquit accepts; empty: loopback only. */
+  adminFrom: AddressRange[];
   /** After SIGTERM, keep accepting this long (endpoint propagation). */
   minDrainMs: number;
   /** Then let open streams run at most this long before resetting them. */

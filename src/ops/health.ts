@@ -1,32 +1,48 @@
+import net from 'node:net';
 import http from 'node:http';
 import { once } from 'node:events';
 import { ListenError } from '../errors.js';
 import { isLoopbackAddress } from '../config/forward-spec.js';
+import type { AddressRange } from '../config/host-port.js';
 import type { Fleet } from '../fleet.js';
 import type { Metrics } from './metrics.js';
 import type { ReloadOutcome } from '../reload.js';
 
-/** A peer's address on loopback, an IPv4 one mapped into IPv6 (a dual-stack listener) included. */
-const isLoopback = (address: string | undefined): boolean => !!address && isLoopbackAddress(address.replace(/^::ffff:/i, ''));
+/**
+ * Who may POST to the control endpoints: a peer on loopback, or in one of `from` (--admin-from).
+ * An IPv4 peer of a dual-stack listener arrives mapped into IPv6 (`::ffff:10.1.2.3`): it is
+ * judged as IPv4.
+ */
+export function adminPeerAllowed(address: string | undefined, from: AddressRange[]): boolean {
+  if (!address) return false;
+  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  if (isLoopbackAddress(plain)) return true;
+  const family = net.isIP(plain) === 6 ? 'ipv6' : 'ipv4';
+  const allowed = new net.BlockList();
+  for (const r of from) allowed.addSubnet(r.address, r.prefix, r.family);
+  return allowed.check(plain, family);
+}
 
 type Reply = (status: number, body: unknown) => void;
 
 /**
- * The state-changing endpoints take POST from a loopback peer only, whatever address --health
- * listens on: a sidecar's Job shares the pod's loopback, and nothing off the host should be
- * able to stop, reload or reconnect the process. True when `req` was answered with a refusal.
+ * The state-changing endpoints take POST from a loopback peer (or one --admin-from writes out),
+ * whatever address --health listens on: a sidecar's Job shares the pod's loopback, and nothing
+ * else off the host should be able to stop, reload or reconnect the process. True when `req`
+ * was answered with a refusal.
  */
-function refused(req: http.IncomingMessage, json: Reply, path: string): boolean {
+function refused(req: http.IncomingMessage, json: Reply, path: string, from: AddressRange[]): boolean {
+  const allowed = from.length ? 'loopback and --admin-from' : 'loopback only (--admin-from allows more)';
   if (req.method !== 'POST') json(405, { error: `use POST ${path}` });
-  else if (!isLoopback(req.socket.remoteAddress)) json(403, { error: `POST ${path} is accepted from loopback only, not from ${req.socket.remoteAddress}` });
+  else if (!adminPeerAllowed(req.socket.remoteAddress, from)) json(403, { error: `POST ${path} is accepted from ${allowed}, not from ${req.socket.remoteAddress}` });
   else return false;
   return true;
 }
 
 /** POST /quitquitquit (cloud-sql-proxy's name), with --admin only: the same drain as SIGTERM. */
-function quitquitquit(req: http.IncomingMessage, json: Reply, requestShutdown: (() => void) | undefined): void {
+function quitquitquit(req: http.IncomingMessage, json: Reply, requestShutdown: (() => void) | undefined, from: AddressRange[]): void {
   if (req.method === 'POST' && !requestShutdown) return json(403, { error: 'POST /quitquitquit is off: start sshkeep with --admin to enable it' });
-  if (refused(req, json, '/quitquitquit')) return;
+  if (refused(req, json, '/quitquitquit', from)) return;
   json(202, { status: 'shutting down' });
   requestShutdown!();
 }
@@ -36,9 +52,9 @@ function quitquitquit(req: http.IncomingMessage, json: Reply, requestShutdown: (
  * applied or nothing to reload, 409 refused with the file's error. No --admin needed: it can
  * only apply what the configuration file already says.
  */
-function reload(req: http.IncomingMessage, json: Reply, control: Control | undefined): void {
+function reload(req: http.IncomingMessage, json: Reply, control: Control | undefined, from: AddressRange[]): void {
   if (!control) return json(404, { error: 'POST /reload: this instance cannot reload' });
-  if (refused(req, json, '/reload')) return;
+  if (refused(req, json, '/reload', from)) return;
   control.reload().then(
     (outcome) => json(outcome.status === 'refused' ? 409 : 200, outcome),
     (err: Error) => json(500, { error: err.message }),
@@ -46,9 +62,9 @@ function reload(req: http.IncomingMessage, json: Reply, control: Control | undef
 }
 
 /** POST /reconnect (SIGUSR2, for `sshkeep reconnect`): every tunnel reconnects make-before-break. */
-function reconnect(req: http.IncomingMessage, json: Reply, control: Control | undefined): void {
+function reconnect(req: http.IncomingMessage, json: Reply, control: Control | undefined, from: AddressRange[]): void {
   if (!control) return json(404, { error: 'POST /reconnect: this instance cannot reconnect' });
-  if (refused(req, json, '/reconnect')) return;
+  if (refused(req, json, '/reconnect', from)) return;
   json(202, { status: 'reconnecting', tunnels: control.reconnect() });
 }
 
@@ -72,6 +88,7 @@ export async function startHealthServer(
   metrics: Metrics,
   requestShutdown?: () => void,
   control?: Control,
+  adminFrom: AddressRange[] = [],
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -100,11 +117,11 @@ export async function startHealthServer(
         );
         return;
       case '/quitquitquit':
-        return quitquitquit(req, json, requestShutdown);
+        return quitquitquit(req, json, requestShutdown, adminFrom);
       case '/reload':
-        return reload(req, json, control);
+        return reload(req, json, control, adminFrom);
       case '/reconnect':
-        return reconnect(req, json, control);
+        return reconnect(req, json, control, adminFrom);
       default:
         return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /reload', 'POST /reconnect', 'POST /quitquitquit'] });
     }
