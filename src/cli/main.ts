@@ -37,7 +37,13 @@ function report(err: unknown, logger: Logger | undefined): number {
   return code;
 }
 
+/** Set once the terminal sshkeep ran in was closed (a SIGHUP that is not a reload). */
+let terminalClosed = false;
+
 function exit(code: number): never {
+  // Node 20 aborts at exit when its terminal is gone (restoring the tty fails: nodejs/node#51519,
+  // fixed in later Node); nobody is left to read an exit status, so end without a core dump.
+  if (terminalClosed) process.kill(process.pid, 'SIGKILL');
   process.exit(code);
 }
 
@@ -154,7 +160,6 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     logger.info('health endpoints up', { event: 'health', address, port });
   }
   status?.show(fleet);
-  reloading.signals.serve({ fleet, reloader, logger, logFile: reloading.logFile });
 
   let stopping = false;
   const stopped = new Promise<number>((resolve) => {
@@ -175,6 +180,12 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
       () => logger.warn(`second signal: ${fleet.resetAll('second signal')} client(s) reset`, { event: 'second_signal' }),
     );
   });
+  // The SIGHUP of a closed terminal takes the SIGTERM path (set up just above).
+  const hangUp = (reason: string) => {
+    terminalClosed = true;
+    requestShutdown(reason);
+  };
+  reloading.signals.serve({ fleet, reloader, logger, logFile: reloading.logFile, hangUp });
   const never = new Promise<number>(() => {});
   const failed = fleet.ready().then(
     () => never, // up: only a signal ends the run

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { ResolveEnv } from '../config/resolve.js';
 import { buildSettings, type Layer, type Secrets } from '../config/settings.js';
 import type { Fleet } from '../fleet.js';
@@ -18,15 +19,18 @@ export function reloadFrom(cli: Layer, env: ResolveEnv, secrets: Secrets): LoadS
 
 export interface ControlSignals {
   /** Handles SIGHUP and SIGUSR2 from now on; a SIGHUP that came while starting is handled now. */
-  serve(how: { fleet: Fleet; reloader: Reloader; logger: Logger; logFile: LogFile | undefined }): void;
+  serve(how: { fleet: Fleet; reloader: Reloader; logger: Logger; logFile: LogFile | undefined; hangUp: (reason: string) => void }): void;
 }
 
 /**
  * From the call on, SIGHUP and SIGUSR2 never end the process (Node's default for both). Until
  * the tunnels serve, a SIGHUP is remembered (the file may have changed after it was read) and
- * a SIGUSR2 ignored (nothing is connected yet).
+ * a SIGUSR2 ignored (nothing is connected yet). Run from a terminal, the SIGHUP of that terminal
+ * closing is not a reload: sshkeep stops (draining), as `ssh -L` would end.
  */
 export function catchControlSignals(): ControlSignals {
+  // Run from a terminal: stdin or stderr on it. Under nohup neither is, so a hangup stays a reload.
+  const hadTerminal = (process.stdin.isTTY || process.stderr.isTTY) && terminalOpen();
   let hungUp = false;
   const early = {
     SIGHUP: () => {
@@ -37,9 +41,10 @@ export function catchControlSignals(): ControlSignals {
   process.on('SIGHUP', early.SIGHUP);
   process.on('SIGUSR2', early.SIGUSR2);
   return {
-    serve({ fleet, reloader, logger, logFile }) {
+    serve({ fleet, reloader, logger, logFile, hangUp }) {
       // SIGHUP: logrotate's postrotate (-E) and a reload (systemd's ExecReload) are the same signal.
       const hangup = () => {
+        if (hadTerminal && !terminalOpen()) return hangUp('SIGHUP (terminal closed)');
         if (logFile) reopen(logFile, logger);
         void reloader.request('SIGHUP');
       };
@@ -67,5 +72,18 @@ function reopen(file: LogFile, logger: Logger): void {
     logger.info('log file reopened', { event: 'log_reopen', path: file.path });
   } catch (err) {
     logger.warn(`cannot reopen ${file.path} (${(err as Error).message}); still writing to the file open before`, { event: 'log_reopen', path: file.path });
+  }
+}
+
+/**
+ * Whether the process has a controlling terminal that is still there: once the terminal is
+ * closed (hung up), /dev/tty no longer opens. A daemon (systemd, launchd, a container) has none.
+ */
+function terminalOpen(): boolean {
+  try {
+    fs.closeSync(fs.openSync('/dev/tty', fs.constants.O_RDWR | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK));
+    return true;
+  } catch {
+    return false;
   }
 }
