@@ -132,6 +132,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
         identities: [],
         prompter: options.prompter,
         host: host.hostName,
+        certificateFiles: host.certificateFiles,
       },
     }));
     this.#config = config;

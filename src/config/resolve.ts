@@ -166,6 +166,7 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
     user,
     identityFiles: files(merged.identityfile ? valuesOf(merged.identityfile) : [...DEFAULTS.identityFiles], 'IdentityFile'),
     identityFilesExplicit: merged.identityfile !== undefined,
+    certificateFiles: files(pathList(merged.certificatefile && valuesOf(merged.certificatefile), []), 'CertificateFile'),
     identitiesOnly: parsedOr(checked('identitiesonly'), parseYesNo, false),
     agentSocket:
       agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0],

@@ -46,6 +46,8 @@ export interface HostConfig {
   user: string;
   /** Identity files to offer, in order, already `~`/token-expanded. */
   identityFiles: string[];
+  /** CertificateFile, expanded: user certificates offered with the key they certify (from a file or ssh-agent). */
+  certificateFiles: string[];
   /** True when the list came from -i or IdentityFile; false means the default identities. */
   identityFilesExplicit: boolean;
   /** OpenSSH's IdentitiesOnly: offer only the identity files, not the agent's keys. */

@@ -4,6 +4,7 @@ import { AuthError, ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Prompter } from './prompter.js';
 import { parseKey } from './adapter.js';
+import { securityKeyMessage, securityKeyType } from './security-key.js';
 
 export interface Identity {
   file: string;
@@ -61,6 +62,14 @@ export async function loadIdentities(
         continue;
       }
       throw new ConfigError(`${tooOpen} (chmod 600 ${file}, or --insecure-key-permissions to accept it).`);
+    }
+    const skType = securityKeyType(data);
+    if (skType !== undefined) {
+      if (!explicit) {
+        logger.warn(`${securityKeyMessage(file, skType)} Skipped.`, { event: 'identity', file });
+        continue;
+      }
+      throw new ConfigError(securityKeyMessage(file, skType));
     }
     const plain = parseKey(data);
     const key = plain instanceof Error && isEncryptedError(plain) ? await decrypt(file, data, sources, explicit, logger) : plain;
