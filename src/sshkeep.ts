@@ -133,6 +133,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
         prompter: options.prompter,
         host: host.hostName,
         certificateFiles: host.certificateFiles,
+        pubkeyAlgorithms: host.algorithms.pubkey,
       },
     }));
     this.#config = config;

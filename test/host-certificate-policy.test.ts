@@ -28,7 +28,7 @@ function hostCertificate(type: string, sigAlgo?: string): { blob: Buffer; caLine
 function policyWith(caLine: string) {
   const host = {
     name: 'db', hostName: 'db.example.com', port: 22, user: 'u', identityFiles: [], certificateFiles: [], identityFilesExplicit: false, identitiesOnly: false, agentSocket: undefined,
-    connectTimeoutMs: 1000, strictHostKeyChecking: 'yes', knownHostsFiles: [], globalKnownHostsFiles: [], hostKeyAlias: undefined, proxyCommand: undefined, addressFamily: 'any', compression: false,
+    connectTimeoutMs: 1000, strictHostKeyChecking: 'yes', knownHostsFiles: [], globalKnownHostsFiles: [], hostKeyAlias: undefined, proxyCommand: undefined, addressFamily: 'any', compression: false, algorithms: {},
   } satisfies HostConfig;
   return hostKeyPolicy({ ...host, inlineKnownHosts: [{ name: 'SSHKEEP_KNOWN_HOSTS', text: `${caLine}\n` }], hostKeyFingerprints: [] }, silentLogger);
 }

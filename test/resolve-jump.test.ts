@@ -59,6 +59,7 @@ t.test('resolve-jump – -J host: one hop with the defaults', async (t) => {
       proxyCommand: undefined,
       addressFamily: 'any',
       compression: false,
+      algorithms: {},
     } satisfies HostConfig,
     'a full HostConfig',
   );

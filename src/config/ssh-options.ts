@@ -25,6 +25,11 @@ export const HONOURED_OPTIONS = {
   addressfamily: 'AddressFamily',
   compression: 'Compression',
   gatewayports: 'GatewayPorts',
+  hostkeyalgorithms: 'HostKeyAlgorithms',
+  pubkeyacceptedalgorithms: 'PubkeyAcceptedAlgorithms',
+  kexalgorithms: 'KexAlgorithms',
+  ciphers: 'Ciphers',
+  macs: 'MACs',
 } as const;
 
 export type OptionKey = keyof typeof HONOURED_OPTIONS;

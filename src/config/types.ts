@@ -66,6 +66,17 @@ export interface HostConfig {
   addressFamily: AddressFamily;
   /** Compression (-C): offer zlib to the server first. */
   compression: boolean;
+  /** HostKeyAlgorithms, PubkeyAcceptedAlgorithms, KexAlgorithms, Ciphers, MACs: each list when given, in order. */
+  algorithms: Algorithms;
+}
+
+/** The algorithm options given, resolved to lists ssh2 negotiates; an absent one keeps the default. */
+export interface Algorithms {
+  hostKey?: string[];
+  pubkey?: string[];
+  kex?: string[];
+  cipher?: string[];
+  mac?: string[];
 }
 
 /** OpenSSH's AddressFamily: `any` lets the resolver choose. */

@@ -9,9 +9,12 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { BaseAgent, Channel, ClientChannel, ConnectConfig, ParsedKey, ServerHostKeyAlgorithm, SigningRequestOptions } from 'ssh2';
+import type {
+  BaseAgent, Channel, CipherAlgorithm, ClientChannel, ConnectConfig, KexAlgorithm, MacAlgorithm, ParsedKey, ServerHostKeyAlgorithm, SigningRequestOptions,
+} from 'ssh2';
+import type { AlgorithmCatalogue } from '../config/algorithms.js';
 import { formatEndpoint } from '../config/forward-spec.js';
-import type { Endpoint } from '../config/types.js';
+import type { Algorithms, Endpoint } from '../config/types.js';
 import { AuthError, ChannelOpenError, ConnectError, HostKeyError } from '../errors.js';
 import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './agent.js';
 import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
@@ -32,6 +35,8 @@ export interface DialOptions {
   secretCache: { password?: string };
   /** Compression (-C): zlib is asked for first; otherwise none is (as OpenSSH). */
   compression?: boolean;
+  /** KexAlgorithms, Ciphers, MACs when given (ssh2's defaults otherwise). */
+  algorithms?: Pick<Algorithms, 'kex' | 'cipher' | 'mac'>;
   /** Abandons the attempt (the connection is stopping, or no longer needs this dial). */
   signal?: AbortSignal;
 }
@@ -325,6 +330,9 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
       algorithms: {
         serverHostKey: options.hostKeys.algorithms() as ServerHostKeyAlgorithm[],
         ...(options.compression ? { compress: [...COMPRESSION_FIRST] } : {}),
+        ...(options.algorithms?.kex && { kex: options.algorithms.kex as KexAlgorithm[] }),
+        ...(options.algorithms?.cipher && { cipher: options.algorithms.cipher as CipherAlgorithm[] }),
+        ...(options.algorithms?.mac && { hmac: options.algorithms.mac as MacAlgorithm[] }),
       },
       hostVerifier: (key: Buffer) => {
         hostKeyError = options.hostKeys.verify(key);
@@ -344,6 +352,18 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
 export function parseKey(data: Buffer | string, passphrase?: string): ParsedKey | Error {
   const parsed = ssh2.utils.parseKey(data, passphrase);
   return Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
+}
+
+/** ssh2's own lists: what it asks for by default and what it can negotiate, per algorithm option. */
+export function ssh2Algorithms(): Record<'kex' | 'cipher' | 'mac', AlgorithmCatalogue> & { hostKeys: readonly string[] } {
+  const require = createRequire(import.meta.url);
+  const c = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
+  return {
+    kex: { default: c.DEFAULT_KEX!, supported: c.SUPPORTED_KEX! },
+    cipher: { default: c.DEFAULT_CIPHER!, supported: c.SUPPORTED_CIPHER! },
+    mac: { default: c.DEFAULT_MAC!, supported: c.SUPPORTED_MAC! },
+    hostKeys: c.SUPPORTED_SERVER_HOST_KEY!,
+  };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, AuthenticationType, BaseAgent, ParsedKey } from 'ssh2';
-import { certificateProblem, describeCertificate, isCertificateType, parseCertificate, readCertificateFile, type Certificate } from './certificate.js';
+import type { AlgorithmCatalogue } from '../config/algorithms.js';
+import { certificateProblem, certificateTypeFor, describeCertificate, isCertificateType, parseCertificate, readCertificateFile, type Certificate } from './certificate.js';
 import type { Identity } from './identities.js';
 import type { Prompter } from './prompter.js';
 
@@ -112,6 +113,16 @@ export function authHandler(plan: AuthPlan, attempts: AuthAttempts, cache: { pas
     })().catch(() => stop(false));
   };
 }
+
+/** PubkeyAcceptedAlgorithms' default (OpenSSH's, certificates first) and what else it may name. */
+const PUBKEY_PLAIN = [
+  'ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521',
+  'sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com', 'rsa-sha2-512', 'rsa-sha2-256',
+];
+export const PUBKEY_ALGORITHMS: AlgorithmCatalogue = {
+  default: [...PUBKEY_PLAIN.map(certificateTypeFor), ...PUBKEY_PLAIN],
+  supported: [...PUBKEY_PLAIN.map(certificateTypeFor), ...PUBKEY_PLAIN, 'ssh-rsa-cert-v01@openssh.com', 'ssh-rsa'],
+};
 
 /** PubkeyAcceptedAlgorithms allows a key of `type`: an RSA key or certificate under any of its signature algorithms. */
 function accepted(list: string[] | undefined, type: string): boolean {

@@ -27,6 +27,9 @@ const HOST_KEY_ALGORITHMS = [
 /** Host certificate algorithms, asked for first when a @cert-authority line covers the host (as OpenSSH prefers them). */
 const HOST_CERT_ALGORITHMS = HOST_KEY_ALGORITHMS.filter((a) => a !== 'ssh-rsa').map(certificateTypeFor);
 
+/** HostKeyAlgorithms' default, that `+`, `-` and `^` start from: OpenSSH's order, certificates first. */
+export const DEFAULT_HOST_KEY_ALGORITHMS: readonly string[] = [...HOST_CERT_ALGORITHMS, ...HOST_KEY_ALGORITHMS];
+
 /** known_hosts records RSA keys as `ssh-rsa` whatever signature algorithm is negotiated. */
 function algorithmsFor(keyType: string): string[] {
   return keyType === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [keyType];
@@ -47,6 +50,8 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
 
   return {
     algorithms() {
+      // Given HostKeyAlgorithms is used as written, as OpenSSH does (no reordering by known_hosts).
+      if (config.algorithms.hostKey) return config.algorithms.hostKey;
       let known: string[] = [];
       let certificates: string[] = [];
       try {
