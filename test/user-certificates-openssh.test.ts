@@ -11,7 +11,9 @@ import t, { type Test } from 'tap';
 import { EXIT, exitCodeOf } from '../src/errors.js';
 import { deadline, expectEcho, startEchoFor, until } from './fixtures/net.js';
 import { newCa, newKey, signUser, type Ca } from './fixtures/ssh-ca.js';
-import { requireSshd, sshdInput, startSshd, type Sshd } from './fixtures/sshd.js';
+import { runCli } from './fixtures/cli.js';
+import { loginArgs } from './fixtures/login.js';
+import { requireSshd, sshdInput, sshdLogin, startSshd, type Sshd } from './fixtures/sshd.js';
 import { tempDir } from './fixtures/tmp.js';
 import { startSshkeep } from './fixtures/tunnel.js';
 import { startAgent } from './fixtures/ssh-agent.js';
@@ -67,6 +69,17 @@ t.test('user certificates', { skip: !requireSshd(t) && 'no sshd' }, async (t) =>
     t.equal(exitCodeOf(ready), EXIT.hostKeyOrAuth, 'exit 3');
     t.match(ready?.message, /Certificate .*id_ed25519-cert\.pub was not offered: it expired at 2020-01-02T00:00:00Z; it is a user certificate "old-one" \(serial 1, valid from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z, principals: /);
     t.notOk(/Accepted/.test(sshd.logs()));
+  });
+
+  t.test('user certificates – the command: an expired certificate is exit 3 with one paragraph on stderr', async (t) => {
+    const { sshd, ca, dir } = await certOnlySshd(t);
+    const key = newKey(dir, 'id_ed25519');
+    signUser(ca, key, { principals: [sshd.user], validity: '20200101:20200102', id: 'old-one' });
+    const run = await runCli([...loginArgs({ ...sshdLogin(sshd), identity: key }), '-L', '0:127.0.0.1:9']);
+    t.equal(run.code, EXIT.hostKeyOrAuth, `exit 3\n${run.stderr}`);
+    const fatal = run.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'fatal');
+    t.match(fatal?.msg, /certificate "old-one" \(serial 1, valid from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z, principals: /, 'the error line names it');
+    t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
   });
 
   t.test('user certificates – a certificate not yet valid is refused the same way', async (t) => {
@@ -125,6 +138,18 @@ t.test('user certificates', { skip: !requireSshd(t) && 'no sshd' }, async (t) =>
     const { ready } = await connectWith(t, sshd, { identityFiles: [] }, authSock);
     t.equal(ready, null, `connected through the agent's certificate\n${sshd.logs()}`);
     t.match(sshd.logs(), /Accepted certificate ID "sshkeep-test-user"/);
+  });
+
+  t.test('user certificates – plain keys in ssh-agent still work through sshkeep\'s agent client: RSA signs with SHA-2', async (t) => {
+    const dir = tempDir(t);
+    const sshd = await startSshd(t);
+    const key = newKey(dir, 'id_rsa', 'rsa');
+    fs.copyFileSync(`${key}.pub`, path.join(sshd.dir, 'authorized_keys'));
+    const authSock = await startAgent(t, dir);
+    execFileSync('ssh-add', [key], { env: { ...process.env, SSH_AUTH_SOCK: authSock }, stdio: 'ignore' });
+    const { ready } = await connectWith(t, sshd, { identityFiles: [] }, authSock);
+    t.equal(ready, null, `connected\n${sshd.logs()}`);
+    t.match(sshd.logs(), /Accepted publickey for .*: RSA SHA256:/, 'sshd (which refuses SHA-1 RSA signatures) accepted it');
   });
 
   t.test('user certificates – CertificateFile whose key only the agent holds is offered, signed by the agent', async (t) => {
