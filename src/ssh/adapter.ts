@@ -1,8 +1,10 @@
 /**
  * The one adapter around ssh2, and its only runtime user: a new Client per attempt, host
  * keys verified, sockets tuned, synchronous throws wrapped, ssh2's `err.level` strings
- * translated into sshkeep's named errors here and nowhere else; key parsing and the
- * native-binding probe too, so an ssh2 upgrade is checked against this one file.
+ * translated into sshkeep's named errors here and nowhere else; key parsing, the key objects
+ * that present certificates and agent identities to ssh2, CA signature checks, ssh2's
+ * algorithm lists and the native-binding probe too, so an ssh2 upgrade is checked against
+ * this one file (and the patch in patches/).
  */
 import { createPublicKey, verify as verifySignature } from 'node:crypto';
 import { EventEmitter } from 'node:events';

@@ -144,12 +144,10 @@ function keyProblem(plan: AuthPlan, type: string, blob: Buffer, attempts: AuthAt
   const cert = parseCertificate(blob);
   const problem = certificateProblem(cert, 'user', plan.username, nowMs);
   if (problem === undefined) return undefined;
-  const text = `${problem}; it is a ${describeCertificate(cert)}`;
-  if (cert.role === 'user' && /^its principals|names no principals/.test(problem)) {
-    attempts.notes.push(`Certificate "${cert.keyId}" was offered although ${text}.`);
-    return undefined;
-  }
-  return text;
+  const text = `${problem.text}; it is a ${describeCertificate(cert)}`;
+  if (problem.reason !== 'principal') return text;
+  attempts.notes.push(`Certificate "${cert.keyId}" was offered although ${text}.`);
+  return undefined;
 }
 
 /**

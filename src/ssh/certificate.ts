@@ -140,19 +140,27 @@ export function describeCertificate(cert: Certificate): string {
   return `${cert.role} certificate "${cert.keyId}" (serial ${cert.serial}, valid from ${from} to ${timeText(cert.validBefore)}, principals: ${principals})`;
 }
 
+/** Why a certificate cannot vouch for a principal: its role or validity interval, or its principals (which a server may map). */
+export interface CertificateProblem {
+  reason: 'role' | 'validity' | 'principal';
+  text: string;
+}
+
 /**
  * Why this certificate cannot vouch for `principal` in `role` at `nowMs`, as ssh and sshd
- * judge it (sshkey_cert_check_authority), or undefined when it can. A certificate with no
- * principals is valid for any when `anyPrincipal` (host certificates), for none otherwise
- * (sshd refuses such a user certificate unless authorized_keys names its CA).
+ * judge it (sshkey_cert_check_authority), or undefined when it can. A host certificate with
+ * no principals is valid for any host; a user certificate with none only where an
+ * authorized_keys `cert-authority` line accepts it.
  */
-export function certificateProblem(cert: Certificate, role: CertificateRole, principal: string, nowMs: number, anyPrincipal = role === 'host'): string | undefined {
-  if (cert.role !== role) return `it is a ${cert.role} certificate, not a ${role} certificate`;
+export function certificateProblem(cert: Certificate, role: CertificateRole, principal: string, nowMs: number): CertificateProblem | undefined {
+  if (cert.role !== role) return { reason: 'role', text: `it is a ${cert.role} certificate, not a ${role} certificate` };
   const now = BigInt(Math.floor(nowMs / 1000));
-  if (now < cert.validAfter) return `it is not valid before ${timeText(cert.validAfter)}`;
-  if (now >= cert.validBefore) return `it expired at ${timeText(cert.validBefore)}`;
-  if (cert.principals.length === 0) return anyPrincipal ? undefined : `it names no principals, so it cannot log in as "${principal}"`;
-  if (!cert.principals.includes(principal)) return `its principals (${cert.principals.join(', ')}) do not include "${principal}"`;
+  if (now < cert.validAfter) return { reason: 'validity', text: `it is not valid before ${timeText(cert.validAfter)}` };
+  if (now >= cert.validBefore) return { reason: 'validity', text: `it expired at ${timeText(cert.validBefore)}` };
+  if (cert.principals.length === 0) {
+    return role === 'host' ? undefined : { reason: 'principal', text: `it names no principals (sshd accepts that only through an authorized_keys cert-authority line)` };
+  }
+  if (!cert.principals.includes(principal)) return { reason: 'principal', text: `its principals (${cert.principals.join(', ')}) do not include "${principal}"` };
   return undefined;
 }
 

@@ -164,7 +164,7 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
       return refuse(`no @cert-authority line for ${name} trusts that CA (${listed ? `trusted: ${listed}` : `none in ${where}`})`);
     }
     const principal = config.hostKeyAlias ?? config.hostName;
-    const problem = certificateProblem(cert, 'host', principal, Date.now()) ?? certificateSignatureProblem(cert);
+    const problem = certificateProblem(cert, 'host', principal, Date.now())?.text ?? certificateSignatureProblem(cert);
     if (problem) return refuse(problem);
     if (cert.criticalOptions.length) return refuse(`it has critical options sshkeep does not know (${cert.criticalOptions.join(', ')})`);
     logger.debug('host certificate verified', { event: 'host_key', host: name, ca, file: trusted.at.file, line: trusted.at.line, keyId: cert.keyId, serial: String(cert.serial) });
