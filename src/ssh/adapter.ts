@@ -20,7 +20,7 @@ import type { Algorithms, Endpoint } from '../config/types.js';
 import { AuthError, ChannelOpenError, ConnectError, HostKeyError } from '../errors.js';
 import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './agent.js';
 import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
-import { certifiedKeyType, isCertificateType, parseCertificate, type Certificate } from './certificate.js';
+import { certifiedKeyType, isCertificateType, parseCertificate, quoted, type Certificate } from './certificate.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { WireReader, wireStrings } from './wire.js';
@@ -433,7 +433,7 @@ class Agent extends ssh2.BaseAgent<ParsedKey> {
     this.client.identities().then((identities) => {
       // A CertificateFile certificate whose key is in the agent is offered too, signed for by the agent.
       const extra = this.certificates.filter((c) => identities.some((id) => id.blob.equals(c.key)));
-      const all: (AgentIdentity & { signWith?: Buffer })[] = [...identities, ...extra.map((c) => ({ blob: c.blob, comment: `certificate "${c.keyId}"`, signWith: c.key }))];
+      const all: (AgentIdentity & { signWith?: Buffer })[] = [...identities, ...extra.map((c) => ({ blob: c.blob, comment: `certificate ${quoted(c.keyId)}`, signWith: c.key }))];
       const keys: ParsedKey[] = [];
       for (const id of all) {
         let base: ParsedKey | Error;

@@ -1,6 +1,8 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, AuthenticationType, BaseAgent, ParsedKey } from 'ssh2';
 import type { AlgorithmCatalogue } from '../config/algorithms.js';
-import { certificateProblem, certificateTypeFor, describeCertificate, isCertificateType, parseCertificate, readCertificateFile, type Certificate } from './certificate.js';
+import {
+  certificateProblem, certificateTypeFor, describeCertificate, isCertificateType, parseCertificate, quoted, readCertificateFile, type Certificate,
+} from './certificate.js';
 import type { Identity } from './identities.js';
 import type { Prompter } from './prompter.js';
 
@@ -60,7 +62,7 @@ export function authHandler(plan: AuthPlan, attempts: AuthAttempts, cache: { pas
   const screen = (type: string, blob: Buffer) => keyProblem(plan, type, blob, attempts, Date.now());
   const certificates = readCertificates(plan, attempts, screen);
   if (plan.agentSocket) {
-    const agent = keys.agent(plan.agentSocket, certificates.map((c) => c.cert), screen, (identity, why) => attempts.notes.push(`ssh-agent key ${identity} was not offered: ${why}.`));
+    const agent = keys.agent(plan.agentSocket, certificates.map((c) => c.cert), screen, (identity, why) => attempts.notes.push(`ssh-agent key ${quoted(identity)} was not offered: ${why}.`));
     steps.push({ method: 'publickey', label: 'agent', make: () => ({ type: 'agent', username, agent }) });
   }
   for (const id of plan.identities) {
@@ -146,7 +148,7 @@ function keyProblem(plan: AuthPlan, type: string, blob: Buffer, attempts: AuthAt
   if (problem === undefined) return undefined;
   const text = `${problem.text}; it is a ${describeCertificate(cert)}`;
   if (problem.reason !== 'principal') return text;
-  attempts.notes.push(`Certificate "${cert.keyId}" was offered although ${text}.`);
+  attempts.notes.push(`Certificate ${quoted(cert.keyId)} was offered although ${text}.`);
   return undefined;
 }
 

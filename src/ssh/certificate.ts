@@ -97,8 +97,13 @@ export function parseCertificate(blob: Buffer): Certificate {
 }
 
 /** A name from outside, quoted for a one-line message (control characters escaped, long ones cut). */
-function quoted(name: string): string {
+export function quoted(name: string): string {
   return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+}
+
+/** Principals from outside, for a one-line message: each escaped as `quoted` does, without the quotes. */
+function principalList(cert: Certificate): string {
+  return cert.principals.map((p) => quoted(p).slice(1, -1)).join(', ');
 }
 
 function wireName(name: string): Buffer {
@@ -136,8 +141,8 @@ function timeText(seconds: bigint): string {
 /** What a certificate says, for messages: type, key id, serial, validity and principals. */
 export function describeCertificate(cert: Certificate): string {
   const from = cert.validAfter === 0n ? 'always' : timeText(cert.validAfter);
-  const principals = cert.principals.length ? cert.principals.join(', ') : '(none)';
-  return `${cert.role} certificate "${cert.keyId}" (serial ${cert.serial}, valid from ${from} to ${timeText(cert.validBefore)}, principals: ${principals})`;
+  const principals = cert.principals.length ? principalList(cert) : '(none)';
+  return `${cert.role} certificate ${quoted(cert.keyId)} (serial ${cert.serial}, valid from ${from} to ${timeText(cert.validBefore)}, principals: ${principals})`;
 }
 
 /** Why a certificate cannot vouch for a principal: its role or validity interval, or its principals (which a server may map). */
@@ -160,7 +165,7 @@ export function certificateProblem(cert: Certificate, role: CertificateRole, pri
   if (cert.principals.length === 0) {
     return role === 'host' ? undefined : { reason: 'principal', text: `it names no principals (sshd accepts that only through an authorized_keys cert-authority line)` };
   }
-  if (!cert.principals.includes(principal)) return { reason: 'principal', text: `its principals (${cert.principals.join(', ')}) do not include "${principal}"` };
+  if (!cert.principals.includes(principal)) return { reason: 'principal', text: `its principals (${principalList(cert)}) do not include ${quoted(principal)}` };
   return undefined;
 }
 
