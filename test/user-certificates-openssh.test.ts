@@ -41,6 +41,9 @@ async function connectWith(t: Test, sshd: Sshd, input: Partial<TunnelInput>, aut
 }
 
 t.test('user certificates', { skip: !requireSshd(t) && 'no sshd' }, async (t) => {
+  // RSA key generation is slow: one key serves both RSA tests.
+  const rsaKey = newKey(tempDir(t), 'id_rsa', 'rsa');
+
   t.test('user certificates – <identity>-cert.pub beside the key is offered and signed with the key; the key alone would be refused', async (t) => {
     const { sshd, ca, dir } = await certOnlySshd(t);
     const key = newKey(dir, 'id_ed25519');
@@ -54,9 +57,8 @@ t.test('user certificates', { skip: !requireSshd(t) && 'no sshd' }, async (t) =>
 
   t.test('user certificates – -o CertificateFile names a certificate kept elsewhere; an RSA key signs with SHA-2', async (t) => {
     const { sshd, ca, dir } = await certOnlySshd(t);
-    const key = newKey(dir, 'id_rsa', 'rsa');
-    const cert = signUser(ca, key, { principals: [sshd.user] }, path.join(dir, 'issued.cert'));
-    const { ready } = await connectWith(t, sshd, { identityFiles: [key], options: [`CertificateFile=${cert}`] });
+    const cert = signUser(ca, rsaKey, { principals: [sshd.user] }, path.join(dir, 'issued.cert'));
+    const { ready } = await connectWith(t, sshd, { identityFiles: [rsaKey], options: [`CertificateFile=${cert}`] });
     t.equal(ready, null, `connected\n${sshd.logs()}`);
     t.match(sshd.logs(), /Accepted publickey for .*: RSA-CERT/, 'an RSA certificate');
   });
@@ -141,12 +143,10 @@ t.test('user certificates', { skip: !requireSshd(t) && 'no sshd' }, async (t) =>
   });
 
   t.test('user certificates – plain keys in ssh-agent still work through sshkeep\'s agent client: RSA signs with SHA-2', async (t) => {
-    const dir = tempDir(t);
     const sshd = await startSshd(t);
-    const key = newKey(dir, 'id_rsa', 'rsa');
-    fs.copyFileSync(`${key}.pub`, path.join(sshd.dir, 'authorized_keys'));
-    const authSock = await startAgent(t, dir);
-    execFileSync('ssh-add', [key], { env: { ...process.env, SSH_AUTH_SOCK: authSock }, stdio: 'ignore' });
+    fs.copyFileSync(`${rsaKey}.pub`, path.join(sshd.dir, 'authorized_keys'));
+    const authSock = await startAgent(t, tempDir(t));
+    execFileSync('ssh-add', [rsaKey], { env: { ...process.env, SSH_AUTH_SOCK: authSock }, stdio: 'ignore' });
     const { ready } = await connectWith(t, sshd, { identityFiles: [] }, authSock);
     t.equal(ready, null, `connected\n${sshd.logs()}`);
     t.match(sshd.logs(), /Accepted publickey for .*: RSA SHA256:/, 'sshd (which refuses SHA-1 RSA signatures) accepted it');
