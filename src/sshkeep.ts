@@ -138,6 +138,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
         identities: [],
         prompter: options.prompter,
         host: host.hostName,
+        certificateFiles: host.certificateFiles,
+        pubkeyAlgorithms: host.algorithms.pubkey,
       },
     }));
     this.#config = config;

@@ -90,9 +90,9 @@ t.test('openssh habits – -C, -o Compression and ssh_config Compression turn co
 t.test('openssh habits – security options sshkeep cannot honour are warned about from -o and ssh_config, saying what it does instead', async (t) => {
   const warnings: string[] = [];
   const cfg = 'Host h\n  GSSAPIAuthentication yes\n  PKCS11Provider /usr/lib/opensc-pkcs11.so\n  PasswordAuthentication no\n  ForwardX11 yes\n';
-  build(t, ['-F', '$DIR/cfg', '-o', 'CertificateFile=/k-cert.pub', '-o', 'PasswordAuthentication=yes', '-L', '1:h:2', 'u@h'], warnings, { cfg });
+  build(t, ['-F', '$DIR/cfg', '-o', 'SecurityKeyProvider=/usr/lib/libsk.so', '-o', 'PasswordAuthentication=yes', '-L', '1:h:2', 'u@h'], warnings, { cfg });
   t.equal(warnings.length, 3, `three warnings:\n${warnings.join('\n')}`);
-  t.match(warnings[0], /^-o CertificateFile \/k-cert\.pub: not honoured; certificates are not supported yet/);
+  t.match(warnings[0], /^-o SecurityKeyProvider \/usr\/lib\/libsk\.so: not honoured; security key middleware is not supported/);
   t.match(warnings[1], /cfg line 2: GSSAPIAuthentication yes: not honoured; GSSAPI .* not supported: sshkeep authenticates with ssh-agent keys/);
   t.match(warnings[2], /cfg line 3: PKCS11Provider .*: not honoured; .*ssh-add -s/);
   t.notOk(warnings.some((w) => /PasswordAuthentication/.test(w)), "-o PasswordAuthentication=yes comes first and is what sshkeep does: ssh_config's no is not used");
@@ -101,6 +101,14 @@ t.test('openssh habits – security options sshkeep cannot honour are warned abo
   const quiet: string[] = [];
   build(t, [...NO_CONFIG, '-o', 'GSSAPIAuthentication=no', '-o', 'PubkeyAuthentication=yes', '-L', '1:h:2', 'u@h'], quiet);
   t.strictSame(quiet, [], 'values that ask for what sshkeep does are not warned about');
+});
+
+t.test('openssh habits – CertificateFile from -o and ssh_config accumulates, ~ and tokens expanded, and is not warned about', async (t) => {
+  const warnings: string[] = [];
+  const s = build(t, ['-F', '$DIR/cfg', '-o', 'CertificateFile=~/a-cert.pub', '-L', '1:h:2', 'u@h'], warnings, { cfg: 'Host h\n  CertificateFile ~/.ssh/%r-cert.pub\n' });
+  const home = s.tunnels[0]!.certificateFiles[0]!.replace(/\/a-cert\.pub$/, '');
+  t.strictSame(s.tunnels[0]!.certificateFiles, [`${home}/a-cert.pub`, `${home}/.ssh/u-cert.pub`]);
+  t.strictSame(warnings, []);
 });
 
 t.test('openssh habits – -E names the log file; the file level is logFile, the environment SSHKEEP_LOG_FILE', async (t) => {
@@ -161,7 +169,7 @@ async function dialOnce(s: Settings): Promise<void> {
   const host = s.tunnels[0]!;
   const hop = {
     host,
-    auth: { username: host.user, agentSocket: undefined, identities: [], prompter: undefined, host: host.hostName },
+    auth: { username: host.user, agentSocket: undefined, identities: [], prompter: undefined, host: host.hostName, certificateFiles: [] },
     hostKeys: hostKeyPolicy(host, silentLogger),
     secretCache: {},
   };

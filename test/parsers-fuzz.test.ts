@@ -36,7 +36,7 @@ for (const target of targets) {
 t.test('every parser of outside input is covered', async (t) => {
   const parsers = new Set(fuzzTargets(dir).map((target) => target.parser));
   for (const p of ['parseLocalForward', 'parseRemoteForward', 'parseDynamicForward', 'parseDuration', 'parseSize', 'parseCount', 'parseHostPort', 'parseDashO', 'parseYesNo',
-    'readSshConfig', 'known_hosts', 'readConfigFile', 'buildSettings', 'resolveTunnel', 'socks']) {
+    'readSshConfig', 'known_hosts', 'readConfigFile', 'buildSettings', 'resolveTunnel', 'socks', 'parseCertificate', 'agent', 'securityKeyType']) {
     t.ok(parsers.has(p), p);
   }
 });

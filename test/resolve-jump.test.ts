@@ -48,6 +48,7 @@ t.test('resolve-jump – -J host: one hop with the defaults', async (t) => {
       user: 'me',
       identityFiles: ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => path.join(home, '.ssh', f)),
       identityFilesExplicit: false,
+      certificateFiles: [],
       identitiesOnly: false,
       agentSocket: undefined,
       connectTimeoutMs: 15_000,
@@ -58,6 +59,7 @@ t.test('resolve-jump – -J host: one hop with the defaults', async (t) => {
       proxyCommand: undefined,
       addressFamily: 'any',
       compression: false,
+      algorithms: {},
     } satisfies HostConfig,
     'a full HostConfig',
   );

@@ -9,7 +9,11 @@ import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, 
 import { readSshConfig } from './ssh-config.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 import { addOption, noteUnhonoured, parseDashO, parseYesNo, unhonouredWarnings, type SshOptions, type Unhonoured } from './ssh-options.js';
-import type { AddressFamily, HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
+import type { AddressFamily, Algorithms, HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
+import { parseAlgorithms, type AlgorithmCatalogue } from './algorithms.js';
+import { ssh2Algorithms } from '../ssh/adapter.js';
+import { PUBKEY_ALGORITHMS } from '../ssh/auth.js';
+import { DEFAULT_HOST_KEY_ALGORITHMS } from '../ssh/host-key.js';
 
 /**
  * What the command line says about one tunnel, before ssh_config and defaults. Each value is a
@@ -166,6 +170,7 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
     user,
     identityFiles: files(merged.identityfile ? valuesOf(merged.identityfile) : [...DEFAULTS.identityFiles], 'IdentityFile'),
     identityFilesExplicit: merged.identityfile !== undefined,
+    certificateFiles: files(pathList(merged.certificatefile && valuesOf(merged.certificatefile), []), 'CertificateFile'),
     identitiesOnly: parsedOr(checked('identitiesonly'), parseYesNo, false),
     agentSocket:
       agent === undefined || agent === 'SSH_AUTH_SOCK' ? env.authSock : agent.toLowerCase() === 'none' ? undefined : files([agent], 'IdentityAgent')[0],
@@ -177,7 +182,33 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
     proxyCommand: proxyCommand === undefined ? undefined : expandTokens(proxyCommand, tokens, env.home, 'ProxyCommand'),
     addressFamily: parsedOr(checked('addressfamily'), addressFamily, 'any'),
     compression: parsedOr(checked('compression'), parseYesNo, false),
+    algorithms: algorithmOptions(checked),
   };
+}
+
+/** What each algorithm option starts from and may name: ssh2's lists, and sshkeep's for host keys and user keys. */
+function catalogues(): Record<keyof Algorithms, AlgorithmCatalogue> {
+  const ssh2 = ssh2Algorithms();
+  return {
+    hostKey: { default: DEFAULT_HOST_KEY_ALGORITHMS, supported: ssh2.hostKeys },
+    pubkey: PUBKEY_ALGORITHMS,
+    kex: ssh2.kex,
+    cipher: ssh2.cipher,
+    mac: ssh2.mac,
+  };
+}
+
+const ALGORITHM_OPTIONS = { hostKey: 'hostkeyalgorithms', pubkey: 'pubkeyacceptedalgorithms', kex: 'kexalgorithms', cipher: 'ciphers', mac: 'macs' } as const;
+
+/** The algorithm options given (first value wins), each resolved to its list. */
+function algorithmOptions(checked: (k: keyof SshOptions) => Sourced | undefined): Algorithms {
+  const lists = catalogues();
+  const out: Algorithms = {};
+  for (const [key, option] of Object.entries(ALGORITHM_OPTIONS) as [keyof Algorithms, keyof SshOptions][]) {
+    const given = checked(option);
+    if (given) out[key] = parseSourced(given, (text, what) => parseAlgorithms(text, what, lists[key]));
+  }
+  return out;
 }
 
 /** A chain longer than this is a ProxyJump loop in ssh_config. */

@@ -130,7 +130,8 @@ export const SETTINGS = {
     help:
       `OpenSSH option, repeatable: HostName, Port, User, IdentityFile, IdentitiesOnly, ConnectTimeout (default ${formatDuration(DEFAULTS.connectTimeoutMs)}), ` +
       `ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking=yes|accept-new|no (default ${DEFAULTS.strictHostKeyChecking}), ` +
-      'UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, IdentityAgent, ProxyJump, ProxyCommand, ExitOnForwardFailure, AddressFamily, Compression, GatewayPorts',
+      'UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias, IdentityAgent, CertificateFile, ProxyJump, ProxyCommand, ExitOnForwardFailure, AddressFamily, Compression, GatewayPorts, ' +
+      'HostKeyAlgorithms, PubkeyAcceptedAlgorithms, KexAlgorithms, Ciphers, MACs (a list, or +, - or ^ and a list)',
     more: 'in the file, a mapping (`ServerAliveInterval: 10`) or a list of `Key=Value`',
   }),
   ipv4: def({

@@ -6,6 +6,7 @@ export const HONOURED_OPTIONS = {
   port: 'Port',
   user: 'User',
   identityfile: 'IdentityFile',
+  certificatefile: 'CertificateFile',
   identitiesonly: 'IdentitiesOnly',
   identityagent: 'IdentityAgent',
   connecttimeout: 'ConnectTimeout',
@@ -24,6 +25,11 @@ export const HONOURED_OPTIONS = {
   addressfamily: 'AddressFamily',
   compression: 'Compression',
   gatewayports: 'GatewayPorts',
+  hostkeyalgorithms: 'HostKeyAlgorithms',
+  pubkeyacceptedalgorithms: 'PubkeyAcceptedAlgorithms',
+  kexalgorithms: 'KexAlgorithms',
+  ciphers: 'Ciphers',
+  macs: 'MACs',
 } as const;
 
 export type OptionKey = keyof typeof HONOURED_OPTIONS;
@@ -44,7 +50,6 @@ const no = (v: string) => /^(no|false)$/i.test(v);
  * ask for something else (`GSSAPIAuthentication no` is what sshkeep does anyway).
  */
 const UNHONOURED: Record<string, { name: string; instead: (value: string) => string | undefined }> = {
-  certificatefile: { name: 'CertificateFile', instead: (v) => (v.toLowerCase() === 'none' ? undefined : `certificates are not supported yet: ${KEYS_AND_AGENT}, each key plain`) },
   pkcs11provider: { name: 'PKCS11Provider', instead: (v) => (v.toLowerCase() === 'none' ? undefined : `PKCS#11 tokens are not supported: ${KEYS_AND_AGENT} (add the token's key to ssh-agent: ssh-add -s)`) },
   securitykeyprovider: { name: 'SecurityKeyProvider', instead: () => `security key middleware is not supported: ${KEYS_AND_AGENT}` },
   gssapiauthentication: { name: 'GSSAPIAuthentication', instead: (v) => (yes(v) ? `GSSAPI (Kerberos) is not supported: ${KEYS_AND_AGENT}` : undefined) },
@@ -83,7 +88,7 @@ export function unhonouredWarnings(from: Unhonoured): string[] {
 }
 
 /** Keys that may appear several times and accumulate instead of first-wins. */
-export const MULTI_VALUED: ReadonlySet<OptionKey> = new Set(['identityfile', 'localforward', 'remoteforward', 'dynamicforward']);
+export const MULTI_VALUED: ReadonlySet<OptionKey> = new Set(['identityfile', 'certificatefile', 'localforward', 'remoteforward', 'dynamicforward']);
 
 /** Values by option; `V` is a plain string, or a Sourced value naming its -o or ssh_config line. */
 export type SshOptions<V = string> = { [K in OptionKey]?: V[] };

@@ -47,6 +47,8 @@ export interface HostConfig {
   user: string;
   /** Identity files to offer, in order, already `~`/token-expanded. */
   identityFiles: string[];
+  /** CertificateFile, expanded: user certificates offered with the key they certify (from a file or ssh-agent). */
+  certificateFiles: string[];
   /** True when the list came from -i or IdentityFile; false means the default identities. */
   identityFilesExplicit: boolean;
   /** OpenSSH's IdentitiesOnly: offer only the identity files, not the agent's keys. */
@@ -65,6 +67,17 @@ export interface HostConfig {
   addressFamily: AddressFamily;
   /** Compression (-C): offer zlib to the server first. */
   compression: boolean;
+  /** HostKeyAlgorithms, PubkeyAcceptedAlgorithms, KexAlgorithms, Ciphers, MACs: each list when given, in order. */
+  algorithms: Algorithms;
+}
+
+/** The algorithm options given, resolved to lists ssh2 negotiates; an absent one keeps the default. */
+export interface Algorithms {
+  hostKey?: string[];
+  pubkey?: string[];
+  kex?: string[];
+  cipher?: string[];
+  mac?: string[];
 }
 
 /** OpenSSH's AddressFamily: `any` lets the resolver choose. */

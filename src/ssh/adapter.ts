@@ -1,20 +1,29 @@
 /**
  * The one adapter around ssh2, and its only runtime user: a new Client per attempt, host
  * keys verified, sockets tuned, synchronous throws wrapped, ssh2's `err.level` strings
- * translated into sshkeep's named errors here and nowhere else; key parsing and the
- * native-binding probe too, so an ssh2 upgrade is checked against this one file.
+ * translated into sshkeep's named errors here and nowhere else; key parsing, the key objects
+ * that present certificates and agent identities to ssh2, CA signature checks, ssh2's
+ * algorithm lists and the native-binding probe too, so an ssh2 upgrade is checked against
+ * this one file (and the patch in patches/).
  */
+import { createPublicKey, verify as verifySignature } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
-import type { Channel, ClientChannel, ConnectConfig, ParsedKey, ServerHostKeyAlgorithm } from 'ssh2';
+import type {
+  BaseAgent, Channel, CipherAlgorithm, ClientChannel, ConnectConfig, KexAlgorithm, MacAlgorithm, ParsedKey, ServerHostKeyAlgorithm, SigningRequestOptions,
+} from 'ssh2';
+import type { AlgorithmCatalogue } from '../config/algorithms.js';
 import { formatEndpoint } from '../config/forward-spec.js';
-import type { Endpoint } from '../config/types.js';
+import type { Algorithms, Endpoint } from '../config/types.js';
 import { AuthError, ChannelOpenError, ConnectError, HostKeyError } from '../errors.js';
-import { authHandler, type AuthPlan } from './auth.js';
+import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './agent.js';
+import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
+import { certifiedKeyType, isCertificateType, parseCertificate, quoted, type Certificate } from './certificate.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
+import { WireReader, wireStrings } from './wire.js';
 
 export interface DialOptions {
   /** `host:port` of the server, for messages. */
@@ -28,6 +37,8 @@ export interface DialOptions {
   secretCache: { password?: string };
   /** Compression (-C): zlib is asked for first; otherwise none is (as OpenSSH). */
   compression?: boolean;
+  /** KexAlgorithms, Ciphers, MACs when given (ssh2's defaults otherwise). */
+  algorithms?: Pick<Algorithms, 'kex' | 'cipher' | 'mac'>;
   /** Abandons the attempt (the connection is stopping, or no longer needs this dial). */
   signal?: AbortSignal;
 }
@@ -262,7 +273,7 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
   const { target, sock } = options;
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
-    const attempts = { tried: [] as string[] };
+    const attempts = { tried: [] as string[], notes: [] as string[] };
     let hostKeyError: HostKeyError | null = null;
     let settled = false;
     const onAbort = () => fail(new ConnectError('connect abandoned: stopping'));
@@ -293,11 +304,16 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
       if (settled) return;
       if (hostKeyError) return fail(hostKeyError);
       switch (err.level) {
+        case 'agent':
+          // ssh2 goes on with the next key or method, as ssh does; the failure is told if all fail.
+          attempts.notes.push(`${err.message}.`);
+          return;
         case 'client-authentication':
           return fail(
             new AuthError(
               `Authentication as "${options.auth.username}" to ${target} was rejected. Tried: ${attempts.tried.join(', ') || 'nothing (no identity file, no ssh-agent, no terminal to ask for a password)'}. ` +
-                `Check the user (-l), the key (-i) and that its public key is in the server's authorized_keys.`,
+                `Check the user (-l), the key (-i) and that its public key is in the server's authorized_keys.` +
+                (attempts.notes.length ? ` ${attempts.notes.join(' ')}` : ''),
             ),
           );
         case 'client-timeout':
@@ -316,12 +332,15 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
       algorithms: {
         serverHostKey: options.hostKeys.algorithms() as ServerHostKeyAlgorithm[],
         ...(options.compression ? { compress: [...COMPRESSION_FIRST] } : {}),
+        ...(options.algorithms?.kex && { kex: options.algorithms.kex as KexAlgorithm[] }),
+        ...(options.algorithms?.cipher && { cipher: options.algorithms.cipher as CipherAlgorithm[] }),
+        ...(options.algorithms?.mac && { hmac: options.algorithms.mac as MacAlgorithm[] }),
       },
       hostVerifier: (key: Buffer) => {
         hostKeyError = options.hostKeys.verify(key);
         return hostKeyError === null;
       },
-      authHandler: authHandler(options.auth, attempts, options.secretCache),
+      authHandler: authHandler(options.auth, attempts, options.secretCache, KEYS),
     };
     try {
       client.connect(config);
@@ -337,6 +356,18 @@ export function parseKey(data: Buffer | string, passphrase?: string): ParsedKey 
   return Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
 }
 
+/** ssh2's own lists: what it asks for by default and what it can negotiate, per algorithm option. */
+export function ssh2Algorithms(): Record<'kex' | 'cipher' | 'mac', AlgorithmCatalogue> & { hostKeys: readonly string[] } {
+  const require = createRequire(import.meta.url);
+  const c = require('ssh2/lib/protocol/constants.js') as Record<string, string[]>;
+  return {
+    kex: { default: c.DEFAULT_KEX!, supported: c.SUPPORTED_KEX! },
+    cipher: { default: c.DEFAULT_CIPHER!, supported: c.SUPPORTED_CIPHER! },
+    mac: { default: c.DEFAULT_MAC!, supported: c.SUPPORTED_MAC! },
+    hostKeys: c.SUPPORTED_SERVER_HOST_KEY!,
+  };
+}
+
 /**
  * True when ssh2's optional native crypto binding is loaded. Without it (no compiler when
  * `npm ci` ran, or its install script skipped) AES-GCM and ChaCha20 run in JavaScript at about
@@ -348,5 +379,143 @@ export function nativeCryptoLoaded(): boolean {
     return (require('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: boolean }).bindingAvailable === true;
   } catch {
     return false;
+  }
+}
+
+/** How long an ssh-agent may take to list its keys or sign (a security key waits for a touch). */
+const AGENT_TIMEOUT_MS = 30_000;
+
+/**
+ * A key ssh2 sends as `blob` of type `type` (a certificate, or a security key it cannot parse),
+ * built on a key ssh2 did parse (`base`: the private key that signs, or the certified key's
+ * plain twin for an agent key, signed for by the agent).
+ */
+function presentedAs(base: ParsedKey, type: string, blob: Buffer): ParsedKey {
+  const key = Object.create(base) as ParsedKey;
+  Object.defineProperties(key, {
+    type: { value: type },
+    getPublicSSH: { value: () => blob },
+  });
+  return key;
+}
+
+/**
+ * The plain key ssh2 can parse beside an agent identity: a certificate's certified key, and
+ * for a security key the ordinary key of the same curve point (ssh2 only needs it to exist).
+ */
+function plainTwin(blob: Buffer): ParsedKey | Error {
+  const r = new WireReader(blob);
+  const type = r.text('the key type');
+  if (isCertificateType(type)) return plainTwin(parseCertificate(blob).key);
+  let plain = blob;
+  if (type === 'sk-ssh-ed25519@openssh.com') plain = wireStrings('ssh-ed25519', r.string('the key'));
+  else if (type === 'sk-ecdsa-sha2-nistp256@openssh.com') plain = wireStrings('ecdsa-sha2-nistp256', r.string('the curve'), r.string('the key'));
+  const parsed = ssh2.utils.parseKey(plain);
+  return Array.isArray(parsed) ? parsed[0]! : parsed;
+}
+
+/** ssh2's agent interface over sshkeep's agent client: every identity the agent holds is offered, whole signatures come back. */
+class Agent extends ssh2.BaseAgent<ParsedKey> {
+  /** The blob each offered key is signed with: a CertificateFile certificate's key is in the agent as a plain key. */
+  readonly #signWith = new WeakMap<ParsedKey, Buffer>();
+
+  constructor(
+    private readonly client: AgentClient,
+    private readonly certificates: Certificate[],
+    /** Why an identity is not to be offered, or undefined to offer it. */
+    private readonly screen: (type: string, blob: Buffer) => string | undefined,
+    private readonly skipped: (identity: string, why: string) => void,
+  ) {
+    super();
+  }
+
+  getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
+    this.client.identities().then((identities) => {
+      // A CertificateFile certificate whose key is in the agent is offered too, signed for by the agent.
+      const extra = this.certificates.filter((c) => identities.some((id) => id.blob.equals(c.key)));
+      const all: (AgentIdentity & { signWith?: Buffer })[] = [...identities, ...extra.map((c) => ({ blob: c.blob, comment: `certificate ${quoted(c.keyId)}`, signWith: c.key }))];
+      const keys: ParsedKey[] = [];
+      for (const id of all) {
+        let base: ParsedKey | Error;
+        let type = '';
+        let problem: string | undefined;
+        try {
+          type = new WireReader(id.blob).text('the key type');
+          base = plainTwin(id.blob);
+          problem = this.screen(type, id.blob);
+        } catch (err) {
+          base = err as Error;
+        }
+        if (base instanceof Error) this.skipped(id.comment, `sshkeep cannot read its key (${base.message})`);
+        else if (problem !== undefined) this.skipped(id.comment, problem);
+        else {
+          const key = presentedAs(base, type, id.blob);
+          this.#signWith.set(key, id.signWith ?? id.blob);
+          keys.push(key);
+        }
+      }
+      cb(undefined, keys);
+    }, (err: Error) => cb(err));
+  }
+
+  sign(key: ParsedKey, data: Buffer, options: SigningRequestOptions | ((err?: Error, signature?: Buffer) => void), cb?: (err?: Error, signature?: Buffer) => void): void {
+    const done = typeof options === 'function' ? options : cb!;
+    const hash = typeof options === 'function' ? undefined : (options as { hash?: string }).hash;
+    const plainType = isCertificateType(key.type) ? certifiedKeyType(key.type) : key.type;
+    const flags = plainType === 'ssh-rsa' ? (hash === 'sha512' ? RSA_SHA2_512 : hash === 'sha256' ? RSA_SHA2_256 : 0) : 0;
+    this.client.sign(this.#signWith.get(key) ?? key.getPublicSSH(), data, flags).then((whole) => {
+      // ssh2 (patched) takes a security key's signature whole, any other as its bare bytes.
+      if (plainType.startsWith('sk-')) return done(undefined, whole);
+      const r = new WireReader(whole);
+      r.text('the signature format');
+      done(undefined, r.string('the signature'));
+    }, (err: Error) => done(err));
+  }
+}
+
+/** How auth.ts turns certificates and agent identities into what ssh2 offers. */
+const KEYS: KeyMaker = {
+  certified: (key, cert) => presentedAs(key, cert.type, cert.blob),
+  agent: (socket, certificates, screen, skipped) => new Agent(new AgentClient(socket, AGENT_TIMEOUT_MS), certificates, screen, skipped) as BaseAgent,
+};
+
+/** Field sizes of r and s in an ECDSA signature, by curve (for Node's IEEE P1363 form). */
+const ECDSA_FIELD_BYTES: Record<string, [hash: string, bytes: number]> = {
+  'ecdsa-sha2-nistp256': ['sha256', 32],
+  'ecdsa-sha2-nistp384': ['sha384', 48],
+  'ecdsa-sha2-nistp521': ['sha512', 66],
+};
+
+/**
+ * Checks a CA's signature over a certificate; returns why it fails, or undefined when it holds.
+ * RSA signatures with SHA-1 (`ssh-rsa`) are refused, as OpenSSH's default CASignatureAlgorithms does.
+ */
+export function certificateSignatureProblem(cert: Certificate): string | undefined {
+  try {
+    const ca = plainTwin(cert.caKey);
+    if (ca instanceof Error || isCertificateType(new WireReader(cert.caKey).text('the CA key type'))) return 'its CA key is not a key sshkeep can check signatures with';
+    const sig = new WireReader(cert.signature);
+    const format = sig.text('the signature format');
+    let bytes = sig.string('the signature');
+    const key = createPublicKey(ca.getPublicPEM());
+    let ok: boolean;
+    if (format === 'ssh-ed25519' && ca.type === 'ssh-ed25519') ok = verifySignature(null, cert.signed, key, bytes);
+    else if ((format === 'rsa-sha2-512' || format === 'rsa-sha2-256') && ca.type === 'ssh-rsa') ok = verifySignature(format === 'rsa-sha2-512' ? 'sha512' : 'sha256', cert.signed, key, bytes);
+    else if (ECDSA_FIELD_BYTES[format] && ca.type === format) {
+      const [hash, size] = ECDSA_FIELD_BYTES[format]!;
+      const rs = new WireReader(bytes);
+      const fixed = (mpint: Buffer) => {
+        let lead = 0;
+        while (lead < mpint.length && mpint[lead] === 0) lead++;
+        const digits = mpint.subarray(lead);
+        if (digits.length > size) throw new Error('an ECDSA signature value too long for its curve');
+        return Buffer.concat([Buffer.alloc(size - digits.length), digits]);
+      };
+      bytes = Buffer.concat([fixed(rs.string('r')), fixed(rs.string('s'))]);
+      ok = verifySignature(hash, cert.signed, { key, dsaEncoding: 'ieee-p1363' }, bytes);
+    } else return `its CA signed it with ${format}, which sshkeep does not accept for a ${ca.type} CA key`;
+    return ok ? undefined : 'its CA signature does not verify';
+  } catch (err) {
+    return `its CA signature cannot be read (${(err as Error).message})`;
   }
 }

@@ -1,8 +1,11 @@
 import { HostKeyError } from '../errors.js';
 import type { HostConfig, TunnelConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { certificateSignatureProblem } from './adapter.js';
+import { certificateProblem, certificateTypeFor, describeCertificate, isCertificateType, parseCertificate } from './certificate.js';
 import {
   appendKnownHost,
+  certAuthorities,
   fingerprintSha256,
   keyTypeOf,
   knownHostName,
@@ -20,6 +23,12 @@ const HOST_KEY_ALGORITHMS = [
   'rsa-sha2-256',
   'ssh-rsa',
 ];
+
+/** Host certificate algorithms, asked for first when a @cert-authority line covers the host (as OpenSSH prefers them). */
+const HOST_CERT_ALGORITHMS = HOST_KEY_ALGORITHMS.filter((a) => a !== 'ssh-rsa').map(certificateTypeFor);
+
+/** HostKeyAlgorithms' default, that `+`, `-` and `^` start from: OpenSSH's order, certificates first. */
+export const DEFAULT_HOST_KEY_ALGORITHMS: readonly string[] = [...HOST_CERT_ALGORITHMS, ...HOST_KEY_ALGORITHMS];
 
 /** known_hosts records RSA keys as `ssh-rsa` whatever signature algorithm is negotiated. */
 function algorithmsFor(keyType: string): string[] {
@@ -41,13 +50,18 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
 
   return {
     algorithms() {
+      // Given HostKeyAlgorithms is used as written, as OpenSSH does (no reordering by known_hosts).
+      if (config.algorithms.hostKey) return config.algorithms.hostKey;
       let known: string[] = [];
+      let certificates: string[] = [];
       try {
         known = knownKeyTypes(files, [name]).flatMap(algorithmsFor);
+        // Without a CA that could vouch for it, a host certificate could only be refused.
+        if (config.hostKeyFingerprints.length === 0 && certAuthorities(files, [name]).length > 0) certificates = HOST_CERT_ALGORITHMS;
       } catch {
         // An unreadable file is reported by verify(); ordering is only a preference.
       }
-      return [...new Set([...known.filter((a) => HOST_KEY_ALGORITHMS.includes(a)), ...HOST_KEY_ALGORITHMS])];
+      return [...new Set([...certificates, ...known.filter((a) => HOST_KEY_ALGORITHMS.includes(a)), ...HOST_KEY_ALGORITHMS])];
     },
 
     verify(key) {
@@ -59,6 +73,7 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
       } catch {
         return new HostKeyError(`The server at ${name} offered a malformed host key.`);
       }
+      if (isCertificateType(type)) return verifyCertificate(key);
       const offered = `${type} key ${fingerprint}`;
       if (config.hostKeyFingerprints.length > 0) {
         if (config.hostKeyFingerprints.includes(fingerprint)) {
@@ -116,4 +131,43 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
       return null;
     },
   };
+
+  /**
+   * A host certificate, as OpenSSH checks one: signed by a CA a @cert-authority line for this
+   * host trusts, neither it, its key nor its CA @revoked, a host certificate valid now whose
+   * principals include the host name (or HostKeyAlias), no critical options. Whatever
+   * StrictHostKeyChecking says, a certificate is never recorded as a plain key.
+   */
+  function verifyCertificate(blob: Buffer): HostKeyError | null {
+    let cert;
+    try {
+      cert = parseCertificate(blob);
+    } catch (err) {
+      return new HostKeyError(`The server at ${name} offered a malformed host certificate (${(err as Error).message}).`);
+    }
+    const ca = fingerprintSha256(cert.caKey);
+    const offered = `a ${describeCertificate(cert)} for ${keyTypeOf(cert.key)} key ${fingerprintSha256(cert.key)}, signed by CA ${ca}`;
+    const refuse = (why: string) => new HostKeyError(`The server at ${name} offered ${offered}; ${why}. Refusing to connect.`);
+    let authorities;
+    try {
+      for (const [what, key] of [['its host key', cert.key], ['its CA key', cert.caKey]] as const) {
+        const found = lookupHostKey(files, [name], key);
+        if (found.status === 'revoked') return refuse(`${what} is marked @revoked in ${found.at.file}:${found.at.line}`);
+      }
+      authorities = certAuthorities(files, [name]);
+    } catch (err) {
+      return new HostKeyError(`Cannot read known_hosts to verify ${name}: ${(err as Error).message}`);
+    }
+    const trusted = authorities.find((a) => a.key.equals(cert.caKey));
+    if (!trusted) {
+      const listed = authorities.map((a) => `${fingerprintSha256(a.key)} (${a.at.file}:${a.at.line})`).join(', ');
+      return refuse(`no @cert-authority line for ${name} trusts that CA (${listed ? `trusted: ${listed}` : `none in ${where}`})`);
+    }
+    const principal = config.hostKeyAlias ?? config.hostName;
+    const problem = certificateProblem(cert, 'host', principal, Date.now())?.text ?? certificateSignatureProblem(cert);
+    if (problem) return refuse(problem);
+    if (cert.criticalOptions.length) return refuse(`it has critical options sshkeep does not know (${cert.criticalOptions.join(', ')})`);
+    logger.debug('host certificate verified', { event: 'host_key', host: name, ca, file: trusted.at.file, line: trusted.at.line, keyId: cert.keyId, serial: String(cert.serial) });
+    return null;
+  }
 }

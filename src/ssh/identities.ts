@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { Prompter } from './prompter.js';
 import { parseKey } from './adapter.js';
 import { fingerprintSha256 } from './known-hosts.js';
+import { securityKeyMessage, securityKeyType } from './security-key.js';
 
 export interface Identity {
   file: string;
@@ -83,6 +84,14 @@ export async function loadIdentities(
     if (known?.data.equals(data)) {
       identities.push({ file, key: known.key });
       continue;
+    }
+    const skType = securityKeyType(data);
+    if (skType !== undefined) {
+      if (!explicit) {
+        logger.warn(`${securityKeyMessage(file, skType)} Skipped.`, { event: 'identity', file });
+        continue;
+      }
+      throw new ConfigError(securityKeyMessage(file, skType));
     }
     const plain = parseKey(data);
     const key = plain instanceof Error && isEncryptedError(plain) ? await decrypt(file, data, sources, explicit, logger) : plain;

@@ -1,8 +1,7 @@
 /**
  * Reading and appending OpenSSH known_hosts files (sshd(8), "SSH_KNOWN_HOSTS
  * FILE FORMAT"). Only what host-key verification needs: plain, wildcard,
- * negated and hashed host patterns, and the @revoked marker. @cert-authority
- * lines are ignored because we never verify host certificates.
+ * negated and hashed host patterns, and the @revoked and @cert-authority markers.
  */
 
 import { createHash, createHmac } from 'node:crypto';
@@ -28,9 +27,15 @@ export type HostKeyLookup =
 /** One usable known_hosts line whose host field matched. */
 interface Entry {
   at: KnownHostRef;
-  revoked: boolean;
+  marker: 'revoked' | 'cert-authority' | undefined;
   type: string;
   blob: Buffer;
+}
+
+/** A @cert-authority line whose host patterns match: the CA key it trusts for host certificates. */
+export interface CertAuthority {
+  at: KnownHostRef;
+  key: Buffer;
 }
 
 /**
@@ -55,10 +60,11 @@ export function lookupHostKey(files: KnownHostsSource[], hostNames: string[], ke
   let mismatch: Entry | undefined;
   for (const e of matchingEntries(files, hostNames)) {
     const same = e.blob.equals(key);
-    if (e.revoked) {
+    if (e.marker === 'revoked') {
       if (same) return { status: 'revoked', at: e.at };
       continue;
     }
+    if (e.marker === 'cert-authority') continue;
     if (same) match ??= e.at;
     else if (e.type === type) mismatch ??= e;
   }
@@ -73,8 +79,13 @@ export function lookupHostKey(files: KnownHostsSource[], hostNames: string[], ke
  */
 export function knownKeyTypes(files: KnownHostsSource[], hostNames: string[]): string[] {
   const types = new Set<string>();
-  for (const e of matchingEntries(files, hostNames)) if (!e.revoked) types.add(e.type);
+  for (const e of matchingEntries(files, hostNames)) if (e.marker === undefined) types.add(e.type);
   return [...types];
+}
+
+/** The @cert-authority lines for these names, in file order. */
+export function certAuthorities(files: KnownHostsSource[], hostNames: string[]): CertAuthority[] {
+  return [...matchingEntries(files, hostNames)].filter((e) => e.marker === 'cert-authority').map((e) => ({ at: e.at, key: e.blob }));
 }
 
 /**
@@ -147,16 +158,14 @@ function* matchingEntries(sources: KnownHostsSource[], hostNames: string[]): Gen
   }
 }
 
-/** Parses one line; undefined for comments, malformed lines, CA lines and lines for other hosts. */
+/** Parses one line; undefined for comments, malformed lines, unknown markers and lines for other hosts. */
 function parseLine(line: string, names: string[]): Omit<Entry, 'at'> | undefined {
   const fields = line.trim().split(/[ \t]+/);
   if (fields[0] === '' || fields[0]!.startsWith('#')) return undefined;
-  let revoked = false;
+  let marker: Entry['marker'];
   if (fields[0]!.startsWith('@')) {
-    // @cert-authority (and any marker we don't know) is not a plain host key.
-    if (fields[0] !== '@revoked') return undefined;
-    revoked = true;
-    fields.shift();
+    if (fields[0] !== '@revoked' && fields[0] !== '@cert-authority') return undefined;
+    marker = fields.shift()!.slice(1) as Entry['marker'];
   }
   const [hosts, type, b64] = fields;
   if (!hosts || !type || !b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
@@ -164,7 +173,7 @@ function parseLine(line: string, names: string[]): Omit<Entry, 'at'> | undefined
   // The type field must agree with the blob, as OpenSSH's sshkey_read checks.
   if (blobType(blob) !== type) return undefined;
   if (!names.some((n) => hostsMatch(hosts, n))) return undefined;
-  return { revoked, type, blob };
+  return { marker, type, blob };
 }
 
 /** Matches a host field against one (lower-cased) name; a negated match vetoes the whole line. */

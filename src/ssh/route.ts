@@ -69,6 +69,7 @@ export async function dialRoute(hops: Hop[], options: RouteOptions): Promise<Ssh
             hostKeys: hop.hostKeys,
             secretCache: hop.secretCache,
             compression: host.compression,
+            algorithms: host.algorithms,
             signal: options.signal,
           },
           last ? [...sessions] : [],
