@@ -336,3 +336,37 @@ t.test('GOODBYE: the agent resets what it holds and exits at once', async (t) =>
   await agentGone(agent, 2000, 'the agent to exit after GOODBYE');
   t.equal((await deadline(target.outcomes[0]!, 2000, 'the target to be reset')).errorCode, 'ECONNRESET');
 });
+
+t.test('a name that does not resolve: ERROR 4 with the resolver\'s error', async (t) => {
+  const agent = await startAgent(t);
+  const c = await agent.channel();
+  c.send({ type: 'open', id: randomBytes(16), graceMs: 1000, port: 80, host: 'no-such-host.invalid' });
+  t.match(await c.expect('error', 15_000), { code: ERROR_CODE.connect, message: /^EAI_(NONAME|AGAIN)$/ });
+  t.equal((await ping(agent)).streams, 0);
+});
+
+t.test('DATA right after OPEN is taken while the target connects, and counted in ACCEPT', async (t) => {
+  const target = await startTarget(t);
+  const agent = await startAgent(t);
+  const peer = new Peer(await agent.channel(), Buffer.from('optimistic'));
+  peer.channel.send({ type: 'open', id: peer.id, graceMs: 1000, port: target.port, host: 'localhost' });
+  peer.sendData(0);
+  t.equal((await peer.channel.expect('accept')).received, peer.outgoing.length, 'ACCEPT counts the bytes that came with the OPEN');
+  await target.accepted(1);
+  target.sockets[0]!.end();
+  peer.channel.send({ type: 'eof', offset: peer.outgoing.length });
+  t.equal((await target.outcomes[0]!).data.toString(), 'optimistic');
+});
+
+t.test('acks: a bare ACK when the agent has nothing to send, up to everything received', async (t) => {
+  const target = await startTarget(t);
+  const agent = await startAgent(t);
+  const peer = await openStream(agent, target.port, randomBytes(1024 * 1024));
+  peer.sendData(0, 10);
+  t.same(await peer.channel.expect('ack'), { type: 'ack', ack: 10 }, 'an idle agent acknowledges 10 bytes');
+  peer.sendData(10);
+  const acks: number[] = [];
+  while (acks.at(-1) !== peer.outgoing.length) acks.push((await peer.channel.expect('ack')).ack);
+  t.same(acks, [...acks].sort((a, b) => a - b), `acks only grow: ${acks.join(' ')}`);
+  t.ok(acks.length >= 4, 'at least one ACK per 256 KiB');
+});
