@@ -99,3 +99,11 @@ t.test('every module the agent uses is in perl-base', async (t) => {
     t.ok(files.some((f) => f.endsWith(file)), `${module} is in perl-base`);
   }
 });
+
+t.test('no perl: the bootstrap says no-interpreter and exits 127', async (t) => {
+  const bin = tempDir(t, 'sshkeep-bin-');
+  fs.symlinkSync(execFileSync('sh', ['-c', 'command -v sh'], { encoding: 'utf8' }).trim(), path.join(bin, 'sh'));
+  const result = await tryStart({ ...process.env, PATH: bin, XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') });
+  t.same(result.line, { type: 'error', reason: 'no-interpreter', text: '' });
+  t.equal(result.code, 127);
+});
