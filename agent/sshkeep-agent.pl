@@ -460,7 +460,7 @@ sub take_eof {
   return reset_stream($s, E_OFFSET, "EOF at $offset: $s->{received} received") if $s->{in_eof} || $offset != $s->{received};
   $s->{in_eof} = 1;
   $s->{received} = $offset + 1;
-  if (!$s->{fh}) { $s->{shut} = 1; finish_if_done($s) }
+  if (defined $s->{t_reset}) { $s->{shut} = 1; finish_if_done($s) } # no target to shut down
 }
 
 sub attach_stream {
@@ -637,13 +637,17 @@ sub timers {
       $next = $s->{ack_at} if $s->{ack_at} < $next;
     }
   }
-  if (%CHANNELS || %STREAMS) {
+  # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
+  # expire one grace after their channels closed, and the agent goes with them.
+  if (%CHANNELS) {
     $IDLE_SINCE = undef;
   } else {
     $IDLE_SINCE //= $now;
-    shut_down(0) if $now - $IDLE_SINCE >= $GRACE_MS;
-    my $exit = $IDLE_SINCE + $GRACE_MS;
-    $next = $exit if $exit < $next;
+    unless (%STREAMS) {
+      shut_down(0) if $now - $IDLE_SINCE >= $GRACE_MS;
+      my $exit = $IDLE_SINCE + $GRACE_MS;
+      $next = $exit if $exit < $next;
+    }
   }
   return $next;
 }
