@@ -719,8 +719,9 @@ for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
   my $now = now_ms();
   pump($_, $now) for values %STREAMS;
-  # What was just queued goes out now if the channel takes it, not after another select.
+  # What was just queued goes out now if the socket takes it, not after another select.
   for my $c (values %CHANNELS) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
+  for my $s (values %TARGETS) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
   my $next = timers($now);
 
   my ($rin, $win) = ('', '');
