@@ -1,12 +1,13 @@
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ERROR_CODE, MAX_PAYLOAD, type Frame } from '../src/resume/frames.js';
 import { agentScript } from '../src/resume/bootstrap.js';
-import { deadline, listenFor, outcome, refusedPort, until, type Outcome } from './fixtures/net.js';
+import { deadline, listenFor, outcome, refusedPort, startEchoFor, until, type Outcome } from './fixtures/net.js';
 import { AgentChannel, agentGone, ping, startAgent, type LocalAgent } from './fixtures/resume-agent.js';
 
 /** The agent's replay buffer per stream (agent/sshkeep-agent.pl REPLAY_MAX). */
@@ -383,4 +384,38 @@ t.test('sshkeep gone (every channel closed): held streams are reset after their 
   peer.channel.close();
   t.equal((await deadline(target.outcomeOf(0), 3000, 'the target to be reset')).errorCode, 'ECONNRESET');
   await agentGone(agent, 3000, 'the agent to exit');
+});
+
+/**
+ * A port whose dials hang: a listener with a backlog of 0 that never accepts, its one queue
+ * slot taken by a first connection, so later SYNs go unanswered (Linux). Perl, since Node
+ * accepts by itself.
+ */
+async function silentPort(t: Test): Promise<number> {
+  const perl = spawn('perl', ['-MSocket', '-e', `
+    socket(my $l, AF_INET, SOCK_STREAM, 0) or die; bind($l, pack_sockaddr_in(0, inet_aton('127.0.0.1'))) or die;
+    listen($l, 0) or die; $| = 1; print((unpack_sockaddr_in(getsockname($l)))[0], "\\n"); sleep 60;`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => perl.kill('SIGKILL'));
+  const [line] = (await deadline(once(perl.stdout.setEncoding('utf8'), 'data'), 5000, 'the silent listener')) as [string];
+  const port = Number(line.trim());
+  const filler = net.connect(port, '127.0.0.1');
+  t.teardown(() => filler.destroy());
+  await deadline(once(filler, 'connect'), 5000, 'the first connection to the silent listener');
+  return port;
+}
+
+t.test('a target that does not answer the dial holds up no other stream; RESET cancels the dial', async (t) => {
+  const port = await silentPort(t);
+  const agent = await startAgent(t);
+  const slow = await agent.channel();
+  slow.send({ type: 'open', id: randomBytes(16), graceMs: 5000, port, host: '127.0.0.1' });
+  const echo = await startEchoFor(t);
+  const peer = await openStream(agent, echo.port, Buffer.from('meanwhile'));
+  peer.sendData(0);
+  await peer.take(() => peer.receivedBytes === peer.outgoing.length, 'the echo while the other dial hangs');
+  t.equal(peer.data.toString(), 'meanwhile');
+  t.equal((await ping(agent)).streams, 2, 'both held');
+  slow.send({ type: 'reset', offset: 0, reason: 'client gave up' });
+  await deadline(slow.closed, 5000, 'the agent to close the cancelled stream\'s channel');
+  t.equal((await ping(agent)).streams, 1, 'the dial is forgotten');
 });
