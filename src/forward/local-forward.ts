@@ -67,6 +67,8 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   readonly #handshaking = new Set<net.Socket>();
   readonly #hold: Hold;
   #name: string;
+  /** Set by stopAccepting: a bind still waiting for its address gives up rather than bind after the stop. */
+  #stopped = false;
 
   constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
@@ -159,6 +161,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
           });
         }
         await sleep(Math.min(this.deps.listenRetryIntervalMs, left));
+        if (this.#stopped) throw new ListenError(`${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}: stopped while waiting for ${formatEndpoint(listen)} to be free.`);
       }
     }
   }
@@ -240,6 +243,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   /** Stops accepting; open connections carry on. */
   stopAccepting(): void {
+    this.#stopped = true;
     if (this.#server.listening) this.#server.close();
   }
 
