@@ -1,5 +1,7 @@
 import type { ProcessConfig, TunnelConfig } from './config/types.js';
+import { DEFAULTS } from './config/defaults.js';
 import type { Limits } from './forward/hold.js';
+import { ReplayBudget } from './resume/stream.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sshkeep, type BoundForward, type SshkeepOptions, type TunnelReport } from './sshkeep.js';
 
@@ -12,8 +14,8 @@ export class Fleet {
 
   constructor(
     configs: TunnelConfig[],
-    private readonly process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld'>,
-    options: Omit<SshkeepOptions, 'limits'> = {},
+    private readonly process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld'> & Partial<Pick<ProcessConfig, 'resumeBufferTotalBytes'>>,
+    options: Omit<SshkeepOptions, 'limits' | 'replayBudget'> = {},
   ) {
     this.#logger = options.logger ?? silentLogger;
     const limits: Limits = {
@@ -22,7 +24,8 @@ export class Fleet {
       clients: () => this.clients(),
       held: () => this.tunnels.reduce((n, a) => n + a.held(), 0),
     };
-    this.tunnels = configs.map((c) => new Sshkeep(c, { ...options, limits }));
+    const replayBudget = new ReplayBudget(process.resumeBufferTotalBytes ?? DEFAULTS.resumeBufferTotalBytes);
+    this.tunnels = configs.map((c) => new Sshkeep(c, { ...options, limits, replayBudget }));
   }
 
   /** Opens every listener of every tunnel, then starts connecting them all. */

@@ -205,6 +205,27 @@ export const SETTINGS = {
     more: 'each connection has its own heartbeat and reconnect',
     parse: count(1, MAX_CONNECTIONS),
   }),
+  resume: def({
+    flags: '--resume', file: 'both', shape: 'switch', group: RES,
+    help: 'open -L and -D streams survive the death of the SSH connection: an agent started on the server (perl, over exec) holds each target socket until sshkeep reconnects',
+    more: 'off by default, as it starts a process on the server (README, "Resumable streams"); -R stays plain; where the agent cannot run, one warning and plain forwarding',
+    parse: from(parseYesNo),
+  }),
+  resumeGrace: def({
+    flags: '--resume-grace <duration>', file: 'both', shape: 'value', group: RES,
+    help: 'with --resume: how long a stream waits for a new SSH connection before its client and target are reset', default: formatDuration(DEFAULTS.resumeGraceMs),
+    parse: from(parsePositiveDuration),
+  }),
+  resumeBuffer: def({
+    flags: '--resume-buffer <size>', file: 'both', shape: 'value', group: RES,
+    help: 'with --resume: unacknowledged bytes kept per stream to send again after a reconnect; a full buffer pauses the client', default: formatSize(DEFAULTS.resumeBufferBytes),
+    parse: from(parseSize),
+  }),
+  resumeBufferTotal: def({
+    flags: '--resume-buffer-total <size>', file: 'top', shape: 'value', group: RES,
+    help: 'with --resume: the replay buffers of all streams together; when full, every resumable client is paused', default: formatSize(DEFAULTS.resumeBufferTotalBytes),
+    parse: from(parseSize),
+  }),
   maxHeld: def({
     flags: '--max-held <n>', file: 'top', shape: 'value', group: RES, help: 'held clients beyond this are reset', default: String(DEFAULTS.maxHeld),
     parse: count(0),

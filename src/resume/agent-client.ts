@@ -1,0 +1,433 @@
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import type { ClientChannel } from 'ssh2';
+import { ChannelOpenError } from '../errors.js';
+import type { HeldBytes } from '../forward/hold.js';
+import type { PumpResult } from '../forward/pump.js';
+import type { Logger } from '../log.js';
+import { closeUnused, type SshSession } from '../ssh/adapter.js';
+import type { SshConnection } from '../ssh/connection.js';
+import type { SessionSource } from '../ssh/pool.js';
+import { BOOTSTRAP_COMMAND, agentStdin, newSession, parseAgentLine } from './bootstrap.js';
+import { ERROR_CODE, ID_BYTES, FrameParser, encodeFrame, type Frame } from './frames.js';
+import { ResumableStream, type Link } from './resumable.js';
+import { StreamState, type ReplayBudget } from './stream.js';
+
+/** The agent's one line must come this fast (docs/resume-protocol.md): else it cannot run here. */
+const AGENT_LINE_MS = 10_000;
+
+export interface AgentClientOptions {
+  /** --resume-grace: how long both ends keep a stream with no channel attached. */
+  graceMs: number;
+  /** --resume-buffer: per stream. */
+  bufferBytes: number;
+  /** --resume-buffer-total: every stream of the process. */
+  budget: ReplayBudget;
+  channelOpenTimeoutMs: number;
+  logger: Logger;
+}
+
+/** Why resume is not available on the server, as a metric label, with what would fix it. */
+const FIXES: Record<string, string> = {
+  'no-interpreter': 'the server has no perl: install perl-base (Debian and Ubuntu always have it)',
+  'forced-command': 'the server ran another command instead (a ForceCommand, or command= in authorized_keys): allow this key to run commands',
+  'exec-refused': 'the server refused to run a command: allow exec for this user',
+  'streamlocal-refused': 'the server refuses Unix socket forwarding: set AllowStreamLocalForwarding yes (or local) in sshd_config',
+  directory: "the agent's directory ($XDG_RUNTIME_DIR/sshkeep or ~/.cache/sshkeep) is not private to the user: make it mode 0700, owned by the user",
+  listen: 'the agent could not listen on its Unix socket (a full or noexec file system?)',
+  version: 'the agent refused its parameters: sshkeep and its agent script differ (reinstall sshkeep)',
+  timeout: `the agent did not answer within ${AGENT_LINE_MS} ms`,
+  'agent-gone': 'the agent did not answer its ping and could not be started again',
+};
+
+/** What /readyz and the metrics show of --resume for one tunnel. */
+export interface ResumeReport {
+  /** The agent runs and answers on the server. */
+  available: boolean;
+  /** Why not, as a word (`forced-command`, `no-interpreter`, …). */
+  reason: string | undefined;
+  /** Streams open through the agent now. */
+  resumable: number;
+  /** Streams carried over to a new SSH connection so far. */
+  resumed: number;
+  /** Bytes sent and not yet acknowledged, held to send again. */
+  replayBytes: number;
+  /** Agent unavailability and streams that could not be resumed, by reason. */
+  failures: Record<string, number>;
+}
+
+/** A stream opened through the agent, or a plain channel when resume is not available there. */
+export type Opened =
+  | { kind: 'plain'; channel: ClientChannel }
+  | { kind: 'resumable'; id: Buffer; link: Link; peerReceived: number; frames: Frame[] };
+
+/** The first frame on a channel and those that came with it; the channel is left paused. */
+async function answer(channel: ClientChannel, parser: FrameParser, timeoutMs: number): Promise<{ first: Frame; rest: Frame[] }> {
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | undefined, frames?: Frame[]) => {
+      clearTimeout(timer);
+      channel.pause();
+      channel.off('data', onData);
+      channel.off('close', onClose);
+      if (err) return reject(err);
+      resolve({ first: frames![0]!, rest: frames!.slice(1) });
+    };
+    const onData = (chunk: Buffer) => {
+      const { frames, error } = parser.push(chunk);
+      if (error !== undefined) return done(new Error(`protocol error from the agent: ${error}`));
+      if (frames.length) done(undefined, frames);
+    };
+    const onClose = () => done(new Error('the agent closed the channel without an answer'));
+    const timer = setTimeout(() => done(new Error(`no answer from the agent within ${timeoutMs} ms`)), timeoutMs);
+    channel.on('data', onData);
+    channel.once('close', onClose);
+    channel.resume();
+  });
+}
+
+/** ERROR 4's errno name as the plain path's channel-open reason. */
+function connectReason(errno: string): string {
+  if (/^EAI_/.test(errno)) return 'unresolvable';
+  if (errno === 'ETIMEDOUT') return 'timeout';
+  if (/UNREACH/.test(errno)) return 'host-unreachable';
+  return 'connect-failed';
+}
+
+/** The first line of the channel's stdout, or undefined when it closed or stayed silent first. */
+function firstLine(channel: ClientChannel, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let text = '';
+    const done = (line: string | undefined) => {
+      clearTimeout(timer);
+      channel.off('data', onData);
+      channel.off('close', onClose);
+      resolve(line);
+    };
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const end = text.indexOf('\n');
+      if (end >= 0) done(text.slice(0, end).replace(/\r$/, ''));
+      else if (text.length > 4096) done(text.slice(0, 200));
+    };
+    const onClose = () => done(text ? text.trimEnd() : undefined);
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    channel.stderr.resume();
+    channel.on('data', onData);
+    channel.once('close', onClose);
+  });
+}
+
+/**
+ * sshkeep's side of `--resume` for one tunnel: starts or finds its agent on each new SSH
+ * connection, opens each forwarded stream through it (after checking that the server would
+ * allow the target for direct-tcpip), re-attaches every held stream after each reconnect,
+ * and says goodbye on a clean stop. Where the agent cannot run, it says why once and the
+ * forwards run plain.
+ */
+export class AgentClient {
+  /** The agent's session: one agent per sshkeep tunnel, never shared with another process. */
+  readonly #agentSession = newSession();
+  /** Where the agent listens on the server, once it said so. */
+  #socketPath: string | undefined;
+  /** Per SSH connection: the agent's socket when it runs and answers there, else undefined. */
+  readonly #ready = new WeakMap<SshSession, Promise<string | undefined>>();
+  /** Per SSH connection and target: the server allows it for direct-tcpip (undefined) or refuses it. */
+  readonly #permitted = new WeakMap<SshSession, Map<string, Promise<ChannelOpenError | undefined>>>();
+  readonly #streams = new Set<ResumableStream>();
+  readonly #attaching = new Set<ResumableStream>();
+  #unavailable: string | undefined;
+  #warned = new Set<string>();
+  #everAvailable = false;
+  #resumed = 0;
+  readonly #failures = new Map<string, number>();
+  #stopped = false;
+
+  constructor(
+    private readonly source: SessionSource,
+    private readonly options: AgentClientOptions,
+  ) {}
+
+  /** Each new SSH connection of `connections` checks the agent and re-attaches the streams. */
+  watch(connections: SshConnection[]): void {
+    for (const c of connections) c.on('session', (session) => void this.#onSession(session));
+  }
+
+  /** For /readyz and metrics. */
+  report(): ResumeReport {
+    let replayBytes = 0;
+    let resumable = 0;
+    for (const s of this.#streams) {
+      if (s.done) continue;
+      resumable++;
+      replayBytes += s.state.replayBytes;
+    }
+    return {
+      available: this.#unavailable === undefined && this.#everAvailable,
+      reason: this.#unavailable ?? (this.#everAvailable ? undefined : 'not checked yet: no SSH connection so far'),
+      resumable,
+      resumed: this.#resumed,
+      replayBytes,
+      failures: Object.fromEntries(this.#failures),
+    };
+  }
+
+  #fail(reason: string): void {
+    this.#failures.set(reason, (this.#failures.get(reason) ?? 0) + 1);
+  }
+
+  /** The agent's socket on `session` (started there if need be), or undefined: forward plain. */
+  readyOn(session: SshSession): Promise<string | undefined> {
+    let ready = this.#ready.get(session);
+    if (!ready) {
+      ready = this.#findOrStart(session);
+      this.#ready.set(session, ready);
+    }
+    return ready;
+  }
+
+  async #findOrStart(session: SshSession): Promise<string | undefined> {
+    if (this.#socketPath && (await this.#ping(session, this.#socketPath)) === undefined) return this.#available(this.#socketPath);
+    const started = await this.#start(session);
+    if (typeof started !== 'string') return this.#cannot(started.reason, started.detail);
+    const pinged = await this.#ping(session, started);
+    if (pinged !== undefined) return this.#cannot(pinged.reason, pinged.detail);
+    this.#socketPath = started;
+    return this.#available(started);
+  }
+
+  #available(path: string): string {
+    if (this.#unavailable !== undefined) this.options.logger.info('resume available again', { event: 'resume_available' });
+    this.#unavailable = undefined;
+    this.#everAvailable = true;
+    return path;
+  }
+
+  /** Resume cannot run on this connection: said once per reason, at warn; forwards run plain. */
+  #cannot(reason: string, detail: string): undefined {
+    this.#unavailable = reason;
+    this.#fail(reason);
+    const fields = { event: 'resume_unavailable', reason, detail };
+    const message = `--resume is not available on this server: ${FIXES[reason] ?? reason}; forwarding without resume`;
+    if (this.#warned.has(reason)) this.options.logger.debug(message, fields);
+    else this.options.logger.warn(message, fields);
+    this.#warned.add(reason);
+    return undefined;
+  }
+
+  /** Runs the bootstrap over exec: the socket path, or why not. */
+  async #start(session: SshSession): Promise<string | { reason: string; detail: string }> {
+    let channel: ClientChannel;
+    try {
+      channel = await session.exec(BOOTSTRAP_COMMAND, agentStdin({ session: this.#agentSession, graceMs: this.options.graceMs }), this.options.channelOpenTimeoutMs);
+    } catch (err) {
+      return { reason: 'exec-refused', detail: (err as Error).message };
+    }
+    const line = await firstLine(channel, AGENT_LINE_MS);
+    channel.on('error', () => {});
+    closeUnused(channel);
+    if (line === undefined) return { reason: 'forced-command', detail: 'the command printed nothing' };
+    const said = parseAgentLine(line);
+    if (said.type === 'ready') {
+      this.options.logger.debug('resume agent ready', { event: 'resume_agent', socket: said.socketPath });
+      return said.socketPath;
+    }
+    if (said.type === 'error') return { reason: said.reason, detail: said.text };
+    return { reason: 'forced-command', detail: `the command printed ${JSON.stringify(said.line.slice(0, 120))}` };
+  }
+
+  /** PING → PONG over a channel to the agent's socket: undefined when it answered. */
+  async #ping(session: SshSession, path: string): Promise<{ reason: string; detail: string } | undefined> {
+    let channel: ClientChannel;
+    try {
+      channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, this.options.channelOpenTimeoutMs);
+    } catch (err) {
+      const e = err as ChannelOpenError;
+      return { reason: e.reason === 'administratively-prohibited' ? 'streamlocal-refused' : 'agent-gone', detail: e.message };
+    }
+    try {
+      channel.write(encodeFrame({ type: 'ping' }));
+      const { first } = await answer(channel, new FrameParser(), this.options.channelOpenTimeoutMs);
+      if (first.type !== 'pong') return { reason: 'agent-gone', detail: `the agent answered PING with ${first.type.toUpperCase()}` };
+      return undefined;
+    } catch (err) {
+      return { reason: 'agent-gone', detail: (err as Error).message };
+    } finally {
+      channel.on('error', () => {});
+      closeUnused(channel);
+    }
+  }
+
+  /**
+   * The server's policy, checked once per SSH connection and target: the agent dials as the
+   * user, so a target sshd would refuse for direct-tcpip (PermitOpen, AllowTcpForwarding no)
+   * is refused here the same way. A target merely unreachable now is not cached.
+   */
+  #check(session: SshSession, host: string, port: number, src: { address: string; port: number }): Promise<ChannelOpenError | undefined> {
+    let perSession = this.#permitted.get(session);
+    if (!perSession) this.#permitted.set(session, (perSession = new Map()));
+    const key = `${host}\0${port}`;
+    const known = perSession.get(key);
+    if (known) return known;
+    const check = session.openChannel({ kind: 'tcp', host, port }, src, this.options.channelOpenTimeoutMs).then(
+      (channel) => {
+        channel.on('error', () => {});
+        closeUnused(channel);
+        return undefined;
+      },
+      (err: ChannelOpenError) => {
+        if (err.reason !== 'administratively-prohibited') perSession.delete(key);
+        return err;
+      },
+    );
+    perSession.set(key, check);
+    return check;
+  }
+
+  /**
+   * Opens a forwarded client's stream on `session`: through the agent when it runs there (an
+   * ACCEPT, or a ChannelOpenError as the plain path would give), else a plain channel.
+   */
+  async open(session: SshSession, host: string, port: number, src: { address: string; port: number }, abandon?: AbortSignal): Promise<Opened> {
+    const path = await this.readyOn(session);
+    const timeout = this.options.channelOpenTimeoutMs;
+    if (!path) return { kind: 'plain', channel: await session.openChannel({ kind: 'tcp', host, port }, src, timeout, abandon) };
+    const refused = await this.#check(session, host, port, src);
+    if (refused) throw refused;
+    const channel = await session.openChannel({ kind: 'unix', path }, src, timeout, abandon);
+    const id = randomBytes(ID_BYTES);
+    const parser = new FrameParser();
+    try {
+      channel.write(encodeFrame({ type: 'open', id, graceMs: this.options.graceMs, port, host }));
+      const { first, rest } = await answer(channel, parser, timeout);
+      if (first.type === 'accept') return { kind: 'resumable', id, link: { channel, session, parser }, peerReceived: first.received, frames: rest };
+      if (first.type === 'error' && first.code === ERROR_CODE.connect) {
+        throw new ChannelOpenError(`server could not open ${host}:${port}: ${first.message}`, connectReason(first.message));
+      }
+      const why = first.type === 'error' ? `agent error ${first.code}: ${first.message}` : `the agent answered OPEN with ${first.type.toUpperCase()}`;
+      throw new ChannelOpenError(`server could not open ${host}:${port}: ${why}`, first.type === 'error' && first.code === ERROR_CODE.limit ? 'resource-shortage' : 'connect-failed');
+    } catch (err) {
+      channel.on('error', () => {});
+      closeUnused(channel);
+      if (err instanceof ChannelOpenError) throw err;
+      throw new ChannelOpenError(`server could not open ${host}:${port} through the resume agent: ${(err as Error).message}`, session.closed ? 'tunnel-lost' : 'connect-failed');
+    }
+  }
+
+  /** Nobody wants an opened stream (the client left while it opened): the agent resets the target. */
+  discard(opened: Opened): void {
+    if (opened.kind === 'resumable') opened.link.channel.end(encodeFrame({ type: 'reset', offset: 0, reason: 'client left' }));
+    const channel = opened.kind === 'plain' ? opened.channel : opened.link.channel;
+    channel.on('error', () => {});
+    closeUnused(channel);
+  }
+
+  /** Carries `client` on an opened resumable stream until it ends; `onDone` once. */
+  carry(client: net.Socket, opened: Extract<Opened, { kind: 'resumable' }>, held: HeldBytes, log: Logger, onDone: (r: PumpResult) => void): ResumableStream {
+    const state = new StreamState(this.options.bufferBytes, this.options.budget);
+    const stream = new ResumableStream(client, opened.id, state, held, {
+      graceMs: this.options.graceMs,
+      log,
+      onDone: (r) => {
+        if (!stream.detached) this.#streams.delete(stream);
+        if (r.side === 'tunnel' && r.reset) this.#fail(/resume-grace/.test(r.reason) ? 'grace' : 'lost');
+        onDone(r);
+      },
+      onDetached: (s) => this.#onDetached(s),
+    });
+    this.#streams.add(stream);
+    stream.attach(opened.link, opened.peerReceived, opened.frames);
+    return stream;
+  }
+
+  /** A stream lost its channel: attach it on a ready connection now, or wait for the next one. */
+  #onDetached(stream: ResumableStream): void {
+    if (!stream.detached) return void this.#streams.delete(stream);
+    const session = this.source.readySession;
+    if (session && !session.closed) void this.#attachAll(session, [stream]);
+  }
+
+  /** A new SSH connection: is the agent still there? Then every stream waiting, or on a replaced connection, moves to it. */
+  async #onSession(session: SshSession): Promise<void> {
+    const waiting = [...this.#streams].filter((s) => s.detached || (s.session && s.session !== session && this.source.supersededSignal(s.session)?.aborted));
+    await this.#attachAll(session, waiting);
+  }
+
+  async #attachAll(session: SshSession, streams: ResumableStream[]): Promise<void> {
+    const path = await this.readyOn(session);
+    if (this.#stopped) return;
+    const todo = streams.filter((s) => !this.#attaching.has(s) && this.#streams.has(s));
+    if (todo.length === 0) return;
+    if (!path) {
+      for (const s of todo) s.lost(`the resume agent is not available (${this.#unavailable})`);
+      return void this.options.logger.info(`reconnected: 0 streams resumed, ${todo.length} lost`, { event: 'resume', resumed: 0, lost: todo.length });
+    }
+    const results = await Promise.all(todo.map((s) => this.#attach(session, path, s)));
+    const resumed = results.filter((r) => r === 'resumed').length;
+    const lost = results.filter((r) => r === 'lost').length;
+    if (resumed + lost > 0) this.options.logger.info(`reconnected: ${resumed} streams resumed, ${lost} lost`, { event: 'resume', resumed, lost });
+  }
+
+  /** ATTACH on a new channel: resumed, lost (reset), or waiting still (the connection went too). */
+  async #attach(session: SshSession, path: string, stream: ResumableStream): Promise<'resumed' | 'lost' | 'waiting' | 'told'> {
+    this.#attaching.add(stream);
+    const log = this.options.logger;
+    let channel: ClientChannel | undefined;
+    try {
+      channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, this.options.channelOpenTimeoutMs);
+      const parser = new FrameParser();
+      channel.write(encodeFrame({ type: 'attach', id: stream.id, received: stream.state.received }));
+      const { first, rest } = await answer(channel, parser, this.options.channelOpenTimeoutMs);
+      if (first.type === 'accept') {
+        const told = stream.done;
+        stream.attach({ channel, session, parser }, first.received, rest);
+        if (told) return 'told';
+        if (stream.done) return 'lost';
+        this.#resumed++;
+        log.debug('stream resumed', { event: 'resumed', stream: stream.tag, peerReceived: first.received, received: stream.state.received });
+        return 'resumed';
+      }
+      closeUnused(channel);
+      const why = first.type === 'error' && first.code === ERROR_CODE.unknownStream ? 'the agent no longer knows it' : `the agent answered ATTACH with ${first.type === 'error' ? `error ${first.code}: ${first.message}` : first.type.toUpperCase()}`;
+      log.debug('stream not resumed', { event: 'resume_lost', stream: stream.tag, reason: why });
+      const told = stream.done;
+      stream.lost(why);
+      return told ? 'told' : 'lost';
+    } catch (err) {
+      if (channel) {
+        channel.on('error', () => {});
+        closeUnused(channel);
+      }
+      // The connection went down again while attaching: the stream waits for the next one.
+      log.debug('attach failed: the stream waits', { event: 'resume_wait', stream: stream.tag, error: (err as Error).message });
+      return 'waiting';
+    } finally {
+      this.#attaching.delete(stream);
+      if (!stream.detached && stream.done) this.#streams.delete(stream);
+    }
+  }
+
+  /** A clean stop, after the drain: the agent resets what it still holds and exits now rather than after its grace. */
+  async goodbye(): Promise<void> {
+    this.#stopped = true;
+    const session = this.source.readySession;
+    const path = this.#socketPath;
+    if (!session || !path || session.closed) return;
+    try {
+      const channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, Math.min(this.options.channelOpenTimeoutMs, 1000));
+      channel.on('error', () => {});
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        channel.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        channel.end(encodeFrame({ type: 'goodbye' }));
+        channel.resume();
+      });
+      closeUnused(channel);
+      this.options.logger.debug('resume agent told to exit', { event: 'resume_goodbye' });
+    } catch (err) {
+      this.options.logger.debug('resume agent goodbye not delivered: it exits after its grace', { event: 'resume_goodbye', error: (err as Error).message });
+    }
+  }
+}
