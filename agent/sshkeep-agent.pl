@@ -1,0 +1,627 @@
+# sshkeep-agent: the server side of `sshkeep --resume` (docs/resume-protocol.md).
+#
+# sshkeep runs `perl - sshkeep-agent` over an SSH exec channel with this program on
+# stdin, followed after __END__ by one parameter line. The agent listens on a Unix
+# socket in a 0700 directory, says `ready` once and detaches; sshkeep then reaches it
+# over direct-streamlocal channels. For each stream the agent holds the target's TCP
+# socket and a replay buffer of what the target sent and sshkeep has not acknowledged,
+# so a stream outlives the SSH connection that carried it.
+#
+# Only modules of Debian's perl-base (Essential, on every Debian/Ubuntu server): no
+# JSON, no Time::HiRes, no Digest. One process, one select() loop, non-blocking I/O.
+use strict;
+use warnings;
+use Config;
+use Errno qw(EAGAIN EWOULDBLOCK EINTR EINPROGRESS ECONNREFUSED ENOENT EADDRINUSE);
+use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
+use POSIX ();
+use Socket qw(AF_UNIX SOCK_STREAM SOL_SOCKET SO_ERROR SO_LINGER SOMAXCONN IPPROTO_TCP TCP_NODELAY
+  AI_NUMERICHOST AI_NUMERICSERV EAI_NONAME EAI_AGAIN getaddrinfo pack_sockaddr_un);
+
+# Frame types and error codes, as in the protocol's table.
+use constant {
+  OPEN => 1, ATTACH => 2, ACCEPT => 3, DATA => 4, ACK => 5, EOF => 6, RESET => 7,
+  ERROR => 8, GOODBYE => 9, PING => 10, PONG => 11,
+};
+use constant { E_PROTOCOL => 1, E_UNKNOWN => 2, E_OFFSET => 3, E_CONNECT => 4, E_LIMIT => 5, E_SHUTDOWN => 6 };
+my @FRAME_NAME = qw(- OPEN ATTACH ACCEPT DATA ACK EOF RESET ERROR GOODBYE PING PONG);
+
+use constant {
+  MAX_PAYLOAD => 1_048_576,           # a longer frame is a protocol error
+  MAX_OFFSET => 9_007_199_254_740_991, # 2^53-1: sshkeep counts in doubles; more is a protocol error
+  CHUNK => 65_536,                     # bytes per read and per DATA frame
+  REPLAY_MAX => 4 * 1_048_576,         # per stream: unacknowledged bytes from the target
+  TARGET_HIGH => 1_048_576,            # per stream: bytes for the target beyond which the channel is not read
+  CHANNEL_HIGH => 262_144,             # per channel: queued output beyond which nothing more is queued
+  ACK_BYTES => 262_144,                # a bare ACK after this many bytes received unacknowledged...
+  ACK_DELAY_MS => 100,                 # ...or this long after data, if nothing was sent since
+  MAX_STREAMS => 1024,                 # streams held at once (ERROR 5 beyond)
+  MAX_HELD => 256 * 1_048_576,         # bytes held in all buffers (ERROR 5 for new streams, no reading beyond)
+  MAX_CHANNELS => 2048,                # open channels, attached or not
+};
+
+# 64-bit offsets: 'Q>' where perl has 64-bit integers, else two 32-bit halves in a double
+# (exact up to 2^53, which is all the protocol allows).
+my $QUADS = $Config{ivsize} >= 8;
+sub u64 { my ($n) = @_; return $QUADS ? pack('Q>', $n) : pack('NN', int($n / 4294967296), $n - int($n / 4294967296) * 4294967296) }
+sub read_u64 { my ($bytes) = @_; return unpack('Q>', $bytes) if $QUADS; my ($hi, $lo) = unpack('NN', $bytes); return $hi * 4294967296 + $lo }
+
+# Milliseconds on a clock that does not jump: times() counts clock ticks since an
+# arbitrary moment (10 ms steps at the usual 100 Hz, enough for grace and ack timers).
+my $TICKS = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+sub now_ms { my ($ticks) = POSIX::times(); return $ticks * 1000 / $TICKS }
+
+my %ERRNAME;
+$ERRNAME{ Errno->can($_)->() } //= $_ for grep { Errno->can($_) } sort @Errno::EXPORT_OK;
+sub errname { my ($n) = @_; return $ERRNAME{ 0 + $n } // "errno " . (0 + $n) }
+
+sub nonblocking {
+  my ($fh) = @_;
+  my $flags = fcntl($fh, F_GETFL, 0) or return 0;
+  return fcntl($fh, F_SETFL, $flags | O_NONBLOCK);
+}
+
+# ---------------------------------------------------------------------------
+# Start: parameters, directory, socket, the one line, detach.
+
+$| = 1;
+$SIG{PIPE} = 'IGNORE';
+$SIG{HUP} = 'IGNORE';
+
+sub start_error {
+  my ($reason, $text) = @_;
+  print "sshkeep-agent: error $reason $text\n";
+  exit 1;
+}
+
+my $params = <DATA> // '';
+# The line is sshkeep's JSON of three known fields; perl-base has no JSON parser, and no more is needed.
+my ($SESSION) = $params =~ /"session"\s*:\s*"([0-9a-f]{16})"/;
+my ($GRACE_MS) = $params =~ /"graceMs"\s*:\s*(\d{1,12})\b/;
+my ($VERSION) = $params =~ /"version"\s*:\s*"([0-9a-f]{12})"/;
+unless (defined $SESSION && defined $GRACE_MS && defined $VERSION) {
+  chomp $params;
+  start_error('version', 'parameter line not understood (session, graceMs, version): ' . substr($params, 0, 200));
+}
+
+sub agent_dir {
+  my $runtime = $ENV{XDG_RUNTIME_DIR};
+  my $base;
+  if (defined $runtime && $runtime =~ m{^/} && -d $runtime) {
+    $base = $runtime;
+  } else {
+    my $home = $ENV{HOME} // (getpwuid($<))[7];
+    start_error('directory', 'neither XDG_RUNTIME_DIR nor HOME names a directory') unless defined $home && -d $home;
+    $base = "$home/.cache";
+    mkdir $base, 0700 or $!{EEXIST} or start_error('directory', "cannot make $base: $!");
+  }
+  my $dir = "$base/sshkeep";
+  mkdir $dir, 0700 or $!{EEXIST} or start_error('directory', "cannot make $dir: $!");
+  my @st = lstat $dir or start_error('directory', "cannot stat $dir: $!");
+  start_error('directory', "$dir is not a directory") unless -d _ && !-l _;
+  start_error('directory', "$dir is owned by uid $st[4], not by this user (uid $<)") if $st[4] != $<;
+  start_error('directory', sprintf('%s is group- or world-writable (mode %04o); the agent will not put its socket there', $dir, $st[2] & 07777))
+    if $st[2] & 022;
+  chmod 0700, $dir if ($st[2] & 07777) != 0700;
+  return $dir;
+}
+
+my $DIR = agent_dir();
+my $SOCKET_PATH = "$DIR/agent-$VERSION-$SESSION.sock";
+start_error('listen', "socket path $SOCKET_PATH is longer than 107 bytes") if length $SOCKET_PATH > 107;
+
+# An agent of this session already listening is success; a socket file nobody listens on is stale.
+sub listening_already {
+  socket(my $probe, AF_UNIX, SOCK_STREAM, 0) or return 0;
+  return 1 if connect($probe, pack_sockaddr_un($SOCKET_PATH));
+  start_error('listen', "$SOCKET_PATH: $!") unless $! == ECONNREFUSED || $! == ENOENT;
+  return 0;
+}
+
+sub ready_and_exit {
+  print "sshkeep-agent: ready $SOCKET_PATH\n";
+  exit 0;
+}
+
+my $LISTENER;
+sub listen_here {
+  if (-e $SOCKET_PATH || -l $SOCKET_PATH) {
+    start_error('listen', "$SOCKET_PATH exists and is not a socket") unless -S $SOCKET_PATH && !-l $SOCKET_PATH;
+    ready_and_exit() if listening_already();
+    unlink $SOCKET_PATH or $!{ENOENT} or start_error('listen', "cannot remove the stale $SOCKET_PATH: $!");
+  }
+  socket($LISTENER, AF_UNIX, SOCK_STREAM, 0) or start_error('listen', "socket: $!");
+  unless (bind($LISTENER, pack_sockaddr_un($SOCKET_PATH))) {
+    # Another agent of this session won the race to bind: it serves.
+    ready_and_exit() if $! == EADDRINUSE && listening_already();
+    start_error('listen', "bind $SOCKET_PATH: $!");
+  }
+  listen($LISTENER, SOMAXCONN) or start_error('listen', "listen $SOCKET_PATH: $!");
+  nonblocking($LISTENER) or start_error('listen', "fcntl: $!");
+}
+listen_here();
+
+# Detach: the parent says ready and exits, so the exec channel ends; the child leaves the
+# SSH session's process group and keeps nothing of the channel open.
+{
+  my $pid = fork;
+  unless (defined $pid) { unlink $SOCKET_PATH; start_error('listen', "fork: $!") }
+  ready_and_exit() if $pid;
+  POSIX::setsid();
+  open STDIN, '<', '/dev/null';
+  open STDOUT, '>', '/dev/null';
+  open STDERR, '>&', \*STDOUT;
+  chdir '/';
+  $0 = "sshkeep-agent $VERSION $SESSION";
+}
+
+# ---------------------------------------------------------------------------
+# State. A channel is one connection to the socket; a stream is one target connection
+# with its two directions:
+#   from the target (to sshkeep): base = offset of replay's first byte; sent = next offset to
+#     send on the attached channel; t_eof / t_reset when the target ended (EOF takes one offset).
+#   to the target: received = sshkeep's bytes received (+1 after its EOF); tbuf = bytes not yet
+#     written to the target; ack_sent = the last ack sshkeep was sent.
+
+my %CHANNELS;   # fileno => channel
+my %STREAMS;    # serial => stream (looked up by id only through find_stream, in constant time)
+my %TARGETS;    # fileno => stream whose target socket that is
+my $SERIAL = 0;
+my $HELD = 0;   # bytes in every replay buffer and tbuf
+my $IDLE_SINCE = now_ms();
+my $TERM = 0;
+# Each turn of the loop has a number: a socket made during a turn may reuse the number of one
+# closed in it, and must not be handed the old one's readiness.
+my $LOOP = 0;
+my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a busy loop
+$SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
+
+sub send_frame {
+  my ($c, $type, $payload) = @_;
+  $c->{wbuf} .= pack('CN', $type, length $payload) . $payload;
+}
+
+sub close_channel {
+  my ($c) = @_;
+  return if $c->{closed};
+  $c->{closed} = 1;
+  delete $CHANNELS{ $c->{fd} };
+  close $c->{fh};
+  my $s = $c->{stream};
+  detach($s) if $s && $s->{chan} && $s->{chan} == $c;
+}
+
+# Flush what is queued, then close: after an ERROR, a PONG, a stream's end.
+sub end_channel {
+  my ($c) = @_;
+  $c->{closing} = 1;
+  close_channel($c) if $c->{wbuf} eq '';
+}
+
+sub channel_error {
+  my ($c, $code, $message) = @_;
+  send_frame($c, ERROR, pack('C', $code) . $message);
+  end_channel($c);
+}
+
+sub detach {
+  my ($s) = @_;
+  $s->{chan} = undef;
+  $s->{detached_at} = now_ms();
+  $s->{ack_at} = undef;
+}
+
+sub add_held { my ($s, $key, $bytes) = @_; $s->{$key} .= $bytes; $HELD += length $bytes }
+sub drop_held { my ($s, $key, $n) = @_; substr($s->{$key}, 0, $n, ''); $HELD -= $n }
+
+sub close_target {
+  my ($s, $reset) = @_;
+  my $fh = $s->{fh} or return;
+  # Linger 0: the close sends a TCP reset, so the target cannot take the stream for complete.
+  setsockopt($fh, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) if $reset;
+  delete $TARGETS{ fileno $fh };
+  close $fh;
+  $s->{fh} = undef;
+}
+
+# The stream is over: its target is closed (reset unless it ended cleanly), its channel ends.
+sub forget_stream {
+  my ($s, $reset) = @_;
+  close_target($s, $reset);
+  $HELD -= length($s->{replay}) + length($s->{tbuf});
+  $s->{replay} = $s->{tbuf} = '';
+  delete $STREAMS{ $s->{serial} };
+  if (my $c = $s->{chan}) { $c->{stream} = undef; end_channel($c) }
+  $s->{chan} = undef;
+}
+
+sub reset_stream {
+  my ($s, $code, $message) = @_;
+  my $c = $s->{chan};
+  channel_error($c, $code, $message) if $c;
+  forget_stream($s, 1);
+}
+
+# Ids are secrets: compared in constant time with every held stream, never used as a hash key.
+sub find_stream {
+  my ($id) = @_;
+  my $found;
+  for my $s (values %STREAMS) {
+    my $diff = $id ^ $s->{id};
+    $found = $s if ($diff =~ tr/\0//c) == 0;
+  }
+  return $found;
+}
+
+# ---------------------------------------------------------------------------
+# Targets: resolve, connect without blocking, read into the replay buffer, write tbuf.
+
+sub open_stream {
+  my ($c, $id, $grace_ms, $port, $host) = @_;
+  return channel_error($c, E_PROTOCOL, 'OPEN of a stream id that is already held') if find_stream($id);
+  return channel_error($c, E_LIMIT, 'the agent holds ' . MAX_STREAMS . ' streams already') if keys %STREAMS >= MAX_STREAMS;
+  return channel_error($c, E_LIMIT, "the agent holds $HELD bytes already") if $HELD >= MAX_HELD;
+  my $numeric = $host =~ /^[0-9.]+$/ || $host =~ /:/;
+  # A name is resolved here, blocking the loop for as long as the resolver takes (usually /etc/hosts or a local cache).
+  my ($err, @addrs) = getaddrinfo($host, $port, { socktype => SOCK_STREAM, flags => AI_NUMERICSERV | ($numeric ? AI_NUMERICHOST : 0) });
+  if ($err) {
+    my $name = $err == EAI_NONAME ? 'EAI_NONAME' : $err == EAI_AGAIN ? 'EAI_AGAIN' : 'EAI_FAIL';
+    return channel_error($c, E_CONNECT, $name);
+  }
+  my $s = {
+    serial => ++$SERIAL, id => $id, grace_ms => $grace_ms, addrs => \@addrs, err => 'EAI_NONAME',
+    fh => undef, connected => 0, chan => $c, detached_at => undef,
+    base => 0, replay => '', sent => 0, t_eof => 0, t_reset => undef, eof_acked => 0,
+    received => 0, tbuf => '', in_eof => 0, shut => 0, ack_sent => 0, ack_at => undef,
+  };
+  $STREAMS{ $s->{serial} } = $s;
+  $c->{stream} = $s;
+  $c->{accept_pending} = 1;
+  connect_next($s);
+}
+
+sub connect_next {
+  my ($s) = @_;
+  while (my $ai = shift @{ $s->{addrs} }) {
+    my $fh;
+    unless (socket($fh, $ai->{family}, SOCK_STREAM, 0) && nonblocking($fh)) { $s->{err} = errname($!); next }
+    setsockopt($fh, IPPROTO_TCP, TCP_NODELAY, 1);
+    $s->{fh} = $fh;
+    $s->{born} = $LOOP;
+    $TARGETS{ fileno $fh } = $s;
+    return connected($s) if connect($fh, $ai->{addr});
+    return if $! == EINPROGRESS;
+    $s->{err} = errname($!);
+    close_target($s, 0);
+  }
+  channel_error($s->{chan}, E_CONNECT, $s->{err}) if $s->{chan};
+  forget_stream($s, 0);
+}
+
+sub connected {
+  my ($s) = @_;
+  $s->{connected} = 1;
+  $s->{addrs} = undef;
+  my $c = $s->{chan} or return;
+  accept_on($c, $s);
+}
+
+sub accept_on {
+  my ($c, $s) = @_;
+  $c->{accept_pending} = 0;
+  send_frame($c, ACCEPT, u64($s->{received}));
+  $s->{ack_sent} = $s->{received};
+}
+
+sub target_writable {
+  my ($s) = @_;
+  unless ($s->{connected}) {
+    my $err = unpack('i', getsockopt($s->{fh}, SOL_SOCKET, SO_ERROR) // pack('i', 0));
+    return connected($s) unless $err;
+    $s->{err} = errname($err);
+    close_target($s, 0);
+    return connect_next($s);
+  }
+  if ($s->{tbuf} ne '') {
+    my $n = syswrite($s->{fh}, $s->{tbuf});
+    unless (defined $n) {
+      return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+      return target_failed($s, errname($!));
+    }
+    drop_held($s, 'tbuf', $n);
+  }
+  if ($s->{tbuf} eq '' && $s->{in_eof} && !$s->{shut}) {
+    shutdown($s->{fh}, 1);
+    $s->{shut} = 1;
+    finish_if_done($s);
+  }
+}
+
+sub target_readable {
+  my ($s) = @_;
+  my $room = REPLAY_MAX - length $s->{replay};
+  $room = CHUNK if $room > CHUNK;
+  my $n = sysread($s->{fh}, my $bytes, $room);
+  unless (defined $n) {
+    return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+    return target_failed($s, errname($!));
+  }
+  if ($n == 0) {
+    $s->{t_eof} = 1;
+    return finish_if_done($s);
+  }
+  add_held($s, 'replay', $bytes);
+}
+
+# The target reset (or failed): what it sent before is delivered, then a RESET.
+sub target_failed {
+  my ($s, $reason) = @_;
+  $s->{t_reset} = $reason;
+  close_target($s, 1);
+  $HELD -= length $s->{tbuf};
+  $s->{tbuf} = '';
+}
+
+sub finish_if_done {
+  my ($s) = @_;
+  forget_stream($s, 0) if $s->{t_eof} && $s->{eof_acked} && $s->{in_eof} && $s->{shut} && $s->{ack_sent} >= $s->{received};
+}
+
+# ---------------------------------------------------------------------------
+# Frames from sshkeep.
+
+# sshkeep acknowledged our bytes up to $ack (and our EOF, one past the last byte).
+sub take_ack {
+  my ($s, $ack) = @_;
+  return 0 if $ack > $s->{sent};
+  my $end = $s->{base} + length $s->{replay};
+  my $free = ($ack < $end ? $ack : $end) - $s->{base};
+  drop_held($s, 'replay', $free) if $free > 0;
+  $s->{base} += $free if $free > 0;
+  $s->{eof_acked} = 1 if $s->{t_eof} && $ack == $end + 1;
+  return 1;
+}
+
+sub take_data {
+  my ($s, $offset, $bytes) = @_;
+  return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
+  my $skip = $s->{received} - $offset; # a resend of bytes already here
+  return if $skip >= length $bytes;
+  return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
+  my $new = $skip ? substr($bytes, $skip) : $bytes;
+  $s->{received} += length $new;
+  add_held($s, 'tbuf', $new) unless $s->{t_reset}; # a reset target takes nothing more
+  $s->{ack_at} //= now_ms() + ACK_DELAY_MS;
+}
+
+sub take_eof {
+  my ($s, $offset) = @_;
+  return if $s->{in_eof} && $offset + 1 == $s->{received}; # a resend
+  return reset_stream($s, E_OFFSET, "EOF at $offset: $s->{received} received") if $s->{in_eof} || $offset != $s->{received};
+  $s->{in_eof} = 1;
+  $s->{received} = $offset + 1;
+  if (!$s->{fh}) { $s->{shut} = 1; finish_if_done($s) }
+}
+
+sub attach_stream {
+  my ($c, $id, $received) = @_;
+  my $s = find_stream($id) or return channel_error($c, E_UNKNOWN, 'no stream with that id is held');
+  my $end = $s->{base} + length($s->{replay}) + ($s->{t_eof} ? 1 : 0);
+  if ($received < $s->{base} || $received > $end) {
+    $c->{stream} = $s;
+    my $old = $s->{chan};
+    $s->{chan} = $c;
+    close_channel($old) if $old;
+    return reset_stream($s, E_OFFSET, "ATTACH with $received received: the agent holds $s->{base} to $end");
+  }
+  # A new attach pre-empts the old channel, which may be dead without anyone knowing yet.
+  if (my $old = $s->{chan}) { $old->{stream} = undef; close_channel($old) }
+  $s->{chan} = $c;
+  $s->{detached_at} = undef;
+  $c->{stream} = $s;
+  $s->{sent} = $received;
+  take_ack($s, $received);
+  if ($s->{connected} || !$s->{fh}) { accept_on($c, $s) } else { $c->{accept_pending} = 1 }
+}
+
+my %PAYLOAD_SIZE = (ATTACH, 24, ACK, 8, EOF, 8, GOODBYE, 0, PING, 0); # exact sizes; others have a minimum
+my %PAYLOAD_MIN = (OPEN, 23, DATA, 17, RESET, 8, ERROR, 1);
+
+sub frame_from {
+  my ($c, $type, $payload) = @_;
+  my $name = $FRAME_NAME[$type];
+  my $len = length $payload;
+  return channel_error($c, E_PROTOCOL, "$name payload of $len bytes: it has " . $PAYLOAD_SIZE{$type})
+    if exists $PAYLOAD_SIZE{$type} && $len != $PAYLOAD_SIZE{$type};
+  return channel_error($c, E_PROTOCOL, "$name payload of $len bytes is too short") if exists $PAYLOAD_MIN{$type} && $len < $PAYLOAD_MIN{$type};
+  # Offsets sit right after the id in ATTACH and first elsewhere.
+  my @offsets = $type == ATTACH ? (16) : $type == DATA ? (0, 8) : $type == ACK || $type == EOF || $type == RESET ? (0) : ();
+  my @values = map { read_u64(substr($payload, $_, 8)) } @offsets;
+  return channel_error($c, E_PROTOCOL, "$name offset beyond 2^53-1") if grep { $_ > MAX_OFFSET } @values;
+
+  my $s = $c->{stream};
+  unless ($s || $c->{attached_once}) {
+    $c->{attached_once} = 1;
+    if ($type == OPEN) {
+      my ($id, $grace_ms, $port) = unpack('a16 N n', $payload);
+      my $host = substr($payload, 22);
+      return channel_error($c, E_PROTOCOL, 'OPEN of port 0') if $port == 0;
+      return channel_error($c, E_PROTOCOL, 'OPEN host is not UTF-8') unless utf8::decode(my $check = $host);
+      return open_stream($c, $id, $grace_ms, $port, $host);
+    }
+    return attach_stream($c, substr($payload, 0, 16), $values[0]) if $type == ATTACH;
+    if ($type == PING) {
+      send_frame($c, PONG, $VERSION . pack('N', scalar keys %STREAMS));
+      return end_channel($c);
+    }
+    if ($type == GOODBYE) { $TERM = 2; return }
+    return channel_error($c, E_PROTOCOL, "$name cannot open a channel: OPEN, ATTACH, PING or GOODBYE can");
+  }
+  return close_channel($c) if $type == ERROR; # sshkeep found us wrong: it closes; the stream stays held
+  return channel_error($c, E_PROTOCOL, "$name on a channel whose stream ended") unless $s;
+  if ($type == DATA) {
+    return reset_stream($s, E_OFFSET, "ack $values[1] beyond the $s->{sent} bytes sent") unless take_ack($s, $values[1]);
+    return take_data($s, $values[0], substr($payload, 16));
+  }
+  if ($type == ACK) {
+    return reset_stream($s, E_OFFSET, "ack $values[0] beyond the $s->{sent} bytes sent") unless take_ack($s, $values[0]);
+    return finish_if_done($s);
+  }
+  return take_eof($s, $values[0]) if $type == EOF;
+  if ($type == RESET) {
+    # What came before the reset goes to the target, as far as the socket takes it now; then a TCP reset.
+    syswrite($s->{fh}, $s->{tbuf}) if $s->{fh} && $s->{connected} && $s->{tbuf} ne '';
+    return forget_stream($s, 1);
+  }
+  return channel_error($c, E_PROTOCOL, "$name is not a frame sshkeep sends on a stream");
+}
+
+sub channel_readable {
+  my ($c) = @_;
+  my $n = sysread($c->{fh}, $c->{rbuf}, CHUNK, length $c->{rbuf});
+  unless (defined $n) {
+    return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+    return close_channel($c);
+  }
+  return close_channel($c) if $n == 0;
+  while (!$c->{closing} && !$c->{closed} && length $c->{rbuf} >= 5) {
+    my ($type, $len) = unpack('CN', $c->{rbuf});
+    return channel_error($c, E_PROTOCOL, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
+    return channel_error($c, E_PROTOCOL, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
+    last if length $c->{rbuf} < 5 + $len;
+    my $payload = substr($c->{rbuf}, 5, $len);
+    substr($c->{rbuf}, 0, 5 + $len, '');
+    frame_from($c, $type, $payload);
+  }
+}
+
+sub channel_writable {
+  my ($c) = @_;
+  my $n = syswrite($c->{fh}, $c->{wbuf});
+  unless (defined $n) {
+    return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+    return close_channel($c);
+  }
+  substr($c->{wbuf}, 0, $n, '');
+  close_channel($c) if $c->{closing} && $c->{wbuf} eq '';
+}
+
+# ---------------------------------------------------------------------------
+# Frames to sshkeep: data from the replay buffer, then EOF or RESET; acks.
+
+sub pump {
+  my ($s, $now) = @_;
+  my $c = $s->{chan};
+  return if !$c || $c->{accept_pending} || $c->{closing};
+  my $end = $s->{base} + length $s->{replay};
+  while ($s->{sent} < $end && length $c->{wbuf} < CHANNEL_HIGH) {
+    my $n = $end - $s->{sent};
+    $n = CHUNK if $n > CHUNK;
+    send_frame($c, DATA, u64($s->{sent}) . u64($s->{received}) . substr($s->{replay}, $s->{sent} - $s->{base}, $n));
+    $s->{sent} += $n;
+    $s->{ack_sent} = $s->{received};
+    $s->{ack_at} = undef;
+  }
+  return if $s->{sent} < $end;
+  if ($s->{t_eof} && $s->{sent} == $end) {
+    send_frame($c, EOF, u64($end));
+    $s->{sent} = $end + 1;
+  } elsif (defined $s->{t_reset}) {
+    send_frame($c, RESET, u64($s->{sent}) . $s->{t_reset});
+    return forget_stream($s, 1);
+  }
+  my $unacked = $s->{received} - $s->{ack_sent};
+  if ($unacked > 0 && ($unacked >= ACK_BYTES || $s->{in_eof} || (defined $s->{ack_at} && $now >= $s->{ack_at}))) {
+    send_frame($c, ACK, u64($s->{received}));
+    $s->{ack_sent} = $s->{received};
+    $s->{ack_at} = undef;
+  }
+  finish_if_done($s);
+}
+
+# ---------------------------------------------------------------------------
+# The loop.
+
+sub accept_channels {
+  while (keys %CHANNELS < MAX_CHANNELS) {
+    my $fh;
+    unless (accept($fh, $LISTENER)) {
+      $ACCEPT_AFTER = now_ms() + 100 unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+      return;
+    }
+    nonblocking($fh);
+    $CHANNELS{ fileno $fh } = { fh => $fh, fd => fileno $fh, rbuf => '', wbuf => '', stream => undef, born => $LOOP };
+  }
+}
+
+sub shut_down {
+  my ($code) = @_;
+  for my $c (values %CHANNELS) {
+    if ($code) { send_frame($c, ERROR, pack('C', E_SHUTDOWN) . 'the agent is shutting down'); syswrite($c->{fh}, $c->{wbuf}) }
+    close $c->{fh};
+  }
+  close_target($_, 1) for values %STREAMS;
+  unlink $SOCKET_PATH;
+  exit 0;
+}
+
+sub timers {
+  my ($now) = @_;
+  my $next = $now + 1000;
+  for my $s (values %STREAMS) {
+    if (!$s->{chan}) {
+      my $expiry = $s->{detached_at} + $s->{grace_ms};
+      if ($now >= $expiry) { forget_stream($s, 1); next }
+      $next = $expiry if $expiry < $next;
+    } elsif (defined $s->{ack_at}) {
+      $next = $s->{ack_at} if $s->{ack_at} < $next;
+    }
+  }
+  if (%CHANNELS || %STREAMS) {
+    $IDLE_SINCE = undef;
+  } else {
+    $IDLE_SINCE //= $now;
+    shut_down(0) if $now - $IDLE_SINCE >= $GRACE_MS;
+    my $exit = $IDLE_SINCE + $GRACE_MS;
+    $next = $exit if $exit < $next;
+  }
+  return $next;
+}
+
+# Still there, and not made in this turn (see $LOOP).
+sub ready { my ($thing) = @_; return $thing && $thing->{born} < $LOOP }
+
+for (;;) {
+  shut_down($TERM == 1 ? 1 : 0) if $TERM;
+  my $now = now_ms();
+  pump($_, $now) for values %STREAMS;
+  my $next = timers($now);
+
+  my ($rin, $win) = ('', '');
+  $LOOP++;
+  vec($rin, fileno $LISTENER, 1) = 1 if keys %CHANNELS < MAX_CHANNELS && $now >= $ACCEPT_AFTER;
+  for my $c (values %CHANNELS) {
+    my $s = $c->{stream};
+    vec($rin, $c->{fd}, 1) = 1 unless $c->{closing} || ($s && length $s->{tbuf} >= TARGET_HIGH);
+    vec($win, $c->{fd}, 1) = 1 if $c->{wbuf} ne '';
+  }
+  for my $fd (keys %TARGETS) {
+    my $s = $TARGETS{$fd};
+    my $c = $s->{chan};
+    vec($win, $fd, 1) = 1 if !$s->{connected} || $s->{tbuf} ne '' || ($s->{in_eof} && !$s->{shut});
+    vec($rin, $fd, 1) = 1
+      if $s->{connected} && !$s->{t_eof} && length $s->{replay} < REPLAY_MAX && $HELD < MAX_HELD && (!$c || length $c->{wbuf} < CHANNEL_HIGH);
+  }
+  my $wait = ($next - $now) / 1000;
+  $wait = 0 if $wait < 0;
+  my ($rout, $wout) = ($rin, $win);
+  my $ready = select($rout, $wout, undef, $wait + 0.005); # a tick past the deadline: times() steps in 10 ms
+  next if $ready <= 0;
+
+  accept_channels() if vec($rout, fileno $LISTENER, 1);
+  for my $fd (grep { vec($wout, $_, 1) } keys %CHANNELS) { channel_writable($CHANNELS{$fd}) if ready($CHANNELS{$fd}) }
+  for my $fd (grep { vec($rout, $_, 1) } keys %CHANNELS) { channel_readable($CHANNELS{$fd}) if ready($CHANNELS{$fd}) }
+  for my $fd (grep { vec($wout, $_, 1) } keys %TARGETS) { target_writable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
+  for my $fd (grep { vec($rout, $_, 1) } keys %TARGETS) { target_readable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
+}
+__END__
