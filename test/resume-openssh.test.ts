@@ -2,11 +2,48 @@
  * --resume against the real OpenSSH sshd and its agent: open streams carried across the death
  * of the SSH session, with the fault relay cutting the link.
  */
-import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import t, { type Test } from 'tap';
 import { requireSshd } from './fixtures/sshd.js';
-import { connect, deadline, echoOn, outcome, startEchoFor } from './fixtures/net.js';
+import { connect, deadline, echoOn, listenFor, outcome, startEchoFor, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { agentChecked, killSessions, relayIn, resumeSshd, resumingSshkeep } from './fixtures/resume.js';
+
+/**
+ * A target the test drives by hand. The connection that carries a stream is the one that
+ * receives bytes: the server policy check (a direct-tcpip open per target) sends none.
+ */
+async function targetFor(t: Test): Promise<{ port: number; firstToReceive(): Promise<{ sock: net.Socket; text: () => string }> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    let text = '';
+    s.on('end', () => text || s.end()); // the policy check's connection, closed at once
+    s.on('data', (c: Buffer) => {
+      if (!text) server.emit('talking', s, () => text);
+      text += c.toString();
+    });
+  });
+  const port = await listenFor(t, server);
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  return {
+    port,
+    firstToReceive: async () => {
+      const [sock, text] = (await once(server, 'talking')) as [net.Socket, () => string];
+      return { sock, text };
+    },
+  };
+}
+
+/** Everything `sock` receives, as text so far. */
+function collect(sock: net.Socket): () => string {
+  let text = '';
+  sock.on('data', (c: Buffer) => (text += c.toString()));
+  return () => text;
+}
 
 async function main(): Promise<void> {
   if (!requireSshd(t)) return;
@@ -37,7 +74,7 @@ async function main(): Promise<void> {
   t.test('resume – the link refused for a while after the server ended the session: every client carries on', async (t) => {
     const { sshd } = await resumeSshd(t);
     const relay = await relayIn(t, sshd);
-    const { app, bound } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${echo.port}`], relay.port);
+    const { app, bound, logs } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${echo.port}`], relay.port);
     await agentChecked(app);
     const socks = await Promise.all([1, 2, 3].map(() => connect(bound[0]!.port)));
     const ends = socks.map((s) => outcome(s));
@@ -47,7 +84,7 @@ async function main(): Promise<void> {
     await lost;
     const written = socks.map((s, i) => s.write(`during ${i}`));
     t.ok(written.every(Boolean));
-    await new Promise((r) => setTimeout(r, 1500));
+    await logs.waitFor((l) => l.event === 'reconnect', 5000, 'a refused reconnect attempt');
     const back = nextState(app.connection, 'ready', 10_000);
     relay.set('pass');
     await back;
@@ -57,6 +94,62 @@ async function main(): Promise<void> {
       t.equal(o.data.toString(), `before ${i}during ${i} after ${i}`, `client ${i}: every byte once, in order`);
       t.equal(o.hadError, false, `client ${i}: no error`);
     }
+  });
+
+  /** Cuts the link so that the server ends the session and no new connection gets through; resolves once sshkeep noticed. */
+  const cut = async (app: { connection: Parameters<typeof nextState>[0] }, relay: { set(m: 'refuse'): void }) => {
+    const lost = nextState(app.connection, 'reconnecting', 5000);
+    relay.set('refuse');
+    await lost;
+  };
+  const restore = async (app: { connection: Parameters<typeof nextState>[0] }, relay: { set(m: 'pass'): void }) => {
+    const back = nextState(app.connection, 'ready', 10_000);
+    relay.set('pass');
+    await back;
+  };
+
+  t.test('resume – a reply sent during the outage arrives after it; a half-close crosses the resume', async (t) => {
+    const { sshd } = await resumeSshd(t);
+    const relay = await relayIn(t, sshd);
+    const target = await targetFor(t);
+    const { app, bound } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${target.port}`], relay.port);
+    await agentChecked(app);
+    const client = await connect(bound[0]!.port);
+    const end = outcome(client);
+    const talking = target.firstToReceive();
+    client.write('request');
+    const { sock, text } = await deadline(talking, 5000, 'the request at the target');
+    await until(() => text() === 'request', 5000, 'the whole request');
+    await cut(app, relay);
+    sock.write('reply');
+    client.end(); // half-close while the link is down
+    const targetEnd = once(sock, 'end');
+    await restore(app, relay);
+    await deadline(targetEnd, 5000, "the client's EOF at the target");
+    sock.end('bye');
+    const o = await deadline(end, 5000, 'the client to finish');
+    t.equal(o.data.toString(), 'replybye', 'the reply sent during the outage, then the rest, once');
+    t.equal(o.ended, true, 'a clean end');
+    t.equal(o.hadError, false, 'no error');
+  });
+
+  t.test('resume – a target reset during the outage resets the client after it', async (t) => {
+    const { sshd } = await resumeSshd(t);
+    const relay = await relayIn(t, sshd);
+    const target = await targetFor(t);
+    const { app, bound } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${target.port}`], relay.port);
+    await agentChecked(app);
+    const client = await connect(bound[0]!.port);
+    const end = outcome(client);
+    const talking = target.firstToReceive();
+    client.write('hello');
+    const { sock } = await deadline(talking, 5000, 'the target reached');
+    await cut(app, relay);
+    sock.resetAndDestroy();
+    await restore(app, relay);
+    const o = await deadline(end, 5000, 'the client to be reset');
+    t.equal(o.ended, false, 'no clean end');
+    t.equal(o.errorCode, 'ECONNRESET', 'a reset, as the target gave');
   });
 }
 

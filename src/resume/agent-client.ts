@@ -287,13 +287,21 @@ export class AgentClient {
    * Opens a forwarded client's stream on `session`: through the agent when it runs there (an
    * ACCEPT, or a ChannelOpenError as the plain path would give), else a plain channel.
    */
-  async open(session: SshSession, host: string, port: number, src: { address: string; port: number }, abandon?: AbortSignal): Promise<Opened> {
+  async open(session: SshSession, host: string, port: number, src: { address: string; port: number }, abandon?: AbortSignal, again = true): Promise<Opened> {
     const path = await this.readyOn(session);
     const timeout = this.options.channelOpenTimeoutMs;
     if (!path) return { kind: 'plain', channel: await session.openChannel({ kind: 'tcp', host, port }, src, timeout, abandon) };
     const refused = await this.#check(session, host, port, src);
     if (refused) throw refused;
-    const channel = await session.openChannel({ kind: 'unix', path }, src, timeout, abandon);
+    let channel: ClientChannel;
+    try {
+      channel = await session.openChannel({ kind: 'unix', path }, src, timeout, abandon);
+    } catch (err) {
+      // The connection is fine but the agent's socket does not answer: it is gone. Check again (and restart it) once.
+      if ((err as ChannelOpenError).reason === 'tunnel-lost' || !again) throw err;
+      this.#agentGone(session);
+      return this.open(session, host, port, src, abandon, false);
+    }
     const id = randomBytes(ID_BYTES);
     const parser = new FrameParser();
     try {
@@ -311,6 +319,11 @@ export class AgentClient {
       if (err instanceof ChannelOpenError) throw err;
       throw new ChannelOpenError(`server could not open ${host}:${port} through the resume agent: ${(err as Error).message}`, session.closed ? 'tunnel-lost' : 'connect-failed');
     }
+  }
+
+  /** The agent did not answer on a live connection: the next open or attach checks it again (and starts it if need be). */
+  #agentGone(session: SshSession): void {
+    this.#ready.delete(session);
   }
 
   /** Nobody wants an opened stream (the client left while it opened): the agent resets the target. */
@@ -397,9 +410,16 @@ export class AgentClient {
         channel.on('error', () => {});
         closeUnused(channel);
       }
-      // The connection went down again while attaching: the stream waits for the next one.
-      log.debug('attach failed: the stream waits', { event: 'resume_wait', stream: stream.tag, error: (err as Error).message });
-      return 'waiting';
+      if (session.closed) {
+        // The connection went down again while attaching: the stream waits for the next one.
+        log.debug('attach failed: the stream waits', { event: 'resume_wait', stream: stream.tag, error: (err as Error).message });
+        return 'waiting';
+      }
+      // The connection is up but the agent does not answer: what it held is gone with it.
+      this.#agentGone(session);
+      const told = stream.done;
+      stream.lost(`the resume agent does not answer (${(err as Error).message})`);
+      return told ? 'told' : 'lost';
     } finally {
       this.#attaching.delete(stream);
       if (!stream.detached && stream.done) this.#streams.delete(stream);
