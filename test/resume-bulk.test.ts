@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
 import { requireSshd } from './fixtures/sshd.js';
-import { connect, deadline, startEchoFor, until } from './fixtures/net.js';
+import { connect, startEchoFor, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { agentChecked, killSessions, resumeSshd, resumingSshkeep } from './fixtures/resume.js';
 

@@ -7,6 +7,7 @@ import t from 'tap';
 import { requireSshd } from './fixtures/sshd.js';
 import { connect, deadline, echoOn, listenFor, outcome, startEchoFor, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
+import { Metrics } from '../src/ops/metrics.js';
 import { agentChecked, agentPids, agentSessions, killSessions, relayIn, resumeSshd, resumingSshkeep } from './fixtures/resume.js';
 
 async function main(): Promise<void> {
@@ -84,6 +85,11 @@ async function main(): Promise<void> {
     const warnings = logs.lines.filter((l) => l.event === 'resume_unavailable' && l.level === 'warn');
     t.equal(warnings.length, 1, 'one warning, however many reconnects', { warnings });
     t.match(warnings[0]!.msg, /ForceCommand/, 'it names the cause');
+    const metrics = new Metrics();
+    metrics.watch(app);
+    const text = await metrics.text();
+    t.match(text, new RegExp(`sshkeep_resume_available\\{tunnel="${app.name}"\\} 0\\n`), 'shown as unavailable');
+    t.match(text, new RegExp(`sshkeep_resume_failures_total\\{tunnel="${app.name}",reason="forced-command"\\} [1-9]`), 'and why');
   });
 }
 

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { requireSshd } from './fixtures/sshd.js';
 import { connect, deadline, echoOn, listenFor, outcome, startEchoFor, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
+import { Metrics } from '../src/ops/metrics.js';
 import { agentChecked, killSessions, relayIn, resumeSshd, resumingSshkeep } from './fixtures/resume.js';
 
 /**
@@ -38,13 +39,6 @@ async function targetFor(t: Test): Promise<{ port: number; firstToReceive(): Pro
   };
 }
 
-/** Everything `sock` receives, as text so far. */
-function collect(sock: net.Socket): () => string {
-  let text = '';
-  sock.on('data', (c: Buffer) => (text += c.toString()));
-  return () => text;
-}
-
 async function main(): Promise<void> {
   if (!requireSshd(t)) return;
   const echo = await startEchoFor(t);
@@ -66,6 +60,12 @@ async function main(): Promise<void> {
     const line = await logs.waitFor((l) => l.event === 'resume', 5000, 'the reconnect line');
     t.match(line, { resumed: 1, lost: 0 });
     t.match(app.report().resume, { resumed: 1, resumable: 1 });
+    const metrics = new Metrics();
+    metrics.watch(app);
+    const text = await metrics.text();
+    t.match(text, new RegExp(`sshkeep_streams_resumed_total\\{tunnel="${app.name}"\\} 1\\n`), 'the resumed stream counted');
+    t.match(text, new RegExp(`sshkeep_resume_available\\{tunnel="${app.name}"\\} 1\\n`));
+    t.match(text, /sshkeep_resume_replay_bytes\{tunnel="[^"]+"\} \d+\n/);
     sock.end();
     const done = await deadline(end, 5000, 'the stream to end');
     t.equal(done.hadError, false, 'no error on the client');

@@ -56,6 +56,9 @@ export interface ResumeReport {
   failures: Record<string, number>;
 }
 
+/** Every `reason` of sshkeep_resume_failures_total: the agent unavailable, or a stream not resumed (its grace ran out, or lost). */
+export const RESUME_FAILURE_REASONS = [...Object.keys(FIXES), 'grace', 'lost'] as const;
+
 /** A stream opened through the agent, or a plain channel when resume is not available there. */
 export type Opened =
   | { kind: 'plain'; channel: ClientChannel }
