@@ -9,6 +9,7 @@ import { requireSshd } from './fixtures/sshd.js';
 import { connect, deadline, echoOn, listenFor, outcome, startEchoFor, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { Metrics } from '../src/ops/metrics.js';
+import { connect4, echoes, socks5 } from './fixtures/socks-client.js';
 import { agentChecked, killSessions, relayIn, resumeSshd, resumingSshkeep } from './fixtures/resume.js';
 
 /**
@@ -150,6 +151,53 @@ async function main(): Promise<void> {
     const o = await deadline(end, 5000, 'the client to be reset');
     t.equal(o.ended, false, 'no clean end');
     t.equal(o.errorCode, 'ECONNRESET', 'a reset, as the target gave');
+  });
+
+  t.test('resume – -D: a SOCKS client carries on across a killed session', async (t) => {
+    const { sshd } = await resumeSshd(t);
+    const { app, bound } = await resumingSshkeep(t, sshd, [], sshd.port, { dynamicForwards: ['0'] });
+    await agentChecked(app);
+    const { raw, reply } = await socks5(bound[0]!.port, connect4('127.0.0.1', echo.port));
+    t.equal(reply[1], 0, 'SOCKS succeeded');
+    t.equal(await echoes(raw, 'before'), 'before');
+    const back = nextState(app.connection, 'ready', 10_000);
+    killSessions(sshd);
+    await back;
+    t.equal(await deadline(echoes(raw, 'after'), 5000, 'echo after'), 'after', 'the same SOCKS stream carries on');
+    t.equal(raw.errorCode, undefined);
+    raw.sock.destroy();
+  });
+
+  t.test("resume – the server's PermitOpen holds through the agent: a target it refuses is refused", async (t) => {
+    const other = await startEchoFor(t);
+    const { sshd } = await resumeSshd(t, [`PermitOpen 127.0.0.1:${echo.port}`]);
+    const { app, bound, logs } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${echo.port}`, `0:127.0.0.1:${other.port}`]);
+    await agentChecked(app);
+    const allowed = await connect(bound[0]!.port);
+    t.equal(await echoOn(allowed, 'allowed'), 'allowed', 'a permitted target, through the agent');
+    allowed.destroy();
+    const refused = await connect(bound[1]!.port);
+    const o = await deadline(outcome(refused), 5000, 'the refused client to be reset');
+    t.equal(o.errorCode, 'ECONNRESET', 'reset, as the plain path does');
+    t.equal(other.connections, 0, 'the agent never dialled it');
+    t.ok(logs.lines.some((l) => l.event === 'conn_end' && l.reason === 'administratively-prohibited'), 'the refusal named');
+  });
+
+  t.test('resume – the link goes silent: streams move to the spare connection at once, no reset', async (t) => {
+    const { sshd } = await resumeSshd(t);
+    const relay = await relayIn(t, sshd);
+    const { app, bound, logs } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${echo.port}`], relay.port);
+    await agentChecked(app);
+    const sock = await connect(bound[0]!.port);
+    const end = outcome(sock);
+    t.equal(await echoOn(sock, 'before'), 'before');
+    const replaced = nextState(app.connection, 'ready', 15_000, (s) => /replaced silent/.test(s.reason));
+    relay.hold(1); // the first connection goes silent; the spare gets through
+    await replaced;
+    await logs.waitFor((l) => l.event === 'resume', 5000, 'the resume line');
+    t.equal(await deadline(echoOn(sock, 'after'), 5000, 'echo on the spare'), 'after', 'carried on the spare');
+    sock.end();
+    t.equal((await deadline(end, 5000, 'end')).hadError, false, 'no error');
   });
 }
 
