@@ -109,7 +109,8 @@ async function main(): Promise<void> {
     await back;
   };
 
-  t.test('resume – a reply sent during the outage arrives after it; a half-close crosses the resume', async (t) => {
+  /** sshkeep through a relay to a hand-driven target, one client whose `first` bytes reached the target. */
+  const clientAtTarget = async (t: Test, first: string) => {
     const { sshd } = await resumeSshd(t);
     const relay = await relayIn(t, sshd);
     const target = await targetFor(t);
@@ -118,9 +119,14 @@ async function main(): Promise<void> {
     const client = await connect(bound[0]!.port);
     const end = outcome(client);
     const talking = target.firstToReceive();
-    client.write('request');
-    const { sock, text } = await deadline(talking, 5000, 'the request at the target');
-    await until(() => text() === 'request', 5000, 'the whole request');
+    client.write(first);
+    const { sock, text } = await deadline(talking, 5000, 'the first bytes at the target');
+    await until(() => text() === first, 5000, 'every first byte');
+    return { app, relay, client, end, sock };
+  };
+
+  t.test('resume – a reply sent during the outage arrives after it; a half-close crosses the resume', async (t) => {
+    const { app, relay, client, end, sock } = await clientAtTarget(t, 'request');
     await cut(app, relay);
     sock.write('reply');
     client.end(); // half-close while the link is down
@@ -135,16 +141,7 @@ async function main(): Promise<void> {
   });
 
   t.test('resume – a target reset during the outage resets the client after it', async (t) => {
-    const { sshd } = await resumeSshd(t);
-    const relay = await relayIn(t, sshd);
-    const target = await targetFor(t);
-    const { app, bound } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${target.port}`], relay.port);
-    await agentChecked(app);
-    const client = await connect(bound[0]!.port);
-    const end = outcome(client);
-    const talking = target.firstToReceive();
-    client.write('hello');
-    const { sock } = await deadline(talking, 5000, 'the target reached');
+    const { app, relay, end, sock } = await clientAtTarget(t, 'hello');
     await cut(app, relay);
     sock.resetAndDestroy();
     await restore(app, relay);

@@ -70,6 +70,7 @@ function choice<T extends string>(choices: readonly T[]) {
 }
 
 const duration = from(parseDuration);
+const size = from(parseSize);
 const count = (min: number, max?: number) => from((text, what) => parseCount(text, what, min, max));
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const satisfies readonly LogLevel[];
@@ -197,7 +198,7 @@ export const SETTINGS = {
   holdBuffer: def({
     flags: '--hold-buffer <size>', file: 'both', shape: 'value', group: RES,
     help: 'bytes read from each held client before pausing it', default: formatSize(DEFAULTS.holdBufferBytes),
-    parse: from(parseSize),
+    parse: size,
   }),
   connections: def({
     flags: '--connections <n>', file: 'both', shape: 'value', group: RES,
@@ -219,12 +220,12 @@ export const SETTINGS = {
   resumeBuffer: def({
     flags: '--resume-buffer <size>', file: 'both', shape: 'value', group: RES,
     help: 'with --resume: unacknowledged bytes kept per stream to send again after a reconnect; a full buffer pauses the client', default: formatSize(DEFAULTS.resumeBufferBytes),
-    parse: from(parseSize),
+    parse: size,
   }),
   resumeBufferTotal: def({
     flags: '--resume-buffer-total <size>', file: 'top', shape: 'value', group: RES,
     help: 'with --resume: the replay buffers of all streams together; when full, every resumable client is paused', default: formatSize(DEFAULTS.resumeBufferTotalBytes),
-    parse: from(parseSize),
+    parse: size,
   }),
   maxHeld: def({
     flags: '--max-held <n>', file: 'top', shape: 'value', group: RES, help: 'held clients beyond this are reset', default: String(DEFAULTS.maxHeld),
