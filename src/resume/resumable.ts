@@ -160,6 +160,8 @@ export class ResumableStream {
     if (this.#done) return;
     resetSocket(this.client);
     this.#tellReset(reason);
+    // Shutting down: a detached stream is not waited for (GOODBYE makes the agent reset what it holds).
+    this.#pendingReset = undefined;
     this.#finish(side, reason, true);
   }
 
@@ -324,6 +326,11 @@ export class ResumableStream {
     this.#graceTimer = undefined;
     this.#pendingReset = undefined;
     if (this.#done) return this.options.onDetached(this);
+    if (this.client.destroyed && this.state.eofSent && this.#clientWriteEnded) {
+      // Both ways ended cleanly for the client; only the agent's ack of our EOF was missing.
+      this.#finish(this.#firstEnd ?? 'client', `${this.#firstEnd ?? 'client'} closed`, false);
+      return this.options.onDetached(this);
+    }
     resetSocket(this.client);
     this.#finish('tunnel', `not resumed within --resume-grace (${this.options.graceMs} ms)`, true);
     this.options.onDetached(this);
