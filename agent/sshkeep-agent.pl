@@ -152,6 +152,7 @@ listen_here();
   open STDOUT, '>', '/dev/null';
   open STDERR, '>&', \*STDOUT;
   chdir '/';
+  $SIG{CHLD} = 'IGNORE'; # resolver children are reaped by the kernel
   $0 = "sshkeep-agent $VERSION $SESSION";
 }
 
@@ -166,6 +167,7 @@ listen_here();
 my %CHANNELS;   # fileno => channel
 my %STREAMS;    # serial => stream (looked up by id only through find_stream, in constant time)
 my %TARGETS;    # fileno => stream whose target socket that is
+my %RESOLVERS;  # fileno => stream whose target name a child is resolving
 my $SERIAL = 0;
 my $HELD = 0;   # bytes in every replay buffer and tbuf
 my $IDLE_SINCE = now_ms();
@@ -227,6 +229,7 @@ sub close_target {
 # The stream is over: its target is closed (reset unless it ended cleanly), its channel ends.
 sub forget_stream {
   my ($s, $reset) = @_;
+  close_resolver($s);
   close_target($s, $reset);
   $HELD -= length($s->{replay}) + length($s->{tbuf});
   $s->{replay} = $s->{tbuf} = '';
@@ -261,22 +264,73 @@ sub open_stream {
   return channel_error($c, E_PROTOCOL, 'OPEN of a stream id that is already held') if find_stream($id);
   return channel_error($c, E_LIMIT, 'the agent holds ' . MAX_STREAMS . ' streams already') if keys %STREAMS >= MAX_STREAMS;
   return channel_error($c, E_LIMIT, "the agent holds $HELD bytes already") if $HELD >= MAX_HELD;
-  my $numeric = $host =~ /^[0-9.]+$/ || $host =~ /:/;
-  # A name is resolved here, blocking the loop for as long as the resolver takes (usually /etc/hosts or a local cache).
-  my ($err, @addrs) = getaddrinfo($host, $port, { socktype => SOCK_STREAM, flags => AI_NUMERICSERV | ($numeric ? AI_NUMERICHOST : 0) });
-  if ($err) {
-    my $name = $err == EAI_NONAME ? 'EAI_NONAME' : $err == EAI_AGAIN ? 'EAI_AGAIN' : 'EAI_FAIL';
-    return channel_error($c, E_CONNECT, $name);
-  }
   my $s = {
-    serial => ++$SERIAL, id => $id, grace_ms => $grace_ms, addrs => \@addrs, err => 'EAI_NONAME',
-    fh => undef, connected => 0, chan => $c, detached_at => undef,
+    serial => ++$SERIAL, id => $id, grace_ms => $grace_ms, host => $host, port => $port, addrs => [], err => 'EAI_NONAME',
+    fh => undef, resolver => undef, connected => 0, chan => $c, detached_at => undef,
     base => 0, replay => '', sent => 0, t_eof => 0, t_reset => undef, eof_acked => 0,
     received => 0, tbuf => '', in_eof => 0, shut => 0, ack_sent => 0, ack_at => undef,
   };
   $STREAMS{ $s->{serial} } = $s;
   $c->{stream} = $s;
   $c->{accept_pending} = 1;
+  return resolve_in_child($s) unless $host =~ /^[0-9.]+$/ || $host =~ /:/;
+  my ($err, @addrs) = addresses($host, $port, AI_NUMERICHOST);
+  return connect_failed($s, $err) if $err;
+  $s->{addrs} = \@addrs;
+  connect_next($s);
+}
+
+# getaddrinfo: an error name, or undef and the addresses (IPv4 and IPv6, in the resolver's order).
+sub addresses {
+  my ($host, $port, $flags) = @_;
+  my ($err, @addrs) = getaddrinfo($host, $port, { socktype => SOCK_STREAM, flags => AI_NUMERICSERV | $flags });
+  return ($err == EAI_NONAME ? 'EAI_NONAME' : $err == EAI_AGAIN ? 'EAI_AGAIN' : 'EAI_FAIL') if $err;
+  return (undef, @addrs);
+}
+
+# A name may keep the resolver busy for seconds: a child resolves it, so the other streams go on.
+sub resolve_in_child {
+  my ($s) = @_;
+  my ($r, $w);
+  my $pid = pipe($r, $w) ? fork : undef;
+  unless (defined $pid) { # no child to be had: resolve here, blocking
+    my ($err, @addrs) = addresses($s->{host}, $s->{port}, 0);
+    return connect_failed($s, $err) if $err;
+    $s->{addrs} = \@addrs;
+    return connect_next($s);
+  }
+  if ($pid == 0) {
+    POSIX::close($_) for fileno $LISTENER, keys %CHANNELS, keys %TARGETS, keys %RESOLVERS, fileno $r;
+    my ($err, @addrs) = addresses($s->{host}, $s->{port}, 0);
+    syswrite($w, $err // join('', map { pack('n N/a*', $_->{family}, $_->{addr}) } @addrs));
+    POSIX::_exit(0);
+  }
+  close $w;
+  nonblocking($r);
+  @$s{qw(resolver answer born)} = ($r, '', $LOOP);
+  $RESOLVERS{ fileno $r } = $s;
+}
+
+sub close_resolver {
+  my ($s) = @_;
+  my $r = $s->{resolver} or return;
+  delete $RESOLVERS{ fileno $r };
+  close $r;
+  $s->{resolver} = undef;
+}
+
+sub resolver_readable {
+  my ($s) = @_;
+  my $n = sysread($s->{resolver}, $s->{answer}, 65_536, length $s->{answer});
+  return if $n || (!defined $n && ($! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR));
+  close_resolver($s);
+  my $answer = delete $s->{answer};
+  return connect_failed($s, $answer =~ /^EAI_/ ? $answer : 'EAI_FAIL') if $answer eq '' || $answer =~ /^EAI_/;
+  while (length $answer >= 6) {
+    my ($family, $addr) = unpack('n N/a*', $answer);
+    push @{ $s->{addrs} }, { family => $family, addr => $addr };
+    substr($answer, 0, 6 + length $addr, '');
+  }
   connect_next($s);
 }
 
@@ -294,7 +348,13 @@ sub connect_next {
     $s->{err} = errname($!);
     close_target($s, 0);
   }
-  channel_error($s->{chan}, E_CONNECT, $s->{err}) if $s->{chan};
+  connect_failed($s, $s->{err});
+}
+
+# Out of descriptors is a limit of the agent's, not the target's refusal.
+sub connect_failed {
+  my ($s, $err) = @_;
+  channel_error($s->{chan}, $err eq 'EMFILE' || $err eq 'ENFILE' ? E_LIMIT : E_CONNECT, $err) if $s->{chan};
   forget_stream($s, 0);
 }
 
@@ -400,7 +460,7 @@ sub take_eof {
   return reset_stream($s, E_OFFSET, "EOF at $offset: $s->{received} received") if $s->{in_eof} || $offset != $s->{received};
   $s->{in_eof} = 1;
   $s->{received} = $offset + 1;
-  if (!$s->{fh}) { $s->{shut} = 1; finish_if_done($s) }
+  if (defined $s->{t_reset}) { $s->{shut} = 1; finish_if_done($s) } # no target to shut down
 }
 
 sub attach_stream {
@@ -421,7 +481,7 @@ sub attach_stream {
   $c->{stream} = $s;
   $s->{sent} = $received;
   take_ack($s, $received);
-  if ($s->{connected} || !$s->{fh}) { accept_on($c, $s) } else { $c->{accept_pending} = 1 }
+  if ($s->{connected}) { accept_on($c, $s) } else { $c->{accept_pending} = 1 }
 }
 
 my %PAYLOAD_SIZE = (ATTACH, 24, ACK, 8, EOF, 8, GOODBYE, 0, PING, 0); # exact sizes; others have a minimum
@@ -577,13 +637,17 @@ sub timers {
       $next = $s->{ack_at} if $s->{ack_at} < $next;
     }
   }
-  if (%CHANNELS || %STREAMS) {
+  # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
+  # expire one grace after their channels closed, and the agent goes with them.
+  if (%CHANNELS) {
     $IDLE_SINCE = undef;
   } else {
     $IDLE_SINCE //= $now;
-    shut_down(0) if $now - $IDLE_SINCE >= $GRACE_MS;
-    my $exit = $IDLE_SINCE + $GRACE_MS;
-    $next = $exit if $exit < $next;
+    unless (%STREAMS) {
+      shut_down(0) if $now - $IDLE_SINCE >= $GRACE_MS;
+      my $exit = $IDLE_SINCE + $GRACE_MS;
+      $next = $exit if $exit < $next;
+    }
   }
   return $next;
 }
@@ -605,6 +669,7 @@ for (;;) {
     vec($rin, $c->{fd}, 1) = 1 unless $c->{closing} || ($s && length $s->{tbuf} >= TARGET_HIGH);
     vec($win, $c->{fd}, 1) = 1 if $c->{wbuf} ne '';
   }
+  vec($rin, $_, 1) = 1 for keys %RESOLVERS;
   for my $fd (keys %TARGETS) {
     my $s = $TARGETS{$fd};
     my $c = $s->{chan};
@@ -623,5 +688,6 @@ for (;;) {
   for my $fd (grep { vec($rout, $_, 1) } keys %CHANNELS) { channel_readable($CHANNELS{$fd}) if ready($CHANNELS{$fd}) }
   for my $fd (grep { vec($wout, $_, 1) } keys %TARGETS) { target_writable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
   for my $fd (grep { vec($rout, $_, 1) } keys %TARGETS) { target_readable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
+  for my $fd (grep { vec($rout, $_, 1) } keys %RESOLVERS) { resolver_readable($RESOLVERS{$fd}) if ready($RESOLVERS{$fd}) }
 }
 __END__

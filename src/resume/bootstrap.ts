@@ -12,14 +12,19 @@ import { fileURLToPath } from 'node:url';
 export const AGENT_SCRIPT_PATH = fileURLToPath(new URL('../../agent/sshkeep-agent.pl', import.meta.url));
 
 /**
- * The exec command. The script comes on stdin, never in the command line; the
- * argument `sshkeep-agent` puts the name in the process's command line from
- * the start, for `pgrep -f sshkeep-agent`. umask 077: what the agent creates
- * is the user's alone.
+ * The exec command. sshd runs it with the user's login shell, which may be
+ * fish or tcsh: so the one thing it asks of that shell is `exec sh -c '…'`,
+ * and the rest is POSIX sh. The script comes on stdin, never in the command
+ * line; the argument `sshkeep-agent` puts the name in the process's command
+ * line from the start, for `pgrep -f sshkeep-agent`. umask 077: what the agent
+ * creates is the user's alone. ulimit: a stream holds two descriptors (its
+ * channel and its target), and a 1024 default would stop the agent near 500
+ * streams; where the hard limit is lower, the attempt fails silently.
  */
 export const BOOTSTRAP_COMMAND =
-  "umask 077; if command -v perl >/dev/null 2>&1; then exec perl - sshkeep-agent; " +
-  "else echo 'sshkeep-agent: error no-interpreter'; exit 127; fi";
+  "exec sh -c 'umask 077; ulimit -n 4096 2>/dev/null; " +
+  'if command -v perl >/dev/null 2>&1; then exec perl - sshkeep-agent; ' +
+  'else echo "sshkeep-agent: error no-interpreter"; exit 127; fi\'';
 
 /** The prefix of the agent's one line on stdout. */
 const LINE_PREFIX = 'sshkeep-agent: ';

@@ -1,0 +1,243 @@
+/**
+ * The resume agent (agent/sshkeep-agent.pl) alone, without SSH, beside a direct loopback TCP
+ * connection in the same run: what the Perl agent adds to a resumable stream's path.
+ *
+ *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
+ *
+ * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
+ *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
+ *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
+ * - 1-byte round trips to an echo target, median and p99 (µs).
+ * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
+ * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
+ * so its framing cost is counted in the agent's figures, as sshkeep would pay it.
+ */
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Frame } from '../src/resume/frames.js';
+import { listen } from '../test/fixtures/net.js';
+import { cpuSeconds, rssKiB, signalAll } from '../test/fixtures/proc.js';
+import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
+import { runMain } from './lib/main.js';
+import { intOption } from './lib/options.js';
+import { median, quantile } from './lib/stats.js';
+
+const MIB = 1024 * 1024;
+const WINDOW = 4 * MIB; // the replay buffer: at most this much unacknowledged, each way
+const CHUNK = 64 * 1024;
+
+const { values } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '512' },
+    pings: { type: 'string', default: '3000' },
+    streams: { type: 'string', default: '200' },
+    full: { type: 'string', default: '20' },
+  },
+});
+const sizeMiB = intOption('size-mib', values['size-mib'], 1);
+const pings = intOption('pings', values.pings, 1);
+const idleStreams = intOption('streams', values.streams, 1);
+const fullStreams = intOption('full', values.full, 1);
+
+const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-agent-'));
+let agent: LocalAgent | undefined;
+const servers: net.Server[] = [];
+
+/** A target on 127.0.0.1: `onConnection` decides what it does. */
+async function target(onConnection: (sock: net.Socket) => void): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    sock.setNoDelay(true);
+    sock.on('error', () => {});
+    onConnection(sock);
+  });
+  servers.push(server);
+  return listen(server);
+}
+
+/** Writes `bytes` of a 1 MiB pattern with backpressure, then ends. */
+async function pour(sock: net.Socket, bytes: number): Promise<void> {
+  const block = randomBytes(MIB);
+  for (let sent = 0; sent < bytes; sent += MIB) if (!sock.write(block)) await once(sock, 'drain');
+  sock.end();
+}
+
+/** A connection at the sink: its byte count at its end (in an object: a promise resolved with a promise would wait for it). */
+interface Sink {
+  received: Promise<number>;
+}
+
+/** Resolves with the number of bytes the socket received, at its end. */
+function drain(sock: net.Socket): Promise<number> {
+  let n = 0;
+  sock.on('data', (c: Buffer) => (n += c.length));
+  return once(sock, 'end').then(() => n);
+}
+
+async function open(port: number): Promise<AgentChannel> {
+  const c = await agent!.channel();
+  c.send({ type: 'open', id: randomBytes(16), graceMs: 600_000, port, host: '127.0.0.1' });
+  await c.expect('accept');
+  return c;
+}
+
+async function downThroughAgent(port: number, bytes: number): Promise<number> {
+  const c = await open(port);
+  let received = 0;
+  let acked = 0;
+  for (;;) {
+    const f = await c.next(60_000, 'data from the agent');
+    if (!f || f.type === 'eof') break;
+    if (f.type !== 'data') continue;
+    received += f.data.length;
+    if (received - acked >= MIB) {
+      c.send({ type: 'ack', ack: received });
+      acked = received;
+    }
+  }
+  c.close();
+  if (received !== bytes) throw new Error(`received ${received} of ${bytes} bytes through the agent`);
+  return received;
+}
+
+async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: number): Promise<number> {
+  const c = await open(port);
+  const { received: arrived } = await arrival;
+  const block = randomBytes(CHUNK);
+  let acked = 0;
+  let wake: (() => void) | undefined;
+  // Acks arrive while we send: read them on the side.
+  void (async () => {
+    for (let f: Frame | undefined; (f = await c.next(60_000, 'acks').catch(() => undefined)); ) {
+      if (f.type === 'ack' || f.type === 'data') acked = f.ack;
+      wake?.();
+    }
+  })();
+  for (let sent = 0; sent < bytes; sent += CHUNK) {
+    while (sent - acked >= WINDOW) await new Promise<void>((r) => (wake = r));
+    c.send({ type: 'data', offset: sent, ack: 0, data: block });
+    if (c.socket.writableLength > WINDOW) await once(c.socket, 'drain');
+  }
+  c.send({ type: 'eof', offset: bytes });
+  const n = await arrived;
+  c.close();
+  if (n !== bytes) throw new Error(`the target got ${n} of ${bytes} bytes through the agent`);
+  return n;
+}
+
+/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile. */
+async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number }> {
+  const pid = agent!.pids()[0]!;
+  const cpu = cpuSeconds(pid);
+  const start = process.hrtime.bigint();
+  await run();
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: ((cpuSeconds(pid) - cpu) * 1024 ** 3) / bytes };
+}
+
+async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[] }> {
+  const direct = net.connect(echoPort, '127.0.0.1');
+  direct.setNoDelay(true);
+  await once(direct, 'connect');
+  const directTimes: number[] = [];
+  for (let i = 0; i < pings; i++) {
+    const start = process.hrtime.bigint();
+    direct.write('x');
+    await once(direct, 'data');
+    directTimes.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  direct.destroy();
+  const c = await open(echoPort);
+  const agentTimes: number[] = [];
+  for (let i = 0; i < pings; i++) {
+    const start = process.hrtime.bigint();
+    c.send({ type: 'data', offset: i, ack: i, data: Buffer.from('x') });
+    while ((await c.next())?.type !== 'data');
+    agentTimes.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  c.close();
+  return { agent: agentTimes, direct: directTimes };
+}
+
+/** The agent's RSS once it stops growing (reading targets into replay buffers takes a moment). */
+async function settledRss(): Promise<number> {
+  const pid = agent!.pids()[0]!;
+  let last = -1;
+  for (;;) {
+    const now = rssKiB(pid);
+    if (now === last) return now;
+    last = now;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function main(): Promise<void> {
+  agent = await launchAgent(runtimeDir, 600_000);
+  const bytes = sizeMiB * MIB;
+  const pourPort = await target((sock) => void pour(sock, bytes));
+  // Each connection to the sink hands its byte count to whoever waits for the next one.
+  let onSink: ((sink: Sink) => void) | undefined;
+  const sinkPort = await target((sock) => {
+    onSink?.({ received: drain(sock) });
+    sock.on('end', () => sock.end());
+  });
+  const nextSink = () => new Promise<Sink>((resolve) => (onSink = resolve));
+  const echoPort = await target((sock) => sock.pipe(sock));
+  const holdPort = await target(() => {});
+  const fullPort = await target((sock) => void pour(sock, WINDOW + 2 * MIB));
+
+  const rows: [string, string, string, string][] = [];
+  const warm = 32 * MIB;
+  await downThroughAgent(await target((sock) => void pour(sock, warm)), warm);
+  const down = await measure(bytes, () => downThroughAgent(pourPort, bytes));
+  const downDirect = await measure(bytes, async () => {
+    const s = net.connect(pourPort, '127.0.0.1');
+    if ((await drain(s)) !== bytes) throw new Error('direct download short');
+    s.destroy();
+  });
+  rows.push(['target → client, MB/s', down.mbps.toFixed(0), downDirect.mbps.toFixed(0), (down.mbps / downDirect.mbps).toFixed(2)]);
+  rows.push(['  agent CPU s per GiB', down.cpuPerGiB.toFixed(2), '', '']);
+  const up = await measure(bytes, () => upThroughAgent(sinkPort, nextSink(), bytes));
+  const upDirect = await measure(bytes, async () => {
+    const arrival = nextSink();
+    const s = net.connect(sinkPort, '127.0.0.1');
+    await pour(s, bytes);
+    if ((await (await arrival).received) !== bytes) throw new Error('direct upload short');
+    s.destroy();
+  });
+  rows.push(['client → target, MB/s', up.mbps.toFixed(0), upDirect.mbps.toFixed(0), (up.mbps / upDirect.mbps).toFixed(2)]);
+  rows.push(['  agent CPU s per GiB', up.cpuPerGiB.toFixed(2), '', '']);
+
+  const rt = await roundTrips(echoPort);
+  rows.push(['1-byte round trip, median µs', median(rt.agent).toFixed(0), median(rt.direct).toFixed(0), (median(rt.agent) / median(rt.direct)).toFixed(2)]);
+  rows.push(['1-byte round trip, p99 µs', quantile(rt.agent, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(rt.agent, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
+
+  // Memory: a fresh agent, so the buffers of the transfers above do not count.
+  signalAll(agent.pids(), 'SIGKILL');
+  agent = await launchAgent(runtimeDir, 600_000);
+  const idle = await settledRss();
+  const held: AgentChannel[] = [];
+  for (let i = 0; i < idleStreams; i++) held.push(await open(holdPort));
+  const withIdle = await settledRss();
+  for (let i = 0; i < fullStreams; i++) (await open(fullPort)).close(); // detached: the agent fills the replay buffer
+  const withFull = await settledRss();
+  rows.push(['agent RSS idle, KiB', String(idle), '', '']);
+  rows.push([`  per idle stream (${idleStreams}), KiB`, ((withIdle - idle) / idleStreams).toFixed(1), '', '']);
+  rows.push([`  per stream with a full 4 MiB replay buffer (${fullStreams}), KiB`, ((withFull - withIdle) / fullStreams).toFixed(0), '', '']);
+  held.forEach((c) => c.close());
+
+  const width = Math.max(...rows.map((r) => r[0].length));
+  process.stdout.write(`resume agent, ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
+  process.stdout.write(`${'measure'.padEnd(width)}  ${'agent'.padStart(8)}  ${'direct'.padStart(8)}  ratio\n`);
+  for (const [name, a, d, r] of rows) process.stdout.write(`${name.padEnd(width)}  ${a.padStart(8)}  ${d.padStart(8)}  ${r}\n`);
+}
+
+runMain('bench-resume-agent', main, async () => {
+  if (agent) signalAll(agent.pids(), 'SIGKILL');
+  servers.forEach((s) => s.close());
+  fs.rmSync(runtimeDir, { recursive: true, force: true });
+});
