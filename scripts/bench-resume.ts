@@ -5,7 +5,8 @@
  *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3]
  *
  * Per round, a fresh sshkeep of each kind (plain, then --resume), each through its own fault relay:
- *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver);
+ *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver),
+ *     and the CPU seconds per GiB they cost sshkeep and (with --resume) the agent;
  *   - 1-byte ping-pong round trips on one connection (median and p99, µs);
  *   - RSS with --idle-streams connections open (each echoed a byte), per stream over the tunnel's own
  *     (measured first, before bulk transfers have grown the heap);
@@ -22,8 +23,8 @@ import path from 'node:path';
 import { HOST, connect, deadline, freePorts, getJson } from '../test/fixtures/net.js';
 import { Relay } from '../test/fixtures/relay.js';
 import { startSshd, sshdLogin, type Sshd } from '../test/fixtures/sshd.js';
-import { killAgents } from '../test/fixtures/resume.js';
-import { descendants } from '../test/fixtures/proc.js';
+import { agentPids, agentSessions, killAgents } from '../test/fixtures/resume.js';
+import { cpuSeconds, descendants } from '../test/fixtures/proc.js';
 import { download, holdConnections, pingPong, sendToSink, upload } from './bench/clients.js';
 import { treeRssKiB } from './bench/measure.js';
 import { startTargets, MIB, type Targets } from './bench/targets.js';
@@ -188,9 +189,9 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  const rows: Record<'plain' | 'resume', { up: number[]; down: number[]; ping: number[]; idle: number[] }> = {
-    plain: { up: [], down: [], ping: [], idle: [] },
-    resume: { up: [], down: [], ping: [], idle: [] },
+  const rows: Record<'plain' | 'resume', { up: number[]; down: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[] }> = {
+    plain: { up: [], down: [], ping: [], idle: [], cpu: [], agentCpu: [] },
+    resume: { up: [], down: [], ping: [], idle: [], cpu: [], agentCpu: [] },
   };
   const full: { kib: number; heldMib: number }[] = [];
   const latency: number[] = [];
@@ -207,8 +208,13 @@ async function main(): Promise<void> {
           latency.push(...(await resumeLatency(l, sshd, o.resumes)));
         }
         await warm(l);
+        const agents = agentSessions(runtimeDir).flatMap(agentPids);
+        const cpu0 = [cpuSeconds(l.f.child.pid!), agents.reduce((n, pid) => n + cpuSeconds(pid), 0)];
         r.up.push((await upload(l.ports.sink, bytes, targets)).mbps);
         r.down.push((await download(l.ports.source, bytes)).mbps);
+        const gib = (2 * bytes) / (1024 * MIB);
+        r.cpu.push((cpuSeconds(l.f.child.pid!) - cpu0[0]!) / gib);
+        r.agentCpu.push((agents.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0[1]!) / gib);
         r.ping.push(...(await pingPong(l.ports.echo, o.pings)));
       } finally {
         await stop(l);
@@ -230,6 +236,8 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|',
     `| upload, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.up).toFixed(0)} | ${med(r.up).toFixed(0)} | ${ratio(med(r.up), med(p.up))} | ≥ 0.9 |`,
     `| download, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.down).toFixed(0)} | ${med(r.down).toFixed(0)} | ${ratio(med(r.down), med(p.down))} | ≥ 0.9 |`,
+    `| CPU s per GiB moved (up + down): sshkeep | ${med(p.cpu).toFixed(2)} | ${med(r.cpu).toFixed(2)} | ${ratio(med(r.cpu), med(p.cpu))} | |`,
+    `| CPU s per GiB moved (up + down): the agent on the server | | ${med(r.agentCpu).toFixed(2)} | | |`,
     `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
     `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
     `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
