@@ -369,7 +369,10 @@ export class AgentClient {
   }
 
   async #attachAll(session: SshSession, streams: ResumableStream[]): Promise<void> {
-    const path = await this.readyOn(session);
+    // Waiting streams do not wait for the ping: an ATTACH to where the agent was finds it gone as
+    // surely (and ends the stream), and saves a round trip on the way back.
+    const checked = this.readyOn(session);
+    const path = this.#socketPath ?? (await checked);
     if (this.#stopped) return;
     const todo = streams.filter((s) => !this.#attaching.has(s) && this.#streams.has(s));
     if (todo.length === 0) return;
