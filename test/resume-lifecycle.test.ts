@@ -9,7 +9,7 @@ import { logIs, portOf, spawnCliFor } from './fixtures/cli.js';
 import { loginArgs } from './fixtures/login.js';
 import { agentPids, agentSessions, resumeSshd } from './fixtures/resume.js';
 
-const GRACE_MS = 2000;
+const GRACE_MS = 1000;
 
 /** sshkeep (the CLI) with --resume to `sshd`, a stream open through it, and its agent's pid. */
 async function withStream(t: Test, sshd: Sshd, runtimeDir: string, echoPort: number) {
