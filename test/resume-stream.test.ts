@@ -31,6 +31,23 @@ t.test('resume stream – the process cap stops reading too', async (t) => {
   t.ok(a.full && c.full);
 });
 
+t.test('resume stream – a stream stopped by the process cap alone is woken when another frees room', async (t) => {
+  const budget = new ReplayBudget(6);
+  const a = new StreamState(100, budget);
+  const c = new StreamState(100, budget);
+  a.send(b('abcdef'));
+  let woken = 0;
+  c.whenBudgetRoom(() => woken++);
+  a.onAck(2);
+  t.equal(woken, 1, 'woken once the cap has room');
+  a.onAck(4);
+  t.equal(woken, 1, 'once only');
+  const own = new StreamState(1, new ReplayBudget(100));
+  own.send(b('xy'));
+  own.whenBudgetRoom(() => woken++);
+  t.equal(woken, 1, 'a stream full of its own bytes waits for its own acks instead');
+});
+
 t.test('resume stream – received bytes are delivered once, a gap is an offset error', async (t) => {
   const s = new StreamState(100, new ReplayBudget(100));
   t.same(s.onData(0, b('abc')), b('abc'));

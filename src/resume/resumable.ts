@@ -172,7 +172,17 @@ export class ResumableStream {
       const { offset } = this.state.send(bytes);
       if (this.#link) this.#sendData(offset, bytes);
     }
-    if (this.state.full) this.#pauseClient('replay');
+    if (this.state.full) {
+      this.#pauseClient('replay');
+      this.state.whenBudgetRoom(() => this.#onBudgetRoom());
+    }
+  }
+
+  /** Another stream's ack made room under the process cap: read again, unless full again. */
+  #onBudgetRoom(): void {
+    if (this.#done) return;
+    if (this.state.full) this.state.whenBudgetRoom(() => this.#onBudgetRoom());
+    else this.#resumeClient('replay');
   }
 
   #sendData(offset: number, bytes: Buffer): void {

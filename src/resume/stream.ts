@@ -19,6 +19,8 @@ export class OffsetError extends Error {
 /** The replay buffer's bytes held by every stream of the process, against one cap. */
 export class ReplayBudget {
   #used = 0;
+  /** Streams paused by the cap alone: nothing of their own would wake them when another frees room. */
+  readonly #waiting = new Set<() => void>();
   constructor(readonly capBytes: number) {}
   get usedBytes(): number {
     return this.#used;
@@ -28,6 +30,15 @@ export class ReplayBudget {
   }
   add(n: number): void {
     this.#used += n;
+    if (n < 0 && !this.full && this.#waiting.size > 0) {
+      const waiting = [...this.#waiting];
+      this.#waiting.clear();
+      for (const wake of waiting) wake();
+    }
+  }
+  /** Calls `wake` once, when the budget is no longer full. */
+  whenRoom(wake: () => void): void {
+    this.#waiting.add(wake);
   }
 }
 
@@ -85,6 +96,14 @@ export class StreamState {
   /** Both directions ended and our EOF acknowledged: nothing is left to resend or receive. */
   get finished(): boolean {
     return this.#peerEof && this.#eofSent && this.#acked === this.#sent + 1;
+  }
+
+  /**
+   * Calls `wake` once the process cap has room again, when that is what stops this stream (a
+   * full buffer of its own is freed by its own acks).
+   */
+  whenBudgetRoom(wake: () => void): void {
+    if (this.budget.full && this.#replayBytes < this.limitBytes) this.budget.whenRoom(wake);
   }
 
   /** Records bytes read from the client; returns the DATA frame's offset and ack. */
