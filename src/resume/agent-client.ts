@@ -138,6 +138,8 @@ export class AgentClient {
   readonly #permitted = new WeakMap<SshSession, Map<string, Promise<ChannelOpenError | undefined>>>();
   readonly #streams = new Set<ResumableStream>();
   readonly #attaching = new Set<ResumableStream>();
+  /** Streams the agent may hold that nobody will attach (their OPEN went unanswered). */
+  readonly #orphans = new Set<Buffer>();
   #unavailable: string | undefined;
   #warned = new Set<string>();
   #everAvailable = false;
@@ -320,7 +322,26 @@ export class AgentClient {
       channel.on('error', () => {});
       closeUnused(channel);
       if (err instanceof ChannelOpenError) throw err;
+      // No answer: the agent may have dialled the target and hold it for the grace, for nobody (the
+      // hold opens the client's stream again with a new id): it is reset at the next chance.
+      this.#orphans.add(id);
+      if (!session.closed) void this.#cancelOrphans(session, path);
       throw new ChannelOpenError(`server could not open ${host}:${port} through the resume agent: ${(err as Error).message}`, session.closed ? 'tunnel-lost' : 'connect-failed');
+    }
+  }
+
+  /** Resets the orphans at the agent: ATTACH then RESET on a channel each (an unknown one is answered ERROR 2). */
+  async #cancelOrphans(session: SshSession, path: string): Promise<void> {
+    for (const id of [...this.#orphans]) {
+      this.#orphans.delete(id);
+      try {
+        const channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, this.options.channelOpenTimeoutMs);
+        channel.on('error', () => {});
+        channel.resume(); // its answer is not needed; the agent closes the channel
+        channel.end(Buffer.concat([encodeFrame({ type: 'attach', id, received: 0 }), encodeFrame({ type: 'reset', offset: 0, reason: 'opened again on another connection' })]));
+      } catch {
+        if (session.closed) this.#orphans.add(id); // the next connection tries again
+      }
     }
   }
 
@@ -374,6 +395,7 @@ export class AgentClient {
     const checked = this.readyOn(session);
     const path = this.#socketPath ?? (await checked);
     if (this.#stopped) return;
+    if (path && this.#orphans.size > 0) void this.#cancelOrphans(session, path);
     const todo = streams.filter((s) => !this.#attaching.has(s) && this.#streams.has(s));
     if (todo.length === 0) return;
     if (!path) {
