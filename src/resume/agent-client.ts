@@ -240,11 +240,16 @@ export class AgentClient {
     return { reason: 'forced-command', detail: `the command printed ${JSON.stringify(said.line.slice(0, 120))}` };
   }
 
+  /** A channel to the agent's socket, for a control request or a re-attach. */
+  #toAgent(session: SshSession, path: string, timeoutMs = this.options.channelOpenTimeoutMs): Promise<ClientChannel> {
+    return session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, timeoutMs);
+  }
+
   /** PING → PONG over a channel to the agent's socket: undefined when it answered. */
   async #ping(session: SshSession, path: string): Promise<{ reason: string; detail: string } | undefined> {
     let channel: ClientChannel;
     try {
-      channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, this.options.channelOpenTimeoutMs);
+      channel = await this.#toAgent(session, path);
     } catch (err) {
       const e = err as ChannelOpenError;
       return { reason: e.reason === 'administratively-prohibited' ? 'streamlocal-refused' : 'agent-gone', detail: e.message };
@@ -335,7 +340,7 @@ export class AgentClient {
     for (const id of [...this.#orphans]) {
       this.#orphans.delete(id);
       try {
-        const channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, this.options.channelOpenTimeoutMs);
+        const channel = await this.#toAgent(session, path);
         channel.on('error', () => {});
         channel.resume(); // its answer is not needed; the agent closes the channel
         channel.end(Buffer.concat([encodeFrame({ type: 'attach', id, received: 0 }), encodeFrame({ type: 'reset', offset: 0, reason: 'opened again on another connection' })]));
@@ -414,7 +419,7 @@ export class AgentClient {
     const log = this.options.logger;
     let channel: ClientChannel | undefined;
     try {
-      channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, this.options.channelOpenTimeoutMs);
+      channel = await this.#toAgent(session, path);
       const parser = new FrameParser();
       channel.write(encodeFrame({ type: 'attach', id: stream.id, received: stream.state.received }));
       const { first, rest } = await answer(channel, parser, this.options.channelOpenTimeoutMs);
@@ -461,7 +466,7 @@ export class AgentClient {
     const path = this.#socketPath;
     if (!session || !path || session.closed) return;
     try {
-      const channel = await session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, Math.min(this.options.channelOpenTimeoutMs, 1000));
+      const channel = await this.#toAgent(session, path, Math.min(this.options.channelOpenTimeoutMs, 1000));
       channel.on('error', () => {});
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 1000);
