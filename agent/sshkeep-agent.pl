@@ -12,7 +12,7 @@
 use strict;
 use warnings;
 use Config;
-use Errno qw(EAGAIN EWOULDBLOCK EINTR EINPROGRESS ECONNREFUSED ENOENT EADDRINUSE);
+use Errno qw(EAGAIN EWOULDBLOCK EINTR EINPROGRESS ECONNREFUSED ECONNRESET EPIPE ENOENT EADDRINUSE);
 use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
 use POSIX ();
 use Socket qw(AF_UNIX SOCK_STREAM SOL_SOCKET SO_ERROR SO_LINGER SOMAXCONN IPPROTO_TCP TCP_NODELAY
@@ -29,10 +29,12 @@ my @FRAME_NAME = qw(- OPEN ATTACH ACCEPT DATA ACK EOF RESET ERROR GOODBYE PING P
 use constant {
   MAX_PAYLOAD => 1_048_576,           # a longer frame is a protocol error
   MAX_OFFSET => 9_007_199_254_740_991, # 2^53-1: sshkeep counts in doubles; more is a protocol error
-  CHUNK => 65_536,                     # bytes per read and per DATA frame
+  CHUNK => 65_536,                     # bytes per target read and per DATA frame: below glibc's mmap threshold
+                                       # (128 KiB), as larger buffers cost page faults at each allocation
+  CHANNEL_READ => 262_144,             # bytes per channel read (a persistent buffer, so it may be large)
   REPLAY_MAX => 4 * 1_048_576,         # per stream: unacknowledged bytes from the target
   TARGET_HIGH => 1_048_576,            # per stream: bytes for the target beyond which the channel is not read
-  CHANNEL_HIGH => 262_144,             # per channel: queued output beyond which nothing more is queued
+  CHANNEL_HIGH => 524_288,             # per channel: queued output beyond which nothing more is queued
   ACK_BYTES => 262_144,                # a bare ACK after this many bytes received unacknowledged...
   ACK_DELAY_MS => 100,                 # ...or this long after data, if nothing was sent since
   MAX_STREAMS => 1024,                 # streams held at once (ERROR 5 beyond)
@@ -54,6 +56,56 @@ sub now_ms { my ($ticks) = POSIX::times(); return $ticks * 1000 / $TICKS }
 my %ERRNAME;
 $ERRNAME{ Errno->can($_)->() } //= $_ for grep { Errno->can($_) } sort @Errno::EXPORT_OK;
 sub errname { my ($n) = @_; return $ERRNAME{ 0 + $n } // "errno " . (0 + $n) }
+
+# Byte queues, as lists of strings. Appending to a Perl string whose front was cut off first
+# moves the whole string back: one big buffer cost a memmove of up to 4 MiB per read.
+sub q_new { return { chunks => [], len => 0 } }
+
+sub q_push {
+  my ($q, $bytes) = @_;
+  push @{ $q->{chunks} }, $bytes;
+  $q->{len} += length $bytes;
+}
+
+# Removes $n bytes from the front.
+sub q_drop {
+  my ($q, $n) = @_;
+  $q->{len} -= $n;
+  my $chunks = $q->{chunks};
+  while ($n > 0) {
+    my $first = length $chunks->[0];
+    if ($first > $n) { substr($chunks->[0], 0, $n, ''); return }
+    shift @$chunks;
+    $n -= $first;
+  }
+}
+
+# The bytes at [$from, $from + $n) from the front, or fewer: never across a chunk's end.
+sub q_slice {
+  my ($q, $from, $n) = @_;
+  for my $chunk (@{ $q->{chunks} }) {
+    my $size = length $chunk;
+    if ($from < $size) { return substr($chunk, $from, $size - $from < $n ? $size - $from : $n) }
+    $from -= $size;
+  }
+  return '';
+}
+
+# Writes what the queue holds (small chunks joined, up to about CHUNK a call); false on an error.
+sub q_write {
+  my ($q, $fh) = @_;
+  my $chunks = $q->{chunks};
+  my $out = $chunks->[0];
+  if (length $out < CHUNK && @$chunks > 1) {
+    my $i = 0;
+    $out = '';
+    $out .= $chunks->[$i++] while $i < @$chunks && length $out < CHUNK;
+  }
+  my $n = syswrite($fh, $out);
+  return $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR unless defined $n;
+  q_drop($q, $n);
+  return 1;
+}
 
 sub nonblocking {
   my ($fh) = @_;
@@ -180,7 +232,7 @@ $SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
 
 sub send_frame {
   my ($c, $type, $payload) = @_;
-  $c->{wbuf} .= pack('CN', $type, length $payload) . $payload;
+  q_push($c->{wbuf}, pack('CN', $type, length $payload) . $payload);
 }
 
 sub close_channel {
@@ -197,7 +249,7 @@ sub close_channel {
 sub end_channel {
   my ($c) = @_;
   $c->{closing} = 1;
-  close_channel($c) if $c->{wbuf} eq '';
+  close_channel($c) unless $c->{wbuf}{len};
 }
 
 sub channel_error {
@@ -213,8 +265,8 @@ sub detach {
   $s->{ack_at} = undef;
 }
 
-sub add_held { my ($s, $key, $bytes) = @_; $s->{$key} .= $bytes; $HELD += length $bytes }
-sub drop_held { my ($s, $key, $n) = @_; substr($s->{$key}, 0, $n, ''); $HELD -= $n }
+sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
+sub drop_held { my ($s, $key, $n) = @_; q_drop($s->{$key}, $n); $HELD -= $n }
 
 sub close_target {
   my ($s, $reset) = @_;
@@ -231,8 +283,9 @@ sub forget_stream {
   my ($s, $reset) = @_;
   close_resolver($s);
   close_target($s, $reset);
-  $HELD -= length($s->{replay}) + length($s->{tbuf});
-  $s->{replay} = $s->{tbuf} = '';
+  $HELD -= $s->{replay}{len} + $s->{tbuf}{len};
+  $s->{replay} = q_new();
+  $s->{tbuf} = q_new();
   delete $STREAMS{ $s->{serial} };
   if (my $c = $s->{chan}) { $c->{stream} = undef; end_channel($c) }
   $s->{chan} = undef;
@@ -267,8 +320,8 @@ sub open_stream {
   my $s = {
     serial => ++$SERIAL, id => $id, grace_ms => $grace_ms, host => $host, port => $port, addrs => [], err => 'EAI_NONAME',
     fh => undef, resolver => undef, connected => 0, chan => $c, detached_at => undef,
-    base => 0, replay => '', sent => 0, t_eof => 0, t_reset => undef, eof_acked => 0,
-    received => 0, tbuf => '', in_eof => 0, shut => 0, ack_sent => 0, ack_at => undef,
+    base => 0, replay => q_new(), sent => 0, t_eof => 0, t_reset => undef, eof_acked => 0,
+    received => 0, tbuf => q_new(), in_eof => 0, shut => 0, ack_sent => 0, ack_at => undef,
   };
   $STREAMS{ $s->{serial} } = $s;
   $c->{stream} = $s;
@@ -378,19 +431,25 @@ sub target_writable {
   unless ($s->{connected}) {
     my $err = unpack('i', getsockopt($s->{fh}, SOL_SOCKET, SO_ERROR) // pack('i', 0));
     return connected($s) unless $err;
+    if ($err == ECONNRESET || $err == EPIPE) {
+      # It did connect, and the target reset it at once: as the plain path would show it,
+      # what the target sent (still queued here), then a reset.
+      connected($s);
+      target_readable($s);
+      $s->{t_eof} = 0; # a read after the error was taken can only say EOF
+      return target_failed($s, errname($err)) unless defined $s->{t_reset};
+      return;
+    }
     $s->{err} = errname($err);
     close_target($s, 0);
     return connect_next($s);
   }
-  if ($s->{tbuf} ne '') {
-    my $n = syswrite($s->{fh}, $s->{tbuf});
-    unless (defined $n) {
-      return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-      return target_failed($s, errname($!));
-    }
-    drop_held($s, 'tbuf', $n);
+  if ($s->{tbuf}{len}) {
+    my $before = $s->{tbuf}{len};
+    return target_failed($s, errname($!)) unless q_write($s->{tbuf}, $s->{fh});
+    $HELD -= $before - $s->{tbuf}{len};
   }
-  if ($s->{tbuf} eq '' && $s->{in_eof} && !$s->{shut}) {
+  if (!$s->{tbuf}{len} && $s->{in_eof} && !$s->{shut}) {
     shutdown($s->{fh}, 1);
     $s->{shut} = 1;
     finish_if_done($s);
@@ -399,7 +458,7 @@ sub target_writable {
 
 sub target_readable {
   my ($s) = @_;
-  my $room = REPLAY_MAX - length $s->{replay};
+  my $room = REPLAY_MAX - $s->{replay}{len};
   $room = CHUNK if $room > CHUNK;
   my $n = sysread($s->{fh}, my $bytes, $room);
   unless (defined $n) {
@@ -418,8 +477,8 @@ sub target_failed {
   my ($s, $reason) = @_;
   $s->{t_reset} = $reason;
   close_target($s, 1);
-  $HELD -= length $s->{tbuf};
-  $s->{tbuf} = '';
+  $HELD -= $s->{tbuf}{len};
+  $s->{tbuf} = q_new();
 }
 
 sub finish_if_done {
@@ -434,7 +493,7 @@ sub finish_if_done {
 sub take_ack {
   my ($s, $ack) = @_;
   return 0 if $ack > $s->{sent};
-  my $end = $s->{base} + length $s->{replay};
+  my $end = $s->{base} + $s->{replay}{len};
   my $free = ($ack < $end ? $ack : $end) - $s->{base};
   drop_held($s, 'replay', $free) if $free > 0;
   $s->{base} += $free if $free > 0;
@@ -452,6 +511,8 @@ sub take_data {
   $s->{received} += length $new;
   add_held($s, 'tbuf', $new) unless $s->{t_reset}; # a reset target takes nothing more
   $s->{ack_at} //= now_ms() + ACK_DELAY_MS;
+  # At once, between the frames of one read: sshkeep's replay buffer waits on it.
+  send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$s->{chan}{accept_pending};
 }
 
 sub take_eof {
@@ -466,7 +527,7 @@ sub take_eof {
 sub attach_stream {
   my ($c, $id, $received) = @_;
   my $s = find_stream($id) or return channel_error($c, E_UNKNOWN, 'no stream with that id is held');
-  my $end = $s->{base} + length($s->{replay}) + ($s->{t_eof} ? 1 : 0);
+  my $end = $s->{base} + $s->{replay}{len} + ($s->{t_eof} ? 1 : 0);
   if ($received < $s->{base} || $received > $end) {
     $c->{stream} = $s;
     my $old = $s->{chan};
@@ -530,7 +591,7 @@ sub frame_from {
   return take_eof($s, $values[0]) if $type == EOF;
   if ($type == RESET) {
     # What came before the reset goes to the target, as far as the socket takes it now; then a TCP reset.
-    syswrite($s->{fh}, $s->{tbuf}) if $s->{fh} && $s->{connected} && $s->{tbuf} ne '';
+    q_write($s->{tbuf}, $s->{fh}) if $s->{fh} && $s->{connected} && $s->{tbuf}{len};
     return forget_stream($s, 1);
   }
   return channel_error($c, E_PROTOCOL, "$name is not a frame sshkeep sends on a stream");
@@ -538,32 +599,30 @@ sub frame_from {
 
 sub channel_readable {
   my ($c) = @_;
-  my $n = sysread($c->{fh}, $c->{rbuf}, CHUNK, length $c->{rbuf});
+  my $n = sysread($c->{fh}, $c->{rbuf}, CHANNEL_READ, length $c->{rbuf});
   unless (defined $n) {
     return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
     return close_channel($c);
   }
   return close_channel($c) if $n == 0;
-  while (!$c->{closing} && !$c->{closed} && length $c->{rbuf} >= 5) {
-    my ($type, $len) = unpack('CN', $c->{rbuf});
+  # Frames are read at an offset and the buffer cut once, after them (see q_new).
+  my $at = 0;
+  my $size = length $c->{rbuf};
+  while (!$c->{closing} && !$c->{closed} && $size - $at >= 5) {
+    my ($type, $len) = unpack("x$at CN", $c->{rbuf});
     return channel_error($c, E_PROTOCOL, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
     return channel_error($c, E_PROTOCOL, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
-    last if length $c->{rbuf} < 5 + $len;
-    my $payload = substr($c->{rbuf}, 5, $len);
-    substr($c->{rbuf}, 0, 5 + $len, '');
-    frame_from($c, $type, $payload);
+    last if $size - $at < 5 + $len;
+    frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len));
+    $at += 5 + $len;
   }
+  substr($c->{rbuf}, 0, $at, '') unless $c->{closed};
 }
 
 sub channel_writable {
   my ($c) = @_;
-  my $n = syswrite($c->{fh}, $c->{wbuf});
-  unless (defined $n) {
-    return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-    return close_channel($c);
-  }
-  substr($c->{wbuf}, 0, $n, '');
-  close_channel($c) if $c->{closing} && $c->{wbuf} eq '';
+  return close_channel($c) unless q_write($c->{wbuf}, $c->{fh});
+  close_channel($c) if $c->{closing} && !$c->{wbuf}{len};
 }
 
 # ---------------------------------------------------------------------------
@@ -573,12 +632,11 @@ sub pump {
   my ($s, $now) = @_;
   my $c = $s->{chan};
   return if !$c || $c->{accept_pending} || $c->{closing};
-  my $end = $s->{base} + length $s->{replay};
-  while ($s->{sent} < $end && length $c->{wbuf} < CHANNEL_HIGH) {
-    my $n = $end - $s->{sent};
-    $n = CHUNK if $n > CHUNK;
-    send_frame($c, DATA, u64($s->{sent}) . u64($s->{received}) . substr($s->{replay}, $s->{sent} - $s->{base}, $n));
-    $s->{sent} += $n;
+  my $end = $s->{base} + $s->{replay}{len};
+  while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
+    my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
+    send_frame($c, DATA, u64($s->{sent}) . u64($s->{received}) . $bytes);
+    $s->{sent} += length $bytes;
     $s->{ack_sent} = $s->{received};
     $s->{ack_at} = undef;
   }
@@ -590,13 +648,15 @@ sub pump {
     send_frame($c, RESET, u64($s->{sent}) . $s->{t_reset});
     return forget_stream($s, 1);
   }
-  my $unacked = $s->{received} - $s->{ack_sent};
-  if ($unacked > 0 && ($unacked >= ACK_BYTES || $s->{in_eof} || (defined $s->{ack_at} && $now >= $s->{ack_at}))) {
-    send_frame($c, ACK, u64($s->{received}));
-    $s->{ack_sent} = $s->{received};
-    $s->{ack_at} = undef;
-  }
+  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || (defined $s->{ack_at} && $now >= $s->{ack_at}));
   finish_if_done($s);
+}
+
+sub send_ack {
+  my ($s) = @_;
+  send_frame($s->{chan}, ACK, u64($s->{received}));
+  $s->{ack_sent} = $s->{received};
+  $s->{ack_at} = undef;
 }
 
 # ---------------------------------------------------------------------------
@@ -610,14 +670,14 @@ sub accept_channels {
       return;
     }
     nonblocking($fh);
-    $CHANNELS{ fileno $fh } = { fh => $fh, fd => fileno $fh, rbuf => '', wbuf => '', stream => undef, born => $LOOP };
+    $CHANNELS{ fileno $fh } = { fh => $fh, fd => fileno $fh, rbuf => '', wbuf => q_new(), stream => undef, born => $LOOP };
   }
 }
 
 sub shut_down {
   my ($code) = @_;
   for my $c (values %CHANNELS) {
-    if ($code) { send_frame($c, ERROR, pack('C', E_SHUTDOWN) . 'the agent is shutting down'); syswrite($c->{fh}, $c->{wbuf}) }
+    if ($code) { send_frame($c, ERROR, pack('C', E_SHUTDOWN) . 'the agent is shutting down'); q_write($c->{wbuf}, $c->{fh}) }
     close $c->{fh};
   }
   close_target($_, 1) for values %STREAMS;
@@ -659,6 +719,9 @@ for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
   my $now = now_ms();
   pump($_, $now) for values %STREAMS;
+  # What was just queued goes out now if the socket takes it, not after another select.
+  for my $c (values %CHANNELS) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
+  for my $s (values %TARGETS) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
   my $next = timers($now);
 
   my ($rin, $win) = ('', '');
@@ -666,16 +729,16 @@ for (;;) {
   vec($rin, fileno $LISTENER, 1) = 1 if keys %CHANNELS < MAX_CHANNELS && $now >= $ACCEPT_AFTER;
   for my $c (values %CHANNELS) {
     my $s = $c->{stream};
-    vec($rin, $c->{fd}, 1) = 1 unless $c->{closing} || ($s && length $s->{tbuf} >= TARGET_HIGH);
-    vec($win, $c->{fd}, 1) = 1 if $c->{wbuf} ne '';
+    vec($rin, $c->{fd}, 1) = 1 unless $c->{closing} || ($s && $s->{tbuf}{len} >= TARGET_HIGH);
+    vec($win, $c->{fd}, 1) = 1 if $c->{wbuf}{len};
   }
   vec($rin, $_, 1) = 1 for keys %RESOLVERS;
   for my $fd (keys %TARGETS) {
     my $s = $TARGETS{$fd};
     my $c = $s->{chan};
-    vec($win, $fd, 1) = 1 if !$s->{connected} || $s->{tbuf} ne '' || ($s->{in_eof} && !$s->{shut});
+    vec($win, $fd, 1) = 1 if !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut});
     vec($rin, $fd, 1) = 1
-      if $s->{connected} && !$s->{t_eof} && length $s->{replay} < REPLAY_MAX && $HELD < MAX_HELD && (!$c || length $c->{wbuf} < CHANNEL_HIGH);
+      if $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && $HELD < MAX_HELD && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH);
   }
   my $wait = ($next - $now) / 1000;
   $wait = 0 if $wait < 0;

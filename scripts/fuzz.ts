@@ -1,7 +1,8 @@
 /**
  * Fuzzes every parser of outside input (issue 7, "Bad input, fuzzed"): forward specs,
  * durations, sizes and counts, -o options, ssh_config, known_hosts, the config file,
- * the command line (parseCli → buildSettings), resolveTunnel and the SOCKS4/5 parser.
+ * the command line (parseCli → buildSettings), resolveTunnel, the SOCKS4/5 parser and the
+ * resume protocol's frame parser.
  * The properties are those of test/parsers-fuzz.test.ts (test/fixtures/fuzz-properties.ts):
  * a valid value or a named error with a one-paragraph message, never another exception.
  *

@@ -9,7 +9,8 @@ import { fuzzTargets, type AnyTarget } from './fixtures/fuzz-properties.js';
  * Every parser that takes outside input, fuzzed (see test/fixtures/fuzz-properties.ts):
  * a valid value or a named error with a one-paragraph message, never another exception;
  * generated valid input parses to its values. Seeded and small; `npm run fuzz` runs
- * 100,000 inputs per property. SOCKS is fuzzed at length in socks-fuzz.test.ts.
+ * 100,000 inputs per property. SOCKS is fuzzed at length in socks-fuzz.test.ts, the resume
+ * frames in resume-frames-fuzz.test.ts.
  */
 const SEED = 42;
 
@@ -24,7 +25,7 @@ function failure(details: fc.RunDetails<[unknown]>): string {
   return `counterexample ${fc.stringify(details.counterexample[0])} (seed ${details.seed}, path ${details.counterexamplePath}): ${err}`;
 }
 
-const targets: AnyTarget[] = fuzzTargets(dir).filter((target) => target.parser !== 'socks');
+const targets: AnyTarget[] = fuzzTargets(dir).filter((target) => target.parser !== 'socks' && target.parser !== 'resume-frames');
 
 for (const target of targets) {
   t.test(target.name, async (t) => {
@@ -36,7 +37,7 @@ for (const target of targets) {
 t.test('every parser of outside input is covered', async (t) => {
   const parsers = new Set(fuzzTargets(dir).map((target) => target.parser));
   for (const p of ['parseLocalForward', 'parseRemoteForward', 'parseDynamicForward', 'parseDuration', 'parseSize', 'parseCount', 'parseHostPort', 'parseDashO', 'parseYesNo',
-    'readSshConfig', 'known_hosts', 'readConfigFile', 'buildSettings', 'resolveTunnel', 'socks']) {
+    'readSshConfig', 'known_hosts', 'readConfigFile', 'buildSettings', 'resolveTunnel', 'socks', 'resume-frames']) {
     t.ok(parsers.has(p), p);
   }
 });

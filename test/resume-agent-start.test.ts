@@ -107,3 +107,22 @@ t.test('no perl: the bootstrap says no-interpreter and exits 127', async (t) => 
   t.same(result.line, { type: 'error', reason: 'no-interpreter', text: '' });
   t.equal(result.code, 127);
 });
+
+/** The agent's u64 codec, both ways: 'Q>' on a 64-bit perl, two 32-bit halves in a double elsewhere. */
+t.test('offsets: the 32-bit fallback encodes and decodes as Q> does, up to 2^53-1', async (t) => {
+  const text = agentScript().text;
+  const codec = /^my \$QUADS = .*\n^sub u64 .*\n^sub read_u64 .*$/m.exec(text)?.[0];
+  if (!codec) return void t.fail('the u64 codec lines are not where this test looks for them');
+  const values = [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40 + 12345, 2 ** 53 - 1];
+  for (const quads of ['1', '0']) {
+    const program = `${codec.replace(/^my \$QUADS = .*$/m, `my $QUADS = ${quads};`)}
+      for my $n (${values.join(', ')}) { my $b = u64($n); printf "%s %s\\n", unpack('H*', $b), read_u64($b) }`;
+    const lines = execFileSync('perl', ['-e', program], { encoding: 'utf8' }).trim().split('\n');
+    const expected = values.map((n) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(BigInt(n));
+      return `${b.toString('hex')} ${n}`;
+    });
+    t.same(lines, expected, quads === '1' ? "with 'Q>'" : 'with two 32-bit halves');
+  }
+});

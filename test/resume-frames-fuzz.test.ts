@@ -1,94 +1,28 @@
 import t from 'tap';
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
-import { ERROR_CODE, FrameParser, HEADER_BYTES, MAX_DATA, MAX_PAYLOAD, encodeFrame, type Frame } from '../src/resume/frames.js';
-import { bytes, cuts, mutate, mutation, split } from './fixtures/fuzz-properties.js';
+import { ERROR_CODE, FrameParser, MAX_DATA, MAX_PAYLOAD, encodeFrame } from '../src/resume/frames.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeFrames as encoded, frame, frameList as frames, fuzzTargets } from './fixtures/fuzz-properties.js';
 
-/** Seeded, so a run is repeatable; a few seconds in all. */
+/**
+ * The frame codec of the resume protocol. The properties live in fixtures/fuzz-properties.ts,
+ * shared with test/parsers-fuzz.test.ts's list and scripts/fuzz.ts (`npm run fuzz -- --only
+ * resume-frames`); here they run seeded at more length, beside the cases that name each error.
+ */
 const RUNS = { seed: 42, numRuns: 1000, interruptAfterTimeLimit: 20_000, markInterruptAsFailure: true };
 
-interface Outcome {
-  frames: Frame[];
-  error: string | undefined;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-fuzz-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+for (const target of fuzzTargets(dir).filter((target) => target.parser === 'resume-frames')) {
+  t.test(target.name, async (t) => {
+    fc.assert(fc.property(target.arbitrary, (input: unknown) => void target.check(input)), RUNS);
+    t.pass(`${RUNS.numRuns} runs`);
+  });
 }
-
-/** Pushes the chunks in order, checking on the way that it never holds more than one frame. */
-function run(chunks: Buffer[]): Outcome {
-  const parser = new FrameParser();
-  const frames: Frame[] = [];
-  let error: string | undefined;
-  for (const chunk of chunks) {
-    const result = parser.push(chunk);
-    frames.push(...result.frames);
-    if (result.error !== undefined) {
-      assert.ok(error === undefined || error === result.error, 'the error stays the same');
-      assert.ok(result.error.trim() !== '' && !/[\r\n]/.test(result.error), `error message ${JSON.stringify(result.error)}`);
-      if (error === undefined) error = result.error;
-      else assert.equal(result.frames.length, 0, 'no frame after an error');
-    }
-    assert.ok(parser.buffered <= HEADER_BYTES + MAX_PAYLOAD, `${parser.buffered} bytes buffered`);
-  }
-  return { frames, error };
-}
-
-/** Whole, in the given chunks, and byte by byte: all three agree. */
-function parseEveryWay(input: Buffer, at: number[]): Outcome {
-  const whole = run([input]);
-  assert.deepStrictEqual(run(split(input, at)), whole);
-  if (input.length <= 4096) assert.deepStrictEqual(run([...input].map((b) => Buffer.from([b]))), whole);
-  return whole;
-}
-
-const offset = fc.maxSafeNat();
-const id = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b));
-const text = fc.string({ unit: 'grapheme', maxLength: 40 });
-
-/** fc.record makes objects without a prototype; the parser's have Object's. */
-const plain = <T extends Frame>(a: fc.Arbitrary<T>): fc.Arbitrary<Frame> => a.map((f) => ({ ...f }));
-const frame: fc.Arbitrary<Frame> = fc.oneof(
-  plain(fc.record({ type: fc.constant('open' as const), id, graceMs: fc.integer({ min: 0, max: 2 ** 32 - 1 }), port: fc.integer({ min: 1, max: 65535 }), host: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 60 }) })),
-  plain(fc.record({ type: fc.constant('attach' as const), id, received: offset })),
-  plain(fc.record({ type: fc.constant('accept' as const), received: offset })),
-  plain(fc.record({ type: fc.constant('data' as const), offset: fc.integer({ min: 0, max: 2 ** 52 }), ack: offset, data: bytes(300).filter((b) => b.length > 0) })),
-  plain(fc.record({ type: fc.constant('ack' as const), ack: offset })),
-  plain(fc.record({ type: fc.constant('eof' as const), offset })),
-  plain(fc.record({ type: fc.constant('reset' as const), offset, reason: text })),
-  plain(fc.record({ type: fc.constant('error' as const), code: fc.integer({ min: 0, max: 255 }), message: text })),
-  fc.constant({ type: 'goodbye' as const }),
-  fc.constant({ type: 'ping' as const }),
-  plain(fc.record({ type: fc.constant('pong' as const), version: fc.stringMatching(/^[0-9a-f]{12}$/), streams: fc.integer({ min: 0, max: 2 ** 32 - 1 }) })),
-);
-const frames = fc.array(frame, { minLength: 1, maxLength: 6 });
-const encoded = (list: Frame[]) => Buffer.concat(list.map(encodeFrame));
-
-t.test('random bytes never throw, and give the same outcome however they are cut', async (t) => {
-  // Starts with a valid type byte and small lengths, so random payloads get decoded, not just refused by type.
-  const input = fc
-    .tuple(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 64 }), bytes(600))
-    .map(([type, length, tail]) => Buffer.concat([Buffer.from([type, 0, 0, 0, length]), tail]));
-  fc.assert(fc.property(fc.oneof(input, bytes(600)), cuts, (bytes, at) => void parseEveryWay(bytes, at)), RUNS);
-  t.pass(`${RUNS.numRuns} runs`);
-});
-
-t.test('valid frames parse to themselves however they are cut', async (t) => {
-  fc.assert(
-    fc.property(frames, cuts, (list, at) => {
-      assert.deepStrictEqual(parseEveryWay(encoded(list), at), { frames: list, error: undefined });
-    }),
-    RUNS,
-  );
-  t.pass(`${RUNS.numRuns} runs`);
-});
-
-t.test('mutated valid frames never throw, and give the same outcome however they are cut', async (t) => {
-  fc.assert(
-    fc.property(frames, fc.array(mutation, { minLength: 1, maxLength: 4 }), cuts, (list, mutations, at) => {
-      parseEveryWay(mutate(encoded(list), mutations), at);
-    }),
-    RUNS,
-  );
-  t.pass(`${RUNS.numRuns} runs`);
-});
 
 t.test('a truncated frame waits, then completes: frames before it come out at once', async (t) => {
   fc.assert(
