@@ -150,6 +150,20 @@ async function main(): Promise<void> {
     t.equal(o.errorCode, 'ECONNRESET', 'a reset, as the target gave');
   });
 
+  t.test('resume – --connections 2: streams on both connections carry on when every session is killed', async (t) => {
+    const { sshd } = await resumeSshd(t);
+    const { app, bound, logs } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${echo.port}`], sshd.port, { connections: '2' });
+    await agentChecked(app);
+    await until(() => app.report().sshConnections.ready === 2, 10_000, 'both connections ready');
+    const socks = await Promise.all([1, 2, 3, 4].map(() => connect(bound[0]!.port)));
+    for (const [i, s] of socks.entries()) t.equal(await echoOn(s, `before ${i}`), `before ${i}`);
+    killSessions(sshd);
+    await logs.waitFor((l) => l.event === 'resume', 10_000, 'a resume line');
+    for (const [i, s] of socks.entries()) t.equal(await deadline(echoOn(s, `after ${i}`), 10_000, `client ${i} after`), `after ${i}`, `client ${i} carries on`);
+    t.equal(app.report().resume!.resumed, 4, 'all four resumed');
+    for (const s of socks) s.destroy();
+  });
+
   t.test('resume – -D: a SOCKS client carries on across a killed session', async (t) => {
     const { sshd } = await resumeSshd(t);
     const { app, bound } = await resumingSshkeep(t, sshd, [], sshd.port, { dynamicForwards: ['0'] });

@@ -138,6 +138,8 @@ export class AgentClient {
   readonly #permitted = new WeakMap<SshSession, Map<string, Promise<ChannelOpenError | undefined>>>();
   readonly #streams = new Set<ResumableStream>();
   readonly #attaching = new Set<ResumableStream>();
+  /** Streams whose attach found the channel closed unanswered once: the next such failure ends them. */
+  readonly #retried = new WeakSet<ResumableStream>();
   /** Streams the agent may hold that nobody will attach (their OPEN went unanswered). */
   readonly #orphans = new Set<Buffer>();
   #unavailable: string | undefined;
@@ -429,6 +431,7 @@ export class AgentClient {
         if (told) return 'told';
         if (stream.done) return 'lost';
         this.#resumed++;
+        this.#retried.delete(stream);
         log.debug('stream resumed', { event: 'resumed', stream: stream.tag, peerReceived: first.received, received: stream.state.received });
         return 'resumed';
       }
@@ -443,13 +446,20 @@ export class AgentClient {
         channel.on('error', () => {});
         closeUnused(channel);
       }
-      if (session.closed) {
-        // The connection went down again while attaching: the stream waits for the next one.
+      if (session.closed || (err as ChannelOpenError).reason === 'tunnel-lost') {
+        // The connection went down (or is going) while attaching: the stream waits for the next one.
         log.debug('attach failed: the stream waits', { event: 'resume_wait', stream: stream.tag, error: (err as Error).message });
         return 'waiting';
       }
-      // The connection is up but the agent does not answer: what it held is gone with it.
       this.#agentGone(session);
+      if (!(err instanceof ChannelOpenError) && !this.#retried.has(stream)) {
+        // The channel closed unanswered: the agent died, or the connection is going and does not
+        // know it yet. Once more, after this turn: a live connection then checks the agent again.
+        this.#retried.add(stream);
+        setImmediate(() => this.#onDetached(stream));
+        return 'waiting';
+      }
+      // The connection is up but the agent does not answer: what it held is gone with it.
       const told = stream.done;
       stream.lost(`the resume agent does not answer (${(err as Error).message})`);
       return told ? 'told' : 'lost';
