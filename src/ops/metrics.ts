@@ -2,7 +2,8 @@ import client from 'prom-client';
 import type { Sshkeep, TunnelReport } from '../sshkeep.js';
 import { RESULTS_OF } from '../forward/result.js';
 import type { ConnectionState } from '../ssh/connection.js';
-import { RESUME_FAILURE_REASONS, type ResumeReport } from '../resume/agent-client.js';
+import type { ResumeReport } from '../resume/agent-client.js';
+import { RESUME_FAILURE_REASONS } from '../resume/agent-start.js';
 
 const STATES: ConnectionState[] = ['idle', 'connecting', 'ready', 'suspect', 'reconnecting', 'closed'];
 

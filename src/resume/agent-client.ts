@@ -8,13 +8,11 @@ import type { Logger } from '../log.js';
 import { closeUnused, type SshSession } from '../ssh/adapter.js';
 import type { SshConnection } from '../ssh/connection.js';
 import type { SessionSource } from '../ssh/pool.js';
-import { BOOTSTRAP_COMMAND, agentStdin, newSession, parseAgentLine } from './bootstrap.js';
+import { newSession } from './bootstrap.js';
+import { FIXES, answer, pingAgent, startAgent, toAgent } from './agent-start.js';
 import { ERROR_CODE, ID_BYTES, FrameParser, encodeFrame, type Frame } from './frames.js';
 import { ResumableStream, type Link } from './resumable.js';
 import { StreamState, type ReplayBudget } from './stream.js';
-
-/** The agent's one line must come this fast (docs/resume-protocol.md): else it cannot run here. */
-const AGENT_LINE_MS = 10_000;
 
 export interface AgentClientOptions {
   /** --resume-grace: how long both ends keep a stream with no channel attached. */
@@ -26,19 +24,6 @@ export interface AgentClientOptions {
   channelOpenTimeoutMs: number;
   logger: Logger;
 }
-
-/** Why resume is not available on the server, as a metric label, with what would fix it. */
-const FIXES: Record<string, string> = {
-  'no-interpreter': 'the server has no perl: install perl-base (Debian and Ubuntu always have it)',
-  'forced-command': 'the server ran another command instead (a ForceCommand, or command= in authorized_keys): allow this key to run commands',
-  'exec-refused': 'the server refused to run a command: allow exec for this user',
-  'streamlocal-refused': 'the server refuses Unix socket forwarding: set AllowStreamLocalForwarding yes (or local) in sshd_config',
-  directory: "the agent's directory ($XDG_RUNTIME_DIR/sshkeep or ~/.cache/sshkeep) is not private to the user: make it mode 0700, owned by the user",
-  listen: 'the agent could not listen on its Unix socket (a full or noexec file system?)',
-  version: 'the agent refused its parameters: sshkeep and its agent script differ (reinstall sshkeep)',
-  timeout: `the agent did not answer within ${AGENT_LINE_MS} ms`,
-  'agent-gone': 'the agent did not answer its ping and could not be started again',
-};
 
 /** What /readyz and the metrics show of --resume for one tunnel. */
 export interface ResumeReport {
@@ -56,37 +41,10 @@ export interface ResumeReport {
   failures: Record<string, number>;
 }
 
-/** Every `reason` of sshkeep_resume_failures_total: the agent unavailable, or a stream not resumed (its grace ran out, or lost). */
-export const RESUME_FAILURE_REASONS = [...Object.keys(FIXES), 'grace', 'lost'] as const;
-
 /** A stream opened through the agent, or a plain channel when resume is not available there. */
 export type Opened =
   | { kind: 'plain'; channel: ClientChannel }
   | { kind: 'resumable'; id: Buffer; link: Link; peerReceived: number; frames: Frame[] };
-
-/** The first frame on a channel and those that came with it; the channel is left paused. */
-async function answer(channel: ClientChannel, parser: FrameParser, timeoutMs: number): Promise<{ first: Frame; rest: Frame[] }> {
-  return new Promise((resolve, reject) => {
-    const done = (err: Error | undefined, frames?: Frame[]) => {
-      clearTimeout(timer);
-      channel.pause();
-      channel.off('data', onData);
-      channel.off('close', onClose);
-      if (err) return reject(err);
-      resolve({ first: frames![0]!, rest: frames!.slice(1) });
-    };
-    const onData = (chunk: Buffer) => {
-      const { frames, error } = parser.push(chunk);
-      if (error !== undefined) return done(new Error(`protocol error from the agent: ${error}`));
-      if (frames.length) done(undefined, frames);
-    };
-    const onClose = () => done(new Error('the agent closed the channel without an answer'));
-    const timer = setTimeout(() => done(new Error(`no answer from the agent within ${timeoutMs} ms`)), timeoutMs);
-    channel.on('data', onData);
-    channel.once('close', onClose);
-    channel.resume();
-  });
-}
 
 /** ERROR 4's errno name as the plain path's channel-open reason. */
 function connectReason(errno: string): string {
@@ -94,30 +52,6 @@ function connectReason(errno: string): string {
   if (errno === 'ETIMEDOUT') return 'timeout';
   if (/UNREACH/.test(errno)) return 'host-unreachable';
   return 'connect-failed';
-}
-
-/** The first line of the channel's stdout, or undefined when it closed or stayed silent first. */
-function firstLine(channel: ClientChannel, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    let text = '';
-    const done = (line: string | undefined) => {
-      clearTimeout(timer);
-      channel.off('data', onData);
-      channel.off('close', onClose);
-      resolve(line);
-    };
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString('utf8');
-      const end = text.indexOf('\n');
-      if (end >= 0) done(text.slice(0, end).replace(/\r$/, ''));
-      else if (text.length > 4096) done(text.slice(0, 200));
-    };
-    const onClose = () => done(text ? text.trimEnd() : undefined);
-    const timer = setTimeout(() => done(undefined), timeoutMs);
-    channel.stderr.resume();
-    channel.on('data', onData);
-    channel.once('close', onClose);
-  });
 }
 
 /**
@@ -193,10 +127,11 @@ export class AgentClient {
   }
 
   async #findOrStart(session: SshSession): Promise<string | undefined> {
-    if (this.#socketPath && (await this.#ping(session, this.#socketPath)) === undefined) return this.#available(this.#socketPath);
-    const started = await this.#start(session);
+    if (this.#socketPath && (await pingAgent(session, this.#socketPath, this.options.channelOpenTimeoutMs)) === undefined) return this.#available(this.#socketPath);
+    const started = await startAgent(session, { session: this.#agentSession, graceMs: this.options.graceMs }, this.options.channelOpenTimeoutMs);
+    if (typeof started === 'string') this.options.logger.debug('resume agent ready', { event: 'resume_agent', socket: started });
     if (typeof started !== 'string') return this.#cannot(started.reason, started.detail);
-    const pinged = await this.#ping(session, started);
+    const pinged = await pingAgent(session, started, this.options.channelOpenTimeoutMs);
     if (pinged !== undefined) return this.#cannot(pinged.reason, pinged.detail);
     this.#socketPath = started;
     return this.#available(started);
@@ -219,54 +154,6 @@ export class AgentClient {
     else this.options.logger.warn(message, fields);
     this.#warned.add(reason);
     return undefined;
-  }
-
-  /** Runs the bootstrap over exec: the socket path, or why not. */
-  async #start(session: SshSession): Promise<string | { reason: string; detail: string }> {
-    let channel: ClientChannel;
-    try {
-      channel = await session.exec(BOOTSTRAP_COMMAND, agentStdin({ session: this.#agentSession, graceMs: this.options.graceMs }), this.options.channelOpenTimeoutMs);
-    } catch (err) {
-      return { reason: 'exec-refused', detail: (err as Error).message };
-    }
-    const line = await firstLine(channel, AGENT_LINE_MS);
-    channel.on('error', () => {});
-    closeUnused(channel);
-    if (line === undefined) return { reason: 'forced-command', detail: 'the command printed nothing' };
-    const said = parseAgentLine(line);
-    if (said.type === 'ready') {
-      this.options.logger.debug('resume agent ready', { event: 'resume_agent', socket: said.socketPath });
-      return said.socketPath;
-    }
-    if (said.type === 'error') return { reason: said.reason, detail: said.text };
-    return { reason: 'forced-command', detail: `the command printed ${JSON.stringify(said.line.slice(0, 120))}` };
-  }
-
-  /** A channel to the agent's socket, for a control request or a re-attach. */
-  #toAgent(session: SshSession, path: string, timeoutMs = this.options.channelOpenTimeoutMs): Promise<ClientChannel> {
-    return session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, timeoutMs);
-  }
-
-  /** PING → PONG over a channel to the agent's socket: undefined when it answered. */
-  async #ping(session: SshSession, path: string): Promise<{ reason: string; detail: string } | undefined> {
-    let channel: ClientChannel;
-    try {
-      channel = await this.#toAgent(session, path);
-    } catch (err) {
-      const e = err as ChannelOpenError;
-      return { reason: e.reason === 'administratively-prohibited' ? 'streamlocal-refused' : 'agent-gone', detail: e.message };
-    }
-    try {
-      channel.write(encodeFrame({ type: 'ping' }));
-      const { first } = await answer(channel, new FrameParser(), this.options.channelOpenTimeoutMs);
-      if (first.type !== 'pong') return { reason: 'agent-gone', detail: `the agent answered PING with ${first.type.toUpperCase()}` };
-      return undefined;
-    } catch (err) {
-      return { reason: 'agent-gone', detail: (err as Error).message };
-    } finally {
-      channel.on('error', () => {});
-      closeUnused(channel);
-    }
   }
 
   /**
@@ -342,7 +229,7 @@ export class AgentClient {
     for (const id of [...this.#orphans]) {
       this.#orphans.delete(id);
       try {
-        const channel = await this.#toAgent(session, path);
+        const channel = await toAgent(session, path, this.options.channelOpenTimeoutMs);
         channel.on('error', () => {});
         channel.resume(); // its answer is not needed; the agent closes the channel
         channel.end(Buffer.concat([encodeFrame({ type: 'attach', id, received: 0 }), encodeFrame({ type: 'reset', offset: 0, reason: 'opened again on another connection' })]));
@@ -421,7 +308,7 @@ export class AgentClient {
     const log = this.options.logger;
     let channel: ClientChannel | undefined;
     try {
-      channel = await this.#toAgent(session, path);
+      channel = await toAgent(session, path, this.options.channelOpenTimeoutMs);
       const parser = new FrameParser();
       channel.write(encodeFrame({ type: 'attach', id: stream.id, received: stream.state.received }));
       const { first, rest } = await answer(channel, parser, this.options.channelOpenTimeoutMs);
@@ -476,7 +363,7 @@ export class AgentClient {
     const path = this.#socketPath;
     if (!session || !path || session.closed) return;
     try {
-      const channel = await this.#toAgent(session, path, Math.min(this.options.channelOpenTimeoutMs, 1000));
+      const channel = await toAgent(session, path, Math.min(this.options.channelOpenTimeoutMs, 1000));
       channel.on('error', () => {});
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 1000);
