@@ -9,7 +9,6 @@ import { closeUnused, type SshSession } from '../ssh/adapter.js';
 import { BOOTSTRAP_COMMAND, agentStdin, parseAgentLine, type AgentParameters } from './bootstrap.js';
 import { FrameParser, encodeFrame, type Frame } from './frames.js';
 
-
 /** The agent's one line must come this fast (docs/resume-protocol.md): else it cannot run here. */
 const AGENT_LINE_MS = 10_000;
 
