@@ -186,9 +186,10 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     if (opened.ok) {
       if (socks) client.write(socksReply(socks, REPLY.succeeded));
       const { channel, session, held } = opened;
-      if (!('kind' in channel)) return this.#pumps.start(client, channel, session, held, log);
-      if (channel.kind === 'plain') return this.#pumps.start(client, channel.channel, session, held, log);
-      return this.#pumps.add((done) => resume!.carry(client, channel, held, log, done), log);
+      // Without --resume an ssh2 channel; with it, what the agent client opened: a plain channel or a resumable stream.
+      const opening = 'kind' in channel ? channel : ({ kind: 'plain', channel } as const);
+      if (opening.kind === 'plain') return this.#pumps.start(client, opening.channel, session, held, log);
+      return this.#pumps.add((done) => resume!.carry(client, opening, held, log, done), log);
     }
     if (opened.result === 'left') return;
     const fields = { target: formatEndpoint(target), heldBytes: opened.heldBytes };
