@@ -189,6 +189,39 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     });
   }
 
+  /**
+   * Runs `command` over an exec channel (no terminal), writes `input` to its stdin and closes
+   * stdin; resolves with the channel, whose stdout the caller reads. Rejects when the server
+   * refuses the channel or the exec, or does not answer within `timeoutMs`.
+   */
+  exec(command: string, input: Buffer | string, timeoutMs: number): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed) return reject(new Error(`SSH connection lost: ${this.#closeReason}`));
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new Error(`exec did not start within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onExec = (err: Error | undefined, channel: ClientChannel) => {
+        clearTimeout(timer);
+        if (settled) {
+          if (!err) closeUnused(channel);
+          return;
+        }
+        settled = true;
+        if (err) return reject(new Error(err.message.replace(/^\(SSH\) /, '')));
+        this.#track(channel);
+        channel.end(input);
+        resolve(channel);
+      };
+      try {
+        this.client.exec(command, onExec);
+      } catch (err) {
+        onExec(err as Error, undefined as unknown as ClientChannel);
+      }
+    });
+  }
+
   /** Counts a channel open on this connection until it closes. */
   #track<T extends Channel>(channel: T): T {
     this.#channels++;
