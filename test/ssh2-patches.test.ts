@@ -1,0 +1,48 @@
+/**
+ * The patches of patches/ (applied by patch-package at install) are in the installed ssh2, for the
+ * version package.json pins: a patch that stops applying, or an ssh2 upgraded under it, fails here
+ * rather than silently running unpatched code.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import t from 'tap';
+import { REPO_ROOT } from './fixtures/bin.js';
+
+const PATCHES = path.join(REPO_ROOT, 'patches');
+const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string> };
+const installed = (createRequire(import.meta.url)('ssh2/package.json') as { version: string }).version;
+
+t.test('ssh2 patches – pinned to the exact version they were made for, applied at install', async (t) => {
+  const files = fs.readdirSync(PATCHES).filter((f) => f.endsWith('.patch'));
+  t.ok(files.length > 0, 'patches/ holds the ssh2 patches');
+  t.match(pkg.scripts.postinstall, /patch-package --error-on-fail/, 'npm install applies them, failing when one does not apply');
+  for (const f of files) {
+    const [, name, version] = /^(.+?)\+(\d+\.\d+\.\d+)\+/.exec(f) ?? [];
+    t.equal(name, 'ssh2', `${f} patches ssh2`);
+    t.equal(pkg.dependencies.ssh2, version, `${f}: package.json pins ssh2 to exactly ${version}`);
+    t.equal(installed, version, `${f}: the installed ssh2 is ${version}`);
+  }
+});
+
+t.test('ssh2 patches – each one is applied to node_modules/ssh2 (it reverses cleanly)', async (t) => {
+  for (const f of fs.readdirSync(PATCHES).filter((x) => x.endsWith('.patch')).sort()) {
+    t.doesNotThrow(() => execFileSync('git', ['apply', '--check', '--reverse', path.join(PATCHES, f)], { cwd: REPO_ROOT, stdio: 'pipe' }), `${f} is applied`);
+  }
+});
+
+t.test('ssh2 patches – small-messages: padding from the pool is never reused, across refills', async (t) => {
+  const { NullCipher } = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { NullCipher: new (seqno: number, onWrite: () => void) => { allocPacket(n: number): Buffer } };
+  const cipher = new NullCipher(0, () => {});
+  const seen = new Set<string>();
+  let bytes = 0;
+  // A few bytes of padding per packet: 2,000 packets cross at least two 4 KiB refills.
+  for (let i = 0; i < 2000; i++) {
+    const packet = cipher.allocPacket(4);
+    seen.add(packet.subarray(5 + 4, 5 + 4 + packet[4]!).toString('hex'));
+    bytes += packet[4]!;
+  }
+  t.ok(bytes > 2 * 4096, `${bytes} bytes of padding`);
+  t.equal(seen.size, 2000, `no packet's padding repeats another's`);
+});
