@@ -55,6 +55,7 @@ export class Pump {
     if (held.ended) clientEnded();
     else {
       client.on('end', clientEnded);
+      client.on('data', () => session.coalesceWrites()); // before the pipe writes them to the channel
       client.pipe(channel, { end: false });
     }
     channel.pipe(client, { end: false });

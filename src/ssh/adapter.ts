@@ -75,12 +75,13 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   #lastInboundAt = performance.now();
   #channels = 0;
   #endWhenIdle = false;
+  #corked = false;
   /** Remote forwards bound on this connection, by the address the server reports back. */
   readonly #incoming = new Map<string, (conn: IncomingConnection) => void>();
 
   constructor(
     private readonly client: ssh2.Client,
-    sock: Duplex,
+    private readonly sock: Duplex,
     readonly description: string,
     /** The jump hosts' connections this one runs over, first hop first. */
     via: SshSession[] = [],
@@ -111,6 +112,23 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     client.on('tcp connection', (info, accept, reject) => route(`${info.destIP}:${info.destPort}`, `${info.srcIP}:${info.srcPort}`, accept, reject));
     client.on('unix connection', (info, accept, reject) => route(info.socketPath, info.socketPath, accept, reject));
   }
+
+  /**
+   * Holds this connection's writes until the event loop's check phase, so that the SSH packets
+   * of every channel written in this turn of the loop leave in one system call, as OpenSSH's
+   * poll loop sends them. Called as a client's bytes arrive, before they are written.
+   */
+  coalesceWrites(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.sock.cork();
+    setImmediate(this.#uncork);
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.sock.uncork();
+  };
 
   lastInboundAt(): number {
     return this.#lastInboundAt;
