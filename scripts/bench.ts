@@ -8,7 +8,7 @@
  *     [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60] [--multi-connections 4]
  *     [--sshkeep-args="<extra sshkeep args>"] [--json FILE]
  *     [--small-only] [--small-clients 8] [--small-requests 2500] [--small-size 64] [--cold-conns 300]
- *     [--pg-seconds 10] [--redis-requests 20000]
+ *     [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]
  *
  *   Quick run: ... --size-mib 64 --pings 1000 --conns 100 --rss-conns 1000 --idle-seconds 10 --rounds 1
  *
@@ -40,7 +40,9 @@
  * and of redis-benchmark -c 50 when installed (PostgreSQL 15 server binaries in PG_BIN, default
  * /usr/lib/postgresql/15/bin, and pgbench: apt-get install -y postgresql; apt-get install -y
  * redis-server; without them those rows are skipped, with a note), and new-connection latency cold
- * (the first --cold-conns after start) and warm. --small-only runs only this table.
+ * (the first --cold-conns after start) and warm. --small-only runs only this table; --baseline-cli
+ * adds another sshkeep build (its dist/cli/main.js, with its own node_modules) as a column, run
+ * beside this one, for a before/after in one run.
  * Goals (issue #6) are printed next to each ratio. --sshkeep-args="…" (quote-aware split; the "=" is needed
  * because the value starts with a dash) is passed to every sshkeep process;
  * --multi-connections N (0 = off) adds the rows "N parallel streams, sshkeep --connections N", which
@@ -85,6 +87,7 @@ function cleanup(): Promise<void> {
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   assertBuilt();
+  if (opts.small.baselineCli) assertBuilt(opts.small.baselineCli);
   const ssh2 = ssh2Info();
   for (const c of opts.ciphers) {
     if (c && ssh2.supported.length && !ssh2.supported.includes(c)) {

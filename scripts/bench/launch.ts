@@ -26,6 +26,8 @@ export interface LaunchSpec {
   sshkeepArgs?: string[];
   /** sshkeep: node's flags instead of those of the CLI's shebang (scripts/bench-node-flags.ts). */
   nodeArgs?: string[];
+  /** sshkeep: another build's entry point (default dist/cli/main.js). */
+  cli?: string | undefined;
   /** More loopback ports to forward (a database, a cache), after echo, sink and source. */
   extraTargets?: number[];
 }
@@ -59,6 +61,7 @@ export async function launch(sshd: Sshd, targets: Targets, spec: LaunchSpec): Pr
       forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source], ...extra.map((p, i) => [p, extraTargets[i]!])].map(([local, target]) => `${local}:${HOST}:${target}`),
       args: tool === 'sshkeep' ? ['-q', ...(spec.sshkeepArgs ?? [])] : [...(spec.cipher ? ['-c', spec.cipher] : []), ...(spec.sshArgs ?? [])],
       ...(spec.nodeArgs ? { nodeArgs: spec.nodeArgs } : {}),
+      ...(spec.cli ? { cli: spec.cli } : {}),
       tail: 8192,
     });
     try {

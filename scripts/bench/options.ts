@@ -27,7 +27,7 @@ const USAGE =
   '         [--multi-connections 4 (0 = off)] [--sshkeep-args="<extra sshkeep args>" (with "=": the value starts with a dash)]\n' +
   '         [--json FILE (default: none)]\n' +
   '         small messages: [--small-only] [--small-clients 8] [--small-requests 2500 (per client)] [--small-size 64]\n' +
-  '         [--cold-conns 300] [--pg-seconds 10] [--redis-requests 20000]\n' +
+  '         [--cold-conns 300] [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]\n' +
   '  quick: --size-mib 64 --pings 1000 --conns 100 --idle-seconds 10 --rounds 1\n';
 
 export function parseOptions(argv: string[]): Options {
@@ -53,6 +53,7 @@ export function parseOptions(argv: string[]): Options {
       'cold-conns': { type: 'string', default: '300' },
       'pg-seconds': { type: 'string', default: '10' },
       'redis-requests': { type: 'string', default: '20000' },
+      'baseline-cli': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -90,6 +91,7 @@ export function parseOptions(argv: string[]): Options {
       coldConns: intOption('cold-conns', values['cold-conns'], 1),
       pgSeconds: intOption('pg-seconds', values['pg-seconds'], 1),
       redisRequests: intOption('redis-requests', values['redis-requests'], 1),
+      baselineCli: values['baseline-cli'],
     },
   };
 }

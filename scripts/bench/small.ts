@@ -19,8 +19,10 @@ import { launch, startBare } from './launch.js';
 import { pgbenchSelect, redisBenchmark, type Service } from './services.js';
 import type { Targets } from './targets.js';
 
-export const SMALL_TOOLS = ['sshkeep', 'bare ssh2', 'ssh -L'] as const;
-export type SmallTool = (typeof SMALL_TOOLS)[number];
+export type SmallTool = 'sshkeep' | 'sshkeep (baseline)' | 'bare ssh2' | 'ssh -L';
+
+/** The tools of a round, in the order they run; the baseline only when --baseline-cli names one. */
+const toolsOf = (o: SmallOptions): SmallTool[] => ['sshkeep', ...(o.baselineCli ? ['sshkeep (baseline)' as const] : []), 'bare ssh2', 'ssh -L'];
 
 export interface SmallOptions {
   /** Concurrent request/reply connections. */
@@ -34,6 +36,8 @@ export interface SmallOptions {
   pgSeconds: number;
   redisRequests: number;
   sshkeepArgs: string[];
+  /** Another sshkeep build's dist/cli/main.js (e.g. the main branch), measured beside this one. */
+  baselineCli?: string | undefined;
 }
 
 /** One load through one forwarder: its CPU per request, in µs, and the rate. */
@@ -89,7 +93,9 @@ async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t:
   const run = await launch(
     sshd,
     t.targets,
-    tool === 'sshkeep' ? { tool: 'sshkeep', sshkeepArgs: o.sshkeepArgs, extraTargets } : { tool: 'ssh', cipher, extraTargets },
+    tool === 'ssh -L'
+      ? { tool: 'ssh', cipher, extraTargets }
+      : { tool: 'sshkeep', sshkeepArgs: o.sshkeepArgs, extraTargets, ...(tool === 'sshkeep (baseline)' ? { cli: o.baselineCli } : {}) },
   );
   return with_(run.pid, run.ports.echo, run.extra, run.stop);
 }
@@ -115,7 +121,7 @@ export async function requestReply(port: number, clients: number, requests: numb
 export async function smallRound(round: number, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions, log: (l: string) => void): Promise<SmallSample[]> {
   const running: Array<[SmallSample, Forwarder]> = [];
   try {
-    for (const tool of SMALL_TOOLS) {
+    for (const tool of toolsOf(o)) {
       const f = await start(tool, sshd, cipher, t, o);
       const s: SmallSample = { round, tool, coldUs: [], warmUs: [], loads: {} };
       running.push([s, f]);
@@ -189,10 +195,12 @@ function roundRatio(samples: SmallSample[], a: SmallTool, b: SmallTool, of: Smal
 export interface SmallSummaryRow {
   metric: string;
   digits: number;
-  values: Record<SmallTool, number>;
+  values: Partial<Record<SmallTool, number>>;
   sshkeepVsSsh: number;
   bareVsSsh: number;
   sshkeepVsBare: number;
+  /** sshkeep / the baseline build, when there is one. */
+  sshkeepVsBaseline: number;
   goal?: string;
   met?: 'PASS' | 'MISS';
 }
@@ -201,11 +209,11 @@ export function summarizeSmall(samples: SmallSample[], o: SmallOptions): SmallSu
   const out: SmallSummaryRow[] = [];
   for (const r of rows(o)) {
     const values = Object.fromEntries(
-      SMALL_TOOLS.map((tool) => {
+      toolsOf(o).map((tool) => {
         const xs = samples.filter((s) => s.tool === tool).flatMap((s) => (r.of(s) === undefined ? [] : [r.of(s)!]));
         return [tool, xs.length ? median(xs) : NaN];
       }),
-    ) as Record<SmallTool, number>;
+    ) as Partial<Record<SmallTool, number>>;
     if (!Number.isFinite(values.sshkeep)) continue; // a load that did not run (not installed)
     const row: SmallSummaryRow = {
       metric: r.metric,
@@ -214,6 +222,7 @@ export function summarizeSmall(samples: SmallSample[], o: SmallOptions): SmallSu
       sshkeepVsSsh: roundRatio(samples, 'sshkeep', 'ssh -L', r.of),
       bareVsSsh: roundRatio(samples, 'bare ssh2', 'ssh -L', r.of),
       sshkeepVsBare: roundRatio(samples, 'sshkeep', 'bare ssh2', r.of),
+      sshkeepVsBaseline: o.baselineCli ? roundRatio(samples, 'sshkeep', 'sshkeep (baseline)', r.of) : NaN,
     };
     if (r.goal) {
       row.goal = `sshkeep/ssh ${r.goal.op === '<=' ? '≤' : '≥'} ${r.goal.limit}` + (r.beatBare ? ', sshkeep/bare < 1' : '');
@@ -226,11 +235,12 @@ export function summarizeSmall(samples: SmallSample[], o: SmallOptions): SmallSu
 }
 
 export function smallSection(samples: SmallSample[], o: SmallOptions, notes: string[]): string {
+  const tools = toolsOf(o);
   const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '—');
   const table = summarizeSmall(samples, o).map(
     (r) =>
-      `| ${r.metric} | ${SMALL_TOOLS.map((t) => fmt(r.values[t], r.digits)).join(' | ')} | ` +
-      `${fmt(r.sshkeepVsSsh, 2)} | ${fmt(r.bareVsSsh, 2)} | ${fmt(r.sshkeepVsBare, 2)} | ${r.goal ?? ''} | ${r.met ?? ''} |`,
+      `| ${r.metric} | ${tools.map((t) => fmt(r.values[t] ?? NaN, r.digits)).join(' | ')} | ` +
+      `${fmt(r.sshkeepVsSsh, 2)} | ${fmt(r.bareVsSsh, 2)} | ${fmt(r.sshkeepVsBare, 2)} | ${o.baselineCli ? `${fmt(r.sshkeepVsBaseline, 2)} | ` : ''}${r.goal ?? ''} | ${r.met ?? ''} |`,
   );
   const rounds = new Set(samples.map((s) => s.round)).size;
   return [
@@ -238,9 +248,10 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
     `### Small messages (issue 17), ${rounds} round(s)`,
     '',
     ...notes.map((n) => `- ${n}`),
+    ...(o.baselineCli ? [`- baseline: \`${o.baselineCli}\` (another build, with its own node_modules), run beside this one`] : []),
     '',
-    `| metric | ${SMALL_TOOLS.join(' | ')} | sshkeep/ssh | bare/ssh | sshkeep/bare | goal | met |`,
-    '|---|---:|---:|---:|---:|---:|---:|---|---|',
+    `| metric | ${tools.join(' | ')} | sshkeep/ssh | bare/ssh | sshkeep/bare | ${o.baselineCli ? 'sshkeep/baseline | ' : ''}goal | met |`,
+    `|---|${'---:|'.repeat(tools.length + 3 + (o.baselineCli ? 1 : 0))}---|---|`,
     ...table,
     '',
     'Values: median over rounds. Ratios: the median of per-round ratios (the tools of a round run back to back, one stage at a time). ' +
