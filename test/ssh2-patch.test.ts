@@ -11,13 +11,14 @@ import t from 'tap';
 import { REPO_ROOT } from './fixtures/bin.js';
 
 const PATCHES = path.join(REPO_ROOT, 'patches');
-const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string> };
+const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string>; files: string[] };
 const installed = (createRequire(import.meta.url)('ssh2/package.json') as { version: string }).version;
 
-t.test('ssh2 patches – pinned to the exact version they were made for, applied at install', async (t) => {
+t.test('ssh2 patch – pinned to the exact version the patches were made for, applied at install, published', async (t) => {
   const files = fs.readdirSync(PATCHES).filter((f) => f.endsWith('.patch'));
   t.ok(files.length > 0, 'patches/ holds the ssh2 patches');
   t.match(pkg.scripts.postinstall, /patch-package --error-on-fail/, 'npm install applies them, failing when one does not apply');
+  t.ok(pkg.files.includes('patches'), 'the patches are published with the package');
   for (const f of files) {
     const [, name, version] = /^(.+?)\+(\d+\.\d+\.\d+)\+/.exec(f) ?? [];
     t.equal(name, 'ssh2', `${f} patches ssh2`);
@@ -26,13 +27,13 @@ t.test('ssh2 patches – pinned to the exact version they were made for, applied
   }
 });
 
-t.test('ssh2 patches – each one is applied to node_modules/ssh2 (it reverses cleanly)', async (t) => {
+t.test('ssh2 patch – each one is applied to node_modules/ssh2 (it reverses cleanly)', async (t) => {
   for (const f of fs.readdirSync(PATCHES).filter((x) => x.endsWith('.patch')).sort()) {
     t.doesNotThrow(() => execFileSync('git', ['apply', '--check', '--reverse', path.join(PATCHES, f)], { cwd: REPO_ROOT, stdio: 'pipe' }), `${f} is applied`);
   }
 });
 
-t.test('ssh2 patches – small-messages: padding from the pool is never reused, across refills', async (t) => {
+t.test('ssh2 patch 002 small-messages – padding from the pool is never reused, across refills', async (t) => {
   const { NullCipher } = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { NullCipher: new (seqno: number, onWrite: () => void) => { allocPacket(n: number): Buffer } };
   const cipher = new NullCipher(0, () => {});
   const seen = new Set<string>();
