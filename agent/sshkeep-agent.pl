@@ -228,6 +228,10 @@ my $TERM = 0;
 # closed in it, and must not be handed the old one's readiness.
 my $LOOP = 0;
 my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a busy loop
+# Work per turn follows events, not the number of streams: only streams touched in a turn are
+# pumped, and the timers are scanned only when the earliest deadline is due.
+my %DIRTY;      # serial => stream to pump in the next turn
+my $TIMER_AT = 0; # no grace or ack deadline of any stream is before this
 $SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
 
 sub send_frame {
@@ -263,7 +267,11 @@ sub detach {
   $s->{chan} = undef;
   $s->{detached_at} = now_ms();
   $s->{ack_at} = undef;
+  deadline($s->{detached_at} + $s->{grace_ms});
 }
+
+sub deadline { my ($at) = @_; $TIMER_AT = $at if $at < $TIMER_AT }
+sub touch { my ($s) = @_; $DIRTY{ $s->{serial} } = $s if $s }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
 sub drop_held { my ($s, $key, $n) = @_; q_drop($s->{$key}, $n); $HELD -= $n }
@@ -510,7 +518,7 @@ sub take_data {
   my $new = $skip ? substr($bytes, $skip) : $bytes;
   $s->{received} += length $new;
   add_held($s, 'tbuf', $new) unless $s->{t_reset}; # a reset target takes nothing more
-  $s->{ack_at} //= now_ms() + ACK_DELAY_MS;
+  unless (defined $s->{ack_at}) { $s->{ack_at} = now_ms() + ACK_DELAY_MS; deadline($s->{ack_at}) }
   # At once, between the frames of one read: sshkeep's replay buffer waits on it.
   send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$s->{chan}{accept_pending};
 }
@@ -621,7 +629,9 @@ sub channel_readable {
 
 sub channel_writable {
   my ($c) = @_;
+  my $full = $c->{wbuf}{len} >= CHANNEL_HIGH;
   return close_channel($c) unless q_write($c->{wbuf}, $c->{fh});
+  touch($c->{stream}) if $full && $c->{wbuf}{len} < CHANNEL_HIGH; # the pump waits on this room
   close_channel($c) if $c->{closing} && !$c->{wbuf}{len};
 }
 
@@ -685,18 +695,22 @@ sub shut_down {
   exit 0;
 }
 
+# Streams whose grace ran out are forgotten, those whose ack is due pumped; the next deadline.
 sub timers {
   my ($now) = @_;
-  my $next = $now + 1000;
-  for my $s (values %STREAMS) {
-    if (!$s->{chan}) {
-      my $expiry = $s->{detached_at} + $s->{grace_ms};
-      if ($now >= $expiry) { forget_stream($s, 1); next }
-      $next = $expiry if $expiry < $next;
-    } elsif (defined $s->{ack_at}) {
-      $next = $s->{ack_at} if $s->{ack_at} < $next;
+  if ($now >= $TIMER_AT) {
+    $TIMER_AT = $now + 1000;
+    for my $s (values %STREAMS) {
+      if (!$s->{chan}) {
+        my $expiry = $s->{detached_at} + $s->{grace_ms};
+        if ($now >= $expiry) { forget_stream($s, 1); next }
+        deadline($expiry);
+      } elsif (defined $s->{ack_at}) {
+        if ($now >= $s->{ack_at}) { touch($s) } else { deadline($s->{ack_at}) }
+      }
     }
   }
+  my $next = $TIMER_AT;
   # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
   # expire one grace after their channels closed, and the agent goes with them.
   if (%CHANNELS) {
@@ -715,14 +729,28 @@ sub timers {
 # Still there, and not made in this turn (see $LOOP).
 sub ready { my ($thing) = @_; return $thing && $thing->{born} < $LOOP }
 
+# The descriptors set in a select() vector, found at C speed rather than by testing each one.
+sub fds_in {
+  my ($vec) = @_;
+  my $bits = unpack('b*', $vec);
+  my @fds;
+  my $fd = -1;
+  push @fds, $fd while ($fd = index($bits, '1', $fd + 1)) >= 0;
+  return @fds;
+}
+
+my @FLUSH; # channels handled in the last turn without a stream (a PONG, an ERROR)
 for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
   my $now = now_ms();
-  pump($_, $now) for values %STREAMS;
-  # What was just queued goes out now if the socket takes it, not after another select.
-  for my $c (values %CHANNELS) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
-  for my $s (values %TARGETS) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
   my $next = timers($now);
+  my @dirty = values %DIRTY;
+  %DIRTY = ();
+  pump($_, $now) for @dirty;
+  # What was just queued goes out now if the socket takes it, not after another select.
+  for my $c (@FLUSH, map { $_->{chan} // () } @dirty) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
+  for my $s (@dirty) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
+  @FLUSH = ();
 
   my ($rin, $win) = ('', '');
   $LOOP++;
@@ -740,17 +768,27 @@ for (;;) {
     vec($rin, $fd, 1) = 1
       if $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && $HELD < MAX_HELD && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH);
   }
-  my $wait = ($next - $now) / 1000;
+  my $wait = %DIRTY ? 0 : ($next - $now) / 1000; # a stream touched by the flush is pumped at once
   $wait = 0 if $wait < 0;
   my ($rout, $wout) = ($rin, $win);
   my $ready = select($rout, $wout, undef, $wait + 0.005); # a tick past the deadline: times() steps in 10 ms
   next if $ready <= 0;
 
   accept_channels() if vec($rout, fileno $LISTENER, 1);
-  for my $fd (grep { vec($wout, $_, 1) } keys %CHANNELS) { channel_writable($CHANNELS{$fd}) if ready($CHANNELS{$fd}) }
-  for my $fd (grep { vec($rout, $_, 1) } keys %CHANNELS) { channel_readable($CHANNELS{$fd}) if ready($CHANNELS{$fd}) }
-  for my $fd (grep { vec($wout, $_, 1) } keys %TARGETS) { target_writable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
-  for my $fd (grep { vec($rout, $_, 1) } keys %TARGETS) { target_readable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
-  for my $fd (grep { vec($rout, $_, 1) } keys %RESOLVERS) { resolver_readable($RESOLVERS{$fd}) if ready($RESOLVERS{$fd}) }
+  my @writable = fds_in($wout);
+  my @readable = fds_in($rout);
+  # Each stream handled here is pumped in the next turn.
+  # Each stream handled here is pumped in the next turn. Looked up at each step: a handler may
+  # close another descriptor, or reuse its number.
+  for my $fd (@writable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_writable($c); touch($c->{stream}) }
+  for my $fd (@readable) {
+    my $c = $CHANNELS{$fd};
+    next unless ready($c);
+    channel_readable($c);
+    if ($c->{stream}) { touch($c->{stream}) } else { push @FLUSH, $c }
+  }
+  for my $fd (@writable) { my $s = $TARGETS{$fd}; next unless ready($s); target_writable($s); touch($s) }
+  for my $fd (@readable) { my $s = $TARGETS{$fd}; next unless ready($s); target_readable($s); touch($s) }
+  for my $fd (@readable) { my $s = $RESOLVERS{$fd}; next unless ready($s); resolver_readable($s); touch($s) }
 }
 __END__
