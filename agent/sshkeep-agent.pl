@@ -232,17 +232,29 @@ my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a
 # pumped, and the timers are scanned only when the earliest deadline is due.
 my %DIRTY;      # serial => stream to pump in the next turn
 my $TIMER_AT = 0; # no grace or ack deadline of any stream is before this
+# What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
+# made, cleared where one is closed, and worked out again for what a turn touched.
+my ($RIN, $WIN) = ('', '');
+my $HELD_FULL = 0; # $HELD >= MAX_HELD at the end of the last turn (it stops every target's reads)
+
+sub want {
+  my ($fd, $read, $write) = @_;
+  vec($RIN, $fd, 1) = $read ? 1 : 0;
+  vec($WIN, $fd, 1) = $write ? 1 : 0;
+}
 $SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
 
 sub send_frame {
   my ($c, $type, $payload) = @_;
   q_push($c->{wbuf}, pack('CN', $type, length $payload) . $payload);
+  vec($WIN, $c->{fd}, 1) = 1;
 }
 
 sub close_channel {
   my ($c) = @_;
   return if $c->{closed};
   $c->{closed} = 1;
+  want($c->{fd}, 0, 0);
   delete $CHANNELS{ $c->{fd} };
   close $c->{fh};
   my $s = $c->{stream};
@@ -253,6 +265,7 @@ sub close_channel {
 sub end_channel {
   my ($c) = @_;
   $c->{closing} = 1;
+  vec($RIN, $c->{fd}, 1) = 0;
   close_channel($c) unless $c->{wbuf}{len};
 }
 
@@ -268,6 +281,7 @@ sub detach {
   $s->{detached_at} = now_ms();
   $s->{ack_at} = undef;
   deadline($s->{detached_at} + $s->{grace_ms});
+  touch($s); # its target may be read again (no channel to wait on)
 }
 
 sub deadline { my ($at) = @_; $TIMER_AT = $at if $at < $TIMER_AT }
@@ -281,6 +295,7 @@ sub close_target {
   my $fh = $s->{fh} or return;
   # Linger 0: the close sends a TCP reset, so the target cannot take the stream for complete.
   setsockopt($fh, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) if $reset;
+  want(fileno $fh, 0, 0);
   delete $TARGETS{ fileno $fh };
   close $fh;
   $s->{fh} = undef;
@@ -370,11 +385,13 @@ sub resolve_in_child {
   nonblocking($r);
   @$s{qw(resolver answer born)} = ($r, '', $LOOP);
   $RESOLVERS{ fileno $r } = $s;
+  want(fileno $r, 1, 0);
 }
 
 sub close_resolver {
   my ($s) = @_;
   my $r = $s->{resolver} or return;
+  want(fileno $r, 0, 0);
   delete $RESOLVERS{ fileno $r };
   close $r;
   $s->{resolver} = undef;
@@ -404,6 +421,7 @@ sub connect_next {
     $s->{fh} = $fh;
     $s->{born} = $LOOP;
     $TARGETS{ fileno $fh } = $s;
+    want(fileno $fh, 0, 1); # writable once connected
     return connected($s) if connect($fh, $ai->{addr});
     return if $! == EINPROGRESS;
     $s->{err} = errname($!);
@@ -681,6 +699,7 @@ sub accept_channels {
     }
     nonblocking($fh);
     $CHANNELS{ fileno $fh } = { fh => $fh, fd => fileno $fh, rbuf => '', wbuf => q_new(), stream => undef, born => $LOOP };
+    want(fileno $fh, 1, 0);
   }
 }
 
@@ -739,7 +758,24 @@ sub fds_in {
   return @fds;
 }
 
-my @FLUSH; # channels handled in the last turn without a stream (a PONG, an ERROR)
+sub channel_interest {
+  my ($c) = @_;
+  return if $c->{closed};
+  my $s = $c->{stream};
+  want($c->{fd}, !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH), $c->{wbuf}{len});
+}
+
+sub stream_interest {
+  my ($s) = @_;
+  my $c = $s->{chan};
+  channel_interest($c) if $c;
+  my $fh = $s->{fh} or return;
+  want(fileno $fh,
+    $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && !$HELD_FULL && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH),
+    !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut}));
+}
+
+my @FLUSH; # channels handled in the last turn (one without a stream: a PONG, an ERROR)
 for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
   my $now = now_ms();
@@ -750,43 +786,30 @@ for (;;) {
   # What was just queued goes out now if the socket takes it, not after another select.
   for my $c (@FLUSH, map { $_->{chan} // () } @dirty) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
   for my $s (@dirty) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
+  # Reading every target stops and starts again as all buffers together reach their limit or leave it.
+  my $full = $HELD >= MAX_HELD ? 1 : 0;
+  my @changed = $full == $HELD_FULL ? (@dirty, values %DIRTY) : values %STREAMS;
+  $HELD_FULL = $full;
+  stream_interest($_) for @changed;
+  channel_interest($_) for @FLUSH;
   @FLUSH = ();
 
-  my ($rin, $win) = ('', '');
   $LOOP++;
-  vec($rin, fileno $LISTENER, 1) = 1 if keys %CHANNELS < MAX_CHANNELS && $now >= $ACCEPT_AFTER;
-  for my $c (values %CHANNELS) {
-    my $s = $c->{stream};
-    vec($rin, $c->{fd}, 1) = 1 unless $c->{closing} || ($s && $s->{tbuf}{len} >= TARGET_HIGH);
-    vec($win, $c->{fd}, 1) = 1 if $c->{wbuf}{len};
-  }
-  vec($rin, $_, 1) = 1 for keys %RESOLVERS;
-  for my $fd (keys %TARGETS) {
-    my $s = $TARGETS{$fd};
-    my $c = $s->{chan};
-    vec($win, $fd, 1) = 1 if !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut});
-    vec($rin, $fd, 1) = 1
-      if $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && $HELD < MAX_HELD && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH);
-  }
-  my $wait = %DIRTY ? 0 : ($next - $now) / 1000; # a stream touched by the flush is pumped at once
+  vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && $now >= $ACCEPT_AFTER ? 1 : 0;
+  # A stream touched by the flush is pumped at once; else a tick past the deadline (times() steps in 10 ms).
+  my $wait = %DIRTY ? 0 : ($next - $now) / 1000 + 0.005;
   $wait = 0 if $wait < 0;
-  my ($rout, $wout) = ($rin, $win);
-  my $ready = select($rout, $wout, undef, $wait + 0.005); # a tick past the deadline: times() steps in 10 ms
+  my ($rout, $wout) = ($RIN, $WIN);
+  my $ready = select($rout, $wout, undef, $wait);
   next if $ready <= 0;
 
   accept_channels() if vec($rout, fileno $LISTENER, 1);
   my @writable = fds_in($wout);
   my @readable = fds_in($rout);
-  # Each stream handled here is pumped in the next turn.
   # Each stream handled here is pumped in the next turn. Looked up at each step: a handler may
   # close another descriptor, or reuse its number.
-  for my $fd (@writable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_writable($c); touch($c->{stream}) }
-  for my $fd (@readable) {
-    my $c = $CHANNELS{$fd};
-    next unless ready($c);
-    channel_readable($c);
-    if ($c->{stream}) { touch($c->{stream}) } else { push @FLUSH, $c }
-  }
+  for my $fd (@writable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_writable($c); touch($c->{stream}); push @FLUSH, $c }
+  for my $fd (@readable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_readable($c); touch($c->{stream}); push @FLUSH, $c }
   for my $fd (@writable) { my $s = $TARGETS{$fd}; next unless ready($s); target_writable($s); touch($s) }
   for my $fd (@readable) { my $s = $TARGETS{$fd}; next unless ready($s); target_readable($s); touch($s) }
   for my $fd (@readable) { my $s = $RESOLVERS{$fd}; next unless ready($s); resolver_readable($s); touch($s) }
