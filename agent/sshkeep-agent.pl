@@ -85,6 +85,7 @@ sub q_slice {
   my ($q, $from, $n) = @_;
   for my $chunk (@{ $q->{chunks} }) {
     my $size = length $chunk;
+    return $chunk if $from == 0 && $size <= $n; # shared with the queue (copy on write), not copied
     if ($from < $size) { return substr($chunk, $from, $size - $from < $n ? $size - $from : $n) }
     $from -= $size;
   }
@@ -244,9 +245,12 @@ sub want {
 }
 $SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
 
+# The payload's parts are joined once, with the header: a DATA frame's bytes are copied once here.
 sub send_frame {
-  my ($c, $type, $payload) = @_;
-  q_push($c->{wbuf}, pack('CN', $type, length $payload) . $payload);
+  my ($c, $type, @parts) = @_;
+  my $length = 0;
+  $length += length for @parts;
+  q_push($c->{wbuf}, join('', pack('CN', $type, $length), @parts));
   vec($WIN, $c->{fd}, 1) = 1;
 }
 
@@ -663,7 +667,7 @@ sub pump {
   my $end = $s->{base} + $s->{replay}{len};
   while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
     my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
-    send_frame($c, DATA, u64($s->{sent}) . u64($s->{received}) . $bytes);
+    send_frame($c, DATA, u64($s->{sent}), u64($s->{received}), $bytes);
     $s->{sent} += length $bytes;
     $s->{ack_sent} = $s->{received};
     $s->{ack_at} = undef;
