@@ -779,6 +779,15 @@ sub stream_interest {
     !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut}));
 }
 
+# Every bit from scratch: should a bit outlive its descriptor, select() fails with EBADF at every
+# turn, and the agent would spin instead of serving.
+sub all_interest {
+  ($RIN, $WIN) = ('', '');
+  channel_interest($_) for values %CHANNELS;
+  stream_interest($_) for values %STREAMS;
+  vec($RIN, $_, 1) = 1 for keys %RESOLVERS;
+}
+
 my @FLUSH; # channels handled in the last turn (one without a stream: a PONG, an ERROR)
 for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
@@ -805,6 +814,7 @@ for (;;) {
   $wait = 0 if $wait < 0;
   my ($rout, $wout) = ($RIN, $WIN);
   my $ready = select($rout, $wout, undef, $wait);
+  all_interest() if $ready < 0 && !$!{EINTR};
   next if $ready <= 0;
 
   accept_channels() if vec($rout, fileno $LISTENER, 1);
