@@ -19,16 +19,12 @@
  * sink instead of an sshd, so its kernel CPU and MB/s are a rough guide only; its user-space CPU is
  * the point.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLI_MAIN, REPO_ROOT, shebangNodeArgs } from '../test/fixtures/bin.js';
-import { deadline, echoProbe } from '../test/fixtures/net.js';
+import { echoProbe } from '../test/fixtures/net.js';
 import { cpuSeconds } from '../test/fixtures/proc.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { pingPong, sendToSink, transfer, upload, type Transfer } from './bench/clients.js';
-import { launch } from './bench/launch.js';
+import { launch, startBare, startScript, type ScriptForwarder } from './bench/launch.js';
 import { connectionBurst, measuredBulk, type Bulk } from './bench/measure.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { MIB, startTargets, type Targets } from './bench/targets.js';
@@ -49,29 +45,18 @@ interface Forwarder {
   stop: () => Promise<void>;
 }
 
-/** A helper script in its own node process (the CLI's flags), ready once it prints its port. */
-async function startScript(file: string, args: string[]): Promise<Forwarder> {
-  const child = spawn(process.execPath, [...shebangNodeArgs(CLI_MAIN), path.join(REPO_ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const stop = async () => {
-    child.kill('SIGKILL');
-    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
-  };
-  try {
-    const [line] = (await deadline(once(child.stdout!, 'data'), 10_000, `${file} to listen`)) as [Buffer];
-    return { pid: child.pid!, port: Number(String(line).trim()), stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-}
+const script = async (started: Promise<ScriptForwarder>): Promise<Forwarder> => {
+  const s = await started;
+  return { pid: s.pid, port: s.ports[0]!, stop: s.stop };
+};
 
 async function startForwarder(variant: Variant, sshd: Sshd, targets: Targets, hold: number, upstream: 'sink' | 'echo'): Promise<Forwarder> {
   switch (variant) {
     case 'floor':
     case 'floor, packet buffers reused':
-      return startScript('floor-relay.mjs', [String(targets.sink), variant === 'floor' ? 'fresh' : 'reuse']);
+      return script(startScript('floor-relay.mjs', [String(targets.sink), variant === 'floor' ? 'fresh' : 'reuse']));
     case 'bare ssh2':
-      return startScript('bare-forwarder.mjs', [String(sshd.port), sshd.user, sshd.userKeyPath, String(targets.echo)]);
+      return script(startBare(sshd, [targets.echo]));
     default: {
       const run = await launch(sshd, targets, { tool: variant === 'sshkeep' ? 'sshkeep' : 'ssh', cipher: CIPHER });
       if (variant === 'sshkeep' && hold > 0 && upstream === 'sink') await connectionBurst(run, hold, () => undefined);

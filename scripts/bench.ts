@@ -7,6 +7,8 @@
  *     [--ciphers default,aes128-gcm@openssh.com] [--cipher NAME] [--rounds 3] [--size-mib 512] [--streams 4]
  *     [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60] [--multi-connections 4]
  *     [--sshkeep-args="<extra sshkeep args>"] [--json FILE]
+ *     [--small-only] [--small-clients 8] [--small-requests 2500] [--small-size 64] [--cold-conns 300]
+ *     [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]
  *
  *   Quick run: ... --size-mib 64 --pings 1000 --conns 100 --rss-conns 1000 --idle-seconds 10 --rounds 1
  *
@@ -32,6 +34,15 @@
  *     forwarder and sshd (heartbeats). sshkeep at its default
  *     --keepalive-interval 15s, ssh and autossh with -o ServerAliveInterval=15; ssh with its default (no
  *     keepalive) is measured too and noted under the table.
+ * Then, per cipher mode, the small-messages table (issue 17, scripts/bench/small.ts): sshkeep, a bare
+ * ssh2 forwarder and ssh -L, fresh processes, interleaved stage by stage: CPU µs per request (user,
+ * system) and requests/s of a request/reply load over --small-clients connections, of pgbench -S -c 8
+ * and of redis-benchmark -c 50 when installed (PostgreSQL 15 server binaries in PG_BIN, default
+ * /usr/lib/postgresql/15/bin, and pgbench: apt-get install -y postgresql; apt-get install -y
+ * redis-server; without them those rows are skipped, with a note), and new-connection latency cold
+ * (the first --cold-conns after start) and warm. --small-only runs only this table; --baseline-cli
+ * adds another sshkeep build (its dist/cli/main.js, with its own node_modules) as a column, run
+ * beside this one, for a before/after in one run.
  * Goals (issue #6) are printed next to each ratio. --sshkeep-args="…" (quote-aware split; the "=" is needed
  * because the value starts with a dash) is passed to every sshkeep process;
  * --multi-connections N (0 = off) adds the rows "N parallel streams, sshkeep --connections N", which
@@ -53,6 +64,8 @@ import { modeName, modeSection, summarize } from './bench/report.js';
 import type { Ctx, Mode } from './bench/samples.js';
 import { autosshSession, fullSession, multiSession } from './bench/sessions.js';
 import { startBenchSshd } from './bench/sshd.js';
+import { startPostgres, startRedis, type Service, type Started } from './bench/services.js';
+import { smallRound, smallSection, summarizeSmall, type SmallTargets } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
 import { autosshVersion, commandLine, distIsStale, machine, sshVersion } from './lib/machine.js';
@@ -62,17 +75,19 @@ import { runMain } from './lib/main.js';
 let cleanupPromise: Promise<void> | undefined;
 const sshdRefs: Sshd[] = [];
 let targetsRef: Targets | undefined;
+const services: Service[] = [];
 
 function cleanup(): Promise<void> {
   return (cleanupPromise ??= (async () => {
     killForwarders();
-    await Promise.allSettled([...sshdRefs.map((s) => s.stop()), targetsRef?.close(), ...[...liveRelays].map((r) => r.close())]);
+    await Promise.allSettled([...sshdRefs.map((s) => s.stop()), targetsRef?.close(), ...[...liveRelays].map((r) => r.close()), ...services.map((s) => s.stop())]);
   })());
 }
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   assertBuilt();
+  if (opts.small.baselineCli) assertBuilt(opts.small.baselineCli);
   const ssh2 = ssh2Info();
   for (const c of opts.ciphers) {
     if (c && ssh2.supported.length && !ssh2.supported.includes(c)) {
@@ -90,8 +105,18 @@ async function main(): Promise<void> {
   for (const cipher of opts.ciphers) {
     const { sshd, listener } = await startBenchSshd(cipher);
     sshdRefs.push(sshd);
-    modes.push({ cipher, sshd, listener, full: [], autossh: [], multi: [], idle: [] });
+    modes.push({ cipher, sshd, listener, full: [], autossh: [], multi: [], idle: [], small: [] });
   }
+  // The small-messages table's real servers, when installed; their rows are skipped otherwise.
+  const serviceNotes: string[] = [];
+  const service = (r: Started): Service | undefined => {
+    if (r.service) services.push(r.service);
+    else serviceNotes.push(`${r.why}: its rows are skipped`);
+    return r.service;
+  };
+  const small: SmallTargets = { targets: targetsRef, postgres: service(await startPostgres()), redis: service(await startRedis()) };
+  for (const n of serviceNotes) process.stderr.write(`${n}\n`);
+  const smallOpts = { ...opts.small, sshkeepArgs: opts.sshkeepArgs };
   const ctx: Ctx = { opts, targets: targetsRef, autossh: autosshV !== undefined, multiSupported: opts.multiConnections > 0 };
   process.stderr.write(
     `${opts.rounds} round(s); cipher modes: ${modes.map(modeName).join('; ')}; ${opts.sizeMiB} MiB each way; idle window ${opts.idleSeconds} s\n`,
@@ -100,11 +125,13 @@ async function main(): Promise<void> {
   for (let round = 1; round <= opts.rounds; round++) {
     for (const mode of modes) {
       process.stderr.write(`round ${round}, ${modeName(mode)} (sshd on ${HOST}:${mode.sshd.port})\n`);
+      mode.small.push(...(await smallRound(round, mode.sshd, mode.cipher, small, smallOpts, (l) => process.stderr.write(`${l}\n`))));
+      if (opts.smallOnly) continue;
       for (const tool of ['sshkeep', 'ssh'] as const) mode.full.push(await fullSession(round, tool, mode, ctx));
       if (ctx.autossh) mode.autossh.push(await autosshSession(round, mode, ctx));
       if (opts.multiConnections > 0) mode.multi.push(await multiSession(round, mode, ctx));
     }
-    await idleWindow(round, modes, ctx);
+    if (!opts.smallOnly) await idleWindow(round, modes, ctx);
   }
 
   const cmdline = commandLine();
@@ -120,7 +147,7 @@ async function main(): Promise<void> {
     ['sshkeep extra args', opts.sshkeepArgs.length ? `\`${opts.sshkeepArgs.join(' ')}\`` : 'none'],
     [
       'workload',
-      `${opts.rounds} round(s), per cipher mode sshkeep, ssh -L, ${ctx.autossh ? 'autossh -M 0 (RSS)' : 'no autossh'}, ` +
+      opts.smallOnly ? 'the small-messages table only (--small-only)' : `${opts.rounds} round(s), per cipher mode sshkeep, ssh -L, ${ctx.autossh ? 'autossh -M 0 (RSS)' : 'no autossh'}, ` +
         `${opts.multiConnections > 0 ? `sshkeep --connections ${opts.multiConnections} (parallel streams)` : 'no --connections row'} in turn, ` +
         `fresh process each; ${opts.sizeMiB} MiB up + down on 1 stream, and split over ${opts.streams} concurrent streams; ` +
         `${opts.pings.toLocaleString('en-US')} ping-pongs of 1 B and of 4 KiB; ${opts.conns} new connections; RSS with ${opts.rssConns.toLocaleString('en-US')} open connections; ` +
@@ -132,13 +159,15 @@ async function main(): Promise<void> {
     header.push(['note', `the ${opts.idleSeconds} s idle window is shorter than two ${KEEPALIVE_S} s keepalive intervals: its bytes-on-the-wire figures are mostly 0 or one heartbeat (use --idle-seconds 60)`]);
   }
 
-  const summaries = modes.map((m) => ({ mode: m, rows: summarize(m, opts, ctx.autossh) }));
-  const md = [
-    '## sshkeep vs OpenSSH `ssh -N -L`' + (ctx.autossh ? ' (and `autossh -M 0`)' : ''),
-    '',
-    ...header.map(([k, v]) => `- **${k}:** ${v}`),
-    '',
-    ...summaries.map(({ mode, rows }) => modeSection(mode, rows, opts, ctx.autossh)),
+  const summaries = opts.smallOnly ? [] : modes.map((m) => ({ mode: m, rows: summarize(m, opts, ctx.autossh) }));
+  const smallMd = modes.map((m) =>
+    smallSection(m.small, smallOpts, [
+      `cipher mode: ${modeName(m)}`,
+      ...serviceNotes,
+      'the machine is shared (load averages in the header): read the ratios of one round, not the absolute figures',
+    ]),
+  );
+  const bulkNotes =
     'Throughput: median of per-round MB/s (10^6 bytes/s, first to last byte at the receiver; parallel: total bytes over the first to the ' +
       'last byte across all streams). Latencies: median/p99 over all samples of all rounds. CPU: utime+stime of the forwarder process ' +
       '(/proc/PID/stat) over each measured transfer, and utime alone (in user space). RSS: VmRSS (MB = 10^6 bytes) 0.5 s after the first echo, and 2 s after the last of ' +
@@ -146,7 +175,15 @@ async function main(): Promise<void> {
       '(run time from schedstat; wake-ups = voluntary + involuntary context switches) and, for autossh, over autossh and its ssh; bytes ' +
       `counted both ways by a relay between the forwarder and sshd; sshkeep at its default --keepalive-interval 15s, ssh/autossh with ServerAliveInterval=${KEEPALIVE_S}. ` +
       'Goals (issue #6) apply to the median rows; "met" compares the ratio, or sshkeep\'s own value where the goal is absolute. ' +
-      'autossh applies only where it adds a process (RSS, idle, startup): its data path is ssh\'s.',
+      'autossh applies only where it adds a process (RSS, idle, startup): its data path is ssh\'s.';
+  const md = [
+    '## sshkeep vs OpenSSH `ssh -N -L`' + (ctx.autossh ? ' (and `autossh -M 0`)' : ''),
+    '',
+    ...header.map(([k, v]) => `- **${k}:** ${v}`),
+    '',
+    ...summaries.map(({ mode, rows }) => modeSection(mode, rows, opts, ctx.autossh)),
+    ...(opts.smallOnly ? [] : [bulkNotes, '']),
+    ...smallMd,
     '',
   ].join('\n');
   process.stdout.write(md);
@@ -156,10 +193,11 @@ async function main(): Promise<void> {
       meta: Object.fromEntries(header),
       options: { ...opts, ciphers: opts.ciphers.map((c) => c ?? 'default') },
       ssh2: { version: ssh2.version, binding: ssh2.binding, defaultCiphers: ssh2.defaults },
-      modes: summaries.map(({ mode, rows }) => ({
+      modes: modes.map((mode) => ({
         cipher: mode.cipher ?? 'default',
-        summary: rows,
-        samples: { full: mode.full, autossh: mode.autossh, multiConnections: mode.multi, idle: mode.idle },
+        summary: summaries.find((s) => s.mode === mode)?.rows ?? [],
+        smallMessages: summarizeSmall(mode.small, smallOpts),
+        samples: { full: mode.full, autossh: mode.autossh, multiConnections: mode.multi, idle: mode.idle, small: mode.small },
       })),
     };
     fs.writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');

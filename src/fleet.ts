@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import type { ProcessConfig, TunnelConfig } from './config/types.js';
 import { ListenerHandover } from './forward/handover.js';
+import { DEFAULTS } from './config/defaults.js';
 import type { Limits } from './forward/hold.js';
+import { ReplayBudget } from './resume/stream.js';
 import { silentLogger, type Logger } from './log.js';
 import { Sshkeep, type BoundForward, type SshkeepOptions, type TunnelReport } from './sshkeep.js';
 
@@ -36,19 +38,20 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
 
   constructor(
     configs: TunnelConfig[],
-    process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld'>,
-    options: Omit<SshkeepOptions, 'limits'> = {},
+    process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld'> & Partial<Pick<ProcessConfig, 'resumeBufferTotalBytes'>>,
+    options: Omit<SshkeepOptions, 'limits' | 'replayBudget'> = {},
   ) {
     super();
     this.#logger = options.logger ?? silentLogger;
-    this.#options = options;
+    // --resume-buffer-total: one budget for every tunnel's replay buffers, those a reload starts included.
+    this.#options = { ...options, replayBudget: new ReplayBudget(process.resumeBufferTotalBytes ?? DEFAULTS.resumeBufferTotalBytes) };
     this.#limits = {
       maxConnections: process.maxConnections,
       maxHeld: process.maxHeld,
       clients: () => this.clients(),
       held: () => this.#all().reduce((n, a) => n + a.held(), 0),
     };
-    this.tunnels = configs.map((c) => new Sshkeep(c, { ...options, limits: this.#limits }));
+    this.tunnels = configs.map((c) => new Sshkeep(c, { ...this.#options, limits: this.#limits }));
   }
 
   /** The tunnels in service and those still finishing their streams after a reconfiguration. */

@@ -20,6 +20,8 @@ import { ConnectionPool } from './ssh/pool.js';
 import { SshConnection, type ConnectionState, type ConnectionStatus } from './ssh/connection.js';
 import { watchForWake } from './ssh/wake-watch.js';
 import { watchNetwork } from './ssh/network-watch.js';
+import { AgentClient, type ResumeReport } from './resume/agent-client.js';
+import { ReplayBudget } from './resume/stream.js';
 
 
 export interface SshkeepOptions {
@@ -37,6 +39,8 @@ export interface SshkeepOptions {
    * end the tunnel (nor, in a fleet, the process); it keeps retrying with backoff.
    */
   skipFailedTunnels?: boolean;
+  /** --resume-buffer-total, shared by every tunnel of the process; by default this tunnel's own. */
+  replayBudget?: ReplayBudget;
 }
 
 /** One forward's clients and bytes so far, named by the port it bound (`-L 0:…` included). */
@@ -81,6 +85,8 @@ export interface TunnelReport {
   sshConnections: { ready: number; total: number };
   /** -R forwards: whether the server listens for each, and on which port. */
   remoteForwards: RemoteForwardReport[];
+  /** --resume: whether the agent runs on the server (or why not), and the streams it carries; undefined without --resume. */
+  resume: ResumeReport | undefined;
 }
 
 export interface BoundForward {
@@ -117,6 +123,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   readonly #keyMemory = newKeyMemory();
   /** The keys start() just read serve the first attempt; every later one reads them again. */
   #keysFresh = false;
+  /** --resume: the server-side agent and the streams it holds. */
+  readonly #resume: AgentClient | undefined;
 
   constructor(config: TunnelConfig, options: SshkeepOptions = {}) {
     super();
@@ -161,6 +169,16 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     this.connection = this.sshConnections[0]!;
     const source = this.sshConnections.length > 1 ? new ConnectionPool(this.sshConnections) : this.connection;
     this.#hops = hops;
+    if (config.resume) {
+      this.#resume = new AgentClient(source, {
+        graceMs: config.resumeGraceMs,
+        bufferBytes: config.resumeBufferBytes,
+        budget: options.replayBudget ?? new ReplayBudget(DEFAULTS.resumeBufferTotalBytes),
+        channelOpenTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
+        logger: this.#logger,
+      });
+      this.#resume.watch(this.sshConnections);
+    }
     this.forwards = config.forwards.map(
       (spec) =>
         new LocalForward(spec, {
@@ -171,6 +189,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           limits,
           channelOpenTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
           socksAuth: config.socksAuth,
+          resume: this.#resume,
           socksTimeoutMs: DEFAULTS.socksHandshakeTimeoutMs,
           socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
           listenRetryMs: DEFAULTS.listenRetryMs,
@@ -360,6 +379,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
       }),
       sshConnections: { ready: this.sshConnections.filter((c) => c.state === 'ready').length, total: this.sshConnections.length },
       remoteForwards: this.remoteForwards.map((r) => r.report()),
+      resume: this.#resume?.report(),
     };
   }
 
@@ -388,6 +408,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   async stop(reason = 'shutdown'): Promise<number> {
     this.stopAccepting();
     const cut = this.resetAll(reason);
+    await this.#resume?.goodbye();
     await Promise.all(this.sshConnections.map((c) => c.stop(reason)));
     return cut;
   }

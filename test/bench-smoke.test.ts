@@ -9,11 +9,11 @@ import t from 'tap';
 import { requireSshd } from './fixtures/sshd.js';
 import { describe, runSmoke } from '../scripts/bench/smoke.js';
 
-t.test('bench smoke: sshkeep/ssh -L throughput ratio ≥ 0.5, each tool with its default cipher', async (t) => {
+t.test('bench smoke: sshkeep/ssh -L throughput and small-message ratios ≥ 0.5, each tool with its default cipher', async (t) => {
   if (!requireSshd(t)) return;
   const r = await runSmoke({ log: (l) => t.comment(l) });
   t.comment(`${r.seconds.toFixed(1)} s`);
-  for (const dir of ['upload', 'download'] as const) {
+  for (const dir of ['upload', 'download', 'small'] as const) {
     t.ok(r[dir].ratio >= 0.5, describe(r, dir));
   }
 });

@@ -4,6 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import net from 'node:net';
+import { once } from 'node:events';
 import { deadline, listenFor } from './fixtures/net.js';
 import { LogCapture } from './fixtures/tunnel.js';
 import { LocalForward } from '../src/forward/local-forward.js';
@@ -51,6 +52,23 @@ t.test('listen – a port in use at start is bound once the holder frees it, aft
   const bound = await deadline(listening, 3000, 'the listener bound once the port is free');
   t.same(bound, { kind: 'tcp', host: '127.0.0.1', port }, 'on the port asked for');
   t.equal(logs.find('listen_wait').length, 1, 'the wait is logged once, not at every attempt');
+});
+
+t.test('listen – stopped while waiting for the port: it gives up and never binds it later', async (t) => {
+  const { holder, port } = await heldPort(t);
+  const { forward, logs } = forwardOn(`127.0.0.1:${port}`, 10_000);
+  const listening = forward.listen().then(() => undefined, (e: unknown) => e);
+  await logs.waitFor((l) => l.event === 'listen_wait', 3000, 'the "in use" warning');
+  forward.stopAccepting();
+  holder.close();
+  const err = await deadline(listening, 3000, 'listen() to give up');
+  t.type(err, ListenError, 'a ListenError');
+  t.match((err as Error).message, /stopped while waiting/, 'saying it was stopped');
+  // The port is free again and nobody listens on it: the stopped forward did not take it.
+  const probe = net.connect(port, '127.0.0.1');
+  const [outcome] = await Promise.race([once(probe, 'error').then(() => ['refused']), once(probe, 'connect').then(() => ['connected'])]);
+  probe.destroy();
+  t.equal(outcome, 'refused', 'nothing listens on the port after the stop');
 });
 
 t.test('listen – a port still in use past the window is a ListenError with exit code 4', async (t) => {

@@ -86,6 +86,7 @@ interface Case {
 
 const hold = (s: Settings) => s.tunnels.map((c) => c.holdTimeoutMs);
 const keepalive = (s: Settings) => s.tunnels.map((c) => c.keepaliveIntervalMs);
+const resume = (s: Settings) => s.tunnels.map((c) => [c.resume, c.resumeGraceMs, c.resumeBufferBytes]);
 const proc = (k: keyof Settings['process']) => (s: Settings) => s.process[k];
 
 const cases: Case[] = [
@@ -116,6 +117,15 @@ const cases: Case[] = [
   },
   { name: '--hold-timeout beats the per-tunnel value', get: hold, flags: ['--hold-timeout', '500ms'], tunnel: { holdTimeout: '7s' }, want: [500] },
   { name: '--hold-timeout 0 (reset at once) beats the file', get: hold, flags: ['--hold-timeout', '0'], top: { holdTimeout: '10s' }, want: [0] },
+
+  // --resume, --resume-grace, --resume-buffer, --resume-buffer-total
+  { name: 'resume is off by default, grace 5m, 4 MiB per stream', get: resume, want: [[false, 300_000, 4 * 1024 * 1024]] },
+  { name: 'SSHKEEP_RESUME and SSHKEEP_RESUME_GRACE', get: resume, env: { SSHKEEP_RESUME: 'yes', SSHKEEP_RESUME_GRACE: '90s' }, want: [[true, 90_000, 4 * 1024 * 1024]] },
+  { name: 'SSHKEEP_RESUME=no beats a file that turns it on', get: resume, env: { SSHKEEP_RESUME: 'no' }, tunnel: { resume: true }, want: [[false, 300_000, 4 * 1024 * 1024]] },
+  { name: 'resume per tunnel in the file, beating the top level', get: resume, top: { resume: 'no', resumeGrace: '1m' }, tunnel: { resume: 'yes', resumeBuffer: '1MiB' }, want: [[true, 60_000, 1024 * 1024]] },
+  { name: '--resume --resume-grace beat the file', get: resume, flags: ['--resume', '--resume-grace', '30s'], tunnel: { resume: 'no', resumeGrace: '1m' }, want: [[true, 30_000, 4 * 1024 * 1024]] },
+  { name: 'resumeBufferTotal defaults to 256 MiB', get: proc('resumeBufferTotalBytes'), want: 256 * 1024 * 1024 },
+  { name: 'resumeBufferTotal from the file top level', get: proc('resumeBufferTotalBytes'), top: { resumeBufferTotal: '64MiB' }, want: 64 * 1024 * 1024 },
 
   // --keepalive-interval
   { name: 'keepaliveInterval defaults to 15s', get: keepalive, want: [15_000] },

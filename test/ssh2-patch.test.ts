@@ -1,28 +1,57 @@
 /**
- * sshkeep carries a patch of ssh2 (patches/, applied by patch-package at install): this fails
- * when it is not applied, e.g. after an ssh2 upgrade that patch-package could not patch, or an
- * install that skipped the postinstall script.
+ * The patches of patches/ (applied by patch-package at install) are in the installed ssh2, for the
+ * version package.json pins: a patch that stops applying, or an ssh2 upgraded under it, fails here
+ * rather than silently running unpatched code.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import t from 'tap';
+import { REPO_ROOT } from './fixtures/bin.js';
 
-const require = createRequire(import.meta.url);
-const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string>; files: string[] };
+const PATCHES = path.join(REPO_ROOT, 'patches');
+const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string>; files: string[] };
+const installed = (createRequire(import.meta.url)('ssh2/package.json') as { version: string }).version;
 
-t.test('ssh2 patch – ssh2 is pinned to the version the patches were made for, and they are applied at install', async (t) => {
-  const patches = fs.readdirSync(new URL('../patches/', import.meta.url)).filter((f) => f.startsWith('ssh2+'));
-  t.ok(patches.length > 0, 'a patch of ssh2');
-  for (const p of patches) t.equal(p.split('+')[1], pkg.dependencies.ssh2, `${p} is for the pinned ssh2`);
-  t.equal((require('ssh2/package.json') as { version: string }).version, pkg.dependencies.ssh2, 'the installed ssh2 is the pinned one');
-  t.match(pkg.scripts.postinstall, /^patch-package --error-on-fail/);
+t.test('ssh2 patch – pinned to the exact version the patches were made for, applied at install, published', async (t) => {
+  const files = fs.readdirSync(PATCHES).filter((f) => f.endsWith('.patch'));
+  t.ok(files.length > 0, 'patches/ holds the ssh2 patches');
+  t.match(pkg.scripts.postinstall, /patch-package --error-on-fail/, 'npm install applies them, failing when one does not apply');
   t.ok(pkg.files.includes('patches'), 'the patches are published with the package');
+  for (const f of files) {
+    const [, name, version] = /^(.+?)\+(\d+\.\d+\.\d+)\+/.exec(f) ?? [];
+    t.equal(name, 'ssh2', `${f} patches ssh2`);
+    t.equal(pkg.dependencies.ssh2, version, `${f}: package.json pins ssh2 to exactly ${version}`);
+    t.equal(installed, version, `${f}: the installed ssh2 is ${version}`);
+  }
+});
+
+t.test('ssh2 patch – each one is applied to node_modules/ssh2 (it reverses cleanly)', async (t) => {
+  for (const f of fs.readdirSync(PATCHES).filter((x) => x.endsWith('.patch')).sort()) {
+    t.doesNotThrow(() => execFileSync('git', ['apply', '--check', '--reverse', path.join(PATCHES, f)], { cwd: REPO_ROOT, stdio: 'pipe' }), `${f} is applied`);
+  }
+});
+
+t.test('ssh2 patch 002 small-messages – padding from the pool is never reused, across refills', async (t) => {
+  const { NullCipher } = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { NullCipher: new (seqno: number, onWrite: () => void) => { allocPacket(n: number): Buffer } };
+  const cipher = new NullCipher(0, () => {});
+  const seen = new Set<string>();
+  let bytes = 0;
+  // A few bytes of padding per packet: 2,000 packets cross at least two 4 KiB refills.
+  for (let i = 0; i < 2000; i++) {
+    const packet = cipher.allocPacket(4);
+    seen.add(packet.subarray(5 + 4, 5 + 4 + packet[4]!).toString('hex'));
+    bytes += packet[4]!;
+  }
+  t.ok(bytes > 2 * 4096, `${bytes} bytes of padding`);
+  t.equal(seen.size, 2000, `no packet's padding repeats another's`);
 });
 
 t.test('ssh2 patch 001 certificates – applied: certificate host key algorithms, and the algorithm a certificate signs with', async (t) => {
-  const { SUPPORTED_SERVER_HOST_KEY } = require('ssh2/lib/protocol/constants.js') as { SUPPORTED_SERVER_HOST_KEY: string[] };
+  const { SUPPORTED_SERVER_HOST_KEY } = createRequire(import.meta.url)('ssh2/lib/protocol/constants.js') as { SUPPORTED_SERVER_HOST_KEY: string[] };
   t.ok(SUPPORTED_SERVER_HOST_KEY.includes('ssh-ed25519-cert-v01@openssh.com'), 'certificate host key algorithms can be asked for');
-  const { certifiedAlgorithm } = require('ssh2/lib/protocol/utils.js') as { certifiedAlgorithm?: (name: string) => string };
+  const { certifiedAlgorithm } = createRequire(import.meta.url)('ssh2/lib/protocol/utils.js') as { certifiedAlgorithm?: (name: string) => string };
   t.equal(certifiedAlgorithm?.('rsa-sha2-512-cert-v01@openssh.com'), 'rsa-sha2-512');
   t.equal(certifiedAlgorithm?.('sk-ssh-ed25519-cert-v01@openssh.com'), 'sk-ssh-ed25519@openssh.com');
   t.equal(certifiedAlgorithm?.('ssh-ed25519'), 'ssh-ed25519');

@@ -1,5 +1,9 @@
 /** Starting sshkeep, ssh -L and autossh -M 0 against the bench sshd, each ready once a byte has echoed through it. */
-import { HOST, freePorts } from '../../test/fixtures/net.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { CLI_MAIN, REPO_ROOT, shebangNodeArgs } from '../../test/fixtures/bin.js';
+import { HOST, deadline, freePorts } from '../../test/fixtures/net.js';
 import { descendants } from '../../test/fixtures/proc.js';
 import { sshdLogin, type Sshd } from '../../test/fixtures/sshd.js';
 import { startForwarder, untilEchoes, type ToolName } from '../lib/forwarder.js';
@@ -22,6 +26,10 @@ export interface LaunchSpec {
   sshkeepArgs?: string[];
   /** sshkeep: node's flags instead of those of the CLI's shebang (scripts/bench-node-flags.ts). */
   nodeArgs?: string[];
+  /** sshkeep: another build's entry point (default dist/cli/main.js). */
+  cli?: string | undefined;
+  /** More loopback ports to forward (a database, a cache), after echo, sink and source. */
+  extraTargets?: number[];
 }
 
 export interface Running {
@@ -31,6 +39,8 @@ export interface Running {
   /** The spawned process and its descendants (autossh + its ssh). */
   pids(): number[];
   ports: { echo: number; sink: number; source: number };
+  /** The local ports of LaunchSpec.extraTargets, in order. */
+  extra: number[];
   startupMs: number;
   cipher: string;
   /** The sshd log since this process was spawned. */
@@ -41,15 +51,17 @@ export interface Running {
 export async function launch(sshd: Sshd, targets: Targets, spec: LaunchSpec): Promise<Running> {
   const tool = spec.tool;
   for (let attempt = 1; ; attempt++) {
-    const [echo, sink, source] = (await freePorts(3)) as [number, number, number];
+    const extraTargets = spec.extraTargets ?? [];
+    const [echo, sink, source, ...extra] = (await freePorts(3 + extraTargets.length)) as [number, number, number, ...number[]];
     const logFrom = sshd.logs().length;
     const t0 = process.hrtime.bigint();
     const f = startForwarder({
       tool,
       login: sshdLogin(sshd, spec.sshPort),
-      forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source]].map(([local, target]) => `${local}:${HOST}:${target}`),
+      forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source], ...extra.map((p, i) => [p, extraTargets[i]!])].map(([local, target]) => `${local}:${HOST}:${target}`),
       args: tool === 'sshkeep' ? ['-q', ...(spec.sshkeepArgs ?? [])] : [...(spec.cipher ? ['-c', spec.cipher] : []), ...(spec.sshArgs ?? [])],
       ...(spec.nodeArgs ? { nodeArgs: spec.nodeArgs } : {}),
+      ...(spec.cli ? { cli: spec.cli } : {}),
       tail: 8192,
     });
     try {
@@ -74,6 +86,7 @@ export async function launch(sshd: Sshd, targets: Targets, spec: LaunchSpec): Pr
       pid,
       pids: () => [pid, ...descendants(pid)],
       ports: { echo, sink, source },
+      extra,
       startupMs,
       cipher: c2s === s2c ? c2s : `${c2s} / ${s2c}`,
       sshdLog: () => sshd.logs().slice(logFrom),
@@ -81,3 +94,31 @@ export async function launch(sshd: Sshd, targets: Targets, spec: LaunchSpec): Pr
     };
   }
 }
+
+/** A forwarder script of scripts/lib in its own node process (the CLI's node flags). */
+export interface ScriptForwarder {
+  pid: number;
+  /** What it printed once ready: its listening ports, one a line. */
+  ports: number[];
+  stop(): Promise<void>;
+}
+
+/** Starts scripts/lib/`file`; ready once it prints its ports (within 10 s). */
+export async function startScript(file: string, args: string[]): Promise<ScriptForwarder> {
+  const child = spawn(process.execPath, [...shebangNodeArgs(CLI_MAIN), path.join(REPO_ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const stop = async () => {
+    child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  };
+  try {
+    const [line] = (await deadline(once(child.stdout!, 'data'), 10_000, `${file} to listen`)) as [Buffer];
+    return { pid: child.pid!, ports: String(line).trim().split('\n').map(Number), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** scripts/lib/bare-forwarder.mjs logged in to `sshd`, forwarding a local port to each of `targets`. */
+export const startBare = (sshd: Sshd, targets: number[]): Promise<ScriptForwarder> =>
+  startScript('bare-forwarder.mjs', [String(sshd.port), sshd.user, sshd.userKeyPath, ...targets.map(String)]);

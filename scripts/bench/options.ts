@@ -1,6 +1,7 @@
 /** bench.ts's command line. */
 import { parseArgs } from 'node:util';
 import { intOption, splitArgs } from '../lib/options.js';
+import type { SmallOptions } from './small.js';
 
 export interface Options {
   sizeMiB: number;
@@ -15,6 +16,9 @@ export interface Options {
   idleSeconds: number;
   sshkeepArgs: string[];
   multiConnections: number;
+  /** Only the small-messages table (issue 17). */
+  smallOnly: boolean;
+  small: Omit<SmallOptions, 'sshkeepArgs'>;
 }
 
 const USAGE =
@@ -22,6 +26,8 @@ const USAGE =
   '         [--rounds 3] [--size-mib 512] [--streams 4] [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60]\n' +
   '         [--multi-connections 4 (0 = off)] [--sshkeep-args="<extra sshkeep args>" (with "=": the value starts with a dash)]\n' +
   '         [--json FILE (default: none)]\n' +
+  '         small messages: [--small-only] [--small-clients 8] [--small-requests 2500 (per client)] [--small-size 64]\n' +
+  '         [--cold-conns 300] [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]\n' +
   '  quick: --size-mib 64 --pings 1000 --conns 100 --idle-seconds 10 --rounds 1\n';
 
 export function parseOptions(argv: string[]): Options {
@@ -40,6 +46,14 @@ export function parseOptions(argv: string[]): Options {
       'idle-seconds': { type: 'string', default: '60' },
       'sshkeep-args': { type: 'string', default: '' },
       'multi-connections': { type: 'string', default: '4' },
+      'small-only': { type: 'boolean', default: false },
+      'small-clients': { type: 'string', default: '8' },
+      'small-requests': { type: 'string', default: '2500' },
+      'small-size': { type: 'string', default: '64' },
+      'cold-conns': { type: 'string', default: '300' },
+      'pg-seconds': { type: 'string', default: '10' },
+      'redis-requests': { type: 'string', default: '20000' },
+      'baseline-cli': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -69,5 +83,15 @@ export function parseOptions(argv: string[]): Options {
     idleSeconds: intOption('idle-seconds', values['idle-seconds'], 1),
     sshkeepArgs: splitArgs(values['sshkeep-args'] ?? ''),
     multiConnections: intOption('multi-connections', values['multi-connections'], 0),
+    smallOnly: values['small-only'] ?? false,
+    small: {
+      clients: intOption('small-clients', values['small-clients'], 1),
+      requests: intOption('small-requests', values['small-requests'], 10),
+      size: intOption('small-size', values['small-size'], 1),
+      coldConns: intOption('cold-conns', values['cold-conns'], 1),
+      pgSeconds: intOption('pg-seconds', values['pg-seconds'], 1),
+      redisRequests: intOption('redis-requests', values['redis-requests'], 1),
+      baselineCli: values['baseline-cli'],
+    },
   };
 }

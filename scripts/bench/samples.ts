@@ -3,6 +3,7 @@ import type { Sshd } from '../../test/fixtures/sshd.js';
 import type { ToolName } from '../lib/forwarder.js';
 import type { Bulk } from './measure.js';
 import type { Options } from './options.js';
+import type { SmallSample } from './small.js';
 import type { Targets } from './targets.js';
 
 export interface FullSample {
@@ -62,6 +63,7 @@ export interface Mode {
   autossh: RssSample[];
   multi: MultiSample[];
   idle: IdleSample[];
+  small: SmallSample[];
 }
 
 export interface Ctx {

@@ -1,15 +1,21 @@
 /**
  * The smoke benchmark (scripts/bench-smoke.ts, test/bench-smoke.test.ts): sshkeep and `ssh -N -L`
- * A B A B, each a fresh process, bulk MB/s up and down; the median of the per-round ratios.
+ * A B A B, each a fresh process, bulk MB/s up and down and small request/reply messages per second
+ * (issue 17); the median of the per-round ratios.
  */
 import { deadline } from '../../test/fixtures/net.js';
 import type { Sshd } from '../../test/fixtures/sshd.js';
 import { assertBuilt, killForwarders } from '../lib/forwarder.js';
 import { median } from '../lib/stats.js';
 import { download, upload } from './clients.js';
+import { requestReply } from './small.js';
 import { LABEL, launch, type Running } from './launch.js';
 import { startBenchSshd } from './sshd.js';
 import { MIB, startTargets, type Targets } from './targets.js';
+
+/** The small-message load: 8 concurrent connections, 64-byte requests and replies (as bench.ts's default). */
+const SMALL_CLIENTS = 8;
+const SMALL_SIZE = 64;
 
 export interface SmokeOptions {
   /** MiB moved each way per session (default 64). */
@@ -20,6 +26,8 @@ export interface SmokeOptions {
   warmMiB?: number;
   /** The cipher both sides are restricted to (default: none, each tool negotiates its own). */
   cipher?: string;
+  /** Round trips of 64 bytes on each of 8 connections, per session, after as many unmeasured (default 300). */
+  smallRequests?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -45,6 +53,8 @@ export interface SmokeResult {
   seconds: number;
   upload: SmokeDirection;
   download: SmokeDirection;
+  /** Small request/reply messages per second (the "MB/s" fields hold requests/s). */
+  small: SmokeDirection;
 }
 
 /** Set while runSmoke() runs, for the script's SIGINT/SIGTERM cleanup. */
@@ -66,7 +76,8 @@ export async function runSmoke(o: SmokeOptions = {}): Promise<SmokeResult> {
   const bytes = sizeMiB * MIB;
   const warm = (o.warmMiB ?? 16) * MIB;
   const ms = 60_000 + bytes / 5_000;
-  const mbps = { sshkeep: { up: [] as number[], down: [] as number[] }, ssh: { up: [] as number[], down: [] as number[] } };
+  const smallRequests = o.smallRequests ?? 300;
+  const mbps = { sshkeep: { up: [] as number[], down: [] as number[], small: [] as number[] }, ssh: { up: [] as number[], down: [] as number[], small: [] as number[] } };
   const negotiated = { sshkeep: new Set<string>(), ssh: new Set<string>() };
 
   const { sshd } = await startBenchSshd(cipher);
@@ -82,10 +93,14 @@ export async function runSmoke(o: SmokeOptions = {}): Promise<SmokeResult> {
         await deadline(download(run.ports.source, warm), ms, `${tool} download warm-up`);
         const up = await deadline(upload(run.ports.sink, bytes, targets), ms, `${tool} upload`);
         const down = await deadline(download(run.ports.source, bytes), ms, `${tool} download`);
+        await requestReply(run.ports.echo, SMALL_CLIENTS, smallRequests, SMALL_SIZE); // warm-up
+        const t1 = process.hrtime.bigint();
+        const small = (await requestReply(run.ports.echo, SMALL_CLIENTS, smallRequests, SMALL_SIZE)) / (Number(process.hrtime.bigint() - t1) / 1e9);
         mbps[tool].up.push(up.mbps);
         mbps[tool].down.push(down.mbps);
+        mbps[tool].small.push(small);
         negotiated[tool].add(run.cipher);
-        log(`round ${round} ${LABEL[tool].padEnd(7)} up ${up.mbps.toFixed(0)} MB/s, down ${down.mbps.toFixed(0)} MB/s, ${run.cipher}`);
+        log(`round ${round} ${LABEL[tool].padEnd(7)} up ${up.mbps.toFixed(0)} MB/s, down ${down.mbps.toFixed(0)} MB/s, ${small.toFixed(0)} requests/s, ${run.cipher}`);
         await run.stop();
         run = undefined;
       }
@@ -96,7 +111,7 @@ export async function runSmoke(o: SmokeOptions = {}): Promise<SmokeResult> {
     await sshd.stop();
     current = {};
   }
-  const direction = (k: 'up' | 'down'): SmokeDirection => {
+  const direction = (k: 'up' | 'down' | 'small'): SmokeDirection => {
     const a = median(mbps.sshkeep[k]);
     const b = median(mbps.ssh[k]);
     const ratios = mbps.sshkeep[k].map((x, i) => x / mbps.ssh[k][i]!);
@@ -110,17 +125,20 @@ export async function runSmoke(o: SmokeOptions = {}): Promise<SmokeResult> {
     seconds: (Date.now() - t0) / 1000,
     upload: direction('up'),
     download: direction('down'),
+    small: direction('small'),
   };
 }
 
-/** One line per direction: "upload: sshkeep/ssh 0.71 (per round 0.69/0.71/0.80; median sshkeep 301 MB/s, ssh -L 424 MB/s …)". */
-export function describe(r: SmokeResult, dir: 'upload' | 'download'): string {
+/** One line per measure: "upload: sshkeep/ssh 0.71 (per round 0.69/0.71/0.80; median sshkeep 301 MB/s, ssh -L 424 MB/s …)". */
+export function describe(r: SmokeResult, dir: 'upload' | 'download' | 'small'): string {
   const d = r[dir];
+  const unit = dir === 'small' ? 'requests/s' : 'MB/s';
+  const what = dir === 'small' ? `${SMALL_CLIENTS} connections × ${SMALL_SIZE} B request/reply` : `${r.sizeMiB} MiB`;
   const list = (xs: number[], digits = 0) => xs.map((x) => x.toFixed(digits)).join('/');
   return (
     `${dir}: sshkeep/ssh ${d.ratio.toFixed(2)} (median of per-round ratios ${list(d.rounds.ratio, 2)}; ` +
-    `median sshkeep ${d.sshkeep.toFixed(0)} MB/s, ssh -L ${d.ssh.toFixed(0)} MB/s, ratio of medians ${d.ratioOfMedians.toFixed(2)}; ` +
-    `per round ${list(d.rounds.sshkeep)} vs ${list(d.rounds.ssh)} MB/s; ${r.rounds}× ${r.sizeMiB} MiB, ` +
+    `median sshkeep ${d.sshkeep.toFixed(0)} ${unit}, ssh -L ${d.ssh.toFixed(0)} ${unit}, ratio of medians ${d.ratioOfMedians.toFixed(2)}; ` +
+    `per round ${list(d.rounds.sshkeep)} vs ${list(d.rounds.ssh)} ${unit}; ${r.rounds}× ${what}, ` +
     `ciphers ${r.negotiated.sshkeep.join('/')} vs ${r.negotiated.ssh.join('/')})`
   );
 }

@@ -1,20 +1,19 @@
-// The least a Node `-L` forwarder on ssh2 does per new connection: one ssh2 Client, `forwardOut`
-// for each accepted socket, pipes both ways, `setNoDelay` on every socket (without it a new
-// connection waits ~40 ms for Nagle and delayed ACKs). No holding, reconnecting, logging or host
-// key check. Plain JavaScript so that no TypeScript loader sits in its heap (scripts/bench-floor.ts).
+// The least a forwarder built on ssh2 does: forwardOut and pipes, nothing else (setNoDelay on
+// every socket). One listener per TARGET_PORT, each printed on one line, in order, once ready.
 //
-//   node bare-forwarder.mjs SSH_PORT USER KEY_FILE TARGET_PORT   (prints its listening port once ready)
+//   node bare-forwarder.mjs SSH_PORT USER KEY_FILE TARGET_PORT...
 import fs from 'node:fs';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 
-const [sshPort, user, keyFile, targetPort] = process.argv.slice(2);
+const [sshPort, user, keyFile, ...targetPorts] = process.argv.slice(2);
 const client = new ssh2.Client();
 client.on('error', (err) => {
   console.error(`bare forwarder: ${err.message}`);
   process.exit(1);
 });
-client.on('ready', () => {
+
+function forward(targetPort) {
   const server = net.createServer((local) => {
     local.setNoDelay(true);
     local.on('error', () => {});
@@ -26,7 +25,13 @@ client.on('ready', () => {
       local.pipe(channel);
     });
   });
-  server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+client.on('ready', async () => {
+  const ports = [];
+  for (const target of targetPorts) ports.push(await forward(target));
+  console.log(ports.join('\n'));
 });
 const sock = net.connect(Number(sshPort), '127.0.0.1');
 sock.setNoDelay(true);

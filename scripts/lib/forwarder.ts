@@ -41,7 +41,7 @@ export interface Forwarder extends Spawned {
 const live = new Set<Forwarder>();
 
 /** The environment for a forwarder under test: keys come from -i only, no SSHKEEP_* settings, and no tap loader leaks into node children. */
-function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
   delete env.SSH_AUTH_SOCK;
   for (const k of Object.keys(env)) if (k.startsWith('SSHKEEP_') && !(k in extra)) delete env[k]; // defaults mean defaults

@@ -108,6 +108,20 @@ export const DEFAULTS = {
    * times out once and then succeeds still counts as started.
    */
   waitTimeoutMs: 30_000,
+  /**
+   * --resume: how long both ends keep a stream whose SSH connection died, waiting for a new
+   * one. Long enough for a walk to a meeting with the lid closed, short enough not to pin
+   * database sessions (and their locks) for long.
+   */
+  resumeGraceMs: 5 * 60_000,
+  /**
+   * --resume: bytes sent and not yet acknowledged, kept per stream to send again after a
+   * reconnect; the client is paused when it is full. 4 MiB covers a few round trips of a
+   * fast link (the bandwidth-delay product of 100 MB/s at 40 ms), so it rarely throttles.
+   */
+  resumeBufferBytes: 4 * 1024 * 1024,
+  /** --resume: the replay buffers of every stream of the process together: 64 full streams. */
+  resumeBufferTotalBytes: 256 * 1024 * 1024,
   /** `sshkeep wait` asks /startupz this often: a loopback GET costs nothing, and the wait ends within a quarter second of the start. */
   waitPollMs: 250,
 } as const;

@@ -2,7 +2,7 @@ import os from 'node:os';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { parsePositiveDuration } from './duration.js';
-import { parseCount } from './size.js';
+import { parseCount, parseSize } from './size.js';
 import { bindAs, parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { SETTINGS, flagName } from './setting-table.js';
 import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
@@ -43,6 +43,10 @@ export interface TunnelInput {
   holdBuffer?: Raw;
   /** --connections: SSH connections to spread streams over. */
   connections?: Raw;
+  /** --resume, --resume-grace, --resume-buffer. */
+  resume?: Raw;
+  resumeGrace?: Raw;
+  resumeBuffer?: Raw;
   /** `SHA256:…` host key pins, comma-separated. */
   hostKeyFingerprint?: Raw;
 }
@@ -53,7 +57,10 @@ function parsedOr<T, F>(raw: Sourced | undefined, parse: (text: string, what: st
 }
 
 /** An sshkeep setting of the input, as given or named by its flag. */
-function given(input: TunnelInput, name: 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections' | 'socksAuth' | 'hostKeyFingerprint'): Sourced | undefined {
+function given(
+  input: TunnelInput,
+  name: 'keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections' | 'socksAuth' | 'hostKeyFingerprint' | 'resume' | 'resumeGrace' | 'resumeBuffer',
+): Sourced | undefined {
   const raw = input[name];
   return raw === undefined ? undefined : sourced(raw, flagName(name));
 }
@@ -327,6 +334,9 @@ export function resolveTunnel(
     holdBufferBytes: holdBuffer === undefined ? DEFAULTS.holdBufferBytes : SETTINGS.holdBuffer.parse(holdBuffer),
     hostKeyFingerprints: parsedOr(given(input, 'hostKeyFingerprint'), parseFingerprints, []),
     connections: connections === undefined ? DEFAULTS.connections : SETTINGS.connections.parse(connections),
+    resume: parsedOr(given(input, 'resume'), parseYesNo, false),
+    resumeGraceMs: parsedOr(given(input, 'resumeGrace'), parsePositiveDuration, DEFAULTS.resumeGraceMs),
+    resumeBufferBytes: parsedOr(given(input, 'resumeBuffer'), parseSize, DEFAULTS.resumeBufferBytes),
     forwards: [
       ...forwards(input.localForwards, flagName('local'), 'localforward', parseLocalForward),
       ...forwards(input.dynamicForwards, flagName('dynamic'), 'dynamicforward', parseDynamicForward),

@@ -70,6 +70,7 @@ function choice<T extends string>(choices: readonly T[]) {
 }
 
 const duration = from(parseDuration);
+const size = from(parseSize);
 const count = (min: number, max?: number) => from((text, what) => parseCount(text, what, min, max));
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const satisfies readonly LogLevel[];
@@ -198,13 +199,34 @@ export const SETTINGS = {
   holdBuffer: def({
     flags: '--hold-buffer <size>', file: 'both', shape: 'value', group: RES,
     help: 'bytes read from each held client before pausing it', default: formatSize(DEFAULTS.holdBufferBytes),
-    parse: from(parseSize),
+    parse: size,
   }),
   connections: def({
     flags: '--connections <n>', file: 'both', shape: 'value', group: RES,
     help: `SSH connections to keep to the server, at most ${MAX_CONNECTIONS}; new streams go to the least loaded ready one`, default: String(DEFAULTS.connections),
     more: 'each connection has its own heartbeat and reconnect',
     parse: count(1, MAX_CONNECTIONS),
+  }),
+  resume: def({
+    flags: '--resume', file: 'both', shape: 'switch', group: RES,
+    help: 'open -L and -D streams survive the death of the SSH connection: an agent started on the server (perl, over exec) holds each target socket until sshkeep reconnects',
+    more: 'off by default, as it starts a process on the server (README, "Resumable streams"); -R stays plain; where the agent cannot run, one warning and plain forwarding',
+    parse: from(parseYesNo),
+  }),
+  resumeGrace: def({
+    flags: '--resume-grace <duration>', file: 'both', shape: 'value', group: RES,
+    help: 'with --resume: how long a stream waits for a new SSH connection before its client and target are reset', default: formatDuration(DEFAULTS.resumeGraceMs),
+    parse: from(parsePositiveDuration),
+  }),
+  resumeBuffer: def({
+    flags: '--resume-buffer <size>', file: 'both', shape: 'value', group: RES,
+    help: 'with --resume: unacknowledged bytes kept per stream to send again after a reconnect; a full buffer pauses the client', default: formatSize(DEFAULTS.resumeBufferBytes),
+    parse: size,
+  }),
+  resumeBufferTotal: def({
+    flags: '--resume-buffer-total <size>', file: 'top', shape: 'value', group: RES,
+    help: 'with --resume: the replay buffers of all streams together; when full, every resumable client is paused', default: formatSize(DEFAULTS.resumeBufferTotalBytes),
+    parse: size,
   }),
   maxHeld: def({
     flags: '--max-held <n>', file: 'top', shape: 'value', group: RES, help: 'held clients beyond this are reset', default: String(DEFAULTS.maxHeld),

@@ -29,7 +29,7 @@ export interface Settings {
 export type Layer = Partial<Record<SettingName, Sourced[]>>;
 
 /** Tunnel settings that apply to every tunnel (`both` in the table): from flags, the file's top level or the tunnel's own entry. */
-const EVERY_TUNNEL = SETTING_NAMES.filter((n) => settingOf(n).file === 'both') as ('keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections')[];
+const EVERY_TUNNEL = SETTING_NAMES.filter((n) => settingOf(n).file === 'both') as ('keepaliveInterval' | 'keepaliveTimeout' | 'holdTimeout' | 'holdBuffer' | 'connections' | 'resume' | 'resumeGrace' | 'resumeBuffer')[];
 
 /** A part of the config file as a layer: each value named by the file and its key (`tunnels.yaml: tunnels[1].holdTimeout`). */
 function fileLayer(file: string, values: Record<string, string | string[] | undefined>, where: 'top' | 'tunnel', path?: string): Layer {
@@ -181,6 +181,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
       minDrainMs: setting('minDrain', SETTINGS.minDrain.parse, DEFAULTS.minDrainMs),
       maxDrainMs: setting('maxDrain', SETTINGS.maxDrain.parse, DEFAULTS.maxDrainMs),
       skipFailedTunnels: setting('skipFailedTunnels', SETTINGS.skipFailedTunnels.parse, false),
+      resumeBufferTotalBytes: setting('resumeBufferTotal', SETTINGS.resumeBufferTotal.parse, DEFAULTS.resumeBufferTotalBytes),
     },
     logLevel: setting('logLevel', SETTINGS.logLevel.parse, DEFAULTS.logLevel),
     logFormat: setting('logFormat', SETTINGS.logFormat.parse, undefined),

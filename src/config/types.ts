@@ -104,6 +104,12 @@ export interface TunnelConfig extends HostConfig {
   hostKeyFingerprints: string[];
   /** SSH connections to keep (--connections); new streams go to the least loaded ready one. */
   connections: number;
+  /** --resume: -L and -D streams survive the SSH connection's death, held by an agent on the server. */
+  resume: boolean;
+  /** How long a resumable stream waits for a new SSH connection. */
+  resumeGraceMs: number;
+  /** Unacknowledged bytes kept per resumable stream. */
+  resumeBufferBytes: number;
   /** -L and -D. */
   forwards: ListenForwardSpec[];
   /** -R. */
@@ -132,6 +138,8 @@ export interface ProcessConfig {
   maxDrainMs: number;
   /** --skip-failed-tunnels: a tunnel whose first connect is refused keeps retrying while the others run. */
   skipFailedTunnels: boolean;
+  /** --resume-buffer-total: the replay buffers of every resumable stream together. */
+  resumeBufferTotalBytes: number;
 }
 
 export type { LogFormat, LogLevel } from '../log.js';

@@ -106,11 +106,20 @@ export interface HoldOptions {
 }
 
 /** How holding a client ended: its channel is open, it could not be, or the client left. */
-export type HoldOutcome =
-  | { ok: true; session: SshSession; channel: ClientChannel; held: HeldBytes }
+export type HoldOutcome<C = ClientChannel> =
+  | { ok: true; session: SshSession; channel: C; held: HeldBytes }
   | { ok: false; result: 'hold_timeout'; message: string; heldBytes: number }
   | { ok: false; result: 'target_refused'; reason: string; error: string; heldBytes: number }
   | { ok: false; result: 'left' };
+
+/**
+ * How a held client's channel is opened on a ready session (by default a channel to its
+ * target); `discard` closes one the client left before it could be used.
+ */
+export interface Opener<C> {
+  open(session: SshSession, abandon: AbortSignal | undefined): Promise<C>;
+  discard(channel: C): void;
+}
 
 /**
  * Holding clients until an SSH connection is ready, for -L and -D: each held client's
@@ -142,19 +151,23 @@ export class Hold {
   /**
    * Holds `socket` until a ready connection has opened a channel to `target`, within the hold
    * timeout. An open cut short by a lost or replaced connection delivered nothing to the
-   * target, so it is re-issued on the next one. `early`: bytes already read from the client.
+   * target, so it is re-issued on the next one. `early`: bytes already read from the client;
+   * `opener`: how the channel is opened, when not as a plain channel to `target` (--resume).
    */
-  async open(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer): Promise<HoldOutcome> {
+  open(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer): Promise<HoldOutcome>;
+  open<C>(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early: Buffer | undefined, opener: Opener<C>): Promise<HoldOutcome<C>>;
+  async open<C>(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer, opener?: Opener<C>): Promise<HoldOutcome<C | ClientChannel>> {
     const held = new HeldClient(socket, this.options.holdBufferBytes, early);
     this.#clients.add(held);
+    const plain: Opener<ClientChannel> = { open: (session, abandon) => this.#openOn(session, target, src, abandon), discard: closeUnused };
     try {
-      return await this.#open(held, target, src, log);
+      return await this.#open<C | ClientChannel>(held, target, log, opener ?? plain);
     } finally {
       this.#clients.delete(held);
     }
   }
 
-  async #open(held: HeldClient, target: Endpoint, src: { address: string; port: number }, log: Logger): Promise<HoldOutcome> {
+  async #open<C>(held: HeldClient, target: Endpoint, log: Logger, opener: Opener<C>): Promise<HoldOutcome<C>> {
     const { holdTimeoutMs } = this.options;
     const where = formatEndpoint(target);
     const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
@@ -170,9 +183,9 @@ export class Hold {
         return { ok: false, result: 'hold_timeout', message: `no SSH connection ready within ${holdTimeoutMs} ms; --hold-timeout raises the limit`, heldBytes: held.bytes };
       }
       try {
-        const channel = await this.#openOn(session, target, src);
+        const channel = await opener.open(session, this.options.source.supersededSignal(session));
         if (held.gone) {
-          closeUnused(channel);
+          opener.discard(channel);
           log.debug('client left as its channel opened', { event: 'conn_end', side: 'client', reason: held.gone });
           return { ok: false, result: 'left' };
         }
@@ -230,9 +243,8 @@ export class Hold {
    * spare takes the session's place while the server has not answered. A session merely
    * suspect keeps its open: it may answer yet, and its server may already be connecting.
    */
-  #openOn(session: SshSession, target: Endpoint, src: { address: string; port: number }): Promise<ClientChannel> {
-    const { source, channelOpenTimeoutMs } = this.options;
-    return session.openChannel(target, src, channelOpenTimeoutMs, source.supersededSignal(session));
+  #openOn(session: SshSession, target: Endpoint, src: { address: string; port: number }, abandon: AbortSignal | undefined): Promise<ClientChannel> {
+    return session.openChannel(target, src, this.options.channelOpenTimeoutMs, abandon);
   }
 
   /** Resets every held client (shutdown or the end of a drain). Returns how many were cut. */

@@ -13,6 +13,7 @@ import type { ConnectionResult } from './result.js';
 import { REPLY, negotiateSocks, replyForOpenFailure, socksReply, type ReplyCode, type SocksVersion } from './socks.js';
 import { clearStaleSocket, listenPrivately } from './unix-socket.js';
 import { resetSocket } from './reset-socket.js';
+import type { AgentClient } from '../resume/agent-client.js';
 
 export interface LocalForwardDeps {
   /** The tunnel's SSH connection, or its pool with --connections. */
@@ -25,6 +26,8 @@ export interface LocalForwardDeps {
   limits: Limits;
   /** -D: SOCKS5 username/password every client must give. */
   socksAuth?: { user: string; pass: string };
+  /** --resume: streams opened through the server-side agent, resumed after a reconnect. */
+  resume?: AgentClient;
   /** -D: a client that has not finished its SOCKS request by then is dropped. */
   socksTimeoutMs: number;
   /** Buffer limit, both ways, of each client socket. */
@@ -67,6 +70,8 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   readonly #handshaking = new Set<net.Socket>();
   readonly #hold: Hold;
   #name: string;
+  /** Set by stopAccepting: a bind still waiting for its address gives up rather than bind after the stop. */
+  #stopped = false;
 
   constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
@@ -159,6 +164,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
           });
         }
         await sleep(Math.min(this.deps.listenRetryIntervalMs, left));
+        if (this.#stopped) throw new ListenError(`${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}: stopped while waiting for ${formatEndpoint(listen)} to be free.`);
       }
     }
   }
@@ -200,10 +206,21 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       target = this.spec.target;
     }
     log.debug('client accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: source.state });
-    const opened = await this.#hold.open(client, target, src, log, early);
+    const { resume } = this.deps;
+    // --resume carries TCP targets through the agent (it dials host:port); a Unix socket target stays plain.
+    const opened = resume && target.kind === 'tcp'
+      ? await this.#hold.open(client, target, src, log, early, {
+        open: (session, abandon) => resume.open(session, target.host, target.port, src, abandon),
+        discard: (o) => resume.discard(o),
+      })
+      : await this.#hold.open(client, target, src, log, early);
     if (opened.ok) {
       if (socks) client.write(socksReply(socks, REPLY.succeeded));
-      return this.#pumps.start(client, opened.channel, opened.session, opened.held, log);
+      const { channel, session, held } = opened;
+      // Without --resume an ssh2 channel; with it, what the agent client opened: a plain channel or a resumable stream.
+      const opening = 'kind' in channel ? channel : ({ kind: 'plain', channel } as const);
+      if (opening.kind === 'plain') return this.#pumps.start(client, opening.channel, session, held, log);
+      return this.#pumps.add((done) => resume!.carry(client, opening, held, log, done), log);
     }
     if (opened.result === 'left') return;
     const fields = { target: formatEndpoint(target), heldBytes: opened.heldBytes };
@@ -240,6 +257,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   /** Stops accepting; open connections carry on. */
   stopAccepting(): void {
+    this.#stopped = true;
     if (this.#server.listening) this.#server.close();
   }
 

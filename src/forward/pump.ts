@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type { Channel } from 'ssh2';
-import type { SshSession } from '../ssh/adapter.js';
+import { link, type SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
 import { resetSocket } from './reset-socket.js';
 
@@ -53,11 +53,8 @@ export class Pump {
       channel.end(); // SSH EOF: the target sees a half-close
     };
     if (held.ended) clientEnded();
-    else {
-      client.on('end', clientEnded);
-      client.pipe(channel, { end: false });
-    }
-    channel.pipe(client, { end: false });
+    else client.on('end', clientEnded);
+    this.#unlink = link(client, channel, session, !held.ended).unlink;
 
     channel.on('end', () => {
       this.#firstEnd ??= 'target';
@@ -78,6 +75,7 @@ export class Pump {
   }
 
   readonly #detach: () => void;
+  readonly #unlink: () => void;
 
   /** Bytes from the client (held ones included) and to it: the socket counts them, not the hot path. */
   get bytesUp(): number {
@@ -99,9 +97,8 @@ export class Pump {
     if (this.#done) return;
     this.#done = true;
     this.#detach();
-    this.client.unpipe(this.channel);
-    this.channel.unpipe(this.client);
-    // Unpiped, the channel is paused and would never emit 'end', so never 'close', and its
+    this.#unlink();
+    // Unlinked, the channel may be paused (a pipe paused it) and would never emit 'end', so never 'close', and its
     // connection would count it open for ever: drain it.
     this.channel.resume();
     const closeChannel = () => {

@@ -3,12 +3,19 @@ import type { Channel } from 'ssh2';
 import type { Logger } from '../log.js';
 import type { SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
-import { Pump } from './pump.js';
+import { Pump, type EndSide, type PumpResult } from './pump.js';
 import { logEnd, resultOf, type ConnectionResult } from './result.js';
+
+/** What Pumps needs of a connection it counts. */
+export interface Pumped {
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  abort(side: EndSide, reason: string): void;
+}
 
 /** The connections one forward is pumping, and the bytes of those that ended; each end is logged and reported once. */
 export class Pumps {
-  readonly #live = new Set<Pump>();
+  readonly #live = new Set<Pumped>();
   readonly #done = { up: 0, down: 0 };
 
   constructor(private readonly onResult: (result: ConnectionResult) => void) {}
@@ -19,15 +26,23 @@ export class Pumps {
 
   /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. */
   start(socket: net.Socket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger): void {
+    this.add((done) => new Pump(socket, channel, session, held, done), log);
+  }
+
+  /** Counts a connection moved by something other than a Pump (a resumable stream) the same way. */
+  add(make: (onDone: (r: PumpResult) => void) => Pumped, log: Logger): void {
     const started = Date.now();
-    const pump = new Pump(socket, channel, session, held, (r) => {
-      this.#live.delete(pump);
+    let ended = false; // it may end while being made (a resumable stream refused at once)
+    let pumped: Pumped | undefined = undefined;
+    pumped = make((r) => {
+      ended = true;
+      if (pumped) this.#live.delete(pumped);
       this.#done.up += r.bytesUp;
       this.#done.down += r.bytesDown;
       this.onResult(resultOf(r));
       logEnd(log, r, started);
     });
-    this.#live.add(pump);
+    if (!ended) this.#live.add(pumped);
   }
 
   /** Bytes moved both ways, by ended and live connections. */

@@ -2,6 +2,8 @@ import client from 'prom-client';
 import type { Sshkeep, TunnelReport } from '../sshkeep.js';
 import { RESULTS_OF } from '../forward/result.js';
 import type { ConnectionState } from '../ssh/connection.js';
+import type { ResumeReport } from '../resume/agent-client.js';
+import { RESUME_FAILURE_REASONS } from '../resume/agent-start.js';
 
 const STATES: ConnectionState[] = ['idle', 'connecting', 'ready', 'suspect', 'reconnecting', 'closed'];
 
@@ -75,6 +77,19 @@ export class Metrics {
         [{ forward: f.name, direction: 'up' }, f.bytesUp],
         [{ forward: f.name, direction: 'down' }, f.bytesDown],
       ]),
+    );
+    /** --resume's series, for tunnels that have it. */
+    const resume = (r: TunnelReport, sample: (resume: ResumeReport) => [Record<string, string>, number][]) => (r.resume ? sample(r.resume) : []);
+    fromReports('gauge', 'sshkeep_resume_available', '--resume: 1 when the agent runs on the server, else 0 (plain forwarding)', ['tunnel'], (r) =>
+      resume(r, (x) => [[{}, x.available ? 1 : 0]]),
+    );
+    fromReports('gauge', 'sshkeep_streams_resumable', '--resume: streams open through the agent', ['tunnel'], (r) => resume(r, (x) => [[{}, x.resumable]]));
+    fromReports('counter', 'sshkeep_streams_resumed_total', '--resume: streams carried over to a new SSH connection', ['tunnel'], (r) => resume(r, (x) => [[{}, x.resumed]]));
+    fromReports('counter', 'sshkeep_resume_failures_total', '--resume: the agent unavailable, or a stream not resumed, by reason', ['tunnel', 'reason'], (r) =>
+      resume(r, (x) => RESUME_FAILURE_REASONS.map((reason) => [{ reason }, x.failures[reason] ?? 0])),
+    );
+    fromReports('gauge', 'sshkeep_resume_replay_bytes', '--resume: bytes sent and not yet acknowledged, held to send again', ['tunnel'], (r) =>
+      resume(r, (x) => [[{}, x.replayBytes]]),
     );
     fromReports('gauge', 'sshkeep_remote_forward_bound', '1 when the server listens for a remote forward (-R), else 0', ['tunnel', 'forward'], (r) =>
       r.remoteForwards.map((f) => [{ forward: f.name }, f.state === 'bound' ? 1 : 0]),

@@ -86,12 +86,13 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   #lastInboundAt = performance.now();
   #channels = 0;
   #endWhenIdle = false;
+  #corked = false;
   /** Remote forwards bound on this connection, by the address the server reports back. */
   readonly #incoming = new Map<string, (conn: IncomingConnection) => void>();
 
   constructor(
     private readonly client: ssh2.Client,
-    sock: Duplex,
+    private readonly sock: Duplex,
     readonly description: string,
     /** The jump hosts' connections this one runs over, first hop first. */
     via: SshSession[] = [],
@@ -122,6 +123,23 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     client.on('tcp connection', (info, accept, reject) => route(`${info.destIP}:${info.destPort}`, `${info.srcIP}:${info.srcPort}`, accept, reject));
     client.on('unix connection', (info, accept, reject) => route(info.socketPath, info.socketPath, accept, reject));
   }
+
+  /**
+   * Holds this connection's writes until the event loop's check phase, so that the SSH packets
+   * of every channel written in this turn of the loop leave in one system call, as OpenSSH's
+   * poll loop sends them. Called as a client's bytes arrive, before they are written.
+   */
+  coalesceWrites(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.sock.cork();
+    setImmediate(this.#uncork);
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.sock.uncork();
+  };
 
   lastInboundAt(): number {
     return this.#lastInboundAt;
@@ -185,6 +203,39 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         // connection is finished; say so now rather than when the close event comes.
         onOpen(err as Error, undefined as unknown as ClientChannel);
         this.destroy();
+      }
+    });
+  }
+
+  /**
+   * Runs `command` over an exec channel (no terminal), writes `input` to its stdin and closes
+   * stdin; resolves with the channel, whose stdout the caller reads. Rejects when the server
+   * refuses the channel or the exec, or does not answer within `timeoutMs`.
+   */
+  exec(command: string, input: Buffer | string, timeoutMs: number): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      if (this.#closed) return reject(new Error(`SSH connection lost: ${this.#closeReason}`));
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new Error(`exec did not start within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onExec = (err: Error | undefined, channel: ClientChannel) => {
+        clearTimeout(timer);
+        if (settled) {
+          if (!err) closeUnused(channel);
+          return;
+        }
+        settled = true;
+        if (err) return reject(new Error(err.message.replace(/^\(SSH\) /, '')));
+        this.#track(channel);
+        channel.end(input);
+        resolve(channel);
+      };
+      try {
+        this.client.exec(command, onExec);
+      } catch (err) {
+        onExec(err as Error, undefined as unknown as ClientChannel);
       }
     });
   }
@@ -518,4 +569,106 @@ export function certificateSignatureProblem(cert: Certificate): string | undefin
   } catch (err) {
     return `its CA signature cannot be read (${(err as Error).message})`;
   }
+}
+
+/**
+ * What the lean data path reads of an ssh2 Channel (1.17): its send window and packet size,
+ * the protocol that frames CHANNEL_DATA, its Writable and Readable states, and push()/_read(),
+ * through which ssh2 hands it the server's data and is told to open the window again.
+ */
+interface ChannelInternals {
+  outgoing: { id: number; window: number; packetSize: number; state: string };
+  _client: { _protocol: { channelData(id: number, data: Buffer): void } };
+  _writableState: { length: number; ending: boolean; corked: number };
+  readableLength: number;
+  push(chunk: Buffer | null): boolean;
+  _read(n: number): void;
+}
+
+/** The channel's internals when they are what the lean path expects, else undefined. */
+function internals(channel: Channel): ChannelInternals | undefined {
+  const c = channel as unknown as Partial<ChannelInternals>;
+  const ok =
+    typeof c.outgoing?.window === 'number' &&
+    typeof c.outgoing.packetSize === 'number' &&
+    typeof c._client?._protocol?.channelData === 'function' &&
+    typeof c._writableState?.length === 'number' &&
+    typeof c._read === 'function' &&
+    typeof c.push === 'function' &&
+    !Object.hasOwn(c, 'push'); // not already linked
+  return ok ? (c as ChannelInternals) : undefined;
+}
+
+/**
+ * Sends `chunk` as one CHANNEL_DATA packet straight through ssh2's protocol when nothing is
+ * queued on the channel's stream and the server's window and packet size allow it, doing the
+ * window accounting Channel._write would; false when the stream must take it.
+ */
+function sendDirect(c: ChannelInternals, chunk: Buffer): boolean {
+  const out = c.outgoing;
+  const ws = c._writableState;
+  if (out.state !== 'open' || ws.length !== 0 || ws.ending || ws.corked || chunk.length > out.window || chunk.length > out.packetSize) return false;
+  out.window -= chunk.length;
+  c._client._protocol.channelData(out.id, chunk);
+  return true;
+}
+
+/** How link() joined a socket and a channel; unlink() stops moving bytes (EOF and close stay the caller's). */
+export interface Link {
+  /** True on the lean path, false over the channel's stream API (pipes). */
+  lean: boolean;
+  unlink(): void;
+}
+
+/**
+ * Moves bytes between a local socket and a channel until unlink() — the client's
+ * bytes up (unless `up` is false: the client already ended), the channel's down — with
+ * backpressure both ways; EOF and close are the caller's. A small message crosses no stream
+ * layer of the channel: up, it is framed straight into ssh2's protocol; down, ssh2's push()
+ * writes it to the socket, and a full socket holds the window back until it drains, as a
+ * paused channel would. Anything unusual (a full window, a queued write, a stream ending)
+ * takes the channel's stream API, and so does all of it when ssh2's internals are not as
+ * expected (pipes). The SSH packets of one turn of the event loop leave together
+ * (SshSession.coalesceWrites).
+ */
+export function link(socket: Duplex, channel: Channel, session: SshSession, up = true): Link {
+  const c = internals(channel);
+  if (!c || channel.readableLength > 0) return linkByPipes(socket, channel, session, up);
+  const onData = (chunk: Buffer) => {
+    session.coalesceWrites();
+    if (sendDirect(c, chunk) || channel.write(chunk)) return;
+    socket.pause();
+    channel.once('drain', () => socket.resume());
+  };
+  const push = c.push;
+  c.push = (chunk: Buffer | null) => (chunk === null ? push.call(channel, null) : socket.destroyed || socket.write(chunk));
+  const onDrain = () => c._read(0); // ssh2 sends the window adjust it held back
+  socket.on('drain', onDrain);
+  channel.resume(); // flowing, empty: 'end' comes as soon as ssh2 pushes the EOF
+  if (up) {
+    socket.on('data', onData);
+    socket.resume();
+  }
+  const unlink = () => {
+    delete (c as Partial<ChannelInternals>).push; // back to the prototype's: later data is dropped by the flowing stream
+    socket.off('drain', onDrain);
+    socket.off('data', onData);
+  };
+  return { lean: true, unlink };
+}
+
+/** link() over the channel's stream API. */
+function linkByPipes(socket: Duplex, channel: Channel, session: SshSession, up: boolean): Link {
+  const coalesce = () => session.coalesceWrites();
+  if (up) {
+    socket.on('data', coalesce); // before the pipe writes them to the channel
+    socket.pipe(channel, { end: false });
+  }
+  channel.pipe(socket, { end: false });
+  const unlink = () => {
+    socket.off('data', coalesce);
+    socket.unpipe(channel);
+    channel.unpipe(socket);
+  };
+  return { lean: false, unlink };
 }

@@ -1,0 +1,183 @@
+/**
+ * Instructions per small request/reply (issue 17), counted by valgrind (callgrind), which the
+ * machine's load does not change: sshkeep, a bare ssh2 forwarder and `ssh -N -L`, each under
+ * callgrind with instrumentation off, a warm-up, then instrumentation on for --requests round trips of
+ * --size bytes on each of --clients connections through the echo target, then off, and dumped. The figure is
+ * instructions in user space (valgrind sees no kernel) per round trip; the ratios are the point.
+ * Instructions are not cycles: ChaCha20 (OpenSSH's default) costs far more instructions than
+ * AES-GCM on a CPU with AES instructions for the same time, so compare tools at one --cipher
+ * (aes128-gcm@openssh.com); and under valgrind a forwarder runs slower than its clients, so each
+ * turn of its event loop finds more work than it would natively (more packets per write).
+ * A second row, with --compare-env NAME=VALUE, runs sshkeep again with that variable set (an
+ * A/B of a change behind a switch).
+ *
+ *   apt-get install -y valgrind
+ *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
+ *     [--clients 8] [--requests 300] [--size 64] [--warm 300] [--tools sshkeep,bare,ssh] [--cipher NAME]
+ *     [--compare-env NAME=VALUE] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
+ *
+ * Slow: everything runs 50-100× slower under valgrind; the defaults take about two minutes.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CLI_MAIN, REPO_ROOT, shebangNodeArgs } from '../test/fixtures/bin.js';
+import { loginArgs, sshArgs } from '../test/fixtures/login.js';
+import { HOST, deadline, echoProbe, freePorts } from '../test/fixtures/net.js';
+import { sshdLogin, type Sshd } from '../test/fixtures/sshd.js';
+import { startBenchSshd } from './bench/sshd.js';
+import { requestReply } from './bench/small.js';
+import { startTargets, type Targets } from './bench/targets.js';
+import { childEnv } from './lib/forwarder.js';
+import { commandLine, sshVersion } from './lib/machine.js';
+import { runMain } from './lib/main.js';
+import { intOption } from './lib/options.js';
+import { sleep } from './lib/sleep.js';
+
+const TOOLS = ['sshkeep', 'bare', 'ssh'] as const;
+type Tool = (typeof TOOLS)[number];
+
+const live = new Set<ChildProcess>();
+let sshdRef: Sshd | undefined;
+let targetsRef: Targets | undefined;
+
+async function cleanup(): Promise<void> {
+  for (const c of live) c.kill('SIGKILL');
+  await Promise.allSettled([sshdRef?.stop(), targetsRef?.close()]);
+}
+
+/** The tool's command line, forwarding local `port` to the echo target. */
+function command(tool: Tool, sshd: Sshd, port: number, echo: number): string[] {
+  const forward = `${port}:${HOST}:${echo}`;
+  const node = [process.execPath, ...shebangNodeArgs(CLI_MAIN)];
+  switch (tool) {
+    case 'sshkeep':
+      return [...node, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
+    case 'ssh':
+      return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
+    case 'bare':
+      // bare-forwarder.mjs picks its own port and prints it; `port` is unused.
+      return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'bare-forwarder.mjs'), String(sshd.port), sshd.user, sshd.userKeyPath, String(echo)];
+  }
+}
+
+/** Instructions callgrind counted for `pid` while collection was on (its dump's totals). */
+function control(pid: number, ...args: string[]): string {
+  const r = spawnSync('callgrind_control', [...args, String(pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`callgrind_control ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+interface Run {
+  clients: number;
+  requests: number;
+  size: number;
+  warm: number;
+  cipher: string | undefined;
+  keep: string | undefined;
+}
+
+async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: Sshd, targets: Targets, o: Run): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
+  const out = path.join(dir, 'callgrind.out');
+  const [want] = (await freePorts(1)) as [number];
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo);
+  const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: childEnv(env),
+  });
+  live.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  try {
+    const until = Date.now() + 300_000;
+    let port = tool === 'bare' ? 0 : want;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${tool} under valgrind exited with ${child.exitCode}: ${stderr.slice(-2000)}`);
+      if (Date.now() > until) throw new Error(`${tool} under valgrind not ready within 300 s`);
+      if (tool === 'bare' && !port) port = Number(stdout.trim().split('\n')[0]) || 0;
+      if (port && (await echoProbe(port).then(() => true, () => false))) break;
+      await sleep(200);
+    }
+    await requestReply(port, o.clients, o.warm, o.size);
+    control(child.pid!, '--instr=on');
+    await deadline(requestReply(port, o.clients, o.requests, o.size), 600_000, `${tool} load under valgrind`);
+    control(child.pid!, '--instr=off');
+    control(child.pid!, '--dump');
+    await sleep(500);
+    const dumps = fs.readdirSync(dir).filter((f) => f.startsWith('callgrind.out'));
+    let ir = 0;
+    for (const f of dumps) ir += Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
+    if (o.keep) for (const f of dumps) fs.copyFileSync(path.join(dir, f), path.join(o.keep, `${label.replace(/[^\w.-]+/g, '_')}.${f}`));
+    return ir / (o.clients * o.requests);
+  } finally {
+    child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    live.delete(child);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      clients: { type: 'string', default: '8' },
+      requests: { type: 'string', default: '300' },
+      size: { type: 'string', default: '64' },
+      warm: { type: 'string', default: '300' },
+      tools: { type: 'string', default: TOOLS.join(',') },
+      'compare-env': { type: 'string' },
+      cipher: { type: 'string' },
+      keep: { type: 'string' },
+    },
+    strict: true,
+  });
+  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind not found (apt-get install -y valgrind)');
+  const o = {
+    clients: intOption('clients', values.clients, 1),
+    requests: intOption('requests', values.requests, 1),
+    size: intOption('size', values.size, 1),
+    warm: intOption('warm', values.warm, 1),
+    cipher: values.cipher,
+    keep: values.keep,
+  };
+  if (o.keep) fs.mkdirSync(o.keep, { recursive: true });
+  const tools = values.tools.split(',').map((t) => {
+    if (!(TOOLS as readonly string[]).includes(t)) throw new Error(`--tools: ${t} is not one of ${TOOLS.join(', ')}`);
+    return t as Tool;
+  });
+  const compare = values['compare-env'];
+  const [envName, envValue] = compare ? [compare.slice(0, compare.indexOf('=')), compare.slice(compare.indexOf('=') + 1)] : [];
+  if (compare && !envName) throw new Error('--compare-env wants NAME=VALUE');
+  const { sshd } = await startBenchSshd(o.cipher);
+  sshdRef = sshd;
+  targetsRef = await startTargets();
+  const rows: Array<[string, number]> = [];
+  for (const tool of tools) {
+    rows.push([tool, await measure(tool, tool, {}, sshd, targetsRef, o)]);
+    process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per round trip\n`);
+    if (tool === 'sshkeep' && envName) {
+      rows.push([`sshkeep, ${compare}`, await measure(tool, `sshkeep, ${compare}`, { [envName]: envValue }, sshd, targetsRef, o)]);
+      process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per round trip\n`);
+    }
+  }
+  const ssh = rows.find(([t]) => t === 'ssh')?.[1];
+  process.stdout.write(
+    [
+      `Instructions in user space per ${o.size}-byte round trip, ${o.clients} connections × ${o.requests} (after ${o.warm} each unmeasured), valgrind --tool=callgrind; ` +
+        `cipher: ${o.cipher ?? "each tool's default"}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\``,
+      '',
+      '| forwarder | instructions per round trip | ratio to ssh -L |',
+      '|---|---:|---:|',
+      ...rows.map(([t, ir]) => `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`),
+      '',
+    ].join('\n'),
+  );
+}
+
+runMain('bench-instructions', main, cleanup);

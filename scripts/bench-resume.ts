@@ -1,0 +1,251 @@
+/**
+ * --resume against plain forwarding (issue 14), side by side in one run through the same sshd:
+ *
+ *   npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts \
+ *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3]
+ *
+ * Per round, a fresh sshkeep of each kind (plain, then --resume), each through its own fault relay:
+ *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver),
+ *     and the CPU seconds per GiB they cost sshkeep and (with --resume) the agent;
+ *   - 1-byte ping-pong round trips on one connection (median and p99, µs);
+ *   - RSS with --idle-streams connections open (each echoed a byte), per stream over the tunnel's own
+ *     (measured first, before bulk transfers have grown the heap);
+ *   - --resume only: RSS with --full-streams streams whose replay buffer is full (the link cut, each client
+ *     writing until paused), per stream;
+ *   - --resume only: --resumes times, the time from the new SSH connection being ready (sshkeep's `ready`
+ *     log line) to the first byte of a stream echoed after the session was killed.
+ * Goals (issue 14): throughput ≥ 0.9× plain, ping-pong ≤ 1.2×, SSH back → first resumed byte ≤ 1 s.
+ * Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { HOST, connect, deadline, freePorts, getJson } from '../test/fixtures/net.js';
+import { Relay } from '../test/fixtures/relay.js';
+import { startSshd, sshdLogin, type Sshd } from '../test/fixtures/sshd.js';
+import { agentPids, agentSessions, killAgents } from '../test/fixtures/resume.js';
+import { cpuSeconds, descendants } from '../test/fixtures/proc.js';
+import { download, holdConnections, pingPong, sendToSink, upload } from './bench/clients.js';
+import { treeRssKiB } from './bench/measure.js';
+import { startTargets, MIB, type Targets } from './bench/targets.js';
+import { assertBuilt, killForwarders, startForwarder, untilEchoes, type Forwarder } from './lib/forwarder.js';
+import { commandLine, machine } from './lib/machine.js';
+import { runMain } from './lib/main.js';
+import { intOption } from './lib/options.js';
+import { median, quantile } from './lib/stats.js';
+
+interface Options {
+  sizeMib: number;
+  pings: number;
+  idleStreams: number;
+  fullStreams: number;
+  resumes: number;
+  rounds: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i]!, argv[i + 1]];
+    const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
+    if (!(key in o)) throw new Error(`unknown option ${flag}`);
+    o[key] = intOption(flag, value, 1);
+  }
+  return o;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+const cleanup = async () => {
+  killForwarders();
+  for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => {});
+};
+
+interface Launched {
+  f: Forwarder;
+  relay: Relay;
+  ports: { echo: number; sink: number; source: number; health: number };
+  pids(): number[];
+}
+
+/** --resume's default per-stream replay buffer. */
+const RESUME_BUFFER = 4 * MIB;
+
+/** The replay bytes sshkeep holds now, as /readyz says. */
+async function replayBytes(l: Launched): Promise<number> {
+  const { body } = await getJson(l.ports.health, '/readyz');
+  return (body.tunnels as { resume?: { replayBytes: number } }[])[0]?.resume?.replayBytes ?? 0;
+}
+
+/** Polls /readyz every 100 ms until sshkeep holds at least `bytes` in replay buffers. */
+async function untilReplaying(l: Launched, bytes: number, ms: number): Promise<number> {
+  const giveUp = performance.now() + ms;
+  for (;;) {
+    const held = await replayBytes(l);
+    if (held >= bytes) return held;
+    if (performance.now() > giveUp) throw new Error(`only ${held} bytes in replay buffers after ${ms} ms, wanted ${bytes}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function launch(sshd: Sshd, targets: Targets, resume: boolean): Promise<Launched> {
+  const relay = await new Relay(sshd.port).listen();
+  fs.appendFileSync(sshd.knownHostsPath, `[127.0.0.1]:${relay.port} ${sshd.hostPublicKey}\n`);
+  const [echo, sink, source, health] = (await freePorts(4)) as [number, number, number, number];
+  const f = startForwarder({
+    tool: 'sshkeep',
+    login: sshdLogin(sshd, relay.port),
+    forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source]].map(([l, t]) => `${l}:${HOST}:${t}`),
+    args: ['--log-format', 'json', '--keepalive-interval', '1s', '--health', `127.0.0.1:${health}`, ...(resume ? ['--resume'] : [])],
+    tail: 8192,
+  });
+  await untilEchoes(f, echo);
+  const pid = f.child.pid!;
+  return { f, relay, ports: { echo, sink, source, health }, pids: () => [pid, ...descendants(pid)] };
+}
+
+/**
+ * With --resume the first stream to each target on each SSH connection follows the policy check (a
+ * direct-tcpip open that the sink sees as an empty connection): made here, outside the measurements.
+ */
+async function warm(l: Launched): Promise<void> {
+  await sendToSink(l.ports.sink, 1);
+  await download(l.ports.source, 1);
+}
+
+async function stop(l: Launched): Promise<void> {
+  await l.f.stop();
+  await l.relay.close();
+}
+
+/** RSS per stream with `n` streams open (each echoed a byte), over the tunnel's RSS before; KiB. */
+async function rssPerIdleStream(l: Launched, n: number): Promise<number> {
+  const before = treeRssKiB(l.pids());
+  const held = await holdConnections(l.ports.echo, n);
+  await new Promise((r) => setTimeout(r, 2000)); // let allocation settle, as the main bench does
+  const after = treeRssKiB(l.pids());
+  await held.close();
+  return (after - before) / n;
+}
+
+/**
+ * RSS per stream whose replay buffer is full: the link is cut (relay refuses: the server ends the
+ * session), then each of `n` clients writes until sshkeep pauses it; the bytes held are what
+ * /readyz reports (the kernel's socket buffers take more from the client). KiB, and MiB held per stream.
+ */
+async function rssPerFullStream(l: Launched, n: number): Promise<{ kib: number; heldMib: number }> {
+  const socks = await Promise.all(Array.from({ length: n }, () => connect(l.ports.sink)));
+  for (const s of socks) s.on('error', () => {}).write('x');
+  await holdConnections(l.ports.echo, 1).then((h) => h.close()); // every stream is open by now
+  const before = treeRssKiB(l.pids());
+  l.relay.set('refuse');
+  const block = Buffer.alloc(64 * 1024, 1);
+  for (const s of socks) {
+    const write = () => {
+      while (s.write(block));
+    };
+    s.on('drain', write);
+    write();
+  }
+  const held = await untilReplaying(l, n * RESUME_BUFFER, 30_000);
+  const after = treeRssKiB(l.pids());
+  l.relay.set('pass');
+  for (const s of socks) s.destroy();
+  return { kib: (after - before) / n, heldMib: held / n / MIB };
+}
+
+/** Time from the new SSH connection's `ready` line to the first byte echoed on a stream cut by the session's death; ms each. */
+async function resumeLatency(l: Launched, sshd: Sshd, times: number): Promise<number[]> {
+  const out: number[] = [];
+  const sock = await connect(l.ports.echo);
+  sock.on('error', () => {});
+  for (let i = 0; i < times; i++) {
+    let readyAt: number | undefined;
+    const ready = l.f.waitForLog((line) => line.event === 'state' && line.to === 'ready', 20_000, 'ready again').then(() => (readyAt = performance.now()));
+    const back = new Promise<number>((resolve) => sock.once('data', () => resolve(performance.now())));
+    for (const pid of sshd.pids().slice(1)) {
+      try {
+        process.kill(pid, 'SIGKILL'); // the sshd session ends; the listener stays
+      } catch {}
+    }
+    sock.write('x'); // into the replay buffer while the connection is down
+    const echoedAt = await deadline(back, 20_000, 'the resumed byte');
+    await ready;
+    out.push(echoedAt - readyAt!);
+  }
+  sock.destroy();
+  return out;
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  assertBuilt();
+  const load = os.loadavg();
+  const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-xdg-'));
+  fs.chmodSync(runtimeDir, 0o700);
+  cleanups.push(() => fs.rmSync(runtimeDir, { recursive: true, force: true }));
+  const sshd = await startSshd(undefined, { extraConfig: [`SetEnv XDG_RUNTIME_DIR=${runtimeDir}`] });
+  cleanups.push(() => sshd.stop());
+  cleanups.push(() => killAgents(runtimeDir));
+  const targets = await startTargets();
+  cleanups.push(() => targets.close());
+  const bytes = o.sizeMib * MIB;
+  const rows: Record<'plain' | 'resume', { up: number[]; down: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[] }> = {
+    plain: { up: [], down: [], ping: [], idle: [], cpu: [], agentCpu: [] },
+    resume: { up: [], down: [], ping: [], idle: [], cpu: [], agentCpu: [] },
+  };
+  const full: { kib: number; heldMib: number }[] = [];
+  const latency: number[] = [];
+  for (let round = 1; round <= o.rounds; round++) {
+    for (const kind of ['plain', 'resume'] as const) {
+      process.stderr.write(`round ${round}: ${kind}\n`);
+      const l = await launch(sshd, targets, kind === 'resume');
+      try {
+        // Memory first, while the process has not yet grown its heap for bulk transfers.
+        const r = rows[kind];
+        r.idle.push(await rssPerIdleStream(l, o.idleStreams));
+        if (kind === 'resume') {
+          full.push(await rssPerFullStream(l, o.fullStreams));
+          latency.push(...(await resumeLatency(l, sshd, o.resumes)));
+        }
+        await warm(l);
+        const agents = agentSessions(runtimeDir).flatMap(agentPids);
+        const cpu0 = [cpuSeconds(l.f.child.pid!), agents.reduce((n, pid) => n + cpuSeconds(pid), 0)];
+        r.up.push((await upload(l.ports.sink, bytes, targets)).mbps);
+        r.down.push((await download(l.ports.source, bytes)).mbps);
+        const gib = (2 * bytes) / (1024 * MIB);
+        r.cpu.push((cpuSeconds(l.f.child.pid!) - cpu0[0]!) / gib);
+        r.agentCpu.push((agents.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0[1]!) / gib);
+        r.ping.push(...(await pingPong(l.ports.echo, o.pings)));
+      } finally {
+        await stop(l);
+      }
+    }
+  }
+  const med = (xs: number[]) => median(xs);
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const p = rows.plain;
+  const r = rows.resume;
+  const lines = [
+    `## --resume against plain forwarding (${o.rounds} rounds, medians)`,
+    '',
+    machine(load),
+    '',
+    `\`${commandLine()}\``,
+    '',
+    '| figure | plain | --resume | ratio | goal |',
+    '|---|---|---|---|---|',
+    `| upload, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.up).toFixed(0)} | ${med(r.up).toFixed(0)} | ${ratio(med(r.up), med(p.up))} | ≥ 0.9 |`,
+    `| download, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.down).toFixed(0)} | ${med(r.down).toFixed(0)} | ${ratio(med(r.down), med(p.down))} | ≥ 0.9 |`,
+    `| CPU s per GiB moved (up + down): sshkeep | ${med(p.cpu).toFixed(2)} | ${med(r.cpu).toFixed(2)} | ${ratio(med(r.cpu), med(p.cpu))} | |`,
+    `| CPU s per GiB moved (up + down): the agent on the server | | ${med(r.agentCpu).toFixed(2)} | | |`,
+    `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
+    `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
+    `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
+    `| RSS per stream with a full replay buffer, ${o.fullStreams} streams (KiB; client bytes taken per stream: ${med(full.map((f) => f.heldMib)).toFixed(1)} MiB) | | ${med(full.map((f) => f.kib)).toFixed(0)} | | |`,
+    `| SSH connection back → first resumed byte, ${latency.length} resumes (ms, median / max) | | ${med(latency).toFixed(0)} / ${Math.max(...latency).toFixed(0)} | | ≤ 1000 |`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
+
+runMain('bench-resume', main, cleanup);

@@ -1,0 +1,264 @@
+/**
+ * The small-messages table (issue 17): what each request and reply costs the forwarder, for
+ * sshkeep, a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs) and `ssh -N -L`, each a fresh
+ * process per round, measured interleaved (tool by tool, stage by stage):
+ *   - new connections (connect + first echo): the first --cold-conns after start (cold: JIT,
+ *     allocator), then as many again (warm);
+ *   - request/reply: --small-clients concurrent connections each doing --small-requests
+ *     sequential round trips of --small-size bytes through the echo target;
+ *   - pgbench -S -c 8 (--pg-seconds) and redis-benchmark -c 50 -t set,get (--redis-requests
+ *     each), when installed (scripts/bench/services.ts).
+ * CPU is the forwarder process's utime and stime (/proc/PID/stat) over each load, per request.
+ */
+import { deadline } from '../../test/fixtures/net.js';
+import { cpuTimes } from '../../test/fixtures/proc.js';
+import type { Sshd } from '../../test/fixtures/sshd.js';
+import { median, quantile } from '../lib/stats.js';
+import { newConnections, pingPong } from './clients.js';
+import { launch, startBare } from './launch.js';
+import { pgbenchSelect, redisBenchmark, type Service } from './services.js';
+import type { Targets } from './targets.js';
+
+export type SmallTool = 'sshkeep' | 'sshkeep (baseline)' | 'bare ssh2' | 'ssh -L';
+
+/** The tools of a round, in the order they run; the baseline only when --baseline-cli names one. */
+const toolsOf = (o: SmallOptions): SmallTool[] => ['sshkeep', ...(o.baselineCli ? ['sshkeep (baseline)' as const] : []), 'bare ssh2', 'ssh -L'];
+
+export interface SmallOptions {
+  /** Concurrent request/reply connections. */
+  clients: number;
+  /** Round trips per connection. */
+  requests: number;
+  /** Bytes per request (and reply). */
+  size: number;
+  /** New connections measured cold (the first after start), then warm. */
+  coldConns: number;
+  pgSeconds: number;
+  redisRequests: number;
+  sshkeepArgs: string[];
+  /** Another sshkeep build's dist/cli/main.js (e.g. the main branch), measured beside this one. */
+  baselineCli?: string | undefined;
+}
+
+/** One load through one forwarder: its CPU per request, in µs, and the rate. */
+export interface Load {
+  requests: number;
+  seconds: number;
+  userUs: number;
+  sysUs: number;
+  perSecond: number;
+}
+
+export type LoadName = 'echo' | 'pgbench' | 'redis';
+
+export interface SmallSample {
+  round: number;
+  tool: SmallTool;
+  coldUs: number[];
+  warmUs: number[];
+  loads: Partial<Record<LoadName, Load>>;
+}
+
+/** The servers the loads talk to; a service that is not installed is absent. */
+export interface SmallTargets {
+  targets: Targets;
+  postgres?: Service | undefined;
+  redis?: Service | undefined;
+}
+
+interface Forwarder {
+  pid: number;
+  echo: number;
+  postgres?: number;
+  redis?: number;
+  stop(): Promise<void>;
+}
+
+async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
+  const services = [t.postgres, t.redis].filter((s): s is Service => s !== undefined);
+  const portOf = (ports: number[], s: Service | undefined) => (s ? ports[services.indexOf(s)] : undefined);
+  const with_ = (pid: number, echo: number, ports: number[], stop: () => Promise<void>): Forwarder => {
+    const f: Forwarder = { pid, echo, stop };
+    const pg = portOf(ports, t.postgres);
+    const redis = portOf(ports, t.redis);
+    if (pg) f.postgres = pg;
+    if (redis) f.redis = redis;
+    return f;
+  };
+  if (tool === 'bare ssh2') {
+    const b = await startBare(sshd, [t.targets.echo, ...services.map((s) => s.port)]);
+    return with_(b.pid, b.ports[0]!, b.ports.slice(1), b.stop);
+  }
+  const extraTargets = services.map((s) => s.port);
+  const run = await launch(
+    sshd,
+    t.targets,
+    tool === 'ssh -L'
+      ? { tool: 'ssh', cipher, extraTargets }
+      : { tool: 'sshkeep', sshkeepArgs: o.sshkeepArgs, extraTargets, ...(tool === 'sshkeep (baseline)' ? { cli: o.baselineCli } : {}) },
+  );
+  return with_(run.pid, run.ports.echo, run.extra, run.stop);
+}
+
+/** Runs `fn` (which returns how many requests it made) and charges the process's CPU to them. */
+async function measured(pid: number, fn: () => Promise<number>): Promise<Load> {
+  const c0 = cpuTimes(pid);
+  const t0 = process.hrtime.bigint();
+  const requests = await fn();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c1 = cpuTimes(pid);
+  return { requests, seconds, userUs: ((c1.user - c0.user) * 1e6) / requests, sysUs: ((c1.system - c0.system) * 1e6) / requests, perSecond: requests / seconds };
+}
+
+/** `clients` connections each doing `requests` sequential round trips of `size` bytes; the total. */
+export async function requestReply(port: number, clients: number, requests: number, size: number): Promise<number> {
+  const ms = 60_000 + clients * requests * 2; // generous: 2 ms a round trip would still finish
+  await deadline(Promise.all(Array.from({ length: clients }, () => pingPong(port, requests, size))), ms, 'request/reply load');
+  return clients * requests;
+}
+
+/** One round: each tool a fresh process; every stage runs tool after tool before the next stage. */
+export async function smallRound(round: number, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions, log: (l: string) => void): Promise<SmallSample[]> {
+  const running: Array<[SmallSample, Forwarder]> = [];
+  try {
+    for (const tool of toolsOf(o)) {
+      const f = await start(tool, sshd, cipher, t, o);
+      const s: SmallSample = { round, tool, coldUs: [], warmUs: [], loads: {} };
+      running.push([s, f]);
+      s.coldUs = await newConnections(f.echo, o.coldConns);
+    }
+    for (const [s, f] of running) s.warmUs = await newConnections(f.echo, o.coldConns);
+    for (const [s, f] of running) {
+      await requestReply(f.echo, o.clients, Math.ceil(o.requests / 10), o.size); // warm-up
+      s.loads.echo = await measured(f.pid, () => requestReply(f.echo, o.clients, o.requests, o.size));
+    }
+    for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measured(f.pid, () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
+    for (const [s, f] of running) if (f.redis) s.loads.redis = await measured(f.pid, () => redisBenchmark(f.redis!, o.redisRequests, 50));
+    for (const [s] of running) log(`  round ${round} ${describeSample(s)}`);
+    return running.map(([s]) => s);
+  } finally {
+    await Promise.allSettled(running.map(([, f]) => f.stop()));
+  }
+}
+
+function describeSample(s: SmallSample): string {
+  const load = (name: string, l: Load | undefined) =>
+    l ? `, ${name} ${l.userUs.toFixed(1)}+${l.sysUs.toFixed(1)} µs/req ${l.perSecond.toFixed(0)}/s` : '';
+  return (
+    `${s.tool.padEnd(9)} connect cold ${median(s.coldUs).toFixed(0)} warm ${median(s.warmUs).toFixed(0)} µs` +
+    load('echo', s.loads.echo) + load('pgbench', s.loads.pgbench) + load('redis', s.loads.redis)
+  );
+}
+
+interface SmallRow {
+  metric: string;
+  lowerIsBetter: boolean;
+  digits: number;
+  of: (s: SmallSample) => number | undefined;
+  /** The goal on the median per-round ratio sshkeep/ssh. */
+  goal?: { op: '<=' | '>='; limit: number };
+  /** The goal also asks sshkeep to beat the bare ssh2 forwarder on this metric. */
+  beatBare?: boolean;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+function rows(o: SmallOptions): SmallRow[] {
+  const loadRows = (name: LoadName, label: string, rateGoal?: number): SmallRow[] => [
+    { metric: `${label}: user CPU µs per request`, lowerIsBetter: true, digits: 1, of: (s) => s.loads[name]?.userUs, ...(name === 'echo' ? { goal: { op: '<=', limit: 1.5 }, beatBare: true } : {}) },
+    { metric: `${label}: system CPU µs per request`, lowerIsBetter: true, digits: 1, of: (s) => s.loads[name]?.sysUs },
+    { metric: `${label}: user + system CPU µs per request`, lowerIsBetter: true, digits: 1, of: (s) => (s.loads[name] ? s.loads[name].userUs + s.loads[name].sysUs : undefined) },
+    { metric: `${label}: requests per second`, lowerIsBetter: false, digits: 0, of: (s) => s.loads[name]?.perSecond, ...(rateGoal ? { goal: { op: '>=', limit: rateGoal } } : {}) },
+  ];
+  return [
+    ...loadRows('echo', `request/reply, ${o.clients} connections × ${o.size} B`),
+    ...loadRows('pgbench', 'pgbench -S -c 8', 0.95),
+    ...loadRows('redis', 'redis-benchmark -c 50 -t set,get', 0.95),
+    { metric: `new connection, first ${o.coldConns} after start (cold): mean µs`, lowerIsBetter: true, digits: 0, of: (s) => mean(s.coldUs), goal: { op: '<=', limit: 1.5 } },
+    { metric: `new connection, cold: p99 µs`, lowerIsBetter: true, digits: 0, of: (s) => quantile(s.coldUs, 0.99) },
+    { metric: `new connection, the next ${o.coldConns} (warm): median µs`, lowerIsBetter: true, digits: 0, of: (s) => median(s.warmUs), goal: { op: '<=', limit: 1.2 } },
+    { metric: `new connection, warm: p99 µs`, lowerIsBetter: true, digits: 0, of: (s) => quantile(s.warmUs, 0.99) },
+  ];
+}
+
+/** The median over rounds of each round's a/b (the two ran back to back). */
+function roundRatio(samples: SmallSample[], a: SmallTool, b: SmallTool, of: SmallRow['of']): number {
+  const rounds = [...new Set(samples.map((s) => s.round))];
+  const ratios = rounds.flatMap((r) => {
+    const x = of(samples.find((s) => s.round === r && s.tool === a)!);
+    const y = of(samples.find((s) => s.round === r && s.tool === b)!);
+    return x !== undefined && y !== undefined ? [x / y] : [];
+  });
+  return ratios.length ? median(ratios) : NaN;
+}
+
+export interface SmallSummaryRow {
+  metric: string;
+  digits: number;
+  values: Partial<Record<SmallTool, number>>;
+  sshkeepVsSsh: number;
+  bareVsSsh: number;
+  sshkeepVsBare: number;
+  /** sshkeep / the baseline build, when there is one. */
+  sshkeepVsBaseline: number;
+  goal?: string;
+  met?: 'PASS' | 'MISS';
+}
+
+export function summarizeSmall(samples: SmallSample[], o: SmallOptions): SmallSummaryRow[] {
+  const out: SmallSummaryRow[] = [];
+  for (const r of rows(o)) {
+    const values = Object.fromEntries(
+      toolsOf(o).map((tool) => {
+        const xs = samples.filter((s) => s.tool === tool).flatMap((s) => (r.of(s) === undefined ? [] : [r.of(s)!]));
+        return [tool, xs.length ? median(xs) : NaN];
+      }),
+    ) as Partial<Record<SmallTool, number>>;
+    if (!Number.isFinite(values.sshkeep)) continue; // a load that did not run (not installed)
+    const row: SmallSummaryRow = {
+      metric: r.metric,
+      digits: r.digits,
+      values,
+      sshkeepVsSsh: roundRatio(samples, 'sshkeep', 'ssh -L', r.of),
+      bareVsSsh: roundRatio(samples, 'bare ssh2', 'ssh -L', r.of),
+      sshkeepVsBare: roundRatio(samples, 'sshkeep', 'bare ssh2', r.of),
+      sshkeepVsBaseline: o.baselineCli ? roundRatio(samples, 'sshkeep', 'sshkeep (baseline)', r.of) : NaN,
+    };
+    if (r.goal) {
+      row.goal = `sshkeep/ssh ${r.goal.op === '<=' ? '≤' : '≥'} ${r.goal.limit}` + (r.beatBare ? ', sshkeep/bare < 1' : '');
+      const ok = (r.goal.op === '<=' ? row.sshkeepVsSsh <= r.goal.limit : row.sshkeepVsSsh >= r.goal.limit) && (!r.beatBare || row.sshkeepVsBare < 1);
+      row.met = ok ? 'PASS' : 'MISS';
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+export function smallSection(samples: SmallSample[], o: SmallOptions, notes: string[]): string {
+  const tools = toolsOf(o);
+  const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '—');
+  const table = summarizeSmall(samples, o).map(
+    (r) =>
+      `| ${r.metric} | ${tools.map((t) => fmt(r.values[t] ?? NaN, r.digits)).join(' | ')} | ` +
+      `${fmt(r.sshkeepVsSsh, 2)} | ${fmt(r.bareVsSsh, 2)} | ${fmt(r.sshkeepVsBare, 2)} | ${o.baselineCli ? `${fmt(r.sshkeepVsBaseline, 2)} | ` : ''}${r.goal ?? ''} | ${r.met ?? ''} |`,
+  );
+  const rounds = new Set(samples.map((s) => s.round)).size;
+  return [
+    '',
+    `### Small messages (issue 17), ${rounds} round(s)`,
+    '',
+    ...notes.map((n) => `- ${n}`),
+    ...(o.baselineCli ? [`- baseline: \`${o.baselineCli}\` (another build, with its own node_modules), run beside this one`] : []),
+    '',
+    `| metric | ${tools.join(' | ')} | sshkeep/ssh | bare/ssh | sshkeep/bare | ${o.baselineCli ? 'sshkeep/baseline | ' : ''}goal | met |`,
+    `|---|${'---:|'.repeat(tools.length + 3 + (o.baselineCli ? 1 : 0))}---|---|`,
+    ...table,
+    '',
+    'Values: median over rounds. Ratios: the median of per-round ratios (the tools of a round run back to back, one stage at a time). ' +
+      'CPU: utime and stime of the forwarder process (/proc/PID/stat, clock ticks) over the whole load, divided by the requests it carried; ' +
+      `request/reply: ${o.clients} connections, each ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes through the echo target after a tenth as many unmeasured; ` +
+      `pgbench -S -n -c 8 -j 2 for ${o.pgSeconds} s (scale 1); redis-benchmark -c 50 -t set,get -n ${o.redisRequests.toLocaleString('en-US')} (no pipelining). ` +
+      `New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after one readiness probe), warm = the next ${o.coldConns}.`,
+    '',
+  ].join('\n');
+}

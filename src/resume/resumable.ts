@@ -1,0 +1,360 @@
+import type net from 'node:net';
+import type { ClientChannel } from 'ssh2';
+import type { SshSession } from '../ssh/adapter.js';
+import type { HeldBytes } from '../forward/hold.js';
+import type { EndSide, PumpResult } from '../forward/pump.js';
+import { resetSocket } from '../forward/reset-socket.js';
+import type { Logger } from '../log.js';
+import { ERROR_CODE, MAX_DATA, encodeFrame, type Frame, type FrameParser } from './frames.js';
+import { ACK_DELAY_MS, OffsetError, type StreamState } from './stream.js';
+
+/** A channel to the agent that carries one stream, with the parser of what the agent sent on it. */
+export interface Link {
+  channel: ClientChannel;
+  session: SshSession;
+  parser: FrameParser;
+}
+
+export interface ResumableOptions {
+  /** How long the stream waits for a new channel once its channel is gone (--resume-grace). */
+  graceMs: number;
+  log: Logger;
+  onDone: (result: PumpResult) => void;
+  /** The channel is gone and the stream waits: find it a new one. */
+  onDetached: (stream: ResumableStream) => void;
+}
+
+/** Why the client reading is paused: the replay buffer is full, or the channel pushes back. */
+type PauseReason = 'replay' | 'channel';
+
+/**
+ * One forwarded client whose target the agent holds: the client socket ⇄ frames on a channel
+ * to the agent. When the channel dies with its SSH connection the client socket is kept, its
+ * bytes go on filling the replay buffer (then it is paused), and a later `attach()` resends
+ * from what the agent says it received. Ends once, as a Pump does, with which side ended it.
+ */
+export class ResumableStream {
+  #link: Link | undefined;
+  #unlink: () => void = () => {};
+  #done = false;
+  #firstEnd: EndSide | undefined;
+  /** We shut down the client's writing side (the target's EOF arrived). */
+  #clientWriteEnded = false;
+  readonly #paused = new Set<PauseReason>();
+  #graceTimer: NodeJS.Timeout | undefined;
+  #ackTimer: NodeJS.Timeout | undefined;
+  /** Bytes delivered to the client, and read from it (held ones included). */
+  #bytesDown = 0;
+  #bytesUp = 0;
+  /** The client went away while no channel was attached: the agent is told at the next attach. */
+  #pendingReset: string | undefined;
+
+  constructor(
+    private readonly client: net.Socket,
+    /** 128 random bits; never logged (tag() shows 4 hex digits). */
+    readonly id: Buffer,
+    readonly state: StreamState,
+    held: HeldBytes,
+    private readonly options: ResumableOptions,
+  ) {
+    for (const chunk of held.chunks) this.#fromClient(chunk);
+    if (held.ended) this.#clientEnded();
+    else {
+      client.on('data', (chunk: Buffer) => this.#fromClient(chunk));
+      client.on('end', () => this.#clientEnded());
+    }
+    client.on('error', (err: NodeJS.ErrnoException) => this.#clientGone(`client error: ${err.code ?? err.message}`));
+    client.on('close', () => {
+      // Both ways ended cleanly: what is left is the agent's ack of our EOF, which needs no client.
+      if (this.state.eofSent && this.#clientWriteEnded) return;
+      this.#clientGone('client closed');
+    });
+    client.on('drain', () => this.#link?.channel.resume());
+    if (!this.#paused.size) client.resume();
+  }
+
+  /** The first 4 hex digits of the id: enough to follow a stream in a debug log, useless to attach it. */
+  get tag(): string {
+    return this.id.subarray(0, 2).toString('hex');
+  }
+
+  get bytesUp(): number {
+    return this.#bytesUp;
+  }
+
+  get bytesDown(): number {
+    return this.#bytesDown;
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Waiting for a channel: the agent must be told about this stream (resumed, or reset). */
+  get detached(): boolean {
+    return this.#link === undefined && (!this.#done || this.#pendingReset !== undefined);
+  }
+
+  get session(): SshSession | undefined {
+    return this.#link?.session;
+  }
+
+  /**
+   * Carries the stream on `link`, a channel whose ACCEPT said the agent received `peerReceived`:
+   * an older channel is dropped, what the agent lacks is sent again, then `frames` (what came
+   * after the ACCEPT) are handled. An offset the replay buffer cannot serve resets the stream.
+   */
+  attach(link: Link, peerReceived: number, frames: Frame[]): void {
+    this.#unlink();
+    this.#link = link;
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    const onData = (chunk: Buffer) => {
+      const { frames: more, error } = link.parser.push(chunk);
+      for (const f of more) if (this.#link === link) this.#onFrame(f);
+      if (error !== undefined && this.#link === link) this.#protocolError(error);
+    };
+    const onGone = () => this.#detach(link);
+    link.channel.on('data', onData);
+    link.channel.on('close', onGone);
+    link.channel.on('end', onGone);
+    link.channel.on('error', onGone);
+    const onDrain = () => this.#resumeClient('channel');
+    link.channel.on('drain', onDrain);
+    this.#unlink = () => {
+      link.channel.off('data', onData);
+      link.channel.off('close', onGone);
+      link.channel.off('end', onGone);
+      link.channel.off('drain', onDrain);
+      link.channel.on('error', () => {});
+      link.channel.resume();
+      if (!link.session.closed) link.channel.close();
+      this.#unlink = () => {};
+    };
+    if (this.#pendingReset !== undefined) return this.#tellReset(this.#pendingReset);
+    let resend;
+    try {
+      resend = this.state.resumeFrom(peerReceived);
+    } catch (err) {
+      return this.#broken((err as Error).message);
+    }
+    for (const c of resend.chunks) this.#sendData(c.offset, c.bytes);
+    if (resend.eof) this.#write({ type: 'eof', offset: this.state.sent });
+    this.#resumeClient('channel');
+    for (const f of frames) if (this.#link === link) this.#onFrame(f);
+    link.channel.resume();
+  }
+
+  /** The stream cannot be resumed (the agent does not know it, or is gone): the client is reset. */
+  lost(why: string): void {
+    if (this.#done && this.#pendingReset === undefined) return;
+    this.#pendingReset = undefined;
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    resetSocket(this.client);
+    this.#finish('tunnel', `stream not resumed: ${why}`, true);
+  }
+
+  /** Ends the stream abruptly (shutdown): the client is reset, the agent told to reset the target. */
+  abort(side: EndSide, reason: string): void {
+    if (this.#done) return;
+    resetSocket(this.client);
+    this.#tellReset(reason);
+    // Shutting down: a detached stream is not waited for (GOODBYE makes the agent reset what it holds).
+    this.#pendingReset = undefined;
+    this.#finish(side, reason, true);
+  }
+
+  #fromClient(chunk: Buffer): void {
+    this.#bytesUp += chunk.length;
+    for (let at = 0; at < chunk.length; at += MAX_DATA) {
+      const bytes = chunk.subarray(at, at + MAX_DATA);
+      const { offset } = this.state.send(bytes);
+      if (this.#link) this.#sendData(offset, bytes);
+    }
+    if (this.state.full) {
+      this.#pauseClient('replay');
+      this.state.whenBudgetRoom(() => this.#onBudgetRoom());
+    }
+  }
+
+  /** Another stream's ack made room under the process cap: read again, unless full again. */
+  #onBudgetRoom(): void {
+    if (this.#done) return;
+    if (this.state.full) this.state.whenBudgetRoom(() => this.#onBudgetRoom());
+    else this.#resumeClient('replay');
+  }
+
+  #sendData(offset: number, bytes: Buffer): void {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#write({ type: 'data', offset, ack: this.state.ack(), data: bytes });
+  }
+
+  #clientEnded(): void {
+    this.#firstEnd ??= 'client';
+    const offset = this.state.sendEof();
+    if (this.#link) this.#write({ type: 'eof', offset });
+  }
+
+  /** Writes a frame on the channel; a channel that pushes back pauses the client until it drains. */
+  #write(frame: Frame): void {
+    const link = this.#link;
+    if (!link) return;
+    if (!link.channel.write(encodeFrame(frame))) this.#pauseClient('channel');
+  }
+
+  #pauseClient(why: PauseReason): void {
+    this.#paused.add(why);
+    this.client.pause();
+  }
+
+  #resumeClient(why: PauseReason): void {
+    this.#paused.delete(why);
+    if (why === 'replay' || !this.state.full) this.#paused.delete('replay');
+    if (this.#paused.size === 0 && !this.#done) this.client.resume();
+  }
+
+  #onFrame(f: Frame): void {
+    try {
+      switch (f.type) {
+        case 'data': {
+          this.state.onAck(f.ack);
+          const fresh = this.state.onData(f.offset, f.data);
+          if (fresh) this.#deliver(fresh);
+          this.#afterReceive();
+          break;
+        }
+        case 'ack':
+          this.state.onAck(f.ack);
+          break;
+        case 'eof':
+          if (this.state.onEof(f.offset)) {
+            this.#firstEnd ??= 'target';
+            this.#clientWriteEnded = true;
+            this.client.end();
+          }
+          this.#afterReceive();
+          break;
+        case 'reset':
+          return this.#targetReset(f.reason);
+        case 'error':
+          return this.#broken(f.code === ERROR_CODE.unknownStream ? 'the agent no longer knows this stream' : `agent error ${f.code}: ${f.message}`);
+        default:
+          return this.#protocolError(`unexpected ${f.type.toUpperCase()} on a stream`);
+      }
+    } catch (err) {
+      if (err instanceof OffsetError) return this.#broken(err.message);
+      throw err;
+    }
+    if (!this.state.full) this.#resumeClient('replay');
+    if (this.state.finished) this.#complete();
+  }
+
+  #deliver(bytes: Buffer): void {
+    this.#bytesDown += bytes.length;
+    if (!this.client.write(bytes)) this.#link?.channel.pause();
+  }
+
+  /** Acknowledges at once every 256 KiB, else 100 ms after receiving when nothing was sent since. */
+  #afterReceive(): void {
+    if (this.state.ackDue) return this.#sendAck();
+    if (this.state.owesAck && !this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), ACK_DELAY_MS);
+  }
+
+  #sendAck(): void {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    if (this.#link && this.state.owesAck) this.#write({ type: 'ack', ack: this.state.ack() });
+  }
+
+  /** Both directions ended and acknowledged: a clean end. */
+  #complete(): void {
+    this.#sendAck();
+    const side = this.#firstEnd ?? 'client';
+    this.#finish(side, `${side} closed`, false);
+    this.#unlinkAfterFlush();
+  }
+
+  #targetReset(reason: string): void {
+    resetSocket(this.client);
+    this.#finish('target', `target reset${reason ? `: ${reason}` : ''}`, true);
+    this.#unlinkAfterFlush();
+  }
+
+  /** The stream cannot go on (unknown to the agent, offsets that do not meet): the client is reset. */
+  #broken(why: string): void {
+    resetSocket(this.client);
+    this.#tellReset(why);
+    this.#finish('tunnel', `stream not resumable: ${why}`, true);
+  }
+
+  #protocolError(message: string): void {
+    this.#write({ type: 'error', code: ERROR_CODE.protocol, message });
+    this.#broken(`protocol error: ${message}`);
+  }
+
+  /** The client left while the stream lives: the agent resets the target (now, or at the next attach). */
+  #clientGone(reason: string): void {
+    if (this.#done) return;
+    this.#tellReset(reason);
+    this.#finish('client', reason, !reason.startsWith('client closed'));
+  }
+
+  #tellReset(reason: string): void {
+    if (!this.#link) {
+      this.#pendingReset = reason;
+      return;
+    }
+    this.#pendingReset = undefined;
+    this.#write({ type: 'reset', offset: this.state.sent, reason });
+    this.#unlinkAfterFlush();
+  }
+
+  /** Closes the channel once what was written on it has gone (ssh2 sends queued data before the close). */
+  #unlinkAfterFlush(): void {
+    const unlink = this.#unlink;
+    this.#link = undefined;
+    this.#unlink = () => {};
+    unlink();
+  }
+
+  /** The channel is gone (its SSH connection died, or the agent closed it): wait for another within the grace. */
+  #detach(link: Link): void {
+    if (this.#link !== link) return;
+    this.#unlink();
+    this.#link = undefined;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    if (this.#done && this.#pendingReset === undefined) return;
+    this.#graceTimer ??= setTimeout(() => this.#graceOver(), this.options.graceMs);
+    this.options.log.debug('stream waits for a new channel', { event: 'resume_wait', stream: this.tag, graceMs: this.options.graceMs });
+    this.options.onDetached(this);
+  }
+
+  #graceOver(): void {
+    this.#graceTimer = undefined;
+    this.#pendingReset = undefined;
+    if (this.#done) return this.options.onDetached(this);
+    if (this.client.destroyed && this.state.eofSent && this.#clientWriteEnded) {
+      // Both ways ended cleanly for the client; only the agent's ack of our EOF was missing.
+      this.#finish(this.#firstEnd ?? 'client', `${this.#firstEnd ?? 'client'} closed`, false);
+      return this.options.onDetached(this);
+    }
+    resetSocket(this.client);
+    this.#finish('tunnel', `not resumed within --resume-grace (${this.options.graceMs} ms)`, true);
+    this.options.onDetached(this);
+  }
+
+  #finish(side: EndSide, reason: string, reset: boolean): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#ackTimer);
+    if (this.#pendingReset === undefined) {
+      clearTimeout(this.#graceTimer);
+      this.#graceTimer = undefined;
+    }
+    this.state.release();
+    this.options.onDone({ side, reason, reset, bytesUp: this.#bytesUp, bytesDown: this.#bytesDown });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The resumable stream alone: a real client socket, a fake channel to the agent that records the
+ * frames sshkeep sends and plays the agent's. The cases the end-to-end tests cannot steer.
+ */
+import net from 'node:net';
+import { once } from 'node:events';
+import { Duplex } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import t, { type Test } from 'tap';
+import type { ClientChannel } from 'ssh2';
+import { FrameParser, encodeFrame, type Frame } from '../src/resume/frames.js';
+import { ResumableStream } from '../src/resume/resumable.js';
+import { ReplayBudget, StreamState } from '../src/resume/stream.js';
+import type { PumpResult } from '../src/forward/pump.js';
+import type { SshSession } from '../src/ssh/adapter.js';
+import { silentLogger } from '../src/log.js';
+import { deadline, listenFor, outcome, until } from './fixtures/net.js';
+
+/** A channel to the agent: what sshkeep writes is parsed into `sent`; `play()` is the agent speaking. */
+class FakeChannel extends Duplex {
+  readonly sent: Frame[] = [];
+  readonly #parser = new FrameParser();
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.sent.push(...this.#parser.push(chunk).frames);
+    done();
+  }
+  override _read(): void {}
+  play(frame: Frame): void {
+    this.push(encodeFrame(frame));
+  }
+  close(): void {
+    this.emit('close');
+  }
+}
+
+const session = { closed: false } as unknown as SshSession;
+
+/** A resumable stream over a real client socket: `peer` is the application's end. */
+async function streamFor(t: Test, graceMs = 60_000) {
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  const port = await listenFor(t, server);
+  const accepted = once(server, 'connection');
+  const peer = net.connect({ port, host: '127.0.0.1' });
+  const [client] = (await accepted) as [net.Socket];
+  t.teardown(() => {
+    peer.destroy();
+    client.destroy();
+  });
+  const detached: ResumableStream[] = [];
+  let result: PumpResult | undefined;
+  const stream = new ResumableStream(client, randomBytes(16), new StreamState(1024, new ReplayBudget(1 << 20)), { chunks: [], bytes: 0, ended: false }, {
+    graceMs,
+    log: silentLogger,
+    onDone: (r) => (result = r),
+    onDetached: (s) => detached.push(s),
+  });
+  const attach = (peerReceived = 0) => {
+    const channel = new FakeChannel();
+    stream.attach({ channel: channel as unknown as ClientChannel, session, parser: new FrameParser() }, peerReceived, []);
+    return channel;
+  };
+  return { stream, peer, attach, detached, result: () => result };
+}
+
+t.test('resumable – a client gone while no channel is attached is told to the agent at the next attach', async (t) => {
+  const { stream, peer, attach, detached, result } = await streamFor(t);
+  const first = attach();
+  peer.write('abc');
+  await until(() => first.sent.some((f) => f.type === 'data'), 5000, 'the bytes framed');
+  first.close();
+  t.equal(detached.length, 1, 'the stream asks for a new channel');
+  peer.resetAndDestroy();
+  await until(() => result() !== undefined, 5000, 'the stream to end for the client');
+  t.match(result(), { side: 'client', reset: true });
+  t.ok(stream.detached, 'still owed to the agent');
+  const second = attach(3);
+  t.match(second.sent, [{ type: 'reset', offset: 3 }], 'one RESET, at the offset reached');
+  t.notOk(stream.detached, 'nothing owed any more');
+});
+
+t.test('resumable – an agent that says it received more than was sent: the client is reset, the agent told', async (t) => {
+  const { peer, attach, result } = await streamFor(t);
+  const end = outcome(peer);
+  const first = attach();
+  peer.write('abc');
+  await until(() => first.sent.length > 0, 5000, 'the bytes framed');
+  first.close();
+  const second = attach(10);
+  t.match(await deadline(end, 5000, 'the client reset'), { errorCode: 'ECONNRESET' });
+  t.match(result(), { side: 'tunnel', reset: true, reason: /beyond what was sent/ });
+  t.match(second.sent.at(-1), { type: 'reset' });
+});
+
+t.test('resumable – a full replay buffer pauses the client until the agent acknowledges', async (t) => {
+  const { stream, peer, attach } = await streamFor(t);
+  const channel = attach();
+  peer.write(Buffer.alloc(4096, 1)); // the per-stream limit here is 1 KiB
+  await until(() => stream.state.replayBytes >= 1024, 5000, 'the buffer full');
+  const held = stream.state.replayBytes;
+  await new Promise((r) => setImmediate(r));
+  t.equal(stream.state.replayBytes, held, 'no more read while full');
+  channel.play({ type: 'ack', ack: held });
+  await until(() => stream.bytesUp === 4096, 5000, 'reading again after the ack');
+  t.pass('every byte read once the agent acknowledged');
+});
+
+t.test('resumable – the agent does not know the stream: the client is reset', async (t) => {
+  const { peer, attach, result } = await streamFor(t);
+  const end = outcome(peer);
+  const channel = attach();
+  channel.play({ type: 'error', code: 2, message: 'unknown stream' });
+  t.match(await deadline(end, 5000, 'the client reset'), { errorCode: 'ECONNRESET' });
+  t.match(result(), { side: 'tunnel', reset: true, reason: /no longer knows/ });
+});
+
+t.test('resumable – data resent across an attach is delivered once; EOF both ways ends cleanly', async (t) => {
+  const { stream, peer, attach, result } = await streamFor(t);
+  const end = outcome(peer);
+  const first = attach();
+  first.play({ type: 'data', offset: 0, ack: 0, data: Buffer.from('hello') });
+  await until(() => stream.bytesDown === 5, 5000, 'the first bytes delivered');
+  first.close();
+  const second = attach();
+  second.play({ type: 'data', offset: 0, ack: 0, data: Buffer.from('hello world') }); // the agent resends from 0
+  second.play({ type: 'eof', offset: 11 });
+  peer.end();
+  await until(() => second.sent.some((f) => f.type === 'eof'), 5000, "the client's EOF framed");
+  second.play({ type: 'ack', ack: 1 }); // our EOF (offset 0) acknowledged
+  const o = await deadline(end, 5000, 'the client to finish');
+  t.equal(o.data.toString(), 'hello world', 'each byte once');
+  t.equal(o.ended, true, 'a clean end');
+  t.match(result(), { reset: false });
+});
