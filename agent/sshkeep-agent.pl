@@ -85,6 +85,7 @@ sub q_slice {
   my ($q, $from, $n) = @_;
   for my $chunk (@{ $q->{chunks} }) {
     my $size = length $chunk;
+    return $chunk if $from == 0 && $size <= $n; # shared with the queue (copy on write), not copied
     if ($from < $size) { return substr($chunk, $from, $size - $from < $n ? $size - $from : $n) }
     $from -= $size;
   }
@@ -228,17 +229,36 @@ my $TERM = 0;
 # closed in it, and must not be handed the old one's readiness.
 my $LOOP = 0;
 my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a busy loop
+# Work per turn follows events, not the number of streams: only streams touched in a turn are
+# pumped, and the timers are scanned only when the earliest deadline is due.
+my %DIRTY;      # serial => stream to pump in the next turn
+my $TIMER_AT = 0; # no grace or ack deadline of any stream is before this
+# What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
+# made, cleared where one is closed, and worked out again for what a turn touched.
+my ($RIN, $WIN) = ('', '');
+my $HELD_FULL = 0; # $HELD >= MAX_HELD at the end of the last turn (it stops every target's reads)
+
+sub want {
+  my ($fd, $read, $write) = @_;
+  vec($RIN, $fd, 1) = $read ? 1 : 0;
+  vec($WIN, $fd, 1) = $write ? 1 : 0;
+}
 $SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
 
+# The payload's parts are joined once, with the header: a DATA frame's bytes are copied once here.
 sub send_frame {
-  my ($c, $type, $payload) = @_;
-  q_push($c->{wbuf}, pack('CN', $type, length $payload) . $payload);
+  my ($c, $type, @parts) = @_;
+  my $length = 0;
+  $length += length for @parts;
+  q_push($c->{wbuf}, join('', pack('CN', $type, $length), @parts));
+  vec($WIN, $c->{fd}, 1) = 1;
 }
 
 sub close_channel {
   my ($c) = @_;
   return if $c->{closed};
   $c->{closed} = 1;
+  want($c->{fd}, 0, 0);
   delete $CHANNELS{ $c->{fd} };
   close $c->{fh};
   my $s = $c->{stream};
@@ -249,6 +269,7 @@ sub close_channel {
 sub end_channel {
   my ($c) = @_;
   $c->{closing} = 1;
+  vec($RIN, $c->{fd}, 1) = 0;
   close_channel($c) unless $c->{wbuf}{len};
 }
 
@@ -263,7 +284,12 @@ sub detach {
   $s->{chan} = undef;
   $s->{detached_at} = now_ms();
   $s->{ack_at} = undef;
+  deadline($s->{detached_at} + $s->{grace_ms});
+  touch($s); # its target may be read again (no channel to wait on)
 }
+
+sub deadline { my ($at) = @_; $TIMER_AT = $at if $at < $TIMER_AT }
+sub touch { my ($s) = @_; $DIRTY{ $s->{serial} } = $s if $s }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
 sub drop_held { my ($s, $key, $n) = @_; q_drop($s->{$key}, $n); $HELD -= $n }
@@ -273,6 +299,7 @@ sub close_target {
   my $fh = $s->{fh} or return;
   # Linger 0: the close sends a TCP reset, so the target cannot take the stream for complete.
   setsockopt($fh, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) if $reset;
+  want(fileno $fh, 0, 0);
   delete $TARGETS{ fileno $fh };
   close $fh;
   $s->{fh} = undef;
@@ -362,11 +389,13 @@ sub resolve_in_child {
   nonblocking($r);
   @$s{qw(resolver answer born)} = ($r, '', $LOOP);
   $RESOLVERS{ fileno $r } = $s;
+  want(fileno $r, 1, 0);
 }
 
 sub close_resolver {
   my ($s) = @_;
   my $r = $s->{resolver} or return;
+  want(fileno $r, 0, 0);
   delete $RESOLVERS{ fileno $r };
   close $r;
   $s->{resolver} = undef;
@@ -396,6 +425,7 @@ sub connect_next {
     $s->{fh} = $fh;
     $s->{born} = $LOOP;
     $TARGETS{ fileno $fh } = $s;
+    want(fileno $fh, 0, 1); # writable once connected
     return connected($s) if connect($fh, $ai->{addr});
     return if $! == EINPROGRESS;
     $s->{err} = errname($!);
@@ -510,7 +540,7 @@ sub take_data {
   my $new = $skip ? substr($bytes, $skip) : $bytes;
   $s->{received} += length $new;
   add_held($s, 'tbuf', $new) unless $s->{t_reset}; # a reset target takes nothing more
-  $s->{ack_at} //= now_ms() + ACK_DELAY_MS;
+  unless (defined $s->{ack_at}) { $s->{ack_at} = now_ms() + ACK_DELAY_MS; deadline($s->{ack_at}) }
   # At once, between the frames of one read: sshkeep's replay buffer waits on it.
   send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$s->{chan}{accept_pending};
 }
@@ -621,7 +651,9 @@ sub channel_readable {
 
 sub channel_writable {
   my ($c) = @_;
+  my $full = $c->{wbuf}{len} >= CHANNEL_HIGH;
   return close_channel($c) unless q_write($c->{wbuf}, $c->{fh});
+  touch($c->{stream}) if $full && $c->{wbuf}{len} < CHANNEL_HIGH; # the pump waits on this room
   close_channel($c) if $c->{closing} && !$c->{wbuf}{len};
 }
 
@@ -635,7 +667,7 @@ sub pump {
   my $end = $s->{base} + $s->{replay}{len};
   while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
     my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
-    send_frame($c, DATA, u64($s->{sent}) . u64($s->{received}) . $bytes);
+    send_frame($c, DATA, u64($s->{sent}), u64($s->{received}), $bytes);
     $s->{sent} += length $bytes;
     $s->{ack_sent} = $s->{received};
     $s->{ack_at} = undef;
@@ -671,6 +703,7 @@ sub accept_channels {
     }
     nonblocking($fh);
     $CHANNELS{ fileno $fh } = { fh => $fh, fd => fileno $fh, rbuf => '', wbuf => q_new(), stream => undef, born => $LOOP };
+    want(fileno $fh, 1, 0);
   }
 }
 
@@ -685,18 +718,22 @@ sub shut_down {
   exit 0;
 }
 
+# Streams whose grace ran out are forgotten, those whose ack is due pumped; the next deadline.
 sub timers {
   my ($now) = @_;
-  my $next = $now + 1000;
-  for my $s (values %STREAMS) {
-    if (!$s->{chan}) {
-      my $expiry = $s->{detached_at} + $s->{grace_ms};
-      if ($now >= $expiry) { forget_stream($s, 1); next }
-      $next = $expiry if $expiry < $next;
-    } elsif (defined $s->{ack_at}) {
-      $next = $s->{ack_at} if $s->{ack_at} < $next;
+  if ($now >= $TIMER_AT) {
+    $TIMER_AT = $now + 1000;
+    for my $s (values %STREAMS) {
+      if (!$s->{chan}) {
+        my $expiry = $s->{detached_at} + $s->{grace_ms};
+        if ($now >= $expiry) { forget_stream($s, 1); next }
+        deadline($expiry);
+      } elsif (defined $s->{ack_at}) {
+        if ($now >= $s->{ack_at}) { touch($s) } else { deadline($s->{ack_at}) }
+      }
     }
   }
+  my $next = $TIMER_AT;
   # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
   # expire one grace after their channels closed, and the agent goes with them.
   if (%CHANNELS) {
@@ -715,42 +752,80 @@ sub timers {
 # Still there, and not made in this turn (see $LOOP).
 sub ready { my ($thing) = @_; return $thing && $thing->{born} < $LOOP }
 
+# The descriptors set in a select() vector, found at C speed rather than by testing each one.
+sub fds_in {
+  my ($vec) = @_;
+  my $bits = unpack('b*', $vec);
+  my @fds;
+  my $fd = -1;
+  push @fds, $fd while ($fd = index($bits, '1', $fd + 1)) >= 0;
+  return @fds;
+}
+
+sub channel_interest {
+  my ($c) = @_;
+  return if $c->{closed};
+  my $s = $c->{stream};
+  want($c->{fd}, !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH), $c->{wbuf}{len});
+}
+
+sub stream_interest {
+  my ($s) = @_;
+  my $c = $s->{chan};
+  channel_interest($c) if $c;
+  my $fh = $s->{fh} or return;
+  want(fileno $fh,
+    $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && !$HELD_FULL && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH),
+    !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut}));
+}
+
+# Every bit from scratch: should a bit outlive its descriptor, select() fails with EBADF at every
+# turn, and the agent would spin instead of serving.
+sub all_interest {
+  ($RIN, $WIN) = ('', '');
+  channel_interest($_) for values %CHANNELS;
+  stream_interest($_) for values %STREAMS;
+  vec($RIN, $_, 1) = 1 for keys %RESOLVERS;
+}
+
+my @FLUSH; # channels handled in the last turn (one without a stream: a PONG, an ERROR)
 for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
   my $now = now_ms();
-  pump($_, $now) for values %STREAMS;
-  # What was just queued goes out now if the socket takes it, not after another select.
-  for my $c (values %CHANNELS) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
-  for my $s (values %TARGETS) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
   my $next = timers($now);
+  my @dirty = values %DIRTY;
+  %DIRTY = ();
+  pump($_, $now) for @dirty;
+  # What was just queued goes out now if the socket takes it, not after another select.
+  for my $c (@FLUSH, map { $_->{chan} // () } @dirty) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
+  for my $s (@dirty) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
+  # Reading every target stops and starts again as all buffers together reach their limit or leave it.
+  my $full = $HELD >= MAX_HELD ? 1 : 0;
+  my @changed = $full == $HELD_FULL ? (@dirty, values %DIRTY) : values %STREAMS;
+  $HELD_FULL = $full;
+  stream_interest($_) for @changed;
+  channel_interest($_) for @FLUSH;
+  @FLUSH = ();
 
-  my ($rin, $win) = ('', '');
   $LOOP++;
-  vec($rin, fileno $LISTENER, 1) = 1 if keys %CHANNELS < MAX_CHANNELS && $now >= $ACCEPT_AFTER;
-  for my $c (values %CHANNELS) {
-    my $s = $c->{stream};
-    vec($rin, $c->{fd}, 1) = 1 unless $c->{closing} || ($s && $s->{tbuf}{len} >= TARGET_HIGH);
-    vec($win, $c->{fd}, 1) = 1 if $c->{wbuf}{len};
-  }
-  vec($rin, $_, 1) = 1 for keys %RESOLVERS;
-  for my $fd (keys %TARGETS) {
-    my $s = $TARGETS{$fd};
-    my $c = $s->{chan};
-    vec($win, $fd, 1) = 1 if !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut});
-    vec($rin, $fd, 1) = 1
-      if $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && $HELD < MAX_HELD && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH);
-  }
-  my $wait = ($next - $now) / 1000;
+  vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && $now >= $ACCEPT_AFTER ? 1 : 0;
+  # A stream touched by the flush is pumped at once; else a tick past the deadline (times() steps in 10 ms).
+  my $wait = %DIRTY ? 0 : ($next - $now) / 1000 + 0.005;
   $wait = 0 if $wait < 0;
-  my ($rout, $wout) = ($rin, $win);
-  my $ready = select($rout, $wout, undef, $wait + 0.005); # a tick past the deadline: times() steps in 10 ms
+  my ($rout, $wout) = ($RIN, $WIN);
+  my $ready = select($rout, $wout, undef, $wait);
+  all_interest() if $ready < 0 && !$!{EINTR};
   next if $ready <= 0;
 
   accept_channels() if vec($rout, fileno $LISTENER, 1);
-  for my $fd (grep { vec($wout, $_, 1) } keys %CHANNELS) { channel_writable($CHANNELS{$fd}) if ready($CHANNELS{$fd}) }
-  for my $fd (grep { vec($rout, $_, 1) } keys %CHANNELS) { channel_readable($CHANNELS{$fd}) if ready($CHANNELS{$fd}) }
-  for my $fd (grep { vec($wout, $_, 1) } keys %TARGETS) { target_writable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
-  for my $fd (grep { vec($rout, $_, 1) } keys %TARGETS) { target_readable($TARGETS{$fd}) if ready($TARGETS{$fd}) }
-  for my $fd (grep { vec($rout, $_, 1) } keys %RESOLVERS) { resolver_readable($RESOLVERS{$fd}) if ready($RESOLVERS{$fd}) }
+  my @writable = fds_in($wout);
+  my @readable = fds_in($rout);
+  # Each stream handled here is pumped in the next turn. Looked up at each step: a handler may
+  # close another descriptor, or reuse its number.
+  for my $fd (@writable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_writable($c); touch($c->{stream}); push @FLUSH, $c }
+  for my $fd (@readable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_readable($c); touch($c->{stream}); push @FLUSH, $c }
+  for my $fd (@writable) { my $s = $TARGETS{$fd}; next unless ready($s); target_writable($s); touch($s) }
+  for my $fd (@readable) { my $s = $TARGETS{$fd}; next unless ready($s); target_readable($s); touch($s) }
+  for my $fd (@readable) { my $s = $RESOLVERS{$fd}; next unless ready($s); resolver_readable($s); touch($s) }
 }
 __END__

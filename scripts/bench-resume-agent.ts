@@ -7,7 +7,8 @@
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
  *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
- * - 1-byte round trips to an echo target, median and p99 (µs).
+ * - 1-byte round trips to an echo target, median and p99 (µs); again with --streams other streams
+ *   held open (idle), as a busy agent holds them: a turn's work must not grow with their number.
  * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
  * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
  * so its framing cost is counted in the agent's figures, as sshkeep would pay it.
@@ -139,6 +140,19 @@ async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mb
   return { mbps: bytes / 1e6 / seconds, cpuPerGiB: ((cpuSeconds(pid) - cpu) * 1024 ** 3) / bytes };
 }
 
+async function agentRoundTrips(echoPort: number): Promise<number[]> {
+  const c = await open(echoPort);
+  const times: number[] = [];
+  for (let i = 0; i < pings; i++) {
+    const start = process.hrtime.bigint();
+    c.send({ type: 'data', offset: i, ack: i, data: Buffer.from('x') });
+    while ((await c.next())?.type !== 'data');
+    times.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  c.close();
+  return times;
+}
+
 async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[] }> {
   const direct = net.connect(echoPort, '127.0.0.1');
   direct.setNoDelay(true);
@@ -151,16 +165,7 @@ async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: 
     directTimes.push(Number(process.hrtime.bigint() - start) / 1000);
   }
   direct.destroy();
-  const c = await open(echoPort);
-  const agentTimes: number[] = [];
-  for (let i = 0; i < pings; i++) {
-    const start = process.hrtime.bigint();
-    c.send({ type: 'data', offset: i, ack: i, data: Buffer.from('x') });
-    while ((await c.next())?.type !== 'data');
-    agentTimes.push(Number(process.hrtime.bigint() - start) / 1000);
-  }
-  c.close();
-  return { agent: agentTimes, direct: directTimes };
+  return { agent: await agentRoundTrips(echoPort), direct: directTimes };
 }
 
 /** The agent's RSS once it stops growing (reading targets into replay buffers takes a moment). */
@@ -215,6 +220,11 @@ async function main(): Promise<void> {
   const rt = await roundTrips(echoPort);
   rows.push(['1-byte round trip, median µs', median(rt.agent).toFixed(0), median(rt.direct).toFixed(0), (median(rt.agent) / median(rt.direct)).toFixed(2)]);
   rows.push(['1-byte round trip, p99 µs', quantile(rt.agent, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(rt.agent, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
+  const others: AgentChannel[] = [];
+  for (let i = 0; i < idleStreams; i++) others.push(await open(holdPort));
+  const busy = await agentRoundTrips(echoPort);
+  others.forEach((c) => c.close());
+  rows.push([`  with ${idleStreams} other streams held, median µs`, median(busy).toFixed(0), median(rt.direct).toFixed(0), (median(busy) / median(rt.direct)).toFixed(2)]);
 
   // Memory: a fresh agent, so the buffers of the transfers above do not count.
   signalAll(agent.pids(), 'SIGKILL');

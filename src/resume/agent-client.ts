@@ -61,6 +61,11 @@ function connectReason(errno: string): string {
  * and says goodbye on a clean stop. Where the agent cannot run, it says why once and the
  * forwards run plain.
  */
+/** A stream's frames: DATA as the SSH packets brought it, not joined (a stream places bytes by offset). */
+function streamParser(): FrameParser {
+  return new FrameParser({ dataInPieces: true });
+}
+
 export class AgentClient {
   /** The agent's session: one agent per sshkeep tunnel, never shared with another process. */
   readonly #agentSession = newSession();
@@ -202,7 +207,7 @@ export class AgentClient {
       return this.open(session, host, port, src, abandon, false);
     }
     const id = randomBytes(ID_BYTES);
-    const parser = new FrameParser();
+    const parser = streamParser();
     try {
       channel.write(encodeFrame({ type: 'open', id, graceMs: this.options.graceMs, port, host }));
       const { first, rest } = await answer(channel, parser, timeout);
@@ -309,7 +314,7 @@ export class AgentClient {
     let channel: ClientChannel | undefined;
     try {
       channel = await toAgent(session, path, this.options.channelOpenTimeoutMs);
-      const parser = new FrameParser();
+      const parser = streamParser();
       channel.write(encodeFrame({ type: 'attach', id: stream.id, received: stream.state.received }));
       const { first, rest } = await answer(channel, parser, this.options.channelOpenTimeoutMs);
       if (first.type === 'accept') {

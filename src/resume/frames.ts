@@ -59,10 +59,14 @@ export type Frame =
 
 const TYPE_NAME = new Map<number, FrameType>(Object.entries(FRAME).map(([name, number]) => [number, name as FrameType]));
 
+const TWO_32 = 2 ** 32;
+
+/** As two 32-bit halves: a BigInt per offset costs more than the rest of a small frame. */
 function u64(value: number): Buffer {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`offset ${value} is not a whole number from 0 to 2^53-1`);
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(value));
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt32BE(Math.floor(value / TWO_32), 0);
+  b.writeUInt32BE(value % TWO_32, 4);
   return b;
 }
 
@@ -147,9 +151,11 @@ class Reader {
   }
 
   u64(what: string): number {
-    const value = this.#take(8, what).readBigUInt64BE();
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new BadFrame(`${this.name} ${what} ${value} is beyond 2^53-1`);
-    return Number(value);
+    const bytes = this.#take(8, what);
+    const high = bytes.readUInt32BE(0);
+    // 2^53-1 has 21 bits in its high half; a BigInt only for the message of a value beyond it.
+    if (high >= 2 ** 21) throw new BadFrame(`${this.name} ${what} ${bytes.readBigUInt64BE()} is beyond 2^53-1`);
+    return high * TWO_32 + bytes.readUInt32BE(4);
   }
 
   u32(what: string): number {
@@ -244,6 +250,19 @@ function decodePayload(type: FrameType, payload: Buffer): Frame {
 
 export type ParseResult = { frames: Frame[]; error?: undefined } | { frames: Frame[]; error: string };
 
+export interface FrameParserOptions {
+  /**
+   * DATA is handed over as its bytes arrive, in the pieces they arrived in: one wire frame may
+   * come out as several DATA frames with consecutive offsets and the same ack (which mean the
+   * same to a resumable stream), none of them copied, and the first before the frame's end.
+   * Without it a DATA frame comes out whole, once complete (joined when it spans chunks).
+   */
+  dataInPieces?: boolean;
+}
+
+/** The bytes before a DATA frame's data: header, offset and ack. */
+const DATA_PREFIX = HEADER_BYTES + 16;
+
 /**
  * Frames out of a byte stream cut anywhere. push() returns the frames that
  * completed, in order; on the first malformed frame it also returns an error
@@ -256,6 +275,13 @@ export class FrameParser {
   #chunks: Buffer[] = [];
   #buffered = 0;
   #error: string | undefined;
+  readonly #dataInPieces: boolean;
+  /** The DATA frame whose bytes are being handed over (dataInPieces): where the next piece goes. */
+  #data: { offset: number; ack: number; left: number } | undefined;
+
+  constructor(options: FrameParserOptions = {}) {
+    this.#dataInPieces = options.dataInPieces ?? false;
+  }
 
   /** Bytes received but not yet part of a complete frame. */
   get buffered(): number {
@@ -282,10 +308,56 @@ export class FrameParser {
     }
   }
 
-  /** The first `bytes` buffered bytes as one Buffer, without consuming them. */
+  /** The first `bytes` buffered bytes as one Buffer, without consuming them (joined, those alone, when they span chunks). */
   #peek(bytes: number): Buffer {
-    if (this.#chunks[0].length < bytes) this.#chunks = [Buffer.concat(this.#chunks)];
-    return this.#chunks[0];
+    if (this.#chunks[0].length >= bytes) return this.#chunks[0];
+    const joined = Buffer.concat(this.#chunks, bytes);
+    this.#chunks = [joined, ...this.#rest(bytes)];
+    return joined;
+  }
+
+  /** The chunks after the first `bytes` buffered bytes, uncopied. */
+  #rest(bytes: number): Buffer[] {
+    const rest: Buffer[] = [];
+    for (const chunk of this.#chunks) {
+      if (bytes >= chunk.length) bytes -= chunk.length;
+      else {
+        rest.push(bytes > 0 ? chunk.subarray(bytes) : chunk);
+        bytes = 0;
+      }
+    }
+    return rest;
+  }
+
+  /** The next piece of the DATA frame being handed over: as much of it as the first chunk holds. */
+  #dataPiece(data: { offset: number; ack: number; left: number }): Frame | undefined {
+    if (this.#buffered === 0) return undefined;
+    const first = this.#chunks[0];
+    const piece = first.length > data.left ? first.subarray(0, data.left) : first;
+    this.#consume(piece.length);
+    const frame: Frame = { type: 'data', offset: data.offset, ack: data.ack, data: piece };
+    data.offset += piece.length;
+    data.left -= piece.length;
+    if (data.left === 0) this.#data = undefined;
+    return frame;
+  }
+
+  /** A DATA frame's offset and ack, once they are here; its bytes then come as pieces. */
+  #startData(length: number): Frame | string | undefined {
+    if (this.#buffered < DATA_PREFIX) return undefined;
+    try {
+      const r = new Reader('DATA', this.#peek(DATA_PREFIX).subarray(HEADER_BYTES, DATA_PREFIX));
+      const offset = r.u64('offset');
+      const ack = r.u64('ack');
+      const left = length - 16;
+      if (offset + left > Number.MAX_SAFE_INTEGER) return `DATA at ${offset} ends beyond 2^53-1`;
+      this.#consume(DATA_PREFIX);
+      this.#data = { offset, ack, left };
+      return this.#dataPiece(this.#data);
+    } catch (err) {
+      if (err instanceof BadFrame) return err.message;
+      throw err;
+    }
   }
 
   #consume(bytes: number): void {
@@ -303,6 +375,7 @@ export class FrameParser {
 
   /** A frame, an error message, or undefined while the next frame is incomplete. */
   #next(): Frame | string | undefined {
+    if (this.#data) return this.#dataPiece(this.#data);
     if (this.#buffered < HEADER_BYTES) return undefined;
     const header = this.#peek(HEADER_BYTES);
     const number = header.readUInt8(0);
@@ -310,6 +383,8 @@ export class FrameParser {
     const type = TYPE_NAME.get(number);
     if (type === undefined) return `unknown frame type ${number}`;
     if (length > MAX_PAYLOAD) return `${type.toUpperCase()} frame declares ${length} bytes, over the limit of ${MAX_PAYLOAD}`;
+    // A DATA frame too short to carry a byte is decoded whole, for its named error.
+    if (type === 'data' && this.#dataInPieces && length > 16) return this.#startData(length);
     if (this.#buffered < HEADER_BYTES + length) return undefined;
     const payload = this.#peek(HEADER_BYTES + length).subarray(HEADER_BYTES, HEADER_BYTES + length);
     try {
