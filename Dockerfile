@@ -12,7 +12,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
+# patches/ before `npm ci`: its postinstall applies them to ssh2 (patch-package --error-on-fail).
+COPY patches ./patches
 COPY src ./src
+# The --resume agent, sent to the server over an exec channel; read at run time (dist/resume/).
+COPY agent ./agent
 # `npm ci` installs dev dependencies too and runs `prepare` (the build: tsc -> dist/, bin made
 # executable). The binding is optional
 # to ssh2, so a failed compile is silent: test for it. `npm prune --omit=dev` then drops the dev
@@ -24,6 +28,8 @@ RUN if [ -f /usr/local/include/node/common.gypi ]; then export npm_config_nodedi
     && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node \
     && npm prune --omit=dev --no-audit --no-fund \
     && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node \
+    && grep -q certifiedAlgorithm node_modules/ssh2/lib/protocol/utils.js \
+    && grep -q randomPadding node_modules/ssh2/lib/protocol/crypto.js \
     && chmod 0755 dist/cli/main.js
 
 # ---- run: production dependencies only, no compiler, non-root ----
@@ -34,6 +40,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/agent ./agent
 # `sshkeep` on PATH (package.json bin; main.js starts with
 # #!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc). The smoke tests
 # fail the build if the link, the ESM setup, the pruned dependencies or the binding are broken.
@@ -50,6 +57,7 @@ USER 1000:1000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["node", "-e", "require('http').get('http://127.0.0.1:9090/healthz', r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
 # Exec form: env(1) execs node, so node is PID 1 and gets SIGTERM itself. sshkeep handles SIGTERM
-# and SIGINT (drain, exit 0) and starts no child processes, so no --init / tini is needed.
+# and SIGINT (drain, exit 0); its only child (a systemd notify sender) runs only under systemd,
+# so no --init / tini is needed.
 ENTRYPOINT ["sshkeep"]
 CMD ["--help"]

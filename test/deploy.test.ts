@@ -263,6 +263,14 @@ function checkDockerfile(src: Sources, c: Checks): void {
   const fromContext = finalOps.filter((i) => i.op === 'COPY' || i.op === 'ADD').map(copyOf).filter((cp) => cp.from === undefined);
   c.that('docker.final-no-dev-tooling', !devInstall && !compilers && fromContext.length === 0,
     [devInstall && `installs dev dependencies: ${devInstall}`, compilers && `installs a compiler: ${compilers}`, fromContext.length > 0 && `copies the build context: ${fromContext.map((cp) => cp.sources.join(' ')).join(', ')}`].filter(Boolean).join('; '));
+  // ssh2's patches are applied by npm ci's postinstall: patches/ must be in place before it, and checked after the prune.
+  const buildOps = build!.instructions;
+  const patchesAt = buildOps.findIndex((i) => i.op === 'COPY' && copyOf(i).sources.some((x) => /^\.?\/?patches\/?$/.test(x)));
+  const installAt = buildOps.findIndex((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
+  c.that('docker.ssh2-patched', patchesAt >= 0 && patchesAt < installAt && /grep -q \S+ \S*node_modules\/ssh2\//.test(buildRuns.slice(prune)),
+    'the build stage must COPY patches/ before `npm ci` (its postinstall patches ssh2) and check a patched ssh2 file after `npm prune`');
+  c.that('docker.resume-agent-at-runtime', copiesFromBuild.some((cp) => cp.sources.some((x) => /(^|\/)agent\/?$/.test(x))),
+    'the final stage must copy agent/: --resume sends agent/sshkeep-agent.pl to the server');
   c.that('docker.package-json-at-runtime', copiesFromBuild.some((cp) => cp.sources.some((s) => /(^|\/)package\.json$/.test(s))),
     'the final stage must copy package.json: its "type": "module" makes dist/*.js ES modules');
 
@@ -807,6 +815,9 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'docker.final-no-dev-tooling', how: 'npm ci in the final stage', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'RUN npm ci\nUSER 1000:1000') },
   { check: 'docker.final-no-dev-tooling', how: 'a compiler in the final stage', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'RUN apt-get install -y g++\nUSER 1000:1000') },
   { check: 'docker.final-no-dev-tooling', how: 'sources copied into the final stage', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'COPY src ./src\nUSER 1000:1000') },
+  { check: 'docker.ssh2-patched', how: 'patches/ not copied before npm ci', mutate: (s) => edit(s, 'dockerfile', /(# patches\/ before[^\n]*\n)COPY patches \.\/patches\n/, '$1') },
+  { check: 'docker.ssh2-patched', how: 'no check of the patched ssh2', mutate: (s) => edit(s, 'dockerfile', /\s*&& grep -q [^\n]*\n/g, '\n') },
+  { check: 'docker.resume-agent-at-runtime', how: 'no agent/ at run time', mutate: (s) => edit(s, 'dockerfile', 'COPY --from=build /app/agent ./agent\n', '') },
   { check: 'docker.package-json-at-runtime', how: 'no package.json at run time', mutate: (s) => edit(s, 'dockerfile', 'COPY --from=build /app/package.json ./package.json\n', '') },
   { check: 'docker.bin-on-path', how: 'the link points elsewhere', mutate: (s) => edit(s, 'dockerfile', 'ln -s /app/dist/cli/main.js', 'ln -s /app/dist/index.js') },
   { check: 'docker.bin-executable', how: 'no chmod', mutate: (s) => edit(s, 'dockerfile', /\s*&& chmod 0755 dist\/cli\/main\.js/, '') },
