@@ -212,6 +212,8 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
         if (this.tunnels.includes(a) && !this.#draining) this.#logger.error(`tunnel ${a.name} stopped: ${err.message}`, { event: 'tunnel_failed', tunnel: a.name, error: err.message });
       });
     }
+    // A SIGTERM while the tunnels started: the drain stopped accepting before these held the listeners.
+    if (this.#draining) for (const a of started.values()) a.stopAccepting();
     const named = (list: Sshkeep[]) => list.map((a) => a.name);
     return {
       added: named([...started.values()].filter((a) => !current.has(a.name))),

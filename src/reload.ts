@@ -23,6 +23,8 @@ const AT_START: [SettingName, (s: Settings) => unknown][] = [
   ['admin', (s) => s.process.admin],
   ['adminFrom', (s) => s.process.adminFrom],
   ['skipFailedTunnels', (s) => s.process.skipFailedTunnels],
+  ['resumeBufferTotal', (s) => s.process.resumeBufferTotalBytes],
+  ['insecureKeyPermissions', (s) => s.insecureKeyPermissions],
   ['logLevel', (s) => s.logLevel],
   ['logFormat', (s) => s.logFormat],
   ['logFile', (s) => s.logFile?.value],
@@ -30,9 +32,13 @@ const AT_START: [SettingName, (s: Settings) => unknown][] = [
 
 /** The settings a reload puts in force: the new file's, but for those read at start only. */
 function inForce(running: Settings, next: Settings): Settings {
-  const { health, admin, adminFrom, skipFailedTunnels } = running.process;
-  const { logLevel, logFormat, logFile } = running;
-  return { ...next, process: { ...next.process, health, admin, adminFrom, skipFailedTunnels }, logLevel, logFormat, logFile };
+  const { health, admin, adminFrom, skipFailedTunnels, resumeBufferTotalBytes } = running.process;
+  const { logLevel, logFormat, logFile, insecureKeyPermissions } = running;
+  return {
+    ...next,
+    process: { ...next.process, health, admin, adminFrom, skipFailedTunnels, resumeBufferTotalBytes },
+    logLevel, logFormat, logFile, insecureKeyPermissions,
+  };
 }
 
 /** One line for a person: `added b; changed a; unchanged c`. */

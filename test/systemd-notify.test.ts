@@ -71,6 +71,25 @@ t.test('systemd notify – READY=1 only once every tunnel is ready, then STATUS=
   t.notOk(down.has('READY'), 'a state change after start is STATUS= alone');
 });
 
+t.test('systemd notify – a reload before the first start ends RELOADING=1 without READY=1, which waits for every tunnel', async (t) => {
+  const socket = await startNotifySocket(t);
+  const { fleet, relay, logger } = await fleetFor(t, { twoTunnels: true });
+  relay.set('blackhole'); // b's handshake stalls
+  const notifier = notifierFor(t, { NOTIFY_SOCKET: socket.address }, logger);
+  notifier.watch(fleet);
+  await fleet.start();
+  await until(() => fleet.tunnels[0]!.connection.state === 'ready' && relay.bytes().up > 0, 10_000, 'a ready while b is still dialling');
+  notifier.reloading();
+  notifier.ready();
+  const reloading = await socket.next('RELOADING', 5000);
+  const after = await socket.next('STATUS', 5000, { from: socket.messages.indexOf(reloading) + 1 });
+  t.notOk(after.has('READY'), 'the reload ends with STATUS= alone');
+  t.notOk(socket.messages.some((m) => m.has('READY')), 'no READY=1 while b is not ready');
+  relay.restore();
+  await socket.next('READY', 10_000);
+  t.ok(fleet.tunnels.every((a) => a.connection.everReady), 'READY=1 once both tunnels have been ready');
+});
+
 t.test('systemd notify – an abstract socket (@name) works as a path does', async (t) => {
   const socket = await startNotifySocket(t, { abstract: true });
   const { fleet, logger } = await fleetFor(t);

@@ -3,6 +3,7 @@
 // process had served many connections. A 1 MB young generation: less memory. See BENCHMARKS.md.
 import type http from 'node:http';
 import { parseCli } from './program.js';
+import { terminalClosed } from './terminal.js';
 import { ttyPrompter } from './prompt.js';
 import { runDemo } from './demo.js';
 import { isControlCommand, runControl } from './control.js';
@@ -37,15 +38,16 @@ function report(err: unknown, logger: Logger | undefined): number {
   return code;
 }
 
-/** Set once the terminal sshkeep ran in was closed (a SIGHUP that is not a reload). */
-let terminalClosed = false;
-
 function exit(code: number): never {
   // Node 20 aborts at exit when its terminal is gone (restoring the tty fails: nodejs/node#51519,
   // fixed in later Node); nobody is left to read an exit status, so end without a core dump.
-  if (terminalClosed) process.kill(process.pid, 'SIGKILL');
+  if (terminalClosed()) process.kill(process.pid, 'SIGKILL');
   process.exit(code);
 }
+
+// A closed terminal (EIO) or a reader gone (EPIPE): the log has nowhere to go, which must not
+// end the process in the middle of a drain.
+process.stderr.on('error', () => {});
 
 /** Before anything is served (keys loading, a passphrase prompt, listeners opening), a signal just ends the run. */
 const leaveAtOnce = () => exit(EXIT.ok);
@@ -182,7 +184,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   });
   // The SIGHUP of a closed terminal takes the SIGTERM path (set up just above).
   const hangUp = (reason: string) => {
-    terminalClosed = true;
+    status?.stop();
     requestShutdown(reason);
   };
   reloading.signals.serve({ fleet, reloader, logger, logFile: reloading.logFile, hangUp });

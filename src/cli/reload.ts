@@ -1,9 +1,9 @@
-import fs from 'node:fs';
 import type { ResolveEnv } from '../config/resolve.js';
 import { buildSettings, type Layer, type Secrets } from '../config/settings.js';
 import type { Fleet } from '../fleet.js';
 import type { LogFile, Logger } from '../log.js';
 import type { LoadSettings, Reloader } from '../reload.js';
+import { terminalOpen } from './terminal.js';
 
 /**
  * How a reload reads the configuration again: the start's own parse, from the command line and
@@ -29,8 +29,8 @@ export interface ControlSignals {
  * closing is not a reload: sshkeep stops (draining), as `ssh -L` would end.
  */
 export function catchControlSignals(): ControlSignals {
-  // Run from a terminal: stdin or stderr on it. Under nohup neither is, so a hangup stays a reload.
-  const hadTerminal = (process.stdin.isTTY || process.stderr.isTTY) && terminalOpen();
+  // Run from a terminal: stdio on it. Under nohup none is, so a hangup stays a reload.
+  const hadTerminal = (process.stdin.isTTY || process.stdout.isTTY || process.stderr.isTTY) && terminalOpen();
   let hungUp = false;
   const early = {
     SIGHUP: () => {
@@ -72,18 +72,5 @@ function reopen(file: LogFile, logger: Logger): void {
     logger.info('log file reopened', { event: 'log_reopen', path: file.path });
   } catch (err) {
     logger.warn(`cannot reopen ${file.path} (${(err as Error).message}); still writing to the file open before`, { event: 'log_reopen', path: file.path });
-  }
-}
-
-/**
- * Whether the process has a controlling terminal that is still there: once the terminal is
- * closed (hung up), /dev/tty no longer opens. A daemon (systemd, launchd, a container) has none.
- */
-function terminalOpen(): boolean {
-  try {
-    fs.closeSync(fs.openSync('/dev/tty', fs.constants.O_RDWR | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK));
-    return true;
-  } catch {
-    return false;
   }
 }

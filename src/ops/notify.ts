@@ -182,6 +182,12 @@ export class SystemdNotifier {
   /** The reload is done (tunnels added by it are watched from now on), or the first start. */
   ready(): void {
     if (this.#stopping) return;
+    // A reload before the first start (a SIGHUP while connecting) ends RELOADING=1 without
+    // READY=1: that waits, as ever, for every tunnel to be ready.
+    if (!this.#readySent && this.#fleet && !this.#fleet.isStarted()) {
+      this.#observe();
+      return this.#send([`STATUS=${this.#statusNow()}`]);
+    }
     this.#readySent = true;
     this.#observe();
     this.#lastStatus = this.#statusNow();

@@ -8,6 +8,9 @@ import type { Logger } from '../log.js';
 import { ERROR_CODE, MAX_DATA, encodeFrame, type Frame, type FrameParser } from './frames.js';
 import { ACK_DELAY_MS, OffsetError, type StreamState } from './stream.js';
 
+/** How long a finished stream's last frames may wait for the send window before its channel is closed anyway. */
+const FLUSH_BEFORE_CLOSE_MS = 10_000;
+
 /** A channel to the agent that carries one stream, with the parser of what the agent sent on it. */
 export interface Link {
   channel: ClientChannel;
@@ -35,7 +38,7 @@ type PauseReason = 'replay' | 'channel';
  */
 export class ResumableStream {
   #link: Link | undefined;
-  #unlink: () => void = () => {};
+  #unlink: (flush?: boolean) => void = () => {};
   #done = false;
   #firstEnd: EndSide | undefined;
   /** We shut down the client's writing side (the target's EOF arrived). */
@@ -121,15 +124,25 @@ export class ResumableStream {
     link.channel.on('error', onGone);
     const onDrain = () => this.#resumeClient('channel');
     link.channel.on('drain', onDrain);
-    this.#unlink = () => {
+    this.#unlink = (flush = false) => {
       link.channel.off('data', onData);
       link.channel.off('close', onGone);
       link.channel.off('end', onGone);
       link.channel.off('drain', onDrain);
       link.channel.on('error', () => {});
       link.channel.resume();
-      if (!link.session.closed) link.channel.close();
       this.#unlink = () => {};
+      if (link.session.closed) return;
+      if (!flush || link.channel.writableLength === 0) return void link.channel.close();
+      // Frames still queued behind the send window (a RESET, the last ACK): ssh2 drops what is
+      // queued once the channel is closing, so close when they have gone out (or at a deadline).
+      const close = () => {
+        clearTimeout(timer);
+        if (!link.session.closed) link.channel.close();
+      };
+      const timer = setTimeout(close, FLUSH_BEFORE_CLOSE_MS).unref();
+      link.channel.once('finish', close);
+      link.channel.end();
     };
     if (this.#pendingReset !== undefined) return this.#tellReset(this.#pendingReset);
     let resend;
@@ -311,12 +324,12 @@ export class ResumableStream {
     this.#unlinkAfterFlush();
   }
 
-  /** Closes the channel once what was written on it has gone (ssh2 sends queued data before the close). */
+  /** Closes the channel once what was written on it has gone out. */
   #unlinkAfterFlush(): void {
     const unlink = this.#unlink;
     this.#link = undefined;
     this.#unlink = () => {};
-    unlink();
+    unlink(true);
   }
 
   /** The channel is gone (its SSH connection died, or the agent closed it): wait for another within the grace. */
