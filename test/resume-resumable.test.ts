@@ -54,8 +54,7 @@ async function streamFor(t: Test, graceMs = 60_000) {
     onDone: (r) => (result = r),
     onDetached: (s) => detached.push(s),
   });
-  const attach = (peerReceived = 0) => {
-    const channel = new FakeChannel();
+  const attach = <C extends FakeChannel>(peerReceived = 0, channel: C = new FakeChannel() as C) => {
     stream.attach({ channel: channel as unknown as ClientChannel, session, parser: new FrameParser() }, peerReceived, []);
     return channel;
   };
@@ -130,4 +129,39 @@ t.test('resumable – data resent across an attach is delivered once; EOF both w
   t.equal(o.data.toString(), 'hello world', 'each byte once');
   t.equal(o.ended, true, 'a clean end');
   t.match(result(), { reset: false });
+});
+
+/** A channel whose writes wait for `release()`, as ssh2's wait for the send window. */
+class WindowlessChannel extends FakeChannel {
+  readonly #held: (() => void)[] = [];
+  #open = false;
+  /** How many frames had gone out when close() was called. */
+  sentAtClose: number | undefined;
+  override _write(chunk: Buffer, enc: string, done: () => void): void {
+    if (this.#open) super._write(chunk, enc, done);
+    else this.#held.push(() => super._write(chunk, enc, done));
+  }
+  /** The window opens: what waits goes out, and later writes at once. */
+  release(): void {
+    this.#open = true;
+    for (const go of this.#held.splice(0)) go();
+  }
+  override close(): void {
+    this.sentAtClose ??= this.sent.length;
+    super.close();
+  }
+}
+
+t.test('resumable – a RESET queued behind the window goes out before the channel closes', async (t) => {
+  const { peer, attach, result } = await streamFor(t);
+  const channel = attach(0, new WindowlessChannel());
+  peer.write('queued behind the window');
+  await until(() => channel.writableLength > 0, 5000, 'a DATA frame waiting for the window');
+  peer.resetAndDestroy();
+  await until(() => result() !== undefined, 5000, 'the stream to end for the client');
+  t.equal(channel.sentAtClose, undefined, 'not closed while frames wait: ssh2 would drop them');
+  channel.release();
+  await until(() => channel.sentAtClose !== undefined, 5000, 'the close once they went out');
+  const beforeClose = channel.sent.slice(0, channel.sentAtClose);
+  t.match(beforeClose.map((f) => f.type), ['data', 'reset'], 'the data, then the RESET, then the close');
 });
