@@ -6,7 +6,7 @@
  * dependencies; this is the one wire format sshkeep needs from it.
  */
 import fs from 'node:fs';
-import { WireError, WireReader } from './wire.js';
+import { WireError, WireReader, wireStrings } from './wire.js';
 
 const CERT_SUFFIX = '-cert-v01@openssh.com';
 
@@ -78,7 +78,7 @@ export function parseCertificate(blob: Buffer): Certificate {
   r.string('the nonce');
   const keyStart = r.pos;
   for (const f of fields) r.string(`the key's ${f}`);
-  const key = Buffer.concat([wireName(keyType), r.since(keyStart)]);
+  const key = Buffer.concat([wireStrings(keyType), r.since(keyStart)]);
   const serial = r.uint64('the serial');
   const roleCode = r.uint32('the certificate role');
   if (roleCode !== 1 && roleCode !== 2) throw new WireError(`certificate role ${roleCode} is neither user (1) nor host (2)`);
@@ -104,13 +104,6 @@ export function quoted(name: string): string {
 /** Principals from outside, for a one-line message: each escaped as `quoted` does, without the quotes. */
 function principalList(cert: Certificate): string {
   return cert.principals.map((p) => quoted(p).slice(1, -1)).join(', ');
-}
-
-function wireName(name: string): Buffer {
-  const out = Buffer.alloc(4 + name.length);
-  out.writeUInt32BE(name.length);
-  out.write(name, 4, 'latin1');
-  return out;
 }
 
 function stringList(buf: Buffer, what: string): Buffer[] {
