@@ -27,9 +27,11 @@ import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixture
 import { runMain } from './lib/main.js';
 import { intOption } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
+import { sleep } from './lib/sleep.js';
+import { MIB } from './bench/targets.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 
-const MIB = 1024 * 1024;
-const WINDOW = 4 * MIB; // the replay buffer: at most this much unacknowledged, each way
+const WINDOW = DEFAULTS.resumeBufferBytes; // the replay buffer: at most this much unacknowledged, each way
 const CHUNK = 64 * 1024;
 
 const { values } = parseArgs({
@@ -176,7 +178,7 @@ async function settledRss(): Promise<number> {
     const now = rssKiB(pid);
     if (now === last) return now;
     last = now;
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
   }
 }
 

@@ -22,8 +22,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { HOST, connect, deadline, freePorts, getJson } from '../test/fixtures/net.js';
 import { Relay } from '../test/fixtures/relay.js';
-import { startSshd, sshdLogin, type Sshd } from '../test/fixtures/sshd.js';
-import { agentPids, agentSessions, killAgents } from '../test/fixtures/resume.js';
+import { startSshd, sshdLogin, trustRelay, type Sshd } from '../test/fixtures/sshd.js';
+import { agentPids, agentSessions, killAgents, killSessions } from '../test/fixtures/resume.js';
+import { sleep } from './lib/sleep.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 import { cpuSeconds, descendants } from '../test/fixtures/proc.js';
 import { download, holdConnections, pingPong, sendToSink, upload } from './bench/clients.js';
 import { treeRssKiB } from './bench/measure.js';
@@ -68,7 +70,7 @@ interface Launched {
 }
 
 /** --resume's default per-stream replay buffer. */
-const RESUME_BUFFER = 4 * MIB;
+const RESUME_BUFFER = DEFAULTS.resumeBufferBytes;
 
 /** The replay bytes sshkeep holds now, as /readyz says. */
 async function replayBytes(l: Launched): Promise<number> {
@@ -83,13 +85,13 @@ async function untilReplaying(l: Launched, bytes: number, ms: number): Promise<n
     const held = await replayBytes(l);
     if (held >= bytes) return held;
     if (performance.now() > giveUp) throw new Error(`only ${held} bytes in replay buffers after ${ms} ms, wanted ${bytes}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 
 async function launch(sshd: Sshd, targets: Targets, resume: boolean): Promise<Launched> {
   const relay = await new Relay(sshd.port).listen();
-  fs.appendFileSync(sshd.knownHostsPath, `[127.0.0.1]:${relay.port} ${sshd.hostPublicKey}\n`);
+  trustRelay(sshd, relay.port);
   const [echo, sink, source, health] = (await freePorts(4)) as [number, number, number, number];
   const f = startForwarder({
     tool: 'sshkeep',
@@ -121,7 +123,7 @@ async function stop(l: Launched): Promise<void> {
 async function rssPerIdleStream(l: Launched, n: number): Promise<number> {
   const before = treeRssKiB(l.pids());
   const held = await holdConnections(l.ports.echo, n);
-  await new Promise((r) => setTimeout(r, 2000)); // let allocation settle, as the main bench does
+  await sleep(2000); // let allocation settle, as the main bench does
   const after = treeRssKiB(l.pids());
   await held.close();
   return (after - before) / n;
@@ -162,11 +164,7 @@ async function resumeLatency(l: Launched, sshd: Sshd, times: number): Promise<nu
     let readyAt: number | undefined;
     const ready = l.f.waitForLog((line) => line.event === 'state' && line.to === 'ready', 20_000, 'ready again').then(() => (readyAt = performance.now()));
     const back = new Promise<number>((resolve) => sock.once('data', () => resolve(performance.now())));
-    for (const pid of sshd.pids().slice(1)) {
-      try {
-        process.kill(pid, 'SIGKILL'); // the sshd session ends; the listener stays
-      } catch {}
-    }
+    killSessions(sshd); // the sshd session ends; the listener stays
     sock.write('x'); // into the replay buffer while the connection is down
     const echoedAt = await deadline(back, 20_000, 'the resumed byte');
     await ready;

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import type { Settings } from './config/settings.js';
+import type { ProcessConfig } from './config/types.js';
 import { longFlag, type SettingName } from './config/setting-table.js';
 import type { Fleet, FleetChange } from './fleet.js';
 import type { Logger } from './log.js';
@@ -17,28 +18,40 @@ export type ReloadOutcome =
   /** Started without --config and with -F none: there is no file to read again. */
   | { status: 'nothing'; reason: string };
 
-/** Read once at start, so a reload keeps them: the health server, the log, and start-up-only behaviour. */
-const AT_START: [SettingName, (s: Settings) => unknown][] = [
-  ['health', (s) => s.process.health],
-  ['admin', (s) => s.process.admin],
-  ['adminFrom', (s) => s.process.adminFrom],
-  ['skipFailedTunnels', (s) => s.process.skipFailedTunnels],
-  ['resumeBufferTotal', (s) => s.process.resumeBufferTotalBytes],
-  ['insecureKeyPermissions', (s) => s.insecureKeyPermissions],
-  ['logLevel', (s) => s.logLevel],
-  ['logFormat', (s) => s.logFormat],
-  ['logFile', (s) => s.logFile?.value],
-];
+/**
+ * Read once at start, so a reload keeps them: the health server, the log, and start-up-only
+ * behaviour. Each is the setting (named in the warning) and the field it fills.
+ */
+const AT_START_PROCESS = [
+  ['health', 'health'],
+  ['admin', 'admin'],
+  ['adminFrom', 'adminFrom'],
+  ['skipFailedTunnels', 'skipFailedTunnels'],
+  ['resumeBufferTotal', 'resumeBufferTotalBytes'],
+] as const satisfies readonly (readonly [SettingName, keyof ProcessConfig])[];
+const AT_START_TOP = [
+  ['insecureKeyPermissions', 'insecureKeyPermissions'],
+  ['logLevel', 'logLevel'],
+  ['logFormat', 'logFormat'],
+  ['logFile', 'logFile'],
+] as const satisfies readonly (readonly [SettingName, keyof Settings])[];
+
+/** The flags of the start-only settings that `next` would change. */
+function keptAtStart(running: Settings, next: Settings): string[] {
+  const changed = [
+    ...AT_START_PROCESS.filter(([, key]) => !isDeepStrictEqual(running.process[key], next.process[key])),
+    ...AT_START_TOP.filter(([, key]) => !isDeepStrictEqual(running[key], next[key])),
+  ];
+  return changed.map(([name]) => longFlag(name));
+}
 
 /** The settings a reload puts in force: the new file's, but for those read at start only. */
 function inForce(running: Settings, next: Settings): Settings {
-  const { health, admin, adminFrom, skipFailedTunnels, resumeBufferTotalBytes } = running.process;
-  const { logLevel, logFormat, logFile, insecureKeyPermissions } = running;
-  return {
-    ...next,
-    process: { ...next.process, health, admin, adminFrom, skipFailedTunnels, resumeBufferTotalBytes },
-    logLevel, logFormat, logFile, insecureKeyPermissions,
-  };
+  const process: Record<string, unknown> = { ...next.process };
+  for (const [, key] of AT_START_PROCESS) process[key] = running.process[key];
+  const settings: Record<string, unknown> = { ...next, process };
+  for (const [, key] of AT_START_TOP) settings[key] = running[key];
+  return settings as unknown as Settings;
 }
 
 /** One line for a person: `added b; changed a; unchanged c`. */
@@ -116,7 +129,7 @@ export class Reloader extends EventEmitter<{ reloading: [trigger: string]; reloa
     const warnings: string[] = [];
     const next = this.load((m) => warnings.push(m));
     const running = this.#settings;
-    const kept = AT_START.filter(([, value]) => !isDeepStrictEqual(value(running), value(next))).map(([name]) => longFlag(name));
+    const kept = keptAtStart(running, next);
     const change = await this.fleet.reconfigure(next.tunnels, next.process);
     for (const w of warnings) this.logger.warn(w, { event: 'config' });
     this.#settings = inForce(running, next);

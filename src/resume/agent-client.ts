@@ -265,7 +265,7 @@ export class AgentClient {
       log,
       onDone: (r) => {
         if (!stream.detached) this.#streams.delete(stream);
-        if (r.side === 'tunnel' && r.reset) this.#fail(/resume-grace/.test(r.reason) ? 'grace' : 'lost');
+        if (r.side === 'tunnel' && r.reset) this.#fail(stream.graceExpired ? 'grace' : 'lost');
         onDone(r);
       },
       onDetached: (s) => this.#onDetached(s),

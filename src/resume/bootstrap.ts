@@ -73,9 +73,6 @@ export function agentStdin(params: AgentParameters): string {
   return text + parameterLine(params, version);
 }
 
-/** Reasons the agent gives in its error line, and `no-interpreter` from the bootstrap command. */
-export type AgentErrorReason = 'no-interpreter' | 'directory' | 'listen' | 'version';
-
 export type AgentLine =
   | { type: 'ready'; socketPath: string }
   | { type: 'error'; reason: string; text: string }

@@ -39,6 +39,7 @@ type PauseReason = 'replay' | 'channel';
 export class ResumableStream {
   #link: Link | undefined;
   #unlink: (flush?: boolean) => void = () => {};
+  #graceExpired = false;
   #done = false;
   #firstEnd: EndSide | undefined;
   /** We shut down the client's writing side (the target's EOF arrived). */
@@ -91,6 +92,11 @@ export class ResumableStream {
 
   get done(): boolean {
     return this.#done;
+  }
+
+  /** Reset because no channel came within --resume-grace (a metric's reason), not for another loss. */
+  get graceExpired(): boolean {
+    return this.#graceExpired;
   }
 
   /** Waiting for a channel: the agent must be told about this stream (resumed, or reset). */
@@ -355,6 +361,7 @@ export class ResumableStream {
       return this.options.onDetached(this);
     }
     resetSocket(this.client);
+    this.#graceExpired = true;
     this.#finish('tunnel', `not resumed within --resume-grace (${this.options.graceMs} ms)`, true);
     this.options.onDetached(this);
   }

@@ -75,10 +75,6 @@ export class StreamState {
     return this.#sent;
   }
 
-  get peerEof(): boolean {
-    return this.#peerEof;
-  }
-
   get eofSent(): boolean {
     return this.#eofSent;
   }
@@ -184,11 +180,6 @@ export class StreamState {
     this.#received += 1;
     this.#unacked += 1;
     return true;
-  }
-
-  /** RESET at `offset`: was every byte before it received? (Else the stream lost bytes: still a reset.) */
-  onReset(offset: number): boolean {
-    return offset === this.#received;
   }
 
   /**
