@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
-import { ERROR_CODE, FrameParser, MAX_DATA, MAX_PAYLOAD, encodeFrame } from '../src/resume/frames.js';
+import { ERROR_CODE, FrameParser, MAX_DATA, MAX_PAYLOAD, encodeDataInto, encodeFrame } from '../src/resume/frames.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,4 +82,19 @@ t.test('the encoder refuses values the wire cannot carry', async (t) => {
   t.throws(() => encodeFrame({ type: 'open', id: Buffer.alloc(16), graceMs: 1, port: 0, host: 'h' }), RangeError);
   t.same(encodeFrame({ type: 'error', code: ERROR_CODE.offset, message: 'x' }), Buffer.from([8, 0, 0, 0, 2, 3, 0x78]));
   t.same(encodeFrame({ type: 'ack', ack: 2 ** 40 + 1 }), Buffer.from([5, 0, 0, 0, 8, 0, 0, 1, 0, 0, 0, 0, 1]));
+});
+
+t.test('a DATA frame encoded into a reused buffer is the frame encodeFrame gives', async (t) => {
+  const target = Buffer.alloc(64 * 1024, 0xee);
+  fc.assert(
+    fc.property(fc.maxSafeNat(), fc.maxSafeNat(), fc.uint8Array({ minLength: 1, maxLength: 2000 }), (offset, ack, bytes) => {
+      const data = Buffer.from(bytes);
+      const length = encodeDataInto(target, offset, ack, data);
+      assert.deepStrictEqual(target.subarray(0, length), encodeFrame({ type: 'data', offset, ack, data }));
+    }),
+    RUNS,
+  );
+  t.throws(() => encodeDataInto(target, 0, 0, Buffer.alloc(0)), RangeError);
+  t.throws(() => encodeDataInto(target, 2 ** 53, 0, Buffer.alloc(1)), RangeError);
+  t.throws(() => encodeDataInto(target, 0, -1, Buffer.alloc(1)), RangeError);
 });

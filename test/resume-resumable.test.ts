@@ -33,7 +33,7 @@ class FakeChannel extends Duplex {
   }
 }
 
-const session = { closed: false } as unknown as SshSession;
+const session = { closed: false, coalesceWrites: () => {} } as unknown as SshSession;
 
 /** A resumable stream over a real client socket: `peer` is the application's end. */
 async function streamFor(t: Test, graceMs = 60_000) {

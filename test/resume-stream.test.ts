@@ -7,8 +7,8 @@ const b = (s: string) => Buffer.from(s);
 t.test('resume stream – acks free the replay buffer and the process budget', async (t) => {
   const budget = new ReplayBudget(1000);
   const s = new StreamState(8, budget);
-  t.same(s.send(b('hello')), { offset: 0, ack: 0 });
-  t.same(s.send(b('world')), { offset: 5, ack: 0 });
+  t.equal(s.send(b('hello')), 0);
+  t.equal(s.send(b('world')), 5);
   t.equal(s.replayBytes, 10);
   t.equal(budget.usedBytes, 10);
   t.ok(s.full, 'over the per-stream limit: stop reading the client');
@@ -71,6 +71,8 @@ t.test('resume stream – a bare ack is due every 256 KiB received', async (t) =
   s.onData(ACK_EVERY_BYTES - 1, Buffer.alloc(1));
   t.ok(s.ackDue);
   s.send(b('x'));
+  t.ok(s.ackDue, 'recording bytes to send acknowledges nothing');
+  t.equal(s.ack(), ACK_EVERY_BYTES, 'the DATA frame carrying them takes the ack');
   t.notOk(s.ackDue, 'the ack rode on data');
 });
 

@@ -62,11 +62,15 @@ const TYPE_NAME = new Map<number, FrameType>(Object.entries(FRAME).map(([name, n
 const TWO_32 = 2 ** 32;
 
 /** As two 32-bit halves: a BigInt per offset costs more than the rest of a small frame. */
-function u64(value: number): Buffer {
+function writeU64(target: Buffer, value: number, at: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`offset ${value} is not a whole number from 0 to 2^53-1`);
+  target.writeUInt32BE(Math.floor(value / TWO_32), at);
+  target.writeUInt32BE(value % TWO_32, at + 4);
+}
+
+function u64(value: number): Buffer {
   const b = Buffer.allocUnsafe(8);
-  b.writeUInt32BE(Math.floor(value / TWO_32), 0);
-  b.writeUInt32BE(value % TWO_32, 4);
+  writeU64(b, value, 0);
   return b;
 }
 
@@ -124,6 +128,23 @@ export function encodeFrame(frame: Frame): Buffer {
   header.writeUInt8(FRAME[frame.type], 0);
   header.writeUInt32BE(length, 1);
   return Buffer.concat([header, ...parts], HEADER_BYTES + length);
+}
+
+/** The bytes before a DATA frame's data: header, offset and ack. */
+export const DATA_PREFIX = HEADER_BYTES + 16;
+
+/**
+ * A DATA frame written into `target` (reused by the caller: a frame per packet allocates
+ * nothing); returns the frame's length. The bytes are those encodeFrame() gives.
+ */
+export function encodeDataInto(target: Buffer, offset: number, ack: number, data: Buffer): number {
+  if (data.length === 0 || data.length > MAX_DATA) throw new RangeError(`DATA carries 1 to ${MAX_DATA} bytes, not ${data.length}`);
+  target[0] = FRAME.data;
+  target.writeUInt32BE(16 + data.length, 1);
+  writeU64(target, offset, HEADER_BYTES);
+  writeU64(target, ack, HEADER_BYTES + 8);
+  target.set(data, DATA_PREFIX);
+  return DATA_PREFIX + data.length;
 }
 
 /** A payload that does not fit its type: the message names what is wrong. */
@@ -259,9 +280,6 @@ export interface FrameParserOptions {
    */
   dataInPieces?: boolean;
 }
-
-/** The bytes before a DATA frame's data: header, offset and ack. */
-const DATA_PREFIX = HEADER_BYTES + 16;
 
 /**
  * Frames out of a byte stream cut anywhere. push() returns the frames that

@@ -1,11 +1,11 @@
 import type net from 'node:net';
 import type { ClientChannel } from 'ssh2';
-import type { SshSession } from '../ssh/adapter.js';
+import { openPort, type ChannelPort, type SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from '../forward/hold.js';
 import type { EndSide, PumpResult } from '../forward/pump.js';
 import { resetSocket } from '../forward/reset-socket.js';
 import type { Logger } from '../log.js';
-import { ERROR_CODE, MAX_DATA, encodeFrame, type Frame, type FrameParser } from './frames.js';
+import { DATA_PREFIX, ERROR_CODE, MAX_DATA, encodeDataInto, encodeFrame, type Frame, type FrameParser } from './frames.js';
 import { ACK_DELAY_MS, OffsetError, type StreamState } from './stream.js';
 
 /** How long a finished stream's last frames may wait for the send window before its channel is closed anyway. */
@@ -27,6 +27,9 @@ export interface ResumableOptions {
   onDetached: (stream: ResumableStream) => void;
 }
 
+/** Where DATA frames are encoded before ssh2 copies them into a packet: one per process, reused. */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
 /** Why the client reading is paused: the replay buffer is full, or the channel pushes back. */
 type PauseReason = 'replay' | 'channel';
 
@@ -38,6 +41,8 @@ type PauseReason = 'replay' | 'channel';
  */
 export class ResumableStream {
   #link: Link | undefined;
+  /** The data path of the attached channel. */
+  #port: ChannelPort | undefined;
   #unlink: (flush?: boolean) => void = () => {};
   #graceExpired = false;
   #done = false;
@@ -73,7 +78,7 @@ export class ResumableStream {
       if (this.state.eofSent && this.#clientWriteEnded) return;
       this.#clientGone('client closed');
     });
-    client.on('drain', () => this.#link?.channel.resume());
+    client.on('drain', () => this.#port?.resumeReceive());
     if (!this.#paused.size) client.resume();
   }
 
@@ -118,20 +123,16 @@ export class ResumableStream {
     this.#link = link;
     clearTimeout(this.#graceTimer);
     this.#graceTimer = undefined;
-    const onData = (chunk: Buffer) => {
-      const { frames: more, error } = link.parser.push(chunk);
-      for (const f of more) if (this.#link === link) this.#onFrame(f);
-      if (error !== undefined && this.#link === link) this.#protocolError(error);
-    };
+    const port = openPort(link.channel, link.session);
+    this.#port = port;
     const onGone = () => this.#detach(link);
-    link.channel.on('data', onData);
     link.channel.on('close', onGone);
     link.channel.on('end', onGone);
     link.channel.on('error', onGone);
     const onDrain = () => this.#resumeClient('channel');
     link.channel.on('drain', onDrain);
     this.#unlink = (flush = false) => {
-      link.channel.off('data', onData);
+      port.detach();
       link.channel.off('close', onGone);
       link.channel.off('end', onGone);
       link.channel.off('drain', onDrain);
@@ -161,7 +162,13 @@ export class ResumableStream {
     if (resend.eof) this.#write({ type: 'eof', offset: this.state.sent });
     this.#resumeClient('channel');
     for (const f of frames) if (this.#link === link) this.#onFrame(f);
-    link.channel.resume();
+    port.receive((chunk) => {
+      if (this.#link !== link) return true;
+      const { frames: more, error } = link.parser.push(chunk);
+      for (const f of more) if (this.#link === link) this.#onFrame(f);
+      if (error !== undefined && this.#link === link) this.#protocolError(error);
+      return this.client.writableNeedDrain === false;
+    });
   }
 
   /** The stream cannot be resumed (the agent does not know it, or is gone): the client is reset. */
@@ -186,11 +193,8 @@ export class ResumableStream {
 
   #fromClient(chunk: Buffer): void {
     this.#bytesUp += chunk.length;
-    for (let at = 0; at < chunk.length; at += MAX_DATA) {
-      const bytes = chunk.subarray(at, at + MAX_DATA);
-      const { offset } = this.state.send(bytes);
-      if (this.#link) this.#sendData(offset, bytes);
-    }
+    const offset = this.state.send(chunk);
+    if (this.#link) this.#sendData(offset, chunk);
     if (this.state.full) {
       this.#pauseClient('replay');
       this.state.whenBudgetRoom(() => this.#onBudgetRoom());
@@ -204,10 +208,19 @@ export class ResumableStream {
     else this.#resumeClient('replay');
   }
 
+  /** DATA frames of `bytes` from `offset`, each sized to go as one packet. */
   #sendData(offset: number, bytes: Buffer): void {
+    const port = this.#port!;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
-    this.#write({ type: 'data', offset, ack: this.state.ack(), data: bytes });
+    const ack = this.state.ack();
+    const most = Math.max(1, Math.min(MAX_DATA, port.packetSize - DATA_PREFIX));
+    if (scratch.length < DATA_PREFIX + most) scratch = Buffer.allocUnsafe(DATA_PREFIX + most);
+    for (let at = 0; at < bytes.length; at += most) {
+      const piece = bytes.subarray(at, at + most);
+      const length = encodeDataInto(scratch, offset + at, ack, piece);
+      if (!port.write(scratch.subarray(0, length))) this.#pauseClient('channel');
+    }
   }
 
   #clientEnded(): void {
@@ -218,9 +231,8 @@ export class ResumableStream {
 
   /** Writes a frame on the channel; a channel that pushes back pauses the client until it drains. */
   #write(frame: Frame): void {
-    const link = this.#link;
-    if (!link) return;
-    if (!link.channel.write(encodeFrame(frame))) this.#pauseClient('channel');
+    if (!this.#link) return;
+    if (!this.#port!.write(encodeFrame(frame))) this.#pauseClient('channel');
   }
 
   #pauseClient(why: PauseReason): void {
@@ -272,7 +284,7 @@ export class ResumableStream {
 
   #deliver(bytes: Buffer): void {
     this.#bytesDown += bytes.length;
-    if (!this.client.write(bytes)) this.#link?.channel.pause();
+    this.client.write(bytes); // a full client holds the channel's window back (the port's receiver)
   }
 
   /** Acknowledges at once every 256 KiB, else 100 ms after receiving when nothing was sent since. */
@@ -334,6 +346,7 @@ export class ResumableStream {
   #unlinkAfterFlush(): void {
     const unlink = this.#unlink;
     this.#link = undefined;
+    this.#port = undefined;
     this.#unlink = () => {};
     unlink(true);
   }
@@ -343,6 +356,7 @@ export class ResumableStream {
     if (this.#link !== link) return;
     this.#unlink();
     this.#link = undefined;
+    this.#port = undefined;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     if (this.#done && this.#pendingReset === undefined) return;

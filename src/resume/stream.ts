@@ -102,15 +102,15 @@ export class StreamState {
     if (this.budget.full && this.#replayBytes < this.limitBytes) this.budget.whenRoom(wake);
   }
 
-  /** Records bytes read from the client; returns the DATA frame's offset and ack. */
-  send(bytes: Buffer): { offset: number; ack: number } {
+  /** Records bytes read from the client; returns their offset. */
+  send(bytes: Buffer): number {
     if (this.#eofSent) throw new Error('stream state: data after EOF');
     const offset = this.#sent;
     this.#replay.push(bytes);
     this.#replayBytes += bytes.length;
     this.budget.add(bytes.length);
     this.#sent += bytes.length;
-    return { offset, ack: this.#ackNow() };
+    return offset;
   }
 
   /** Records our EOF; returns its offset. */
@@ -119,15 +119,10 @@ export class StreamState {
     return this.#sent;
   }
 
-  /** The ack to send now (in a DATA or a bare ACK): counts as acknowledging what came so far. */
-  #ackNow(): number {
+  /** The ack to send now, in a DATA or a bare ACK: counts as acknowledging what came so far. */
+  ack(): number {
     this.#unacked = 0;
     return this.#received;
-  }
-
-  /** A bare ACK's value, for when ackDue() says one is due. */
-  ack(): number {
-    return this.#ackNow();
   }
 
   /** Is a bare ACK due now (ACK_EVERY_BYTES received since the last)? The timer case is the caller's. */

@@ -672,3 +672,67 @@ function linkByPipes(socket: Duplex, channel: Channel, session: SshSession, up: 
   };
   return { lean: false, unlink };
 }
+
+/**
+ * A channel's bytes for a caller that frames its own messages (--resume's streams), without
+ * the channel's stream layers where ssh2's internals allow: write() sends a message that fits
+ * the window and one packet straight into ssh2's protocol, and what arrives goes to the
+ * receiver as ssh2 hands it over, the receiver returning false to hold the window back. Over
+ * the stream API otherwise, and for all of it when the internals are not as expected.
+ */
+export interface ChannelPort {
+  /** The most bytes one write() sends as one packet. */
+  readonly packetSize: number;
+  /** Sends `bytes`, which the caller may reuse once it returns; false: wait for the channel's 'drain'. */
+  write(bytes: Buffer): boolean;
+  /** Hands over what arrived so far, then what arrives; `receiver` returns false when it is full. */
+  receive(receiver: (chunk: Buffer) => boolean): void;
+  /** The receiver has room again: the window opens. */
+  resumeReceive(): void;
+  /** Stops handing data over; later data is dropped (the channel is being closed). */
+  detach(): void;
+}
+
+/** OpenSSH's channel packet size, the port's when ssh2's internals cannot say. */
+const DEFAULT_PACKET_SIZE = 32 * 1024;
+
+export function openPort(channel: Channel, session: SshSession): ChannelPort {
+  const c = internals(channel);
+  if (!c) return portByStream(channel, session);
+  const push = c.push;
+  return {
+    packetSize: c.outgoing.packetSize,
+    write(bytes) {
+      session.coalesceWrites();
+      return sendDirect(c, bytes) || channel.write(Buffer.from(bytes));
+    },
+    receive(receiver) {
+      for (let chunk: Buffer | null; (chunk = channel.read() as Buffer | null) !== null; ) receiver(chunk);
+      c.push = (chunk: Buffer | null) => (chunk === null ? push.call(channel, null) : receiver(chunk));
+      channel.resume(); // flowing, empty: 'end' comes as soon as ssh2 pushes the EOF
+    },
+    resumeReceive: () => c._read(0), // ssh2 sends the window adjust it held back
+    detach: () => void delete (c as Partial<ChannelInternals>).push,
+  };
+}
+
+/** openPort() over the channel's stream API. */
+function portByStream(channel: Channel, session: SshSession): ChannelPort {
+  let onData: ((chunk: Buffer) => void) | undefined;
+  return {
+    packetSize: DEFAULT_PACKET_SIZE,
+    write(bytes) {
+      session.coalesceWrites();
+      return channel.write(Buffer.from(bytes));
+    },
+    receive(receiver) {
+      onData = (chunk) => {
+        if (!receiver(chunk)) channel.pause();
+      };
+      channel.on('data', onData);
+      channel.resume();
+    },
+    resumeReceive: () => channel.resume(),
+    detach: () => void (onData && channel.off('data', onData)),
+  };
+}
