@@ -2,11 +2,16 @@
  * --resume against plain forwarding (issue 14), side by side in one run through the same sshd:
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts \
- *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3]
+ *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3] \
+ *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64]
  *
  * Per round, a fresh sshkeep of each kind (plain, then --resume), each through its own fault relay:
  *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver),
- *     and the CPU seconds per GiB they cost sshkeep and (with --resume) the agent;
+ *     and the CPU seconds per GiB they cost sshkeep, (with --resume) the agent, and the whole machine (every
+ *     process: here the client, sshkeep, the relay, sshd, the agent and the target share its cores);
+ *   - the same over a link of --link-mbps MB/s each way and --link-rtt-ms round trip (the relay paces the SSH
+ *     connection: test/fixtures/pacer.ts), --link-size-mib each way, where the link and not the machine's CPU
+ *     is the limit, as it is between a laptop or a pod and a server;
  *   - 1-byte ping-pong round trips on one connection (median and p99, µs);
  *   - RSS with --idle-streams connections open (each echoed a byte), per stream over the tunnel's own
  *     (measured first, before bulk transfers have grown the heap);
@@ -26,7 +31,7 @@ import { startSshd, sshdLogin, trustRelay, type Sshd } from '../test/fixtures/ss
 import { agentPids, agentSessions, killAgents, killSessions } from '../test/fixtures/resume.js';
 import { sleep } from './lib/sleep.js';
 import { DEFAULTS } from '../src/config/defaults.js';
-import { cpuSeconds, descendants } from '../test/fixtures/proc.js';
+import { CLK_TCK, cpuSeconds, descendants } from '../test/fixtures/proc.js';
 import { download, holdConnections, pingPong, sendToSink, upload } from './bench/clients.js';
 import { treeRssKiB } from './bench/measure.js';
 import { startTargets, MIB, type Targets } from './bench/targets.js';
@@ -43,10 +48,13 @@ interface Options {
   fullStreams: number;
   resumes: number;
   rounds: number;
+  linkMbps: number;
+  linkRttMs: number;
+  linkSizeMib: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3 };
+  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64 };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i]!, argv[i + 1]];
     const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
@@ -67,6 +75,13 @@ interface Launched {
   relay: Relay;
   ports: { echo: number; sink: number; source: number; health: number };
   pids(): number[];
+}
+
+/** Busy CPU seconds of the whole machine so far, every core (/proc/stat). */
+function machineCpuSeconds(): number {
+  const [, ...ticks] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number) as number[];
+  return (user! + nice! + system! + irq! + softirq! + steal!) / CLK_TCK;
 }
 
 /** --resume's default per-stream replay buffer. */
@@ -187,10 +202,10 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  const rows: Record<'plain' | 'resume', { up: number[]; down: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[] }> = {
-    plain: { up: [], down: [], ping: [], idle: [], cpu: [], agentCpu: [] },
-    resume: { up: [], down: [], ping: [], idle: [], cpu: [], agentCpu: [] },
-  };
+  type Row = { up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[]; machineCpu: number[] };
+  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [] });
+  const rows: Record<'plain' | 'resume', Row> = { plain: row(), resume: row() };
+  const link = { bytesPerSecond: o.linkMbps * 1e6, rttMs: o.linkRttMs };
   const full: { kib: number; heldMib: number }[] = [];
   const latency: number[] = [];
   for (let round = 1; round <= o.rounds; round++) {
@@ -207,12 +222,17 @@ async function main(): Promise<void> {
         }
         await warm(l);
         const agents = agentSessions(runtimeDir).flatMap(agentPids);
-        const cpu0 = [cpuSeconds(l.f.child.pid!), agents.reduce((n, pid) => n + cpuSeconds(pid), 0)];
+        const cpu0 = [cpuSeconds(l.f.child.pid!), agents.reduce((n, pid) => n + cpuSeconds(pid), 0), machineCpuSeconds()];
         r.up.push((await upload(l.ports.sink, bytes, targets)).mbps);
         r.down.push((await download(l.ports.source, bytes)).mbps);
         const gib = (2 * bytes) / (1024 * MIB);
         r.cpu.push((cpuSeconds(l.f.child.pid!) - cpu0[0]!) / gib);
         r.agentCpu.push((agents.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0[1]!) / gib);
+        r.machineCpu.push((machineCpuSeconds() - cpu0[2]!) / gib);
+        l.relay.shape(link);
+        r.linkUp.push((await upload(l.ports.sink, o.linkSizeMib * MIB, targets)).mbps);
+        r.linkDown.push((await download(l.ports.source, o.linkSizeMib * MIB)).mbps);
+        l.relay.shape(undefined);
         r.ping.push(...(await pingPong(l.ports.echo, o.pings)));
       } finally {
         await stop(l);
@@ -236,6 +256,9 @@ async function main(): Promise<void> {
     `| download, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.down).toFixed(0)} | ${med(r.down).toFixed(0)} | ${ratio(med(r.down), med(p.down))} | ≥ 0.9 |`,
     `| CPU s per GiB moved (up + down): sshkeep | ${med(p.cpu).toFixed(2)} | ${med(r.cpu).toFixed(2)} | ${ratio(med(r.cpu), med(p.cpu))} | |`,
     `| CPU s per GiB moved (up + down): the agent on the server | | ${med(r.agentCpu).toFixed(2)} | | |`,
+    `| CPU s per GiB moved (up + down): the whole machine, every process | ${med(p.machineCpu).toFixed(2)} | ${med(r.machineCpu).toFixed(2)} | ${ratio(med(r.machineCpu), med(p.machineCpu))} | |`,
+    `| upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s) | ${med(p.linkUp).toFixed(1)} | ${med(r.linkUp).toFixed(1)} | ${ratio(med(r.linkUp), med(p.linkUp))} | ≥ 0.9 |`,
+    `| download over that link (MB/s) | ${med(p.linkDown).toFixed(1)} | ${med(r.linkDown).toFixed(1)} | ${ratio(med(r.linkDown), med(p.linkDown))} | ≥ 0.9 |`,
     `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
     `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
     `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
