@@ -278,7 +278,7 @@ export class ResumableStream {
       if (err instanceof OffsetError) return this.#broken(err.message);
       throw err;
     }
-    if (!this.state.full) this.#resumeClient('replay');
+    if (this.#paused.has('replay') && !this.state.full) this.#resumeClient('replay');
     if (this.state.finished) this.#complete();
   }
 
