@@ -11,7 +11,7 @@
  *     process: here the client, sshkeep, the relay, sshd, the agent and the target share its cores);
  *   - the same over a link of --link-mbps MB/s each way and --link-rtt-ms round trip (the relay paces the SSH
  *     connection: test/fixtures/pacer.ts), --link-size-mib each way, where the link and not the machine's CPU
- *     is the limit, as it is between a laptop or a pod and a server;
+ *     is the limit, as it is between a laptop or a pod and a server, and up to 100 ping-pongs over it;
  *   - 1-byte ping-pong round trips on one connection (median and p99, µs);
  *   - RSS with --idle-streams connections open (each echoed a byte), per stream over the tunnel's own
  *     (measured first, before bulk transfers have grown the heap);
@@ -76,6 +76,9 @@ interface Launched {
   ports: { echo: number; sink: number; source: number; health: number };
   pids(): number[];
 }
+
+/** Round trips over the shaped link: each takes its RTT. */
+const LINK_PINGS = 100;
 
 /** Busy CPU seconds of the whole machine so far, every core (/proc/stat). */
 function machineCpuSeconds(): number {
@@ -202,8 +205,8 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  type Row = { up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[]; machineCpu: number[] };
-  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [] });
+  type Row = { up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[]; machineCpu: number[] };
+  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [] });
   const rows: Record<'plain' | 'resume', Row> = { plain: row(), resume: row() };
   const link = { bytesPerSecond: o.linkMbps * 1e6, rttMs: o.linkRttMs };
   const full: { kib: number; heldMib: number }[] = [];
@@ -232,6 +235,7 @@ async function main(): Promise<void> {
         l.relay.shape(link);
         r.linkUp.push((await upload(l.ports.sink, o.linkSizeMib * MIB, targets)).mbps);
         r.linkDown.push((await download(l.ports.source, o.linkSizeMib * MIB)).mbps);
+        r.linkPing.push(...(await pingPong(l.ports.echo, Math.min(o.pings, LINK_PINGS))));
         l.relay.shape(undefined);
         r.ping.push(...(await pingPong(l.ports.echo, o.pings)));
       } finally {
@@ -259,6 +263,7 @@ async function main(): Promise<void> {
     `| CPU s per GiB moved (up + down): the whole machine, every process | ${med(p.machineCpu).toFixed(2)} | ${med(r.machineCpu).toFixed(2)} | ${ratio(med(r.machineCpu), med(p.machineCpu))} | |`,
     `| upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s) | ${med(p.linkUp).toFixed(1)} | ${med(r.linkUp).toFixed(1)} | ${ratio(med(r.linkUp), med(p.linkUp))} | ≥ 0.9 |`,
     `| download over that link (MB/s) | ${med(p.linkDown).toFixed(1)} | ${med(r.linkDown).toFixed(1)} | ${ratio(med(r.linkDown), med(p.linkDown))} | ≥ 0.9 |`,
+    `| 1-byte ping-pong over that link, median (µs) | ${med(p.linkPing).toFixed(0)} | ${med(r.linkPing).toFixed(0)} | ${ratio(med(r.linkPing), med(p.linkPing))} | |`,
     `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
     `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
     `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
