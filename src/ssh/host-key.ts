@@ -11,6 +11,7 @@ import {
   knownHostName,
   knownKeyTypes,
   lookupHostKey,
+  readSources,
 } from './known-hosts.js';
 
 /** OpenSSH's host key algorithm preference, which ssh2 also supports. */
@@ -55,9 +56,10 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
       let known: string[] = [];
       let certificates: string[] = [];
       try {
-        known = knownKeyTypes(files, [name]).flatMap(algorithmsFor);
+        const read = readSources(files);
+        known = knownKeyTypes(read, [name]).flatMap(algorithmsFor);
         // Without a CA that could vouch for it, a host certificate could only be refused.
-        if (config.hostKeyFingerprints.length === 0 && certAuthorities(files, [name]).length > 0) certificates = HOST_CERT_ALGORITHMS;
+        if (config.hostKeyFingerprints.length === 0 && certAuthorities(read, [name]).length > 0) certificates = HOST_CERT_ALGORITHMS;
       } catch {
         // An unreadable file is reported by verify(); ordering is only a preference.
       }
@@ -86,7 +88,7 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
       }
       let found;
       try {
-        found = lookupHostKey(files, [name], key);
+        found = lookupHostKey(readSources(files), [name], key);
       } catch (err) {
         return new HostKeyError(`Cannot read known_hosts to verify ${name}: ${(err as Error).message}`);
       }
@@ -150,11 +152,12 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
     const refuse = (why: string) => new HostKeyError(`The server at ${name} offered ${offered}; ${why}. Refusing to connect.`);
     let authorities;
     try {
+      const read = readSources(files);
       for (const [what, key] of [['its host key', cert.key], ['its CA key', cert.caKey]] as const) {
-        const found = lookupHostKey(files, [name], key);
+        const found = lookupHostKey(read, [name], key);
         if (found.status === 'revoked') return refuse(`${what} is marked @revoked in ${found.at.file}:${found.at.line}`);
       }
-      authorities = certAuthorities(files, [name]);
+      authorities = certAuthorities(read, [name]);
     } catch (err) {
       return new HostKeyError(`Cannot read known_hosts to verify ${name}: ${(err as Error).message}`);
     }

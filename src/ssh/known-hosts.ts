@@ -16,7 +16,9 @@ export interface KnownHostRef {
 }
 
 /** A known_hosts file by path, or known_hosts content given directly (SSHKEEP_KNOWN_HOSTS). */
-export type KnownHostsSource = string | { name: string; text: string };
+/** A known_hosts text already in hand (an inline one, or a file read). */
+export type KnownHostsText = { name: string; text: string };
+export type KnownHostsSource = string | KnownHostsText;
 
 export type HostKeyLookup =
   | { status: 'match'; at: KnownHostRef }
@@ -139,17 +141,28 @@ function endsWithNewline(file: string): boolean {
   }
 }
 
+/**
+ * The sources with every file read once (missing ones left out; other read errors throw): one
+ * check that asks several questions reads each file once, and sees one version of it.
+ */
+export function readSources(sources: KnownHostsSource[]): KnownHostsText[] {
+  const read: KnownHostsText[] = [];
+  for (const source of sources) {
+    if (typeof source !== 'string') read.push(source);
+    else {
+      try {
+        read.push({ name: source, text: readFileSync(source, 'utf8') });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+  }
+  return read;
+}
+
 function* matchingEntries(sources: KnownHostsSource[], hostNames: string[]): Generator<Entry> {
   const names = hostNames.map((n) => n.toLowerCase());
-  for (const source of sources) {
-    const file = typeof source === 'string' ? source : source.name;
-    let text: string;
-    try {
-      text = typeof source === 'string' ? readFileSync(source, 'utf8') : source.text;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
-    }
+  for (const { name: file, text } of readSources(sources)) {
     const lines = text.split('\n');
     for (let i = 0; i < lines.length; i++) {
       const e = parseLine(lines[i]!, names);
