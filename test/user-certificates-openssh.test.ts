@@ -162,4 +162,17 @@ t.test('user certificates', { skip: !requireSshd(t) && 'no sshd' }, async (t) =>
     const { ready } = await connectWith(t, sshd, { identityFiles: [], options: [`CertificateFile=${cert}`] }, authSock);
     t.equal(ready, null, `connected\n${sshd.logs()}`);
   });
+
+  t.test('user certificates – a CertificateFile for other principals whose key only the agent holds: its refusal notes them once', async (t) => {
+    const { sshd, ca, dir } = await certOnlySshd(t);
+    const key = newKey(dir, 'id_ed25519');
+    const cert = signUser(ca, key, { principals: ['someone-else'], id: 'elsewhere' }, path.join(dir, 'issued.cert'));
+    const authSock = await startAgent(t, dir);
+    execFileSync('ssh-add', [key], { env: { ...process.env, SSH_AUTH_SOCK: authSock }, stdio: 'ignore' });
+    fs.rmSync(key);
+    const { ready } = await connectWith(t, sshd, { identityFiles: [], options: [`CertificateFile=${cert}`] }, authSock);
+    t.equal(exitCodeOf(ready), EXIT.hostKeyOrAuth);
+    const notes = ready?.message.match(/Certificate "elsewhere" was offered although its principals \(someone-else\)/g) ?? [];
+    t.equal(notes.length, 1, `noted once\n${ready?.message}`);
+  });
 });

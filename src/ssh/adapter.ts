@@ -482,7 +482,8 @@ class Agent extends ssh2.BaseAgent<ParsedKey> {
 
   getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
     this.client.identities().then((identities) => {
-      // A CertificateFile certificate whose key is in the agent is offered too, signed for by the agent.
+      // A CertificateFile certificate whose key is in the agent is offered too, signed for by the agent
+      // (auth.ts screened it already: a second screening would note a principal problem twice).
       const extra = this.certificates.filter((c) => identities.some((id) => id.blob.equals(c.key)));
       const all: (AgentIdentity & { signWith?: Buffer })[] = [...identities, ...extra.map((c) => ({ blob: c.blob, comment: `certificate ${quoted(c.keyId)}`, signWith: c.key }))];
       const keys: ParsedKey[] = [];
@@ -493,7 +494,7 @@ class Agent extends ssh2.BaseAgent<ParsedKey> {
         try {
           type = new WireReader(id.blob).text('the key type');
           base = plainTwin(id.blob);
-          problem = this.screen(type, id.blob);
+          problem = id.signWith ? undefined : this.screen(type, id.blob);
         } catch (err) {
           base = err as Error;
         }
