@@ -15,7 +15,7 @@ import { buildSettings } from '../src/config/settings.js';
 import { resolveTunnel } from '../src/config/resolve.js';
 import { ConfigError } from '../src/errors.js';
 import { Fleet } from '../src/fleet.js';
-import { adminPeerAllowed, startHealthServer } from '../src/ops/health.js';
+import { adminPeers, startHealthServer } from '../src/ops/health.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { configError } from './fixtures/errors.js';
 
@@ -61,8 +61,8 @@ t.test('admin-from – who is allowed: loopback always, then the listed addresse
     ['203.0.113.9', parseAddressRanges('any', 'x'), true],
     ['2001:db8::1', parseAddressRanges('any', 'x'), true],
   ];
-  for (const [peer, from, allowed] of cases) t.equal(adminPeerAllowed(peer, from), allowed, `${peer} with [${from.map((r) => `${r.address}/${r.prefix}`).join(' ')}]: ${allowed ? 'allowed' : 'refused'}`);
-  t.equal(adminPeerAllowed(undefined, some), false, 'a socket without a peer address: refused');
+  for (const [peer, from, allowed] of cases) t.equal(adminPeers(from)(peer), allowed, `${peer} with [${from.map((r) => `${r.address}/${r.prefix}`).join(' ')}]: ${allowed ? 'allowed' : 'refused'}`);
+  t.equal(adminPeers(some)(undefined), false, 'a socket without a peer address: refused');
 });
 
 t.test('admin-from – a value that is not addresses or networks is a usage error naming where it came from', async (t) => {

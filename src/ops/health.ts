@@ -13,14 +13,20 @@ import type { ReloadOutcome } from '../reload.js';
  * An IPv4 peer of a dual-stack listener arrives mapped into IPv6 (`::ffff:10.1.2.3`): it is
  * judged as IPv4.
  */
-export function adminPeerAllowed(address: string | undefined, from: AddressRange[]): boolean {
-  if (!address) return false;
-  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  if (isLoopbackAddress(plain)) return true;
-  const family = net.isIP(plain) === 6 ? 'ipv6' : 'ipv4';
+export function adminPeers(from: AddressRange[]): (address: string | undefined) => boolean {
   const allowed = new net.BlockList();
   for (const r of from) allowed.addSubnet(r.address, r.prefix, r.family);
-  return allowed.check(plain, family);
+  return (address) => {
+    if (!address) return false;
+    const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    return isLoopbackAddress(plain) || allowed.check(plain, net.isIP(plain) === 6 ? 'ipv6' : 'ipv4');
+  };
+}
+
+/** Who may POST (adminPeers()), and how to say it when refused. */
+interface AdminPeers {
+  allowed(address: string | undefined): boolean;
+  described: string;
 }
 
 type Reply = (status: number, body: unknown) => void;
@@ -31,18 +37,17 @@ type Reply = (status: number, body: unknown) => void;
  * else off the host should be able to stop, reload or reconnect the process. True when `req`
  * was answered with a refusal.
  */
-function refused(req: http.IncomingMessage, json: Reply, path: string, from: AddressRange[]): boolean {
-  const allowed = from.length ? 'loopback and --admin-from' : 'loopback only (--admin-from allows more)';
+function refused(req: http.IncomingMessage, json: Reply, path: string, peers: AdminPeers): boolean {
   if (req.method !== 'POST') json(405, { error: `use POST ${path}` });
-  else if (!adminPeerAllowed(req.socket.remoteAddress, from)) json(403, { error: `POST ${path} is accepted from ${allowed}, not from ${req.socket.remoteAddress}` });
+  else if (!peers.allowed(req.socket.remoteAddress)) json(403, { error: `POST ${path} is accepted from ${peers.described}, not from ${req.socket.remoteAddress}` });
   else return false;
   return true;
 }
 
 /** POST /quitquitquit (cloud-sql-proxy's name), with --admin only: the same drain as SIGTERM. */
-function quitquitquit(req: http.IncomingMessage, json: Reply, requestShutdown: (() => void) | undefined, from: AddressRange[]): void {
+function quitquitquit(req: http.IncomingMessage, json: Reply, requestShutdown: (() => void) | undefined, peers: AdminPeers): void {
   if (req.method === 'POST' && !requestShutdown) return json(403, { error: 'POST /quitquitquit is off: start sshkeep with --admin to enable it' });
-  if (refused(req, json, '/quitquitquit', from)) return;
+  if (refused(req, json, '/quitquitquit', peers)) return;
   json(202, { status: 'shutting down' });
   requestShutdown!();
 }
@@ -52,9 +57,9 @@ function quitquitquit(req: http.IncomingMessage, json: Reply, requestShutdown: (
  * applied or nothing to reload, 409 refused with the file's error. No --admin needed: it can
  * only apply what the configuration file already says.
  */
-function reload(req: http.IncomingMessage, json: Reply, control: Control | undefined, from: AddressRange[]): void {
+function reload(req: http.IncomingMessage, json: Reply, control: Control | undefined, peers: AdminPeers): void {
   if (!control) return json(404, { error: 'POST /reload: this instance cannot reload' });
-  if (refused(req, json, '/reload', from)) return;
+  if (refused(req, json, '/reload', peers)) return;
   control.reload().then(
     (outcome) => json(outcome.status === 'refused' ? 409 : 200, outcome),
     (err: Error) => json(500, { error: err.message }),
@@ -62,9 +67,9 @@ function reload(req: http.IncomingMessage, json: Reply, control: Control | undef
 }
 
 /** POST /reconnect (SIGUSR2, for `sshkeep reconnect`): every tunnel reconnects make-before-break. */
-function reconnect(req: http.IncomingMessage, json: Reply, control: Control | undefined, from: AddressRange[]): void {
+function reconnect(req: http.IncomingMessage, json: Reply, control: Control | undefined, peers: AdminPeers): void {
   if (!control) return json(404, { error: 'POST /reconnect: this instance cannot reconnect' });
-  if (refused(req, json, '/reconnect', from)) return;
+  if (refused(req, json, '/reconnect', peers)) return;
   json(202, { status: 'reconnecting', tunnels: control.reconnect() });
 }
 
@@ -90,6 +95,10 @@ export async function startHealthServer(
   control?: Control,
   adminFrom: AddressRange[] = [],
 ): Promise<http.Server> {
+  const peers: AdminPeers = {
+    allowed: adminPeers(adminFrom),
+    described: adminFrom.length ? 'loopback and --admin-from' : 'loopback only (--admin-from allows more)',
+  };
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
@@ -117,11 +126,11 @@ export async function startHealthServer(
         );
         return;
       case '/quitquitquit':
-        return quitquitquit(req, json, requestShutdown, adminFrom);
+        return quitquitquit(req, json, requestShutdown, peers);
       case '/reload':
-        return reload(req, json, control, adminFrom);
+        return reload(req, json, control, peers);
       case '/reconnect':
-        return reconnect(req, json, control, adminFrom);
+        return reconnect(req, json, control, peers);
       default:
         return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /reload', 'POST /reconnect', 'POST /quitquitquit'] });
     }
