@@ -93,7 +93,7 @@ export async function pgbenchThroughOutage(sshd: Sshd, echoPort: number, pgPort:
 /** The table rows: one per forwarder and mode. */
 export function outageTable(results: OutageResult[], o: OutageOptions): string[] {
   return [
-    `### pgbench through a ${o.outageMs / 1000} s outage that ended the SSH session (${o.clients} clients)`,
+    `### pgbench through an outage of ${o.outageMs / 1000} s that ended the SSH session (${o.clients} clients)`,
     '',
     '| forwarder | pgbench | clients aborted | failed transactions | transactions | exit | first error printed | streams (sshkeep --resume) |',
     '|---|---|---|---|---|---|---|---|',
