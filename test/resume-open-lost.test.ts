@@ -5,11 +5,13 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import t, { type Test } from 'tap';
 import { requireSshd } from './fixtures/sshd.js';
 import { connect, deadline, echoOn, listenFor, until } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { agentChecked, killSessions, relayIn, resumeSshd, resumingSshkeep } from './fixtures/resume.js';
+import { AgentChannel, agentDir, ping } from './fixtures/resume-agent.js';
 
 /** What a target connection saw: the bytes, and how it ended. */
 interface TargetConn {
@@ -41,6 +43,17 @@ async function recordingEcho(t: Test): Promise<{ port: number; conns: TargetConn
   return { port, conns };
 }
 
+/** Unix socket connections accepted on the listening socket at `socketPath` (sshd's channels to the agent). */
+function unixConnectedTo(socketPath: string): number {
+  return fs
+    .readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .filter((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[5] === '03' && f[7] === socketPath;
+    }).length;
+}
+
 /** TCP connections to 127.0.0.1:`port` that the kernel has established (accepted by the app or not). */
 function establishedTo(port: number): number {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
@@ -65,12 +78,19 @@ async function client(port: number) {
 
 /** sshkeep --resume through a relay to the real sshd, forwarding to a recording echo; the agent running. */
 async function tunnelToRecorder(t: Test) {
-  const { sshd } = await resumeSshd(t);
+  const { sshd, runtimeDir } = await resumeSshd(t);
   const relay = await relayIn(t, sshd);
   const target = await recordingEcho(t);
   const { app, bound, logs } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${target.port}`], relay.port);
   await agentChecked(app);
-  return { sshd, relay, target, app, port: bound[0]!.port, logs };
+  const port = bound[0]!.port;
+  // The policy check of the target on this connection, out of the way first.
+  const warm = await client(port);
+  if ((await echoOn(warm.sock, 'warm')) !== 'warm') throw new Error('no first stream through the agent');
+  warm.sock.destroy();
+  await until(() => target.conns.every((c) => c.closed), 5000, 'the warm-up target connections closed');
+  await logs.waitFor((l) => l.event === 'conn_end', 5000, 'the warm-up client ended');
+  return { sshd, runtimeDir, relay, target, app, port, logs };
 }
 
 async function main(): Promise<void> {
@@ -78,11 +98,6 @@ async function main(): Promise<void> {
 
   t.test('resume – the ACCEPT of an OPEN lost with its connection: the stream opens again, the orphan target is reset, no byte lost or doubled', async (t) => {
     const { sshd, relay, target, app, port, logs } = await tunnelToRecorder(t);
-    // The policy check of this target on this connection, out of the way first.
-    const warm = await client(port);
-    t.equal(await echoOn(warm.sock, 'warm'), 'warm', 'a first stream carried');
-    warm.sock.destroy();
-    await until(() => target.conns.every((c) => c.closed), 5000, 'the warm-up target connections closed');
     const before = target.conns.length;
 
     // From the first packet the server sends once the agent's connection to the target exists
@@ -112,8 +127,34 @@ async function main(): Promise<void> {
     c.sock.destroy();
   });
 
+  t.test('resume – an OPEN stuck on a silent link that comes back after a spare took over: its target connection is cancelled, not held', async (t) => {
+    const { runtimeDir, relay, target, port } = await tunnelToRecorder(t);
+    const before = target.conns.length;
+    const dir = agentDir(runtimeDir);
+    const socketPath = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.sock'))!);
+    await until(() => unixConnectedTo(socketPath) === 0, 5000, 'no channel to the agent open');
+    // The connection goes silent both ways from the first thing sshkeep sends once sshd has
+    // connected a new channel to the agent: the OPEN, stuck in the link.
+    relay.hold(relay.accepted, () => unixConnectedTo(socketPath) > 0);
+    const c = await client(port);
+    c.sock.write('hello');
+    t.equal(await deadline(new Promise<string>((resolve) => c.sock.once('data', (b: Buffer) => resolve(b.toString()))), 15_000, 'the echo on the spare'), 'hello', 'the open re-issued on the spare carries the first bytes');
+    t.equal(unixConnectedTo(socketPath), 2, "the stuck channel and the spare's at the agent");
+    relay.restore(); // the old link comes back: what was stuck (the OPEN first) reaches the agent now
+    await until(() => unixConnectedTo(socketPath) === 1, 10_000, 'sshd to close the stuck channel');
+    // The agent has read the stuck channel to its end by the time it answers a ping made after.
+    const agent = { channel: () => AgentChannel.connect(socketPath) };
+    await ping(agent);
+    t.equal((await ping(agent)).streams, 1, 'the agent holds only the stream of the re-issued open');
+    await until(() => target.conns.filter((x) => !x.closed).length === 1, 5000, 'one target connection open');
+    t.same(target.conns.slice(before).filter((x) => x.text).map((x) => x.text), ['hello'], 'each byte once, on the connection of the re-issued open');
+    t.equal(c.error(), undefined, 'the client saw no error');
+    c.sock.destroy();
+  });
+
   t.test('resume – clients accepted while the streams of a lost connection re-attach: all served, the old stream resumed', async (t) => {
     const { sshd, relay, target, app, port, logs } = await tunnelToRecorder(t);
+    const endedBefore = logs.find('conn_end').length; // the warm-up client's
     const old = await client(port);
     t.equal(await echoOn(old.sock, 'before'), 'before', 'a stream open before the outage');
 
@@ -137,7 +178,7 @@ async function main(): Promise<void> {
     await until(() => target.conns.filter((c) => !c.closed).length === 3, 5000, 'three target connections');
     t.same(target.conns.filter((c) => !c.closed).map((c) => c.text).sort(), ['before during', 'held', 'late'].sort(), 'each byte once, one target connection per client');
     for (const [name, c] of Object.entries({ old, held, late })) t.equal(c.error(), undefined, `${name}: no error`);
-    t.equal(logs.lines.filter((l) => l.event === 'conn_end').length, 0, 'no client connection ended');
+    t.equal(logs.find('conn_end').length, endedBefore, 'no client connection ended');
     for (const c of [old, held, late]) c.sock.destroy();
   });
 }

@@ -219,6 +219,9 @@ export class AgentClient {
       throw new ChannelOpenError(`server could not open ${host}:${port}: ${why}`, first.type === 'error' && first.code === ERROR_CODE.limit ? 'resource-shortage' : 'connect-failed');
     } catch (err) {
       channel.on('error', () => {});
+      // No answer: the OPEN may still be on its way (a silent link that comes back); the RESET
+      // behind it cancels it there.
+      if (!(err instanceof ChannelOpenError)) channel.end(encodeFrame({ type: 'reset', offset: 0, reason: 'no answer to OPEN' }));
       closeUnused(channel);
       if (err instanceof ChannelOpenError) throw err;
       // No answer: the agent may have dialled the target and hold it for the grace, for nobody (the
