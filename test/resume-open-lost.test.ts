@@ -1,7 +1,9 @@
 /**
- * --resume when the SSH connection dies in the middle of opening a stream: the agent got the
- * OPEN and dialled the target, but its ACCEPT never reached sshkeep. And clients that arrive
- * while the streams of a lost connection are being re-attached. Real sshd, real agent, the relay.
+ * --resume when the SSH connection fails in the middle of opening a stream: the agent got the
+ * OPEN and dialled the target but its ACCEPT never reached sshkeep; or the OPEN itself stuck on a
+ * silent link that comes back later. Either way the client's stream opens again, once, and the
+ * target connection of the lost OPEN does not stay open. And clients that arrive while the
+ * streams of a lost connection are being re-attached. Real sshd, real agent, the relay.
  */
 import fs from 'node:fs';
 import net from 'node:net';
