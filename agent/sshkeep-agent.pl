@@ -279,6 +279,16 @@ sub channel_error {
   end_channel($c);
 }
 
+# ERROR 1 and a close. On a stream's channel the stream ends too, its target reset (sshkeep resets
+# its client): once the two sides disagree, which bytes arrived is a guess, and a held target
+# would wait its grace for an ATTACH that never comes.
+sub protocol_error {
+  my ($c, $message) = @_;
+  my $s = $c->{stream};
+  return reset_stream($s, E_PROTOCOL, $message) if $s && $s->{chan} && $s->{chan} == $c;
+  channel_error($c, E_PROTOCOL, $message);
+}
+
 sub detach {
   my ($s) = @_;
   $s->{chan} = undef;
@@ -341,7 +351,7 @@ sub find_stream {
 
 sub open_stream {
   my ($c, $id, $grace_ms, $port, $host) = @_;
-  return channel_error($c, E_PROTOCOL, 'OPEN of a stream id that is already held') if find_stream($id);
+  return protocol_error($c, 'OPEN of a stream id that is already held') if find_stream($id);
   return channel_error($c, E_LIMIT, 'the agent holds ' . MAX_STREAMS . ' streams already') if keys %STREAMS >= MAX_STREAMS;
   return channel_error($c, E_LIMIT, "the agent holds $HELD bytes already") if $HELD >= MAX_HELD;
   my $s = {
@@ -582,13 +592,13 @@ sub frame_from {
   my ($c, $type, $payload) = @_;
   my $name = $FRAME_NAME[$type];
   my $len = length $payload;
-  return channel_error($c, E_PROTOCOL, "$name payload of $len bytes: it has " . $PAYLOAD_SIZE{$type})
+  return protocol_error($c, "$name payload of $len bytes: it has " . $PAYLOAD_SIZE{$type})
     if exists $PAYLOAD_SIZE{$type} && $len != $PAYLOAD_SIZE{$type};
-  return channel_error($c, E_PROTOCOL, "$name payload of $len bytes is too short") if exists $PAYLOAD_MIN{$type} && $len < $PAYLOAD_MIN{$type};
+  return protocol_error($c, "$name payload of $len bytes is too short") if exists $PAYLOAD_MIN{$type} && $len < $PAYLOAD_MIN{$type};
   # Offsets sit right after the id in ATTACH and first elsewhere.
   my @offsets = $type == ATTACH ? (16) : $type == DATA ? (0, 8) : $type == ACK || $type == EOF || $type == RESET ? (0) : ();
   my @values = map { read_u64(substr($payload, $_, 8)) } @offsets;
-  return channel_error($c, E_PROTOCOL, "$name offset beyond 2^53-1") if grep { $_ > MAX_OFFSET } @values;
+  return protocol_error($c, "$name offset beyond 2^53-1") if grep { $_ > MAX_OFFSET } @values;
 
   my $s = $c->{stream};
   unless ($s || $c->{attached_once}) {
@@ -596,8 +606,8 @@ sub frame_from {
     if ($type == OPEN) {
       my ($id, $grace_ms, $port) = unpack('a16 N n', $payload);
       my $host = substr($payload, 22);
-      return channel_error($c, E_PROTOCOL, 'OPEN of port 0') if $port == 0;
-      return channel_error($c, E_PROTOCOL, 'OPEN host is not UTF-8') unless utf8::decode(my $check = $host);
+      return protocol_error($c, 'OPEN of port 0') if $port == 0;
+      return protocol_error($c, 'OPEN host is not UTF-8') unless utf8::decode(my $check = $host);
       return open_stream($c, $id, $grace_ms, $port, $host);
     }
     return attach_stream($c, substr($payload, 0, 16), $values[0]) if $type == ATTACH;
@@ -606,10 +616,12 @@ sub frame_from {
       return end_channel($c);
     }
     if ($type == GOODBYE) { $TERM = 2; return }
-    return channel_error($c, E_PROTOCOL, "$name cannot open a channel: OPEN, ATTACH, PING or GOODBYE can");
+    return protocol_error($c, "$name cannot open a channel: OPEN, ATTACH, PING or GOODBYE can");
   }
-  return close_channel($c) if $type == ERROR; # sshkeep found us wrong: it closes; the stream stays held
-  return channel_error($c, E_PROTOCOL, "$name on a channel whose stream ended") unless $s;
+  if ($type == ERROR) { # sshkeep found us wrong: it resets its client, we reset the target
+    return $s ? forget_stream($s, 1) : close_channel($c);
+  }
+  return protocol_error($c, "$name on a channel whose stream ended") unless $s;
   if ($type == DATA) {
     return reset_stream($s, E_OFFSET, "ack $values[1] beyond the $s->{sent} bytes sent") unless take_ack($s, $values[1]);
     return take_data($s, $values[0], substr($payload, 16));
@@ -624,7 +636,7 @@ sub frame_from {
     q_write($s->{tbuf}, $s->{fh}) if $s->{fh} && $s->{connected} && $s->{tbuf}{len};
     return forget_stream($s, 1);
   }
-  return channel_error($c, E_PROTOCOL, "$name is not a frame sshkeep sends on a stream");
+  return protocol_error($c, "$name is not a frame sshkeep sends on a stream");
 }
 
 sub channel_readable {
@@ -640,8 +652,8 @@ sub channel_readable {
   my $size = length $c->{rbuf};
   while (!$c->{closing} && !$c->{closed} && $size - $at >= 5) {
     my ($type, $len) = unpack("x$at CN", $c->{rbuf});
-    return channel_error($c, E_PROTOCOL, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
-    return channel_error($c, E_PROTOCOL, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
+    return protocol_error($c, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
+    return protocol_error($c, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
     last if $size - $at < 5 + $len;
     frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len));
     $at += 5 + $len;

@@ -3,7 +3,7 @@
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts \
  *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3] \
- *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64]
+ *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000]
  *
  * Per round, a fresh sshkeep of each kind (plain, then --resume), each through its own fault relay:
  *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver),
@@ -19,7 +19,11 @@
  *     writing until paused), per stream;
  *   - --resume only: --resumes times, the time from the new SSH connection being ready (sshkeep's `ready`
  *     log line) to the first byte of a stream echoed after the session was killed.
- * Goals (issue 14): throughput ≥ 0.9× plain, ping-pong ≤ 1.2×, SSH back → first resumed byte ≤ 1 s.
+ * Then, --pg-outages times when PostgreSQL and pgbench are installed (else a note says why not): pgbench
+ * with 4 persistent clients, and with -C, through an --outage-ms outage that ended the SSH session, for
+ * `ssh -L`, plain sshkeep and sshkeep --resume (scripts/bench/pg-outage.ts). --rounds 0 runs only this.
+ * Goals (issue 14): throughput ≥ 0.9× plain, ping-pong ≤ 1.2×, SSH back → first resumed byte ≤ 1 s,
+ * 0 pgbench clients aborted with --resume.
  * Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
  */
 import fs from 'node:fs';
@@ -35,6 +39,8 @@ import { CLK_TCK, cpuSeconds, descendants } from '../test/fixtures/proc.js';
 import { download, holdConnections, pingPong, sendToSink, upload } from './bench/clients.js';
 import { treeRssKiB } from './bench/measure.js';
 import { startTargets, MIB, type Targets } from './bench/targets.js';
+import { startPostgres } from './bench/services.js';
+import { outageTable, pgbenchThroughOutage, type OutageKind, type OutageResult } from './bench/pg-outage.js';
 import { assertBuilt, killForwarders, startForwarder, untilEchoes, type Forwarder } from './lib/forwarder.js';
 import { commandLine, machine } from './lib/machine.js';
 import { runMain } from './lib/main.js';
@@ -51,15 +57,18 @@ interface Options {
   linkMbps: number;
   linkRttMs: number;
   linkSizeMib: number;
+  pgOutages: number;
+  outageMs: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64 };
+  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000 };
+  const mayBeZero = new Set<keyof Options>(['rounds', 'pgOutages']);
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i]!, argv[i + 1]];
     const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
     if (!(key in o)) throw new Error(`unknown option ${flag}`);
-    o[key] = intOption(flag, value, 1);
+    o[key] = intOption(flag, value, mayBeZero.has(key) ? 0 : 1);
   }
   return o;
 }
@@ -76,6 +85,9 @@ interface Launched {
   ports: { echo: number; sink: number; source: number; health: number };
   pids(): number[];
 }
+
+type Row = { up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[]; machineCpu: number[] };
+type Rows = Record<'plain' | 'resume', Row>;
 
 /** Round trips over the shaped link: each takes its RTT. */
 const LINK_PINGS = 100;
@@ -192,6 +204,53 @@ async function resumeLatency(l: Launched, sshd: Sshd, times: number): Promise<nu
   return out;
 }
 
+/** The rounds' table: medians side by side, with the goals. */
+function roundsTable(o: Options, rows: Rows, full: { kib: number; heldMib: number }[], latency: number[]): string[] {
+  const med = (xs: number[]) => median(xs);
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
+  const p = rows.plain;
+  const r = rows.resume;
+  return [
+    '| figure | plain | --resume | ratio | goal |',
+    '|---|---|---|---|---|',
+    `| upload, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.up).toFixed(0)} | ${med(r.up).toFixed(0)} | ${ratio(med(r.up), med(p.up))} | ≥ 0.9 |`,
+    `| download, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.down).toFixed(0)} | ${med(r.down).toFixed(0)} | ${ratio(med(r.down), med(p.down))} | ≥ 0.9 |`,
+    `| CPU s per GiB moved (up + down): sshkeep | ${med(p.cpu).toFixed(2)} | ${med(r.cpu).toFixed(2)} | ${ratio(med(r.cpu), med(p.cpu))} | |`,
+    `| CPU s per GiB moved (up + down): the agent on the server | | ${med(r.agentCpu).toFixed(2)} | | |`,
+    `| CPU s per GiB moved (up + down): the whole machine, every process | ${med(p.machineCpu).toFixed(2)} | ${med(r.machineCpu).toFixed(2)} | ${ratio(med(r.machineCpu), med(p.machineCpu))} | |`,
+    `| upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s) | ${med(p.linkUp).toFixed(1)} | ${med(r.linkUp).toFixed(1)} | ${ratio(med(r.linkUp), med(p.linkUp))} | ≥ 0.9 |`,
+    `| download over that link (MB/s) | ${med(p.linkDown).toFixed(1)} | ${med(r.linkDown).toFixed(1)} | ${ratio(med(r.linkDown), med(p.linkDown))} | ≥ 0.9 |`,
+    `| 1-byte ping-pong over that link, median (µs) | ${med(p.linkPing).toFixed(0)} | ${med(r.linkPing).toFixed(0)} | ${ratio(med(r.linkPing), med(p.linkPing))} | |`,
+    `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
+    `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
+    `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
+    `| RSS per stream with a full replay buffer, ${o.fullStreams} streams (KiB; client bytes taken per stream: ${med(full.map((f) => f.heldMib)).toFixed(1)} MiB) | | ${med(full.map((f) => f.kib)).toFixed(0)} | | |`,
+    `| SSH connection back → first resumed byte, ${latency.length} resumes (ms, median / max) | | ${med(latency).toFixed(0)} / ${Math.max(...latency).toFixed(0)} | | ≤ 1000 |`,
+    '',
+  ];
+}
+
+/**
+ * pgbench (persistent, and -C) through an outage, for ssh -L, sshkeep and sshkeep --resume: the
+ * issue's "0 aborted clients" with --resume. Skipped, with why, without PostgreSQL.
+ */
+async function pgOutageStage(o: Options, sshd: Sshd, targets: Targets): Promise<string[]> {
+  const pg = await startPostgres();
+  if (!pg.service) return [`pgbench through an outage: skipped, ${pg.why}`, ''];
+  cleanups.push(() => pg.service.stop());
+  const outage = { outageMs: o.outageMs, marginMs: 4000, clients: 4 };
+  const results: OutageResult[] = [];
+  for (let i = 1; i <= o.pgOutages; i++) {
+    for (const kind of ['ssh -L', 'sshkeep', 'sshkeep --resume'] as OutageKind[]) {
+      for (const mode of ['persistent', '-C'] as const) {
+        process.stderr.write(`pgbench outage ${i}: ${kind}, ${mode}\n`);
+        results.push(await pgbenchThroughOutage(sshd, targets.echo, pg.service.port, kind, mode, outage));
+      }
+    }
+  }
+  return outageTable(results, outage);
+}
+
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   assertBuilt();
@@ -205,9 +264,8 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  type Row = { up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[]; machineCpu: number[] };
   const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [] });
-  const rows: Record<'plain' | 'resume', Row> = { plain: row(), resume: row() };
+  const rows: Rows = { plain: row(), resume: row() };
   const link = { bytesPerSecond: o.linkMbps * 1e6, rttMs: o.linkRttMs };
   const full: { kib: number; heldMib: number }[] = [];
   const latency: number[] = [];
@@ -243,34 +301,9 @@ async function main(): Promise<void> {
       }
     }
   }
-  const med = (xs: number[]) => median(xs);
-  const ratio = (a: number, b: number) => (a / b).toFixed(2);
-  const p = rows.plain;
-  const r = rows.resume;
-  const lines = [
-    `## --resume against plain forwarding (${o.rounds} rounds, medians)`,
-    '',
-    machine(load),
-    '',
-    `\`${commandLine()}\``,
-    '',
-    '| figure | plain | --resume | ratio | goal |',
-    '|---|---|---|---|---|',
-    `| upload, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.up).toFixed(0)} | ${med(r.up).toFixed(0)} | ${ratio(med(r.up), med(p.up))} | ≥ 0.9 |`,
-    `| download, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.down).toFixed(0)} | ${med(r.down).toFixed(0)} | ${ratio(med(r.down), med(p.down))} | ≥ 0.9 |`,
-    `| CPU s per GiB moved (up + down): sshkeep | ${med(p.cpu).toFixed(2)} | ${med(r.cpu).toFixed(2)} | ${ratio(med(r.cpu), med(p.cpu))} | |`,
-    `| CPU s per GiB moved (up + down): the agent on the server | | ${med(r.agentCpu).toFixed(2)} | | |`,
-    `| CPU s per GiB moved (up + down): the whole machine, every process | ${med(p.machineCpu).toFixed(2)} | ${med(r.machineCpu).toFixed(2)} | ${ratio(med(r.machineCpu), med(p.machineCpu))} | |`,
-    `| upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s) | ${med(p.linkUp).toFixed(1)} | ${med(r.linkUp).toFixed(1)} | ${ratio(med(r.linkUp), med(p.linkUp))} | ≥ 0.9 |`,
-    `| download over that link (MB/s) | ${med(p.linkDown).toFixed(1)} | ${med(r.linkDown).toFixed(1)} | ${ratio(med(r.linkDown), med(p.linkDown))} | ≥ 0.9 |`,
-    `| 1-byte ping-pong over that link, median (µs) | ${med(p.linkPing).toFixed(0)} | ${med(r.linkPing).toFixed(0)} | ${ratio(med(r.linkPing), med(p.linkPing))} | |`,
-    `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
-    `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
-    `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
-    `| RSS per stream with a full replay buffer, ${o.fullStreams} streams (KiB; client bytes taken per stream: ${med(full.map((f) => f.heldMib)).toFixed(1)} MiB) | | ${med(full.map((f) => f.kib)).toFixed(0)} | | |`,
-    `| SSH connection back → first resumed byte, ${latency.length} resumes (ms, median / max) | | ${med(latency).toFixed(0)} / ${Math.max(...latency).toFixed(0)} | | ≤ 1000 |`,
-    '',
-  ];
+  const lines = [`## --resume against plain forwarding (${o.rounds} rounds, medians${o.pgOutages > 0 ? `; pgbench through an outage, ${o.pgOutages} run each` : ''})`, '', machine(load), '', `\`${commandLine()}\``, ''];
+  if (o.rounds > 0) lines.push(...roundsTable(o, rows, full, latency));
+  if (o.pgOutages > 0) lines.push(...(await pgOutageStage(o, sshd, targets)));
   process.stdout.write(lines.join('\n'));
 }
 

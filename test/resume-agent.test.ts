@@ -229,7 +229,7 @@ t.test('a second ATTACH pre-empts the first channel', async (t) => {
   t.equal((await target.outcomeOf(0)).data.toString(), 'through the second channel');
 });
 
-t.test('bad input is ERROR 1 and a close; the agent and the stream live on', async (t) => {
+t.test('bad input is ERROR 1 and a close; the agent lives on', async (t) => {
   const agent = await startAgent(t);
   const header = (type: number, length: number) => {
     const b = Buffer.alloc(5);
@@ -254,13 +254,37 @@ t.test('bad input is ERROR 1 and a close; the agent and the stream live on', asy
   cut.socket.end(header(1, 40)); // a frame cut short by the channel's end
   await deadline(cut.closed, 5000, 'the agent to close a channel that ended mid-frame');
 
-  // On a stream's channel: the channel goes, the stream stays held for a re-attach.
+  // A bad first frame touches no stream: one held stream stays held.
   const target = await startTarget(t);
   const peer = await openStream(agent, target.port);
-  peer.channel.socket.write(Buffer.from([0xee, 0, 0, 0, 0]));
-  t.match(await peer.channel.expect('error'), { code: ERROR_CODE.protocol });
-  t.equal(await reattach(agent, peer), 0, 'the stream is still held');
-  t.equal((await ping(agent)).streams, 1);
+  const stray = await agent.channel();
+  stray.socket.write(Buffer.from([0xee, 0, 0, 0, 0]));
+  t.match(await stray.expect('error'), { code: ERROR_CODE.protocol }, 'a bad first frame');
+  t.equal((await ping(agent)).streams, 1, 'the stream is still held');
+  t.equal(target.outcomes.length, 1);
+  peer.channel.send({ type: 'reset', offset: 0, reason: 'done' });
+  await deadline(target.outcomeOf(0), 5000, 'the target closed');
+});
+
+t.test('a protocol error on a stream: ERROR 1 either way ends the stream with a reset of its target; the agent lives on', async (t) => {
+  const target = await startTarget(t);
+  const agent = await startAgent(t);
+  // The agent finds sshkeep's frame wrong.
+  const wrong = await openStream(agent, target.port);
+  wrong.channel.socket.write(Buffer.from([0xee, 0, 0, 0, 0]));
+  t.match(await wrong.channel.expect('error'), { code: ERROR_CODE.protocol, message: /unknown frame type 238/ });
+  await deadline(wrong.channel.closed, 5000, 'the channel to close');
+  t.equal((await deadline(target.outcomeOf(0), 5000, 'the target to close')).errorCode, 'ECONNRESET', 'the target reset, not held for a re-attach');
+  const again = await agent.channel();
+  again.send({ type: 'attach', id: wrong.id, received: 0 });
+  t.match(await again.expect('error'), { code: ERROR_CODE.unknownStream }, 'the stream is gone');
+  // sshkeep finds the agent's frame wrong: its ERROR 1 resets the target too.
+  const told = await openStream(agent, target.port);
+  await target.accepted(2);
+  told.channel.send({ type: 'error', code: ERROR_CODE.protocol, message: 'unexpected OPEN on a stream' });
+  t.equal((await deadline(target.outcomeOf(1), 5000, 'the target to close')).errorCode, 'ECONNRESET', "sshkeep's ERROR resets the target");
+  await deadline(told.channel.closed, 5000, 'the channel to close');
+  t.equal((await ping(agent)).streams, 0, 'nothing held; the agent answers');
 });
 
 t.test('a target that resets: its bytes first, then RESET', async (t) => {

@@ -112,6 +112,22 @@ t.test('resumable – the agent does not know the stream: the client is reset', 
   t.match(result(), { side: 'tunnel', reset: true, reason: /no longer knows/ });
 });
 
+t.test('resumable – a protocol error either way resets the client at once; the stream does not wait for a re-attach', async (t) => {
+  for (const [name, play, sends] of [
+    ['the agent answers ERROR 1', { type: 'error', code: 1, message: 'unknown frame type 238' }, []],
+    ['a frame not allowed on a stream', { type: 'accept', received: 0 }, ['error']],
+  ] as [string, Frame, string[]][]) {
+    const { stream, peer, attach, result } = await streamFor(t);
+    const end = outcome(peer);
+    const channel = attach();
+    channel.play(play);
+    t.match(await deadline(end, 5000, `the client reset: ${name}`), { errorCode: 'ECONNRESET' }, name);
+    t.match(result(), { side: 'tunnel', reset: true }, `${name}: ended as the tunnel's reset`);
+    t.notOk(stream.detached, `${name}: not waiting for a re-attach`);
+    t.same(channel.sent.map((f) => f.type).filter((type) => type === 'error'), sends, `${name}: ERROR 1 sent to the agent only when sshkeep found the fault`);
+  }
+});
+
 t.test('resumable – data resent across an attach is delivered once; EOF both ways ends cleanly', async (t) => {
   const { stream, peer, attach, result } = await streamFor(t);
   const end = outcome(peer);

@@ -97,17 +97,24 @@ export async function startRedis(): Promise<Started> {
   return { service: { name: 'redis', port, stop } };
 }
 
-/** Runs a load generator to completion; its stdout, or a clear error with its stderr. */
-export async function runLoad(cmd: string, args: string[], ms: number): Promise<string> {
+/** Runs a command to completion within `ms`: its exit code and output (killed, and an error, past `ms`). */
+export async function runCaptured(cmd: string, args: string[], ms: number): Promise<{ code: number | null; out: string; err: string }> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c));
   child.stderr!.on('data', (c: Buffer) => (err += c));
-  const [code] = (await deadline(once(child, 'exit'), ms, `${cmd} to finish`).catch((e: Error) => {
+  // 'close', not 'exit': the output is all read by then.
+  const [code] = (await deadline(once(child, 'close'), ms, `${cmd} to finish`).catch((e: Error) => {
     child.kill('SIGKILL');
     throw e;
   })) as [number | null];
+  return { code, out, err };
+}
+
+/** Runs a load generator to completion; its stdout, or a clear error with its stderr. */
+export async function runLoad(cmd: string, args: string[], ms: number): Promise<string> {
+  const { code, out, err } = await runCaptured(cmd, args, ms);
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.trim().slice(-2000)}`);
   return out;
 }

@@ -210,7 +210,7 @@ export class AgentClient {
     const parser = streamParser();
     try {
       channel.write(encodeFrame({ type: 'open', id, graceMs: this.options.graceMs, port, host }));
-      const { first, rest } = await answer(channel, parser, timeout);
+      const { first, rest } = await answer(channel, parser, timeout, abandon);
       if (first.type === 'accept') return { kind: 'resumable', id, link: { channel, session, parser }, peerReceived: first.received, frames: rest };
       if (first.type === 'error' && first.code === ERROR_CODE.connect) {
         throw new ChannelOpenError(`server could not open ${host}:${port}: ${first.message}`, connectReason(first.message));
@@ -219,13 +219,21 @@ export class AgentClient {
       throw new ChannelOpenError(`server could not open ${host}:${port}: ${why}`, first.type === 'error' && first.code === ERROR_CODE.limit ? 'resource-shortage' : 'connect-failed');
     } catch (err) {
       channel.on('error', () => {});
+      // No answer: the OPEN may still be on its way (a silent link that comes back); the RESET
+      // behind it cancels it there.
+      if (!(err instanceof ChannelOpenError)) channel.end(encodeFrame({ type: 'reset', offset: 0, reason: 'no answer to OPEN' }));
       closeUnused(channel);
       if (err instanceof ChannelOpenError) throw err;
       // No answer: the agent may have dialled the target and hold it for the grace, for nobody (the
-      // hold opens the client's stream again with a new id): it is reset at the next chance.
+      // hold opens the client's stream again with a new id): it is reset at once on a live
+      // connection (a spare may have taken over already), else on the next one.
       this.#orphans.add(id);
-      if (!session.closed) void this.#cancelOrphans(session, path);
-      throw new ChannelOpenError(`server could not open ${host}:${port} through the resume agent: ${(err as Error).message}`, session.closed ? 'tunnel-lost' : 'connect-failed');
+      // A channel may close a turn before its connection says it is closed.
+      if (!session.closed) await new Promise((resolve) => setImmediate(resolve));
+      const lost = session.closed || abandon?.aborted === true;
+      const live = lost ? this.source.readySession : session;
+      if (live && !live.closed && !(lost && live === session)) void this.#cancelOrphans(live, path);
+      throw new ChannelOpenError(`server could not open ${host}:${port} through the resume agent: ${(err as Error).message}`, lost ? 'tunnel-lost' : 'connect-failed');
     }
   }
 

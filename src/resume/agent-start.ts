@@ -34,11 +34,15 @@ export interface Unavailable {
   detail: string;
 }
 
-/** The first frame on a channel and those that came with it; the channel is left paused. */
-export async function answer(channel: ClientChannel, parser: FrameParser, timeoutMs: number): Promise<{ first: Frame; rest: Frame[] }> {
+/**
+ * The first frame on a channel and those that came with it; the channel is left paused. An
+ * `abandon` signal (another connection took over) ends the wait at once.
+ */
+export async function answer(channel: ClientChannel, parser: FrameParser, timeoutMs: number, abandon?: AbortSignal): Promise<{ first: Frame; rest: Frame[] }> {
   return new Promise((resolve, reject) => {
     const done = (err: Error | undefined, frames?: Frame[]) => {
       clearTimeout(timer);
+      abandon?.removeEventListener('abort', onAbandon);
       channel.pause();
       channel.off('data', onData);
       channel.off('close', onClose);
@@ -51,7 +55,10 @@ export async function answer(channel: ClientChannel, parser: FrameParser, timeou
       if (frames.length) done(undefined, frames);
     };
     const onClose = () => done(new Error('the agent closed the channel without an answer'));
+    const onAbandon = () => done(new Error('no answer from the agent before another connection took over'));
     const timer = setTimeout(() => done(new Error(`no answer from the agent within ${timeoutMs} ms`)), timeoutMs);
+    if (abandon?.aborted) return onAbandon();
+    abandon?.addEventListener('abort', onAbandon, { once: true });
     channel.on('data', onData);
     channel.once('close', onClose);
     channel.resume();
