@@ -16,6 +16,7 @@
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
  *     [--clients 8] [--requests 300] [--size 64] [--warm 300] [--tools sshkeep,bare,ssh] [--cipher NAME]
  *     [--compare-env NAME=VALUE] [--keep DIR (callgrind's dumps, for callgrind_annotate)] [--new-connections]
+ *     [--node-args='FLAGS' (more node flags for sshkeep, after its shebang's)]
  *
  * Slow: everything runs 50-100× slower under valgrind; the defaults take about two minutes.
  */
@@ -36,7 +37,7 @@ import { startTargets, type Targets } from './bench/targets.js';
 import { childEnv } from './lib/forwarder.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, splitArgs } from './lib/options.js';
 import { sleep } from './lib/sleep.js';
 
 const TOOLS = ['sshkeep', 'bare', 'ssh'] as const;
@@ -52,12 +53,12 @@ async function cleanup(): Promise<void> {
 }
 
 /** The tool's command line, forwarding local `port` to the echo target. */
-function command(tool: Tool, sshd: Sshd, port: number, echo: number): string[] {
+function command(tool: Tool, sshd: Sshd, port: number, echo: number, nodeArgs: string[]): string[] {
   const forward = `${port}:${HOST}:${echo}`;
   const node = [process.execPath, ...shebangNodeArgs(CLI_MAIN)];
   switch (tool) {
     case 'sshkeep':
-      return [...node, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
+      return [...node, ...nodeArgs, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
     case 'ssh':
       return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
     case 'bare':
@@ -82,6 +83,8 @@ interface Run {
   keep: string | undefined;
   /** Count per new connection rather than per round trip. */
   newConnections: boolean;
+  /** More node flags for sshkeep, after its shebang's. */
+  nodeArgs: string[];
 }
 
 /** The load `o` asks for through `port`: round trips on --clients connections, or --new-connections sequential ones. */
@@ -93,7 +96,7 @@ async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
-  const [cmd, ...args] = command(tool, sshd, want, targets.echo);
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.nodeArgs);
   const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(env),
@@ -144,6 +147,7 @@ async function main(): Promise<void> {
       cipher: { type: 'string' },
       keep: { type: 'string' },
       'new-connections': { type: 'boolean', default: false },
+      'node-args': { type: 'string', default: '' },
     },
     strict: true,
   });
@@ -156,6 +160,7 @@ async function main(): Promise<void> {
     cipher: values.cipher,
     keep: values.keep,
     newConnections: values['new-connections'],
+    nodeArgs: splitArgs(values['node-args']),
   };
   if (o.keep) fs.mkdirSync(o.keep, { recursive: true });
   const tools = values.tools.split(',').map((t) => {
