@@ -4,8 +4,9 @@
  * with --baseline-cli, another sshkeep build. Each a fresh process per round, tools alternated.
  * The figure is the forwarder's utime and stime (/proc/PID/stat) over the first --cold
  * connections after start (JIT warm-up, first use), then over --conns more (warm), per
- * connection: unlike the latency the small-messages table reports, it hardly moves with the
- * machine's load, so two builds compare on a shared machine.
+ * connection. It moves less with the machine's load than the latency the small-messages table
+ * reports, yet by ±20 % on a loaded machine: to compare two builds there, count instructions
+ * (scripts/bench-instructions.ts --new-connections).
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts \
  *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh] [--baseline-cli OTHER/dist/cli/main.js]
