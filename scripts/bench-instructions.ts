@@ -9,12 +9,14 @@
  * (aes128-gcm@openssh.com); and under valgrind a forwarder runs slower than its clients, so each
  * turn of its event loop finds more work than it would natively (more packets per write).
  * A second row, with --compare-env NAME=VALUE, runs sshkeep again with that variable set (an
- * A/B of a change behind a switch).
+ * A/B of a change behind a switch). --new-connections counts instead per new connection (connect,
+ * one byte, its echo, close; sequential): --warm of them unmeasured, then --requests measured.
  *
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
  *     [--clients 8] [--requests 300] [--size 64] [--warm 300] [--tools sshkeep,bare,ssh] [--cipher NAME]
- *     [--compare-env NAME=VALUE] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
+ *     [--compare-env NAME=VALUE] [--keep DIR (callgrind's dumps, for callgrind_annotate)] [--new-connections]
+ *     [--node-args='FLAGS' (more node flags for sshkeep, after its shebang's)]
  *
  * Slow: everything runs 50-100× slower under valgrind; the defaults take about two minutes.
  */
@@ -29,12 +31,13 @@ import { loginArgs, sshArgs } from '../test/fixtures/login.js';
 import { HOST, deadline, echoProbe, freePorts } from '../test/fixtures/net.js';
 import { sshdLogin, type Sshd } from '../test/fixtures/sshd.js';
 import { startBenchSshd } from './bench/sshd.js';
+import { newConnections } from './bench/clients.js';
 import { requestReply } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { childEnv } from './lib/forwarder.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, splitArgs } from './lib/options.js';
 import { sleep } from './lib/sleep.js';
 
 const TOOLS = ['sshkeep', 'bare', 'ssh'] as const;
@@ -50,12 +53,12 @@ async function cleanup(): Promise<void> {
 }
 
 /** The tool's command line, forwarding local `port` to the echo target. */
-function command(tool: Tool, sshd: Sshd, port: number, echo: number): string[] {
+function command(tool: Tool, sshd: Sshd, port: number, echo: number, nodeArgs: string[]): string[] {
   const forward = `${port}:${HOST}:${echo}`;
   const node = [process.execPath, ...shebangNodeArgs(CLI_MAIN)];
   switch (tool) {
     case 'sshkeep':
-      return [...node, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
+      return [...node, ...nodeArgs, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
     case 'ssh':
       return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
     case 'bare':
@@ -78,13 +81,22 @@ interface Run {
   warm: number;
   cipher: string | undefined;
   keep: string | undefined;
+  /** Count per new connection rather than per round trip. */
+  newConnections: boolean;
+  /** More node flags for sshkeep, after its shebang's. */
+  nodeArgs: string[];
+}
+
+/** The load `o` asks for through `port`: round trips on --clients connections, or --new-connections sequential ones. */
+function load(port: number, o: Run, n: number): Promise<unknown> {
+  return o.newConnections ? newConnections(port, n) : requestReply(port, o.clients, n, o.size);
 }
 
 async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: Sshd, targets: Targets, o: Run): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
-  const [cmd, ...args] = command(tool, sshd, want, targets.echo);
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.nodeArgs);
   const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(env),
@@ -104,9 +116,9 @@ async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: 
       if (port && (await echoProbe(port).then(() => true, () => false))) break;
       await sleep(200);
     }
-    await requestReply(port, o.clients, o.warm, o.size);
+    await load(port, o, o.warm);
     control(child.pid!, '--instr=on');
-    await deadline(requestReply(port, o.clients, o.requests, o.size), 600_000, `${tool} load under valgrind`);
+    await deadline(load(port, o, o.requests), 600_000, `${tool} load under valgrind`);
     control(child.pid!, '--instr=off');
     control(child.pid!, '--dump');
     await sleep(500);
@@ -114,7 +126,7 @@ async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: 
     let ir = 0;
     for (const f of dumps) ir += Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
     if (o.keep) for (const f of dumps) fs.copyFileSync(path.join(dir, f), path.join(o.keep, `${label.replace(/[^\w.-]+/g, '_')}.${f}`));
-    return ir / (o.clients * o.requests);
+    return ir / (o.newConnections ? o.requests : o.clients * o.requests);
   } finally {
     child.kill('SIGKILL');
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
@@ -134,6 +146,8 @@ async function main(): Promise<void> {
       'compare-env': { type: 'string' },
       cipher: { type: 'string' },
       keep: { type: 'string' },
+      'new-connections': { type: 'boolean', default: false },
+      'node-args': { type: 'string', default: '' },
     },
     strict: true,
   });
@@ -145,6 +159,8 @@ async function main(): Promise<void> {
     warm: intOption('warm', values.warm, 1),
     cipher: values.cipher,
     keep: values.keep,
+    newConnections: values['new-connections'],
+    nodeArgs: splitArgs(values['node-args']),
   };
   if (o.keep) fs.mkdirSync(o.keep, { recursive: true });
   const tools = values.tools.split(',').map((t) => {
@@ -157,22 +173,25 @@ async function main(): Promise<void> {
   const { sshd } = await startBenchSshd(o.cipher);
   sshdRef = sshd;
   targetsRef = await startTargets();
+  const unit = o.newConnections ? 'new connection' : 'round trip';
   const rows: Array<[string, number]> = [];
   for (const tool of tools) {
     rows.push([tool, await measure(tool, tool, {}, sshd, targetsRef, o)]);
-    process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per round trip\n`);
+    process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per ${unit}\n`);
     if (tool === 'sshkeep' && envName) {
       rows.push([`sshkeep, ${compare}`, await measure(tool, `sshkeep, ${compare}`, { [envName]: envValue }, sshd, targetsRef, o)]);
-      process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per round trip\n`);
+      process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per ${unit}\n`);
     }
   }
   const ssh = rows.find(([t]) => t === 'ssh')?.[1];
   process.stdout.write(
     [
-      `Instructions in user space per ${o.size}-byte round trip, ${o.clients} connections × ${o.requests} (after ${o.warm} each unmeasured), valgrind --tool=callgrind; ` +
+      (o.newConnections
+        ? `Instructions in user space per new connection (connect, 1 byte, echo, close), ${o.requests} sequential (after ${o.warm} unmeasured), valgrind --tool=callgrind; `
+        : `Instructions in user space per ${o.size}-byte round trip, ${o.clients} connections × ${o.requests} (after ${o.warm} each unmeasured), valgrind --tool=callgrind; `) +
         `cipher: ${o.cipher ?? "each tool's default"}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\``,
       '',
-      '| forwarder | instructions per round trip | ratio to ssh -L |',
+      `| forwarder | instructions per ${unit} | ratio to ssh -L |`,
       '|---|---:|---:|',
       ...rows.map(([t, ir]) => `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`),
       '',

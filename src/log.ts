@@ -40,15 +40,34 @@ const prettyLine = winston.format.printf((info) => {
   return `${String(timestamp).slice(11, 23)} ${level}${pad} ${String(message)}${fields ? '  ' + fields : ''}`;
 });
 
-/** winston formats and pipes every call before its transport filters by level: check first. */
+/** Which levels are written. The level is fixed when the logger is made; winston's own check allocates on every call. */
+interface Enabled {
+  warn: boolean;
+  info: boolean;
+  debug: boolean;
+}
+
+/**
+ * winston formats and pipes every call before its transport filters by level: check first.
+ * A child is made in winston only when it first writes a line: each forwarded connection
+ * has one, and most never log at the level in force.
+ */
 class WinstonLogger implements Logger {
-  constructor(private readonly w: winston.Logger) {}
-  error(msg: string, fields?: LogFields): void { this.w.error(msg, fields); }
-  warn(msg: string, fields?: LogFields): void { if (this.w.isWarnEnabled()) this.w.warn(msg, fields); }
-  info(msg: string, fields?: LogFields): void { if (this.w.isInfoEnabled()) this.w.info(msg, fields); }
-  debug(msg: string, fields?: LogFields): void { if (this.w.isDebugEnabled()) this.w.debug(msg, fields); }
-  isDebug(): boolean { return this.w.isDebugEnabled(); }
-  child(fields: LogFields): Logger { return new WinstonLogger(this.w.child(fields)); }
+  #w: winston.Logger | undefined;
+
+  /** `make` gives the winston logger lines go to (a winston child has its parent's level). */
+  constructor(private readonly enabled: Enabled, private readonly make: () => winston.Logger) {}
+
+  get #out(): winston.Logger {
+    return (this.#w ??= this.make());
+  }
+
+  error(msg: string, fields?: LogFields): void { this.#out.error(msg, fields); }
+  warn(msg: string, fields?: LogFields): void { if (this.enabled.warn) this.#out.warn(msg, fields); }
+  info(msg: string, fields?: LogFields): void { if (this.enabled.info) this.#out.info(msg, fields); }
+  debug(msg: string, fields?: LogFields): void { if (this.enabled.debug) this.#out.debug(msg, fields); }
+  isDebug(): boolean { return this.enabled.debug; }
+  child(fields: LogFields): Logger { return new WinstonLogger(this.enabled, () => this.#out.child(fields)); }
 }
 
 /** A logger writing one line per event to stderr, JSON for machines or coloured text for a person. */
@@ -66,7 +85,7 @@ export function createLogger(
     ),
     transports: [new winston.transports.Stream({ stream })],
   });
-  return new WinstonLogger(w);
+  return new WinstonLogger({ warn: w.isWarnEnabled(), info: w.isInfoEnabled(), debug: w.isDebugEnabled() }, () => w);
 }
 
 /**

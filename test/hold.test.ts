@@ -8,7 +8,7 @@ import { silentLogger } from '../src/log.js';
 import type { SessionSource } from '../src/ssh/pool.js';
 import type { SshSession } from '../src/ssh/adapter.js';
 import type { ConnectionState, ConnectionStatus } from '../src/ssh/connection.js';
-import { outcome, until } from './fixtures/net.js';
+import { deadline, outcome, until } from './fixtures/net.js';
 
 /** A channel open the test answers: its target, and whether the hold gave up on it. */
 interface PendingOpen {
@@ -206,4 +206,19 @@ t.test('hold – early bytes that already fill --hold-buffer leave the client pa
   const small = await socketPair(t);
   void hold.open(small.held, TARGET, SRC, silentLogger, Buffer.from('1234'));
   t.notOk(small.held.isPaused(), 'under the limit: read on');
+});
+
+t.test('hold – a client that leaves while waiting for a connection stops the wait at once, and is not forwarded', async (t) => {
+  const { source, hold } = setup(t);
+  const { client, held } = await socketPair(t);
+  const opened = hold.open(held, TARGET, SRC, silentLogger);
+  t.equal(source.waiting, 1, 'waiting');
+  client.destroy();
+  // The hold timeout is 5 s: an outcome within 1 s came from the client's leaving.
+  t.match(await deadline(opened, 1000, 'the wait to end'), { ok: false, result: 'left' }, 'given up when it left, not at the hold timeout');
+  t.equal(source.waiting, 0, 'the tunnel was told it no longer waits');
+  t.equal(hold.size, 0, 'no longer held');
+  const s1 = new FakeSession('s1');
+  source.move('ready', s1);
+  t.equal(s1.opens.length, 0, 'no channel opened for it');
 });

@@ -30,7 +30,8 @@ class HeldClient {
     if (this.#held.bytes >= this.limitBytes) this.socket.pause();
   };
   readonly #onEnd = () => (this.#held.ended = true);
-  readonly #left = new AbortController();
+  /** Who waits on this client's behalf, told when it leaves (at most one at a time: Hold.#ready). */
+  #onLeave: (() => void) | undefined;
   readonly #onError = (err: NodeJS.ErrnoException) => this.#leave(`client error: ${err.code ?? err.message}`);
   readonly #onClose = () => this.#leave('client closed while held');
 
@@ -48,12 +49,15 @@ class HeldClient {
 
   #leave(why: string): void {
     this.#gone ??= why;
-    this.#left.abort();
+    this.#onLeave?.();
   }
 
-  /** Aborts when the client leaves while held: stop waiting on its behalf. */
-  get left(): AbortSignal {
-    return this.#left.signal;
+  /**
+   * `onLeave` is called if the client leaves while held (stop waiting on its behalf); undefined
+   * stops that. A plain callback, not an AbortSignal: every client passes here.
+   */
+  set onLeave(onLeave: (() => void) | undefined) {
+    this.#onLeave = onLeave;
   }
 
   /** Why the client left while held, or undefined if it is still there. */
@@ -169,7 +173,6 @@ export class Hold {
 
   async #open<C>(held: HeldClient, target: Endpoint, log: Logger, opener: Opener<C>): Promise<HoldOutcome<C>> {
     const { holdTimeoutMs } = this.options;
-    const where = formatEndpoint(target);
     const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
     let failed: SshSession | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -195,7 +198,7 @@ export class Hold {
         if (held.gone) return { ok: false, result: 'left' };
         const { reason, message } = err as ChannelOpenError;
         if (reason === 'tunnel-lost' && performance.now() < giveUpAt) {
-          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: where });
+          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: formatEndpoint(target) });
           failed = session;
           continue;
         }
@@ -223,7 +226,7 @@ export class Hold {
       const finish = (session: SshSession | undefined) => {
         clearTimeout(timer);
         source.off('status', onStatus);
-        held.left.removeEventListener('abort', onLeft);
+        held.onLeave = undefined;
         stopWaiting();
         resolve(session);
       };
@@ -233,7 +236,7 @@ export class Hold {
       };
       const onLeft = () => finish(undefined);
       const timer = setTimeout(onLeft, Math.max(0, giveUpAt - performance.now()));
-      held.left.addEventListener('abort', onLeft, { once: true });
+      held.onLeave = onLeft;
       source.on('status', onStatus);
     });
   }

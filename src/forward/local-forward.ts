@@ -186,13 +186,9 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
-    const { source, limits } = this.deps;
-    const refuse = (result: ConnectionResult, message: string) => this.#refuse(client, undefined, log, result, message, { side: 'local', reason: result });
-    if (limits.maxConnections > 0 && limits.clients() >= limits.maxConnections) {
-      return refuse('limit', `client reset: ${limits.maxConnections} clients already open; --max-connections raises the limit`);
-    }
-    const unholdable = this.#hold.refusal();
-    if (unholdable) return refuse(unholdable.result, unholdable.message);
+    const turnedAway = this.#admission();
+    if (turnedAway) return this.#refuse(client, undefined, log, turnedAway.result, turnedAway.message, { side: 'local', reason: turnedAway.result });
+    const { source } = this.deps;
     source.noteNewClient();
     let target: Endpoint;
     let socks: SocksVersion | undefined;
@@ -205,7 +201,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     } else {
       target = this.spec.target;
     }
-    log.debug('client accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: source.state });
+    if (log.isDebug()) log.debug('client accepted', { event: 'accept', client: `${src.address}:${src.port}`, target: formatEndpoint(target), state: source.state });
     const { resume } = this.deps;
     // --resume carries TCP targets through the agent (it dials host:port); a Unix socket target stays plain.
     const opened = resume && target.kind === 'tcp'
@@ -230,6 +226,15 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     }
     const refusal = socks && { socks, reply: replyForOpenFailure(opened.reason) };
     this.#refuse(client, refusal, log, 'target_refused', 'client reset: the server could not open its channel', { ...fields, side: 'target', reason: opened.reason, error: opened.error });
+  }
+
+  /** Why a client arriving now is turned away at once (a limit, or no SSH connection to hold it for); undefined if it is let in. */
+  #admission(): { result: ConnectionResult; message: string } | undefined {
+    const { limits } = this.deps;
+    if (limits.maxConnections > 0 && limits.clients() >= limits.maxConnections) {
+      return { result: 'limit', message: `client reset: ${limits.maxConnections} clients already open; --max-connections raises the limit` };
+    }
+    return this.#hold.refusal();
   }
 
   /** -D: reads the client's SOCKS request; undefined when the handshake failed (the client was answered and closed). */

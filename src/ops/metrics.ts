@@ -107,7 +107,14 @@ export class Metrics {
     this.#rtt.zero({ tunnel: name });
     const rtt = this.#rtt.labels({ tunnel: name });
     tunnel.on('rtt', (ms) => rtt.observe(ms / 1000));
-    tunnel.on('clientEnd', (end) => this.#clientEnds.inc({ tunnel: name, forward: end.forward, result: end.result }));
+    // One labelled child per forward and result, kept: looking the labels up costs more than the count.
+    const ends = new Map<string, client.Counter.Internal>();
+    tunnel.on('clientEnd', ({ forward, result }) => {
+      const key = `${forward}\0${result}`;
+      let end = ends.get(key);
+      if (!end) ends.set(key, (end = this.#clientEnds.labels({ tunnel: name, forward, result })));
+      end.inc();
+    });
   }
 
   /** Stops reporting a tunnel a reload took out (its clients still ending are counted). */

@@ -1,0 +1,164 @@
+/**
+ * CPU per new forwarded connection (issue 17): connect, one byte, its echo, close, sequential,
+ * through sshkeep, a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs), `ssh -N -L` and,
+ * with --baseline-cli, another sshkeep build. Each a fresh process per round, tools alternated.
+ * The figure is the forwarder's utime and stime (/proc/PID/stat) over the first --cold
+ * connections after start (JIT warm-up, first use), then over --conns more (warm), per
+ * connection. It moves less with the machine's load than the latency the small-messages table
+ * reports, yet by ±20 % on a loaded machine: to compare two builds there, count instructions
+ * (scripts/bench-instructions.ts --new-connections).
+ *
+ *   npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts \
+ *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh] [--baseline-cli OTHER/dist/cli/main.js]
+ *     [--node-args='--cpu-prof --cpu-prof-dir=DIR' (more node flags for sshkeep, after its shebang's)]
+ *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
+import { cpuTimes } from '../test/fixtures/proc.js';
+import { deadline } from '../test/fixtures/net.js';
+import type { Sshd } from '../test/fixtures/sshd.js';
+import { newConnections } from './bench/clients.js';
+import { launch, startBare } from './bench/launch.js';
+import { startBenchSshd } from './bench/sshd.js';
+import { startTargets, type Targets } from './bench/targets.js';
+import { commandLine, sshVersion } from './lib/machine.js';
+import { runMain } from './lib/main.js';
+import { intOption, splitArgs } from './lib/options.js';
+import { median } from './lib/stats.js';
+
+const TOOLS = ['sshkeep', 'baseline', 'bare', 'ssh'] as const;
+type Tool = (typeof TOOLS)[number];
+const LABEL: Record<Tool, string> = { sshkeep: 'sshkeep', baseline: 'sshkeep (baseline)', bare: 'bare ssh2', ssh: 'ssh -L' };
+
+const stops = new Set<() => Promise<void>>();
+let sshdRef: Sshd | undefined;
+let targetsRef: Targets | undefined;
+
+async function cleanup(): Promise<void> {
+  await Promise.allSettled([...[...stops].map((s) => s()), sshdRef?.stop(), targetsRef?.close()]);
+}
+
+/** CPU µs per connection of `pid` (user, system) over `n` sequential new connections to `port`. */
+async function cpuPerConnection(pid: number, port: number, n: number): Promise<{ user: number; system: number; medianUs: number }> {
+  const c0 = cpuTimes(pid);
+  const us = await newConnections(port, n);
+  const c1 = cpuTimes(pid);
+  return { user: ((c1.user - c0.user) * 1e6) / n, system: ((c1.system - c0.system) * 1e6) / n, medianUs: median(us) };
+}
+
+/** `strace -c -f` attached to `pid` while `fn` runs: calls by system call name. */
+async function syscalls(pid: number, fn: () => Promise<unknown>): Promise<Map<string, number>> {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-strace-')), 'summary');
+  const strace = spawn('strace', ['-c', '-f', '-o', out, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  strace.stderr!.on('data', (c: Buffer) => (err += c));
+  try {
+    await deadline(
+      new Promise<void>((resolve, reject) => {
+        strace.stderr!.on('data', () => /attached/.test(err) && resolve());
+        strace.once('exit', () => reject(new Error(`strace exited: ${err.trim()}`)));
+      }),
+      10_000,
+      'strace to attach',
+    );
+    await fn();
+  } finally {
+    strace.kill('SIGINT');
+    if (strace.exitCode === null) await once(strace, 'exit');
+  }
+  const calls = new Map<string, number>();
+  // Rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+  for (const line of fs.readFileSync(out, 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 5 && /^\d+$/.test(f[3]!) && f.at(-1) !== 'total') calls.set(f.at(-1)!, Number(f[3]));
+  }
+  fs.rmSync(path.dirname(out), { recursive: true, force: true });
+  return calls;
+}
+
+async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
+  if (tool === 'bare') {
+    const b = await startBare(sshd, [targets.echo]);
+    return { pid: b.pid, port: b.ports[0]!, stop: b.stop };
+  }
+  const cli = tool === 'baseline' ? baselineCli! : CLI_MAIN;
+  const r = await launch(sshd, targets, tool === 'ssh' ? { tool: 'ssh' } : { tool: 'sshkeep', cli, nodeArgs: [...shebangNodeArgs(cli), ...nodeArgs] });
+  return { pid: r.pid, port: r.ports.echo, stop: r.stop };
+}
+
+type Row = { cold: { user: number; system: number }[]; warm: { user: number; system: number; medianUs: number }[] };
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      conns: { type: 'string', default: '2000' },
+      cold: { type: 'string', default: '300' },
+      rounds: { type: 'string', default: '3' },
+      tools: { type: 'string', default: 'sshkeep,bare,ssh' },
+      'baseline-cli': { type: 'string' },
+      'node-args': { type: 'string', default: '' },
+      strace: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const conns = intOption('conns', values.conns, 1);
+  const cold = intOption('cold', values.cold, 1);
+  const rounds = intOption('rounds', values.rounds, 1);
+  const baselineCli = values['baseline-cli'];
+  const tools = values.tools.split(',').map((t) => {
+    if (!(TOOLS as readonly string[]).includes(t)) throw new Error(`--tools: ${t} is not one of ${TOOLS.join(', ')}`);
+    return t as Tool;
+  });
+  if (baselineCli && !tools.includes('baseline')) tools.splice(1, 0, 'baseline');
+  if (tools.includes('baseline') && !baselineCli) throw new Error('--tools baseline needs --baseline-cli');
+  const { sshd } = await startBenchSshd(undefined);
+  sshdRef = sshd;
+  const targets = await startTargets();
+  targetsRef = targets;
+  const rows = new Map<Tool, Row>(tools.map((t) => [t, { cold: [], warm: [] }]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const tool of tools) {
+      const f = await start(tool, sshd, targets, baselineCli, splitArgs(values['node-args']));
+      stops.add(f.stop);
+      try {
+        const c = await cpuPerConnection(f.pid, f.port, cold);
+        const w = await cpuPerConnection(f.pid, f.port, conns);
+        rows.get(tool)!.cold.push(c);
+        rows.get(tool)!.warm.push(w);
+        if (values.strace) {
+          const n = Math.min(conns, 500);
+          const calls = await syscalls(f.pid, () => newConnections(f.port, n));
+          const perConn = [...calls].sort((a, b) => b[1] - a[1]).map(([name, k]) => `${(k / n).toFixed(2)} ${name}`);
+          process.stderr.write(`round ${round} ${LABEL[tool]}: system calls per connection (strace -c over ${n}): ${perConn.join(', ')}\n`);
+        }
+        process.stderr.write(`round ${round} ${LABEL[tool]}: cold ${(c.user + c.system).toFixed(0)} µs CPU per connection, warm ${(w.user + w.system).toFixed(0)} (user ${w.user.toFixed(0)}, system ${w.system.toFixed(0)}), warm median latency ${w.medianUs.toFixed(0)} µs\n`);
+      } finally {
+        await f.stop();
+        stops.delete(f.stop);
+      }
+    }
+  }
+  const med = (xs: number[]) => median(xs).toFixed(0);
+  process.stdout.write(
+    [
+      `Forwarder CPU µs per new connection (connect, 1 byte, echo, close; sequential), median of ${rounds} rounds; ` +
+        `cold = the first ${cold} after start, warm = the next ${conns}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\``,
+      '',
+      '| forwarder | cold: user + system | warm: user + system | warm: user | warm: system | warm latency, median µs |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...tools.map((t) => {
+        const r = rows.get(t)!;
+        return `| ${LABEL[t]} | ${med(r.cold.map((c) => c.user + c.system))} | ${med(r.warm.map((w) => w.user + w.system))} | ${med(r.warm.map((w) => w.user))} | ${med(r.warm.map((w) => w.system))} | ${med(r.warm.map((w) => w.medianUs))} |`;
+      }),
+      '',
+    ].join('\n'),
+  );
+}
+
+runMain('bench-connections', main, cleanup);
