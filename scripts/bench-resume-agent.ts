@@ -1,8 +1,9 @@
 /**
- * The resume agent (agent/sshkeep-agent.pl) alone, without SSH, beside a direct loopback TCP
- * connection in the same run: what the Perl agent adds to a resumable stream's path.
+ * The resume agent (agent/sshkeep-agent.pl, or .py with --interpreter python3) alone, without
+ * SSH, beside a direct loopback TCP connection in the same run: what the agent adds to a
+ * resumable stream's path.
  *
- *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
+ *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
  *
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
@@ -21,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
+import { INTERPRETERS, type Interpreter } from '../src/resume/bootstrap.js';
 import { listen } from '../test/fixtures/net.js';
 import { cpuSeconds, rssKiB, signalAll } from '../test/fixtures/proc.js';
 import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
@@ -40,8 +42,11 @@ const { values } = parseArgs({
     pings: { type: 'string', default: '3000' },
     streams: { type: 'string', default: '200' },
     full: { type: 'string', default: '20' },
+    interpreter: { type: 'string', default: 'perl' },
   },
 });
+if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
+const interpreter = values.interpreter as Interpreter;
 const sizeMiB = intOption('size-mib', values['size-mib'], 1);
 const pings = intOption('pings', values.pings, 1);
 const idleStreams = intOption('streams', values.streams, 1);
@@ -183,7 +188,7 @@ async function settledRss(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  agent = await launchAgent(runtimeDir, 600_000);
+  agent = await launchAgent(runtimeDir, interpreter, 600_000);
   const bytes = sizeMiB * MIB;
   const pourPort = await target((sock) => void pour(sock, bytes));
   // Each connection to the sink hands its byte count to whoever waits for the next one.
@@ -230,7 +235,7 @@ async function main(): Promise<void> {
 
   // Memory: a fresh agent, so the buffers of the transfers above do not count.
   signalAll(agent.pids(), 'SIGKILL');
-  agent = await launchAgent(runtimeDir, 600_000);
+  agent = await launchAgent(runtimeDir, interpreter, 600_000);
   const idle = await settledRss();
   const held: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) held.push(await open(holdPort));
@@ -243,7 +248,7 @@ async function main(): Promise<void> {
   held.forEach((c) => c.close());
 
   const width = Math.max(...rows.map((r) => r[0].length));
-  process.stdout.write(`resume agent, ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
+  process.stdout.write(`resume agent (${interpreter}), ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
   process.stdout.write(`${'measure'.padEnd(width)}  ${'agent'.padStart(8)}  ${'direct'.padStart(8)}  ratio\n`);
   for (const [name, a, d, r] of rows) process.stdout.write(`${name.padEnd(width)}  ${a.padStart(8)}  ${d.padStart(8)}  ${r}\n`);
 }
