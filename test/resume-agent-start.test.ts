@@ -1,11 +1,11 @@
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
 import { INTERPRETERS, PROBE_COMMAND, agentScript, newSession, parameterLine, parseAgentLine, type Interpreter } from '../src/resume/bootstrap.js';
-import { TESTED_INTERPRETERS, agentDir, agentPids, bootstrap, pathForAgents, ping, startAgent } from './fixtures/resume-agent.js';
+import { TESTED_INTERPRETERS, agentDir, agentPids, binWith, bootstrap, pathForAgents, ping, startAgent } from './fixtures/resume-agent.js';
 import { alive, signalAll } from './fixtures/proc.js';
 import { until } from './fixtures/net.js';
 import { tempDir } from './fixtures/tmp.js';
@@ -14,15 +14,6 @@ import { tempDir } from './fixtures/tmp.js';
 async function tryStart(env: NodeJS.ProcessEnv, interpreter?: Interpreter, session = newSession()) {
   t.teardown(() => signalAll(agentPids(session), 'SIGKILL'));
   return bootstrap({ ...env, PATH: env.PATH === process.env.PATH ? pathForAgents() : env.PATH }, { session, graceMs: 30_000 }, { interpreter });
-}
-
-/** A directory for PATH with only sh and, if named, these interpreters (linked to the real executables). */
-function binWith(t: Test, interpreters: string[]): string {
-  const bin = tempDir(t, 'sshkeep-bin-');
-  const real = (command: string) => execFileSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8', env: { ...process.env, PATH: pathForAgents() } }).trim();
-  fs.symlinkSync(real('sh'), path.join(bin, 'sh'));
-  for (const name of interpreters) fs.symlinkSync(name === 'python3' ? execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim() : real(name), path.join(bin, name));
-  return bin;
 }
 
 t.test('the parameter line, the probe and the agent line', async (t) => {
