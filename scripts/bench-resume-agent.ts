@@ -8,7 +8,8 @@
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
  *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
- * - 1-byte round trips to an echo target, median and p99 (µs); again with --streams other streams
+ * - 1-byte round trips to an echo target, median and p99 (µs), and the agent's CPU µs per round
+ *   trip (it crosses the agent twice); again with --streams other streams
  *   held open (idle), as a busy agent holds them: a turn's work must not grow with their number.
  * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
  * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
@@ -160,7 +161,7 @@ async function agentRoundTrips(echoPort: number): Promise<number[]> {
   return times;
 }
 
-async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[] }> {
+async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[]; cpuMicros: number }> {
   const direct = net.connect(echoPort, '127.0.0.1');
   direct.setNoDelay(true);
   await once(direct, 'connect');
@@ -172,7 +173,10 @@ async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: 
     directTimes.push(Number(process.hrtime.bigint() - start) / 1000);
   }
   direct.destroy();
-  return { agent: await agentRoundTrips(echoPort), direct: directTimes };
+  const pid = agent!.pids()[0]!;
+  const cpu = cpuSeconds(pid);
+  const agentTimes = await agentRoundTrips(echoPort);
+  return { agent: agentTimes, direct: directTimes, cpuMicros: ((cpuSeconds(pid) - cpu) * 1e6) / pings };
 }
 
 /** The agent's RSS once it stops growing (reading targets into replay buffers takes a moment). */
@@ -227,6 +231,7 @@ async function main(): Promise<void> {
   const rt = await roundTrips(echoPort);
   rows.push(['1-byte round trip, median µs', median(rt.agent).toFixed(0), median(rt.direct).toFixed(0), (median(rt.agent) / median(rt.direct)).toFixed(2)]);
   rows.push(['1-byte round trip, p99 µs', quantile(rt.agent, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(rt.agent, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
+  rows.push(['  agent CPU µs per round trip', rt.cpuMicros.toFixed(0), '', '']);
   const others: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) others.push(await open(holdPort));
   const busy = await agentRoundTrips(echoPort);
