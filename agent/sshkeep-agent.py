@@ -46,6 +46,7 @@ IOV_MAX = 64                     # buffers per sendmsg: one system call for many
 HEADER = struct.Struct('>BI')
 U64 = struct.Struct('>Q')
 TWO_U64 = struct.Struct('>QQ')
+DATA_HEAD = struct.Struct('>BIQQ')  # a DATA frame's header with its offset and ack: one piece to pack and write
 AGAIN = (BlockingIOError, InterruptedError)
 
 
@@ -810,10 +811,13 @@ class Agent:
         end = s.base + s.replay.len
         while s.sent < end and c.wbuf.len < CHANNEL_HIGH:
             part = s.replay.slice(s.sent - s.base, CHUNK)
-            self.send_frame(c, DATA, TWO_U64.pack(s.sent, s.received), part)
+            c.wbuf.push(DATA_HEAD.pack(DATA, 16 + len(part), s.sent, s.received))
+            c.wbuf.push(part)
             s.sent += len(part)
             s.ack_sent = s.received
             s.ack_at = None
+        if c.wbuf.len:
+            self.want(c, c.fd, c.mask & selectors.EVENT_READ, True)
         if s.sent < end:
             return
         if s.t_eof and s.sent == end:
