@@ -305,7 +305,7 @@ class Agent:
         self.dirty = {}
         self.timer_at = 0
         self.held_full = False
-        self.flush = []        # channels handled in the last turn (one without a stream: a PONG, an ERROR)
+        self.flush = []        # channels handled or given frames in the last turn (one without a stream: a PONG, an ERROR)
         # Each turn of the loop has a number: a target socket made during a turn may reuse the
         # number of one closed in it, and must not be handed the old one's readiness.
         self.turn = 0
@@ -355,14 +355,16 @@ class Agent:
     # --- channels ----------------------------------------------------------
 
     def send_frame(self, c, ftype, *parts):
+        # Written before the next select, and what to wait for worked out then: no epoll_ctl
+        # to wait for writing when the socket takes it all at once, as it mostly does.
+        if not c.wbuf.len:
+            self.flush.append(c)
         length = 0
         for part in parts:
             length += len(part)
         c.wbuf.push(HEADER.pack(ftype, length))
         for part in parts:
             c.wbuf.push(part)
-        if not c.closed:
-            self.want(c, c.fd, c.mask & selectors.EVENT_READ, True)
 
     def close_channel(self, c):
         if c.closed:
@@ -816,8 +818,6 @@ class Agent:
             s.sent += len(part)
             s.ack_sent = s.received
             s.ack_at = None
-        if c.wbuf.len:
-            self.want(c, c.fd, c.mask & selectors.EVENT_READ, True)
         if s.sent < end:
             return
         if s.t_eof and s.sent == end:
