@@ -23,7 +23,7 @@ t.test('the parameter line, the probe and the agent line', async (t) => {
     t.ok(text.endsWith('\n__END__\n'), `${language}: the script ends where the parameter line begins`);
   }
   t.not(agentScript('perl').version, agentScript('python').version, 'an agent of one language is never taken for the other');
-  const order = ['perl', 'python3', '/usr/libexec/platform-python'].map((p) => PROBE_COMMAND.indexOf(`command -v ${p} `));
+  const order = ['command -v perl ', 'command -v python3 ', '[ -x /usr/libexec/platform-python ]'].map((test) => PROBE_COMMAND.indexOf(test));
   t.same(order, [...order].sort((a, b) => a - b), 'the probe looks for perl, then python3, then platform-python');
   t.ok(order.every((at) => at > 0), 'it looks for each');
   t.same(parseAgentLine('sshkeep-agent: interpreter python3'), { type: 'interpreter', interpreter: 'python3' });

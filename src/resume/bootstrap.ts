@@ -38,10 +38,11 @@ export const AGENT_SCRIPT_PATHS: Record<Language, string> = {
  *
  * The probe prints the first interpreter found (`sshkeep-agent: interpreter perl`), before
  * sshkeep sends anything: an exec channel's stdin carries one program, so the program is
- * chosen first. Nothing else comes from the server into a command line.
+ * chosen first. Nothing else comes from the server into a command line. A path is tested
+ * with `[ -x ]`: dash's `command -v` finds a file that cannot be run.
  */
 export const PROBE_COMMAND = `exec sh -c '${Object.entries(INTERPRETERS)
-  .map(([name, { path }], i) => `${i ? 'elif' : 'if'} command -v ${path} >/dev/null 2>&1; then echo "${LINE_PREFIX}interpreter ${name}"; `)
+  .map(([name, { path }], i) => `${i ? 'elif' : 'if'} ${path.startsWith('/') ? `[ -x ${path} ]` : `command -v ${path} >/dev/null 2>&1`}; then echo "${LINE_PREFIX}interpreter ${name}"; `)
   .join('')}else echo "${LINE_PREFIX}error no-interpreter"; exit 127; fi'`;
 
 /**
