@@ -1,13 +1,15 @@
 /**
- * The resume agent (agent/sshkeep-agent.pl) alone, without SSH, beside a direct loopback TCP
- * connection in the same run: what the Perl agent adds to a resumable stream's path.
+ * The resume agent (agent/sshkeep-agent.pl, or .py with --interpreter python3) alone, without
+ * SSH, beside a direct loopback TCP connection in the same run: what the agent adds to a
+ * resumable stream's path.
  *
- *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
+ *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
  *
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
  *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
- * - 1-byte round trips to an echo target, median and p99 (µs); again with --streams other streams
+ * - 1-byte round trips to an echo target, median and p99 (µs), and the agent's CPU µs per round
+ *   trip (it crosses the agent twice); again with --streams other streams
  *   held open (idle), as a busy agent holds them: a turn's work must not grow with their number.
  * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
  * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
@@ -21,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
+import { INTERPRETERS, type Interpreter } from '../src/resume/bootstrap.js';
 import { listen } from '../test/fixtures/net.js';
 import { cpuSeconds, rssKiB, signalAll } from '../test/fixtures/proc.js';
 import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
@@ -40,8 +43,11 @@ const { values } = parseArgs({
     pings: { type: 'string', default: '3000' },
     streams: { type: 'string', default: '200' },
     full: { type: 'string', default: '20' },
+    interpreter: { type: 'string', default: 'perl' },
   },
 });
+if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
+const interpreter = values.interpreter as Interpreter;
 const sizeMiB = intOption('size-mib', values['size-mib'], 1);
 const pings = intOption('pings', values.pings, 1);
 const idleStreams = intOption('streams', values.streams, 1);
@@ -155,7 +161,7 @@ async function agentRoundTrips(echoPort: number): Promise<number[]> {
   return times;
 }
 
-async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[] }> {
+async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[]; cpuMicros: number }> {
   const direct = net.connect(echoPort, '127.0.0.1');
   direct.setNoDelay(true);
   await once(direct, 'connect');
@@ -167,7 +173,10 @@ async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: 
     directTimes.push(Number(process.hrtime.bigint() - start) / 1000);
   }
   direct.destroy();
-  return { agent: await agentRoundTrips(echoPort), direct: directTimes };
+  const pid = agent!.pids()[0]!;
+  const cpu = cpuSeconds(pid);
+  const agentTimes = await agentRoundTrips(echoPort);
+  return { agent: agentTimes, direct: directTimes, cpuMicros: ((cpuSeconds(pid) - cpu) * 1e6) / pings };
 }
 
 /** The agent's RSS once it stops growing (reading targets into replay buffers takes a moment). */
@@ -183,7 +192,7 @@ async function settledRss(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  agent = await launchAgent(runtimeDir, 600_000);
+  agent = await launchAgent(runtimeDir, interpreter, 600_000);
   const bytes = sizeMiB * MIB;
   const pourPort = await target((sock) => void pour(sock, bytes));
   // Each connection to the sink hands its byte count to whoever waits for the next one.
@@ -222,6 +231,7 @@ async function main(): Promise<void> {
   const rt = await roundTrips(echoPort);
   rows.push(['1-byte round trip, median µs', median(rt.agent).toFixed(0), median(rt.direct).toFixed(0), (median(rt.agent) / median(rt.direct)).toFixed(2)]);
   rows.push(['1-byte round trip, p99 µs', quantile(rt.agent, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(rt.agent, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
+  rows.push(['  agent CPU µs per round trip', rt.cpuMicros.toFixed(0), '', '']);
   const others: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) others.push(await open(holdPort));
   const busy = await agentRoundTrips(echoPort);
@@ -230,7 +240,7 @@ async function main(): Promise<void> {
 
   // Memory: a fresh agent, so the buffers of the transfers above do not count.
   signalAll(agent.pids(), 'SIGKILL');
-  agent = await launchAgent(runtimeDir, 600_000);
+  agent = await launchAgent(runtimeDir, interpreter, 600_000);
   const idle = await settledRss();
   const held: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) held.push(await open(holdPort));
@@ -243,7 +253,7 @@ async function main(): Promise<void> {
   held.forEach((c) => c.close());
 
   const width = Math.max(...rows.map((r) => r[0].length));
-  process.stdout.write(`resume agent, ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
+  process.stdout.write(`resume agent (${interpreter}), ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
   process.stdout.write(`${'measure'.padEnd(width)}  ${'agent'.padStart(8)}  ${'direct'.padStart(8)}  ratio\n`);
   for (const [name, a, d, r] of rows) process.stdout.write(`${name.padEnd(width)}  ${a.padStart(8)}  ${d.padStart(8)}  ${r}\n`);
 }

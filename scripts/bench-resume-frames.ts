@@ -18,7 +18,7 @@ import { runMain } from './lib/main.js';
 import { intOption } from './lib/options.js';
 
 const MIB = 1024 * 1024;
-const AGENT_DATA = 64 * 1024; // the agent's DATA frames (CHUNK in agent/sshkeep-agent.pl)
+const AGENT_DATA = 64 * 1024; // the agent's DATA frames (CHUNK in agent/sshkeep-agent.pl and .py)
 const SSH2_CHUNK = 32 * 1024; // what ssh2 hands over per 'data' event of a channel
 
 const { values } = parseArgs({ options: { mib: { type: 'string', default: '1024' }, small: { type: 'string', default: '200000' } } });

@@ -270,7 +270,7 @@ function checkDockerfile(src: Sources, c: Checks): void {
   c.that('docker.ssh2-patched', patchesAt >= 0 && patchesAt < installAt && /grep -q \S+ \S*node_modules\/ssh2\//.test(buildRuns.slice(prune)),
     'the build stage must COPY patches/ before `npm ci` (its postinstall patches ssh2) and check a patched ssh2 file after `npm prune`');
   c.that('docker.resume-agent-at-runtime', copiesFromBuild.some((cp) => cp.sources.some((x) => /(^|\/)agent\/?$/.test(x))),
-    'the final stage must copy agent/: --resume sends agent/sshkeep-agent.pl to the server');
+    'the final stage must copy agent/: --resume sends agent/sshkeep-agent.pl (or .py) to the server');
   c.that('docker.package-json-at-runtime', copiesFromBuild.some((cp) => cp.sources.some((s) => /(^|\/)package\.json$/.test(s))),
     'the final stage must copy package.json: its "type": "module" makes dist/*.js ES modules');
 

@@ -6,10 +6,10 @@ import { FrameParser, encodeFrame, type Frame } from '../src/resume/frames.js';
 import { bytes, mutate, mutation } from './fixtures/fuzz-properties.js';
 import { deadline, startEchoFor } from './fixtures/net.js';
 import { rssKiB } from './fixtures/proc.js';
-import { AgentChannel, ping, startAgent, type LocalAgent } from './fixtures/resume-agent.js';
+import { AgentChannel, TESTED_INTERPRETERS, ping, startAgent } from './fixtures/resume-agent.js';
 
 /**
- * The agent's own frame parser (Perl), fuzzed over its socket: garbage and mutated frame
+ * Each agent's own frame parser (Perl, Python), fuzzed over its socket: garbage and mutated frame
  * sequences, on a fresh channel and on a stream's channel. Whatever comes in, the agent
  * answers with well-formed frames, ends the channel when told to or when the input is
  * bad (an ERROR is its last frame), and lives on with bounded memory. Seeded and small.
@@ -54,42 +54,43 @@ async function exchange(c: AgentChannel, bytes: Buffer): Promise<Frame[]> {
   return frames;
 }
 
-let agent: LocalAgent;
-t.before(async () => {
-  agent = await startAgent(t);
-});
+for (const interpreter of TESTED_INTERPRETERS) {
+  t.test(`the ${interpreter} agent`, async (t) => {
+    const agent = await startAgent(t, { interpreter });
 
-t.test('a fresh channel: any input is answered with good frames and a close', async (t) => {
-  await fc.assert(
-    fc.asyncProperty(input, async (bytes) => {
-      fc.pre(dialsNowhere(bytes));
-      await exchange(await agent.channel(), bytes);
-    }),
-    RUNS,
-  );
-  t.equal((await ping(agent)).streams, 0, 'the agent lives on, holding nothing');
-});
+    t.test('a fresh channel: any input is answered with good frames and a close', async (t) => {
+      await fc.assert(
+        fc.asyncProperty(input, async (bytes) => {
+          fc.pre(dialsNowhere(bytes));
+          await exchange(await agent.channel(), bytes);
+        }),
+        RUNS,
+      );
+      t.equal((await ping(agent)).streams, 0, 'the agent lives on, holding nothing');
+    });
 
-t.test('a stream\'s channel: any input is answered with good frames and a close', async (t) => {
-  const echo = await startEchoFor(t);
-  await fc.assert(
-    fc.asyncProperty(input, async (bytes) => {
-      fc.pre(dialsNowhere(bytes));
-      const c = await agent.channel();
-      c.send({ type: 'open', id: randomBytes(16), graceMs: 0, port: echo.port, host: '127.0.0.1' });
-      assert.equal((await c.next())?.type, 'accept');
-      await exchange(c, bytes);
-    }),
-    RUNS,
-  );
-  // Grace 0: each stream was reset as soon as its channel closed.
-  await deadline(
-    (async () => {
-      while ((await ping(agent)).streams > 0);
-    })(),
-    5000,
-    'every stream to be forgotten',
-  );
-  const [pid] = agent.pids();
-  t.ok(rssKiB(pid!) < 64 * 1024, `the agent's memory stays small: ${rssKiB(pid!)} KiB`);
-});
+    t.test('a stream\'s channel: any input is answered with good frames and a close', async (t) => {
+      const echo = await startEchoFor(t);
+      await fc.assert(
+        fc.asyncProperty(input, async (bytes) => {
+          fc.pre(dialsNowhere(bytes));
+          const c = await agent.channel();
+          c.send({ type: 'open', id: randomBytes(16), graceMs: 0, port: echo.port, host: '127.0.0.1' });
+          assert.equal((await c.next())?.type, 'accept');
+          await exchange(c, bytes);
+        }),
+        RUNS,
+      );
+      // Grace 0: each stream was reset as soon as its channel closed.
+      await deadline(
+        (async () => {
+          while ((await ping(agent)).streams > 0);
+        })(),
+        5000,
+        'every stream to be forgotten',
+      );
+      const [pid] = agent.pids();
+      t.ok(rssKiB(pid!) < 64 * 1024, `the agent's memory stays small: ${rssKiB(pid!)} KiB`);
+    });
+  });
+}

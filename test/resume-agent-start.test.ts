@@ -4,22 +4,30 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
-import { agentScript, agentStdin, newSession, parameterLine, parseAgentLine } from '../src/resume/bootstrap.js';
-import { agentDir, agentPids, bootstrap, ping, startAgent } from './fixtures/resume-agent.js';
+import { INTERPRETERS, PROBE_COMMAND, agentScript, newSession, parameterLine, parseAgentLine, type Interpreter } from '../src/resume/bootstrap.js';
+import { TESTED_INTERPRETERS, agentDir, agentPids, binWith, bootstrap, pathForAgents, ping, startAgent } from './fixtures/resume-agent.js';
 import { alive, signalAll } from './fixtures/proc.js';
 import { until } from './fixtures/net.js';
 import { tempDir } from './fixtures/tmp.js';
 
-/** Runs the bootstrap for a new session with this environment; kills whatever it started at teardown. */
-async function tryStart(env: NodeJS.ProcessEnv, session = newSession()) {
+/** Runs the bootstrap (the probe, unless told the interpreter) for a new session; kills whatever it started at teardown. */
+async function tryStart(env: NodeJS.ProcessEnv, interpreter?: Interpreter, session = newSession()) {
   t.teardown(() => signalAll(agentPids(session), 'SIGKILL'));
-  return bootstrap(agentStdin({ session, graceMs: 30_000 }), env);
+  return bootstrap({ ...env, PATH: env.PATH === process.env.PATH ? pathForAgents() : env.PATH }, { session, graceMs: 30_000 }, { interpreter });
 }
 
-t.test('the parameter line and the agent line', async (t) => {
-  const { version, text } = agentScript();
-  t.match(version, /^[0-9a-f]{12}$/);
-  t.ok(text.endsWith('\n__END__\n'), 'the script ends where the parameter line begins');
+t.test('the parameter line, the probe and the agent line', async (t) => {
+  for (const language of ['perl', 'python'] as const) {
+    const { version, text } = agentScript(language);
+    t.match(version, /^[0-9a-f]{12}$/, `${language}: a version`);
+    t.ok(text.endsWith('\n__END__\n'), `${language}: the script ends where the parameter line begins`);
+  }
+  t.not(agentScript('perl').version, agentScript('python').version, 'an agent of one language is never taken for the other');
+  const order = ['command -v perl ', 'command -v python3 ', '[ -x /usr/libexec/platform-python ]'].map((test) => PROBE_COMMAND.indexOf(test));
+  t.same(order, [...order].sort((a, b) => a - b), 'the probe looks for perl, then python3, then platform-python');
+  t.ok(order.every((at) => at > 0), 'it looks for each');
+  t.same(parseAgentLine('sshkeep-agent: interpreter python3'), { type: 'interpreter', interpreter: 'python3' });
+  t.same(parseAgentLine('sshkeep-agent: interpreter ruby'), { type: 'other', line: 'sshkeep-agent: interpreter ruby' });
   t.equal(parameterLine({ session: '0123456789abcdef', graceMs: 300_000 }, 'abcdefabcdef'), '{"session":"0123456789abcdef","graceMs":300000,"version":"abcdefabcdef"}\n');
   t.throws(() => parameterLine({ session: 'not hex', graceMs: 1 }), RangeError);
   t.match(newSession(), /^[0-9a-f]{16}$/);
@@ -29,58 +37,65 @@ t.test('the parameter line and the agent line', async (t) => {
   t.same(parseAgentLine('sshkeep-agent: ready'), { type: 'other', line: 'sshkeep-agent: ready' });
 });
 
-t.test('a directory others may write to is refused with an error line', async (t) => {
-  const runtimeDir = tempDir(t, 'sshkeep-agent-');
-  fs.mkdirSync(agentDir(runtimeDir));
-  fs.chmodSync(agentDir(runtimeDir), 0o777);
-  const result = await tryStart({ ...process.env, XDG_RUNTIME_DIR: runtimeDir });
-  t.match(result.line, { type: 'error', reason: 'directory', text: /sshkeep is group- or world-writable \(mode 0777\)/ });
-  t.equal(result.code, 1);
-  t.same(fs.readdirSync(agentDir(runtimeDir)), [], 'no socket made');
-});
+/** What each agent does at its start, as the protocol says. */
+for (const interpreter of TESTED_INTERPRETERS) {
+  t.test(`the ${interpreter} agent's start`, async (t) => {
+    t.test('a directory others may write to is refused with an error line', async (t) => {
+      const runtimeDir = tempDir(t, 'sshkeep-agent-');
+      fs.mkdirSync(agentDir(runtimeDir));
+      fs.chmodSync(agentDir(runtimeDir), 0o777);
+      const result = await tryStart({ ...process.env, XDG_RUNTIME_DIR: runtimeDir }, interpreter);
+      t.match(result.line, { type: 'error', reason: 'directory', text: /sshkeep is group- or world-writable \(mode 0777\)/ });
+      t.equal(result.code, 1);
+      t.same(fs.readdirSync(agentDir(runtimeDir)), [], 'no socket made');
+    });
 
-t.test('without XDG_RUNTIME_DIR, the directory is ~/.cache/sshkeep, made 0700', async (t) => {
-  const home = tempDir(t, 'sshkeep-home-');
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
-  delete env.XDG_RUNTIME_DIR;
-  const result = await tryStart(env);
-  t.match(result.line, { type: 'ready', socketPath: new RegExp(`^${home}/\\.cache/sshkeep/agent-`) });
-  t.equal(fs.statSync(path.join(home, '.cache', 'sshkeep')).mode & 0o777, 0o700);
-});
+    t.test('without XDG_RUNTIME_DIR, the directory is ~/.cache/sshkeep, made 0700', async (t) => {
+      const home = tempDir(t, 'sshkeep-home-');
+      const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
+      delete env.XDG_RUNTIME_DIR;
+      const result = await tryStart(env, interpreter);
+      t.match(result.line, { type: 'ready', socketPath: new RegExp(`^${home}/\\.cache/sshkeep/agent-`) });
+      t.equal(fs.statSync(path.join(home, '.cache', 'sshkeep')).mode & 0o777, 0o700);
+    });
 
-t.test('a parameter line the agent does not understand is a version error', async (t) => {
-  const bad = await bootstrap(`${agentScript().text}{"session":"x"}\n`, { ...process.env, XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') });
-  t.match(bad.line, { type: 'error', reason: 'version', text: /parameter line not understood/ });
-});
+    t.test('a parameter line the agent does not understand is a version error', async (t) => {
+      const session = newSession();
+      const stdin = `${agentScript(INTERPRETERS[interpreter].language).text}{"session":"x"}\n`;
+      const bad = await bootstrap({ ...process.env, PATH: pathForAgents(), XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') }, { session, graceMs: 1 }, { interpreter, stdin });
+      t.match(bad.line, { type: 'error', reason: 'version', text: /parameter line not understood/ });
+    });
 
-t.test('a second bootstrap of a running session says ready with the same socket', async (t) => {
-  const agent = await startAgent(t);
-  const [pid] = agent.pids();
-  const again = await bootstrap(agentStdin({ session: agent.session, graceMs: 30_000 }), agent.env);
-  t.same(again.line, { type: 'ready', socketPath: agent.socketPath });
-  t.same(agent.pids(), [pid], 'no second agent');
-});
+    t.test('a second bootstrap of a running session says ready with the same socket', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const [pid] = agent.pids();
+      const again = await bootstrap(agent.env, { session: agent.session, graceMs: 30_000 }, { interpreter });
+      t.same(again.line, { type: 'ready', socketPath: agent.socketPath });
+      t.same(agent.pids(), [pid], 'no second agent');
+    });
 
-t.test('a stale socket file (its agent killed) is replaced', async (t) => {
-  const agent = await startAgent(t);
-  const pids = agent.pids();
-  signalAll(pids, 'SIGKILL');
-  await until(() => pids.every((pid) => !alive(pid)), 5000, 'the agent to die');
-  const probe = () => new Promise<string>((resolve) => net.connect(agent.socketPath).once('connect', () => resolve('listening')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? '')));
-  t.equal(await probe(), 'ECONNREFUSED', 'the file is left, nobody listens');
-  const again = await bootstrap(agentStdin({ session: agent.session, graceMs: 30_000 }), agent.env);
-  t.same(again.line, { type: 'ready', socketPath: agent.socketPath });
-  t.equal((await ping(agent)).streams, 0, 'a new agent answers');
-});
+    t.test('a stale socket file (its agent killed) is replaced', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const pids = agent.pids();
+      signalAll(pids, 'SIGKILL');
+      await until(() => pids.every((pid) => !alive(pid)), 5000, 'the agent to die');
+      const probe = () => new Promise<string>((resolve) => net.connect(agent.socketPath).once('connect', () => resolve('listening')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? '')));
+      t.equal(await probe(), 'ECONNREFUSED', 'the file is left, nobody listens');
+      const again = await bootstrap(agent.env, { session: agent.session, graceMs: 30_000 }, { interpreter });
+      t.same(again.line, { type: 'ready', socketPath: agent.socketPath });
+      t.equal((await ping(agent)).streams, 0, 'a new agent answers');
+    });
 
-t.test('SIGTERM (pkill -f sshkeep-agent): the agent exits and removes its socket', async (t) => {
-  const agent = await startAgent(t);
-  const c = await agent.channel();
-  const pids = agent.pids();
-  signalAll(pids, 'SIGTERM');
-  await once(c.socket, 'close');
-  t.notOk(fs.existsSync(agent.socketPath), 'socket removed');
-});
+    t.test('SIGTERM (pkill -f sshkeep-agent): the agent exits and removes its socket', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const c = await agent.channel();
+      const pids = agent.pids();
+      signalAll(pids, 'SIGTERM');
+      await once(c.socket, 'close');
+      t.notOk(fs.existsSync(agent.socketPath), 'socket removed');
+    });
+  });
+}
 
 /** Debian's perl-base is Essential: the agent may use no module outside it. */
 t.test('every module the agent uses is in perl-base', async (t) => {
@@ -100,17 +115,44 @@ t.test('every module the agent uses is in perl-base', async (t) => {
   }
 });
 
-t.test('no perl: the bootstrap says no-interpreter and exits 127', async (t) => {
-  const bin = tempDir(t, 'sshkeep-bin-');
-  fs.symlinkSync(execFileSync('sh', ['-c', 'command -v sh'], { encoding: 'utf8' }).trim(), path.join(bin, 'sh'));
-  const result = await tryStart({ ...process.env, PATH: bin, XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') });
+/**
+ * The Python agent is for servers without perl, and RHEL 8's platform-python is 3.6: every
+ * module it imports (anywhere in it) is in the standard library, and it parses as 3.6 syntax.
+ */
+t.test('the python agent imports only the standard library and parses as Python 3.6', async (t) => {
+  const check = `
+import ast, sys
+tree = ast.parse(sys.stdin.read().rsplit('__END__', 1)[0], feature_version=(3, 6))
+names = sorted({a.name.split('.')[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+               | {n.module.split('.')[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)})
+print(' '.join(names))
+print(' '.join(n for n in names if n not in sys.stdlib_module_names))`;
+  let out: string[];
+  try {
+    out = execFileSync('python3', ['-c', check], { input: agentScript('python').text, encoding: 'utf8', env: { ...process.env, PATH: pathForAgents() } }).split('\n');
+  } catch (err) {
+    if (process.env.CI === 'true') t.fail(`python3 (3.10 or later) could not check the agent: ${(err as Error).message}`);
+    else t.pass('stdlib modules', { skip: 'no python3 3.10+ here' });
+    return;
+  }
+  t.match(out[0], /\bselectors\b.*\bsocket\b/, `found the agent's modules: ${out[0]}`);
+  t.equal(out[1], '', 'none outside the standard library');
+});
+
+t.test('perl hidden, python3 there: the probe picks python3 and its agent starts', async (t) => {
+  const result = await tryStart({ ...process.env, PATH: binWith(t, ['python3']), XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') });
+  t.match(result.line, { type: 'ready', socketPath: new RegExp(`agent-${agentScript('python').version}-`) });
+});
+
+t.test('neither perl nor python3: the probe says no-interpreter and exits 127', async (t) => {
+  const result = await tryStart({ ...process.env, PATH: binWith(t, []), XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') });
   t.same(result.line, { type: 'error', reason: 'no-interpreter', text: '' });
   t.equal(result.code, 127);
 });
 
 /** The agent's u64 codec, both ways: 'Q>' on a 64-bit perl, two 32-bit halves in a double elsewhere. */
 t.test('offsets: the 32-bit fallback encodes and decodes as Q> does, up to 2^53-1', async (t) => {
-  const text = agentScript().text;
+  const text = agentScript('perl').text;
   const codec = /^my \$QUADS = .*\n^sub u64 .*\n^sub read_u64 .*$/m.exec(text)?.[0];
   if (!codec) return void t.fail('the u64 codec lines are not where this test looks for them');
   const values = [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40 + 12345, 2 ** 53 - 1];

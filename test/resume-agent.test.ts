@@ -6,11 +6,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ERROR_CODE, MAX_PAYLOAD, type Frame } from '../src/resume/frames.js';
-import { agentScript } from '../src/resume/bootstrap.js';
+import { INTERPRETERS, agentScript } from '../src/resume/bootstrap.js';
 import { deadline, listenFor, outcome, refusedPort, startEchoFor, until, type Outcome } from './fixtures/net.js';
-import { AgentChannel, agentGone, ping, startAgent, type LocalAgent } from './fixtures/resume-agent.js';
+import { AgentChannel, TESTED_INTERPRETERS, agentGone, ping, startAgent, type LocalAgent } from './fixtures/resume-agent.js';
 
-/** The agent's replay buffer per stream (agent/sshkeep-agent.pl REPLAY_MAX). */
+/** The agent's replay buffer per stream (REPLAY_MAX in agent/sshkeep-agent.pl and .py). */
 const REPLAY_MAX = 4 * 1024 * 1024;
 const CHUNK = 64 * 1024;
 
@@ -123,293 +123,6 @@ async function reattach(agent: LocalAgent, peer: Peer): Promise<number> {
   return (await peer.channel.expect('accept')).received;
 }
 
-t.test('the bootstrap: one ready line, the agent detached under its name, its socket in a 0700 directory', async (t) => {
-  const agent = await startAgent(t);
-  const [pid, ...more] = agent.pids();
-  t.equal(more.length, 0, 'one agent process');
-  t.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '), `sshkeep-agent ${agentScript().version} ${agent.session}`);
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const [, , , session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  t.equal(Number(session), pid, 'a session of its own (setsid)');
-  t.equal(agent.socketPath, path.join(agent.runtimeDir, 'sshkeep', `agent-${agentScript().version}-${agent.session}.sock`));
-  t.equal(fs.statSync(path.dirname(agent.socketPath)).mode & 0o777, 0o700);
-  t.same(await ping(agent), { version: agentScript().version, streams: 0 });
-});
-
-t.test('data both ways with sha256, then half-close each way: the stream ends cleanly', async (t) => {
-  const up = randomBytes(3 * 1024 * 1024);
-  const down = randomBytes(3 * 1024 * 1024 + 17);
-  const tail = Buffer.from('written after our EOF reached the target');
-  // The target answers our EOF with more data, then its own EOF: each direction half-closes on its own.
-  const target = await startTarget(t, (sock) => {
-    sock.write(down);
-    sock.on('end', () => sock.end(tail));
-  });
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port, up);
-  peer.sendData(0);
-  peer.channel.send({ type: 'eof', offset: up.length });
-  await peer.take(() => peer.eof, "the target's bytes and EOF");
-  t.equal(sha256(peer.data), sha256(Buffer.concat([down, tail])), 'sshkeep got every byte from the target, once, in order');
-  await peer.take(() => peer.acked === up.length + 1, 'the agent to acknowledge our EOF');
-  peer.ack(); // acknowledges the agent's EOF: the stream is finished
-  await deadline(peer.channel.closed, 5000, "the agent to close a finished stream's channel");
-  const result = await target.outcomeOf(0);
-  t.equal(sha256(result.data), sha256(up), 'the target got every byte, once, in order');
-  t.ok(result.ended && result.errorCode === undefined, 'the target saw a clean EOF');
-  t.equal((await ping(agent)).streams, 0, 'the stream is forgotten');
-});
-
-t.test('a dropped channel mid-transfer, then ATTACH with offsets: each side resends from the other, nothing lost or doubled', async (t) => {
-  // More than the replay buffer comes from the target while no channel is attached: it must wait (backpressure), not drop.
-  const up = randomBytes(3 * 1024 * 1024);
-  const down = randomBytes(REPLAY_MAX + 2 * 1024 * 1024);
-  const target = await startTarget(t, (sock) => {
-    sock.end(down);
-  });
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port, up);
-  for (const [cut, receive] of [[1024 * 1024, 512 * 1024], [2 * 1024 * 1024, 1024 * 1024]]) {
-    peer.sendData(peer.acked, cut); // from what the agent acknowledged: some of it again, as after a real drop
-    await peer.take(() => peer.receivedBytes >= receive, `${receive} bytes before the drop`);
-    peer.channel.close(); // bytes in flight both ways are lost with the channel
-    await until(() => agent.pids().length === 1, 1000, 'the agent still running');
-    const agentReceived = await reattach(agent, peer);
-    t.ok(agentReceived <= cut && agentReceived >= peer.acked, `the agent had ${agentReceived} of the ${cut} bytes sent`);
-    peer.acked = agentReceived;
-  }
-  peer.sendData(peer.acked);
-  peer.channel.send({ type: 'eof', offset: up.length });
-  await peer.take(() => peer.eof, 'the rest and the EOF', 20_000);
-  t.equal(peer.receivedBytes, down.length, 'as many bytes as the target sent');
-  t.equal(sha256(peer.data), sha256(down), 'sshkeep got every byte from the target exactly once');
-  await peer.take(() => peer.acked === up.length + 1, 'the agent to acknowledge our EOF');
-  peer.ack();
-  const result = await target.outcomeOf(0);
-  t.equal(sha256(result.data), sha256(up), 'the target got every byte exactly once');
-  t.ok(result.ended && result.errorCode === undefined, 'and a clean EOF');
-  await deadline(peer.channel.closed, 5000, 'the finished stream\'s channel to close');
-});
-
-t.test('ATTACH of an unknown id is ERROR 2, and the agent lives on', async (t) => {
-  const agent = await startAgent(t);
-  const c = await agent.channel();
-  c.send({ type: 'attach', id: randomBytes(16), received: 0 });
-  t.match(await c.expect('error'), { code: ERROR_CODE.unknownStream });
-  await deadline(c.closed, 5000, 'the agent to close the channel');
-  t.same(await ping(agent), { version: agentScript().version, streams: 0 }, 'PING still answered');
-});
-
-t.test('ATTACH with an offset the agent does not hold is ERROR 3, and the stream is reset', async (t) => {
-  const target = await startTarget(t, (sock) => sock.write('four'));
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port);
-  await peer.take(() => peer.receivedBytes === 4, 'four bytes');
-  peer.channel.close();
-  const c = await agent.channel();
-  c.send({ type: 'attach', id: peer.id, received: 5 }); // beyond the 4 bytes sent
-  t.match(await c.expect('error'), { code: ERROR_CODE.offset, message: /ATTACH with 5 received: the agent holds \d to 4/ });
-  const result = await deadline(target.outcomeOf(0), 5000, 'the target to be reset');
-  t.equal(result.errorCode, 'ECONNRESET', 'the target sees a reset');
-  t.equal((await ping(agent)).streams, 0, 'the stream is gone');
-});
-
-t.test('a second ATTACH pre-empts the first channel', async (t) => {
-  const target = await startTarget(t);
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port, Buffer.from('through the second channel'));
-  const first = peer.channel;
-  t.equal(await reattach(agent, peer), 0, 'ACCEPT on the second channel');
-  await deadline(first.closed, 5000, 'the first channel to be closed');
-  peer.sendData(0);
-  peer.channel.send({ type: 'eof', offset: peer.outgoing.length });
-  await until(() => target.sockets.length === 1, 5000, 'the target connection');
-  target.sockets[0]!.end();
-  await peer.take(() => peer.eof, 'the EOF through the second channel');
-  t.equal((await target.outcomeOf(0)).data.toString(), 'through the second channel');
-});
-
-t.test('bad input is ERROR 1 and a close; the agent lives on', async (t) => {
-  const agent = await startAgent(t);
-  const header = (type: number, length: number) => {
-    const b = Buffer.alloc(5);
-    b.writeUInt8(type, 0);
-    b.writeUInt32BE(length, 1);
-    return b;
-  };
-  const cases: [string, Buffer, RegExp][] = [
-    ['garbage', Buffer.from('GET / HTTP/1.1\r\n\r\n'), /unknown frame type 71/],
-    ['a huge length', header(4, 2 ** 32 - 1), new RegExp(`DATA frame declares 4294967295 bytes, over the limit of ${MAX_PAYLOAD}`)],
-    ['a truncated payload', Buffer.concat([header(2, 10), Buffer.alloc(10)]), /ATTACH payload of 10 bytes/],
-    ['DATA as a first frame', Buffer.concat([header(4, 17), Buffer.alloc(17)]), /DATA cannot open a channel/],
-    ['an offset beyond 2^53', Buffer.concat([header(2, 24), Buffer.alloc(16), Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0])]), /beyond 2\^53/],
-  ];
-  for (const [name, bytes, message] of cases) {
-    const c = await agent.channel();
-    c.socket.write(bytes);
-    t.match(await c.expect('error'), { code: ERROR_CODE.protocol, message }, name);
-    await deadline(c.closed, 5000, `the agent to close the channel after ${name}`);
-  }
-  const cut = await agent.channel();
-  cut.socket.end(header(1, 40)); // a frame cut short by the channel's end
-  await deadline(cut.closed, 5000, 'the agent to close a channel that ended mid-frame');
-
-  // A bad first frame touches no stream: one held stream stays held.
-  const target = await startTarget(t);
-  const peer = await openStream(agent, target.port);
-  const stray = await agent.channel();
-  stray.socket.write(Buffer.from([0xee, 0, 0, 0, 0]));
-  t.match(await stray.expect('error'), { code: ERROR_CODE.protocol }, 'a bad first frame');
-  t.equal((await ping(agent)).streams, 1, 'the stream is still held');
-  t.equal(target.outcomes.length, 1);
-  peer.channel.send({ type: 'reset', offset: 0, reason: 'done' });
-  await deadline(target.outcomeOf(0), 5000, 'the target closed');
-});
-
-t.test('a protocol error on a stream: ERROR 1 either way ends the stream with a reset of its target; the agent lives on', async (t) => {
-  const target = await startTarget(t);
-  const agent = await startAgent(t);
-  // The agent finds sshkeep's frame wrong.
-  const wrong = await openStream(agent, target.port);
-  wrong.channel.socket.write(Buffer.from([0xee, 0, 0, 0, 0]));
-  t.match(await wrong.channel.expect('error'), { code: ERROR_CODE.protocol, message: /unknown frame type 238/ });
-  await deadline(wrong.channel.closed, 5000, 'the channel to close');
-  t.equal((await deadline(target.outcomeOf(0), 5000, 'the target to close')).errorCode, 'ECONNRESET', 'the target reset, not held for a re-attach');
-  const again = await agent.channel();
-  again.send({ type: 'attach', id: wrong.id, received: 0 });
-  t.match(await again.expect('error'), { code: ERROR_CODE.unknownStream }, 'the stream is gone');
-  // sshkeep finds the agent's frame wrong: its ERROR 1 resets the target too.
-  const told = await openStream(agent, target.port);
-  await target.accepted(2);
-  told.channel.send({ type: 'error', code: ERROR_CODE.protocol, message: 'unexpected OPEN on a stream' });
-  t.equal((await deadline(target.outcomeOf(1), 5000, 'the target to close')).errorCode, 'ECONNRESET', "sshkeep's ERROR resets the target");
-  await deadline(told.channel.closed, 5000, 'the channel to close');
-  t.equal((await ping(agent)).streams, 0, 'nothing held; the agent answers');
-});
-
-t.test('a target that resets: its bytes first, then RESET', async (t) => {
-  const target = await startTarget(t, (sock) => sock.write('last words', () => setImmediate(() => sock.resetAndDestroy())));
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port);
-  await peer.take(() => peer.reset !== undefined, 'a RESET');
-  t.equal(peer.data.toString(), 'last words', 'the bytes before the reset');
-  t.equal(peer.reset, 'ECONNRESET');
-  await deadline(peer.channel.closed, 5000, 'the channel to close');
-  t.equal((await ping(agent)).streams, 0);
-});
-
-t.test('RESET from sshkeep resets the target', async (t) => {
-  const target = await startTarget(t);
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port);
-  await target.accepted(1);
-  peer.channel.send({ type: 'reset', offset: 0, reason: 'client reset' });
-  t.equal((await deadline(target.outcomeOf(0), 5000, 'the target to close')).errorCode, 'ECONNRESET');
-});
-
-t.test('a target that refuses: ERROR 4 ECONNREFUSED', async (t) => {
-  const agent = await startAgent(t);
-  const c = await agent.channel();
-  c.send({ type: 'open', id: randomBytes(16), graceMs: 1000, port: await refusedPort(), host: '127.0.0.1' });
-  t.same(await c.expect('error'), { type: 'error', code: ERROR_CODE.connect, message: 'ECONNREFUSED' });
-  await deadline(c.closed, 5000, 'the channel to close');
-  t.equal((await ping(agent)).streams, 0);
-});
-
-t.test('targets by name and over IPv6', async (t) => {
-  const agent = await startAgent(t);
-  for (const [host, listenOn] of [['localhost', '127.0.0.1'], ['::1', '::1']] as const) {
-    const server = net.createServer((sock) => sock.end(`hello from ${listenOn}`));
-    server.listen(0, listenOn);
-    const listening = await Promise.race([once(server, 'listening').then(() => true), once(server, 'error').then(() => false)]);
-    t.teardown(() => server.close());
-    if (!listening) {
-      t.pass(host, { skip: `cannot listen on ${listenOn} here` });
-      continue;
-    }
-    const peer = new Peer(await agent.channel());
-    peer.channel.send({ type: 'open', id: peer.id, graceMs: 1000, port: (server.address() as net.AddressInfo).port, host });
-    await peer.channel.expect('accept');
-    await peer.take(() => peer.eof, `the greeting via ${host}`);
-    t.equal(peer.data.toString(), `hello from ${listenOn}`, host);
-  }
-});
-
-t.test('grace: a stream left without a channel is reset and forgotten', async (t) => {
-  const target = await startTarget(t);
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port, undefined, 200);
-  peer.channel.close();
-  const result = await deadline(target.outcomeOf(0), 3000, 'the target to be reset after the grace');
-  t.equal(result.errorCode, 'ECONNRESET');
-  const c = await agent.channel();
-  c.send({ type: 'attach', id: peer.id, received: 0 });
-  t.match(await c.expect('error'), { code: ERROR_CODE.unknownStream }, 'the id is unknown');
-});
-
-t.test('idle: the agent exits after its grace with nothing attached or held, and removes its socket', async (t) => {
-  const agent = await startAgent(t, { graceMs: 300 });
-  await ping(agent);
-  await agentGone(agent, 3000, 'the idle agent to exit');
-  t.pass('gone');
-});
-
-t.test('GOODBYE: the agent resets what it holds and exits at once', async (t) => {
-  const target = await startTarget(t);
-  const agent = await startAgent(t);
-  await openStream(agent, target.port);
-  const c = await agent.channel();
-  c.send({ type: 'goodbye' });
-  await agentGone(agent, 2000, 'the agent to exit after GOODBYE');
-  t.equal((await deadline(target.outcomeOf(0), 2000, 'the target to be reset')).errorCode, 'ECONNRESET');
-});
-
-t.test('a name that does not resolve: ERROR 4 with the resolver\'s error', async (t) => {
-  const agent = await startAgent(t);
-  const c = await agent.channel();
-  c.send({ type: 'open', id: randomBytes(16), graceMs: 1000, port: 80, host: 'no-such-host.invalid' });
-  t.match(await c.expect('error', 15_000), { code: ERROR_CODE.connect, message: /^EAI_(NONAME|AGAIN)$/ });
-  t.equal((await ping(agent)).streams, 0);
-});
-
-t.test('DATA and EOF right after OPEN are taken while the target connects, and counted in ACCEPT', async (t) => {
-  const target = await startTarget(t, (sock) => sock.on('end', () => sock.end()));
-  const agent = await startAgent(t);
-  const peer = new Peer(await agent.channel(), Buffer.from('optimistic'));
-  // localhost is resolved in a child process: the dial takes a while, the frames come first.
-  peer.channel.send({ type: 'open', id: peer.id, graceMs: 1000, port: target.port, host: 'localhost' });
-  peer.sendData(0);
-  peer.channel.send({ type: 'eof', offset: peer.outgoing.length });
-  const { received } = await peer.channel.expect('accept');
-  t.ok(received === peer.outgoing.length || received === peer.outgoing.length + 1, `ACCEPT(${received}) counts what came with the OPEN`);
-  const result = await deadline(target.outcomeOf(0), 5000, 'the target to close');
-  t.equal(result.data.toString(), 'optimistic');
-  t.ok(result.ended, 'the EOF reached the target after the dial');
-});
-
-t.test('acks: a bare ACK when the agent has nothing to send, up to everything received', async (t) => {
-  const target = await startTarget(t);
-  const agent = await startAgent(t);
-  const peer = await openStream(agent, target.port, randomBytes(1024 * 1024));
-  peer.sendData(0, 10);
-  t.same(await peer.channel.expect('ack'), { type: 'ack', ack: 10 }, 'an idle agent acknowledges 10 bytes');
-  peer.sendData(10);
-  const acks: number[] = [];
-  while (acks.at(-1) !== peer.outgoing.length) acks.push((await peer.channel.expect('ack')).ack);
-  t.same(acks, [...acks].sort((a, b) => a - b), `acks only grow: ${acks.join(' ')}`);
-  const gaps = acks.map((ack, i) => ack - (acks[i - 1] ?? 10));
-  t.ok(gaps.every((gap) => gap <= 256 * 1024 + 64 * 1024), `an ACK every 256 KiB (a DATA frame more at most): ${gaps.join(' ')}`);
-});
-
-t.test('sshkeep gone (every channel closed): held streams are reset after their grace and the agent exits', async (t) => {
-  const target = await startTarget(t);
-  const agent = await startAgent(t, { graceMs: 300 });
-  const peer = await openStream(agent, target.port, undefined, 300);
-  peer.channel.close();
-  t.equal((await deadline(target.outcomeOf(0), 3000, 'the target to be reset')).errorCode, 'ECONNRESET');
-  await agentGone(agent, 3000, 'the agent to exit');
-});
-
 /**
  * A port whose dials hang: a listener with a backlog of 0 that never accepts, its one queue
  * slot taken by a first connection, so later SYNs go unanswered (Linux). Perl, since Node
@@ -428,18 +141,311 @@ async function silentPort(t: Test): Promise<number> {
   return port;
 }
 
-t.test('a target that does not answer the dial holds up no other stream; RESET cancels the dial', async (t) => {
-  const port = await silentPort(t);
-  const agent = await startAgent(t);
-  const slow = await agent.channel();
-  slow.send({ type: 'open', id: randomBytes(16), graceMs: 5000, port, host: '127.0.0.1' });
-  const echo = await startEchoFor(t);
-  const peer = await openStream(agent, echo.port, Buffer.from('meanwhile'));
-  peer.sendData(0);
-  await peer.take(() => peer.receivedBytes === peer.outgoing.length, 'the echo while the other dial hangs');
-  t.equal(peer.data.toString(), 'meanwhile');
-  t.equal((await ping(agent)).streams, 2, 'both held');
-  slow.send({ type: 'reset', offset: 0, reason: 'client gave up' });
-  await deadline(slow.closed, 5000, 'the agent to close the cancelled stream\'s channel');
-  t.equal((await ping(agent)).streams, 1, 'the dial is forgotten');
-});
+/** Every test, against each agent: the Perl and the Python one speak the same protocol. */
+for (const interpreter of TESTED_INTERPRETERS) {
+  t.test(`the ${interpreter} agent`, async (t) => {
+    const script = agentScript(INTERPRETERS[interpreter].language);
+    t.test('the bootstrap: one ready line, the agent detached under its name, its socket in a 0700 directory', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const [pid, ...more] = agent.pids();
+      t.equal(more.length, 0, 'one agent process');
+      t.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '), `sshkeep-agent ${script.version} ${agent.session}`);
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [, , , session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      t.equal(Number(session), pid, 'a session of its own (setsid)');
+      t.equal(agent.socketPath, path.join(agent.runtimeDir, 'sshkeep', `agent-${script.version}-${agent.session}.sock`));
+      t.equal(fs.statSync(path.dirname(agent.socketPath)).mode & 0o777, 0o700);
+      t.same(await ping(agent), { version: script.version, streams: 0 });
+    });
+
+    t.test('data both ways with sha256, then half-close each way: the stream ends cleanly', async (t) => {
+      const up = randomBytes(3 * 1024 * 1024);
+      const down = randomBytes(3 * 1024 * 1024 + 17);
+      const tail = Buffer.from('written after our EOF reached the target');
+      // The target answers our EOF with more data, then its own EOF: each direction half-closes on its own.
+      const target = await startTarget(t, (sock) => {
+        sock.write(down);
+        sock.on('end', () => sock.end(tail));
+      });
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, up);
+      peer.sendData(0);
+      peer.channel.send({ type: 'eof', offset: up.length });
+      await peer.take(() => peer.eof, "the target's bytes and EOF");
+      t.equal(sha256(peer.data), sha256(Buffer.concat([down, tail])), 'sshkeep got every byte from the target, once, in order');
+      await peer.take(() => peer.acked === up.length + 1, 'the agent to acknowledge our EOF');
+      peer.ack(); // acknowledges the agent's EOF: the stream is finished
+      await deadline(peer.channel.closed, 5000, "the agent to close a finished stream's channel");
+      const result = await target.outcomeOf(0);
+      t.equal(sha256(result.data), sha256(up), 'the target got every byte, once, in order');
+      t.ok(result.ended && result.errorCode === undefined, 'the target saw a clean EOF');
+      t.equal((await ping(agent)).streams, 0, 'the stream is forgotten');
+    });
+
+    t.test('a dropped channel mid-transfer, then ATTACH with offsets: each side resends from the other, nothing lost or doubled', async (t) => {
+      // More than the replay buffer comes from the target while no channel is attached: it must wait (backpressure), not drop.
+      const up = randomBytes(3 * 1024 * 1024);
+      const down = randomBytes(REPLAY_MAX + 2 * 1024 * 1024);
+      const target = await startTarget(t, (sock) => {
+        sock.end(down);
+      });
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, up);
+      for (const [cut, receive] of [[1024 * 1024, 512 * 1024], [2 * 1024 * 1024, 1024 * 1024]]) {
+        peer.sendData(peer.acked, cut); // from what the agent acknowledged: some of it again, as after a real drop
+        await peer.take(() => peer.receivedBytes >= receive, `${receive} bytes before the drop`);
+        peer.channel.close(); // bytes in flight both ways are lost with the channel
+        await until(() => agent.pids().length === 1, 1000, 'the agent still running');
+        const agentReceived = await reattach(agent, peer);
+        t.ok(agentReceived <= cut && agentReceived >= peer.acked, `the agent had ${agentReceived} of the ${cut} bytes sent`);
+        peer.acked = agentReceived;
+      }
+      peer.sendData(peer.acked);
+      peer.channel.send({ type: 'eof', offset: up.length });
+      await peer.take(() => peer.eof, 'the rest and the EOF', 20_000);
+      t.equal(peer.receivedBytes, down.length, 'as many bytes as the target sent');
+      t.equal(sha256(peer.data), sha256(down), 'sshkeep got every byte from the target exactly once');
+      await peer.take(() => peer.acked === up.length + 1, 'the agent to acknowledge our EOF');
+      peer.ack();
+      const result = await target.outcomeOf(0);
+      t.equal(sha256(result.data), sha256(up), 'the target got every byte exactly once');
+      t.ok(result.ended && result.errorCode === undefined, 'and a clean EOF');
+      await deadline(peer.channel.closed, 5000, 'the finished stream\'s channel to close');
+    });
+
+    t.test('ATTACH of an unknown id is ERROR 2, and the agent lives on', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const c = await agent.channel();
+      c.send({ type: 'attach', id: randomBytes(16), received: 0 });
+      t.match(await c.expect('error'), { code: ERROR_CODE.unknownStream });
+      await deadline(c.closed, 5000, 'the agent to close the channel');
+      t.same(await ping(agent), { version: script.version, streams: 0 }, 'PING still answered');
+    });
+
+    t.test('ATTACH with an offset the agent does not hold is ERROR 3, and the stream is reset', async (t) => {
+      const target = await startTarget(t, (sock) => sock.write('four'));
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port);
+      await peer.take(() => peer.receivedBytes === 4, 'four bytes');
+      peer.channel.close();
+      const c = await agent.channel();
+      c.send({ type: 'attach', id: peer.id, received: 5 }); // beyond the 4 bytes sent
+      t.match(await c.expect('error'), { code: ERROR_CODE.offset, message: /ATTACH with 5 received: the agent holds \d to 4/ });
+      const result = await deadline(target.outcomeOf(0), 5000, 'the target to be reset');
+      t.equal(result.errorCode, 'ECONNRESET', 'the target sees a reset');
+      t.equal((await ping(agent)).streams, 0, 'the stream is gone');
+    });
+
+    t.test('a second ATTACH pre-empts the first channel', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, Buffer.from('through the second channel'));
+      const first = peer.channel;
+      t.equal(await reattach(agent, peer), 0, 'ACCEPT on the second channel');
+      await deadline(first.closed, 5000, 'the first channel to be closed');
+      peer.sendData(0);
+      peer.channel.send({ type: 'eof', offset: peer.outgoing.length });
+      await until(() => target.sockets.length === 1, 5000, 'the target connection');
+      target.sockets[0]!.end();
+      await peer.take(() => peer.eof, 'the EOF through the second channel');
+      t.equal((await target.outcomeOf(0)).data.toString(), 'through the second channel');
+    });
+
+    t.test('bad input is ERROR 1 and a close; the agent lives on', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const header = (type: number, length: number) => {
+        const b = Buffer.alloc(5);
+        b.writeUInt8(type, 0);
+        b.writeUInt32BE(length, 1);
+        return b;
+      };
+      const cases: [string, Buffer, RegExp][] = [
+        ['garbage', Buffer.from('GET / HTTP/1.1\r\n\r\n'), /unknown frame type 71/],
+        ['a huge length', header(4, 2 ** 32 - 1), new RegExp(`DATA frame declares 4294967295 bytes, over the limit of ${MAX_PAYLOAD}`)],
+        ['a truncated payload', Buffer.concat([header(2, 10), Buffer.alloc(10)]), /ATTACH payload of 10 bytes/],
+        ['DATA as a first frame', Buffer.concat([header(4, 17), Buffer.alloc(17)]), /DATA cannot open a channel/],
+        ['an offset beyond 2^53', Buffer.concat([header(2, 24), Buffer.alloc(16), Buffer.from([0xff, 0, 0, 0, 0, 0, 0, 0])]), /beyond 2\^53/],
+      ];
+      for (const [name, bytes, message] of cases) {
+        const c = await agent.channel();
+        c.socket.write(bytes);
+        t.match(await c.expect('error'), { code: ERROR_CODE.protocol, message }, name);
+        await deadline(c.closed, 5000, `the agent to close the channel after ${name}`);
+      }
+      const cut = await agent.channel();
+      cut.socket.end(header(1, 40)); // a frame cut short by the channel's end
+      await deadline(cut.closed, 5000, 'the agent to close a channel that ended mid-frame');
+
+      // A bad first frame touches no stream: one held stream stays held.
+      const target = await startTarget(t);
+      const peer = await openStream(agent, target.port);
+      const stray = await agent.channel();
+      stray.socket.write(Buffer.from([0xee, 0, 0, 0, 0]));
+      t.match(await stray.expect('error'), { code: ERROR_CODE.protocol }, 'a bad first frame');
+      t.equal((await ping(agent)).streams, 1, 'the stream is still held');
+      t.equal(target.outcomes.length, 1);
+      peer.channel.send({ type: 'reset', offset: 0, reason: 'done' });
+      await deadline(target.outcomeOf(0), 5000, 'the target closed');
+    });
+
+    t.test('a protocol error on a stream: ERROR 1 either way ends the stream with a reset of its target; the agent lives on', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter });
+      // The agent finds sshkeep's frame wrong.
+      const wrong = await openStream(agent, target.port);
+      wrong.channel.socket.write(Buffer.from([0xee, 0, 0, 0, 0]));
+      t.match(await wrong.channel.expect('error'), { code: ERROR_CODE.protocol, message: /unknown frame type 238/ });
+      await deadline(wrong.channel.closed, 5000, 'the channel to close');
+      t.equal((await deadline(target.outcomeOf(0), 5000, 'the target to close')).errorCode, 'ECONNRESET', 'the target reset, not held for a re-attach');
+      const again = await agent.channel();
+      again.send({ type: 'attach', id: wrong.id, received: 0 });
+      t.match(await again.expect('error'), { code: ERROR_CODE.unknownStream }, 'the stream is gone');
+      // sshkeep finds the agent's frame wrong: its ERROR 1 resets the target too.
+      const told = await openStream(agent, target.port);
+      await target.accepted(2);
+      told.channel.send({ type: 'error', code: ERROR_CODE.protocol, message: 'unexpected OPEN on a stream' });
+      t.equal((await deadline(target.outcomeOf(1), 5000, 'the target to close')).errorCode, 'ECONNRESET', "sshkeep's ERROR resets the target");
+      await deadline(told.channel.closed, 5000, 'the channel to close');
+      t.equal((await ping(agent)).streams, 0, 'nothing held; the agent answers');
+    });
+
+    t.test('a target that resets: its bytes first, then RESET', async (t) => {
+      const target = await startTarget(t, (sock) => sock.write('last words', () => setImmediate(() => sock.resetAndDestroy())));
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port);
+      await peer.take(() => peer.reset !== undefined, 'a RESET');
+      t.equal(peer.data.toString(), 'last words', 'the bytes before the reset');
+      t.equal(peer.reset, 'ECONNRESET');
+      await deadline(peer.channel.closed, 5000, 'the channel to close');
+      t.equal((await ping(agent)).streams, 0);
+    });
+
+    t.test('RESET from sshkeep resets the target', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port);
+      await target.accepted(1);
+      peer.channel.send({ type: 'reset', offset: 0, reason: 'client reset' });
+      t.equal((await deadline(target.outcomeOf(0), 5000, 'the target to close')).errorCode, 'ECONNRESET');
+    });
+
+    t.test('a target that refuses: ERROR 4 ECONNREFUSED', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const c = await agent.channel();
+      c.send({ type: 'open', id: randomBytes(16), graceMs: 1000, port: await refusedPort(), host: '127.0.0.1' });
+      t.same(await c.expect('error'), { type: 'error', code: ERROR_CODE.connect, message: 'ECONNREFUSED' });
+      await deadline(c.closed, 5000, 'the channel to close');
+      t.equal((await ping(agent)).streams, 0);
+    });
+
+    t.test('targets by name and over IPv6', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      for (const [host, listenOn] of [['localhost', '127.0.0.1'], ['::1', '::1']] as const) {
+        const server = net.createServer((sock) => sock.end(`hello from ${listenOn}`));
+        server.listen(0, listenOn);
+        const listening = await Promise.race([once(server, 'listening').then(() => true), once(server, 'error').then(() => false)]);
+        t.teardown(() => server.close());
+        if (!listening) {
+          t.pass(host, { skip: `cannot listen on ${listenOn} here` });
+          continue;
+        }
+        const peer = new Peer(await agent.channel());
+        peer.channel.send({ type: 'open', id: peer.id, graceMs: 1000, port: (server.address() as net.AddressInfo).port, host });
+        await peer.channel.expect('accept');
+        await peer.take(() => peer.eof, `the greeting via ${host}`);
+        t.equal(peer.data.toString(), `hello from ${listenOn}`, host);
+      }
+    });
+
+    t.test('grace: a stream left without a channel is reset and forgotten', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, undefined, 200);
+      peer.channel.close();
+      const result = await deadline(target.outcomeOf(0), 3000, 'the target to be reset after the grace');
+      t.equal(result.errorCode, 'ECONNRESET');
+      const c = await agent.channel();
+      c.send({ type: 'attach', id: peer.id, received: 0 });
+      t.match(await c.expect('error'), { code: ERROR_CODE.unknownStream }, 'the id is unknown');
+    });
+
+    t.test('idle: the agent exits after its grace with nothing attached or held, and removes its socket', async (t) => {
+      const agent = await startAgent(t, { interpreter, graceMs: 300 });
+      await ping(agent);
+      await agentGone(agent, 3000, 'the idle agent to exit');
+      t.pass('gone');
+    });
+
+    t.test('GOODBYE: the agent resets what it holds and exits at once', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter });
+      await openStream(agent, target.port);
+      const c = await agent.channel();
+      c.send({ type: 'goodbye' });
+      await agentGone(agent, 2000, 'the agent to exit after GOODBYE');
+      t.equal((await deadline(target.outcomeOf(0), 2000, 'the target to be reset')).errorCode, 'ECONNRESET');
+    });
+
+    t.test('a name that does not resolve: ERROR 4 with the resolver\'s error', async (t) => {
+      const agent = await startAgent(t, { interpreter });
+      const c = await agent.channel();
+      c.send({ type: 'open', id: randomBytes(16), graceMs: 1000, port: 80, host: 'no-such-host.invalid' });
+      t.match(await c.expect('error', 15_000), { code: ERROR_CODE.connect, message: /^EAI_(NONAME|AGAIN)$/ });
+      t.equal((await ping(agent)).streams, 0);
+    });
+
+    t.test('DATA and EOF right after OPEN are taken while the target connects, and counted in ACCEPT', async (t) => {
+      const target = await startTarget(t, (sock) => sock.on('end', () => sock.end()));
+      const agent = await startAgent(t, { interpreter });
+      const peer = new Peer(await agent.channel(), Buffer.from('optimistic'));
+      // localhost is resolved in a child process: the dial takes a while, the frames come first.
+      peer.channel.send({ type: 'open', id: peer.id, graceMs: 1000, port: target.port, host: 'localhost' });
+      peer.sendData(0);
+      peer.channel.send({ type: 'eof', offset: peer.outgoing.length });
+      const { received } = await peer.channel.expect('accept');
+      t.ok(received === peer.outgoing.length || received === peer.outgoing.length + 1, `ACCEPT(${received}) counts what came with the OPEN`);
+      const result = await deadline(target.outcomeOf(0), 5000, 'the target to close');
+      t.equal(result.data.toString(), 'optimistic');
+      t.ok(result.ended, 'the EOF reached the target after the dial');
+    });
+
+    t.test('acks: a bare ACK when the agent has nothing to send, up to everything received', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, randomBytes(1024 * 1024));
+      peer.sendData(0, 10);
+      t.same(await peer.channel.expect('ack'), { type: 'ack', ack: 10 }, 'an idle agent acknowledges 10 bytes');
+      peer.sendData(10);
+      const acks: number[] = [];
+      while (acks.at(-1) !== peer.outgoing.length) acks.push((await peer.channel.expect('ack')).ack);
+      t.same(acks, [...acks].sort((a, b) => a - b), `acks only grow: ${acks.join(' ')}`);
+      const gaps = acks.map((ack, i) => ack - (acks[i - 1] ?? 10));
+      t.ok(gaps.every((gap) => gap <= 256 * 1024 + 64 * 1024), `an ACK every 256 KiB (a DATA frame more at most): ${gaps.join(' ')}`);
+    });
+
+    t.test('sshkeep gone (every channel closed): held streams are reset after their grace and the agent exits', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter, graceMs: 300 });
+      const peer = await openStream(agent, target.port, undefined, 300);
+      peer.channel.close();
+      t.equal((await deadline(target.outcomeOf(0), 3000, 'the target to be reset')).errorCode, 'ECONNRESET');
+      await agentGone(agent, 3000, 'the agent to exit');
+    });
+
+    t.test('a target that does not answer the dial holds up no other stream; RESET cancels the dial', async (t) => {
+      const port = await silentPort(t);
+      const agent = await startAgent(t, { interpreter });
+      const slow = await agent.channel();
+      slow.send({ type: 'open', id: randomBytes(16), graceMs: 5000, port, host: '127.0.0.1' });
+      const echo = await startEchoFor(t);
+      const peer = await openStream(agent, echo.port, Buffer.from('meanwhile'));
+      peer.sendData(0);
+      await peer.take(() => peer.receivedBytes === peer.outgoing.length, 'the echo while the other dial hangs');
+      t.equal(peer.data.toString(), 'meanwhile');
+      t.equal((await ping(agent)).streams, 2, 'both held');
+      slow.send({ type: 'reset', offset: 0, reason: 'client gave up' });
+      await deadline(slow.closed, 5000, 'the agent to close the cancelled stream\'s channel');
+      t.equal((await ping(agent)).streams, 1, 'the dial is forgotten');
+    });
+  });
+}

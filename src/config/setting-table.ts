@@ -209,7 +209,7 @@ export const SETTINGS = {
   }),
   resume: def({
     flags: '--resume', file: 'both', shape: 'switch', group: RES,
-    help: 'open -L and -D streams survive the death of the SSH connection: an agent started on the server (perl, over exec) holds each target socket until sshkeep reconnects',
+    help: 'open -L and -D streams survive the death of the SSH connection: an agent started on the server (perl or python3, over exec) holds each target socket until sshkeep reconnects',
     more: 'off by default, as it starts a process on the server (README, "Resumable streams"); -R stays plain; where the agent cannot run, one warning and plain forwarding',
     parse: from(parseYesNo),
   }),

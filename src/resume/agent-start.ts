@@ -6,15 +6,15 @@
 import type { ClientChannel } from 'ssh2';
 import type { ChannelOpenError } from '../errors.js';
 import { closeUnused, type SshSession } from '../ssh/adapter.js';
-import { BOOTSTRAP_COMMAND, agentStdin, parseAgentLine, type AgentParameters } from './bootstrap.js';
+import { PROBE_COMMAND, agentStdin, parseAgentLine, startCommand, type AgentLine, type AgentParameters } from './bootstrap.js';
 import { FrameParser, encodeFrame, type Frame } from './frames.js';
 
-/** The agent's one line must come this fast (docs/resume-protocol.md): else it cannot run here. */
+/** The probe's and the agent's one line must come this fast (docs/resume-protocol.md): else it cannot run here. */
 const AGENT_LINE_MS = 10_000;
 
 /** Why resume is not available on the server, as a metric label, with what would fix it. */
 export const FIXES: Record<string, string> = {
-  'no-interpreter': 'the server has no perl: install perl-base (Debian and Ubuntu always have it)',
+  'no-interpreter': 'the server has neither perl nor python3: install perl or python3 (Debian and Ubuntu always have perl-base)',
   'forced-command': 'the server ran another command instead (a ForceCommand, or command= in authorized_keys): allow this key to run commands',
   'exec-refused': 'the server refused to run a command: allow exec for this user',
   'streamlocal-refused': 'the server refuses Unix socket forwarding: set AllowStreamLocalForwarding yes (or local) in sshd_config',
@@ -94,11 +94,11 @@ export function toAgent(session: SshSession, path: string, timeoutMs: number): P
   return session.openChannel({ kind: 'unix', path }, { address: '127.0.0.1', port: 0 }, timeoutMs);
 }
 
-/** Runs the bootstrap over exec: the agent's socket path, or why it cannot run. */
-export async function startAgent(session: SshSession, params: AgentParameters, timeoutMs: number): Promise<string | Unavailable> {
+/** Runs `command` over exec with `input` on its stdin: its one line, or why it cannot run. */
+async function execLine(session: SshSession, command: string, input: string, timeoutMs: number): Promise<AgentLine | Unavailable> {
   let channel: ClientChannel;
   try {
-    channel = await session.exec(BOOTSTRAP_COMMAND, agentStdin(params), timeoutMs);
+    channel = await session.exec(command, input, timeoutMs);
   } catch (err) {
     return { reason: 'exec-refused', detail: (err as Error).message };
   }
@@ -106,10 +106,27 @@ export async function startAgent(session: SshSession, params: AgentParameters, t
   channel.on('error', () => {});
   closeUnused(channel);
   if (line === undefined) return { reason: 'forced-command', detail: 'the command printed nothing' };
-  const said = parseAgentLine(line);
-  if (said.type === 'ready') return said.socketPath;
+  return parseAgentLine(line);
+}
+
+/** What the probe or the agent said that is not what was asked of it. */
+function unavailable(said: AgentLine | Unavailable): Unavailable {
+  if ('detail' in said) return said;
   if (said.type === 'error') return { reason: said.reason, detail: said.text };
-  return { reason: 'forced-command', detail: `the command printed ${JSON.stringify(said.line.slice(0, 120))}` };
+  const line = said.type === 'other' ? said.line : `sshkeep-agent: ${said.type}`;
+  return { reason: 'forced-command', detail: `the command printed ${JSON.stringify(line.slice(0, 120))}` };
+}
+
+/**
+ * Finds an interpreter with the probe, then runs the agent's script for it over a second exec
+ * (docs/resume-protocol.md, "The agent's life"): the agent's socket path, or why it cannot run.
+ */
+export async function startAgent(session: SshSession, params: AgentParameters, timeoutMs: number): Promise<string | Unavailable> {
+  const probed = await execLine(session, PROBE_COMMAND, '', timeoutMs);
+  if (!('type' in probed) || probed.type !== 'interpreter') return unavailable(probed);
+  const said = await execLine(session, startCommand(probed.interpreter, params.session), agentStdin(params, probed.interpreter), timeoutMs);
+  if ('type' in said && said.type === 'ready') return said.socketPath;
+  return unavailable(said);
 }
 
 /** PING → PONG over a channel to the agent's socket: undefined when it answered. */

@@ -1,0 +1,1009 @@
+# sshkeep-agent: the server side of `sshkeep --resume` (docs/resume-protocol.md), in Python 3.
+#
+# The same agent as sshkeep-agent.pl, for servers without perl (RHEL/Alma 9, Amazon Linux
+# 2023, RHEL 8's /usr/libexec/platform-python): same frames, limits, replay buffer, acks,
+# grace and socket rules. sshkeep runs it as `python3 -I -S -c LOADER sshkeep-agent
+# <version> <session>`; the loader reads this program and, after its __END__ line, one
+# parameter line from stdin, and runs the program with `parameters` and `end` set.
+#
+# Python 3.6 and its standard library only (RHEL 8's platform-python is 3.6). One process,
+# one selectors loop, non-blocking sockets; bytes are moved as memoryviews, never per byte.
+import errno
+import hmac
+import json
+import os
+import pwd
+import re
+import selectors
+import signal
+import socket
+import stat
+import struct
+import sys
+import time
+from collections import deque
+
+# Frame types and error codes, as in the protocol's table.
+OPEN, ATTACH, ACCEPT, DATA, ACK, EOF, RESET, ERROR, GOODBYE, PING, PONG = range(1, 12)
+E_PROTOCOL, E_UNKNOWN, E_OFFSET, E_CONNECT, E_LIMIT, E_SHUTDOWN = range(1, 7)
+FRAME_NAME = '- OPEN ATTACH ACCEPT DATA ACK EOF RESET ERROR GOODBYE PING PONG'.split()
+
+MAX_PAYLOAD = 1048576            # a longer frame is a protocol error
+MAX_OFFSET = 9007199254740991    # 2^53-1: sshkeep counts in doubles; more is a protocol error
+CHUNK = 65536                    # bytes per DATA frame
+TARGET_READ = 262144             # bytes per target read, cut into DATA frames without copying
+CHANNEL_READ = 262144            # bytes per channel read
+REPLAY_MAX = 4 * 1048576         # per stream: unacknowledged bytes from the target
+TARGET_HIGH = 1048576            # per stream: bytes for the target beyond which the channel is not read
+CHANNEL_HIGH = 524288            # per channel: queued output beyond which nothing more is queued
+ACK_BYTES = 262144               # a bare ACK after this many bytes received unacknowledged...
+ACK_DELAY_MS = 100               # ...or this long after data, if nothing was sent since
+MAX_STREAMS = 1024               # streams held at once (ERROR 5 beyond)
+MAX_HELD = 256 * 1048576         # bytes held in all buffers (ERROR 5 for new streams, no reading beyond)
+MAX_CHANNELS = 2048              # open channels, attached or not
+IOV_MAX = 64                     # buffers per sendmsg: one system call for many frames
+
+HEADER = struct.Struct('>BI')
+U64 = struct.Struct('>Q')
+TWO_U64 = struct.Struct('>QQ')
+DATA_HEAD = struct.Struct('>BIQQ')  # a DATA frame's header with its offset and ack: one piece to pack and write
+AGAIN = (BlockingIOError, InterruptedError)
+
+
+def now_ms():
+    return time.monotonic() * 1000
+
+
+def errname(err):
+    return errno.errorcode.get(err, 'errno %d' % err)
+
+
+class Queue:
+    """Bytes to write or to replay, as a deque of bytes and memoryviews: nothing is joined."""
+    __slots__ = ('chunks', 'len')
+
+    def __init__(self):
+        self.chunks = deque()
+        self.len = 0
+
+    def push(self, part):
+        self.chunks.append(part)
+        self.len += len(part)
+
+    def drop(self, n):
+        """Removes n bytes from the front."""
+        self.len -= n
+        chunks = self.chunks
+        while n > 0:
+            first = len(chunks[0])
+            if first > n:
+                chunks[0] = memoryview(chunks[0])[n:]
+                return
+            chunks.popleft()
+            n -= first
+
+    def slice(self, start, n):
+        """The bytes at [start, start + n) from the front, or fewer: never across a chunk's end."""
+        for chunk in self.chunks:
+            size = len(chunk)
+            if start < size:
+                return chunk if start == 0 and size <= n else memoryview(chunk)[start:start + n]
+            start -= size
+        return b''
+
+    def write(self, sock):
+        """Writes what the queue holds, many chunks per call: 0, or the errno of a failure."""
+        parts = []
+        for part in self.chunks:
+            parts.append(part)
+            if len(parts) == IOV_MAX:
+                break
+        try:
+            n = sock.sendmsg(parts)
+        except AGAIN:
+            return 0
+        except OSError as e:
+            return e.errno or errno.EIO
+        self.drop(n)
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# Start: parameters, directory, socket, the one line, detach.
+
+def say(line):
+    os.write(1, os.fsencode('sshkeep-agent: %s\n' % line))
+
+
+def start_error(reason, text):
+    say('error %s %s' % (reason, text))
+    os._exit(1)
+
+
+def parameters_from(line, end):
+    """session, graceMs and version from sshkeep's JSON line, or a version error."""
+    try:
+        params = json.loads(line.decode('utf-8')) if end == b'__END__\n' else None
+        session, grace_ms, version = params['session'], params['graceMs'], params['version']
+        if (isinstance(session, str) and re.fullmatch('[0-9a-f]{16}', session) and isinstance(version, str)
+                and re.fullmatch('[0-9a-f]{12}', version) and type(grace_ms) is int and 0 <= grace_ms < 10 ** 12):
+            return session, grace_ms, version
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        pass
+    text = line.decode('utf-8', 'replace').rstrip('\n')[:200]
+    start_error('version', 'parameter line not understood (session, graceMs, version): ' + text)
+
+
+def agent_dir():
+    runtime = os.environ.get('XDG_RUNTIME_DIR')
+    if runtime and runtime.startswith('/') and os.path.isdir(runtime):
+        base = runtime
+    else:
+        home = os.environ.get('HOME')
+        if home is None:
+            try:
+                home = pwd.getpwuid(os.getuid()).pw_dir
+            except KeyError:
+                pass
+        if home is None or not os.path.isdir(home):
+            start_error('directory', 'neither XDG_RUNTIME_DIR nor HOME names a directory')
+        base = home + '/.cache'
+        make_dir(base)
+    path = base + '/sshkeep'
+    make_dir(path)
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        start_error('directory', 'cannot stat %s: %s' % (path, e.strerror))
+    if not stat.S_ISDIR(st.st_mode):
+        start_error('directory', '%s is not a directory' % path)
+    if st.st_uid != os.getuid():
+        start_error('directory', '%s is owned by uid %d, not by this user (uid %d)' % (path, st.st_uid, os.getuid()))
+    if st.st_mode & 0o022:
+        start_error('directory', '%s is group- or world-writable (mode %04o); the agent will not put its socket there'
+                    % (path, st.st_mode & 0o7777))
+    if st.st_mode & 0o7777 != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def make_dir(path):
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        start_error('directory', 'cannot make %s: %s' % (path, e.strerror))
+
+
+def listening_already(path):
+    """An agent of this session already listening is success; a socket file nobody listens on is stale."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError as e:
+        start_error('listen', '%s: %s' % (path, e.strerror))
+    finally:
+        probe.close()
+
+
+def listen_here(path):
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            start_error('listen', '%s exists and is not a socket' % path)
+        if listening_already(path):
+            ready_and_exit(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            start_error('listen', 'cannot remove the stale %s: %s' % (path, e.strerror))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+    except OSError as e:
+        # Another agent of this session won the race to bind: it serves.
+        if e.errno == errno.EADDRINUSE and listening_already(path):
+            ready_and_exit(path)
+        start_error('listen', 'bind %s: %s' % (path, e.strerror))
+    try:
+        listener.listen(socket.SOMAXCONN)
+    except OSError as e:
+        start_error('listen', 'listen %s: %s' % (path, e.strerror))
+    listener.setblocking(False)
+    return listener
+
+
+def ready_and_exit(path):
+    say('ready ' + path)
+    os._exit(0)
+
+
+def detach(path):
+    """The parent says ready and exits, so the exec channel ends; the child leaves the SSH
+    session's process group and keeps nothing of the channel open."""
+    try:
+        pid = os.fork()
+    except OSError as e:
+        os.unlink(path)
+        start_error('listen', 'fork: %s' % e.strerror)
+    if pid:
+        ready_and_exit(path)
+    os.setsid()
+    null = os.open('/dev/null', os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.chdir('/')
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # resolver children are reaped by the kernel
+
+
+# ---------------------------------------------------------------------------
+# State. A channel is one connection to the socket; a stream is one target connection with
+# its two directions:
+#   from the target (to sshkeep): base = offset of replay's first byte; sent = next offset to
+#     send on the attached channel; t_eof / t_reset when the target ended (EOF takes one offset).
+#   to the target: received = sshkeep's bytes received (+1 after its EOF); tbuf = bytes not yet
+#     written to the target; ack_sent = the last ack sshkeep was sent.
+
+class Channel:
+    __slots__ = ('sock', 'fd', 'rbuf', 'wbuf', 'stream', 'closed', 'closing', 'accept_pending', 'attached_once', 'mask')
+
+    def __init__(self, sock):
+        self.sock, self.fd = sock, sock.fileno()
+        self.rbuf = b''
+        self.wbuf = Queue()
+        self.stream = None
+        self.closed = self.closing = self.accept_pending = self.attached_once = False
+        self.mask = 0
+
+
+class Stream:
+    __slots__ = ('serial', 'id', 'grace_ms', 'host', 'port', 'addrs', 'err', 'sock', 'mask', 'resolver', 'connected',
+                 'chan', 'detached_at', 'base', 'replay', 'sent', 't_eof', 't_reset', 'eof_acked', 'received', 'tbuf',
+                 'in_eof', 'shut', 'ack_sent', 'ack_at', 'closed', 'born')
+
+    def __init__(self, serial, sid, grace_ms, port, host, chan):
+        self.serial, self.id, self.grace_ms, self.port, self.host = serial, sid, grace_ms, port, host
+        self.addrs, self.err = [], 'EAI_NONAME'
+        self.sock = self.resolver = None
+        self.mask = 0
+        self.connected = False
+        self.chan, self.detached_at = chan, None
+        self.base, self.replay, self.sent = 0, Queue(), 0
+        self.t_eof, self.t_reset, self.eof_acked = False, None, False
+        self.received, self.tbuf, self.in_eof, self.shut, self.ack_sent, self.ack_at = 0, Queue(), False, False, 0, None
+        self.closed = False
+        self.born = 0
+
+
+class Resolver:
+    """A child resolving a stream's target name, and the pipe it answers on."""
+    __slots__ = ('stream', 'fd', 'answer', 'closed', 'mask')
+
+    def __init__(self, stream, fd):
+        self.stream, self.fd, self.answer, self.closed, self.mask = stream, fd, b'', False, 0
+
+
+class Agent:
+    def __init__(self, listener, socket_path, version, grace_ms):
+        self.listener, self.socket_path, self.version, self.grace_ms = listener, socket_path, version, grace_ms
+        self.selector = selectors.DefaultSelector()
+        self.channels = {}    # fd => channel
+        self.streams = {}     # serial => stream (looked up by id only through find_stream, in constant time)
+        self.serial = 0
+        self.held = 0         # bytes in every replay buffer and tbuf
+        self.idle_since = now_ms()
+        self.term = 0
+        self.accept_after = 0  # out of descriptors: accept again after a pause, not in a busy loop
+        # Work per turn follows events, not the number of streams: only streams touched in a turn
+        # are pumped, and the timers are scanned only when the earliest deadline is due.
+        self.dirty = {}
+        self.timer_at = 0
+        self.held_full = False
+        self.flush = []        # channels handled or given frames in the last turn (one without a stream: a PONG, an ERROR)
+        # Each turn of the loop has a number: a target socket made during a turn may reuse the
+        # number of one closed in it, and must not be handed the old one's readiness.
+        self.turn = 0
+        self.listening = False
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)  # a signal interrupts the select (which Python would otherwise retry)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, self)
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+
+    def on_signal(self, signum, frame):
+        self.term = 1
+
+    # --- what the selector waits for ---------------------------------------
+
+    def want(self, thing, fd, read, write):
+        mask = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)
+        if mask == thing.mask:
+            return
+        if not thing.mask:
+            self.selector.register(fd, mask, thing)
+        elif not mask:
+            self.selector.unregister(fd)
+        else:
+            self.selector.modify(fd, mask, thing)
+        thing.mask = mask
+
+    def channel_interest(self, c):
+        if c.closed:
+            return
+        s = c.stream
+        self.want(c, c.fd, not c.closing and not (s and s.tbuf.len >= TARGET_HIGH), c.wbuf.len)
+
+    def stream_interest(self, s):
+        c = s.chan
+        if c:
+            self.channel_interest(c)
+        if s.sock is None:
+            return
+        self.want(s, s.sock.fileno(),
+                  s.connected and not s.t_eof and s.replay.len < REPLAY_MAX and not self.held_full
+                  and (not c or c.wbuf.len < CHANNEL_HIGH),
+                  not s.connected or s.tbuf.len or (s.in_eof and not s.shut))
+
+    # --- channels ----------------------------------------------------------
+
+    def send_frame(self, c, ftype, *parts):
+        # Written before the next select, and what to wait for worked out then: no epoll_ctl
+        # to wait for writing when the socket takes it all at once, as it mostly does.
+        if not c.wbuf.len:
+            self.flush.append(c)
+        length = 0
+        for part in parts:
+            length += len(part)
+        c.wbuf.push(HEADER.pack(ftype, length))
+        for part in parts:
+            c.wbuf.push(part)
+
+    def close_channel(self, c):
+        if c.closed:
+            return
+        c.closed = True
+        self.want(c, c.fd, False, False)
+        del self.channels[c.fd]
+        c.sock.close()
+        s = c.stream
+        if s and s.chan is c:
+            self.detach(s)
+
+    def end_channel(self, c):
+        """Flush what is queued, then close: after an ERROR, a PONG, a stream's end."""
+        c.closing = True
+        if not c.closed:
+            self.want(c, c.fd, False, c.wbuf.len)
+        if not c.wbuf.len:
+            self.close_channel(c)
+
+    def channel_error(self, c, code, message):
+        self.send_frame(c, ERROR, bytes((code,)) + message.encode('utf-8', 'replace'))
+        self.end_channel(c)
+
+    def protocol_error(self, c, message):
+        """ERROR 1 and a close. On a stream's channel the stream ends too, its target reset (sshkeep resets
+        its client): once the two sides disagree, which bytes arrived is a guess, and a held target
+        would wait its grace for an ATTACH that never comes."""
+        s = c.stream
+        if s and s.chan is c:
+            return self.reset_stream(s, E_PROTOCOL, message)
+        return self.channel_error(c, E_PROTOCOL, message)
+
+    def detach(self, s):
+        s.chan = None
+        s.detached_at = now_ms()
+        s.ack_at = None
+        self.deadline(s.detached_at + s.grace_ms)
+        self.touch(s)  # its target may be read again (no channel to wait on)
+
+    def deadline(self, at):
+        if at < self.timer_at:
+            self.timer_at = at
+
+    def touch(self, s):
+        if s and not s.closed:
+            self.dirty[s.serial] = s
+
+    def add_held(self, q, part):
+        q.push(part)
+        self.held += len(part)
+
+    # --- streams -----------------------------------------------------------
+
+    def close_target(self, s, reset):
+        sock = s.sock
+        if sock is None:
+            return
+        if reset:
+            # Linger 0: the close sends a TCP reset, so the target cannot take the stream for complete.
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            except OSError:
+                pass
+        self.want(s, sock.fileno(), False, False)
+        sock.close()
+        s.sock = None
+
+    def forget_stream(self, s, reset):
+        """The stream is over: its target is closed (reset unless it ended cleanly), its channel ends."""
+        self.close_resolver(s)
+        self.close_target(s, reset)
+        self.held -= s.replay.len + s.tbuf.len
+        s.replay, s.tbuf = Queue(), Queue()
+        self.streams.pop(s.serial, None)
+        self.dirty.pop(s.serial, None)
+        s.closed = True
+        c = s.chan
+        if c:
+            c.stream = None
+            self.end_channel(c)
+        s.chan = None
+
+    def reset_stream(self, s, code, message):
+        if s.chan:
+            self.channel_error(s.chan, code, message)
+        self.forget_stream(s, True)
+
+    def find_stream(self, sid):
+        """Ids are secrets: compared in constant time with every held stream, never used as a dict key."""
+        found = None
+        for s in self.streams.values():
+            if hmac.compare_digest(sid, s.id):
+                found = s
+        return found
+
+    # --- targets: resolve, connect without blocking, read into the replay buffer, write tbuf ---
+
+    def open_stream(self, c, sid, grace_ms, port, host):
+        if self.find_stream(sid):
+            return self.protocol_error(c, 'OPEN of a stream id that is already held')
+        if len(self.streams) >= MAX_STREAMS:
+            return self.channel_error(c, E_LIMIT, 'the agent holds %d streams already' % MAX_STREAMS)
+        if self.held >= MAX_HELD:
+            return self.channel_error(c, E_LIMIT, 'the agent holds %d bytes already' % self.held)
+        self.serial += 1
+        s = Stream(self.serial, sid, grace_ms, port, host, c)
+        self.streams[s.serial] = s
+        c.stream = s
+        c.accept_pending = True
+        if not (re.fullmatch('[0-9.]+', host) or ':' in host):
+            return self.resolve_in_child(s)
+        err, addrs = addresses(host, port, socket.AI_NUMERICHOST)
+        if err:
+            return self.connect_failed(s, err)
+        s.addrs = addrs
+        self.connect_next(s)
+
+    def resolve_in_child(self, s):
+        """A name may keep the resolver busy for seconds: a child resolves it, so the other streams go on."""
+        try:
+            r, w = os.pipe()
+        except OSError:
+            r = None
+        pid = None
+        if r is not None:
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(r)
+                os.close(w)
+                r = None
+        if r is None:  # no child to be had: resolve here, blocking
+            err, addrs = addresses(s.host, s.port, 0)
+            if err:
+                return self.connect_failed(s, err)
+            s.addrs = addrs
+            return self.connect_next(s)
+        if pid == 0:
+            # Nothing of the agent's stays open in the child: a target's close must not wait on it.
+            os.closerange(0, w)
+            os.closerange(w + 1, os.sysconf('SC_OPEN_MAX'))
+            err, addrs = addresses(s.host, s.port, 0)
+            answer = err or json.dumps([[family, list(address)] for family, address in addrs])
+            try:
+                os.write(w, answer.encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        os.set_blocking(r, False)
+        s.resolver = Resolver(s, r)
+        self.want(s.resolver, r, True, False)
+
+    def close_resolver(self, s):
+        r = s.resolver
+        if r is None:
+            return
+        r.closed = True
+        self.want(r, r.fd, False, False)
+        os.close(r.fd)
+        s.resolver = None
+
+    def resolver_readable(self, r):
+        s = r.stream
+        try:
+            chunk = os.read(r.fd, 65536)
+        except AGAIN:
+            return
+        except OSError:
+            chunk = b''
+        if chunk:
+            r.answer += chunk
+            return
+        self.close_resolver(s)
+        answer = r.answer.decode('ascii', 'replace')
+        if answer == '' or answer.startswith('EAI_'):
+            return self.connect_failed(s, answer or 'EAI_FAIL')
+        try:
+            s.addrs = [(family, tuple(address)) for family, address in json.loads(answer)]
+        except (ValueError, TypeError):
+            return self.connect_failed(s, 'EAI_FAIL')
+        self.connect_next(s)
+
+    def connect_next(self, s):
+        while s.addrs:
+            family, address = s.addrs.pop(0)
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+            except OSError as e:
+                s.err = errname(e.errno)
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sock = sock
+            s.born = self.turn
+            self.want(s, sock.fileno(), False, True)  # writable once connected
+            err = sock.connect_ex(address)
+            if err == 0:
+                return self.connected(s)
+            if err == errno.EINPROGRESS:
+                return
+            s.err = errname(err)
+            self.close_target(s, False)
+        self.connect_failed(s, s.err)
+
+    def connect_failed(self, s, err):
+        """Out of descriptors is a limit of the agent's, not the target's refusal."""
+        if s.chan:
+            self.channel_error(s.chan, E_LIMIT if err in ('EMFILE', 'ENFILE') else E_CONNECT, err)
+        self.forget_stream(s, False)
+
+    def connected(self, s):
+        s.connected = True
+        s.addrs = None
+        if s.chan:
+            self.accept_on(s.chan, s)
+
+    def accept_on(self, c, s):
+        c.accept_pending = False
+        self.send_frame(c, ACCEPT, U64.pack(s.received))
+        s.ack_sent = s.received
+
+    def target_writable(self, s):
+        if not s.connected:
+            err = s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not err:
+                return self.connected(s)
+            if err in (errno.ECONNRESET, errno.EPIPE):
+                # It did connect, and the target reset it at once: as the plain path would show it,
+                # what the target sent (still queued here), then a reset.
+                self.connected(s)
+                self.target_readable(s)
+                s.t_eof = False  # a read after the error was taken can only say EOF
+                if s.t_reset is None:
+                    self.target_failed(s, errname(err))
+                return
+            s.err = errname(err)
+            self.close_target(s, False)
+            return self.connect_next(s)
+        if s.tbuf.len:
+            before = s.tbuf.len
+            err = s.tbuf.write(s.sock)
+            if err:
+                return self.target_failed(s, errname(err))
+            self.held -= before - s.tbuf.len
+        if not s.tbuf.len and s.in_eof and not s.shut:
+            try:
+                s.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            s.shut = True
+            self.finish_if_done(s)
+
+    def target_readable(self, s):
+        room = min(REPLAY_MAX - s.replay.len, TARGET_READ)
+        try:
+            part = s.sock.recv(room)
+        except AGAIN:
+            return
+        except OSError as e:
+            return self.target_failed(s, errname(e.errno))
+        if not part:
+            s.t_eof = True
+            return self.finish_if_done(s)
+        self.add_held(s.replay, part)
+
+    def target_failed(self, s, reason):
+        """The target reset (or failed): what it sent before is delivered, then a RESET."""
+        s.t_reset = reason
+        self.close_target(s, True)
+        self.held -= s.tbuf.len
+        s.tbuf = Queue()
+
+    def finish_if_done(self, s):
+        if s.t_eof and s.eof_acked and s.in_eof and s.shut and s.ack_sent >= s.received:
+            self.forget_stream(s, False)
+
+    # --- frames from sshkeep -----------------------------------------------
+
+    def take_ack(self, s, ack):
+        """sshkeep acknowledged our bytes up to ack (and our EOF, one past the last byte)."""
+        if ack > s.sent:
+            return False
+        end = s.base + s.replay.len
+        free = min(ack, end) - s.base
+        if free > 0:
+            s.replay.drop(free)
+            self.held -= free
+            s.base += free
+        if s.t_eof and ack == end + 1:
+            s.eof_acked = True
+        return True
+
+    def take_data(self, s, offset, data):
+        if offset > s.received:
+            return self.reset_stream(s, E_OFFSET, 'DATA at %d after a gap: %d received' % (offset, s.received))
+        skip = s.received - offset  # a resend of bytes already here
+        if skip >= len(data):
+            return
+        if s.in_eof:
+            return self.reset_stream(s, E_PROTOCOL, 'DATA after EOF')
+        new = data[skip:] if skip else data
+        s.received += len(new)
+        if s.t_reset is None:  # a reset target takes nothing more
+            self.add_held(s.tbuf, new)
+        if s.ack_at is None:
+            s.ack_at = now_ms() + ACK_DELAY_MS
+            self.deadline(s.ack_at)
+        # At once, between the frames of one read: sshkeep's replay buffer waits on it.
+        if s.received - s.ack_sent >= ACK_BYTES and not s.chan.accept_pending:
+            self.send_ack(s)
+
+    def take_eof(self, s, offset):
+        if s.in_eof and offset + 1 == s.received:
+            return  # a resend
+        if s.in_eof or offset != s.received:
+            return self.reset_stream(s, E_OFFSET, 'EOF at %d: %d received' % (offset, s.received))
+        s.in_eof = True
+        s.received = offset + 1
+        if s.t_reset is not None:  # no target to shut down
+            s.shut = True
+            self.finish_if_done(s)
+
+    def attach_stream(self, c, sid, received):
+        s = self.find_stream(sid)
+        if not s:
+            return self.channel_error(c, E_UNKNOWN, 'no stream with that id is held')
+        end = s.base + s.replay.len + (1 if s.t_eof else 0)
+        if received < s.base or received > end:
+            c.stream = s
+            old = s.chan
+            s.chan = c
+            if old:
+                self.close_channel(old)
+            return self.reset_stream(s, E_OFFSET, 'ATTACH with %d received: the agent holds %d to %d' % (received, s.base, end))
+        # A new attach pre-empts the old channel, which may be dead without anyone knowing yet.
+        old = s.chan
+        if old:
+            old.stream = None
+            self.close_channel(old)
+        s.chan = c
+        s.detached_at = None
+        c.stream = s
+        s.sent = received
+        self.take_ack(s, received)
+        if s.connected:
+            self.accept_on(c, s)
+        else:
+            c.accept_pending = True
+
+    def frame_from(self, c, ftype, payload):
+        name = FRAME_NAME[ftype]
+        size = len(payload)
+        if ftype in PAYLOAD_SIZE and size != PAYLOAD_SIZE[ftype]:
+            return self.protocol_error(c, '%s payload of %d bytes: it has %d' % (name, size, PAYLOAD_SIZE[ftype]))
+        if ftype in PAYLOAD_MIN and size < PAYLOAD_MIN[ftype]:
+            return self.protocol_error(c, '%s payload of %d bytes is too short' % (name, size))
+        # Offsets sit right after the id in ATTACH and first elsewhere.
+        if ftype == DATA:
+            values = TWO_U64.unpack_from(payload, 0)
+        elif ftype == ATTACH:
+            values = U64.unpack_from(payload, 16)
+        elif ftype in (ACK, EOF, RESET):
+            values = U64.unpack_from(payload, 0)
+        else:
+            values = ()
+        if any(v > MAX_OFFSET for v in values):
+            return self.protocol_error(c, '%s offset beyond 2^53-1' % name)
+
+        s = c.stream
+        if not s and not c.attached_once:
+            c.attached_once = True
+            if ftype == OPEN:
+                sid = bytes(payload[:16])
+                grace_ms, port = struct.unpack_from('>IH', payload, 16)
+                if port == 0:
+                    return self.protocol_error(c, 'OPEN of port 0')
+                try:
+                    host = bytes(payload[22:]).decode('utf-8')
+                except UnicodeDecodeError:
+                    return self.protocol_error(c, 'OPEN host is not UTF-8')
+                return self.open_stream(c, sid, grace_ms, port, host)
+            if ftype == ATTACH:
+                return self.attach_stream(c, bytes(payload[:16]), values[0])
+            if ftype == PING:
+                self.send_frame(c, PONG, self.version.encode() + struct.pack('>I', len(self.streams)))
+                return self.end_channel(c)
+            if ftype == GOODBYE:
+                self.term = 2
+                return
+            return self.protocol_error(c, '%s cannot open a channel: OPEN, ATTACH, PING or GOODBYE can' % name)
+        if ftype == ERROR:  # sshkeep found us wrong: it resets its client, we reset the target
+            return self.forget_stream(s, True) if s else self.close_channel(c)
+        if not s:
+            return self.protocol_error(c, '%s on a channel whose stream ended' % name)
+        if ftype == DATA:
+            if not self.take_ack(s, values[1]):
+                return self.reset_stream(s, E_OFFSET, 'ack %d beyond the %d bytes sent' % (values[1], s.sent))
+            return self.take_data(s, values[0], payload[16:])
+        if ftype == ACK:
+            if not self.take_ack(s, values[0]):
+                return self.reset_stream(s, E_OFFSET, 'ack %d beyond the %d bytes sent' % (values[0], s.sent))
+            return self.finish_if_done(s)
+        if ftype == EOF:
+            return self.take_eof(s, values[0])
+        if ftype == RESET:
+            # What came before the reset goes to the target, as far as the socket takes it now; then a TCP reset.
+            if s.sock is not None and s.connected and s.tbuf.len:
+                s.tbuf.write(s.sock)
+            return self.forget_stream(s, True)
+        return self.protocol_error(c, '%s is not a frame sshkeep sends on a stream' % name)
+
+    def channel_readable(self, c):
+        try:
+            data = c.sock.recv(CHANNEL_READ)
+        except AGAIN:
+            return
+        except OSError:
+            return self.close_channel(c)
+        if not data:
+            return self.close_channel(c)
+        # Frames are taken as views of the bytes read: a DATA frame's bytes are not copied.
+        buf = c.rbuf + data if c.rbuf else data
+        view = memoryview(buf)
+        at, size = 0, len(buf)
+        while not c.closing and not c.closed and size - at >= 5:
+            ftype, length = HEADER.unpack_from(buf, at)
+            if not OPEN <= ftype <= PONG:
+                return self.protocol_error(c, 'unknown frame type %d' % ftype)
+            if length > MAX_PAYLOAD:
+                return self.protocol_error(c, '%s frame declares %d bytes, over the limit of %d'
+                                          % (FRAME_NAME[ftype], length, MAX_PAYLOAD))
+            if size - at < 5 + length:
+                break
+            self.frame_from(c, ftype, view[at + 5:at + 5 + length])
+            at += 5 + length
+        if not c.closed:
+            c.rbuf = bytes(view[at:]) if at < size else b''
+
+    def channel_writable(self, c):
+        full = c.wbuf.len >= CHANNEL_HIGH
+        if c.wbuf.write(c.sock):
+            return self.close_channel(c)
+        if full and c.wbuf.len < CHANNEL_HIGH:
+            self.touch(c.stream)  # the pump waits on this room
+        if c.closing and not c.wbuf.len:
+            self.close_channel(c)
+
+    # --- frames to sshkeep: data from the replay buffer, then EOF or RESET; acks ---
+
+    def pump(self, s, now):
+        c = s.chan
+        if not c or c.accept_pending or c.closing:
+            return
+        end = s.base + s.replay.len
+        while s.sent < end and c.wbuf.len < CHANNEL_HIGH:
+            part = s.replay.slice(s.sent - s.base, CHUNK)
+            c.wbuf.push(DATA_HEAD.pack(DATA, 16 + len(part), s.sent, s.received))
+            c.wbuf.push(part)
+            s.sent += len(part)
+            s.ack_sent = s.received
+            s.ack_at = None
+        if s.sent < end:
+            return
+        if s.t_eof and s.sent == end:
+            self.send_frame(c, EOF, U64.pack(end))
+            s.sent = end + 1
+        elif s.t_reset is not None:
+            self.send_frame(c, RESET, U64.pack(s.sent) + s.t_reset.encode())
+            return self.forget_stream(s, True)
+        if s.received > s.ack_sent and (s.in_eof or (s.ack_at is not None and now >= s.ack_at)):
+            self.send_ack(s)
+        self.finish_if_done(s)
+
+    def send_ack(self, s):
+        self.send_frame(s.chan, ACK, U64.pack(s.received))
+        s.ack_sent = s.received
+        s.ack_at = None
+
+    # --- the loop ----------------------------------------------------------
+
+    def accept_channels(self):
+        while len(self.channels) < MAX_CHANNELS:
+            try:
+                sock, _ = self.listener.accept()
+            except AGAIN:
+                return
+            except OSError:
+                self.accept_after = now_ms() + 100
+                return
+            sock.setblocking(False)
+            c = Channel(sock)
+            self.channels[c.fd] = c
+            self.want(c, c.fd, True, False)
+
+    def shut_down(self, code):
+        for c in list(self.channels.values()):
+            if code:
+                self.send_frame(c, ERROR, bytes((E_SHUTDOWN,)) + b'the agent is shutting down')
+                c.wbuf.write(c.sock)
+            c.sock.close()
+        for s in list(self.streams.values()):
+            self.close_target(s, True)
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+        os._exit(0)
+
+    def timers(self, now):
+        """Streams whose grace ran out are forgotten, those whose ack is due pumped; the next deadline."""
+        if now >= self.timer_at:
+            self.timer_at = now + 1000
+            for s in list(self.streams.values()):
+                if not s.chan:
+                    expiry = s.detached_at + s.grace_ms
+                    if now >= expiry:
+                        self.forget_stream(s, True)
+                        continue
+                    self.deadline(expiry)
+                elif s.ack_at is not None:
+                    if now >= s.ack_at:
+                        self.touch(s)
+                    else:
+                        self.deadline(s.ack_at)
+        wake = self.timer_at
+        # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
+        # expire one grace after their channels closed, and the agent goes with them.
+        if self.channels:
+            self.idle_since = None
+        else:
+            if self.idle_since is None:
+                self.idle_since = now
+            if not self.streams:
+                if now - self.idle_since >= self.grace_ms:
+                    self.shut_down(0)
+                wake = min(wake, self.idle_since + self.grace_ms)
+        return wake
+
+    def ready(self, s):
+        """The stream still has a target socket, not made in this turn."""
+        return not s.closed and s.sock is not None and s.born < self.turn
+
+    def set_listening(self, on):
+        if on != self.listening:
+            if on:
+                self.selector.register(self.listener, selectors.EVENT_READ, self.listener)
+            else:
+                self.selector.unregister(self.listener)
+            self.listening = on
+
+    def run(self):
+        while True:
+            if self.term:
+                self.shut_down(1 if self.term == 1 else 0)
+            now = now_ms()
+            wake = self.timers(now)
+            dirty = list(self.dirty.values())
+            self.dirty = {}
+            for s in dirty:
+                self.pump(s, now)
+            # What was just queued goes out now if the socket takes it, not after another select.
+            for c in self.flush + [s.chan for s in dirty if s.chan]:
+                if not c.closed and c.wbuf.len:
+                    self.channel_writable(c)
+            for s in dirty:
+                if s.connected and s.sock is not None and s.tbuf.len:
+                    self.target_writable(s)
+            # Reading every target stops and starts again as all buffers together reach their limit or leave it.
+            full = self.held >= MAX_HELD
+            changed = dirty + list(self.dirty.values()) if full == self.held_full else list(self.streams.values())
+            self.held_full = full
+            for s in changed:
+                if not s.closed:
+                    self.stream_interest(s)
+            for c in self.flush:
+                self.channel_interest(c)
+            self.flush = []
+
+            self.set_listening(len(self.channels) < MAX_CHANNELS and now >= self.accept_after)
+            timeout = 0 if self.dirty else max(0, (wake - now) / 1000)
+            self.turn += 1
+            # Each event names the object it was registered for: one closed during this turn is
+            # skipped, and a stream's socket made during it gets no readiness of an old one's.
+            events = self.selector.select(timeout)
+            for key, mask in events:
+                thing = key.data
+                if thing is self.listener:
+                    self.accept_channels()
+                elif thing is self:
+                    try:
+                        while os.read(self.wake_r, 512):
+                            pass
+                    except OSError:
+                        pass
+                elif isinstance(thing, Channel):
+                    if not thing.closed and mask & selectors.EVENT_WRITE:
+                        self.channel_writable(thing)
+                    if not thing.closed and mask & selectors.EVENT_READ:
+                        self.channel_readable(thing)
+                    self.touch(thing.stream)
+                    self.flush.append(thing)
+                elif isinstance(thing, Stream):
+                    if mask & selectors.EVENT_WRITE and self.ready(thing):
+                        self.target_writable(thing)
+                    if mask & selectors.EVENT_READ and self.ready(thing) and thing.connected:
+                        self.target_readable(thing)
+                    self.touch(thing)
+                elif isinstance(thing, Resolver):
+                    if not thing.closed:
+                        self.resolver_readable(thing)
+                        self.touch(thing.stream)
+
+
+PAYLOAD_SIZE = {ATTACH: 24, ACK: 8, EOF: 8, GOODBYE: 0, PING: 0}  # exact sizes; others have a minimum
+PAYLOAD_MIN = {OPEN: 23, DATA: 17, RESET: 8, ERROR: 1}
+
+
+def addresses(host, port, flags):
+    """getaddrinfo: an error name and no addresses, or None and the addresses in the resolver's order."""
+    try:
+        found = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICSERV | flags)
+    except socket.gaierror as e:
+        return ('EAI_NONAME' if e.errno == socket.EAI_NONAME else 'EAI_AGAIN' if e.errno == socket.EAI_AGAIN else 'EAI_FAIL'), []
+    except (OSError, UnicodeError):
+        return 'EAI_FAIL', []
+    return None, [(family, address) for family, _, _, _, address in found]
+
+
+def main(parameter_line, end):
+    session, grace_ms, version = parameters_from(parameter_line, end)
+    path = '%s/agent-%s-%s.sock' % (agent_dir(), version, session)
+    if len(os.fsencode(path)) > 107:
+        start_error('listen', 'socket path %s is longer than 107 bytes' % path)
+    listener = listen_here(path)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    detach(path)
+    Agent(listener, path, version, grace_ms).run()
+
+
+main(globals().get('parameters', b''), globals().get('end'))
+__END__
