@@ -3,13 +3,18 @@
  * connection in the same run: what the Perl agent adds to a resumable stream's path.
  *
  *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
+ *     [--agent FILE] [--syscalls]
  *
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
  *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
- * - 1-byte round trips to an echo target, median and p99 (µs); again with --streams other streams
- *   held open (idle), as a busy agent holds them: a turn's work must not grow with their number.
+ * - 1-byte round trips to an echo target, median and p99 (µs), and the agent's CPU µs per round trip;
+ *   again with --streams other streams held open (idle), as a busy agent holds them: a turn's work
+ *   must not grow with their number.
  * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
+ * - --syscalls: the agent's system calls (`strace -c -f -p`) per 64 KiB moved each way and per round
+ *   trip, in extra passes after the timed ones (strace slows what it traces; counts do not depend on load).
+ * - --agent FILE: another version of the agent's program instead of agent/sshkeep-agent.pl (a before/after).
  * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
  * so its framing cost is counted in the agent's figures, as sshkeep would pay it.
  */
@@ -22,9 +27,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
 import { listen } from '../test/fixtures/net.js';
-import { cpuSeconds, rssKiB, signalAll } from '../test/fixtures/proc.js';
+import { cpuTimes, rssKiB, signalAll } from '../test/fixtures/proc.js';
 import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
 import { runMain } from './lib/main.js';
+import { countSyscalls, perUnit } from './lib/strace.js';
 import { intOption } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
 import { sleep } from './lib/sleep.js';
@@ -40,8 +46,11 @@ const { values } = parseArgs({
     pings: { type: 'string', default: '3000' },
     streams: { type: 'string', default: '200' },
     full: { type: 'string', default: '20' },
+    agent: { type: 'string' },
+    syscalls: { type: 'boolean', default: false },
   },
 });
+const script = values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8');
 const sizeMiB = intOption('size-mib', values['size-mib'], 1);
 const pings = intOption('pings', values.pings, 1);
 const idleStreams = intOption('streams', values.streams, 1);
@@ -132,20 +141,33 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
   return n;
 }
 
-/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile. */
-async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number }> {
+/** The agent's CPU seconds (user, system) while `run` runs, and its result. */
+async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; user: number; system: number }> {
   const pid = agent!.pids()[0]!;
-  const cpu = cpuSeconds(pid);
-  const start = process.hrtime.bigint();
-  await run();
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: ((cpuSeconds(pid) - cpu) * 1024 ** 3) / bytes };
+  const before = cpuTimes(pid);
+  const result = await run();
+  const after = cpuTimes(pid);
+  return { result, user: after.user - before.user, system: after.system - before.system };
 }
 
-async function agentRoundTrips(echoPort: number): Promise<number[]> {
+/** "1.23 user, 0.45 system": CPU seconds scaled by `per`. */
+function split(cpu: { user: number; system: number }, per: number, digits: number): string {
+  return `${(cpu.user * per).toFixed(digits)} user, ${(cpu.system * per).toFixed(digits)} system`;
+}
+
+/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile (in all, and user / system). */
+async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number; split: string }> {
+  const start = process.hrtime.bigint();
+  const cpu = await agentCpu(run);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const perGiB = 1024 ** 3 / bytes;
+  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.user + cpu.system) * perGiB, split: split(cpu, perGiB, 2) };
+}
+
+async function agentRoundTrips(echoPort: number, count = pings): Promise<number[]> {
   const c = await open(echoPort);
   const times: number[] = [];
-  for (let i = 0; i < pings; i++) {
+  for (let i = 0; i < count; i++) {
     const start = process.hrtime.bigint();
     c.send({ type: 'data', offset: i, ack: i, data: Buffer.from('x') });
     while ((await c.next())?.type !== 'data');
@@ -155,7 +177,13 @@ async function agentRoundTrips(echoPort: number): Promise<number[]> {
   return times;
 }
 
-async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[] }> {
+/** Round trips through the agent, and its CPU µs per round trip meanwhile (in all, and user / system). */
+async function agentRoundTripsCpu(echoPort: number): Promise<{ times: number[]; cpuUs: number; split: string }> {
+  const cpu = await agentCpu(() => agentRoundTrips(echoPort));
+  return { times: cpu.result, cpuUs: ((cpu.user + cpu.system) * 1e6) / pings, split: split(cpu, 1e6 / pings, 1) };
+}
+
+async function roundTrips(echoPort: number): Promise<{ agent: { times: number[]; cpuUs: number; split: string }; direct: number[] }> {
   const direct = net.connect(echoPort, '127.0.0.1');
   direct.setNoDelay(true);
   await once(direct, 'connect');
@@ -167,7 +195,7 @@ async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: 
     directTimes.push(Number(process.hrtime.bigint() - start) / 1000);
   }
   direct.destroy();
-  return { agent: await agentRoundTrips(echoPort), direct: directTimes };
+  return { agent: await agentRoundTripsCpu(echoPort), direct: directTimes };
 }
 
 /** The agent's RSS once it stops growing (reading targets into replay buffers takes a moment). */
@@ -183,7 +211,7 @@ async function settledRss(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  agent = await launchAgent(runtimeDir, 600_000);
+  agent = await launchAgent(runtimeDir, 600_000, undefined, script);
   const bytes = sizeMiB * MIB;
   const pourPort = await target((sock) => void pour(sock, bytes));
   // Each connection to the sink hands its byte count to whoever waits for the next one.
@@ -207,7 +235,7 @@ async function main(): Promise<void> {
     s.destroy();
   });
   rows.push(['target → client, MB/s', down.mbps.toFixed(0), downDirect.mbps.toFixed(0), (down.mbps / downDirect.mbps).toFixed(2)]);
-  rows.push(['  agent CPU s per GiB', down.cpuPerGiB.toFixed(2), '', '']);
+  rows.push(['  agent CPU s per GiB', down.cpuPerGiB.toFixed(2), '', down.split]);
   const up = await measure(bytes, () => upThroughAgent(sinkPort, nextSink(), bytes));
   const upDirect = await measure(bytes, async () => {
     const arrival = nextSink();
@@ -217,20 +245,38 @@ async function main(): Promise<void> {
     s.destroy();
   });
   rows.push(['client → target, MB/s', up.mbps.toFixed(0), upDirect.mbps.toFixed(0), (up.mbps / upDirect.mbps).toFixed(2)]);
-  rows.push(['  agent CPU s per GiB', up.cpuPerGiB.toFixed(2), '', '']);
+  rows.push(['  agent CPU s per GiB', up.cpuPerGiB.toFixed(2), '', up.split]);
 
   const rt = await roundTrips(echoPort);
-  rows.push(['1-byte round trip, median µs', median(rt.agent).toFixed(0), median(rt.direct).toFixed(0), (median(rt.agent) / median(rt.direct)).toFixed(2)]);
-  rows.push(['1-byte round trip, p99 µs', quantile(rt.agent, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(rt.agent, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
+  const agentRt = rt.agent.times;
+  rows.push(['1-byte round trip, median µs', median(agentRt).toFixed(0), median(rt.direct).toFixed(0), (median(agentRt) / median(rt.direct)).toFixed(2)]);
+  rows.push(['1-byte round trip, p99 µs', quantile(agentRt, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(agentRt, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
+  rows.push(['  agent CPU µs per round trip', rt.agent.cpuUs.toFixed(1), '', rt.agent.split]);
   const others: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) others.push(await open(holdPort));
-  const busy = await agentRoundTrips(echoPort);
+  const busy = await agentRoundTripsCpu(echoPort);
   others.forEach((c) => c.close());
-  rows.push([`  with ${idleStreams} other streams held, median µs`, median(busy).toFixed(0), median(rt.direct).toFixed(0), (median(busy) / median(rt.direct)).toFixed(2)]);
+  rows.push([`  with ${idleStreams} other streams held, median µs`, median(busy.times).toFixed(0), median(rt.direct).toFixed(0), (median(busy.times) / median(rt.direct)).toFixed(2)]);
+  rows.push(['    agent CPU µs per round trip', busy.cpuUs.toFixed(1), '', busy.split]);
+
+  if (values.syscalls) {
+    // Smaller passes: strace stops the agent at every call, so the figures above are taken without it.
+    const traced = Math.min(sizeMiB, 64) * MIB;
+    const tracedPings = Math.min(pings, 1000);
+    const pid = agent.pids()[0]!;
+    const tracedPour = await target((sock) => void pour(sock, traced));
+    const downCalls = await countSyscalls(pid, () => downThroughAgent(tracedPour, traced));
+    const upCalls = await countSyscalls(pid, () => upThroughAgent(sinkPort, nextSink(), traced));
+    const rtCalls = await countSyscalls(pid, () => agentRoundTrips(echoPort, tracedPings));
+    const chunks = traced / CHUNK;
+    rows.push(['agent system calls per 64 KiB, target → client', (downCalls.total / chunks).toFixed(2), '', perUnit(downCalls, chunks)]);
+    rows.push(['agent system calls per 64 KiB, client → target', (upCalls.total / chunks).toFixed(2), '', perUnit(upCalls, chunks)]);
+    rows.push(['agent system calls per round trip', (rtCalls.total / tracedPings).toFixed(2), '', perUnit(rtCalls, tracedPings)]);
+  }
 
   // Memory: a fresh agent, so the buffers of the transfers above do not count.
   signalAll(agent.pids(), 'SIGKILL');
-  agent = await launchAgent(runtimeDir, 600_000);
+  agent = await launchAgent(runtimeDir, 600_000, undefined, script);
   const idle = await settledRss();
   const held: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) held.push(await open(holdPort));
@@ -243,7 +289,7 @@ async function main(): Promise<void> {
   held.forEach((c) => c.close());
 
   const width = Math.max(...rows.map((r) => r[0].length));
-  process.stdout.write(`resume agent, ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
+  process.stdout.write(`resume agent${values.agent ? ` (${values.agent})` : ''}, ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
   process.stdout.write(`${'measure'.padEnd(width)}  ${'agent'.padStart(8)}  ${'direct'.padStart(8)}  ratio\n`);
   for (const [name, a, d, r] of rows) process.stdout.write(`${name.padEnd(width)}  ${a.padStart(8)}  ${d.padStart(8)}  ${r}\n`);
 }
