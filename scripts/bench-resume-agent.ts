@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
-import { listen } from '../test/fixtures/net.js';
+import { deadline, listen } from '../test/fixtures/net.js';
 import { cpuTimes, rssKiB, signalAll } from '../test/fixtures/proc.js';
 import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
 import { runMain } from './lib/main.js';
@@ -97,6 +97,17 @@ async function open(port: number): Promise<AgentChannel> {
   return c;
 }
 
+/**
+ * Ends the stream as sshkeep does: sends its EOF at `offset` and acknowledges the agent's (at
+ * `peerEof` if it came already); the agent then forgets the stream and closes the channel. A stream
+ * left held would keep a grace timer running in the agent through the measures that follow.
+ */
+async function finish(c: AgentChannel, offset: number, peerEof?: number): Promise<void> {
+  c.send({ type: 'eof', offset });
+  if (peerEof !== undefined) c.send({ type: 'ack', ack: peerEof + 1 });
+  for (let f; (f = await c.next(60_000, 'the agent to end the stream')); ) if (f.type === 'eof') c.send({ type: 'ack', ack: f.offset + 1 });
+}
+
 async function downThroughAgent(port: number, bytes: number): Promise<number> {
   const c = await open(port);
   let received = 0;
@@ -111,7 +122,7 @@ async function downThroughAgent(port: number, bytes: number): Promise<number> {
       acked = received;
     }
   }
-  c.close();
+  await finish(c, 0, received);
   if (received !== bytes) throw new Error(`received ${received} of ${bytes} bytes through the agent`);
   return received;
 }
@@ -122,10 +133,13 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
   const block = randomBytes(CHUNK);
   let acked = 0;
   let wake: (() => void) | undefined;
-  // Acks arrive while we send: read them on the side.
+  let ended: (() => void) | undefined;
+  const targetEof = new Promise<void>((resolve) => (ended = resolve));
+  // Acks arrive while we send, and the target's EOF at the end: read them on the side.
   void (async () => {
     for (let f: Frame | undefined; (f = await c.next(60_000, 'acks').catch(() => undefined)); ) {
       if (f.type === 'ack' || f.type === 'data') acked = f.ack;
+      if (f.type === 'eof') c.send({ type: 'ack', ack: 1 }), ended!();
       wake?.();
     }
   })();
@@ -136,7 +150,8 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
   }
   c.send({ type: 'eof', offset: bytes });
   const n = await arrived;
-  c.close();
+  await deadline(targetEof, 60_000, "the target's EOF through the agent");
+  await deadline(c.closed, 60_000, 'the agent to end the stream');
   if (n !== bytes) throw new Error(`the target got ${n} of ${bytes} bytes through the agent`);
   return n;
 }
@@ -173,7 +188,7 @@ async function agentRoundTrips(echoPort: number, count = pings): Promise<number[
     while ((await c.next())?.type !== 'data');
     times.push(Number(process.hrtime.bigint() - start) / 1000);
   }
-  c.close();
+  await finish(c, count);
   return times;
 }
 
@@ -222,7 +237,7 @@ async function main(): Promise<void> {
   });
   const nextSink = () => new Promise<Sink>((resolve) => (onSink = resolve));
   const echoPort = await target((sock) => sock.pipe(sock));
-  const holdPort = await target(() => {});
+  const holdPort = await target((sock) => sock.on('end', () => sock.end()));
   const fullPort = await target((sock) => void pour(sock, WINDOW + 2 * MIB));
 
   const rows: [string, string, string, string][] = [];
@@ -255,7 +270,7 @@ async function main(): Promise<void> {
   const others: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) others.push(await open(holdPort));
   const busy = await agentRoundTripsCpu(echoPort);
-  others.forEach((c) => c.close());
+  await Promise.all(others.map((c) => finish(c, 0)));
   rows.push([`  with ${idleStreams} other streams held, median µs`, median(busy.times).toFixed(0), median(rt.direct).toFixed(0), (median(busy.times) / median(rt.direct)).toFixed(2)]);
   rows.push(['    agent CPU µs per round trip', busy.cpuUs.toFixed(1), '', busy.split]);
 
