@@ -27,7 +27,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
 import { deadline, listen } from '../test/fixtures/net.js';
-import { cpuTimes, rssKiB, signalAll } from '../test/fixtures/proc.js';
+import { cpuTimes, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
 import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
 import { runMain } from './lib/main.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
@@ -156,27 +156,31 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
   return n;
 }
 
-/** The agent's CPU seconds (user, system) while `run` runs, and its result. */
-async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; user: number; system: number }> {
+/**
+ * The agent's CPU seconds while `run` runs (exact, from the scheduler), the share of it in user
+ * space (from utime and stime, sampled at clock ticks: a rough split), and `run`'s result.
+ */
+async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; seconds: number; userShare: number }> {
   const pid = agent!.pids()[0]!;
+  const ran = runSeconds(pid);
   const before = cpuTimes(pid);
   const result = await run();
   const after = cpuTimes(pid);
-  return { result, user: after.user - before.user, system: after.system - before.system };
+  const user = after.user - before.user;
+  const sampled = user + after.system - before.system;
+  return { result, seconds: runSeconds(pid) - ran, userShare: sampled > 0 ? user / sampled : 0 };
 }
 
-/** "1.23 user, 0.45 system": CPU seconds scaled by `per`. */
-function split(cpu: { user: number; system: number }, per: number, digits: number): string {
-  return `${(cpu.user * per).toFixed(digits)} user, ${(cpu.system * per).toFixed(digits)} system`;
+function split(cpu: { userShare: number }): string {
+  return `~${(cpu.userShare * 100).toFixed(0)} % user (sampled)`;
 }
 
-/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile (in all, and user / system). */
+/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile. */
 async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number; split: string }> {
   const start = process.hrtime.bigint();
   const cpu = await agentCpu(run);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const perGiB = 1024 ** 3 / bytes;
-  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.user + cpu.system) * perGiB, split: split(cpu, perGiB, 2) };
+  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.seconds * 1024 ** 3) / bytes, split: split(cpu) };
 }
 
 async function agentRoundTrips(echoPort: number, count = pings): Promise<number[]> {
@@ -192,10 +196,10 @@ async function agentRoundTrips(echoPort: number, count = pings): Promise<number[
   return times;
 }
 
-/** Round trips through the agent, and its CPU µs per round trip meanwhile (in all, and user / system). */
+/** Round trips through the agent, and its CPU µs per round trip meanwhile. */
 async function agentRoundTripsCpu(echoPort: number): Promise<{ times: number[]; cpuUs: number; split: string }> {
   const cpu = await agentCpu(() => agentRoundTrips(echoPort));
-  return { times: cpu.result, cpuUs: ((cpu.user + cpu.system) * 1e6) / pings, split: split(cpu, 1e6 / pings, 1) };
+  return { times: cpu.result, cpuUs: (cpu.seconds * 1e6) / pings, split: split(cpu) };
 }
 
 async function roundTrips(echoPort: number): Promise<{ agent: { times: number[]; cpuUs: number; split: string }; direct: number[] }> {
