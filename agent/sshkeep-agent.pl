@@ -803,6 +803,7 @@ sub timers {
 # The descriptors set in a select() vector, found at C speed rather than by testing each one.
 sub fds_in {
   my ($vec) = @_;
+  return () unless $vec =~ tr/\0//c; # none: the usual answer for the writable vector
   my $bits = unpack('b*', $vec);
   my @fds;
   my $fd = -1;
