@@ -851,7 +851,8 @@ for (;;) {
   my @changed = $full == $HELD_FULL ? (@dirty, values %DIRTY) : values %STREAMS;
   $HELD_FULL = $full;
   stream_interest($_) for @changed;
-  channel_interest($_) for @FLUSH;
+  # A channel with a stream was touched with it, and its interest just worked out.
+  channel_interest($_) for grep { !$_->{stream} } @FLUSH;
   @FLUSH = ();
   # After the pumps: an ack they sent is no deadline any more.
   my $next = timers();
