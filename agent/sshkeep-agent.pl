@@ -76,6 +76,7 @@ sub q_push {
 sub q_drop {
   my ($q, $n) = @_;
   $q->{len} -= $n;
+  if ($q->{len} == 0) { @{ $q->{chunks} } = (); return } # all of it: what a write or an ack most often takes
   my $chunks = $q->{chunks};
   while ($n > 0) {
     my $first = length $chunks->[0];
