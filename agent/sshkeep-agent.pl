@@ -32,6 +32,7 @@ use constant {
   CHUNK => 65_536,                     # bytes per target read and per DATA frame: below glibc's mmap threshold
                                        # (128 KiB), as larger buffers cost page faults at each allocation
   CHANNEL_READ => 262_144,             # bytes per channel read (a persistent buffer, so it may be large)
+  BURST => 16,                         # target reads relayed in one turn, without a select between them
   REPLAY_MAX => 4 * 1_048_576,         # per stream: unacknowledged bytes from the target
   TARGET_HIGH => 1_048_576,            # per stream: bytes for the target beyond which the channel is not read
   CHANNEL_HIGH => 524_288,             # per channel: queued output beyond which nothing more is queued
@@ -50,8 +51,12 @@ sub read_u64 { my ($bytes) = @_; return unpack('Q>', $bytes) if $QUADS; my ($hi,
 
 # Milliseconds on a clock that does not jump: times() counts clock ticks since an
 # arbitrary moment (10 ms steps at the usual 100 Hz, enough for grace and ack timers).
+# It is a system call, as costly as a small read: read once a turn at most (see now), and
+# only in a turn that sets or checks a deadline.
 my $TICKS = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
 sub now_ms { my ($ticks) = POSIX::times(); return $ticks * 1000 / $TICKS }
+my $NOW; # this turn's now_ms(), once read; forgotten at each select
+sub now { return $NOW //= now_ms() }
 
 my %ERRNAME;
 $ERRNAME{ Errno->can($_)->() } //= $_ for grep { Errno->can($_) } sort @Errno::EXPORT_OK;
@@ -71,6 +76,7 @@ sub q_push {
 sub q_drop {
   my ($q, $n) = @_;
   $q->{len} -= $n;
+  if ($q->{len} == 0) { @{ $q->{chunks} } = (); return } # all of it: what a write or an ack most often takes
   my $chunks = $q->{chunks};
   while ($n > 0) {
     my $first = length $chunks->[0];
@@ -224,6 +230,7 @@ my %RESOLVERS;  # fileno => stream whose target name a child is resolving
 my $SERIAL = 0;
 my $HELD = 0;   # bytes in every replay buffer and tbuf
 my $IDLE_SINCE = now_ms();
+my $NEVER = 9**9**9; # a deadline that never comes
 my $TERM = 0;
 # Each turn of the loop has a number: a socket made during a turn may reuse the number of one
 # closed in it, and must not be handed the old one's readiness.
@@ -232,7 +239,8 @@ my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a
 # Work per turn follows events, not the number of streams: only streams touched in a turn are
 # pumped, and the timers are scanned only when the earliest deadline is due.
 my %DIRTY;      # serial => stream to pump in the next turn
-my $TIMER_AT = 0; # no grace or ack deadline of any stream is before this
+my %TIMED;      # serial => stream that may have a deadline: detached (grace) or an ack due
+my $TIMER_AT = $NEVER; # no deadline of a stream in %TIMED is before this
 # What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
 # made, cleared where one is closed, and worked out again for what a turn touched.
 my ($RIN, $WIN) = ('', '');
@@ -292,13 +300,21 @@ sub protocol_error {
 sub detach {
   my ($s) = @_;
   $s->{chan} = undef;
-  $s->{detached_at} = now_ms();
+  $s->{detached_at} = now();
   $s->{ack_at} = undef;
-  deadline($s->{detached_at} + $s->{grace_ms});
+  deadline($s, $s->{detached_at} + $s->{grace_ms});
   touch($s); # its target may be read again (no channel to wait on)
 }
 
-sub deadline { my ($at) = @_; $TIMER_AT = $at if $at < $TIMER_AT }
+sub deadline { my ($s, $at) = @_; $TIMED{ $s->{serial} } = $s; $TIMER_AT = $at if $at < $TIMER_AT }
+
+# No ack is due any more; an attached stream then has no deadline, and a turn no need of the clock.
+sub ack_sent {
+  my ($s) = @_;
+  $s->{ack_sent} = $s->{received};
+  $s->{ack_at} = undef;
+  delete $TIMED{ $s->{serial} } if $s->{chan};
+}
 sub touch { my ($s) = @_; $DIRTY{ $s->{serial} } = $s if $s }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
@@ -324,6 +340,7 @@ sub forget_stream {
   $s->{replay} = q_new();
   $s->{tbuf} = q_new();
   delete $STREAMS{ $s->{serial} };
+  delete $TIMED{ $s->{serial} };
   if (my $c = $s->{chan}) { $c->{stream} = undef; end_channel($c) }
   $s->{chan} = undef;
 }
@@ -463,7 +480,7 @@ sub accept_on {
   my ($c, $s) = @_;
   $c->{accept_pending} = 0;
   send_frame($c, ACCEPT, u64($s->{received}));
-  $s->{ack_sent} = $s->{received};
+  ack_sent($s);
 }
 
 sub target_writable {
@@ -475,7 +492,7 @@ sub target_writable {
       # It did connect, and the target reset it at once: as the plain path would show it,
       # what the target sent (still queued here), then a reset.
       connected($s);
-      target_readable($s);
+      target_read($s);
       $s->{t_eof} = 0; # a read after the error was taken can only say EOF
       return target_failed($s, errname($err)) unless defined $s->{t_reset};
       return;
@@ -496,20 +513,37 @@ sub target_writable {
   }
 }
 
-sub target_readable {
+# One read into the replay buffer; true when it got all it asked for, so the target may have more.
+sub target_read {
   my ($s) = @_;
   my $room = REPLAY_MAX - $s->{replay}{len};
   $room = CHUNK if $room > CHUNK;
   my $n = sysread($s->{fh}, my $bytes, $room);
   unless (defined $n) {
-    return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-    return target_failed($s, errname($!));
+    return 0 if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+    target_failed($s, errname($!));
+    return 0;
   }
   if ($n == 0) {
     $s->{t_eof} = 1;
-    return finish_if_done($s);
+    finish_if_done($s);
+    return 0;
   }
   add_held($s, 'replay', $bytes);
+  return $n == $room;
+}
+
+# While the target has more and the channel takes all of it, what is read is relayed at once:
+# a select (and a turn of this loop) per 64 KiB would cost more than the read and the write.
+sub target_readable {
+  my ($s) = @_;
+  for (1 .. BURST) {
+    target_read($s) or return;
+    my $c = $s->{chan} or return;
+    pump($s);
+    channel_writable($c) if !$c->{closed} && $c->{wbuf}{len};
+    return if $c->{closed} || $c->{wbuf}{len} || !$s->{fh} || $s->{replay}{len} >= REPLAY_MAX || $HELD >= MAX_HELD;
+  }
 }
 
 # The target reset (or failed): what it sent before is delivered, then a RESET.
@@ -541,16 +575,17 @@ sub take_ack {
   return 1;
 }
 
+# DATA's bytes are the $n at $from in the channel's read buffer: copied once, into tbuf.
 sub take_data {
-  my ($s, $offset, $bytes) = @_;
+  my ($s, $offset, $rbuf, $from, $n) = @_;
   return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
   my $skip = $s->{received} - $offset; # a resend of bytes already here
-  return if $skip >= length $bytes;
+  return if $skip >= $n;
   return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
-  my $new = $skip ? substr($bytes, $skip) : $bytes;
-  $s->{received} += length $new;
-  add_held($s, 'tbuf', $new) unless $s->{t_reset}; # a reset target takes nothing more
-  unless (defined $s->{ack_at}) { $s->{ack_at} = now_ms() + ACK_DELAY_MS; deadline($s->{ack_at}) }
+  $n -= $skip;
+  $s->{received} += $n;
+  add_held($s, 'tbuf', substr($$rbuf, $from + $skip, $n)) unless $s->{t_reset}; # a reset target takes nothing more
+  unless (defined $s->{ack_at}) { $s->{ack_at} = now() + ACK_DELAY_MS; deadline($s, $s->{ack_at}) }
   # At once, between the frames of one read: sshkeep's replay buffer waits on it.
   send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$s->{chan}{accept_pending};
 }
@@ -579,10 +614,23 @@ sub attach_stream {
   if (my $old = $s->{chan}) { $old->{stream} = undef; close_channel($old) }
   $s->{chan} = $c;
   $s->{detached_at} = undef;
+  delete $TIMED{ $s->{serial} } unless defined $s->{ack_at};
   $c->{stream} = $s;
   $s->{sent} = $received;
   take_ack($s, $received);
   if ($s->{connected}) { accept_on($c, $s) } else { $c->{accept_pending} = 1 }
+}
+
+# DATA on a channel with a stream, the bulk of the frames: read where it lies in the channel's buffer,
+# without frame_from's copy of the payload and its checks for every type.
+sub data_from {
+  my ($c, $from, $len) = @_;
+  my $s = $c->{stream};
+  my $offset = read_u64(substr($c->{rbuf}, $from, 8));
+  my $ack = read_u64(substr($c->{rbuf}, $from + 8, 8));
+  return protocol_error($c, 'DATA offset beyond 2^53-1') if $offset > MAX_OFFSET || $ack > MAX_OFFSET;
+  return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless take_ack($s, $ack);
+  take_data($s, $offset, \$c->{rbuf}, $from + 16, $len - 16);
 }
 
 my %PAYLOAD_SIZE = (ATTACH, 24, ACK, 8, EOF, 8, GOODBYE, 0, PING, 0); # exact sizes; others have a minimum
@@ -622,10 +670,6 @@ sub frame_from {
     return $s ? forget_stream($s, 1) : close_channel($c);
   }
   return protocol_error($c, "$name on a channel whose stream ended") unless $s;
-  if ($type == DATA) {
-    return reset_stream($s, E_OFFSET, "ack $values[1] beyond the $s->{sent} bytes sent") unless take_ack($s, $values[1]);
-    return take_data($s, $values[0], substr($payload, 16));
-  }
   if ($type == ACK) {
     return reset_stream($s, E_OFFSET, "ack $values[0] beyond the $s->{sent} bytes sent") unless take_ack($s, $values[0]);
     return finish_if_done($s);
@@ -655,7 +699,8 @@ sub channel_readable {
     return protocol_error($c, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
     return protocol_error($c, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
     last if $size - $at < 5 + $len;
-    frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len));
+    if ($type == DATA && $c->{stream} && $len >= $PAYLOAD_MIN{+DATA}) { data_from($c, $at + 5, $len) }
+    else { frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len)) }
     $at += 5 + $len;
   }
   substr($c->{rbuf}, 0, $at, '') unless $c->{closed};
@@ -673,7 +718,7 @@ sub channel_writable {
 # Frames to sshkeep: data from the replay buffer, then EOF or RESET; acks.
 
 sub pump {
-  my ($s, $now) = @_;
+  my ($s) = @_;
   my $c = $s->{chan};
   return if !$c || $c->{accept_pending} || $c->{closing};
   my $end = $s->{base} + $s->{replay}{len};
@@ -681,8 +726,7 @@ sub pump {
     my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
     send_frame($c, DATA, u64($s->{sent}), u64($s->{received}), $bytes);
     $s->{sent} += length $bytes;
-    $s->{ack_sent} = $s->{received};
-    $s->{ack_at} = undef;
+    ack_sent($s);
   }
   return if $s->{sent} < $end;
   if ($s->{t_eof} && $s->{sent} == $end) {
@@ -692,15 +736,14 @@ sub pump {
     send_frame($c, RESET, u64($s->{sent}) . $s->{t_reset});
     return forget_stream($s, 1);
   }
-  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || (defined $s->{ack_at} && $now >= $s->{ack_at}));
+  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || (defined $s->{ack_at} && now() >= $s->{ack_at}));
   finish_if_done($s);
 }
 
 sub send_ack {
   my ($s) = @_;
   send_frame($s->{chan}, ACK, u64($s->{received}));
-  $s->{ack_sent} = $s->{received};
-  $s->{ack_at} = undef;
+  ack_sent($s);
 }
 
 # ---------------------------------------------------------------------------
@@ -710,7 +753,7 @@ sub accept_channels {
   while (keys %CHANNELS < MAX_CHANNELS) {
     my $fh;
     unless (accept($fh, $LISTENER)) {
-      $ACCEPT_AFTER = now_ms() + 100 unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+      $ACCEPT_AFTER = now() + 100 unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
       return;
     }
     nonblocking($fh);
@@ -730,43 +773,50 @@ sub shut_down {
   exit 0;
 }
 
-# Streams whose grace ran out are forgotten, those whose ack is due pumped; the next deadline.
+# Streams whose grace ran out are forgotten, those whose ack is due pumped; the next deadline,
+# or undef when there is none (select may then wait for ever). The clock is read only when
+# something has a deadline: a busy stream's turn has none.
 sub timers {
-  my ($now) = @_;
-  if ($now >= $TIMER_AT) {
-    $TIMER_AT = $now + 1000;
-    for my $s (values %STREAMS) {
+  if (%TIMED && now() >= $TIMER_AT) {
+    $TIMER_AT = $NEVER;
+    for my $s (values %TIMED) {
       if (!$s->{chan}) {
         my $expiry = $s->{detached_at} + $s->{grace_ms};
-        if ($now >= $expiry) { forget_stream($s, 1); next }
-        deadline($expiry);
-      } elsif (defined $s->{ack_at}) {
-        if ($now >= $s->{ack_at}) { touch($s) } else { deadline($s->{ack_at}) }
+        if (now() >= $expiry) { forget_stream($s, 1); next }
+        deadline($s, $expiry);
+      } elsif (!defined $s->{ack_at}) {
+        delete $TIMED{ $s->{serial} };
+      } elsif (now() >= $s->{ack_at}) {
+        touch($s);
+        deadline($s, now() + ACK_DELAY_MS); # again, should the pump not get it out this time
+      } else {
+        deadline($s, $s->{ack_at});
       }
     }
   }
-  my $next = $TIMER_AT;
+  my $next = %TIMED ? $TIMER_AT : undef;
   # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
   # expire one grace after their channels closed, and the agent goes with them.
   if (%CHANNELS) {
     $IDLE_SINCE = undef;
   } else {
-    $IDLE_SINCE //= $now;
+    $IDLE_SINCE //= now();
     unless (%STREAMS) {
-      shut_down(0) if $now - $IDLE_SINCE >= $GRACE_MS;
       my $exit = $IDLE_SINCE + $GRACE_MS;
-      $next = $exit if $exit < $next;
+      shut_down(0) if now() >= $exit;
+      $next = $exit if !defined $next || $exit < $next;
     }
+  }
+  if ($ACCEPT_AFTER) {
+    if (now() >= $ACCEPT_AFTER) { $ACCEPT_AFTER = 0 } elsif (!defined $next || $ACCEPT_AFTER < $next) { $next = $ACCEPT_AFTER }
   }
   return $next;
 }
 
-# Still there, and not made in this turn (see $LOOP).
-sub ready { my ($thing) = @_; return $thing && $thing->{born} < $LOOP }
-
 # The descriptors set in a select() vector, found at C speed rather than by testing each one.
 sub fds_in {
   my ($vec) = @_;
+  return () unless $vec =~ tr/\0//c; # none: the usual answer for the writable vector
   my $bits = unpack('b*', $vec);
   my @fds;
   my $fd = -1;
@@ -803,11 +853,9 @@ sub all_interest {
 my @FLUSH; # channels handled in the last turn (one without a stream: a PONG, an ERROR)
 for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
-  my $now = now_ms();
-  my $next = timers($now);
   my @dirty = values %DIRTY;
   %DIRTY = ();
-  pump($_, $now) for @dirty;
+  pump($_) for @dirty;
   # What was just queued goes out now if the socket takes it, not after another select.
   for my $c (@FLUSH, map { $_->{chan} // () } @dirty) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
   for my $s (@dirty) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
@@ -816,28 +864,50 @@ for (;;) {
   my @changed = $full == $HELD_FULL ? (@dirty, values %DIRTY) : values %STREAMS;
   $HELD_FULL = $full;
   stream_interest($_) for @changed;
-  channel_interest($_) for @FLUSH;
+  # A channel with a stream was touched with it, and its interest just worked out.
+  channel_interest($_) for grep { !$_->{stream} } @FLUSH;
   @FLUSH = ();
+  # After the pumps: an ack they sent is no deadline any more.
+  my $next = timers();
 
   $LOOP++;
-  vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && $now >= $ACCEPT_AFTER ? 1 : 0;
-  # A stream touched by the flush is pumped at once; else a tick past the deadline (times() steps in 10 ms).
-  my $wait = %DIRTY ? 0 : ($next - $now) / 1000 + 0.005;
-  $wait = 0 if $wait < 0;
+  vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && !$ACCEPT_AFTER ? 1 : 0;
+  # A stream touched by the flush or a timer is pumped at once; else a tick past the deadline
+  # (times() steps in 10 ms), or no timeout when nothing has a deadline.
+  my $wait = %DIRTY ? 0 : defined $next ? ($next - now()) / 1000 + 0.005 : undef;
+  $wait = 0 if defined $wait && $wait < 0;
   my ($rout, $wout) = ($RIN, $WIN);
   my $ready = select($rout, $wout, undef, $wait);
+  $NOW = undef;
   all_interest() if $ready < 0 && !$!{EINTR};
   next if $ready <= 0;
 
   accept_channels() if vec($rout, fileno $LISTENER, 1);
-  my @writable = fds_in($wout);
-  my @readable = fds_in($rout);
   # Each stream handled here is pumped in the next turn. Looked up at each step: a handler may
-  # close another descriptor, or reuse its number.
-  for my $fd (@writable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_writable($c); touch($c->{stream}); push @FLUSH, $c }
-  for my $fd (@readable) { my $c = $CHANNELS{$fd}; next unless ready($c); channel_readable($c); touch($c->{stream}); push @FLUSH, $c }
-  for my $fd (@writable) { my $s = $TARGETS{$fd}; next unless ready($s); target_writable($s); touch($s) }
-  for my $fd (@readable) { my $s = $TARGETS{$fd}; next unless ready($s); target_readable($s); touch($s) }
-  for my $fd (@readable) { my $s = $RESOLVERS{$fd}; next unless ready($s); resolver_readable($s); touch($s) }
+  # close another descriptor, or reuse its number (what was made in this turn is not handled: see $LOOP).
+  for my $fd (fds_in($wout)) {
+    if (my $c = $CHANNELS{$fd}) {
+      next if $c->{born} == $LOOP;
+      channel_writable($c);
+      touch($c->{stream});
+      push @FLUSH, $c;
+    } elsif (my $s = $TARGETS{$fd}) {
+      next if $s->{born} == $LOOP;
+      target_writable($s);
+      touch($s);
+    }
+  }
+  for my $fd (fds_in($rout)) {
+    if (my $c = $CHANNELS{$fd}) {
+      next if $c->{born} == $LOOP;
+      channel_readable($c);
+      touch($c->{stream});
+      push @FLUSH, $c;
+    } elsif (my $s = $TARGETS{$fd} // $RESOLVERS{$fd}) {
+      next if $s->{born} == $LOOP;
+      if ($TARGETS{$fd}) { target_readable($s) } else { resolver_readable($s) }
+      touch($s);
+    }
+  }
 }
 __END__

@@ -4,14 +4,18 @@
  * resumable stream's path.
  *
  *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
+ *     [--agent FILE] [--syscalls]
  *
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
  *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
- * - 1-byte round trips to an echo target, median and p99 (µs), and the agent's CPU µs per round
- *   trip (it crosses the agent twice); again with --streams other streams
- *   held open (idle), as a busy agent holds them: a turn's work must not grow with their number.
+ * - 1-byte round trips to an echo target, median and p99 (µs), and the agent's CPU µs per round trip;
+ *   again with --streams other streams held open (idle), as a busy agent holds them: a turn's work
+ *   must not grow with their number.
  * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
+ * - --syscalls: the agent's system calls (`strace -c -f -p`) per 64 KiB moved each way and per round
+ *   trip, in extra passes after the timed ones (strace slows what it traces; counts do not depend on load).
+ * - --agent FILE: another version of the agent's program instead of the shipped one, for --interpreter (a before/after).
  * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
  * so its framing cost is counted in the agent's figures, as sshkeep would pay it.
  */
@@ -24,10 +28,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
 import { INTERPRETERS, type Interpreter } from '../src/resume/bootstrap.js';
-import { listen } from '../test/fixtures/net.js';
-import { cpuSeconds, rssKiB, signalAll } from '../test/fixtures/proc.js';
+import { deadline, listen } from '../test/fixtures/net.js';
+import { cpuTimes, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
 import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
 import { runMain } from './lib/main.js';
+import { countSyscalls, perUnit } from './lib/strace.js';
 import { intOption } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
 import { sleep } from './lib/sleep.js';
@@ -44,10 +49,13 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '200' },
     full: { type: 'string', default: '20' },
     interpreter: { type: 'string', default: 'perl' },
+    agent: { type: 'string' },
+    syscalls: { type: 'boolean', default: false },
   },
 });
 if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
 const interpreter = values.interpreter as Interpreter;
+const script = values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8');
 const sizeMiB = intOption('size-mib', values['size-mib'], 1);
 const pings = intOption('pings', values.pings, 1);
 const idleStreams = intOption('streams', values.streams, 1);
@@ -94,6 +102,17 @@ async function open(port: number): Promise<AgentChannel> {
   return c;
 }
 
+/**
+ * Ends the stream as sshkeep does: sends its EOF at `offset` and acknowledges the agent's (at
+ * `peerEof` if it came already); the agent then forgets the stream and closes the channel. A stream
+ * left held would keep a grace timer running in the agent through the measures that follow.
+ */
+async function finish(c: AgentChannel, offset: number, peerEof?: number): Promise<void> {
+  c.send({ type: 'eof', offset });
+  if (peerEof !== undefined) c.send({ type: 'ack', ack: peerEof + 1 });
+  for (let f; (f = await c.next(60_000, 'the agent to end the stream')); ) if (f.type === 'eof') c.send({ type: 'ack', ack: f.offset + 1 });
+}
+
 async function downThroughAgent(port: number, bytes: number): Promise<number> {
   const c = await open(port);
   let received = 0;
@@ -108,7 +127,7 @@ async function downThroughAgent(port: number, bytes: number): Promise<number> {
       acked = received;
     }
   }
-  c.close();
+  await finish(c, 0, received);
   if (received !== bytes) throw new Error(`received ${received} of ${bytes} bytes through the agent`);
   return received;
 }
@@ -119,10 +138,13 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
   const block = randomBytes(CHUNK);
   let acked = 0;
   let wake: (() => void) | undefined;
-  // Acks arrive while we send: read them on the side.
+  let ended: (() => void) | undefined;
+  const targetEof = new Promise<void>((resolve) => (ended = resolve));
+  // Acks arrive while we send, and the target's EOF at the end: read them on the side.
   void (async () => {
     for (let f: Frame | undefined; (f = await c.next(60_000, 'acks').catch(() => undefined)); ) {
       if (f.type === 'ack' || f.type === 'data') acked = f.ack;
+      if (f.type === 'eof') c.send({ type: 'ack', ack: 1 }), ended!();
       wake?.();
     }
   })();
@@ -133,35 +155,59 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
   }
   c.send({ type: 'eof', offset: bytes });
   const n = await arrived;
-  c.close();
+  await deadline(targetEof, 60_000, "the target's EOF through the agent");
+  await deadline(c.closed, 60_000, 'the agent to end the stream');
   if (n !== bytes) throw new Error(`the target got ${n} of ${bytes} bytes through the agent`);
   return n;
 }
 
-/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile. */
-async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number }> {
+/**
+ * The agent's CPU seconds while `run` runs (exact, from the scheduler), the share of it in user
+ * space (from utime and stime, sampled at clock ticks: a rough split), and `run`'s result.
+ */
+async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; seconds: number; userShare: number }> {
   const pid = agent!.pids()[0]!;
-  const cpu = cpuSeconds(pid);
-  const start = process.hrtime.bigint();
-  await run();
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: ((cpuSeconds(pid) - cpu) * 1024 ** 3) / bytes };
+  const ran = runSeconds(pid);
+  const before = cpuTimes(pid);
+  const result = await run();
+  const after = cpuTimes(pid);
+  const user = after.user - before.user;
+  const sampled = user + after.system - before.system;
+  return { result, seconds: runSeconds(pid) - ran, userShare: sampled > 0 ? user / sampled : 0 };
 }
 
-async function agentRoundTrips(echoPort: number): Promise<number[]> {
+function split(cpu: { userShare: number }): string {
+  return `~${(cpu.userShare * 100).toFixed(0)} % user (sampled)`;
+}
+
+/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile. */
+async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number; split: string }> {
+  const start = process.hrtime.bigint();
+  const cpu = await agentCpu(run);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.seconds * 1024 ** 3) / bytes, split: split(cpu) };
+}
+
+async function agentRoundTrips(echoPort: number, count = pings): Promise<number[]> {
   const c = await open(echoPort);
   const times: number[] = [];
-  for (let i = 0; i < pings; i++) {
+  for (let i = 0; i < count; i++) {
     const start = process.hrtime.bigint();
     c.send({ type: 'data', offset: i, ack: i, data: Buffer.from('x') });
     while ((await c.next())?.type !== 'data');
     times.push(Number(process.hrtime.bigint() - start) / 1000);
   }
-  c.close();
+  await finish(c, count);
   return times;
 }
 
-async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: number[]; cpuMicros: number }> {
+/** Round trips through the agent, and its CPU µs per round trip meanwhile. */
+async function agentRoundTripsCpu(echoPort: number): Promise<{ times: number[]; cpuUs: number; split: string }> {
+  const cpu = await agentCpu(() => agentRoundTrips(echoPort));
+  return { times: cpu.result, cpuUs: (cpu.seconds * 1e6) / pings, split: split(cpu) };
+}
+
+async function roundTrips(echoPort: number): Promise<{ agent: { times: number[]; cpuUs: number; split: string }; direct: number[] }> {
   const direct = net.connect(echoPort, '127.0.0.1');
   direct.setNoDelay(true);
   await once(direct, 'connect');
@@ -173,10 +219,7 @@ async function roundTrips(echoPort: number): Promise<{ agent: number[]; direct: 
     directTimes.push(Number(process.hrtime.bigint() - start) / 1000);
   }
   direct.destroy();
-  const pid = agent!.pids()[0]!;
-  const cpu = cpuSeconds(pid);
-  const agentTimes = await agentRoundTrips(echoPort);
-  return { agent: agentTimes, direct: directTimes, cpuMicros: ((cpuSeconds(pid) - cpu) * 1e6) / pings };
+  return { agent: await agentRoundTripsCpu(echoPort), direct: directTimes };
 }
 
 /** The agent's RSS once it stops growing (reading targets into replay buffers takes a moment). */
@@ -192,7 +235,7 @@ async function settledRss(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  agent = await launchAgent(runtimeDir, interpreter, 600_000);
+  agent = await launchAgent(runtimeDir, interpreter, 600_000, undefined, script);
   const bytes = sizeMiB * MIB;
   const pourPort = await target((sock) => void pour(sock, bytes));
   // Each connection to the sink hands its byte count to whoever waits for the next one.
@@ -203,7 +246,7 @@ async function main(): Promise<void> {
   });
   const nextSink = () => new Promise<Sink>((resolve) => (onSink = resolve));
   const echoPort = await target((sock) => sock.pipe(sock));
-  const holdPort = await target(() => {});
+  const holdPort = await target((sock) => sock.on('end', () => sock.end()));
   const fullPort = await target((sock) => void pour(sock, WINDOW + 2 * MIB));
 
   const rows: [string, string, string, string][] = [];
@@ -216,7 +259,7 @@ async function main(): Promise<void> {
     s.destroy();
   });
   rows.push(['target → client, MB/s', down.mbps.toFixed(0), downDirect.mbps.toFixed(0), (down.mbps / downDirect.mbps).toFixed(2)]);
-  rows.push(['  agent CPU s per GiB', down.cpuPerGiB.toFixed(2), '', '']);
+  rows.push(['  agent CPU s per GiB', down.cpuPerGiB.toFixed(2), '', down.split]);
   const up = await measure(bytes, () => upThroughAgent(sinkPort, nextSink(), bytes));
   const upDirect = await measure(bytes, async () => {
     const arrival = nextSink();
@@ -226,21 +269,38 @@ async function main(): Promise<void> {
     s.destroy();
   });
   rows.push(['client → target, MB/s', up.mbps.toFixed(0), upDirect.mbps.toFixed(0), (up.mbps / upDirect.mbps).toFixed(2)]);
-  rows.push(['  agent CPU s per GiB', up.cpuPerGiB.toFixed(2), '', '']);
+  rows.push(['  agent CPU s per GiB', up.cpuPerGiB.toFixed(2), '', up.split]);
 
   const rt = await roundTrips(echoPort);
-  rows.push(['1-byte round trip, median µs', median(rt.agent).toFixed(0), median(rt.direct).toFixed(0), (median(rt.agent) / median(rt.direct)).toFixed(2)]);
-  rows.push(['1-byte round trip, p99 µs', quantile(rt.agent, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(rt.agent, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
-  rows.push(['  agent CPU µs per round trip', rt.cpuMicros.toFixed(0), '', '']);
+  const agentRt = rt.agent.times;
+  rows.push(['1-byte round trip, median µs', median(agentRt).toFixed(0), median(rt.direct).toFixed(0), (median(agentRt) / median(rt.direct)).toFixed(2)]);
+  rows.push(['1-byte round trip, p99 µs', quantile(agentRt, 0.99).toFixed(0), quantile(rt.direct, 0.99).toFixed(0), (quantile(agentRt, 0.99) / quantile(rt.direct, 0.99)).toFixed(2)]);
+  rows.push(['  agent CPU µs per round trip', rt.agent.cpuUs.toFixed(1), '', rt.agent.split]);
   const others: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) others.push(await open(holdPort));
-  const busy = await agentRoundTrips(echoPort);
-  others.forEach((c) => c.close());
-  rows.push([`  with ${idleStreams} other streams held, median µs`, median(busy).toFixed(0), median(rt.direct).toFixed(0), (median(busy) / median(rt.direct)).toFixed(2)]);
+  const busy = await agentRoundTripsCpu(echoPort);
+  await Promise.all(others.map((c) => finish(c, 0)));
+  rows.push([`  with ${idleStreams} other streams held, median µs`, median(busy.times).toFixed(0), median(rt.direct).toFixed(0), (median(busy.times) / median(rt.direct)).toFixed(2)]);
+  rows.push(['    agent CPU µs per round trip', busy.cpuUs.toFixed(1), '', busy.split]);
+
+  if (values.syscalls) {
+    // Smaller passes: strace stops the agent at every call, so the figures above are taken without it.
+    const traced = Math.min(sizeMiB, 64) * MIB;
+    const tracedPings = Math.min(pings, 1000);
+    const pid = agent.pids()[0]!;
+    const tracedPour = await target((sock) => void pour(sock, traced));
+    const downCalls = await countSyscalls(pid, () => downThroughAgent(tracedPour, traced));
+    const upCalls = await countSyscalls(pid, () => upThroughAgent(sinkPort, nextSink(), traced));
+    const rtCalls = await countSyscalls(pid, () => agentRoundTrips(echoPort, tracedPings));
+    const chunks = traced / CHUNK;
+    rows.push(['agent system calls per 64 KiB, target → client', (downCalls.total / chunks).toFixed(2), '', perUnit(downCalls, chunks)]);
+    rows.push(['agent system calls per 64 KiB, client → target', (upCalls.total / chunks).toFixed(2), '', perUnit(upCalls, chunks)]);
+    rows.push(['agent system calls per round trip', (rtCalls.total / tracedPings).toFixed(2), '', perUnit(rtCalls, tracedPings)]);
+  }
 
   // Memory: a fresh agent, so the buffers of the transfers above do not count.
   signalAll(agent.pids(), 'SIGKILL');
-  agent = await launchAgent(runtimeDir, interpreter, 600_000);
+  agent = await launchAgent(runtimeDir, interpreter, 600_000, undefined, script);
   const idle = await settledRss();
   const held: AgentChannel[] = [];
   for (let i = 0; i < idleStreams; i++) held.push(await open(holdPort));
@@ -253,7 +313,7 @@ async function main(): Promise<void> {
   held.forEach((c) => c.close());
 
   const width = Math.max(...rows.map((r) => r[0].length));
-  process.stdout.write(`resume agent (${interpreter}), ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
+  process.stdout.write(`resume agent (${interpreter}${values.agent ? `, ${values.agent}` : ''}), ${sizeMiB} MiB each way, ${pings} round trips, ${os.cpus().length} cores\n`);
   process.stdout.write(`${'measure'.padEnd(width)}  ${'agent'.padStart(8)}  ${'direct'.padStart(8)}  ratio\n`);
   for (const [name, a, d, r] of rows) process.stdout.write(`${name.padEnd(width)}  ${a.padStart(8)}  ${d.padStart(8)}  ${r}\n`);
 }
