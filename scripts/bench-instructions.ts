@@ -9,14 +9,19 @@
  * (aes128-gcm@openssh.com); and under valgrind a forwarder runs slower than its clients, so each
  * turn of its event loop finds more work than it would natively (more packets per write).
  * A second row, with --compare-env NAME=VALUE, runs sshkeep again with that variable set (an
- * A/B of a change behind a switch).
+ * A/B of a change behind a switch). --functions N adds a table of the N functions with the most
+ * self instructions per round trip in each forwarder, compiled JavaScript named through node's
+ * --perf-basic-prof map: where one forwarder spends what another does not.
+ * The warm-up is long because V8 keeps optimizing for thousands of round trips: with 300 per
+ * connection its compiler was still a large part of the count (the bare forwarder 67,102 after
+ * 300, 47,304 after 2,000, 36,961 after 5,000).
  *
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
- *     [--clients 8] [--requests 300] [--size 64] [--warm 300] [--tools sshkeep,bare,ssh] [--cipher NAME]
- *     [--compare-env NAME=VALUE] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
+ *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh] [--cipher NAME]
+ *     [--compare-env NAME=VALUE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
  *
- * Slow: everything runs 50-100× slower under valgrind; the defaults take about two minutes.
+ * Slow: everything runs 50-100× slower under valgrind; the defaults take about three minutes.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -31,6 +36,7 @@ import { sshdLogin, type Sshd } from '../test/fixtures/sshd.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { requestReply } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
+import { functionCosts, functionTable } from './lib/callgrind-functions.js';
 import { childEnv } from './lib/forwarder.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
@@ -49,10 +55,10 @@ async function cleanup(): Promise<void> {
   await Promise.allSettled([sshdRef?.stop(), targetsRef?.close()]);
 }
 
-/** The tool's command line, forwarding local `port` to the echo target. */
-function command(tool: Tool, sshd: Sshd, port: number, echo: number): string[] {
+/** The tool's command line, forwarding local `port` to the echo target; node writes its perf map with `perfMap`. */
+function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: boolean): string[] {
   const forward = `${port}:${HOST}:${echo}`;
-  const node = [process.execPath, ...shebangNodeArgs(CLI_MAIN)];
+  const node = [process.execPath, ...shebangNodeArgs(CLI_MAIN), ...(perfMap ? ['--perf-basic-prof'] : [])];
   switch (tool) {
     case 'sshkeep':
       return [...node, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
@@ -78,13 +84,21 @@ interface Run {
   warm: number;
   cipher: string | undefined;
   keep: string | undefined;
+  /** How many functions to list per forwarder; 0 for none. */
+  functions: number;
 }
 
-async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: Sshd, targets: Targets, o: Run): Promise<number> {
+interface Measured {
+  perRoundTrip: number;
+  /** Self instructions per round trip by function, when --functions asked for them. */
+  functions?: Map<string, number>;
+}
+
+async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: Sshd, targets: Targets, o: Run): Promise<Measured> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
-  const [cmd, ...args] = command(tool, sshd, want, targets.echo);
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0);
   const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(env),
@@ -114,22 +128,32 @@ async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: 
     let ir = 0;
     for (const f of dumps) ir += Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
     if (o.keep) for (const f of dumps) fs.copyFileSync(path.join(dir, f), path.join(o.keep, `${label.replace(/[^\w.-]+/g, '_')}.${f}`));
-    return ir / (o.clients * o.requests);
+    const roundTrips = o.clients * o.requests;
+    const result: Measured = { perRoundTrip: ir / roundTrips };
+    if (o.functions > 0) result.functions = functionCosts(dumps.map((f) => path.join(dir, f)), roundTrips, perfMapOf(child.pid!));
+    return result;
   } finally {
     child.kill('SIGKILL');
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
     live.delete(child);
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(perfMapOf(child.pid!), { force: true });
   }
+}
+
+/** Where node started with --perf-basic-prof writes its map (under valgrind the pid is the program's). */
+function perfMapOf(pid: number): string {
+  return path.join(os.tmpdir(), `perf-${pid}.map`);
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       clients: { type: 'string', default: '8' },
-      requests: { type: 'string', default: '300' },
+      requests: { type: 'string', default: '1000' },
       size: { type: 'string', default: '64' },
-      warm: { type: 'string', default: '300' },
+      warm: { type: 'string', default: '5000' },
+      functions: { type: 'string', default: '0' },
       tools: { type: 'string', default: TOOLS.join(',') },
       'compare-env': { type: 'string' },
       cipher: { type: 'string' },
@@ -145,6 +169,7 @@ async function main(): Promise<void> {
     warm: intOption('warm', values.warm, 1),
     cipher: values.cipher,
     keep: values.keep,
+    functions: intOption('functions', values.functions, 0),
   };
   if (o.keep) fs.mkdirSync(o.keep, { recursive: true });
   const tools = values.tools.split(',').map((t) => {
@@ -157,16 +182,16 @@ async function main(): Promise<void> {
   const { sshd } = await startBenchSshd(o.cipher);
   sshdRef = sshd;
   targetsRef = await startTargets();
-  const rows: Array<[string, number]> = [];
+  const rows: Array<[string, Measured]> = [];
+  const run = async (label: string, tool: Tool, env: NodeJS.ProcessEnv) => {
+    rows.push([label, await measure(tool, label, env, sshd, targetsRef!, o)]);
+    process.stderr.write(`${label}: ${rows.at(-1)![1].perRoundTrip.toFixed(0)} instructions per round trip\n`);
+  };
   for (const tool of tools) {
-    rows.push([tool, await measure(tool, tool, {}, sshd, targetsRef, o)]);
-    process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per round trip\n`);
-    if (tool === 'sshkeep' && envName) {
-      rows.push([`sshkeep, ${compare}`, await measure(tool, `sshkeep, ${compare}`, { [envName]: envValue }, sshd, targetsRef, o)]);
-      process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per round trip\n`);
-    }
+    await run(tool, tool, {});
+    if (tool === 'sshkeep' && envName) await run(`sshkeep, ${compare}`, tool, { [envName]: envValue });
   }
-  const ssh = rows.find(([t]) => t === 'ssh')?.[1];
+  const ssh = rows.find(([t]) => t === 'ssh')?.[1].perRoundTrip;
   process.stdout.write(
     [
       `Instructions in user space per ${o.size}-byte round trip, ${o.clients} connections × ${o.requests} (after ${o.warm} each unmeasured), valgrind --tool=callgrind; ` +
@@ -174,8 +199,11 @@ async function main(): Promise<void> {
       '',
       '| forwarder | instructions per round trip | ratio to ssh -L |',
       '|---|---:|---:|',
-      ...rows.map(([t, ir]) => `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`),
+      ...rows.map(([t, { perRoundTrip: ir }]) => `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`),
       '',
+      ...(o.functions > 0
+        ? [functionTable(rows.flatMap(([t, m]) => (m.functions ? [[t, m.functions] as [string, Map<string, number>]] : [])), o.functions), '']
+        : []),
     ].join('\n'),
   );
 }
