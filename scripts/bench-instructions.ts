@@ -9,7 +9,8 @@
  * (aes128-gcm@openssh.com); and under valgrind a forwarder runs slower than its clients, so each
  * turn of its event loop finds more work than it would natively (more packets per write).
  * A second row, with --compare-env NAME=VALUE, runs sshkeep again with that variable set (an
- * A/B of a change behind a switch). --functions N adds a table of the N functions with the most
+ * A/B of a change behind a switch); --baseline-cli OTHER/dist/cli/main.js adds another build of
+ * sshkeep, with its own node_modules (a before/after in one run). --functions N adds a table of the N functions with the most
  * self instructions per round trip in each forwarder, compiled JavaScript named through node's
  * --perf-basic-prof map: where one forwarder spends what another does not.
  * The warm-up is long because V8 keeps optimizing for thousands of round trips: with 300 per
@@ -19,7 +20,7 @@
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
  *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh] [--cipher NAME]
- *     [--compare-env NAME=VALUE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
+ *     [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
  *
  * Slow: everything runs 50-100× slower under valgrind; the defaults take about three minutes.
  */
@@ -56,12 +57,12 @@ async function cleanup(): Promise<void> {
 }
 
 /** The tool's command line, forwarding local `port` to the echo target; node writes its perf map with `perfMap`. */
-function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: boolean): string[] {
+function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: boolean, cli = CLI_MAIN): string[] {
   const forward = `${port}:${HOST}:${echo}`;
-  const node = [process.execPath, ...shebangNodeArgs(CLI_MAIN), ...(perfMap ? ['--perf-basic-prof'] : [])];
+  const node = [process.execPath, ...shebangNodeArgs(cli), ...(perfMap ? ['--perf-basic-prof'] : [])];
   switch (tool) {
     case 'sshkeep':
-      return [...node, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
+      return [...node, cli, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
     case 'ssh':
       return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
     case 'bare':
@@ -88,20 +89,26 @@ interface Run {
   functions: number;
 }
 
+/** Which build of sshkeep a row runs: this one, or --baseline-cli's. */
+interface Variant {
+  env: NodeJS.ProcessEnv;
+  cli?: string;
+}
+
 interface Measured {
   perRoundTrip: number;
   /** Self instructions per round trip by function, when --functions asked for them. */
   functions?: Map<string, number>;
 }
 
-async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: Sshd, targets: Targets, o: Run): Promise<Measured> {
+async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, targets: Targets, o: Run): Promise<Measured> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
-  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0);
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0, variant.cli);
   const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: childEnv(env),
+    env: childEnv(variant.env),
   });
   live.add(child);
   let stdout = '';
@@ -156,6 +163,7 @@ async function main(): Promise<void> {
       functions: { type: 'string', default: '0' },
       tools: { type: 'string', default: TOOLS.join(',') },
       'compare-env': { type: 'string' },
+      'baseline-cli': { type: 'string' },
       cipher: { type: 'string' },
       keep: { type: 'string' },
     },
@@ -179,17 +187,20 @@ async function main(): Promise<void> {
   const compare = values['compare-env'];
   const [envName, envValue] = compare ? [compare.slice(0, compare.indexOf('=')), compare.slice(compare.indexOf('=') + 1)] : [];
   if (compare && !envName) throw new Error('--compare-env wants NAME=VALUE');
+  const baseline = values['baseline-cli'] && path.resolve(values['baseline-cli']);
+  if (baseline && !fs.existsSync(baseline)) throw new Error(`--baseline-cli ${baseline}: no such file (run npm run build there)`);
   const { sshd } = await startBenchSshd(o.cipher);
   sshdRef = sshd;
   targetsRef = await startTargets();
   const rows: Array<[string, Measured]> = [];
-  const run = async (label: string, tool: Tool, env: NodeJS.ProcessEnv) => {
-    rows.push([label, await measure(tool, label, env, sshd, targetsRef!, o)]);
+  const run = async (label: string, tool: Tool, variant: Variant) => {
+    rows.push([label, await measure(tool, label, variant, sshd, targetsRef!, o)]);
     process.stderr.write(`${label}: ${rows.at(-1)![1].perRoundTrip.toFixed(0)} instructions per round trip\n`);
   };
   for (const tool of tools) {
-    await run(tool, tool, {});
-    if (tool === 'sshkeep' && envName) await run(`sshkeep, ${compare}`, tool, { [envName]: envValue });
+    await run(tool, tool, { env: {} });
+    if (tool === 'sshkeep' && envName) await run(`sshkeep, ${compare}`, tool, { env: { [envName]: envValue } });
+    if (tool === 'sshkeep' && baseline) await run('sshkeep (baseline)', tool, { env: {}, cli: baseline });
   }
   const ssh = rows.find(([t]) => t === 'ssh')?.[1].perRoundTrip;
   process.stdout.write(
