@@ -10,9 +10,10 @@
  * turn of its event loop finds more work than it would natively (more packets per write).
  * A second row, with --compare-env NAME=VALUE, runs sshkeep again with that variable set (an
  * A/B of a change behind a switch); --baseline-cli OTHER/dist/cli/main.js adds another build of
- * sshkeep, with its own node_modules (a before/after in one run). --functions N adds a table of the N functions with the most
- * self instructions per round trip in each forwarder, compiled JavaScript named through node's
- * --perf-basic-prof map: where one forwarder spends what another does not.
+ * sshkeep, with its own node_modules (a before/after in one run). --functions N adds a table of
+ * the N functions with the most self instructions per round trip in each forwarder, compiled
+ * JavaScript named through node's --perf-basic-prof map: where one forwarder spends what another
+ * does not.
  * The warm-up is long because V8 keeps optimizing for thousands of round trips: with 300 per
  * connection its compiler was still a large part of the count (the bare forwarder 67,102 after
  * 300, 47,304 after 2,000, 36,961 after 5,000).
@@ -97,6 +98,12 @@ interface Variant {
 
 interface Measured {
   perRoundTrip: number;
+  /**
+   * Of which the process's first thread: for node the event loop (the data path, and the GC, which
+   * the CLI's --single-threaded-gc keeps there), without V8's concurrent compiler, whose late jobs
+   * move the total by several percent from run to run.
+   */
+  mainThread: number;
   /** Self instructions per round trip by function, when --functions asked for them. */
   functions?: Map<string, number>;
 }
@@ -106,7 +113,7 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
   const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0, variant.cli);
-  const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
+  const child = spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(variant.env),
   });
@@ -132,11 +139,17 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
     control(child.pid!, '--dump');
     await sleep(500);
     const dumps = fs.readdirSync(dir).filter((f) => f.startsWith('callgrind.out'));
+    // One dump per thread: callgrind.out.1-01 is the first thread's.
     let ir = 0;
-    for (const f of dumps) ir += Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
+    let main = 0;
+    for (const f of dumps) {
+      const n = Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
+      ir += n;
+      if (f.endsWith('-01')) main += n;
+    }
     if (o.keep) for (const f of dumps) fs.copyFileSync(path.join(dir, f), path.join(o.keep, `${label.replace(/[^\w.-]+/g, '_')}.${f}`));
     const roundTrips = o.clients * o.requests;
-    const result: Measured = { perRoundTrip: ir / roundTrips };
+    const result: Measured = { perRoundTrip: ir / roundTrips, mainThread: main / roundTrips };
     if (o.functions > 0) result.functions = functionCosts(dumps.map((f) => path.join(dir, f)), roundTrips, perfMapOf(child.pid!));
     return result;
   } finally {
@@ -148,9 +161,9 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
   }
 }
 
-/** Where node started with --perf-basic-prof writes its map (under valgrind the pid is the program's). */
+/** Where node started with --perf-basic-prof writes its map: V8 writes under /tmp (under valgrind the pid is the program's). */
 function perfMapOf(pid: number): string {
-  return path.join(os.tmpdir(), `perf-${pid}.map`);
+  return `/tmp/perf-${pid}.map`;
 }
 
 async function main(): Promise<void> {
@@ -195,7 +208,8 @@ async function main(): Promise<void> {
   const rows: Array<[string, Measured]> = [];
   const run = async (label: string, tool: Tool, variant: Variant) => {
     rows.push([label, await measure(tool, label, variant, sshd, targetsRef!, o)]);
-    process.stderr.write(`${label}: ${rows.at(-1)![1].perRoundTrip.toFixed(0)} instructions per round trip\n`);
+    const m = rows.at(-1)![1];
+    process.stderr.write(`${label}: ${m.perRoundTrip.toFixed(0)} instructions per round trip, ${m.mainThread.toFixed(0)} in the main thread\n`);
   };
   for (const tool of tools) {
     await run(tool, tool, { env: {} });
@@ -208,9 +222,12 @@ async function main(): Promise<void> {
       `Instructions in user space per ${o.size}-byte round trip, ${o.clients} connections × ${o.requests} (after ${o.warm} each unmeasured), valgrind --tool=callgrind; ` +
         `cipher: ${o.cipher ?? "each tool's default"}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\``,
       '',
-      '| forwarder | instructions per round trip | ratio to ssh -L |',
-      '|---|---:|---:|',
-      ...rows.map(([t, { perRoundTrip: ir }]) => `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`),
+      '| forwarder | instructions per round trip | of which the main thread | ratio to ssh -L |',
+      '|---|---:|---:|---:|',
+      ...rows.map(
+        ([t, { perRoundTrip: ir, mainThread }]) =>
+          `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${Math.round(mainThread).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`,
+      ),
       '',
       ...(o.functions > 0
         ? [functionTable(rows.flatMap(([t, m]) => (m.functions ? [[t, m.functions] as [string, Map<string, number>]] : [])), o.functions), '']
