@@ -116,6 +116,7 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
   const child = spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(variant.env),
+    cwd: dir, // --perf-basic-prof also has V8 write an isolate-*-v8.log into the working directory
   });
   live.add(child);
   let stdout = '';
