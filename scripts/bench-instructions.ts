@@ -9,16 +9,24 @@
  * (aes128-gcm@openssh.com); and under valgrind a forwarder runs slower than its clients, so each
  * turn of its event loop finds more work than it would natively (more packets per write).
  * A second row, with --compare-env NAME=VALUE, runs sshkeep again with that variable set (an
- * A/B of a change behind a switch). --new-connections counts instead per new connection (connect,
- * one byte, its echo, close; sequential): --warm of them unmeasured, then --requests measured.
+ * A/B of a change behind a switch); --baseline-cli OTHER/dist/cli/main.js adds another build of
+ * sshkeep, with its own node_modules (a before/after in one run). --functions N adds a table of
+ * the N functions with the most self instructions per round trip in each forwarder, compiled
+ * JavaScript named through node's --perf-basic-prof map: where one forwarder spends what another
+ * does not. --new-connections counts instead per new connection (connect, one byte, its echo,
+ * close; sequential): --warm of them unmeasured, then --requests measured. --node-args='FLAGS'
+ * gives sshkeep more node flags, after its shebang's (a flag's A/B).
+ * The warm-up is long because V8 keeps optimizing for thousands of round trips: with 300 per
+ * connection its compiler was still a large part of the count (the bare forwarder 67,102 after
+ * 300, 47,304 after 2,000, 36,961 after 5,000).
  *
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
- *     [--clients 8] [--requests 300] [--size 64] [--warm 300] [--tools sshkeep,bare,ssh] [--cipher NAME]
- *     [--compare-env NAME=VALUE] [--keep DIR (callgrind's dumps, for callgrind_annotate)] [--new-connections]
- *     [--node-args='FLAGS' (more node flags for sshkeep, after its shebang's)]
+ *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh] [--cipher NAME]
+ *     [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
+ *     [--new-connections] [--node-args='FLAGS']
  *
- * Slow: everything runs 50-100× slower under valgrind; the defaults take about two minutes.
+ * Slow: everything runs 50-100× slower under valgrind; the defaults take about three minutes.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -34,6 +42,7 @@ import { startBenchSshd } from './bench/sshd.js';
 import { newConnections } from './bench/clients.js';
 import { requestReply } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
+import { functionCosts, functionTable } from './lib/callgrind-functions.js';
 import { childEnv } from './lib/forwarder.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
@@ -52,13 +61,13 @@ async function cleanup(): Promise<void> {
   await Promise.allSettled([sshdRef?.stop(), targetsRef?.close()]);
 }
 
-/** The tool's command line, forwarding local `port` to the echo target. */
-function command(tool: Tool, sshd: Sshd, port: number, echo: number, nodeArgs: string[]): string[] {
+/** The tool's command line, forwarding local `port` to the echo target; node writes its perf map with `perfMap`. */
+function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: boolean, nodeArgs: string[], cli = CLI_MAIN): string[] {
   const forward = `${port}:${HOST}:${echo}`;
-  const node = [process.execPath, ...shebangNodeArgs(CLI_MAIN)];
+  const node = [process.execPath, ...shebangNodeArgs(cli), ...(perfMap ? ['--perf-basic-prof'] : [])];
   switch (tool) {
     case 'sshkeep':
-      return [...node, ...nodeArgs, CLI_MAIN, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
+      return [...node, ...nodeArgs, cli, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
     case 'ssh':
       return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
     case 'bare':
@@ -81,6 +90,8 @@ interface Run {
   warm: number;
   cipher: string | undefined;
   keep: string | undefined;
+  /** How many functions to list per forwarder; 0 for none. */
+  functions: number;
   /** Count per new connection rather than per round trip. */
   newConnections: boolean;
   /** More node flags for sshkeep, after its shebang's. */
@@ -92,14 +103,37 @@ function load(port: number, o: Run, n: number): Promise<unknown> {
   return o.newConnections ? newConnections(port, n) : requestReply(port, o.clients, n, o.size);
 }
 
-async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: Sshd, targets: Targets, o: Run): Promise<number> {
+/** What one measured unit is: a round trip, or a new connection. */
+const unitOf = (o: Run) => (o.newConnections ? 'new connection' : 'round trip');
+
+/** Which build of sshkeep a row runs: this one, or --baseline-cli's. */
+interface Variant {
+  env: NodeJS.ProcessEnv;
+  cli?: string;
+}
+
+interface Measured {
+  /** Per round trip, or per new connection (--new-connections). */
+  perUnit: number;
+  /**
+   * Of which the process's first thread: for node the event loop (the data path, and the GC, which
+   * the CLI's --single-threaded-gc keeps there), without V8's concurrent compiler, whose late jobs
+   * move the total by several percent from run to run.
+   */
+  mainThread: number;
+  /** Self instructions per round trip by function, when --functions asked for them. */
+  functions?: Map<string, number>;
+}
+
+async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, targets: Targets, o: Run): Promise<Measured> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
-  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.nodeArgs);
-  const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0, o.nodeArgs, variant.cli);
+  const child = spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: childEnv(env),
+    env: childEnv(variant.env),
+    cwd: dir, // --perf-basic-prof also has V8 write an isolate-*-v8.log into the working directory
   });
   live.add(child);
   let stdout = '';
@@ -123,27 +157,44 @@ async function measure(tool: Tool, label: string, env: NodeJS.ProcessEnv, sshd: 
     control(child.pid!, '--dump');
     await sleep(500);
     const dumps = fs.readdirSync(dir).filter((f) => f.startsWith('callgrind.out'));
+    // One dump per thread: callgrind.out.1-01 is the first thread's.
     let ir = 0;
-    for (const f of dumps) ir += Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
+    let main = 0;
+    for (const f of dumps) {
+      const n = Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
+      ir += n;
+      if (f.endsWith('-01')) main += n;
+    }
     if (o.keep) for (const f of dumps) fs.copyFileSync(path.join(dir, f), path.join(o.keep, `${label.replace(/[^\w.-]+/g, '_')}.${f}`));
-    return ir / (o.newConnections ? o.requests : o.clients * o.requests);
+    const units = o.newConnections ? o.requests : o.clients * o.requests;
+    const result: Measured = { perUnit: ir / units, mainThread: main / units };
+    if (o.functions > 0) result.functions = functionCosts(dumps.map((f) => path.join(dir, f)), units, perfMapOf(child.pid!));
+    return result;
   } finally {
     child.kill('SIGKILL');
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
     live.delete(child);
     fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(perfMapOf(child.pid!), { force: true });
   }
+}
+
+/** Where node started with --perf-basic-prof writes its map: V8 writes under /tmp (under valgrind the pid is the program's). */
+function perfMapOf(pid: number): string {
+  return `/tmp/perf-${pid}.map`;
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       clients: { type: 'string', default: '8' },
-      requests: { type: 'string', default: '300' },
+      requests: { type: 'string', default: '1000' },
       size: { type: 'string', default: '64' },
-      warm: { type: 'string', default: '300' },
+      warm: { type: 'string', default: '5000' },
+      functions: { type: 'string', default: '0' },
       tools: { type: 'string', default: TOOLS.join(',') },
       'compare-env': { type: 'string' },
+      'baseline-cli': { type: 'string' },
       cipher: { type: 'string' },
       keep: { type: 'string' },
       'new-connections': { type: 'boolean', default: false },
@@ -159,6 +210,7 @@ async function main(): Promise<void> {
     warm: intOption('warm', values.warm, 1),
     cipher: values.cipher,
     keep: values.keep,
+    functions: intOption('functions', values.functions, 0),
     newConnections: values['new-connections'],
     nodeArgs: splitArgs(values['node-args']),
   };
@@ -170,20 +222,23 @@ async function main(): Promise<void> {
   const compare = values['compare-env'];
   const [envName, envValue] = compare ? [compare.slice(0, compare.indexOf('=')), compare.slice(compare.indexOf('=') + 1)] : [];
   if (compare && !envName) throw new Error('--compare-env wants NAME=VALUE');
+  const baseline = values['baseline-cli'] && path.resolve(values['baseline-cli']);
+  if (baseline && !fs.existsSync(baseline)) throw new Error(`--baseline-cli ${baseline}: no such file (run npm run build there)`);
   const { sshd } = await startBenchSshd(o.cipher);
   sshdRef = sshd;
   targetsRef = await startTargets();
-  const unit = o.newConnections ? 'new connection' : 'round trip';
-  const rows: Array<[string, number]> = [];
+  const rows: Array<[string, Measured]> = [];
+  const run = async (label: string, tool: Tool, variant: Variant) => {
+    rows.push([label, await measure(tool, label, variant, sshd, targetsRef!, o)]);
+    const m = rows.at(-1)![1];
+    process.stderr.write(`${label}: ${m.perUnit.toFixed(0)} instructions per ${unitOf(o)}, ${m.mainThread.toFixed(0)} in the main thread\n`);
+  };
   for (const tool of tools) {
-    rows.push([tool, await measure(tool, tool, {}, sshd, targetsRef, o)]);
-    process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per ${unit}\n`);
-    if (tool === 'sshkeep' && envName) {
-      rows.push([`sshkeep, ${compare}`, await measure(tool, `sshkeep, ${compare}`, { [envName]: envValue }, sshd, targetsRef, o)]);
-      process.stderr.write(`${rows.at(-1)![0]}: ${rows.at(-1)![1].toFixed(0)} instructions per ${unit}\n`);
-    }
+    await run(tool, tool, { env: {} });
+    if (tool === 'sshkeep' && envName) await run(`sshkeep, ${compare}`, tool, { env: { [envName]: envValue } });
+    if (tool === 'sshkeep' && baseline) await run('sshkeep (baseline)', tool, { env: {}, cli: baseline });
   }
-  const ssh = rows.find(([t]) => t === 'ssh')?.[1];
+  const ssh = rows.find(([t]) => t === 'ssh')?.[1].perUnit;
   process.stdout.write(
     [
       (o.newConnections
@@ -191,10 +246,16 @@ async function main(): Promise<void> {
         : `Instructions in user space per ${o.size}-byte round trip, ${o.clients} connections × ${o.requests} (after ${o.warm} each unmeasured), valgrind --tool=callgrind; `) +
         `cipher: ${o.cipher ?? "each tool's default"}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\``,
       '',
-      `| forwarder | instructions per ${unit} | ratio to ssh -L |`,
-      '|---|---:|---:|',
-      ...rows.map(([t, ir]) => `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`),
+      `| forwarder | instructions per ${unitOf(o)} | of which the main thread | ratio to ssh -L |`,
+      '|---|---:|---:|---:|',
+      ...rows.map(
+        ([t, { perUnit: ir, mainThread }]) =>
+          `| ${t} | ${Math.round(ir).toLocaleString('en-US')} | ${Math.round(mainThread).toLocaleString('en-US')} | ${ssh ? (ir / ssh).toFixed(2) : '—'} |`,
+      ),
       '',
+      ...(o.functions > 0
+        ? [functionTable(rows.flatMap(([t, m]) => (m.functions ? [[t, m.functions] as [string, Map<string, number>]] : [])), o.functions), '']
+        : []),
     ].join('\n'),
   );
 }

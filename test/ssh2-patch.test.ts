@@ -48,6 +48,41 @@ t.test('ssh2 patch 002 small-messages – padding from the pool is never reused,
   t.equal(seen.size, 2000, `no packet's padding repeats another's`);
 });
 
+t.test('ssh2 patch 002 small-messages – the AES-GCM decipher reads the same payloads wherever the stream is cut', async (t) => {
+  const crypto = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as {
+    bindingAvailable: boolean;
+    createCipher(config: object): { allocPacket(n: number): Buffer; encrypt(packet: Buffer): void };
+    createDecipher(config: object): { decrypt(data: Buffer, p: number, len: number): void };
+  };
+  if (!crypto.bindingAvailable) return t.fail('ssh2 native crypto binding not built: the patched decipher is the binding one');
+  const info = { sslName: 'aes-128-gcm', blockLen: 16, keyLen: 16, ivLen: 12, authLen: 16, discardLen: 0 };
+  const key = Buffer.alloc(16, 7);
+  const iv = () => Buffer.alloc(12, 9);
+  const wire: Buffer[] = [];
+  const cipher = crypto.createCipher({ outbound: { seqno: 0, onWrite: (b: Buffer) => wire.push(Buffer.from(b)), cipherInfo: info, cipherKey: key, cipherIV: iv() } });
+  const sent = [1, 64, 300, 0].map((n, i) => Buffer.alloc(n, i + 1));
+  for (const payload of sent) {
+    const packet = cipher.allocPacket(payload.length);
+    payload.copy(packet, 5);
+    cipher.encrypt(packet);
+  }
+  const stream = Buffer.concat(wire);
+  // Every cut: within the length, the packet, the tag, or between packets; then byte by byte.
+  for (const cuts of [...Array.from({ length: stream.length - 1 }, (_, i) => [i + 1]), Array.from({ length: stream.length - 1 }, (_, i) => i + 1)]) {
+    const got: Buffer[] = [];
+    const decipher = crypto.createDecipher({ inbound: { seqno: 0, onPayload: (p: Buffer) => void got.push(p), decipherInfo: info, decipherKey: key, decipherIV: iv() } });
+    let from = 0;
+    for (const to of [...cuts, stream.length]) {
+      const chunk = Buffer.from(stream.subarray(from, to)); // a chunk of its own, as a socket read gives
+      decipher.decrypt(chunk, 0, chunk.length);
+      from = to;
+    }
+    const same = got.length === sent.length && got.every((p, i) => p.equals(sent[i]!));
+    if (!same) return t.fail(`cut at ${cuts.length === 1 ? cuts[0] : 'every byte'}: payloads differ`);
+  }
+  t.pass(`${stream.length} single cuts and a byte-by-byte feed all give the ${sent.length} payloads`);
+});
+
 t.test('ssh2 patch 001 certificates – applied: certificate host key algorithms, and the algorithm a certificate signs with', async (t) => {
   const { SUPPORTED_SERVER_HOST_KEY } = createRequire(import.meta.url)('ssh2/lib/protocol/constants.js') as { SUPPORTED_SERVER_HOST_KEY: string[] };
   t.ok(SUPPORTED_SERVER_HOST_KEY.includes('ssh-ed25519-cert-v01@openssh.com'), 'certificate host key algorithms can be asked for');
