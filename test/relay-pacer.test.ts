@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { Relay } from './fixtures/relay.js';
-import { connect, deadline, listenFor } from './fixtures/net.js';
+import { connect, deadline, listenFor, until } from './fixtures/net.js';
+import { Pacer } from './fixtures/pacer.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -73,4 +74,17 @@ t.test('unshaped again, a flow goes on with nothing overtaken', async (t) => {
   const second = randomBytes(64 * 1024);
   const back = await echoed(relay.port, first, second, () => relay.shape(undefined)); // the first bytes still queued
   t.equal(sha(back), sha(Buffer.concat([first, second])), 'the queued bytes first, then the rest');
+});
+
+t.test('unshaped again with nothing queued, a chunk is passed on at once, not a timer later', async (t) => {
+  const written: string[] = [];
+  const to = { destroyed: false, write: (c: Buffer) => (written.push(c.toString()), true) } as unknown as net.Socket;
+  const from = { pause() {}, resume() {}, isPaused: () => false } as unknown as net.Socket;
+  const pacer = new Pacer({ bytesPerSecond: 1024, rttMs: 10 }, from, to);
+  pacer.push(Buffer.from('shaped'));
+  t.same(written, [], 'a shaped link holds a chunk for its time');
+  await until(() => written.length === 1, 5000, 'the shaped chunk');
+  pacer.reshape(undefined);
+  pacer.push(Buffer.from('now'));
+  t.same(written, ['shaped', 'now'], 'passed on within the call');
 });
