@@ -677,7 +677,11 @@ sub frame_from {
   return take_eof($s, $values[0]) if $type == EOF;
   if ($type == RESET) {
     # What came before the reset goes to the target, as far as the socket takes it now; then a TCP reset.
-    q_write($s->{tbuf}, $s->{fh}) if $s->{fh} && $s->{connected} && $s->{tbuf}{len};
+    if ($s->{fh} && $s->{connected} && $s->{tbuf}{len}) {
+      my $before = $s->{tbuf}{len};
+      q_write($s->{tbuf}, $s->{fh});
+      $HELD -= $before - $s->{tbuf}{len}; # forget_stream gives back only what is left
+    }
     return forget_stream($s, 1);
   }
   return protocol_error($c, "$name is not a frame sshkeep sends on a stream");

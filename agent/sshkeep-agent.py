@@ -773,7 +773,9 @@ class Agent:
         if ftype == RESET:
             # What came before the reset goes to the target, as far as the socket takes it now; then a TCP reset.
             if s.sock is not None and s.connected and s.tbuf.len:
+                before = s.tbuf.len
                 s.tbuf.write(s.sock)
+                self.held -= before - s.tbuf.len  # forget_stream gives back only what is left
             return self.forget_stream(s, True)
         return self.protocol_error(c, '%s is not a frame sshkeep sends on a stream' % name)
 

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ERROR_CODE, MAX_PAYLOAD, type Frame } from '../src/resume/frames.js';
+import { ERROR_CODE, MAX_PAYLOAD, encodeFrame, type Frame } from '../src/resume/frames.js';
 import { INTERPRETERS, agentScript } from '../src/resume/bootstrap.js';
 import { deadline, listenFor, outcome, refusedPort, startEchoFor, until, type Outcome } from './fixtures/net.js';
 import { AgentChannel, TESTED_INTERPRETERS, agentGone, ping, startAgent, type LocalAgent } from './fixtures/resume-agent.js';
@@ -286,6 +286,23 @@ for (const interpreter of TESTED_INTERPRETERS) {
       t.equal(target.outcomes.length, 1);
       peer.channel.send({ type: 'reset', offset: 0, reason: 'done' });
       await deadline(target.outcomeOf(0), 5000, 'the target closed');
+    });
+
+    t.test("bytes written to the target as a RESET arrives are no longer counted as held: a client leaving mid-upload leaks nothing", async (t) => {
+      // An agent that holds at most 300,000 bytes in all: eight leaks of 60,000 would refuse the last OPENs (ERROR 5).
+      const limited = script.text.replace(/MAX_HELD( =>| =) 256 \* 1_?048_?576/, 'MAX_HELD$1 300_000');
+      t.not(limited, script.text, 'the limit lowered');
+      const target = await startTarget(t, (sock) => sock.pause()); // takes what its socket buffer holds, reads nothing
+      const agent = await startAgent(t, { interpreter, script: limited });
+      const data = randomBytes(60_000);
+      for (let i = 0; i < 8; i++) {
+        const peer = await openStream(agent, target.port);
+        // DATA and RESET in one write: the agent reads both in one turn, with the bytes still queued for the target.
+        peer.channel.socket.write(Buffer.concat([encodeFrame({ type: 'data', offset: 0, ack: 0, data }), encodeFrame({ type: 'reset', offset: data.length, reason: 'client left' })]));
+        await deadline(peer.channel.closed, 5000, `stream ${i + 1} to end`);
+      }
+      await openStream(agent, target.port); // ERROR 5 here, were the written bytes still counted
+      t.pass('a ninth stream is accepted');
     });
 
     t.test('a protocol error on a stream: ERROR 1 either way ends the stream with a reset of its target; the agent lives on', async (t) => {
