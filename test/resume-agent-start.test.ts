@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
-import { INTERPRETERS, PROBE_COMMAND, agentScript, newSession, parameterLine, parseAgentLine, type Interpreter } from '../src/resume/bootstrap.js';
+import { INTERPRETERS, probeCommand, agentScript, newSession, parameterLine, parseAgentLine, type Interpreter } from '../src/resume/bootstrap.js';
 import { TESTED_INTERPRETERS, agentDir, agentPids, binWith, bootstrap, pathForAgents, ping, startAgent } from './fixtures/resume-agent.js';
 import { alive, signalAll } from './fixtures/proc.js';
 import { until } from './fixtures/net.js';
@@ -23,9 +23,10 @@ t.test('the parameter line, the probe and the agent line', async (t) => {
     t.ok(text.endsWith('\n__END__\n'), `${language}: the script ends where the parameter line begins`);
   }
   t.not(agentScript('perl').version, agentScript('python').version, 'an agent of one language is never taken for the other');
-  const order = ['command -v perl ', 'command -v python3 ', '[ -x /usr/libexec/platform-python ]'].map((test) => PROBE_COMMAND.indexOf(test));
+  const probe = probeCommand();
+  const order = ['if perl -MConfig -MErrno -MFcntl -MPOSIX -MSocket -e 1 ', 'elif python3 -I -S -c "import errno,', 'elif [ -x /usr/libexec/platform-python ] && /usr/libexec/platform-python -I -S -c "import errno,'].map((test) => probe.indexOf(test));
   t.same(order, [...order].sort((a, b) => a - b), 'the probe looks for perl, then python3, then platform-python');
-  t.ok(order.every((at) => at > 0), 'it looks for each');
+  t.ok(order.every((at) => at > 0), 'it tries each, with the modules its agent uses');
   t.same(parseAgentLine('sshkeep-agent: interpreter python3'), { type: 'interpreter', interpreter: 'python3' });
   t.same(parseAgentLine('sshkeep-agent: interpreter ruby'), { type: 'other', line: 'sshkeep-agent: interpreter ruby' });
   t.equal(parameterLine({ session: '0123456789abcdef', graceMs: 300_000 }, 'abcdefabcdef'), '{"session":"0123456789abcdef","graceMs":300000,"version":"abcdefabcdef"}\n');
@@ -141,6 +142,14 @@ print(' '.join(n for n in names if n not in sys.stdlib_module_names))`;
 
 t.test('perl hidden, python3 there: the probe picks python3 and its agent starts', async (t) => {
   const result = await tryStart({ ...process.env, PATH: binWith(t, ['python3']), XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') });
+  t.match(result.line, { type: 'ready', socketPath: new RegExp(`agent-${agentScript('python').version}-`) });
+});
+
+t.test('a perl without a module its agent uses (RHEL perl-interpreter without perl-Socket): the probe picks python3', async (t) => {
+  const bin = binWith(t, ['python3']);
+  // A perl that cannot load Socket, as one without the package would answer.
+  fs.writeFileSync(path.join(bin, 'perl'), `#!/bin/sh\ncase " $* " in *" -MSocket "*) echo "Can't locate Socket.pm" >&2; exit 2;; esac\nexec ${execFileSync('sh', ['-c', 'command -v perl'], { encoding: 'utf8' }).trim()} "$@"\n`, { mode: 0o755 });
+  const result = await tryStart({ ...process.env, PATH: bin, XDG_RUNTIME_DIR: tempDir(t, 'sshkeep-agent-') });
   t.match(result.line, { type: 'ready', socketPath: new RegExp(`agent-${agentScript('python').version}-`) });
 });
 

@@ -6,7 +6,7 @@
 import type { ClientChannel } from 'ssh2';
 import type { ChannelOpenError } from '../errors.js';
 import { closeUnused, type SshSession } from '../ssh/adapter.js';
-import { PROBE_COMMAND, agentStdin, parseAgentLine, startCommand, type AgentLine, type AgentParameters } from './bootstrap.js';
+import { probeCommand, agentStdin, parseAgentLine, startCommand, type AgentLine, type AgentParameters } from './bootstrap.js';
 import { FrameParser, encodeFrame, type Frame } from './frames.js';
 
 /** The probe's and the agent's one line must come this fast (docs/resume-protocol.md): else it cannot run here. */
@@ -122,7 +122,7 @@ function unavailable(said: AgentLine | Unavailable): Unavailable {
  * (docs/resume-protocol.md, "The agent's life"): the agent's socket path, or why it cannot run.
  */
 export async function startAgent(session: SshSession, params: AgentParameters, timeoutMs: number): Promise<string | Unavailable> {
-  const probed = await execLine(session, PROBE_COMMAND, '', timeoutMs);
+  const probed = await execLine(session, probeCommand(), '', timeoutMs);
   if (!('type' in probed) || probed.type !== 'interpreter') return unavailable(probed);
   const said = await execLine(session, startCommand(probed.interpreter, params.session), agentStdin(params, probed.interpreter), timeoutMs);
   if ('type' in said && said.type === 'ready') return said.socketPath;

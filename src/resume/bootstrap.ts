@@ -36,14 +36,32 @@ export const AGENT_SCRIPT_PATHS: Record<Language, string> = {
  * Both commands run with the user's login shell, which may be fish or tcsh: so the one thing
  * they ask of it is `exec sh -c '…'`, and the rest is POSIX sh.
  *
- * The probe prints the first interpreter found (`sshkeep-agent: interpreter perl`), before
+ * The probe prints the first interpreter that runs and has its agent's modules (`sshkeep-agent: interpreter perl`), before
  * sshkeep sends anything: an exec channel's stdin carries one program, so the program is
  * chosen first. Nothing else comes from the server into a command line. A path is tested
  * with `[ -x ]`: dash's `command -v` finds a file that cannot be run.
  */
-export const PROBE_COMMAND = `exec sh -c '${Object.entries(INTERPRETERS)
-  .map(([name, { path }], i) => `${i ? 'elif' : 'if'} ${path.startsWith('/') ? `[ -x ${path} ]` : `command -v ${path} >/dev/null 2>&1`}; then echo "${LINE_PREFIX}interpreter ${name}"; `)
-  .join('')}else echo "${LINE_PREFIX}error no-interpreter"; exit 127; fi'`;
+export function probeCommand(): string {
+  return `exec sh -c '${Object.entries(INTERPRETERS)
+    .map(([name, { path, language }], i) => `${i ? 'elif' : 'if'} ${usable(path, language)}; then echo "${LINE_PREFIX}interpreter ${name}"; `)
+    .join('')}else echo "${LINE_PREFIX}error no-interpreter"; exit 127; fi'`;
+}
+
+/**
+ * A shell test that the interpreter runs and loads every module its agent uses (read from the
+ * script): a RHEL perl-interpreter without its POSIX or Socket packages fails it, and python3
+ * is tried instead of an agent that would die at its first line.
+ */
+function usable(path: string, language: Language): string {
+  const { text } = agentScript(language);
+  const exists = path.startsWith('/') ? `[ -x ${path} ] && ` : '';
+  if (language === 'perl') {
+    const modules = [...text.matchAll(/^use ([A-Z][\w:]*)/gm)].map((m) => ` -M${m[1]}`).join('');
+    return `${exists}${path}${modules} -e 1 >/dev/null 2>&1`;
+  }
+  const modules = [...text.matchAll(/^(?:import (\w+)|from (\w+) import)/gm)].map((m) => m[1] ?? m[2]).join(',');
+  return `${exists}${path} -I -S -c "import ${modules}" >/dev/null 2>&1`;
+}
 
 /**
  * Python cannot read its program from stdin and then go on reading the parameter line after
