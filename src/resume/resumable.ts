@@ -162,6 +162,7 @@ export class ResumableStream {
     if (resend.eof) this.#write({ type: 'eof', offset: this.state.sent });
     this.#resumeClient('channel');
     for (const f of frames) if (this.#link === link) this.#onFrame(f);
+    if (this.#link !== link) return; // those frames ended it
     port.receive((chunk) => {
       if (this.#link !== link) return true;
       const { frames: more, error } = link.parser.push(chunk);

@@ -701,6 +701,7 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
   const c = internals(channel);
   if (!c) return portByStream(channel, session);
   const push = c.push;
+  let detached = false;
   return {
     packetSize: c.outgoing.packetSize,
     write(bytes) {
@@ -708,12 +709,16 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
       return sendDirect(c, bytes) || channel.write(Buffer.from(bytes));
     },
     receive(receiver) {
-      for (let chunk: Buffer | null; (chunk = channel.read() as Buffer | null) !== null; ) receiver(chunk);
+      for (let chunk: Buffer | null; !detached && (chunk = channel.read() as Buffer | null) !== null; ) receiver(chunk);
+      if (detached) return; // what was buffered ended the receiver's use of the channel
       c.push = (chunk: Buffer | null) => (chunk === null ? push.call(channel, null) : receiver(chunk));
       channel.resume(); // flowing, empty: 'end' comes as soon as ssh2 pushes the EOF
     },
     resumeReceive: () => c._read(0), // ssh2 sends the window adjust it held back
-    detach: () => void delete (c as Partial<ChannelInternals>).push,
+    detach: () => {
+      detached = true;
+      delete (c as Partial<ChannelInternals>).push;
+    },
   };
 }
 
