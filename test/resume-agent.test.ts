@@ -415,10 +415,15 @@ for (const interpreter of TESTED_INTERPRETERS) {
       const target = await startTarget(t, (sock) => sock.on('end', () => sock.end()));
       const agent = await startAgent(t, { interpreter });
       const peer = new Peer(await agent.channel(), Buffer.from('optimistic'));
-      // localhost is resolved in a child process: the dial takes a while, the frames come first.
-      peer.channel.send({ type: 'open', id: peer.id, graceMs: 1000, port: target.port, host: 'localhost' });
-      peer.sendData(0);
-      peer.channel.send({ type: 'eof', offset: peer.outgoing.length });
+      // The three frames in one write: the agent reads them in one turn, before the dial (of a name,
+      // resolved apart) can complete.
+      peer.channel.socket.write(
+        Buffer.concat([
+          encodeFrame({ type: 'open', id: peer.id, graceMs: 1000, port: target.port, host: 'localhost' }),
+          encodeFrame({ type: 'data', offset: 0, ack: 0, data: peer.outgoing }),
+          encodeFrame({ type: 'eof', offset: peer.outgoing.length }),
+        ]),
+      );
       const { received } = await peer.channel.expect('accept');
       t.ok(received === peer.outgoing.length || received === peer.outgoing.length + 1, `ACCEPT(${received}) counts what came with the OPEN`);
       const result = await deadline(target.outcomeOf(0), 5000, 'the target to close');
