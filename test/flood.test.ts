@@ -153,7 +153,9 @@ async function collected(child: Child): Promise<{ heap: number; rss: number; fds
 /** Sends `n` simultaneous clients; checks they split into exactly `limit` served and the rest reset. Served ones are left open. */
 async function floodOnce(t: Test, child: Child, n: number, round: number) {
   const { pid, healthPort, fwdPort } = child;
-  const metricsBefore = metricSum((await httpGet(healthPort, '/metrics')).body, 'sshkeep_connections_total', { result: 'limit' });
+  const before = (await httpGet(healthPort, '/metrics')).body;
+  const metricsBefore = metricSum(before, 'sshkeep_connections_total', { result: 'limit' });
+  const allBefore = metricSum(before, 'sshkeep_connections_total', {});
   // Sampled during the flood: the most descriptors and memory it ever held.
   let peakFds = 0;
   let peakRss = 0;
@@ -185,7 +187,11 @@ async function floodOnce(t: Test, child: Child, n: number, round: number) {
   t.equal((await httpGet(healthPort, '/healthz')).status, 200, '/healthz answers at the limit');
   t.equal((await httpGet(healthPort, '/readyz')).status, 503, '/readyz: not ready while at --max-connections');
   const metrics = (await httpGet(healthPort, '/metrics')).body;
-  t.equal(metricSum(metrics, 'sshkeep_connections_total', { result: 'limit' }) - metricsBefore, resets.length, 'sshkeep_connections_total{result="limit"} counts every reset client');
+  // Another test file's probe of a port it took for closed may land here while the limit holds (the
+  // suite runs four files at once): sshkeep counts it too, as one more connection of any result.
+  const strangers = metricSum(metrics, 'sshkeep_connections_total', {}) - allBefore - (n - MAX_CONNECTIONS);
+  t.ok(strangers >= 0 && strangers <= 2, `no more than a stray connection or two besides the flood's (${strangers})`);
+  t.equal(metricSum(metrics, 'sshkeep_connections_total', { result: 'limit' }) - metricsBefore, resets.length + strangers, 'sshkeep_connections_total{result="limit"} counts every reset client');
   t.equal(metricSum(metrics, 'sshkeep_connections_active', {}), MAX_CONNECTIONS, 'sshkeep_connections_active is the limit');
 
   // Close every served client; sshkeep must give back their sockets and channels.
