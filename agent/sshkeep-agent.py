@@ -890,9 +890,12 @@ class Agent:
                 elif s.ack_at is not None:
                     if now >= s.ack_at:
                         self.touch(s)
+                        self.deadline(now + ACK_DELAY_MS)  # again, should the pump not get it out this time
                     else:
                         self.deadline(s.ack_at)
         wake = self.timer_at
+        if self.accept_after > now:
+            wake = min(wake, self.accept_after)  # out of descriptors: try accepting again then, not a second later
         # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
         # expire one grace after their channels closed, and the agent goes with them.
         if self.channels:
