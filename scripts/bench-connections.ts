@@ -13,15 +13,9 @@
  *     [--node-args='--cpu-prof --cpu-prof-dir=DIR' (more node flags for sshkeep, after its shebang's)]
  *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
 import { cpuTimes } from '../test/fixtures/proc.js';
-import { deadline } from '../test/fixtures/net.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { newConnections } from './bench/clients.js';
 import { launch, startBare } from './bench/launch.js';
@@ -31,6 +25,7 @@ import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { intOption, splitArgs } from './lib/options.js';
 import { median } from './lib/stats.js';
+import { countSyscalls, perUnit } from './lib/strace.js';
 
 const TOOLS = ['sshkeep', 'baseline', 'bare', 'ssh'] as const;
 type Tool = (typeof TOOLS)[number];
@@ -50,36 +45,6 @@ async function cpuPerConnection(pid: number, port: number, n: number): Promise<{
   const us = await newConnections(port, n);
   const c1 = cpuTimes(pid);
   return { user: ((c1.user - c0.user) * 1e6) / n, system: ((c1.system - c0.system) * 1e6) / n, medianUs: median(us) };
-}
-
-/** `strace -c -f` attached to `pid` while `fn` runs: calls by system call name. */
-async function syscalls(pid: number, fn: () => Promise<unknown>): Promise<Map<string, number>> {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-strace-')), 'summary');
-  const strace = spawn('strace', ['-c', '-f', '-o', out, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  strace.stderr!.on('data', (c: Buffer) => (err += c));
-  try {
-    await deadline(
-      new Promise<void>((resolve, reject) => {
-        strace.stderr!.on('data', () => /attached/.test(err) && resolve());
-        strace.once('exit', () => reject(new Error(`strace exited: ${err.trim()}`)));
-      }),
-      10_000,
-      'strace to attach',
-    );
-    await fn();
-  } finally {
-    strace.kill('SIGINT');
-    if (strace.exitCode === null) await once(strace, 'exit');
-  }
-  const calls = new Map<string, number>();
-  // Rows: % time, seconds, usecs/call, calls, [errors,] syscall.
-  for (const line of fs.readFileSync(out, 'utf8').split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length >= 5 && /^\d+$/.test(f[3]!) && f.at(-1) !== 'total') calls.set(f.at(-1)!, Number(f[3]));
-  }
-  fs.rmSync(path.dirname(out), { recursive: true, force: true });
-  return calls;
 }
 
 async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
@@ -133,9 +98,8 @@ async function main(): Promise<void> {
         rows.get(tool)!.warm.push(w);
         if (values.strace) {
           const n = Math.min(conns, 500);
-          const calls = await syscalls(f.pid, () => newConnections(f.port, n));
-          const perConn = [...calls].sort((a, b) => b[1] - a[1]).map(([name, k]) => `${(k / n).toFixed(2)} ${name}`);
-          process.stderr.write(`round ${round} ${LABEL[tool]}: system calls per connection (strace -c over ${n}): ${perConn.join(', ')}\n`);
+          const calls = await countSyscalls(f.pid, () => newConnections(f.port, n));
+          process.stderr.write(`round ${round} ${LABEL[tool]}: system calls per connection (strace -c over ${n}): ${perUnit(calls, n)}\n`);
         }
         process.stderr.write(`round ${round} ${LABEL[tool]}: cold ${(c.user + c.system).toFixed(0)} µs CPU per connection, warm ${(w.user + w.system).toFixed(0)} (user ${w.user.toFixed(0)}, system ${w.system.toFixed(0)}), warm median latency ${w.medianUs.toFixed(0)} µs\n`);
       } finally {
