@@ -4,7 +4,9 @@
  * rather than silently running unpatched code.
  */
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import t from 'tap';
@@ -90,4 +92,36 @@ t.test('ssh2 patch 001 certificates – applied: certificate host key algorithms
   t.equal(certifiedAlgorithm?.('rsa-sha2-512-cert-v01@openssh.com'), 'rsa-sha2-512');
   t.equal(certifiedAlgorithm?.('sk-ssh-ed25519-cert-v01@openssh.com'), 'sk-ssh-ed25519@openssh.com');
   t.equal(certifiedAlgorithm?.('ssh-ed25519'), 'ssh-ed25519');
+});
+
+t.test('ssh2 patch 003 channel-destroy – destroying a finished channel does not end it again; an open one is still ended, then closed', async (t) => {
+  const { Channel } = createRequire(import.meta.url)('ssh2/lib/Channel.js') as { Channel: new (client: object, info: object) => Duplex };
+  const sent: string[] = [];
+  const protocol = { channelEOF: () => sent.push('eof'), channelClose: () => sent.push('close'), channelData: () => sent.push('data') };
+  const open = () => {
+    const channel = new Channel({ _protocol: protocol }, {
+      type: 'direct-tcpip',
+      incoming: { id: 1, window: 1 << 21, packetSize: 32768, state: 'open' },
+      outgoing: { id: 2, window: 1 << 21, packetSize: 32768, state: 'open' },
+    });
+    // end() on a finished stream is where Node builds (and here drops) an ERR_STREAM_ALREADY_FINISHED with its stack.
+    const ends = { afterFinish: 0 };
+    channel.end = function (this: Duplex, ...args: unknown[]) {
+      if (this.writableFinished) ends.afterFinish++;
+      return (Duplex.prototype.end as (...a: unknown[]) => Duplex).apply(this, args);
+    } as Duplex['end'];
+    return { channel, ends };
+  };
+  const finished = open();
+  finished.channel.end();
+  await once(finished.channel, 'finish');
+  t.same(sent, ['eof'], 'ending the channel sent its EOF');
+  finished.channel.destroy();
+  t.equal(finished.ends.afterFinish, 0, 'destroy() does not call end() on the finished channel');
+  t.same(sent, ['eof', 'close'], 'and closes it');
+
+  sent.length = 0;
+  open().channel.destroy();
+  await new Promise((r) => setImmediate(r));
+  t.same(sent, ['eof', 'close'], 'a channel not yet ended is ended (EOF) and closed, as before');
 });
