@@ -35,7 +35,7 @@ import { startSshd, sshdLogin, trustRelay, type Sshd } from '../test/fixtures/ss
 import { agentPids, agentSessions, killAgents, killSessions } from '../test/fixtures/resume.js';
 import { sleep } from './lib/sleep.js';
 import { DEFAULTS } from '../src/config/defaults.js';
-import { CLK_TCK, cpuSeconds, descendants } from '../test/fixtures/proc.js';
+import { CLK_TCK, cpuSeconds, descendants, runSeconds } from '../test/fixtures/proc.js';
 import { download, holdConnections, pingPong, sendToSink, upload } from './bench/clients.js';
 import { treeRssKiB } from './bench/measure.js';
 import { startTargets, MIB, type Targets } from './bench/targets.js';
@@ -86,7 +86,12 @@ interface Launched {
   pids(): number[];
 }
 
-type Row = { up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[]; cpu: number[]; agentCpu: number[]; machineCpu: number[] };
+type Row = {
+  up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[];
+  cpu: number[]; agentCpu: number[]; machineCpu: number[];
+  /** CPU µs per loopback round trip: sshkeep's main thread, the agent, every process. */
+  pingCpu: number[]; pingAgentCpu: number[]; pingMachineCpu: number[];
+};
 type Rows = Record<'plain' | 'resume', Row>;
 
 /** Round trips over the shaped link: each takes its RTT. */
@@ -223,6 +228,9 @@ function roundsTable(o: Options, rows: Rows, full: { kib: number; heldMib: numbe
     `| 1-byte ping-pong over that link, median (µs) | ${med(p.linkPing).toFixed(0)} | ${med(r.linkPing).toFixed(0)} | ${ratio(med(r.linkPing), med(p.linkPing))} | |`,
     `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
     `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
+    `| CPU µs per 1-byte round trip: sshkeep (main thread) | ${med(p.pingCpu).toFixed(1)} | ${med(r.pingCpu).toFixed(1)} | ${ratio(med(r.pingCpu), med(p.pingCpu))} | |`,
+    `| CPU µs per 1-byte round trip: the agent on the server | | ${med(r.pingAgentCpu).toFixed(1)} | | |`,
+    `| CPU µs per 1-byte round trip: the whole machine, every process | ${med(p.pingMachineCpu).toFixed(1)} | ${med(r.pingMachineCpu).toFixed(1)} | ${ratio(med(r.pingMachineCpu), med(p.pingMachineCpu))} | |`,
     `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
     `| RSS per stream with a full replay buffer, ${o.fullStreams} streams (KiB; client bytes taken per stream: ${med(full.map((f) => f.heldMib)).toFixed(1)} MiB) | | ${med(full.map((f) => f.kib)).toFixed(0)} | | |`,
     `| SSH connection back → first resumed byte, ${latency.length} resumes (ms, median / max) | | ${med(latency).toFixed(0)} / ${Math.max(...latency).toFixed(0)} | | ≤ 1000 |`,
@@ -264,7 +272,7 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [] });
+  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
   const rows: Rows = { plain: row(), resume: row() };
   const link = { bytesPerSecond: o.linkMbps * 1e6, rttMs: o.linkRttMs };
   const full: { kib: number; heldMib: number }[] = [];
@@ -295,7 +303,14 @@ async function main(): Promise<void> {
         r.linkDown.push((await download(l.ports.source, o.linkSizeMib * MIB)).mbps);
         r.linkPing.push(...(await pingPong(l.ports.echo, Math.min(o.pings, LINK_PINGS))));
         l.relay.shape(undefined);
+        // Run time from schedstat (exact; utime and stime are sampled at ticks, too coarse for ~50 µs bursts).
+        const agentRun = () => agents.reduce((n, pid) => n + runSeconds(pid), 0);
+        const run0 = [runSeconds(l.f.child.pid!), agentRun(), machineCpuSeconds()];
         r.ping.push(...(await pingPong(l.ports.echo, o.pings)));
+        const perPing = (seconds: number) => (seconds * 1e6) / o.pings;
+        r.pingCpu.push(perPing(runSeconds(l.f.child.pid!) - run0[0]!));
+        r.pingAgentCpu.push(perPing(agentRun() - run0[1]!));
+        r.pingMachineCpu.push(perPing(machineCpuSeconds() - run0[2]!));
       } finally {
         await stop(l);
       }
