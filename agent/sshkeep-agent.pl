@@ -253,12 +253,32 @@ sub want {
 }
 $SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
 
+# A DATA frame's header, its 21 bytes before the payload of $n bytes.
+sub data_head {
+  my ($offset, $ack, $n) = @_;
+  return $QUADS ? pack('CNQ>Q>', DATA, 16 + $n, $offset, $ack) : pack('CN', DATA, 16 + $n) . u64($offset) . u64($ack);
+}
+
 # The payload's parts are joined once, with the header: a DATA frame's bytes are copied once here.
 sub send_frame {
   my ($c, $type, @parts) = @_;
   my $length = 0;
   $length += length for @parts;
-  q_push($c->{wbuf}, join('', pack('CN', $type, $length), @parts));
+  queue_frame($c, join('', pack('CN', $type, $length), @parts));
+}
+
+# Written at once when nothing waits before it (most often the socket takes it all); else, or
+# for what it did not take, queued behind. A write error is left for channel_writable to find.
+sub queue_frame {
+  my ($c, $frame) = @_;
+  return if $c->{closed};
+  my $wbuf = $c->{wbuf};
+  unless ($wbuf->{len}) {
+    my $n = syswrite($c->{fh}, $frame) // 0;
+    return if $n == length $frame;
+    substr($frame, 0, $n, '') if $n;
+  }
+  q_push($wbuf, $frame);
   vec($WIN, $c->{fd}, 1) = 1;
 }
 
@@ -569,25 +589,9 @@ sub take_ack {
   return 0 if $ack > $s->{sent};
   my $end = $s->{base} + $s->{replay}{len};
   my $free = ($ack < $end ? $ack : $end) - $s->{base};
-  drop_held($s, 'replay', $free) if $free > 0;
-  $s->{base} += $free if $free > 0;
+  if ($free > 0) { drop_held($s, 'replay', $free); $s->{base} += $free }
   $s->{eof_acked} = 1 if $s->{t_eof} && $ack == $end + 1;
   return 1;
-}
-
-# DATA's bytes are the $n at $from in the channel's read buffer: copied once, into tbuf.
-sub take_data {
-  my ($s, $offset, $rbuf, $from, $n) = @_;
-  return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
-  my $skip = $s->{received} - $offset; # a resend of bytes already here
-  return if $skip >= $n;
-  return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
-  $n -= $skip;
-  $s->{received} += $n;
-  add_held($s, 'tbuf', substr($$rbuf, $from + $skip, $n)) unless $s->{t_reset}; # a reset target takes nothing more
-  unless (defined $s->{ack_at}) { $s->{ack_at} = now() + ACK_DELAY_MS; deadline($s, $s->{ack_at}) }
-  # At once, between the frames of one read: sshkeep's replay buffer waits on it.
-  send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$s->{chan}{accept_pending};
 }
 
 sub take_eof {
@@ -621,17 +625,44 @@ sub attach_stream {
   if ($s->{connected}) { accept_on($c, $s) } else { $c->{accept_pending} = 1 }
 }
 
-# DATA on a channel with a stream, the bulk of the frames: read where it lies in the channel's buffer,
-# without frame_from's copy of the payload and its checks for every type.
+# DATA on a channel with a stream, the bulk of the frames, without frame_from's copy of the payload
+# and its checks for every type: its $n bytes at $from in the channel's read buffer are copied once,
+# into tbuf; or not at all when nothing waits for the target before them and no other frame follows
+# them in this read (a request of a request/reply): they are written to the target from where they
+# lie, and only what it does not take is queued. $offset and $ack come with the header's unpack on
+# a 64-bit perl.
 sub data_from {
-  my ($c, $from, $len) = @_;
-  my $s = $c->{stream};
-  my $offset = read_u64(substr($c->{rbuf}, $from, 8));
-  my $ack = read_u64(substr($c->{rbuf}, $from + 8, 8));
+  my ($c, $from, $n, $offset, $ack, $last) = @_;
+  ($offset, $ack) = (read_u64(substr($c->{rbuf}, $from - 16, 8)), read_u64(substr($c->{rbuf}, $from - 8, 8))) unless $QUADS;
   return protocol_error($c, 'DATA offset beyond 2^53-1') if $offset > MAX_OFFSET || $ack > MAX_OFFSET;
+  my $s = $c->{stream};
   return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless take_ack($s, $ack);
-  take_data($s, $offset, \$c->{rbuf}, $from + 16, $len - 16);
+  return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
+  my $skip = $s->{received} - $offset; # a resend of bytes already here
+  return if $skip >= $n;
+  return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
+  $n -= $skip;
+  $from += $skip;
+  $s->{received} += $n;
+  unless ($s->{t_reset}) { # a reset target takes nothing more
+    my $written = 0;
+    if ($last && !$s->{tbuf}{len} && $s->{connected} && $s->{fh}) {
+      $written = syswrite($s->{fh}, $c->{rbuf}, $n, $from);
+      unless (defined $written) {
+        return target_failed($s, errname($!)) unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+        $written = 0;
+      }
+    }
+    add_held($s, 'tbuf', substr($c->{rbuf}, $from + $written, $n - $written)) if $written < $n;
+  }
+  unless (defined $s->{ack_at}) { $s->{ack_at} = now() + ACK_DELAY_MS; deadline($s, $s->{ack_at}) }
+  # At once, between the frames of one read: sshkeep's replay buffer waits on it.
+  send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$c->{accept_pending};
 }
+
+# A frame's header and, were it DATA, its offset and ack, in one unpack (on a 64-bit perl; else
+# data_from reads them).
+my $HEAD = $QUADS ? 'CNQ>Q>' : 'CN';
 
 my %PAYLOAD_SIZE = (ATTACH, 24, ACK, 8, EOF, 8, GOODBYE, 0, PING, 0); # exact sizes; others have a minimum
 my %PAYLOAD_MIN = (OPEN, 23, DATA, 17, RESET, 8, ERROR, 1);
@@ -699,11 +730,11 @@ sub channel_readable {
   my $at = 0;
   my $size = length $c->{rbuf};
   while (!$c->{closing} && !$c->{closed} && $size - $at >= 5) {
-    my ($type, $len) = unpack("x$at CN", $c->{rbuf});
+    my ($type, $len, $offset, $ack) = unpack("x$at $HEAD", $c->{rbuf});
     return protocol_error($c, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
     return protocol_error($c, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
     last if $size - $at < 5 + $len;
-    if ($type == DATA && $c->{stream} && $len >= $PAYLOAD_MIN{+DATA}) { data_from($c, $at + 5, $len) }
+    if ($type == DATA && $c->{stream} && $len >= $PAYLOAD_MIN{+DATA}) { data_from($c, $at + 21, $len - 16, $offset, $ack, $at + 5 + $len == $size) }
     else { frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len)) }
     $at += 5 + $len;
   }
@@ -726,13 +757,23 @@ sub pump {
   my $c = $s->{chan};
   return if !$c || $c->{accept_pending} || $c->{closing};
   my $end = $s->{base} + $s->{replay}{len};
-  while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
-    my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
-    send_frame($c, DATA, u64($s->{sent}), u64($s->{received}), $bytes);
-    $s->{sent} += length $bytes;
-    ack_sent($s);
+  if ($s->{sent} < $end) {
+    my $wbuf = $c->{wbuf};
+    while ($s->{sent} < $end && $wbuf->{len} < CHANNEL_HIGH) {
+      my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
+      queue_frame($c, data_head($s->{sent}, $s->{received}, length $bytes) . $bytes);
+      $s->{sent} += length $bytes;
+    }
+    ack_sent($s); # each frame carried it
+    return if $s->{sent} < $end;
   }
-  return if $s->{sent} < $end;
+  # All of the replay is sent: the target's end, if it came, or an ack the timer found due.
+  return pump_end($s, $c, $end) if $s->{t_eof} || defined $s->{t_reset} || $s->{in_eof};
+  send_ack($s) if defined $s->{ack_at} && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at};
+}
+
+sub pump_end {
+  my ($s, $c, $end) = @_;
   if ($s->{t_eof} && $s->{sent} == $end) {
     send_frame($c, EOF, u64($end));
     $s->{sent} = $end + 1;
@@ -763,6 +804,7 @@ sub accept_channels {
     nonblocking($fh);
     $CHANNELS{ fileno $fh } = { fh => $fh, fd => fileno $fh, rbuf => '', wbuf => q_new(), stream => undef, born => $LOOP };
     want(fileno $fh, 1, 0);
+    $IDLE_SINCE = undef; # timers() counts idle time only while no channel is open
   }
 }
 
@@ -801,9 +843,7 @@ sub timers {
   my $next = %TIMED ? $TIMER_AT : undef;
   # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
   # expire one grace after their channels closed, and the agent goes with them.
-  if (%CHANNELS) {
-    $IDLE_SINCE = undef;
-  } else {
+  unless (%CHANNELS) {
     $IDLE_SINCE //= now();
     unless (%STREAMS) {
       my $exit = $IDLE_SINCE + $GRACE_MS;
@@ -832,7 +872,8 @@ sub channel_interest {
   my ($c) = @_;
   return if $c->{closed};
   my $s = $c->{stream};
-  want($c->{fd}, !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH), $c->{wbuf}{len});
+  vec($RIN, $c->{fd}, 1) = !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH) ? 1 : 0;
+  vec($WIN, $c->{fd}, 1) = $c->{wbuf}{len} ? 1 : 0;
 }
 
 sub stream_interest {
@@ -840,9 +881,26 @@ sub stream_interest {
   my $c = $s->{chan};
   channel_interest($c) if $c;
   my $fh = $s->{fh} or return;
-  want(fileno $fh,
-    $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && !$HELD_FULL && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH),
-    !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut}));
+  vec($RIN, fileno $fh, 1) =
+    $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && !$HELD_FULL && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH) ? 1 : 0;
+  vec($WIN, fileno $fh, 1) = !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut}) ? 1 : 0;
+}
+
+# After an event on a stream, in the same turn: what it made ready to send goes out, what is
+# queued for either socket is written as far as it takes it, and select's interest follows.
+sub settle {
+  my ($s) = @_;
+  pump($s);
+  my $c = $s->{chan};
+  channel_writable($c) if $c && $c->{wbuf}{len} && !$c->{closed};
+  target_writable($s) if $s->{tbuf}{len} && $s->{connected} && $s->{fh};
+  stream_interest($s);
+}
+
+# The same after an event on a channel, which may have no stream (a PONG, an ERROR).
+sub settle_channel {
+  my ($c) = @_;
+  if (my $s = $c->{stream}) { settle($s) } else { channel_interest($c) }
 }
 
 # Every bit from scratch: should a bit outlive its descriptor, select() fails with EBADF at every
@@ -854,63 +912,64 @@ sub all_interest {
   vec($RIN, $_, 1) = 1 for keys %RESOLVERS;
 }
 
-my @FLUSH; # channels handled in the last turn (one without a stream: a PONG, an ERROR)
+my $LISTENER_FD = fileno $LISTENER;
 for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
-  my @dirty = values %DIRTY;
-  %DIRTY = ();
-  pump($_) for @dirty;
-  # What was just queued goes out now if the socket takes it, not after another select.
-  for my $c (@FLUSH, map { $_->{chan} // () } @dirty) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
-  for my $s (@dirty) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
+  # Streams touched outside an event of their own (a timer, a channel's close, room in a channel).
+  if (%DIRTY) {
+    my @dirty = values %DIRTY;
+    %DIRTY = ();
+    settle($_) for @dirty;
+  }
   # Reading every target stops and starts again as all buffers together reach their limit or leave it.
-  my $full = $HELD >= MAX_HELD ? 1 : 0;
-  my @changed = $full == $HELD_FULL ? (@dirty, values %DIRTY) : values %STREAMS;
-  $HELD_FULL = $full;
-  stream_interest($_) for @changed;
-  # A channel with a stream was touched with it, and its interest just worked out.
-  channel_interest($_) for grep { !$_->{stream} } @FLUSH;
-  @FLUSH = ();
-  # After the pumps: an ack they sent is no deadline any more.
-  my $next = timers();
+  if (($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL) {
+    $HELD_FULL = $HELD_FULL ? 0 : 1;
+    stream_interest($_) for values %STREAMS;
+  }
+  # After the settling: an ack it sent is no deadline any more.
+  my $next = %TIMED || $ACCEPT_AFTER || !%CHANNELS ? timers() : undef;
 
   $LOOP++;
-  vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && !$ACCEPT_AFTER ? 1 : 0;
-  # A stream touched by the flush or a timer is pumped at once; else a tick past the deadline
-  # (times() steps in 10 ms), or no timeout when nothing has a deadline.
+  vec($RIN, $LISTENER_FD, 1) = keys %CHANNELS < MAX_CHANNELS && !$ACCEPT_AFTER ? 1 : 0;
+  # A stream touched by a timer is settled at once; else a tick past the deadline (times() steps
+  # in 10 ms), or no timeout when nothing has a deadline.
   my $wait = %DIRTY ? 0 : defined $next ? ($next - now()) / 1000 + 0.005 : undef;
   $wait = 0 if defined $wait && $wait < 0;
-  my ($rout, $wout) = ($RIN, $WIN);
+  my $rout = $RIN;
+  my $wout = $WIN =~ tr/\0//c ? $WIN : undef; # most turns wait for no socket to take output
   my $ready = select($rout, $wout, undef, $wait);
   $NOW = undef;
   all_interest() if $ready < 0 && !$!{EINTR};
   next if $ready <= 0;
 
-  accept_channels() if vec($rout, fileno $LISTENER, 1);
-  # Each stream handled here is pumped in the next turn. Looked up at each step: a handler may
-  # close another descriptor, or reuse its number (what was made in this turn is not handled: see $LOOP).
-  for my $fd (fds_in($wout)) {
+  # Each stream handled here is settled at once. Looked up at each step: a handler may close
+  # another descriptor, or reuse its number (what was made in this turn is not handled: see $LOOP).
+  for my $fd (defined $wout ? fds_in($wout) : ()) {
     if (my $c = $CHANNELS{$fd}) {
       next if $c->{born} == $LOOP;
       channel_writable($c);
-      touch($c->{stream});
-      push @FLUSH, $c;
+      settle_channel($c);
     } elsif (my $s = $TARGETS{$fd}) {
       next if $s->{born} == $LOOP;
       target_writable($s);
-      touch($s);
+      settle($s);
     }
   }
   for my $fd (fds_in($rout)) {
     if (my $c = $CHANNELS{$fd}) {
       next if $c->{born} == $LOOP;
       channel_readable($c);
-      touch($c->{stream});
-      push @FLUSH, $c;
-    } elsif (my $s = $TARGETS{$fd} // $RESOLVERS{$fd}) {
+      settle_channel($c);
+    } elsif (my $s = $TARGETS{$fd}) {
       next if $s->{born} == $LOOP;
-      if ($TARGETS{$fd}) { target_readable($s) } else { resolver_readable($s) }
-      touch($s);
+      target_readable($s);
+      settle($s);
+    } elsif ($fd == $LISTENER_FD) {
+      accept_channels();
+    } elsif ($s = $RESOLVERS{$fd}) {
+      next if $s->{born} == $LOOP;
+      resolver_readable($s);
+      settle($s);
     }
   }
 }
