@@ -241,6 +241,9 @@ my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a
 my %DIRTY;      # serial => stream to pump in the next turn
 my %TIMED;      # serial => stream that may have a deadline: detached (grace) or an ack due
 my $TIMER_AT = $NEVER; # no deadline of a stream in %TIMED is before this
+my %OWED;       # serial => stream owing an ack since this turn, without a deadline yet (see owe_ack)
+my %WAITED;     # the same, since before the last select
+my $WAITED_MS = 0; # how long the last select waited, for %WAITED
 # What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
 # made, cleared where one is closed, and worked out again for what a turn touched.
 my ($RIN, $WIN) = ('', '');
@@ -288,6 +291,7 @@ sub close_channel {
   $c->{closed} = 1;
   want($c->{fd}, 0, 0);
   delete $CHANNELS{ $c->{fd} };
+  listener_interest();
   close $c->{fh};
   my $s = $c->{stream};
   detach($s) if $s && $s->{chan} && $s->{chan} == $c;
@@ -334,8 +338,32 @@ sub ack_sent {
   $s->{ack_sent} = $s->{received};
   $s->{ack_at} = undef;
   delete $TIMED{ $s->{serial} } if $s->{chan};
+  delete $WAITED{ $s->{serial} } if %WAITED;
 }
 sub touch { my ($s) = @_; $DIRTY{ $s->{serial} } = $s if $s }
+
+# Data came in and no ack is owed yet: one is due ACK_DELAY_MS from now, unless a frame carries it
+# first (the reply of a request/reply, most often within the same select). Reading the clock for
+# it would be a system call per request: the deadline is set only if the ack is still owed after
+# the next select, counted back by the time that select waited (select's time left says it).
+sub owe_ack {
+  my ($s) = @_;
+  $s->{ack_at} = $NEVER;
+  $OWED{ $s->{serial} } = $s;
+}
+
+# Acks owed since before the last select, which waited $ms: their deadlines.
+sub owed_acks_waited {
+  my ($ms) = @_;
+  for my $s (values %WAITED) {
+    next unless $s->{chan} && defined $s->{ack_at} && $s->{ack_at} == $NEVER; # sent, or detached, since
+    $s->{ack_at} = now() + ACK_DELAY_MS - $ms;
+    deadline($s, $s->{ack_at});
+  }
+  %WAITED = ();
+}
+
+sub ack_due { my ($s) = @_; return defined $s->{ack_at} && $s->{ack_at} < $NEVER && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at} }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
 sub drop_held { my ($s, $key, $n) = @_; q_drop($s->{$key}, $n); $HELD -= $n }
@@ -536,8 +564,7 @@ sub target_writable {
 # One read into the replay buffer; true when it got all it asked for, so the target may have more.
 sub target_read {
   my ($s) = @_;
-  my $room = REPLAY_MAX - $s->{replay}{len};
-  $room = CHUNK if $room > CHUNK;
+  my $room = REPLAY_MAX - $s->{replay}{len} > CHUNK ? CHUNK : REPLAY_MAX - $s->{replay}{len};
   my $n = sysread($s->{fh}, my $bytes, $room);
   unless (defined $n) {
     return 0 if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
@@ -555,15 +582,26 @@ sub target_read {
 
 # While the target has more and the channel takes all of it, what is read is relayed at once:
 # a select (and a turn of this loop) per 64 KiB would cost more than the read and the write.
+# True when that leaves the stream settled (see settle): the reply of a request/reply, a short
+# read sent whole in one DATA frame, with nothing queued and the replay below its limit after it.
 sub target_readable {
   my ($s) = @_;
   for (1 .. BURST) {
-    target_read($s) or return;
-    my $c = $s->{chan} or return;
+    my $more = target_read($s);
+    my $c = $s->{chan} or return 0;
     pump($s);
+    return !$c->{wbuf}{len} && !$c->{closed} && quiet($s) unless $more;
     channel_writable($c) if !$c->{closed} && $c->{wbuf}{len};
-    return if $c->{closed} || $c->{wbuf}{len} || !$s->{fh} || $s->{replay}{len} >= REPLAY_MAX || $HELD >= MAX_HELD;
+    return 0 if $c->{closed} || $c->{wbuf}{len} || !$s->{fh} || $s->{replay}{len} >= REPLAY_MAX || $HELD >= MAX_HELD;
   }
+  return 0;
+}
+
+# Nothing of the target's left to send, no end of it to tell, and the replay below its limit (so the
+# target is read as before): what a pump left settled, when nothing is queued for the channel.
+sub quiet {
+  my ($s) = @_;
+  return !$s->{t_eof} && !defined $s->{t_reset} && $s->{replay}{len} < REPLAY_MAX && $s->{sent} == $s->{base} + $s->{replay}{len};
 }
 
 # The target reset (or failed): what it sent before is delivered, then a RESET.
@@ -589,7 +627,7 @@ sub take_ack {
   return 0 if $ack > $s->{sent};
   my $end = $s->{base} + $s->{replay}{len};
   my $free = ($ack < $end ? $ack : $end) - $s->{base};
-  if ($free > 0) { drop_held($s, 'replay', $free); $s->{base} += $free }
+  if ($free > 0) { q_drop($s->{replay}, $free); $HELD -= $free; $s->{base} += $free }
   $s->{eof_acked} = 1 if $s->{t_eof} && $ack == $end + 1;
   return 1;
 }
@@ -629,20 +667,20 @@ sub attach_stream {
 # and its checks for every type: its $n bytes at $from in the channel's read buffer are copied once,
 # into tbuf; or not at all when nothing waits for the target before them and no other frame follows
 # them in this read (a request of a request/reply): they are written to the target from where they
-# lie, and only what it does not take is queued. $offset and $ack come with the header's unpack on
-# a 64-bit perl.
+# lie, and only what it does not take is queued. $offset and $ack come with the header.
 sub data_from {
   my ($c, $from, $n, $offset, $ack, $last) = @_;
-  ($offset, $ack) = (read_u64(substr($c->{rbuf}, $from - 16, 8)), read_u64(substr($c->{rbuf}, $from - 8, 8))) unless $QUADS;
   return protocol_error($c, 'DATA offset beyond 2^53-1') if $offset > MAX_OFFSET || $ack > MAX_OFFSET;
   my $s = $c->{stream};
   return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless take_ack($s, $ack);
-  return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
-  my $skip = $s->{received} - $offset; # a resend of bytes already here
-  return if $skip >= $n;
-  return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
-  $n -= $skip;
-  $from += $skip;
+  if ($offset != $s->{received} || $s->{in_eof}) {
+    return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
+    my $skip = $s->{received} - $offset; # a resend of bytes already here
+    return if $skip >= $n;
+    return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
+    $n -= $skip;
+    $from += $skip;
+  }
   $s->{received} += $n;
   unless ($s->{t_reset}) { # a reset target takes nothing more
     my $written = 0;
@@ -655,14 +693,18 @@ sub data_from {
     }
     add_held($s, 'tbuf', substr($c->{rbuf}, $from + $written, $n - $written)) if $written < $n;
   }
-  unless (defined $s->{ack_at}) { $s->{ack_at} = now() + ACK_DELAY_MS; deadline($s, $s->{ack_at}) }
+  owe_ack($s) unless defined $s->{ack_at};
   # At once, between the frames of one read: sshkeep's replay buffer waits on it.
   send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$c->{accept_pending};
 }
 
-# A frame's header and, were it DATA, its offset and ack, in one unpack (on a 64-bit perl; else
-# data_from reads them).
-my $HEAD = $QUADS ? 'CNQ>Q>' : 'CN';
+# A frame's header and, were it DATA, its offset and ack (as unpack 'CNQ>Q>' reads them on a 64-bit perl).
+sub header_without_quads {
+  my ($rbuf, $at) = @_;
+  my ($type, $len) = unpack("x$at CN", $rbuf);
+  return ($type, $len) if length $rbuf < $at + 21;
+  return ($type, $len, read_u64(substr($rbuf, $at + 5, 8)), read_u64(substr($rbuf, $at + 13, 8)));
+}
 
 my %PAYLOAD_SIZE = (ATTACH, 24, ACK, 8, EOF, 8, GOODBYE, 0, PING, 0); # exact sizes; others have a minimum
 my %PAYLOAD_MIN = (OPEN, 23, DATA, 17, RESET, 8, ERROR, 1);
@@ -718,27 +760,41 @@ sub frame_from {
   return protocol_error($c, "$name is not a frame sshkeep sends on a stream");
 }
 
+# True when that leaves the channel's stream settled (see settle).
 sub channel_readable {
   my ($c) = @_;
   my $n = sysread($c->{fh}, $c->{rbuf}, CHANNEL_READ, length $c->{rbuf});
-  unless (defined $n) {
-    return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-    return close_channel($c);
+  unless ($n) {
+    close_channel($c) unless !defined $n && ($! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR); # its end, or an error
+    return 0;
   }
-  return close_channel($c) if $n == 0;
   # Frames are read at an offset and the buffer cut once, after them (see q_new).
   my $at = 0;
+  my $settled = 0;
   my $size = length $c->{rbuf};
   while (!$c->{closing} && !$c->{closed} && $size - $at >= 5) {
-    my ($type, $len, $offset, $ack) = unpack("x$at $HEAD", $c->{rbuf});
-    return protocol_error($c, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
-    return protocol_error($c, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
+    my ($type, $len, $offset, $ack) = $QUADS ? unpack("x$at CNQ>Q>", $c->{rbuf}) : header_without_quads($c->{rbuf}, $at);
+    if ($type < OPEN || $type > PONG || $len > MAX_PAYLOAD) {
+      protocol_error($c, $type < OPEN || $type > PONG ? "unknown frame type $type" : "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD);
+      return 0;
+    }
     last if $size - $at < 5 + $len;
-    if ($type == DATA && $c->{stream} && $len >= $PAYLOAD_MIN{+DATA}) { data_from($c, $at + 21, $len - 16, $offset, $ack, $at + 5 + $len == $size) }
-    else { frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len)) }
+    if ($type == DATA && (my $s = $c->{stream}) && $len >= $PAYLOAD_MIN{+DATA}) {
+      my $last = $at + 5 + $len == $size;
+      # The request of a request/reply, all there was to read, its stream quiet: if the target took
+      # it all and nothing was queued for the channel, nothing changed that settle would look at
+      # (the ack it may free replay bytes with leaves the replay below its limit, where it was).
+      my $was_quiet = $last && $at == 0 && quiet($s);
+      data_from($c, $at + 21, $len - 16, $offset, $ack, $last);
+      # (Of what quiet() looks at, only a target that failed on the write can have changed.)
+      $settled = $was_quiet && $c->{stream} && !$s->{tbuf}{len} && !$c->{wbuf}{len} && !$c->{accept_pending} && !defined $s->{t_reset};
+    } else {
+      frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len));
+    }
     $at += 5 + $len;
   }
   substr($c->{rbuf}, 0, $at, '') unless $c->{closed};
+  return $settled;
 }
 
 sub channel_writable {
@@ -757,7 +813,8 @@ sub pump {
   my $c = $s->{chan};
   return if !$c || $c->{accept_pending} || $c->{closing};
   my $end = $s->{base} + $s->{replay}{len};
-  if ($s->{sent} < $end) {
+  my $data = $s->{sent} < $end;
+  if ($data) {
     my $wbuf = $c->{wbuf};
     while ($s->{sent} < $end && $wbuf->{len} < CHANNEL_HIGH) {
       my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
@@ -769,7 +826,7 @@ sub pump {
   }
   # All of the replay is sent: the target's end, if it came, or an ack the timer found due.
   return pump_end($s, $c, $end) if $s->{t_eof} || defined $s->{t_reset} || $s->{in_eof};
-  send_ack($s) if defined $s->{ack_at} && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at};
+  send_ack($s) if !$data && ack_due($s);
 }
 
 sub pump_end {
@@ -781,7 +838,7 @@ sub pump_end {
     send_frame($c, RESET, u64($s->{sent}) . $s->{t_reset});
     return forget_stream($s, 1);
   }
-  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || (defined $s->{ack_at} && now() >= $s->{ack_at}));
+  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || ack_due($s));
   finish_if_done($s);
 }
 
@@ -806,7 +863,11 @@ sub accept_channels {
     want(fileno $fh, 1, 0);
     $IDLE_SINCE = undef; # timers() counts idle time only while no channel is open
   }
+  listener_interest();
 }
+
+# Accepting stops at the channels' limit, and for a pause after running out of descriptors.
+sub listener_interest { vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && !$ACCEPT_AFTER ? 1 : 0 }
 
 sub shut_down {
   my ($code) = @_;
@@ -852,7 +913,7 @@ sub timers {
     }
   }
   if ($ACCEPT_AFTER) {
-    if (now() >= $ACCEPT_AFTER) { $ACCEPT_AFTER = 0 } elsif (!defined $next || $ACCEPT_AFTER < $next) { $next = $ACCEPT_AFTER }
+    if (now() >= $ACCEPT_AFTER) { $ACCEPT_AFTER = 0; listener_interest() } elsif (!defined $next || $ACCEPT_AFTER < $next) { $next = $ACCEPT_AFTER }
   }
   return $next;
 }
@@ -860,7 +921,6 @@ sub timers {
 # The descriptors set in a select() vector, found at C speed rather than by testing each one.
 sub fds_in {
   my ($vec) = @_;
-  return () unless $vec =~ tr/\0//c; # none: the usual answer for the writable vector
   my $bits = unpack('b*', $vec);
   my @fds;
   my $fd = -1;
@@ -897,12 +957,6 @@ sub settle {
   stream_interest($s);
 }
 
-# The same after an event on a channel, which may have no stream (a PONG, an ERROR).
-sub settle_channel {
-  my ($c) = @_;
-  if (my $s = $c->{stream}) { settle($s) } else { channel_interest($c) }
-}
-
 # Every bit from scratch: should a bit outlive its descriptor, select() fails with EBADF at every
 # turn, and the agent would spin instead of serving.
 sub all_interest {
@@ -910,9 +964,11 @@ sub all_interest {
   channel_interest($_) for values %CHANNELS;
   stream_interest($_) for values %STREAMS;
   vec($RIN, $_, 1) = 1 for keys %RESOLVERS;
+  listener_interest();
 }
 
 my $LISTENER_FD = fileno $LISTENER;
+listener_interest();
 for (;;) {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
   # Streams touched outside an event of their own (a timer, a channel's close, room in a channel).
@@ -926,44 +982,52 @@ for (;;) {
     $HELD_FULL = $HELD_FULL ? 0 : 1;
     stream_interest($_) for values %STREAMS;
   }
+  owed_acks_waited($WAITED_MS) if %WAITED;
   # After the settling: an ack it sent is no deadline any more.
   my $next = %TIMED || $ACCEPT_AFTER || !%CHANNELS ? timers() : undef;
 
   $LOOP++;
-  vec($RIN, $LISTENER_FD, 1) = keys %CHANNELS < MAX_CHANNELS && !$ACCEPT_AFTER ? 1 : 0;
   # A stream touched by a timer is settled at once; else a tick past the deadline (times() steps
   # in 10 ms), or no timeout when nothing has a deadline.
-  my $wait = %DIRTY ? 0 : defined $next ? ($next - now()) / 1000 + 0.005 : undef;
-  $wait = 0 if defined $wait && $wait < 0;
+  my $wait = %DIRTY ? 0 : defined $next ? ($next > now() ? ($next - now()) / 1000 + 0.005 : 0) : undef;
+  $wait = ACK_DELAY_MS / 1000 if %OWED && (!defined $wait || $wait > ACK_DELAY_MS / 1000); # an ack owed is due by then
   my $rout = $RIN;
   my $wout = $WIN =~ tr/\0//c ? $WIN : undef; # most turns wait for no socket to take output
-  my $ready = select($rout, $wout, undef, $wait);
+  my ($ready, $left) = select($rout, $wout, undef, $wait);
   $NOW = undef;
-  all_interest() if $ready < 0 && !$!{EINTR};
-  next if $ready <= 0;
+  if (%OWED) {
+    %WAITED = %OWED;
+    %OWED = ();
+    $WAITED_MS = ($wait - $left) * 1000;
+  }
+  if ($ready <= 0) {
+    all_interest() if $ready < 0 && !$!{EINTR};
+    next;
+  }
 
   # Each stream handled here is settled at once. Looked up at each step: a handler may close
   # another descriptor, or reuse its number (what was made in this turn is not handled: see $LOOP).
-  for my $fd (defined $wout ? fds_in($wout) : ()) {
+  for my $fd (defined $wout ? fds_in($wout) : ()) { # when anything waits to be written
     if (my $c = $CHANNELS{$fd}) {
       next if $c->{born} == $LOOP;
       channel_writable($c);
-      settle_channel($c);
+      if (my $s = $c->{stream}) { settle($s) } else { channel_interest($c) }
     } elsif (my $s = $TARGETS{$fd}) {
       next if $s->{born} == $LOOP;
       target_writable($s);
       settle($s);
     }
   }
-  for my $fd (fds_in($rout)) {
+  my $bits = unpack('b*', $rout);
+  my $fd = -1;
+  while (($fd = index($bits, '1', $fd + 1)) >= 0) {
     if (my $c = $CHANNELS{$fd}) {
       next if $c->{born} == $LOOP;
-      channel_readable($c);
-      settle_channel($c);
+      next if channel_readable($c);
+      if (my $s = $c->{stream}) { settle($s) } else { channel_interest($c) } # a PONG, an ERROR
     } elsif (my $s = $TARGETS{$fd}) {
       next if $s->{born} == $LOOP;
-      target_readable($s);
-      settle($s);
+      settle($s) unless target_readable($s);
     } elsif ($fd == $LISTENER_FD) {
       accept_channels();
     } elsif ($s = $RESOLVERS{$fd}) {
