@@ -241,7 +241,7 @@ my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a
 my %DIRTY;      # serial => stream to pump in the next turn
 my %TIMED;      # serial => stream that may have a deadline: detached (grace) or an ack due
 my $TIMER_AT = $NEVER; # no deadline of a stream in %TIMED is before this
-my %OWED;       # serial => stream owing an ack since this turn, without a deadline yet (see owe_ack)
+my %OWED;       # serial => stream owing an ack since this turn, without a deadline yet (see data_from)
 my %WAITED;     # the same, since before the last select
 my $WAITED_MS = 0; # how long the last select waited, for %WAITED
 # What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
@@ -342,17 +342,7 @@ sub ack_sent {
 }
 sub touch { my ($s) = @_; $DIRTY{ $s->{serial} } = $s if $s }
 
-# Data came in and no ack is owed yet: one is due ACK_DELAY_MS from now, unless a frame carries it
-# first (the reply of a request/reply, most often within the same select). Reading the clock for
-# it would be a system call per request: the deadline is set only if the ack is still owed after
-# the next select, counted back by the time that select waited (select's time left says it).
-sub owe_ack {
-  my ($s) = @_;
-  $s->{ack_at} = $NEVER;
-  $OWED{ $s->{serial} } = $s;
-}
-
-# Acks owed since before the last select, which waited $ms: their deadlines.
+# Acks owed since before the last select, which waited $ms: their deadlines (see data_from).
 sub owed_acks_waited {
   my ($ms) = @_;
   for my $s (values %WAITED) {
@@ -576,7 +566,8 @@ sub target_read {
     finish_if_done($s);
     return 0;
   }
-  add_held($s, 'replay', $bytes);
+  q_push($s->{replay}, $bytes);
+  $HELD += $n;
   return $n == $room;
 }
 
@@ -693,7 +684,14 @@ sub data_from {
     }
     add_held($s, 'tbuf', substr($c->{rbuf}, $from + $written, $n - $written)) if $written < $n;
   }
-  owe_ack($s) unless defined $s->{ack_at};
+  # No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the reply
+  # of a request/reply, most often after the next select). Reading the clock for it would be a
+  # system call per request: it gets its deadline only if still owed after the next select,
+  # counted back by the time that select waited (select's time left says it; owed_acks_waited).
+  unless (defined $s->{ack_at}) {
+    $s->{ack_at} = $NEVER;
+    $OWED{ $s->{serial} } = $s;
+  }
   # At once, between the frames of one read: sshkeep's replay buffer waits on it.
   send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$c->{accept_pending};
 }
@@ -769,9 +767,7 @@ sub channel_readable {
     return 0;
   }
   # Frames are read at an offset and the buffer cut once, after them (see q_new).
-  my $at = 0;
-  my $settled = 0;
-  my $size = length $c->{rbuf};
+  my ($at, $settled, $size) = (0, 0, length $c->{rbuf});
   while (!$c->{closing} && !$c->{closed} && $size - $at >= 5) {
     my ($type, $len, $offset, $ack) = $QUADS ? unpack("x$at CNQ>Q>", $c->{rbuf}) : header_without_quads($c->{rbuf}, $at);
     if ($type < OPEN || $type > PONG || $len > MAX_PAYLOAD) {
@@ -967,32 +963,40 @@ sub all_interest {
   listener_interest();
 }
 
-my $LISTENER_FD = fileno $LISTENER;
-listener_interest();
-for (;;) {
+# The rare work before a turn's select: a signal; streams touched outside an event of their own (a
+# timer, a channel's close, room in a channel); every target's reading, which stops and starts
+# again as all buffers together reach their limit or leave it; acks owed since before the last select.
+sub between_turns {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
-  # Streams touched outside an event of their own (a timer, a channel's close, room in a channel).
   if (%DIRTY) {
     my @dirty = values %DIRTY;
     %DIRTY = ();
     settle($_) for @dirty;
   }
-  # Reading every target stops and starts again as all buffers together reach their limit or leave it.
   if (($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL) {
     $HELD_FULL = $HELD_FULL ? 0 : 1;
     stream_interest($_) for values %STREAMS;
   }
   owed_acks_waited($WAITED_MS) if %WAITED;
-  # After the settling: an ack it sent is no deadline any more.
-  my $next = %TIMED || $ACCEPT_AFTER || !%CHANNELS ? timers() : undef;
+}
 
+# How long select may wait: none when a stream was touched (by a timer), else a tick past the
+# earliest deadline (times() steps in 10 ms) and no longer than an owed ack may wait; undef (for
+# ever) when nothing has a deadline.
+sub timeout {
+  my $next = %TIMED || $ACCEPT_AFTER || !%CHANNELS ? timers() : undef; # after the settling: an ack it sent is no deadline
+  return 0 if %DIRTY;
+  my $wait = defined $next ? ($next > now() ? ($next - now()) / 1000 + 0.005 : 0) : undef;
+  return %OWED && (!defined $wait || $wait > ACK_DELAY_MS / 1000) ? ACK_DELAY_MS / 1000 : $wait;
+}
+
+my $LISTENER_FD = fileno $LISTENER;
+listener_interest();
+for (;;) {
+  between_turns() if $TERM || %DIRTY || ($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL || %WAITED;
+  my $wait = %DIRTY || %TIMED || %OWED || $ACCEPT_AFTER || !%CHANNELS ? timeout() : undef;
   $LOOP++;
-  # A stream touched by a timer is settled at once; else a tick past the deadline (times() steps
-  # in 10 ms), or no timeout when nothing has a deadline.
-  my $wait = %DIRTY ? 0 : defined $next ? ($next > now() ? ($next - now()) / 1000 + 0.005 : 0) : undef;
-  $wait = ACK_DELAY_MS / 1000 if %OWED && (!defined $wait || $wait > ACK_DELAY_MS / 1000); # an ack owed is due by then
-  my $rout = $RIN;
-  my $wout = $WIN =~ tr/\0//c ? $WIN : undef; # most turns wait for no socket to take output
+  my ($rout, $wout) = ($RIN, $WIN =~ tr/\0//c ? $WIN : undef); # most turns wait for no socket to take output
   my ($ready, $left) = select($rout, $wout, undef, $wait);
   $NOW = undef;
   if (%OWED) {
@@ -1018,8 +1022,7 @@ for (;;) {
       settle($s);
     }
   }
-  my $bits = unpack('b*', $rout);
-  my $fd = -1;
+  my ($bits, $fd) = (unpack('b*', $rout), -1);
   while (($fd = index($bits, '1', $fd + 1)) >= 0) {
     if (my $c = $CHANNELS{$fd}) {
       next if $c->{born} == $LOOP;
