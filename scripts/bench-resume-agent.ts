@@ -4,7 +4,7 @@
  * resumable stream's path.
  *
  *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
- *     [--agent FILE] [--syscalls] [--instructions]
+ *     [--agent FILE] [--syscalls] [--instructions] [--statements]
  *
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
@@ -19,6 +19,9 @@
  *   moved each way, in passes of their own through a second agent run under callgrind, collection on
  *   only during each pass. Like system calls, instructions do not depend on the load: the measure to
  *   compare two versions of the agent with (the kernel's share of its CPU is not in them).
+ * - --statements: the Perl statements the agent runs per round trip, as Devel::NYTProf counts them
+ *   (`apt-get install libdevel-nytprof-perl` where the bench runs; the agent itself uses none of it):
+ *   which of the agent's code a round trip runs, line by line, the third measure that no load changes.
  * - --agent FILE: another version of the agent's program instead of the shipped one, for --interpreter (a before/after).
  * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
  * so its framing cost is counted in the agent's figures, as sshkeep would pay it.
@@ -58,12 +61,13 @@ const { values } = parseArgs({
     agent: { type: 'string' },
     syscalls: { type: 'boolean', default: false },
     instructions: { type: 'boolean', default: false },
+    statements: { type: 'boolean', default: false },
   },
 });
 
 if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
 const interpreter = values.interpreter as Interpreter;
-if (values.instructions && interpreter !== 'perl') throw new Error('--instructions runs the Perl agent under callgrind: use it with --interpreter perl');
+if ((values.instructions || values.statements) && interpreter !== 'perl') throw new Error('--instructions and --statements measure the Perl agent: use them with --interpreter perl');
 const script = values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8');
 const sizeMiB = intOption('size-mib', values['size-mib'], 1);
 const pings = intOption('pings', values.pings, 1);
@@ -259,6 +263,38 @@ async function callgrindAgent(dir: string): Promise<{ agent: LocalAgent; pid: nu
   return { agent: { session, interpreter: 'perl', runtimeDir, socketPath, env, pids: () => [pid!], channel: () => AgentChannel.connect(socketPath) }, pid: pid! };
 }
 
+/**
+ * The statements a Perl agent runs from its start to its exit (at SIGTERM) with `roundTrips` round
+ * trips between, as Devel::NYTProf counts them: two such counts, less one another, leave the start out.
+ */
+async function agentStatements(echoPort: number, roundTrips: number): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-nytprof-agent-'));
+  const timed = agent;
+  const saved = { PERL5OPT: process.env.PERL5OPT, NYTPROF: process.env.NYTPROF };
+  let profiled: LocalAgent | undefined;
+  try {
+    // launchAgent hands this process's environment to the agent's perl, which loads NYTProf.
+    Object.assign(process.env, { PERL5OPT: '-d:NYTProf', NYTPROF: `file=${dir}/nytprof.out` });
+    profiled = await launchAgent(runtimeDir, 'perl', 600_000, undefined, script);
+    for (const [name, value] of Object.entries(saved)) if (value === undefined) delete process.env[name]; else process.env[name] = value;
+    agent = profiled;
+    const pid = profiled.pids()[0]!;
+    if (roundTrips > 0) await agentRoundTrips(echoPort, roundTrips);
+    signalAll([pid], 'SIGTERM');
+    await until(() => !alive(pid), 30_000, 'the agent under NYTProf to exit');
+    // The detached child's profile is the parent's file name with the child's pid appended.
+    const sum = 'my $p = Devel::NYTProf::Data->new({ filename => $ARGV[0], quiet => 1 }); my $n = 0; $n += $_->sum_of_stmts_count for $p->all_fileinfos; print $n';
+    const r = spawnSync('perl', ['-MDevel::NYTProf::Data', '-e', sum, `${dir}/nytprof.out.${pid}`], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`reading the agent's NYTProf profile failed (apt-get install libdevel-nytprof-perl): ${r.stderr}`);
+    return Number(r.stdout);
+  } finally {
+    for (const [name, value] of Object.entries(saved)) if (value === undefined) delete process.env[name]; else process.env[name] = value;
+    if (profiled) signalAll(profiled.pids(), 'SIGKILL');
+    agent = timed;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function pidsOf(pattern: string): number[] {
   const r = spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean).map(Number);
@@ -370,6 +406,12 @@ async function main(): Promise<void> {
       agent = timed;
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  if (values.statements) {
+    const counted = Math.min(pings, 2000);
+    const perRoundTrip = ((await agentStatements(echoPort, counted)) - (await agentStatements(echoPort, 0))) / counted;
+    rows.push(['agent statements per round trip (NYTProf)', perRoundTrip.toFixed(0), '', `${counted} round trips, less the start`]);
   }
 
   // Memory: a fresh agent, so the buffers of the transfers above do not count.
