@@ -271,12 +271,16 @@ async function agentStatements(echoPort: number, roundTrips: number): Promise<nu
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-nytprof-agent-'));
   const timed = agent;
   const saved = { PERL5OPT: process.env.PERL5OPT, NYTPROF: process.env.NYTPROF };
+  const restoreEnv = () => {
+    for (const [name, value] of Object.entries(saved)) if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  };
   let profiled: LocalAgent | undefined;
   try {
     // launchAgent hands this process's environment to the agent's perl, which loads NYTProf.
     Object.assign(process.env, { PERL5OPT: '-d:NYTProf', NYTPROF: `file=${dir}/nytprof.out` });
     profiled = await launchAgent(runtimeDir, 'perl', 600_000, undefined, script);
-    for (const [name, value] of Object.entries(saved)) if (value === undefined) delete process.env[name]; else process.env[name] = value;
+    restoreEnv();
     agent = profiled;
     const pid = profiled.pids()[0]!;
     if (roundTrips > 0) await agentRoundTrips(echoPort, roundTrips);
@@ -288,7 +292,7 @@ async function agentStatements(echoPort: number, roundTrips: number): Promise<nu
     if (r.status !== 0) throw new Error(`reading the agent's NYTProf profile failed (apt-get install libdevel-nytprof-perl): ${r.stderr}`);
     return Number(r.stdout);
   } finally {
-    for (const [name, value] of Object.entries(saved)) if (value === undefined) delete process.env[name]; else process.env[name] = value;
+    restoreEnv();
     if (profiled) signalAll(profiled.pids(), 'SIGKILL');
     agent = timed;
     fs.rmSync(dir, { recursive: true, force: true });
