@@ -241,8 +241,9 @@ my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a
 my %DIRTY;      # serial => stream to pump in the next turn
 my %TIMED;      # serial => stream that may have a deadline: detached (grace) or an ack due
 my $TIMER_AT = $NEVER; # no deadline of a stream in %TIMED is before this
-my %OWED;       # serial => stream owing an ack since this turn, without a deadline yet (see data_from)
-my %WAITED;     # the same, since before the last select
+# Of streams owing an ack without a deadline yet (see data_from), serial => stream: since this turn,
+# and since before the last select. Swapped after each select that had any.
+my ($OWED, $WAITED) = ({}, {});
 my $WAITED_MS = 0; # how long the last select waited, for %WAITED
 # What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
 # made, cleared where one is closed, and worked out again for what a turn touched.
@@ -338,19 +339,19 @@ sub ack_sent {
   $s->{ack_sent} = $s->{received};
   $s->{ack_at} = undef;
   delete $TIMED{ $s->{serial} } if $s->{chan};
-  delete $WAITED{ $s->{serial} } if %WAITED;
+  delete $WAITED->{ $s->{serial} } if %$WAITED;
 }
 sub touch { my ($s) = @_; $DIRTY{ $s->{serial} } = $s if $s }
 
 # Acks owed since before the last select, which waited $ms: their deadlines (see data_from).
 sub owed_acks_waited {
   my ($ms) = @_;
-  for my $s (values %WAITED) {
+  for my $s (values %$WAITED) {
     next unless $s->{chan} && defined $s->{ack_at} && $s->{ack_at} == $NEVER; # sent, or detached, since
     $s->{ack_at} = now() + ACK_DELAY_MS - $ms;
     deadline($s, $s->{ack_at});
   }
-  %WAITED = ();
+  %$WAITED = ();
 }
 
 sub ack_due { my ($s) = @_; return defined $s->{ack_at} && $s->{ack_at} < $NEVER && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at} }
@@ -674,13 +675,10 @@ sub data_from {
   }
   $s->{received} += $n;
   unless ($s->{t_reset}) { # a reset target takes nothing more
-    my $written = 0;
-    if ($last && !$s->{tbuf}{len} && $s->{connected} && $s->{fh}) {
-      $written = syswrite($s->{fh}, $c->{rbuf}, $n, $from);
-      unless (defined $written) {
-        return target_failed($s, errname($!)) unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-        $written = 0;
-      }
+    my $written = $last && !$s->{tbuf}{len} && $s->{connected} && $s->{fh} ? syswrite($s->{fh}, $c->{rbuf}, $n, $from) : 0;
+    unless (defined $written) {
+      return target_failed($s, errname($!)) unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+      $written = 0;
     }
     add_held($s, 'tbuf', substr($c->{rbuf}, $from + $written, $n - $written)) if $written < $n;
   }
@@ -690,7 +688,7 @@ sub data_from {
   # counted back by the time that select waited (select's time left says it; owed_acks_waited).
   unless (defined $s->{ack_at}) {
     $s->{ack_at} = $NEVER;
-    $OWED{ $s->{serial} } = $s;
+    $OWED->{ $s->{serial} } = $s;
   }
   # At once, between the frames of one read: sshkeep's replay buffer waits on it.
   send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$c->{accept_pending};
@@ -809,20 +807,19 @@ sub pump {
   my $c = $s->{chan};
   return if !$c || $c->{accept_pending} || $c->{closing};
   my $end = $s->{base} + $s->{replay}{len};
-  my $data = $s->{sent} < $end;
-  if ($data) {
-    my $wbuf = $c->{wbuf};
-    while ($s->{sent} < $end && $wbuf->{len} < CHANNEL_HIGH) {
+  if ($s->{sent} < $end) {
+    while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
       my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
       queue_frame($c, data_head($s->{sent}, $s->{received}, length $bytes) . $bytes);
       $s->{sent} += length $bytes;
     }
     ack_sent($s); # each frame carried it
     return if $s->{sent} < $end;
+  } elsif (ack_due($s)) { # the timer found it due
+    send_ack($s);
   }
-  # All of the replay is sent: the target's end, if it came, or an ack the timer found due.
-  return pump_end($s, $c, $end) if $s->{t_eof} || defined $s->{t_reset} || $s->{in_eof};
-  send_ack($s) if !$data && ack_due($s);
+  # All of the replay is sent: the target's end, if it came.
+  pump_end($s, $c, $end) if $s->{t_eof} || defined $s->{t_reset} || $s->{in_eof};
 }
 
 sub pump_end {
@@ -977,7 +974,7 @@ sub between_turns {
     $HELD_FULL = $HELD_FULL ? 0 : 1;
     stream_interest($_) for values %STREAMS;
   }
-  owed_acks_waited($WAITED_MS) if %WAITED;
+  owed_acks_waited($WAITED_MS) if %$WAITED;
 }
 
 # How long select may wait: none when a stream was touched (by a timer), else a tick past the
@@ -987,23 +984,19 @@ sub timeout {
   my $next = %TIMED || $ACCEPT_AFTER || !%CHANNELS ? timers() : undef; # after the settling: an ack it sent is no deadline
   return 0 if %DIRTY;
   my $wait = defined $next ? ($next > now() ? ($next - now()) / 1000 + 0.005 : 0) : undef;
-  return %OWED && (!defined $wait || $wait > ACK_DELAY_MS / 1000) ? ACK_DELAY_MS / 1000 : $wait;
+  return %$OWED && (!defined $wait || $wait > ACK_DELAY_MS / 1000) ? ACK_DELAY_MS / 1000 : $wait;
 }
 
 my $LISTENER_FD = fileno $LISTENER;
 listener_interest();
 for (;;) {
-  between_turns() if $TERM || %DIRTY || ($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL || %WAITED;
-  my $wait = %DIRTY || %TIMED || %OWED || $ACCEPT_AFTER || !%CHANNELS ? timeout() : undef;
+  between_turns() if $TERM || %DIRTY || ($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL || %$WAITED;
+  my $wait = %DIRTY || %TIMED || %$OWED || $ACCEPT_AFTER || !%CHANNELS ? timeout() : undef;
   $LOOP++;
   my ($rout, $wout) = ($RIN, $WIN =~ tr/\0//c ? $WIN : undef); # most turns wait for no socket to take output
   my ($ready, $left) = select($rout, $wout, undef, $wait);
   $NOW = undef;
-  if (%OWED) {
-    %WAITED = %OWED;
-    %OWED = ();
-    $WAITED_MS = ($wait - $left) * 1000;
-  }
+  ($WAITED, $OWED, $WAITED_MS) = ($OWED, $WAITED, ($wait - $left) * 1000) if %$OWED; # $WAITED was emptied before
   if ($ready <= 0) {
     all_interest() if $ready < 0 && !$!{EINTR};
     next;
