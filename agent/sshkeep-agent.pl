@@ -257,12 +257,6 @@ sub want {
 }
 $SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
 
-# A DATA frame's header, its 21 bytes before the payload of $n bytes.
-sub data_head {
-  my ($offset, $ack, $n) = @_;
-  return $QUADS ? pack('CNQ>Q>', DATA, 16 + $n, $offset, $ack) : pack('CN', DATA, 16 + $n) . u64($offset) . u64($ack);
-}
-
 # The payload's parts are joined once, with the header: a DATA frame's bytes are copied once here.
 sub send_frame {
   my ($c, $type, @parts) = @_;
@@ -557,14 +551,13 @@ sub target_read {
   my ($s) = @_;
   my $room = REPLAY_MAX - $s->{replay}{len} > CHUNK ? CHUNK : REPLAY_MAX - $s->{replay}{len};
   my $n = sysread($s->{fh}, my $bytes, $room);
-  unless (defined $n) {
-    return 0 if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-    target_failed($s, errname($!));
-    return 0;
-  }
-  if ($n == 0) {
-    $s->{t_eof} = 1;
-    finish_if_done($s);
+  unless ($n) {
+    if (defined $n) { # its EOF
+      $s->{t_eof} = 1;
+      finish_if_done($s);
+    } elsif ($! != EAGAIN && $! != EWOULDBLOCK && $! != EINTR) {
+      target_failed($s, errname($!));
+    }
     return 0;
   }
   q_push($s->{replay}, $bytes);
@@ -655,15 +648,14 @@ sub attach_stream {
   if ($s->{connected}) { accept_on($c, $s) } else { $c->{accept_pending} = 1 }
 }
 
-# DATA on a channel with a stream, the bulk of the frames, without frame_from's copy of the payload
+# DATA on a channel with its stream $s, the bulk of the frames, without frame_from's copy of the payload
 # and its checks for every type: its $n bytes at $from in the channel's read buffer are copied once,
 # into tbuf; or not at all when nothing waits for the target before them and no other frame follows
 # them in this read (a request of a request/reply): they are written to the target from where they
 # lie, and only what it does not take is queued. $offset and $ack come with the header.
 sub data_from {
-  my ($c, $from, $n, $offset, $ack, $last) = @_;
+  my ($c, $s, $from, $n, $offset, $ack, $last) = @_;
   return protocol_error($c, 'DATA offset beyond 2^53-1') if $offset > MAX_OFFSET || $ack > MAX_OFFSET;
-  my $s = $c->{stream};
   return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless take_ack($s, $ack);
   if ($offset != $s->{received} || $s->{in_eof}) {
     return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
@@ -779,7 +771,7 @@ sub channel_readable {
       # it all and nothing was queued for the channel, nothing changed that settle would look at
       # (the ack it may free replay bytes with leaves the replay below its limit, where it was).
       my $was_quiet = $last && $at == 0 && quiet($s);
-      data_from($c, $at + 21, $len - 16, $offset, $ack, $last);
+      data_from($c, $s, $at + 21, $len - 16, $offset, $ack, $last);
       # (Of what quiet() looks at, only a target that failed on the write can have changed.)
       $settled = $was_quiet && $c->{stream} && !$s->{tbuf}{len} && !$c->{wbuf}{len} && !$c->{accept_pending} && !defined $s->{t_reset};
     } else {
@@ -810,7 +802,9 @@ sub pump {
   if ($s->{sent} < $end) {
     while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
       my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
-      queue_frame($c, data_head($s->{sent}, $s->{received}, length $bytes) . $bytes);
+      # DATA: its header (type, length, offset, ack), then the bytes.
+      queue_frame($c, ($QUADS ? pack('CNQ>Q>', DATA, 16 + length $bytes, $s->{sent}, $s->{received})
+        : pack('CN', DATA, 16 + length $bytes) . u64($s->{sent}) . u64($s->{received})) . $bytes);
       $s->{sent} += length $bytes;
     }
     ack_sent($s); # each frame carried it
@@ -1018,12 +1012,10 @@ for (;;) {
   my ($bits, $fd) = (unpack('b*', $rout), -1);
   while (($fd = index($bits, '1', $fd + 1)) >= 0) {
     if (my $c = $CHANNELS{$fd}) {
-      next if $c->{born} == $LOOP;
-      next if channel_readable($c);
+      next if $c->{born} == $LOOP || channel_readable($c);
       if (my $s = $c->{stream}) { settle($s) } else { channel_interest($c) } # a PONG, an ERROR
     } elsif (my $s = $TARGETS{$fd}) {
-      next if $s->{born} == $LOOP;
-      settle($s) unless target_readable($s);
+      settle($s) unless $s->{born} == $LOOP || target_readable($s);
     } elsif ($fd == $LISTENER_FD) {
       accept_channels();
     } elsif ($s = $RESOLVERS{$fd}) {
