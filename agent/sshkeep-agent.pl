@@ -238,13 +238,13 @@ my $LOOP = 0;
 my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a busy loop
 # Work per turn follows events, not the number of streams: only streams touched in a turn are
 # pumped, and the timers are scanned only when the earliest deadline is due.
-my %DIRTY;      # serial => stream to pump in the next turn
+my %DIRTY;      # serial => stream touched outside an event of its own, settled before the next select
 my %TIMED;      # serial => stream that may have a deadline: detached (grace) or an ack due
 my $TIMER_AT = $NEVER; # no deadline of a stream in %TIMED is before this
 # Of streams owing an ack without a deadline yet (see data_from), serial => stream: since this turn,
 # and since before the last select. Swapped after each select that had any.
 my ($OWED, $WAITED) = ({}, {});
-my $WAITED_MS = 0; # how long the last select waited, for %WAITED
+my $WAITED_MS = 0; # how long the last select waited, for $WAITED
 # What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
 # made, cleared where one is closed, and worked out again for what a turn touched.
 my ($RIN, $WIN) = ('', '');
