@@ -101,6 +101,7 @@ sub q_slice {
 # Writes what the queue holds (small chunks joined, up to about CHUNK a call); false on an error.
 sub q_write {
   my ($q, $fh) = @_;
+  return 1 unless $q->{len}; # a write bit left set by a turn that emptied the queue
   my $chunks = $q->{chunks};
   my $out = $chunks->[0];
   if (length $out < CHUNK && @$chunks > 1) {
@@ -575,7 +576,8 @@ sub target_readable {
     my $more = target_read($s);
     my $c = $s->{chan} or return 0;
     pump($s);
-    return !$c->{wbuf}{len} && !$c->{closed} && quiet($s) unless $more;
+    # (Not when an earlier read of the burst left the channel's write bit set: settle clears it.)
+    return !$c->{closed} && !$c->{wbuf}{len} && !vec($WIN, $c->{fd}, 1) && quiet($s) unless $more;
     channel_writable($c) if !$c->{closed} && $c->{wbuf}{len};
     return 0 if $c->{closed} || $c->{wbuf}{len} || !$s->{fh} || $s->{replay}{len} >= REPLAY_MAX || $HELD >= MAX_HELD;
   }
