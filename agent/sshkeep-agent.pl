@@ -201,6 +201,12 @@ sub listen_here {
 }
 listen_here();
 
+# A signal that comes after the loop looked at $TERM and before its select would wait there for the
+# next event, for ever when nothing has a deadline: its handler also makes this pipe, which select
+# watches, readable.
+my ($WAKE_R, $WAKE_W);
+unless (pipe($WAKE_R, $WAKE_W) && nonblocking($WAKE_R) && nonblocking($WAKE_W)) { unlink $SOCKET_PATH; start_error('listen', "pipe: $!") }
+
 # Detach: the parent says ready and exits, so the exec channel ends; the child leaves the
 # SSH session's process group and keeps nothing of the channel open.
 {
@@ -256,7 +262,7 @@ sub want {
   vec($RIN, $fd, 1) = $read ? 1 : 0;
   vec($WIN, $fd, 1) = $write ? 1 : 0;
 }
-$SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
+$SIG{TERM} = $SIG{INT} = sub { $TERM = 1; syswrite($WAKE_W, "\0") };
 
 # The payload's parts are joined once, with the header: a DATA frame's bytes are copied once here.
 sub send_frame {
@@ -441,7 +447,7 @@ sub resolve_in_child {
     return connect_next($s);
   }
   if ($pid == 0) {
-    POSIX::close($_) for fileno $LISTENER, keys %CHANNELS, keys %TARGETS, keys %RESOLVERS, fileno $r;
+    POSIX::close($_) for fileno $LISTENER, fileno $WAKE_R, fileno $WAKE_W, keys %CHANNELS, keys %TARGETS, keys %RESOLVERS, fileno $r;
     my ($err, @addrs) = addresses($s->{host}, $s->{port}, 0);
     syswrite($w, $err // join('', map { pack('n N/a*', $_->{family}, $_->{addr}) } @addrs));
     POSIX::_exit(0);
@@ -954,6 +960,7 @@ sub all_interest {
   stream_interest($_) for values %STREAMS;
   vec($RIN, $_, 1) = 1 for keys %RESOLVERS;
   listener_interest();
+  vec($RIN, fileno $WAKE_R, 1) = 1;
 }
 
 # The rare work before a turn's select: a signal; streams touched outside an event of their own (a
@@ -985,6 +992,7 @@ sub timeout {
 
 my $LISTENER_FD = fileno $LISTENER;
 listener_interest();
+vec($RIN, fileno $WAKE_R, 1) = 1; # never read: the turn it wakes ends the agent
 for (;;) {
   between_turns() if $TERM || %DIRTY || ($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL || %$WAITED;
   my $wait = %DIRTY || %TIMED || %$OWED || $ACCEPT_AFTER || !%CHANNELS ? timeout() : undef;
