@@ -288,8 +288,7 @@ async function agentStatements(echoPort: number, roundTrips: number): Promise<nu
     agent = profiled;
     const pid = profiled.pids()[0]!;
     if (roundTrips > 0) await agentRoundTrips(echoPort, roundTrips);
-    signalAll([pid], 'SIGTERM');
-    await until(() => !alive(pid), 30_000, 'the agent under NYTProf to exit');
+    await goodbye(profiled, pid, 'the agent under NYTProf');
     // The detached child's profile is the parent's file name with the child's pid appended.
     const sum = 'my $p = Devel::NYTProf::Data->new({ filename => $ARGV[0], quiet => 1 }); my $n = 0; $n += $_->sum_of_stmts_count for $p->all_fileinfos; print $n';
     const r = spawnSync('perl', ['-MDevel::NYTProf::Data', '-e', sum, `${dir}/nytprof.out.${pid}`], { encoding: 'utf8' });
@@ -301,6 +300,19 @@ async function agentStatements(echoPort: number, roundTrips: number): Promise<nu
     agent = timed;
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Ends an agent as sshkeep does, with GOODBYE, and waits for it to exit (SIGKILL if no channel can
+ * be had). Not SIGTERM: an older agent (--agent) could miss one that came while it was busy, and
+ * wait on in its select.
+ */
+async function goodbye(a: LocalAgent, pid: number, what: string): Promise<void> {
+  await a.channel().then(
+    (c) => c.send({ type: 'goodbye' }),
+    () => signalAll([pid], 'SIGKILL'),
+  );
+  await until(() => !alive(pid), 30_000, `${what} to exit`);
 }
 
 function pidsOf(pattern: string): number[] {
@@ -404,12 +416,8 @@ async function main(): Promise<void> {
       rows.push(['agent instructions per 64 KiB, target → client', (downIr / chunks).toFixed(0), '', `${counted / MIB} MiB`]);
       rows.push(['agent instructions per 64 KiB, client → target', (upIr / chunks).toFixed(0), '', `${counted / MIB} MiB`]);
     } finally {
-      // SIGTERM: the agent exits, and valgrind removes its vgdb pipes in /tmp as it goes.
-      const pid = callgrindPid;
-      if (pid) {
-        signalAll([pid], 'SIGTERM');
-        await until(() => !alive(pid), 30_000, 'the agent under callgrind to exit');
-      }
+      // The agent exits, and valgrind removes its vgdb pipes in /tmp as it goes.
+      if (callgrindPid) await goodbye(agent!, callgrindPid, 'the agent under callgrind');
       callgrindPid = undefined;
       agent = timed;
       fs.rmSync(dir, { recursive: true, force: true });
