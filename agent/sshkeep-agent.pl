@@ -101,6 +101,7 @@ sub q_slice {
 # Writes what the queue holds (small chunks joined, up to about CHUNK a call); false on an error.
 sub q_write {
   my ($q, $fh) = @_;
+  return 1 unless $q->{len}; # a write bit left set by a turn that emptied the queue
   my $chunks = $q->{chunks};
   my $out = $chunks->[0];
   if (length $out < CHUNK && @$chunks > 1) {
@@ -200,6 +201,12 @@ sub listen_here {
 }
 listen_here();
 
+# A signal that comes after the loop looked at $TERM and before its select would wait there for the
+# next event, for ever when nothing has a deadline: its handler also makes this pipe, which select
+# watches, readable.
+my ($WAKE_R, $WAKE_W);
+unless (pipe($WAKE_R, $WAKE_W) && nonblocking($WAKE_R) && nonblocking($WAKE_W)) { unlink $SOCKET_PATH; start_error('listen', "pipe: $!") }
+
 # Detach: the parent says ready and exits, so the exec channel ends; the child leaves the
 # SSH session's process group and keeps nothing of the channel open.
 {
@@ -238,9 +245,13 @@ my $LOOP = 0;
 my $ACCEPT_AFTER = 0; # out of descriptors: accept again after a pause, not in a busy loop
 # Work per turn follows events, not the number of streams: only streams touched in a turn are
 # pumped, and the timers are scanned only when the earliest deadline is due.
-my %DIRTY;      # serial => stream to pump in the next turn
+my %DIRTY;      # serial => stream touched outside an event of its own, settled before the next select
 my %TIMED;      # serial => stream that may have a deadline: detached (grace) or an ack due
 my $TIMER_AT = $NEVER; # no deadline of a stream in %TIMED is before this
+# Of streams owing an ack without a deadline yet (see data_from), serial => stream: since this turn,
+# and since before the last select. Swapped after each select that had any.
+my ($OWED, $WAITED) = ({}, {});
+my $WAITED_MS = 0; # how long the last select waited, for $WAITED
 # What select() waits for, kept from turn to turn: a bit is set where output is queued or a socket
 # made, cleared where one is closed, and worked out again for what a turn touched.
 my ($RIN, $WIN) = ('', '');
@@ -251,14 +262,28 @@ sub want {
   vec($RIN, $fd, 1) = $read ? 1 : 0;
   vec($WIN, $fd, 1) = $write ? 1 : 0;
 }
-$SIG{TERM} = $SIG{INT} = sub { $TERM = 1 };
+$SIG{TERM} = $SIG{INT} = sub { $TERM = 1; syswrite($WAKE_W, "\0") };
 
 # The payload's parts are joined once, with the header: a DATA frame's bytes are copied once here.
 sub send_frame {
   my ($c, $type, @parts) = @_;
   my $length = 0;
   $length += length for @parts;
-  q_push($c->{wbuf}, join('', pack('CN', $type, $length), @parts));
+  queue_frame($c, join('', pack('CN', $type, $length), @parts));
+}
+
+# Written at once when nothing waits before it (most often the socket takes it all); else, or
+# for what it did not take, queued behind. A write error is left for channel_writable to find.
+sub queue_frame {
+  my ($c, $frame) = @_;
+  return if $c->{closed};
+  my $wbuf = $c->{wbuf};
+  unless ($wbuf->{len}) {
+    my $n = syswrite($c->{fh}, $frame) // 0;
+    return if $n == length $frame;
+    substr($frame, 0, $n, '') if $n;
+  }
+  q_push($wbuf, $frame);
   vec($WIN, $c->{fd}, 1) = 1;
 }
 
@@ -268,6 +293,7 @@ sub close_channel {
   $c->{closed} = 1;
   want($c->{fd}, 0, 0);
   delete $CHANNELS{ $c->{fd} };
+  listener_interest();
   close $c->{fh};
   my $s = $c->{stream};
   detach($s) if $s && $s->{chan} && $s->{chan} == $c;
@@ -314,8 +340,22 @@ sub ack_sent {
   $s->{ack_sent} = $s->{received};
   $s->{ack_at} = undef;
   delete $TIMED{ $s->{serial} } if $s->{chan};
+  delete $WAITED->{ $s->{serial} } if %$WAITED;
 }
 sub touch { my ($s) = @_; $DIRTY{ $s->{serial} } = $s if $s }
+
+# Acks owed since before the last select, which waited $ms: their deadlines (see data_from).
+sub owed_acks_waited {
+  my ($ms) = @_;
+  for my $s (values %$WAITED) {
+    next unless $s->{chan} && defined $s->{ack_at} && $s->{ack_at} == $NEVER; # sent, or detached, since
+    $s->{ack_at} = now() + ACK_DELAY_MS - $ms;
+    deadline($s, $s->{ack_at});
+  }
+  %$WAITED = ();
+}
+
+sub ack_due { my ($s) = @_; return defined $s->{ack_at} && $s->{ack_at} < $NEVER && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at} }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
 sub drop_held { my ($s, $key, $n) = @_; q_drop($s->{$key}, $n); $HELD -= $n }
@@ -407,7 +447,7 @@ sub resolve_in_child {
     return connect_next($s);
   }
   if ($pid == 0) {
-    POSIX::close($_) for fileno $LISTENER, keys %CHANNELS, keys %TARGETS, keys %RESOLVERS, fileno $r;
+    POSIX::close($_) for fileno $LISTENER, fileno $WAKE_R, fileno $WAKE_W, keys %CHANNELS, keys %TARGETS, keys %RESOLVERS, fileno $r;
     my ($err, @addrs) = addresses($s->{host}, $s->{port}, 0);
     syswrite($w, $err // join('', map { pack('n N/a*', $_->{family}, $_->{addr}) } @addrs));
     POSIX::_exit(0);
@@ -516,34 +556,45 @@ sub target_writable {
 # One read into the replay buffer; true when it got all it asked for, so the target may have more.
 sub target_read {
   my ($s) = @_;
-  my $room = REPLAY_MAX - $s->{replay}{len};
-  $room = CHUNK if $room > CHUNK;
+  my $room = REPLAY_MAX - $s->{replay}{len} > CHUNK ? CHUNK : REPLAY_MAX - $s->{replay}{len};
   my $n = sysread($s->{fh}, my $bytes, $room);
-  unless (defined $n) {
-    return 0 if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-    target_failed($s, errname($!));
+  unless ($n) {
+    if (defined $n) { # its EOF
+      $s->{t_eof} = 1;
+      finish_if_done($s);
+    } elsif ($! != EAGAIN && $! != EWOULDBLOCK && $! != EINTR) {
+      target_failed($s, errname($!));
+    }
     return 0;
   }
-  if ($n == 0) {
-    $s->{t_eof} = 1;
-    finish_if_done($s);
-    return 0;
-  }
-  add_held($s, 'replay', $bytes);
+  q_push($s->{replay}, $bytes);
+  $HELD += $n;
   return $n == $room;
 }
 
 # While the target has more and the channel takes all of it, what is read is relayed at once:
 # a select (and a turn of this loop) per 64 KiB would cost more than the read and the write.
+# True when that leaves the stream settled (see settle): the reply of a request/reply, a short
+# read sent whole in one DATA frame, with nothing queued and the replay below its limit after it.
 sub target_readable {
   my ($s) = @_;
   for (1 .. BURST) {
-    target_read($s) or return;
-    my $c = $s->{chan} or return;
+    my $more = target_read($s);
+    my $c = $s->{chan} or return 0;
     pump($s);
+    # (Not when an earlier read of the burst left the channel's write bit set: settle clears it.)
+    return !$c->{closed} && !$c->{wbuf}{len} && !vec($WIN, $c->{fd}, 1) && quiet($s) unless $more;
     channel_writable($c) if !$c->{closed} && $c->{wbuf}{len};
-    return if $c->{closed} || $c->{wbuf}{len} || !$s->{fh} || $s->{replay}{len} >= REPLAY_MAX || $HELD >= MAX_HELD;
+    return 0 if $c->{closed} || $c->{wbuf}{len} || !$s->{fh} || $s->{replay}{len} >= REPLAY_MAX || $HELD >= MAX_HELD;
   }
+  return 0;
+}
+
+# Nothing of the target's left to send, no end of it to tell, and the replay below its limit (so the
+# target is read as before): what a pump left settled, when nothing is queued for the channel.
+sub quiet {
+  my ($s) = @_;
+  return !$s->{t_eof} && !defined $s->{t_reset} && $s->{replay}{len} < REPLAY_MAX && $s->{sent} == $s->{base} + $s->{replay}{len};
 }
 
 # The target reset (or failed): what it sent before is delivered, then a RESET.
@@ -569,25 +620,9 @@ sub take_ack {
   return 0 if $ack > $s->{sent};
   my $end = $s->{base} + $s->{replay}{len};
   my $free = ($ack < $end ? $ack : $end) - $s->{base};
-  drop_held($s, 'replay', $free) if $free > 0;
-  $s->{base} += $free if $free > 0;
+  if ($free > 0) { q_drop($s->{replay}, $free); $HELD -= $free; $s->{base} += $free }
   $s->{eof_acked} = 1 if $s->{t_eof} && $ack == $end + 1;
   return 1;
-}
-
-# DATA's bytes are the $n at $from in the channel's read buffer: copied once, into tbuf.
-sub take_data {
-  my ($s, $offset, $rbuf, $from, $n) = @_;
-  return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
-  my $skip = $s->{received} - $offset; # a resend of bytes already here
-  return if $skip >= $n;
-  return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
-  $n -= $skip;
-  $s->{received} += $n;
-  add_held($s, 'tbuf', substr($$rbuf, $from + $skip, $n)) unless $s->{t_reset}; # a reset target takes nothing more
-  unless (defined $s->{ack_at}) { $s->{ack_at} = now() + ACK_DELAY_MS; deadline($s, $s->{ack_at}) }
-  # At once, between the frames of one read: sshkeep's replay buffer waits on it.
-  send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$s->{chan}{accept_pending};
 }
 
 sub take_eof {
@@ -621,16 +656,50 @@ sub attach_stream {
   if ($s->{connected}) { accept_on($c, $s) } else { $c->{accept_pending} = 1 }
 }
 
-# DATA on a channel with a stream, the bulk of the frames: read where it lies in the channel's buffer,
-# without frame_from's copy of the payload and its checks for every type.
+# DATA on a channel with its stream $s, the bulk of the frames, without frame_from's copy of the payload
+# and its checks for every type: its $n bytes at $from in the channel's read buffer are copied once,
+# into tbuf; or not at all when nothing waits for the target before them and no other frame follows
+# them in this read (a request of a request/reply): they are written to the target from where they
+# lie, and only what it does not take is queued. $offset and $ack come with the header.
 sub data_from {
-  my ($c, $from, $len) = @_;
-  my $s = $c->{stream};
-  my $offset = read_u64(substr($c->{rbuf}, $from, 8));
-  my $ack = read_u64(substr($c->{rbuf}, $from + 8, 8));
+  my ($c, $s, $from, $n, $offset, $ack, $last) = @_;
   return protocol_error($c, 'DATA offset beyond 2^53-1') if $offset > MAX_OFFSET || $ack > MAX_OFFSET;
   return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless take_ack($s, $ack);
-  take_data($s, $offset, \$c->{rbuf}, $from + 16, $len - 16);
+  if ($offset != $s->{received} || $s->{in_eof}) {
+    return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
+    my $skip = $s->{received} - $offset; # a resend of bytes already here
+    return if $skip >= $n;
+    return reset_stream($s, E_PROTOCOL, 'DATA after EOF') if $s->{in_eof};
+    $n -= $skip;
+    $from += $skip;
+  }
+  $s->{received} += $n;
+  unless ($s->{t_reset}) { # a reset target takes nothing more
+    my $written = $last && !$s->{tbuf}{len} && $s->{connected} && $s->{fh} ? syswrite($s->{fh}, $c->{rbuf}, $n, $from) : 0;
+    unless (defined $written) {
+      return target_failed($s, errname($!)) unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+      $written = 0;
+    }
+    add_held($s, 'tbuf', substr($c->{rbuf}, $from + $written, $n - $written)) if $written < $n;
+  }
+  # No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the reply
+  # of a request/reply, most often after the next select). Reading the clock for it would be a
+  # system call per request: it gets its deadline only if still owed after the next select,
+  # counted back by the time that select waited (select's time left says it; owed_acks_waited).
+  unless (defined $s->{ack_at}) {
+    $s->{ack_at} = $NEVER;
+    $OWED->{ $s->{serial} } = $s;
+  }
+  # At once, between the frames of one read: sshkeep's replay buffer waits on it.
+  send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$c->{accept_pending};
+}
+
+# A frame's header and, were it DATA, its offset and ack (as unpack 'CNQ>Q>' reads them on a 64-bit perl).
+sub header_without_quads {
+  my ($rbuf, $at) = @_;
+  my ($type, $len) = unpack("x$at CN", $rbuf);
+  return ($type, $len) if length $rbuf < $at + 21;
+  return ($type, $len, read_u64(substr($rbuf, $at + 5, 8)), read_u64(substr($rbuf, $at + 13, 8)));
 }
 
 my %PAYLOAD_SIZE = (ATTACH, 24, ACK, 8, EOF, 8, GOODBYE, 0, PING, 0); # exact sizes; others have a minimum
@@ -687,27 +756,39 @@ sub frame_from {
   return protocol_error($c, "$name is not a frame sshkeep sends on a stream");
 }
 
+# True when that leaves the channel's stream settled (see settle).
 sub channel_readable {
   my ($c) = @_;
   my $n = sysread($c->{fh}, $c->{rbuf}, CHANNEL_READ, length $c->{rbuf});
-  unless (defined $n) {
-    return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-    return close_channel($c);
+  unless ($n) {
+    close_channel($c) unless !defined $n && ($! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR); # its end, or an error
+    return 0;
   }
-  return close_channel($c) if $n == 0;
   # Frames are read at an offset and the buffer cut once, after them (see q_new).
-  my $at = 0;
-  my $size = length $c->{rbuf};
+  my ($at, $settled, $size) = (0, 0, length $c->{rbuf});
   while (!$c->{closing} && !$c->{closed} && $size - $at >= 5) {
-    my ($type, $len) = unpack("x$at CN", $c->{rbuf});
-    return protocol_error($c, "unknown frame type $type") unless $type >= OPEN && $type <= PONG;
-    return protocol_error($c, "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD) if $len > MAX_PAYLOAD;
+    my ($type, $len, $offset, $ack) = $QUADS ? unpack("x$at CNQ>Q>", $c->{rbuf}) : header_without_quads($c->{rbuf}, $at);
+    if ($type < OPEN || $type > PONG || $len > MAX_PAYLOAD) {
+      protocol_error($c, $type < OPEN || $type > PONG ? "unknown frame type $type" : "$FRAME_NAME[$type] frame declares $len bytes, over the limit of " . MAX_PAYLOAD);
+      return 0;
+    }
     last if $size - $at < 5 + $len;
-    if ($type == DATA && $c->{stream} && $len >= $PAYLOAD_MIN{+DATA}) { data_from($c, $at + 5, $len) }
-    else { frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len)) }
+    if ($type == DATA && (my $s = $c->{stream}) && $len >= $PAYLOAD_MIN{+DATA}) {
+      my $last = $at + 5 + $len == $size;
+      # The request of a request/reply, all there was to read, its stream quiet: if the target took
+      # it all and nothing was queued for the channel, nothing changed that settle would look at
+      # (the ack it may free replay bytes with leaves the replay below its limit, where it was).
+      my $was_quiet = $last && $at == 0 && quiet($s);
+      data_from($c, $s, $at + 21, $len - 16, $offset, $ack, $last);
+      # (Of what quiet() looks at, only a target that failed on the write can have changed.)
+      $settled = $was_quiet && $c->{stream} && !$s->{tbuf}{len} && !$c->{wbuf}{len} && !$c->{accept_pending} && !defined $s->{t_reset};
+    } else {
+      frame_from($c, $type, substr($c->{rbuf}, $at + 5, $len));
+    }
     $at += 5 + $len;
   }
   substr($c->{rbuf}, 0, $at, '') unless $c->{closed};
+  return $settled;
 }
 
 sub channel_writable {
@@ -726,13 +807,25 @@ sub pump {
   my $c = $s->{chan};
   return if !$c || $c->{accept_pending} || $c->{closing};
   my $end = $s->{base} + $s->{replay}{len};
-  while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
-    my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
-    send_frame($c, DATA, u64($s->{sent}), u64($s->{received}), $bytes);
-    $s->{sent} += length $bytes;
-    ack_sent($s);
+  if ($s->{sent} < $end) {
+    while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
+      my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
+      # DATA: its header (type, length, offset, ack), then the bytes.
+      queue_frame($c, ($QUADS ? pack('CNQ>Q>', DATA, 16 + length $bytes, $s->{sent}, $s->{received})
+        : pack('CN', DATA, 16 + length $bytes) . u64($s->{sent}) . u64($s->{received})) . $bytes);
+      $s->{sent} += length $bytes;
+    }
+    ack_sent($s); # each frame carried it
+    return if $s->{sent} < $end;
+  } elsif (ack_due($s)) { # the timer found it due
+    send_ack($s);
   }
-  return if $s->{sent} < $end;
+  # All of the replay is sent: the target's end, if it came.
+  pump_end($s, $c, $end) if $s->{t_eof} || defined $s->{t_reset} || $s->{in_eof};
+}
+
+sub pump_end {
+  my ($s, $c, $end) = @_;
   if ($s->{t_eof} && $s->{sent} == $end) {
     send_frame($c, EOF, u64($end));
     $s->{sent} = $end + 1;
@@ -740,7 +833,7 @@ sub pump {
     send_frame($c, RESET, u64($s->{sent}) . $s->{t_reset});
     return forget_stream($s, 1);
   }
-  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || (defined $s->{ack_at} && now() >= $s->{ack_at}));
+  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || ack_due($s));
   finish_if_done($s);
 }
 
@@ -763,8 +856,13 @@ sub accept_channels {
     nonblocking($fh);
     $CHANNELS{ fileno $fh } = { fh => $fh, fd => fileno $fh, rbuf => '', wbuf => q_new(), stream => undef, born => $LOOP };
     want(fileno $fh, 1, 0);
+    $IDLE_SINCE = undef; # timers() counts idle time only while no channel is open
   }
+  listener_interest();
 }
+
+# Accepting stops at the channels' limit, and for a pause after running out of descriptors.
+sub listener_interest { vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && !$ACCEPT_AFTER ? 1 : 0 }
 
 sub shut_down {
   my ($code) = @_;
@@ -801,9 +899,7 @@ sub timers {
   my $next = %TIMED ? $TIMER_AT : undef;
   # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
   # expire one grace after their channels closed, and the agent goes with them.
-  if (%CHANNELS) {
-    $IDLE_SINCE = undef;
-  } else {
+  unless (%CHANNELS) {
     $IDLE_SINCE //= now();
     unless (%STREAMS) {
       my $exit = $IDLE_SINCE + $GRACE_MS;
@@ -812,7 +908,7 @@ sub timers {
     }
   }
   if ($ACCEPT_AFTER) {
-    if (now() >= $ACCEPT_AFTER) { $ACCEPT_AFTER = 0 } elsif (!defined $next || $ACCEPT_AFTER < $next) { $next = $ACCEPT_AFTER }
+    if (now() >= $ACCEPT_AFTER) { $ACCEPT_AFTER = 0; listener_interest() } elsif (!defined $next || $ACCEPT_AFTER < $next) { $next = $ACCEPT_AFTER }
   }
   return $next;
 }
@@ -820,7 +916,6 @@ sub timers {
 # The descriptors set in a select() vector, found at C speed rather than by testing each one.
 sub fds_in {
   my ($vec) = @_;
-  return () unless $vec =~ tr/\0//c; # none: the usual answer for the writable vector
   my $bits = unpack('b*', $vec);
   my @fds;
   my $fd = -1;
@@ -832,7 +927,8 @@ sub channel_interest {
   my ($c) = @_;
   return if $c->{closed};
   my $s = $c->{stream};
-  want($c->{fd}, !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH), $c->{wbuf}{len});
+  vec($RIN, $c->{fd}, 1) = !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH) ? 1 : 0;
+  vec($WIN, $c->{fd}, 1) = $c->{wbuf}{len} ? 1 : 0;
 }
 
 sub stream_interest {
@@ -840,9 +936,20 @@ sub stream_interest {
   my $c = $s->{chan};
   channel_interest($c) if $c;
   my $fh = $s->{fh} or return;
-  want(fileno $fh,
-    $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && !$HELD_FULL && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH),
-    !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut}));
+  vec($RIN, fileno $fh, 1) =
+    $s->{connected} && !$s->{t_eof} && $s->{replay}{len} < REPLAY_MAX && !$HELD_FULL && (!$c || $c->{wbuf}{len} < CHANNEL_HIGH) ? 1 : 0;
+  vec($WIN, fileno $fh, 1) = !$s->{connected} || $s->{tbuf}{len} || ($s->{in_eof} && !$s->{shut}) ? 1 : 0;
+}
+
+# After an event on a stream, in the same turn: what it made ready to send goes out, what is
+# queued for either socket is written as far as it takes it, and select's interest follows.
+sub settle {
+  my ($s) = @_;
+  pump($s);
+  my $c = $s->{chan};
+  channel_writable($c) if $c && $c->{wbuf}{len} && !$c->{closed};
+  target_writable($s) if $s->{tbuf}{len} && $s->{connected} && $s->{fh};
+  stream_interest($s);
 }
 
 # Every bit from scratch: should a bit outlive its descriptor, select() fails with EBADF at every
@@ -852,65 +959,79 @@ sub all_interest {
   channel_interest($_) for values %CHANNELS;
   stream_interest($_) for values %STREAMS;
   vec($RIN, $_, 1) = 1 for keys %RESOLVERS;
+  listener_interest();
+  vec($RIN, fileno $WAKE_R, 1) = 1;
 }
 
-my @FLUSH; # channels handled in the last turn (one without a stream: a PONG, an ERROR)
-for (;;) {
+# The rare work before a turn's select: a signal; streams touched outside an event of their own (a
+# timer, a channel's close, room in a channel); every target's reading, which stops and starts
+# again as all buffers together reach their limit or leave it; acks owed since before the last select.
+sub between_turns {
   shut_down($TERM == 1 ? 1 : 0) if $TERM;
-  my @dirty = values %DIRTY;
-  %DIRTY = ();
-  pump($_) for @dirty;
-  # What was just queued goes out now if the socket takes it, not after another select.
-  for my $c (@FLUSH, map { $_->{chan} // () } @dirty) { channel_writable($c) if !$c->{closed} && $c->{wbuf}{len} }
-  for my $s (@dirty) { target_writable($s) if $s->{connected} && $s->{fh} && $s->{tbuf}{len} }
-  # Reading every target stops and starts again as all buffers together reach their limit or leave it.
-  my $full = $HELD >= MAX_HELD ? 1 : 0;
-  my @changed = $full == $HELD_FULL ? (@dirty, values %DIRTY) : values %STREAMS;
-  $HELD_FULL = $full;
-  stream_interest($_) for @changed;
-  # A channel with a stream was touched with it, and its interest just worked out.
-  channel_interest($_) for grep { !$_->{stream} } @FLUSH;
-  @FLUSH = ();
-  # After the pumps: an ack they sent is no deadline any more.
-  my $next = timers();
+  if (%DIRTY) {
+    my @dirty = values %DIRTY;
+    %DIRTY = ();
+    settle($_) for @dirty;
+  }
+  if (($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL) {
+    $HELD_FULL = $HELD_FULL ? 0 : 1;
+    stream_interest($_) for values %STREAMS;
+  }
+  owed_acks_waited($WAITED_MS) if %$WAITED;
+}
 
+# How long select may wait: none when a stream was touched (by a timer), else a tick past the
+# earliest deadline (times() steps in 10 ms) and no longer than an owed ack may wait; undef (for
+# ever) when nothing has a deadline.
+sub timeout {
+  my $next = %TIMED || $ACCEPT_AFTER || !%CHANNELS ? timers() : undef; # after the settling: an ack it sent is no deadline
+  return 0 if %DIRTY;
+  my $wait = defined $next ? ($next > now() ? ($next - now()) / 1000 + 0.005 : 0) : undef;
+  return %$OWED && (!defined $wait || $wait > ACK_DELAY_MS / 1000) ? ACK_DELAY_MS / 1000 : $wait;
+}
+
+my $LISTENER_FD = fileno $LISTENER;
+listener_interest();
+vec($RIN, fileno $WAKE_R, 1) = 1; # never read: the turn it wakes ends the agent
+for (;;) {
+  between_turns() if $TERM || %DIRTY || ($HELD >= MAX_HELD ? 1 : 0) != $HELD_FULL || %$WAITED;
+  my $wait = %DIRTY || %TIMED || %$OWED || $ACCEPT_AFTER || !%CHANNELS ? timeout() : undef;
   $LOOP++;
-  vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CHANNELS && !$ACCEPT_AFTER ? 1 : 0;
-  # A stream touched by the flush or a timer is pumped at once; else a tick past the deadline
-  # (times() steps in 10 ms), or no timeout when nothing has a deadline.
-  my $wait = %DIRTY ? 0 : defined $next ? ($next - now()) / 1000 + 0.005 : undef;
-  $wait = 0 if defined $wait && $wait < 0;
-  my ($rout, $wout) = ($RIN, $WIN);
-  my $ready = select($rout, $wout, undef, $wait);
+  my ($rout, $wout) = ($RIN, $WIN =~ tr/\0//c ? $WIN : undef); # most turns wait for no socket to take output
+  my ($ready, $left) = select($rout, $wout, undef, $wait);
   $NOW = undef;
-  all_interest() if $ready < 0 && !$!{EINTR};
-  next if $ready <= 0;
+  ($WAITED, $OWED, $WAITED_MS) = ($OWED, $WAITED, ($wait - $left) * 1000) if %$OWED; # $WAITED was emptied before
+  if ($ready <= 0) {
+    all_interest() if $ready < 0 && !$!{EINTR};
+    next;
+  }
 
-  accept_channels() if vec($rout, fileno $LISTENER, 1);
-  # Each stream handled here is pumped in the next turn. Looked up at each step: a handler may
-  # close another descriptor, or reuse its number (what was made in this turn is not handled: see $LOOP).
-  for my $fd (fds_in($wout)) {
+  # Each stream handled here is settled at once. Looked up at each step: a handler may close
+  # another descriptor, or reuse its number (what was made in this turn is not handled: see $LOOP).
+  for my $fd (defined $wout ? fds_in($wout) : ()) { # when anything waits to be written
     if (my $c = $CHANNELS{$fd}) {
       next if $c->{born} == $LOOP;
       channel_writable($c);
-      touch($c->{stream});
-      push @FLUSH, $c;
+      if (my $s = $c->{stream}) { settle($s) } else { channel_interest($c) }
     } elsif (my $s = $TARGETS{$fd}) {
       next if $s->{born} == $LOOP;
       target_writable($s);
-      touch($s);
+      settle($s);
     }
   }
-  for my $fd (fds_in($rout)) {
+  my ($bits, $fd) = (unpack('b*', $rout), -1);
+  while (($fd = index($bits, '1', $fd + 1)) >= 0) {
     if (my $c = $CHANNELS{$fd}) {
-      next if $c->{born} == $LOOP;
-      channel_readable($c);
-      touch($c->{stream});
-      push @FLUSH, $c;
-    } elsif (my $s = $TARGETS{$fd} // $RESOLVERS{$fd}) {
+      next if $c->{born} == $LOOP || channel_readable($c);
+      if (my $s = $c->{stream}) { settle($s) } else { channel_interest($c) } # a PONG, an ERROR
+    } elsif (my $s = $TARGETS{$fd}) {
+      settle($s) unless $s->{born} == $LOOP || target_readable($s);
+    } elsif ($fd == $LISTENER_FD) {
+      accept_channels();
+    } elsif ($s = $RESOLVERS{$fd}) {
       next if $s->{born} == $LOOP;
-      if ($TARGETS{$fd}) { target_readable($s) } else { resolver_readable($s) }
-      touch($s);
+      resolver_readable($s);
+      settle($s);
     }
   }
 }

@@ -631,6 +631,25 @@ class Agent:
             return self.finish_if_done(s)
         self.add_held(s.replay, part)
 
+    def read_reply(self, s):
+        """A target read; true when that leaves the stream settled: the reply of a request/reply, sent
+        at once in DATA frames its idle channel takes whole, with the replay below its limit after it.
+        Else what was read waits for the pump at the next turn's top, as before."""
+        c = s.chan
+        idle = c and not c.wbuf.len and not c.accept_pending and not c.closing and self.quiet(s)
+        self.target_readable(s)
+        if not idle:
+            return False
+        self.pump(s, now_ms())
+        if c.wbuf.len:
+            self.channel_writable(c)
+        return not c.closed and not c.wbuf.len and self.quiet(s)
+
+    def quiet(self, s):
+        """Nothing of the target's left to send, no end of it to tell, and the replay below its limit
+        (so the target is read as before): what a pump left settled, when nothing is queued for the channel."""
+        return not s.t_eof and s.t_reset is None and s.replay.len < REPLAY_MAX and s.sent == s.base + s.replay.len
+
     def target_failed(self, s, reason):
         """The target reset (or failed): what it sent before is delivered, then a RESET."""
         s.t_reset = reason
@@ -658,7 +677,20 @@ class Agent:
             s.eof_acked = True
         return True
 
-    def take_data(self, s, offset, data):
+    def data_from(self, c, s, view, at, length, last):
+        """DATA on a channel with its stream s, the bulk of the frames, without frame_from's checks for
+        every type; last: no other frame follows it in this read."""
+        offset, ack = TWO_U64.unpack_from(view, at + 5)
+        if offset > MAX_OFFSET or ack > MAX_OFFSET:
+            return self.protocol_error(c, 'DATA offset beyond 2^53-1')
+        if not self.take_ack(s, ack):
+            return self.reset_stream(s, E_OFFSET, 'ack %d beyond the %d bytes sent' % (ack, s.sent))
+        return self.take_data(s, offset, view[at + 21:at + 5 + length], last)
+
+    def take_data(self, s, offset, data, last):
+        """data goes to the target's queue as a view of the read; or, when nothing waits for the target
+        before it and no other frame follows it in this read (a request of a request/reply), to the
+        target at once, and only what it does not take is queued."""
         if offset > s.received:
             return self.reset_stream(s, E_OFFSET, 'DATA at %d after a gap: %d received' % (offset, s.received))
         skip = s.received - offset  # a resend of bytes already here
@@ -669,7 +701,15 @@ class Agent:
         new = data[skip:] if skip else data
         s.received += len(new)
         if s.t_reset is None:  # a reset target takes nothing more
-            self.add_held(s.tbuf, new)
+            if last and not s.tbuf.len and s.connected and s.sock is not None:
+                try:
+                    new = new[s.sock.send(new):]
+                except AGAIN:
+                    pass
+                except OSError as e:
+                    return self.target_failed(s, errname(e.errno))
+            if len(new):
+                self.add_held(s.tbuf, new)
         if s.ack_at is None:
             s.ack_at = now_ms() + ACK_DELAY_MS
             self.deadline(s.ack_at)
@@ -760,10 +800,6 @@ class Agent:
             return self.forget_stream(s, True) if s else self.close_channel(c)
         if not s:
             return self.protocol_error(c, '%s on a channel whose stream ended' % name)
-        if ftype == DATA:
-            if not self.take_ack(s, values[1]):
-                return self.reset_stream(s, E_OFFSET, 'ack %d beyond the %d bytes sent' % (values[1], s.sent))
-            return self.take_data(s, values[0], payload[16:])
         if ftype == ACK:
             if not self.take_ack(s, values[0]):
                 return self.reset_stream(s, E_OFFSET, 'ack %d beyond the %d bytes sent' % (values[0], s.sent))
@@ -780,6 +816,7 @@ class Agent:
         return self.protocol_error(c, '%s is not a frame sshkeep sends on a stream' % name)
 
     def channel_readable(self, c):
+        """Frames read and handled; true when that leaves the channel's stream settled (see data_from)."""
         try:
             data = c.sock.recv(CHANNEL_READ)
         except AGAIN:
@@ -791,7 +828,7 @@ class Agent:
         # Frames are taken as views of the bytes read: a DATA frame's bytes are not copied.
         buf = c.rbuf + data if c.rbuf else data
         view = memoryview(buf)
-        at, size = 0, len(buf)
+        at, size, settled = 0, len(buf), False
         while not c.closing and not c.closed and size - at >= 5:
             ftype, length = HEADER.unpack_from(buf, at)
             if not OPEN <= ftype <= PONG:
@@ -801,10 +838,22 @@ class Agent:
                                           % (FRAME_NAME[ftype], length, MAX_PAYLOAD))
             if size - at < 5 + length:
                 break
-            self.frame_from(c, ftype, view[at + 5:at + 5 + length])
+            s = c.stream
+            if ftype == DATA and s and length >= PAYLOAD_MIN[DATA]:
+                last = at + 5 + length == size
+                # The request of a request/reply, all there was to read, its stream quiet: if the target
+                # took it all and nothing was queued for the channel, nothing changed that settle would
+                # look at (the ack it may free replay bytes with leaves the replay below its limit).
+                was_quiet = last and at == 0 and self.quiet(s)
+                self.data_from(c, s, view, at, length, last)
+                # (Of what quiet() looks at, only a target that failed on the write can have changed.)
+                settled = was_quiet and c.stream is s and not s.tbuf.len and not c.wbuf.len and not c.accept_pending and s.t_reset is None
+            else:
+                self.frame_from(c, ftype, view[at + 5:at + 5 + length])
             at += 5 + length
         if not c.closed:
             c.rbuf = bytes(view[at:]) if at < size else b''
+        return settled
 
     def channel_writable(self, c):
         full = c.wbuf.len >= CHANNEL_HIGH
@@ -921,33 +970,40 @@ class Agent:
                 self.selector.unregister(self.listener)
             self.listening = on
 
+    def settle(self, now):
+        """What the last turn touched: pumped, what was queued written at once if the socket takes
+        it (not after another select), and what to wait for worked out."""
+        dirty = list(self.dirty.values())
+        self.dirty = {}
+        for s in dirty:
+            self.pump(s, now)
+        for c in self.flush + [s.chan for s in dirty if s.chan]:
+            if not c.closed and c.wbuf.len:
+                self.channel_writable(c)
+        for s in dirty:
+            if s.connected and s.sock is not None and s.tbuf.len:
+                self.target_writable(s)
+        # Reading every target stops and starts again as all buffers together reach their limit or leave it.
+        full = self.held >= MAX_HELD
+        changed = dirty + list(self.dirty.values()) if full == self.held_full else list(self.streams.values())
+        self.held_full = full
+        for s in changed:
+            if not s.closed:
+                self.stream_interest(s)
+        for c in self.flush:
+            self.channel_interest(c)
+        self.flush = []
+
     def run(self):
         while True:
             if self.term:
                 self.shut_down(1 if self.term == 1 else 0)
             now = now_ms()
             wake = self.timers(now)
-            dirty = list(self.dirty.values())
-            self.dirty = {}
-            for s in dirty:
-                self.pump(s, now)
-            # What was just queued goes out now if the socket takes it, not after another select.
-            for c in self.flush + [s.chan for s in dirty if s.chan]:
-                if not c.closed and c.wbuf.len:
-                    self.channel_writable(c)
-            for s in dirty:
-                if s.connected and s.sock is not None and s.tbuf.len:
-                    self.target_writable(s)
-            # Reading every target stops and starts again as all buffers together reach their limit or leave it.
-            full = self.held >= MAX_HELD
-            changed = dirty + list(self.dirty.values()) if full == self.held_full else list(self.streams.values())
-            self.held_full = full
-            for s in changed:
-                if not s.closed:
-                    self.stream_interest(s)
-            for c in self.flush:
-                self.channel_interest(c)
-            self.flush = []
+            # A turn whose events settled their streams themselves (see channel_readable, read_reply)
+            # leaves nothing here.
+            if self.dirty or self.flush or (self.held >= MAX_HELD) != self.held_full:
+                self.settle(now)
 
             self.set_listening(len(self.channels) < MAX_CHANNELS and now >= self.accept_after)
             timeout = 0 if self.dirty else max(0, (wake - now) / 1000)
@@ -968,15 +1024,15 @@ class Agent:
                 elif isinstance(thing, Channel):
                     if not thing.closed and mask & selectors.EVENT_WRITE:
                         self.channel_writable(thing)
-                    if not thing.closed and mask & selectors.EVENT_READ:
-                        self.channel_readable(thing)
+                    if not thing.closed and mask & selectors.EVENT_READ and self.channel_readable(thing) and mask == selectors.EVENT_READ:
+                        continue  # settled already
                     self.touch(thing.stream)
                     self.flush.append(thing)
                 elif isinstance(thing, Stream):
                     if mask & selectors.EVENT_WRITE and self.ready(thing):
                         self.target_writable(thing)
-                    if mask & selectors.EVENT_READ and self.ready(thing) and thing.connected:
-                        self.target_readable(thing)
+                    if mask & selectors.EVENT_READ and self.ready(thing) and thing.connected and self.read_reply(thing) and mask == selectors.EVENT_READ:
+                        continue  # settled already
                     self.touch(thing)
                 elif isinstance(thing, Resolver):
                     if not thing.closed:

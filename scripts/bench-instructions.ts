@@ -43,6 +43,7 @@ import { newConnections } from './bench/clients.js';
 import { requestReply } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { functionCosts, functionTable } from './lib/callgrind-functions.js';
+import { callgrindControl as control, dumpTotal } from './lib/callgrind.js';
 import { childEnv } from './lib/forwarder.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
@@ -74,13 +75,6 @@ function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: bo
       // bare-forwarder.mjs picks its own port and prints it; `port` is unused.
       return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'bare-forwarder.mjs'), String(sshd.port), sshd.user, sshd.userKeyPath, String(echo)];
   }
-}
-
-/** Instructions callgrind counted for `pid` while collection was on (its dump's totals). */
-function control(pid: number, ...args: string[]): string {
-  const r = spawnSync('callgrind_control', [...args, String(pid)], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`callgrind_control ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
-  return r.stdout;
 }
 
 interface Run {
@@ -161,7 +155,7 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
     let ir = 0;
     let main = 0;
     for (const f of dumps) {
-      const n = Number(/^totals: (\d+)/m.exec(fs.readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? 0);
+      const n = dumpTotal(path.join(dir, f));
       ir += n;
       if (f.endsWith('-01')) main += n;
     }

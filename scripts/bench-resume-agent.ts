@@ -4,7 +4,7 @@
  * resumable stream's path.
  *
  *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
- *     [--agent FILE] [--syscalls]
+ *     [--agent FILE] [--syscalls] [--instructions] [--statements]
  *
  * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
  *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
@@ -15,22 +15,31 @@
  * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
  * - --syscalls: the agent's system calls (`strace -c -f -p`) per 64 KiB moved each way and per round
  *   trip, in extra passes after the timed ones (strace slows what it traces; counts do not depend on load).
+ * - --instructions: the agent's instructions (valgrind's callgrind) per round trip and per 64 KiB
+ *   moved each way, in passes of their own through a second agent run under callgrind, collection on
+ *   only during each pass. Like system calls, instructions do not depend on the load: the measure to
+ *   compare two versions of the agent with (the kernel's share of its CPU is not in them).
+ * - --statements: the Perl statements the agent runs per round trip, as Devel::NYTProf counts them
+ *   (`apt-get install libdevel-nytprof-perl` where the bench runs; the agent itself uses none of it):
+ *   which of the agent's code a round trip runs, line by line, the third measure that no load changes.
  * - --agent FILE: another version of the agent's program instead of the shipped one, for --interpreter (a before/after).
  * Prints a table of figures and the ratios agent / direct. The client side runs in this process,
  * so its framing cost is counted in the agent's figures, as sshkeep would pay it.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
-import { INTERPRETERS, type Interpreter } from '../src/resume/bootstrap.js';
-import { deadline, listen } from '../test/fixtures/net.js';
-import { cpuTimes, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
-import { launchAgent, type AgentChannel, type LocalAgent } from '../test/fixtures/resume-agent.js';
+import { INTERPRETERS, agentScript, newSession, parameterLine, parseAgentLine, startCommand, type Interpreter } from '../src/resume/bootstrap.js';
+import { deadline, listen, until } from '../test/fixtures/net.js';
+import { alive, cpuTimes, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
+import { AgentChannel, launchAgent, pathForAgents, type LocalAgent } from '../test/fixtures/resume-agent.js';
+import { instructionsDuring } from './lib/callgrind.js';
 import { runMain } from './lib/main.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
 import { intOption } from './lib/options.js';
@@ -51,10 +60,14 @@ const { values } = parseArgs({
     interpreter: { type: 'string', default: 'perl' },
     agent: { type: 'string' },
     syscalls: { type: 'boolean', default: false },
+    instructions: { type: 'boolean', default: false },
+    statements: { type: 'boolean', default: false },
   },
 });
+
 if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
 const interpreter = values.interpreter as Interpreter;
+if (values.statements && interpreter !== 'perl') throw new Error('--statements counts Perl statements: use it with --interpreter perl');
 const script = values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8');
 const sizeMiB = intOption('size-mib', values['size-mib'], 1);
 const pings = intOption('pings', values.pings, 1);
@@ -64,6 +77,7 @@ const fullStreams = intOption('full', values.full, 1);
 const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-agent-'));
 let agent: LocalAgent | undefined;
 const servers: net.Server[] = [];
+let callgrindPid: number | undefined;
 
 /** A target on 127.0.0.1: `onConnection` decides what it does. */
 async function target(onConnection: (sock: net.Socket) => void): Promise<number> {
@@ -222,6 +236,90 @@ async function roundTrips(echoPort: number): Promise<{ agent: { times: number[];
   return { agent: await agentRoundTripsCpu(echoPort), direct: directTimes };
 }
 
+/**
+ * An agent started as the bootstrap starts it (`perl - sshkeep-agent`, or python's loader, the script and
+ * its parameter line on stdin) but under callgrind with collection off, and followed into the child it detaches as
+ * (--trace-children: callgrind_control reaches a forked child only so). Its dumps go to `dir`.
+ */
+async function callgrindAgent(dir: string): Promise<{ agent: LocalAgent; pid: number }> {
+  const text = script ?? agentScript(INTERPRETERS[interpreter].language).text;
+  const version = createHash('sha256').update(text).digest('hex').slice(0, 12);
+  const session = newSession();
+  const env = { ...process.env, PATH: pathForAgents(), XDG_RUNTIME_DIR: runtimeDir };
+  // The interpreter's part of the bootstrap's command, without its sh -c: Python's loader comes from it.
+  const loader = /-c "([^"]*)"/.exec(startCommand('python3', session))![1]!;
+  const command = interpreter === 'perl' ? ['perl', '-', 'sshkeep-agent'] : [INTERPRETERS[interpreter].path, '-I', '-S', '-c', loader, 'sshkeep-agent', version, session];
+  const child = spawn(
+    'valgrind',
+    ['--tool=callgrind', '--trace-children=yes', '--instr-atstart=no', `--callgrind-out-file=${dir}/callgrind.out.%p`, `--log-file=${dir}/valgrind.%p.log`, ...command],
+    { env, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stdin.end(text + parameterLine({ session, graceMs: 600_000 }, version));
+  await deadline(once(child, 'close'), 60_000, 'the agent under callgrind to say ready');
+  const line = parseAgentLine(stdout.split('\n')[0] ?? '');
+  if (line.type !== 'ready') throw new Error(`the agent under callgrind did not start: ${JSON.stringify(stdout)}`);
+  // The detached child is the one process left whose command line names this dump directory.
+  let pid: number | undefined;
+  await until(() => (pid = pidsOf(`callgrind-out-file=${dir}/`)[0]) !== undefined, 10_000, 'the detached agent under callgrind');
+  const { socketPath } = line;
+  return { agent: { session, interpreter, runtimeDir, socketPath, env, pids: () => [pid!], channel: () => AgentChannel.connect(socketPath) }, pid: pid! };
+}
+
+/**
+ * The statements a Perl agent runs from its start to its exit (at SIGTERM) with `roundTrips` round
+ * trips between, as Devel::NYTProf counts them: two such counts, less one another, leave the start out.
+ */
+async function agentStatements(echoPort: number, roundTrips: number): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-nytprof-agent-'));
+  const timed = agent;
+  const saved = { PERL5OPT: process.env.PERL5OPT, NYTPROF: process.env.NYTPROF };
+  const restoreEnv = () => {
+    for (const [name, value] of Object.entries(saved)) if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  };
+  let profiled: LocalAgent | undefined;
+  try {
+    // launchAgent hands this process's environment to the agent's perl, which loads NYTProf.
+    Object.assign(process.env, { PERL5OPT: '-d:NYTProf', NYTPROF: `file=${dir}/nytprof.out` });
+    profiled = await launchAgent(runtimeDir, 'perl', 600_000, undefined, script);
+    restoreEnv();
+    agent = profiled;
+    const pid = profiled.pids()[0]!;
+    if (roundTrips > 0) await agentRoundTrips(echoPort, roundTrips);
+    await goodbye(profiled, pid, 'the agent under NYTProf');
+    // The detached child's profile is the parent's file name with the child's pid appended.
+    const sum = 'my $p = Devel::NYTProf::Data->new({ filename => $ARGV[0], quiet => 1 }); my $n = 0; $n += $_->sum_of_stmts_count for $p->all_fileinfos; print $n';
+    const r = spawnSync('perl', ['-MDevel::NYTProf::Data', '-e', sum, `${dir}/nytprof.out.${pid}`], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`reading the agent's NYTProf profile failed (apt-get install libdevel-nytprof-perl): ${r.stderr}`);
+    return Number(r.stdout);
+  } finally {
+    restoreEnv();
+    if (profiled) signalAll(profiled.pids(), 'SIGKILL');
+    agent = timed;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Ends an agent as sshkeep does, with GOODBYE, and waits for it to exit (SIGKILL if no channel can
+ * be had). Not SIGTERM: an older agent (--agent) could miss one that came while it was busy, and
+ * wait on in its select.
+ */
+async function goodbye(a: LocalAgent, pid: number, what: string): Promise<void> {
+  await a.channel().then(
+    (c) => c.send({ type: 'goodbye' }),
+    () => signalAll([pid], 'SIGKILL'),
+  );
+  await until(() => !alive(pid), 30_000, `${what} to exit`);
+}
+
+function pidsOf(pattern: string): number[] {
+  const r = spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
 /** The agent's RSS once it stops growing (reading targets into replay buffers takes a moment). */
 async function settledRss(): Promise<number> {
   const pid = agent!.pids()[0]!;
@@ -298,6 +396,40 @@ async function main(): Promise<void> {
     rows.push(['agent system calls per round trip', (rtCalls.total / tracedPings).toFixed(2), '', perUnit(rtCalls, tracedPings)]);
   }
 
+  if (values.instructions) {
+    // Small passes: the agent runs ~50 times slower under callgrind.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-agent-'));
+    const timed = agent;
+    try {
+      const cg = await callgrindAgent(dir);
+      callgrindPid = cg.pid;
+      agent = cg.agent;
+      const counted = Math.min(sizeMiB, 16) * MIB;
+      const countedPings = Math.min(pings, 2000);
+      await agentRoundTrips(echoPort, 200); // the first turns of each path compile and allocate
+      const countedPour = await target((sock) => void pour(sock, counted));
+      const rtIr = await instructionsDuring(cg.pid, dir, () => agentRoundTrips(echoPort, countedPings));
+      const downIr = await instructionsDuring(cg.pid, dir, () => downThroughAgent(countedPour, counted));
+      const upIr = await instructionsDuring(cg.pid, dir, () => upThroughAgent(sinkPort, nextSink(), counted));
+      const chunks = counted / CHUNK;
+      rows.push(['agent instructions per round trip (callgrind)', (rtIr / countedPings).toFixed(0), '', `${countedPings} round trips`]);
+      rows.push(['agent instructions per 64 KiB, target → client', (downIr / chunks).toFixed(0), '', `${counted / MIB} MiB`]);
+      rows.push(['agent instructions per 64 KiB, client → target', (upIr / chunks).toFixed(0), '', `${counted / MIB} MiB`]);
+    } finally {
+      // The agent exits, and valgrind removes its vgdb pipes in /tmp as it goes.
+      if (callgrindPid) await goodbye(agent!, callgrindPid, 'the agent under callgrind');
+      callgrindPid = undefined;
+      agent = timed;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  if (values.statements) {
+    const counted = Math.min(pings, 2000);
+    const perRoundTrip = ((await agentStatements(echoPort, counted)) - (await agentStatements(echoPort, 0))) / counted;
+    rows.push(['agent statements per round trip (NYTProf)', perRoundTrip.toFixed(0), '', `${counted} round trips, less the start`]);
+  }
+
   // Memory: a fresh agent, so the buffers of the transfers above do not count.
   signalAll(agent.pids(), 'SIGKILL');
   agent = await launchAgent(runtimeDir, interpreter, 600_000, undefined, script);
@@ -320,6 +452,7 @@ async function main(): Promise<void> {
 
 runMain('bench-resume-agent', main, async () => {
   if (agent) signalAll(agent.pids(), 'SIGKILL');
+  if (callgrindPid) signalAll([callgrindPid], 'SIGKILL');
   servers.forEach((s) => s.close());
   fs.rmSync(runtimeDir, { recursive: true, force: true });
 });
