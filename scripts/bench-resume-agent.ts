@@ -15,7 +15,7 @@
  * - The agent's RSS: idle, per idle stream (--streams), per stream with a full replay buffer (--full).
  * - --syscalls: the agent's system calls (`strace -c -f -p`) per 64 KiB moved each way and per round
  *   trip, in extra passes after the timed ones (strace slows what it traces; counts do not depend on load).
- * - --instructions: the Perl agent's instructions (valgrind's callgrind) per round trip and per 64 KiB
+ * - --instructions: the agent's instructions (valgrind's callgrind) per round trip and per 64 KiB
  *   moved each way, in passes of their own through a second agent run under callgrind, collection on
  *   only during each pass. Like system calls, instructions do not depend on the load: the measure to
  *   compare two versions of the agent with (the kernel's share of its CPU is not in them).
@@ -35,10 +35,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
-import { INTERPRETERS, agentScript, newSession, parameterLine, parseAgentLine, type Interpreter } from '../src/resume/bootstrap.js';
+import { INTERPRETERS, agentScript, newSession, parameterLine, parseAgentLine, startCommand, type Interpreter } from '../src/resume/bootstrap.js';
 import { deadline, listen, until } from '../test/fixtures/net.js';
 import { alive, cpuTimes, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
-import { AgentChannel, launchAgent, type LocalAgent } from '../test/fixtures/resume-agent.js';
+import { AgentChannel, launchAgent, pathForAgents, type LocalAgent } from '../test/fixtures/resume-agent.js';
 import { instructionsDuring } from './lib/callgrind.js';
 import { runMain } from './lib/main.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
@@ -67,7 +67,7 @@ const { values } = parseArgs({
 
 if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
 const interpreter = values.interpreter as Interpreter;
-if ((values.instructions || values.statements) && interpreter !== 'perl') throw new Error('--instructions and --statements measure the Perl agent: use them with --interpreter perl');
+if (values.statements && interpreter !== 'perl') throw new Error('--statements counts Perl statements: use it with --interpreter perl');
 const script = values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8');
 const sizeMiB = intOption('size-mib', values['size-mib'], 1);
 const pings = intOption('pings', values.pings, 1);
@@ -237,17 +237,17 @@ async function roundTrips(echoPort: number): Promise<{ agent: { times: number[];
 }
 
 /**
- * A Perl agent started as the bootstrap starts it (`perl - sshkeep-agent`, the script and its parameter
- * line on stdin) but under callgrind with collection off, and followed into the child it detaches as
- * (--trace-children: callgrind_control reaches a forked child only so). Its dumps go to `dir`.
+ * An agent started as the bootstrap starts it (its start command; the script and its parameter line
+ * on stdin) but under callgrind with collection off, and followed into the interpreter and the child
+ * it detaches as (--trace-children: callgrind_control reaches a forked child only so). Its dumps go to `dir`.
  */
 async function callgrindAgent(dir: string): Promise<{ agent: LocalAgent; pid: number }> {
-  const text = script ?? agentScript('perl').text;
+  const text = script ?? agentScript(INTERPRETERS[interpreter].language).text;
   const session = newSession();
-  const env = { ...process.env, XDG_RUNTIME_DIR: runtimeDir };
+  const env = { ...process.env, PATH: pathForAgents(), XDG_RUNTIME_DIR: runtimeDir };
   const child = spawn(
     'valgrind',
-    ['--tool=callgrind', '--trace-children=yes', '--instr-atstart=no', `--callgrind-out-file=${dir}/callgrind.out.%p`, `--log-file=${dir}/valgrind.%p.log`, 'perl', '-', 'sshkeep-agent'],
+    ['--tool=callgrind', '--trace-children=yes', '--instr-atstart=no', `--callgrind-out-file=${dir}/callgrind.out.%p`, `--log-file=${dir}/valgrind.%p.log`, 'sh', '-c', startCommand(interpreter, session)],
     { env, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   let stdout = '';
@@ -260,7 +260,7 @@ async function callgrindAgent(dir: string): Promise<{ agent: LocalAgent; pid: nu
   let pid: number | undefined;
   await until(() => (pid = pidsOf(`callgrind-out-file=${dir}/`)[0]) !== undefined, 10_000, 'the detached agent under callgrind');
   const { socketPath } = line;
-  return { agent: { session, interpreter: 'perl', runtimeDir, socketPath, env, pids: () => [pid!], channel: () => AgentChannel.connect(socketPath) }, pid: pid! };
+  return { agent: { session, interpreter, runtimeDir, socketPath, env, pids: () => [pid!], channel: () => AgentChannel.connect(socketPath) }, pid: pid! };
 }
 
 /**
