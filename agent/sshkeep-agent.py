@@ -861,10 +861,28 @@ class Agent:
         if not data:
             self.close_channel(c)
             return False
-        # Frames are taken as views of the bytes read: a DATA frame's bytes are not copied.
-        buf = c.rbuf + data if c.rbuf else data
+        rbuf = c.rbuf
+        if not rbuf:
+            return self.frames(c, data, 0, True)
+        # A frame begun in an earlier read is completed with only the bytes it lacks: one frame is
+        # copied, not all of this read (a header cut short is joined with all of it).
+        size = len(data)
+        need = 5 + HEADER.unpack_from(rbuf)[1] - len(rbuf) if len(rbuf) >= 5 else size
+        if need > size:
+            c.rbuf = rbuf + data
+            return False
+        c.rbuf = b''
+        settled = self.frames(c, rbuf + memoryview(data)[:need], 0, need == size)
+        if need == size or c.closing or c.closed:
+            return settled
+        return self.frames(c, data, need, True)
+
+    def frames(self, c, buf, at, ends_read):
+        """The frames in buf from at, taken as views of it: a DATA frame's bytes are not copied. What
+        is left of a frame waits in rbuf for the next read. ends_read: nothing of this read follows
+        buf. True when that leaves the channel's stream settled (see settle)."""
         view = memoryview(buf)
-        at, size = 0, len(buf)
+        size = len(buf)
         settled = False
         while not c.closing and not c.closed and size - at >= 5:
             if size - at >= 21:  # a DATA frame's offset and ack come with its header
@@ -885,15 +903,16 @@ class Agent:
                 # The request of a request/reply, all there was to read, its stream quiet: if the
                 # target took it all and nothing was queued for the channel, nothing changed that
                 # settle would look at (an ack that frees replay bytes leaves the replay below its limit).
-                was_quiet = end == size and at == 0 and self.quiet(s)
-                self.data_from(c, s, view[at + 21:end], offset, ack, end == size)
+                last = end == size and ends_read
+                was_quiet = last and at == 0 and self.quiet(s)
+                self.data_from(c, s, view[at + 21:end], offset, ack, last)
                 settled = (was_quiet and c.stream is s and not s.tbuf.len and not c.wbuf.len and not c.accept_pending
                            and s.t_reset is None)
             else:
                 self.frame_from(c, ftype, view[at + 5:end])
             at = end
-        if not c.closed:
-            c.rbuf = bytes(view[at:]) if at < size else b''
+        if not c.closed and at < size:
+            c.rbuf = bytes(view[at:])
         return settled
 
     def channel_writable(self, c):
