@@ -1058,10 +1058,11 @@ class Agent:
                 s.ack_at = now + ACK_DELAY_MS
                 self.deadline(s, s.ack_at)
         self.owed = {}
-        wake = self.timers(now)
+        # Nothing due, no channel-less idle time to count, no accept to resume: the earliest deadline stands.
+        wake = self.timers(now) if now >= self.timer_at or self.accept_after or not self.channels else self.timer_at
         if self.dirty:
             return 0
-        return None if wake is None else max(0, (wake - now) / 1000)
+        return None if wake is None or wake == NEVER else max(0, (wake - now) / 1000)
 
     def settle(self, s):
         """After an event on a stream, in the same turn: what it made ready to send goes out, what is
