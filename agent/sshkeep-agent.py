@@ -374,7 +374,7 @@ class Agent:
                 wbuf.push(part)
             return
         try:
-            n = c.sock.sendmsg(parts)
+            n = c.sock.sendmsg(parts if len(parts) <= IOV_MAX else parts[:IOV_MAX])
         except OSError:
             n = 0
         for part in parts:
