@@ -1065,14 +1065,12 @@ class Agent:
         return None if wake is None or wake == NEVER else max(0, (wake - now) / 1000)
 
     def settle(self, s):
-        """After an event on a stream, in the same turn: what it made ready to send goes out, what is
-        queued for either socket is written as far as it takes it, and select's interest follows."""
+        """After an event on a stream, in the same turn: what it made ready to send goes out (queue
+        wrote it, or the channel waits to write what it did not take), what is queued for the
+        target is written as far as it takes it, and select's interest follows."""
         if s.closed:
             return
         self.pump(s)
-        c = s.chan
-        if c and c.wbuf.len and not c.closed:
-            self.channel_writable(c)
         if s.tbuf.len and s.connected and s.sock is not None:
             self.target_writable(s)
         if not s.closed:
