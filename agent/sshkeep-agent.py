@@ -46,8 +46,9 @@ IOV_MAX = 64                     # buffers per sendmsg: one system call for many
 HEADER = struct.Struct('>BI')
 U64 = struct.Struct('>Q')
 TWO_U64 = struct.Struct('>QQ')
-DATA_HEAD = struct.Struct('>BIQQ')  # a DATA frame's header with its offset and ack: one piece to pack and write
+DATA_HEAD = struct.Struct('>BIQQ')  # a DATA frame's header with its offset and ack: one piece to pack, write and read
 AGAIN = (BlockingIOError, InterruptedError)
+NEVER = float('inf')             # the deadline of an ack owed since this turn (see data_from)
 
 
 def now_ms():
@@ -300,12 +301,15 @@ class Agent:
         self.idle_since = now_ms()
         self.term = 0
         self.accept_after = 0  # out of descriptors: accept again after a pause, not in a busy loop
-        # Work per turn follows events, not the number of streams: only streams touched in a turn
-        # are pumped, and the timers are scanned only when the earliest deadline is due.
+        # Work per turn follows events, not the number of streams: a stream is settled right after
+        # its event; only streams touched outside one (a timer, a channel's close, room in a
+        # channel) wait for the top of the loop. Only streams with a deadline (a grace, an owed
+        # ack) are scanned, when the earliest is due, and the clock is read only if one has one.
         self.dirty = {}
-        self.timer_at = 0
+        self.timed = {}        # serial => stream with a deadline
+        self.owed = {}         # serial => stream owing an ack since this turn, its deadline not yet set
+        self.timer_at = NEVER
         self.held_full = False
-        self.flush = []        # channels handled or given frames in the last turn (one without a stream: a PONG, an ERROR)
         # Each turn of the loop has a number: a target socket made during a turn may reuse the
         # number of one closed in it, and must not be handed the old one's readiness.
         self.turn = 0
@@ -317,6 +321,7 @@ class Agent:
         self.selector.register(self.wake_r, selectors.EVENT_READ, self)
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
+        self.listener_interest()
 
     def on_signal(self, signum, frame):
         self.term = 1
@@ -354,17 +359,33 @@ class Agent:
 
     # --- channels ----------------------------------------------------------
 
-    def send_frame(self, c, ftype, *parts):
-        # Written before the next select, and what to wait for worked out then: no epoll_ctl
-        # to wait for writing when the socket takes it all at once, as it mostly does.
-        if not c.wbuf.len:
-            self.flush.append(c)
-        length = 0
+    def send_frame(self, c, ftype, payload):
+        self.queue(c, [HEADER.pack(ftype, len(payload)) + payload])
+
+    def queue(self, c, parts):
+        """Written at once when nothing waits before them (most often the socket takes it all, and
+        no epoll_ctl is needed); else, or what it did not take, queued behind, and the channel
+        waits to write. A failure is left for channel_writable to find."""
+        if c.closed:
+            return
+        wbuf = c.wbuf
+        if wbuf.len:
+            for part in parts:
+                wbuf.push(part)
+            return
+        try:
+            n = c.sock.sendmsg(parts if len(parts) <= IOV_MAX else parts[:IOV_MAX])
+        except OSError:
+            n = 0
         for part in parts:
-            length += len(part)
-        c.wbuf.push(HEADER.pack(ftype, length))
-        for part in parts:
-            c.wbuf.push(part)
+            size = len(part)
+            if n >= size:
+                n -= size
+                continue
+            wbuf.push(memoryview(part)[n:] if n else part)
+            n = 0
+        if wbuf.len:
+            self.channel_interest(c)
 
     def close_channel(self, c):
         if c.closed:
@@ -372,6 +393,7 @@ class Agent:
         c.closed = True
         self.want(c, c.fd, False, False)
         del self.channels[c.fd]
+        self.listener_interest()
         c.sock.close()
         s = c.stream
         if s and s.chan is c:
@@ -402,12 +424,26 @@ class Agent:
         s.chan = None
         s.detached_at = now_ms()
         s.ack_at = None
-        self.deadline(s.detached_at + s.grace_ms)
+        self.owed.pop(s.serial, None)
+        self.deadline(s, s.detached_at + s.grace_ms)
         self.touch(s)  # its target may be read again (no channel to wait on)
 
-    def deadline(self, at):
+    def deadline(self, s, at):
+        self.timed[s.serial] = s
         if at < self.timer_at:
             self.timer_at = at
+
+    def ack_sent(self, s):
+        """No ack is owed any more; an attached stream then has no deadline, and a turn no need of the clock."""
+        s.ack_sent = s.received
+        s.ack_at = None
+        if s.chan:
+            self.timed.pop(s.serial, None)
+        if self.owed:
+            self.owed.pop(s.serial, None)
+
+    def ack_due(self, s):
+        return s.ack_at is not None and s.ack_at < NEVER and s.received > s.ack_sent and now_ms() >= s.ack_at
 
     def touch(self, s):
         if s and not s.closed:
@@ -441,6 +477,8 @@ class Agent:
         s.replay, s.tbuf = Queue(), Queue()
         self.streams.pop(s.serial, None)
         self.dirty.pop(s.serial, None)
+        self.timed.pop(s.serial, None)
+        self.owed.pop(s.serial, None)
         s.closed = True
         c = s.chan
         if c:
@@ -619,35 +657,30 @@ class Agent:
             self.finish_if_done(s)
 
     def target_readable(self, s):
+        """One read into the replay buffer, pumped at once. True when that leaves the stream settled
+        (see settle): the reply of a request/reply, sent whole, nothing queued for the channel."""
         room = min(REPLAY_MAX - s.replay.len, TARGET_READ)
         try:
             part = s.sock.recv(room)
         except AGAIN:
-            return
+            return False
         except OSError as e:
-            return self.target_failed(s, errname(e.errno))
+            self.target_failed(s, errname(e.errno))
+            return False
         if not part:
             s.t_eof = True
-            return self.finish_if_done(s)
-        self.add_held(s.replay, part)
-
-    def read_reply(self, s):
-        """A target read; true when that leaves the stream settled: the reply of a request/reply, sent
-        at once in DATA frames its idle channel takes whole, with the replay below its limit after it.
-        Else what was read waits for the pump at the next turn's top, as before."""
-        c = s.chan
-        idle = c and not c.wbuf.len and not c.accept_pending and not c.closing and self.quiet(s)
-        self.target_readable(s)
-        if not idle:
+            self.finish_if_done(s)
             return False
-        self.pump(s, now_ms())
-        if c.wbuf.len:
-            self.channel_writable(c)
-        return not c.closed and not c.wbuf.len and self.quiet(s)
+        self.add_held(s.replay, part)
+        c = s.chan
+        if not c:
+            return False
+        self.pump(s)
+        return not c.wbuf.len and not c.closed and self.quiet(s)
 
     def quiet(self, s):
-        """Nothing of the target's left to send, no end of it to tell, and the replay below its limit
-        (so the target is read as before): what a pump left settled, when nothing is queued for the channel."""
+        """Nothing of the target's left to send, no end of it to tell, the replay below its limit (so the
+        target is read as before): what a pump left settled, when nothing is queued for the channel."""
         return not s.t_eof and s.t_reset is None and s.replay.len < REPLAY_MAX and s.sent == s.base + s.replay.len
 
     def target_failed(self, s, reason):
@@ -677,44 +710,44 @@ class Agent:
             s.eof_acked = True
         return True
 
-    def data_from(self, c, s, view, at, length, last):
-        """DATA on a channel with its stream s, the bulk of the frames, without frame_from's checks for
-        every type; last: no other frame follows it in this read."""
-        offset, ack = TWO_U64.unpack_from(view, at + 5)
+    def data_from(self, c, s, data, offset, ack, last):
+        """DATA on a channel with a stream, the bulk of the frames, its offset and ack read with its
+        header. Its bytes (a view of the read) are queued for the target; or, when nothing waits
+        for the target before them and no other frame follows them in this read (a request of a
+        request/reply), written to it at once, and only what it does not take is queued."""
         if offset > MAX_OFFSET or ack > MAX_OFFSET:
             return self.protocol_error(c, 'DATA offset beyond 2^53-1')
         if not self.take_ack(s, ack):
             return self.reset_stream(s, E_OFFSET, 'ack %d beyond the %d bytes sent' % (ack, s.sent))
-        return self.take_data(s, offset, view[at + 21:at + 5 + length], last)
-
-    def take_data(self, s, offset, data, last):
-        """data goes to the target's queue as a view of the read; or, when nothing waits for the target
-        before it and no other frame follows it in this read (a request of a request/reply), to the
-        target at once, and only what it does not take is queued."""
-        if offset > s.received:
-            return self.reset_stream(s, E_OFFSET, 'DATA at %d after a gap: %d received' % (offset, s.received))
-        skip = s.received - offset  # a resend of bytes already here
-        if skip >= len(data):
-            return
-        if s.in_eof:
-            return self.reset_stream(s, E_PROTOCOL, 'DATA after EOF')
-        new = data[skip:] if skip else data
-        s.received += len(new)
+        if offset != s.received or s.in_eof:
+            if offset > s.received:
+                return self.reset_stream(s, E_OFFSET, 'DATA at %d after a gap: %d received' % (offset, s.received))
+            skip = s.received - offset  # a resend of bytes already here
+            if skip >= len(data):
+                return
+            if s.in_eof:
+                return self.reset_stream(s, E_PROTOCOL, 'DATA after EOF')
+            data = data[skip:]
+        n = len(data)
+        s.received += n
         if s.t_reset is None:  # a reset target takes nothing more
+            written = 0
             if last and not s.tbuf.len and s.connected and s.sock is not None:
                 try:
-                    new = new[s.sock.send(new):]
+                    written = s.sock.send(data)
                 except AGAIN:
                     pass
                 except OSError as e:
                     return self.target_failed(s, errname(e.errno))
-            if len(new):
-                self.add_held(s.tbuf, new)
+            if written < n:
+                self.add_held(s.tbuf, data[written:] if written else data)
+        # No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the
+        # reply of a request/reply): its deadline is set before the next select (see timeout).
         if s.ack_at is None:
-            s.ack_at = now_ms() + ACK_DELAY_MS
-            self.deadline(s.ack_at)
+            s.ack_at = NEVER
+            self.owed[s.serial] = s
         # At once, between the frames of one read: sshkeep's replay buffer waits on it.
-        if s.received - s.ack_sent >= ACK_BYTES and not s.chan.accept_pending:
+        if s.received - s.ack_sent >= ACK_BYTES and not c.accept_pending:
             self.send_ack(s)
 
     def take_eof(self, s, offset):
@@ -747,6 +780,7 @@ class Agent:
             self.close_channel(old)
         s.chan = c
         s.detached_at = None
+        self.timed.pop(s.serial, None)  # detached, it had no ack owed: its grace was its one deadline
         c.stream = s
         s.sent = received
         self.take_ack(s, received)
@@ -816,43 +850,69 @@ class Agent:
         return self.protocol_error(c, '%s is not a frame sshkeep sends on a stream' % name)
 
     def channel_readable(self, c):
-        """Frames read and handled; true when that leaves the channel's stream settled (see data_from)."""
+        """True when that leaves the channel's stream settled (see settle)."""
         try:
             data = c.sock.recv(CHANNEL_READ)
         except AGAIN:
-            return
+            return False
         except OSError:
-            return self.close_channel(c)
+            self.close_channel(c)
+            return False
         if not data:
-            return self.close_channel(c)
-        # Frames are taken as views of the bytes read: a DATA frame's bytes are not copied.
-        buf = c.rbuf + data if c.rbuf else data
+            self.close_channel(c)
+            return False
+        rbuf = c.rbuf
+        if not rbuf:
+            return self.frames(c, data, 0, True)
+        # A frame begun in an earlier read is completed with only the bytes it lacks: one frame is
+        # copied, not all of this read (a header cut short is joined with all of it).
+        size = len(data)
+        need = 5 + HEADER.unpack_from(rbuf)[1] - len(rbuf) if len(rbuf) >= 5 else size
+        if need > size:
+            c.rbuf = rbuf + data
+            return False
+        c.rbuf = b''
+        settled = self.frames(c, rbuf + memoryview(data)[:need], 0, need == size)
+        if need == size or c.closing or c.closed:
+            return settled
+        return self.frames(c, data, need, True)
+
+    def frames(self, c, buf, at, ends_read):
+        """The frames in buf from at, taken as views of it: a DATA frame's bytes are not copied. What
+        is left of a frame waits in rbuf for the next read. ends_read: nothing of this read follows
+        buf. True when that leaves the channel's stream settled (see settle)."""
         view = memoryview(buf)
-        at, size, settled = 0, len(buf), False
+        size = len(buf)
+        settled = False
         while not c.closing and not c.closed and size - at >= 5:
-            ftype, length = HEADER.unpack_from(buf, at)
+            if size - at >= 21:  # a DATA frame's offset and ack come with its header
+                ftype, length, offset, ack = DATA_HEAD.unpack_from(buf, at)
+            else:
+                ftype, length = HEADER.unpack_from(buf, at)
             if not OPEN <= ftype <= PONG:
-                return self.protocol_error(c, 'unknown frame type %d' % ftype)
+                self.protocol_error(c, 'unknown frame type %d' % ftype)
+                return False
             if length > MAX_PAYLOAD:
-                return self.protocol_error(c, '%s frame declares %d bytes, over the limit of %d'
-                                          % (FRAME_NAME[ftype], length, MAX_PAYLOAD))
-            if size - at < 5 + length:
+                self.protocol_error(c, '%s frame declares %d bytes, over the limit of %d' % (FRAME_NAME[ftype], length, MAX_PAYLOAD))
+                return False
+            end = at + 5 + length
+            if end > size:
                 break
             s = c.stream
-            if ftype == DATA and s and length >= PAYLOAD_MIN[DATA]:
-                last = at + 5 + length == size
-                # The request of a request/reply, all there was to read, its stream quiet: if the target
-                # took it all and nothing was queued for the channel, nothing changed that settle would
-                # look at (the ack it may free replay bytes with leaves the replay below its limit).
+            if ftype == DATA and s and length >= 17:
+                # The request of a request/reply, all there was to read, its stream quiet: if the
+                # target took it all and nothing was queued for the channel, nothing changed that
+                # settle would look at (an ack that frees replay bytes leaves the replay below its limit).
+                last = end == size and ends_read
                 was_quiet = last and at == 0 and self.quiet(s)
-                self.data_from(c, s, view, at, length, last)
-                # (Of what quiet() looks at, only a target that failed on the write can have changed.)
-                settled = was_quiet and c.stream is s and not s.tbuf.len and not c.wbuf.len and not c.accept_pending and s.t_reset is None
+                self.data_from(c, s, view[at + 21:end], offset, ack, last)
+                settled = (was_quiet and c.stream is s and not s.tbuf.len and not c.wbuf.len and not c.accept_pending
+                           and s.t_reset is None)
             else:
-                self.frame_from(c, ftype, view[at + 5:at + 5 + length])
-            at += 5 + length
-        if not c.closed:
-            c.rbuf = bytes(view[at:]) if at < size else b''
+                self.frame_from(c, ftype, view[at + 5:end])
+            at = end
+        if not c.closed and at < size:
+            c.rbuf = bytes(view[at:])
         return settled
 
     def channel_writable(self, c):
@@ -866,34 +926,46 @@ class Agent:
 
     # --- frames to sshkeep: data from the replay buffer, then EOF or RESET; acks ---
 
-    def pump(self, s, now):
+    def pump(self, s):
         c = s.chan
         if not c or c.accept_pending or c.closing:
             return
         end = s.base + s.replay.len
-        while s.sent < end and c.wbuf.len < CHANNEL_HIGH:
-            part = s.replay.slice(s.sent - s.base, CHUNK)
-            c.wbuf.push(DATA_HEAD.pack(DATA, 16 + len(part), s.sent, s.received))
-            c.wbuf.push(part)
-            s.sent += len(part)
-            s.ack_sent = s.received
-            s.ack_at = None
         if s.sent < end:
-            return
+            # The frames of one pump go out in one system call.
+            parts = []
+            sent, room = s.sent, CHANNEL_HIGH - c.wbuf.len
+            while sent < end and room > 0:
+                part = s.replay.slice(sent - s.base, CHUNK)
+                size = len(part)
+                parts += (DATA_HEAD.pack(DATA, 16 + size, sent, s.received), part)
+                sent += size
+                room -= 21 + size
+            s.sent = sent
+            self.queue(c, parts)
+            self.ack_sent(s)  # each frame carried it
+            if sent < end:
+                return
+        elif self.ack_due(s):  # the timer found it due
+            self.send_ack(s)
+        # All of the replay is sent: the target's end, if it came.
+        if s.t_eof or s.t_reset is not None or s.in_eof:
+            self.pump_end(s, c, end)
+
+    def pump_end(self, s, c, end):
         if s.t_eof and s.sent == end:
             self.send_frame(c, EOF, U64.pack(end))
             s.sent = end + 1
         elif s.t_reset is not None:
             self.send_frame(c, RESET, U64.pack(s.sent) + s.t_reset.encode())
             return self.forget_stream(s, True)
-        if s.received > s.ack_sent and (s.in_eof or (s.ack_at is not None and now >= s.ack_at)):
+        if s.received > s.ack_sent and (s.in_eof or self.ack_due(s)):
             self.send_ack(s)
         self.finish_if_done(s)
 
     def send_ack(self, s):
         self.send_frame(s.chan, ACK, U64.pack(s.received))
-        s.ack_sent = s.received
-        s.ack_at = None
+        self.ack_sent(s)
 
     # --- the loop ----------------------------------------------------------
 
@@ -902,20 +974,33 @@ class Agent:
             try:
                 sock, _ = self.listener.accept()
             except AGAIN:
-                return
+                break
             except OSError:
                 self.accept_after = now_ms() + 100
-                return
+                break
             sock.setblocking(False)
             c = Channel(sock)
             self.channels[c.fd] = c
             self.want(c, c.fd, True, False)
+            self.idle_since = None  # timers() counts idle time only while no channel is open
+        self.listener_interest()
+
+    def listener_interest(self):
+        """Accepting stops at the channels' limit, and for a pause after running out of descriptors."""
+        on = len(self.channels) < MAX_CHANNELS and not self.accept_after
+        if on != self.listening:
+            if on:
+                self.selector.register(self.listener, selectors.EVENT_READ, self.listener)
+            else:
+                self.selector.unregister(self.listener)
+            self.listening = on
 
     def shut_down(self, code):
         for c in list(self.channels.values()):
             if code:
                 self.send_frame(c, ERROR, bytes((E_SHUTDOWN,)) + b'the agent is shutting down')
-                c.wbuf.write(c.sock)
+                if c.wbuf.len:
+                    c.wbuf.write(c.sock)
             c.sock.close()
         for s in list(self.streams.values()):
             self.close_target(s, True)
@@ -926,118 +1011,136 @@ class Agent:
         os._exit(0)
 
     def timers(self, now):
-        """Streams whose grace ran out are forgotten, those whose ack is due pumped; the next deadline."""
-        if now >= self.timer_at:
-            self.timer_at = now + 1000
-            for s in list(self.streams.values()):
+        """Streams whose grace ran out are forgotten, those whose ack is due touched; the next
+        deadline, or None when there is none (select may then wait for ever)."""
+        if self.timed and now >= self.timer_at:
+            self.timer_at = NEVER
+            for s in list(self.timed.values()):
                 if not s.chan:
                     expiry = s.detached_at + s.grace_ms
                     if now >= expiry:
                         self.forget_stream(s, True)
                         continue
-                    self.deadline(expiry)
-                elif s.ack_at is not None:
-                    if now >= s.ack_at:
-                        self.touch(s)
-                        self.deadline(now + ACK_DELAY_MS)  # again, should the pump not get it out this time
-                    else:
-                        self.deadline(s.ack_at)
-        wake = self.timer_at
-        if self.accept_after > now:
-            wake = min(wake, self.accept_after)  # out of descriptors: try accepting again then, not a second later
+                    self.deadline(s, expiry)
+                elif s.ack_at is None:
+                    del self.timed[s.serial]
+                elif now >= s.ack_at:
+                    self.touch(s)
+                    self.deadline(s, now + ACK_DELAY_MS)  # again, should the pump not get it out this time
+                else:
+                    self.deadline(s, s.ack_at)
+        wake = self.timer_at if self.timed else NEVER
         # Idle from the last channel's close, held streams or not: when sshkeep is gone, its streams
         # expire one grace after their channels closed, and the agent goes with them.
-        if self.channels:
-            self.idle_since = None
-        else:
+        if not self.channels:
             if self.idle_since is None:
                 self.idle_since = now
             if not self.streams:
                 if now - self.idle_since >= self.grace_ms:
                     self.shut_down(0)
                 wake = min(wake, self.idle_since + self.grace_ms)
-        return wake
-
-    def ready(self, s):
-        """The stream still has a target socket, not made in this turn."""
-        return not s.closed and s.sock is not None and s.born < self.turn
-
-    def set_listening(self, on):
-        if on != self.listening:
-            if on:
-                self.selector.register(self.listener, selectors.EVENT_READ, self.listener)
+        if self.accept_after:
+            if now >= self.accept_after:  # out of descriptors a while ago: accept again
+                self.accept_after = 0
+                self.listener_interest()
             else:
-                self.selector.unregister(self.listener)
-            self.listening = on
+                wake = min(wake, self.accept_after)
+        return None if wake == NEVER else wake
 
-    def settle(self, now):
-        """What the last turn touched: pumped, what was queued written at once if the socket takes
-        it (not after another select), and what to wait for worked out."""
-        dirty = list(self.dirty.values())
-        self.dirty = {}
-        for s in dirty:
-            self.pump(s, now)
-        for c in self.flush + [s.chan for s in dirty if s.chan]:
-            if not c.closed and c.wbuf.len:
-                self.channel_writable(c)
-        for s in dirty:
-            if s.connected and s.sock is not None and s.tbuf.len:
-                self.target_writable(s)
-        # Reading every target stops and starts again as all buffers together reach their limit or leave it.
+    def timeout(self):
+        """How long select may wait: not at all when a stream was touched, else until the earliest
+        deadline; None (for ever) when nothing has one."""
+        now = now_ms()
+        # Acks owed since this turn's select get their deadline now, if still owed: the frame that
+        # carried the data did not read the clock for it.
+        for s in self.owed.values():
+            if s.chan and s.ack_at == NEVER:
+                s.ack_at = now + ACK_DELAY_MS
+                self.deadline(s, s.ack_at)
+        self.owed = {}
+        # Nothing due, no channel-less idle time to count, no accept to resume: the earliest deadline stands.
+        wake = self.timers(now) if now >= self.timer_at or self.accept_after or not self.channels else self.timer_at
+        if self.dirty:
+            return 0
+        return None if wake is None or wake == NEVER else max(0, (wake - now) / 1000)
+
+    def settle(self, s):
+        """After an event on a stream, in the same turn: what it made ready to send goes out (queue
+        wrote it, or the channel waits to write what it did not take), what is queued for the
+        target is written as far as it takes it, and select's interest follows."""
+        if s.closed:
+            return
+        self.pump(s)
+        if s.tbuf.len and s.connected and s.sock is not None:
+            self.target_writable(s)
+        if not s.closed:
+            self.stream_interest(s)
+
+    def between_turns(self):
+        """The rare work before a turn's select: a signal; streams touched outside an event of their
+        own; every target's reading, which stops and starts again as all buffers together reach
+        their limit or leave it."""
+        if self.term:
+            self.shut_down(1 if self.term == 1 else 0)
+        if self.dirty:
+            dirty = list(self.dirty.values())
+            self.dirty = {}
+            for s in dirty:
+                self.settle(s)
         full = self.held >= MAX_HELD
-        changed = dirty + list(self.dirty.values()) if full == self.held_full else list(self.streams.values())
-        self.held_full = full
-        for s in changed:
-            if not s.closed:
+        if full != self.held_full:
+            self.held_full = full
+            for s in list(self.streams.values()):
                 self.stream_interest(s)
-        for c in self.flush:
-            self.channel_interest(c)
-        self.flush = []
 
     def run(self):
+        select = self.selector.select
         while True:
-            if self.term:
-                self.shut_down(1 if self.term == 1 else 0)
-            now = now_ms()
-            wake = self.timers(now)
-            # A turn whose events settled their streams themselves (see channel_readable, read_reply)
-            # leaves nothing here.
-            if self.dirty or self.flush or (self.held >= MAX_HELD) != self.held_full:
-                self.settle(now)
-
-            self.set_listening(len(self.channels) < MAX_CHANNELS and now >= self.accept_after)
-            timeout = 0 if self.dirty else max(0, (wake - now) / 1000)
+            if self.term or self.dirty or (self.held >= MAX_HELD) != self.held_full:
+                self.between_turns()
+            timeout = self.timeout() if self.dirty or self.owed or self.timed or self.accept_after or not self.channels else None
             self.turn += 1
+            turn = self.turn
             # Each event names the object it was registered for: one closed during this turn is
             # skipped, and a stream's socket made during it gets no readiness of an old one's.
-            events = self.selector.select(timeout)
-            for key, mask in events:
+            # Each stream handled here is settled at once.
+            for key, mask in select(timeout):
                 thing = key.data
-                if thing is self.listener:
+                kind = type(thing)
+                if kind is Channel:
+                    if thing.closed:
+                        continue
+                    if mask & selectors.EVENT_WRITE:
+                        self.channel_writable(thing)
+                    if not thing.closed and mask & selectors.EVENT_READ and self.channel_readable(thing):
+                        continue
+                    s = thing.stream
+                    if s:
+                        self.settle(s)
+                    else:
+                        self.channel_interest(thing)  # a PONG, an ERROR
+                elif kind is Stream:
+                    if thing.closed:
+                        continue
+                    if thing.sock is not None and thing.born < turn:
+                        if mask & selectors.EVENT_WRITE:
+                            self.target_writable(thing)
+                        if (mask & selectors.EVENT_READ and not thing.closed and thing.sock is not None
+                                and thing.born < turn and thing.connected and self.target_readable(thing)):
+                            continue
+                    self.settle(thing)
+                elif kind is Resolver:
+                    if not thing.closed:
+                        self.resolver_readable(thing)
+                        self.settle(thing.stream)
+                elif thing is self.listener:
                     self.accept_channels()
-                elif thing is self:
+                else:  # the signal's wakeup pipe
                     try:
                         while os.read(self.wake_r, 512):
                             pass
                     except OSError:
                         pass
-                elif isinstance(thing, Channel):
-                    if not thing.closed and mask & selectors.EVENT_WRITE:
-                        self.channel_writable(thing)
-                    if not thing.closed and mask & selectors.EVENT_READ and self.channel_readable(thing) and mask == selectors.EVENT_READ:
-                        continue  # settled already
-                    self.touch(thing.stream)
-                    self.flush.append(thing)
-                elif isinstance(thing, Stream):
-                    if mask & selectors.EVENT_WRITE and self.ready(thing):
-                        self.target_writable(thing)
-                    if mask & selectors.EVENT_READ and self.ready(thing) and thing.connected and self.read_reply(thing) and mask == selectors.EVENT_READ:
-                        continue  # settled already
-                    self.touch(thing)
-                elif isinstance(thing, Resolver):
-                    if not thing.closed:
-                        self.resolver_readable(thing)
-                        self.touch(thing.stream)
 
 
 PAYLOAD_SIZE = {ATTACH: 24, ACK: 8, EOF: 8, GOODBYE: 0, PING: 0}  # exact sizes; others have a minimum

@@ -237,26 +237,22 @@ async function roundTrips(echoPort: number): Promise<{ agent: { times: number[];
 }
 
 /**
- * An agent started as the bootstrap starts it (`perl - sshkeep-agent`, or python's loader, the script and
- * its parameter line on stdin) but under callgrind with collection off, and followed into the child it detaches as
- * (--trace-children: callgrind_control reaches a forked child only so). Its dumps go to `dir`.
+ * An agent started as the bootstrap starts it (its start command; the script and its parameter line
+ * on stdin) but under callgrind with collection off, and followed into the interpreter and the child
+ * it detaches as (--trace-children: callgrind_control reaches a forked child only so). Its dumps go to `dir`.
  */
 async function callgrindAgent(dir: string): Promise<{ agent: LocalAgent; pid: number }> {
   const text = script ?? agentScript(INTERPRETERS[interpreter].language).text;
-  const version = createHash('sha256').update(text).digest('hex').slice(0, 12);
   const session = newSession();
   const env = { ...process.env, PATH: pathForAgents(), XDG_RUNTIME_DIR: runtimeDir };
-  // The interpreter's part of the bootstrap's command, without its sh -c: Python's loader comes from it.
-  const loader = /-c "([^"]*)"/.exec(startCommand('python3', session))![1]!;
-  const command = interpreter === 'perl' ? ['perl', '-', 'sshkeep-agent'] : [INTERPRETERS[interpreter].path, '-I', '-S', '-c', loader, 'sshkeep-agent', version, session];
   const child = spawn(
     'valgrind',
-    ['--tool=callgrind', '--trace-children=yes', '--instr-atstart=no', `--callgrind-out-file=${dir}/callgrind.out.%p`, `--log-file=${dir}/valgrind.%p.log`, ...command],
+    ['--tool=callgrind', '--trace-children=yes', '--instr-atstart=no', `--callgrind-out-file=${dir}/callgrind.out.%p`, `--log-file=${dir}/valgrind.%p.log`, 'sh', '-c', startCommand(interpreter, session)],
     { env, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stdin.end(text + parameterLine({ session, graceMs: 600_000 }, version));
+  child.stdin.end(text + parameterLine({ session, graceMs: 600_000 }, createHash('sha256').update(text).digest('hex').slice(0, 12)));
   await deadline(once(child, 'close'), 60_000, 'the agent under callgrind to say ready');
   const line = parseAgentLine(stdout.split('\n')[0] ?? '');
   if (line.type !== 'ready') throw new Error(`the agent under callgrind did not start: ${JSON.stringify(stdout)}`);
