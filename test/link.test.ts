@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 import t, { type Test } from 'tap';
-import { link, SshSession } from '../src/ssh/adapter.js';
+import { link, openPort, SshSession } from '../src/ssh/adapter.js';
 import { HOST, connect, deadline, listenFor, startEchoFor, until } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
 
@@ -126,3 +126,46 @@ t.test('link – a client that stops reading holds the server back; every byte a
   outside.resume();
   t.ok((await readN(outside, total)).equals(data), 'every byte, in order');
 });
+
+for (const kind of ['lean', 'stream'] as const) {
+  t.test(`openPort – ${kind === 'lean' ? 'ssh2 as pinned' : 'over the stream API'}: a sender that writes within room() and waits on whenRoom() gets every byte through, in order`, async (t) => {
+    const { session: s, client } = await session(t);
+    const echo = await startEchoFor(t);
+    const channel = await forwardOut(client, echo.port);
+    // An own `push` is what a channel already taken looks like: openPort falls back to the stream API.
+    if (kind === 'stream') Object.defineProperty(channel, 'push', { value: channel.push, writable: true, configurable: true });
+    const port = openPort(channel, s);
+    t.teardown(() => port.detach());
+    const data = randomBytes(6 * 1024 * 1024); // past the 2 MiB window, and past the stream's 2 MiB high-water mark
+    const back: Buffer[] = [];
+    let got = 0;
+    const all = new Promise<void>((resolve) =>
+      port.receive((chunk) => {
+        back.push(Buffer.from(chunk));
+        if ((got += chunk.length) >= data.length) resolve();
+        return true;
+      }),
+    );
+    let at = 0;
+    let waits = 0;
+    const send = () => {
+      while (at < data.length) {
+        const room = port.room();
+        if (room === 0) {
+          waits++;
+          return port.whenRoom(send);
+        }
+        const piece = data.subarray(at, at + Math.min(room, 16 * 1024));
+        port.write(piece);
+        queued ||= channel.writableLength > 0;
+        at += piece.length;
+      }
+    };
+    let queued = false;
+    send();
+    await deadline(all, 20_000, 'the echo of 6 MiB');
+    t.ok(Buffer.concat(back).equals(data), 'every byte back, in order');
+    t.ok(waits > 0, `it waited for room ${waits} times`);
+    if (kind === 'lean') t.notOk(queued, "nothing written within room() waited in the channel's stream");
+  });
+}

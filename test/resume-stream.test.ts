@@ -76,19 +76,33 @@ t.test('resume stream – a bare ack is due every 256 KiB received', async (t) =
   t.notOk(s.ackDue, 'the ack rode on data');
 });
 
+/** What a sender frames from `from` (its replay buffer read with bytesAt(), at most `max` bytes a frame), as the pump does. */
+function framesFrom(s: StreamState, from: number, max = 1 << 20): { offset: number; bytes: Buffer }[] {
+  const frames: { offset: number; bytes: Buffer }[] = [];
+  for (let offset = from; offset < s.sent; ) {
+    const bytes = s.bytesAt(offset, max);
+    frames.push({ offset, bytes });
+    offset += bytes.length;
+  }
+  return frames;
+}
+
 t.test('resume stream – resuming resends from the peer offset, EOF included', async (t) => {
   const s = new StreamState(100, new ReplayBudget(100));
   s.send(b('abc'));
   s.send(b('def'));
   s.onAck(2);
   t.equal(s.sendEof(), 6);
+  t.same(framesFrom(s, 2, 2).map((c) => [c.offset, c.bytes.toString()]), [[2, 'c'], [3, 'de'], [5, 'f']], 'at most 2 bytes a frame, none across chunks');
+  t.throws(() => s.bytesAt(1, 2), 'below the replay buffer');
+  t.throws(() => s.bytesAt(6, 2), 'at or beyond what was sent');
   const r = s.resumeFrom(4);
-  t.same(r.chunks.map((c) => [c.offset, c.bytes.toString()]), [[4, 'ef']]);
+  t.same(framesFrom(s, 4).map((c) => [c.offset, c.bytes.toString()]), [[4, 'ef']]);
   t.ok(r.eof);
   t.throws(() => s.resumeFrom(3), { name: 'OffsetError' }, 'below what the buffer still holds');
   t.throws(() => s.resumeFrom(8), { name: 'OffsetError' }, 'beyond what was sent');
   const done = s.resumeFrom(7);
-  t.same(done, { chunks: [], eof: false }, 'the peer has the EOF too');
+  t.same(done, { eof: false }, 'the peer has the EOF too');
   t.notOk(s.finished, 'the peer has not ended its direction');
   s.onEof(0);
   t.ok(s.finished);
@@ -111,10 +125,12 @@ t.test('resume stream – resends of any overlapping window deliver each byte ex
       };
       // Each round resends a prefix of what is unacknowledged (overlapping what arrived), and maybe acks.
       for (const [count, ack] of rounds) {
-        deliver(sender.resumeFrom(acked).chunks.slice(0, count));
+        sender.resumeFrom(acked);
+        deliver(framesFrom(sender, acked, 5).slice(0, count));
         if (ack) sender.onAck((acked = receiver.ack()));
       }
-      deliver(sender.resumeFrom(receiver.received).chunks);
+      sender.resumeFrom(receiver.received);
+      deliver(framesFrom(sender, receiver.received, 5));
       return Buffer.concat(got).equals(bytes);
     }),
   );

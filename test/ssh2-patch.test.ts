@@ -10,7 +10,11 @@ import { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import t from 'tap';
+import ssh2 from 'ssh2';
+import { startEmbeddedServer } from '../src/demo/embedded-server.js';
+import { ed25519Pair } from '../src/demo/keygen.js';
 import { REPO_ROOT } from './fixtures/bin.js';
+import { deadline, startEchoFor, until } from './fixtures/net.js';
 
 const PATCHES = path.join(REPO_ROOT, 'patches');
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string>; files: string[] };
@@ -124,4 +128,30 @@ t.test('ssh2 patch 003 channel-destroy – destroying a finished channel does no
   open().channel.destroy();
   await new Promise((r) => setImmediate(r));
   t.same(sent, ['eof', 'close'], 'a channel not yet ended is ended (EOF) and closed, as before');
+});
+
+t.test("ssh2 patch 004 window-event – a channel emits 'window' when the server opens its send window", async (t) => {
+  const key = ed25519Pair();
+  const server = await startEmbeddedServer({ authorizedKeys: [key.public] });
+  t.teardown(() => server.close());
+  const echo = await startEchoFor(t);
+  const client = new ssh2.Client();
+  client.on('error', () => {});
+  t.teardown(() => client.end());
+  const ready = once(client, 'ready');
+  client.connect({ host: server.host, port: server.port, username: 'demo', privateKey: key.private, hostVerifier: (k: Buffer) => k.equals(server.hostKeyBlob) });
+  await deadline(ready, 5000, 'ssh client ready');
+  const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+    client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, (err, ch) => (err ? reject(err) : resolve(ch))),
+  );
+  let windows = 0;
+  channel.on('window', () => windows++);
+  let echoed = 0;
+  channel.on('data', (d: Buffer) => (echoed += d.length));
+  // More than the server's initial window (2 MiB): the rest goes only as it adjusts the window.
+  const total = 3 * 1024 * 1024;
+  channel.write(Buffer.alloc(total, 1));
+  await until(() => echoed >= total, 20_000, 'the bytes echoed');
+  t.ok(windows > 0, `'window' emitted ${windows} times`);
+  channel.close();
 });

@@ -43,6 +43,14 @@ export class ResumableStream {
   #link: Link | undefined;
   /** The data path of the attached channel. */
   #port: ChannelPort | undefined;
+  /**
+   * The replay buffer is the send queue: bytes below `#framed` went out in DATA frames on this
+   * channel, the rest go as the window opens (#pump); `#eofFramed`: our EOF went too.
+   */
+  #framed = 0;
+  #eofFramed = false;
+  /** #pump waits for the port's room. */
+  #waitingRoom = false;
   #unlink: (flush?: boolean) => void = () => {};
   #graceExpired = false;
   #done = false;
@@ -158,8 +166,11 @@ export class ResumableStream {
     } catch (err) {
       return this.#broken((err as Error).message);
     }
-    for (const c of resend.chunks) this.#sendData(c.offset, c.bytes);
-    if (resend.eof) this.#write({ type: 'eof', offset: this.state.sent });
+    // What the agent lacks is sent again from the replay buffer, then what the client sends next.
+    this.#framed = Math.min(peerReceived, this.state.sent);
+    this.#eofFramed = this.state.eofSent && !resend.eof;
+    this.#waitingRoom = false;
+    this.#pump();
     this.#resumeClient('channel');
     for (const f of frames) if (this.#link === link) this.#onFrame(f);
     if (this.#link !== link) return; // those frames ended it
@@ -194,8 +205,8 @@ export class ResumableStream {
 
   #fromClient(chunk: Buffer): void {
     this.#bytesUp += chunk.length;
-    const offset = this.state.send(chunk);
-    if (this.#link) this.#sendData(offset, chunk);
+    this.state.send(chunk);
+    this.#pump();
     if (this.state.full) {
       this.#pauseClient('replay');
       this.state.whenBudgetRoom(() => this.#onBudgetRoom());
@@ -209,25 +220,49 @@ export class ResumableStream {
     else this.#resumeClient('replay');
   }
 
-  /** DATA frames of `bytes` from `offset`, each sized to go as one packet. */
-  #sendData(offset: number, bytes: Buffer): void {
-    const port = this.#port!;
+  /**
+   * Sends what the replay buffer holds beyond `#framed`, in DATA frames each sized to the room
+   * the channel has now (one packet, within the window), each encoded into the scratch buffer
+   * that ssh2 copies into its packet; then our EOF once all bytes went. Out of room, it waits
+   * for the port: the client goes on filling the replay buffer, which pauses it when full.
+   */
+  #pump(): void {
+    const port = this.#port;
+    if (!this.#link || !port || this.#waitingRoom) return;
+    while (this.#framed < this.state.sent) {
+      const most = Math.min(MAX_DATA, port.room() - DATA_PREFIX);
+      if (most < 1) {
+        this.#waitingRoom = true;
+        port.whenRoom(() => {
+          this.#waitingRoom = false;
+          if (this.#port === port) this.#pump();
+        });
+        return;
+      }
+      const bytes = this.state.bytesAt(this.#framed, most);
+      if (scratch.length < DATA_PREFIX + bytes.length) scratch = Buffer.allocUnsafe(DATA_PREFIX + bytes.length);
+      const length = encodeDataInto(scratch, this.#framed, this.state.received, bytes);
+      port.write(scratch.subarray(0, length)); // within room(): sent at once, never queued
+      this.#framed += bytes.length;
+      this.#ackSent();
+    }
+    if (this.state.eofSent && !this.#eofFramed) {
+      this.#eofFramed = true;
+      this.#write({ type: 'eof', offset: this.state.sent });
+    }
+  }
+
+  /** A frame carried our ack: nothing is owed until more arrives. */
+  #ackSent(): void {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
-    const ack = this.state.ack();
-    const most = Math.max(1, Math.min(MAX_DATA, port.packetSize - DATA_PREFIX));
-    if (scratch.length < DATA_PREFIX + most) scratch = Buffer.allocUnsafe(DATA_PREFIX + most);
-    for (let at = 0; at < bytes.length; at += most) {
-      const piece = bytes.subarray(at, at + most);
-      const length = encodeDataInto(scratch, offset + at, ack, piece);
-      if (!port.write(scratch.subarray(0, length))) this.#pauseClient('channel');
-    }
+    this.state.ack();
   }
 
   #clientEnded(): void {
     this.#firstEnd ??= 'client';
-    const offset = this.state.sendEof();
-    if (this.#link) this.#write({ type: 'eof', offset });
+    this.state.sendEof();
+    this.#pump();
   }
 
   /** Writes a frame on the channel; a channel that pushes back pauses the client until it drains. */

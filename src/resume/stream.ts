@@ -113,6 +113,21 @@ export class StreamState {
     return offset;
   }
 
+  /**
+   * Up to `max` bytes from `offset` (acknowledged ≤ offset < sent), within one chunk of the
+   * replay buffer, uncopied: what to frame next. Searched from the newest chunk, where a
+   * stream that keeps up with its client frames.
+   */
+  bytesAt(offset: number, max: number): Buffer {
+    if (offset < this.#acked || offset >= this.#sent) throw new Error(`stream state: ${offset} is not in the replay buffer [${this.#acked}, ${this.#sent})`);
+    let start = this.#sent;
+    for (let i = this.#replay.length - 1; ; i--) {
+      const chunk = this.#replay[i]!;
+      start -= chunk.length;
+      if (start <= offset) return chunk.subarray(offset - start, Math.min(chunk.length, offset - start + max));
+    }
+  }
+
   /** Records our EOF; returns its offset. */
   sendEof(): number {
     this.#eofSent = true;
@@ -178,19 +193,14 @@ export class StreamState {
   }
 
   /**
-   * The peer resumes having received `peerReceived`: the bytes to send again from there, and
-   * whether our EOF must be sent again. Outside what the replay buffer holds is an OffsetError.
+   * The peer resumes having received `peerReceived`: what it has is acknowledged (bytesAt()
+   * serves the rest from there), and whether our EOF must be sent again. Outside what the
+   * replay buffer holds is an OffsetError.
    */
-  resumeFrom(peerReceived: number): { chunks: { offset: number; bytes: Buffer }[]; eof: boolean } {
+  resumeFrom(peerReceived: number): { eof: boolean } {
     this.onAck(peerReceived); // beyond what was sent throws; below `acked` is checked next
     if (peerReceived < this.#acked) throw new OffsetError(`peer resumes from ${peerReceived}, replay buffer starts at ${this.#acked}`);
-    const chunks: { offset: number; bytes: Buffer }[] = [];
-    let offset = this.#acked;
-    for (const bytes of this.#replay) {
-      chunks.push({ offset, bytes });
-      offset += bytes.length;
-    }
-    return { chunks, eof: this.#eofSent && peerReceived <= this.#sent };
+    return { eof: this.#eofSent && peerReceived <= this.#sent };
   }
 
   /** Gives the replay buffer's bytes back to the process budget (the stream ended). */

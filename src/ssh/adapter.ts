@@ -680,12 +680,16 @@ function linkByPipes(socket: Duplex, channel: Channel, session: SshSession, up: 
  * the window and one packet straight into ssh2's protocol, and what arrives goes to the
  * receiver as ssh2 hands it over, the receiver returning false to hold the window back. Over
  * the stream API otherwise, and for all of it when the internals are not as expected.
+ * A caller with its own send queue (the replay buffer) sends only what room() allows and
+ * waits for whenRoom(), so nothing it sends is queued, copied or allocated on the way.
  */
 export interface ChannelPort {
-  /** The most bytes one write() sends as one packet. */
-  readonly packetSize: number;
   /** Sends `bytes`, which the caller may reuse once it returns; false: wait for the channel's 'drain'. */
   write(bytes: Buffer): boolean;
+  /** How many bytes one write() may send now without being queued (0: wait for whenRoom). */
+  room(): number;
+  /** Calls `wake` once, when room() may have grown (the server opened the window, or the queue drained). */
+  whenRoom(wake: () => void): void;
   /** Hands over what arrived so far, then what arrives; `receiver` returns false when it is full. */
   receive(receiver: (chunk: Buffer) => boolean): void;
   /** The receiver has room again: the window opens. */
@@ -705,7 +709,10 @@ function copyOf(bytes: Buffer): Buffer {
   return copy;
 }
 
-/** OpenSSH's channel packet size, the port's when ssh2's internals cannot say. */
+/** How long a port waits for ssh2's 'window' event before it looks at the window anyway. */
+const WINDOW_BACKSTOP_MS = 100;
+
+/** OpenSSH's channel packet size: a DATA frame's room over the stream API, where ssh2's internals cannot say. */
 const DEFAULT_PACKET_SIZE = 32 * 1024;
 
 export function openPort(channel: Channel, session: SshSession): ChannelPort {
@@ -713,11 +720,31 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
   if (!c) return portByStream(channel, session);
   const push = c.push;
   let detached = false;
+  let wake: (() => void) | undefined;
+  let backstop: NodeJS.Timeout | undefined;
+  // ssh2 patch 004: after a window adjust, once the stream's own waiting write went out.
+  const onWindow = () => {
+    clearTimeout(backstop);
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  channel.on('window', onWindow);
   return {
-    packetSize: c.outgoing.packetSize,
     write(bytes) {
       session.coalesceWrites();
       return sendDirect(c, bytes) || channel.write(copyOf(bytes));
+    },
+    room() {
+      const out = c.outgoing;
+      const ws = c._writableState;
+      return out.state !== 'open' || ws.length !== 0 || ws.ending || ws.corked ? 0 : Math.min(out.window, out.packetSize);
+    },
+    whenRoom(w) {
+      wake = w;
+      // Should ssh2 lack patch 004 (installed without its scripts), slow rather than stalled.
+      clearTimeout(backstop);
+      backstop = setTimeout(onWindow, WINDOW_BACKSTOP_MS).unref();
     },
     receive(receiver) {
       for (let chunk: Buffer | null; !detached && (chunk = channel.read() as Buffer | null) !== null; ) receiver(chunk);
@@ -728,6 +755,9 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
     resumeReceive: () => c._read(0), // ssh2 sends the window adjust it held back
     detach: () => {
       detached = true;
+      wake = undefined;
+      clearTimeout(backstop);
+      channel.off('window', onWindow);
       delete (c as Partial<ChannelInternals>).push;
     },
   };
@@ -736,11 +766,21 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
 /** openPort() over the channel's stream API. */
 function portByStream(channel: Channel, session: SshSession): ChannelPort {
   let onData: ((chunk: Buffer) => void) | undefined;
+  let onDrain: (() => void) | undefined;
   return {
-    packetSize: DEFAULT_PACKET_SIZE,
     write(bytes) {
       session.coalesceWrites();
       return channel.write(copyOf(bytes));
+    },
+    // The stream queues (a copy): there is room until it asks to wait for 'drain'.
+    room: () => (channel.writableNeedDrain ? 0 : DEFAULT_PACKET_SIZE),
+    whenRoom(wake) {
+      if (onDrain) channel.off('drain', onDrain);
+      onDrain = () => {
+        onDrain = undefined;
+        wake();
+      };
+      channel.once('drain', onDrain);
     },
     receive(receiver) {
       onData = (chunk) => {
@@ -750,6 +790,9 @@ function portByStream(channel: Channel, session: SshSession): ChannelPort {
       channel.resume();
     },
     resumeReceive: () => channel.resume(),
-    detach: () => void (onData && channel.off('data', onData)),
+    detach: () => {
+      if (onData) channel.off('data', onData);
+      if (onDrain) channel.off('drain', onDrain);
+    },
   };
 }
