@@ -623,7 +623,7 @@ class Agent:
     def accept_on(self, c, s):
         c.accept_pending = False
         self.send_frame(c, ACCEPT, U64.pack(s.received))
-        s.ack_sent = s.received
+        self.ack_sent(s)  # the ACCEPT acknowledges: no ack owed, no deadline left to find due
 
     def target_writable(self, s):
         if not s.connected:
@@ -780,7 +780,8 @@ class Agent:
             self.close_channel(old)
         s.chan = c
         s.detached_at = None
-        self.timed.pop(s.serial, None)  # detached, it had no ack owed: its grace was its one deadline
+        if s.ack_at is None:
+            self.timed.pop(s.serial, None)  # its grace was its one deadline; an owed ack keeps its own
         c.stream = s
         s.sent = received
         self.take_ack(s, received)
@@ -1112,7 +1113,10 @@ class Agent:
                         continue
                     if mask & selectors.EVENT_WRITE:
                         self.channel_writable(thing)
-                    if not thing.closed and mask & selectors.EVENT_READ and self.channel_readable(thing):
+                    # A read that left the stream settled skips settle, unless a write in this
+                    # event changed what settle looks at (the queue, the interest).
+                    if (not thing.closed and mask & selectors.EVENT_READ and self.channel_readable(thing)
+                            and not mask & selectors.EVENT_WRITE):
                         continue
                     s = thing.stream
                     if s:
@@ -1126,7 +1130,8 @@ class Agent:
                         if mask & selectors.EVENT_WRITE:
                             self.target_writable(thing)
                         if (mask & selectors.EVENT_READ and not thing.closed and thing.sock is not None
-                                and thing.born < turn and thing.connected and self.target_readable(thing)):
+                                and thing.born < turn and thing.connected and self.target_readable(thing)
+                                and not mask & selectors.EVENT_WRITE):
                             continue
                     self.settle(thing)
                 elif kind is Resolver:

@@ -445,6 +445,22 @@ for (const interpreter of TESTED_INTERPRETERS) {
       t.ok(gaps.every((gap) => gap <= 256 * 1024 + 64 * 1024), `an ACK every 256 KiB (a DATA frame more at most): ${gaps.join(' ')}`);
     });
 
+    t.test('acks: DATA after an ATTACH that pre-empted a live channel is still acknowledged, the target silent', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, Buffer.from('abc'));
+      await target.accepted(1);
+      const arrived = once(target.sockets[0]!, 'data');
+      peer.sendData(0, 1);
+      await deadline(arrived, 5000, 'the first byte at the target');
+      const old = peer.channel;
+      t.teardown(() => old.close());
+      // Within the ack delay of that byte: an ack is owed when the new channel takes the stream over.
+      t.equal(await reattach(agent, peer), 1, 'the agent had the byte');
+      peer.sendData(1, 2);
+      t.same(await peer.channel.expect('ack', 1000), { type: 'ack', ack: 2 }, 'a bare ACK for the next byte within the ack delay');
+    });
+
     t.test('sshkeep gone (every channel closed): held streams are reset after their grace and the agent exits', async (t) => {
       const target = await startTarget(t);
       const agent = await startAgent(t, { interpreter, graceMs: 300 });
