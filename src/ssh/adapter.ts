@@ -699,9 +699,9 @@ export interface ChannelPort {
 }
 
 /**
- * A copy the channel's stream may queue while the caller reuses `bytes`, made without zeroing
- * the new memory first as Buffer.from(buffer) does (119 ms of a 512 MiB --resume upload's
- * profile, 60 ms as this copy).
+ * A copy the channel's stream may queue while the caller reuses `bytes` (a control frame; DATA
+ * waits in the replay buffer for room), made without zeroing the new memory first as
+ * Buffer.from(buffer) does.
  */
 function copyOf(bytes: Buffer): Buffer {
   const copy = Buffer.allocUnsafe(bytes.length);
