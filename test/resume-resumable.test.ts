@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { once } from 'node:events';
-import { Duplex } from 'node:stream';
+import { Duplex, type DuplexOptions } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import type { ClientChannel } from 'ssh2';
@@ -19,6 +19,9 @@ import { deadline, listenFor, outcome, until } from './fixtures/net.js';
 /** A channel to the agent: what sshkeep writes is parsed into `sent`; `play()` is the agent speaking. */
 class FakeChannel extends Duplex {
   readonly sent: Frame[] = [];
+  constructor(options: DuplexOptions = {}) {
+    super(options);
+  }
   readonly #parser = new FrameParser();
   override _write(chunk: Buffer, _enc: string, done: () => void): void {
     this.sent.push(...this.#parser.push(chunk).frames);
@@ -180,4 +183,61 @@ t.test('resumable – a RESET queued behind the window goes out before the chann
   await until(() => channel.sentAtClose !== undefined, 5000, 'the close once they went out');
   const beforeClose = channel.sent.slice(0, channel.sentAtClose);
   t.match(beforeClose.map((f) => f.type), ['data', 'reset'], 'the data, then the RESET, then the close');
+});
+
+/** A channel whose writes stall (queued) until release(): the send window shut. */
+class StallingChannel extends FakeChannel {
+  readonly #stalled: (() => void)[] = [];
+  #open = false;
+  constructor() {
+    super({ writableHighWaterMark: 16 });
+  }
+  override _write(chunk: Buffer, enc: string, done: () => void): void {
+    if (this.#open) return super._write(chunk, enc, done);
+    this.#stalled.push(() => super._write(chunk, enc, done));
+  }
+  release(): void {
+    this.#open = true;
+    for (const write of this.#stalled.splice(0)) write();
+  }
+}
+
+/** The bytes the DATA frames in `frames` cover, in order, checked to follow one another from 0. */
+function dataCovered(frames: Frame[]): number {
+  let end = 0;
+  for (const f of frames) {
+    if (f.type !== 'data') continue;
+    if (f.offset !== end) throw new Error(`DATA at ${f.offset}, expected ${end}`);
+    end += f.data.length;
+  }
+  return end;
+}
+
+t.test('resumable – a client reset while the window is shut: its bytes still go before the RESET', async (t) => {
+  const { stream, peer, attach, result } = await streamFor(t);
+  const channel = attach(0, new StallingChannel());
+  peer.write(Buffer.alloc(300, 1));
+  await until(() => stream.bytesUp === 300, 5000, 'the first bytes read');
+  peer.write(Buffer.alloc(300, 2)); // no room: they wait in the replay buffer
+  await until(() => stream.bytesUp === 600, 5000, 'the next bytes read');
+  peer.resetAndDestroy();
+  await until(() => result() !== undefined, 5000, 'the stream to end for the client');
+  channel.release();
+  await until(() => channel.sent.some((f) => f.type === 'reset'), 5000, 'the RESET');
+  const reset = channel.sent.findIndex((f) => f.type === 'reset');
+  t.equal(dataCovered(channel.sent.slice(0, reset)), 600, 'DATA for all 600 bytes, then the RESET');
+  t.match(channel.sent[reset], { type: 'reset', offset: 600 });
+});
+
+t.test('resumable – an ACK beyond what went out on the channel resets the stream, nothing thrown', async (t) => {
+  const { stream, peer, attach, result } = await streamFor(t);
+  const end = outcome(peer);
+  const channel = attach(0, new StallingChannel());
+  peer.write(Buffer.alloc(300, 1));
+  await until(() => stream.bytesUp === 300, 5000, 'the first bytes read');
+  peer.write(Buffer.alloc(300, 2)); // read, not framed: the window is shut
+  await until(() => stream.bytesUp === 600, 5000, 'the next bytes read');
+  channel.play({ type: 'ack', ack: 301 });
+  t.match(await deadline(end, 5000, 'the client reset'), { errorCode: 'ECONNRESET' });
+  t.match(result(), { side: 'tunnel', reset: true, reason: /ack 301 beyond what was sent \(300\)/ });
 });

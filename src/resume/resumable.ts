@@ -49,6 +49,8 @@ export class ResumableStream {
    */
   #framed = 0;
   #eofFramed = false;
+  /** The most ever framed, on any channel: what an agent resuming may say it received. */
+  #framedMost = 0;
   /** #pump waits for the port's room. */
   #waitingRoom = false;
   #unlink: (flush?: boolean) => void = () => {};
@@ -159,9 +161,11 @@ export class ResumableStream {
       link.channel.once('finish', close);
       link.channel.end();
     };
-    if (this.#pendingReset !== undefined) return this.#tellReset(this.#pendingReset);
+    if (this.#pendingReset !== undefined) return this.#tellReset(this.#pendingReset, false); // the client left while detached: nothing more for the target
     let resend;
     try {
+      const most = this.#framedMost + (this.#eofFramed ? 1 : 0);
+      if (peerReceived > most) throw new OffsetError(`the agent resumes from ${peerReceived}, beyond what was sent (${most})`);
       resend = this.state.resumeFrom(peerReceived);
     } catch (err) {
       return this.#broken((err as Error).message);
@@ -239,17 +243,30 @@ export class ResumableStream {
         });
         return;
       }
-      const bytes = this.state.bytesAt(this.#framed, most);
-      if (scratch.length < DATA_PREFIX + bytes.length) scratch = Buffer.allocUnsafe(DATA_PREFIX + bytes.length);
-      const length = encodeDataInto(scratch, this.#framed, this.state.received, bytes);
-      port.write(scratch.subarray(0, length)); // within room(): sent at once, never queued
-      this.#framed += bytes.length;
-      this.#ackSent();
+      this.#frame(port, most); // within room(): sent at once (queued only over the stream API)
     }
     if (this.state.eofSent && !this.#eofFramed) {
       this.#eofFramed = true;
       this.#write({ type: 'eof', offset: this.state.sent });
     }
+  }
+
+  /** One DATA frame of at most `most` bytes from `#framed`, with our ack. */
+  #frame(port: ChannelPort, most: number): void {
+    const bytes = this.state.bytesAt(this.#framed, most);
+    if (scratch.length < DATA_PREFIX + bytes.length) scratch = Buffer.allocUnsafe(DATA_PREFIX + bytes.length);
+    const length = encodeDataInto(scratch, this.#framed, this.state.received, bytes);
+    port.write(scratch.subarray(0, length));
+    this.#framed += bytes.length;
+    this.#framedMost = Math.max(this.#framedMost, this.#framed);
+    this.#ackSent();
+  }
+
+  /** An ack from the agent: beyond what went out on this channel is a broken contract (OffsetError). */
+  #onAck(ack: number): void {
+    const limit = this.#framed + (this.#eofFramed ? 1 : 0);
+    if (ack > limit) throw new OffsetError(`ack ${ack} beyond what was sent (${limit})`);
+    this.state.onAck(ack);
   }
 
   /** A frame carried our ack: nothing is owed until more arrives. */
@@ -286,14 +303,14 @@ export class ResumableStream {
     try {
       switch (f.type) {
         case 'data': {
-          this.state.onAck(f.ack);
+          this.#onAck(f.ack);
           const fresh = this.state.onData(f.offset, f.data);
           if (fresh) this.#deliver(fresh);
           this.#afterReceive();
           break;
         }
         case 'ack':
-          this.state.onAck(f.ack);
+          this.#onAck(f.ack);
           break;
         case 'eof':
           if (this.state.onEof(f.offset)) {
@@ -352,7 +369,7 @@ export class ResumableStream {
   /** The stream cannot go on (unknown to the agent, offsets that do not meet): the client is reset. */
   #broken(why: string): void {
     resetSocket(this.client);
-    this.#tellReset(why);
+    this.#tellReset(why, false);
     this.#finish('tunnel', `stream not resumable: ${why}`, true);
   }
 
@@ -368,13 +385,18 @@ export class ResumableStream {
     this.#finish('client', reason, !reason.startsWith('client closed'));
   }
 
-  #tellReset(reason: string): void {
+  /**
+   * RESET comes after the client's bytes (the agent delivers them first): what the window did not
+   * let out yet is framed now, queued behind it, unless the stream is broken (`withData` false).
+   */
+  #tellReset(reason: string, withData = true): void {
     if (!this.#link) {
       this.#pendingReset = reason;
       return;
     }
     this.#pendingReset = undefined;
-    this.#write({ type: 'reset', offset: this.state.sent, reason });
+    if (withData) while (this.#framed < this.state.sent) this.#frame(this.#port!, MAX_DATA);
+    this.#write({ type: 'reset', offset: withData ? this.state.sent : this.#framed, reason });
     this.#unlinkAfterFlush();
   }
 

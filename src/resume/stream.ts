@@ -59,6 +59,8 @@ export class StreamState {
   #peerEof = false;
   /** Received since the last ack we sent (in DATA or ACK). */
   #unacked = 0;
+  /** Where bytesAt() last found its chunk: replay[index] starts at offset `start` (framing goes forward). */
+  #cursor = { index: 0, start: 0 };
 
   constructor(
     /** Per-stream replay buffer limit (--resume-buffer). */
@@ -115,17 +117,17 @@ export class StreamState {
 
   /**
    * Up to `max` bytes from `offset` (acknowledged ≤ offset < sent), within one chunk of the
-   * replay buffer, uncopied: what to frame next. Searched from the newest chunk, where a
-   * stream that keeps up with its client frames.
+   * replay buffer, uncopied: what to frame next. Found from where the last call found its
+   * chunk, so framing the buffer from front to back walks it once.
    */
   bytesAt(offset: number, max: number): Buffer {
     if (offset < this.#acked || offset >= this.#sent) throw new Error(`stream state: ${offset} is not in the replay buffer [${this.#acked}, ${this.#sent})`);
-    let start = this.#sent;
-    for (let i = this.#replay.length - 1; ; i--) {
-      const chunk = this.#replay[i]!;
-      start -= chunk.length;
-      if (start <= offset) return chunk.subarray(offset - start, Math.min(chunk.length, offset - start + max));
-    }
+    let { index, start } = this.#cursor;
+    if (start > offset) ({ index, start } = { index: 0, start: this.#acked });
+    while (start + this.#replay[index]!.length <= offset) start += this.#replay[index++]!.length;
+    this.#cursor = { index, start };
+    const chunk = this.#replay[index]!;
+    return chunk.subarray(offset - start, Math.min(chunk.length, offset - start + max));
   }
 
   /** Records our EOF; returns its offset. */
@@ -158,10 +160,12 @@ export class StreamState {
     let free = Math.min(ack, this.#sent) - this.#acked;
     this.budget.add(-free);
     this.#replayBytes -= free;
+    let dropped = 0;
     while (free > 0) {
       const head = this.#replay[0]!;
       if (head.length <= free) {
         this.#replay.shift();
+        dropped++;
         free -= head.length;
       } else {
         this.#replay[0] = head.subarray(free);
@@ -169,6 +173,9 @@ export class StreamState {
       }
     }
     this.#acked = ack;
+    // The cursor's chunk moved `dropped` places forward; the head, if it was that chunk, now starts at the ack.
+    const index = this.#cursor.index - dropped;
+    this.#cursor = index > 0 ? { index, start: this.#cursor.start } : { index: 0, start: Math.min(ack, this.#sent) };
   }
 
   /** DATA at `offset`: the part not yet received, to deliver once; a gap is an OffsetError. */

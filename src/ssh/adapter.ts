@@ -709,8 +709,10 @@ function copyOf(bytes: Buffer): Buffer {
   return copy;
 }
 
-/** How long a port waits for ssh2's 'window' event before it looks at the window anyway. */
+/** How long a port waits for ssh2's 'window' event before it looks at the window anyway, until one is seen. */
 const WINDOW_BACKSTOP_MS = 100;
+/** ssh2 has emitted 'window' in this process: its patch is there, no backstop timer is needed. */
+let windowEvents = false;
 
 /** OpenSSH's channel packet size: a DATA frame's room over the stream API, where ssh2's internals cannot say. */
 const DEFAULT_PACKET_SIZE = 32 * 1024;
@@ -729,7 +731,11 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
     wake = undefined;
     w?.();
   };
-  channel.on('window', onWindow);
+  const onWindowEvent = () => {
+    windowEvents = true;
+    onWindow();
+  };
+  channel.on('window', onWindowEvent);
   return {
     write(bytes) {
       session.coalesceWrites();
@@ -742,9 +748,9 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
     },
     whenRoom(w) {
       wake = w;
-      // Should ssh2 lack patch 004 (installed without its scripts), slow rather than stalled.
+      // Until ssh2 is seen to emit it (patch 004; not there if installed without its scripts): slow rather than stalled.
       clearTimeout(backstop);
-      backstop = setTimeout(onWindow, WINDOW_BACKSTOP_MS).unref();
+      if (!windowEvents) backstop = setTimeout(onWindow, WINDOW_BACKSTOP_MS).unref();
     },
     receive(receiver) {
       for (let chunk: Buffer | null; !detached && (chunk = channel.read() as Buffer | null) !== null; ) receiver(chunk);
@@ -757,7 +763,7 @@ export function openPort(channel: Channel, session: SshSession): ChannelPort {
       detached = true;
       wake = undefined;
       clearTimeout(backstop);
-      channel.off('window', onWindow);
+      channel.off('window', onWindowEvent);
       delete (c as Partial<ChannelInternals>).push;
     },
   };
