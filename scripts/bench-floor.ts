@@ -12,23 +12,33 @@
  *   warm-up (median and p99 latency, the forwarder's CPU per connection), then --pings 1-byte round
  *   trips on one connection (median).
  *
+ * - Small messages (issue 17): the small-messages table's request/reply load (8 connections × 64-byte
+ *   round trips) through `ssh -L` (its default cipher and aes128-gcm), sshkeep, the bare ssh2
+ *   forwarder, a plain Node TCP proxy without SSH (scripts/lib/plain-proxy.mjs), the same with
+ *   `onread` on its target side, and socat; the forwarder's user and system CPU per request
+ *   (scripts/bench/floor-small.ts). Through a second sshd that allows both ciphers.
+ *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-floor.ts \
  *     [--rounds 3] [--size-mib 512] [--hold-connections 1000] [--conns 1000] [--pings 5000]
+ *     [--small-only] [--small-clients 8] [--small-requests 5000] [--small-warm 5000] [--small-size 64]
  *
  * Every Node process runs with the CLI's shebang flags. The floor relay's packets go to the bench's
  * sink instead of an sshd, so its kernel CPU and MB/s are a rough guide only; its user-space CPU is
  * the point.
  */
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { echoProbe } from '../test/fixtures/net.js';
 import { cpuSeconds } from '../test/fixtures/proc.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { pingPong, sendToSink, transfer, upload, type Transfer } from './bench/clients.js';
 import { launch, startBare, startScript, type ScriptForwarder } from './bench/launch.js';
+import { floorRows, floorSmallRound, floorSmallSection, killSocats, type FloorSample } from './bench/floor-small.js';
 import { connectionBurst, measuredBulk, type Bulk } from './bench/measure.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { MIB, startTargets, type Targets } from './bench/targets.js';
-import { killForwarders } from './lib/forwarder.js';
+import { assertBuilt, killForwarders } from './lib/forwarder.js';
+import { commandLine, machine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { intOption } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
@@ -92,66 +102,114 @@ async function main(): Promise<void> {
       'hold-connections': { type: 'string', default: '1000' },
       conns: { type: 'string', default: '1000' },
       pings: { type: 'string', default: '5000' },
+      'small-only': { type: 'boolean', default: false },
+      'small-clients': { type: 'string', default: '8' },
+      'small-requests': { type: 'string', default: '5000' },
+      'small-warm': { type: 'string', default: '5000' },
+      'small-size': { type: 'string', default: '64' },
     },
+    strict: true,
   });
   const rounds = intOption('rounds', values.rounds, 1);
   const hold = intOption('hold-connections', values['hold-connections'], 0);
   const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
   const conns = intOption('conns', values.conns, 1);
   const pings = intOption('pings', values.pings, 1);
-  const { sshd, listener } = await startBenchSshd(CIPHER);
+  const smallOnly = values['small-only'];
+  const small = {
+    clients: intOption('small-clients', values['small-clients'], 1),
+    requests: intOption('small-requests', values['small-requests'], 1),
+    warm: intOption('small-warm', values['small-warm'], 0),
+    size: intOption('small-size', values['small-size'], 1),
+  };
+  assertBuilt();
+  const loadBefore = os.loadavg();
+  const smallRows = floorRows();
+  // The upload and connection stages compare at one cipher; the small stage runs ssh -L with its default too.
+  const bench = smallOnly ? undefined : await startBenchSshd(CIPHER);
+  const open = await startBenchSshd(undefined).catch(async (err: unknown) => {
+    await bench?.sshd.stop();
+    throw err;
+  });
   const targets = await startTargets();
   const uploads = new Map(UPLOAD_VARIANTS.map((v) => [v, { user: [] as number[], kernel: [] as number[], mbps: [] as number[] }]));
   const connects = new Map(CONNECT_VARIANTS.map((v) => [v, { us: [] as number[], cpuUs: [] as number[], pingUs: [] as number[] }]));
+  const smallSamples: FloorSample[] = [];
+  const log = (l: string) => process.stderr.write(`${l}\n`);
   try {
     for (let round = 1; round <= rounds; round++) {
-      for (const variant of UPLOAD_VARIANTS) {
-        const bulk: Bulk = await withForwarder(startForwarder(variant, sshd, targets, hold, 'sink'), async (f) => {
-          await send(variant, f.port, 32 * MIB, targets); // warm-up: JIT, windows
-          return measuredBulk(f.pid, listener, () => send(variant, f.port, bytes, targets));
-        });
-        const r = uploads.get(variant)!;
-        r.user.push(bulk.userCpuSecondsPerGiB);
-        r.kernel.push(bulk.cpuSecondsPerGiB - bulk.userCpuSecondsPerGiB);
-        r.mbps.push(bulk.mbps);
-        process.stderr.write(`round ${round} upload, ${variant}: user ${r.user.at(-1)!.toFixed(2)}, kernel ${r.kernel.at(-1)!.toFixed(2)} s/GiB, ${r.mbps.at(-1)!.toFixed(0)} MB/s\n`);
-      }
-      for (const variant of CONNECT_VARIANTS) {
-        const r = connects.get(variant)!;
-        const cpuUs = await withForwarder(startForwarder(variant, sshd, targets, hold, 'echo'), async (f) => {
-          for (let i = 0; i < conns; i++) await echoProbe(f.port); // warm-up: JIT, allocator
-          const before = cpuSeconds(f.pid);
-          for (let i = 0; i < conns; i++) {
-            const t0 = process.hrtime.bigint();
-            await echoProbe(f.port);
-            r.us.push(Number(process.hrtime.bigint() - t0) / 1000);
-          }
-          const after = cpuSeconds(f.pid);
-          r.pingUs.push(...(await pingPong(f.port, pings)));
-          return ((after - before) / conns) * 1e6;
-        });
-        r.cpuUs.push(cpuUs);
-        process.stderr.write(
-          `round ${round} new connections, ${variant}: median ${median(r.us.slice(-conns)).toFixed(0)} µs, cpu ${cpuUs.toFixed(0)} µs each; ` +
-            `ping-pong median ${median(r.pingUs.slice(-pings)).toFixed(0)} µs\n`,
-        );
-      }
+      if (bench) await atOneCipher(round, bench, targets, { hold, bytes, conns, pings }, uploads, connects);
+      smallSamples.push(...(await floorSmallRound(round, smallRows, open.sshd, targets, small, log)));
     }
   } finally {
     killForwarders();
+    killSocats();
     await targets.close();
-    await sshd.stop();
+    await Promise.allSettled([bench?.sshd.stop(), open.sshd.stop()]);
   }
-  console.log('| upload through | user-space CPU (s/GiB) | kernel CPU (s/GiB) | MB/s |\n|---|---:|---:|---:|');
-  for (const [variant, r] of uploads) console.log(`| ${variant} | ${median(r.user).toFixed(2)} | ${median(r.kernel).toFixed(2)} | ${median(r.mbps).toFixed(0)} |`);
-  console.log('\n| through | new connection, median (µs) | p99 (µs) | forwarder CPU per connection (µs) | ping-pong 1 B, median (µs) |\n|---|---:|---:|---:|---:|');
-  for (const [variant, r] of connects) {
-    console.log(`| ${variant} | ${median(r.us).toFixed(0)} | ${quantile(r.us, 0.99).toFixed(0)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.pingUs).toFixed(0)} |`);
+  console.log(`\`${commandLine()}\`; ${machine(loadBefore)}; node ${process.version}; ${sshVersion()}\n`);
+  if (!smallOnly) {
+    console.log('| upload through | user-space CPU (s/GiB) | kernel CPU (s/GiB) | MB/s |\n|---|---:|---:|---:|');
+    for (const [variant, r] of uploads) console.log(`| ${variant} | ${median(r.user).toFixed(2)} | ${median(r.kernel).toFixed(2)} | ${median(r.mbps).toFixed(0)} |`);
+    console.log('\n| through | new connection, median (µs) | p99 (µs) | forwarder CPU per connection (µs) | ping-pong 1 B, median (µs) |\n|---|---:|---:|---:|---:|');
+    for (const [variant, r] of connects) {
+      console.log(`| ${variant} | ${median(r.us).toFixed(0)} | ${quantile(r.us, 0.99).toFixed(0)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.pingUs).toFixed(0)} |`);
+    }
+    console.log(
+      `\n${rounds} rounds, ${CIPHER}; uploads of ${values['size-mib']} MiB, sshkeep after ${hold} held connections; ` +
+        `${conns} new connections after ${conns} for warm-up, then ${pings} round trips; medians (CPU: of the per-round figures; latency: of all samples).\n`,
+    );
   }
-  console.log(
-    `\n${rounds} rounds, ${CIPHER}; uploads of ${values['size-mib']} MiB, sshkeep after ${hold} held connections; ` +
-      `${conns} new connections after ${conns} for warm-up, then ${pings} round trips; medians (CPU: of the per-round figures; latency: of all samples).`,
-  );
+  const notes = smallRows.includes('socat') ? [] : ['socat is not installed (apt-get install -y socat): its row is skipped'];
+  console.log(floorSmallSection(smallSamples, smallRows, small, notes));
 }
 
-runMain('bench-floor', main, async () => killForwarders());
+type Uploads = Map<Variant, { user: number[]; kernel: number[]; mbps: number[] }>;
+type Connects = Map<Variant, { us: number[]; cpuUs: number[]; pingUs: number[] }>;
+
+/** One round of the upload and connection stages, at CIPHER, into `uploads` and `connects`. */
+async function atOneCipher(
+  round: number,
+  { sshd, listener }: { sshd: Sshd; listener: number },
+  targets: Targets,
+  o: { hold: number; bytes: number; conns: number; pings: number },
+  uploads: Uploads,
+  connects: Connects,
+): Promise<void> {
+  for (const variant of UPLOAD_VARIANTS) {
+    const bulk: Bulk = await withForwarder(startForwarder(variant, sshd, targets, o.hold, 'sink'), async (f) => {
+      await send(variant, f.port, 32 * MIB, targets); // warm-up: JIT, windows
+      return measuredBulk(f.pid, listener, () => send(variant, f.port, o.bytes, targets));
+    });
+    const r = uploads.get(variant)!;
+    r.user.push(bulk.userCpuSecondsPerGiB);
+    r.kernel.push(bulk.cpuSecondsPerGiB - bulk.userCpuSecondsPerGiB);
+    r.mbps.push(bulk.mbps);
+    process.stderr.write(`round ${round} upload, ${variant}: user ${r.user.at(-1)!.toFixed(2)}, kernel ${r.kernel.at(-1)!.toFixed(2)} s/GiB, ${r.mbps.at(-1)!.toFixed(0)} MB/s\n`);
+  }
+  for (const variant of CONNECT_VARIANTS) {
+    const r = connects.get(variant)!;
+    const cpuUs = await withForwarder(startForwarder(variant, sshd, targets, o.hold, 'echo'), async (f) => {
+      for (let i = 0; i < o.conns; i++) await echoProbe(f.port); // warm-up: JIT, allocator
+      const before = cpuSeconds(f.pid);
+      for (let i = 0; i < o.conns; i++) {
+        const t0 = process.hrtime.bigint();
+        await echoProbe(f.port);
+        r.us.push(Number(process.hrtime.bigint() - t0) / 1000);
+      }
+      const after = cpuSeconds(f.pid);
+      r.pingUs.push(...(await pingPong(f.port, o.pings)));
+      return ((after - before) / o.conns) * 1e6;
+    });
+    r.cpuUs.push(cpuUs);
+    process.stderr.write(
+      `round ${round} new connections, ${variant}: median ${median(r.us.slice(-o.conns)).toFixed(0)} µs, cpu ${cpuUs.toFixed(0)} µs each; ` +
+        `ping-pong median ${median(r.pingUs.slice(-o.pings)).toFixed(0)} µs\n`,
+    );
+  }
+}
+
+runMain('bench-floor', main, async () => {
+  killForwarders();
+  killSocats();
+});

@@ -11,7 +11,7 @@
  * CPU is the forwarder process's utime and stime (/proc/PID/stat) over each load, per request.
  */
 import { deadline } from '../../test/fixtures/net.js';
-import { cpuTimes } from '../../test/fixtures/proc.js';
+import { cpuTimes, type CpuTimes } from '../../test/fixtures/proc.js';
 import type { Sshd } from '../../test/fixtures/sshd.js';
 import { median, quantile } from '../lib/stats.js';
 import { newConnections, pingPong } from './clients.js';
@@ -100,13 +100,16 @@ async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t:
   return with_(run.pid, run.ports.echo, run.extra, run.stop);
 }
 
-/** Runs `fn` (which returns how many requests it made) and charges the process's CPU to them. */
-async function measured(pid: number, fn: () => Promise<number>): Promise<Load> {
-  const c0 = cpuTimes(pid);
+/** A forwarder's CPU so far, user and system, in seconds: cpuTimes(pid) for one process. */
+export type CpuReader = () => CpuTimes | Promise<CpuTimes>;
+
+/** Runs `fn` (which returns how many requests it made) and charges the forwarder's CPU to them. */
+export async function measured(cpu: CpuReader, fn: () => Promise<number>): Promise<Load> {
+  const c0 = await cpu();
   const t0 = process.hrtime.bigint();
   const requests = await fn();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const c1 = cpuTimes(pid);
+  const c1 = await cpu();
   return { requests, seconds, userUs: ((c1.user - c0.user) * 1e6) / requests, sysUs: ((c1.system - c0.system) * 1e6) / requests, perSecond: requests / seconds };
 }
 
@@ -130,10 +133,10 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
     for (const [s, f] of running) s.warmUs = await newConnections(f.echo, o.coldConns);
     for (const [s, f] of running) {
       await requestReply(f.echo, o.clients, Math.ceil(o.requests / 10), o.size); // warm-up
-      s.loads.echo = await measured(f.pid, () => requestReply(f.echo, o.clients, o.requests, o.size));
+      s.loads.echo = await measured(() => cpuTimes(f.pid), () => requestReply(f.echo, o.clients, o.requests, o.size));
     }
-    for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measured(f.pid, () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
-    for (const [s, f] of running) if (f.redis) s.loads.redis = await measured(f.pid, () => redisBenchmark(f.redis!, o.redisRequests, 50));
+    for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measured(() => cpuTimes(f.pid), () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
+    for (const [s, f] of running) if (f.redis) s.loads.redis = await measured(() => cpuTimes(f.pid), () => redisBenchmark(f.redis!, o.redisRequests, 50));
     for (const [s] of running) log(`  round ${round} ${describeSample(s)}`);
     return running.map(([s]) => s);
   } finally {

@@ -103,7 +103,7 @@ export function startForwarder(spec: ForwarderSpec): Forwarder {
  * Resolves once a byte echoes through `port` (ssh listens only after authentication; sshkeep listens
  * at once and holds early connections), or rejects with why not within `ms`.
  */
-export async function untilEchoes(f: Forwarder, port: number, ms = 20_000): Promise<void> {
+export async function untilEchoes(f: Pick<Forwarder, 'exitInfo'>, port: number, ms = 20_000): Promise<void> {
   const until = Date.now() + ms;
   let lastError = '';
   for (;;) {
