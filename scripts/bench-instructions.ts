@@ -1,7 +1,7 @@
 /**
  * Instructions per small request/reply (issue 17), counted by valgrind (callgrind), which the
- * machine's load does not change: sshkeep, a bare ssh2 forwarder and `ssh -N -L`, each under
- * callgrind with instrumentation off, a warm-up, then instrumentation on for --requests round trips of
+ * machine's load does not change: sshkeep, a bare ssh2 forwarder and `ssh -N -L` (with --tools
+ * also proxy and proxy-onread: scripts/lib/plain-proxy.mjs, no SSH at all), each under callgrind with instrumentation off, a warm-up, then instrumentation on for --requests round trips of
  * --size bytes on each of --clients connections through the echo target, then off, and dumped. The figure is
  * instructions in user space (valgrind sees no kernel) per round trip; the ratios are the point.
  * Instructions are not cycles: ChaCha20 (OpenSSH's default) costs far more instructions than
@@ -22,7 +22,7 @@
  *
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
- *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh] [--cipher NAME]
+ *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh(,proxy,proxy-onread)] [--cipher NAME]
  *     [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
  *     [--new-connections] [--node-args='FLAGS']
  *
@@ -50,8 +50,12 @@ import { runMain } from './lib/main.js';
 import { intOption, splitArgs } from './lib/options.js';
 import { sleep } from './lib/sleep.js';
 
-const TOOLS = ['sshkeep', 'bare', 'ssh'] as const;
+const TOOLS = ['sshkeep', 'bare', 'ssh', 'proxy', 'proxy-onread'] as const;
 type Tool = (typeof TOOLS)[number];
+/** The tools run when --tools does not say: the plain proxies are an extra reference. */
+const DEFAULT_TOOLS: Tool[] = ['sshkeep', 'bare', 'ssh'];
+/** The scripts of scripts/lib pick their own port and print it. */
+const printsPort = (tool: Tool) => tool === 'bare' || tool.startsWith('proxy');
 
 const live = new Set<ChildProcess>();
 let sshdRef: Sshd | undefined;
@@ -71,9 +75,12 @@ function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: bo
       return [...node, ...nodeArgs, cli, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
     case 'ssh':
       return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
+    // The scripts pick their own port and print it; `port` is unused.
     case 'bare':
-      // bare-forwarder.mjs picks its own port and prints it; `port` is unused.
       return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'bare-forwarder.mjs'), String(sshd.port), sshd.user, sshd.userKeyPath, String(echo)];
+    case 'proxy':
+    case 'proxy-onread':
+      return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'plain-proxy.mjs'), String(echo), tool === 'proxy' ? 'stream' : 'onread'];
   }
 }
 
@@ -136,11 +143,11 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
   child.stderr!.on('data', (c: Buffer) => (stderr += c));
   try {
     const until = Date.now() + 300_000;
-    let port = tool === 'bare' ? 0 : want;
+    let port = printsPort(tool) ? 0 : want;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`${tool} under valgrind exited with ${child.exitCode}: ${stderr.slice(-2000)}`);
       if (Date.now() > until) throw new Error(`${tool} under valgrind not ready within 300 s`);
-      if (tool === 'bare' && !port) port = Number(stdout.trim().split('\n')[0]) || 0;
+      if (printsPort(tool) && !port) port = Number(stdout.trim().split('\n')[0]) || 0;
       if (port && (await echoProbe(port).then(() => true, () => false))) break;
       await sleep(200);
     }
@@ -186,7 +193,7 @@ async function main(): Promise<void> {
       size: { type: 'string', default: '64' },
       warm: { type: 'string', default: '5000' },
       functions: { type: 'string', default: '0' },
-      tools: { type: 'string', default: TOOLS.join(',') },
+      tools: { type: 'string', default: DEFAULT_TOOLS.join(',') },
       'compare-env': { type: 'string' },
       'baseline-cli': { type: 'string' },
       cipher: { type: 'string' },
