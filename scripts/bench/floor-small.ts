@@ -146,17 +146,17 @@ function spread(xs: number[], digits: number): string {
   return xs.length > 1 ? `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)})` : fmt(median(xs), digits);
 }
 
-/** The median over rounds of `row`'s metric over `base`'s in the same round. */
-function ratio(samples: FloorSample[], row: FloorRow, base: FloorRow, m: Metric): number {
-  const rounds = [...new Set(samples.map((s) => s.round))];
-  return median(
-    rounds.flatMap((r) => {
-      const x = samples.find((s) => s.round === r && s.row === row);
-      const y = samples.find((s) => s.round === r && s.row === base);
-      return x && y ? [m.of(x.load) / m.of(y.load)] : [];
-    }),
-  );
+/** Each round's `row` metric over `base`'s in the same round, in round order. */
+function roundRatios(samples: FloorSample[], row: FloorRow, base: FloorRow, m: Metric): number[] {
+  const rounds = [...new Set(samples.map((s) => s.round))].sort((a, b) => a - b);
+  return rounds.flatMap((r) => {
+    const x = samples.find((s) => s.round === r && s.row === row);
+    const y = samples.find((s) => s.round === r && s.row === base);
+    return x && y ? [m.of(x.load) / m.of(y.load)] : [];
+  });
 }
+
+const ratio = (samples: FloorSample[], row: FloorRow, base: FloorRow, m: Metric): number => median(roundRatios(samples, row, base, m));
 
 const valuesOf = (samples: FloorSample[], row: FloorRow, m: Metric) => samples.filter((s) => s.row === row).map((s) => m.of(s.load));
 
@@ -181,6 +181,14 @@ export function floorSmallSection(samples: FloorSample[], rows: FloorRow[], o: F
         `| ${row} | ${METRICS.map((m) => spread(valuesOf(samples, row, m), m.digits)).join(' | ')} | ` +
         `${ratioMetrics.map((m) => `${fmt(ratio(samples, row, SSH, m), 2)} / ${fmt(ratio(samples, row, SSH_GCM, m), 2)}`).join(' | ')} |`,
     ),
+    '',
+    `User CPU ÷ ssh -L's, round by round (the question: is a forwarder without SSH already above 1.5?):`,
+    '',
+    '| forwarder | ÷ ssh -L (default cipher) | ÷ ssh -L -c aes128-gcm |',
+    '|---|---|---|',
+    ...rows
+      .filter((row) => row !== SSH && row !== SSH_GCM)
+      .map((row) => `| ${row} | ${([SSH, SSH_GCM] as const).map((base) => roundRatios(samples, row, base, user).map((x) => fmt(x, 2)).join(', ')).join(' | ')} |`),
     '',
     `Issue 17's goal, 1.5 × ssh -L's user CPU per request: ${budget(SSH)} µs (its default cipher) / ${budget(SSH_GCM)} µs (aes128-gcm), medians of this run.`,
     '',
