@@ -54,7 +54,7 @@ interface Started {
   stop(): Promise<void>;
 }
 
-export const socatInstalled = (): boolean => spawnSync('socat', ['-V']).status === 0;
+const socatInstalled = (): boolean => spawnSync('socat', ['-V']).status === 0;
 
 /** The rows this machine can run: socat's only when it is installed. */
 export const floorRows = (): FloorRow[] => FLOOR_ROWS.filter((r) => r !== 'socat' || socatInstalled());
