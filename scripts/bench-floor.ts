@@ -21,6 +21,7 @@
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-floor.ts \
  *     [--rounds 3] [--size-mib 512] [--hold-connections 1000] [--conns 1000] [--pings 5000]
  *     [--small-only] [--small-clients 8] [--small-requests 5000] [--small-warm 5000] [--small-size 64]
+ *     [--small-strace (and each row's system calls per round trip, apt-get install -y strace)]
  *
  * Every Node process runs with the CLI's shebang flags. The floor relay's packets go to the bench's
  * sink instead of an sshd, so its kernel CPU and MB/s are a rough guide only; its user-space CPU is
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
       'small-requests': { type: 'string', default: '5000' },
       'small-warm': { type: 'string', default: '5000' },
       'small-size': { type: 'string', default: '64' },
+      'small-strace': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -121,6 +123,7 @@ async function main(): Promise<void> {
     requests: intOption('small-requests', values['small-requests'], 1),
     warm: intOption('small-warm', values['small-warm'], 0),
     size: intOption('small-size', values['small-size'], 1),
+    strace: values['small-strace'],
   };
   assertBuilt();
   const loadBefore = os.loadavg();

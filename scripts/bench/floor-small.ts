@@ -16,10 +16,11 @@
 import { spawnSync } from 'node:child_process';
 import { spawnLogged } from '../../test/fixtures/child.js';
 import { HOST, freePorts, until } from '../../test/fixtures/net.js';
-import { cpuTimes, cpuTimesWithChildren, killGroup, waitingChildren } from '../../test/fixtures/proc.js';
+import { cpuTimes, cpuTimesWithChildren, ioCalls, killGroup, waitingChildren } from '../../test/fixtures/proc.js';
 import type { Sshd } from '../../test/fixtures/sshd.js';
 import { childEnv, untilEchoes } from '../lib/forwarder.js';
 import { median } from '../lib/stats.js';
+import { countSyscalls, perUnit } from '../lib/strace.js';
 import { launch, startBare, startScript } from './launch.js';
 import { measured, requestReply, type CpuReader, type Load } from './small.js';
 import type { Targets } from './targets.js';
@@ -37,17 +38,25 @@ export interface FloorOptions {
   /** Unmeasured round trips per connection before them. */
   warm: number;
   size: number;
+  /** Count each row's system calls per round trip over one more load, in round 1 (strace -c -f). */
+  strace: boolean;
 }
 
 export interface FloorSample {
   round: number;
   row: FloorRow;
   load: Load;
+  /** read- and write-class system calls per round trip over the measured load (/proc/PID/io). */
+  reads: number;
+  writes: number;
   /** The cipher sshd logged for an SSH row that launch() started. */
   cipher?: string;
+  /** System calls per round trip ("2.00 write, …"), with FloorOptions.strace. */
+  syscalls?: string;
 }
 
 interface Started {
+  pid: number;
   port: number;
   cpu: CpuReader;
   cipher?: string;
@@ -89,13 +98,13 @@ async function startSocat(target: number): Promise<Started> {
     await until(() => waitingChildren(pid) === 0, 10_000, "socat's connection processes to end");
     return cpuTimesWithChildren(pid);
   };
-  return { port, cpu, stop };
+  return { pid, port, cpu, stop };
 }
 
 async function start(row: FloorRow, sshd: Sshd, targets: Targets): Promise<Started> {
   const script = async (started: ReturnType<typeof startScript>): Promise<Started> => {
     const s = await started;
-    return { port: s.ports[0]!, cpu: () => cpuTimes(s.pid), stop: s.stop };
+    return { pid: s.pid, port: s.ports[0]!, cpu: () => cpuTimes(s.pid), stop: s.stop };
   };
   switch (row) {
     case 'bare ssh2':
@@ -108,7 +117,7 @@ async function start(row: FloorRow, sshd: Sshd, targets: Targets): Promise<Start
       return startSocat(targets.echo);
     default: {
       const run = await launch(sshd, targets, row === 'sshkeep' ? { tool: 'sshkeep' } : { tool: 'ssh', cipher: row === SSH_GCM ? GCM : undefined });
-      return { port: run.ports.echo, cpu: () => cpuTimes(run.pid), cipher: run.cipher, stop: run.stop };
+      return { pid: run.pid, port: run.ports.echo, cpu: () => cpuTimes(run.pid), cipher: run.cipher, stop: run.stop };
     }
   }
 }
@@ -121,9 +130,23 @@ export async function floorSmallRound(round: number, rows: FloorRow[], sshd: Ssh
     const f = await start(row, sshd, targets);
     try {
       await requestReply(f.port, o.clients, o.warm, o.size);
+      await f.cpu(); // socat: once the warm-up's connection processes have ended, so their calls are counted before
+      const io0 = ioCalls(f.pid);
       const load = await measured(f.cpu, () => requestReply(f.port, o.clients, o.requests, o.size));
-      out.push({ round, row, load, ...(f.cipher ? { cipher: f.cipher } : {}) });
-      log(`round ${round} small messages, ${row}: user ${load.userUs.toFixed(1)} + system ${load.sysUs.toFixed(1)} µs per request, ${load.perSecond.toFixed(0)}/s`);
+      const io1 = ioCalls(f.pid);
+      const reads = (io1.reads - io0.reads) / load.requests;
+      const writes = (io1.writes - io0.writes) / load.requests;
+      const sample: FloorSample = { round, row, load, reads, writes, ...(f.cipher ? { cipher: f.cipher } : {}) };
+      if (o.strace && round === 1) {
+        // Not measured for CPU: strace slows the process it traces.
+        const n = Math.ceil(o.requests / 5);
+        sample.syscalls = perUnit(await countSyscalls(f.pid, () => requestReply(f.port, o.clients, n, o.size)), o.clients * n);
+      }
+      out.push(sample);
+      log(
+        `round ${round} small messages, ${row}: user ${load.userUs.toFixed(1)} + system ${load.sysUs.toFixed(1)} µs per request, ${load.perSecond.toFixed(0)}/s, ` +
+          `${reads.toFixed(2)} reads + ${writes.toFixed(2)} writes`,
+      );
     } finally {
       await f.stop();
     }
@@ -131,11 +154,13 @@ export async function floorSmallRound(round: number, rows: FloorRow[], sshd: Ssh
   return out;
 }
 
+/** The table's columns; `ratio`: also as a ratio to ssh -L. */
 const METRICS = [
-  { name: 'user CPU µs per request', digits: 1, of: (l: Load) => l.userUs },
-  { name: 'system', digits: 1, of: (l: Load) => l.sysUs },
-  { name: 'user + system', digits: 1, of: (l: Load) => l.userUs + l.sysUs },
-  { name: 'requests/s', digits: 0, of: (l: Load) => l.perSecond },
+  { name: 'user CPU µs per request', digits: 1, ratio: true, of: (s: FloorSample) => s.load.userUs },
+  { name: 'system', digits: 1, ratio: false, of: (s: FloorSample) => s.load.sysUs },
+  { name: 'user + system', digits: 1, ratio: true, of: (s: FloorSample) => s.load.userUs + s.load.sysUs },
+  { name: 'requests/s', digits: 0, ratio: true, of: (s: FloorSample) => s.load.perSecond },
+  { name: 'reads + writes per round trip', digits: 2, ratio: false, of: (s: FloorSample) => s.reads + s.writes },
 ] as const;
 type Metric = (typeof METRICS)[number];
 
@@ -152,21 +177,22 @@ function roundRatios(samples: FloorSample[], row: FloorRow, base: FloorRow, m: M
   return rounds.flatMap((r) => {
     const x = samples.find((s) => s.round === r && s.row === row);
     const y = samples.find((s) => s.round === r && s.row === base);
-    return x && y ? [m.of(x.load) / m.of(y.load)] : [];
+    return x && y ? [m.of(x) / m.of(y)] : [];
   });
 }
 
 const ratio = (samples: FloorSample[], row: FloorRow, base: FloorRow, m: Metric): number => median(roundRatios(samples, row, base, m));
 
-const valuesOf = (samples: FloorSample[], row: FloorRow, m: Metric) => samples.filter((s) => s.row === row).map((s) => m.of(s.load));
+const valuesOf = (samples: FloorSample[], row: FloorRow, m: Metric) => samples.filter((s) => s.row === row).map((s) => m.of(s));
 
 export function floorSmallSection(samples: FloorSample[], rows: FloorRow[], o: FloorOptions, notes: string[]): string {
-  const ratioMetrics = METRICS.filter((m) => m.name !== 'system');
+  const ratioMetrics = METRICS.filter((m) => m.ratio);
   const ciphers = rows.flatMap((row) => {
     const seen = [...new Set(samples.filter((s) => s.row === row && s.cipher).map((s) => s.cipher))];
     return seen.length ? [`${row} ${seen.join(', ')}`] : [];
   });
   const user = METRICS[0];
+  const syscalls = samples.filter((s) => s.syscalls).map((s) => `- ${s.row}: ${s.syscalls}`);
   const budget = (base: FloorRow) => fmt(1.5 * median(valuesOf(samples, base, user)), 1);
   return [
     `### Small messages: the floor of a Node forwarder, ${new Set(samples.map((s) => s.round)).size} round(s)`,
@@ -190,10 +216,11 @@ export function floorSmallSection(samples: FloorSample[], rows: FloorRow[], o: F
       .filter((row) => row !== SSH && row !== SSH_GCM)
       .map((row) => `| ${row} | ${([SSH, SSH_GCM] as const).map((base) => roundRatios(samples, row, base, user).map((x) => fmt(x, 2)).join(', ')).join(' | ')} |`),
     '',
+    ...(syscalls.length ? [`System calls per round trip (round 1, strace -c -f over another ${o.clients} × ${Math.ceil(o.requests / 5).toLocaleString('en-US')}):`, '', ...syscalls, ''] : []),
     `Issue 17's goal, 1.5 × ssh -L's user CPU per request: ${budget(SSH)} µs (its default cipher) / ${budget(SSH_GCM)} µs (aes128-gcm), medians of this run.`,
     '',
     `Values: median over rounds (lowest–highest). Ratios: the median of per-round ratios. CPU: utime and stime of the forwarder (/proc/PID/stat, clock ticks; ` +
-      `socat: with its ended connection processes) over ${o.clients} connections × ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes ` +
+      `socat: with its ended connection processes) and its read- and write-class system calls (/proc/PID/io syscr, syscw: not recvfrom or sendmsg) over ${o.clients} connections × ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes ` +
       `through the echo target, after ${o.warm.toLocaleString('en-US')} per connection unmeasured, divided by the requests.`,
     '',
   ].join('\n');
