@@ -92,10 +92,8 @@ sub q_read {
   my ($q, $fh, $n) = @_;
   my $got = sysread($fh, $READ, $n, $q->{head});
   return $got unless $got;
-  my $chunks = $q->{chunks};
-  push @$chunks, $READ;
+  push @{ $q->{chunks} }, $READ;
   $READ = '' if $got >= CHUNK / 2;
-  $q->{first} = $q->{head} if @$chunks == 1;
   $q->{len} += $got;
   return $got;
 }
@@ -104,7 +102,7 @@ sub q_read {
 sub q_drop {
   my ($q, $n) = @_;
   $q->{len} -= $n;
-  if ($q->{len} == 0) { @{ $q->{chunks} } = (); return } # all of it: what a write or an ack most often takes
+  if ($q->{len} == 0) { @{ $q->{chunks} } = (); $q->{first} = $q->{head}; return } # all of it: what a write or an ack most often takes
   my $chunks = $q->{chunks};
   while ($n > 0) {
     my $left = length($chunks->[0]) - $q->{first};

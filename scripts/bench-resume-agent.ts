@@ -6,9 +6,9 @@
  *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
  *     [--agent FILE] [--syscalls] [--instructions] [--statements]
  *
- * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
- *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
- *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
+ * - Throughput each way (MB/s, agent CPU seconds per GiB, agent page faults per 64 KiB): target → agent →
+ *   client, the client acknowledging every MiB as sshkeep would; and client → agent → target with at most
+ *   the 4 MiB replay window unacknowledged. Direct: the same bytes over one TCP connection.
  * - 1-byte round trips to an echo target, median and p99 (µs), and the agent's CPU µs per round trip;
  *   again with --streams other streams held open (idle), as a busy agent holds them: a turn's work
  *   must not grow with their number.
@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
 import { INTERPRETERS, agentScript, newSession, parameterLine, parseAgentLine, startCommand, type Interpreter } from '../src/resume/bootstrap.js';
 import { deadline, listen, until } from '../test/fixtures/net.js';
-import { alive, cpuTimes, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
+import { alive, cpuTimes, minorFaults, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
 import { AgentChannel, launchAgent, pathForAgents, type LocalAgent } from '../test/fixtures/resume-agent.js';
 import { instructionsDuring } from './lib/callgrind.js';
 import { runMain } from './lib/main.js';
@@ -177,29 +177,31 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
 
 /**
  * The agent's CPU seconds while `run` runs (exact, from the scheduler), the share of it in user
- * space (from utime and stime, sampled at clock ticks: a rough split), and `run`'s result.
+ * space (from utime and stime, sampled at clock ticks: a rough split), its minor page faults
+ * meanwhile (fresh memory it touched: a count no load changes), and `run`'s result.
  */
-async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; seconds: number; userShare: number }> {
+async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; seconds: number; userShare: number; faults: number }> {
   const pid = agent!.pids()[0]!;
   const ran = runSeconds(pid);
+  const faulted = minorFaults(pid);
   const before = cpuTimes(pid);
   const result = await run();
   const after = cpuTimes(pid);
   const user = after.user - before.user;
   const sampled = user + after.system - before.system;
-  return { result, seconds: runSeconds(pid) - ran, userShare: sampled > 0 ? user / sampled : 0 };
+  return { result, seconds: runSeconds(pid) - ran, userShare: sampled > 0 ? user / sampled : 0, faults: minorFaults(pid) - faulted };
 }
 
 function split(cpu: { userShare: number }): string {
   return `~${(cpu.userShare * 100).toFixed(0)} % user (sampled)`;
 }
 
-/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile. */
-async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number; split: string }> {
+/** MB/s of `run`, and the agent's CPU seconds per GiB and page faults per 64 KiB meanwhile. */
+async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number; split: string; faultsPerChunk: number }> {
   const start = process.hrtime.bigint();
   const cpu = await agentCpu(run);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.seconds * 1024 ** 3) / bytes, split: split(cpu) };
+  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.seconds * 1024 ** 3) / bytes, split: split(cpu), faultsPerChunk: cpu.faults / (bytes / CHUNK) };
 }
 
 async function agentRoundTrips(echoPort: number, count = pings): Promise<number[]> {
@@ -354,6 +356,7 @@ async function main(): Promise<void> {
   });
   rows.push(['target → client, MB/s', down.mbps.toFixed(0), downDirect.mbps.toFixed(0), (down.mbps / downDirect.mbps).toFixed(2)]);
   rows.push(['  agent CPU s per GiB', down.cpuPerGiB.toFixed(2), '', down.split]);
+  rows.push(['  agent page faults per 64 KiB', down.faultsPerChunk.toFixed(2), '', '']);
   const up = await measure(bytes, () => upThroughAgent(sinkPort, nextSink(), bytes));
   const upDirect = await measure(bytes, async () => {
     const arrival = nextSink();
@@ -364,6 +367,7 @@ async function main(): Promise<void> {
   });
   rows.push(['client → target, MB/s', up.mbps.toFixed(0), upDirect.mbps.toFixed(0), (up.mbps / upDirect.mbps).toFixed(2)]);
   rows.push(['  agent CPU s per GiB', up.cpuPerGiB.toFixed(2), '', up.split]);
+  rows.push(['  agent page faults per 64 KiB', up.faultsPerChunk.toFixed(2), '', '']);
 
   const rt = await roundTrips(echoPort);
   const agentRt = rt.agent.times;
