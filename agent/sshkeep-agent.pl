@@ -33,6 +33,7 @@ use constant {
                                        # read and per frame, and costs more than the page faults of buffers above
                                        # glibc's mmap threshold (BENCHMARKS.md, "the agent's bulk data path")
   HEADER => 21,                        # a DATA frame's header: type, length, offset, ack
+  SPARES => 4,                         # read buffers kept for reuse (see q_drop)
   DIRECT_BYTES => 8_192,               # sshkeep's bytes in a frame this large are written to the target alone (see data_from)
   CHANNEL_READ => 262_144,             # bytes per channel read (a persistent buffer, so it may be large)
   BURST => 16,                         # target reads relayed in one turn, without a select between them
@@ -84,34 +85,47 @@ sub q_push {
 
 # Reads at most $n bytes from $fh into a new chunk, after its head: sysread's answer. The read is
 # into one buffer kept for all reads: a chunk of at least half a CHUNK takes it (Perl shares the
-# buffer, copy on write, and the next read gets a new one); a shorter one is copied into a string
-# of its own size (Perl shares no buffer that much larger than its string), and the buffer serves
-# the next read: a held reply of a few bytes does not keep a buffer of a CHUNK.
+# buffer, copy on write), and the next read gets a spare one (see q_drop) or a new one; a shorter
+# chunk is copied into a string of its own size (Perl shares no buffer that much larger than its
+# string), and the buffer serves the next read: a held reply of a few bytes does not keep a buffer
+# of a CHUNK.
 my $READ = '';
+my @SPARE;
 sub q_read {
   my ($q, $fh, $n) = @_;
   my $got = sysread($fh, $READ, $n, $q->{head});
   return $got unless $got;
   push @{ $q->{chunks} }, $READ;
-  $READ = '' if $got >= CHUNK / 2;
+  $READ = @SPARE ? pop @SPARE : '' if $got >= CHUNK / 2;
   $q->{len} += $got;
   return $got;
 }
 
-# Removes $n bytes from the front.
+# Removes $n bytes from the front. The replay buffer's chunks (a queue with a head) are kept as
+# spare buffers for the next reads, a few: glibc gives a freed buffer of a CHUNK back to the kernel
+# (it is above its mmap threshold, or at the top of the heap), and a new one costs a page fault
+# for each 4 KiB written into it.
 sub q_drop {
   my ($q, $n) = @_;
   $q->{len} -= $n;
-  if ($q->{len} == 0) { @{ $q->{chunks} } = (); $q->{first} = $q->{head}; return } # all of it: what a write or an ack most often takes
   my $chunks = $q->{chunks};
+  if ($q->{len} == 0) { # all of it: what a write or an ack most often takes
+    spare(@$chunks) if $q->{head} && length $chunks->[0] >= CHUNK / 2; # (not for the reply of a request/reply)
+    @$chunks = ();
+    $q->{first} = $q->{head};
+    return;
+  }
   while ($n > 0) {
     my $left = length($chunks->[0]) - $q->{first};
     if ($left > $n) { $q->{first} += $n; return }
+    spare($chunks->[0]) if $q->{head};
     shift @$chunks;
     $q->{first} = $q->{head};
     $n -= $left;
   }
 }
+
+sub spare { for (@_) { push @SPARE, $_ if @SPARE < SPARES && length >= CHUNK / 2 } }
 
 # Writes what a queue without a head holds: its first chunk from where it lies, or small chunks
 # (acks, short frames) joined, up to CHUNK; false on an error.
