@@ -695,7 +695,8 @@ sub attach_stream {
 sub data_from {
   my ($c, $s, $from, $n, $offset, $ack, $last) = @_;
   return protocol_error($c, 'DATA offset beyond 2^53-1') if $offset > MAX_OFFSET || $ack > MAX_OFFSET;
-  return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless take_ack($s, $ack);
+  # (An ack no further than the replay's start, as in every frame of an upload, frees nothing.)
+  return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless $ack <= $s->{base} || take_ack($s, $ack);
   if ($offset != $s->{received} || $s->{in_eof}) {
     return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
     my $skip = $s->{received} - $offset; # a resend of bytes already here
