@@ -189,6 +189,10 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
           return;
         }
         settled = true;
+        if (!err && !carriesData(channel)) {
+          closeUnused(channel);
+          return reject(new ChannelOpenError(`server opened ${where} with a maximum packet size of 0: nothing could be sent on it`, 'connect-failed'));
+        }
         if (!err) return resolve(this.#track(channel));
         // No reason code: the server never answered (the connection is going or gone), so
         // nothing reached the target and the open can be re-issued elsewhere.
@@ -228,6 +232,10 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         }
         settled = true;
         if (err) return reject(new Error(err.message.replace(/^\(SSH\) /, '')));
+        if (!carriesData(channel)) {
+          closeUnused(channel);
+          return reject(new Error('the server opened the exec channel with a maximum packet size of 0: nothing could be sent on it'));
+        }
         this.#track(channel);
         channel.end(input);
         resolve(channel);
@@ -314,6 +322,14 @@ function describe(err: Error & { level?: string; code?: string }): string {
 }
 
 /** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
+/**
+ * False for a channel whose server set its maximum packet size to 0 (RFC 4254 sets no minimum):
+ * ssh2 would write empty packets for ever, in one turn of the event loop, for its first byte.
+ */
+function carriesData(channel: Channel): boolean {
+  return (channel as unknown as { outgoing?: { packetSize?: unknown } }).outgoing?.packetSize !== 0;
+}
+
 export function closeUnused(channel: Channel): void {
   channel.resume();
   channel.close();
@@ -682,6 +698,8 @@ function linkByPipes(socket: Duplex, channel: Channel, session: SshSession, up: 
  * the stream API otherwise, and for all of it when the internals are not as expected.
  * A caller with its own send queue (the replay buffer) sends only what room() allows and
  * waits for whenRoom(), so nothing it sends is queued, copied or allocated on the way.
+ * A channel whose packet size (or first window) is below `smallestWrite`, where room() would
+ * stay too small for the caller, takes the stream API, which splits a write over packets.
  */
 export interface ChannelPort {
   /** Sends `bytes`, which the caller may reuse once it returns; false: wait for the channel's 'drain'. */
@@ -717,9 +735,11 @@ let windowEvents = false;
 /** OpenSSH's channel packet size: a DATA frame's room over the stream API, where ssh2's internals cannot say. */
 const DEFAULT_PACKET_SIZE = 32 * 1024;
 
-export function openPort(channel: Channel, session: SshSession): ChannelPort {
+export function openPort(channel: Channel, session: SshSession, smallestWrite: number): ChannelPort {
   const c = internals(channel);
-  if (!c) return portByStream(channel, session);
+  // The lean path sends a write as one packet within the window: a server whose packets are
+  // smaller than the caller's smallest write would have it wait for room that never comes.
+  if (!c || Math.min(c.outgoing.packetSize, c.outgoing.window) < smallestWrite) return portByStream(channel, session);
   const push = c.push;
   let detached = false;
   let wake: (() => void) | undefined;
