@@ -3,17 +3,21 @@
  * removes its socket"), each agent: with streams attached and held, it answers each channel
  * ERROR 6 and closes it, resets every target, removes its socket file and exits, promptly.
  * Then the race the Perl agent's self-pipe is for: a SIGTERM handled after the loop looked at
- * its flag and before select() waits, made deterministic with strace delivering the signal at
- * the times() call in between.
+ * its flag and before select() waits, made deterministic by an LD_PRELOAD shim that raises the
+ * signal in the times() call in between (test/fixtures/term-at-times.c).
  */
 import t, { type Test } from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ERROR_CODE } from '../src/resume/frames.js';
+import { REPO_ROOT } from './fixtures/bin.js';
 import { deadline, listenFor, outcome, until, type Outcome } from './fixtures/net.js';
 import { signalAll } from './fixtures/proc.js';
 import { TESTED_INTERPRETERS, agentGone, startAgent, type AgentChannel, type LocalAgent } from './fixtures/resume-agent.js';
+import { tempDir } from './fixtures/tmp.js';
 
 /** Long enough that no grace or idle exit ends the agent during a test: only the signal does. */
 const GRACE_MS = 60_000;
@@ -43,11 +47,15 @@ async function open(agent: LocalAgent, port: number): Promise<{ channel: AgentCh
   return { channel, id };
 }
 
-function requireStrace(t: Test): boolean {
-  if (spawnSync('strace', ['-V']).status === 0) return true;
-  if (process.env.CI === 'true') t.fail('strace not found (apt-get install -y strace)');
-  else t.pass('the race', { skip: 'strace not found (apt-get install -y strace)' });
-  return false;
+/** test/fixtures/term-at-times.c built as a shared object, for LD_PRELOAD; undefined (and said) without a C compiler. */
+async function termAtTimes(t: Test): Promise<string | undefined> {
+  const so = path.join(tempDir(t, 'sshkeep-shim-'), 'term-at-times.so');
+  const built = spawnSync('cc', ['-shared', '-fPIC', '-o', so, path.join(REPO_ROOT, 'test', 'fixtures', 'term-at-times.c'), '-ldl'], { encoding: 'utf8' });
+  if (built.status === 0) return so;
+  const why = built.error ? 'no C compiler (cc)' : `cc failed: ${built.stderr.trim()}`;
+  if (process.env.CI === 'true' || !built.error) t.fail(why);
+  else t.pass('the race', { skip: why });
+  return undefined;
 }
 
 for (const interpreter of TESTED_INTERPRETERS) {
@@ -103,25 +111,19 @@ for (const interpreter of TESTED_INTERPRETERS) {
 
     if (interpreter !== 'perl') return; // Python's wakeup pipe is written wherever the signal lands: no such window
     t.test('the race: SIGTERM handled between the check of its flag and select(): the self-pipe wakes select', async (t) => {
-      if (!requireStrace(t)) return;
+      const shim = await termAtTimes(t);
+      if (!shim) return;
       const target = await startTarget(t);
-      const agent = await startAgent(t, { interpreter, graceMs: GRACE_MS });
+      const trigger = path.join(tempDir(t, 'sshkeep-term-'), 'now');
+      const agent = await startAgent(t, { interpreter, graceMs: GRACE_MS, env: { LD_PRELOAD: shim, SSHKEEP_TERM_AT_TIMES: trigger } });
       const held = await open(agent, target.port);
       held.channel.close();
-      const [pid] = agent.pids();
       await until(() => target.sockets.length === 1, 5000, 'the held stream to connect');
-      // Now the agent has no channel and one held stream: it waits in select() until the grace runs out,
-      // a minute away. At the next turn the loop checks its flag, then timers() reads the clock
-      // (times()), then select() waits: strace delivers SIGTERM at that times(), so Perl runs the
+      // Now the agent has no channel and one held stream: it waits in select() until the grace runs
+      // out, a minute away. At its next turn the loop checks its flag, then timers() reads the clock
+      // (times()), then select() waits: the shim raises SIGTERM in that times(), so Perl runs the
       // handler just after the check. Without the self-pipe the select would wait out the minute.
-      const strace = spawn('strace', ['-p', String(pid), '-e', 'trace=times', '-e', 'inject=times:signal=SIGTERM:when=1', '-o', '/dev/null'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      t.teardown(() => strace.kill('SIGKILL'));
-      let said = '';
-      strace.stderr.setEncoding('utf8').on('data', (s: string) => (said += s));
-      await until(() => said.includes('attached') || strace.exitCode !== null, 5000, 'strace to attach');
-      if (!said.includes('attached')) return void t.fail(`strace could not attach: ${said.trim()}`);
+      fs.writeFileSync(trigger, '');
       // A turn: the target sends a byte, which the held stream keeps; nothing in that turn reads the clock.
       target.sockets[0]!.write('x');
       await agentGone(agent, EXIT_MS, 'the agent to exit on a SIGTERM that came after its flag was checked');
