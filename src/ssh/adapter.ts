@@ -321,7 +321,6 @@ function describe(err: Error & { level?: string; code?: string }): string {
   return err.code ? `${err.message.replace(new RegExp(`^${err.code}:? ?`), '')} (${err.code})`.trim() : err.message;
 }
 
-/** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
 /**
  * False for a channel whose server set its maximum packet size to 0 (RFC 4254 sets no minimum):
  * ssh2 would write empty packets for ever, in one turn of the event loop, for its first byte.
@@ -330,6 +329,7 @@ function carriesData(channel: Channel): boolean {
   return (channel as unknown as { outgoing?: { packetSize?: unknown } }).outgoing?.packetSize !== 0;
 }
 
+/** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
 export function closeUnused(channel: Channel): void {
   channel.resume();
   channel.close();
@@ -698,8 +698,6 @@ function linkByPipes(socket: Duplex, channel: Channel, session: SshSession, up: 
  * the stream API otherwise, and for all of it when the internals are not as expected.
  * A caller with its own send queue (the replay buffer) sends only what room() allows and
  * waits for whenRoom(), so nothing it sends is queued, copied or allocated on the way.
- * A channel whose packet size (or first window) is below `smallestWrite`, where room() would
- * stay too small for the caller, takes the stream API, which splits a write over packets.
  */
 export interface ChannelPort {
   /** Sends `bytes`, which the caller may reuse once it returns; false: wait for the channel's 'drain'. */
@@ -735,10 +733,14 @@ let windowEvents = false;
 /** OpenSSH's channel packet size: a DATA frame's room over the stream API, where ssh2's internals cannot say. */
 const DEFAULT_PACKET_SIZE = 32 * 1024;
 
+/**
+ * `smallestWrite`: the fewest bytes the caller sends in one write(). The lean path sends a write
+ * as one packet within the window, so a channel whose packet size (or first window) is smaller
+ * would have the caller wait for room that never comes: it takes the stream API, which splits a
+ * write over packets.
+ */
 export function openPort(channel: Channel, session: SshSession, smallestWrite: number): ChannelPort {
   const c = internals(channel);
-  // The lean path sends a write as one packet within the window: a server whose packets are
-  // smaller than the caller's smallest write would have it wait for room that never comes.
   if (!c || Math.min(c.outgoing.packetSize, c.outgoing.window) < smallestWrite) return portByStream(channel, session);
   const push = c.push;
   let detached = false;
