@@ -47,7 +47,7 @@ import { outageTable, pgbenchThroughOutage, type OutageKind, type OutageResult }
 import { assertBuilt, killForwarders, startForwarder, untilEchoes, type Forwarder } from './lib/forwarder.js';
 import { commandLine, machine } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
 
 interface Options {
@@ -64,14 +64,19 @@ interface Options {
   outageMs: number;
 }
 
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts [--size-mib 256] [--pings 2000] [--idle-streams 200]\n' +
+  '         [--full-streams 16] [--resumes 5] [--rounds 3] [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000]\n';
+
 function parseOptions(argv: string[]): Options {
   const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000 };
   const mayBeZero = new Set<keyof Options>(['rounds', 'pgOutages']);
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i]!, argv[i + 1]];
-    const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
-    if (!(key in o)) throw new Error(`unknown option ${flag}`);
-    o[key] = intOption(flag, value, mayBeZero.has(key) ? 0 : 1);
+    const name = flag.replace(/^--/, '');
+    const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
+    if (!flag.startsWith('--') || !(key in o)) throw new Error(`unknown option ${flag}`);
+    o[key] = intOption(name, value, mayBeZero.has(key) ? 0 : 1);
   }
   return o;
 }
@@ -273,8 +278,10 @@ async function pgOutageStage(o: Options, sshd: Sshd, targets: Targets): Promise<
   return outageTable(results, outage);
 }
 
+const options = parseCommandLine('bench-resume', USAGE, parseOptions);
+
 async function main(): Promise<void> {
-  const o = parseOptions(process.argv.slice(2));
+  const o = options;
   assertBuilt();
   const load = os.loadavg();
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-xdg-'));
