@@ -3,12 +3,13 @@
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts \
  *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3] \
- *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000]
+ *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/cli/main.js]
  *
  * Per round, a fresh sshkeep of each kind (plain, then --resume), each through its own fault relay:
  *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver),
- *     and the CPU seconds per GiB they cost sshkeep, (with --resume) the agent, and the whole machine (every
- *     process: here the client, sshkeep, the relay, sshd, the agent and the target share its cores);
+ *     and the CPU seconds per GiB they cost sshkeep (each way: only the upload goes through sshkeep's replay
+ *     buffer), (with --resume) the agent, and the whole machine (every process: here the client, sshkeep, the
+ *     relay, sshd, the agent and the target share its cores);
  *   - the same over a link of --link-mbps MB/s each way and --link-rtt-ms round trip (the relay paces the SSH
  *     connection: test/fixtures/pacer.ts), --link-size-mib each way, where the link and not the machine's CPU
  *     is the limit, as it is between a laptop or a pod and a server, and up to 100 ping-pongs over it;
@@ -24,7 +25,8 @@
  * `ssh -L`, plain sshkeep and sshkeep --resume (scripts/bench/pg-outage.ts). --rounds 0 runs only this.
  * Goals (issue 14): throughput ≥ 0.9× plain, ping-pong ≤ 1.2×, SSH back → first resumed byte ≤ 1 s,
  * 0 pgbench clients aborted with --resume.
- * Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
+ * --cli runs another build of sshkeep (both kinds): an A/B of a change, alternating runs of this script with
+ * and without it. Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -59,16 +61,19 @@ interface Options {
   linkSizeMib: number;
   pgOutages: number;
   outageMs: number;
+  /** sshkeep's entry point (default this checkout's dist/cli/main.js). */
+  cli: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000 };
+  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000, cli: undefined };
   const mayBeZero = new Set<keyof Options>(['rounds', 'pgOutages']);
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i]!, argv[i + 1]];
     const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
     if (!(key in o)) throw new Error(`unknown option ${flag}`);
-    o[key] = intOption(flag, value, mayBeZero.has(key) ? 0 : 1);
+    if (key === 'cli') o.cli = path.resolve(value ?? '');
+    else o[key] = intOption(flag, value, mayBeZero.has(key) ? 0 : 1);
   }
   return o;
 }
@@ -88,7 +93,8 @@ interface Launched {
 
 type Row = {
   up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[];
-  cpu: number[]; agentCpu: number[]; machineCpu: number[];
+  /** CPU s per GiB: sshkeep uploading, downloading; the agent and every process, up + down. */
+  cpuUp: number[]; cpuDown: number[]; agentCpu: number[]; machineCpu: number[];
   /** CPU µs per loopback round trip: sshkeep's main thread, the agent, every process. */
   pingCpu: number[]; pingAgentCpu: number[]; pingMachineCpu: number[];
 };
@@ -124,12 +130,13 @@ async function untilReplaying(l: Launched, bytes: number, ms: number): Promise<n
   }
 }
 
-async function launch(sshd: Sshd, targets: Targets, resume: boolean): Promise<Launched> {
+async function launch(sshd: Sshd, targets: Targets, resume: boolean, cli: string | undefined): Promise<Launched> {
   const relay = await new Relay(sshd.port).listen();
   trustRelay(sshd, relay.port);
   const [echo, sink, source, health] = (await freePorts(4)) as [number, number, number, number];
   const f = startForwarder({
     tool: 'sshkeep',
+    cli,
     login: sshdLogin(sshd, relay.port),
     forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source]].map(([l, t]) => `${l}:${HOST}:${t}`),
     args: ['--log-format', 'json', '--keepalive-interval', '1s', '--health', `127.0.0.1:${health}`, ...(resume ? ['--resume'] : [])],
@@ -220,7 +227,8 @@ function roundsTable(o: Options, rows: Rows, full: { kib: number; heldMib: numbe
     '|---|---|---|---|---|',
     `| upload, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.up).toFixed(0)} | ${med(r.up).toFixed(0)} | ${ratio(med(r.up), med(p.up))} | ≥ 0.9 |`,
     `| download, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.down).toFixed(0)} | ${med(r.down).toFixed(0)} | ${ratio(med(r.down), med(p.down))} | ≥ 0.9 |`,
-    `| CPU s per GiB moved (up + down): sshkeep | ${med(p.cpu).toFixed(2)} | ${med(r.cpu).toFixed(2)} | ${ratio(med(r.cpu), med(p.cpu))} | |`,
+    `| CPU s per GiB uploaded: sshkeep | ${med(p.cpuUp).toFixed(2)} | ${med(r.cpuUp).toFixed(2)} | ${ratio(med(r.cpuUp), med(p.cpuUp))} | |`,
+    `| CPU s per GiB downloaded: sshkeep | ${med(p.cpuDown).toFixed(2)} | ${med(r.cpuDown).toFixed(2)} | ${ratio(med(r.cpuDown), med(p.cpuDown))} | |`,
     `| CPU s per GiB moved (up + down): the agent on the server | | ${med(r.agentCpu).toFixed(2)} | | |`,
     `| CPU s per GiB moved (up + down): the whole machine, every process | ${med(p.machineCpu).toFixed(2)} | ${med(r.machineCpu).toFixed(2)} | ${ratio(med(r.machineCpu), med(p.machineCpu))} | |`,
     `| upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s) | ${med(p.linkUp).toFixed(1)} | ${med(r.linkUp).toFixed(1)} | ${ratio(med(r.linkUp), med(p.linkUp))} | ≥ 0.9 |`,
@@ -261,7 +269,7 @@ async function pgOutageStage(o: Options, sshd: Sshd, targets: Targets): Promise<
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  assertBuilt();
+  assertBuilt(o.cli);
   const load = os.loadavg();
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-xdg-'));
   fs.chmodSync(runtimeDir, 0o700);
@@ -272,7 +280,7 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
+  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpuUp: [], cpuDown: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
   const rows: Rows = { plain: row(), resume: row() };
   const link = { bytesPerSecond: o.linkMbps * 1e6, rttMs: o.linkRttMs };
   const full: { kib: number; heldMib: number }[] = [];
@@ -280,7 +288,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= o.rounds; round++) {
     for (const kind of ['plain', 'resume'] as const) {
       process.stderr.write(`round ${round}: ${kind}\n`);
-      const l = await launch(sshd, targets, kind === 'resume');
+      const l = await launch(sshd, targets, kind === 'resume', o.cli);
       try {
         // Memory first, while the process has not yet grown its heap for bulk transfers.
         const r = rows[kind];
@@ -293,9 +301,11 @@ async function main(): Promise<void> {
         const agents = agentSessions(runtimeDir).flatMap(agentPids);
         const cpu0 = [cpuSeconds(l.f.child.pid!), agents.reduce((n, pid) => n + cpuSeconds(pid), 0), machineCpuSeconds()];
         r.up.push((await upload(l.ports.sink, bytes, targets)).mbps);
+        const cpuUp = cpuSeconds(l.f.child.pid!) - cpu0[0]!;
         r.down.push((await download(l.ports.source, bytes)).mbps);
         const gib = (2 * bytes) / (1024 * MIB);
-        r.cpu.push((cpuSeconds(l.f.child.pid!) - cpu0[0]!) / gib);
+        r.cpuUp.push(cpuUp / (gib / 2));
+        r.cpuDown.push((cpuSeconds(l.f.child.pid!) - cpu0[0]! - cpuUp) / (gib / 2));
         r.agentCpu.push((agents.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0[1]!) / gib);
         r.machineCpu.push((machineCpuSeconds() - cpu0[2]!) / gib);
         l.relay.shape(link);
@@ -316,7 +326,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const lines = [`## --resume against plain forwarding (${o.rounds} rounds, medians${o.pgOutages > 0 ? `; pgbench through an outage, ${o.pgOutages} run each` : ''})`, '', machine(load), '', `\`${commandLine()}\``, ''];
+  const lines = [`## --resume against plain forwarding (${o.rounds} rounds, medians${o.pgOutages > 0 ? `; pgbench through an outage, ${o.pgOutages} run each` : ''})`, '', machine(load), '', `\`${commandLine()}\``, ...(o.cli ? ['', `sshkeep: ${o.cli}`] : []), ''];
   if (o.rounds > 0) lines.push(...roundsTable(o, rows, full, latency));
   if (o.pgOutages > 0) lines.push(...(await pgOutageStage(o, sshd, targets)));
   process.stdout.write(lines.join('\n'));
