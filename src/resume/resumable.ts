@@ -253,7 +253,7 @@ export class ResumableStream {
 
   /** One DATA frame of at most `most` bytes from `#framed`, with our ack. */
   #frame(port: ChannelPort, most: number): void {
-    const bytes = this.state.bytesAt(this.#framed, most); // a view into the ring, copied by the encoding below
+    const bytes = this.state.bytesAt(this.#framed, most);
     if (scratch.length < DATA_PREFIX + bytes.length) scratch = Buffer.allocUnsafe(DATA_PREFIX + bytes.length);
     const length = encodeDataInto(scratch, this.#framed, this.state.received, bytes);
     port.write(scratch.subarray(0, length));

@@ -5,7 +5,6 @@
  * number after its last byte. Numbers stay below 2^53 (8 PiB per stream), so they are plain
  * numbers here and u64 only on the wire.
  */
-import { ByteRing } from './ring.js';
 
 /** A bare ACK is due once this much was received since the last ack sent. */
 export const ACK_EVERY_BYTES = 256 * 1024;
@@ -51,8 +50,8 @@ export class StreamState {
   #acked = 0;
   /** Offset of the next byte to send. */
   #sent = 0;
-  /** Bytes [#acked, #sent): copied in, so the client's reads are not kept. */
-  readonly #replay: ByteRing;
+  readonly #replay: Buffer[] = [];
+  #replayBytes = 0;
   /** Our EOF: sent (it takes the number `#sent`), and whether the peer acknowledged it. */
   #eofSent = false;
   /** The peer's bytes received, +1 once its EOF arrived. */
@@ -60,14 +59,14 @@ export class StreamState {
   #peerEof = false;
   /** Received since the last ack we sent (in DATA or ACK). */
   #unacked = 0;
+  /** Where bytesAt() last found its chunk: replay[index] starts at offset `start` (framing goes forward). */
+  #cursor = { index: 0, start: 0 };
 
   constructor(
     /** Per-stream replay buffer limit (--resume-buffer). */
     readonly limitBytes: number,
     private readonly budget: ReplayBudget,
-  ) {
-    this.#replay = new ByteRing(limitBytes);
-  }
+  ) {}
 
   /** What we acknowledge: the peer's bytes received (+1 after its EOF). */
   get received(): number {
@@ -84,12 +83,12 @@ export class StreamState {
 
   /** Bytes sent and not yet acknowledged. */
   get replayBytes(): number {
-    return this.#replay.length;
+    return this.#replayBytes;
   }
 
   /** Stop reading the client while true: this stream's buffer or the process's cap is full. */
   get full(): boolean {
-    return this.#replay.length >= this.limitBytes || this.budget.full;
+    return this.#replayBytes >= this.limitBytes || this.budget.full;
   }
 
   /** Both directions ended and our EOF acknowledged: nothing is left to resend or receive. */
@@ -102,27 +101,33 @@ export class StreamState {
    * full buffer of its own is freed by its own acks).
    */
   whenBudgetRoom(wake: () => void): void {
-    if (this.budget.full && this.#replay.length < this.limitBytes) this.budget.whenRoom(wake);
+    if (this.budget.full && this.#replayBytes < this.limitBytes) this.budget.whenRoom(wake);
   }
 
-  /** Records bytes read from the client (copied: `bytes` may be reused); returns their offset. */
+  /** Records bytes read from the client; returns their offset. */
   send(bytes: Buffer): number {
     if (this.#eofSent) throw new Error('stream state: data after EOF');
     const offset = this.#sent;
     this.#replay.push(bytes);
+    this.#replayBytes += bytes.length;
     this.budget.add(bytes.length);
     this.#sent += bytes.length;
     return offset;
   }
 
   /**
-   * Up to `max` bytes from `offset` (acknowledged ≤ offset < sent), uncopied, not across the
-   * replay buffer's wrap point (callers loop): what to frame next. Copy them at once: the next
-   * send() or onAck() may move or reuse them.
+   * Up to `max` bytes from `offset` (acknowledged ≤ offset < sent), within one chunk of the
+   * replay buffer, uncopied: what to frame next. Found from where the last call found its
+   * chunk, so framing the buffer from front to back walks it once.
    */
   bytesAt(offset: number, max: number): Buffer {
     if (offset < this.#acked || offset >= this.#sent) throw new Error(`stream state: ${offset} is not in the replay buffer [${this.#acked}, ${this.#sent})`);
-    return this.#replay.view(offset - this.#acked, max);
+    let { index, start } = this.#cursor;
+    if (start > offset) ({ index, start } = { index: 0, start: this.#acked });
+    while (start + this.#replay[index]!.length <= offset) start += this.#replay[index++]!.length;
+    this.#cursor = { index, start };
+    const chunk = this.#replay[index]!;
+    return chunk.subarray(offset - start, Math.min(chunk.length, offset - start + max));
   }
 
   /** Records our EOF; returns its offset. */
@@ -152,10 +157,25 @@ export class StreamState {
     const limit = this.#sent + (this.#eofSent ? 1 : 0);
     if (ack > limit) throw new OffsetError(`ack ${ack} beyond what was sent (${limit})`);
     if (ack <= this.#acked) return;
-    const free = Math.min(ack, this.#sent) - this.#acked;
+    let free = Math.min(ack, this.#sent) - this.#acked;
     this.budget.add(-free);
-    this.#replay.drop(free);
+    this.#replayBytes -= free;
+    let dropped = 0;
+    while (free > 0) {
+      const head = this.#replay[0]!;
+      if (head.length <= free) {
+        this.#replay.shift();
+        dropped++;
+        free -= head.length;
+      } else {
+        this.#replay[0] = head.subarray(free);
+        free = 0;
+      }
+    }
     this.#acked = ack;
+    // The cursor's chunk moved `dropped` places forward; the head, if it was that chunk, now starts at the ack.
+    const index = this.#cursor.index - dropped;
+    this.#cursor = index > 0 ? { index, start: this.#cursor.start } : { index: 0, start: Math.min(ack, this.#sent) };
   }
 
   /** DATA at `offset`: the part not yet received, to deliver once; a gap is an OffsetError. */
@@ -192,7 +212,8 @@ export class StreamState {
 
   /** Gives the replay buffer's bytes back to the process budget (the stream ended). */
   release(): void {
-    this.budget.add(-this.#replay.length);
-    this.#replay.clear();
+    this.budget.add(-this.#replayBytes);
+    this.#replay.length = 0;
+    this.#replayBytes = 0;
   }
 }
