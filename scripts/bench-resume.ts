@@ -72,7 +72,10 @@ function parseOptions(argv: string[]): Options {
     const [flag, value] = [argv[i]!, argv[i + 1]];
     const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
     if (!(key in o)) throw new Error(`unknown option ${flag}`);
-    if (key === 'cli') o.cli = path.resolve(value ?? '');
+    if (key === 'cli') {
+      if (!value) throw new Error('--cli needs the path of a built dist/cli/main.js');
+      o.cli = path.resolve(value);
+    }
     else o[key] = intOption(flag, value, mayBeZero.has(key) ? 0 : 1);
   }
   return o;
