@@ -30,8 +30,32 @@ import { startBenchSshd } from './bench/sshd.js';
 import { MIB, startTargets, type Targets } from './bench/targets.js';
 import { killForwarders } from './lib/forwarder.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
+
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-floor.ts [--rounds 3] [--size-mib 512]\n' +
+  '         [--hold-connections 1000] [--conns 1000] [--pings 5000]\n';
+
+const options = parseCommandLine('bench-floor', USAGE, (args) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      rounds: { type: 'string', default: '3' },
+      'size-mib': { type: 'string', default: '512' },
+      'hold-connections': { type: 'string', default: '1000' },
+      conns: { type: 'string', default: '1000' },
+      pings: { type: 'string', default: '5000' },
+    },
+  });
+  return {
+    rounds: intOption('rounds', values.rounds, 1),
+    hold: intOption('hold-connections', values['hold-connections'], 0),
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    conns: intOption('conns', values.conns, 1),
+    pings: intOption('pings', values.pings, 1),
+  };
+});
 
 const CIPHER = 'aes128-gcm@openssh.com';
 const UPLOAD_VARIANTS = ['floor', 'floor, packet buffers reused', 'sshkeep', 'ssh -L'] as const;
@@ -85,20 +109,8 @@ async function withForwarder<T>(forwarder: Promise<Forwarder>, measure: (f: Forw
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      rounds: { type: 'string', default: '3' },
-      'size-mib': { type: 'string', default: '512' },
-      'hold-connections': { type: 'string', default: '1000' },
-      conns: { type: 'string', default: '1000' },
-      pings: { type: 'string', default: '5000' },
-    },
-  });
-  const rounds = intOption('rounds', values.rounds, 1);
-  const hold = intOption('hold-connections', values['hold-connections'], 0);
-  const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
-  const conns = intOption('conns', values.conns, 1);
-  const pings = intOption('pings', values.pings, 1);
+  const { rounds, hold, sizeMiB, conns, pings } = options;
+  const bytes = sizeMiB * MIB;
   const { sshd, listener } = await startBenchSshd(CIPHER);
   const targets = await startTargets();
   const uploads = new Map(UPLOAD_VARIANTS.map((v) => [v, { user: [] as number[], kernel: [] as number[], mbps: [] as number[] }]));
@@ -149,7 +161,7 @@ async function main(): Promise<void> {
     console.log(`| ${variant} | ${median(r.us).toFixed(0)} | ${quantile(r.us, 0.99).toFixed(0)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.pingUs).toFixed(0)} |`);
   }
   console.log(
-    `\n${rounds} rounds, ${CIPHER}; uploads of ${values['size-mib']} MiB, sshkeep after ${hold} held connections; ` +
+    `\n${rounds} rounds, ${CIPHER}; uploads of ${sizeMiB} MiB, sshkeep after ${hold} held connections; ` +
       `${conns} new connections after ${conns} for warm-up, then ${pings} round trips; medians (CPU: of the per-round figures; latency: of all samples).`,
   );
 }

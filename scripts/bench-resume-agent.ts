@@ -42,7 +42,7 @@ import { AgentChannel, launchAgent, pathForAgents, type LocalAgent } from '../te
 import { instructionsDuring } from './lib/callgrind.js';
 import { runMain } from './lib/main.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
 import { sleep } from './lib/sleep.js';
 import { MIB } from './bench/targets.js';
@@ -51,28 +51,38 @@ import { DEFAULTS } from '../src/config/defaults.js';
 const WINDOW = DEFAULTS.resumeBufferBytes; // the replay buffer: at most this much unacknowledged, each way
 const CHUNK = 64 * 1024;
 
-const { values } = parseArgs({
-  options: {
-    'size-mib': { type: 'string', default: '512' },
-    pings: { type: 'string', default: '3000' },
-    streams: { type: 'string', default: '200' },
-    full: { type: 'string', default: '20' },
-    interpreter: { type: 'string', default: 'perl' },
-    agent: { type: 'string' },
-    syscalls: { type: 'boolean', default: false },
-    instructions: { type: 'boolean', default: false },
-    statements: { type: 'boolean', default: false },
-  },
-});
+const USAGE =
+  'usage: node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000]\n' +
+  '         [--streams 200] [--full 20] [--agent FILE] [--syscalls] [--instructions] [--statements]\n';
 
-if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
-const interpreter = values.interpreter as Interpreter;
-if (values.statements && interpreter !== 'perl') throw new Error('--statements counts Perl statements: use it with --interpreter perl');
-const script = values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8');
-const sizeMiB = intOption('size-mib', values['size-mib'], 1);
-const pings = intOption('pings', values.pings, 1);
-const idleStreams = intOption('streams', values.streams, 1);
-const fullStreams = intOption('full', values.full, 1);
+const { values, interpreter, script, sizeMiB, pings, idleStreams, fullStreams } = parseCommandLine('bench-resume-agent', USAGE, (args) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'size-mib': { type: 'string', default: '512' },
+      pings: { type: 'string', default: '3000' },
+      streams: { type: 'string', default: '200' },
+      full: { type: 'string', default: '20' },
+      interpreter: { type: 'string', default: 'perl' },
+      agent: { type: 'string' },
+      syscalls: { type: 'boolean', default: false },
+      instructions: { type: 'boolean', default: false },
+      statements: { type: 'boolean', default: false },
+    },
+  });
+  if (!Object.hasOwn(INTERPRETERS, values.interpreter)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
+  const interpreter = values.interpreter as Interpreter;
+  if (values.statements && interpreter !== 'perl') throw new Error('--statements counts Perl statements: use it with --interpreter perl');
+  return {
+    values,
+    interpreter,
+    script: values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8'),
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    pings: intOption('pings', values.pings, 1),
+    idleStreams: intOption('streams', values.streams, 1),
+    fullStreams: intOption('full', values.full, 1),
+  };
+});
 
 const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-agent-'));
 let agent: LocalAgent | undefined;

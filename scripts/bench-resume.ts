@@ -3,14 +3,15 @@
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts \
  *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3] \
- *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000]
+ *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/cli/main.js]
  *
  * Per round, a fresh sshkeep of each kind (plain, then --resume, then plain forwarding to a Unix socket where
  * socat dials the target: the floor of any relay hop on the server, in --resume's place, when socat is
  * installed — scripts/bench/hop.ts), each through its own fault relay:
  *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver),
- *     and the CPU seconds per GiB they cost sshkeep, (with --resume) the agent, and the whole machine (every
- *     process: here the client, sshkeep, the relay, sshd, the agent and the target share its cores);
+ *     and the CPU seconds per GiB they cost sshkeep (each way: only the upload goes through sshkeep's replay
+ *     buffer), (with --resume) the agent, and the whole machine (every process: here the client, sshkeep, the
+ *     relay, sshd, the agent and the target share its cores);
  *   - the same over a link of --link-mbps MB/s each way and --link-rtt-ms round trip (the relay paces the SSH
  *     connection: test/fixtures/pacer.ts), --link-size-mib each way, where the link and not the machine's CPU
  *     is the limit, as it is between a laptop or a pod and a server, and up to 100 ping-pongs over it;
@@ -26,7 +27,8 @@
  * `ssh -L`, plain sshkeep and sshkeep --resume (scripts/bench/pg-outage.ts). --rounds 0 runs only this.
  * Goals (issue 14): throughput ≥ 0.9× plain, ping-pong ≤ 1.2×, SSH back → first resumed byte ≤ 1 s,
  * 0 pgbench clients aborted with --resume.
- * Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
+ * --cli runs another build of sshkeep (every kind): an A/B of a change, alternating runs of this script with
+ * and without it. Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,7 +49,7 @@ import { outageTable, pgbenchThroughOutage, type OutageKind, type OutageResult }
 import { assertBuilt, killForwarders, startForwarder, untilEchoes, type Forwarder } from './lib/forwarder.js';
 import { commandLine, machine } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
 
 interface Options {
@@ -62,16 +64,26 @@ interface Options {
   linkSizeMib: number;
   pgOutages: number;
   outageMs: number;
+  /** sshkeep's entry point (default this checkout's dist/cli/main.js). */
+  cli: string | undefined;
 }
 
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts [--size-mib 256] [--pings 2000] [--idle-streams 200]\n' +
+  '         [--full-streams 16] [--resumes 5] [--rounds 3] [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/cli/main.js]\n';
+
 function parseOptions(argv: string[]): Options {
-  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000 };
+  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000, cli: undefined };
   const mayBeZero = new Set<keyof Options>(['rounds', 'pgOutages']);
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i]!, argv[i + 1]];
-    const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
-    if (!(key in o)) throw new Error(`unknown option ${flag}`);
-    o[key] = intOption(flag, value, mayBeZero.has(key) ? 0 : 1);
+    const name = flag.replace(/^--/, '');
+    const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
+    if (!flag.startsWith('--') || !(key in o)) throw new Error(`unknown option ${flag}`);
+    if (key === 'cli') {
+      if (!value) throw new Error('--cli needs the path of a built dist/cli/main.js');
+      o.cli = path.resolve(value);
+    } else o[key] = intOption(name, value, mayBeZero.has(key) ? 0 : 1);
   }
   return o;
 }
@@ -91,7 +103,8 @@ interface Launched {
 
 type Row = {
   up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[];
-  cpu: number[]; agentCpu: number[]; machineCpu: number[];
+  /** CPU s per GiB: sshkeep uploading, downloading; the agent and every process, up + down. */
+  cpuUp: number[]; cpuDown: number[]; agentCpu: number[]; machineCpu: number[];
   /** CPU µs per loopback round trip: sshkeep's main thread, the agent, every process. */
   pingCpu: number[]; pingAgentCpu: number[]; pingMachineCpu: number[];
 };
@@ -129,12 +142,13 @@ async function untilReplaying(l: Launched, bytes: number, ms: number): Promise<n
   }
 }
 
-async function launch(sshd: Sshd, targets: Targets, kind: Kind, hop: Hop | undefined): Promise<Launched> {
+async function launch(sshd: Sshd, targets: Targets, kind: Kind, hop: Hop | undefined, cli: string | undefined): Promise<Launched> {
   const relay = await new Relay(sshd.port).listen();
   trustRelay(sshd, relay.port);
   const [echo, sink, source, health] = (await freePorts(4)) as [number, number, number, number];
   const f = startForwarder({
     tool: 'sshkeep',
+    cli,
     login: sshdLogin(sshd, relay.port),
     forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source]].map(([l, t]) => (kind === 'hop' ? `${l}:${hop!.paths.get(t!)}` : `${l}:${HOST}:${t}`)),
     args: ['--log-format', 'json', '--keepalive-interval', '1s', '--health', `127.0.0.1:${health}`, ...(kind === 'resume' ? ['--resume'] : [])],
@@ -234,7 +248,8 @@ function roundsTable(o: Options, rows: Rows, hopped: boolean, full: { kib: numbe
     hopped ? '|---|---|---|---|---|---|---|' : '|---|---|---|---|---|',
     line(`upload, 1 stream of ${o.sizeMib} MiB (MB/s)`, (r) => med(r.up), 0, '≥ 0.9'),
     line(`download, 1 stream of ${o.sizeMib} MiB (MB/s)`, (r) => med(r.down), 0, '≥ 0.9'),
-    line('CPU s per GiB moved (up + down): sshkeep', (r) => med(r.cpu), 2),
+    line('CPU s per GiB uploaded: sshkeep', (r) => med(r.cpuUp), 2),
+    line('CPU s per GiB downloaded: sshkeep', (r) => med(r.cpuDown), 2),
     line('CPU s per GiB moved (up + down): the agent (or the relay) on the server', (r) => med(r.agentCpu), 2),
     line('CPU s per GiB moved (up + down): the whole machine, every process', (r) => med(r.machineCpu), 2),
     line(`upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s)`, (r) => med(r.linkUp), 1, '≥ 0.9'),
@@ -273,9 +288,11 @@ async function pgOutageStage(o: Options, sshd: Sshd, targets: Targets): Promise<
   return outageTable(results, outage);
 }
 
+const options = parseCommandLine('bench-resume', USAGE, parseOptions);
+
 async function main(): Promise<void> {
-  const o = parseOptions(process.argv.slice(2));
-  assertBuilt();
+  const o = options;
+  assertBuilt(o.cli);
   const load = os.loadavg();
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-xdg-'));
   fs.chmodSync(runtimeDir, 0o700);
@@ -286,7 +303,7 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
+  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpuUp: [], cpuDown: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
   const rows: Rows = { plain: row(), resume: row(), hop: row() };
   const hopStarted = await startHop(runtimeDir, [targets.echo, targets.sink, targets.source], HOST, CLK_TCK);
   const hop = hopStarted.hop;
@@ -298,7 +315,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= o.rounds; round++) {
     for (const kind of kinds) {
       process.stderr.write(`round ${round}: ${kind}\n`);
-      const l = await launch(sshd, targets, kind, hop);
+      const l = await launch(sshd, targets, kind, hop, o.cli);
       try {
         // Memory first, while the process has not yet grown its heap for bulk transfers.
         const r = rows[kind];
@@ -313,9 +330,11 @@ async function main(): Promise<void> {
         const serverCpu = async () => (kind === 'hop' ? hop!.cpuSeconds() : agents.reduce((n, pid) => n + cpuSeconds(pid), 0));
         const cpu0 = [cpuSeconds(l.f.child.pid!), await serverCpu(), machineCpuSeconds()];
         r.up.push((await upload(l.ports.sink, bytes, targets)).mbps);
+        const cpuUp = cpuSeconds(l.f.child.pid!) - cpu0[0]!;
         r.down.push((await download(l.ports.source, bytes)).mbps);
         const gib = (2 * bytes) / (1024 * MIB);
-        r.cpu.push((cpuSeconds(l.f.child.pid!) - cpu0[0]!) / gib);
+        r.cpuUp.push(cpuUp / (gib / 2));
+        r.cpuDown.push((cpuSeconds(l.f.child.pid!) - cpu0[0]! - cpuUp) / (gib / 2));
         r.machineCpu.push((machineCpuSeconds() - cpu0[2]!) / gib);
         if (kind !== 'plain') r.agentCpu.push(((await serverCpu()) - cpu0[1]!) / gib);
         l.relay.shape(link);
@@ -336,7 +355,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const lines = [`## --resume against plain forwarding (${o.rounds} rounds, medians${o.pgOutages > 0 ? `; pgbench through an outage, ${o.pgOutages} run each` : ''})`, '', machine(load), '', `\`${commandLine()}\``, ''];
+  const lines = [`## --resume against plain forwarding (${o.rounds} rounds, medians${o.pgOutages > 0 ? `; pgbench through an outage, ${o.pgOutages} run each` : ''})`, '', machine(load), '', `\`${commandLine()}\``, ...(o.cli ? ['', `sshkeep: ${o.cli}`] : []), ''];
   if (o.rounds > 0) lines.push(...roundsTable(o, rows, hop !== undefined, full, latency));
   if (o.rounds > 0 && !hop) lines.push(`The relay hop's floor: skipped, ${hopStarted.why}.`, '');
   if (o.pgOutages > 0) lines.push(...(await pgOutageStage(o, sshd, targets)));
