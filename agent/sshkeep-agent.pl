@@ -29,8 +29,12 @@ my @FRAME_NAME = qw(- OPEN ATTACH ACCEPT DATA ACK EOF RESET ERROR GOODBYE PING P
 use constant {
   MAX_PAYLOAD => 1_048_576,           # a longer frame is a protocol error
   MAX_OFFSET => 9_007_199_254_740_991, # 2^53-1: sshkeep counts in doubles; more is a protocol error
-  CHUNK => 65_536,                     # bytes per target read and per DATA frame: below glibc's mmap threshold
-                                       # (128 KiB), as larger buffers cost page faults at each allocation
+  CHUNK => 262_144,                    # bytes per target read and per DATA frame: the interpreter's work is per
+                                       # read and per frame, and costs more than the page faults of buffers above
+                                       # glibc's mmap threshold (BENCHMARKS.md, "the agent's bulk data path")
+  HEADER => 21,                        # a DATA frame's header: type, length, offset, ack
+  SPARES => 4,                         # read buffers kept for reuse (see q_drop)
+  DIRECT_BYTES => 8_192,               # sshkeep's bytes in a frame this large are written to the target alone (see data_from)
   CHANNEL_READ => 262_144,             # bytes per channel read (a persistent buffer, so it may be large)
   BURST => 16,                         # target reads relayed in one turn, without a select between them
   REPLAY_MAX => 4 * 1_048_576,         # per stream: unacknowledged bytes from the target
@@ -62,54 +66,81 @@ my %ERRNAME;
 $ERRNAME{ Errno->can($_)->() } //= $_ for grep { Errno->can($_) } sort @Errno::EXPORT_OK;
 sub errname { my ($n) = @_; return $ERRNAME{ 0 + $n } // "errno " . (0 + $n) }
 
-# Byte queues, as lists of strings. Appending to a Perl string whose front was cut off first
-# moves the whole string back: one big buffer cost a memmove of up to 4 MiB per read.
-sub q_new { return { chunks => [], len => 0 } }
+# Byte queues, as lists of strings that are read into and written from where they lie: a copy of
+# a chunk costs the agent about as much as the system calls that move it. A chunk is not cut at
+# its front either (a Perl string cut there is moved back whole when next appended to): `first`
+# says where the queue's bytes start in its first chunk. A queue may keep `head` bytes of room at
+# the start of each chunk: the replay buffer does, for a DATA frame's header (see pump).
+sub q_new { my ($head) = @_; $head //= 0; return { chunks => [], len => 0, head => $head, first => $head } }
 
+# Appends a chunk; $from, on an empty queue, where its bytes start if not at its head (a frame a
+# socket took in part).
 sub q_push {
-  my ($q, $bytes) = @_;
+  my ($q, $bytes, $from) = @_;
+  $from //= $q->{head};
+  $q->{first} = $from unless @{ $q->{chunks} };
   push @{ $q->{chunks} }, $bytes;
-  $q->{len} += length $bytes;
+  $q->{len} += length($bytes) - $from;
 }
 
-# Removes $n bytes from the front.
+# Reads at most $n bytes from $fh into a new chunk, after its head: sysread's answer. The read is
+# into one buffer kept for all reads: a chunk of at least half a CHUNK takes it (Perl shares the
+# buffer, copy on write), and the next read gets a spare one (see q_drop) or a new one; a shorter
+# chunk is copied into a string of its own size (Perl shares no buffer that much larger than its
+# string), and the buffer serves the next read: a held reply of a few bytes does not keep a buffer
+# of a CHUNK.
+my $READ = '';
+my @SPARE;
+sub q_read {
+  my ($q, $fh, $n) = @_;
+  my $got = sysread($fh, $READ, $n, $q->{head});
+  return $got unless $got;
+  push @{ $q->{chunks} }, $READ;
+  $READ = @SPARE ? pop @SPARE : '' if $got >= CHUNK / 2;
+  $q->{len} += $got;
+  return $got;
+}
+
+# Removes $n bytes from the front. The replay buffer's chunks (a queue with a head) are kept as
+# spare buffers for the next reads, a few: glibc gives a freed buffer of a CHUNK back to the kernel
+# (it is above its mmap threshold, or at the top of the heap), and a new one costs a page fault
+# for each 4 KiB written into it.
 sub q_drop {
   my ($q, $n) = @_;
   $q->{len} -= $n;
-  if ($q->{len} == 0) { @{ $q->{chunks} } = (); return } # all of it: what a write or an ack most often takes
   my $chunks = $q->{chunks};
+  if ($q->{len} == 0) { # all of it: what a write or an ack most often takes
+    spare(@$chunks) if $q->{head} && length $chunks->[0] >= CHUNK / 2; # (not for the reply of a request/reply)
+    @$chunks = ();
+    $q->{first} = $q->{head};
+    return;
+  }
   while ($n > 0) {
-    my $first = length $chunks->[0];
-    if ($first > $n) { substr($chunks->[0], 0, $n, ''); return }
+    my $left = length($chunks->[0]) - $q->{first};
+    if ($left > $n) { $q->{first} += $n; return }
+    spare($chunks->[0]) if $q->{head};
     shift @$chunks;
-    $n -= $first;
+    $q->{first} = $q->{head};
+    $n -= $left;
   }
 }
 
-# The bytes at [$from, $from + $n) from the front, or fewer: never across a chunk's end.
-sub q_slice {
-  my ($q, $from, $n) = @_;
-  for my $chunk (@{ $q->{chunks} }) {
-    my $size = length $chunk;
-    return $chunk if $from == 0 && $size <= $n; # shared with the queue (copy on write), not copied
-    if ($from < $size) { return substr($chunk, $from, $size - $from < $n ? $size - $from : $n) }
-    $from -= $size;
-  }
-  return '';
-}
+sub spare { for (@_) { push @SPARE, $_ if @SPARE < SPARES && length >= CHUNK / 2 } }
 
-# Writes what the queue holds (small chunks joined, up to about CHUNK a call); false on an error.
+# Writes what a queue without a head holds: its first chunk from where it lies, or small chunks
+# (acks, short frames) joined, up to CHUNK; false on an error.
 sub q_write {
   my ($q, $fh) = @_;
   return 1 unless $q->{len}; # a write bit left set by a turn that emptied the queue
   my $chunks = $q->{chunks};
-  my $out = $chunks->[0];
-  if (length $out < CHUNK && @$chunks > 1) {
-    my $i = 0;
-    $out = '';
-    $out .= $chunks->[$i++] while $i < @$chunks && length $out < CHUNK;
+  my $n;
+  if (@$chunks > 1 && length($chunks->[0]) - $q->{first} + length($chunks->[1]) <= CHUNK) {
+    my ($out, $i) = (substr($chunks->[0], $q->{first}) . $chunks->[1], 2);
+    $out .= $chunks->[$i++] while $i < @$chunks && length($out) + length($chunks->[$i]) <= CHUNK;
+    $n = syswrite($fh, $out);
+  } else {
+    $n = syswrite($fh, $chunks->[0], length($chunks->[0]) - $q->{first}, $q->{first});
   }
-  my $n = syswrite($fh, $out);
   return $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR unless defined $n;
   q_drop($q, $n);
   return 1;
@@ -274,16 +305,17 @@ sub send_frame {
 
 # Written at once when nothing waits before it (most often the socket takes it all); else, or
 # for what it did not take, queued behind. A write error is left for channel_writable to find.
+# The frame is $_[1] itself, not a copy: most often a chunk of the replay buffer (see pump).
 sub queue_frame {
-  my ($c, $frame) = @_;
+  my $c = $_[0];
   return if $c->{closed};
   my $wbuf = $c->{wbuf};
+  my $n = 0;
   unless ($wbuf->{len}) {
-    my $n = syswrite($c->{fh}, $frame) // 0;
-    return if $n == length $frame;
-    substr($frame, 0, $n, '') if $n;
+    $n = syswrite($c->{fh}, $_[1]) // 0;
+    return if $n == length $_[1];
   }
-  q_push($wbuf, $frame);
+  q_push($wbuf, $_[1], $n); # shares the string's buffer (copy on write)
   vec($WIN, $c->{fd}, 1) = 1;
 }
 
@@ -377,7 +409,7 @@ sub forget_stream {
   close_resolver($s);
   close_target($s, $reset);
   $HELD -= $s->{replay}{len} + $s->{tbuf}{len};
-  $s->{replay} = q_new();
+  $s->{replay} = q_new(HEADER);
   $s->{tbuf} = q_new();
   delete $STREAMS{ $s->{serial} };
   delete $TIMED{ $s->{serial} };
@@ -414,7 +446,7 @@ sub open_stream {
   my $s = {
     serial => ++$SERIAL, id => $id, grace_ms => $grace_ms, host => $host, port => $port, addrs => [], err => 'EAI_NONAME',
     fh => undef, resolver => undef, connected => 0, chan => $c, detached_at => undef,
-    base => 0, replay => q_new(), sent => 0, t_eof => 0, t_reset => undef, eof_acked => 0,
+    base => 0, replay => q_new(HEADER), sent => 0, t_eof => 0, t_reset => undef, eof_acked => 0,
     received => 0, tbuf => q_new(), in_eof => 0, shut => 0, ack_sent => 0, ack_at => undef,
   };
   $STREAMS{ $s->{serial} } = $s;
@@ -557,7 +589,7 @@ sub target_writable {
 sub target_read {
   my ($s) = @_;
   my $room = REPLAY_MAX - $s->{replay}{len} > CHUNK ? CHUNK : REPLAY_MAX - $s->{replay}{len};
-  my $n = sysread($s->{fh}, my $bytes, $room);
+  my $n = q_read($s->{replay}, $s->{fh}, $room);
   unless ($n) {
     if (defined $n) { # its EOF
       $s->{t_eof} = 1;
@@ -567,7 +599,6 @@ sub target_read {
     }
     return 0;
   }
-  q_push($s->{replay}, $bytes);
   $HELD += $n;
   return $n == $room;
 }
@@ -657,14 +688,15 @@ sub attach_stream {
 }
 
 # DATA on a channel with its stream $s, the bulk of the frames, without frame_from's copy of the payload
-# and its checks for every type: its $n bytes at $from in the channel's read buffer are copied once,
-# into tbuf; or not at all when nothing waits for the target before them and no other frame follows
-# them in this read (a request of a request/reply): they are written to the target from where they
-# lie, and only what it does not take is queued. $offset and $ack come with the header.
+# and its checks for every type: its $n bytes at $from in the channel's read buffer are written to the
+# target from where they lie when nothing waits for the target before them, and only what it does not
+# take is copied into tbuf. Small payloads with more frames behind them in this read are queued
+# instead, to leave in one write with those. $offset and $ack come with the header.
 sub data_from {
   my ($c, $s, $from, $n, $offset, $ack, $last) = @_;
   return protocol_error($c, 'DATA offset beyond 2^53-1') if $offset > MAX_OFFSET || $ack > MAX_OFFSET;
-  return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless take_ack($s, $ack);
+  # (An ack no further than the replay's start, as in every frame of an upload, frees nothing.)
+  return reset_stream($s, E_OFFSET, "ack $ack beyond the $s->{sent} bytes sent") unless $ack <= $s->{base} || take_ack($s, $ack);
   if ($offset != $s->{received} || $s->{in_eof}) {
     return reset_stream($s, E_OFFSET, "DATA at $offset after a gap: $s->{received} received") if $offset > $s->{received};
     my $skip = $s->{received} - $offset; # a resend of bytes already here
@@ -675,7 +707,7 @@ sub data_from {
   }
   $s->{received} += $n;
   unless ($s->{t_reset}) { # a reset target takes nothing more
-    my $written = $last && !$s->{tbuf}{len} && $s->{connected} && $s->{fh} ? syswrite($s->{fh}, $c->{rbuf}, $n, $from) : 0;
+    my $written = ($last || $n >= DIRECT_BYTES) && !$s->{tbuf}{len} && $s->{connected} && $s->{fh} ? syswrite($s->{fh}, $c->{rbuf}, $n, $from) : 0;
     unless (defined $written) {
       return target_failed($s, errname($!)) unless $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
       $written = 0;
@@ -806,14 +838,27 @@ sub pump {
   my ($s) = @_;
   my $c = $s->{chan};
   return if !$c || $c->{accept_pending} || $c->{closing};
-  my $end = $s->{base} + $s->{replay}{len};
+  my $replay = $s->{replay};
+  my $end = $s->{base} + $replay->{len};
   if ($s->{sent} < $end) {
+    # A DATA frame per chunk, from the first unsent byte: its chunk is looked for from the back, as
+    # it is most often the last read.
+    my $chunks = $replay->{chunks};
+    my ($i, $unsent, $size) = ($#$chunks, $end - $s->{sent});
+    while ($unsent > ($size = length($chunks->[$i]) - ($i ? HEADER : $replay->{first}))) { $unsent -= $size; $i-- }
     while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
-      my $bytes = q_slice($s->{replay}, $s->{sent} - $s->{base}, CHUNK);
+      my $at = length($chunks->[$i]) - $unsent; # where chunk $i's unsent bytes start
       # DATA: its header (type, length, offset, ack), then the bytes.
-      queue_frame($c, ($QUADS ? pack('CNQ>Q>', DATA, 16 + length $bytes, $s->{sent}, $s->{received})
-        : pack('CN', DATA, 16 + length $bytes) . u64($s->{sent}) . u64($s->{received})) . $bytes);
-      $s->{sent} += length $bytes;
+      my $header = $QUADS ? pack('CNQ>Q>', DATA, 16 + $unsent, $s->{sent}, $s->{received})
+        : pack('CN', DATA, 16 + $unsent) . u64($s->{sent}) . u64($s->{received});
+      if ($at == HEADER) { # all of the chunk: the header goes in the room before its bytes, the chunk is the frame
+        substr($chunks->[$i], 0, HEADER, $header);
+        queue_frame($c, $chunks->[$i]);
+      } else { # from within a chunk: a resend after an ATTACH
+        queue_frame($c, $header . substr($chunks->[$i], $at));
+      }
+      $s->{sent} += $unsent;
+      $unsent = ++$i < @$chunks ? length($chunks->[$i]) - HEADER : 0;
     }
     ack_sent($s); # each frame carried it
     return if $s->{sent} < $end;

@@ -252,11 +252,12 @@ def detach(path):
 #     written to the target; ack_sent = the last ack sshkeep was sent.
 
 class Channel:
-    __slots__ = ('sock', 'fd', 'rbuf', 'wbuf', 'stream', 'closed', 'closing', 'accept_pending', 'attached_once', 'mask')
+    __slots__ = ('sock', 'fd', 'rbuf', 'rest', 'wbuf', 'stream', 'closed', 'closing', 'accept_pending', 'attached_once', 'mask')
 
     def __init__(self, sock):
         self.sock, self.fd = sock, sock.fileno()
         self.rbuf = b''
+        self.rest = None  # of a DATA frame cut by a read's end: (bytes still to come, their offset, its ack)
         self.wbuf = Queue()
         self.stream = None
         self.closed = self.closing = self.accept_pending = self.attached_once = False
@@ -862,6 +863,8 @@ class Agent:
         if not data:
             self.close_channel(c)
             return False
+        if c.rest:
+            return self.rest_of_data(c, data)
         rbuf = c.rbuf
         if not rbuf:
             return self.frames(c, data, 0, True)
@@ -877,6 +880,20 @@ class Agent:
         if need == size or c.closing or c.closed:
             return settled
         return self.frames(c, data, need, True)
+
+    def rest_of_data(self, c, data):
+        """The next bytes of a DATA frame begun in an earlier read, then the frames after them."""
+        n, offset, ack = c.rest
+        size = len(data)
+        take = min(n, size)
+        c.rest = (n - take, offset + take, ack) if take < n else None
+        s = c.stream
+        if s is None:  # its stream ended meanwhile, and the channel with it
+            return False
+        self.data_from(c, s, memoryview(data)[:take], offset, ack, take == size)
+        if take == size or c.closing or c.closed:
+            return False
+        return self.frames(c, data, take, True)
 
     def frames(self, c, buf, at, ends_read):
         """The frames in buf from at, taken as views of it: a DATA frame's bytes are not copied. What
@@ -897,9 +914,15 @@ class Agent:
                 self.protocol_error(c, '%s frame declares %d bytes, over the limit of %d' % (FRAME_NAME[ftype], length, MAX_PAYLOAD))
                 return False
             end = at + 5 + length
-            if end > size:
-                break
             s = c.stream
+            if end > size:
+                if ftype == DATA and s and length >= 17 and size - at > 21 and ends_read:
+                    # Bytes are placed by their offset: those of the frame that came go now, the rest
+                    # when they come (see rest_of_data), not joined with them.
+                    c.rest = (end - size, offset + size - at - 21, ack)
+                    self.data_from(c, s, view[at + 21:size], offset, ack, True)
+                    return False
+                break
             if ftype == DATA and s and length >= 17:
                 # The request of a request/reply, all there was to read, its stream quiet: if the
                 # target took it all and nothing was queued for the channel, nothing changed that

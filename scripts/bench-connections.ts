@@ -23,13 +23,49 @@ import { startBenchSshd } from './bench/sshd.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption, splitArgs } from './lib/options.js';
+import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
 import { median } from './lib/stats.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
 
 const TOOLS = ['sshkeep', 'baseline', 'bare', 'ssh'] as const;
 type Tool = (typeof TOOLS)[number];
 const LABEL: Record<Tool, string> = { sshkeep: 'sshkeep', baseline: 'sshkeep (baseline)', bare: 'bare ssh2', ssh: 'ssh -L' };
+
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts [--conns 2000] [--cold 300] [--rounds 3]\n' +
+  "         [--tools sshkeep,bare,ssh] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace]\n";
+
+const options = parseCommandLine('bench-connections', USAGE, (args) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      conns: { type: 'string', default: '2000' },
+      cold: { type: 'string', default: '300' },
+      rounds: { type: 'string', default: '3' },
+      tools: { type: 'string', default: 'sshkeep,bare,ssh' },
+      'baseline-cli': { type: 'string' },
+      'node-args': { type: 'string', default: '' },
+      strace: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const baselineCli = values['baseline-cli'];
+  const tools = values.tools.split(',').map((t) => {
+    if (!(TOOLS as readonly string[]).includes(t)) throw new Error(`--tools: ${t} is not one of ${TOOLS.join(', ')}`);
+    return t as Tool;
+  });
+  if (baselineCli && !tools.includes('baseline')) tools.splice(1, 0, 'baseline');
+  if (tools.includes('baseline') && !baselineCli) throw new Error('--tools baseline needs --baseline-cli');
+  return {
+    conns: intOption('conns', values.conns, 1),
+    cold: intOption('cold', values.cold, 1),
+    rounds: intOption('rounds', values.rounds, 1),
+    baselineCli,
+    tools,
+    nodeArgs: splitArgs(values['node-args']),
+    strace: values.strace,
+  };
+});
 
 const stops = new Set<() => Promise<void>>();
 let sshdRef: Sshd | undefined;
@@ -60,28 +96,7 @@ async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: stri
 type Row = { cold: { user: number; system: number }[]; warm: { user: number; system: number; medianUs: number }[] };
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      conns: { type: 'string', default: '2000' },
-      cold: { type: 'string', default: '300' },
-      rounds: { type: 'string', default: '3' },
-      tools: { type: 'string', default: 'sshkeep,bare,ssh' },
-      'baseline-cli': { type: 'string' },
-      'node-args': { type: 'string', default: '' },
-      strace: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  const conns = intOption('conns', values.conns, 1);
-  const cold = intOption('cold', values.cold, 1);
-  const rounds = intOption('rounds', values.rounds, 1);
-  const baselineCli = values['baseline-cli'];
-  const tools = values.tools.split(',').map((t) => {
-    if (!(TOOLS as readonly string[]).includes(t)) throw new Error(`--tools: ${t} is not one of ${TOOLS.join(', ')}`);
-    return t as Tool;
-  });
-  if (baselineCli && !tools.includes('baseline')) tools.splice(1, 0, 'baseline');
-  if (tools.includes('baseline') && !baselineCli) throw new Error('--tools baseline needs --baseline-cli');
+  const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace } = options;
   const { sshd } = await startBenchSshd(undefined);
   sshdRef = sshd;
   const targets = await startTargets();
@@ -89,14 +104,14 @@ async function main(): Promise<void> {
   const rows = new Map<Tool, Row>(tools.map((t) => [t, { cold: [], warm: [] }]));
   for (let round = 1; round <= rounds; round++) {
     for (const tool of tools) {
-      const f = await start(tool, sshd, targets, baselineCli, splitArgs(values['node-args']));
+      const f = await start(tool, sshd, targets, baselineCli, nodeArgs);
       stops.add(f.stop);
       try {
         const c = await cpuPerConnection(f.pid, f.port, cold);
         const w = await cpuPerConnection(f.pid, f.port, conns);
         rows.get(tool)!.cold.push(c);
         rows.get(tool)!.warm.push(w);
-        if (values.strace) {
+        if (strace) {
           const n = Math.min(conns, 500);
           const calls = await countSyscalls(f.pid, () => newConnections(f.port, n));
           process.stderr.write(`round ${round} ${LABEL[tool]}: system calls per connection (strace -c over ${n}): ${perUnit(calls, n)}\n`);

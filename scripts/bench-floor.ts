@@ -41,8 +41,47 @@ import { MIB, startTargets, type Targets } from './bench/targets.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
 import { commandLine, machine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
+
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-floor.ts [--rounds 3] [--size-mib 512]\n' +
+  '         [--hold-connections 1000] [--conns 1000] [--pings 5000]\n' +
+  '         [--small-only] [--small-clients 8] [--small-requests 5000] [--small-warm 5000] [--small-size 64] [--small-strace]\n';
+
+const options = parseCommandLine('bench-floor', USAGE, (args) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      rounds: { type: 'string', default: '3' },
+      'size-mib': { type: 'string', default: '512' },
+      'hold-connections': { type: 'string', default: '1000' },
+      conns: { type: 'string', default: '1000' },
+      pings: { type: 'string', default: '5000' },
+      'small-only': { type: 'boolean', default: false },
+      'small-clients': { type: 'string', default: '8' },
+      'small-requests': { type: 'string', default: '5000' },
+      'small-warm': { type: 'string', default: '5000' },
+      'small-size': { type: 'string', default: '64' },
+      'small-strace': { type: 'boolean', default: false },
+    },
+  });
+  return {
+    rounds: intOption('rounds', values.rounds, 1),
+    hold: intOption('hold-connections', values['hold-connections'], 0),
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    conns: intOption('conns', values.conns, 1),
+    pings: intOption('pings', values.pings, 1),
+    smallOnly: values['small-only'],
+    small: {
+      clients: intOption('small-clients', values['small-clients'], 1),
+      requests: intOption('small-requests', values['small-requests'], 1),
+      warm: intOption('small-warm', values['small-warm'], 0),
+      size: intOption('small-size', values['small-size'], 1),
+      strace: values['small-strace'],
+    },
+  };
+});
 
 const CIPHER = 'aes128-gcm@openssh.com';
 const UPLOAD_VARIANTS = ['floor', 'floor, packet buffers reused', 'sshkeep', 'ssh -L'] as const;
@@ -96,35 +135,8 @@ async function withForwarder<T>(forwarder: Promise<Forwarder>, measure: (f: Forw
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      rounds: { type: 'string', default: '3' },
-      'size-mib': { type: 'string', default: '512' },
-      'hold-connections': { type: 'string', default: '1000' },
-      conns: { type: 'string', default: '1000' },
-      pings: { type: 'string', default: '5000' },
-      'small-only': { type: 'boolean', default: false },
-      'small-clients': { type: 'string', default: '8' },
-      'small-requests': { type: 'string', default: '5000' },
-      'small-warm': { type: 'string', default: '5000' },
-      'small-size': { type: 'string', default: '64' },
-      'small-strace': { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  const rounds = intOption('rounds', values.rounds, 1);
-  const hold = intOption('hold-connections', values['hold-connections'], 0);
-  const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
-  const conns = intOption('conns', values.conns, 1);
-  const pings = intOption('pings', values.pings, 1);
-  const smallOnly = values['small-only'];
-  const small = {
-    clients: intOption('small-clients', values['small-clients'], 1),
-    requests: intOption('small-requests', values['small-requests'], 1),
-    warm: intOption('small-warm', values['small-warm'], 0),
-    size: intOption('small-size', values['small-size'], 1),
-    strace: values['small-strace'],
-  };
+  const { rounds, hold, sizeMiB, conns, pings, smallOnly, small } = options;
+  const bytes = sizeMiB * MIB;
   assertBuilt();
   const loadBefore = os.loadavg();
   const smallRows = floorRows();
@@ -159,7 +171,7 @@ async function main(): Promise<void> {
       console.log(`| ${variant} | ${median(r.us).toFixed(0)} | ${quantile(r.us, 0.99).toFixed(0)} | ${median(r.cpuUs).toFixed(0)} | ${median(r.pingUs).toFixed(0)} |`);
     }
     console.log(
-      `\n${rounds} rounds, ${CIPHER}; uploads of ${values['size-mib']} MiB, sshkeep after ${hold} held connections; ` +
+      `\n${rounds} rounds, ${CIPHER}; uploads of ${sizeMiB} MiB, sshkeep after ${hold} held connections; ` +
         `${conns} new connections after ${conns} for warm-up, then ${pings} round trips; medians (CPU: of the per-round figures; latency: of all samples).\n`,
     );
   }

@@ -47,7 +47,7 @@ import { callgrindControl as control, dumpTotal } from './lib/callgrind.js';
 import { childEnv } from './lib/forwarder.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption, splitArgs } from './lib/options.js';
+import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
 import { sleep } from './lib/sleep.js';
 
 const TOOLS = ['sshkeep', 'bare', 'ssh', 'proxy', 'proxy-onread'] as const;
@@ -185,8 +185,14 @@ function perfMapOf(pid: number): string {
   return `/tmp/perf-${pid}.map`;
 }
 
-async function main(): Promise<void> {
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts [--clients 8] [--requests 1000] [--size 64]\n' +
+  '         [--warm 5000] [--tools sshkeep,bare,ssh(,proxy,proxy-onread)] [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N]\n' +
+  "         [--keep DIR] [--new-connections] [--node-args='FLAGS']\n";
+
+const options = parseCommandLine('bench-instructions', USAGE, (args) => {
   const { values } = parseArgs({
+    args,
     options: {
       clients: { type: 'string', default: '8' },
       requests: { type: 'string', default: '1000' },
@@ -203,7 +209,6 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind not found (apt-get install -y valgrind)');
   const o = {
     clients: intOption('clients', values.clients, 1),
     requests: intOption('requests', values.requests, 1),
@@ -215,7 +220,6 @@ async function main(): Promise<void> {
     newConnections: values['new-connections'],
     nodeArgs: splitArgs(values['node-args']),
   };
-  if (o.keep) fs.mkdirSync(o.keep, { recursive: true });
   const tools = values.tools.split(',').map((t) => {
     if (!(TOOLS as readonly string[]).includes(t)) throw new Error(`--tools: ${t} is not one of ${TOOLS.join(', ')}`);
     return t as Tool;
@@ -225,6 +229,13 @@ async function main(): Promise<void> {
   if (compare && !envName) throw new Error('--compare-env wants NAME=VALUE');
   const baseline = values['baseline-cli'] && path.resolve(values['baseline-cli']);
   if (baseline && !fs.existsSync(baseline)) throw new Error(`--baseline-cli ${baseline}: no such file (run npm run build there)`);
+  return { o, tools, compare, envName, envValue, baseline };
+});
+
+async function main(): Promise<void> {
+  const { o, tools, compare, envName, envValue, baseline } = options;
+  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind not found (apt-get install -y valgrind)');
+  if (o.keep) fs.mkdirSync(o.keep, { recursive: true });
   const { sshd } = await startBenchSshd(o.cipher);
   sshdRef = sshd;
   targetsRef = await startTargets();

@@ -23,11 +23,16 @@ import { startBenchSshd } from './bench/sshd.js';
 import { MIB, startTargets } from './bench/targets.js';
 import { killForwarders } from './lib/forwarder.js';
 import { runMain } from './lib/main.js';
-import { intOption, splitArgs } from './lib/options.js';
+import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
 import { median } from './lib/stats.js';
 
-async function main(): Promise<void> {
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-node-flags.ts [--variant ""] [--variant "--max-semi-space-size=1"]\n' +
+  '         [--rounds 4] [--size-mib 512] [--cipher NAME] [--hold-connections 1000]\n';
+
+const options = parseCommandLine('bench-node-flags', USAGE, (args) => {
   const { values } = parseArgs({
+    args,
     options: {
       variant: { type: 'string', multiple: true },
       rounds: { type: 'string', default: '4' },
@@ -36,12 +41,20 @@ async function main(): Promise<void> {
       'hold-connections': { type: 'string', default: '1000' },
     },
   });
-  const variants = values.variant ?? ['', shebangNodeArgs(CLI_MAIN).join(' ')];
-  const rounds = intOption('rounds', values.rounds, 1);
-  const hold = intOption('hold-connections', values['hold-connections'], 0);
-  const bytes = intOption('size-mib', values['size-mib'], 1) * MIB;
+  return {
+    variants: values.variant ?? ['', shebangNodeArgs(CLI_MAIN).join(' ')],
+    rounds: intOption('rounds', values.rounds, 1),
+    hold: intOption('hold-connections', values['hold-connections'], 0),
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    cipher: values.cipher,
+  };
+});
+
+async function main(): Promise<void> {
+  const { variants, rounds, hold, sizeMiB, cipher } = options;
+  const bytes = sizeMiB * MIB;
   const gib = bytes / (1024 * MIB);
-  const { sshd } = await startBenchSshd(values.cipher);
+  const { sshd } = await startBenchSshd(cipher);
   const targets = await startTargets();
   const results = variants.map(() => ({ up: [] as number[], down: [] as number[], mbUp: [] as number[], mbDown: [] as number[] }));
   try {
@@ -71,7 +84,7 @@ async function main(): Promise<void> {
     const r = results[i]!;
     console.log(`| ${variant ? `\`${variant}\`` : 'none'} | ${median(r.up).toFixed(2)} | ${median(r.down).toFixed(2)} | ${median(r.mbUp).toFixed(0)} | ${median(r.mbDown).toFixed(0)} |`);
   }
-  console.log(`\n${rounds} rounds, ${values['size-mib']} MiB each way after ${hold} held connections, cipher ${values.cipher ?? 'sshkeep default'}; medians.`);
+  console.log(`\n${rounds} rounds, ${sizeMiB} MiB each way after ${hold} held connections, cipher ${cipher ?? 'sshkeep default'}; medians.`);
 }
 
 runMain('bench-node-flags', main, async () => killForwarders());

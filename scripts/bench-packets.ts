@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/fixtures/bin.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 
 const LOOP = path.join(REPO_ROOT, 'scripts', 'lib', 'packet-loop.mjs');
 
@@ -46,8 +46,11 @@ function countOnce(ssh2: string, side: 'encrypt' | 'decrypt', packets: number, s
   }
 }
 
-async function main(): Promise<void> {
+const USAGE = 'usage: node --import @tapjs/typescript/import scripts/bench-packets.ts [--packets 40000] [--size 64] [--per-read 1,4] [--runs 3] [--ssh2 DIR]\n';
+
+const options = parseCommandLine('bench-packets', USAGE, (args) => {
   const { values } = parseArgs({
+    args,
     options: {
       packets: { type: 'string', default: '40000' },
       size: { type: 'string', default: '64' },
@@ -57,16 +60,23 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind not found (apt-get install -y valgrind)');
-  const packets = intOption('packets', values.packets, 2);
-  const size = intOption('size', values.size, 0);
-  const perReads = values['per-read'].split(',').map((v) => intOption('per-read', v, 1));
-  const runs = intOption('runs', values.runs, 1);
   const columns: Array<[string, string]> = [['this ssh2', path.join(REPO_ROOT, 'node_modules', 'ssh2')]];
   if (values.ssh2) {
     if (!fs.existsSync(path.join(values.ssh2, 'lib', 'protocol', 'crypto.js'))) throw new Error(`--ssh2 ${values.ssh2}: not an ssh2 package directory`);
     columns.push([`--ssh2 ${values.ssh2}`, path.resolve(values.ssh2)]);
   }
+  return {
+    packets: intOption('packets', values.packets, 2),
+    size: intOption('size', values.size, 0),
+    perReads: values['per-read'].split(',').map((v) => intOption('per-read', v, 1)),
+    runs: intOption('runs', values.runs, 1),
+    columns,
+  };
+});
+
+async function main(): Promise<void> {
+  const { packets, size, perReads, runs, columns } = options;
+  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind not found (apt-get install -y valgrind)');
   const rows: Array<[string, number[]]> = [[`encrypt, ${size}-byte CHANNEL_DATA`, columns.map(([, dir]) => count(dir, 'encrypt', packets, size, 1, runs))]];
   for (const perRead of perReads) rows.push([`decrypt, ${perRead} packet(s) per read`, columns.map(([, dir]) => count(dir, 'decrypt', packets, size, perRead, runs))]);
   const ratio = columns.length === 2 ? ' | ratio |' : ' |';

@@ -31,13 +31,16 @@ import { startSshd, type Sshd } from '../test/fixtures/sshd.js';
 import { FIRST_BYTE_GIVE_UP_MS, markdownFirstByte, scenario2, scenario3, type FirstByteRow } from './bench-resilience/first-byte.js';
 import { markdownS4, scenario4, type S4Row } from './bench-resilience/held.js';
 import { markdownS1, scenario1, type S1Row } from './bench-resilience/idle-blackhole.js';
-import { parseOptions } from './bench-resilience/options.js';
+import { parseOptions, USAGE } from './bench-resilience/options.js';
 import { markdownS5, scenario5, type S5Row } from './bench-resilience/outage.js';
 import { TARGET, clientCell, failCell, secs } from './bench-resilience/report.js';
 import { SPEC, liveRelays, type Env } from './bench-resilience/tool.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
 import { autosshVersion, commandLine, distIsStale, gitDescribe, machine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
+import { parseCommandLine } from './lib/options.js';
+
+const options = parseCommandLine('bench-resilience', USAGE, parseOptions);
 
 let cleanupPromise: Promise<void> | undefined;
 let sshdRef: Sshd | undefined;
@@ -54,7 +57,7 @@ function cleanup(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
+  const opts = options;
   const CLI = opts.cli;
   assertBuilt(CLI);
   const autossh = autosshVersion();

@@ -6,9 +6,9 @@
  *   node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000] [--streams 200] [--full 20]
  *     [--agent FILE] [--syscalls] [--instructions] [--statements]
  *
- * - Throughput each way (MB/s, agent CPU seconds per GiB): target → agent → client, the client
- *   acknowledging every MiB as sshkeep would; and client → agent → target with at most the 4 MiB
- *   replay window unacknowledged. Direct: the same bytes over one TCP connection.
+ * - Throughput each way (MB/s, agent CPU seconds per GiB, agent page faults per 64 KiB): target → agent →
+ *   client, the client acknowledging every MiB as sshkeep would; and client → agent → target with at most
+ *   the 4 MiB replay window unacknowledged. Direct: the same bytes over one TCP connection.
  * - 1-byte round trips to an echo target, median and p99 (µs), and the agent's CPU µs per round trip;
  *   again with --streams other streams held open (idle), as a busy agent holds them: a turn's work
  *   must not grow with their number.
@@ -37,12 +37,12 @@ import { parseArgs } from 'node:util';
 import type { Frame } from '../src/resume/frames.js';
 import { INTERPRETERS, agentScript, newSession, parameterLine, parseAgentLine, startCommand, type Interpreter } from '../src/resume/bootstrap.js';
 import { deadline, listen, until } from '../test/fixtures/net.js';
-import { alive, cpuTimes, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
+import { alive, cpuTimes, minorFaults, rssKiB, runSeconds, signalAll } from '../test/fixtures/proc.js';
 import { AgentChannel, launchAgent, pathForAgents, type LocalAgent } from '../test/fixtures/resume-agent.js';
 import { instructionsDuring } from './lib/callgrind.js';
 import { runMain } from './lib/main.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
 import { sleep } from './lib/sleep.js';
 import { MIB } from './bench/targets.js';
@@ -51,28 +51,38 @@ import { DEFAULTS } from '../src/config/defaults.js';
 const WINDOW = DEFAULTS.resumeBufferBytes; // the replay buffer: at most this much unacknowledged, each way
 const CHUNK = 64 * 1024;
 
-const { values } = parseArgs({
-  options: {
-    'size-mib': { type: 'string', default: '512' },
-    pings: { type: 'string', default: '3000' },
-    streams: { type: 'string', default: '200' },
-    full: { type: 'string', default: '20' },
-    interpreter: { type: 'string', default: 'perl' },
-    agent: { type: 'string' },
-    syscalls: { type: 'boolean', default: false },
-    instructions: { type: 'boolean', default: false },
-    statements: { type: 'boolean', default: false },
-  },
-});
+const USAGE =
+  'usage: node --import @tapjs/typescript/import scripts/bench-resume-agent.ts [--interpreter perl|python3] [--size-mib 512] [--pings 3000]\n' +
+  '         [--streams 200] [--full 20] [--agent FILE] [--syscalls] [--instructions] [--statements]\n';
 
-if (!Object.hasOwn(INTERPRETERS, values.interpreter!)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
-const interpreter = values.interpreter as Interpreter;
-if (values.statements && interpreter !== 'perl') throw new Error('--statements counts Perl statements: use it with --interpreter perl');
-const script = values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8');
-const sizeMiB = intOption('size-mib', values['size-mib'], 1);
-const pings = intOption('pings', values.pings, 1);
-const idleStreams = intOption('streams', values.streams, 1);
-const fullStreams = intOption('full', values.full, 1);
+const { values, interpreter, script, sizeMiB, pings, idleStreams, fullStreams } = parseCommandLine('bench-resume-agent', USAGE, (args) => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'size-mib': { type: 'string', default: '512' },
+      pings: { type: 'string', default: '3000' },
+      streams: { type: 'string', default: '200' },
+      full: { type: 'string', default: '20' },
+      interpreter: { type: 'string', default: 'perl' },
+      agent: { type: 'string' },
+      syscalls: { type: 'boolean', default: false },
+      instructions: { type: 'boolean', default: false },
+      statements: { type: 'boolean', default: false },
+    },
+  });
+  if (!Object.hasOwn(INTERPRETERS, values.interpreter)) throw new Error(`--interpreter must be one of ${Object.keys(INTERPRETERS).join(', ')}, got ${values.interpreter}`);
+  const interpreter = values.interpreter as Interpreter;
+  if (values.statements && interpreter !== 'perl') throw new Error('--statements counts Perl statements: use it with --interpreter perl');
+  return {
+    values,
+    interpreter,
+    script: values.agent === undefined ? undefined : fs.readFileSync(values.agent, 'utf8'),
+    sizeMiB: intOption('size-mib', values['size-mib'], 1),
+    pings: intOption('pings', values.pings, 1),
+    idleStreams: intOption('streams', values.streams, 1),
+    fullStreams: intOption('full', values.full, 1),
+  };
+});
 
 const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-agent-'));
 let agent: LocalAgent | undefined;
@@ -177,29 +187,31 @@ async function upThroughAgent(port: number, arrival: Promise<Sink>, bytes: numbe
 
 /**
  * The agent's CPU seconds while `run` runs (exact, from the scheduler), the share of it in user
- * space (from utime and stime, sampled at clock ticks: a rough split), and `run`'s result.
+ * space (from utime and stime, sampled at clock ticks: a rough split), its minor page faults
+ * meanwhile (fresh memory it touched: a count no load changes), and `run`'s result.
  */
-async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; seconds: number; userShare: number }> {
+async function agentCpu<T>(run: () => Promise<T>): Promise<{ result: T; seconds: number; userShare: number; faults: number }> {
   const pid = agent!.pids()[0]!;
   const ran = runSeconds(pid);
+  const faulted = minorFaults(pid);
   const before = cpuTimes(pid);
   const result = await run();
   const after = cpuTimes(pid);
   const user = after.user - before.user;
   const sampled = user + after.system - before.system;
-  return { result, seconds: runSeconds(pid) - ran, userShare: sampled > 0 ? user / sampled : 0 };
+  return { result, seconds: runSeconds(pid) - ran, userShare: sampled > 0 ? user / sampled : 0, faults: minorFaults(pid) - faulted };
 }
 
 function split(cpu: { userShare: number }): string {
   return `~${(cpu.userShare * 100).toFixed(0)} % user (sampled)`;
 }
 
-/** MB/s of `run`, and the agent's CPU seconds per GiB meanwhile. */
-async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number; split: string }> {
+/** MB/s of `run`, and the agent's CPU seconds per GiB and page faults per 64 KiB meanwhile. */
+async function measure(bytes: number, run: () => Promise<unknown>): Promise<{ mbps: number; cpuPerGiB: number; split: string; faultsPerChunk: number }> {
   const start = process.hrtime.bigint();
   const cpu = await agentCpu(run);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.seconds * 1024 ** 3) / bytes, split: split(cpu) };
+  return { mbps: bytes / 1e6 / seconds, cpuPerGiB: (cpu.seconds * 1024 ** 3) / bytes, split: split(cpu), faultsPerChunk: cpu.faults / (bytes / CHUNK) };
 }
 
 async function agentRoundTrips(echoPort: number, count = pings): Promise<number[]> {
@@ -354,6 +366,7 @@ async function main(): Promise<void> {
   });
   rows.push(['target → client, MB/s', down.mbps.toFixed(0), downDirect.mbps.toFixed(0), (down.mbps / downDirect.mbps).toFixed(2)]);
   rows.push(['  agent CPU s per GiB', down.cpuPerGiB.toFixed(2), '', down.split]);
+  rows.push(['  agent page faults per 64 KiB', down.faultsPerChunk.toFixed(2), '', '']);
   const up = await measure(bytes, () => upThroughAgent(sinkPort, nextSink(), bytes));
   const upDirect = await measure(bytes, async () => {
     const arrival = nextSink();
@@ -364,6 +377,7 @@ async function main(): Promise<void> {
   });
   rows.push(['client → target, MB/s', up.mbps.toFixed(0), upDirect.mbps.toFixed(0), (up.mbps / upDirect.mbps).toFixed(2)]);
   rows.push(['  agent CPU s per GiB', up.cpuPerGiB.toFixed(2), '', up.split]);
+  rows.push(['  agent page faults per 64 KiB', up.faultsPerChunk.toFixed(2), '', '']);
 
   const rt = await roundTrips(echoPort);
   const agentRt = rt.agent.times;

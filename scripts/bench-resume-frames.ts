@@ -15,15 +15,17 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { FrameParser, encodeFrame, type FrameParserOptions } from '../src/resume/frames.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 
 const MIB = 1024 * 1024;
 const AGENT_DATA = 64 * 1024; // the agent's DATA frames (CHUNK in agent/sshkeep-agent.pl and .py)
 const SSH2_CHUNK = 32 * 1024; // what ssh2 hands over per 'data' event of a channel
 
-const { values } = parseArgs({ options: { mib: { type: 'string', default: '1024' }, small: { type: 'string', default: '200000' } } });
-const mib = intOption('mib', values.mib, 1);
-const small = intOption('small', values.small, 1);
+const USAGE = 'usage: node --import @tapjs/typescript/import scripts/bench-resume-frames.ts [--mib 1024] [--small 200000]\n';
+const { mib, small } = parseCommandLine('bench-resume-frames', USAGE, (args) => {
+  const { values } = parseArgs({ args, options: { mib: { type: 'string', default: '1024' }, small: { type: 'string', default: '200000' } } });
+  return { mib: intOption('mib', values.mib, 1), small: intOption('small', values.small, 1) };
+});
 
 let gcMs = 0;
 new PerformanceObserver((list) => list.getEntries().forEach((e) => (gcMs += e.duration))).observe({ entryTypes: ['gc'] });

@@ -3,12 +3,15 @@
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts \
  *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3] \
- *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000]
+ *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/cli/main.js]
  *
- * Per round, a fresh sshkeep of each kind (plain, then --resume), each through its own fault relay:
+ * Per round, a fresh sshkeep of each kind (plain, then --resume, then plain forwarding to a Unix socket where
+ * socat dials the target: the floor of any relay hop on the server, in --resume's place, when socat is
+ * installed — scripts/bench/hop.ts), each through its own fault relay:
  *   - bulk upload and download, one stream of --size-mib (MB = 10^6 bytes, first to last byte at the receiver),
- *     and the CPU seconds per GiB they cost sshkeep, (with --resume) the agent, and the whole machine (every
- *     process: here the client, sshkeep, the relay, sshd, the agent and the target share its cores);
+ *     and the CPU seconds per GiB they cost sshkeep (each way: only the upload goes through sshkeep's replay
+ *     buffer), (with --resume) the agent, and the whole machine (every process: here the client, sshkeep, the
+ *     relay, sshd, the agent and the target share its cores);
  *   - the same over a link of --link-mbps MB/s each way and --link-rtt-ms round trip (the relay paces the SSH
  *     connection: test/fixtures/pacer.ts), --link-size-mib each way, where the link and not the machine's CPU
  *     is the limit, as it is between a laptop or a pod and a server, and up to 100 ping-pongs over it;
@@ -24,7 +27,8 @@
  * `ssh -L`, plain sshkeep and sshkeep --resume (scripts/bench/pg-outage.ts). --rounds 0 runs only this.
  * Goals (issue 14): throughput ≥ 0.9× plain, ping-pong ≤ 1.2×, SSH back → first resumed byte ≤ 1 s,
  * 0 pgbench clients aborted with --resume.
- * Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
+ * --cli runs another build of sshkeep (every kind): an A/B of a change, alternating runs of this script with
+ * and without it. Markdown to stdout, progress to stderr. Every process, relay, agent and sshd is cleaned up on exit.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,11 +44,12 @@ import { download, holdConnections, pingPong, sendToSink, upload } from './bench
 import { treeRssKiB } from './bench/measure.js';
 import { startTargets, MIB, type Targets } from './bench/targets.js';
 import { startPostgres } from './bench/services.js';
+import { startHop, type Hop } from './bench/hop.js';
 import { outageTable, pgbenchThroughOutage, type OutageKind, type OutageResult } from './bench/pg-outage.js';
 import { assertBuilt, killForwarders, startForwarder, untilEchoes, type Forwarder } from './lib/forwarder.js';
 import { commandLine, machine } from './lib/machine.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
 
 interface Options {
@@ -59,16 +64,26 @@ interface Options {
   linkSizeMib: number;
   pgOutages: number;
   outageMs: number;
+  /** sshkeep's entry point (default this checkout's dist/cli/main.js). */
+  cli: string | undefined;
 }
 
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts [--size-mib 256] [--pings 2000] [--idle-streams 200]\n' +
+  '         [--full-streams 16] [--resumes 5] [--rounds 3] [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/cli/main.js]\n';
+
 function parseOptions(argv: string[]): Options {
-  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000 };
+  const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000, cli: undefined };
   const mayBeZero = new Set<keyof Options>(['rounds', 'pgOutages']);
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i]!, argv[i + 1]];
-    const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
-    if (!(key in o)) throw new Error(`unknown option ${flag}`);
-    o[key] = intOption(flag, value, mayBeZero.has(key) ? 0 : 1);
+    const name = flag.replace(/^--/, '');
+    const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
+    if (!flag.startsWith('--') || !(key in o)) throw new Error(`unknown option ${flag}`);
+    if (key === 'cli') {
+      if (!value) throw new Error('--cli needs the path of a built dist/cli/main.js');
+      o.cli = path.resolve(value);
+    } else o[key] = intOption(name, value, mayBeZero.has(key) ? 0 : 1);
   }
   return o;
 }
@@ -88,11 +103,14 @@ interface Launched {
 
 type Row = {
   up: number[]; down: number[]; linkUp: number[]; linkDown: number[]; linkPing: number[]; ping: number[]; idle: number[];
-  cpu: number[]; agentCpu: number[]; machineCpu: number[];
+  /** CPU s per GiB: sshkeep uploading, downloading; the agent and every process, up + down. */
+  cpuUp: number[]; cpuDown: number[]; agentCpu: number[]; machineCpu: number[];
   /** CPU µs per loopback round trip: sshkeep's main thread, the agent, every process. */
   pingCpu: number[]; pingAgentCpu: number[]; pingMachineCpu: number[];
 };
-type Rows = Record<'plain' | 'resume', Row>;
+/** plain; --resume; plain to a Unix socket where a C relay (socat) dials the target: the hop's floor. */
+type Kind = 'plain' | 'resume' | 'hop';
+type Rows = Record<Kind, Row>;
 
 /** Round trips over the shaped link: each takes its RTT. */
 const LINK_PINGS = 100;
@@ -124,15 +142,16 @@ async function untilReplaying(l: Launched, bytes: number, ms: number): Promise<n
   }
 }
 
-async function launch(sshd: Sshd, targets: Targets, resume: boolean): Promise<Launched> {
+async function launch(sshd: Sshd, targets: Targets, kind: Kind, hop: Hop | undefined, cli: string | undefined): Promise<Launched> {
   const relay = await new Relay(sshd.port).listen();
   trustRelay(sshd, relay.port);
   const [echo, sink, source, health] = (await freePorts(4)) as [number, number, number, number];
   const f = startForwarder({
     tool: 'sshkeep',
+    cli,
     login: sshdLogin(sshd, relay.port),
-    forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source]].map(([l, t]) => `${l}:${HOST}:${t}`),
-    args: ['--log-format', 'json', '--keepalive-interval', '1s', '--health', `127.0.0.1:${health}`, ...(resume ? ['--resume'] : [])],
+    forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source]].map(([l, t]) => (kind === 'hop' ? `${l}:${hop!.paths.get(t!)}` : `${l}:${HOST}:${t}`)),
+    args: ['--log-format', 'json', '--keepalive-interval', '1s', '--health', `127.0.0.1:${health}`, ...(kind === 'resume' ? ['--resume'] : [])],
     tail: 8192,
   });
   await untilEchoes(f, echo);
@@ -209,31 +228,41 @@ async function resumeLatency(l: Launched, sshd: Sshd, times: number): Promise<nu
   return out;
 }
 
-/** The rounds' table: medians side by side, with the goals. */
-function roundsTable(o: Options, rows: Rows, full: { kib: number; heldMib: number }[], latency: number[]): string[] {
-  const med = (xs: number[]) => median(xs);
-  const ratio = (a: number, b: number) => (a / b).toFixed(2);
-  const p = rows.plain;
-  const r = rows.resume;
+/**
+ * The rounds' table: medians side by side, with the goals; with the hop's floor (plain to socat
+ * in front of the target) when socat was found.
+ */
+function roundsTable(o: Options, rows: Rows, hopped: boolean, full: { kib: number; heldMib: number }[], latency: number[]): string[] {
+  const med = (xs: number[]) => (xs.length ? median(xs) : NaN);
+  const p99 = (xs: number[]) => (xs.length ? quantile(xs, 0.99) : NaN);
+  const cell = (x: number, digits: number) => (Number.isNaN(x) ? '' : x.toFixed(digits));
+  const ratio = (a: number, b: number) => cell(a / b, 2);
+  /** One figure: its value per kind (by `of`), ratios to plain, and the goal. */
+  const line = (figure: string, of: (r: Row) => number, digits: number, goal = '') => {
+    const [p, r, h] = [of(rows.plain), of(rows.resume), of(rows.hop)];
+    const hop = hopped ? ` ${cell(h, digits)} | ${ratio(h, p)} |` : '';
+    return `| ${figure} | ${cell(p, digits)} | ${cell(r, digits)} | ${ratio(r, p)} |${hop} ${goal} |`;
+  };
   return [
-    '| figure | plain | --resume | ratio | goal |',
-    '|---|---|---|---|---|',
-    `| upload, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.up).toFixed(0)} | ${med(r.up).toFixed(0)} | ${ratio(med(r.up), med(p.up))} | ≥ 0.9 |`,
-    `| download, 1 stream of ${o.sizeMib} MiB (MB/s) | ${med(p.down).toFixed(0)} | ${med(r.down).toFixed(0)} | ${ratio(med(r.down), med(p.down))} | ≥ 0.9 |`,
-    `| CPU s per GiB moved (up + down): sshkeep | ${med(p.cpu).toFixed(2)} | ${med(r.cpu).toFixed(2)} | ${ratio(med(r.cpu), med(p.cpu))} | |`,
-    `| CPU s per GiB moved (up + down): the agent on the server | | ${med(r.agentCpu).toFixed(2)} | | |`,
-    `| CPU s per GiB moved (up + down): the whole machine, every process | ${med(p.machineCpu).toFixed(2)} | ${med(r.machineCpu).toFixed(2)} | ${ratio(med(r.machineCpu), med(p.machineCpu))} | |`,
-    `| upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s) | ${med(p.linkUp).toFixed(1)} | ${med(r.linkUp).toFixed(1)} | ${ratio(med(r.linkUp), med(p.linkUp))} | ≥ 0.9 |`,
-    `| download over that link (MB/s) | ${med(p.linkDown).toFixed(1)} | ${med(r.linkDown).toFixed(1)} | ${ratio(med(r.linkDown), med(p.linkDown))} | ≥ 0.9 |`,
-    `| 1-byte ping-pong over that link, median (µs) | ${med(p.linkPing).toFixed(0)} | ${med(r.linkPing).toFixed(0)} | ${ratio(med(r.linkPing), med(p.linkPing))} | |`,
-    `| 1-byte ping-pong, median (µs) | ${med(p.ping).toFixed(0)} | ${med(r.ping).toFixed(0)} | ${ratio(med(r.ping), med(p.ping))} | ≤ 1.2 |`,
-    `| 1-byte ping-pong, p99 (µs) | ${quantile(p.ping, 0.99).toFixed(0)} | ${quantile(r.ping, 0.99).toFixed(0)} | ${ratio(quantile(r.ping, 0.99), quantile(p.ping, 0.99))} | |`,
-    `| CPU µs per 1-byte round trip: sshkeep (main thread) | ${med(p.pingCpu).toFixed(1)} | ${med(r.pingCpu).toFixed(1)} | ${ratio(med(r.pingCpu), med(p.pingCpu))} | |`,
-    `| CPU µs per 1-byte round trip: the agent on the server | | ${med(r.pingAgentCpu).toFixed(1)} | | |`,
-    `| CPU µs per 1-byte round trip: the whole machine, every process | ${med(p.pingMachineCpu).toFixed(1)} | ${med(r.pingMachineCpu).toFixed(1)} | ${ratio(med(r.pingMachineCpu), med(p.pingMachineCpu))} | |`,
-    `| RSS per idle stream, ${o.idleStreams} open (KiB) | ${med(p.idle).toFixed(1)} | ${med(r.idle).toFixed(1)} | | |`,
-    `| RSS per stream with a full replay buffer, ${o.fullStreams} streams (KiB; client bytes taken per stream: ${med(full.map((f) => f.heldMib)).toFixed(1)} MiB) | | ${med(full.map((f) => f.kib)).toFixed(0)} | | |`,
-    `| SSH connection back → first resumed byte, ${latency.length} resumes (ms, median / max) | | ${med(latency).toFixed(0)} / ${Math.max(...latency).toFixed(0)} | | ≤ 1000 |`,
+    hopped ? '| figure | plain | --resume | ratio | plain through a C relay hop (socat) | ratio | goal (--resume) |' : '| figure | plain | --resume | ratio | goal |',
+    hopped ? '|---|---|---|---|---|---|---|' : '|---|---|---|---|---|',
+    line(`upload, 1 stream of ${o.sizeMib} MiB (MB/s)`, (r) => med(r.up), 0, '≥ 0.9'),
+    line(`download, 1 stream of ${o.sizeMib} MiB (MB/s)`, (r) => med(r.down), 0, '≥ 0.9'),
+    line('CPU s per GiB uploaded: sshkeep', (r) => med(r.cpuUp), 2),
+    line('CPU s per GiB downloaded: sshkeep', (r) => med(r.cpuDown), 2),
+    line('CPU s per GiB moved (up + down): the agent (or the relay) on the server', (r) => med(r.agentCpu), 2),
+    line('CPU s per GiB moved (up + down): the whole machine, every process', (r) => med(r.machineCpu), 2),
+    line(`upload over a ${o.linkMbps} MB/s, ${o.linkRttMs} ms link, ${o.linkSizeMib} MiB (MB/s)`, (r) => med(r.linkUp), 1, '≥ 0.9'),
+    line('download over that link (MB/s)', (r) => med(r.linkDown), 1, '≥ 0.9'),
+    line('1-byte ping-pong over that link, median (µs)', (r) => med(r.linkPing), 0),
+    line('1-byte ping-pong, median (µs)', (r) => med(r.ping), 0, '≤ 1.2'),
+    line('1-byte ping-pong, p99 (µs)', (r) => p99(r.ping), 0),
+    line('CPU µs per 1-byte round trip: sshkeep (main thread)', (r) => med(r.pingCpu), 1),
+    line('CPU µs per 1-byte round trip: the agent on the server', (r) => med(r.pingAgentCpu), 1),
+    line('CPU µs per 1-byte round trip: the whole machine, every process', (r) => med(r.pingMachineCpu), 1),
+    line(`RSS per idle stream, ${o.idleStreams} open (KiB)`, (r) => med(r.idle), 1),
+    `| RSS per stream with a full replay buffer, ${o.fullStreams} streams (KiB; client bytes taken per stream: ${med(full.map((f) => f.heldMib)).toFixed(1)} MiB) | | ${med(full.map((f) => f.kib)).toFixed(0)} | |${hopped ? ' | |' : ''} |`,
+    `| SSH connection back → first resumed byte, ${latency.length} resumes (ms, median / max) | | ${med(latency).toFixed(0)} / ${Math.max(...latency).toFixed(0)} | |${hopped ? ' | |' : ''} ≤ 1000 |`,
     '',
   ];
 }
@@ -259,9 +288,11 @@ async function pgOutageStage(o: Options, sshd: Sshd, targets: Targets): Promise<
   return outageTable(results, outage);
 }
 
+const options = parseCommandLine('bench-resume', USAGE, parseOptions);
+
 async function main(): Promise<void> {
-  const o = parseOptions(process.argv.slice(2));
-  assertBuilt();
+  const o = options;
+  assertBuilt(o.cli);
   const load = os.loadavg();
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-xdg-'));
   fs.chmodSync(runtimeDir, 0o700);
@@ -272,32 +303,40 @@ async function main(): Promise<void> {
   const targets = await startTargets();
   cleanups.push(() => targets.close());
   const bytes = o.sizeMib * MIB;
-  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpu: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
-  const rows: Rows = { plain: row(), resume: row() };
+  const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpuUp: [], cpuDown: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
+  const rows: Rows = { plain: row(), resume: row(), hop: row() };
+  const hopStarted = await startHop(runtimeDir, [targets.echo, targets.sink, targets.source], HOST, CLK_TCK);
+  const hop = hopStarted.hop;
+  if (hop) cleanups.push(() => hop.close());
+  const kinds: Kind[] = hop ? ['plain', 'resume', 'hop'] : ['plain', 'resume'];
   const link = { bytesPerSecond: o.linkMbps * 1e6, rttMs: o.linkRttMs };
   const full: { kib: number; heldMib: number }[] = [];
   const latency: number[] = [];
   for (let round = 1; round <= o.rounds; round++) {
-    for (const kind of ['plain', 'resume'] as const) {
+    for (const kind of kinds) {
       process.stderr.write(`round ${round}: ${kind}\n`);
-      const l = await launch(sshd, targets, kind === 'resume');
+      const l = await launch(sshd, targets, kind, hop, o.cli);
       try {
         // Memory first, while the process has not yet grown its heap for bulk transfers.
         const r = rows[kind];
-        r.idle.push(await rssPerIdleStream(l, o.idleStreams));
+        if (kind !== 'hop') r.idle.push(await rssPerIdleStream(l, o.idleStreams));
         if (kind === 'resume') {
           full.push(await rssPerFullStream(l, o.fullStreams));
           latency.push(...(await resumeLatency(l, sshd, o.resumes)));
         }
         await warm(l);
-        const agents = agentSessions(runtimeDir).flatMap(agentPids);
-        const cpu0 = [cpuSeconds(l.f.child.pid!), agents.reduce((n, pid) => n + cpuSeconds(pid), 0), machineCpuSeconds()];
+        const agents = kind === 'resume' ? agentSessions(runtimeDir).flatMap(agentPids) : [];
+        // The server-side process of the kind: the agent, or the hop's relay.
+        const serverCpu = async () => (kind === 'hop' ? hop!.cpuSeconds() : agents.reduce((n, pid) => n + cpuSeconds(pid), 0));
+        const cpu0 = [cpuSeconds(l.f.child.pid!), await serverCpu(), machineCpuSeconds()];
         r.up.push((await upload(l.ports.sink, bytes, targets)).mbps);
+        const cpuUp = cpuSeconds(l.f.child.pid!) - cpu0[0]!;
         r.down.push((await download(l.ports.source, bytes)).mbps);
         const gib = (2 * bytes) / (1024 * MIB);
-        r.cpu.push((cpuSeconds(l.f.child.pid!) - cpu0[0]!) / gib);
-        r.agentCpu.push((agents.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0[1]!) / gib);
+        r.cpuUp.push(cpuUp / (gib / 2));
+        r.cpuDown.push((cpuSeconds(l.f.child.pid!) - cpu0[0]! - cpuUp) / (gib / 2));
         r.machineCpu.push((machineCpuSeconds() - cpu0[2]!) / gib);
+        if (kind !== 'plain') r.agentCpu.push(((await serverCpu()) - cpu0[1]!) / gib);
         l.relay.shape(link);
         r.linkUp.push((await upload(l.ports.sink, o.linkSizeMib * MIB, targets)).mbps);
         r.linkDown.push((await download(l.ports.source, o.linkSizeMib * MIB)).mbps);
@@ -309,15 +348,16 @@ async function main(): Promise<void> {
         r.ping.push(...(await pingPong(l.ports.echo, o.pings)));
         const perPing = (seconds: number) => (seconds * 1e6) / o.pings;
         r.pingCpu.push(perPing(runSeconds(l.f.child.pid!) - run0[0]!));
-        r.pingAgentCpu.push(perPing(agentRun() - run0[1]!));
+        if (kind === 'resume') r.pingAgentCpu.push(perPing(agentRun() - run0[1]!)); // a hop's relay is a child per connection
         r.pingMachineCpu.push(perPing(machineCpuSeconds() - run0[2]!));
       } finally {
         await stop(l);
       }
     }
   }
-  const lines = [`## --resume against plain forwarding (${o.rounds} rounds, medians${o.pgOutages > 0 ? `; pgbench through an outage, ${o.pgOutages} run each` : ''})`, '', machine(load), '', `\`${commandLine()}\``, ''];
-  if (o.rounds > 0) lines.push(...roundsTable(o, rows, full, latency));
+  const lines = [`## --resume against plain forwarding (${o.rounds} rounds, medians${o.pgOutages > 0 ? `; pgbench through an outage, ${o.pgOutages} run each` : ''})`, '', machine(load), '', `\`${commandLine()}\``, ...(o.cli ? ['', `sshkeep: ${o.cli}`] : []), ''];
+  if (o.rounds > 0) lines.push(...roundsTable(o, rows, hop !== undefined, full, latency));
+  if (o.rounds > 0 && !hop) lines.push(`The relay hop's floor: skipped, ${hopStarted.why}.`, '');
   if (o.pgOutages > 0) lines.push(...(await pgOutageStage(o, sshd, targets)));
   process.stdout.write(lines.join('\n'));
 }

@@ -17,10 +17,15 @@
 import { parseArgs } from 'node:util';
 import { abortSmoke, describe, runSmoke } from './bench/smoke.js';
 import { runMain } from './lib/main.js';
-import { intOption } from './lib/options.js';
+import { intOption, parseCommandLine } from './lib/options.js';
 
-async function main(): Promise<void> {
+const USAGE =
+  'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-smoke.ts [--rounds 5] [--size-mib 64] [--warm-mib 16]\n' +
+  '         [--small-requests 300] [--cipher NAME]\n';
+
+const options = parseCommandLine('bench-smoke', USAGE, (args) => {
   const { values } = parseArgs({
+    args,
     options: {
       rounds: { type: 'string', default: '5' },
       'size-mib': { type: 'string', default: '64' },
@@ -30,14 +35,17 @@ async function main(): Promise<void> {
     },
     strict: true,
   });
-  const r = await runSmoke({
+  return {
     rounds: intOption('rounds', values.rounds, 1),
     sizeMiB: intOption('size-mib', values['size-mib'], 1),
     warmMiB: intOption('warm-mib', values['warm-mib'], 1),
     smallRequests: intOption('small-requests', values['small-requests'], 1),
     cipher: values.cipher,
-    log: (l) => process.stderr.write(`  ${l}\n`),
-  });
+  };
+});
+
+async function main(): Promise<void> {
+  const r = await runSmoke({ ...options, log: (l) => process.stderr.write(`  ${l}\n`) });
   process.stdout.write(`${describe(r, 'upload')}\n${describe(r, 'download')}\n${describe(r, 'small')}\n(${r.seconds.toFixed(1)} s)\n`);
 }
 

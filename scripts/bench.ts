@@ -59,7 +59,7 @@ import type { Sshd } from '../test/fixtures/sshd.js';
 import { HOST } from '../test/fixtures/net.js';
 import { ssh2Info } from './bench/environment.js';
 import { IDLE_SETTLE_MS, KEEPALIVE_S, idleWindow, liveRelays } from './bench/idle.js';
-import { parseOptions } from './bench/options.js';
+import { parseOptions, USAGE } from './bench/options.js';
 import { modeName, modeSection, summarize } from './bench/report.js';
 import type { Ctx, Mode } from './bench/samples.js';
 import { autosshSession, fullSession, multiSession } from './bench/sessions.js';
@@ -70,7 +70,9 @@ import { startTargets, type Targets } from './bench/targets.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
 import { autosshVersion, commandLine, distIsStale, machine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
+import { parseCommandLine } from './lib/options.js';
 
+const options = parseCommandLine('bench', USAGE, parseOptions);
 
 let cleanupPromise: Promise<void> | undefined;
 const sshdRefs: Sshd[] = [];
@@ -85,7 +87,7 @@ function cleanup(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
+  const opts = options;
   assertBuilt();
   if (opts.small.baselineCli) assertBuilt(opts.small.baselineCli);
   const ssh2 = ssh2Info();

@@ -24,33 +24,21 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { fuzzTargets, shrink, tally, yamlWarnings, type AnyTarget, type Tally } from '../test/fixtures/fuzz-properties.js';
+import { parseCommandLine } from './lib/options.js';
 
 const DEFAULT_RUNS = 100_000;
 /** Shrinking a long SOCKS input byte by byte can take many minutes: the first failing input is printed anyway. */
 const SHRINK_LIMIT_MS = 60_000;
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string' },
-    seed: { type: 'string' },
-    only: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
+const USAGE = 'usage: node --import @tapjs/typescript/import scripts/fuzz.ts [--runs N] [--seed S] [--only name[,name...]]\n';
+const { values, runsGiven, seed } = parseCommandLine('fuzz', USAGE, (args) => {
+  const { values } = parseArgs({ args, options: { runs: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' } } });
+  const runsGiven = values.runs === undefined ? undefined : Number(values.runs);
+  if (runsGiven !== undefined && !(Number.isSafeInteger(runsGiven) && runsGiven > 0)) throw new Error(`--runs ${values.runs}: expected a whole number above 0`);
+  const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
+  if (!Number.isSafeInteger(seed)) throw new Error(`--seed ${values.seed}: expected a whole number`);
+  return { values, runsGiven, seed };
 });
-if (values.help) {
-  process.stdout.write('usage: node --import @tapjs/typescript/import scripts/fuzz.ts [--runs N] [--seed S] [--only name[,name...]]\n');
-  process.exit(0);
-}
-const runsGiven = values.runs === undefined ? undefined : Number(values.runs);
-if (runsGiven !== undefined && !(Number.isSafeInteger(runsGiven) && runsGiven > 0)) {
-  process.stderr.write(`fuzz: --runs ${values.runs}: expected a whole number above 0\n`);
-  process.exit(2);
-}
-const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
-if (!Number.isSafeInteger(seed)) {
-  process.stderr.write(`fuzz: --seed ${values.seed}: expected a whole number\n`);
-  process.exit(2);
-}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-fuzz-'));
 const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });

@@ -26,22 +26,12 @@
  * The run is scripts/soak/run.ts, its parts the other modules of scripts/soak/.
  */
 import { runMain } from './lib/main.js';
+import { parseCommandLine } from './lib/options.js';
 import { markdown } from './soak/markdown.js';
-import { parseOptions, USAGE, type SoakOptions } from './soak/options.js';
+import { parseOptions, USAGE } from './soak/options.js';
 import { cleanupAll, runSoak } from './soak/run.js';
 
-let opts: SoakOptions | null;
-try {
-  opts = parseOptions(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`soak: ${(err as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-if (!opts) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const o = opts;
+const o = parseCommandLine('soak', USAGE, parseOptions);
 const command = ['npm run soak --', ...process.argv.slice(2)].join(' ');
 runMain(
   'soak',

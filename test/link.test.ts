@@ -5,26 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import fs from 'node:fs';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 import t, { type Test } from 'tap';
-import { link, openPort, SshSession } from '../src/ssh/adapter.js';
+import { link, openPort } from '../src/ssh/adapter.js';
 import { HOST, connect, deadline, listenFor, startEchoFor, until } from './fixtures/net.js';
-import { makeKeys, startServer } from './fixtures/tunnel.js';
-
-/** An SSH connection to an embedded server, as the adapter's session. */
-async function session(t: Test): Promise<{ session: SshSession; client: ssh2.Client }> {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const client = new ssh2.Client();
-  const sock = net.connect(server.port, HOST);
-  const ready = once(client, 'ready');
-  client.connect({ sock, username: 'tester', privateKey: fs.readFileSync(keys.identity) });
-  await deadline(ready, 10_000, 'the SSH connection');
-  t.teardown(() => client.end());
-  return { session: new SshSession(client, sock, 'test'), client };
-}
+import { embeddedSession } from './fixtures/tunnel.js';
 
 function forwardOut(client: ssh2.Client, port: number): Promise<ssh2.ClientChannel> {
   return new Promise((resolve, reject) => client.forwardOut(HOST, 0, HOST, port, (err, ch) => (err ? reject(err) : resolve(ch))));
@@ -61,7 +47,7 @@ function readN(s: net.Socket, n: number): Promise<Buffer> {
 }
 
 t.test('link – the pinned ssh2 takes the lean path; small and large writes come back intact, in order', async (t) => {
-  const { session: s, client } = await session(t);
+  const { session: s, client } = await embeddedSession(t);
   const echo = await startEchoFor(t);
   const { outside, accepted } = await clientPair(t);
   const l = link(accepted, await forwardOut(client, echo.port), s);
@@ -75,7 +61,7 @@ t.test('link – the pinned ssh2 takes the lean path; small and large writes com
 });
 
 t.test('link – a channel whose stream already holds data is linked by pipes, and loses none of it', async (t) => {
-  const { session: s, client } = await session(t);
+  const { session: s, client } = await embeddedSession(t);
   const greeting = randomBytes(1000);
   const targets: net.Socket[] = [];
   const server = net.createServer((c) => (targets.push(c), c.write(greeting), c.pipe(c)));
@@ -93,7 +79,7 @@ t.test('link – a channel whose stream already holds data is linked by pipes, a
 });
 
 t.test('link – a client that stops reading holds the server back; every byte arrives once it reads', async (t) => {
-  const { session: s, client } = await session(t);
+  const { session: s, client } = await embeddedSession(t);
   const total = 64 * 1024 * 1024;
   const data = randomBytes(total);
   let sent = 0;
@@ -129,12 +115,12 @@ t.test('link – a client that stops reading holds the server back; every byte a
 
 for (const kind of ['lean', 'stream'] as const) {
   t.test(`openPort – ${kind === 'lean' ? 'ssh2 as pinned' : 'over the stream API'}: a sender that writes within room() and waits on whenRoom() gets every byte through, in order`, async (t) => {
-    const { session: s, client } = await session(t);
+    const { session: s, client } = await embeddedSession(t);
     const echo = await startEchoFor(t);
     const channel = await forwardOut(client, echo.port);
     // An own `push` is what a channel already taken looks like: openPort falls back to the stream API.
     if (kind === 'stream') Object.defineProperty(channel, 'push', { value: channel.push, writable: true, configurable: true });
-    const port = openPort(channel, s);
+    const port = openPort(channel, s, 1);
     t.teardown(() => port.detach());
     const data = randomBytes(6 * 1024 * 1024); // past the 2 MiB window, and past the stream's 2 MiB high-water mark
     const back: Buffer[] = [];

@@ -124,6 +124,23 @@ async function reattach(agent: LocalAgent, peer: Peer): Promise<number> {
 }
 
 /**
+ * Bytes the kernel holds on the loopback TCP connections to `port` (Linux, /proc/net/tcp): queued
+ * to send at the dialing end, and received but not read at the listening end.
+ */
+function kernelQueued(port: number): number {
+  const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let bytes = 0;
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const [, local, remote, , queues] = line.trim().split(/\s+/);
+    if (!queues) continue;
+    const [tx, rx] = queues.split(':').map((hex) => parseInt(hex, 16));
+    if (remote!.endsWith(suffix)) bytes += tx!;
+    if (local!.endsWith(suffix) && !remote!.endsWith(':0000')) bytes += rx!; // not the listener's accept queue
+  }
+  return bytes;
+}
+
+/**
  * A port whose dials hang: a listener with a backlog of 0 that never accepts, its one queue
  * slot taken by a first connection, so later SYNs go unanswered (Linux). Perl, since Node
  * accepts by itself.
@@ -180,6 +197,45 @@ for (const interpreter of TESTED_INTERPRETERS) {
       t.equal(sha256(result.data), sha256(up), 'the target got every byte, once, in order');
       t.ok(result.ended && result.errorCode === undefined, 'the target saw a clean EOF');
       t.equal((await ping(agent)).streams, 0, 'the stream is forgotten');
+    });
+
+    t.test('a DATA frame split across two reads at every offset, in its header or its bytes: the echo comes back whole, once, in order', async (t) => {
+      const echo = await startEchoFor(t);
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, echo.port);
+      const payload = Buffer.from('split');
+      const size = encodeFrame({ type: 'data', offset: 0, ack: 0, data: payload }).length;
+      for (let cut = 1; cut < size; cut++) {
+        const frame = encodeFrame({ type: 'data', offset: (cut - 1) * payload.length, ack: peer.count, data: payload });
+        await new Promise((written) => peer.channel.socket.write(frame.subarray(0, cut), written));
+        // The agent answers a PING on another channel only in a turn after the one that saw the first part.
+        await ping(agent);
+        peer.channel.socket.write(frame.subarray(cut));
+        await peer.take(() => peer.receivedBytes === cut * payload.length, `the echo of the frame cut at byte ${cut}`);
+      }
+      t.equal(peer.data.toString(), payload.toString().repeat(size - 1), 'every frame delivered once, in order');
+    });
+
+    t.test("a target that takes sshkeep's bytes in part while more frames come: every byte arrives once, in order", async (t) => {
+      // The target reads nothing at first: its socket buffers take far less than 8 MiB, so the agent's writes are cut
+      // short, the rest waits with the frames behind it, and the agent stops reading the channel at its limit.
+      const target = await startTarget(t, (sock) => {
+        sock.pause();
+        sock.on('end', () => sock.end());
+      });
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, randomBytes(8 * 1024 * 1024));
+      await target.accepted(1);
+      peer.sendData(0);
+      // Acknowledged beyond what the kernel holds for the target (and the 64 KiB its first read may take): the agent holds the rest.
+      await peer.take(() => peer.acked - kernelQueued(target.port) > 256 * 1024, 'the agent to hold bytes the target socket refused');
+      target.sockets[0]!.resume();
+      peer.channel.send({ type: 'eof', offset: peer.outgoing.length });
+      await peer.take(() => peer.eof && peer.acked === peer.outgoing.length + 1, "everything acknowledged, and the target's EOF");
+      peer.ack();
+      const result = await target.outcomeOf(0);
+      t.equal(sha256(result.data), sha256(peer.outgoing), 'the target got every byte exactly once');
+      t.ok(result.ended && result.errorCode === undefined, 'and a clean EOF');
     });
 
     t.test('a dropped channel mid-transfer, then ATTACH with offsets: each side resends from the other, nothing lost or doubled', async (t) => {

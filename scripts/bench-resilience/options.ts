@@ -16,6 +16,12 @@ export interface Options {
   cli: string;
 }
 
+export const USAGE =
+  'usage: node --import @tapjs/typescript/import scripts/bench-resilience.ts [--json FILE] [--quick]\n' +
+  '         [--reps N (scenario 1 repetitions; default 3, quick 1)] [--stop-seconds S (scenario 3; default 20, quick 8)]\n' +
+  '         [--autossh-poll S (AUTOSSH_POLL; default: unset = autossh default 600)] [--only 1,2,3,4,5]\n' +
+  "         [--log-dir DIR (keep every tool's stderr)] [--cli PATH (sshkeep entry point; default dist/cli/main.js)]\n";
+
 export function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -28,20 +34,10 @@ export function parseOptions(argv: string[]): Options {
       only: { type: 'string' },
       'log-dir': { type: 'string' },
       cli: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
     allowPositionals: false,
   });
-  if (values.help) {
-    process.stdout.write(
-      'usage: node --import @tapjs/typescript/import scripts/bench-resilience.ts [--json FILE] [--quick]\n' +
-        '         [--reps N (scenario 1 repetitions; default 3, quick 1)] [--stop-seconds S (scenario 3; default 20, quick 8)]\n' +
-        '         [--autossh-poll S (AUTOSSH_POLL; default: unset = autossh default 600)] [--only 1,2,3,4,5]\n' +
-        '         [--log-dir DIR (keep every tool\'s stderr)] [--cli PATH (sshkeep entry point; default dist/cli/main.js)]\n',
-    );
-    process.exit(0);
-  }
   const quick = values.quick ?? false;
   const only = new Set((values.only ?? '1,2,3,4,5').split(',').map((s) => intOption('only', s.trim(), 1)));
   return {

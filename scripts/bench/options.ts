@@ -21,7 +21,7 @@ export interface Options {
   small: Omit<SmallOptions, 'sshkeepArgs'>;
 }
 
-const USAGE =
+export const USAGE =
   'usage: node --import @tapjs/typescript/import scripts/bench.ts [--ciphers default,aes128-gcm@openssh.com] [--cipher NAME]\n' +
   '         [--rounds 3] [--size-mib 512] [--streams 4] [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60]\n' +
   '         [--multi-connections 4 (0 = off)] [--sshkeep-args="<extra sshkeep args>" (with "=": the value starts with a dash)]\n' +
@@ -54,15 +54,10 @@ export function parseOptions(argv: string[]): Options {
       'pg-seconds': { type: 'string', default: '10' },
       'redis-requests': { type: 'string', default: '20000' },
       'baseline-cli': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
     allowPositionals: false,
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
   if (values.cipher !== undefined && values.ciphers !== undefined) throw new Error('give --cipher or --ciphers, not both');
   const list = values.cipher ?? values.ciphers ?? 'default,aes128-gcm@openssh.com';
   const ciphers = list

@@ -22,7 +22,7 @@ export type Started = { service: Service } | { service: undefined; why: string }
 const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 /** `cmd` on PATH (or an absolute path that exists). */
-function found(cmd: string): boolean {
+export function found(cmd: string): boolean {
   return path.isAbsolute(cmd) ? fs.existsSync(cmd) : spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }
 

@@ -1,5 +1,24 @@
 /** Command-line values the scripts share. */
 
+/**
+ * A script's command line, read by `parse` (which throws on an unknown option or a bad value)
+ * before the script starts anything. -h or --help: the usage on stdout, exit 0. Anything wrong:
+ * one line saying what, then the usage, on stderr, and exit 2, sshkeep's own code for a usage
+ * error (runMain's 1 is for a run that failed).
+ */
+export function parseCommandLine<T>(name: string, usage: string, parse: (argv: string[]) => T, argv = process.argv.slice(2)): T {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  try {
+    return parse(argv);
+  } catch (err) {
+    process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n${usage}`);
+    process.exit(2);
+  }
+}
+
 /** A command-line option's value as an integer of at least `min`; a clear error otherwise. */
 export function intOption(name: string, v: string | undefined, min: number): number {
   const n = Number(v);

@@ -86,7 +86,7 @@ function range(text: string, what: string, parse: (s: string, w: string) => numb
   return [a, b];
 }
 
-export function parseOptions(argv: string[]): SoakOptions | null {
+export function parseOptions(argv: string[]): SoakOptions {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -108,12 +108,10 @@ export function parseOptions(argv: string[]): SoakOptions | null {
       cli: { type: 'string' },
       json: { type: 'boolean', default: false },
       'fail-on-growth': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
     allowPositionals: false,
   });
-  if (values.help) return null;
   const o: SoakOptions = { ...DEFAULT_OPTIONS, faults: [...DEFAULT_OPTIONS.faults], seed: (Date.now() ^ process.pid) >>> 0 };
   const dur = (v: string | undefined, what: string, dflt: number) => (v === undefined ? dflt : parseDuration(v, what));
   const count = (v: string | undefined, what: string, dflt: number) => {

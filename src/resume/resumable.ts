@@ -133,7 +133,7 @@ export class ResumableStream {
     this.#link = link;
     clearTimeout(this.#graceTimer);
     this.#graceTimer = undefined;
-    const port = openPort(link.channel, link.session);
+    const port = openPort(link.channel, link.session, DATA_PREFIX + 1); // a DATA frame carries at least one byte
     this.#port = port;
     const onGone = () => this.#detach(link);
     link.channel.on('close', onGone);

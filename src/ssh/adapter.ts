@@ -189,6 +189,10 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
           return;
         }
         settled = true;
+        if (!err && !carriesData(channel)) {
+          closeUnused(channel);
+          return reject(new ChannelOpenError(`server opened ${where} with a maximum packet size of 0: nothing could be sent on it`, 'connect-failed'));
+        }
         if (!err) return resolve(this.#track(channel));
         // No reason code: the server never answered (the connection is going or gone), so
         // nothing reached the target and the open can be re-issued elsewhere.
@@ -228,6 +232,10 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
         }
         settled = true;
         if (err) return reject(new Error(err.message.replace(/^\(SSH\) /, '')));
+        if (!carriesData(channel)) {
+          closeUnused(channel);
+          return reject(new Error('the server opened the exec channel with a maximum packet size of 0: nothing could be sent on it'));
+        }
         this.#track(channel);
         channel.end(input);
         resolve(channel);
@@ -311,6 +319,14 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
 
 function describe(err: Error & { level?: string; code?: string }): string {
   return err.code ? `${err.message.replace(new RegExp(`^${err.code}:? ?`), '')} (${err.code})`.trim() : err.message;
+}
+
+/**
+ * False for a channel whose server set its maximum packet size to 0 (RFC 4254 sets no minimum):
+ * ssh2 would write empty packets for ever, in one turn of the event loop, for its first byte.
+ */
+function carriesData(channel: Channel): boolean {
+  return (channel as unknown as { outgoing?: { packetSize?: unknown } }).outgoing?.packetSize !== 0;
 }
 
 /** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
@@ -717,9 +733,15 @@ let windowEvents = false;
 /** OpenSSH's channel packet size: a DATA frame's room over the stream API, where ssh2's internals cannot say. */
 const DEFAULT_PACKET_SIZE = 32 * 1024;
 
-export function openPort(channel: Channel, session: SshSession): ChannelPort {
+/**
+ * `smallestWrite`: the fewest bytes the caller sends in one write(). The lean path sends a write
+ * as one packet within the window, so a channel whose packet size (or first window) is smaller
+ * would have the caller wait for room that never comes: it takes the stream API, which splits a
+ * write over packets.
+ */
+export function openPort(channel: Channel, session: SshSession, smallestWrite: number): ChannelPort {
   const c = internals(channel);
-  if (!c) return portByStream(channel, session);
+  if (!c || Math.min(c.outgoing.packetSize, c.outgoing.window) < smallestWrite) return portByStream(channel, session);
   const push = c.push;
   let detached = false;
   let wake: (() => void) | undefined;
