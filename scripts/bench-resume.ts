@@ -305,7 +305,7 @@ async function main(): Promise<void> {
   const bytes = o.sizeMib * MIB;
   const row = (): Row => ({ up: [], down: [], linkUp: [], linkDown: [], linkPing: [], ping: [], idle: [], cpuUp: [], cpuDown: [], agentCpu: [], machineCpu: [], pingCpu: [], pingAgentCpu: [], pingMachineCpu: [] });
   const rows: Rows = { plain: row(), resume: row(), hop: row() };
-  const hopStarted = await startHop(runtimeDir, [targets.echo, targets.sink, targets.source], HOST, CLK_TCK);
+  const hopStarted = await startHop(runtimeDir, [targets.echo, targets.sink, targets.source], HOST);
   const hop = hopStarted.hop;
   if (hop) cleanups.push(() => hop.close());
   const kinds: Kind[] = hop ? ['plain', 'resume', 'hop'] : ['plain', 'resume'];

@@ -13,7 +13,6 @@
  * through `onread` into a reused buffer, and socat (one process per connection: its CPU is its
  * own plus that of its connection processes once they have ended) when installed.
  */
-import { spawnSync } from 'node:child_process';
 import { spawnLogged } from '../../test/fixtures/child.js';
 import { HOST, freePorts, until } from '../../test/fixtures/net.js';
 import { cpuTimes, cpuTimesWithChildren, ioCalls, killGroup, waitingChildren } from '../../test/fixtures/proc.js';
@@ -22,6 +21,7 @@ import { childEnv, untilEchoes } from '../lib/forwarder.js';
 import { median } from '../lib/stats.js';
 import { countSyscalls, perUnit } from '../lib/strace.js';
 import { launch, startBare, startScript } from './launch.js';
+import { found } from './services.js';
 import { measured, requestReply, type CpuReader, type Load } from './small.js';
 import type { Targets } from './targets.js';
 
@@ -63,10 +63,8 @@ interface Started {
   stop(): Promise<void>;
 }
 
-const socatInstalled = (): boolean => spawnSync('socat', ['-V']).status === 0;
-
 /** The rows this machine can run: socat's only when it is installed. */
-export const floorRows = (): FloorRow[] => FLOOR_ROWS.filter((r) => r !== 'socat' || socatInstalled());
+export const floorRows = (): FloorRow[] => FLOOR_ROWS.filter((r) => r !== 'socat' || found('socat'));
 
 /** The process groups of the socats running, for a script's SIGINT/SIGTERM cleanup. */
 const liveSocats = new Set<number>();

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { deadline } from '../../test/fixtures/net.js';
+import { cpuTimesWithChildren, waitingChildren } from '../../test/fixtures/proc.js';
 import { sleep } from '../lib/sleep.js';
 import { found } from './services.js';
 
@@ -25,13 +26,6 @@ export interface Hop {
 
 export type StartedHop = { hop: Hop } | { hop: undefined; why: string };
 
-/** utime + stime of a process and its reaped children (fields 14–17 of /proc/PID/stat), seconds. */
-function withChildren(pid: number, clkTck: number): number {
-  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return [11, 12, 13, 14].reduce((n, i) => n + Number(f[i]), 0) / clkTck;
-}
-
 async function untilExists(file: string, child: ChildProcess): Promise<void> {
   const until = Date.now() + 10_000;
   while (!fs.existsSync(file)) {
@@ -42,7 +36,7 @@ async function untilExists(file: string, child: ChildProcess): Promise<void> {
 }
 
 /** A socat per target port, listening in `dir` (0700: only this user's sshd sessions reach it). */
-export async function startHop(dir: string, targets: number[], host: string, clkTck: number): Promise<StartedHop> {
+export async function startHop(dir: string, targets: number[], host: string): Promise<StartedHop> {
   if (!found('socat')) return { hop: undefined, why: 'socat not found (apt-get install -y socat)' };
   const children: ChildProcess[] = [];
   const paths = new Map<number, string>();
@@ -63,17 +57,18 @@ export async function startHop(dir: string, targets: number[], host: string, clk
     throw err;
   }
   const cpuSeconds = async () => {
-    // A connection's child adds its CPU to the listener's once it has exited and been reaped;
-    // the kernel's list of a task's children includes zombies not yet reaped.
-    const unreaped = (pid: number) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() !== '';
+    // A connection's child adds its CPU to the listener's once it has exited and been reaped.
     await deadline(
       (async () => {
-        while (children.some((c) => unreaped(c.pid!))) await sleep(20);
+        while (children.some((c) => waitingChildren(c.pid!) > 0)) await sleep(20);
       })(),
       10_000,
       'the relay hop connections to end',
     );
-    return children.reduce((n, c) => n + withChildren(c.pid!, clkTck), 0);
+    return children.reduce((n, c) => {
+      const t = cpuTimesWithChildren(c.pid!);
+      return n + t.user + t.system;
+    }, 0);
   };
   return { hop: { paths, cpuSeconds, close } };
 }
