@@ -84,11 +84,12 @@ sub q_push {
 }
 
 # Reads at most $n bytes from $fh into a new chunk, after its head: sysread's answer. The read is
-# into one buffer kept for all reads: a chunk of at least half a CHUNK takes it (Perl shares the
-# buffer, copy on write), and the next read gets a spare one (see q_drop) or a new one; a shorter
-# chunk is copied into a string of its own size (Perl shares no buffer that much larger than its
-# string), and the buffer serves the next read: a held reply of a few bytes does not keep a buffer
-# of a CHUNK.
+# into one buffer kept for all reads, a few bytes longer than a head and a CHUNK. Perl shares a
+# string's buffer when it is copied (copy on write) only if less than 80 bytes of the buffer are
+# spare (perl 5.36): a read that nearly fills it hands the buffer to its chunk, and the next read
+# gets a spare one (see q_drop) or a new one; any shorter read is copied into a string of its own
+# size, and the buffer serves the next read (a held reply of a few bytes does not keep a buffer of
+# a CHUNK).
 my $READ = '';
 my @SPARE;
 sub q_read {
@@ -96,7 +97,7 @@ sub q_read {
   my $got = sysread($fh, $READ, $n, $q->{head});
   return $got unless $got;
   push @{ $q->{chunks} }, $READ;
-  $READ = @SPARE ? pop @SPARE : '' if $got >= CHUNK / 2;
+  $READ = @SPARE ? pop @SPARE : '' if $got > CHUNK - 64;
   $q->{len} += $got;
   return $got;
 }
