@@ -396,7 +396,6 @@ sub owed_acks_waited {
 sub ack_due { my ($s) = @_; return defined $s->{ack_at} && $s->{ack_at} < $NEVER && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at} }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
-sub drop_held { my ($s, $key, $n) = @_; q_drop($s->{$key}, $n); $HELD -= $n }
 
 # Writes tbuf to the target as far as it takes it (what it took is held no more: see q_held); false on an error.
 sub write_tbuf {
@@ -615,7 +614,7 @@ sub target_read {
 }
 
 # While the target has more and the channel takes all of it, what is read is relayed at once:
-# a select (and a turn of this loop) per 64 KiB would cost more than the read and the write.
+# a select (and a turn of this loop) per read would cost more than the read and the write.
 # True when that leaves the stream settled (see settle): the reply of a request/reply, a short
 # read sent whole in one DATA frame, with nothing queued and the replay below its limit after it.
 sub target_readable {
