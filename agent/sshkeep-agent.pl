@@ -84,11 +84,12 @@ sub q_push {
 }
 
 # Reads at most $n bytes from $fh into a new chunk, after its head: sysread's answer. The read is
-# into one buffer kept for all reads: a chunk of at least half a CHUNK takes it (Perl shares the
-# buffer, copy on write), and the next read gets a spare one (see q_drop) or a new one; a shorter
-# chunk is copied into a string of its own size (Perl shares no buffer that much larger than its
-# string), and the buffer serves the next read: a held reply of a few bytes does not keep a buffer
-# of a CHUNK.
+# into one buffer kept for all reads, a few bytes longer than a head and a CHUNK. Perl shares a
+# string's buffer when it is copied (copy on write) only if less than 80 bytes of the buffer are
+# spare (perl 5.36): a read that nearly fills it hands the buffer to its chunk, and the next read
+# gets a spare one (see q_drop) or a new one; any shorter read is copied into a string of its own
+# size, and the buffer serves the next read (a held reply of a few bytes does not keep a buffer of
+# a CHUNK).
 my $READ = '';
 my @SPARE;
 sub q_read {
@@ -96,7 +97,7 @@ sub q_read {
   my $got = sysread($fh, $READ, $n, $q->{head});
   return $got unless $got;
   push @{ $q->{chunks} }, $READ;
-  $READ = @SPARE ? pop @SPARE : '' if $got >= CHUNK / 2;
+  $READ = @SPARE ? pop @SPARE : '' if $got > CHUNK - 64;
   $q->{len} += $got;
   return $got;
 }
@@ -126,6 +127,11 @@ sub q_drop {
 }
 
 sub spare { for (@_) { push @SPARE, $_ if @SPARE < SPARES && length >= CHUNK / 2 } }
+
+# The bytes a queue's chunks take, heads aside: its length, and the front of its first chunk already taken
+# (acknowledged, or written), which stays in memory until the whole chunk goes. What is held is counted so
+# (MAX_HELD): counting only the length would leave up to a CHUNK per stream uncounted.
+sub q_held { my ($q) = @_; return $q->{len} + $q->{first} - $q->{head} }
 
 # Writes what a queue without a head holds: its first chunk from where it lies, or small chunks
 # (acks, short frames) joined, up to CHUNK; false on an error.
@@ -266,7 +272,7 @@ my %STREAMS;    # serial => stream (looked up by id only through find_stream, in
 my %TARGETS;    # fileno => stream whose target socket that is
 my %RESOLVERS;  # fileno => stream whose target name a child is resolving
 my $SERIAL = 0;
-my $HELD = 0;   # bytes in every replay buffer and tbuf
+my $HELD = 0;   # bytes in every replay buffer and tbuf (see q_held)
 my $IDLE_SINCE = now_ms();
 my $NEVER = 9**9**9; # a deadline that never comes
 my $TERM = 0;
@@ -390,7 +396,15 @@ sub owed_acks_waited {
 sub ack_due { my ($s) = @_; return defined $s->{ack_at} && $s->{ack_at} < $NEVER && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at} }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
-sub drop_held { my ($s, $key, $n) = @_; q_drop($s->{$key}, $n); $HELD -= $n }
+
+# Writes tbuf to the target as far as it takes it (what it took is held no more: see q_held); false on an error.
+sub write_tbuf {
+  my ($s) = @_;
+  my $before = q_held($s->{tbuf});
+  my $ok = q_write($s->{tbuf}, $s->{fh});
+  $HELD -= $before - q_held($s->{tbuf});
+  return $ok;
+}
 
 sub close_target {
   my ($s, $reset) = @_;
@@ -408,7 +422,7 @@ sub forget_stream {
   my ($s, $reset) = @_;
   close_resolver($s);
   close_target($s, $reset);
-  $HELD -= $s->{replay}{len} + $s->{tbuf}{len};
+  $HELD -= q_held($s->{replay}) + q_held($s->{tbuf});
   $s->{replay} = q_new(HEADER);
   $s->{tbuf} = q_new();
   delete $STREAMS{ $s->{serial} };
@@ -573,11 +587,7 @@ sub target_writable {
     close_target($s, 0);
     return connect_next($s);
   }
-  if ($s->{tbuf}{len}) {
-    my $before = $s->{tbuf}{len};
-    return target_failed($s, errname($!)) unless q_write($s->{tbuf}, $s->{fh});
-    $HELD -= $before - $s->{tbuf}{len};
-  }
+  return target_failed($s, errname($!)) if $s->{tbuf}{len} && !write_tbuf($s);
   if (!$s->{tbuf}{len} && $s->{in_eof} && !$s->{shut}) {
     shutdown($s->{fh}, 1);
     $s->{shut} = 1;
@@ -604,7 +614,7 @@ sub target_read {
 }
 
 # While the target has more and the channel takes all of it, what is read is relayed at once:
-# a select (and a turn of this loop) per 64 KiB would cost more than the read and the write.
+# a select (and a turn of this loop) per read would cost more than the read and the write.
 # True when that leaves the stream settled (see settle): the reply of a request/reply, a short
 # read sent whole in one DATA frame, with nothing queued and the replay below its limit after it.
 sub target_readable {
@@ -633,7 +643,7 @@ sub target_failed {
   my ($s, $reason) = @_;
   $s->{t_reset} = $reason;
   close_target($s, 1);
-  $HELD -= $s->{tbuf}{len};
+  $HELD -= q_held($s->{tbuf});
   $s->{tbuf} = q_new();
 }
 
@@ -651,7 +661,13 @@ sub take_ack {
   return 0 if $ack > $s->{sent};
   my $end = $s->{base} + $s->{replay}{len};
   my $free = ($ack < $end ? $ack : $end) - $s->{base};
-  if ($free > 0) { q_drop($s->{replay}, $free); $HELD -= $free; $s->{base} += $free }
+  if ($free > 0) {
+    my $replay = $s->{replay};
+    my $first = $replay->{first};
+    q_drop($replay, $free);
+    $HELD -= $free + $first - $replay->{first}; # as q_held counts: a chunk's acknowledged front is held while the chunk stays
+    $s->{base} += $free;
+  }
   $s->{eof_acked} = 1 if $s->{t_eof} && $ack == $end + 1;
   return 1;
 }
@@ -778,11 +794,7 @@ sub frame_from {
   return take_eof($s, $values[0]) if $type == EOF;
   if ($type == RESET) {
     # What came before the reset goes to the target, as far as the socket takes it now; then a TCP reset.
-    if ($s->{fh} && $s->{connected} && $s->{tbuf}{len}) {
-      my $before = $s->{tbuf}{len};
-      q_write($s->{tbuf}, $s->{fh});
-      $HELD -= $before - $s->{tbuf}{len}; # forget_stream gives back only what is left
-    }
+    write_tbuf($s) if $s->{fh} && $s->{connected} && $s->{tbuf}{len};
     return forget_stream($s, 1);
   }
   return protocol_error($c, "$name is not a frame sshkeep sends on a stream");

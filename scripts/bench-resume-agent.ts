@@ -272,7 +272,7 @@ async function callgrindAgent(dir: string): Promise<{ agent: LocalAgent; pid: nu
   let pid: number | undefined;
   await until(() => (pid = pidsOf(`callgrind-out-file=${dir}/`)[0]) !== undefined, 10_000, 'the detached agent under callgrind');
   const { socketPath } = line;
-  return { agent: { session, interpreter, runtimeDir, socketPath, env, pids: () => [pid!], channel: () => AgentChannel.connect(socketPath) }, pid: pid! };
+  return { agent: { session, interpreter, runtimeDir, socketPath, env, pids: () => [pid!], channel: (options) => AgentChannel.connect(socketPath, options) }, pid: pid! };
 }
 
 /**

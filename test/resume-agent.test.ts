@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ERROR_CODE, MAX_PAYLOAD, encodeFrame, type Frame } from '../src/resume/frames.js';
+import { ERROR_CODE, FrameParser, MAX_PAYLOAD, encodeFrame, type Frame } from '../src/resume/frames.js';
 import { INTERPRETERS, agentScript } from '../src/resume/bootstrap.js';
 import { deadline, listenFor, outcome, refusedPort, startEchoFor, until, type Outcome } from './fixtures/net.js';
 import { AgentChannel, TESTED_INTERPRETERS, agentGone, ping, startAgent, type LocalAgent } from './fixtures/resume-agent.js';
@@ -44,6 +44,8 @@ class Peer {
   eof = false;
   reset: string | undefined;
   acked = 0;
+  /** An ACK when this many bytes came since the last one; Infinity for none but those a test sends. */
+  ackEvery = 256 * 1024;
   #lastAckSent = 0;
 
   constructor(
@@ -80,7 +82,7 @@ class Peer {
         this.received.push(frame.data);
         this.receivedBytes += frame.data.length;
         this.acked = Math.max(this.acked, frame.ack);
-        if (this.count - this.#lastAckSent >= 256 * 1024) this.ack();
+        if (this.count - this.#lastAckSent >= this.ackEvery) this.ack();
         return;
       }
       case 'ack':
@@ -106,6 +108,24 @@ class Peer {
   get data(): Buffer {
     return Buffer.concat(this.received);
   }
+
+  /** Forgets what came after the first `bytes`, as if lost in flight with a dropped channel. */
+  keep(bytes: number): void {
+    if (this.eof || bytes > this.receivedBytes) throw new Error(`cannot keep ${bytes} of ${this.receivedBytes} bytes${this.eof ? ' and EOF' : ''}`);
+    const kept = this.data.subarray(0, bytes);
+    this.received.splice(0, this.received.length, kept);
+    this.receivedBytes = bytes;
+  }
+}
+
+/** The agent's DATA frames on a channel, as it framed them (parsed whole beside the channel's own parser): where each starts, and its length. */
+function dataFrames(channel: AgentChannel): { offset: number; length: number }[] {
+  const parser = new FrameParser();
+  const frames: { offset: number; length: number }[] = [];
+  channel.socket.on('data', (chunk: Buffer) => {
+    for (const frame of parser.push(chunk).frames) if (frame.type === 'data') frames.push({ offset: frame.offset, length: frame.data.length });
+  });
+  return frames;
 }
 
 async function openStream(agent: LocalAgent, port: number, outgoing?: Buffer, graceMs = 5000): Promise<Peer> {
@@ -269,6 +289,57 @@ for (const interpreter of TESTED_INTERPRETERS) {
       await deadline(peer.channel.closed, 5000, 'the finished stream\'s channel to close');
     });
 
+    t.test('ACK and ATTACH inside DATA frames, as sshkeep reading DATA in pieces sends them: the agent resends from within a frame, every byte once', async (t) => {
+      // The other tests parse frames whole, so they acknowledge and re-attach only at a frame's end: here alone the agent
+      // frees part of a replay chunk and resends from inside one.
+      const down = randomBytes(3 * 1024 * 1024);
+      const target = await startTarget(t, (sock) => sock.end(down));
+      const agent = await startAgent(t, { interpreter });
+      const peer = new Peer(await agent.channel({ dataInPieces: true }));
+      peer.ackEvery = Infinity; // only the ACKs below, each inside a frame
+      let frames = dataFrames(peer.channel); // before the first frame that may carry DATA behind it
+      /** OPEN or ATTACH on the peer's channel: the agent's received, from its ACCEPT. */
+      const accepted = async (frame: Frame) => {
+        peer.channel.send(frame);
+        return (await peer.channel.expect('accept')).received;
+      };
+      t.equal(await accepted({ type: 'open', id: peer.id, graceMs: 5000, port: target.port, host: '127.0.0.1' }), 0, 'OPEN');
+      /** The first frame at or after `from` that came whole and that sshkeep has 3,000 bytes of. */
+      const frameFrom = (from: number) => {
+        const frame = frames.find((f) => f.offset >= from && f.length > 3000 && f.offset + 3000 <= peer.receivedBytes);
+        if (!frame) throw new Error(`no DATA frame of more than 3,000 bytes from ${from} among ${JSON.stringify(frames)}`);
+        return frame;
+      };
+      const ackAt = async (ack: number) => {
+        await new Promise((written) => peer.channel.socket.write(encodeFrame({ type: 'ack', ack }), written));
+      };
+      const dropAndAttach = async (received: number) => {
+        peer.channel.close();
+        peer.keep(received);
+        peer.channel = await agent.channel({ dataInPieces: true });
+        frames = dataFrames(peer.channel);
+        t.equal(await accepted({ type: 'attach', id: peer.id, received }), 0, `ATTACH with ${received} received`);
+      };
+      // Acknowledged inside the replay's first frame, then re-attached inside a later one.
+      await peer.take(() => peer.receivedBytes >= 1024 * 1024, 'a MiB');
+      const first = frameFrom(0);
+      await ackAt(first.offset + 1000);
+      await dropAndAttach(frameFrom(first.offset + 1).offset + 1000);
+      // Acknowledged inside a frame after the resent one, then re-attached further inside the same frame.
+      const from = peer.receivedBytes;
+      await peer.take(() => peer.receivedBytes >= from + 512 * 1024, 'half a MiB more');
+      const frame = frameFrom(from + 1);
+      await ackAt(frame.offset + 1000);
+      await dropAndAttach(frame.offset + 3000);
+      await peer.take(() => peer.eof, "the rest and the target's EOF");
+      t.equal(peer.receivedBytes, down.length, 'as many bytes as the target sent');
+      t.equal(sha256(peer.data), sha256(down), 'every byte exactly once, in order');
+      peer.channel.send({ type: 'eof', offset: 0 }); // nothing to upload
+      await peer.take(() => peer.acked === 1, 'the agent to acknowledge our EOF');
+      peer.ack();
+      await deadline(peer.channel.closed, 5000, "the finished stream's channel to close");
+    });
+
     t.test('ATTACH of an unknown id is ERROR 2, and the agent lives on', async (t) => {
       const agent = await startAgent(t, { interpreter });
       const c = await agent.channel();
@@ -359,6 +430,29 @@ for (const interpreter of TESTED_INTERPRETERS) {
       }
       await openStream(agent, target.port); // ERROR 5 here, were the written bytes still counted
       t.pass('a ninth stream is accepted');
+    });
+
+    // The Python agent's replay keeps memoryviews of its 256 KiB target reads, which keep each read whole as long
+    // as any byte of it is unacknowledged: its count has the same gap, not closed yet.
+    const countsWholeChunks = interpreter === 'perl' ? false : 'the Python agent counts only unacknowledged bytes';
+    t.test('a replay chunk acknowledged but for its last byte counts whole towards MAX_HELD: it stays in memory until then', { skip: countsWholeChunks }, async (t) => {
+      const limit = 300_000;
+      const limited = script.text.replace(/MAX_HELD( =>| =) 256 \* 1_?048_?576/, `MAX_HELD$1 ${limit}`);
+      t.not(limited, script.text, 'the limit lowered');
+      const bytes = 100_000;
+      const target = await startTarget(t, (sock) => sock.write(randomBytes(bytes)));
+      const agent = await startAgent(t, { interpreter, script: limited });
+      // The agent keeps each target read as one chunk, sent as one DATA frame: the last frame's bytes stay held.
+      let held = 0;
+      while (held < limit) {
+        const peer = await openStream(agent, target.port);
+        await peer.take(() => peer.receivedBytes === bytes, "the target's bytes");
+        await new Promise((written) => peer.channel.socket.write(encodeFrame({ type: 'ack', ack: bytes - 1 }), written));
+        held += peer.received.at(-1)!.length;
+      }
+      const c = await agent.channel();
+      c.send({ type: 'open', id: randomBytes(16), graceMs: 1000, port: target.port, host: '127.0.0.1' });
+      t.match(await c.expect('error'), { code: ERROR_CODE.limit, message: `the agent holds ${held} bytes already` });
     });
 
     t.test('a protocol error on a stream: ERROR 1 either way ends the stream with a reset of its target; the agent lives on', async (t) => {
