@@ -61,11 +61,16 @@ def errname(err):
 
 class Queue:
     """Bytes to write or to replay, as a deque of bytes and memoryviews: nothing is joined."""
-    __slots__ = ('chunks', 'len')
+    __slots__ = ('chunks', 'len', 'front')
 
     def __init__(self):
         self.chunks = deque()
         self.len = 0
+        self.front = 0  # bytes dropped from the first chunk: a view of it keeps them in memory
+
+    def held(self):
+        """The memory the queue keeps: its bytes and the dropped front of its first chunk (MAX_HELD counts this)."""
+        return self.len + self.front
 
     def push(self, part):
         self.chunks.append(part)
@@ -79,8 +84,10 @@ class Queue:
             first = len(chunks[0])
             if first > n:
                 chunks[0] = memoryview(chunks[0])[n:]
+                self.front += n
                 return
             chunks.popleft()
+            self.front = 0
             n -= first
 
     def slice(self, start, n):
@@ -474,7 +481,7 @@ class Agent:
         """The stream is over: its target is closed (reset unless it ended cleanly), its channel ends."""
         self.close_resolver(s)
         self.close_target(s, reset)
-        self.held -= s.replay.len + s.tbuf.len
+        self.held -= s.replay.held() + s.tbuf.held()
         s.replay, s.tbuf = Queue(), Queue()
         self.streams.pop(s.serial, None)
         self.dirty.pop(s.serial, None)
@@ -644,11 +651,11 @@ class Agent:
             self.close_target(s, False)
             return self.connect_next(s)
         if s.tbuf.len:
-            before = s.tbuf.len
+            before = s.tbuf.held()
             err = s.tbuf.write(s.sock)
             if err:
                 return self.target_failed(s, errname(err))
-            self.held -= before - s.tbuf.len
+            self.held -= before - s.tbuf.held()
         if not s.tbuf.len and s.in_eof and not s.shut:
             try:
                 s.sock.shutdown(socket.SHUT_WR)
@@ -688,7 +695,7 @@ class Agent:
         """The target reset (or failed): what it sent before is delivered, then a RESET."""
         s.t_reset = reason
         self.close_target(s, True)
-        self.held -= s.tbuf.len
+        self.held -= s.tbuf.held()
         s.tbuf = Queue()
 
     def finish_if_done(self, s):
@@ -704,8 +711,9 @@ class Agent:
         end = s.base + s.replay.len
         free = min(ack, end) - s.base
         if free > 0:
+            before = s.replay.held()
             s.replay.drop(free)
-            self.held -= free
+            self.held -= before - s.replay.held()
             s.base += free
         if s.t_eof and ack == end + 1:
             s.eof_acked = True
@@ -845,9 +853,9 @@ class Agent:
         if ftype == RESET:
             # What came before the reset goes to the target, as far as the socket takes it now; then a TCP reset.
             if s.sock is not None and s.connected and s.tbuf.len:
-                before = s.tbuf.len
+                before = s.tbuf.held()
                 s.tbuf.write(s.sock)
-                self.held -= before - s.tbuf.len  # forget_stream gives back only what is left
+                self.held -= before - s.tbuf.held()  # forget_stream gives back only what is left
             return self.forget_stream(s, True)
         return self.protocol_error(c, '%s is not a frame sshkeep sends on a stream' % name)
 
