@@ -79,8 +79,8 @@ async function client(port: number) {
 }
 
 /** sshkeep --resume through a relay to the real sshd, forwarding to a recording echo; the agent running. */
-async function tunnelToRecorder(t: Test) {
-  const { sshd, runtimeDir } = await resumeSshd(t);
+async function tunnelToRecorder(t: Test, sshdConfig: string[] = []) {
+  const { sshd, runtimeDir } = await resumeSshd(t, sshdConfig);
   const relay = await relayIn(t, sshd);
   const target = await recordingEcho(t);
   const { app, bound, logs } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${target.port}`], relay.port);
@@ -130,14 +130,16 @@ async function main(): Promise<void> {
   });
 
   t.test('resume – an OPEN stuck on a silent link that comes back after a spare took over: its target connection is cancelled, not held', async (t) => {
-    const { runtimeDir, relay, target, port } = await tunnelToRecorder(t);
+    // The server waits for the link to come back: with its ClientAlive probes (3 s) it could end the
+    // session, and close the stuck channel, before sshkeep's spare has taken over (2–3 s).
+    const { runtimeDir, relay, target, port } = await tunnelToRecorder(t, ['ClientAliveInterval 0']);
     const before = target.conns.length;
     const dir = agentDir(runtimeDir);
     const socketPath = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.sock'))!);
     await until(() => unixConnectedTo(socketPath) === 0, 5000, 'no channel to the agent open');
     // The connection goes silent both ways from the first thing sshkeep sends once sshd has
     // connected a new channel to the agent: the OPEN, stuck in the link.
-    relay.hold(relay.accepted, () => unixConnectedTo(socketPath) > 0);
+    relay.holdOpen(() => unixConnectedTo(socketPath) > 0);
     const c = await client(port);
     c.sock.write('hello');
     t.equal(await deadline(new Promise<string>((resolve) => c.sock.once('data', (b: Buffer) => resolve(b.toString()))), 15_000, 'the echo on the spare'), 'hello', 'the open re-issued on the spare carries the first bytes');
