@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { deadline } from '../../test/fixtures/net.js';
+import { until } from '../../test/fixtures/net.js';
 import { cpuTimesWithChildren, waitingChildren } from '../../test/fixtures/proc.js';
 import { sleep } from '../lib/sleep.js';
 import { found } from './services.js';
@@ -58,13 +58,7 @@ export async function startHop(dir: string, targets: number[], host: string): Pr
   }
   const cpuSeconds = async () => {
     // A connection's child adds its CPU to the listener's once it has exited and been reaped.
-    await deadline(
-      (async () => {
-        while (children.some((c) => waitingChildren(c.pid!) > 0)) await sleep(20);
-      })(),
-      10_000,
-      'the relay hop connections to end',
-    );
+    await until(() => children.every((c) => waitingChildren(c.pid!) === 0), 10_000, 'the relay hop connections to end');
     return children.reduce((n, c) => {
       const t = cpuTimesWithChildren(c.pid!);
       return n + t.user + t.system;
