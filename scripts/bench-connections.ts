@@ -1,7 +1,9 @@
 /**
  * CPU per new forwarded connection (issue 17): connect, one byte, its echo, close, sequential,
  * through sshkeep, a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs), `ssh -N -L` and,
- * with --baseline-cli, another sshkeep build. Each a fresh process per round, tools alternated.
+ * with --tools …,proxy, a plain Node TCP proxy without SSH (scripts/lib/plain-proxy.mjs: what
+ * node's own accept, connect and stream machinery cost per connection, the floor of any Node
+ * forwarder), and with --baseline-cli another sshkeep build. Each a fresh process per round, tools alternated.
  * The figure is the forwarder's utime and stime (/proc/PID/stat) over the first --cold
  * connections after start (JIT warm-up, first use), then over --conns more (warm), per
  * connection. It moves less with the machine's load than the latency the small-messages table
@@ -9,7 +11,7 @@
  * (scripts/bench-instructions.ts --new-connections).
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts \
- *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh] [--baseline-cli OTHER/dist/cli/main.js]
+ *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js]
  *     [--node-args='--cpu-prof --cpu-prof-dir=DIR' (more node flags for sshkeep, after its shebang's)]
  *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
  */
@@ -18,22 +20,22 @@ import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
 import { cpuTimes } from '../test/fixtures/proc.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { newConnections } from './bench/clients.js';
-import { launch, startBare } from './bench/launch.js';
+import { launch, startBare, startScript } from './bench/launch.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { startTargets, type Targets } from './bench/targets.js';
-import { commandLine, sshVersion } from './lib/machine.js';
+import { commandLine, machine, machineSnapshot, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
-import { median } from './lib/stats.js';
+import { mean, median } from './lib/stats.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
 
-const TOOLS = ['sshkeep', 'baseline', 'bare', 'ssh'] as const;
+const TOOLS = ['sshkeep', 'baseline', 'bare', 'proxy', 'ssh'] as const;
 type Tool = (typeof TOOLS)[number];
-const LABEL: Record<Tool, string> = { sshkeep: 'sshkeep', baseline: 'sshkeep (baseline)', bare: 'bare ssh2', ssh: 'ssh -L' };
+const LABEL: Record<Tool, string> = { sshkeep: 'sshkeep', baseline: 'sshkeep (baseline)', bare: 'bare ssh2', proxy: 'node proxy (no SSH)', ssh: 'ssh -L' };
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts [--conns 2000] [--cold 300] [--rounds 3]\n' +
-  "         [--tools sshkeep,bare,ssh] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace]\n";
+  "         [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace]\n";
 
 const options = parseCommandLine('bench-connections', USAGE, (args) => {
   const { values } = parseArgs({
@@ -76,16 +78,16 @@ async function cleanup(): Promise<void> {
 }
 
 /** CPU µs per connection of `pid` (user, system) over `n` sequential new connections to `port`. */
-async function cpuPerConnection(pid: number, port: number, n: number): Promise<{ user: number; system: number; medianUs: number }> {
+async function cpuPerConnection(pid: number, port: number, n: number): Promise<{ user: number; system: number; medianUs: number; meanUs: number }> {
   const c0 = cpuTimes(pid);
   const us = await newConnections(port, n);
   const c1 = cpuTimes(pid);
-  return { user: ((c1.user - c0.user) * 1e6) / n, system: ((c1.system - c0.system) * 1e6) / n, medianUs: median(us) };
+  return { user: ((c1.user - c0.user) * 1e6) / n, system: ((c1.system - c0.system) * 1e6) / n, medianUs: median(us), meanUs: mean(us) };
 }
 
 async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
-  if (tool === 'bare') {
-    const b = await startBare(sshd, [targets.echo]);
+  if (tool === 'bare' || tool === 'proxy') {
+    const b = await (tool === 'bare' ? startBare(sshd, [targets.echo]) : startScript('plain-proxy.mjs', [String(targets.echo), 'stream']));
     return { pid: b.pid, port: b.ports[0]!, stop: b.stop };
   }
   const cli = tool === 'baseline' ? baselineCli! : CLI_MAIN;
@@ -93,10 +95,11 @@ async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: stri
   return { pid: r.pid, port: r.ports.echo, stop: r.stop };
 }
 
-type Row = { cold: { user: number; system: number }[]; warm: { user: number; system: number; medianUs: number }[] };
+type Row = { cold: { user: number; system: number; meanUs: number }[]; warm: { user: number; system: number; medianUs: number }[] };
 
 async function main(): Promise<void> {
   const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace } = options;
+  const before = machineSnapshot();
   const { sshd } = await startBenchSshd(undefined);
   sshdRef = sshd;
   const targets = await startTargets();
@@ -116,7 +119,7 @@ async function main(): Promise<void> {
           const calls = await countSyscalls(f.pid, () => newConnections(f.port, n));
           process.stderr.write(`round ${round} ${LABEL[tool]}: system calls per connection (strace -c over ${n}): ${perUnit(calls, n)}\n`);
         }
-        process.stderr.write(`round ${round} ${LABEL[tool]}: cold ${(c.user + c.system).toFixed(0)} µs CPU per connection, warm ${(w.user + w.system).toFixed(0)} (user ${w.user.toFixed(0)}, system ${w.system.toFixed(0)}), warm median latency ${w.medianUs.toFixed(0)} µs\n`);
+        process.stderr.write(`round ${round} ${LABEL[tool]}: cold ${(c.user + c.system).toFixed(0)} µs CPU per connection (mean latency ${c.meanUs.toFixed(0)} µs), warm ${(w.user + w.system).toFixed(0)} (user ${w.user.toFixed(0)}, system ${w.system.toFixed(0)}), warm median latency ${w.medianUs.toFixed(0)} µs\n`);
       } finally {
         await f.stop();
         stops.delete(f.stop);
@@ -127,13 +130,13 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       `Forwarder CPU µs per new connection (connect, 1 byte, echo, close; sequential), median of ${rounds} rounds; ` +
-        `cold = the first ${cold} after start, warm = the next ${conns}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\``,
+        `cold = the first ${cold} after start, warm = the next ${conns}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\`; ${machine(before)}`,
       '',
-      '| forwarder | cold: user + system | warm: user + system | warm: user | warm: system | warm latency, median µs |',
-      '|---|---:|---:|---:|---:|---:|',
+      '| forwarder | cold: user + system | cold latency, mean µs | warm: user + system | warm: user | warm: system | warm latency, median µs |',
+      '|---|---:|---:|---:|---:|---:|---:|',
       ...tools.map((t) => {
         const r = rows.get(t)!;
-        return `| ${LABEL[t]} | ${med(r.cold.map((c) => c.user + c.system))} | ${med(r.warm.map((w) => w.user + w.system))} | ${med(r.warm.map((w) => w.user))} | ${med(r.warm.map((w) => w.system))} | ${med(r.warm.map((w) => w.medianUs))} |`;
+        return `| ${LABEL[t]} | ${med(r.cold.map((c) => c.user + c.system))} | ${med(r.cold.map((c) => c.meanUs))} | ${med(r.warm.map((w) => w.user + w.system))} | ${med(r.warm.map((w) => w.user))} | ${med(r.warm.map((w) => w.system))} | ${med(r.warm.map((w) => w.medianUs))} |`;
       }),
       '',
     ].join('\n'),

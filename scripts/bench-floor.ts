@@ -27,7 +27,6 @@
  * sink instead of an sshd, so its kernel CPU and MB/s are a rough guide only; its user-space CPU is
  * the point.
  */
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { echoProbe } from '../test/fixtures/net.js';
 import { cpuSeconds } from '../test/fixtures/proc.js';
@@ -39,7 +38,7 @@ import { connectionBurst, measuredBulk, type Bulk } from './bench/measure.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { MIB, startTargets, type Targets } from './bench/targets.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
-import { commandLine, machine, sshVersion } from './lib/machine.js';
+import { commandLine, machine, machineSnapshot, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
@@ -138,7 +137,7 @@ async function main(): Promise<void> {
   const { rounds, hold, sizeMiB, conns, pings, smallOnly, small } = options;
   const bytes = sizeMiB * MIB;
   assertBuilt();
-  const loadBefore = os.loadavg();
+  const loadBefore = machineSnapshot();
   const smallRows = floorRows();
   // The upload and connection stages compare at one cipher; the small stage runs ssh -L with its default too.
   const bench = smallOnly ? undefined : await startBenchSshd(CIPHER);

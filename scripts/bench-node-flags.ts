@@ -6,6 +6,7 @@
  *
  * Each sshkeep first carries --hold-connections N connections (opened, echoed, held 2 s, closed), as a
  * forwarder that has served clients has: a fresh process measures a heap and JIT state no user runs.
+ * Its RSS while they are open is reported too (the bench's "RSS with 1,000 connections").
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-node-flags.ts \
  *     [--variant ""] [--variant "--max-semi-space-size=1"] [--rounds 4] [--size-mib 512] [--cipher NAME]
@@ -18,7 +19,7 @@ import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
 import { cpuSeconds } from '../test/fixtures/proc.js';
 import { download, upload } from './bench/clients.js';
 import { launch } from './bench/launch.js';
-import { connectionBurst } from './bench/measure.js';
+import { rssWithConnections } from './bench/measure.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { MIB, startTargets } from './bench/targets.js';
 import { killForwarders } from './lib/forwarder.js';
@@ -56,15 +57,15 @@ async function main(): Promise<void> {
   const gib = bytes / (1024 * MIB);
   const { sshd } = await startBenchSshd(cipher);
   const targets = await startTargets();
-  const results = variants.map(() => ({ up: [] as number[], down: [] as number[], mbUp: [] as number[], mbDown: [] as number[] }));
+  const results = variants.map(() => ({ up: [] as number[], down: [] as number[], mbUp: [] as number[], mbDown: [] as number[], rssMb: [] as number[] }));
   try {
     for (let round = 1; round <= rounds; round++) {
       for (const [i, variant] of variants.entries()) {
         const run = await launch(sshd, targets, { tool: 'sshkeep', nodeArgs: splitArgs(variant) });
-        if (hold > 0) await connectionBurst(run, hold, () => undefined);
+        const r = results[i]!;
+        if (hold > 0) r.rssMb.push((await rssWithConnections(run, hold)) / 1024);
         await upload(run.ports.sink, 32 * MIB, targets); // warm-up: JIT, windows
         await download(run.ports.source, 32 * MIB);
-        const r = results[i]!;
         let before = cpuSeconds(run.pid);
         r.mbUp.push((await upload(run.ports.sink, bytes, targets)).mbps);
         r.up.push((cpuSeconds(run.pid) - before) / gib);
@@ -72,17 +73,19 @@ async function main(): Promise<void> {
         r.mbDown.push((await download(run.ports.source, bytes)).mbps);
         r.down.push((cpuSeconds(run.pid) - before) / gib);
         await run.stop();
-        process.stderr.write(`round ${round} [${variant || 'no flags'}]: up ${r.up.at(-1)!.toFixed(2)} s/GiB ${r.mbUp.at(-1)!.toFixed(0)} MB/s, down ${r.down.at(-1)!.toFixed(2)} s/GiB ${r.mbDown.at(-1)!.toFixed(0)} MB/s\n`);
+        process.stderr.write(`round ${round} [${variant || 'no flags'}]: up ${r.up.at(-1)!.toFixed(2)} s/GiB ${r.mbUp.at(-1)!.toFixed(0)} MB/s, down ${r.down.at(-1)!.toFixed(2)} s/GiB ${r.mbDown.at(-1)!.toFixed(0)} MB/s${hold > 0 ? `, RSS ${r.rssMb.at(-1)!.toFixed(1)} MB with ${hold} connections` : ''}\n`);
       }
     }
   } finally {
     await targets.close();
     await sshd.stop();
   }
-  console.log(`| node flags | CPU up (s/GiB) | CPU down (s/GiB) | up (MB/s) | down (MB/s) |\n|---|---:|---:|---:|---:|`);
+  const rssColumn = hold > 0 ? ` RSS with ${hold} connections (MB) |` : '';
+  console.log(`| node flags | CPU up (s/GiB) | CPU down (s/GiB) | up (MB/s) | down (MB/s) |${rssColumn}\n|---|---:|---:|---:|---:|${hold > 0 ? '---:|' : ''}`);
   for (const [i, variant] of variants.entries()) {
     const r = results[i]!;
-    console.log(`| ${variant ? `\`${variant}\`` : 'none'} | ${median(r.up).toFixed(2)} | ${median(r.down).toFixed(2)} | ${median(r.mbUp).toFixed(0)} | ${median(r.mbDown).toFixed(0)} |`);
+    const rss = hold > 0 ? ` ${median(r.rssMb).toFixed(1)} |` : '';
+    console.log(`| ${variant ? `\`${variant}\`` : 'none'} | ${median(r.up).toFixed(2)} | ${median(r.down).toFixed(2)} | ${median(r.mbUp).toFixed(0)} | ${median(r.mbDown).toFixed(0)} |${rss}`);
   }
   console.log(`\n${rounds} rounds, ${sizeMiB} MiB each way after ${hold} held connections, cipher ${cipher ?? 'sshkeep default'}; medians.`);
 }

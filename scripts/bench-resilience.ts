@@ -36,7 +36,7 @@ import { markdownS5, scenario5, type S5Row } from './bench-resilience/outage.js'
 import { TARGET, clientCell, failCell, secs } from './bench-resilience/report.js';
 import { SPEC, liveRelays, type Env } from './bench-resilience/tool.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
-import { autosshVersion, commandLine, distIsStale, gitDescribe, machine, sshVersion } from './lib/machine.js';
+import { autosshVersion, commandLine, distIsStale, gitDescribe, machine, machineSnapshot, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { parseCommandLine } from './lib/options.js';
 
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const autossh = autosshVersion();
   if (!autossh) throw new Error('autossh is not installed (apt-get install -y autossh)');
   const stale = distIsStale(CLI);
-  const loadBefore = os.loadavg();
+  const loadBefore = machineSnapshot();
   const startedAt = Date.now();
   const gitAtStart = gitDescribe();
   if (opts.logDir) fs.mkdirSync(opts.logDir, { recursive: true });

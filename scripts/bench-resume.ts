@@ -47,7 +47,7 @@ import { startPostgres } from './bench/services.js';
 import { startHop, type Hop } from './bench/hop.js';
 import { outageTable, pgbenchThroughOutage, type OutageKind, type OutageResult } from './bench/pg-outage.js';
 import { assertBuilt, killForwarders, startForwarder, untilEchoes, type Forwarder } from './lib/forwarder.js';
-import { commandLine, machine } from './lib/machine.js';
+import { commandLine, machine, machineSnapshot } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { intOption, parseCommandLine } from './lib/options.js';
 import { median, quantile } from './lib/stats.js';
@@ -295,7 +295,7 @@ const options = parseCommandLine('bench-resume', USAGE, parseOptions);
 async function main(): Promise<void> {
   const o = options;
   assertBuilt(o.cli);
-  const load = os.loadavg();
+  const load = machineSnapshot();
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-xdg-'));
   fs.chmodSync(runtimeDir, 0o700);
   cleanups.push(() => fs.rmSync(runtimeDir, { recursive: true, force: true }));

@@ -53,7 +53,6 @@
  * SIGTERM. The stages are modules under scripts/bench/, which the other bench scripts reuse.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import { CLK_TCK } from '../test/fixtures/proc.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { HOST } from '../test/fixtures/net.js';
@@ -68,7 +67,7 @@ import { startPostgres, startRedis, type Service, type Started } from './bench/s
 import { smallRound, smallSection, summarizeSmall, type SmallTargets } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
-import { autosshVersion, commandLine, distIsStale, machine, sshVersion } from './lib/machine.js';
+import { autosshVersion, commandLine, distIsStale, machine, machineSnapshot, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { parseCommandLine } from './lib/options.js';
 
@@ -99,7 +98,7 @@ async function main(): Promise<void> {
   const stale = distIsStale();
   const autosshV = autosshVersion();
   if (!autosshV) process.stderr.write('autossh not found (apt-get install -y autossh): its column is skipped\n');
-  const loadBefore = os.loadavg();
+  const loadBefore = machineSnapshot();
   const startedAt = Date.now();
 
   targetsRef = await startTargets();

@@ -13,6 +13,7 @@
  * through `onread` into a reused buffer, and socat (one process per connection: its CPU is its
  * own plus that of its connection processes once they have ended) when installed.
  */
+import { CLI_MAIN, shebangNodeArgs } from '../../test/fixtures/bin.js';
 import { spawnLogged } from '../../test/fixtures/child.js';
 import { HOST, freePorts, until } from '../../test/fixtures/net.js';
 import { cpuTimes, cpuTimesWithChildren, ioCalls, killGroup, waitingChildren } from '../../test/fixtures/proc.js';
@@ -55,7 +56,7 @@ export interface FloorSample {
   syscalls?: string;
 }
 
-interface Started {
+export interface Started {
   pid: number;
   port: number;
   cpu: CpuReader;
@@ -99,22 +100,27 @@ async function startSocat(target: number): Promise<Started> {
   return { pid, port, cpu, stop };
 }
 
-async function start(row: FloorRow, sshd: Sshd, targets: Targets): Promise<Started> {
+/**
+ * Starts `row` forwarding a free loopback port to the echo target. `nodeArgs`: more node flags
+ * for the Node rows (after the CLI's shebang's), e.g. --perf-basic-prof for a profile.
+ */
+export async function startRow(row: FloorRow, sshd: Sshd, targets: Targets, nodeArgs: string[] = []): Promise<Started> {
   const script = async (started: ReturnType<typeof startScript>): Promise<Started> => {
     const s = await started;
     return { pid: s.pid, port: s.ports[0]!, cpu: () => cpuTimes(s.pid), stop: s.stop };
   };
   switch (row) {
     case 'bare ssh2':
-      return script(startBare(sshd, [targets.echo]));
+      return script(startBare(sshd, [targets.echo], nodeArgs));
     case 'node proxy':
-      return script(startScript('plain-proxy.mjs', [String(targets.echo), 'stream']));
+      return script(startScript('plain-proxy.mjs', [String(targets.echo), 'stream'], nodeArgs));
     case 'node proxy, onread':
-      return script(startScript('plain-proxy.mjs', [String(targets.echo), 'onread']));
+      return script(startScript('plain-proxy.mjs', [String(targets.echo), 'onread'], nodeArgs));
     case 'socat':
       return startSocat(targets.echo);
     default: {
-      const run = await launch(sshd, targets, row === 'sshkeep' ? { tool: 'sshkeep' } : { tool: 'ssh', cipher: row === SSH_GCM ? GCM : undefined });
+      const spec = row === 'sshkeep' ? { tool: 'sshkeep' as const, ...(nodeArgs.length ? { nodeArgs: [...shebangNodeArgs(CLI_MAIN), ...nodeArgs] } : {}) } : { tool: 'ssh' as const, cipher: row === SSH_GCM ? GCM : undefined };
+      const run = await launch(sshd, targets, spec);
       return { pid: run.pid, port: run.ports.echo, cpu: () => cpuTimes(run.pid), cipher: run.cipher, stop: run.stop };
     }
   }
@@ -125,7 +131,7 @@ export async function floorSmallRound(round: number, rows: FloorRow[], sshd: Ssh
   const out: FloorSample[] = [];
   const shift = round % rows.length;
   for (const row of [...rows.slice(shift), ...rows.slice(0, shift)]) {
-    const f = await start(row, sshd, targets);
+    const f = await startRow(row, sshd, targets);
     try {
       await requestReply(f.port, o.clients, o.warm, o.size);
       await f.cpu(); // socat: once the warm-up's connection processes have ended, so their calls are counted before

@@ -103,9 +103,9 @@ export interface ScriptForwarder {
   stop(): Promise<void>;
 }
 
-/** Starts scripts/lib/`file`; ready once it prints its ports (within 10 s). */
-export async function startScript(file: string, args: string[]): Promise<ScriptForwarder> {
-  const child = spawn(process.execPath, [...shebangNodeArgs(CLI_MAIN), path.join(REPO_ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts scripts/lib/`file` (`nodeArgs`: more node flags after the CLI's); ready once it prints its ports (within 10 s). */
+export async function startScript(file: string, args: string[], nodeArgs: string[] = []): Promise<ScriptForwarder> {
+  const child = spawn(process.execPath, [...shebangNodeArgs(CLI_MAIN), ...nodeArgs, path.join(REPO_ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = async () => {
     child.kill('SIGKILL');
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
@@ -120,5 +120,5 @@ export async function startScript(file: string, args: string[]): Promise<ScriptF
 }
 
 /** scripts/lib/bare-forwarder.mjs logged in to `sshd`, forwarding a local port to each of `targets`. */
-export const startBare = (sshd: Sshd, targets: number[]): Promise<ScriptForwarder> =>
-  startScript('bare-forwarder.mjs', [String(sshd.port), sshd.user, sshd.userKeyPath, ...targets.map(String)]);
+export const startBare = (sshd: Sshd, targets: number[], nodeArgs: string[] = []): Promise<ScriptForwarder> =>
+  startScript('bare-forwarder.mjs', [String(sshd.port), sshd.user, sshd.userKeyPath, ...targets.map(String)], nodeArgs);

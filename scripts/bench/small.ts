@@ -13,7 +13,7 @@
 import { deadline } from '../../test/fixtures/net.js';
 import { cpuTimes, type CpuTimes } from '../../test/fixtures/proc.js';
 import type { Sshd } from '../../test/fixtures/sshd.js';
-import { median, quantile } from '../lib/stats.js';
+import { mean, median, quantile } from '../lib/stats.js';
 import { newConnections, pingPong } from './clients.js';
 import { launch, startBare } from './launch.js';
 import { pgbenchSelect, redisBenchmark, type Service } from './services.js';
@@ -163,8 +163,6 @@ interface SmallRow {
   /** The goal also asks sshkeep to beat the bare ssh2 forwarder on this metric. */
   beatBare?: boolean;
 }
-
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 function rows(o: SmallOptions): SmallRow[] {
   const loadRows = (name: LoadName, label: string, rateGoal?: number): SmallRow[] => [

@@ -62,8 +62,40 @@ export function commandLine(): string {
   return ['node', ...process.execArgv, path.relative(process.cwd(), process.argv[1]!), ...process.argv.slice(2)].join(' ');
 }
 
-/** `nproc`, the CPU model and the load averages at the start and now. */
-export function machine(loadBefore: number[]): string {
+/** The machine's state when a run starts, for machine(): load averages and CPU time so far. */
+export interface MachineSnapshot {
+  load: number[];
+  /** The aggregate `cpu` line of /proc/stat (clock ticks: user nice system idle iowait irq softirq steal …); empty where there is none. */
+  ticks: number[];
+}
+
+function cpuTicks(): number[] {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    return line.split(/\s+/).slice(1).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function machineSnapshot(): MachineSnapshot {
+  return { load: os.loadavg(), ticks: cpuTicks() };
+}
+
+/**
+ * Steal (time a virtual CPU was ready but the hypervisor ran something else) over the run, as a
+ * share of all CPU time: on a shared host it inflates every CPU-time figure of the run, and by
+ * more for some processes than others, so a run with much of it is to be read with care.
+ */
+function steal(before: number[], after: number[]): string {
+  const STEAL = 7;
+  if (before.length <= STEAL || after.length <= STEAL) return 'steal unknown';
+  const total = after.slice(0, STEAL + 1).reduce((a, b) => a + b, 0) - before.slice(0, STEAL + 1).reduce((a, b) => a + b, 0);
+  return `hypervisor steal ${total > 0 ? ((100 * (after[STEAL]! - before[STEAL]!)) / total).toFixed(1) : '0.0'} % of CPU time over the run`;
+}
+
+/** `nproc`, the CPU model, the load averages at the start and now, and the steal since the start. */
+export function machine(before: MachineSnapshot): string {
   const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
-  return `nproc ${sh('nproc', [])}, ${cpuModel()}, load avg before ${load(loadBefore)}, after ${load(os.loadavg())}`;
+  return `nproc ${sh('nproc', [])}, ${cpuModel()}, load avg before ${load(before.load)}, after ${load(os.loadavg())}, ${steal(before.ticks, cpuTicks())}`;
 }

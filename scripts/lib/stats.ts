@@ -10,6 +10,8 @@ export function quantile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
 }
 
+export const mean = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
 export const median = (xs: number[]): number => {
   if (xs.length === 0) return NaN;
   const s = sorted(xs);
