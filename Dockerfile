@@ -42,7 +42,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/agent ./agent
 # `sshkeep` on PATH (package.json bin; main.js starts with
-# #!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc). The smoke tests
+# #!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc --no-allocation-site-pretenuring). The smoke tests
 # fail the build if the link, the ESM setup, the pruned dependencies or the binding are broken.
 RUN ln -s /app/dist/cli/main.js /usr/local/bin/sshkeep \
     && sshkeep --help > /dev/null \
