@@ -20,7 +20,8 @@ import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
 import { cpuTimes } from '../test/fixtures/proc.js';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { newConnections } from './bench/clients.js';
-import { launch, startBare, startScript } from './bench/launch.js';
+import { startRow } from './bench/floor-small.js';
+import { launch } from './bench/launch.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { commandLine, machine, machineSnapshot, sshVersion } from './lib/machine.js';
@@ -86,10 +87,7 @@ async function cpuPerConnection(pid: number, port: number, n: number): Promise<{
 }
 
 async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
-  if (tool === 'bare' || tool === 'proxy') {
-    const b = await (tool === 'bare' ? startBare(sshd, [targets.echo]) : startScript('plain-proxy.mjs', [String(targets.echo), 'stream']));
-    return { pid: b.pid, port: b.ports[0]!, stop: b.stop };
-  }
+  if (tool === 'bare' || tool === 'proxy') return startRow(tool === 'bare' ? 'bare ssh2' : 'node proxy', sshd, targets);
   const cli = tool === 'baseline' ? baselineCli! : CLI_MAIN;
   const r = await launch(sshd, targets, tool === 'ssh' ? { tool: 'ssh' } : { tool: 'sshkeep', cli, nodeArgs: [...shebangNodeArgs(cli), ...nodeArgs] });
   return { pid: r.pid, port: r.ports.echo, stop: r.stop };

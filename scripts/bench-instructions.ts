@@ -44,6 +44,7 @@ import { requestReply } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { functionCosts, functionTable } from './lib/callgrind-functions.js';
 import { callgrindControl as control, dumpTotal } from './lib/callgrind.js';
+import { perfMapOf } from './lib/perf-report.js';
 import { childEnv } from './lib/forwarder.js';
 import { commandLine, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
@@ -178,11 +179,6 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
     fs.rmSync(dir, { recursive: true, force: true });
     fs.rmSync(perfMapOf(child.pid!), { force: true });
   }
-}
-
-/** Where node started with --perf-basic-prof writes its map: V8 writes under /tmp (under valgrind the pid is the program's). */
-function perfMapOf(pid: number): string {
-  return `/tmp/perf-${pid}.map`;
 }
 
 const USAGE =

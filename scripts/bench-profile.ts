@@ -22,7 +22,6 @@
  *     [--size 64] [--frequency 2000] [--top 25] [--node-args='FLAGS' (more node flags for the Node tools)]
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,7 +37,7 @@ import { startTargets, type Targets } from './bench/targets.js';
 import { commandLine, machine, machineSnapshot, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
 import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
-import { KINDS, kindOf, parseReport, type Kind } from './lib/perf-report.js';
+import { KINDS, kindOf, parseReport, perfMapOf, type Kind } from './lib/perf-report.js';
 import { sleep } from './lib/sleep.js';
 
 /** socat forks a process per connection, which an attached perf does not follow. */
@@ -96,43 +95,79 @@ interface Profile {
 const live = new Set<() => Promise<void>>();
 let sshdRef: Sshd | undefined;
 let targetsRef: Targets | undefined;
+/** perf's data files; removed at the end, on SIGINT too. */
+let dirRef: string | undefined;
+
+/** `perf record` attached to `pid` until stop(); `ready` once attached. Either throws if perf ended on its own. */
+function recordPerf(pid: number, data: string): { ready: Promise<void>; stop(): Promise<void> } {
+  const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(options.frequency), '-o', data, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  perf.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let stopping = false;
+  let failure: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    const done = (why: string) => {
+      if (!stopping) failure ??= why;
+      resolve();
+    };
+    perf.once('error', (err) => done(err.message));
+    perf.once('exit', (code, signal) => done(`perf record exited (${signal ?? code}): ${stderr.trim()}`));
+  });
+  const check = () => {
+    if (failure) throw new Error(failure);
+  };
+  const stop = async () => {
+    stopping = true;
+    if (perf.exitCode === null && perf.signalCode === null) perf.kill('SIGINT');
+    await exited;
+  };
+  live.add(stop);
+  return {
+    // perf attaches to every thread before the load starts; an exit before then is perf failing.
+    ready: Promise.race([sleep(500), exited]).then(check),
+    stop: () => stop().then(check).finally(() => live.delete(stop)),
+  };
+}
 
 async function profileOne(tool: FloorRow, sshd: Sshd, targets: Targets, dir: string): Promise<Profile> {
   const { perConnection, clients, requests, warm, size, frequency, nodeArgs } = options;
+  // Without --logfile, --perf-basic-prof also has V8 write an isolate log into the working directory.
   const f = await startRow(tool, sshd, targets, NODE_TOOLS.includes(tool) ? ['--perf-basic-prof', '--logfile=/dev/null', ...nodeArgs] : []);
   live.add(f.stop);
+  const data = path.join(dir, `${tool.replace(/\W+/g, '-')}.data`);
   try {
     const load = perConnection ? () => newConnections(f.port, requests).then((us) => us.length) : () => requestReply(f.port, clients, requests, size);
     if (perConnection) await newConnections(f.port, warm);
     else await requestReply(f.port, clients, warm, size);
-    const data = path.join(dir, `${tool.replace(/\W+/g, '-')}.data`);
-    const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(frequency), '-o', data, '-p', String(f.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let perfErr = '';
-    perf.stderr.on('data', (d: Buffer) => (perfErr += d.toString()));
-    await sleep(500); // perf attaches to every thread before the load starts
-    if (perf.exitCode !== null) throw new Error(`perf record exited with ${perf.exitCode}: ${perfErr.trim()}`);
-    const m = await measured(() => cpuTimes(f.pid), load);
-    perf.kill('SIGINT');
-    await once(perf, 'exit');
+    const perf = recordPerf(f.pid, data);
+    let m: Load;
+    try {
+      await perf.ready;
+      m = await measured(() => cpuTimes(f.pid), load);
+    } finally {
+      await perf.stop();
+    }
     const report = spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', 'dso,sym', '--stdio', '-n'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
     if (report.status !== 0) throw new Error(`perf report failed: ${report.stderr.trim()}`);
     const usPer = (count: number) => (count * 1e6) / frequency / m.requests;
     const kinds = new Map<Kind, number>();
     const samples = parseReport(report.stdout);
     for (const s of samples) {
-      const k = kindOf(s.dso, s.symbol);
+      const k = kindOf(s);
       kinds.set(k, (kinds.get(k) ?? 0) + usPer(s.count));
     }
     const top = samples
-      .filter((s) => kindOf(s.dso, s.symbol) !== 'kernel')
+      .filter((s) => kindOf(s) !== 'kernel')
       .sort((a, b) => b.count - a.count)
       .slice(0, options.top)
-      .map((s) => ({ us: usPer(s.count), kind: kindOf(s.dso, s.symbol), name: `${s.dso.startsWith('[JIT]') ? '' : `${s.dso} `}${s.symbol}` }));
+      .map((s) => ({ us: usPer(s.count), kind: kindOf(s), name: `${s.dso.startsWith('[JIT]') ? '' : `${s.dso} `}${s.symbol}` }));
     process.stderr.write(`${tool}: user ${m.userUs.toFixed(1)} + system ${m.sysUs.toFixed(1)} µs per ${perConnection ? 'connection' : 'request'} (/proc), ${samples.reduce((a, s) => a + s.count, 0)} samples\n`);
     return { tool, load: m, kinds, top };
   } finally {
     await f.stop();
     live.delete(f.stop);
+    fs.rmSync(perfMapOf(f.pid), { force: true });
+    fs.rmSync(data, { force: true });
   }
 }
 
@@ -171,21 +206,19 @@ async function main(): Promise<void> {
   if (!found('perf')) throw new Error('perf is not installed (apt-get install -y linux-perf)');
   const before = machineSnapshot();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-bench-profile-'));
-  try {
-    const { sshd } = await startBenchSshd(undefined);
-    sshdRef = sshd;
-    const targets = await startTargets();
-    targetsRef = targets;
-    const profiles: Profile[] = [];
-    for (const tool of options.tools) profiles.push(await profileOne(tool, sshd, targets, dir));
-    console.log(report(profiles, before));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  dirRef = dir;
+  const { sshd } = await startBenchSshd(undefined);
+  sshdRef = sshd;
+  const targets = await startTargets();
+  targetsRef = targets;
+  const profiles: Profile[] = [];
+  for (const tool of options.tools) profiles.push(await profileOne(tool, sshd, targets, dir));
+  console.log(report(profiles, before));
 }
 
 async function cleanup(): Promise<void> {
   await Promise.allSettled([...[...live].map((s) => s()), sshdRef?.stop(), targetsRef?.close()]);
+  if (dirRef) fs.rmSync(dirRef, { recursive: true, force: true });
 }
 
 runMain('bench-profile', main, cleanup);

@@ -7,7 +7,7 @@
  *     [--ciphers default,aes128-gcm@openssh.com] [--cipher NAME] [--rounds 3] [--size-mib 512] [--streams 4]
  *     [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60] [--multi-connections 4]
  *     [--sshkeep-args="<extra sshkeep args>"] [--json FILE]
- *     [--small-only] [--small-clients 8] [--small-requests 2500] [--small-size 64] [--cold-conns 300]
+ *     [--small-only] [--small-clients 8] [--small-requests 2500] [--small-warm 2000] [--small-size 64] [--cold-conns 300]
  *     [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]
  *
  *   Quick run: ... --size-mib 64 --pings 1000 --conns 100 --rss-conns 1000 --idle-seconds 10 --rounds 1

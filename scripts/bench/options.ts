@@ -26,7 +26,7 @@ export const USAGE =
   '         [--rounds 3] [--size-mib 512] [--streams 4] [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60]\n' +
   '         [--multi-connections 4 (0 = off)] [--sshkeep-args="<extra sshkeep args>" (with "=": the value starts with a dash)]\n' +
   '         [--json FILE (default: none)]\n' +
-  '         small messages: [--small-only] [--small-clients 8] [--small-requests 2500 (per client)] [--small-size 64]\n' +
+  '         small messages: [--small-only] [--small-clients 8] [--small-requests 2500 (per client)] [--small-warm 2000] [--small-size 64]\n' +
   '         [--cold-conns 300] [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]\n' +
   '  quick: --size-mib 64 --pings 1000 --conns 100 --idle-seconds 10 --rounds 1\n';
 
@@ -49,6 +49,7 @@ export function parseOptions(argv: string[]): Options {
       'small-only': { type: 'boolean', default: false },
       'small-clients': { type: 'string', default: '8' },
       'small-requests': { type: 'string', default: '2500' },
+      'small-warm': { type: 'string', default: '2000' },
       'small-size': { type: 'string', default: '64' },
       'cold-conns': { type: 'string', default: '300' },
       'pg-seconds': { type: 'string', default: '10' },
@@ -82,6 +83,7 @@ export function parseOptions(argv: string[]): Options {
     small: {
       clients: intOption('small-clients', values['small-clients'], 1),
       requests: intOption('small-requests', values['small-requests'], 10),
+      warm: intOption('small-warm', values['small-warm'], 0),
       size: intOption('small-size', values['small-size'], 1),
       coldConns: intOption('cold-conns', values['cold-conns'], 1),
       pgSeconds: intOption('pg-seconds', values['pg-seconds'], 1),

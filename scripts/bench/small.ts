@@ -5,7 +5,10 @@
  *   - new connections (connect + first echo): the first --cold-conns after start (cold: JIT,
  *     allocator), then as many again (warm);
  *   - request/reply: --small-clients concurrent connections each doing --small-requests
- *     sequential round trips of --small-size bytes through the echo target;
+ *     sequential round trips of --small-size bytes through the echo target, after --small-warm
+ *     unmeasured ones each (V8 goes on optimizing for thousands: with 200, sshkeep's larger code was
+ *     still being compiled, and it measured 1.0–1.2× the bare forwarder's user CPU against 1.0 after
+ *     5,000; a long-running forwarder is measured warm);
  *   - pgbench -S -c 8 (--pg-seconds) and redis-benchmark -c 50 -t set,get (--redis-requests
  *     each), when installed (scripts/bench/services.ts).
  * CPU is the forwarder process's utime and stime (/proc/PID/stat) over each load, per request.
@@ -29,6 +32,8 @@ export interface SmallOptions {
   clients: number;
   /** Round trips per connection. */
   requests: number;
+  /** Unmeasured round trips per connection before them (and before pgbench and redis-benchmark). */
+  warm: number;
   /** Bytes per request (and reply). */
   size: number;
   /** New connections measured cold (the first after start), then warm. */
@@ -132,7 +137,7 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
     }
     for (const [s, f] of running) s.warmUs = await newConnections(f.echo, o.coldConns);
     for (const [s, f] of running) {
-      await requestReply(f.echo, o.clients, Math.ceil(o.requests / 10), o.size); // warm-up
+      await requestReply(f.echo, o.clients, o.warm, o.size); // warm-up
       s.loads.echo = await measured(() => cpuTimes(f.pid), () => requestReply(f.echo, o.clients, o.requests, o.size));
     }
     for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measured(() => cpuTimes(f.pid), () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
@@ -257,7 +262,7 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
     '',
     'Values: median over rounds. Ratios: the median of per-round ratios (the tools of a round run back to back, one stage at a time). ' +
       'CPU: utime and stime of the forwarder process (/proc/PID/stat, clock ticks) over the whole load, divided by the requests it carried; ' +
-      `request/reply: ${o.clients} connections, each ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes through the echo target after a tenth as many unmeasured; ` +
+      `request/reply: ${o.clients} connections, each ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes through the echo target after ${o.warm.toLocaleString('en-US')} unmeasured; ` +
       `pgbench -S -n -c 8 -j 2 for ${o.pgSeconds} s (scale 1); redis-benchmark -c 50 -t set,get -n ${o.redisRequests.toLocaleString('en-US')} (no pipelining). ` +
       `New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after one readiness probe), warm = the next ${o.coldConns}.`,
     '',
