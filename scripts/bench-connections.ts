@@ -3,7 +3,8 @@
  * through sshkeep, a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs), `ssh -N -L` and,
  * with --tools …,proxy, a plain Node TCP proxy without SSH (scripts/lib/plain-proxy.mjs: what
  * node's own accept, connect and stream machinery cost per connection, the floor of any Node
- * forwarder), and with --baseline-cli another sshkeep build. Each a fresh process per round, tools alternated.
+ * forwarder), and with --baseline-cli another sshkeep build. Each a fresh process per round,
+ * tools alternated.
  * The figure is the forwarder's utime and stime (/proc/PID/stat) over the first --cold
  * connections after start (JIT warm-up, first use), then over --conns more (warm), per
  * connection. It moves less with the machine's load than the latency the small-messages table
