@@ -227,6 +227,12 @@ async function main(): Promise<void> {
 
   t.test('openssh interop – 200 concurrent connections echo distinct payloads', async (t) => {
     const N = 200;
+    // Opens in flight at once are one listener each on the session's superseded signal: past 10, Node
+    // would print a "memory leak" warning on stderr, an unstructured line beside the JSON logs.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    t.teardown(() => process.off('warning', onWarning));
     const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { localForwards: [`0:127.0.0.1:${echo.port}`] }));
     const waitLog = logWaiter(logs);
     await deadline(app.ready(), READY_MS, 'tunnel ready');
@@ -244,6 +250,7 @@ async function main(): Promise<void> {
     t.same(ends.filter((l) => l.reset !== false || l.bytesUp !== 1024 || l.bytesDown !== 1024), [], 'all closed cleanly, 1 KiB each way');
     t.equal(app.forwards[0]!.active, 0, 'no connection left open');
     t.equal(app.connection.generation, 1, 'all over one SSH connection');
+    t.same(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), [], 'no listener warning with 200 opens in flight');
   });
 
   t.test('openssh interop – target refused: client reset, conn_end connect-failed, tunnel survives', async (t) => {

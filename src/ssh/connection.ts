@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { ConnectError, isFatalOnFirstConnect } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sleep } from './backoff.js';
@@ -381,7 +381,10 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     if (old) this.#drain(old); // make-before-break: the spare is up, the old one still silent
     // A spare dialled while suspect can finish after the old connection was given up.
     if (this.#state === 'reconnecting') this.#setState('connecting', 'a connection dialled earlier completed');
-    const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined, answered: false, superseded: new AbortController() };
+    const superseded = new AbortController();
+    // One listener per channel open in flight: a pool opening dozens at once is no leak, and Node's warning would go to stderr.
+    setMaxListeners(0, superseded.signal);
+    const live: Live = { session, generation: ++this.#generation, readyAt: Date.now(), heartbeat: undefined, answered: false, superseded };
     this.#live = live;
     this.#everReady = true;
     this.#lastError = undefined;
