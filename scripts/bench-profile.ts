@@ -42,7 +42,6 @@ import { sleep } from './lib/sleep.js';
 
 /** socat forks a process per connection, which an attached perf does not follow. */
 const TOOLS = FLOOR_ROWS.filter((r) => r !== 'socat');
-const NODE_TOOLS: FloorRow[] = ['sshkeep', 'bare ssh2', 'node proxy', 'node proxy, onread'];
 
 const USAGE =
   "usage: npm run build && node --import @tapjs/typescript/import scripts/bench-profile.ts [--tools 'sshkeep,bare ssh2,ssh -L'] [--new-connections]\n" +
@@ -131,8 +130,9 @@ function recordPerf(pid: number, data: string): { ready: Promise<void>; stop(): 
 
 async function profileOne(tool: FloorRow, sshd: Sshd, targets: Targets, dir: string): Promise<Profile> {
   const { perConnection, clients, requests, warm, size, frequency, nodeArgs } = options;
-  // Without --logfile, --perf-basic-prof also has V8 write an isolate log into the working directory.
-  const f = await startRow(tool, sshd, targets, NODE_TOOLS.includes(tool) ? ['--perf-basic-prof', '--logfile=/dev/null', ...nodeArgs] : []);
+  // Node flags (startRow gives them to the Node rows only). Without --logfile, --perf-basic-prof also
+  // has V8 write an isolate log into the working directory.
+  const f = await startRow(tool, sshd, targets, ['--perf-basic-prof', '--logfile=/dev/null', ...nodeArgs]);
   live.add(f.stop);
   const data = path.join(dir, `${tool.replace(/\W+/g, '-')}.data`);
   try {
