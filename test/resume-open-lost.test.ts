@@ -45,14 +45,19 @@ async function recordingEcho(t: Test): Promise<{ port: number; conns: TargetConn
   return { port, conns };
 }
 
-/** Unix socket connections accepted on the listening socket at `socketPath` (sshd's channels to the agent). */
+/**
+ * Unix socket connections to the listening socket at `socketPath` (sshd's channels to the agent):
+ * accepted (state 03) or still waiting for the agent's accept (02). sshd confirms its channel as
+ * soon as its connect() returns, before the agent has accepted: counting accepted ones only, the
+ * OPEN sent on the confirmed channel could pass a hold meant to stall it.
+ */
 function unixConnectedTo(socketPath: string): number {
   return fs
     .readFileSync('/proc/net/unix', 'utf8')
     .split('\n')
     .filter((l) => {
       const f = l.trim().split(/\s+/);
-      return f[5] === '03' && f[7] === socketPath;
+      return (f[5] === '03' || f[5] === '02') && f[7] === socketPath;
     }).length;
 }
 
