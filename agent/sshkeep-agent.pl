@@ -439,13 +439,34 @@ sub reset_stream {
 }
 
 # Ids are secrets: compared in constant time with every held stream, never used as a hash key.
+sub same_id { my $diff = $_[0] ^ $_[1]; return ($diff =~ tr/\0//c) == 0 }
+
 sub find_stream {
   my ($id) = @_;
   my $found;
-  for my $s (values %STREAMS) {
-    my $diff = $id ^ $s->{id};
-    $found = $s if ($diff =~ tr/\0//c) == 0;
-  }
+  for my $s (values %STREAMS) { $found = $s if same_id($id, $s->{id}) }
+  return $found;
+}
+
+# Ids that sshkeep ATTACHed while the agent held no such stream, for one grace (the newest
+# MAX_STREAMS). An OPEN of one that comes later is stale: it was stuck on a silent link that came
+# back, and sshkeep, which cancels an unanswered OPEN this way, has opened that client's stream
+# again with another id. The RESET it also sends behind the OPEN can be lost with its connection
+# (sshd exits on the connection's end without writing what it still had for the channel).
+my @GIVEN_UP; # [id, until]
+
+sub give_up {
+  my ($id) = @_;
+  push @GIVEN_UP, [$id, now() + $GRACE_MS];
+  shift @GIVEN_UP while @GIVEN_UP > MAX_STREAMS;
+}
+
+sub given_up {
+  my ($id) = @_;
+  return 0 unless @GIVEN_UP;
+  shift @GIVEN_UP while @GIVEN_UP && $GIVEN_UP[0][1] <= now();
+  my $found = 0;
+  for (@GIVEN_UP) { $found = 1 if same_id($id, $_->[0]) }
   return $found;
 }
 
@@ -455,6 +476,7 @@ sub find_stream {
 sub open_stream {
   my ($c, $id, $grace_ms, $port, $host) = @_;
   return protocol_error($c, 'OPEN of a stream id that is already held') if find_stream($id);
+  return channel_error($c, E_UNKNOWN, 'sshkeep gave that id up before its OPEN came') if given_up($id);
   return channel_error($c, E_LIMIT, 'the agent holds ' . MAX_STREAMS . ' streams already') if keys %STREAMS >= MAX_STREAMS;
   return channel_error($c, E_LIMIT, "the agent holds $HELD bytes already") if $HELD >= MAX_HELD;
   my $s = {
@@ -683,7 +705,11 @@ sub take_eof {
 
 sub attach_stream {
   my ($c, $id, $received) = @_;
-  my $s = find_stream($id) or return channel_error($c, E_UNKNOWN, 'no stream with that id is held');
+  my $s = find_stream($id);
+  unless ($s) {
+    give_up($id);
+    return channel_error($c, E_UNKNOWN, 'no stream with that id is held');
+  }
   my $end = $s->{base} + $s->{replay}{len} + ($s->{t_eof} ? 1 : 0);
   if ($received < $s->{base} || $received > $end) {
     $c->{stream} = $s;

@@ -305,6 +305,8 @@ class Agent:
         self.channels = {}    # fd => channel
         self.streams = {}     # serial => stream (looked up by id only through find_stream, in constant time)
         self.serial = 0
+        # Ids sshkeep ATTACHed that were not held, for one grace (the newest MAX_STREAMS): see given_up.
+        self.given_up_ids = deque(maxlen=MAX_STREAMS)  # (id, until)
         self.held = 0         # bytes in every replay buffer and tbuf
         self.idle_since = now_ms()
         self.term = 0
@@ -507,11 +509,35 @@ class Agent:
                 found = s
         return found
 
+    def give_up(self, sid):
+        self.given_up_ids.append((sid, now_ms() + self.grace_ms))
+
+    def given_up(self, sid):
+        """
+        An OPEN of an id sshkeep ATTACHed while the agent held no such stream is stale: it was stuck
+        on a silent link that came back, and sshkeep, which cancels an unanswered OPEN this way, has
+        opened that client's stream again with another id. The RESET it also sends behind the OPEN
+        can be lost with its connection (sshd exits on the connection's end without writing what it
+        still had for the channel).
+        """
+        if not self.given_up_ids:
+            return False
+        now = now_ms()
+        while self.given_up_ids and self.given_up_ids[0][1] <= now:
+            self.given_up_ids.popleft()
+        found = False
+        for old, _ in self.given_up_ids:
+            if hmac.compare_digest(sid, old):
+                found = True
+        return found
+
     # --- targets: resolve, connect without blocking, read into the replay buffer, write tbuf ---
 
     def open_stream(self, c, sid, grace_ms, port, host):
         if self.find_stream(sid):
             return self.protocol_error(c, 'OPEN of a stream id that is already held')
+        if self.given_up(sid):
+            return self.channel_error(c, E_UNKNOWN, 'sshkeep gave that id up before its OPEN came')
         if len(self.streams) >= MAX_STREAMS:
             return self.channel_error(c, E_LIMIT, 'the agent holds %d streams already' % MAX_STREAMS)
         if self.held >= MAX_HELD:
@@ -773,6 +799,7 @@ class Agent:
     def attach_stream(self, c, sid, received):
         s = self.find_stream(sid)
         if not s:
+            self.give_up(sid)
             return self.channel_error(c, E_UNKNOWN, 'no stream with that id is held')
         end = s.base + s.replay.len + (1 if s.t_eof else 0)
         if received < s.base or received > end:

@@ -349,6 +349,37 @@ for (const interpreter of TESTED_INTERPRETERS) {
       t.same(await ping(agent), { version: script.version, streams: 0 }, 'PING still answered');
     });
 
+    t.test('an OPEN that comes after an ATTACH of its id (sshkeep gave it up) is ERROR 2 and dials nothing, for the grace', async (t) => {
+      const target = await startTarget(t);
+      const agent = await startAgent(t, { interpreter, graceMs: 2000 });
+      const id = randomBytes(16);
+      const cancel = await agent.channel();
+      cancel.send({ type: 'attach', id, received: 0 });
+      t.match(await cancel.expect('error'), { code: ERROR_CODE.unknownStream }, 'the ATTACH: no such stream');
+      const stale = await agent.channel();
+      stale.send({ type: 'open', id, graceMs: 5000, port: target.port, host: '127.0.0.1' });
+      t.match(await stale.expect('error'), { code: ERROR_CODE.unknownStream, message: /gave that id up/ }, 'the stale OPEN');
+      t.same(await ping(agent), { version: script.version, streams: 0 }, 'no stream held');
+      // Another id opens as ever, and is the target's only connection.
+      const other = await openStream(agent, target.port);
+      await target.accepted(1);
+      t.equal((await ping(agent)).streams, 1, 'one stream held');
+      t.equal(target.outcomes.length, 1, 'the stale OPEN dialled nothing');
+      other.channel.close();
+      // After the grace the id is forgotten: an OPEN of it is a stream again.
+      const openAnswer = async () => {
+        const c = await agent.channel();
+        c.send({ type: 'open', id, graceMs: 5000, port: target.port, host: '127.0.0.1' });
+        return (await c.next(5000, 'the answer to OPEN'))?.type;
+      };
+      let tries = 1;
+      const opened = (async () => {
+        while ((await openAnswer()) === 'error') tries++;
+      })();
+      await deadline(opened, 5000, 'the id given up to be forgotten after the grace');
+      t.ok(tries > 1, `refused until the grace ran out (${tries} tries), then a stream`);
+    });
+
     t.test('ATTACH with an offset the agent does not hold is ERROR 3, and the stream is reset', async (t) => {
       const target = await startTarget(t, (sock) => sock.write('four'));
       const agent = await startAgent(t, { interpreter });
