@@ -7,7 +7,7 @@ import type { AuthPlan } from './auth.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { proxyCommandStream } from './proxy-command.js';
 import { dial, type SshSession } from './adapter.js';
-import { slabReads } from './slab-reads.js';
+import { socketReads } from './socket-reads.js';
 
 /** One SSH server on the way: a jump host, or the destination last. */
 export interface Hop {
@@ -30,7 +30,7 @@ const FAMILY = { any: 0, inet: 4, inet6: 6 } as const;
 
 /** A TCP socket to the first hop, tuned for a tunnel. */
 function tcpSocket(host: HostConfig, keepaliveMs: number): net.Socket {
-  const sock: net.Socket = net.connect({ host: host.hostName, port: host.port, family: FAMILY[host.addressFamily], onread: slabReads(() => sock) });
+  const sock: net.Socket = net.connect({ host: host.hostName, port: host.port, family: FAMILY[host.addressFamily], onread: socketReads(() => sock) });
   sock.setNoDelay(true);
   // A second line of defence behind the heartbeat, for links that die with data in flight.
   sock.setKeepAlive(true, Math.max(1000, keepaliveMs));
