@@ -1,11 +1,15 @@
 /**
- * A listening port in use at start: a previous instance may still be draining, so the bind is
- * retried for a short window (EADDRINUSE only); past it, a ListenError with its own exit code.
+ * A listening port (or live Unix socket) in use at start: a previous instance may still be
+ * draining, so the bind is retried for a short window (EADDRINUSE only); past it, a ListenError
+ * with its own exit code. The forwards and the --health port alike.
  */
 import t, { type Test } from 'tap';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { once } from 'node:events';
-import { deadline, listenFor } from './fixtures/net.js';
+import { deadline, httpGet, listenFor } from './fixtures/net.js';
+import { tempDir } from './fixtures/tmp.js';
 import { LogCapture } from './fixtures/tunnel.js';
 import { LocalForward } from '../src/forward/local-forward.js';
 import { parseLocalForward } from '../src/config/forward-spec.js';
@@ -13,6 +17,9 @@ import { SshConnection } from '../src/ssh/connection.js';
 import { EXIT, ListenError, exitCodeOf } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { DEFAULTS } from '../src/config/defaults.js';
+import type { Fleet } from '../src/fleet.js';
+import { startHealthServer } from '../src/ops/health.js';
+import { Metrics } from '../src/ops/metrics.js';
 
 /** A -L forward on `listen` (never connected: only its listener is under test), with a `retryMs` window. */
 function forwardOn(listen: string, retryMs: number) {
@@ -92,4 +99,52 @@ t.test('listen – an address of no interface here fails at once, not retried', 
   t.match((err as Error).message, /192\.0\.2\.1 is not an address of this host/);
   t.ok(performance.now() - started < 2000, 'without waiting out the retry window');
   t.equal(logs.find('listen_wait').length, 0, 'no "in use" wait');
+});
+
+/** Something listening on a Unix socket in a fresh directory. */
+async function liveUnixSocket(t: Test): Promise<{ holder: net.Server; sock: string }> {
+  const sock = path.join(tempDir(t, 'sshkeep-unix-'), 'live.sock');
+  const holder = net.createServer();
+  holder.listen(sock);
+  await once(holder, 'listening');
+  return { holder, sock };
+}
+
+t.test('listen – a live Unix socket at start is waited for like a port in use, then bound once it is free', async (t) => {
+  const { holder, sock } = await liveUnixSocket(t);
+  const { forward, logs } = forwardOn(sock, 10_000);
+  t.teardown(() => forward.stopAccepting());
+  const listening = forward.listen();
+  await logs.waitFor((l) => l.event === 'listen_wait', 3000, 'the "in use" warning');
+  holder.close(); // leaves no file: the forward finds the path free
+  t.same(await deadline(listening, 3000, 'the listener bound once the path is free'), { kind: 'unix', path: sock });
+  t.equal(fs.statSync(sock).mode & 0o777, 0o600, 'the forward\'s own socket, 0600');
+});
+
+t.test('listen – a live Unix socket past the window: ListenError "in use", naming the path', async (t) => {
+  const { holder, sock } = await liveUnixSocket(t);
+  t.teardown(() => holder.close());
+  const { forward } = forwardOn(sock, 300);
+  const err = await forward.listen().then(() => undefined, (e: unknown) => e);
+  t.type(err, ListenError, 'a ListenError');
+  t.equal((err as Error).message, `-L ${sock}:127.0.0.1:1: ${sock} is in use: another process listens on it.`);
+});
+
+t.test('--health – its port in use at start is bound once the holder frees it, after one warning; past the window, a ListenError', async (t) => {
+  const { holder, port } = await heldPort(t);
+  const logs = new LogCapture();
+  const retry = { retryMs: 10_000, intervalMs: 50, logger: createLogger('debug', 'json', logs) };
+  const fleet = {} as Fleet; // not asked before a request for /readyz or /metrics
+  const starting = startHealthServer({ host: '127.0.0.1', port }, fleet, new Metrics(), undefined, undefined, [], retry);
+  const warned = await logs.waitFor((l) => l.event === 'listen_wait', 3000, 'the "in use" warning');
+  t.equal(warned.level, 'warn');
+  t.match(String(warned.msg), `--health 127.0.0.1:${port} is in use`);
+  holder.close();
+  const health = await deadline(starting, 3000, 'the health port bound once free');
+  t.teardown(() => health.close());
+  t.same(await httpGet(port, '/healthz'), { status: 200, body: '{"status":"alive"}\n' }, 'and answering');
+
+  const err = await startHealthServer({ host: '127.0.0.1', port }, fleet, new Metrics(), undefined, undefined, [], { ...retry, retryMs: 300 }).then(() => undefined, (e: unknown) => e);
+  t.type(err, ListenError, 'in use past the window: a ListenError (exit 4)');
+  t.equal((err as Error).message, `--health 127.0.0.1:${port}: cannot listen (already in use).`);
 });

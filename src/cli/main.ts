@@ -16,6 +16,7 @@ import type { Control } from '../ops/health.js';
 import { buildSettings, type Settings } from '../config/settings.js';
 import type { AddressRange } from '../config/host-port.js';
 import { forwardName } from '../config/forward-spec.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { LogFile, createLogger, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
@@ -103,13 +104,13 @@ function describe(settings: Settings): string {
 }
 
 /** The --health endpoints, loaded on demand: without --health, prom-client is never loaded (memory, wake-ups). */
-async function healthEndpoints(where: { host: string; port: number }) {
+async function healthEndpoints(where: { host: string; port: number }, logger: Logger) {
   const [{ Metrics }, { startHealthServer }] = await Promise.all([import('../ops/metrics.js'), import('../ops/health.js')]);
   const metrics = new Metrics();
   return {
     metrics,
     listen: (fleet: Fleet, requestShutdown: (() => void) | undefined, control: Control, adminFrom: AddressRange[]) =>
-      startHealthServer(where, fleet, metrics, requestShutdown, control, adminFrom),
+      startHealthServer(where, fleet, metrics, requestShutdown, control, adminFrom, { retryMs: DEFAULTS.listenRetryMs, intervalMs: DEFAULTS.listenRetryIntervalMs, logger }),
   };
 }
 
@@ -133,7 +134,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
       event: 'native_crypto',
     });
   }
-  const endpoints = settings.process.health && (await healthEndpoints(settings.process.health));
+  const endpoints = settings.process.health && (await healthEndpoints(settings.process.health, logger));
   for (const tunnel of fleet.tunnels) endpoints?.metrics.watch(tunnel);
   fleet.on('added', (tunnel) => endpoints?.metrics.watch(tunnel));
   fleet.on('removed', (tunnel) => endpoints?.metrics.unwatch(tunnel));

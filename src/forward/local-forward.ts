@@ -1,9 +1,9 @@
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { Endpoint, ListenForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
+import { bindWithRetry } from '../listen-retry.js';
 import type { Logger } from '../log.js';
 import type { SessionSource } from '../ssh/pool.js';
 import { Hold, type Limits } from './hold.js';
@@ -44,7 +44,7 @@ function listenError(spec: ListenForwardSpec, err: NodeJS.ErrnoException): Liste
   const where = formatEndpoint(spec.listen);
   const host = spec.listen.kind === 'tcp' ? spec.listen.host : where;
   const why =
-    err.code === 'EADDRINUSE' ? `${where} is already in use; pick another local port or stop what holds it`
+    err.code === 'EADDRINUSE' ? (spec.listen.kind === 'unix' ? `${where} is in use: another process listens on it` : `${where} is already in use; pick another local port or stop what holds it`)
     : err.code === 'EACCES' ? `permission denied to listen on ${where}${spec.listen.kind === 'tcp' ? ' (ports below 1024 need privileges)' : ''}`
     : err.code === 'EADDRNOTAVAIL' ? `${host} is not an address of this host`
     : err.code === 'ENOTFOUND' ? `bind address ${host} does not resolve`
@@ -149,23 +149,17 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   async #bindWithRetry(): Promise<void> {
     const { listen } = this.spec;
-    const giveUpAt = performance.now() + this.deps.listenRetryMs;
-    for (let waiting = false; ; waiting = true) {
-      try {
-        await this.#bind();
-        break;
-      } catch (err) {
-        if (err instanceof ListenError) throw err;
-        const left = giveUpAt - performance.now();
-        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || left <= 0) throw listenError(this.spec, err as NodeJS.ErrnoException);
-        if (!waiting) {
+    const flag = `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`;
+    try {
+      await bindWithRetry(() => this.#bind(), { retryMs: this.deps.listenRetryMs, intervalMs: this.deps.listenRetryIntervalMs }, {
+        onWait: () =>
           this.deps.logger.warn(`${formatEndpoint(listen)} is in use: trying again for up to ${this.deps.listenRetryMs} ms`, {
             event: 'listen_wait', forward: this.#name, retryMs: this.deps.listenRetryMs,
-          });
-        }
-        await sleep(Math.min(this.deps.listenRetryIntervalMs, left));
-        if (this.#stopped) throw new ListenError(`${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}: stopped while waiting for ${formatEndpoint(listen)} to be free.`);
-      }
+          }),
+        stopped: () => (this.#stopped ? new ListenError(`${flag}: stopped while waiting for ${formatEndpoint(listen)} to be free.`) : undefined),
+      });
+    } catch (err) {
+      throw err instanceof ListenError ? err : listenError(this.spec, err as NodeJS.ErrnoException);
     }
   }
 

@@ -17,7 +17,8 @@ function answers(path: string): Promise<boolean> {
 
 /**
  * Makes way for a Unix listener at `path`: a socket file nobody answers on is left over
- * from a crashed run and is removed; a live socket or any other file is an error.
+ * from a crashed run and is removed; any other file is an error, and a live socket is in use
+ * (EADDRINUSE, as a TCP port would be: tried again while a previous instance drains).
  */
 export async function clearStaleSocket(path: string, flag: string, logger: Logger): Promise<void> {
   let stat: fs.Stats;
@@ -27,7 +28,7 @@ export async function clearStaleSocket(path: string, flag: string, logger: Logge
     return; // nothing there (or not ours to see: listen() will say)
   }
   if (!stat.isSocket()) throw new ListenError(`${flag}: ${path} exists and is not a socket; sshkeep will not replace it.`);
-  if (await answers(path)) throw new ListenError(`${flag}: ${path} is in use: another process listens on it.`);
+  if (await answers(path)) throw Object.assign(new Error(`${path} is in use`), { code: 'EADDRINUSE' });
   fs.unlinkSync(path);
   logger.info('removed a stale socket file left by an earlier run', { event: 'stale_socket', path });
 }

@@ -2,6 +2,8 @@ import net from 'node:net';
 import http from 'node:http';
 import { once } from 'node:events';
 import { ListenError } from '../errors.js';
+import { bindWithRetry, type ListenRetry } from '../listen-retry.js';
+import type { Logger } from '../log.js';
 import { isLoopbackAddress } from '../config/forward-spec.js';
 import type { AddressRange } from '../config/host-port.js';
 import type { Fleet } from '../fleet.js';
@@ -94,6 +96,8 @@ export async function startHealthServer(
   requestShutdown?: () => void,
   control?: Control,
   adminFrom: AddressRange[] = [],
+  /** A port in use is tried again, as the forwards' are: a previous instance keeps /readyz up while it drains. */
+  retry: ListenRetry & { logger?: Logger } = { retryMs: 0, intervalMs: 0 },
 ): Promise<http.Server> {
   const peers: AdminPeers = {
     allowed: adminPeers(adminFrom),
@@ -135,12 +139,19 @@ export async function startHealthServer(
         return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /reload', 'POST /reconnect', 'POST /quitquitquit'] });
     }
   });
-  server.listen(where.port, where.host);
+  const at = `${where.host}:${where.port}`;
   try {
-    await once(server, 'listening');
+    await bindWithRetry(
+      async () => {
+        server.listen(where.port, where.host);
+        await once(server, 'listening');
+      },
+      retry,
+      { onWait: () => retry.logger?.warn(`--health ${at} is in use: trying again for up to ${retry.retryMs} ms`, { event: 'listen_wait', health: at, retryMs: retry.retryMs }) },
+    );
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new ListenError(`--health ${where.host}:${where.port}: cannot listen (${e.code === 'EADDRINUSE' ? 'already in use' : e.code ?? e.message}).`);
+    throw new ListenError(`--health ${at}: cannot listen (${e.code === 'EADDRINUSE' ? 'already in use' : e.code ?? e.message}).`);
   }
   return server;
 }
