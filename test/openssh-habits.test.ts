@@ -25,7 +25,9 @@ function build(t: Test, argv: string[], warnings: string[] = [], files: Record<s
 }
 
 const NO_CONFIG = ['-F', 'none'];
-const listens = (s: Settings) => s.tunnels[0]!.forwards.map((f) => (f.listen.kind === 'tcp' ? `${f.listen.host}:${f.listen.port}` : f.listen.path));
+/** Each forward's listen address, and ` +::1` when it is bound there too. */
+const listens = (s: Settings) =>
+  s.tunnels[0]!.forwards.map((f) => (f.listen.kind === 'tcp' ? `${f.listen.host}:${f.listen.port}${f.alsoListenOn ? ` +${f.alsoListenOn.join(' +')}` : ''}` : f.listen.path));
 
 t.test('openssh habits – an ssh -N -L and an autossh -M 0 -N -L command line run with only the program name changed', async (t) => {
   for (const argv of [
@@ -35,7 +37,7 @@ t.test('openssh habits – an ssh -N -L and an autossh -M 0 -N -L command line r
     ['-N', '-T', '-n', '-q', '-L', '15432:db:5432', 'user@host'],
   ]) {
     const s = build(t, [...NO_CONFIG, ...argv]);
-    t.strictSame(listens(s), ['127.0.0.1:15432'], argv.join(' '));
+    t.strictSame(listens(s), ['127.0.0.1:15432 +::1'], argv.join(' '));
     t.equal(s.tunnels[0]!.user, 'user');
   }
 });
@@ -59,11 +61,11 @@ t.test('openssh habits – -4 and -6 set AddressFamily for the server and its ju
   t.match(configError(t, () => build(t, [...NO_CONFIG, '-o', 'AddressFamily=ipv4', '-L', '1:h:2', 'u@h']), 'a bad value'), /AddressFamily.*"ipv4".*any, inet .* or inet6/);
 });
 
-t.test('openssh habits – with -4 or -6 a listener bound by name follows the family, as ssh -4 -L localhost:… binds 127.0.0.1 only', async (t) => {
-  const fwds = ['-L', '1:h:2', '-L', 'localhost:3:h:4', '-L', '10.1.2.3:5:h:6', '-D', '7'];
-  t.strictSame(listens(build(t, [...NO_CONFIG, ...fwds, 'u@h'])), ['127.0.0.1:1', 'localhost:3', '10.1.2.3:5', '127.0.0.1:7'], 'any: as written');
-  t.strictSame(listens(build(t, [...NO_CONFIG, '-4', ...fwds, 'u@h'])), ['127.0.0.1:1', '127.0.0.1:3', '10.1.2.3:5', '127.0.0.1:7'], '-4');
-  t.strictSame(listens(build(t, [...NO_CONFIG, '-6', ...fwds, 'u@h'])), ['::1:1', '::1:3', '10.1.2.3:5', '::1:7'], '-6: the loopback is ::1');
+t.test('openssh habits – localhost (written out or not) is 127.0.0.1 and ::1, as ssh binds every address of localhost; -4 or -6 keep the one of that family', async (t) => {
+  const fwds = ['-L', '1:h:2', '-L', 'localhost:3:h:4', '-L', '10.1.2.3:5:h:6', '-D', '7', '-L', '127.0.0.1:8:h:9'];
+  t.strictSame(listens(build(t, [...NO_CONFIG, ...fwds, 'u@h'])), ['127.0.0.1:1 +::1', '127.0.0.1:3 +::1', '10.1.2.3:5', '127.0.0.1:8', '127.0.0.1:7 +::1'], 'any: both loopbacks for localhost; an address written out is that one');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-4', ...fwds, 'u@h'])), ['127.0.0.1:1', '127.0.0.1:3', '10.1.2.3:5', '127.0.0.1:8', '127.0.0.1:7'], '-4');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-6', ...fwds, 'u@h'])), ['::1:1', '::1:3', '10.1.2.3:5', '127.0.0.1:8', '::1:7'], '-6: the loopback is ::1');
 });
 
 t.test('openssh habits – -g binds forwards without a bind address on every interface; a -D there still needs --socks-auth', async (t) => {

@@ -103,16 +103,19 @@ export function parseDynamicForward(spec: string): DynamicForwardSpec {
 
 /**
  * Where a -L or -D listens, as OpenSSH binds it: with GatewayPorts (-g) a bind address not
- * written out is every interface; -6 makes the loopback ::1; -4 or -6 make a written-out
- * `localhost` the one address of that family (OpenSSH binds only that one).
+ * written out is every interface; without it, the loopback, which for `localhost` (written out or
+ * not) is both 127.0.0.1 and ::1, as OpenSSH binds every address localhost has: a client that
+ * tries ::1 first is not refused. -4 or -6 make it the one address of that family.
  */
 export function bindAs<F extends LocalForwardSpec | DynamicForwardSpec>(f: F, family: AddressFamily, gatewayPorts: boolean): F {
   if (f.listen.kind !== 'tcp') return f;
   const v6 = family === 'inet6';
+  const localhost = f.bindExplicit ? f.listen.host.toLowerCase() === 'localhost' : !gatewayPorts;
   let host = f.listen.host;
-  if (!f.bindExplicit) host = gatewayPorts ? (v6 ? '::' : '0.0.0.0') : v6 ? '::1' : host;
-  else if (host.toLowerCase() === 'localhost' && family !== 'any') host = v6 ? '::1' : '127.0.0.1';
-  return host === f.listen.host ? f : { ...f, listen: { ...f.listen, host } };
+  if (localhost) host = v6 ? '::1' : '127.0.0.1';
+  else if (!f.bindExplicit) host = v6 ? '::' : '0.0.0.0';
+  const bound = host === f.listen.host ? f : { ...f, listen: { ...f.listen, host } };
+  return localhost && family === 'any' ? { ...bound, alsoListenOn: ['::1'] } : bound;
 }
 
 /** `host:port`, `[v6]:port` or the socket path, for logs and forward names. */

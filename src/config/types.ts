@@ -13,6 +13,8 @@ export interface LocalForwardSpec {
   listen: Endpoint;
   /** True when the user wrote the bind address (a non-loopback one is allowed only then). */
   bindExplicit: boolean;
+  /** More addresses bound on the listen port: `::1` beside 127.0.0.1 for localhost (see bindAs). */
+  alsoListenOn?: string[];
   target: Endpoint;
   /** The spec as written, for logs and errors. */
   spec: string;
@@ -23,6 +25,7 @@ export interface DynamicForwardSpec {
   type: 'dynamic';
   listen: Endpoint;
   bindExplicit: boolean;
+  alsoListenOn?: string[];
   spec: string;
 }
 

@@ -61,8 +61,11 @@ type Refusal = { socks: SocksVersion; reply: ReplyCode } | undefined;
  * names in its SOCKS request.
  */
 export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
-  /** The listening socket; a reload may hand it to the forward that replaces this one (`swapListener`). */
-  #server: net.Server;
+  /**
+   * The listening sockets: the spec's address, then those it is also bound on (::1 beside
+   * 127.0.0.1); a reload may hand them to the forward that replaces this one (`swapListener`).
+   */
+  #servers: net.Server[];
   readonly #onConnection = (s: net.Socket) => void this.#accept(s);
   readonly #onError = (err: Error) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message });
   readonly #pumps = new Pumps((result) => this.emit('result', result));
@@ -76,7 +79,10 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   constructor(readonly spec: ListenForwardSpec, private readonly deps: LocalForwardDeps) {
     super();
     // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
-    this.#server = net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, this.#onConnection);
+    const hosts = 1 + (spec.listen.kind === 'tcp' ? (spec.alsoListenOn?.length ?? 0) : 0);
+    this.#servers = Array.from({ length: hosts }, () =>
+      net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, this.#onConnection),
+    );
     this.#name = forwardName(spec);
     this.#hold = new Hold({
       source: deps.source,
@@ -119,20 +125,51 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
    * themselves and fail at once.
    */
   async listen(): Promise<Endpoint> {
-    if (!this.#server.listening) {
+    const [first] = this.#servers;
+    if (!first!.listening) {
       await this.#bindWithRetry();
-      this.#server.on('error', this.#onError);
+      first!.on('error', this.#onError);
+      await this.#bindAlso();
     }
     const { listen } = this.spec;
     if (listen.kind === 'unix') return listen;
-    const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (this.#server.address() as net.AddressInfo).port };
+    const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (first!.address() as net.AddressInfo).port };
     this.#name = forwardName({ ...this.spec, listen: bound });
     return bound;
   }
 
+  /**
+   * The other addresses, on the port the first one bound, as OpenSSH binds each address of
+   * localhost: one it cannot bind (no IPv6 here, or the port taken there) is said and left out;
+   * clients of the first address are served either way.
+   */
+  async #bindAlso(): Promise<void> {
+    const { listen } = this.spec;
+    if (listen.kind !== 'tcp') return;
+    const port = (this.#servers[0]!.address() as net.AddressInfo).port;
+    const hosts = this.spec.alsoListenOn ?? [];
+    for (const [i, host] of hosts.entries()) {
+      const server = this.#servers[i + 1]!;
+      try {
+        server.listen(port, host);
+        await once(server, 'listening');
+        server.on('error', this.#onError);
+        if (this.#stopped) server.close(); // stopped meanwhile: what stopAccepting closed stays closed
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const absent = code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT';
+        const where = formatEndpoint({ kind: 'tcp', host, port });
+        const fields = { event: 'listen_partial', forward: this.#name, address: where, error: code ?? (err as Error).message };
+        if (absent) this.deps.logger.debug(`${where}: no such address here; listening on ${formatEndpoint(listen)} only`, fields);
+        else this.deps.logger.warn(`cannot also listen on ${where} (${code ?? (err as Error).message}); clients of ${listen.host} are served`, fields);
+        this.#servers.splice(this.#servers.indexOf(server), 1);
+      }
+    }
+  }
+
   /** Does this forward listen where `spec` would? Then it can hand its listener over (a reload). */
   listensAt(spec: ListenForwardSpec): boolean {
-    return this.#server.listening && formatEndpoint(this.spec.listen) === formatEndpoint(spec.listen);
+    return this.#servers[0]!.listening && formatEndpoint(this.spec.listen) === formatEndpoint(spec.listen) && (this.spec.alsoListenOn ?? []).join() === (spec.alsoListenOn ?? []).join();
   }
 
   /**
@@ -142,9 +179,9 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
    * turn on, new ones go to the forward now holding the listener. Swapping again undoes it.
    */
   swapListener(other: LocalForward): void {
-    for (const f of [this, other]) f.#server.off('connection', f.#onConnection).off('error', f.#onError);
-    [this.#server, other.#server] = [other.#server, this.#server];
-    for (const f of [this, other]) f.#server.on('connection', f.#onConnection).on('error', f.#onError);
+    for (const f of [this, other]) for (const server of f.#servers) server.off('connection', f.#onConnection).off('error', f.#onError);
+    [this.#servers, other.#servers] = [other.#servers, this.#servers];
+    for (const f of [this, other]) for (const server of f.#servers) server.on('connection', f.#onConnection).on('error', f.#onError);
   }
 
   async #bindWithRetry(): Promise<void> {
@@ -168,11 +205,11 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const { listen } = this.spec;
     if (listen.kind === 'unix') {
       await clearStaleSocket(listen.path, `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`, this.deps.logger);
-      listenPrivately(this.#server, listen.path);
+      listenPrivately(this.#servers[0]!, listen.path);
     } else {
-      this.#server.listen(listen.port, listen.host);
+      this.#servers[0]!.listen(listen.port, listen.host);
     }
-    await once(this.#server, 'listening');
+    await once(this.#servers[0]!, 'listening');
   }
 
   async #accept(client: net.Socket): Promise<void> {
@@ -257,7 +294,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   /** Stops accepting; open connections carry on. */
   stopAccepting(): void {
     this.#stopped = true;
-    if (this.#server.listening) this.#server.close();
+    for (const server of this.#servers) if (server.listening) server.close();
   }
 
   /** Resets every open and waiting connection (shutdown). Returns how many were cut. */

@@ -1,0 +1,57 @@
+/**
+ * A -L or -D without a bind address listens on localhost as OpenSSH does: 127.0.0.1 and ::1 on
+ * one port, so a client that resolves localhost to ::1 first is served, not refused. Where ::1
+ * cannot be bound, 127.0.0.1's clients are served and the gap is logged.
+ */
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { connect, deadline, freePorts, roundTrip, startEchoFor } from './fixtures/net.js';
+import { inputFor, makeKeys, startEchoTunnel, startServer, startSshkeep } from './fixtures/tunnel.js';
+
+/** Whether this host has the IPv6 loopback (a container may not): the dual bind is checked only then. */
+async function hasIpv6Loopback(): Promise<boolean> {
+  const probe = net.createServer();
+  try {
+    probe.listen(0, '::1');
+    await once(probe, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.close();
+  }
+}
+
+t.test('-L 0:…: clients of 127.0.0.1 and of ::1 reach the target through the one port the OS picked', async (t) => {
+  const v6 = await hasIpv6Loopback();
+  const { app, bound, logs } = await startEchoTunnel(t);
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  const port = bound[0]!.port;
+  // Without ::1 here, 127.0.0.1 alone, and a debug line says why.
+  if (!v6) t.match(logs.find('listen_partial'), [{ level: 'debug', address: `[::1]:${port}` }], 'no ::1 here: said at debug');
+  else t.equal(logs.find('listen_partial').length, 0, 'both bound, nothing to say');
+  for (const host of v6 ? ['127.0.0.1', '::1'] : ['127.0.0.1']) {
+    const sock = await deadline(connect(port, host), 5000, `connect to ${host}`);
+    t.equal((await deadline(roundTrip(sock, `via ${host}`), 5000, `echo via ${host}`)).toString(), `via ${host}`, `served on ${host}`);
+    sock.destroy();
+  }
+});
+
+t.test('-L PORT:… with [::1]:PORT taken by another process: 127.0.0.1 is served, the gap logged at warn', async (t) => {
+  if (!(await hasIpv6Loopback())) return t.plan(0, 'no ::1 on this host: nothing for another process to hold');
+  const [port] = await freePorts(1);
+  const other = net.createServer((s) => s.end('not sshkeep'));
+  other.listen({ port, host: '::1', ipv6Only: true });
+  await once(other, 'listening');
+  t.teardown(() => other.close());
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const { app, logs } = await startSshkeep(t, inputFor(server, keys, [`${port}:127.0.0.1:${echo.port}`]));
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  t.match(logs.find('listen_partial'), [{ level: 'warn', address: `[::1]:${port}`, error: 'EADDRINUSE' }], 'one warning naming the address');
+  const sock = await connect(port, '127.0.0.1');
+  t.equal((await deadline(roundTrip(sock, 'v4'), 5000, 'echo')).toString(), 'v4', '127.0.0.1 served');
+  sock.destroy();
+});
