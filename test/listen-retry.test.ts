@@ -143,6 +143,7 @@ t.test('--health – its port in use at start is bound once the holder frees it,
   const health = await deadline(starting, 3000, 'the health port bound once free');
   t.teardown(() => health.close());
   t.same(await httpGet(port, '/healthz'), { status: 200, body: '{"status":"alive"}\n' }, 'and answering');
+  t.equal(logs.find('listen_wait').length, 1, 'the wait is logged once, not at every attempt');
 
   const err = await startHealthServer({ host: '127.0.0.1', port }, fleet, new Metrics(), undefined, undefined, [], { ...retry, retryMs: 300 }).then(() => undefined, (e: unknown) => e);
   t.type(err, ListenError, 'in use past the window: a ListenError (exit 4)');

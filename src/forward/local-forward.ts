@@ -125,17 +125,22 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
    * themselves and fail at once.
    */
   async listen(): Promise<Endpoint> {
-    const [first] = this.#servers;
-    if (!first!.listening) {
-      await this.#bindWithRetry();
-      first!.on('error', this.#onError);
-      await this.#bindAlso();
-    }
+    const first = this.#servers[0]!;
     const { listen } = this.spec;
+    if (!first.listening) {
+      await this.#bindWithRetry();
+      first.on('error', this.#onError);
+      if (listen.kind === 'tcp') await this.#bindAlso(listen.host, (first.address() as net.AddressInfo).port);
+      if (this.#stopped) throw new ListenError(`${this.#flag}: stopped while it was binding.`);
+    }
     if (listen.kind === 'unix') return listen;
-    const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (first!.address() as net.AddressInfo).port };
+    const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (first.address() as net.AddressInfo).port };
     this.#name = forwardName({ ...this.spec, listen: bound });
     return bound;
+  }
+
+  get #flag(): string {
+    return `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`;
   }
 
   /**
@@ -143,26 +148,26 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
    * localhost: one it cannot bind (no IPv6 here, or the port taken there) is said and left out;
    * clients of the first address are served either way.
    */
-  async #bindAlso(): Promise<void> {
-    const { listen } = this.spec;
-    if (listen.kind !== 'tcp') return;
-    const port = (this.#servers[0]!.address() as net.AddressInfo).port;
+  async #bindAlso(first: string, port: number): Promise<void> {
+    const [primary, ...others] = this.#servers;
     const hosts = this.spec.alsoListenOn ?? [];
+    const name = forwardName({ ...this.spec, listen: { kind: 'tcp', host: first, port } });
+    this.#servers = [primary!];
     for (const [i, host] of hosts.entries()) {
-      const server = this.#servers[i + 1]!;
+      const server = others[i]!;
       try {
         server.listen(port, host);
         await once(server, 'listening');
         server.on('error', this.#onError);
+        this.#servers.push(server);
         if (this.#stopped) server.close(); // stopped meanwhile: what stopAccepting closed stays closed
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         const absent = code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT';
         const where = formatEndpoint({ kind: 'tcp', host, port });
-        const fields = { event: 'listen_partial', forward: this.#name, address: where, error: code ?? (err as Error).message };
-        if (absent) this.deps.logger.debug(`${where}: no such address here; listening on ${formatEndpoint(listen)} only`, fields);
-        else this.deps.logger.warn(`cannot also listen on ${where} (${code ?? (err as Error).message}); clients of ${listen.host} are served`, fields);
-        this.#servers.splice(this.#servers.indexOf(server), 1);
+        const fields = { event: 'listen_partial', forward: name, address: where, error: code ?? (err as Error).message };
+        if (absent) this.deps.logger.debug(`${where}: no such address here; listening on ${formatEndpoint({ kind: 'tcp', host: first, port })} only`, fields);
+        else this.deps.logger.warn(`cannot also listen on ${where} (${code ?? (err as Error).message}); clients of ${first} are served`, fields);
       }
     }
   }
@@ -186,9 +191,10 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   async #bindWithRetry(): Promise<void> {
     const { listen } = this.spec;
-    const flag = `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`;
+    const flag = this.#flag;
+    let attempt = 0;
     try {
-      await bindWithRetry(() => this.#bind(), { retryMs: this.deps.listenRetryMs, intervalMs: this.deps.listenRetryIntervalMs }, {
+      await bindWithRetry(() => this.#bind(attempt++ === 0), { retryMs: this.deps.listenRetryMs, intervalMs: this.deps.listenRetryIntervalMs }, {
         onWait: () =>
           this.deps.logger.warn(`${formatEndpoint(listen)} is in use: trying again for up to ${this.deps.listenRetryMs} ms`, {
             event: 'listen_wait', forward: this.#name, retryMs: this.deps.listenRetryMs,
@@ -200,11 +206,11 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     }
   }
 
-  /** One attempt to listen; rejects with the socket's error. */
-  async #bind(): Promise<void> {
+  /** One attempt to listen; rejects with the socket's error. A Unix socket's holder is probed at the first only (see clearStaleSocket). */
+  async #bind(first: boolean): Promise<void> {
     const { listen } = this.spec;
     if (listen.kind === 'unix') {
-      await clearStaleSocket(listen.path, `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`, this.deps.logger);
+      await clearStaleSocket(listen.path, this.#flag, this.deps.logger, first);
       listenPrivately(this.#servers[0]!, listen.path);
     } else {
       this.#servers[0]!.listen(listen.port, listen.host);

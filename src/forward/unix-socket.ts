@@ -18,9 +18,11 @@ function answers(path: string): Promise<boolean> {
 /**
  * Makes way for a Unix listener at `path`: a socket file nobody answers on is left over
  * from a crashed run and is removed; any other file is an error, and a live socket is in use
- * (EADDRINUSE, as a TCP port would be: tried again while a previous instance drains).
+ * (EADDRINUSE, as a TCP port would be: tried again while a previous instance drains). Only with
+ * `probe` is the socket connected to: a draining sshkeep would take each probe for a client;
+ * its socket file goes when it stops listening.
  */
-export async function clearStaleSocket(path: string, flag: string, logger: Logger): Promise<void> {
+export async function clearStaleSocket(path: string, flag: string, logger: Logger, probe = true): Promise<void> {
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(path);
@@ -28,7 +30,7 @@ export async function clearStaleSocket(path: string, flag: string, logger: Logge
     return; // nothing there (or not ours to see: listen() will say)
   }
   if (!stat.isSocket()) throw new ListenError(`${flag}: ${path} exists and is not a socket; sshkeep will not replace it.`);
-  if (await answers(path)) throw Object.assign(new Error(`${path} is in use`), { code: 'EADDRINUSE' });
+  if (!probe || (await answers(path))) throw Object.assign(new Error(`${path} is in use`), { code: 'EADDRINUSE' });
   fs.unlinkSync(path);
   logger.info('removed a stale socket file left by an earlier run', { event: 'stale_socket', path });
 }
