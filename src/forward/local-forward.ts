@@ -131,7 +131,10 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       await this.#bindWithRetry();
       first.on('error', this.#onError);
       if (listen.kind === 'tcp') await this.#bindAlso(listen.host, (first.address() as net.AddressInfo).port);
-      if (this.#stopped) throw new ListenError(`${this.#flag}: stopped while it was binding.`);
+      if (this.#stopped) {
+        this.stopAccepting(); // what bound after the stop closes again
+        throw new ListenError(`${this.#flag}: stopped while it was binding.`);
+      }
     }
     if (listen.kind === 'unix') return listen;
     const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (first.address() as net.AddressInfo).port };
