@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
-import { deadline, httpGet, listenFor } from './fixtures/net.js';
+import { deadline, freePorts, httpGet, listenFor } from './fixtures/net.js';
 import { tempDir } from './fixtures/tmp.js';
 import { LogCapture } from './fixtures/tunnel.js';
 import { LocalForward } from '../src/forward/local-forward.js';
-import { parseLocalForward } from '../src/config/forward-spec.js';
+import { bindAs, parseLocalForward } from '../src/config/forward-spec.js';
 import { SshConnection } from '../src/ssh/connection.js';
 import { EXIT, ListenError, exitCodeOf } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
@@ -21,12 +21,12 @@ import type { Fleet } from '../src/fleet.js';
 import { startHealthServer } from '../src/ops/health.js';
 import { Metrics } from '../src/ops/metrics.js';
 
-/** A -L forward on `listen` (never connected: only its listener is under test), with a `retryMs` window. */
+/** A -L forward on `listen`, bound as the CLI binds it (never connected: only its listener is under test), with a `retryMs` window. */
 function forwardOn(listen: string, retryMs: number) {
   const logs = new LogCapture();
   const logger = createLogger('debug', 'json', logs);
   const source = new SshConnection({ dial: () => Promise.reject(new Error('not dialled')), logger, backoff: () => 0, refusedBackoff: () => 0, heldRetryCapMs: 0, outageSummaryMs: 0 });
-  const forward = new LocalForward(parseLocalForward(`${listen}:127.0.0.1:1`), {
+  const forward = new LocalForward(bindAs(parseLocalForward(`${listen}:127.0.0.1:1`), 'any', false), {
     source,
     logger,
     holdTimeoutMs: 0,
@@ -148,4 +148,19 @@ t.test('--health – its port in use at start is bound once the holder frees it,
   const err = await startHealthServer({ host: '127.0.0.1', port }, fleet, new Metrics(), undefined, undefined, [], { ...retry, retryMs: 300 }).then(() => undefined, (e: unknown) => e);
   t.type(err, ListenError, 'in use past the window: a ListenError (exit 4)');
   t.equal((err as Error).message, `--health 127.0.0.1:${port}: cannot listen (already in use).`);
+});
+
+t.test('listen – a forward stopped before it bound: listen() is a ListenError and leaves nothing listening', async (t) => {
+  const [port] = await freePorts(1);
+  const { forward } = forwardOn(`${port}`, 10_000); // no bind address: 127.0.0.1 and ::1
+  forward.stopAccepting();
+  const err = await forward.listen().then(() => undefined, (e: unknown) => e);
+  t.type(err, ListenError, 'a ListenError');
+  t.match((err as Error).message, /stopped while it was binding/);
+  for (const host of ['127.0.0.1', '::1']) {
+    const probe = net.connect(port!, host);
+    const [outcome] = await Promise.race([once(probe, 'error').then(() => ['refused']), once(probe, 'connect').then(() => ['connected'])]);
+    probe.destroy();
+    t.equal(outcome, 'refused', `nothing listens on ${host}`);
+  }
 });
