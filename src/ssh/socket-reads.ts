@@ -7,7 +7,7 @@ const COPY_BELOW = 32 * 1024;
 /**
  * net.connect's `onread` for the SSH socket: the kernel's bytes land in one 64 KiB buffer and are
  * handed on as a `'data'` event (what ssh2 listens to). That skips the socket's Readable layer,
- * and the 64 KiB buffer Node takes and trims into a new ArrayBuffer for every read: 6 % of the
+ * and the 64 KiB buffer Node takes and trims into a new ArrayBuffer for every read: about 5 % of the
  * instructions of a small request and its reply. ssh2 decrypts in place and hands payloads on as
  * views of what it was given, which may wait in a client's write queue, so nothing handed on is
  * ever read into again: a read under 32 KiB is copied out (from Node's 8 KiB buffer pool when
