@@ -40,6 +40,11 @@ export interface LocalForwardDeps {
 
 let connectionSeq = 0;
 
+/** How errors name a forward: its flag and the spec as written. */
+function flagOf(spec: ListenForwardSpec): string {
+  return `${spec.type === 'local' ? '-L' : '-D'} ${spec.spec}`;
+}
+
 function listenError(spec: ListenForwardSpec, err: NodeJS.ErrnoException): ListenError {
   const where = formatEndpoint(spec.listen);
   const host = spec.listen.kind === 'tcp' ? spec.listen.host : where;
@@ -49,7 +54,7 @@ function listenError(spec: ListenForwardSpec, err: NodeJS.ErrnoException): Liste
     : err.code === 'EADDRNOTAVAIL' ? `${host} is not an address of this host`
     : err.code === 'ENOTFOUND' ? `bind address ${host} does not resolve`
     : `cannot listen on ${where}: ${err.message}`;
-  return new ListenError(`${spec.type === 'local' ? '-L' : '-D'} ${spec.spec}: ${why}.`);
+  return new ListenError(`${flagOf(spec)}: ${why}.`);
 }
 
 /** How a client that will not be forwarded is told: a reset, or for SOCKS a reply code then a close. */
@@ -133,17 +138,13 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       if (listen.kind === 'tcp') await this.#bindAlso(listen.host, (first.address() as net.AddressInfo).port);
       if (this.#stopped) {
         this.stopAccepting(); // what bound after the stop closes again
-        throw new ListenError(`${this.#flag}: stopped while it was binding.`);
+        throw new ListenError(`${flagOf(this.spec)}: stopped while it was binding.`);
       }
     }
     if (listen.kind === 'unix') return listen;
     const bound: Endpoint = { kind: 'tcp', host: listen.host, port: (first.address() as net.AddressInfo).port };
     this.#name = forwardName({ ...this.spec, listen: bound });
     return bound;
-  }
-
-  get #flag(): string {
-    return `${this.spec.type === 'local' ? '-L' : '-D'} ${this.spec.spec}`;
   }
 
   /**
@@ -194,15 +195,13 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
 
   async #bindWithRetry(): Promise<void> {
     const { listen } = this.spec;
-    const flag = this.#flag;
     let attempt = 0;
     try {
       await bindWithRetry(() => this.#bind(attempt++ === 0), { retryMs: this.deps.listenRetryMs, intervalMs: this.deps.listenRetryIntervalMs }, {
-        onWait: () =>
-          this.deps.logger.warn(`${formatEndpoint(listen)} is in use: trying again for up to ${this.deps.listenRetryMs} ms`, {
-            event: 'listen_wait', forward: this.#name, retryMs: this.deps.listenRetryMs,
-          }),
-        stopped: () => (this.#stopped ? new ListenError(`${flag}: stopped while waiting for ${formatEndpoint(listen)} to be free.`) : undefined),
+        what: formatEndpoint(listen),
+        logger: this.deps.logger,
+        fields: { forward: this.#name },
+        stopped: () => (this.#stopped ? new ListenError(`${flagOf(this.spec)}: stopped while waiting for ${formatEndpoint(listen)} to be free.`) : undefined),
       });
     } catch (err) {
       throw err instanceof ListenError ? err : listenError(this.spec, err as NodeJS.ErrnoException);
@@ -213,7 +212,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   async #bind(first: boolean): Promise<void> {
     const { listen } = this.spec;
     if (listen.kind === 'unix') {
-      await clearStaleSocket(listen.path, this.#flag, this.deps.logger, first);
+      await clearStaleSocket(listen.path, flagOf(this.spec), this.deps.logger, first);
       listenPrivately(this.#servers[0]!, listen.path);
     } else {
       this.#servers[0]!.listen(listen.port, listen.host);

@@ -147,7 +147,7 @@ export async function startHealthServer(
         await once(server, 'listening');
       },
       retry,
-      { onWait: () => retry.logger?.warn(`--health ${at} is in use: trying again for up to ${retry.retryMs} ms`, { event: 'listen_wait', health: at, retryMs: retry.retryMs }) },
+      { what: `--health ${at}`, logger: retry.logger, fields: { health: at } },
     );
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
