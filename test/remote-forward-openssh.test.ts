@@ -114,6 +114,10 @@ async function main(): Promise<void> {
   const echo = await startEchoFor(t);
 
   t.test('-R 0: the server picks a port; echo, 1 MiB intact, half-close carried', async (t) => {
+    const { connect: netConnect } = net;
+    const toTarget: net.NetConnectOpts[] = [];
+    net.connect = ((o: net.NetConnectOpts) => ('port' in o && o.port === echo.port && toTarget.push(o), netConnect(o))) as typeof net.connect;
+    t.teardown(() => void (net.connect = netConnect));
     const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${echo.port}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
@@ -147,6 +151,7 @@ async function main(): Promise<void> {
     half.end();
     await deadline(ended, 5000, 'the echo to end after our half-close');
     t.equal(Buffer.concat(got).toString(), 'before the half-close', 'everything echoed before the end');
+    t.ok(toTarget.length > 0 && toTarget.every((o) => o.onread), 'the local target is read through onread (src/socket-reads.ts)');
   });
 
   t.test('-R PORT: a fixed port is reachable', async (t) => {

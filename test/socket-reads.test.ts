@@ -1,35 +1,42 @@
 /**
- * The SSH socket's reads through onread (src/ssh/socket-reads.ts): nothing handed on is read into
- * again, since ssh2 hands payloads on as views that may wait in a client's write queue; what a
- * chunk keeps in memory is bounded by its own size; and the tunnel's socket really reads that
+ * Socket reads through onread (src/socket-reads.ts): nothing handed on is read into again, since
+ * ssh2 hands payloads on as views that may wait in a client's write queue, and several sockets
+ * share one buffer for small reads; what a chunk keeps in memory is bounded by its own size; an
+ * accepted socket gets the same reads (through Node's internals, so this fails if they change);
+ * and the tunnel's socket, a forward's clients and a remote forward's targets really read that
  * way, with every byte intact when a client stalls while others carry on.
  */
 import t from 'tap';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import diagnostics from 'node:diagnostics_channel';
 import net from 'node:net';
-import { socketReads } from '../src/ssh/socket-reads.js';
-import { connect, deadline, until } from './fixtures/net.js';
+import { acceptedReads, socketReads } from '../src/socket-reads.js';
+import { connect, deadline, expectEcho, until } from './fixtures/net.js';
 import { startEchoTunnel } from './fixtures/tunnel.js';
 
-t.test('reads of any sizes: every chunk keeps its bytes while later reads fill what they are offered, and keeps little else', (t) => {
+t.test('reads of any sizes on several sockets: every chunk keeps its bytes while later reads fill what they are offered, and keeps little else', (t) => {
+  const read = fc.record({ socket: fc.integer({ min: 0, max: 2 }), size: fc.integer({ min: 1, max: 64 * 1024 }) });
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: 1, max: 64 * 1024 }), { minLength: 1, maxLength: 300 }), (sizes) => {
-      const sock = new EventEmitter();
+    fc.property(fc.array(read, { minLength: 1, maxLength: 300 }), (reads) => {
       const chunks: Buffer[] = [];
-      sock.on('data', (c: Buffer) => chunks.push(c));
-      const { buffer, callback } = socketReads(() => sock as net.Socket);
-      const next = buffer as () => Buffer;
-      let offered = next(); // as net.Socket takes its first buffer
-      sizes.forEach((n, i) => {
-        if (offered.length < n) throw new Error(`a read of ${n} bytes offered only ${offered.length}`);
-        offered.fill(i % 251, 0, n);
-        callback(n, offered);
-        offered = next();
-        offered.fill(0xff); // the next read may write anywhere in what it is offered
+      const sockets = [0, 1, 2].map(() => {
+        const sock = new EventEmitter();
+        sock.on('data', (c: Buffer) => chunks.push(c));
+        const { buffer, callback } = socketReads(() => sock as net.Socket);
+        const next = buffer as () => Buffer;
+        return { next, callback, offered: next() }; // as net.Socket takes its first buffer
       });
-      const intact = chunks.length === sizes.length && chunks.every((c, i) => c.length === sizes[i] && c.every((b) => b === i % 251));
+      reads.forEach(({ socket, size }, i) => {
+        const s = sockets[socket]!;
+        if (s.offered.length < size) throw new Error(`a read of ${size} bytes offered only ${s.offered.length}`);
+        s.offered.fill(i % 251, 0, size);
+        s.callback(size, s.offered);
+        s.offered = s.next();
+        for (const other of sockets) other.offered.fill(0xff); // the next read, of any socket, may write anywhere in what it is offered
+      });
+      const intact = chunks.length === reads.length && chunks.every((c, i) => c.length === reads[i]!.size && c.every((b) => b === i % 251));
       // A chunk waiting in a write queue keeps its ArrayBuffer: a pool's, or at most twice its own size.
       const small = chunks.every((c) => c.buffer.byteLength <= Math.max(Buffer.poolSize, 2 * c.length));
       return intact && small;
@@ -38,7 +45,44 @@ t.test('reads of any sizes: every chunk keeps its bytes while later reads fill w
   t.end();
 });
 
-t.test('the SSH socket reads through onread; a stalled client gets every byte once it reads again, others meanwhile', async (t) => {
+/**
+ * Writes on loopback, where the bytes are in the peer's receive queue once the write completes, then
+ * lets the event loop turn twice: a socket that reads would have read them in the first turn's poll.
+ */
+async function writeThenTurn(client: net.Socket, text: string, end = false): Promise<void> {
+  await new Promise<void>((resolve) => (end ? client.end(text, resolve) : client.write(text, () => resolve())));
+  for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+t.test('an accepted socket reads through onread: copied out of the shared buffer, paused and resumed, then its end', async (t) => {
+  const accepted: net.Socket[] = [];
+  const server = net.createServer({ pauseOnConnect: true }, (s) => accepted.push(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const client = await connect((server.address() as net.AddressInfo).port);
+  await until(() => accepted.length === 1, 5000, 'the accept');
+  const socket = accepted[0]!;
+  t.ok(acceptedReads(socket), "Node's internals are as expected (Node 20): the socket reads through onread");
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  await writeThenTurn(client, 'hello');
+  t.equal(chunks.length, 0, 'nothing is read while the socket is paused');
+  socket.resume();
+  await until(() => chunks.length === 1, 5000, 'the first read');
+  // Node's own reads hand on a trimmed ArrayBuffer of the read's size; ours a copy from its pool.
+  t.equal(chunks[0]!.buffer.byteLength, Buffer.poolSize, 'copied out of the shared buffer into the pool');
+  socket.pause();
+  await writeThenTurn(client, ' again', true);
+  t.equal(chunks.length, 1, 'pause() stops the reads');
+  const ended = once(socket, 'end');
+  socket.resume();
+  await deadline(ended, 5000, 'the end');
+  t.equal(Buffer.concat(chunks).toString(), 'hello again', 'every byte, in order, then the end');
+  socket.destroy();
+});
+
+t.test('the SSH socket and the clients read through onread; a stalled client gets every byte once it reads again, others meanwhile', async (t) => {
   const { connect: netConnect } = net;
   const options: net.NetConnectOpts[] = [];
   net.connect = ((o: net.NetConnectOpts) => (options.push(o), netConnect(o))) as typeof net.connect;
@@ -51,6 +95,17 @@ t.test('the SSH socket reads through onread; a stalled client gets every byte on
   t.ok(toServer[0]!.onread, 'reading through onread');
 
   const port = bound[0]!.port;
+  // Each accepted client as the forward has it, then its first read (a small one): a copy from the pool is ours, not Node's own.
+  const accepted: { readsFromPool?: boolean }[] = [];
+  const onAccept = ({ socket }: { socket: net.Socket }) => {
+    const seen: { readsFromPool?: boolean } = {};
+    accepted.push(seen);
+    socket.once('data', (c: Buffer) => (seen.readsFromPool = c.buffer.byteLength === Buffer.poolSize && c.length < Buffer.poolSize));
+  };
+  diagnostics.subscribe('net.server.socket', onAccept as (m: unknown) => void);
+  t.teardown(() => diagnostics.unsubscribe('net.server.socket', onAccept as (m: unknown) => void));
+  await expectEcho(t, port, 'the forward');
+  t.equal(accepted[0]?.readsFromPool, true, "the forward's client is read through onread");
   const size = 4 * 1024 * 1024;
   const echo = async (sock: net.Socket, bytes: Buffer, stalledUntil?: Promise<void>) => {
     const hash = createHash('sha256');

@@ -4,6 +4,7 @@ import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { Endpoint, ListenForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import { bindWithRetry } from '../listen-retry.js';
+import { acceptedReads } from '../socket-reads.js';
 import type { Logger } from '../log.js';
 import type { SessionSource } from '../ssh/pool.js';
 import { Hold, type Limits } from './hold.js';
@@ -224,6 +225,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const conn = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
+    acceptedReads(client);
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
     const turnedAway = this.#admission();
     if (turnedAway) return this.#refuse(client, undefined, log, turnedAway.result, turnedAway.message, { side: 'local', reason: turnedAway.result });

@@ -4,6 +4,7 @@ import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { RemoteForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { socketReads } from '../socket-reads.js';
 import { sleep } from '../ssh/backoff.js';
 import type { IncomingConnection, SshSession } from '../ssh/adapter.js';
 import type { SshConnection } from '../ssh/connection.js';
@@ -153,8 +154,8 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     const id = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.name, conn: `r${id}` });
     const { target } = this.spec;
-    const options = pumpedSocketOptions(this.deps.socketHighWaterMarkBytes);
-    const local = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
+    const options = { ...pumpedSocketOptions(this.deps.socketHighWaterMarkBytes), onread: socketReads(() => local) };
+    const local: net.Socket = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
     const timer = setTimeout(() => local.destroy(new Error(`the local target did not accept within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
     local.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -7,7 +7,7 @@ import type { AuthPlan } from './auth.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { proxyCommandStream } from './proxy-command.js';
 import { dial, type SshSession } from './adapter.js';
-import { socketReads } from './socket-reads.js';
+import { socketReads } from '../socket-reads.js';
 
 /** One SSH server on the way: a jump host, or the destination last. */
 export interface Hop {

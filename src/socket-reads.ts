@@ -1,0 +1,71 @@
+import net from 'node:net';
+
+const READ_BYTES = 64 * 1024;
+/** Reads under this size are copied out (most of a small message's reads are a few hundred bytes). */
+const COPY_BELOW = 32 * 1024;
+
+/** Where every socket reading small messages reads: each read is copied out before its callback returns. */
+let shared = Buffer.allocUnsafeSlow(READ_BYTES);
+
+/**
+ * `onread` for a socket (net.connect's option, or acceptedReads for an accepted one): the kernel's
+ * bytes are handed on as a `'data'` event without the socket's Readable layer, or the 64 KiB buffer
+ * Node takes and trims into a new ArrayBuffer for every read: about a fifth of the instructions of
+ * a small request and its reply. What is handed on may wait in a write queue (ssh2 decrypts in
+ * place and hands payloads on as views of it), so nothing handed on is ever read into again. A
+ * read under 32 KiB lands in one buffer shared by every socket and is copied out (from Node's 8 KiB
+ * pool when small). A larger one makes the socket read into a buffer of its own, handed on whole,
+ * with a new one for the next read, until a small read returns it to the shared one. A waiting
+ * chunk thus keeps at most its pool's 8 KiB or twice its size in memory, and an idle socket
+ * keeps nothing. Bytes are not buffered for a listener to come: a socket is read only while
+ * resumed, so its reader listens before it resumes it.
+ */
+export function socketReads(sock: () => net.Socket): net.OnReadOpts {
+  let own: Buffer | undefined;
+  return {
+    buffer: () => own ?? shared,
+    callback: (n, read) => {
+      let chunk: Buffer;
+      if (n < COPY_BELOW || read !== own) {
+        chunk = Buffer.allocUnsafe(n);
+        (read as Buffer).copy(chunk, 0, 0, n);
+      } else {
+        chunk = own.subarray(0, n);
+      }
+      // Before the emit, which a listener's throw would cut short.
+      own = n < COPY_BELOW ? undefined : Buffer.allocUnsafeSlow(READ_BYTES);
+      sock().emit('data', chunk);
+      return true; // pausing stays the socket's pause(), which stops an onread socket's reads
+    },
+  };
+}
+
+/** Node's keys of a socket's onread state, found once by their names; undefined where they differ. */
+const ONREAD = (() => {
+  const keys = Object.getOwnPropertySymbols(new net.Socket());
+  const named = (name: string) => keys.find((k) => k.description === name);
+  const [buffer, callback, generate] = ['kBuffer', 'kBufferCb', 'kBufferGen'].map(named);
+  return buffer && callback && generate ? { buffer, callback, generate } : undefined;
+})();
+
+interface StreamHandle {
+  reading?: boolean;
+  useUserBuffer?: (buffer: Uint8Array) => void;
+}
+
+/**
+ * Gives a socket accepted paused (pauseOnConnect) the reads of socketReads. Node 20 takes `onread`
+ * only when it creates the socket, which net.Server does without it: this sets what that option
+ * would have set (net.Socket's constructor and initSocketHandle, Node 20). False, and the socket
+ * reads through its Readable as before, where Node's internals are not as expected or the socket
+ * is already reading; test/socket-reads.test.ts fails then.
+ */
+export function acceptedReads(socket: net.Socket): boolean {
+  const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+  if (!ONREAD || !handle || handle.reading || typeof handle.useUserBuffer !== 'function') return false;
+  const { buffer, callback } = socketReads(() => socket);
+  const first = (buffer as () => Buffer)();
+  Object.assign(socket, { [ONREAD.buffer]: first, [ONREAD.callback]: callback, [ONREAD.generate]: buffer });
+  handle.useUserBuffer(first);
+  return true;
+}
