@@ -272,7 +272,7 @@ t.test('forward-spec – malformed -R specs are ConfigErrors naming -R and the s
 t.test('forward-spec – -D [bind_address:]port', async (t) => {
   t.strictSame(parseDynamicForward('1080'), { type: 'dynamic', listen: tcp('127.0.0.1', 1080), bindExplicit: false, spec: '1080' });
   t.strictSame(parseDynamicForward('127.0.0.1:1080'), { type: 'dynamic', listen: tcp('127.0.0.1', 1080), bindExplicit: true, spec: '127.0.0.1:1080' });
-  t.strictSame(parseDynamicForward('*:1080'), { type: 'dynamic', listen: tcp('0.0.0.0', 1080), bindExplicit: true, spec: '*:1080' }, '* is 0.0.0.0');
+  t.strictSame(parseDynamicForward('*:1080'), { type: 'dynamic', listen: tcp('0.0.0.0', 1080), bindExplicit: true, bindEverywhere: true, spec: '*:1080' }, '* is every interface (bindAs adds ::)');
   t.strictSame(parseDynamicForward('[::]:1080').listen, tcp('::', 1080), 'brackets dropped');
   t.strictSame(parseDynamicForward('localhost:1080').listen, tcp('localhost', 1080));
   t.strictSame(parseDynamicForward('0').listen, tcp('127.0.0.1', 0), 'port 0 asks the OS');

@@ -45,12 +45,14 @@ export function parsePort(text: string, what: string, allowZero: boolean): numbe
 const isPath = (part: string) => part.includes('/');
 
 /** `[bind_address:]port` or a Unix socket path, for the side that listens. */
-function listenSide(parts: string[], flag: string, spec: string, defaultBind: string): { listen: Endpoint; bindExplicit: boolean } {
+function listenSide(parts: string[], flag: string, spec: string, defaultBind: string): { listen: Endpoint; bindExplicit: boolean; bindEverywhere?: boolean } {
   if (parts.length === 1 && isPath(parts[0]!)) return { listen: { kind: 'unix', path: parts[0]! }, bindExplicit: true };
   const [bind, port] = parts.length === 2 ? (parts as [string, string]) : [undefined, parts[0]!];
-  // OpenSSH treats `*` as "all interfaces".
-  const host = bind === undefined ? defaultBind : bind === '*' ? (flag === '-R' ? '' : '0.0.0.0') : bind;
-  return { listen: { kind: 'tcp', host, port: parsePort(port, `${flag} ${spec}: listen port`, true) }, bindExplicit: bind !== undefined };
+  // OpenSSH treats `*` as "all interfaces": the server's wildcard for -R, both families' here (bindAs).
+  const everywhere = bind === '*' && flag !== '-R';
+  const host = bind === undefined ? defaultBind : bind === '*' ? (everywhere ? '0.0.0.0' : '') : bind;
+  const listen: Endpoint = { kind: 'tcp', host, port: parsePort(port, `${flag} ${spec}: listen port`, true) };
+  return everywhere ? { listen, bindExplicit: true, bindEverywhere: true } : { listen, bindExplicit: bind !== undefined };
 }
 
 /** `host:hostport` or a Unix socket path, for the side that is connected to. */
@@ -102,20 +104,23 @@ export function parseDynamicForward(spec: string): DynamicForwardSpec {
 }
 
 /**
- * Where a -L or -D listens, as OpenSSH binds it: with GatewayPorts (-g) a bind address not
- * written out is every interface; without it, the loopback, which for `localhost` (written out or
- * not) is both 127.0.0.1 and ::1, as OpenSSH binds every address localhost has: a client that
- * tries ::1 first is not refused. -4 or -6 make it the one address of that family.
+ * Where a -L or -D listens, as OpenSSH binds it: every interface for a bind address written `*`,
+ * or not written with GatewayPorts (-g): 0.0.0.0 and ::; without -g, the loopback, which for
+ * `localhost` (written out or not) is both 127.0.0.1 and ::1, as OpenSSH binds every address
+ * localhost has: a client that tries ::1 first is not refused. -4 or -6 make it the one address
+ * of that family. (An IPv6 listener is IPv6 only, as OpenSSH's: see LocalForward.)
  */
 export function bindAs<F extends LocalForwardSpec | DynamicForwardSpec>(f: F, family: AddressFamily, gatewayPorts: boolean): F {
   if (f.listen.kind !== 'tcp') return f;
   const v6 = family === 'inet6';
-  const localhost = f.bindExplicit ? f.listen.host.toLowerCase() === 'localhost' : !gatewayPorts;
+  const everywhere = f.bindEverywhere === true || (!f.bindExplicit && gatewayPorts);
+  const localhost = !everywhere && (!f.bindExplicit || f.listen.host.toLowerCase() === 'localhost');
   let host = f.listen.host;
   if (localhost) host = v6 ? '::1' : '127.0.0.1';
-  else if (!f.bindExplicit) host = v6 ? '::' : '0.0.0.0';
+  else if (everywhere) host = v6 ? '::' : '0.0.0.0';
   const bound = host === f.listen.host ? f : { ...f, listen: { ...f.listen, host } };
-  return localhost && family === 'any' ? { ...bound, alsoListenOn: ['::1'] } : bound;
+  if (family !== 'any' || !(localhost || everywhere)) return bound;
+  return { ...bound, alsoListenOn: [localhost ? '::1' : '::'] };
 }
 
 /** `host:port`, `[v6]:port` or the socket path, for logs and forward names. */

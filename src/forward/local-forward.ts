@@ -41,6 +41,14 @@ export interface LocalForwardDeps {
 
 let connectionSeq = 0;
 
+/**
+ * An IPv6 address is listened on for IPv6 only, as OpenSSH does (IPV6_V6ONLY): `::` beside 0.0.0.0
+ * (every interface) would otherwise take IPv4 too and collide with it, and `-6 -g` would serve IPv4.
+ */
+function listenOn(server: net.Server, port: number, host: string): void {
+  server.listen({ port, host, ipv6Only: host.includes(':') });
+}
+
 /** How errors name a forward: its flag and the spec as written. */
 function flagOf(spec: ListenForwardSpec): string {
   return `${spec.type === 'local' ? '-L' : '-D'} ${spec.spec}`;
@@ -161,7 +169,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     for (const [i, host] of hosts.entries()) {
       const server = others[i]!;
       try {
-        server.listen(port, host);
+        listenOn(server, port, host);
         await once(server, 'listening');
         server.on('error', this.#onError);
         this.#servers.push(server);
@@ -216,7 +224,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       await clearStaleSocket(listen.path, flagOf(this.spec), this.deps.logger, first);
       listenPrivately(this.#servers[0]!, listen.path);
     } else {
-      this.#servers[0]!.listen(listen.port, listen.host);
+      listenOn(this.#servers[0]!, listen.port, listen.host);
     }
     await once(this.#servers[0]!, 'listening');
   }
