@@ -65,7 +65,10 @@ export function acceptedReads(socket: net.Socket): boolean {
   if (!ONREAD || !handle || handle.reading || typeof handle.useUserBuffer !== 'function') return false;
   const { buffer, callback } = socketReads(() => socket);
   const first = (buffer as () => Buffer)();
-  Object.assign(socket, { [ONREAD.buffer]: first, [ONREAD.callback]: callback, [ONREAD.generate]: buffer });
+  const fields = socket as unknown as Record<symbol, unknown>;
+  fields[ONREAD.buffer] = first;
+  fields[ONREAD.callback] = callback;
+  fields[ONREAD.generate] = buffer;
   handle.useUserBuffer(first);
   return true;
 }
