@@ -4,21 +4,25 @@ const READ_BYTES = 64 * 1024;
 /** Reads under this size are copied out (most of a small message's reads are a few hundred bytes). */
 const COPY_BELOW = 32 * 1024;
 
-/** Where every socket reading small messages reads: each read is copied out before its callback returns. */
-let shared = Buffer.allocUnsafeSlow(READ_BYTES);
+/** Where every socket reads unless its last read filled a buffer: each read here is copied out before its callback returns. */
+const shared = Buffer.allocUnsafeSlow(READ_BYTES);
 
 /**
  * `onread` for a socket (net.connect's option, or acceptedReads for an accepted one): the kernel's
  * bytes are handed on as a `'data'` event without the socket's Readable layer, or the 64 KiB buffer
- * Node takes and trims into a new ArrayBuffer for every read: about a fifth of the instructions of
- * a small request and its reply. What is handed on may wait in a write queue (ssh2 decrypts in
- * place and hands payloads on as views of it), so nothing handed on is ever read into again. A
- * read under 32 KiB lands in one buffer shared by every socket and is copied out (from Node's 8 KiB
- * pool when small). A larger one makes the socket read into a buffer of its own, handed on whole,
- * with a new one for the next read, until a small read returns it to the shared one. A waiting
- * chunk thus keeps at most its pool's 8 KiB or twice its size in memory, and an idle socket
- * keeps nothing. Bytes are not buffered for a listener to come: a socket is read only while
- * resumed, so its reader listens before it resumes it.
+ * Node takes and trims into a new ArrayBuffer for every read: a fifth of the instructions of a
+ * small request and its reply. What is handed on may wait in a write queue (ssh2 decrypts in place
+ * and hands payloads on as views of it), so nothing handed on is ever read into again. A read lands
+ * in one buffer shared by every socket and is copied out (from Node's 8 KiB pool when small), unless
+ * the socket's last read filled its buffer (a bulk transfer): then it reads into a buffer of its own,
+ * handed on whole when the read is 32 KiB or more, and a new one is taken while reads fill it. A
+ * waiting chunk thus keeps at most its pool's 8 KiB or twice its size in memory, and a socket keeps
+ * a buffer of its own only while the kernel has more for it than one read takes.
+ *
+ * A read that arrives while the socket is paused goes into its Readable, in order, for the resume
+ * to deliver: Node's deferred `read(0)` after a `resume()` restarts an onread socket's reads even
+ * when it was paused again in the same tick. Otherwise bytes are not buffered for a listener to
+ * come: a socket is read only while resumed, so its reader listens before it resumes it.
  */
 export function socketReads(sock: () => net.Socket): net.OnReadOpts {
   let own: Buffer | undefined;
@@ -32,9 +36,13 @@ export function socketReads(sock: () => net.Socket): net.OnReadOpts {
       } else {
         chunk = own.subarray(0, n);
       }
-      // Before the emit, which a listener's throw would cut short.
-      own = n < COPY_BELOW ? undefined : Buffer.allocUnsafeSlow(READ_BYTES);
-      sock().emit('data', chunk);
+      own = n === READ_BYTES ? Buffer.allocUnsafeSlow(READ_BYTES) : undefined;
+      const socket = sock();
+      if (socket.readableLength > 0 || socket.isPaused()) {
+        socket.push(chunk); // behind what waits there, for the Readable to deliver; it reads on when it wants more
+        return false;
+      }
+      socket.emit('data', chunk);
       return true; // pausing stays the socket's pause(), which stops an onread socket's reads
     },
   };

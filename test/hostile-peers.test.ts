@@ -12,12 +12,9 @@ import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { connect, deadline, outcome, roundTrip, until, listen, startEchoFor } from './fixtures/net.js';
-import { inputFor, makeKeys, startServer, startSshkeep, LogCapture } from './fixtures/tunnel.js';
+import { forwardDeps, inputFor, makeKeys, startServer, startSshkeep, LogCapture } from './fixtures/tunnel.js';
 import { LocalForward } from '../src/forward/local-forward.js';
-import type { Limits } from '../src/forward/hold.js';
 import { parseDynamicForward } from '../src/config/forward-spec.js';
-import { createLogger } from '../src/log.js';
-import { DEFAULTS } from '../src/config/defaults.js';
 import { prng } from './fixtures/prng.js';
 
 const KiB = 1024;
@@ -75,19 +72,7 @@ t.test('slow clients – a SOCKS handshake that stalls is closed at its timeout:
   // same tunnel, built with the dependencies Sshkeep gives its own but a 300 ms timeout.
   const SHORT = 300;
   const shortLogs = new LogCapture();
-  const limits: Limits = { maxConnections: 0, maxHeld: 1024, clients: () => 0, held: () => 0 };
-  const short = new LocalForward(parseDynamicForward('127.0.0.1:0'), {
-    source: app.connection,
-    logger: createLogger('debug', 'json', shortLogs),
-    holdTimeoutMs: 1000,
-    holdBufferBytes: MiB,
-    channelOpenTimeoutMs: 5000,
-    limits,
-    socksTimeoutMs: SHORT,
-    socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
-    listenRetryMs: 0,
-    listenRetryIntervalMs: 250,
-  });
+  const short = new LocalForward(parseDynamicForward('127.0.0.1:0'), forwardDeps(app, shortLogs, { socksTimeoutMs: SHORT }));
   const shortAt = await short.listen();
   t.teardown(() => {
     short.stopAccepting();

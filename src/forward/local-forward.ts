@@ -49,6 +49,15 @@ function listenOn(server: net.Server, port: number, host: string): void {
   server.listen({ port, host, ipv6Only: host.includes(':') });
 }
 
+let readsThroughReadableSaid = false;
+
+/** Once per process: this Node's sockets are not as src/socket-reads.ts knows them (slower per message, not wrong). */
+function sayReadsThroughReadable(log: Logger): void {
+  if (readsThroughReadableSaid) return;
+  readsThroughReadableSaid = true;
+  log.debug(`clients are read through their Readable stream: node ${process.version}'s sockets lack the onread fields sshkeep sets`, { event: 'reads_readable' });
+}
+
 /** How errors name a forward: its flag and the spec as written. */
 function flagOf(spec: ListenForwardSpec): string {
   return `${spec.type === 'local' ? '-L' : '-D'} ${spec.spec}`;
@@ -233,7 +242,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const conn = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
-    acceptedReads(client);
+    if (!acceptedReads(client) && !client.destroyed) sayReadsThroughReadable(log);
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
     const turnedAway = this.#admission();
     if (turnedAway) return this.#refuse(client, undefined, log, turnedAway.result, turnedAway.message, { side: 'local', reason: turnedAway.result });

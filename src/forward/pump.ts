@@ -7,7 +7,8 @@ import { resetSocket } from './reset-socket.js';
 /**
  * Options of the local socket of every pumped connection (an accepted client, or -R's target):
  * half-open allowed, so a client's EOF becomes the channel's and the other direction goes on;
- * `highWaterMark` is its buffer limit both ways.
+ * `highWaterMark` is its write buffer's limit, and its read buffer's where reads go through the
+ * socket's Readable (src/socket-reads.ts reads around it, holding nothing but a paused socket's reads).
  */
 export function pumpedSocketOptions(highWaterMark: number): { allowHalfOpen: boolean; highWaterMark: number } {
   return { allowHalfOpen: true, highWaterMark };
