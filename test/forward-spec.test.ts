@@ -26,6 +26,14 @@ t.test('forward-spec – port:host:hostport listens on loopback, bind not explic
   });
 });
 
+t.test('forward-spec – * or an empty bind address is every interface, as ssh has it: here 0.0.0.0 marked for ::, the server\'s wildcard for -R', async (t) => {
+  for (const spec of ['*:8080:db:5432', ':8080:db:5432', '[]:8080:db:5432']) {
+    t.strictSame(parseLocalForward(spec), { type: 'local', listen: tcp('0.0.0.0', 8080), bindExplicit: true, bindEverywhere: true, target: tcp('db', 5432), spec }, spec);
+  }
+  t.strictSame(parseLocalForward(':8080:/run/db.sock').target, { kind: 'unix', path: '/run/db.sock' }, 'with a socket target');
+  t.strictSame(parseRemoteForward(':8080:localhost:3000').listen, tcp('', 8080), '-R: the server chooses');
+});
+
 t.test('forward-spec – an explicit bind address is kept and marked explicit', async (t) => {
   t.strictSame(parseLocalForward('0.0.0.0:8080:db:5432'), {
     type: 'local',
@@ -102,7 +110,8 @@ t.test('forward-spec – malformed specs are ConfigErrors naming the spec', asyn
     '[::1]x:80:h:1',
     'a:b:c:d:e',
     '1::2',
-    ':1:h:2',
+    ':1:h:',
+    ':/x.sock:h:2',
     '1:h:2:',
     '-1:h:2',
     '1:h:+2',
@@ -256,7 +265,7 @@ t.test('forward-spec – malformed -R specs are ConfigErrors naming -R and the s
     'x:h:1',
     'a:b:c:d:e',
     '1::2',
-    ':1:h:2',
+    ':1:h:',
     '1:h:2:',
     '/a.sock:8080:db:5432',
     '8080:/x.sock:5432',
@@ -273,6 +282,7 @@ t.test('forward-spec – -D [bind_address:]port', async (t) => {
   t.strictSame(parseDynamicForward('1080'), { type: 'dynamic', listen: tcp('127.0.0.1', 1080), bindExplicit: false, spec: '1080' });
   t.strictSame(parseDynamicForward('127.0.0.1:1080'), { type: 'dynamic', listen: tcp('127.0.0.1', 1080), bindExplicit: true, spec: '127.0.0.1:1080' });
   t.strictSame(parseDynamicForward('*:1080'), { type: 'dynamic', listen: tcp('0.0.0.0', 1080), bindExplicit: true, bindEverywhere: true, spec: '*:1080' }, '* is every interface (bindAs adds ::)');
+  t.strictSame(parseDynamicForward(':1080'), { type: 'dynamic', listen: tcp('0.0.0.0', 1080), bindExplicit: true, bindEverywhere: true, spec: ':1080' }, 'an empty address is every interface, as *');
   t.strictSame(parseDynamicForward('[::]:1080').listen, tcp('::', 1080), 'brackets dropped');
   t.strictSame(parseDynamicForward('localhost:1080').listen, tcp('localhost', 1080));
   t.strictSame(parseDynamicForward('0').listen, tcp('127.0.0.1', 0), 'port 0 asks the OS');
@@ -280,7 +290,7 @@ t.test('forward-spec – -D [bind_address:]port', async (t) => {
 });
 
 t.test('forward-spec – malformed -D specs are ConfigErrors naming -D and the spec', async (t) => {
-  const bad = ['', 'abc', '/x.sock', 'h:/x.sock', '1:2:3', 'localhost:99999', '-1', '1080:', ':1080', '[::1]x:1080', '[::1:1080', 'h:p'];
+  const bad = ['', 'abc', '/x.sock', 'h:/x.sock', '1:2:3', 'localhost:99999', '-1', '1080:', ':', '[::1]x:1080', '[::1:1080', 'h:p'];
   for (const spec of bad) {
     const message = configError(t, () => parseDynamicForward(spec), JSON.stringify(spec));
     t.ok(message.startsWith(`-D ${spec}:`), `${JSON.stringify(spec)}: message names the flag and the spec: ${message}`);

@@ -68,12 +68,12 @@ t.test('openssh habits – localhost (written out or not) is 127.0.0.1 and ::1, 
   t.strictSame(listens(build(t, [...NO_CONFIG, '-6', ...fwds, 'u@h'])), ['::1:1', '::1:3', '10.1.2.3:5', '127.0.0.1:8', '::1:7'], '-6: the loopback is ::1');
 });
 
-t.test('openssh habits – -g binds forwards without a bind address on every interface (0.0.0.0 and ::), as * does with or without it; a -D there still needs --socks-auth', async (t) => {
-  const fwds = ['-L', '1:h:2', '-L', '127.0.0.1:3:h:4', '-D', '5', '-L', '*:6:h:7', '-L', '0.0.0.0:8:h:9'];
-  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', ...fwds, '--socks-auth', 'a:b', 'u@h'])), ['0.0.0.0:1 +::', '127.0.0.1:3', '0.0.0.0:6 +::', '0.0.0.0:8', '0.0.0.0:5 +::'], '-g');
-  t.strictSame(listens(build(t, [...NO_CONFIG, ...fwds, '--socks-auth', 'a:b', 'u@h'])), ['127.0.0.1:1 +::1', '127.0.0.1:3', '0.0.0.0:6 +::', '0.0.0.0:8', '127.0.0.1:5 +::1'], 'without -g: * alone');
-  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', '-6', ...fwds, '--socks-auth', 'a:b', 'u@h'])), [':::1', '127.0.0.1:3', ':::6', '0.0.0.0:8', ':::5'], '-g -6: ::');
-  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', '-4', ...fwds, '--socks-auth', 'a:b', 'u@h'])), ['0.0.0.0:1', '127.0.0.1:3', '0.0.0.0:6', '0.0.0.0:8', '0.0.0.0:5'], '-g -4: 0.0.0.0');
+t.test('openssh habits – -g binds forwards without a bind address on every interface (0.0.0.0 and ::), as * or an empty address does with or without it; a -D there still needs --socks-auth', async (t) => {
+  const fwds = ['-L', '1:h:2', '-L', '127.0.0.1:3:h:4', '-D', '5', '-L', '*:6:h:7', '-L', '0.0.0.0:8:h:9', '-L', ':10:h:11'];
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', ...fwds, '--socks-auth', 'a:b', 'u@h'])), ['0.0.0.0:1 +::', '127.0.0.1:3', '0.0.0.0:6 +::', '0.0.0.0:8', '0.0.0.0:10 +::', '0.0.0.0:5 +::'], '-g');
+  t.strictSame(listens(build(t, [...NO_CONFIG, ...fwds, '--socks-auth', 'a:b', 'u@h'])), ['127.0.0.1:1 +::1', '127.0.0.1:3', '0.0.0.0:6 +::', '0.0.0.0:8', '0.0.0.0:10 +::', '127.0.0.1:5 +::1'], 'without -g: * and an empty address alone');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', '-6', ...fwds, '--socks-auth', 'a:b', 'u@h'])), [':::1', '127.0.0.1:3', ':::6', '0.0.0.0:8', ':::10', ':::5'], '-g -6: ::');
+  t.strictSame(listens(build(t, [...NO_CONFIG, '-g', '-4', ...fwds, '--socks-auth', 'a:b', 'u@h'])), ['0.0.0.0:1', '127.0.0.1:3', '0.0.0.0:6', '0.0.0.0:8', '0.0.0.0:10', '0.0.0.0:5'], '-g -4: 0.0.0.0');
   t.strictSame(listens(build(t, [...NO_CONFIG, '-o', 'GatewayPorts=yes', '-L', '1:h:2', 'u@h'])), ['0.0.0.0:1 +::'], '-o GatewayPorts=yes');
   t.strictSame(listens(build(t, ['-F', '$DIR/cfg', '-L', '1:h:2', 'u@h'], [], { cfg: 'GatewayPorts yes\n' })), ['0.0.0.0:1 +::'], 'ssh_config GatewayPorts');
   t.match(configError(t, () => build(t, [...NO_CONFIG, '-g', '-D', '5', 'u@h']), '-g -D without --socks-auth'), /-D 5: a SOCKS proxy on a non-loopback address without --socks-auth/);

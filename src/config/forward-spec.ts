@@ -48,9 +48,10 @@ const isPath = (part: string) => part.includes('/');
 function listenSide(parts: string[], flag: string, spec: string, defaultBind: string): { listen: Endpoint; bindExplicit: boolean; bindEverywhere?: boolean } {
   if (parts.length === 1 && isPath(parts[0]!)) return { listen: { kind: 'unix', path: parts[0]! }, bindExplicit: true };
   const [bind, port] = parts.length === 2 ? (parts as [string, string]) : [undefined, parts[0]!];
-  // OpenSSH treats `*` as "all interfaces": the server's wildcard for -R, both families' here (bindAs).
-  const everywhere = bind === '*' && flag !== '-R';
-  const host = bind === undefined ? defaultBind : bind === '*' ? (everywhere ? '0.0.0.0' : '') : bind;
+  // OpenSSH treats `*` and an empty address as "all interfaces": the server's wildcard for -R, both families' here (bindAs).
+  const all = bind === '*' || bind === '';
+  const everywhere = all && flag !== '-R';
+  const host = bind === undefined ? defaultBind : all ? (everywhere ? '0.0.0.0' : '') : bind;
   const listen: Endpoint = { kind: 'tcp', host, port: parsePort(port, `${flag} ${spec}: listen port`, true) };
   return everywhere ? { listen, bindExplicit: true, bindEverywhere: true } : { listen, bindExplicit: bind !== undefined };
 }
@@ -67,11 +68,12 @@ function targetSide(parts: string[], flag: string, spec: string): Endpoint {
  */
 function parseTwoSided(spec: string, flag: '-L' | '-R', usage: string, defaultBind: string) {
   const parts = splitSpec(spec.trim());
-  if (!parts || parts.length < 2 || parts.length > 4 || parts.some((p) => p === '')) throw new ConfigError(usage);
+  if (!parts || parts.length < 2 || parts.length > 4 || parts.some((p, i) => p === '' && i > 0)) throw new ConfigError(usage);
   const targetIsPath = isPath(parts[parts.length - 1]!);
   const targetLength = targetIsPath ? 1 : 2;
   const listenParts = parts.slice(0, parts.length - targetLength);
-  const listenOk = listenParts.length === 1 || (listenParts.length === 2 && !isPath(listenParts[0]!) && !isPath(listenParts[1]!));
+  // An empty part may only be the bind address (`:8080:db:5432`, every interface).
+  const listenOk = (listenParts.length === 1 && parts[0] !== '') || (listenParts.length === 2 && !isPath(listenParts[0]!) && !isPath(listenParts[1]!));
   if (!listenOk || (!targetIsPath && isPath(parts[parts.length - 2]!))) throw new ConfigError(usage);
   return { ...listenSide(listenParts, flag, spec, defaultBind), target: targetSide(parts.slice(listenParts.length), flag, spec) };
 }
@@ -97,7 +99,7 @@ export function parseRemoteForward(spec: string): RemoteForwardSpec {
 /** Parses `-D [bind_address:]port`. */
 export function parseDynamicForward(spec: string): DynamicForwardSpec {
   const parts = splitSpec(spec.trim());
-  if (!parts || parts.length < 1 || parts.length > 2 || parts.some((p) => p === '' || isPath(p))) {
+  if (!parts || parts.length < 1 || parts.length > 2 || parts.some((p, i) => (p === '' && !(i === 0 && parts.length === 2)) || isPath(p))) {
     throw new ConfigError(`-D ${spec}: expected [bind_address:]port, e.g. 1080 or 127.0.0.1:1080.`);
   }
   return { type: 'dynamic', ...listenSide(parts, '-D', spec, DEFAULTS.bindAddress), spec };

@@ -89,7 +89,7 @@ export const SETTINGS = {
     flags: '-L, --local <forward>', file: 'tunnel', shape: 'list', group: FWD,
     help: '[bind_address:]port:host:hostport, repeatable; a Unix socket path may stand for either side',
     defaultText: `bind_address localhost: ${DEFAULTS.bindAddress} and ::1`,
-    more: 'localhost, written out or not, is both loopbacks on one port, as ssh binds them, so a client that tries ::1 first is not refused (with -4 or -6 the one of that family; where ::1 cannot be bound, 127.0.0.1 alone, logged); IPv6 in brackets (`[::1]:8080:db:5432`), an IPv6 listener taking IPv6 only, as with ssh; `*` is every interface, 0.0.0.0 and :: on one port; a non-loopback bind is made only when written out or with -g (GatewayPorts yes, also from ssh_config), and logged as a warning; port 0 picks a free port (logged)',
+    more: 'localhost, written out or not, is both loopbacks on one port, as ssh binds them, so a client that tries ::1 first is not refused (with -4 or -6 the one of that family; where ::1 cannot be bound, 127.0.0.1 alone, logged); IPv6 in brackets (`[::1]:8080:db:5432`), an IPv6 listener taking IPv6 only, as with ssh; `*` or an empty address (`:8080:db:5432`) is every interface, 0.0.0.0 and :: on one port; a non-loopback bind is made only when written out or with -g (GatewayPorts yes, also from ssh_config), and logged as a warning; port 0 picks a free port (logged)',
   }),
   dynamic: def({
     flags: '-D, --dynamic <[bind_address:]port>', file: 'tunnel', shape: 'list', group: FWD,
