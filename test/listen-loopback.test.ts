@@ -87,3 +87,13 @@ t.test('-L [::]:0:…: an IPv6 listener is IPv6 only, as ssh sets IPV6_V6ONLY: a
   await expectServed(t, port, ['::1']);
   t.equal(await tryConnect(port, '127.0.0.1'), 'ECONNREFUSED', '127.0.0.1 refused: the port is not taken for IPv4');
 });
+
+t.test('-L [::ffff:127.0.0.1]:0:…: an IPv4-mapped address is bound as the IPv4 address it is, not refused as IPv6 only', async (t) => {
+  if (!(await canListenOn('::'))) return t.plan(0, 'no IPv6 on this host');
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`[::ffff:127.0.0.1]:0:127.0.0.1:${echo.port}`]));
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  await expectServed(t, bound[0]!.port, ['127.0.0.1']);
+});

@@ -44,9 +44,10 @@ let connectionSeq = 0;
 /**
  * An IPv6 address is listened on for IPv6 only, as OpenSSH does (IPV6_V6ONLY): `::` beside 0.0.0.0
  * (every interface) would otherwise take IPv4 too and collide with it, and `-6 -g` would serve IPv4.
+ * An IPv4-mapped one (`::ffff:127.0.0.1`) is an IPv4 address, which an IPv6-only socket cannot bind.
  */
 function listenOn(server: net.Server, port: number, host: string): void {
-  server.listen({ port, host, ipv6Only: host.includes(':') });
+  server.listen({ port, host, ipv6Only: host.includes(':') && !host.toLowerCase().startsWith('::ffff:') });
 }
 
 let readsThroughReadableSaid = false;
