@@ -106,7 +106,7 @@ export function parseDynamicForward(spec: string): DynamicForwardSpec {
 }
 
 /**
- * Where a -L or -D listens, as OpenSSH binds it: every interface for a bind address written `*`,
+ * Where a -L or -D listens, as OpenSSH binds it: every interface for a bind address written `*` or empty,
  * or not written with GatewayPorts (-g): 0.0.0.0 and ::; without -g, the loopback, which for
  * `localhost` (written out or not) is both 127.0.0.1 and ::1, as OpenSSH binds every address
  * localhost has: a client that tries ::1 first is not refused. -4 or -6 make it the one address

@@ -13,7 +13,7 @@ export interface LocalForwardSpec {
   listen: Endpoint;
   /** True when the user wrote the bind address (a non-loopback one is allowed only then). */
   bindExplicit: boolean;
-  /** Written `*`: every interface, with or without -g (see bindAs). */
+  /** Written `*` or empty: every interface, with or without -g (see bindAs). */
   bindEverywhere?: boolean;
   /** More addresses bound on the listen port: `::1` beside 127.0.0.1 for localhost, `::` beside 0.0.0.0 for every interface (see bindAs). */
   alsoListenOn?: string[];
