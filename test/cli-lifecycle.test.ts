@@ -134,3 +134,25 @@ t.test('cli – a signal before the first connect exits 0 without an error', asy
   t.equal(code, 0, 'exit 0');
   t.notOk(cli.logs().some((l) => l.event === 'fatal'), 'no fatal line');
 });
+
+// Regression: the listeners were swapped off-then-on as the forwards opened. Node closed the
+// signal's watcher in between, and a signal caught but not yet dispatched was dropped with it.
+for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+  t.test(`cli – a ${signal} sent the moment the forwards open is not lost`, async (t) => {
+    const refused = await refusedPort();
+    // Three starts: the signal lands in a different step of the start-up each time.
+    for (let round = 1; round <= 3; round++) {
+      const cli = spawnCliFor(t, [...ISOLATED, '-p', String(refused), '-o', 'ConnectTimeout=1s', '-L', '0:127.0.0.1:1', 'tester@127.0.0.1']);
+      cli.onLog((l) => l.event === 'listen' && cli.kill(signal));
+      if (signal === 'SIGTERM') {
+        t.strictSame(await cli.exited(10_000), { code: 0, signal: null }, `round ${round}: drained and exited 0`);
+        continue;
+      }
+      // -F none: a SIGHUP has nothing to read again; it must neither end the process nor vanish.
+      await cli.waitForLog(logIs('reload'), 10_000, `round ${round}: the SIGHUP handled`);
+      t.equal(cli.exitInfo(), undefined, `round ${round}: still running`);
+      cli.kill('SIGTERM');
+      t.equal((await cli.exited(10_000)).code, 0);
+    }
+  });
+}

@@ -5,6 +5,7 @@
 import type http from 'node:http';
 import { parseCli } from './program.js';
 import { terminalClosed } from './terminal.js';
+import { handSignal } from './signals.js';
 import { ttyPrompter } from './prompt.js';
 import { runDemo } from './demo.js';
 import { isControlCommand, runControl } from './control.js';
@@ -74,10 +75,8 @@ function onSignals(stop: (reason: string) => Promise<void>, cut: () => void = ()
     }
     start(signal);
   };
-  process.removeListener('SIGINT', leaveAtOnce);
-  process.removeListener('SIGTERM', leaveAtOnce);
-  process.on('SIGINT', handle);
-  process.on('SIGTERM', handle);
+  handSignal('SIGINT', leaveAtOnce, handle);
+  handSignal('SIGTERM', leaveAtOnce, handle);
   return (reason) => {
     if (!stopping) start(reason);
   };

@@ -3,6 +3,7 @@ import { buildSettings, type Layer, type Secrets } from '../config/settings.js';
 import type { Fleet } from '../fleet.js';
 import type { LogFile, Logger } from '../log.js';
 import type { LoadSettings, Reloader } from '../reload.js';
+import { handSignal } from './signals.js';
 import { terminalOpen } from './terminal.js';
 
 /**
@@ -49,10 +50,8 @@ export function catchControlSignals(): ControlSignals {
         void reloader.request('SIGHUP');
       };
       const usr2 = () => void reconnectAll(fleet, reloader, 'SIGUSR2');
-      process.off('SIGHUP', early.SIGHUP);
-      process.off('SIGUSR2', early.SIGUSR2);
-      process.on('SIGHUP', hangup);
-      process.on('SIGUSR2', usr2);
+      handSignal('SIGHUP', early.SIGHUP, hangup);
+      handSignal('SIGUSR2', early.SIGUSR2, usr2);
       if (hungUp) hangup();
     },
   };
