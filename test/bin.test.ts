@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { CLI_MAIN } from './fixtures/cli.js';
-import { shebangNodeArgs } from './fixtures/bin.js';
+import { shebangNodeArgs, untracked } from './fixtures/bin.js';
 import { deadline } from './fixtures/net.js';
 
 const FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--no-allocation-site-pretenuring'];
@@ -12,8 +12,7 @@ const FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--no-allocati
 t.test('bin – executed as npm links it, its shebang starts node with the GC flags (1 MB young generation, GC on the main thread, no pretenuring)', async (t) => {
   t.strictSame(shebangNodeArgs(CLI_MAIN), FLAGS, 'the flags BENCHMARKS.md measured');
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` };
-  delete env.NODE_OPTIONS; // tap's loader
-  const child = spawn(CLI_MAIN, ['demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...untracked(CLI_MAIN, ['demo'], env), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

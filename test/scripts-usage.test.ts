@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from './fixtures/bin.js';
+import { REPO_ROOT, untracked } from './fixtures/bin.js';
 import type { ScriptLoad } from './fixtures/load-scripts.js';
 
 /** audit.ts takes no options: it runs `npm audit` against the registry, and its exit 2 means "could not check". */
@@ -22,18 +22,16 @@ const scripts = fs
   .map((f) => path.join('scripts', f));
 
 /**
- * Transpile only, as tap runs tests (type-checking would take seconds), and without tap's process
- * tracking and coverage (NODE_OPTIONS): these runs test the scripts' exits, not sshkeep's code.
+ * Transpile only, as tap runs tests (type-checking would take seconds); run untracked by tap (no
+ * process tracking or coverage): these runs test the scripts' exits, not sshkeep's code.
  */
 function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
-  delete env.NODE_OPTIONS;
-  return env;
+  return { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
 }
 
 function node(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', '@tapjs/typescript/import', ...args], { cwd: REPO_ROOT, env: childEnv(), timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(...untracked(process.execPath, ['--import', '@tapjs/typescript/import', ...args]), { cwd: REPO_ROOT, env: childEnv(), timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
   });

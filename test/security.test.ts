@@ -17,6 +17,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { untracked } from './fixtures/bin.js';
 import { connect, deadline, httpGet, roundTrip, tryConnect, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
 import { CLI_MAIN, ISOLATED, cliArgs, expectCleanStop, logIs, portOf, runCli, spawnCliFor, startGate } from './fixtures/cli.js';
@@ -283,7 +284,7 @@ t.test('security – a password typed at the prompt is not echoed or logged, nor
   // the command with $SHELL -c; `exec` leaves node alone in the terminal's process group, so Ctrl-C's
   // SIGINT reaches sshkeep only (dash, CI's /bin/sh, would otherwise die of it first: exit 130).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SSHKEEP_') && k !== 'NODE_OPTIONS' && k !== 'NODE_V8_COVERAGE'));
-  const child = spawn('script', ['-q', '-e', '-c', `exec ${[process.execPath, ...args].map(quote).join(' ')}`, '/dev/null'], {
+  const child = spawn(...untracked('script', ['-q', '-e', '-c', `exec ${[process.execPath, ...args].map(quote).join(' ')}`, '/dev/null'], env), {
     env: { ...env, HOME: home, SSH_AUTH_SOCK: '', TERM: 'dumb' },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
+import { untracked } from './fixtures/bin.js';
 import { startEchoFor } from './fixtures/net.js';
 import { tempDir } from './fixtures/tmp.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
@@ -49,7 +50,7 @@ t.test('terminal hangup – closing the terminal sshkeep runs in drains and ends
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startEchoFor(t);
-  const child = spawn('python3', ['-c', PTY_RUN, process.execPath, CLI_MAIN, ...cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['-E', log])], {
+  const child = spawn(...untracked('python3', ['-c', PTY_RUN, process.execPath, CLI_MAIN, ...cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['-E', log])]), {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, LOG_FILE: log },
   });
@@ -69,7 +70,7 @@ t.test('terminal hangup – without -E, the log to the dead terminal does not cr
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startEchoFor(t);
-  const child = spawn('python3', ['-c', PTY_RUN, process.execPath, CLI_MAIN, ...cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`)], {
+  const child = spawn(...untracked('python3', ['-c', PTY_RUN, process.execPath, CLI_MAIN, ...cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`)]), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.teardown(() => child.kill('SIGKILL'));

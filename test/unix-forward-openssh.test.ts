@@ -10,6 +10,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { ListenError } from '../src/errors.js';
+import { untracked } from './fixtures/bin.js';
 import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
 import { connect, deadline, outcome, roundTrip, until, startEchoFor } from './fixtures/net.js';
 import { startSshkeep } from './fixtures/tunnel.js';
@@ -28,7 +29,7 @@ async function connectUnix(socketPath: string): Promise<net.Socket> {
 
 /** Leaves a socket file nobody listens on: a child listens at `socketPath` and is SIGKILLed. */
 async function leaveStaleSocket(socketPath: string): Promise<void> {
-  const child = spawn(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('listening'))", socketPath], {
+  const child = spawn(...untracked(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => console.log('listening'))", socketPath]), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit');

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
-import { CLI_MAIN, REPO_ROOT, shebangNodeArgs } from '../../test/fixtures/bin.js';
+import { CLI_MAIN, REPO_ROOT, shebangNodeArgs, untracked } from '../../test/fixtures/bin.js';
 import { HOST, deadline, freePorts } from '../../test/fixtures/net.js';
 import { descendants } from '../../test/fixtures/proc.js';
 import { sshdLogin, type Sshd } from '../../test/fixtures/sshd.js';
@@ -105,7 +105,7 @@ export interface ScriptForwarder {
 
 /** Starts scripts/lib/`file` (`nodeArgs`: more node flags after the CLI's); ready once it prints its ports (within 10 s). */
 export async function startScript(file: string, args: string[], nodeArgs: string[] = []): Promise<ScriptForwarder> {
-  const child = spawn(process.execPath, [...shebangNodeArgs(CLI_MAIN), ...nodeArgs, path.join(REPO_ROOT, 'scripts', 'lib', file), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(...untracked(process.execPath, [...shebangNodeArgs(CLI_MAIN), ...nodeArgs, path.join(REPO_ROOT, 'scripts', 'lib', file), ...args]), { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = async () => {
     child.kill('SIGKILL');
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');

@@ -40,7 +40,7 @@ export interface Forwarder extends Spawned {
 
 const live = new Set<Forwarder>();
 
-/** The environment for a forwarder under test: keys come from -i only, no SSHKEEP_* settings, and no tap loader leaks into node children. */
+/** The environment for a forwarder under test: keys come from -i only, no SSHKEEP_* settings, and no tap loader (`untracked` spawns keep it out under tap). */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
   delete env.SSH_AUTH_SOCK;
