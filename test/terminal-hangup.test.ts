@@ -79,3 +79,15 @@ t.test('terminal hangup – without -E, the log to the dead terminal does not cr
   await once(child, 'exit');
   t.equal(out.trim(), 'ended -9', 'ended by its own SIGKILL after the drain, not by SIGABRT or SIGSEGV');
 });
+
+// Regression: a terminal's descriptors without a controlling terminal (setsid(1) inside a pty)
+// were taken for a terminal since closed, and every exit became the SIGKILL above (137).
+t.test('terminal hangup – a terminal\'s stdio but no controlling terminal (setsid) is not a closed terminal: a normal exit', async (t) => {
+  const child = spawn(...untracked('script', ['-qec', `setsid -w ${process.execPath} ${CLI_MAIN} --version`, '/dev/null']), { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  t.match(out, /^sshkeep \d/m, 'printed its version');
+  t.equal(code, 0, 'exit 0, not 137');
+});

@@ -4,7 +4,7 @@ import type { Fleet } from '../fleet.js';
 import type { LogFile, Logger } from '../log.js';
 import type { LoadSettings, Reloader } from '../reload.js';
 import { handSignal } from './signals.js';
-import { terminalOpen } from './terminal.js';
+import { startedOnTerminal, terminalOpen } from './terminal.js';
 
 /**
  * How a reload reads the configuration again: the start's own parse, from the command line and
@@ -30,8 +30,6 @@ export interface ControlSignals {
  * closing is not a reload: sshkeep stops (draining), as `ssh -L` would end.
  */
 export function catchControlSignals(): ControlSignals {
-  // Run from a terminal: stdio on it. Under nohup none is, so a hangup stays a reload.
-  const hadTerminal = (process.stdin.isTTY || process.stdout.isTTY || process.stderr.isTTY) && terminalOpen();
   let hungUp = false;
   const early = {
     SIGHUP: () => {
@@ -45,7 +43,8 @@ export function catchControlSignals(): ControlSignals {
     serve({ fleet, reloader, logger, logFile, hangUp }) {
       // SIGHUP: logrotate's postrotate (-E) and a reload (systemd's ExecReload) are the same signal.
       const hangup = () => {
-        if (hadTerminal && !terminalOpen()) return hangUp('SIGHUP (terminal closed)');
+        // Run from a terminal that is now gone. Under nohup no stdio is a terminal: a reload.
+        if (startedOnTerminal && !terminalOpen()) return hangUp('SIGHUP (terminal closed)');
         if (logFile) reopen(logFile, logger);
         void reloader.request('SIGHUP');
       };

@@ -1,8 +1,12 @@
 import fs from 'node:fs';
 import tty from 'node:tty';
 
-/** Whether stdin, stdout or stderr was a terminal at start: Node restores those at exit. */
-const startedOnTerminal = [0, 1, 2].some((fd) => tty.isatty(fd));
+/**
+ * Started on a terminal: stdin, stdout or stderr is one (Node restores those at exit), and it is
+ * the controlling terminal. Under setsid(1) a process may hold a terminal's descriptors without
+ * one: /dev/tty never opens for it, and that is not a terminal since closed.
+ */
+export const startedOnTerminal = [0, 1, 2].some((fd) => tty.isatty(fd)) && terminalOpen();
 
 /**
  * Whether the process has a controlling terminal that is still there: once the terminal is
