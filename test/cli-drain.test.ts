@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import t, { type Test } from 'tap';
@@ -216,4 +217,72 @@ t.test('cli drain – --health: /readyz answers 503 "draining" during the drain,
   t.equal(code, 0, 'exit 0');
   t.equal(cli.logs().find((l) => l.event === 'stopped')?.connectionsCut, 0, 'the drain ended with the last connection');
   t.equal(await tryConnect(healthPort), 'ECONNREFUSED', 'the health server is gone with the process');
+});
+
+// Regression: the drain was set up only once the health port was bound, so a SIGTERM while
+// that port was still retried (up to 5 s) ended the process at once, its clients cut.
+t.test('cli drain – SIGTERM while the --health port is still retried: the forwards drain, the port is given up', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const holder = net.createServer();
+  await listen(holder);
+  t.teardown(() => holder.close());
+  const taken = (holder.address() as net.AddressInfo).port;
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--health', `127.0.0.1:${taken}`, '--max-drain', '500ms']));
+  const port = await upAndReady(cli);
+  await cli.waitForLog(logIs('listen_wait'), 5000, 'the health port waited for');
+  const sock = await connect(port);
+  sock.write('ping');
+  await deadline(once(sock, 'data'), 5000, 'the first echo');
+  const ending = endingOf(sock);
+
+  cli.kill('SIGTERM');
+  await cli.waitForLog(logIs('shutdown'), 3000, 'the shutdown line');
+  const end = await deadline(ending, 5000, 'the idle client to be cut at the end of the drain');
+  t.equal(end.how === 'error' ? end.code : end.how, 'ECONNRESET', 'the open client is reset when the drain ends');
+  t.strictSame(await cli.exited(5000), { code: 0, signal: null }, 'exit 0');
+  t.equal(cli.logs().find((l) => l.event === 'stopped')?.connectionsCut, 1, 'drained, then one client cut');
+  t.notOk(cli.logs().some(logIs('health')), 'the health endpoints never came up');
+});
+
+function post(port: number, urlPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// A sidecar's app calls /quitquitquit as it stops, and Kubernetes sends its SIGTERM in the same
+// moments: that SIGTERM is the first signal, not a second one cutting the drain short.
+t.test('cli drain – POST /quitquitquit, then SIGTERM: the drain goes on; a second SIGTERM cuts it', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--health', '127.0.0.1:0', '--admin', '--max-drain', '10s']));
+  const port = await upAndReady(cli);
+  const healthPort = Number((await cli.waitForLog(logIs('health'), 5000, 'the health line')).port);
+  const sock = await connect(port);
+  sock.write('ping');
+  await deadline(once(sock, 'data'), 5000, 'the first echo');
+  const ending = endingOf(sock);
+
+  t.equal(await post(healthPort, '/quitquitquit'), 202, 'accepted');
+  await cli.waitForLog(logIs('drain', { phase: 'max' }), 3000, 'the drain to begin');
+  cli.kill('SIGTERM');
+  sock.write('still served');
+  const [echoed] = (await deadline(once(sock, 'data'), 3000, 'an echo after the SIGTERM')) as [Buffer];
+  t.equal(echoed.toString(), 'still served', 'the open client is still served after the SIGTERM');
+  t.equal(cli.exitInfo(), undefined, 'still draining');
+  t.notOk(cli.logs().some(logIs('second_signal')), 'not taken for a second signal');
+
+  cli.kill('SIGTERM');
+  t.strictSame(await cli.exited(5000), { code: 0, signal: null }, 'the second SIGTERM: exit 0 at once');
+  t.ok(cli.logs().some(logIs('second_signal')), 'logged as the second signal');
+  const end = await deadline(ending, 3000, 'the open client to be cut');
+  t.equal(end.how === 'error' ? end.code : end.how, 'ECONNRESET', 'the open client is reset');
 });

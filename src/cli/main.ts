@@ -59,21 +59,24 @@ process.on('SIGTERM', leaveAtOnce);
 
 /**
  * SIGINT/SIGTERM run `stop` once; a second signal runs `cut` (synchronous) and leaves at once.
- * Returns the same stop for other callers (POST /quitquitquit); a repeated request, unlike a
- * second signal, changes nothing.
+ * Returns the same stop for other callers (POST /quitquitquit, a closed terminal); a repeated
+ * request changes nothing, and the first signal after one is not a second signal: the
+ * orchestrator's SIGTERM after the app's /quitquitquit lets the drain run.
  */
 function onSignals(stop: (reason: string) => Promise<void>, cut: () => void = () => {}): (reason: string) => void {
   let stopping = false;
+  let signalled = false;
   const start = (reason: string) => {
     stopping = true;
     stop(reason).catch((err: unknown) => exit(report(err, undefined)));
   };
   const handle = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (signalled) {
       cut();
       exit(EXIT.ok);
     }
-    start(signal);
+    signalled = true;
+    if (!stopping) start(signal);
   };
   handSignal('SIGINT', leaveAtOnce, handle);
   handSignal('SIGTERM', leaveAtOnce, handle);
@@ -108,8 +111,8 @@ async function healthEndpoints(where: { host: string; port: number }, logger: Lo
   const metrics = new Metrics();
   return {
     metrics,
-    listen: (fleet: Fleet, requestShutdown: (() => void) | undefined, control: Control, adminFrom: AddressRange[]) =>
-      startHealthServer(where, fleet, metrics, requestShutdown, control, adminFrom, { retryMs: DEFAULTS.listenRetryMs, intervalMs: DEFAULTS.listenRetryIntervalMs, logger }),
+    listen: (fleet: Fleet, requestShutdown: (() => void) | undefined, control: Control, adminFrom: AddressRange[], stopped: () => Error | undefined) =>
+      startHealthServer(where, fleet, metrics, requestShutdown, control, adminFrom, { retryMs: DEFAULTS.listenRetryMs, intervalMs: DEFAULTS.listenRetryIntervalMs, logger, stopped }),
   };
 }
 
@@ -147,24 +150,10 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   await fleet.start();
   notifier?.watch(fleet);
   let health: http.Server | undefined;
-  // --admin: POST /quitquitquit takes the SIGTERM path, once that path is set up below.
-  let requestShutdown = (_reason: string) => {};
-  try {
-    health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined, {
-      reload: () => reloader.request('POST /reload'),
-      reconnect: () => reconnectAll(fleet, reloader, 'POST /reconnect'),
-    }, settings.process.adminFrom);
-  } catch (err) {
-    await fleet.stop('health endpoint failed');
-    throw err;
-  }
-  if (health) {
-    const { address, port } = health.address() as import('node:net').AddressInfo;
-    logger.info('health endpoints up', { event: 'health', address, port });
-  }
-  status?.show(fleet);
-
+  // The forwards are open and may serve: from here a signal drains them, also while the health
+  // port is still being retried (up to 5 s).
   let stopping = false;
+  let requestShutdown = (_reason: string) => {};
   const stopped = new Promise<number>((resolve) => {
     requestShutdown = onSignals(
       async (signal) => {
@@ -183,6 +172,26 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
       () => logger.warn(`second signal: ${fleet.resetAll('second signal')} client(s) reset`, { event: 'second_signal' }),
     );
   });
+  const stopBinding = () => (stopping ? new ListenError('--health: stopped while its port was in use.') : undefined);
+  try {
+    health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined, {
+      reload: () => reloader.request('POST /reload'),
+      reconnect: () => reconnectAll(fleet, reloader, 'POST /reconnect'),
+    }, settings.process.adminFrom, stopBinding);
+  } catch (err) {
+    if (stopping) return stopped; // the stop gave the port up: not a failure
+    await fleet.stop('health endpoint failed');
+    throw err;
+  }
+  if (stopping) {
+    health?.close(); // bound just as the stop began
+    return stopped;
+  }
+  if (health) {
+    const { address, port } = health.address() as import('node:net').AddressInfo;
+    logger.info('health endpoints up', { event: 'health', address, port });
+  }
+  status?.show(fleet);
   // The SIGHUP of a closed terminal takes the SIGTERM path (set up just above).
   const hangUp = (reason: string) => {
     status?.stop();

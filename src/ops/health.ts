@@ -2,8 +2,7 @@ import net from 'node:net';
 import http from 'node:http';
 import { once } from 'node:events';
 import { ListenError } from '../errors.js';
-import { bindWithRetry, type ListenRetry } from '../listen-retry.js';
-import type { Logger } from '../log.js';
+import { bindWithRetry, type BindAttempts, type ListenRetry } from '../listen-retry.js';
 import { isLoopbackAddress } from '../config/forward-spec.js';
 import type { AddressRange } from '../config/host-port.js';
 import type { Fleet } from '../fleet.js';
@@ -97,7 +96,7 @@ export async function startHealthServer(
   control?: Control,
   adminFrom: AddressRange[] = [],
   /** A port in use is tried again, as the forwards' are: a previous instance keeps /readyz up while it drains. */
-  retry: ListenRetry & { logger?: Logger } = { retryMs: 0, intervalMs: 0 },
+  retry: ListenRetry & Pick<BindAttempts, 'logger' | 'stopped'> = { retryMs: 0, intervalMs: 0 },
 ): Promise<http.Server> {
   const peers: AdminPeers = {
     allowed: adminPeers(adminFrom),
@@ -147,7 +146,7 @@ export async function startHealthServer(
         await once(server, 'listening');
       },
       retry,
-      { what: `--health ${at}`, logger: retry.logger, fields: { health: at } },
+      { what: `--health ${at}`, logger: retry.logger, fields: { health: at }, stopped: retry.stopped },
     );
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
