@@ -10,6 +10,7 @@ export function ttyPrompter(): Prompter | undefined {
     ask(question, echo) {
       return new Promise((resolve, reject) => {
         let muted = false;
+        let settled = false;
         const output = new Writable({
           write(chunk, _enc, done) {
             if (!muted) process.stderr.write(chunk);
@@ -17,16 +18,21 @@ export function ttyPrompter(): Prompter | undefined {
           },
         });
         const rl = readline.createInterface({ input: process.stdin, output, terminal: true });
-        rl.on('SIGINT', () => {
+        // Once: an answer, Ctrl-C, the end of input (Ctrl-D) or the terminal gone. Nothing else
+        // waits on the event loop at a start-up prompt: unsettled, node would just exit 0.
+        const settle = (answer: string | InterruptedError) => {
+          if (settled) return;
+          settled = true;
           rl.close();
-          process.stderr.write('\n');
-          reject(new InterruptedError('interrupted at the prompt'));
-        });
-        rl.question(question, (answer) => {
-          rl.close();
-          if (!echo) process.stderr.write('\n');
-          resolve(answer);
-        });
+          if (!echo || typeof answer !== 'string') process.stderr.write('\n');
+          if (typeof answer === 'string') resolve(answer);
+          else reject(answer);
+        };
+        rl.on('SIGINT', () => settle(new InterruptedError('interrupted at the prompt')));
+        rl.on('close', () => settle(new InterruptedError('no answer at the prompt: its input ended')));
+        // The terminal hung up: setRawMode fails with EIO.
+        rl.on('error', (err) => settle(new InterruptedError(`no answer at the prompt: the terminal is gone (${err.message})`)));
+        rl.question(question, settle);
         muted = !echo; // the question is out; what is typed next stays hidden
       });
     },
