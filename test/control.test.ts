@@ -169,3 +169,22 @@ t.test('control – sshkeep shutdown ends an instance run with --admin: it drain
   t.equal(after.code, 1);
   t.match(after.stderr, /^sshkeep status: no sshkeep at 127\.0\.0\.1:\d+: connection refused\n$/);
 });
+
+// Regression: a signal ended a control command with exit 0, so `sshkeep wait && deploy` went on
+// after a Ctrl-C.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  t.test(`control – ${signal} interrupts a command: exit ${code}, not 0`, async (t) => {
+    let asked!: () => void;
+    const askedOnce = new Promise<void>((resolve) => (asked = resolve));
+    const silent = http.createServer(() => asked()); // never answers: the wait goes on
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      silent.closeAllConnections();
+      silent.close();
+    });
+    const cli = spawnCliFor(t, ['wait', '--health', String((silent.address() as AddressInfo).port), '--timeout', '30s']);
+    await deadline(askedOnce, 10_000, 'the wait to ask the instance');
+    cli.kill(signal);
+    t.strictSame(await cli.exited(5000), { code, signal: null });
+  });
+}

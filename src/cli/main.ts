@@ -3,6 +3,7 @@
 // process had served many connections. A 1 MB young generation: less memory. No pretenuring: each
 // connection's short-lived objects stay young, where a cheap scavenge frees them. See BENCHMARKS.md.
 import type http from 'node:http';
+import os from 'node:os';
 import { parseCli } from './program.js';
 import { terminalClosed } from './terminal.js';
 import { handSignal } from './signals.js';
@@ -216,7 +217,12 @@ async function main(argv: string[]): Promise<number> {
   let logger: Logger | undefined;
   try {
     if (argv[0] === 'demo') return await runDemo(argv.slice(1), onSignals);
-    if (isControlCommand(argv[0])) return await runControl(argv[0], argv.slice(1));
+    if (isControlCommand(argv[0])) {
+      // Interrupted, a command did not do what it was asked (`sshkeep wait && deploy`): 128 + the
+      // signal's number, as a shell reports it.
+      for (const s of ['SIGINT', 'SIGTERM'] as const) handSignal(s, leaveAtOnce, () => exit(128 + os.constants.signals[s]));
+      return await runControl(argv[0], argv.slice(1));
+    }
     const check = argv[0] === 'check';
     const cli = parseCli(check ? argv.slice(1) : argv, process.env);
     if (!cli) return EXIT.ok;
