@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import t from 'tap';
-import { refusedPort, startEchoFor } from './fixtures/net.js';
+import { deadline, refusedPort, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
 import { cliArgs, ISOLATED, ISOLATED_NO_F, logIs, spawnCliFor, startGate, expectForwardWorks } from './fixtures/cli.js';
 
@@ -156,3 +157,22 @@ for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
     }
   });
 }
+
+// Regression: the listeners were set only once the CLI's modules had loaded (about 0.25 s), and
+// a SIGHUP then ended the process. Here the load of one of them is held while the signal comes.
+t.test('cli – a SIGHUP while the CLI\'s modules still load neither ends it nor is lost', async (t) => {
+  const refused = await refusedPort();
+  const cli = spawnCliFor(t, [...ISOLATED, '-p', String(refused), '-o', 'ConnectTimeout=1s', '-L', '0:127.0.0.1:1', 'tester@127.0.0.1'], {
+    env: { NODE_OPTIONS: `--import=${pathToFileURL(path.join(import.meta.dirname, 'fixtures', 'slow-imports.mjs')).href}` },
+  });
+  await deadline(
+    new Promise<void>((resolve) => cli.onStderr((s) => s.includes('slow-imports: holding') && resolve())),
+    10_000,
+    'the CLI\'s imports to be held',
+  );
+  cli.kill('SIGHUP');
+  await cli.waitForLog(logIs('listen'), 10_000, 'the forwards to open');
+  await cli.waitForLog(logIs('reload', { trigger: 'SIGHUP' }), 5000, 'the SIGHUP handled once serving');
+  cli.kill('SIGTERM');
+  t.strictSame(await cli.exited(10_000), { code: 0, signal: null }, 'then a clean stop');
+});

@@ -3,7 +3,7 @@ import { buildSettings, type Layer, type Secrets } from '../config/settings.js';
 import type { Fleet } from '../fleet.js';
 import type { LogFile, Logger } from '../log.js';
 import type { LoadSettings, Reloader } from '../reload.js';
-import { handSignal } from './signals.js';
+import { EARLY, handSignal, hungUpEarly } from './signals.js';
 import { startedOnTerminal, terminalOpen } from './terminal.js';
 
 /**
@@ -18,42 +18,24 @@ export function reloadFrom(cli: Layer, env: ResolveEnv, secrets: Secrets): LoadS
   return (warn) => buildSettings(cli, env, secrets, warn);
 }
 
-export interface ControlSignals {
-  /** Handles SIGHUP and SIGUSR2 from now on; a SIGHUP that came while starting is handled now. */
-  serve(how: { fleet: Fleet; reloader: Reloader; logger: Logger; logFile: LogFile | undefined; hangUp: (reason: string) => void }): void;
-}
-
 /**
- * From the call on, SIGHUP and SIGUSR2 never end the process (Node's default for both). Until
- * the tunnels serve, a SIGHUP is remembered (the file may have changed after it was read) and
- * a SIGUSR2 ignored (nothing is connected yet). Run from a terminal, the SIGHUP of that terminal
- * closing is not a reload: sshkeep stops (draining), as `ssh -L` would end.
+ * SIGHUP and SIGUSR2 once the tunnels serve, taken over from the start-up's listeners (which
+ * remembered a SIGHUP: the file may have changed after it was read; it is handled now). Neither
+ * ever ends the process, but run from a terminal, the SIGHUP of that terminal closing is not a
+ * reload: sshkeep stops (draining), as `ssh -L` would end.
  */
-export function catchControlSignals(): ControlSignals {
-  let hungUp = false;
-  const early = {
-    SIGHUP: () => {
-      hungUp = true;
-    },
-    SIGUSR2: () => {},
+export function serveControlSignals({ fleet, reloader, logger, logFile, hangUp }: { fleet: Fleet; reloader: Reloader; logger: Logger; logFile: LogFile | undefined; hangUp: (reason: string) => void }): void {
+  // SIGHUP: logrotate's postrotate (-E) and a reload (systemd's ExecReload) are the same signal.
+  const hangup = () => {
+    // Run from a terminal that is now gone. Under nohup no stdio is a terminal: a reload.
+    if (startedOnTerminal && !terminalOpen()) return hangUp('SIGHUP (terminal closed)');
+    if (logFile) reopen(logFile, logger);
+    void reloader.request('SIGHUP');
   };
-  process.on('SIGHUP', early.SIGHUP);
-  process.on('SIGUSR2', early.SIGUSR2);
-  return {
-    serve({ fleet, reloader, logger, logFile, hangUp }) {
-      // SIGHUP: logrotate's postrotate (-E) and a reload (systemd's ExecReload) are the same signal.
-      const hangup = () => {
-        // Run from a terminal that is now gone. Under nohup no stdio is a terminal: a reload.
-        if (startedOnTerminal && !terminalOpen()) return hangUp('SIGHUP (terminal closed)');
-        if (logFile) reopen(logFile, logger);
-        void reloader.request('SIGHUP');
-      };
-      const usr2 = () => void reconnectAll(fleet, reloader, 'SIGUSR2');
-      handSignal('SIGHUP', early.SIGHUP, hangup);
-      handSignal('SIGUSR2', early.SIGUSR2, usr2);
-      if (hungUp) hangup();
-    },
-  };
+  const usr2 = () => void reconnectAll(fleet, reloader, 'SIGUSR2');
+  handSignal('SIGHUP', EARLY.SIGHUP, hangup);
+  handSignal('SIGUSR2', EARLY.SIGUSR2, usr2);
+  if (hungUpEarly()) hangup();
 }
 
 /** Every tunnel reconnects make-before-break, streams on the old connections given --max-drain (none while draining); their names. */

@@ -1,4 +1,44 @@
+import os from 'node:os';
+import { exit } from './terminal.js';
+
 type Listener = (signal: NodeJS.Signals) => void;
+type EarlySignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGUSR2';
+
+let hungUp = false;
+
+/**
+ * The CLI's listeners from its first moments: main.ts sets them before the rest of the CLI
+ * loads (about 0.25 s of imports, during which a SIGHUP or SIGUSR2 would otherwise end the
+ * process). Until the daemon serves, SIGINT and SIGTERM end the run (exit 0: a stop is what was
+ * asked), a SIGHUP is remembered (the configuration may change after it was read) and a SIGUSR2
+ * ignored (nothing is connected yet). What serves takes each over with handSignal().
+ */
+export const EARLY: Record<EarlySignal, Listener> = {
+  SIGINT: () => exit(0),
+  SIGTERM: () => exit(0),
+  SIGHUP: () => {
+    hungUp = true;
+  },
+  SIGUSR2: () => {},
+};
+
+export function catchEarlySignals(): void {
+  for (const [signal, listener] of Object.entries(EARLY)) process.on(signal, listener);
+}
+
+/** A SIGHUP came before the daemon served. */
+export function hungUpEarly(): boolean {
+  return hungUp;
+}
+
+/**
+ * For a command that is not the daemon (`sshkeep wait`, `reload`, the demo): from now on each
+ * of those signals interrupts it, exit 128 + its number as a shell reports it, so `sshkeep wait
+ * && deploy` does not go on after a Ctrl-C, and a closed terminal ends the demo.
+ */
+export function interruptOnSignals(signals: EarlySignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2']): void {
+  for (const s of signals) handSignal(s, EARLY[s], () => exit(128 + os.constants.signals[s]));
+}
 
 /**
  * Gives `signal` to a new listener in place of `from`, with no moment unwatched. Node closes a

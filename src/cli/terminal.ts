@@ -25,3 +25,11 @@ export function terminalOpen(): boolean {
 export function terminalClosed(): boolean {
   return startedOnTerminal && !terminalOpen();
 }
+
+/** Ends the process with `code`. */
+export function exit(code: number): never {
+  // Node 20 aborts at exit when its terminal is gone (restoring the tty fails: nodejs/node#51519,
+  // fixed in later Node); nobody is left to read an exit status, so end without a core dump.
+  if (terminalClosed()) process.kill(process.pid, 'SIGKILL');
+  process.exit(code);
+}
