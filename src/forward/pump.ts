@@ -34,6 +34,8 @@ export interface PumpResult {
  */
 export class Pump {
   #done = false;
+  /** The channel's CLOSE has come (or its connection is gone): nothing more reaches the target. */
+  #channelClosed = false;
   #firstEnd: EndSide | undefined;
 
   constructor(
@@ -43,7 +45,7 @@ export class Pump {
     held: HeldBytes,
     private readonly onDone: (result: PumpResult) => void,
   ) {
-    const onTunnelLost = (why: string) => this.abort('tunnel', `SSH connection lost: ${why}`);
+    const onTunnelLost = (why: string) => this.#cut('tunnel', `SSH connection lost: ${why}`);
     session.on('close', onTunnelLost);
     this.#detach = () => session.off('close', onTunnelLost);
 
@@ -61,13 +63,14 @@ export class Pump {
       this.#firstEnd ??= 'target';
       if (!session.closed) client.end();
     });
-    client.on('error', (err: NodeJS.ErrnoException) => this.abort('client', `client error: ${err.code ?? err.message}`));
-    channel.on('error', (err: Error) => this.abort('target', `channel error: ${err.message}`));
+    client.on('error', (err: NodeJS.ErrnoException) => this.#cut('client', `client error: ${err.code ?? err.message}`));
+    channel.on('error', (err: Error) => this.#cut('target', `channel error: ${err.message}`));
     client.on('close', () => {
       const side = this.#firstEnd ?? 'client';
       this.#finish(side, `${side} closed`, false);
     });
     channel.on('close', () => {
+      this.#channelClosed = true;
       if (this.#done || session.closed) return;
       // The target closed both ways: deliver what is buffered, then close.
       this.#firstEnd ??= 'target';
@@ -87,11 +90,16 @@ export class Pump {
     return this.client.bytesWritten;
   }
 
-  /** Ends the connection abruptly: the client sees a reset, the channel is closed. */
+  /** Ends the connection abruptly as the process stops: the client sees a reset now, the channel is closed. */
   abort(side: EndSide, reason: string): void {
+    this.#cut(side, reason, 0);
+  }
+
+  /** Ends the connection abruptly: the client sees a reset (after `flushMs` for a complete reply still being written), the channel is closed. */
+  #cut(side: EndSide, reason: string, flushMs?: number): void {
     if (this.#done) return;
     this.#finish(side, reason, true);
-    resetSocket(this.client);
+    resetSocket(this.client, flushMs);
   }
 
   #finish(side: EndSide, reason: string, reset: boolean): void {
@@ -105,9 +113,22 @@ export class Pump {
     const closeChannel = () => {
       if (!this.session.closed) this.channel.close();
     };
-    // A clean end still lets the upload's tail (and our EOF) reach the target first.
-    if (reset || this.channel.writableFinished) closeChannel();
+    let reported = false;
+    const report = () => {
+      if (reported) return;
+      reported = true;
+      this.onDone({ side, reason, reset, bytesUp: this.bytesUp, bytesDown: this.bytesDown });
+    };
+    if (reset || this.#channelClosed) {
+      closeChannel();
+      return report();
+    }
+    // A clean end lets the upload's tail (and our EOF) reach the target first, and the connection
+    // counts as open until the server's CLOSE: OpenSSH sends it once it has written everything to
+    // the target. A drain waits for that rather than stop the SSH connection under a tail still in
+    // the server's buffer (the target would see a clean, truncated end).
+    if (this.channel.writableFinished) closeChannel();
     else this.channel.once('finish', closeChannel);
-    this.onDone({ side, reason, reset, bytesUp: this.bytesUp, bytesDown: this.bytesDown });
+    this.channel.once('close', report);
   }
 }

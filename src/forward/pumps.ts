@@ -10,6 +10,7 @@ import { logEnd, resultOf, type ConnectionResult } from './result.js';
 export interface Pumped {
   readonly bytesUp: number;
   readonly bytesDown: number;
+  /** Ends it at once, resetting the client (the process stops). */
   abort(side: EndSide, reason: string): void;
 }
 

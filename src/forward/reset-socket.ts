@@ -1,26 +1,24 @@
 import type net from 'node:net';
 
-/** How long a socket that already has its FIN queued may take to flush before it is closed anyway. */
+/** How long a socket that already has its FIN queued may take to flush before it is reset anyway. */
 const FLUSH_LIMIT_MS = 5_000;
 
 /**
- * Ends a connection so that the peer cannot take it for a complete one: a TCP reset. Two
- * cases cannot reset: a socket that already queued its FIN (the stream it carries is complete,
- * so it is flushed and closed; Node cannot reset it then) and a Unix socket (no RST exists;
- * it is closed).
+ * Ends a connection so that the peer cannot take it for a complete one: a TCP reset. A socket
+ * whose FIN is already out carries a complete stream: it is closed. One whose FIN is queued
+ * behind bytes the peer has not taken yet carries a complete stream still being written: it gets
+ * `flushMs` to finish (0 when the process is stopping), then a reset, since its tail would
+ * otherwise be lost behind a clean end. A Unix socket has no reset: it is closed.
  */
-export function resetSocket(sock: net.Socket): void {
+export function resetSocket(sock: net.Socket, flushMs = FLUSH_LIMIT_MS): void {
   sock.on('error', () => {});
   if (sock.destroyed) return;
-  if (sock.writableEnded) {
-    if (sock.writableFinished) return void sock.destroy();
-    const timer = setTimeout(() => sock.destroy(), FLUSH_LIMIT_MS).unref();
-    sock.once('finish', () => {
-      clearTimeout(timer);
-      sock.destroy();
-    });
-    return;
-  }
-  if (sock.remoteFamily === undefined) return void sock.destroy(); // a Unix socket
-  sock.resetAndDestroy();
+  if (sock.writableFinished) return void sock.destroy();
+  const cut = () => void (sock.remoteFamily === undefined ? sock.destroy() : sock.resetAndDestroy());
+  if (!sock.writableEnded || flushMs <= 0) return cut();
+  const timer = setTimeout(cut, flushMs).unref();
+  sock.once('finish', () => {
+    clearTimeout(timer);
+    sock.destroy();
+  });
 }

@@ -56,6 +56,8 @@ export class ResumableStream {
   #unlink: (flush?: boolean) => void = () => {};
   #graceExpired = false;
   #done = false;
+  /** Both directions ended and acknowledged; the client may still be taking its last bytes. */
+  #completed = false;
   #firstEnd: EndSide | undefined;
   /** We shut down the client's writing side (the target's EOF arrived). */
   #clientWriteEnded = false;
@@ -200,7 +202,7 @@ export class ResumableStream {
   /** Ends the stream abruptly (shutdown): the client is reset, the agent told to reset the target. */
   abort(side: EndSide, reason: string): void {
     if (this.#done) return;
-    resetSocket(this.client);
+    resetSocket(this.client, 0);
     this.#tellReset(reason);
     // Shutting down: a detached stream is not waited for (GOODBYE makes the agent reset what it holds).
     this.#pendingReset = undefined;
@@ -352,11 +354,17 @@ export class ResumableStream {
     if (this.#link && this.state.owesAck) this.#write({ type: 'ack', ack: this.state.ack() });
   }
 
-  /** Both directions ended and acknowledged: a clean end. */
+  /**
+   * Both directions ended and acknowledged: a clean end, once the client has taken what was
+   * written to it. Until then the stream counts as open: a drain waits for its tail.
+   */
   #complete(): void {
     this.#sendAck();
+    this.#completed = true;
     const side = this.#firstEnd ?? 'client';
-    this.#finish(side, `${side} closed`, false);
+    const finish = () => this.#finish(side, `${side} closed`, false);
+    if (this.client.destroyed) finish();
+    else this.client.once('close', finish);
     this.#unlinkAfterFlush();
   }
 
@@ -381,6 +389,8 @@ export class ResumableStream {
   /** The client left while the stream lives: the agent resets the target (now, or at the next attach). */
   #clientGone(reason: string): void {
     if (this.#done) return;
+    // Complete for the agent: only the client's copy of the last bytes failed.
+    if (this.#completed) return this.#finish('client', reason, true);
     this.#tellReset(reason);
     this.#finish('client', reason, !reason.startsWith('client closed'));
   }
