@@ -1,8 +1,7 @@
-import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import t, { type Test } from 'tap';
-import { connect, deadline, roundTrip, tryConnect, getJson, startEchoFor, listen } from './fixtures/net.js';
+import { connect, deadline, roundTrip, tryConnect, getJson, httpPost, startEchoFor, listen } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
 import { cliArgs, logIs, portOf, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
 
@@ -246,17 +245,6 @@ t.test('cli drain – SIGTERM while the --health port is still retried: the forw
   t.notOk(cli.logs().some(logIs('health')), 'the health endpoints never came up');
 });
 
-function post(port: number, urlPath: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 // A sidecar's app calls /quitquitquit as it stops, and Kubernetes sends its SIGTERM in the same
 // moments: that SIGTERM is the first signal, not a second one cutting the drain short.
 t.test('cli drain – POST /quitquitquit, then SIGTERM: the drain goes on; a second SIGTERM cuts it', async (t) => {
@@ -271,7 +259,7 @@ t.test('cli drain – POST /quitquitquit, then SIGTERM: the drain goes on; a sec
   await deadline(once(sock, 'data'), 5000, 'the first echo');
   const ending = endingOf(sock);
 
-  t.equal(await post(healthPort, '/quitquitquit'), 202, 'accepted');
+  t.equal((await httpPost(healthPort, '/quitquitquit')).status, 202, 'accepted');
   await cli.waitForLog(logIs('drain', { phase: 'max' }), 3000, 'the drain to begin');
   cli.kill('SIGTERM');
   sock.write('still served');

@@ -40,13 +40,12 @@ export interface Forwarder extends Spawned {
 
 const live = new Set<Forwarder>();
 
-/** The environment for a forwarder under test: keys come from -i only, no SSHKEEP_* settings, and no tap loader (`untracked` spawns keep it out under tap). */
+/** The environment for a forwarder under test: keys come from -i only, no SSHKEEP_* settings (tap's loader stays out through `untracked` spawns). */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
   delete env.SSH_AUTH_SOCK;
   for (const k of Object.keys(env)) if (k.startsWith('SSHKEEP_') && !(k in extra)) delete env[k]; // defaults mean defaults
-  if (env.NODE_OPTIONS?.includes('@tapjs')) delete env.NODE_OPTIONS;
-  // Under tap (test/bench-smoke.test.ts) this asks V8 for block coverage: a slower forwarder than users run.
+  // The caller's coverage run would ask V8 for block coverage: a slower forwarder than users run.
   if (!('NODE_V8_COVERAGE' in extra)) delete env.NODE_V8_COVERAGE;
   return env;
 }

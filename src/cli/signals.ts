@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { EXIT } from '../errors.js';
 import { exit } from './terminal.js';
 
 type Listener = (signal: NodeJS.Signals) => void;
@@ -14,8 +15,8 @@ let hungUp = false;
  * ignored (nothing is connected yet). What serves takes each over with handSignal().
  */
 export const EARLY: Record<EarlySignal, Listener> = {
-  SIGINT: () => exit(0),
-  SIGTERM: () => exit(0),
+  SIGINT: () => exit(EXIT.ok),
+  SIGTERM: () => exit(EXIT.ok),
   SIGHUP: () => {
     hungUp = true;
   },

@@ -113,12 +113,7 @@ export class Pump {
     const closeChannel = () => {
       if (!this.session.closed) this.channel.close();
     };
-    let reported = false;
-    const report = () => {
-      if (reported) return;
-      reported = true;
-      this.onDone({ side, reason, reset, bytesUp: this.bytesUp, bytesDown: this.bytesDown });
-    };
+    const report = () => this.onDone({ side, reason, reset, bytesUp: this.bytesUp, bytesDown: this.bytesDown });
     if (reset || this.#channelClosed) {
       closeChannel();
       return report();
