@@ -65,12 +65,20 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
     else await a.stop(reason);
   }
 
-  /** Opens every listener of every tunnel, then starts connecting them all. */
+  /**
+   * Opens every listener of every tunnel, then starts connecting them all. Once a drain has
+   * begun (a signal while a later tunnel still binds or asks for a passphrase), no further
+   * tunnel starts, and a start the drain stopped is not a failure: what already listens drains.
+   */
   async start(): Promise<BoundForward[]> {
     const bound: BoundForward[] = [];
     try {
-      for (const app of this.tunnels) bound.push(...(await app.start()));
+      for (const app of this.tunnels) {
+        if (this.#draining) break;
+        bound.push(...(await app.start()));
+      }
     } catch (err) {
+      if (this.#draining) return bound;
       await Promise.all(this.tunnels.map((a) => Fleet.#abandon(a, 'start failed')));
       throw err;
     }

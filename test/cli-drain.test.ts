@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { once } from 'node:events';
 import t, { type Test } from 'tap';
 import { connect, deadline, roundTrip, tryConnect, getJson, httpPost, startEchoFor, listen } from './fixtures/net.js';
@@ -218,19 +220,20 @@ t.test('cli drain – --health: /readyz answers 503 "draining" during the drain,
   t.equal(await tryConnect(healthPort), 'ECONNREFUSED', 'the health server is gone with the process');
 });
 
-// Regression: the drain was set up only once the health port was bound, so a SIGTERM while
-// that port was still retried (up to 5 s) ended the process at once, its clients cut.
-t.test('cli drain – SIGTERM while the --health port is still retried: the forwards drain, the port is given up', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const echo = await startEchoFor(t);
+/** A port some other process holds: whatever sshkeep binds there waits (up to 5 s) for it. */
+async function takenPort(t: Test): Promise<number> {
   const holder = net.createServer();
   await listen(holder);
   t.teardown(() => holder.close());
-  const taken = (holder.address() as net.AddressInfo).port;
-  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--health', `127.0.0.1:${taken}`, '--max-drain', '500ms']));
-  const port = await upAndReady(cli);
-  await cli.waitForLog(logIs('listen_wait'), 5000, 'the health port waited for');
+  return (holder.address() as net.AddressInfo).port;
+}
+
+/**
+ * While `cli` still waits for a port, with an idle client through `port` (one echo done):
+ * SIGTERM drains (the --max-drain of 500 ms the CLI runs with), then resets that client and exits 0.
+ */
+async function expectDrainWhileBinding(t: Test, cli: SpawnedCli, port: number): Promise<void> {
+  await cli.waitForLog(logIs('listen_wait'), 5000, 'the port waited for');
   const sock = await connect(port);
   sock.write('ping');
   await deadline(once(sock, 'data'), 5000, 'the first echo');
@@ -239,10 +242,40 @@ t.test('cli drain – SIGTERM while the --health port is still retried: the forw
   cli.kill('SIGTERM');
   await cli.waitForLog(logIs('shutdown'), 3000, 'the shutdown line');
   const end = await deadline(ending, 5000, 'the idle client to be cut at the end of the drain');
-  t.equal(end.how === 'error' ? end.code : end.how, 'ECONNRESET', 'the open client is reset when the drain ends');
+  t.equal(end.how === 'error' ? end.code : end.how, 'ECONNRESET', 'the open client is reset when the drain ends, not ended cleanly');
   t.strictSame(await cli.exited(5000), { code: 0, signal: null }, 'exit 0');
   t.equal(cli.logs().find((l) => l.event === 'stopped')?.connectionsCut, 1, 'drained, then one client cut');
+  t.notOk(cli.logs().some(logIs('fatal')), 'the bind the drain stopped is no failure');
+}
+
+// Regression: the drain was set up only once the health port was bound, so a SIGTERM while
+// that port was still retried (up to 5 s) ended the process at once, its clients cut.
+t.test('cli drain – SIGTERM while the --health port is still retried: the forwards drain, the port is given up', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const taken = await takenPort(t);
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['--health', `127.0.0.1:${taken}`, '--max-drain', '500ms']));
+  await expectDrainWhileBinding(t, cli, await upAndReady(cli));
   t.notOk(cli.logs().some(logIs('health')), 'the health endpoints never came up');
+});
+
+// Regression: the drain was set up only once every tunnel of a --config file had bound, so a
+// SIGTERM while a later tunnel's port was still retried ended the process at once, and the
+// client the first tunnel already served was neither drained nor reset.
+t.test('cli drain – SIGTERM while a later tunnel still waits for its port: the first tunnel drains, the rest never starts', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const taken = await takenPort(t);
+  const tunnel = (name: string, local: string) =>
+    `  - name: ${name}\n    destination: tester@127.0.0.1\n    port: ${server.port}\n    sshConfig: none\n    local: [${local}]\n` +
+    `    options: [IdentityFile=${keys.identity}, UserKnownHostsFile=${keys.knownHosts}, GlobalKnownHostsFile=none, IdentitiesOnly=yes]\n`;
+  const file = path.join(keys.dir, 'tunnels.yaml');
+  fs.writeFileSync(file, `tunnels:\n${tunnel('first', `0:127.0.0.1:${echo.port}`)}${tunnel('second', `${taken}:127.0.0.1:${echo.port}`)}`);
+  const cli = spawnCliFor(t, ['--config', file, '--max-drain', '500ms']);
+  await expectDrainWhileBinding(t, cli, await upAndReady(cli));
+  t.notOk(cli.logs().some((l) => l.event === 'listen' && l.port === taken), 'the second tunnel never listened');
 });
 
 // A sidecar's app calls /quitquitquit as it stops, and Kubernetes sends its SIGTERM in the same

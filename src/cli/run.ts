@@ -131,11 +131,9 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     reloader.on('reloading', () => notifier.reloading());
     reloader.on('reloaded', () => notifier.ready());
   }
-  await fleet.start();
-  notifier?.watch(fleet);
   let health: http.Server | undefined;
-  // The forwards are open and may serve: from here a signal drains them, also while the health
-  // port is still being retried (up to 5 s).
+  // From the first listener on, forwards may serve: a signal drains them, also while a later
+  // tunnel still binds or the health port is still being retried (up to 5 s each).
   let stopping = false;
   let requestShutdown = (_reason: string) => {};
   const stopped = new Promise<number>((resolve) => {
@@ -156,6 +154,13 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
       () => logger.warn(`second signal: ${fleet.resetAll('second signal')} client(s) reset`, { event: 'second_signal' }),
     );
   });
+  // A start the drain cut short is no failure, and one still waiting (a passphrase) does not hold the exit up.
+  const started = fleet.start().catch((err: unknown) => {
+    if (!stopping) throw err;
+  });
+  await Promise.race([started, stopped]);
+  if (stopping) return stopped;
+  notifier?.watch(fleet);
   const stopBinding = () => (stopping ? new ListenError('--health: stopped while its port was in use.') : undefined);
   try {
     health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined, {
