@@ -1,8 +1,9 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import t, { type Test } from 'tap';
-import { connect, deadline, startEchoFor } from './fixtures/net.js';
+import { connect, deadline, listen, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startServer, type Keys } from './fixtures/tunnel.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
 import { cliArgs, logIs, portOf, spawnCliFor, startGate, type SpawnedCli, expectForwardWorks, expectCleanStop } from './fixtures/cli.js';
@@ -89,6 +90,25 @@ t.test('cli – an unknown host with default StrictHostKeyChecking: exit 3 sugge
   t.match(msg, /SHA256:/, 'shows the offered fingerprint');
   t.equal(fs.readFileSync(keys.knownHosts, 'utf8'), '', 'records nothing');
   t.equal(echo.connections, 0);
+});
+
+// Regression: the fatal error was watched for only once the --health port was bound, so while
+// that port was still retried (up to 5 s) a refused host key waited, and was then never said:
+// the run ended with exit 4, "--health …: cannot listen (already in use)".
+t.test('cli – a refused host key while the --health port is still retried: exit 3 naming the key, not the port', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  fs.writeFileSync(keys.knownHosts, '');
+  const holder = net.createServer();
+  await listen(holder);
+  t.teardown(() => holder.close());
+  const taken = (holder.address() as net.AddressInfo).port;
+  const cli = spawnCliFor(t, argsFor(server.port, keys, echo.port, ['--health', `127.0.0.1:${taken}`]));
+  const msg = await expectRefused(t, cli);
+  t.match(msg, /accept-new/, 'the host key is what is said');
+  t.ok(cli.logs().some(logIs('listen_wait')), 'the health port was being retried');
+  t.notOk(cli.logs().some(logIs('health')), 'the health endpoints never came up');
 });
 
 t.test('cli – accept-new records an unknown host key, and strict checking then accepts it', async (t) => {

@@ -161,7 +161,26 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
   await Promise.race([started, stopped]);
   if (stopping) return stopped;
   notifier?.watch(fleet);
-  const stopBinding = () => (stopping ? new ListenError('--health: stopped while its port was in use.') : undefined);
+  // A fatal error (a refused key, a changed host key) ends the run, also while --health still
+  // retries its port: reported as it is, not as that port being in use.
+  let failing = false;
+  const never = new Promise<number>(() => {});
+  const failed = fleet.ready().then(
+    () => never, // up: only a signal ends the run
+    // A signal before the first connect also rejects ready(): that is a clean stop, not a failure.
+    async (err: unknown) => {
+      if (stopping) return never;
+      failing = true;
+      await fleet.stop('fatal error');
+      health?.close();
+      return report(err, logger);
+    },
+  );
+  const stopBinding = () => {
+    if (stopping) return new ListenError('--health: stopped while its port was in use.');
+    if (failing) return new ListenError('--health: given up, the tunnel failed.');
+    return undefined;
+  };
   try {
     health = await endpoints?.listen(fleet, settings.process.admin ? () => requestShutdown('POST /quitquitquit') : undefined, {
       reload: () => reloader.request('POST /reload'),
@@ -169,12 +188,13 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     }, settings.process.adminFrom, stopBinding);
   } catch (err) {
     if (stopping) return stopped; // the stop gave the port up: not a failure
+    if (failing) return failed;
     await fleet.stop('health endpoint failed');
     throw err;
   }
-  if (stopping) {
-    health?.close(); // bound just as the stop began
-    return stopped;
+  if (stopping || failing) {
+    health?.close(); // bound just as the run ended
+    return stopping ? stopped : failed;
   }
   if (health) {
     const { address, port } = health.address() as import('node:net').AddressInfo;
@@ -187,17 +207,6 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
     requestShutdown(reason);
   };
   serveControlSignals({ fleet, reloader, logger, logFile: reloading.logFile, hangUp });
-  const never = new Promise<number>(() => {});
-  const failed = fleet.ready().then(
-    () => never, // up: only a signal ends the run
-    // A signal before the first connect also rejects ready(): that is a clean stop, not a failure.
-    async (err: unknown) => {
-      if (stopping) return never;
-      await fleet.stop('fatal error');
-      health?.close();
-      return report(err, logger);
-    },
-  );
   return Promise.race([stopped, failed]);
 }
 
