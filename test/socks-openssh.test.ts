@@ -327,6 +327,47 @@ async function main(): Promise<void> {
     t.not(app.connection.state, 'ready', 'the tunnel never came up');
   });
 
+  // Regression: -D applied --hold-timeout 0 and --max-held when the client connected, before
+  // its request: a client refused then got a TCP reset, not a reply, and clients that connected
+  // first and sent their requests later were all held past --max-held.
+  t.test('-D with the tunnel down and --hold-timeout 0: 0x03 after the request, not a reset', async (t) => {
+    const relay = await new Relay(sshd.port).listen();
+    t.teardown(() => relay.close());
+    relay.set('refuse');
+    const { bound, logs } = await startSshkeep(t, sshdInput(sshd, { dynamicForwards: ['0'], holdTimeout: '0' }, relay.port));
+    const { raw, reply } = await socks5(bound[0]!.port, connect4('127.0.0.1', echo.port));
+    t.same([...reply], [5, 0x03, 0, 1, 0, 0, 0, 0, 0, 0], 'reply 0x03 network unreachable');
+    t.equal((await raw.end(5000, 'close after 0x03')).rest.length, 0, 'then closed');
+    t.match(await waitLog(logs, refusedWith(0x03), 5000, 'conn_end with socksReply 3'), { reason: 'not_ready', msg: /--hold-timeout is 0/ });
+  });
+
+  t.test('-D --max-held counts a client when its request comes: the one past the limit gets 0x01', async (t) => {
+    const relay = await new Relay(sshd.port).listen();
+    t.teardown(() => relay.close());
+    relay.set('refuse');
+    let held = () => 0;
+    const limits = { maxConnections: 0, maxHeld: 1, clients: () => held(), held: () => held() };
+    const { app, bound, logs } = await startSshkeep(t, sshdInput(sshd, { dynamicForwards: ['0'] }, relay.port), { limits });
+    held = () => app.held();
+    const port = bound[0]!.port;
+    // Both connect while nothing is held yet, then send their requests.
+    const first = await RawClient.connect(port);
+    const second = await RawClient.connect(port);
+    t.teardown(() => {
+      first.sock.destroy();
+      second.sock.destroy();
+    });
+    first.sock.write(Buffer.concat([NO_AUTH_GREETING, connect4('127.0.0.1', echo.port)]));
+    await until(() => app.held() === 1, 5000, 'the first client to be held');
+    second.sock.write(Buffer.concat([NO_AUTH_GREETING, connect4('127.0.0.1', echo.port)]));
+    t.same([...(await second.read(12, 5000, 'the second client\'s method and reply'))], [5, 0, 5, 0x01, 0, 1, 0, 0, 0, 0, 0, 0], 'the second: 0x01 general failure');
+    t.equal((await second.end(5000, 'close after 0x01')).rest.length, 0, 'then closed');
+    t.match(await waitLog(logs, refusedWith(0x01), 5000, 'conn_end with socksReply 1'), { reason: 'limit', msg: /1 clients already held; --max-held raises the limit/ });
+    t.equal(app.held(), 1, 'the first is still held');
+    t.same([...(await first.read(2, 5000, 'the first client\'s method selection'))], [5, 0], 'the first got its method selection');
+    t.equal(first.unread.length, 0, 'and no reply yet: held');
+  });
+
   t.test('CLI -D 0: listens, curl goes through', async (t) => {
     const cli = spawnCliFor(t, loginArgs(sshdLogin(sshd), ['-D', '0']));
     const listen = await cli.waitForLog(logIs('listen'), 10_000, 'the listen line');

@@ -145,9 +145,9 @@ export class Hold {
   refusal(): { result: 'not_ready' | 'limit'; message: string } | undefined {
     const { source, holdTimeoutMs, limits } = this.options;
     if (source.state === 'ready') return undefined;
-    if (holdTimeoutMs === 0) return { result: 'not_ready', message: 'client reset: no SSH connection ready and --hold-timeout is 0' };
+    if (holdTimeoutMs === 0) return { result: 'not_ready', message: 'no SSH connection ready and --hold-timeout is 0' };
     if (limits.held() >= limits.maxHeld) {
-      return { result: 'limit', message: `client reset: ${limits.maxHeld} clients already held; --max-held raises the limit` };
+      return { result: 'limit', message: `${limits.maxHeld} clients already held; --max-held raises the limit` };
     }
     return undefined;
   }

@@ -245,18 +245,26 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
     if (!acceptedReads(client) && !client.destroyed) sayReadsThroughReadable(log);
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
-    const turnedAway = this.#admission();
-    if (turnedAway) return this.#refuse(client, undefined, log, turnedAway.result, turnedAway.message, { side: 'local', reason: turnedAway.result });
+    const dynamic = this.spec.type === 'dynamic';
+    // -D answers a client it cannot hold in SOCKS, once it has read the request (below).
+    const turnedAway = this.#overLimit() ?? (dynamic ? undefined : this.#hold.refusal());
+    if (turnedAway) return this.#refuse(client, undefined, log, turnedAway.result, `client reset: ${turnedAway.message}`, { side: 'local', reason: turnedAway.result });
     const { source } = this.deps;
     source.noteNewClient();
     let target: Endpoint;
     let socks: SocksVersion | undefined;
     let early: Buffer | undefined;
-    if (this.spec.type === 'dynamic') {
+    if (dynamic) {
       const request = await this.#socksRequest(client, log);
       if (!request) return;
       ({ version: socks, rest: early } = request);
       target = { kind: 'tcp', host: request.target.host, port: request.target.port };
+      // Counted now, not at connect: others may have been held while this one sent its request.
+      const unheld = this.#hold.refusal();
+      if (unheld) {
+        const reply = unheld.result === 'not_ready' ? REPLY.networkUnreachable : REPLY.generalFailure;
+        return this.#refuse(client, { socks, reply }, log, unheld.result, `client refused: ${unheld.message}`, { side: 'local', reason: unheld.result, target: formatEndpoint(target) });
+      }
     } else {
       target = this.spec.target;
     }
@@ -287,13 +295,13 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     this.#refuse(client, refusal, log, 'target_refused', 'client reset: the server could not open its channel', { ...fields, side: 'target', reason: opened.reason, error: opened.error });
   }
 
-  /** Why a client arriving now is turned away at once (a limit, or no SSH connection to hold it for); undefined if it is let in. */
-  #admission(): { result: ConnectionResult; message: string } | undefined {
+  /** --max-connections reached: why a client arriving now is turned away at once; undefined if it is let in. */
+  #overLimit(): { result: ConnectionResult; message: string } | undefined {
     const { limits } = this.deps;
     if (limits.maxConnections > 0 && limits.clients() >= limits.maxConnections) {
-      return { result: 'limit', message: `client reset: ${limits.maxConnections} clients already open; --max-connections raises the limit` };
+      return { result: 'limit', message: `${limits.maxConnections} clients already open; --max-connections raises the limit` };
     }
-    return this.#hold.refusal();
+    return undefined;
   }
 
   /** -D: reads the client's SOCKS request; undefined when the handshake failed (the client was answered and closed). */
