@@ -14,7 +14,7 @@ import { loadIdentities, newKeyMemory } from './ssh/identities.js';
 import type { Prompter } from './ssh/prompter.js';
 import { dialRoute, type Hop } from './ssh/route.js';
 import type { SshSession } from './ssh/adapter.js';
-import { CONNECTION_TUNING, HEARTBEAT_TUNING, backoff } from './tuning.js';
+import { CONNECTION_TUNING, HEARTBEAT_TUNING, remoteRetry } from './tuning.js';
 import { currentLimits, type LegacyLimits } from './deprecated.js';
 import { ConnectionPool } from './ssh/pool.js';
 import { SshConnection, type ConnectionState, type ConnectionStatus } from './ssh/connection.js';
@@ -203,7 +203,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           logger: this.#logger,
           connectTimeoutMs: DEFAULTS.channelOpenTimeoutMs,
           exitOnFailure: config.exitOnForwardFailure,
-          backoff,
+          retryDelay: remoteRetry,
           socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
         }),
     );

@@ -7,7 +7,14 @@ import { backoffDelayMs } from './ssh/backoff.js';
 import type { ConnectionDeps } from './ssh/connection.js';
 import type { HeartbeatOptions } from './ssh/heartbeat.js';
 
-export const backoff = (attempt: number): number => backoffDelayMs(attempt, { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs });
+const backoff = (attempt: number): number => backoffDelayMs(attempt, { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs });
+
+/** Delay before asking again for a -R the server refused `attempt` times in a row on this connection. */
+export const remoteRetry = (attempt: number): number => {
+  const { remoteRetryMs, remoteRetryFastMs, remoteRetryCapMs } = DEFAULTS;
+  const fast = Math.floor(remoteRetryFastMs / remoteRetryMs);
+  return attempt <= fast ? remoteRetryMs : Math.min(remoteRetryCapMs, remoteRetryMs * 2 ** Math.min(attempt - fast, 30));
+};
 
 export const CONNECTION_TUNING: Pick<ConnectionDeps, 'backoff' | 'refusedBackoff' | 'heldRetryCapMs' | 'outageSummaryMs'> = {
   backoff,

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { backoffDelayMs } from '../src/ssh/backoff.js';
+import { remoteRetry } from '../src/tuning.js';
 import { DEFAULTS } from '../src/config/defaults.js';
 
 const policy = { baseMs: DEFAULTS.backoffBaseMs, capMs: DEFAULTS.backoffCapMs };
@@ -55,4 +56,10 @@ t.test('backoff – base and cap can be passed in', async (t) => {
   t.equal(backoffDelayMs(3, { baseMs: 100, capMs: 1000 }, () => 0.5), 200);
   t.equal(backoffDelayMs(10, { baseMs: 100, capMs: 1000 }, () => 0.5), 500);
   t.equal(backoffDelayMs(4, policy, () => 0.5), 1000, 'default base 250: 0.5 · 2000');
+});
+
+t.test('remote retry – a refused -R is asked again every 500 ms for 30 s, then doubling up to 30 s', async (t) => {
+  t.same([1, 2, 60].map(remoteRetry), [500, 500, 500], 'the first 60 attempts: every 500 ms');
+  t.same([61, 62, 63, 64, 65].map(remoteRetry), [1000, 2000, 4000, 8000, 16000], 'then doubling');
+  t.same([66, 100, 10_000].map(remoteRetry), [30_000, 30_000, 30_000], 'capped at 30 s');
 });

@@ -22,7 +22,7 @@ import { loginArgs } from './fixtures/login.js';
 type Line = Record<string, unknown>;
 
 const READY_MS = 10_000;
-/** A refused -R is retried with a full-jitter backoff capped at 5 s: bound again well within this. */
+/** A refused -R is asked again every 500 ms at first: bound again well within this. */
 const REBIND_MS = 15_000;
 
 /** Resolves with the `n`-th log line (1-based, already logged or still to come) matching `pred`. */
@@ -216,6 +216,12 @@ async function main(): Promise<void> {
     t.type(report.error, 'string', 'report carries the refusal');
     t.not(rf.state, 'bound', 'not bound while the port is held');
     t.equal(logs.find('remote_listen').length, 0, 'no remote_listen while the port is held');
+    // A request costs one round trip on a live connection: asked again every half second, said once.
+    await nthLine(logs, logIs('remote_refused'), 3, READY_MS, 'the third refusal');
+    const refusals = logs.find('remote_refused').slice(0, 3);
+    t.same(refusals.map((l) => l.delayMs), [500, 500, 500], 'asked again every 500 ms');
+    t.same(refusals.map((l) => l.level), ['warn', 'debug', 'debug'], 'warned at the first refusal only');
+    t.match(refusals[0]!.msg, /ClientAliveInterval/, 'the warning says what usually holds the port');
 
     await squatter.close();
     squatted = false;

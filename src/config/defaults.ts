@@ -99,6 +99,14 @@ export const DEFAULTS = {
    */
   refusedRetryMinMs: 60_000,
   refusedRetryMaxMs: 600_000,
+  /**
+   * -R refused on a live connection: asked again this often at first. The dead session's sshd
+   * frees the port at a moment nobody announces, and a request costs one round trip.
+   */
+  remoteRetryMs: 500,
+  /** …for this long; a refusal that lasts (a port another process holds, a server's policy) is then asked about less often, doubling up to the cap. */
+  remoteRetryFastMs: 30_000,
+  remoteRetryCapMs: 30_000,
   /** Reconnect backoff: cap of the full-jitter exponential delay (first retry is immediate). */
   backoffCapMs: 5_000,
   /** Reconnect backoff: the first delay's scale, doubling per failed attempt up to the cap. */

@@ -35,18 +35,21 @@ export interface RemoteForwardDeps {
   connectTimeoutMs: number;
   /** ExitOnForwardFailure: a refusal on the first connection is fatal instead of retried. */
   exitOnFailure: boolean;
-  /** The delay before asking again after refusal `attempt` (1, 2, …). */
-  backoff: (attempt: number) => number;
+  /** The delay before asking again after refusal `attempt` (1, 2, …) on one connection. */
+  retryDelay: (attempt: number) => number;
   /** Buffer limit, both ways, of each local target socket. */
   socketHighWaterMarkBytes: number;
 }
 
 let connectionSeq = 0;
 
+/** A refusal that lasts is said at warn this often; each attempt in between at debug. */
+const REFUSAL_WARN_EVERY_MS = 10 * 60_000;
+
 /**
  * `-R`: asks every new SSH connection to listen on the server, and connects each
  * connection the server hands back to the local target. A refusal (the port still held by
- * the previous, dead session until sshd notices) is retried with backoff.
+ * the previous, dead session until sshd notices) is asked again every half second, then less often.
  */
 export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; state: [RemoteForwardState] }> {
   readonly name: string;
@@ -112,6 +115,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
   async #request(session: SshSession, signal: AbortSignal): Promise<void> {
     const { logger, exitOnFailure } = this.deps;
     const log = logger.child({ forward: this.name });
+    let warnedAt = 0;
     for (let attempt = 1; !signal.aborted && !session.closed; attempt++) {
       this.#setState('requesting');
       try {
@@ -140,10 +144,17 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
         this.#first?.resolve();
         this.#first = undefined;
         this.#setState('retrying');
-        const delayMs = Math.max(this.deps.backoff(attempt), 250);
-        log.warn('the server refused the remote forward; retrying. If the previous connection died, sshd frees its port once it notices (ClientAliveInterval)', {
-          event: 'remote_refused', attempt, delayMs, error: this.#error,
-        });
+        const delayMs = this.deps.retryDelay(attempt);
+        const fields = { event: 'remote_refused', attempt, delayMs, error: this.#error };
+        // Said at the first refusal and then once in a while (every attempt is at debug): a refusal that lasts is a server's policy or another process's port, not news every 500 ms.
+        if (attempt === 1 || Date.now() - warnedAt >= REFUSAL_WARN_EVERY_MS) {
+          warnedAt = Date.now();
+          log.warn(attempt === 1
+            ? 'the server refused the remote forward; asking again. After a reconnect, the dead session\'s sshd holds the port until it notices (ClientAliveInterval on the server); otherwise another process holds it or the server does not allow it'
+            : `the server still refuses the remote forward (${attempt} times); asking again`, fields);
+        } else {
+          log.debug('the server refused the remote forward', fields);
+        }
         await sleep(delayMs, signal);
       }
     }
