@@ -43,6 +43,20 @@ export interface RemoteForwardDeps {
 
 let connectionSeq = 0;
 
+/** How long a new connection waits for the old one's cancel to be answered before asking for the port anyway. */
+const RELEASE_WAIT_MS = 1_000;
+
+/** `cancelled`, or RELEASE_WAIT_MS, whichever comes first (an old connection that hangs does not hold the new one up). */
+function cancelledOrLate(cancelled: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, RELEASE_WAIT_MS).unref();
+    void cancelled.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** A refusal that lasts is said at warn this often; each attempt in between at debug. */
 const REFUSAL_WARN_EVERY_MS = 10 * 60_000;
 
@@ -99,11 +113,12 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     this.#loop?.abort();
     const loop = new AbortController();
     this.#loop = loop;
-    // Make-before-break: the old connection, if it is still up, must let go of the port first.
+    // Make-before-break: the old connection, if it is still up, lets go of the port first, and the
+    // new one asks once the server has said so (both at once, the new request could lose the race).
     const old = this.#bound;
-    if (old && old.session !== session) old.session.unforwardIn(this.spec.listen, old.port);
     this.#bound = undefined;
-    void this.#request(session, loop.signal);
+    const released = old && old.session !== session ? cancelledOrLate(old.session.unforwardIn(this.spec.listen, old.port)) : Promise.resolve();
+    void released.then(() => this.#request(session, loop.signal));
   };
 
   #setState(to: RemoteForwardState): void {
@@ -188,7 +203,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
   stopAccepting(): void {
     this.deps.connection.off('session', this.#onSession);
     this.#loop?.abort();
-    if (this.#bound) this.#bound.session.unforwardIn(this.spec.listen, this.#bound.port);
+    if (this.#bound) void this.#bound.session.unforwardIn(this.spec.listen, this.#bound.port);
     this.#bound = undefined;
     this.#setState('waiting');
   }

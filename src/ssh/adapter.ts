@@ -279,16 +279,27 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     });
   }
 
-  /** Asks the server to stop listening at `listen` (bound as `port`); open channels carry on. Best effort. */
-  unforwardIn(listen: Endpoint, port: number | undefined): void {
+  /**
+   * Asks the server to stop listening at `listen` (bound as `port`); open channels carry on. Best
+   * effort: resolves once the server has answered, or the connection closed, or at once when
+   * there is none to ask.
+   */
+  unforwardIn(listen: Endpoint, port: number | undefined): Promise<void> {
     this.#incoming.delete(listen.kind === 'tcp' ? `${listen.host}:${port}` : listen.path);
-    if (this.#closed) return;
-    try {
-      if (listen.kind === 'tcp') this.client.unforwardIn(listen.host, port ?? listen.port, () => {});
-      else this.client.openssh_unforwardInStreamLocal(listen.path, () => {});
-    } catch {
-      // not connected any more: nothing to cancel
-    }
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.off('close', done);
+        resolve();
+      };
+      this.once('close', done);
+      try {
+        if (listen.kind === 'tcp') this.client.unforwardIn(listen.host, port ?? listen.port, done);
+        else this.client.openssh_unforwardInStreamLocal(listen.path, done);
+      } catch {
+        done(); // not connected any more: nothing to cancel
+      }
+    });
   }
 
   /** Channels open on this connection now. */
