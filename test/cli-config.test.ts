@@ -3,6 +3,7 @@
  * the built CLI in a child process (run `npm run build` first).
  */
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { EventEmitter, once } from 'node:events';
@@ -165,6 +166,24 @@ t.test('cli config – check with a missing config file: exit 2 naming it', asyn
   const line = oneUsageLine(t, await runCli(['check', '--config', file]));
   t.ok(line.includes(`--config ${file}`), `names the file: ${line}`);
   t.match(line, /ENOENT/);
+});
+
+// Regression: a FIFO named as a file blocked the process until something wrote to it (SIGTERM
+// could not end it, and a reload froze the running daemon), and /dev/zero was read until memory ran out.
+t.test('cli config – a FIFO or a device given as --config, -F or -i: exit 2 at once, not read', async (t) => {
+  const fifo = path.join(t.testdir({}), 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const cases: [string, string[], RegExp][] = [
+    ['--config FIFO', ['check', '--config', fifo], /--config .*fifo: cannot read it \(not a regular file\)/],
+    ['--config /dev/zero', ['check', '--config', '/dev/zero'], /--config \/dev\/zero: cannot read it \(not a regular file\)/],
+    ['-F FIFO', ['check', '-F', fifo, '-L', '1:h:1', 'h'], /-F .*fifo: cannot read the ssh config file \(not a regular file\)/],
+    ['-i /dev/zero', ['-F', 'none', '-i', '/dev/zero', '-p', '1', '-L', '0:h:1', '127.0.0.1'], /Identity file \/dev\/zero: cannot read it \(not a regular file\)/],
+  ];
+  for (const [what, args, said] of cases) {
+    const res = await runCli(args, { timeoutMs: 10_000 });
+    t.equal(res.code, 2, `${what}: exit 2`);
+    t.match(res.stderr, said, `${what}: says why`);
+  }
 });
 
 t.test('cli config – check accepts JSON', async (t) => {

@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.js';
 import { SETTINGS, fileKey, fileSettings } from './setting-table.js';
+import { readRegularFile } from './read-file.js';
 
 /** Loaded only when a --config file is read: most runs never need a YAML parser in memory. */
 const loadYaml = () => createRequire(import.meta.url)('yaml') as typeof import('yaml');
@@ -78,7 +78,7 @@ class Reader {
 export function readConfigFile(file: string): ConfigFile {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFile(file).toString('utf8');
   } catch (err) {
     throw new ConfigError(`--config ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
   }

@@ -8,6 +8,7 @@ import { matchPattern, matchPatternList } from './host-pattern.js';
 import { HONOURED_OPTIONS, MULTI_VALUED, addOption, noteUnhonoured, type OptionKey, type SshOptions, type Unhonoured } from './ssh-options.js';
 import type { Sourced } from './sourced.js';
 import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
+import { readRegularFile } from './read-file.js';
 
 /** Values kept as one command line, quotes and all, as ssh_config writes them. */
 const COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
@@ -66,7 +67,7 @@ function lineNumbers(config: SSHConfig): Map<Directive, number> {
 function parseFile(file: string, namedBy: string | undefined): ParsedFile | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFile(file).toString('utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && namedBy === undefined) return undefined;

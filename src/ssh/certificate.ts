@@ -5,8 +5,8 @@
  * adapter). sshpk parses certificates too, but it knows no security-key types and brings nine
  * dependencies; this is the one wire format sshkeep needs from it.
  */
-import fs from 'node:fs';
 import { WireError, WireReader, wireStrings } from './wire.js';
+import { readRegularFile } from '../config/read-file.js';
 
 const CERT_SUFFIX = '-cert-v01@openssh.com';
 
@@ -169,7 +169,7 @@ export function certificateProblem(cert: Certificate, role: CertificateRole, pri
 export function readCertificateFile(file: string): Certificate | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFile(file).toString('utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`certificate ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);

@@ -6,6 +6,7 @@ import type { Prompter } from './prompter.js';
 import { parseKey } from './adapter.js';
 import { fingerprintSha256 } from './known-hosts.js';
 import { securityKeyMessage, securityKeyType } from './security-key.js';
+import { readRegularFile } from '../config/read-file.js';
 
 export interface Identity {
   file: string;
@@ -66,7 +67,7 @@ export async function loadIdentities(
     const file = typeof source === 'string' ? source : source.name;
     let data: Buffer;
     try {
-      data = typeof source === 'string' ? fs.readFileSync(source) : Buffer.from(source.data);
+      data = typeof source === 'string' ? readRegularFile(source) : Buffer.from(source.data);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && !explicit) continue;

@@ -5,9 +5,10 @@
  */
 
 import { createHash, createHmac } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { appendFileSync, mkdirSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { matchPatternList } from '../config/host-pattern.js';
+import { readRegularFile } from '../config/read-file.js';
 
 export interface KnownHostRef {
   file: string;
@@ -151,7 +152,7 @@ export function readSources(sources: KnownHostsSource[]): KnownHostsText[] {
     if (typeof source !== 'string') read.push(source);
     else {
       try {
-        read.push({ name: source, text: readFileSync(source, 'utf8') });
+        read.push({ name: source, text: readRegularFile(source).toString('utf8') });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
