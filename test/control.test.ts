@@ -33,6 +33,18 @@ async function instance(t: Test, requestShutdown?: () => void, host = '127.0.0.1
 }
 
 /** Runs a command in process: its exit code and what it wrote. */
+/** An HTTP server on a loopback port that answers with `handler` (by default never); its port. */
+async function httpServer(t: Test, handler: http.RequestListener = () => {}): Promise<number> {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  await new Promise((resolve) => server.once('listening', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
 async function control(name: ControlCommand, argv: string[], env: NodeJS.ProcessEnv = {}) {
   let out = '';
   let err = '';
@@ -93,18 +105,44 @@ t.test('control – wait exits 0 once /startupz is 200, and 1 after --timeout sa
   t.match(res.err, new RegExp(`^sshkeep wait: not started after 600ms; last seen at 127\\.0\\.0\\.1:${nothing}: connection refused\\n$`));
   t.ok(Date.now() - started < 3000, 'bounded by the timeout');
   // A server that never answers: the request's own timeout is cut to what is left of the wait.
-  const silent = http.createServer(() => {});
-  silent.listen(0, '127.0.0.1');
-  t.teardown(() => {
-    silent.closeAllConnections();
-    silent.close();
-  });
-  await new Promise((resolve) => silent.once('listening', resolve));
+  const silent = await httpServer(t);
   const hung = Date.now();
-  const res2 = await control('wait', ['--health', String((silent.address() as AddressInfo).port), '--timeout', '300ms']);
+  const res2 = await control('wait', ['--health', String(silent), '--timeout', '300ms']);
   t.equal(res2.code, 1);
   t.match(res2.err, /: no answer within \d+ms\n$/);
   t.ok(Date.now() - hung < 1500, 'a hanging instance does not stretch the wait past --timeout');
+});
+
+// Regression: an answer that was JSON but not sshkeep's (another service on the port, a proxy)
+// crashed the command with a TypeError and "this is a bug"; and reload --timeout 0 never gave up.
+t.test('control – another server answering on the port: exit 1 saying so, never a crash', async (t) => {
+  let reply: { status: number; body: string } = { status: 200, body: '' };
+  const other = await httpServer(t, (_req, res) => {
+    res.writeHead(reply.status, { 'content-type': 'application/json' });
+    res.end(reply.body);
+  });
+  const at = ['--health', String(other)];
+  const cases: [ControlCommand, number, string, RegExp][] = [
+    ['reconnect', 202, 'ok', /^sshkeep reconnect: 127\.0\.0\.1:\d+ did not accept: 202\n$/],
+    ['reconnect', 202, '{}', /^sshkeep reconnect: 127\.0\.0\.1:\d+ did not accept: 202\n$/],
+    ['reconnect', 202, '{"tunnels":[1]}', /did not accept: 202\n$/],
+    ['status', 200, '{"tunnels":[{}]}', /^sshkeep status: no sshkeep at 127\.0\.0\.1:\d+: 200\n$/],
+    ['status', 200, '{"tunnels":[null]}', /^sshkeep status: no sshkeep at/],
+    ['status', 200, '[1,2]', /^sshkeep status: no sshkeep at/],
+    ['reload', 200, '{"status":"applied"}', /^sshkeep reload: 127\.0\.0\.1:\d+ did not reload: 200 applied\n$/],
+    ['reload', 200, '{"status":"refused"}', /did not reload: 200 refused\n$/],
+    ['reload', 200, 'null', /did not reload: 200\n$/],
+  ];
+  for (const [name, status, body, said] of cases) {
+    reply = { status, body };
+    const res = await control(name, at);
+    t.equal(res.code, 1, `${name} answered ${status} ${body}: exit 1`);
+    t.match(res.err, said, `${name} answered ${body}: says what it saw`);
+  }
+  const silent = await httpServer(t);
+  const res = await deadline(control('reload', ['--health', String(silent), '--timeout', '0']), 5000, 'reload --timeout 0 to give up');
+  t.equal(res.code, 1, 'reload --timeout 0 against a server that never answers: exit 1');
+  t.match(res.err, /did not reload: no answer within/);
 });
 
 t.test('control – POST /quitquitquit: 405 for other methods, 403 naming --admin when off, 202 and one shutdown request with it', async (t) => {

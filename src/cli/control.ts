@@ -40,7 +40,8 @@ const REQUEST_TIMEOUT_MS = 2_000;
 
 function ask(where: Where, method: 'GET' | 'POST', path: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Answer> {
   return new Promise((resolve) => {
-    const req = http.request({ ...where, method, path, agent: false, timeout: timeoutMs }, (res) => {
+    // At least 1 ms: 0 would be no timeout at all, and --timeout 0 means give up at once.
+    const req = http.request({ ...where, method, path, agent: false, timeout: Math.max(1, timeoutMs) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -53,15 +54,47 @@ function ask(where: Where, method: 'GET' | 'POST', path: string, timeoutMs = REQ
   });
 }
 
+/** The body as JSON, or undefined when it is not (the port is not sshkeep's). */
+function jsonOf(answer: Answer): Record<string, unknown> | undefined {
+  if ('failure' in answer) return undefined;
+  try {
+    const body: unknown = JSON.parse(answer.body);
+    return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** An answer to /reload as sshkeep gives it (anything else is some other server's). */
+function reloadOutcomeOf(answer: Answer): ReloadOutcome | undefined {
+  const body = jsonOf(answer);
+  if (body?.status === 'applied') {
+    const lists = ['kept', 'added', 'removed', 'changed', 'unchanged'].every((k) => isStrings(body[k]));
+    return lists ? (body as unknown as ReloadOutcome) : undefined;
+  }
+  if (body?.status === 'refused') return typeof body.error === 'string' ? (body as unknown as ReloadOutcome) : undefined;
+  if (body?.status === 'nothing') return typeof body.reason === 'string' ? (body as unknown as ReloadOutcome) : undefined;
+  return undefined;
+}
+
+/** A tunnel's row of /readyz as sshkeep gives it. */
+function isTunnelReport(v: unknown): v is TunnelReport {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  const numbers = ['active', 'held', 'reconnects'].every((k) => typeof r[k] === 'number');
+  const remote = Array.isArray(r.remoteForwards) && r.remoteForwards.every((f) => typeof f === 'object' && f !== null && typeof (f as { state?: unknown }).state === 'string');
+  return typeof r.tunnel === 'string' && typeof r.state === 'string' && typeof r.since === 'string' && numbers && remote
+    && (r.rttMs === undefined || typeof r.rttMs === 'number') && (r.lastError === undefined || typeof r.lastError === 'string');
+}
+
 /** `503 starting`: the status and the body's own word for it, for one line. */
 function said(answer: Answer): string {
   if ('failure' in answer) return answer.failure;
-  try {
-    const body = JSON.parse(answer.body) as { status?: string; error?: string };
-    return `${answer.status} ${body.status ?? body.error ?? ''}`.trim();
-  } catch {
-    return String(answer.status);
-  }
+  const body = jsonOf(answer);
+  const word = typeof body?.status === 'string' ? body.status : typeof body?.error === 'string' ? body.error : '';
+  return `${answer.status} ${word}`.trim();
 }
 
 /** A wildcard listen address is reached on loopback. */
@@ -157,12 +190,7 @@ async function shutdown(where: Where, io: ControlIo): Promise<number> {
 /** `sshkeep reload`: the outcome once the instance has applied or refused the file. */
 async function reload(where: Where, timeoutMs: number, io: ControlIo): Promise<number> {
   const answer = await ask(where, 'POST', '/reload', timeoutMs);
-  let outcome: ReloadOutcome | undefined;
-  try {
-    outcome = 'failure' in answer ? undefined : (JSON.parse(answer.body) as ReloadOutcome);
-  } catch {
-    // Not sshkeep's /reload: said below.
-  }
+  const outcome = reloadOutcomeOf(answer); // undefined: not sshkeep's /reload, said below
   if (outcome?.status === 'applied') {
     const kept = outcome.kept.length ? `\n${outcome.kept.join(', ')} changed but only a restart applies it; kept as started` : '';
     io.out(`sshkeep reload: applied: ${describeChange(outcome)}${kept}\n`);
@@ -179,8 +207,8 @@ async function reload(where: Where, timeoutMs: number, io: ControlIo): Promise<n
 
 async function reconnect(where: Where, io: ControlIo): Promise<number> {
   const answer = await ask(where, 'POST', '/reconnect');
-  if (!('failure' in answer) && answer.status === 202) {
-    const { tunnels } = JSON.parse(answer.body) as { tunnels: string[] };
+  const tunnels = jsonOf(answer)?.tunnels;
+  if (!('failure' in answer) && answer.status === 202 && isStrings(tunnels)) {
     io.out(`sshkeep reconnect: ${where.host}:${where.port} is reconnecting ${tunnels.join(', ')}\n`);
     return EXIT.ok;
   }
@@ -216,17 +244,13 @@ export function statusTable(tunnels: TunnelReport[], now: number): string {
 
 async function status(where: Where, json: boolean, io: ControlIo): Promise<number> {
   const answer = await ask(where, 'GET', '/readyz');
-  let body: { status?: string; tunnels?: TunnelReport[] } | undefined;
-  try {
-    body = 'failure' in answer ? undefined : JSON.parse(answer.body);
-  } catch {
-    // Not sshkeep's /readyz: said below.
-  }
-  if ('failure' in answer || !Array.isArray(body?.tunnels)) {
+  const body = jsonOf(answer);
+  const tunnels = body?.tunnels;
+  if ('failure' in answer || !Array.isArray(tunnels) || !tunnels.every(isTunnelReport)) {
     io.err(`sshkeep status: no sshkeep at ${where.host}:${where.port}: ${said(answer)}\n`);
     return FAILED;
   }
-  io.out(json ? `${JSON.stringify(body)}\n` : statusTable(body.tunnels, Date.now()));
+  io.out(json ? `${JSON.stringify(body)}\n` : statusTable(tunnels, Date.now()));
   return answer.status === 200 ? EXIT.ok : FAILED;
 }
 
