@@ -2,6 +2,9 @@ import { ConfigError } from '../errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/** Node runs a longer timer after 1 ms (TimeoutOverflowWarning): a keepalive every 1 ms, a hold that ends at once. */
+const MAX_MS = 2 ** 31 - 1;
+
 /**
  * Parses `500ms`, `2s`, `1m`, `1h`, or a bare number meaning seconds (OpenSSH's unit).
  * `what` names the option in the error message.
@@ -14,8 +17,8 @@ export function parseDuration(text: string, what: string): number {
     );
   }
   const ms = Math.round(Number(m[1]) * UNIT_MS[(m[2] ?? 's').toLowerCase()]!);
-  if (!Number.isSafeInteger(ms)) {
-    throw new ConfigError(`${what}: "${text}" is too large.`);
+  if (ms > MAX_MS) {
+    throw new ConfigError(`${what}: "${text}" is too long: at most 596h (24 days), the longest a timer can wait.`);
   }
   return ms;
 }
