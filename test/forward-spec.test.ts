@@ -197,6 +197,17 @@ t.test('forward-spec – -L with Unix socket paths (a part with / stands for add
   t.strictSame(parseLocalForward(' ./rel/x.sock:h:1 ').listen, unix('./rel/x.sock'), 'a relative path has a / too; whitespace trimmed');
 });
 
+// Regression: a longer path was cut short by the kernel, silently: the log named the path
+// asked for, the socket appeared at a shorter one and stayed behind after exit.
+t.test('forward-spec – a local socket path longer than the kernel takes (107 bytes) is refused, naming its length', async (t) => {
+  const fits = `/tmp/${'x'.repeat(97)}.sock`; // 107 bytes
+  const long = `/tmp/${'x'.repeat(98)}.sock`;
+  t.equal(parseLocalForward(`${fits}:db:5432`).listen.kind, 'unix', '107 bytes: accepted');
+  t.throws(() => parseLocalForward(`${long}:db:5432`), { name: 'ConfigError', message: /^-L .*: the socket path is 108 bytes long; a Unix socket path is at most 107 bytes/ });
+  t.throws(() => parseRemoteForward(`8080:${long}`), { name: 'ConfigError', message: /^-R .*: the socket path is 108 bytes long/ }, "-R's local target too");
+  t.equal(parseRemoteForward(`${long}:localhost:80`).listen.kind, 'unix', "-R's listen path is the server's to judge");
+});
+
 t.test('forward-spec – malformed -L specs with Unix socket paths', async (t) => {
   const bad = [
     '/a.sock:8080:db:5432', // a path cannot be a bind address

@@ -78,12 +78,26 @@ function parseTwoSided(spec: string, flag: '-L' | '-R', usage: string, defaultBi
   return { ...listenSide(listenParts, flag, spec, defaultBind), target: targetSide(parts.slice(listenParts.length), flag, spec) };
 }
 
+/** The longest Unix socket path the kernel takes (sun_path, less its NUL); a longer one was cut short silently. */
+const MAX_SOCKET_PATH_BYTES = process.platform === 'darwin' ? 103 : 107;
+
+/** A socket path sshkeep binds or connects to here must fit in sun_path. */
+function checkLocalPath(e: Endpoint, flag: string, spec: string): void {
+  if (e.kind !== 'unix') return;
+  const bytes = Buffer.byteLength(e.path);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new ConfigError(`${flag} ${spec}: the socket path is ${bytes} bytes long; a Unix socket path is at most ${MAX_SOCKET_PATH_BYTES} bytes here (the kernel's limit): use a shorter one.`);
+  }
+}
+
 /** Parses `-L [bind_address:]port:host:hostport`, with Unix socket paths for either side. */
 export function parseLocalForward(spec: string): LocalForwardSpec {
   const usage =
     `-L ${spec}: expected [bind_address:]port:host:hostport, e.g. 15432:db.internal:5432 or [::1]:8080:db:5432; ` +
     'a Unix socket path may stand for either side (/tmp/db.sock:db:5432, 8080:/run/app.sock).';
-  return { type: 'local', ...parseTwoSided(spec, '-L', usage, DEFAULTS.bindAddress), spec };
+  const sides = parseTwoSided(spec, '-L', usage, DEFAULTS.bindAddress);
+  checkLocalPath(sides.listen, '-L', spec);
+  return { type: 'local', ...sides, spec };
 }
 
 /** Parses `-R [bind_address:]port:host:hostport`, with Unix socket paths for either side. */
@@ -93,6 +107,7 @@ export function parseRemoteForward(spec: string): RemoteForwardSpec {
     'a Unix socket path may stand for either side.';
   // OpenSSH asks for "localhost" when no bind address is given (sshd's GatewayPorts decides).
   const { listen, target } = parseTwoSided(spec, '-R', usage, 'localhost');
+  checkLocalPath(target, '-R', spec);
   return { type: 'remote', listen, target, spec };
 }
 
