@@ -744,12 +744,14 @@ t.test('settings – config file: malformed remote, dynamic, jump and socksAuth 
   fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    dynamic: [[1080]]\n', ['tunnels[0].dynamic[0]', /expected a string/]);
 });
 
-t.test('settings – -R, -D, -J given with --config but no destination are refused', async (t) => {
+t.test('settings – -R, -D, -J, --host-key-fingerprint given with --config but no destination are refused', async (t) => {
   const file = configFile(t, `tunnels:\n${TUNNEL_YAML}`);
   const cases: [string[], RegExp][] = [
     [['-R', '8080:localhost:3000'], /^-R describes a tunnel/],
     [['-D', '1080'], /^-D describes a tunnel/],
     [['-J', 'bastion'], /^-J describes a tunnel/],
+    // Regression: dropped without a word, so the file's tunnels ran unpinned while the user believed them pinned.
+    [['--host-key-fingerprint', `SHA256:${'A'.repeat(43)}`], /^--host-key-fingerprint describes a tunnel/],
   ];
   for (const [flags, want] of cases) {
     t.match(configError(t, () => build(t, ['--config', file, ...flags]), flags.join(' ')), want);

@@ -90,7 +90,7 @@ function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunne
 }
 
 /** Flags a tunnel needs a destination for, in the order the error names the first one. */
-const DESCRIBE_A_TUNNEL: SettingName[] = ['local', 'remote', 'dynamic', 'identityFile', 'option', 'port', 'login', 'sshConfig', 'jump'];
+const DESCRIBE_A_TUNNEL: SettingName[] = ['local', 'remote', 'dynamic', 'identityFile', 'option', 'port', 'login', 'sshConfig', 'jump', 'hostKeyFingerprint'];
 
 /** Two forwards on one address can never both listen: a configuration error now, not a bind that waits and fails. */
 function refuseSharedListeners(tunnels: TunnelConfig[]): void {
