@@ -34,3 +34,10 @@ t.test('host key pin – a malformed fingerprint is a ConfigError', async (t) =>
     t.throws(() => resolveTunnel({ destination: 'h', configFile: 'none', localForwards: ['1:h:1'], hostKeyFingerprint: bad }), ConfigError, bad);
   }
 });
+
+// Regression: '' and ',' were taken as "no pin", so a template whose variable came out empty turned pinning off.
+t.test('host key pin – given but empty is a ConfigError, not "no pin"', async (t) => {
+  for (const empty of ['', ',', ' ', ', ,']) {
+    t.throws(() => resolveTunnel({ destination: 'h', configFile: 'none', localForwards: ['1:h:1'], hostKeyFingerprint: empty }), { name: 'ConfigError', message: /no fingerprint given/ }, JSON.stringify(empty));
+  }
+});

@@ -121,6 +121,8 @@ function addressFamily(value: string, what: string): AddressFamily {
 /** `SHA256:<base64>` pins as OpenSSH prints them (ssh-keygen -lf, ssh-keyscan | ssh-keygen -lf -). */
 function parseFingerprints(text: string, what: string): string[] {
   const pins = text.split(/[,\s]+/).filter(Boolean);
+  // Given but empty is not "no pin": a template whose variable came out empty must not turn pinning off.
+  if (pins.length === 0) throw new ConfigError(`${what}: no fingerprint given; expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it (several separated by commas).`);
   for (const pin of pins) {
     if (!/^SHA256:[A-Za-z0-9+/]{43}$/.test(pin)) {
       throw new ConfigError(`${what}: "${pin}" is not a SHA256 fingerprint; expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it.`);
