@@ -767,3 +767,14 @@ t.test('settings – two forwards on one address are a configuration error, acro
   t.match(configError(t, () => build(t, ['--config', file]), 'across tunnels'), /-L 6000:x:1 and -L 6000:y:1 both listen on 127\.0\.0\.1:6000/);
   t.doesNotThrow(() => build(t, ['-F', 'none', '-L', '0:db:5432', '-L', '0:db:5433', '-L', '127.0.0.2:5432:db:1', '-L', '5432:db:1', 'h']), 'port 0 twice, and one port on two addresses');
 });
+
+// Regression: the variable was split at every comma, so an algorithm list became a stray
+// "-o aes256-ctr: expected Key=Value" and no list-valued option could be given this way.
+t.test('settings – SSHKEEP_OPTION: a comma inside an option\'s value continues it; a comma before another Key=Value separates', async (t) => {
+  process.env.SSHKEEP_OPTION = 'Ciphers=aes128-ctr,aes256-ctr,ServerAliveInterval=7\nKexAlgorithms curve25519-sha256,ecdh-sha2-nistp256';
+  t.teardown(() => delete process.env.SSHKEEP_OPTION);
+  const [tunnel] = build(t, ['-F', 'none', '-L', '1:h:1', 'h']).tunnels;
+  t.same(tunnel!.algorithms.cipher, ['aes128-ctr', 'aes256-ctr'], 'Ciphers kept its list');
+  t.same(tunnel!.algorithms.kex, ['curve25519-sha256', 'ecdh-sha2-nistp256'], '"Key value" form, after a newline');
+  t.equal(tunnel!.keepaliveIntervalMs, 7000, 'the option after the list still counts');
+});

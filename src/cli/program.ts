@@ -91,6 +91,23 @@ export const usageMessage = (err: CommanderError): string => err.message.replace
  * Parses argv (without node and script) and the SSHKEEP_* environment. Usage errors
  * become ConfigErrors (exit 2); --help prints and returns null.
  */
+
+/**
+ * A repeatable setting's environment variable: its items separated by commas or newlines. In
+ * SSHKEEP_OPTION a comma not followed by another Key=Value (or "Key value") continues the
+ * option before it, so SSHKEEP_OPTION='Ciphers=aes128-ctr,aes256-ctr' is one option, as -o reads it.
+ */
+function envList(raw: string, options: boolean): string[] {
+  const items: string[] = [];
+  for (const line of raw.split('\n')) {
+    for (const [i, piece] of line.split(',').entries()) {
+      const continues = options && i > 0 && !/^\s*[A-Za-z][A-Za-z0-9]*\s*[=\s]\s*\S/.test(piece);
+      if (continues) items[items.length - 1] += `,${piece.trim()}`;
+      else items.push(piece.trim());
+    }
+  }
+  return items.filter(Boolean);
+}
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: string) => void = (s) => process.stdout.write(s)): Layer | null {
   const cmd = program();
   cmd.exitOverride();
@@ -122,7 +139,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: stri
     }
     let values = Array.isArray(v) ? (v as string[]) : [v === true ? 'yes' : String(v)];
     // An environment value arrives as one string: split its list.
-    if (source === envName(name) && isRepeatable(name)) values = values.flatMap((x) => x.split(/[,\n]/)).map((x) => x.trim()).filter(Boolean);
+    if (source === envName(name) && isRepeatable(name)) values = values.flatMap((x) => envList(x, settingOf(name).shape === 'options'));
     layer[name] = values.map((value) => ({ value, source }));
   }
   if (o.quiet && o.verbose) throw new ConfigError('-q and -v contradict each other; give one.');
