@@ -87,12 +87,13 @@ function oneUsageLine(t: Test, res: CliResult): string {
 t.test('cli config – check --config validates, prints every tunnel and its forwards, and connects to nothing', async (t) => {
   const watched = await watchedServer(t);
   const refused = await refusedPort();
-  // Used as a forward's listen port and as the health port: a listener would fail with EADDRINUSE.
+  // Held by the test, as a forward's listen port and as the health port: a listener would fail with EADDRINUSE.
   const held = await heldPort(t);
+  const heldHealth = await heldPort(t);
   const file = writeConfig(
     t,
     `# two bastions, neither dialled by check
-health: 127.0.0.1:${held}
+health: 127.0.0.1:${heldHealth}
 holdTimeout: 10s
 tunnels:
   - name: db
@@ -128,7 +129,7 @@ tunnels:
   t.ok(web.includes(`bob@127.0.0.1:${refused}`), `web: user@host:port from options (${web})`);
   t.ok(web.includes('127.0.0.1:0 -> web.internal:80'), `web: its forward (${web})`);
   t.notOk(web.includes('db.internal'), "web does not show db's forwards");
-  t.ok(lines.some((l) => l.trim() === `health: 127.0.0.1:${held}`), 'the health endpoint as configured');
+  t.ok(lines.some((l) => l.trim() === `health: 127.0.0.1:${heldHealth}`), 'the health endpoint as configured');
   t.equal(await watched.connectionsFromOthers(), 0, 'nothing connected to the bastion');
 });
 

@@ -761,11 +761,20 @@ t.test('settings – -R, -D, -J, --host-key-fingerprint given with --config but 
   t.match(configError(t, () => build(t, ['--config', file]), 'SSHKEEP_LOCAL'), /^SSHKEEP_LOCAL describes a tunnel/, 'named by the variable it came from');
 });
 
-t.test('settings – two forwards on one address are a configuration error, across tunnels too; port 0 never clashes', async (t) => {
+t.test('settings – two listeners on one address (forwards, --health, a wildcard and an address under it) are a configuration error, across tunnels too; port 0 never clashes', async (t) => {
   t.match(configError(t, () => build(t, ['-F', 'none', '-L', '5432:db:5432', '-D', '5432', 'h']), 'same port'), /^-L 5432:db:5432 and -D 5432 both listen on 127\.0\.0\.1:5432/);
   const file = configFile(t, 'tunnels:\n  - destination: a\n    sshConfig: none\n    local: [6000:x:1]\n  - destination: b\n    sshConfig: none\n    local: [6000:y:1]\n');
   t.match(configError(t, () => build(t, ['--config', file]), 'across tunnels'), /-L 6000:x:1 and -L 6000:y:1 both listen on 127\.0\.0\.1:6000/);
   t.doesNotThrow(() => build(t, ['-F', 'none', '-L', '0:db:5432', '-L', '0:db:5433', '-L', '127.0.0.2:5432:db:1', '-L', '5432:db:1', 'h']), 'port 0 twice, and one port on two addresses');
+  // Regression: these passed check, and the run then waited 5 s and exited 4 blaming "what holds the port".
+  const clashes: [string[], RegExp][] = [
+    [['-L', '7000:a:1', '-L', '0.0.0.0:7000:b:2'], /^-L 7000:a:1 and -L 0\.0\.0\.0:7000:b:2 both listen on 0\.0\.0\.0:7000/],
+    [['-L', '7001:a:1', '--health', '7001'], /^-L 7001:a:1 and --health 127\.0\.0\.1:7001 both listen on 127\.0\.0\.1:7001/],
+    [['-L', '7002:a:1', '-L', '[::1]:7002:b:1'], /both listen on \[::1\]:7002/],
+    [['-L', '[::]:7003:a:1', '-L', '7003:b:1'], /both listen on \[::1\]:7003/],
+  ];
+  for (const [flags, said] of clashes) t.match(configError(t, () => build(t, ['-F', 'none', ...flags, 'h']), flags.join(' ')), said);
+  t.doesNotThrow(() => build(t, ['-F', 'none', '-L', '0.0.0.0:7004:a:1', '-L', '[::]:7004:b:1', '--health', '127.0.0.1:0', 'h']), "0.0.0.0 and :: (IPv6 only) on one port; a health port 0");
 });
 
 // Regression: the variable was split at every comma, so an algorithm list became a stray

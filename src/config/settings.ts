@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
@@ -5,7 +6,7 @@ import { formatEndpoint, isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
 import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, flagName, settingOf, type SettingName } from './setting-table.js';
 import { SourcedError, type Sourced } from './sourced.js';
-import type { LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
+import type { Endpoint, LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
 
 /** Container secrets passed as content, never as paths. */
 export interface Secrets {
@@ -92,16 +93,37 @@ function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunne
 /** Flags a tunnel needs a destination for, in the order the error names the first one. */
 const DESCRIBE_A_TUNNEL: SettingName[] = ['local', 'remote', 'dynamic', 'identityFile', 'option', 'port', 'login', 'sshConfig', 'jump', 'hostKeyFingerprint'];
 
-/** Two forwards on one address can never both listen: a configuration error now, not a bind that waits and fails. */
-function refuseSharedListeners(tunnels: TunnelConfig[]): void {
-  const seen = new Map<string, string>();
-  for (const f of tunnels.flatMap((t) => t.forwards)) {
-    if (f.listen.kind === 'tcp' && f.listen.port === 0) continue;
-    const where = formatEndpoint(f.listen);
+/** One address a listener binds, and who asked for it. */
+interface Listener {
+  where: Endpoint;
+  named: string;
+}
+
+/** 0.0.0.0 takes the port on every IPv4 address, :: on every IPv6 one (sshkeep's IPv6 listeners are IPv6 only). */
+const covers = (wild: string, host: string) => (wild === '0.0.0.0' && net.isIPv4(host)) || (wild === '::' && net.isIPv6(host));
+
+function clash(a: Endpoint, b: Endpoint): boolean {
+  if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
+  if (a.port !== b.port || a.port === 0) return false;
+  return a.host === b.host || covers(a.host, b.host) || covers(b.host, a.host);
+}
+
+/**
+ * Two listeners on one address can never both listen (a forward and another, or --health): a
+ * configuration error now, not a bind that waits 5 s and fails blaming whatever holds the port.
+ */
+function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; port: number } | undefined): void {
+  const seen: Listener[] = [];
+  const all: Listener[] = tunnels.flatMap((t) => t.forwards).flatMap((f) => {
     const named = `${f.type === 'local' ? '-L' : '-D'} ${f.spec}`;
-    const other = seen.get(where);
-    if (other !== undefined) throw new ConfigError(`${other} and ${named} both listen on ${where}; give each forward its own address or port.`);
-    seen.set(where, named);
+    const also = f.listen.kind === 'tcp' ? (f.alsoListenOn ?? []).map((host) => ({ where: { ...f.listen, host } as Endpoint, named })) : [];
+    return [{ where: f.listen, named }, ...also];
+  });
+  if (health) all.push({ where: { kind: 'tcp', ...health }, named: `--health ${formatEndpoint({ kind: 'tcp', ...health })}` });
+  for (const l of all) {
+    const other = seen.find((s) => s.named !== l.named && clash(s.where, l.where));
+    if (other) throw new ConfigError(`${other.named} and ${l.named} both listen on ${formatEndpoint(l.where)}; give each its own address or port.`);
+    seen.push(l);
   }
 }
 
@@ -159,13 +181,14 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
   const names = tunnels.map((t) => t.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key in --config).`);
-  refuseSharedListeners(tunnels);
 
   /** A process setting, parsed from the first layer that gives it, else its default. */
   const setting = <T>(name: SettingName, parse: (raw: Sourced) => T, fallback: T): T => {
     const raw = first(name, cli, undefined, top)?.[0];
     return raw === undefined ? fallback : parse(raw);
   };
+  const health = setting('health', SETTINGS.health.parse, undefined);
+  refuseSharedListeners(tunnels, health);
   const admin = setting('admin', SETTINGS.admin.parse, false);
   const adminFrom = first('adminFrom', cli, undefined, top)?.[0];
   if (adminFrom && !admin) throw new ConfigError(`${adminFrom.source} ${adminFrom.value}: needs --admin (POST /quitquitquit is off without it).`);
@@ -175,7 +198,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     process: {
       maxConnections: setting('maxConnections', SETTINGS.maxConnections.parse, DEFAULTS.maxConnections),
       maxHeld: setting('maxHeld', SETTINGS.maxHeld.parse, DEFAULTS.maxHeld),
-      health: setting('health', SETTINGS.health.parse, undefined),
+      health,
       admin,
       adminFrom: adminFrom ? SETTINGS.adminFrom.parse(adminFrom) : [],
       minDrainMs: setting('minDrain', SETTINGS.minDrain.parse, DEFAULTS.minDrainMs),
