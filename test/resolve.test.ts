@@ -341,6 +341,11 @@ t.test('resolve – bad values are ConfigErrors', async (t) => {
     [{ destination: 'user@' }, /destination/],
     [{ destination: 'has space' }, /destination/],
     [{ destination: 'host/path' }, /destination/],
+    // Regressions: these passed check and then failed to resolve at every retry, or dialled localhost.
+    [{ destination: 'h:22' }, /^destination "h:22": a destination is \[user@\]host, without a port: give -p 22 h, or ssh:\/\/h:22\.$/],
+    [{ destination: 'u@h:2222' }, /give -p 2222 u@h, or ssh:\/\/u@h:2222/],
+    [{ options: ['HostName=""'] }, /^-o HostName: "" is not a host name/],
+    [{ options: ['HostName=a b'] }, /^-o HostName: "a b" is not a host name/],
   ];
   for (const [input, message] of bad) {
     t.throws(() => resolveIn(t, input), ConfigError, JSON.stringify(input));

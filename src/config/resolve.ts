@@ -87,6 +87,11 @@ function parseDestination(dest: string, what = `destination "${dest}"`): { user?
   if (host === '' || user === '' || /[\s/]/.test(host)) {
     throw new ConfigError(`${what}: expected [user@]host or ssh://[user@]host[:port].`);
   }
+  // host:port is no host name (ssh would look up "h:22" and fail); an unbracketed IPv6 address has two colons or more.
+  const hostPort = /^([^:]+):(\d+)$/.exec(host);
+  if (hostPort) {
+    throw new ConfigError(`${what}: a destination is [user@]host, without a port: give -p ${hostPort[2]} ${dest.slice(0, at + 1)}${hostPort[1]}, or ssh://${dest.slice(0, at + 1)}${hostPort[1]}:${hostPort[2]}.`);
+  }
   return { user, host };
 }
 
@@ -166,6 +171,11 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
   const port = parsedOr(checked('port'), (text, what) => parsePort(text, what, false), DEFAULTS.port);
   const user = first('user') ?? env.localUser;
   const hostName = expandHostName(first('hostname') ?? name, name, env.home);
+  const givenHostName = checked('hostname');
+  // OpenSSH refuses these too ("Missing argument"): an empty name would dial localhost, one with a space no host.
+  if (givenHostName && (hostName.trim() === '' || /\s/.test(hostName))) {
+    throw new ConfigError(`${givenHostName.source}: "${givenHostName.value}" is not a host name; give one without spaces, or leave HostName out to use ${JSON.stringify(name)}.`);
+  }
   const tokens = connectionTokens({
     name, hostName, port: String(port), user, localUser: env.localUser, home: env.home, hostKeyAlias: first('hostkeyalias'), proxyJump: first('proxyjump'),
   });
