@@ -180,3 +180,12 @@ t.test('cli – --version and -V print the version from package.json, exit 0', a
     t.equal(res.stderr, '', `${flag}: nothing on stderr`);
   }
 });
+
+// Regression: a misspelt variable (SSHKEEP_HOLD_TIMOUT=5s) was ignored without a word.
+t.test('cli – an SSHKEEP_* variable sshkeep does not read is warned about, naming the nearest it does', async (t) => {
+  const res = await runCli(['check', '-F', 'none', '-L', '1:h:1', 'h'], { env: { SSHKEEP_HOLD_TIMOUT: '5s', SSHKEEP_WHATEVER: '1', SSHKEEP_HOLD_TIMEOUT: '5s' } });
+  t.equal(res.code, 0, 'a warning, not an error');
+  t.match(res.stderr, /^sshkeep: warning: SSHKEEP_HOLD_TIMOUT is not a variable sshkeep reads \(did you mean SSHKEEP_HOLD_TIMEOUT\?\); it is ignored\.$/m);
+  t.match(res.stderr, /^sshkeep: warning: SSHKEEP_WHATEVER is not a variable sshkeep reads; it is ignored\.$/m);
+  t.notMatch(res.stderr, /SSHKEEP_HOLD_TIMEOUT is not/, 'a variable it reads is not warned about');
+});

@@ -12,6 +12,7 @@ import { Reloader, type LoadSettings } from '../reload.js';
 import { reconnectAll, reloadFrom, serveControlSignals } from './reload.js';
 import type { Control } from '../ops/health.js';
 import { buildSettings, type Settings } from '../config/settings.js';
+import { unknownVariables } from '../config/setting-table.js';
 import type { AddressRange } from '../config/host-port.js';
 import { forwardName } from '../config/forward-spec.js';
 import { DEFAULTS } from '../config/defaults.js';
@@ -224,7 +225,7 @@ async function main(argv: string[]): Promise<number> {
     const check = argv[0] === 'check';
     const cli = parseCli(check ? argv.slice(1) : argv, process.env);
     if (!cli) return EXIT.ok;
-    const warnings: string[] = [];
+    const warnings = unknownVariables(process.env);
     const secrets = { identity: process.env.SSHKEEP_IDENTITY || undefined, knownHosts: process.env.SSHKEEP_KNOWN_HOSTS || undefined };
     const passphrase = process.env.SSHKEEP_PASSPHRASE;
     // Read once, then dropped from process.env so no child process inherits them.

@@ -301,6 +301,29 @@ export function envName(name: SettingName): string | undefined {
   return settingOf(name).noEnv ? undefined : `SSHKEEP_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
+/** Variables sshkeep reads besides the settings': secrets, which have no flag (a flag shows in ps). */
+const SECRET_VARIABLES = ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE'];
+
+/** A warning for each SSHKEEP_* variable that sshkeep does not read (a misspelt one would be ignored without a word), naming the nearest it does. */
+export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = [...SETTING_NAMES.flatMap((n) => envName(n) ?? []), ...SECRET_VARIABLES];
+  return Object.keys(env).filter((k) => k.startsWith('SSHKEEP_') && !known.includes(k)).sort().map((k) => {
+    const near = known.find((n) => editDistance(k, n) <= 2);
+    return `${k} is not a variable sshkeep reads${near ? ` (did you mean ${near}?)` : ''}; it is ignored.`;
+  });
+}
+
+/** Levenshtein distance: letters inserted, deleted or replaced to turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 /** The flag as usually typed, to name a value in errors: the short one (`-p`), else the long one (`--hold-timeout`). */
 export function flagName(name: SettingName): string {
   return settingOf(name).flags!.split(/[ ,]+/)[0]!;
