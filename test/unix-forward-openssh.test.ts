@@ -127,6 +127,14 @@ async function main(): Promise<void> {
     t.ok(other.connections > before, 'reached the other listener');
   });
 
+  // Regression: libuv reports the missing directory as EACCES, which read "permission denied".
+  t.test('-L in a directory that does not exist: a ListenError saying so', async (t) => {
+    const sock = path.join(tempDir(t, 'sshkeep-unix-'), 'absent', 'x.sock');
+    const err = await startFails(startSshkeep(t, sshdInput(sshd, { localForwards: [`${sock}:127.0.0.1:${echo.port}`] })));
+    t.type(err, ListenError, 'a ListenError (exit 4)');
+    t.match(err?.message, `the directory of ${sock} does not exist`);
+  });
+
   t.test('-L over a regular file: rejected, the file untouched', async (t) => {
     const dir = tempDir(t, 'sshkeep-unix-');
     const file = path.join(dir, 'notes.sock');

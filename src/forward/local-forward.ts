@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
@@ -69,6 +71,8 @@ function listenError(spec: ListenForwardSpec, err: NodeJS.ErrnoException): Liste
   const host = spec.listen.kind === 'tcp' ? spec.listen.host : where;
   const why =
     err.code === 'EADDRINUSE' ? (spec.listen.kind === 'unix' ? `${where} is in use: another process listens on it` : `${where} is already in use; pick another local port or stop what holds it`)
+    // libuv reports a socket path in a missing directory as EACCES.
+    : err.code === 'EACCES' && spec.listen.kind === 'unix' && !fs.existsSync(path.dirname(spec.listen.path)) ? `the directory of ${where} does not exist`
     : err.code === 'EACCES' ? `permission denied to listen on ${where}${spec.listen.kind === 'tcp' ? ' (ports below 1024 need privileges)' : ''}`
     : err.code === 'EADDRNOTAVAIL' ? `${host} is not an address of this host`
     : err.code === 'ENOTFOUND' ? `bind address ${host} does not resolve`
