@@ -70,6 +70,8 @@ t.test('admin-from – a value that is not addresses or networks is a usage erro
     const message = configError(t, () => settingsOf(t, ['--admin', '--admin-from', bad]), bad);
     t.match(message, /^--admin-from: ".*" must be an IP address or a network in CIDR notation/, `${bad}: refused`);
   }
+  // Regression: the message for "any" among others offered "any" as the fix.
+  t.match(configError(t, () => settingsOf(t, ['--admin', '--admin-from', 'any,10.0.0.0/8']), 'any among others'), /^--admin-from: "any" stands alone/);
   const fromEnv = configError(t, () => settingsOf(t, ['--admin'], { env: { SSHKEEP_ADMIN_FROM: 'db.internal' } }), 'from the environment');
   t.match(fromEnv, /^SSHKEEP_ADMIN_FROM: "db\.internal"/, 'the variable is named');
 });

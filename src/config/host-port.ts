@@ -29,6 +29,7 @@ export function parseAddressRanges(text: string, what: string): AddressRange[] {
     const version = net.isIP(address);
     const max = version === 6 ? 128 : 32;
     const prefix = prefixText === undefined ? max : /^\d+$/.test(prefixText) ? Number(prefixText) : NaN;
+    if (part.trim().toLowerCase() === 'any') throw new ConfigError(`${what}: "any" stands alone (it already allows every address); give it without others, or list the addresses.`);
     if (version === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max)) {
       throw new ConfigError(`${what}: "${part.trim()}" must be an IP address or a network in CIDR notation (10.0.0.0/8, fd00::/8), comma-separated, or "any".`);
     }
