@@ -765,6 +765,8 @@ t.test('settings – two listeners on one address (forwards, --health, a wildcar
   t.match(configError(t, () => build(t, ['-F', 'none', '-L', '5432:db:5432', '-D', '5432', 'h']), 'same port'), /^-L 5432:db:5432 and -D 5432 both listen on 127\.0\.0\.1:5432/);
   const file = configFile(t, 'tunnels:\n  - destination: a\n    sshConfig: none\n    local: [6000:x:1]\n  - destination: b\n    sshConfig: none\n    local: [6000:y:1]\n');
   t.match(configError(t, () => build(t, ['--config', file]), 'across tunnels'), /-L 6000:x:1 and -L 6000:y:1 both listen on 127\.0\.0\.1:6000/);
+  const same = configFile(t, 'tunnels:\n  - destination: a\n    sshConfig: none\n    local: [6000:x:1]\n  - destination: b\n    sshConfig: none\n    local: [6000:x:1]\n', 'same.yaml');
+  t.match(configError(t, () => build(t, ['--config', same]), 'the same spec in two tunnels'), /-L 6000:x:1 and -L 6000:x:1 both listen on 127\.0\.0\.1:6000/);
   t.doesNotThrow(() => build(t, ['-F', 'none', '-L', '0:db:5432', '-L', '0:db:5433', '-L', '127.0.0.2:5432:db:1', '-L', '5432:db:1', 'h']), 'port 0 twice, and one port on two addresses');
   // Regression: these passed check, and the run then waited 5 s and exited 4 blaming "what holds the port".
   const clashes: [string[], RegExp][] = [

@@ -88,11 +88,6 @@ const sourceOf = (cmd: Command, name: SettingName): string => (cmd.getOptionValu
 export const usageMessage = (err: CommanderError): string => err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace(/\.$/, '');
 
 /**
- * Parses argv (without node and script) and the SSHKEEP_* environment. Usage errors
- * become ConfigErrors (exit 2); --help prints and returns null.
- */
-
-/**
  * A repeatable setting's environment variable: its items separated by commas or newlines. In
  * SSHKEEP_OPTION a comma not followed by another Key=Value (or "Key value") continues the
  * option before it, so SSHKEEP_OPTION='Ciphers=aes128-ctr,aes256-ctr' is one option, as -o reads it.
@@ -108,6 +103,11 @@ function envList(raw: string, options: boolean): string[] {
   }
   return items.filter(Boolean);
 }
+
+/**
+ * Parses argv (without node and script) and the SSHKEEP_* environment. Usage errors
+ * become ConfigErrors (exit 2); --help prints and returns null.
+ */
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv, write: (s: string) => void = (s) => process.stdout.write(s)): Layer | null {
   const cmd = program();
   cmd.exitOverride();

@@ -93,9 +93,10 @@ function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunne
 /** Flags a tunnel needs a destination for, in the order the error names the first one. */
 const DESCRIBE_A_TUNNEL: SettingName[] = ['local', 'remote', 'dynamic', 'identityFile', 'option', 'port', 'login', 'sshConfig', 'jump', 'hostKeyFingerprint'];
 
-/** One address a listener binds, and who asked for it. */
+/** One address a listener binds, the listener it belongs to (a forward, or the health server), and how it was asked for. */
 interface Listener {
   where: Endpoint;
+  owner: object;
   named: string;
 }
 
@@ -116,12 +117,12 @@ function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; 
   const seen: Listener[] = [];
   const all: Listener[] = tunnels.flatMap((t) => t.forwards).flatMap((f) => {
     const named = `${f.type === 'local' ? '-L' : '-D'} ${f.spec}`;
-    const also = f.listen.kind === 'tcp' ? (f.alsoListenOn ?? []).map((host) => ({ where: { ...f.listen, host } as Endpoint, named })) : [];
-    return [{ where: f.listen, named }, ...also];
+    const also = f.listen.kind === 'tcp' ? (f.alsoListenOn ?? []).map((host) => ({ where: { ...f.listen, host } as Endpoint, owner: f, named })) : [];
+    return [{ where: f.listen, owner: f, named }, ...also];
   });
-  if (health) all.push({ where: { kind: 'tcp', ...health }, named: `--health ${formatEndpoint({ kind: 'tcp', ...health })}` });
+  if (health) all.push({ where: { kind: 'tcp', ...health }, owner: health, named: `--health ${formatEndpoint({ kind: 'tcp', ...health })}` });
   for (const l of all) {
-    const other = seen.find((s) => s.named !== l.named && clash(s.where, l.where));
+    const other = seen.find((s) => s.owner !== l.owner && clash(s.where, l.where));
     if (other) throw new ConfigError(`${other.named} and ${l.named} both listen on ${formatEndpoint(l.where)}; give each its own address or port.`);
     seen.push(l);
   }
