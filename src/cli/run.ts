@@ -12,7 +12,7 @@ import { Reloader, type LoadSettings } from '../reload.js';
 import { reconnectAll, reloadFrom, serveControlSignals } from './reload.js';
 import type { Control } from '../ops/health.js';
 import { buildSettings, type Settings } from '../config/settings.js';
-import { unknownVariables } from '../config/setting-table.js';
+import { SECRET_VARIABLES, envName, unknownVariables } from '../config/setting-table.js';
 import type { AddressRange } from '../config/host-port.js';
 import { forwardName } from '../config/forward-spec.js';
 import { DEFAULTS } from '../config/defaults.js';
@@ -229,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
     const secrets = { identity: process.env.SSHKEEP_IDENTITY || undefined, knownHosts: process.env.SSHKEEP_KNOWN_HOSTS || undefined };
     const passphrase = process.env.SSHKEEP_PASSPHRASE;
     // Read once, then dropped from process.env so no child process inherits them.
-    for (const k of ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE', 'SSHKEEP_SOCKS_AUTH']) delete process.env[k];
+    for (const k of [...SECRET_VARIABLES, envName('socksAuth')!]) delete process.env[k];
     const env = processEnv();
     const settings = buildSettings(cli, env, secrets, (m) => warnings.push(m));
     if (check) {

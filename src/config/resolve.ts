@@ -90,7 +90,9 @@ function parseDestination(dest: string, what = `destination "${dest}"`): { user?
   // host:port is no host name (ssh would look up "h:22" and fail); an unbracketed IPv6 address has two colons or more.
   const hostPort = /^([^:]+):(\d+)$/.exec(host);
   if (hostPort) {
-    throw new ConfigError(`${what}: a destination is [user@]host, without a port: give -p ${hostPort[2]} ${dest.slice(0, at + 1)}${hostPort[1]}, or ssh://${dest.slice(0, at + 1)}${hostPort[1]}:${hostPort[2]}.`);
+    const [, name, port] = hostPort;
+    const userAt = user === undefined ? '' : `${user}@`;
+    throw new ConfigError(`${what}: a destination is [user@]host, without a port: give -p ${port} ${userAt}${name}, or ssh://${userAt}${name}:${port}.`);
   }
   return { user, host };
 }
@@ -170,8 +172,8 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
   const checked = (k: keyof SshOptions): Sourced | undefined => merged[k]?.[0];
   const port = parsedOr(checked('port'), (text, what) => parsePort(text, what, false), DEFAULTS.port);
   const user = first('user') ?? env.localUser;
-  const hostName = expandHostName(first('hostname') ?? name, name, env.home);
   const givenHostName = checked('hostname');
+  const hostName = expandHostName(givenHostName?.value ?? name, name, env.home);
   // OpenSSH refuses these too ("Missing argument"): an empty name would dial localhost, one with a space no host.
   if (givenHostName && (hostName.trim() === '' || /\s/.test(hostName))) {
     throw new ConfigError(`${givenHostName.source}: "${givenHostName.value}" is not a host name; give one without spaces, or leave HostName out to use ${JSON.stringify(name)}.`);

@@ -302,7 +302,7 @@ export function envName(name: SettingName): string | undefined {
 }
 
 /** Variables sshkeep reads besides the settings': secrets, which have no flag (a flag shows in ps). */
-const SECRET_VARIABLES = ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE'];
+export const SECRET_VARIABLES = ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSHKEEP_PASSPHRASE'];
 
 /** A warning for each SSHKEEP_* variable that sshkeep does not read (a misspelt one would be ignored without a word), naming the nearest it does. */
 export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
