@@ -107,6 +107,25 @@ t.test('openssh habits – security options sshkeep cannot honour are warned abo
   t.strictSame(quiet, [], 'values that ask for what sshkeep does are not warned about');
 });
 
+t.test('openssh habits – RefuseConnection yes (OpenSSH 10) refuses the host it applies to, from -o or ssh_config', async (t) => {
+  t.match(configError(t, () => build(t, [...NO_CONFIG, '-o', 'RefuseConnection=yes', '-L', '1:h:2', 'u@h']), '-o'), /^-o RefuseConnection yes: the configuration refuses connections to h, as ssh does\.$/);
+  const cfg = 'Match host old*\n  RefuseConnection yes\n';
+  t.match(configError(t, () => build(t, ['-F', '$DIR/cfg', '-L', '1:h:2', 'u@old1'], [], { cfg }), 'ssh_config'), /cfg line 2: RefuseConnection yes: the configuration refuses connections to old1/);
+  t.equal(build(t, ['-F', '$DIR/cfg', '-L', '1:h:2', 'u@new1'], [], { cfg }).tunnels[0]!.name, 'new1', 'another host connects');
+  t.match(configError(t, () => build(t, ['-F', '$DIR/cfg', '-J', 'old2', '-L', '1:h:2', 'u@new1'], [], { cfg }), 'a jump host too'), /refuses connections to old2/);
+  t.equal(build(t, [...NO_CONFIG, '-o', 'RefuseConnection=no', '-L', '1:h:2', 'u@h']).tunnels[0]!.name, 'h', 'no');
+});
+
+t.test('openssh habits – OpenSSH options sshkeep does not honour are warned about when their value asks for something else', async (t) => {
+  const warnings: string[] = [];
+  build(t, [...NO_CONFIG, '-o', 'BindAddress=192.0.2.1', '-o', 'RekeyLimit=1G', '-o', 'ClearAllForwardings=yes', '-o', 'ConnectionAttempts=3', '-L', '1:h:2', 'u@h'], warnings);
+  t.equal(warnings.length, 4, warnings.join('\n'));
+  t.match(warnings, [/^-o ConnectionAttempts: OpenSSH option accepted but has no effect/, /^-o BindAddress 192\.0\.2\.1: not honoured; the connection to the server leaves from the address the system picks/, /^-o RekeyLimit 1G: not honoured/, /^-o ClearAllForwardings yes: not honoured; the forwards given are all set up/]);
+  const quiet: string[] = [];
+  build(t, ['-F', '$DIR/cfg', '-L', '1:h:2', 'u@h'], quiet, { cfg: 'Host *\n  RekeyLimit default none\n  StreamLocalBindMask 0177\n  CanonicalizeHostname no\n  Tunnel no\n  ConnectionAttempts 2\n' });
+  t.strictSame(quiet, [], 'values that ask for what sshkeep does, and options with no effect, are quiet in ssh_config');
+});
+
 t.test('openssh habits – CertificateFile from -o and ssh_config accumulates, ~ and tokens expanded, and is not warned about', async (t) => {
   const warnings: string[] = [];
   const s = build(t, ['-F', '$DIR/cfg', '-o', 'CertificateFile=~/a-cert.pub', '-L', '1:h:2', 'u@h'], warnings, { cfg: 'Host h\n  CertificateFile ~/.ssh/%r-cert.pub\n' });

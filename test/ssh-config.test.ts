@@ -9,7 +9,7 @@ import { readSshConfig } from '../src/config/ssh-config.js';
 import { expandHostName } from '../src/config/tokens.js';
 import { ConfigError } from '../src/errors.js';
 import { openSshMatch } from './fixtures/fuzz-properties.js';
-import type { SshOptions } from '../src/config/ssh-options.js';
+import { isOpenSshKeyword, type SshOptions } from '../src/config/ssh-options.js';
 import { givenOptions, plainOptions } from './fixtures/ssh-options.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-ssh-config-'));
@@ -153,4 +153,37 @@ t.test('ssh_config – what sshkeep cannot or will not evaluate is said, never g
   fs.writeFileSync(loop, `Include ${loop}\n`);
   t.throws(() => readSshConfig(loop, 'x', true), /Include nested more than 16 deep/, 'a file that includes itself (ssh: too many recursive includes)');
   t.strictSame(plainOptions(readSshConfig(configFile('Match !localnetwork 10.0.0.0/8\n  Port 1\nMatch tagged x\n  Port 2\n'), 'x', true)), {}, 'a criterion OpenSSH knows but sshkeep cannot evaluate: the block does not apply, negated or not');
+});
+
+t.test('ssh_config – a keyword OpenSSH does not know is refused wherever it is, as ssh refuses it; IgnoreUnknown before it skips it', { skip: sshPath || process.env.CI === 'true' ? false : 'ssh (openssh-client) not installed' }, async (t) => {
+  fs.writeFileSync(path.join(incDir, 'bad.inc'), 'Host *\n  HostNmae y\n');
+  const cases: Array<{ name: string; text: string; refused: boolean; given?: SshOptions }> = [
+    { name: 'a misspelt keyword in the block that applies', text: 'Host x\n  HostNmae y\n', refused: true },
+    { name: 'in a block that does not apply', text: 'Host other\n  HostNmae y\n', refused: true },
+    { name: 'at the top, in a mixed case', text: 'hOSTnMAE y\nHost x\n  Port 1\n', refused: true },
+    { name: 'in a file Included by a block that does not apply', text: `Host other\n  Include ${incDir}/bad.inc\n`, refused: true },
+    { name: 'IgnoreUnknown before it', text: 'IgnoreUnknown HostNmae,Other\nHost x\n  HostNmae y\n', refused: false },
+    { name: 'IgnoreUnknown with a pattern, in another case', text: 'IgnoreUnknown hostn*\nHost other\n  HOSTNMAE y\n', refused: false },
+    { name: 'IgnoreUnknown after it', text: 'Host x\n  HostNmae y\nHost *\n  IgnoreUnknown HostNmae\n', refused: true },
+    { name: 'IgnoreUnknown in a block that does not apply', text: 'Host other\n  IgnoreUnknown HostNmae\nHost x\n  HostNmae y\n', refused: true },
+    { name: 'IgnoreUnknown from the command line', text: 'Host x\n  HostNmae y\n', refused: false, given: { ignoreunknown: ['HostNmae'] } },
+    { name: 'older names OpenSSH still reads', text: 'Host x\n  IdentityFile2 ~/.ssh/k2\n  PubkeyAcceptedKeyTypes ssh-ed25519\n  ChallengeResponseAuthentication no\n  KeepAlive yes\n', refused: false },
+    { name: 'options that change nothing here', text: 'Host *\n  ConnectionAttempts 3\n  IPQoS throughput\n  EscapeChar none\n  ForwardX11Trusted no\n  Protocol 2\n', refused: false },
+  ];
+  for (const c of cases) {
+    const file = configFile(c.text);
+    const ssh = spawnSync(sshPath!, ['-G', '-F', file, ...(c.given ? ['-o', `IgnoreUnknown=${c.given.ignoreunknown![0]}`] : []), 'x'], { encoding: 'utf8' });
+    t.equal(ssh.status !== 0, c.refused, `${c.name}: ssh -G ${c.refused ? 'refuses' : 'accepts'} it (${ssh.stderr.trim().split('\n')[0] ?? ''})`);
+    if (c.refused) t.throws(() => readSshConfig(file, 'x', true, givenOptions(c.given ?? {})), /line \d+: Bad configuration option: HostNmae\. OpenSSH refuses it too .*"IgnoreUnknown HostNmae" line before it/i, `${c.name}: sshkeep refuses it`);
+    else t.doesNotThrow(() => readSshConfig(file, 'x', true, givenOptions(c.given ?? {})), `${c.name}: sshkeep accepts it`);
+  }
+  t.strictSame(plainOptions(readSshConfig(configFile('Host x\n  IdentityFile2 ~/.ssh/k2\n'), 'x', true)), { identityfile: ['~/.ssh/k2'] }, 'IdentityFile2 is an IdentityFile');
+  // Every option `ssh -G` prints is one sshkeep knows, so a config this ssh reads, sshkeep reads.
+  const printed = spawnSync(sshPath!, ['-G', '-F', 'none', 'x'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+  t.ok(printed.length > 50, `ssh -G printed ${printed.length} options`);
+  t.strictSame(printed.filter((k) => !isOpenSshKeyword(k)), [], 'none that sshkeep would refuse');
+});
+
+t.test("ssh_config – a vendor's keyword OpenSSH's own releases lack is read, as by the vendor's ssh", async (t) => {
+  t.doesNotThrow(() => readSshConfig(configFile('Host *\n  UseKeychain yes\n  GSSAPITrustDNS no\n'), 'x', true), "Apple's UseKeychain, Debian's GSSAPITrustDNS");
 });

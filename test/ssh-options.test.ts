@@ -1,13 +1,16 @@
 import t from 'tap';
 import { ConfigError } from '../src/errors.js';
-import { addOption, parseDashO, parseYesNo, type SshOptions } from '../src/config/ssh-options.js';
+import { addOption, isOpenSshKeyword, noteUnhonoured, parseDashO, parseYesNo, unhonouredWarnings, type SshOptions, type Unhonoured } from '../src/config/ssh-options.js';
+
+/** parseDashO without IgnoreUnknown: never null. */
+const dashO = (text: string) => parseDashO(text)!;
 
 t.test('ssh-options – Key=Value, Key Value and key = value all parse', async (t) => {
-  t.strictSame(parseDashO('ServerAliveInterval=5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
-  t.strictSame(parseDashO('ServerAliveInterval 5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
-  t.strictSame(parseDashO('serveraliveinterval = 5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
-  t.strictSame(parseDashO('  Port=2222  '), { key: 'port', name: 'Port', value: '2222' });
-  t.strictSame(parseDashO('Port\t2222'), { key: 'port', name: 'Port', value: '2222' });
+  t.strictSame(dashO('ServerAliveInterval=5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
+  t.strictSame(dashO('ServerAliveInterval 5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
+  t.strictSame(dashO('serveraliveinterval = 5'), { key: 'serveraliveinterval', name: 'ServerAliveInterval', value: '5' });
+  t.strictSame(dashO('  Port=2222  '), { key: 'port', name: 'Port', value: '2222' });
+  t.strictSame(dashO('Port\t2222'), { key: 'port', name: 'Port', value: '2222' });
 });
 
 t.test('ssh-options – keys are case-insensitive and come back canonical', async (t) => {
@@ -31,40 +34,62 @@ t.test('ssh-options – keys are case-insensitive and come back canonical', asyn
     ['gatewayports=yes', 'gatewayports', 'GatewayPorts'],
   ];
   for (const [text, key, name] of cases) {
-    const o = parseDashO(text);
+    const o = dashO(text);
     t.equal(o.key, key, `${text}: key`);
     t.equal(o.name, name, `${text}: canonical name`);
   }
 });
 
 t.test('ssh-options – values keep their case and inner spaces; double quotes are stripped', async (t) => {
-  t.equal(parseDashO('User=Alice').value, 'Alice');
-  t.equal(parseDashO('IdentityFile="/path with/spaces key"').value, '/path with/spaces key');
-  t.equal(parseDashO('IdentityFile = "/q"').value, '/q');
-  t.equal(parseDashO('LocalForward=5432 db:5432').value, '5432 db:5432');
-  t.equal(parseDashO('HostKeyAlias=a=b').value, 'a=b', 'only the first = separates');
-  t.equal(parseDashO('User="unbalanced').value, '"unbalanced', 'an unbalanced quote is kept');
+  t.equal(dashO('User=Alice').value, 'Alice');
+  t.equal(dashO('IdentityFile="/path with/spaces key"').value, '/path with/spaces key');
+  t.equal(dashO('IdentityFile = "/q"').value, '/q');
+  t.equal(dashO('LocalForward=5432 db:5432').value, '5432 db:5432');
+  t.equal(dashO('HostKeyAlias=a=b').value, 'a=b', 'only the first = separates');
+  t.equal(dashO('User="unbalanced').value, '"unbalanced', 'an unbalanced quote is kept');
 });
 
 t.test('ssh-options – OpenSSH options with no effect are accepted with key null', async (t) => {
   for (const text of ['BatchMode=yes', 'ForwardAgent no', 'RequestTTY=no', 'LogLevel=QUIET', 'ControlMaster=auto', 'CheckHostIP=no']) {
-    const o = parseDashO(text);
+    const o = dashO(text);
     t.equal(o.key, null, `${text}: no key`);
     t.ok(o.value.length > 0, `${text}: value kept`);
   }
-  const o = parseDashO('BatchMode=yes');
+  const o = dashO('BatchMode=yes');
   t.equal(o.name, 'BatchMode');
   t.equal(o.value, 'yes');
 });
 
 t.test('ssh-options – unknown keys and empty values are ConfigErrors', async (t) => {
   t.throws(() => parseDashO('NoSuchOption=1'), ConfigError);
-  t.throws(() => parseDashO('NoSuchOption=1'), /unknown option "NoSuchOption"/);
+  t.throws(() => parseDashO('NoSuchOption=1'), /unknown option "NoSuchOption": OpenSSH has no such option either/);
+  t.throws(() => parseDashO('NoSuchOption=1'), /-o IgnoreUnknown=NoSuchOption before it would skip it/, 'says how to skip it');
   t.throws(() => parseDashO('NoSuchOption=1'), /ServerAliveInterval/, 'lists what is honoured');
+  t.throws(() => parseDashO('NoSuchOption=1', 'Other*,!NoSuch*'), /unknown option/, 'IgnoreUnknown that does not cover it');
+  t.equal(parseDashO('NoSuchOption=1', 'nosuch*'), null, 'IgnoreUnknown covers it, in any case: skipped');
+  t.equal(parseDashO('BatchMode=yes', 'batchmode')?.name, 'BatchMode', 'IgnoreUnknown does not hide an option OpenSSH knows');
+  for (const structure of ['Host=x', 'Match=all', 'Include=/etc/x']) {
+    t.throws(() => parseDashO(structure), /belongs in an ssh_config file \(-F\), not on the command line/, structure);
+  }
   for (const bad of ['', 'Port', 'Port=', 'Port =', 'Port   ', '=22', 'Port-X=1', ' = ']) {
     t.throws(() => parseDashO(bad), ConfigError, JSON.stringify(bad));
   }
   t.throws(() => parseDashO('Port='), /-o Port=: expected Key=Value/);
+});
+
+t.test('ssh-options – every keyword of OpenSSH 10 is known; older names read as the current one', async (t) => {
+  for (const text of ['ConnectionAttempts=3', 'IPQoS=throughput', 'ForwardX11Trusted=no', 'EscapeChar=none', 'UseKeychain=yes', 'GSSAPITrustDNS=no', 'Protocol=2', 'WarnWeakCrypto=no', 'Tag=x']) {
+    t.equal(dashO(text).key, null, `${text}: accepted, nothing to honour`);
+  }
+  t.strictSame(dashO('IdentityFile2=~/.ssh/k'), { key: 'identityfile', name: 'IdentityFile', value: '~/.ssh/k' });
+  t.equal(dashO('PubkeyAcceptedKeyTypes=ssh-ed25519').key, 'pubkeyacceptedalgorithms');
+  t.equal(dashO('IgnoreUnknown=UseKeychain').key, 'ignoreunknown');
+  t.equal(dashO('RefuseConnection=yes').key, 'refuseconnection');
+  t.ok(isOpenSshKeyword('ChallengeResponseAuthentication') && isOpenSshKeyword('HOSTNAME') && isOpenSshKeyword('include'));
+  t.notOk(isOpenSshKeyword('HostNmae'));
+  const into: Unhonoured = new Map();
+  t.ok(noteUnhonoured(into, 'ChallengeResponseAuthentication', 'no', '-o '), 'an alias of an unhonoured option is one');
+  t.match(unhonouredWarnings(into), [/^-o KbdInteractiveAuthentication no: not honoured/]);
 });
 
 t.test('ssh-options – addOption: first value wins for single-valued keys', async (t) => {

@@ -178,6 +178,8 @@ function hostConfig(name: string, merged: SshOptions<Sourced>, env: ResolveEnv):
   if (givenHostName && (hostName.trim() === '' || /\s/.test(hostName))) {
     throw new ConfigError(`${givenHostName.source}: "${givenHostName.value}" is not a host name; give one without spaces, or leave HostName out to use ${JSON.stringify(name)}.`);
   }
+  const refuse = checked('refuseconnection');
+  if (refuse && parsedOr(refuse, parseYesNo, false)) throw new ConfigError(`${refuse.source} ${refuse.value}: the configuration refuses connections to ${name}, as ssh does.`);
   const tokens = connectionTokens({
     name, hostName, port: String(port), user, localUser: env.localUser, home: env.home, hostKeyAlias: first('hostkeyalias'), proxyJump: first('proxyjump'),
   });
@@ -304,7 +306,8 @@ export function resolveTunnel(
   if (input.jump !== undefined) addOption(cli, 'proxyjump', [sourced(input.jump, flagName('jump'))]);
   for (const raw of input.options ?? []) {
     const option = sourced(raw, flagName('option'));
-    const o = parseDashO(option.value);
+    const o = parseDashO(option.value, cli.ignoreunknown?.[0]?.value);
+    if (!o) continue; // an unknown key IgnoreUnknown covers, skipped in silence as by ssh
     // Named as written (`-o ServerAliveInterval`), after its place when it came from a file or a variable.
     if (o.key) addOption(cli, o.key, [{ value: o.value, source: partOf(option, flagName('option'), `-o ${o.name}`) }]);
     else if (!noteUnhonoured(unhonoured, o.name, o.value, partOf(option, flagName('option'), '-o '))) warn(`-o ${o.name}: OpenSSH option accepted but has no effect in sshkeep`);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
 import { ConfigError } from '../errors.js';
 import { matchPattern, matchPatternList } from './host-pattern.js';
-import { HONOURED_OPTIONS, MULTI_VALUED, addOption, noteUnhonoured, type OptionKey, type SshOptions, type Unhonoured } from './ssh-options.js';
+import { HONOURED_OPTIONS, MULTI_VALUED, addOption, canonicalKey, ignoresUnknown, isOpenSshKeyword, noteUnhonoured, type OptionKey, type SshOptions, type Unhonoured } from './ssh-options.js';
 import type { Sourced } from './sourced.js';
 import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
 import { readRegularFile } from './read-file.js';
@@ -192,7 +192,7 @@ class Evaluation {
     return this.#options;
   }
 
-  #first(key: 'hostname' | 'user' | 'port' | 'hostkeyalias' | 'proxyjump'): string | undefined {
+  #first(key: 'hostname' | 'user' | 'port' | 'hostkeyalias' | 'proxyjump' | 'ignoreunknown'): string | undefined {
     return (this.given[key]?.[0] ?? this.#options[key]?.[0])?.value;
   }
 
@@ -208,8 +208,10 @@ class Evaluation {
         // The first pass matches the name as given, case and all; the final pass the HostName, lower-cased.
         const name = this.#finalPass ? this.#hostName().toLowerCase() : this.host;
         if (matchPatternList(valuesOf(line), name)) this.#applyAll((line as Section).config, parsed, file, depth);
+        else this.#checkAll((line as Section).config, parsed, file, depth);
       } else if (/^match$/i.test(line.param)) {
         if (this.#matches(criteriaOf(line, file))) this.#applyAll((line as Section).config, parsed, file, depth);
+        else this.#checkAll((line as Section).config, parsed, file, depth);
       } else {
         this.#apply(line, parsed, file, depth);
       }
@@ -220,20 +222,43 @@ class Evaluation {
     for (const line of lines) if (line.type === LineType.DIRECTIVE) this.#apply(line, parsed, file, depth);
   }
 
-  /** An Include reads each file in place, its Host and Match lines starting their own blocks. */
-  #include(line: Directive, file: string, depth: number): void {
+  /**
+   * The lines of a block that does not apply, checked as OpenSSH checks them (it refuses a
+   * keyword it does not know wherever it is), files they Include too; none is applied.
+   */
+  #checkAll(lines: SSHConfig, parsed: ParsedFile, file: string, depth: number): void {
+    for (const line of lines) {
+      if (line.type !== LineType.DIRECTIVE) continue;
+      if (/^include$/i.test(line.param)) this.#include(line, file, depth, (p, f, d) => this.#checkAll(p.config, p, f, d));
+      else if (/^(host|match)$/i.test(line.param)) this.#checkAll((line as Section).config, parsed, file, depth);
+      else this.#checkKeyword(line, parsed, file);
+    }
+  }
+
+  /** A keyword OpenSSH does not know is refused, as ssh refuses it, unless IgnoreUnknown (given before it) covers it. */
+  #checkKeyword(line: Directive, parsed: ParsedFile, file: string): void {
+    if (this.#finalPass || isOpenSshKeyword(line.param) || ignoresUnknown(this.#first('ignoreunknown'), line.param)) return;
+    throw new ConfigError(
+      `${file} line ${parsed.lines.get(line)}: Bad configuration option: ${line.param}. OpenSSH refuses it too (a misspelling?); ` +
+        `an "IgnoreUnknown ${line.param}" line before it makes both skip it.`,
+    );
+  }
+
+  /** An Include reads each file in place (by `read`), its Host and Match lines starting their own blocks. */
+  #include(line: Directive, file: string, depth: number, read = (p: ParsedFile, f: string, d: number) => this.#read(p, f, d)): void {
     if (depth >= MAX_INCLUDE_DEPTH) throw new ConfigError(`${file}: Include nested more than ${MAX_INCLUDE_DEPTH} deep (a file includes itself?).`);
     for (const word of valuesOf(line)) {
       for (const included of includedFiles(word)) {
         const parsed = parseFile(included, `${included} (Include in ${file})`)!;
-        this.#read(parsed, included, depth + 1);
+        read(parsed, included, depth + 1);
       }
     }
   }
 
   #apply(line: Directive, parsed: ParsedFile, file: string, depth: number): void {
     if (/^include$/i.test(line.param)) return this.#include(line, file, depth);
-    const key = line.param.toLowerCase() as OptionKey;
+    this.#checkKeyword(line, parsed, file);
+    const key = canonicalKey(line.param) as OptionKey;
     if (noteUnhonoured(this.unhonoured, key, valuesOf(line).join(' '), `${file} line ${parsed.lines.get(line)}: `)) return;
     if (!Object.hasOwn(HONOURED_OPTIONS, key)) return;
     let values = valuesOf(line);
