@@ -75,3 +75,8 @@ export function isFatalOnFirstConnect(err: unknown): boolean {
 export function exitCodeOf(err: unknown): ExitCode {
   return err instanceof SshkeepError ? err.exitCode : EXIT.internal;
 }
+
+/** A name from outside, quoted for a one-line message (control characters escaped, long ones cut). */
+export function quoted(name: string): string {
+  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+}

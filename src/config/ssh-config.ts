@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
-import { ConfigError } from '../errors.js';
+import { ConfigError, quoted } from '../errors.js';
 import { matchPattern, matchPatternList } from './host-pattern.js';
 import { HONOURED_OPTIONS, MULTI_VALUED, addOption, canonicalKey, ignoresUnknown, isOpenSshKeyword, noteUnhonoured, type OptionKey, type SshOptions, type Unhonoured } from './ssh-options.js';
 import type { Sourced } from './sourced.js';
@@ -204,6 +204,7 @@ class Evaluation {
   #read(parsed: ParsedFile, file: string, depth: number): void {
     for (const line of parsed.config) {
       if (line.type !== LineType.DIRECTIVE) continue;
+      this.#checkLine(line, parsed, file);
       if (/^host$/i.test(line.param)) {
         // The first pass matches the name as given, case and all; the final pass the HostName, lower-cased.
         const name = this.#finalPass ? this.#hostName().toLowerCase() : this.host;
@@ -219,7 +220,11 @@ class Evaluation {
   }
 
   #applyAll(lines: SSHConfig, parsed: ParsedFile, file: string, depth: number): void {
-    for (const line of lines) if (line.type === LineType.DIRECTIVE) this.#apply(line, parsed, file, depth);
+    for (const line of lines) {
+      if (line.type !== LineType.DIRECTIVE) continue;
+      this.#checkLine(line, parsed, file);
+      this.#apply(line, parsed, file, depth);
+    }
   }
 
   /**
@@ -229,18 +234,28 @@ class Evaluation {
   #checkAll(lines: SSHConfig, parsed: ParsedFile, file: string, depth: number): void {
     for (const line of lines) {
       if (line.type !== LineType.DIRECTIVE) continue;
+      this.#checkLine(line, parsed, file);
       if (/^include$/i.test(line.param)) this.#include(line, file, depth, (p, f, d) => this.#checkAll(p.config, p, f, d));
       else if (/^(host|match)$/i.test(line.param)) this.#checkAll((line as Section).config, parsed, file, depth);
-      else this.#checkKeyword(line, parsed, file);
     }
   }
 
-  /** A keyword OpenSSH does not know is refused, as ssh refuses it, unless IgnoreUnknown (given before it) covers it. */
-  #checkKeyword(line: Directive, parsed: ParsedFile, file: string): void {
-    if (this.#finalPass || isOpenSshKeyword(line.param) || ignoresUnknown(this.#first('ignoreunknown'), line.param)) return;
+  /**
+   * What ssh refuses in any line, applied or not: a keyword without an argument, and one it
+   * does not know unless an IgnoreUnknown before it covers it.
+   */
+  #checkLine(line: Directive, parsed: ParsedFile, file: string): void {
+    if (this.#finalPass) return;
+    const where = `${file} line ${parsed.lines.get(line)}`;
+    // The parser reads a keyword alone on its line with the next line: as one word (`HostName\nPort`), or that line as its value.
+    const [keyword = ''] = line.param.split(/\s/);
+    if (keyword !== line.param || /[\r\n]/.test(line.separator) || valuesOf(line).every((v) => v.trim() === '')) {
+      throw new ConfigError(`${where}: ${quoted(keyword)} has no value; ssh refuses such a line too.`);
+    }
+    if (isOpenSshKeyword(keyword) || ignoresUnknown(this.#first('ignoreunknown'), keyword)) return;
     throw new ConfigError(
-      `${file} line ${parsed.lines.get(line)}: Bad configuration option: ${line.param}. OpenSSH refuses it too (a misspelling?); ` +
-        `an "IgnoreUnknown ${line.param}" line before it makes both skip it.`,
+      `${where}: bad configuration option ${quoted(keyword)}. OpenSSH refuses it too (a misspelling?); ` +
+        'IgnoreUnknown with its name, on a line before it, makes both skip it.',
     );
   }
 
@@ -257,7 +272,6 @@ class Evaluation {
 
   #apply(line: Directive, parsed: ParsedFile, file: string, depth: number): void {
     if (/^include$/i.test(line.param)) return this.#include(line, file, depth);
-    this.#checkKeyword(line, parsed, file);
     const key = canonicalKey(line.param) as OptionKey;
     if (noteUnhonoured(this.unhonoured, key, valuesOf(line).join(' '), `${file} line ${parsed.lines.get(line)}: `)) return;
     if (!Object.hasOwn(HONOURED_OPTIONS, key)) return;

@@ -152,7 +152,7 @@ export interface DashO {
 /** An option's lower-case key, its older names read as the current one (IdentityFile2 as IdentityFile). */
 export function canonicalKey(name: string): string {
   const lower = name.toLowerCase();
-  return ALIASES[lower] ?? lower;
+  return Object.hasOwn(ALIASES, lower) ? ALIASES[lower]! : lower;
 }
 
 /** Is `name` a keyword OpenSSH knows (in any case, under any of its names)? */

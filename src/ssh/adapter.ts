@@ -17,10 +17,10 @@ import type {
 import type { AlgorithmCatalogue } from '../config/algorithms.js';
 import { formatEndpoint } from '../config/forward-spec.js';
 import type { Algorithms, Endpoint } from '../config/types.js';
-import { AuthError, ChannelOpenError, ConnectError, HostKeyError } from '../errors.js';
+import { AuthError, ChannelOpenError, ConnectError, HostKeyError, quoted } from '../errors.js';
 import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './agent.js';
 import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
-import { certifiedKeyType, isCertificateType, parseCertificate, quoted, type Certificate } from './certificate.js';
+import { certifiedKeyType, isCertificateType, parseCertificate, type Certificate } from './certificate.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { WireReader, wireStrings } from './wire.js';

@@ -1,8 +1,9 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, AuthenticationType, BaseAgent, ParsedKey } from 'ssh2';
 import type { AlgorithmCatalogue } from '../config/algorithms.js';
 import {
-  certificateProblem, certificateTypeFor, describeCertificate, isCertificateType, parseCertificate, quoted, readCertificateFile, type Certificate,
+  certificateProblem, certificateTypeFor, describeCertificate, isCertificateType, parseCertificate, readCertificateFile, type Certificate,
 } from './certificate.js';
+import { quoted } from '../errors.js';
 import type { Identity } from './identities.js';
 import type { Prompter } from './prompter.js';
 

@@ -7,6 +7,7 @@
  */
 import { WireError, WireReader, wireStrings } from './wire.js';
 import { readRegularFile } from '../config/read-file.js';
+import { quoted } from '../errors.js';
 
 const CERT_SUFFIX = '-cert-v01@openssh.com';
 
@@ -94,11 +95,6 @@ export function parseCertificate(blob: Buffer): Certificate {
   const signature = r.string('the signature');
   if (!r.done) throw new WireError('has bytes after the signature');
   return { type, blob, key, serial, role: roleCode === 1 ? 'user' : 'host', keyId, principals, validAfter, validBefore, criticalOptions, caKey, signature, signed };
-}
-
-/** A name from outside, quoted for a one-line message (control characters escaped, long ones cut). */
-export function quoted(name: string): string {
-  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
 }
 
 /** Principals from outside, for a one-line message: each escaped as `quoted` does, without the quotes. */
