@@ -15,6 +15,7 @@
  *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js]
  *     [--node-args='--cpu-prof --cpu-prof-dir=DIR' (more node flags for sshkeep, after its shebang's)]
  *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
+ *     [--curve N (also the warm-up curve: user CPU and median latency per N connections from start)]
  */
 import { parseArgs } from 'node:util';
 import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
@@ -37,7 +38,7 @@ const LABEL: Record<Tool, string> = { sshkeep: 'sshkeep', baseline: 'sshkeep (ba
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts [--conns 2000] [--cold 300] [--rounds 3]\n' +
-  "         [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace]\n";
+  "         [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N]\n";
 
 const options = parseCommandLine('bench-connections', USAGE, (args) => {
   const { values } = parseArgs({
@@ -50,6 +51,7 @@ const options = parseCommandLine('bench-connections', USAGE, (args) => {
       'baseline-cli': { type: 'string' },
       'node-args': { type: 'string', default: '' },
       strace: { type: 'boolean', default: false },
+      curve: { type: 'string', default: '0' },
     },
     strict: true,
   });
@@ -68,6 +70,7 @@ const options = parseCommandLine('bench-connections', USAGE, (args) => {
     tools,
     nodeArgs: splitArgs(values['node-args']),
     strace: values.strace,
+    curve: intOption('curve', values.curve, 0),
   };
 });
 
@@ -79,12 +82,27 @@ async function cleanup(): Promise<void> {
   await Promise.allSettled([...[...stops].map((s) => s()), sshdRef?.stop(), targetsRef?.close()]);
 }
 
-/** CPU µs per connection of `pid` (user, system) over `n` sequential new connections to `port`. */
-async function cpuPerConnection(pid: number, port: number, n: number): Promise<{ user: number; system: number; medianUs: number; meanUs: number }> {
-  const c0 = cpuTimes(pid);
-  const us = await newConnections(port, n);
-  const c1 = cpuTimes(pid);
-  return { user: ((c1.user - c0.user) * 1e6) / n, system: ((c1.system - c0.system) * 1e6) / n, medianUs: median(us), meanUs: mean(us) };
+type Window = { user: number; medianUs: number };
+
+/**
+ * CPU µs per connection of `pid` (user, system) over `n` sequential new connections to `port`,
+ * and the same in windows of `window` connections (all of them in one when 0).
+ */
+async function cpuPerConnection(pid: number, port: number, n: number, window: number): Promise<{ user: number; system: number; medianUs: number; meanUs: number; windows: Window[] }> {
+  const first = cpuTimes(pid);
+  const us: number[] = [];
+  const windows: Window[] = [];
+  for (let done = 0; done < n; ) {
+    const size = Math.min(window || n, n - done);
+    const c0 = cpuTimes(pid);
+    const some = await newConnections(port, size);
+    const c1 = cpuTimes(pid);
+    windows.push({ user: ((c1.user - c0.user) * 1e6) / size, medianUs: median(some) });
+    us.push(...some);
+    done += size;
+  }
+  const last = cpuTimes(pid);
+  return { user: ((last.user - first.user) * 1e6) / n, system: ((last.system - first.system) * 1e6) / n, medianUs: median(us), meanUs: mean(us), windows };
 }
 
 async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
@@ -94,25 +112,26 @@ async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: stri
   return { pid: r.pid, port: r.ports.echo, stop: r.stop };
 }
 
-type Row = { cold: { user: number; system: number; meanUs: number }[]; warm: { user: number; system: number; medianUs: number }[] };
+type Row = { cold: { user: number; system: number; meanUs: number }[]; warm: { user: number; system: number; medianUs: number }[]; curve: Window[][] };
 
 async function main(): Promise<void> {
-  const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace } = options;
+  const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace, curve } = options;
   const before = machineSnapshot();
   const { sshd } = await startBenchSshd(undefined);
   sshdRef = sshd;
   const targets = await startTargets();
   targetsRef = targets;
-  const rows = new Map<Tool, Row>(tools.map((t) => [t, { cold: [], warm: [] }]));
+  const rows = new Map<Tool, Row>(tools.map((t) => [t, { cold: [], warm: [], curve: [] }]));
   for (let round = 1; round <= rounds; round++) {
     for (const tool of tools) {
       const f = await start(tool, sshd, targets, baselineCli, nodeArgs);
       stops.add(f.stop);
       try {
-        const c = await cpuPerConnection(f.pid, f.port, cold);
-        const w = await cpuPerConnection(f.pid, f.port, conns);
+        const c = await cpuPerConnection(f.pid, f.port, cold, curve);
+        const w = await cpuPerConnection(f.pid, f.port, conns, curve);
         rows.get(tool)!.cold.push(c);
         rows.get(tool)!.warm.push(w);
+        rows.get(tool)!.curve.push([...c.windows, ...w.windows]);
         if (strace) {
           const n = Math.min(conns, 500);
           const calls = await countSyscalls(f.pid, () => newConnections(f.port, n));
@@ -138,8 +157,29 @@ async function main(): Promise<void> {
         return `| ${LABEL[t]} | ${med(r.cold.map((c) => c.user + c.system))} | ${med(r.cold.map((c) => c.meanUs))} | ${med(r.warm.map((w) => w.user + w.system))} | ${med(r.warm.map((w) => w.user))} | ${med(r.warm.map((w) => w.system))} | ${med(r.warm.map((w) => w.medianUs))} |`;
       }),
       '',
+      ...(curve ? curveTable(rows, tools, cold, conns, curve) : []),
     ].join('\n'),
   );
+}
+
+/** The warm-up curve: per window of connections from start, each tool's user CPU µs per connection and median latency µs, medians over the rounds. */
+function curveTable(rows: Map<Tool, Row>, tools: Tool[], cold: number, conns: number, window: number): string[] {
+  const bounds: string[] = [];
+  for (const [from, n] of [[0, cold], [cold, conns]] as const) {
+    for (let done = 0; done < n; done += window) bounds.push(`${from + done + 1}–${from + Math.min(done + window, n)}`);
+  }
+  const cell = (t: Tool, i: number) => {
+    const ws = rows.get(t)!.curve.map((c) => c[i]!);
+    return `${median(ws.map((w) => w.user)).toFixed(0)} / ${median(ws.map((w) => w.medianUs)).toFixed(0)}`;
+  };
+  return [
+    `Warm-up curve: user CPU µs per connection / median latency µs, per ${window} connections from start (CPU ticks are 10 ms: ±${(1e4 / window).toFixed(0)} µs)`,
+    '',
+    `| connections | ${tools.map((t) => LABEL[t]).join(' | ')} |`,
+    `|---|${tools.map(() => '---:').join('|')}|`,
+    ...bounds.map((b, i) => `| ${b} | ${tools.map((t) => cell(t, i)).join(' | ')} |`),
+    '',
+  ];
 }
 
 runMain('bench-connections', main, cleanup);
