@@ -1,4 +1,4 @@
-import os from 'node:os';
+import { homeDirectory, localUserName } from './local-user.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { parsePositiveDuration } from './duration.js';
@@ -72,7 +72,7 @@ export interface ResolveEnv {
 }
 
 export function processEnv(): ResolveEnv {
-  return { home: os.homedir(), localUser: os.userInfo().username, authSock: process.env.SSH_AUTH_SOCK || undefined };
+  return { home: homeDirectory(), localUser: localUserName(), authSock: process.env.SSH_AUTH_SOCK || undefined };
 }
 
 /** `[user@]host`, or `ssh://[user@]host[:port]` as OpenSSH accepts. */

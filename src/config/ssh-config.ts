@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
 import { ConfigError, quoted } from '../errors.js';
@@ -9,6 +8,7 @@ import { HONOURED_OPTIONS, MULTI_VALUED, addOption, canonicalKey, ignoresUnknown
 import type { Sourced } from './sourced.js';
 import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
 import { readRegularFile } from './read-file.js';
+import { homeDirectory, localUserName } from './local-user.js';
 
 /** Values kept as one command line, quotes and all, as ssh_config writes them. */
 const COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
@@ -87,7 +87,7 @@ function parseFile(file: string, namedBy: string | undefined): ParsedFile | unde
  * that matches nothing is no error (as ssh).
  */
 function includedFiles(word: string): string[] {
-  const home = os.homedir();
+  const home = homeDirectory();
   const expanded = expandHome(word, home);
   const absolute = path.isAbsolute(expanded) ? expanded : path.join(home, '.ssh', expanded);
   let found = ['/'];
@@ -121,14 +121,6 @@ function valuesOf(line: Directive): string[] {
     return [line.value.map(({ val, separator, quoted }) => `${separator}${quoted ? `"${val.replace(/"/g, '\\"')}"` : val}`).join('').trim()];
   }
   return line.value.map(({ val }) => val);
-}
-
-function localUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return process.env.USER ?? process.env.LOGNAME ?? '';
-  }
 }
 
 /** Match criteria that take no argument. */
@@ -170,7 +162,7 @@ const normalised = (v: string) => v.trim().replace(/\s+/g, ' ');
 /** One reading of a config for one host: a first pass, and a second one if `Match final` asks for it. */
 class Evaluation {
   readonly #options: SshOptions<Sourced> = {};
-  readonly #localUser = localUser();
+  readonly #localUser = localUserName();
   #finalPass = false;
   #wantsFinalPass = false;
 
@@ -198,7 +190,7 @@ class Evaluation {
 
   /** HostName so far, `%h` expanded: what Match host, exec's %h and the final pass see. */
   #hostName(): string {
-    return expandHostName(this.#first('hostname') ?? this.host, this.host, os.homedir());
+    return expandHostName(this.#first('hostname') ?? this.host, this.host, homeDirectory());
   }
 
   #read(parsed: ParsedFile, file: string, depth: number): void {
@@ -322,11 +314,11 @@ class Evaluation {
       port: this.#first('port') ?? '22',
       user: this.#first('user') ?? this.#localUser,
       localUser: this.#localUser,
-      home: os.homedir(),
+      home: homeDirectory(),
       hostKeyAlias: this.#first('hostkeyalias'),
       proxyJump: this.#first('proxyjump'),
     });
-    const line = expandTokens(command, tokens, os.homedir(), `${this.file}: Match exec`);
+    const line = expandTokens(command, tokens, homeDirectory(), `${this.file}: Match exec`);
     if (line.includes('\0')) throw new ConfigError(`${this.file}: Match exec "${command.replace(/\0/g, '\\0')}": a NUL byte cannot be in a command.`);
     const r = spawnSync(process.env.SHELL || '/bin/sh', ['-c', line], { stdio: 'ignore', timeout: EXEC_TIMEOUT_MS });
     return r.status === 0;
