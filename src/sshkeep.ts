@@ -7,7 +7,7 @@ import type { ListenerHandover } from './forward/handover.js';
 import type { Limits } from './forward/hold.js';
 import { RemoteForward, type RemoteForwardReport } from './forward/remote-forward.js';
 import type { ConnectionResult } from './forward/result.js';
-import { isFatalOnFirstConnect } from './errors.js';
+import { ConfigError, isFatalOnFirstConnect } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
 import { hostKeyPolicy } from './ssh/host-key.js';
 import { loadIdentities, newKeyMemory } from './ssh/identities.js';
@@ -119,6 +119,9 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   /** --skip-failed-tunnels: the first connect failed for good (auth, host key); it keeps retrying. */
   #skipped = false;
   #stopWatches: () => void = () => {};
+  /** The first start(): later calls return it. */
+  #starting: Promise<BoundForward[]> | undefined;
+  #stopped = false;
   /** Passphrases typed at start and keys already parsed: a reconnect reads the files again without asking or decrypting again. */
   readonly #keyMemory = newKeyMemory();
   /** The keys start() just read serve the first attempt; every later one reads them again. */
@@ -220,7 +223,14 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
    * over its listener instead of binding. Returns the bound addresses; `ready()` tells when the
    * tunnel is up.
    */
-  async start(handover?: ListenerHandover): Promise<BoundForward[]> {
+  start(handover?: ListenerHandover): Promise<BoundForward[]> {
+    if (this.#stopped) return Promise.reject(new ConfigError(`tunnel ${this.name}: start() after stop(); a stopped tunnel does not start again, make a new one.`));
+    // A second call is the first one: one set of listeners, watches and connections.
+    this.#starting ??= this.#start(handover);
+    return this.#starting;
+  }
+
+  async #start(handover: ListenerHandover | undefined): Promise<BoundForward[]> {
     // Keys first, asking for passphrases now and never at a reconnect; a bad key is then a
     // clean error before anything listens.
     await this.#loadKeys(this.#options.prompter);
@@ -395,8 +405,9 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
    * first connect (with skipFailedTunnels it waits on instead, while the tunnel retries).
    */
   ready(): Promise<void> {
-    if (!this.#firstReady) return Promise.reject(new Error('start() first'));
-    return this.#firstReady;
+    if (this.#firstReady) return this.#firstReady;
+    if (this.#starting) return this.#starting.then(() => this.#firstReady!);
+    return Promise.reject(new ConfigError(`tunnel ${this.name}: ready() before start(); call start() first.`));
   }
 
   /** Resets every open and held connection now. Returns how many were cut. */
@@ -406,6 +417,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
 
   /** Stops accepting, resets what is still open, closes the SSH connections. Returns how many clients were cut. */
   async stop(reason = 'shutdown'): Promise<number> {
+    this.#stopped = true;
     this.stopAccepting();
     const cut = this.resetAll(reason);
     await this.#resume?.goodbye();

@@ -5,7 +5,9 @@ import { EventEmitter, once } from 'node:events';
 import * as sshkeep from '../src/index.js';
 import { currentLimits } from '../src/deprecated.js';
 import type { SshSession } from '../src/ssh/adapter.js';
-import { deadline } from './fixtures/net.js';
+import fs from 'node:fs';
+import { deadline, expectEcho, startEchoFor } from './fixtures/net.js';
+import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 const config = () =>
   sshkeep.resolveTunnel(
@@ -67,4 +69,34 @@ t.test('library API – Fleet.apps and .connections() answer as .tunnels and .cl
   t.equal(fleet.apps, fleet.tunnels);
   t.equal(fleet.tunnels.length, 1);
   t.equal(fleet.connections(), fleet.clients());
+});
+
+t.test('library API – start() twice is one start; start() after stop() and ready() before start() are clear ConfigErrors', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]));
+  t.equal(await app.start(), await app.start(), 'a second start() answers as the first: the same listeners');
+  await app.ready();
+  await expectEcho(t, bound[0]!.port, 'one listener, working');
+  await app.stop();
+  await t.rejects(app.start(), { name: 'ConfigError', message: /start\(\) after stop\(\); a stopped tunnel does not start again/ });
+
+  const fresh = new sshkeep.Sshkeep(sshkeep.resolveTunnel(inputFor(server, keys, ['0:127.0.0.1:9']), { home: os.tmpdir(), localUser: 'tester', authSock: undefined }));
+  await t.rejects(fresh.ready(), { name: 'ConfigError', message: /ready\(\) before start\(\); call start\(\) first/ });
+  const starting = fresh.start();
+  await deadline(fresh.ready(), 10_000, 'ready() called while start() is still running waits for it');
+  await starting;
+  await fresh.stop();
+});
+
+t.test('library API – a fatal first connect leaves its error in report().lastError', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  fs.writeFileSync(keys.knownHosts, ''); // the host key is unknown: fatal at the first connect
+  const app = new sshkeep.Sshkeep(sshkeep.resolveTunnel(inputFor(server, keys, ['0:127.0.0.1:9']), { home: os.tmpdir(), localUser: 'tester', authSock: undefined }), { logger: sshkeep.silentLogger });
+  t.teardown(() => app.stop());
+  await app.start();
+  await t.rejects(deadline(app.ready(), 10_000, 'the host key check'), sshkeep.HostKeyError);
+  t.match(app.report().lastError, /host key/i, 'the report says why');
 });

@@ -490,6 +490,7 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
 
   #fail(err: Error): void {
     this.#fatalError = err;
+    this.#lastError = err;
     this.#setState('closed', err.message);
     this.emit('fatal', err);
   }
