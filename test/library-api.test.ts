@@ -7,7 +7,7 @@ import { currentLimits } from '../src/deprecated.js';
 import type { SshSession } from '../src/ssh/adapter.js';
 import fs from 'node:fs';
 import { deadline, expectEcho, startEchoFor } from './fixtures/net.js';
-import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
+import { inputFor, makeKeys, startRelay, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 const config = () =>
   sshkeep.resolveTunnel(
@@ -99,4 +99,18 @@ t.test('library API – a fatal first connect leaves its error in report().lastE
   await app.start();
   await t.rejects(deadline(app.ready(), 10_000, 'the host key check'), sshkeep.HostKeyError);
   t.match(app.report().lastError, /host key/i, 'the report says why');
+});
+
+t.test('library API – stop() settles within about a second when the server never answers the close (a dead link, a stopped sshd)', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const relay = await startRelay(t, keys, server);
+  const { app } = await startSshkeep(t, inputFor(relay, keys, ['0:127.0.0.1:9'], { keepaliveInterval: '60s' }));
+  await app.ready();
+  relay.set('blackhole'); // our FIN is held: the server's answer (its FIN) never comes
+  const started = performance.now();
+  await deadline(app.stop(), 5000, 'stop() with the link dead');
+  const tookMs = performance.now() - started;
+  t.ok(tookMs < 3000, `stopped in ${tookMs.toFixed(0)} ms: the socket is dropped after 1 s of waiting`);
+  t.equal(relay.ends.up, 1, 'our end was sent (and held by the link)');
 });

@@ -325,6 +325,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
   /** Drops the connection at once. */
   destroy(): void {
     this.client.destroy();
+    // ssh2 destroys only a socket still writable: after end() (our FIN sent) one whose server never answers would stay.
+    this.sock.destroy();
   }
 }
 
