@@ -154,6 +154,26 @@ async function main(): Promise<void> {
     t.ok(toTarget.length > 0 && toTarget.every((o) => o.onread), 'the local target is read through onread (src/socket-reads.ts)');
   });
 
+  t.test('-R counts as the client sees it: up is what its client (on the server side) sends the local target', async (t) => {
+    // A target that reads the request to its end, then answers ten times as much.
+    const target = net.createServer({ allowHalfOpen: true }, (s) => {
+      let got = 0;
+      s.on('data', (c: Buffer) => (got += c.length));
+      s.on('end', () => s.end(Buffer.alloc(got * 10, 'r')));
+    });
+    target.listen(0, '127.0.0.1');
+    await once(target, 'listening');
+    t.teardown(() => target.close());
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${(target.address() as net.AddressInfo).port}`] }));
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    await whenState(app.remoteForwards[0]!, 'bound', READY_MS, '-R bound');
+    const answer = await deadline(roundTrip(await connect(app.report().remoteForwards[0]!.port!), Buffer.alloc(100, 'q')), 10_000, 'the answer');
+    t.equal(answer.length, 1000, 'the answer came whole');
+    const end = await nthLine(logs, logIs('conn_end'), 1, 5000, 'conn_end');
+    t.match(end, { side: 'client', reset: false, bytesUp: 100, bytesDown: 1000 }, 'the client ended first; 100 bytes up, 1000 down');
+    t.match(app.report().forwards.find((f) => f.kind === 'remote'), { bytesUp: 100, bytesDown: 1000 }, 'the report (and sshkeep_bytes_total) the same way');
+  });
+
   t.test('-R PORT: a fixed port is reachable', async (t) => {
     const port = await freePort();
     const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`${port}:127.0.0.1:${echo.port}`] }));

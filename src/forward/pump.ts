@@ -38,13 +38,20 @@ export class Pump {
   #channelClosed = false;
   #firstEnd: EndSide | undefined;
 
+  /** Which side the local socket is: the client (-L, -D), or the target (-R, where the client is on the server's side). */
+  readonly #localSide: 'client' | 'target';
+  readonly #channelSide: 'client' | 'target';
+
   constructor(
     private readonly client: net.Socket,
     private readonly channel: Channel,
     private readonly session: SshSession,
     held: HeldBytes,
     private readonly onDone: (result: PumpResult) => void,
+    localSide: 'client' | 'target' = 'client',
   ) {
+    this.#localSide = localSide;
+    this.#channelSide = localSide === 'client' ? 'target' : 'client';
     const onTunnelLost = (why: string) => this.#cut('tunnel', `SSH connection lost: ${why}`);
     session.on('close', onTunnelLost);
     this.#detach = () => session.off('close', onTunnelLost);
@@ -52,7 +59,7 @@ export class Pump {
     // What the client sent while held goes first, in order.
     for (const chunk of held.chunks) channel.write(chunk);
     const clientEnded = () => {
-      this.#firstEnd ??= 'client';
+      this.#firstEnd ??= this.#localSide;
       channel.end(); // SSH EOF: the target sees a half-close
     };
     if (held.ended) clientEnded();
@@ -60,20 +67,20 @@ export class Pump {
     this.#unlink = link(client, channel, session, !held.ended).unlink;
 
     channel.on('end', () => {
-      this.#firstEnd ??= 'target';
+      this.#firstEnd ??= this.#channelSide;
       if (!session.closed) client.end();
     });
-    client.on('error', (err: NodeJS.ErrnoException) => this.#cut('client', `client error: ${err.code ?? err.message}`));
-    channel.on('error', (err: Error) => this.#cut('target', `channel error: ${err.message}`));
+    client.on('error', (err: NodeJS.ErrnoException) => this.#cut(this.#localSide, `${this.#localSide} error: ${err.code ?? err.message}`));
+    channel.on('error', (err: Error) => this.#cut(this.#channelSide, `channel error: ${err.message}`));
     client.on('close', () => {
-      const side = this.#firstEnd ?? 'client';
+      const side = this.#firstEnd ?? this.#localSide;
       this.#finish(side, `${side} closed`, false);
     });
     channel.on('close', () => {
       this.#channelClosed = true;
       if (this.#done || session.closed) return;
-      // The target closed both ways: deliver what is buffered, then close.
-      this.#firstEnd ??= 'target';
+      // The far side closed both ways: deliver what is buffered, then close.
+      this.#firstEnd ??= this.#channelSide;
       client.end(() => client.destroy());
     });
   }
@@ -81,13 +88,13 @@ export class Pump {
   readonly #detach: () => void;
   readonly #unlink: () => void;
 
-  /** Bytes from the client (held ones included) and to it: the socket counts them, not the hot path. */
+  /** Bytes from the client (held ones included) to the target, and back: the local socket counts them, not the hot path. */
   get bytesUp(): number {
-    return this.client.bytesRead;
+    return this.#localSide === 'client' ? this.client.bytesRead : this.client.bytesWritten;
   }
 
   get bytesDown(): number {
-    return this.client.bytesWritten;
+    return this.#localSide === 'client' ? this.client.bytesWritten : this.client.bytesRead;
   }
 
   /** Ends the connection abruptly as the process stops: the client sees a reset now, the channel is closed. */

@@ -25,9 +25,9 @@ export class Pumps {
     return this.#live.size;
   }
 
-  /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. */
-  start(socket: net.Socket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger): void {
-    this.add((done) => new Pump(socket, channel, session, held, done), log);
+  /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. `socket` is the client, or with -R the target. */
+  start(socket: net.Socket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger, socketSide: 'client' | 'target' = 'client'): void {
+    this.add((done) => new Pump(socket, channel, session, held, done, socketSide), log);
   }
 
   /** Counts a connection moved by something other than a Pump (a resumable stream) the same way. */

@@ -194,7 +194,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
       local.removeAllListeners('error');
       local.setNoDelay(true);
       if (session.closed) return resetSocket(local);
-      this.#pumps.start(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, log);
+      this.#pumps.start(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, log, 'target');
       log.debug('client from the server forwarded', { event: 'accept', origin: conn.origin, target: formatEndpoint(target) });
     });
   }
