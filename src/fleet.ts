@@ -31,6 +31,8 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
   /** Tunnels a reconfiguration started. */
   readonly #fromReload = new WeakSet<Sshkeep>();
   #draining = false;
+  /** isStarted() once true stays true (a startup probe must not go back). */
+  #started = false;
   readonly #logger: Logger;
   readonly #options: Omit<SshkeepOptions, 'limits'>;
   /** Shared by every tunnel, read at each client: a reconfiguration changes them in place. */
@@ -124,7 +126,7 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
   isReady(): boolean {
     const { maxConnections } = this.#limits;
     const full = maxConnections > 0 && this.clients() >= maxConnections;
-    const up = (a: Sshkeep) => a.connection.state === 'ready' && a.remoteForwards.every((r) => r.state === 'bound');
+    const up = (a: Sshkeep) => a.state === 'ready' && a.remoteForwards.every((r) => r.state === 'bound');
     return !this.#draining && !full && this.tunnels.every(up);
   }
 
@@ -134,8 +136,10 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
    * refused key would have the orchestrator restart them all.
    */
   isStarted(): boolean {
-    // At least one tunnel must have worked: skipping every one is not a start.
-    return this.tunnels.every((a) => a.connection.everReady || a.skipped) && this.tunnels.some((a) => a.connection.everReady);
+    // At least one tunnel must have worked: skipping every one is not a start. Once started, a
+    // tunnel a reload adds (which may fail as a skipped one would) does not make it unstarted.
+    this.#started ||= this.tunnels.every((a) => a.connection.everReady || a.skipped) && this.tunnels.some((a) => a.connection.everReady);
+    return this.#started;
   }
 
   reports(): TunnelReport[] {

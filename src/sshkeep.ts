@@ -16,7 +16,7 @@ import { dialRoute, type Hop } from './ssh/route.js';
 import type { SshSession } from './ssh/adapter.js';
 import { CONNECTION_TUNING, HEARTBEAT_TUNING, remoteRetry } from './tuning.js';
 import { currentLimits, type LegacyLimits } from './deprecated.js';
-import { ConnectionPool } from './ssh/pool.js';
+import { ConnectionPool, type SessionSource } from './ssh/pool.js';
 import { SshConnection, type ConnectionState, type ConnectionStatus } from './ssh/connection.js';
 import { watchForWake } from './ssh/wake-watch.js';
 import { watchNetwork } from './ssh/network-watch.js';
@@ -119,6 +119,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
   /** --skip-failed-tunnels: the first connect failed for good (auth, host key); it keeps retrying. */
   #skipped = false;
   #stopWatches: () => void = () => {};
+  /** Where clients' channels come from: the connection, or the pool of them (--connections N). */
+  readonly #source: SessionSource;
   /** The first start(): later calls return it. */
   #starting: Promise<BoundForward[]> | undefined;
   #stopped = false;
@@ -171,6 +173,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     this.sshConnections = Array.from({ length: config.connections }, (_, i) => newConnection(i));
     this.connection = this.sshConnections[0]!;
     const source = this.sshConnections.length > 1 ? new ConnectionPool(this.sshConnections) : this.connection;
+    this.#source = source;
     this.#hops = hops;
     if (config.resume) {
       this.#resume = new AgentClient(source, {
@@ -369,15 +372,21 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     return this.forwards.reduce((n, f) => n + f.held, 0);
   }
 
+  /** Ready while any of its SSH connections is (--connections N); otherwise the first one's state. */
+  get state(): ConnectionState {
+    return this.#source.state;
+  }
+
   report(): TunnelReport {
     const t = this.connection;
+    const ready = this.sshConnections.filter((c) => c.state === 'ready');
     return {
       tunnel: this.name,
-      state: t.state,
-      since: new Date(t.since).toISOString(),
+      state: this.state,
+      since: new Date(ready.length > 0 ? Math.min(...ready.map((c) => c.since)) : t.since).toISOString(),
       everReady: t.everReady,
       rttMs: t.rttMs === undefined ? undefined : Math.round(t.rttMs * 100) / 100,
-      reconnects: Math.max(0, t.generation - 1),
+      reconnects: this.sshConnections.reduce((n, c) => n + Math.max(0, c.generation - 1), 0),
       active: [...this.forwards, ...this.remoteForwards].reduce((n, f) => n + f.active, 0),
       held: this.held(),
       outageMs: t.outageMs(),

@@ -255,6 +255,18 @@ t.test('connection-state – session close → reconnecting → new dial → rea
   t.strictSame(moves(events), ['idle>connecting', 'connecting>ready', 'ready>reconnecting', 'reconnecting>connecting', 'connecting>ready']);
 });
 
+t.test('connection-state – since: an outage counts from its start, however often its retries flip between connecting and reconnecting', async (t) => {
+  const s1 = new FakeSession('s1');
+  const { connection, events } = setup(t, [s1, new ConnectError('ECONNREFUSED'), new ConnectError('ECONNREFUSED'), 'hang'], { backoff: () => 5 });
+  await connection.start();
+  const readySince = connection.since;
+  s1.drop('keepalive timeout');
+  const lostAt = connection.since;
+  t.ok(lostAt >= readySince, 'leaving ready starts a new since');
+  await until(() => moves(events).filter((m) => m === 'reconnecting>connecting').length >= 3, 5000, 'three retries');
+  t.equal(connection.since, lostAt, 'unchanged through the retries');
+});
+
 t.test('connection-state – a close from a superseded session changes nothing', async (t) => {
   const s1 = new FakeSession('s1');
   const s2 = new FakeSession('s2');

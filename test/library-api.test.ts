@@ -6,8 +6,9 @@ import * as sshkeep from '../src/index.js';
 import { currentLimits } from '../src/deprecated.js';
 import type { SshSession } from '../src/ssh/adapter.js';
 import fs from 'node:fs';
-import { deadline, expectEcho, startEchoFor } from './fixtures/net.js';
-import { inputFor, makeKeys, startRelay, startServer, startSshkeep } from './fixtures/tunnel.js';
+import { deadline, expectEcho, startEchoFor, until } from './fixtures/net.js';
+import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
+import { Relay } from './fixtures/relay.js';
 
 const config = () =>
   sshkeep.resolveTunnel(
@@ -104,7 +105,9 @@ t.test('library API – a fatal first connect leaves its error in report().lastE
 t.test('library API – stop() settles within about a second when the server never answers the close (a dead link, a stopped sshd)', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
-  const relay = await startRelay(t, keys, server);
+  const relay = await new Relay(server.port, { halfOpen: true }).listen();
+  t.teardown(() => relay.close());
+  fs.appendFileSync(keys.knownHosts, `[127.0.0.1]:${relay.port} ${server.hostPublicKey}\n`);
   const { app } = await startSshkeep(t, inputFor(relay, keys, ['0:127.0.0.1:9'], { keepaliveInterval: '60s' }));
   await app.ready();
   relay.set('blackhole'); // our FIN is held: the server's answer (its FIN) never comes
@@ -113,4 +116,22 @@ t.test('library API – stop() settles within about a second when the server nev
   const tookMs = performance.now() - started;
   t.ok(tookMs < 3000, `stopped in ${tookMs.toFixed(0)} ms: the socket is dropped after 1 s of waiting`);
   t.equal(relay.ends.up, 1, 'our end was sent (and held by the link)');
+});
+
+t.test('library API – with --connections 2, the tunnel is ready (state, report, /readyz) while either connection is', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const config = sshkeep.resolveTunnel(inputFor(server, keys, [`0:127.0.0.1:${echo.port}`], { connections: '2' }), { home: os.tmpdir(), localUser: 'tester', authSock: undefined });
+  const fleet = new sshkeep.Fleet([config], { maxConnections: 0, maxHeld: 1024 }, { logger: sshkeep.silentLogger });
+  t.teardown(() => fleet.stop('test over'));
+  const [bound] = await fleet.start();
+  await deadline(fleet.ready(), 10_000, 'ready');
+  const app = fleet.tunnels[0]!;
+  await until(() => app.sshConnections.every((c) => c.state === 'ready'), 10_000, 'both connections ready');
+  await app.sshConnections[0]!.stop('test: the first connection gone');
+  t.equal(app.state, 'ready', 'the tunnel is ready on its second connection');
+  t.match(app.report(), { state: 'ready', sshConnections: { ready: 1, total: 2 } });
+  t.ok(fleet.isReady(), 'ready for traffic');
+  await expectEcho(t, bound!.port, 'served by the second connection');
 });

@@ -338,3 +338,21 @@ t.test('reload – POST /reload answers once done (409 with the error when refus
   const bare = await serve();
   t.equal((await httpPost(bare, '/reload')).status, 404, 'a health server given no control: 404');
 });
+
+t.test('reload – a started fleet stays started (/startupz) when a reload adds a tunnel that cannot connect', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const env = { home: t.testdir({}), localUser: 'tester', authSock: undefined };
+  const good = { ...resolveTunnel(inputFor(server, keys, [`127.0.0.1:0:127.0.0.1:${echo.port}`]), env), name: 'db' };
+  const fleet = new Fleet([good], { maxConnections: 0, maxHeld: 1024 }, { logger: silentLogger });
+  t.teardown(() => fleet.stop('test over'));
+  await fleet.start();
+  await deadline(fleet.ready(), 5000, 'the good tunnel ready');
+  t.ok(fleet.isStarted(), 'started');
+  const bad = { ...resolveTunnel(inputFor({ port: await refusedPort() }, keys, ['127.0.0.1:0:127.0.0.1:9']), env), name: 'new' };
+  await fleet.reconfigure([good, bad], { maxConnections: 0, maxHeld: 1024, maxDrainMs: 100 });
+  await until(() => fleet.reports().find((r) => r.tunnel === 'new')?.lastError !== undefined, 5000, 'the added tunnel refused');
+  t.ok(fleet.isStarted(), 'still started: a startup probe never goes back');
+  t.notOk(fleet.isReady(), 'not ready: the added tunnel is down');
+});

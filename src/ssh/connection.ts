@@ -148,7 +148,7 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     return this.readySession === session;
   }
 
-  /** When the connection entered its current state (ms since the epoch). */
+  /** When the connection entered its current state (ms since the epoch); an outage's retries, flipping between connecting and reconnecting, count as one. */
   get since(): number {
     return this.#since;
   }
@@ -179,7 +179,8 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     if (!TRANSITIONS[from].includes(to)) throw new Error(`SSH connection: illegal transition ${from} -> ${to} (${reason})`);
     this.#state = to;
     const now = Date.now();
-    this.#since = now;
+    const retrying = (s: ConnectionState) => s === 'connecting' || s === 'reconnecting';
+    if (!(retrying(from) && retrying(to))) this.#since = now;
     if (to === 'ready' && this.#downSince !== undefined) {
       this.#outageMs += now - this.#downSince;
       this.#downSince = undefined;
