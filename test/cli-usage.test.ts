@@ -12,8 +12,9 @@ const FWD = ['-L', '0:127.0.0.1:1'];
 const DEST = 'tester@127.0.0.1';
 
 /**
- * Exit 2 and one `sshkeep: ...` line for a person on stderr, mentioning `mention`,
- * with no stack trace and nothing else.
+ * Exit 2 and one line on stderr mentioning `mention`, with no stack trace and nothing else:
+ * `sshkeep: ...` for a person, or, found once the log is open (not a terminal here, so JSON),
+ * the log's last line saying why the process ends.
  */
 async function usageError(t: Test, args: string[], mention: RegExp): Promise<CliResult> {
   const res = await runCli(args);
@@ -22,9 +23,11 @@ async function usageError(t: Test, args: string[], mention: RegExp): Promise<Cli
   t.notMatch(res.stderr, /this is a bug/, 'not reported as a bug');
   t.equal(res.stdout, '', 'nothing on stdout');
   const lines = res.stderr.split('\n').filter(Boolean);
-  t.equal(lines.length, 1, `exactly one line for a person on stderr:\n${res.stderr}`);
-  t.match(lines[0] ?? '', /^sshkeep: \S/, 'starts with "sshkeep: "');
-  t.match(lines[0] ?? '', mention, 'says what is wrong');
+  t.equal(lines.length, 1, `exactly one line on stderr:\n${res.stderr}`);
+  const line = lines[0] ?? '';
+  if (line.startsWith('{')) t.match(JSON.parse(line), { level: 'error', event: 'fatal', exitCode: 2 }, 'the JSON log says why it ends');
+  else t.match(line, /^sshkeep: \S/, 'starts with "sshkeep: "');
+  t.match(line, mention, 'says what is wrong');
   return res;
 }
 
@@ -162,7 +165,16 @@ t.test('cli – a listening port still in use after the retry window: exit 4 nam
   const lines = res.stderr.split('\n').filter(Boolean);
   const waits = lines.filter((l) => l.includes('"listen_wait"'));
   t.equal(waits.length, 1, 'the wait logged once');
-  t.match(lines.at(-1) ?? '', new RegExp(`^sshkeep: -L ${port}:127\\.0\\.0\\.1:1: 127\\.0\\.0\\.1:${port} is already in use`), 'then one line for a person naming the -L spec and the port');
+  const why = new RegExp(`^-L ${port}:127\\.0\\.0\\.1:1: 127\\.0\\.0\\.1:${port} is already in use`);
+  t.ok(lines.every((l) => l.startsWith('{')), 'a JSON log on stderr stays JSON, line for line');
+  t.match(JSON.parse(lines.at(-1) ?? '{}'), { level: 'error', event: 'fatal', error: 'ListenError', exitCode: 4, msg: why }, 'then the reason, naming the -L spec and the port');
+
+  // With -E the log file ends with it too, and stderr says it to a person.
+  const file = path.join(t.testdir({}), 'sshkeep.log');
+  const logged = await runCli([...ISOLATED, '-E', file, '-p', String(refused), '-L', `${port}:127.0.0.1:1`, DEST]);
+  t.equal(logged.code, 4);
+  t.match(JSON.parse(fs.readFileSync(file, 'utf8').trim().split('\n').at(-1)!), { event: 'fatal', exitCode: 4, msg: why }, 'the -E file says why the process ended');
+  t.match(logged.stderr, new RegExp(`^sshkeep: ${why.source.slice(1)}`), 'and stderr, in one plain line');
 });
 
 t.test('cli – an identity file that is not a key is a usage error', async (t) => {

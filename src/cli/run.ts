@@ -22,19 +22,26 @@ import { StatusLine } from '../ops/status-line.js';
 import { SystemdNotifier } from '../ops/notify.js';
 import { nativeCryptoLoaded } from '../ssh/adapter.js';
 
+/** The log, once there is one, and where it goes: text or JSON on stderr, or an -E file. */
+interface Log {
+  logger: Logger;
+  to: 'stderr-text' | 'stderr-json' | 'file';
+}
+
 /**
- * One clear paragraph on stderr (usage and configuration errors are for a person,
- * whatever the log format); a stack only for what is a bug, and only with -v.
+ * Why the process ends, in one clear paragraph: in the log (a JSON log or an -E file keeps it
+ * with the rest), and as plain text on stderr where a person reads it (usage, configuration and
+ * listen errors, or no log yet; not beside JSON lines); a stack only for what is a bug, with -v.
  */
-function report(err: unknown, logger: Logger | undefined): number {
+function report(err: unknown, log: Log | undefined): number {
   const code = exitCodeOf(err);
   const message = err instanceof Error ? err.message : String(err);
   const forPerson = err instanceof ConfigError || err instanceof ListenError;
-  if (logger && !forPerson) logger.error(message, { event: 'fatal', error: err instanceof SshkeepError ? err.name : 'InternalError', exitCode: code });
-  else process.stderr.write(`sshkeep: ${message}\n`);
+  if (log && !(forPerson && log.to === 'stderr-text')) log.logger.error(message, { event: 'fatal', error: err instanceof SshkeepError ? err.name : 'InternalError', exitCode: code });
+  if (!log || (forPerson && log.to !== 'stderr-json')) process.stderr.write(`sshkeep: ${message}\n`);
   if (!(err instanceof SshkeepError)) {
     process.stderr.write('sshkeep: this is a bug; please report it with the output of -v.\n');
-    if (logger?.isDebug() && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (log?.logger.isDebug() && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   }
   return code;
 }
@@ -108,7 +115,8 @@ interface Reloading {
   logFile: LogFile | undefined;
 }
 
-async function run(settings: Settings, logger: Logger, status: StatusLine | undefined, passphrase: string | undefined, reloading: Reloading): Promise<number> {
+async function run(settings: Settings, log: Log, status: StatusLine | undefined, passphrase: string | undefined, reloading: Reloading): Promise<number> {
+  const { logger } = log;
   const fleet = new Fleet(settings.tunnels, settings.process, {
     logger,
     prompter: ttyPrompter(),
@@ -174,7 +182,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
       failing = true;
       await fleet.stop('fatal error');
       health?.close();
-      return report(err, logger);
+      return report(err, log);
     },
   );
   const stopBinding = () => {
@@ -212,7 +220,7 @@ async function run(settings: Settings, logger: Logger, status: StatusLine | unde
 }
 
 async function main(argv: string[]): Promise<number> {
-  let logger: Logger | undefined;
+  let log: Log | undefined;
   try {
     if (argv[0] === 'demo') {
       interruptOnSignals(['SIGHUP', 'SIGUSR2']); // SIGINT and SIGTERM: its own drain (onSignals)
@@ -242,11 +250,12 @@ async function main(argv: string[]): Promise<number> {
     const format = settings.logFormat ?? (terminal ? 'pretty' : 'json');
     // A person at a terminal gets a live status line under the log (never in JSON mode).
     const status = terminal && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
-    logger = createLogger(settings.logLevel, format, file || status || process.stderr, terminal);
+    const logger = createLogger(settings.logLevel, format, file || status || process.stderr, terminal);
+    log = { logger, to: file ? 'file' : format === 'json' ? 'stderr-json' : 'stderr-text' };
     for (const w of warnings) logger.warn(w, { event: 'config' });
-    return await run(settings, logger, status, passphrase, { load: reloadFrom(cli, env, secrets), logFile: file });
+    return await run(settings, log, status, passphrase, { load: reloadFrom(cli, env, secrets), logFile: file });
   } catch (err) {
-    return report(err, logger);
+    return report(err, log);
   }
 }
 
