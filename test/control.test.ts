@@ -186,6 +186,7 @@ t.test('control – usage: no health address, an unknown flag or a bad timeout a
   await t.rejects(control('shutdown', ['--json', '--health', '9']), { name: 'ConfigError', message: /unknown option '--json'/ });
   await t.rejects(control('wait', ['--health', '9', '--timeout', 'soon']), { name: 'ConfigError', message: /--timeout/ });
   await t.rejects(control('status', ['--health', 'nope:x']), { name: 'ConfigError', message: /^--health: "nope:x" must be \[host:\]port/ });
+  await t.rejects(control('wait', [], { SSHKEEP_HEALTH: 'off' }), { name: 'ConfigError', message: /^wait: SSHKEEP_HEALTH is off, so the instance serves nothing to ask/ });
   const help = await control('status', ['--help']);
   t.equal(help.code, 0);
   t.match(help.out, /exit codes: 0 every tunnel is ready, 1 some tunnel is not/i);

@@ -235,6 +235,22 @@ t.test('settings – precedence: flags > environment > config file (tunnel > top
   }
 });
 
+t.test('settings – a variable that wins over the config file says so once (the Docker image sets SSHKEEP_HEALTH); health off is off', async (t) => {
+  withEnv(t, { SSHKEEP_HEALTH: '0.0.0.0:9090', SSHKEEP_HOLD_TIMEOUT: '7s', SSHKEEP_MAX_HELD: '5' });
+  const file = configFile(t, { health: '127.0.0.1:18181', holdTimeout: '3s', maxHeld: 5, tunnels: [{ ...FILE_TUNNEL }, { ...FILE_TUNNEL, name: 'ft2', local: ['0:127.0.0.1:2'] }] });
+  const warnings: string[] = [];
+  const s = build(t, ['--config', file], {}, warnings);
+  t.strictSame(s.process.health, { host: '0.0.0.0', port: 9090 }, 'the environment wins');
+  t.equal(s.tunnels[0]!.holdTimeoutMs, 7000);
+  t.strictSame(warnings.filter((w) => w.includes('wins over')), [
+    `SSHKEEP_HOLD_TIMEOUT in the environment wins over ${file}: holdTimeout: the environment comes before the file; unset the variable to use the file's value.`,
+    `SSHKEEP_HEALTH in the environment wins over ${file}: health: the environment comes before the file; unset the variable to use the file's value.`,
+  ], 'each said once (two tunnels); the same value (maxHeld) is no news; no value is shown (it may be a secret)');
+  withEnv(t, { SSHKEEP_HEALTH: 'off' });
+  t.equal(build(t, ['--config', file]).process.health, undefined, 'SSHKEEP_HEALTH=off: no health server');
+  t.equal(build(t, ['--health', 'OFF', ...CLI_TUNNEL]).process.health, undefined, '--health off');
+});
+
 t.test('settings – parseHostPort', async (t) => {
   t.strictSame(parseHostPort('9090', '--health'), { host: '127.0.0.1', port: 9090 });
   t.strictSame(parseHostPort(' 0.0.0.0:9090 ', '--health'), { host: '0.0.0.0', port: 9090 });

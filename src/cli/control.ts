@@ -155,6 +155,7 @@ function parse(name: ControlCommand, argv: string[], env: NodeJS.ProcessEnv, io:
   // The same variable the instance reads, so in a sidecar one SSHKEEP_HEALTH serves both.
   const health = o.health ?? (env.SSHKEEP_HEALTH || undefined);
   if (!health) throw new ConfigError(`${name} needs --health [host:]port of a running instance (or SSHKEEP_HEALTH).`);
+  if (/^(off|none)$/i.test(health.trim())) throw new ConfigError(`${name}: ${o.health ? '--health' : 'SSHKEEP_HEALTH'} is off, so the instance serves nothing to ask; give the --health [host:]port it was started with.`);
   return {
     where: reachable(parseHostPort(health, o.health ? '--health' : 'SSHKEEP_HEALTH')),
     timeoutMs: o.timeout === undefined ? DEFAULTS.waitTimeoutMs : parseDuration(o.timeout, '--timeout'),

@@ -4,7 +4,7 @@ import { DEFAULTS } from './defaults.js';
 import { readConfigFile, type ConfigFile, type FileTunnel } from './file.js';
 import { formatEndpoint, isLocalOnly } from './forward-spec.js';
 import { resolveTunnel, type ResolveEnv, type TunnelInput } from './resolve.js';
-import { SETTINGS, SETTING_NAMES, fileKey, fileSettings, flagName, settingOf, type SettingName } from './setting-table.js';
+import { SETTINGS, SETTING_NAMES, envName, fileKey, fileSettings, flagName, settingOf, type SettingName } from './setting-table.js';
 import { SourcedError, type Sourced } from './sourced.js';
 import type { Endpoint, LogFormat, LogLevel, ProcessConfig, TunnelConfig } from './types.js';
 
@@ -49,8 +49,13 @@ function fileLayer(file: string, values: Record<string, string | string[] | unde
  * environment (one layer: commander took a flag over its variable), then a file tunnel's own
  * entry, then the file's top level. The first layer that gives a setting gives all of it.
  */
-function first(name: SettingName, cli: Layer, own: Layer | undefined, top: Layer): Sourced[] | undefined {
-  return [cli, own ?? {}, top].find((l) => l[name] !== undefined)?.[name];
+function first(name: SettingName, cli: Layer, own: Layer | undefined, top: Layer, say: (m: string) => void): Sourced[] | undefined {
+  const [given, file] = [cli, own ?? {}, top].filter((l) => l[name] !== undefined).map((l) => l[name]!);
+  // A variable set for every run (the Docker image's SSHKEEP_HEALTH) must not hide the file's value in silence; values unsaid (secrets).
+  if (file && given![0]!.source === envName(name) && given!.map((v) => v.value).join('\0') !== file.map((v) => v.value).join('\0')) {
+    say(`${envName(name)} in the environment wins over ${file[0]!.source}: the environment comes before the file; unset the variable to use the file's value.`);
+  }
+  return given;
 }
 
 /**
@@ -62,12 +67,12 @@ const AS_OPTIONS = { ipv4: 'AddressFamily=inet', ipv6: 'AddressFamily=inet6', co
 const flagOptions = (cli: Layer): Sourced[] =>
   Object.entries(AS_OPTIONS).flatMap(([name, value]) => (cli[name as SettingName] ? [{ value, source: flagName(name as SettingName) }] : []));
 
-function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined): TunnelInput {
+function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined, say: (m: string) => void): TunnelInput {
   const own = tunnel && fileLayer(file!.file, tunnel, 'tunnel', tunnel.path);
   // A file tunnel's own ServerAliveInterval counts as its keepalive interval: the top level's does not hide it.
   const ownInterval = tunnel?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
   const defaults = ownInterval ? { ...top, keepaliveInterval: undefined } : top;
-  const every = Object.fromEntries(EVERY_TUNNEL.map((n) => [n, first(n, cli, own, defaults)?.[0]]));
+  const every = Object.fromEntries(EVERY_TUNNEL.map((n) => [n, first(n, cli, own, defaults, say)?.[0]]));
   // Settings that describe a tunnel come from its own entry: the command line's are for the command-line tunnel.
   const from = own ?? cli;
   const one = (name: SettingName) => from[name]?.[0];
@@ -148,8 +153,10 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     }
   }
   const top = file ? fileLayer(file.file, file.settings, 'top') : {};
-  const inputs: [TunnelInput, FileTunnel | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, top, file, t), t]);
-  if (cli.destination) inputs.push([tunnelInput(cli, top, file, undefined), undefined]);
+  const said = new Set<string>();
+  const say = (m: string) => void (said.has(m) || (said.add(m), warn(m)));
+  const inputs: [TunnelInput, FileTunnel | undefined][] = fileTunnels.map((t) => [tunnelInput(cli, top, file, t, say), t]);
+  if (cli.destination) inputs.push([tunnelInput(cli, top, file, undefined, say), undefined]);
 
   const tunnels = inputs.map(([input, fromFile]) => {
     let config: TunnelConfig;
@@ -185,13 +192,13 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
 
   /** A process setting, parsed from the first layer that gives it, else its default. */
   const setting = <T>(name: SettingName, parse: (raw: Sourced) => T, fallback: T): T => {
-    const raw = first(name, cli, undefined, top)?.[0];
+    const raw = first(name, cli, undefined, top, say)?.[0];
     return raw === undefined ? fallback : parse(raw);
   };
   const health = setting('health', SETTINGS.health.parse, undefined);
   refuseSharedListeners(tunnels, health);
   const admin = setting('admin', SETTINGS.admin.parse, false);
-  const adminFrom = first('adminFrom', cli, undefined, top)?.[0];
+  const adminFrom = first('adminFrom', cli, undefined, top, say)?.[0];
   if (adminFrom && !admin) throw new ConfigError(`${adminFrom.source} ${adminFrom.value}: needs --admin (POST /quitquitquit is off without it).`);
   if (adminFrom) warn(`POST /quitquitquit accepts peers beyond loopback (${adminFrom.source} ${adminFrom.value}): anyone who can reach the health port from there can stop sshkeep.`);
   return {
@@ -209,7 +216,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     },
     logLevel: setting('logLevel', SETTINGS.logLevel.parse, DEFAULTS.logLevel),
     logFormat: setting('logFormat', SETTINGS.logFormat.parse, undefined),
-    logFile: first('logFile', cli, undefined, top)?.[0],
+    logFile: first('logFile', cli, undefined, top, say)?.[0],
     insecureKeyPermissions: cli.insecureKeyPermissions !== undefined,
   };
 }
