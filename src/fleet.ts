@@ -3,6 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ProcessConfig, TunnelConfig } from './config/types.js';
 import { ListenerHandover } from './forward/handover.js';
 import { DEFAULTS } from './config/defaults.js';
+import { refuseSameNames } from './config/settings.js';
 import type { Limits } from './forward/hold.js';
 import { ReplayBudget } from './resume/stream.js';
 import { silentLogger, type Logger } from './log.js';
@@ -53,6 +54,7 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
       clients: () => this.clients(),
       held: () => this.#all().reduce((n, a) => n + a.held(), 0),
     };
+    refuseSameNames(configs);
     this.tunnels = configs.map((c) => new Sshkeep(c, { ...this.#options, limits: this.#limits }));
   }
 
@@ -191,6 +193,7 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
    * Reloader sees to it).
    */
   async reconfigure(configs: TunnelConfig[], process: Pick<ProcessConfig, 'maxConnections' | 'maxHeld' | 'maxDrainMs'>): Promise<FleetChange> {
+    refuseSameNames(configs);
     const current = new Map(this.tunnels.map((a) => [a.name, a]));
     const kept = configs.map((c) => {
       const a = current.get(c.name);

@@ -103,7 +103,7 @@ export interface BoundForward {
  * connection's state changes and RTT samples, and each client's end.
  */
 export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms: number]; clientEnd: [ClientEnd] }> {
-  /** The destination as given: the `tunnel` label of logs and metrics. */
+  /** The tunnel's name (TunnelConfig.name: the host as given, or a --config tunnel's name): the `tunnel` label of logs and metrics. */
   readonly name: string;
   /** The first SSH connection: its state is the tunnel's, and it carries the remote forwards. */
   readonly connection: SshConnection;

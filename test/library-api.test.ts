@@ -135,3 +135,14 @@ t.test('library API – with --connections 2, the tunnel is ready (state, report
   t.ok(fleet.isReady(), 'ready for traffic');
   await expectEcho(t, bound!.port, 'served by the second connection');
 });
+
+t.test('library API – a Fleet of two tunnels with one name is refused, at construction and at reconfigure()', async (t) => {
+  const env = { home: os.tmpdir(), localUser: 'tester', authSock: undefined };
+  const a = sshkeep.resolveTunnel({ destination: 'tester@127.0.0.1', configFile: 'none', localForwards: ['0:127.0.0.1:9'] }, env);
+  const b = sshkeep.resolveTunnel({ destination: 'other@127.0.0.1', configFile: 'none', localForwards: ['0:127.0.0.1:8'] }, env);
+  const limits = { maxConnections: 0, maxHeld: 1 };
+  t.throws(() => new sshkeep.Fleet([a, b], limits), { name: 'ConfigError', message: /Two tunnels are named "127\.0\.0\.1"; give each a distinct name .*TunnelConfig\.name/ });
+  const fleet = new sshkeep.Fleet([a, { ...b, name: 'other' }], limits);
+  await t.rejects(fleet.reconfigure([a, b], { ...limits, maxDrainMs: 0 }), { name: 'ConfigError', message: /Two tunnels are named/ });
+  t.strictSame(fleet.tunnels.map((x) => x.name), ['127.0.0.1', 'other'], 'the fleet as it was');
+});

@@ -137,6 +137,13 @@ function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; 
  * Flags > environment > config file > ssh_config > defaults, into the configs the
  * tunnels run from. Every error is a ConfigError naming where the bad value came from.
  */
+/** Tunnels are told apart by name (logs, metrics, a reload's changes): two with one name are refused. */
+export function refuseSameNames(tunnels: readonly { name: string }[]): void {
+  const names = tunnels.map((t) => t.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key of a --config tunnel; TunnelConfig.name in the library).`);
+}
+
 export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, warn: (m: string) => void): Settings {
   const file = cli.config ? readConfigFile(cli.config[0]!.value) : undefined;
   const fileTunnels = file?.tunnels ?? [];
@@ -186,9 +193,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
     if (secrets.knownHosts) config.inlineKnownHosts.push({ name: 'SSHKEEP_KNOWN_HOSTS', text: secrets.knownHosts });
     return config;
   });
-  const names = tunnels.map((t) => t.name);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key in --config).`);
+  refuseSameNames(tunnels);
 
   /** A process setting, parsed from the first layer that gives it, else its default. */
   const setting = <T>(name: SettingName, parse: (raw: Sourced) => T, fallback: T): T => {
