@@ -2,7 +2,8 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import { connect, deadline, roundTrip, startEchoFor } from './fixtures/net.js';
+import ssh2 from 'ssh2';
+import { connect, deadline, listenFor, roundTrip, startEchoFor } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startServer, startSshkeep, type Keys } from './fixtures/tunnel.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
@@ -149,4 +150,30 @@ t.test('identities – a key others can read is refused with OpenSSH\'s reason, 
   t.equal(ids.length, 1, 'accepted with --insecure-key-permissions');
   fs.chmodSync(keys.identity, 0o600);
   t.equal((await loadIdentities([keys.identity], true, noPrompt, silentLogger)).length, 1, '0600 is fine');
+});
+
+t.test("auth – keyboard-interactive: the server's instructions go to the prompter's say(), never to the process's stderr", async (t) => {
+  const keys = makeKeys(t);
+  const host = ed25519Pair();
+  const server = new ssh2.Server({ hostKeys: [host.private] }, (client) => {
+    client.on('error', () => {});
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'keyboard-interactive') return ctx.reject(['keyboard-interactive']);
+      ctx.prompt([{ prompt: 'Code: ', echo: false }], 'Login', 'SERVER INSTRUCTIONS\u001b[31m', (answers) => (answers[0] === '42' ? ctx.accept() : ctx.reject()));
+    });
+  });
+  const port = await listenFor(t, server);
+  fs.writeFileSync(keys.knownHosts, `[127.0.0.1]:${port} ${host.public}\n`);
+  const said: string[] = [];
+  const asked: string[] = [];
+  const prompter: Prompter = { ask: async (q) => (asked.push(q), '42'), say: (text) => said.push(text) };
+  const written: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => (written.push(String(chunk)), write(chunk, ...rest))) as typeof process.stderr.write;
+  t.teardown(() => void (process.stderr.write = write));
+  const { app } = await startSshkeep(t, { ...inputFor({ port }, keys, ['0:127.0.0.1:9']), identityFiles: [] }, { prompter });
+  await deadline(app.ready(), 5000, 'ready after keyboard-interactive');
+  t.strictSame(said, ['SERVER INSTRUCTIONS[31m'], 'the instructions, escape sequences removed');
+  t.strictSame(asked, ['Code: '], 'only the server\'s prompt: no password asked of a server that takes none');
+  t.notOk(written.some((w) => w.includes('SERVER INSTRUCTIONS')), 'nothing written to stderr behind the app');
 });

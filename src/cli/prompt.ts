@@ -7,6 +7,9 @@ import { InterruptedError } from '../errors.js';
 export function ttyPrompter(): Prompter | undefined {
   if (!process.stdin.isTTY) return undefined;
   return {
+    say(text) {
+      process.stderr.write(`${text}\n`);
+    },
     ask(question, echo) {
       return new Promise((resolve, reject) => {
         let muted = false;

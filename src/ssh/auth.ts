@@ -92,7 +92,7 @@ export function authHandler(plan: AuthPlan, attempts: AuthAttempts, cache: { pas
         username,
         prompt: (_name, instructions, _lang, prompts, finish) => {
           void (async () => {
-            if (instructions) process.stderr.write(`${printable(instructions)}\n`);
+            if (instructions) prompter.say?.(printable(instructions));
             const answers: string[] = [];
             for (const p of prompts) answers.push(await prompter.ask(printable(p.prompt), p.echo ?? false));
             finish(answers);
@@ -102,12 +102,20 @@ export function authHandler(plan: AuthPlan, attempts: AuthAttempts, cache: { pas
     });
   }
   let next = 0;
+  let methodsKnown = false;
   // ssh2 takes `false` for "no more methods"; its typings omit it.
   return (methodsLeft, _partial, done) => {
     const stop = done as unknown as (m: false) => void;
+    methodsKnown ||= methodsLeft !== null;
     void (async () => {
       while (next < steps.length) {
-        const step = steps[next++]!;
+        const step = steps[next]!;
+        // Before asking a person anything, learn which methods the server takes (as ssh does with "none").
+        if (!methodsKnown && (step.method === 'password' || step.method === 'keyboard-interactive')) {
+          methodsKnown = true;
+          return done({ type: 'none', username });
+        }
+        next++;
         if (methodsLeft && !methodsLeft.includes(step.method)) continue;
         attempts.tried.push(step.label);
         return done(await step.make());
