@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -37,6 +38,12 @@ export async function clearStaleSocket(path: string, flag: string, logger: Logge
 
 /** Listens on a Unix socket created with mode 0600: only this user can connect. */
 export function listenPrivately(server: net.Server, path: string): void {
+  if (!isMainThread) {
+    // A worker cannot set the umask: the mode is set once bound, leaving the socket as the umask made it until then.
+    server.once('listening', () => fs.chmodSync(path, 0o600));
+    server.listen(path);
+    return;
+  }
   // The socket's mode comes from the umask at bind time, which listen() does synchronously.
   const old = process.umask(0o177);
   try {
