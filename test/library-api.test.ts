@@ -146,3 +146,21 @@ t.test('library API – a Fleet of two tunnels with one name is refused, at cons
   await t.rejects(fleet.reconfigure([a, b], { ...limits, maxDrainMs: 0 }), { name: 'ConfigError', message: /Two tunnels are named/ });
   t.strictSame(fleet.tunnels.map((x) => x.name), ['127.0.0.1', 'other'], 'the fleet as it was');
 });
+
+t.test('library API – resolveTunnel() from JavaScript: wrong shapes are one clear ConfigError; numbers and booleans read as ssh writes them', async (t) => {
+  const env = { home: os.tmpdir(), localUser: 'tester', authSock: undefined };
+  const resolve = (input: unknown) => sshkeep.resolveTunnel(input as sshkeep.TunnelInput, env);
+  const base = { destination: 'tester@127.0.0.1', configFile: 'none', localForwards: ['0:127.0.0.1:9'] };
+  const refused: [unknown, RegExp][] = [
+    [null, /^resolveTunnel: expected an object with at least a destination, got null\.$/],
+    [{ ...base, destination: undefined }, /^resolveTunnel: destination is required/],
+    [{ ...base, destination: ['tester@127.0.0.1'] }, /^resolveTunnel: destination: expected a string, got an array\.$/],
+    [{ ...base, localForwards: '8080:db:5432' }, /^resolveTunnel: localForwards: expected an array of strings, got a string\.$/],
+    [{ ...base, identityFiles: [{}] }, /^resolveTunnel: identityFiles\[0\]: expected a string, got an object\.$/],
+    [{ ...base, lcoalForwards: ['1:h:2'] }, /^resolveTunnel: unknown key "lcoalForwards" \(did you mean localForwards\?\); the keys are /],
+    [{ ...base, port: Number.NaN }, /^resolveTunnel: port: expected a string, got a number\.$/],
+  ];
+  for (const [input, message] of refused) t.throws(() => resolve(input), { name: 'ConfigError', message }, JSON.stringify(input));
+  const config = resolve({ ...base, port: 2222, connections: 2, holdTimeout: 5, resume: false });
+  t.match(config, { port: 2222, connections: 2, holdTimeoutMs: 5000, resume: false }, 'port: 2222, connections: 2, holdTimeout: 5 (seconds, as ssh), resume: false');
+});

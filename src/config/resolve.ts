@@ -7,6 +7,7 @@ import { bindAs, parseDynamicForward, parseLocalForward, parsePort, parseRemoteF
 import { SETTINGS, flagName } from './setting-table.js';
 import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
 import { readSshConfig } from './ssh-config.js';
+import { checkTunnelInput } from './tunnel-input.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
 import { addOption, noteUnhonoured, parseDashO, parseYesNo, unhonouredWarnings, type SshOptions, type Unhonoured } from './ssh-options.js';
 import type { AddressFamily, Algorithms, HostConfig, StrictHostKeyChecking, TunnelConfig } from './types.js';
@@ -295,6 +296,7 @@ export function resolveTunnel(
   env: ResolveEnv = processEnv(),
   warn: (message: string) => void = () => {},
 ): TunnelConfig {
+  input = checkTunnelInput(input);
   const destination = sourced(input.destination, 'destination');
   const dest = parseNamed(destination, 'destination', parseDestination);
   const fromDestination = (value: string) => ({ value, source: partOf(destination, 'destination', `destination "${destination.value}"`) });

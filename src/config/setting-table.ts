@@ -6,6 +6,7 @@ import { parseYesNo } from './ssh-options.js';
 import { formatSize, parseCount, parseSize } from './size.js';
 import { parseSourced, type Sourced } from './sourced.js';
 import type { LogFormat, LogLevel } from './types.js';
+import { nearest } from './nearest.js';
 
 /**
  * Every sshkeep setting, declared once: its flags, environment variable, config-file key,
@@ -308,20 +309,9 @@ export const SECRET_VARIABLES = ['SSHKEEP_IDENTITY', 'SSHKEEP_KNOWN_HOSTS', 'SSH
 export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
   const known = [...SETTING_NAMES.flatMap((n) => envName(n) ?? []), ...SECRET_VARIABLES];
   return Object.keys(env).filter((k) => k.startsWith('SSHKEEP_') && !known.includes(k)).sort().map((k) => {
-    const near = known.find((n) => editDistance(k, n) <= 2);
+    const near = nearest(k, known);
     return `${k} is not a variable sshkeep reads${near ? ` (did you mean ${near}?)` : ''}; it is ignored.`;
   });
-}
-
-/** Levenshtein distance: letters inserted, deleted or replaced to turn `a` into `b`. */
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length]!;
 }
 
 /** The flag as usually typed, to name a value in errors: the short one (`-p`), else the long one (`--hold-timeout`). */
