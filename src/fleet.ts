@@ -24,7 +24,8 @@ export interface FleetChange {
  * and `removed` when a reconfiguration starts a tunnel or takes one out (observers such as the
  * metrics follow them).
  */
-export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }> {
+/** added: a reconfiguration started a tunnel; removed: it took one out (it drains); retired: that one has stopped. */
+export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; retired: [Sshkeep] }> {
   /** Every tunnel (one per destination), in the order configured. */
   readonly tunnels: Sshkeep[];
   /** Tunnels a reconfiguration took out, finishing their streams. */
@@ -249,6 +250,7 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep] }
     await waitUntil(() => a.clients() === 0, maxDrainMs);
     const cut = await a.stop(reason);
     this.#retiring.delete(a);
+    this.emit('retired', a);
     if (cut > 0) this.#logger.warn(`${reason}: ${cut} client(s) reset at the end of the drain`, { event: 'drain_end', tunnel: a.name, connectionsCut: cut });
   }
 }

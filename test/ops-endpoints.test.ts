@@ -3,7 +3,7 @@ import os from 'node:os';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
-import { connect, deadline, httpGet, refusedPort, roundTrip, startEchoFor } from './fixtures/net.js';
+import { connect, deadline, expectEcho, hashedEchoClient, httpGet, refusedPort, roundTrip, startEchoFor } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startRelay, startServer, LogCapture } from './fixtures/tunnel.js';
 import { resolveTunnel } from '../src/config/resolve.js';
@@ -11,7 +11,7 @@ import { Fleet } from '../src/fleet.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { startHealthServer } from '../src/ops/health.js';
 import { createLogger } from '../src/log.js';
-import { metricValue } from './fixtures/metrics.js';
+import { metricSamples, metricSum, metricValue } from './fixtures/metrics.js';
 
 
 /** Resolves when the socket has closed, however (events.once would reject on its reset). */
@@ -158,4 +158,43 @@ t.test('limits – past --max-connections clients are reset, counted, and /ready
   const text = (await httpGet(healthPort, '/metrics')).body;
   t.equal(metricValue(text, 'sshkeep_connections_total', { forward: app.forwards[0]!.name, result: 'limit' }), 1);
   first.destroy();
+});
+
+t.test('metrics – across a reload that replaces a tunnel, no counter goes backwards and its open streams are still counted', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const env = { home: os.tmpdir(), localUser: 'tester', authSock: undefined };
+  const configOf = (holdTimeout: string) => ({ ...resolveTunnel(inputFor(server, keys, [`127.0.0.1:0:127.0.0.1:${echo.port}`], { keepaliveInterval: '200ms', holdTimeout }), env), name: 'db' });
+  const fleet = new Fleet([configOf('1s')], { maxConnections: 0, maxHeld: 1024 });
+  const metrics = new Metrics();
+  // Wired as the CLI wires them (src/cli/run.ts).
+  for (const app of fleet.tunnels) metrics.watch(app);
+  fleet.on('added', (a) => metrics.watch(a));
+  fleet.on('retired', (a) => metrics.unwatch(a));
+  t.teardown(() => fleet.stop('test over'));
+  const [bound] = await fleet.start();
+  await deadline(fleet.ready(), 5000, 'ready');
+  await deadline(once(fleet.tunnels[0]!.connection, 'rtt'), 5000, 'an RTT sample');
+  const stream = await hashedEchoClient(bound!.port);
+  await stream.send(Buffer.alloc(1000, 'a'));
+  const bytes = async () => metricSum(await metrics.text(), 'sshkeep_bytes_total', { tunnel: 'db' });
+  const rtts = async () => metricValue(await metrics.text(), 'sshkeep_heartbeat_rtt_seconds_count', { tunnel: 'db' }) ?? 0;
+  const before = { bytes: await bytes(), rtts: await rtts() };
+  t.equal(before.bytes, 2000, '1000 bytes each way');
+
+  await fleet.reconfigure([configOf('2s')], { maxConnections: 0, maxHeld: 1024, maxDrainMs: 10_000 });
+  const during = await metrics.text();
+  t.equal(metricSum(during, 'sshkeep_bytes_total', { tunnel: 'db' }), 2000, 'the retiring tunnel\'s bytes still count');
+  t.equal(metricSum(during, 'sshkeep_connections_active', { tunnel: 'db' }), 1, 'and its open stream');
+  t.equal(metricSamples(during, 'sshkeep_tunnel_up', { tunnel: 'db' }).length, 1, 'one state per tunnel name');
+  t.ok((await rtts()) >= before.rtts, 'the RTT histogram was not zeroed');
+
+  const retired = once(fleet, 'retired');
+  await stream.send(Buffer.alloc(500, 'b'));
+  await stream.end();
+  await deadline(retired, 10_000, 'the old tunnel stops once its stream ended');
+  t.equal(await bytes(), 3000, 'every byte, the retired tunnel\'s kept');
+  await expectEcho(t, bound!.port, 'the replacement serves');
+  t.ok((await bytes()) > 3000, 'and its bytes add to the same counter');
 });

@@ -132,7 +132,8 @@ async function run(settings: Settings, log: Log, status: StatusLine | undefined,
   const endpoints = settings.process.health && (await healthEndpoints(settings.process.health, logger));
   for (const tunnel of fleet.tunnels) endpoints?.metrics.watch(tunnel);
   fleet.on('added', (tunnel) => endpoints?.metrics.watch(tunnel));
-  fleet.on('removed', (tunnel) => endpoints?.metrics.unwatch(tunnel));
+  // A retiring tunnel is reported (its streams finishing) until it has stopped.
+  fleet.on('retired', (tunnel) => endpoints?.metrics.unwatch(tunnel));
   const reloader = new Reloader(fleet, settings, reloading.load, logger);
   // Type=notify under systemd: READY=1, STATUS=, STOPPING=1, WATCHDOG=1, RELOADING=1 around a reload.
   const notifier = SystemdNotifier.fromEnv(process.env, logger);
