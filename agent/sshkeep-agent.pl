@@ -409,8 +409,9 @@ sub write_tbuf {
 sub close_target {
   my ($s, $reset) = @_;
   my $fh = $s->{fh} or return;
-  # Linger 0: the close sends a TCP reset, so the target cannot take the stream for complete.
-  setsockopt($fh, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0)) if $reset;
+  # A target lingers 0 from its start (see connect_next): the close sends a TCP reset, so the
+  # target cannot take the stream for complete; only a stream that ended cleanly closes normally.
+  setsockopt($fh, SOL_SOCKET, SO_LINGER, pack('ii', 0, 0)) unless $reset;
   want(fileno $fh, 0, 0);
   delete $TARGETS{ fileno $fh };
   close $fh;
@@ -557,6 +558,9 @@ sub connect_next {
     my $fh;
     unless (socket($fh, $ai->{family}, SOCK_STREAM, 0) && nonblocking($fh)) { $s->{err} = errname($!); next }
     setsockopt($fh, IPPROTO_TCP, TCP_NODELAY, 1);
+    # Linger 0 until the stream ends cleanly: should the agent die (killed, out of memory), the
+    # kernel resets its targets rather than end them with a FIN that reads as a complete upload.
+    setsockopt($fh, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));
     $s->{fh} = $fh;
     $s->{born} = $LOOP;
     $TARGETS{ fileno $fh } = $s;

@@ -469,10 +469,11 @@ class Agent:
         sock = s.sock
         if sock is None:
             return
-        if reset:
-            # Linger 0: the close sends a TCP reset, so the target cannot take the stream for complete.
+        if not reset:
+            # A target lingers 0 from its start (see connect_next): the close sends a TCP reset, so
+            # the target cannot take the stream for complete; only a stream that ended cleanly closes normally.
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 0, 0))
             except OSError:
                 pass
         self.want(s, sock.fileno(), False, False)
@@ -630,6 +631,9 @@ class Agent:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Linger 0 until the stream ends cleanly: should the agent die (killed, out of memory),
+            # the kernel resets its targets rather than end them with a FIN that reads as a complete upload.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
             s.sock = sock
             s.born = self.turn
             self.want(s, sock.fileno(), False, True)  # writable once connected

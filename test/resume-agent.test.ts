@@ -220,6 +220,20 @@ for (const interpreter of TESTED_INTERPRETERS) {
       t.equal((await ping(agent)).streams, 0, 'the stream is forgotten');
     });
 
+    t.test('the agent killed (SIGKILL, out of memory): its targets see a reset, never a clean end of the upload', async (t) => {
+      const target = await startTarget(t, () => {});
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, Buffer.from('a partial upload'));
+      peer.sendData(0);
+      await peer.take(() => peer.acked === peer.outgoing.length, 'the agent to take the bytes');
+      await until(() => target.sockets[0] !== undefined && target.sockets[0].bytesRead === peer.outgoing.length, 5000, 'the target to read them all');
+      peer.channel.socket.on('error', () => {}); // the agent's end of the channel goes with it
+      for (const pid of agent.pids()) process.kill(pid, 'SIGKILL');
+      const result = await target.outcomeOf(0);
+      t.equal(result.data.toString(), 'a partial upload', 'what the agent had delivered');
+      t.equal(result.errorCode, 'ECONNRESET', 'then a reset: nothing unread in its socket, so only linger 0 makes the kernel reset it');
+    });
+
     t.test('a DATA frame split across two reads at every offset, in its header or its bytes: the echo comes back whole, once, in order', async (t) => {
       const echo = await startEchoFor(t);
       const agent = await startAgent(t, { interpreter });
@@ -543,7 +557,8 @@ for (const interpreter of TESTED_INTERPRETERS) {
     t.test('targets by name and over IPv6', async (t) => {
       const agent = await startAgent(t, { interpreter });
       for (const [host, listenOn] of [['localhost', '127.0.0.1'], ['::1', '::1']] as const) {
-        const server = net.createServer((sock) => sock.end(`hello from ${listenOn}`));
+        // The stream is never finished here: the agent stopped at teardown resets it (its targets linger 0).
+        const server = net.createServer((sock) => sock.on('error', () => {}).end(`hello from ${listenOn}`));
         server.listen(0, listenOn);
         const listening = await Promise.race([once(server, 'listening').then(() => true), once(server, 'error').then(() => false)]);
         t.teardown(() => server.close());
