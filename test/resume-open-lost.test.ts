@@ -190,6 +190,44 @@ async function main(): Promise<void> {
     t.equal(logs.find('conn_end').length, endedBefore, 'no client connection ended');
     for (const c of [old, held, late]) c.sock.destroy();
   });
+
+  t.test("resume – a stream that ended both ways, the agent's last ACK lost with its connection: a clean end, not a lost stream", async (t) => {
+    const payload = Buffer.alloc(200_000, 'r');
+    // The target answers at once, ends, and waits for the client's end.
+    const sockets = new Set<net.Socket>();
+    const target = net.createServer({ allowHalfOpen: true }, (s) => {
+      sockets.add(s.on('error', () => {}).on('close', () => sockets.delete(s)));
+      s.on('end', () => s.destroy());
+      s.end(payload);
+    });
+    const port = await listenFor(t, target);
+    t.teardown(() => sockets.forEach((s) => s.destroy()));
+    const { sshd } = await resumeSshd(t);
+    const relay = await relayIn(t, sshd);
+    const { app, bound, logs } = await resumingSshkeep(t, sshd, [`0:127.0.0.1:${port}`], relay.port);
+    await agentChecked(app);
+    const client = await connect(bound[0]!.port);
+    let got = 0;
+    client.on('data', (c: Buffer) => (got += c.length));
+    const ended = new Promise<void>((resolve) => client.once('end', resolve));
+    client.write('x');
+    await deadline(ended, 5000, "the target's answer and its end");
+    t.equal(got, payload.length);
+    relay.holdDown(); // from here on, what the server sends is held: the agent's ACK of our EOF among it
+    const upBefore = relay.bytes().up;
+    client.end();
+    await until(() => relay.bytes().up > upBefore, 5000, 'our EOF on its way to the agent');
+    const back = nextState(app.connection, 'ready', 15_000);
+    killSessions(sshd);
+    await back;
+    const end = await deadline(new Promise<Record<string, unknown>>((resolve) => {
+      const found = () => logs.lines.find((l) => l.event === 'conn_end');
+      const poll = setInterval(() => found() && (clearInterval(poll), resolve(found()!)), 20);
+    }), 10_000, 'the stream to end');
+    t.match(end, { reset: false }, 'ended cleanly: both ways were over');
+    t.notOk(logs.lines.some((l) => l.event === 'resume' && Number(l.lost) > 0), 'no stream counted lost');
+    t.equal(app.report().resume?.failures.lost ?? 0, 0, 'no failure counted');
+  });
 }
 
 void main();

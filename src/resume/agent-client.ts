@@ -306,8 +306,8 @@ export class AgentClient {
     const todo = streams.filter((s) => !this.#attaching.has(s) && this.#streams.has(s));
     if (todo.length === 0) return;
     if (!path) {
-      for (const s of todo) s.lost(`the resume agent is not available (${this.#unavailable})`);
-      return void this.options.logger.info(`reconnected: 0 streams resumed, ${todo.length} lost`, { event: 'resume', resumed: 0, lost: todo.length });
+      const lost = todo.filter((s) => s.lost(`the resume agent is not available (${this.#unavailable})`)).length;
+      return void this.options.logger.info(`reconnected: 0 streams resumed, ${lost} lost`, { event: 'resume', resumed: 0, lost });
     }
     const results = await Promise.all(todo.map((s) => this.#attach(session, path, s)));
     const resumed = results.filter((r) => r === 'resumed').length;
@@ -339,8 +339,7 @@ export class AgentClient {
       const why = first.type === 'error' && first.code === ERROR_CODE.unknownStream ? 'the agent no longer knows it' : `the agent answered ATTACH with ${first.type === 'error' ? `error ${first.code}: ${first.message}` : first.type.toUpperCase()}`;
       log.debug('stream not resumed', { event: 'resume_lost', stream: stream.tag, reason: why });
       const told = stream.done;
-      stream.lost(why);
-      return told ? 'told' : 'lost';
+      return stream.lost(why) && !told ? 'lost' : 'told';
     } catch (err) {
       if (channel) {
         channel.on('error', () => {});
@@ -361,8 +360,7 @@ export class AgentClient {
       }
       // The connection is up but the agent does not answer: what it held is gone with it.
       const told = stream.done;
-      stream.lost(`the resume agent does not answer (${(err as Error).message})`);
-      return told ? 'told' : 'lost';
+      return stream.lost(`the resume agent does not answer (${(err as Error).message})`) && !told ? 'lost' : 'told';
     } finally {
       this.#attaching.delete(stream);
       if (!stream.detached && stream.done) this.#streams.delete(stream);

@@ -189,14 +189,26 @@ export class ResumableStream {
     });
   }
 
-  /** The stream cannot be resumed (the agent does not know it, or is gone): the client is reset. */
-  lost(why: string): void {
-    if (this.#done && this.#pendingReset === undefined) return;
+  /**
+   * The stream cannot be resumed (the agent does not know it, or is gone): the client is reset;
+   * true. Unless both ways were over for the client (the target's EOF written to it, its own
+   * sent): the agent finished the stream before its last ACK reached us (or, gone, reset the
+   * target itself), and a reset could only cost the client the tail it has still to read; then
+   * it ends as it was ending, and false.
+   */
+  lost(why: string): boolean {
+    if (this.#done && this.#pendingReset === undefined) return false;
     this.#pendingReset = undefined;
     clearTimeout(this.#graceTimer);
     this.#graceTimer = undefined;
+    if (this.state.eofSent && this.#clientWriteEnded) {
+      const side = this.#firstEnd ?? 'client';
+      this.#finish(side, `${side} closed`, false);
+      return false;
+    }
     resetSocket(this.client);
     this.#finish('tunnel', `stream not resumed: ${why}`, true);
+    return true;
   }
 
   /** Ends the stream abruptly (shutdown): the client is reset, the agent told to reset the target. */
