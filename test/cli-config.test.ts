@@ -5,11 +5,13 @@
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter, once } from 'node:events';
 import t, { type Test } from 'tap';
 import { runCli, type CliResult } from './fixtures/cli.js';
 import { deadline, refusedPort, listenFor } from './fixtures/net.js';
+import { ed25519Pair } from '../src/demo/keygen.js';
 
 const STACK = /\n\s+at /;
 
@@ -144,6 +146,25 @@ t.test('cli config – check with a destination on the command line adds it to t
   t.match(res.stdout, /^\s+health: off$/m, 'no health endpoint unless asked');
 });
 
+t.test('cli config – check reads the keys the run would: a missing one is its error now; an encrypted one is named, nothing asked', async (t) => {
+  // Not t.testdir(): writeConfig() makes that directory afresh.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-check-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const plain = path.join(dir, 'id_plain');
+  const locked = path.join(dir, 'id_locked');
+  fs.writeFileSync(plain, ed25519Pair().private, { mode: 0o600 });
+  fs.writeFileSync(locked, ed25519Pair({ passphrase: 'secret', cipher: 'aes256-ctr', rounds: 1 }).private, { mode: 0o600 });
+  const tunnel = (keys: string[]) => writeConfig(t, `tunnels:\n  - destination: u@127.0.0.1\n    sshConfig: none\n    local: [0:db:5432]\n    identityFiles: [${keys.join(', ')}]\n`);
+  const ok = await runCli(['check', '--config', tunnel([plain, locked])], { timeoutMs: 10_000 });
+  t.equal(ok.code, 0, `exit 0; stderr:\n${ok.stderr}`);
+  t.match(ok.stdout, new RegExp(`^  keys: 1 read; encrypted, its passphrase asked at start \\(or SSHKEEP_PASSPHRASE\\): ${locked}$`, 'm'));
+  const opened = await runCli(['check', '--config', tunnel([locked])], { timeoutMs: 10_000, env: { SSHKEEP_PASSPHRASE: 'secret' } });
+  t.match(opened.stdout, /^ {2}keys: 1 read$/m, 'SSHKEEP_PASSPHRASE opens it, as the run would');
+  const missing = await runCli(['check', '--config', tunnel([path.join(dir, 'gone')])], { timeoutMs: 10_000 });
+  t.equal(missing.code, 2, 'exit 2, as the run would');
+  t.match(missing.stderr, /^sshkeep: Identity file .*gone: cannot read it \(ENOENT\)\.$/m);
+});
+
 const badFiles: [what: string, text: string, mention: RegExp][] = [
   ['an unknown tunnel key', 'tunnels:\n  - destination: h\n    local: [1:h:1]\n  - destination: h2\n    local: [1:h:1]\n    holdTimout: 5s\n', /tunnels\[1\]\.holdTimout: unknown key; expected one of .*holdTimeout/],
   ['an unknown top-level key', 'maxconnections: 5\ntunnels: []\n', /: maxconnections: unknown key; expected one of .*maxConnections/],
@@ -244,11 +265,15 @@ t.test('cli config – a flag beats the environment in check', async (t) => {
 t.test('cli config – secrets from the environment are not printed by check', async (t) => {
   const refused = await refusedPort();
   const secret = 'not-a-real-key-4d9e2f';
+  // check reads the key, as the run would: a real one, encrypted with the secret.
+  const key = ed25519Pair({ passphrase: secret, cipher: 'aes256-ctr', rounds: 1 }).private;
   const res = await runCli(['check', '-F', 'none', '-p', String(refused), '-L', '0:db:5432', '127.0.0.1'], {
-    env: { SSHKEEP_IDENTITY: secret, SSHKEEP_KNOWN_HOSTS: `127.0.0.1 ssh-ed25519 ${secret}`, SSHKEEP_PASSPHRASE: secret },
+    env: { SSHKEEP_IDENTITY: key, SSHKEEP_KNOWN_HOSTS: `127.0.0.1 ssh-ed25519 ${secret}`, SSHKEEP_PASSPHRASE: secret },
   });
   t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
+  t.match(res.stdout, /^ {2}keys: 1 read$/m, 'the key opened with SSHKEEP_PASSPHRASE');
   t.notMatch(res.stdout + res.stderr, secret, 'the secret appears nowhere');
+  t.notMatch(res.stdout + res.stderr, key.split('\n')[1]!, 'nor the key');
 });
 
 t.test('cli config – --help mentions SSHKEEP_ variables and the check command', async (t) => {

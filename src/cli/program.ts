@@ -38,7 +38,7 @@ Examples:
   # Try it with nothing to set up: an embedded SSH server and HTTP target
   sshkeep demo
 
-Commands: sshkeep check --config FILE (validate without connecting), sshkeep demo, and for a running
+Commands: sshkeep check --config FILE (validate it and read its keys, without connecting), sshkeep demo, and for a running
 instance, through its --health address (or SSHKEEP_HEALTH): sshkeep wait [--timeout d] (until it has
 started), sshkeep status [--json] (each tunnel; exit 1 if any is not ready), sshkeep reload (as SIGHUP:
 read the configuration again; exit 1 if refused), sshkeep reconnect (as SIGUSR2), sshkeep shutdown (drain

@@ -5,6 +5,7 @@ import { exit } from './terminal.js';
 import { EARLY, handSignal, interruptOnSignals } from './signals.js';
 import { ttyPrompter } from './prompt.js';
 import { runDemo } from './demo.js';
+import { describeChecked } from './check.js';
 import { isControlCommand, runControl } from './control.js';
 import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
 import { processEnv } from '../config/resolve.js';
@@ -14,7 +15,6 @@ import type { Control } from '../ops/health.js';
 import { buildSettings, type Settings } from '../config/settings.js';
 import { SECRET_VARIABLES, envName, unknownVariables } from '../config/setting-table.js';
 import type { AddressRange } from '../config/host-port.js';
-import { forwardName } from '../config/forward-spec.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { LogFile, createLogger, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
@@ -85,17 +85,6 @@ function openLogFile(raw: { value: string; source: string }): LogFile {
   } catch (err) {
     throw new ConfigError(`${raw.source} ${raw.value}: cannot open the log file: ${(err as Error).message}. Give a writable path, or leave -E out to log to stderr.`);
   }
-}
-
-/** `sshkeep check`: everything is parsed and validated, nothing connects. */
-function describe(settings: Settings): string {
-  const lines = settings.tunnels.map(
-    (t) =>
-      `  ${t.name}: ${[...t.jumps, t].map((h) => `${h.user}@${h.hostName}:${h.port}`).join(' -> ')}, ` +
-      [...t.forwards, ...t.remoteForwards].map((f) => forwardName(f).replace('->', ' -> ')).join(', '),
-  );
-  const h = settings.process.health;
-  return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n`;
 }
 
 /** The --health endpoints, loaded on demand: without --health, prom-client is never loaded (memory, wake-ups). */
@@ -243,7 +232,7 @@ async function main(argv: string[]): Promise<number> {
     const settings = buildSettings(cli, env, secrets, (m) => warnings.push(m));
     if (check) {
       for (const w of warnings) process.stderr.write(`sshkeep: warning: ${w}\n`);
-      process.stdout.write(describe(settings));
+      process.stdout.write(await describeChecked(settings, passphrase));
       return EXIT.ok;
     }
     const file = settings.logFile && openLogFile(settings.logFile);
