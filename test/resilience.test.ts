@@ -161,3 +161,28 @@ t.test('resilience – a client that leaves while held is not forwarded', async 
   t.equal((await deadline(roundTrip(next, 'n'), 5000, 'a later client')).toString(), 'n');
   t.equal(server.channelsOpened - opened, 1, 'only the later client reached the target');
 });
+
+t.test('resilience – a link that dies under traffic: a client arriving at once is held and served on a new connection, not reset at the open timeout', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const relay = await startRelay(t, keys, server);
+  const echo = await startEchoFor(t);
+  // No periodic probe within the test: only the unanswered open can reveal the dead link.
+  const { app, bound } = await startSshkeep(t, inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`], { keepaliveInterval: '60s', holdTimeout: '20s' }));
+  await app.ready();
+  const busy = await connect(bound[0]!.port);
+  busy.on('error', () => {});
+  const traffic = setInterval(() => busy.write('.'), 50); // the server's echoes keep the link from ever being quiet for 1 s
+  t.teardown(() => clearInterval(traffic));
+  await until(() => busy.bytesRead > 10, 5000, 'echoes flowing');
+  relay.set('drop-existing'); // the NAT forgets the flow: nothing more either way; a new connection gets through
+  const started = performance.now();
+  const client = await connect(bound[0]!.port);
+  client.on('error', () => {}); // a reset fails the echo below
+  const answer = await deadline(echoOn(client, 'after'), 9000, 'the echo, before the 10 s open timeout');
+  t.equal(answer, 'after');
+  const tookMs = performance.now() - started;
+  t.ok(tookMs < 8000, `served in ${Math.round(tookMs)} ms: the unanswered open had the link probed after about 1 s`);
+  t.ok(app.connection.generation >= 2, 'on a new SSH connection');
+  client.destroy();
+});

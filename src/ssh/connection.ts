@@ -257,9 +257,9 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     this.#live?.heartbeat?.probeNow(reason);
   }
 
-  /** A new client arrived: the heartbeat probes a link that has been quiet a while. */
-  noteNewClient(): void {
-    this.#live?.heartbeat?.noteNewClient();
+  /** A new client arrived (or `what`): the heartbeat probes a link that has been quiet a while. */
+  noteNewClient(what?: string): void {
+    this.#live?.heartbeat?.noteNewClient(what);
   }
 
   /**

@@ -85,10 +85,13 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     this.probeNow('initial round-trip measurement');
   }
 
-  /** A new client arrived: if the server has been quiet a while, probe at once, so a link that died while idle costs it a round trip, not an interval. */
-  noteNewClient(): void {
+  /**
+   * A new client arrived (or, `what`, another reason to want an answer now): if the server has
+   * been quiet a while, probe at once, so a link that died while idle costs it a round trip, not an interval.
+   */
+  noteNewClient(what = 'new client'): void {
     const quiet = this.#quietForMs();
-    if (quiet > this.options.onDemandQuietMs) this.probeNow(`new client after ${Math.round(quiet)} ms of silence`);
+    if (quiet > this.options.onDemandQuietMs) this.probeNow(`${what} after ${Math.round(quiet)} ms of silence`);
   }
 
   /** Sends a probe now unless one is already out or the link is dead. */

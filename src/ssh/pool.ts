@@ -9,8 +9,8 @@ export interface SessionSource {
   readonly readySession: SshSession | undefined;
   /** Aborts when a spare takes `session`'s place: its unanswered channel opens go to the spare. */
   supersededSignal(session: SshSession): AbortSignal | undefined;
-  /** A new client arrived: probe a link that has been quiet a while. */
-  noteNewClient(): void;
+  /** A new client arrived (or `what`, another reason to want an answer now): probe a link that has been quiet a while. */
+  noteNewClient(what?: string): void;
   /** A client is held until a session is ready: retry dialling promptly until `done()`. Returns `done`. */
   clientWaiting(): () => void;
   on(event: 'status', listener: (s: ConnectionStatus) => void): unknown;
@@ -44,8 +44,8 @@ export class ConnectionPool extends EventEmitter<{ status: [ConnectionStatus] }>
     return ready.reduce<SshSession | undefined>((best, s) => (best === undefined || s.channels < best.channels ? s : best), undefined);
   }
 
-  noteNewClient(): void {
-    for (const m of this.members) m.noteNewClient();
+  noteNewClient(what?: string): void {
+    for (const m of this.members) m.noteNewClient(what);
   }
 
   clientWaiting(): () => void {
