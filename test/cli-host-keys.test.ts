@@ -185,9 +185,20 @@ t.test('cli – HostKeyAlias looks the key up under the alias', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const echo = await startEchoFor(t);
-  // Only the alias is known: connecting proves the lookup used it, not 127.0.0.1.
-  fs.writeFileSync(keys.knownHosts, `[myalias]:${server.port} ${server.hostPublicKey}\n`);
+  // Only the alias is known, bare, port or not, as OpenSSH records it: connecting proves the lookup used it, not 127.0.0.1.
+  fs.writeFileSync(keys.knownHosts, `myalias ${server.hostPublicKey}\n`);
   const cli = spawnCliFor(t, argsFor(server.port, keys, echo.port, ['-o', 'HostKeyAlias=myalias']));
   await expectForwardWorks(t, cli);
   await expectCleanStop(t, cli);
+});
+
+t.test('cli – accept-new with HostKeyAlias records the alias bare, as ssh does (it reads it back)', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const kh = path.join(keys.dir, 'aliased_known_hosts');
+  const cli = spawnCliFor(t, argsFor(server.port, keys, echo.port, ['-o', 'StrictHostKeyChecking=accept-new', '-o', 'HostKeyAlias=myalias'], kh));
+  await expectForwardWorks(t, cli);
+  await expectCleanStop(t, cli);
+  t.equal(fs.readFileSync(kh, 'utf8').trim(), `myalias ${server.hostPublicKey}`, 'no [alias]:port: the port is not part of an alias');
 });

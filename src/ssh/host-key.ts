@@ -45,7 +45,8 @@ export interface HostKeyPolicy {
 
 /** StrictHostKeyChecking over UserKnownHostsFile and GlobalKnownHostsFile. */
 export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKnownHosts' | 'hostKeyFingerprints'>, logger: Logger): HostKeyPolicy {
-  const name = knownHostName(config.hostKeyAlias ?? config.hostName, config.port);
+  // HostKeyAlias is the name as written, port or not, as OpenSSH reads and records it; a host name gets `[host]:port` off port 22.
+  const name = config.hostKeyAlias ?? knownHostName(config.hostName, config.port);
   const files = [...config.inlineKnownHosts, ...config.knownHostsFiles, ...config.globalKnownHostsFiles];
   const where = files.length ? files.map((f) => (typeof f === 'string' ? f : f.name)).join(', ') : '(no known_hosts files configured)';
 
@@ -113,7 +114,7 @@ export function hostKeyPolicy(config: HostConfig & Pick<TunnelConfig, 'inlineKno
         return new HostKeyError(
           `No host key is known for ${name} in ${where}; the server offered ${offered}. StrictHostKeyChecking=yes refuses unknown hosts. ` +
             `To trust this key on first use, pass -o StrictHostKeyChecking=accept-new (it is recorded and checked from then on), ` +
-            `or add it yourself after checking the fingerprint (ssh-keyscan -p ${config.port} ${config.hostName} >> ~/.ssh/known_hosts).`,
+            `or add it yourself after checking the fingerprint (ssh-keyscan -p ${config.port} ${config.hostName}${config.hostKeyAlias ? ` | sed 's/^[^ ]* /${config.hostKeyAlias} /'` : ''} >> ~/.ssh/known_hosts).`,
         );
       }
       if (config.strictHostKeyChecking === 'accept-new') {
