@@ -100,7 +100,7 @@ t.test('security – 8 sshkeep processes recording host keys (accept-new) into o
   const [type, blob] = server.hostPublicKey.split(' ');
   const seen = new Set<string>();
   for (const line of lines.slice(1)) {
-    const m = new RegExp(`^\\[(alias-\\d+)\\]:${gate.port} (\\S+) (\\S+)$`).exec(line);
+    const m = /^(alias-\d+) (\S+) (\S+)$/.exec(line); // an alias is recorded bare, as OpenSSH records it
     t.ok(m, `well-formed: ${JSON.stringify(line)}`);
     if (!m) continue;
     t.equal(m[2], type, `${m[1]}: key type`);
