@@ -147,7 +147,8 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
       secretCache: {},
       auth: {
         username: host.user,
-        agentSocket: host.identitiesOnly ? undefined : host.agentSocket,
+        agentSocket: host.agentSocket,
+        identitiesOnly: host.identitiesOnly,
         identities: [],
         prompter: options.prompter,
         host: host.hostName,

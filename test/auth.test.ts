@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
@@ -10,6 +10,8 @@ import { ed25519Pair } from '../src/demo/keygen.js';
 import { loadIdentities } from '../src/ssh/identities.js';
 import { AuthError, ConfigError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
+import { resolveTunnel } from '../src/config/resolve.js';
+import { Sshkeep } from '../src/sshkeep.js';
 import type { Prompter } from '../src/ssh/prompter.js';
 
 const noPrompt = { passphrase: undefined, prompter: undefined };
@@ -58,11 +60,14 @@ t.test('identities – missing default identities are skipped; a missing explici
   t.same(await loadIdentities([encrypted], false, noPrompt, silentLogger), [], 'an encrypted default key with no way to open it is skipped');
 });
 
-t.test('identities – a public key given as identity is refused clearly', async (t) => {
+t.test('identities – a public key given as identity names an ssh-agent key, whatever its mode (OpenSSH)', async (t) => {
   const keys = makeKeys(t);
   const pub = path.join(keys.dir, 'id.pub');
-  fs.writeFileSync(pub, keys.publicKey, { mode: 0o600 });
-  await t.rejects(loadIdentities([pub], true, noPrompt, silentLogger), /public key/);
+  fs.writeFileSync(pub, keys.publicKey, { mode: 0o644 });
+  const [id, ...more] = await loadIdentities([pub], true, noPrompt, silentLogger);
+  t.equal(more.length, 0);
+  t.match(id, { file: pub, agentKey: true });
+  t.equal(`${id!.key.type} ${id!.key.getPublicSSH().toString('base64')}`, keys.publicKey.trim().split(' ').slice(0, 2).join(' '), 'the public key it holds');
 });
 
 t.test('identities – PEM (RSA) keys from ssh-keygen -m PEM load', async (t) => {
@@ -100,9 +105,8 @@ t.test('auth – password asked once through the prompter, reused after a reconn
   t.notMatch(JSON.stringify(logs.lines), secret, 'the password appears in no log line');
 });
 
-t.test('auth – keys from ssh-agent (SSH_AUTH_SOCK) are used when no -i is given', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
+/** An ssh-agent of the test's own holding `keys`' identity; its socket. */
+async function agentWith(t: Test, keys: Keys): Promise<string> {
   const sock = path.join(keys.dir, 'agent.sock');
   const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
   t.teardown(() => agent.kill());
@@ -115,6 +119,13 @@ t.test('auth – keys from ssh-agent (SSH_AUTH_SOCK) are used when no -i is give
     'ssh-agent socket',
   );
   execFileSync('ssh-add', ['-q', keys.identity], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' });
+  return sock;
+}
+
+t.test('auth – keys from ssh-agent (SSH_AUTH_SOCK) are used when no -i is given', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const sock = await agentWith(t, keys);
   // No -i and an empty HOME: the only credential is the agent's key.
   const input = inputFor(server, keys, ['0:127.0.0.1:9']);
   input.identityFiles = [];
@@ -123,6 +134,24 @@ t.test('auth – keys from ssh-agent (SSH_AUTH_SOCK) are used when no -i is give
   await deadline(app.ready(), 5000, 'ready through the agent');
   t.equal(app.connection.state, 'ready');
   t.equal(logs.find('identity').length, 0, 'no identity file was loaded');
+});
+
+t.test('auth – IdentitiesOnly with a public key file: the ssh-agent key it names signs, the others are not offered (1Password, Secretive)', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const sock = await agentWith(t, keys);
+  const pub = path.join(keys.dir, 'id_agent.pub');
+  fs.writeFileSync(pub, keys.publicKey, { mode: 0o644 });
+  const { app } = await startSshkeep(t, { ...inputFor(server, keys, ['0:127.0.0.1:9']), identityFiles: [pub] }, {}, { authSock: sock });
+  await deadline(app.ready(), 5000, 'ready with the agent key the public key file names');
+
+  const other = path.join(keys.dir, 'other.pub');
+  fs.writeFileSync(other, ed25519Pair().public, { mode: 0o644 });
+  const config = resolveTunnel({ ...inputFor(server, keys, ['0:127.0.0.1:9']), identityFiles: [other] }, { home: keys.dir, localUser: 'tester', authSock: sock });
+  const refused = new Sshkeep(config, { logger: silentLogger });
+  t.teardown(() => refused.stop());
+  await refused.start();
+  await t.rejects(deadline(refused.ready(), 5000, 'refused'), AuthError, "IdentitiesOnly: the agent's key is not offered for another key's name");
 });
 
 t.test('auth – rejected credentials on the first connect are fatal (AuthError)', async (t) => {

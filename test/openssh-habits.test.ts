@@ -192,7 +192,7 @@ async function dialOnce(s: Settings): Promise<void> {
   const host = s.tunnels[0]!;
   const hop = {
     host,
-    auth: { username: host.user, agentSocket: undefined, identities: [], prompter: undefined, host: host.hostName, certificateFiles: [] },
+    auth: { username: host.user, agentSocket: undefined, identitiesOnly: false, identities: [], prompter: undefined, host: host.hostName, certificateFiles: [] },
     hostKeys: hostKeyPolicy(host, silentLogger),
     secretCache: {},
   };

@@ -10,6 +10,8 @@ import type { Prompter } from './prompter.js';
 export interface AuthPlan {
   username: string;
   agentSocket: string | undefined;
+  /** IdentitiesOnly: of the agent's keys, only those an identity file names (a public key file) are offered. */
+  identitiesOnly: boolean;
   identities: Identity[];
   /** Password and keyboard-interactive are offered only when someone can answer. */
   prompter: Prompter | undefined;
@@ -62,11 +64,15 @@ export function authHandler(plan: AuthPlan, attempts: AuthAttempts, cache: { pas
   const steps: Step[] = [];
   const screen = (type: string, blob: Buffer) => keyProblem(plan, type, blob, attempts, Date.now());
   const certificates = readCertificates(plan, attempts, screen);
-  if (plan.agentSocket) {
-    const agent = keys.agent(plan.agentSocket, certificates.map((c) => c.cert), screen, (identity, why) => attempts.notes.push(`ssh-agent key ${quoted(identity)} was not offered: ${why}.`));
+  const named = plan.identities.filter((id) => id.agentKey).map((id) => id.key.getPublicSSH());
+  if (plan.agentSocket && (!plan.identitiesOnly || named.length > 0)) {
+    const only = (type: string, blob: Buffer) =>
+      plan.identitiesOnly && !named.some((b) => b.equals(blob)) ? 'IdentitiesOnly, and no identity file names it' : screen(type, blob);
+    const agent = keys.agent(plan.agentSocket, certificates.map((c) => c.cert), only, (identity, why) => attempts.notes.push(`ssh-agent key ${quoted(identity)} was not offered: ${why}.`));
     steps.push({ method: 'publickey', label: 'agent', make: () => ({ type: 'agent', username, agent }) });
   }
   for (const id of plan.identities) {
+    if (id.agentKey) continue; // signed by the agent, above
     // OpenSSH offers an identity's certificate before the key itself.
     for (const { file, cert } of certificates.filter((c) => c.cert.key.equals(id.key.getPublicSSH()))) {
       steps.push({ method: 'publickey', label: `certificate ${file}`, make: () => ({ type: 'publickey', username, key: keys.certified(id.key, cert) }) });

@@ -11,6 +11,8 @@ import { readRegularFile } from '../config/read-file.js';
 export interface Identity {
   file: string;
   key: ParsedKey;
+  /** A public key file (as with 1Password's or Secretive's agent): it names the ssh-agent key to sign with, and is no key itself. */
+  agentKey?: boolean;
 }
 
 export interface IdentitySources {
@@ -73,6 +75,13 @@ export async function loadIdentities(
       if (code === 'ENOENT' && !explicit) continue;
       throw new ConfigError(`Identity file ${file}: cannot read it (${code ?? 'error'}).`);
     }
+    // A public key names the agent's key to use, as in OpenSSH: no secret, so no permission to check.
+    const publicKey = parseKey(data);
+    if (!(publicKey instanceof Error) && !publicKey.isPrivateKey()) {
+      identities.push({ file, key: publicKey, agentKey: true });
+      logger.debug('identity file is a public key: its ssh-agent key is used', { event: 'identity', file, type: publicKey.type });
+      continue;
+    }
     const tooOpen = typeof source === 'string' && !sources.insecurePermissions ? permissionProblem(source) : undefined;
     if (tooOpen) {
       if (!explicit) {
@@ -94,8 +103,7 @@ export async function loadIdentities(
       }
       throw new ConfigError(securityKeyMessage(file, skType));
     }
-    const plain = parseKey(data);
-    const key = plain instanceof Error && isEncryptedError(plain) ? await decrypt(file, data, sources, explicit, logger) : plain;
+    const key = publicKey instanceof Error && isEncryptedError(publicKey) ? await decrypt(file, data, sources, explicit, logger) : publicKey;
     if (key === null) continue;
     if (key instanceof Error) {
       if (!explicit) {
@@ -103,9 +111,6 @@ export async function loadIdentities(
         continue;
       }
       throw new ConfigError(`Identity file ${file}: not a private key sshkeep can read (${key.message}).`);
-    }
-    if (!key.isPrivateKey()) {
-      throw new ConfigError(`Identity file ${file}: holds a public key; -i and IdentityFile need the private key.`);
     }
     identities.push({ file, key });
     sources.memory?.parsed.set(file, { data, key });
