@@ -21,10 +21,9 @@ export interface FleetChange {
 
 /**
  * Every tunnel of one process, with the limits and the shutdown they share. Events: `added`
- * and `removed` when a reconfiguration starts a tunnel or takes one out (observers such as the
- * metrics follow them).
+ * and `removed` when a reconfiguration starts a tunnel or takes one out (it drains), `retired`
+ * once that one has stopped (observers such as the metrics follow them).
  */
-/** added: a reconfiguration started a tunnel; removed: it took one out (it drains); retired: that one has stopped. */
 export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; retired: [Sshkeep] }> {
   /** Every tunnel (one per destination), in the order configured. */
   readonly tunnels: Sshkeep[];
