@@ -201,10 +201,10 @@ class Evaluation {
         // The first pass matches the name as given, case and all; the final pass the HostName, lower-cased.
         const name = this.#finalPass ? this.#hostName().toLowerCase() : this.host;
         if (matchPatternList(valuesOf(line), name)) this.#applyAll((line as Section).config, parsed, file, depth);
-        else this.#checkAll((line as Section).config, parsed, file, depth);
+        else if (!this.#finalPass) this.#checkAll((line as Section).config, parsed, file, depth); // checked once, in the first pass
       } else if (/^match$/i.test(line.param)) {
         if (this.#matches(criteriaOf(line, file))) this.#applyAll((line as Section).config, parsed, file, depth);
-        else this.#checkAll((line as Section).config, parsed, file, depth);
+        else if (!this.#finalPass) this.#checkAll((line as Section).config, parsed, file, depth); // checked once, in the first pass
       } else {
         this.#apply(line, parsed, file, depth);
       }

@@ -87,7 +87,7 @@ export class ResumableStream {
     client.on('error', (err: NodeJS.ErrnoException) => this.#clientGone(`client error: ${err.code ?? err.message}`));
     client.on('close', () => {
       // Both ways ended cleanly: what is left is the agent's ack of our EOF, which needs no client.
-      if (this.state.eofSent && this.#clientWriteEnded) return;
+      if (this.#bothWaysEnded) return;
       this.#clientGone('client closed');
     });
     client.on('drain', () => this.#port?.resumeReceive());
@@ -189,6 +189,11 @@ export class ResumableStream {
     });
   }
 
+  /** Both ways ended for the client: the target's EOF written to it, its own EOF sent on. */
+  get #bothWaysEnded(): boolean {
+    return this.state.eofSent && this.#clientWriteEnded;
+  }
+
   /**
    * The stream cannot be resumed (the agent does not know it, or is gone): the client is reset;
    * true. Unless both ways were over for the client (the target's EOF written to it, its own
@@ -201,7 +206,7 @@ export class ResumableStream {
     this.#pendingReset = undefined;
     clearTimeout(this.#graceTimer);
     this.#graceTimer = undefined;
-    if (this.state.eofSent && this.#clientWriteEnded) {
+    if (this.#bothWaysEnded) {
       const side = this.#firstEnd ?? 'client';
       this.#finish(side, `${side} closed`, false);
       return false;
@@ -449,7 +454,7 @@ export class ResumableStream {
     this.#graceTimer = undefined;
     this.#pendingReset = undefined;
     if (this.#done) return this.options.onDetached(this);
-    if (this.client.destroyed && this.state.eofSent && this.#clientWriteEnded) {
+    if (this.client.destroyed && this.#bothWaysEnded) {
       // Both ways ended cleanly for the client; only the agent's ack of our EOF was missing.
       this.#finish(this.#firstEnd ?? 'client', `${this.#firstEnd ?? 'client'} closed`, false);
       return this.options.onDetached(this);

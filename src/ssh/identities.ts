@@ -76,10 +76,10 @@ export async function loadIdentities(
       throw new ConfigError(`Identity file ${file}: cannot read it (${code ?? 'error'}).`);
     }
     // A public key names the agent's key to use, as in OpenSSH: no secret, so no permission to check.
-    const publicKey = parseKey(data);
-    if (!(publicKey instanceof Error) && !publicKey.isPrivateKey()) {
-      identities.push({ file, key: publicKey, agentKey: true });
-      logger.debug('identity file is a public key: its ssh-agent key is used', { event: 'identity', file, type: publicKey.type });
+    const parsed = parseKey(data);
+    if (!(parsed instanceof Error) && !parsed.isPrivateKey()) {
+      identities.push({ file, key: parsed, agentKey: true });
+      logger.debug('identity file is a public key: its ssh-agent key is used', { event: 'identity', file, type: parsed.type });
       continue;
     }
     const tooOpen = typeof source === 'string' && !sources.insecurePermissions ? permissionProblem(source) : undefined;
@@ -103,7 +103,7 @@ export async function loadIdentities(
       }
       throw new ConfigError(securityKeyMessage(file, skType));
     }
-    const key = publicKey instanceof Error && isEncryptedError(publicKey) ? await decrypt(file, data, sources, explicit, logger) : publicKey;
+    const key = parsed instanceof Error && isEncryptedError(parsed) ? await decrypt(file, data, sources, explicit, logger) : parsed;
     if (key === null) continue;
     if (key instanceof Error) {
       if (!explicit) {
