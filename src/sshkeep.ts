@@ -312,7 +312,9 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     const sources = { passphrase, prompter, insecurePermissions: insecureKeyPermissions, memory: this.#keyMemory };
     const inline = await loadIdentities(this.#config.inlineIdentities, true, sources, this.#logger);
     for (const hop of this.#hops) {
-      hop.auth.identities = [...inline, ...(await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger))];
+      const files = await loadIdentities(hop.host.identityFiles, hop.host.identityFilesExplicit, sources, this.#logger);
+      hop.auth.identities = [...inline.identities, ...files.identities];
+      hop.auth.missingIdentityFiles = files.missing;
     }
   }
 

@@ -6,10 +6,11 @@ import ssh2 from 'ssh2';
 import { connect, deadline, listenFor, roundTrip, startEchoFor } from './fixtures/net.js';
 import { nextState } from './fixtures/status.js';
 import { inputFor, makeKeys, startServer, startSshkeep, type Keys } from './fixtures/tunnel.js';
+import { cliArgs, expectCleanStop, expectForwardWorks, logIs, runCli, spawnCliFor } from './fixtures/cli.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
-import { loadIdentities } from '../src/ssh/identities.js';
+import { loadIdentities, newKeyMemory } from '../src/ssh/identities.js';
 import { AuthError, ConfigError } from '../src/errors.js';
-import { silentLogger } from '../src/log.js';
+import { silentLogger, type Logger } from '../src/log.js';
 import { resolveTunnel } from '../src/config/resolve.js';
 import { Sshkeep } from '../src/sshkeep.js';
 import type { Prompter } from '../src/ssh/prompter.js';
@@ -27,7 +28,7 @@ function writeEncryptedKey(keys: Keys, passphrase: string): string {
 t.test('identities – an encrypted key opens with SSHKEEP_PASSPHRASE', async (t) => {
   const keys = makeKeys(t);
   const file = writeEncryptedKey(keys, 'correct horse');
-  const ids = await loadIdentities([file], true, { passphrase: 'correct horse', prompter: undefined }, silentLogger);
+  const { identities: ids } = await loadIdentities([file], true, { passphrase: 'correct horse', prompter: undefined }, silentLogger);
   t.equal(ids.length, 1);
   t.ok(ids[0]!.key.isPrivateKey());
 });
@@ -45,26 +46,36 @@ t.test('identities – the passphrase is asked on the prompter, up to three time
   const answers = ['nope', 'pw'];
   const asked: string[] = [];
   const prompter: Prompter = { ask: async (q) => (asked.push(q), answers.shift() ?? '') };
-  const ids = await loadIdentities([file], true, { passphrase: undefined, prompter }, silentLogger);
+  const { identities: ids } = await loadIdentities([file], true, { passphrase: undefined, prompter }, silentLogger);
   t.equal(ids.length, 1);
   t.equal(asked.length, 2, 'asked again after a wrong answer');
   t.match(asked[0], file, 'the question names the key');
 });
 
-t.test('identities – missing default identities are skipped; a missing explicit one is a ConfigError', async (t) => {
+t.test('identities – missing identity files are skipped, as ssh skips them: a given one is warned of once per tunnel and reported', async (t) => {
   const keys = makeKeys(t);
   const missing = path.join(keys.dir, 'nope');
-  t.same(await loadIdentities([missing], false, noPrompt, silentLogger), []);
-  await t.rejects(loadIdentities([missing], true, noPrompt, silentLogger), ConfigError);
+  const warned: string[] = [];
+  const logger: Logger = { ...silentLogger, warn: (message) => void warned.push(message) };
+  const defaults = await loadIdentities([missing, keys.identity], false, noPrompt, logger);
+  t.same([defaults.identities.map((id) => id.file), defaults.missing], [[keys.identity], []], 'a default one: skipped silently');
+  t.same(warned, []);
+  const memory = newKeyMemory();
+  const given = await loadIdentities([missing, keys.identity], true, { ...noPrompt, memory }, logger);
+  t.same(given.missing, [missing], 'a given one is reported, for the authentication error');
+  t.same(given.identities.map((id) => id.file), [keys.identity], 'and the next key is still read');
+  t.same(warned, [`Identity file ${missing} not accessible: No such file or directory. Skipped; the other keys and ssh-agent are tried.`], "ssh's warning for -i");
+  await loadIdentities([missing], true, { ...noPrompt, memory }, logger);
+  t.equal(warned.length, 1, 'not warned again at the next read (a reconnect)');
   const encrypted = writeEncryptedKey(keys, 'pw');
-  t.same(await loadIdentities([encrypted], false, noPrompt, silentLogger), [], 'an encrypted default key with no way to open it is skipped');
+  t.same(await loadIdentities([encrypted], false, noPrompt, silentLogger), { identities: [], missing: [] }, 'an encrypted default key with no way to open it is skipped');
 });
 
 t.test('identities – a public key given as identity names an ssh-agent key, whatever its mode (OpenSSH)', async (t) => {
   const keys = makeKeys(t);
   const pub = path.join(keys.dir, 'id.pub');
   fs.writeFileSync(pub, keys.publicKey, { mode: 0o644 });
-  const [id, ...more] = await loadIdentities([pub], true, noPrompt, silentLogger);
+  const [id, ...more] = (await loadIdentities([pub], true, noPrompt, silentLogger)).identities;
   t.equal(more.length, 0);
   t.match(id, { file: pub, agentKey: true });
   t.equal(`${id!.key.type} ${id!.key.getPublicSSH().toString('base64')}`, keys.publicKey.trim().split(' ').slice(0, 2).join(' '), 'the public key it holds');
@@ -75,7 +86,7 @@ t.test('identities – PEM (RSA) keys from ssh-keygen -m PEM load', async (t) =>
   const file = path.join(keys.dir, 'id_rsa_pem');
   execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-m', 'PEM', '-N', '', '-f', file]);
   t.match(fs.readFileSync(file, 'utf8'), /BEGIN RSA PRIVATE KEY/);
-  const ids = await loadIdentities([file], true, noPrompt, silentLogger);
+  const { identities: ids } = await loadIdentities([file], true, noPrompt, silentLogger);
   t.equal(ids[0]?.key.type, 'ssh-rsa');
 });
 
@@ -174,11 +185,11 @@ t.test('identities – a key others can read is refused with OpenSSH\'s reason, 
   t.type(err, ConfigError, 'an explicit key: exit 2');
   t.match((err as Error).message, /Permissions 0644 for '.*' are too open/);
   t.match((err as Error).message, /--insecure-key-permissions/, 'names the option that allows it');
-  t.same(await loadIdentities([keys.identity], false, noPrompt, silentLogger), [], 'a default key is skipped');
-  const ids = await loadIdentities([keys.identity], true, { ...noPrompt, insecurePermissions: true }, silentLogger);
+  t.same((await loadIdentities([keys.identity], false, noPrompt, silentLogger)).identities, [], 'a default key is skipped');
+  const { identities: ids } = await loadIdentities([keys.identity], true, { ...noPrompt, insecurePermissions: true }, silentLogger);
   t.equal(ids.length, 1, 'accepted with --insecure-key-permissions');
   fs.chmodSync(keys.identity, 0o600);
-  t.equal((await loadIdentities([keys.identity], true, noPrompt, silentLogger)).length, 1, '0600 is fine');
+  t.equal((await loadIdentities([keys.identity], true, noPrompt, silentLogger)).identities.length, 1, '0600 is fine');
 });
 
 t.test("auth – keyboard-interactive: the server's instructions go to the prompter's say(), never to the process's stderr", async (t) => {
@@ -205,4 +216,22 @@ t.test("auth – keyboard-interactive: the server's instructions go to the promp
   t.strictSame(said, ['SERVER INSTRUCTIONS[31m'], 'the instructions, escape sequences removed');
   t.strictSame(asked, ['Code: '], 'only the server\'s prompt: no password asked of a server that takes none');
   t.notOk(written.some((w) => w.includes('SERVER INSTRUCTIONS')), 'nothing written to stderr behind the app');
+});
+
+t.test('auth – an -i file that does not exist is skipped with ssh\'s warning: the next key logs in; alone, exit 3 naming it', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const missing = path.join(keys.dir, 'no_such_key');
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`, ['-i', missing]));
+  const warning = await cli.waitForLog(logIs('identity'), 10_000, 'the warning');
+  t.match(warning, { level: 'warn', file: missing, msg: /not accessible: No such file or directory/ }, 'warned of, as ssh warns of a missing -i');
+  await expectForwardWorks(t, cli, 'with the -i key that exists');
+  await expectCleanStop(t, cli);
+
+  const alone = cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`).map((a) => (a === keys.identity ? missing : a));
+  const res = await runCli(alone);
+  t.equal(res.code, 3, `exit 3, as a rejected login; stderr:\n${res.stderr}`);
+  t.match(res.stderr, new RegExp(`was rejected\\..* Identity file ${missing} does not exist\\.`), 'the error names the missing file');
+  t.notMatch(res.stderr, /\n\s+at /, 'no stack trace');
 });

@@ -92,13 +92,6 @@ t.test('cli – -F with a file that does not exist', async (t) => {
   await usageError(t, ['-F', '/nonexistent/file', '-o', 'GlobalKnownHostsFile=none', ...FWD, DEST], /-F \/nonexistent\/file\b.*(ENOENT|no such file|does not exist)/i);
 });
 
-t.test('cli – an -i identity file that does not exist', async (t) => {
-  const dir = t.testdir({});
-  const missing = path.join(dir, 'no_such_key');
-  // Identities load before anything listens: the error is the only line.
-  await usageError(t, [...ISOLATED, '-i', missing, ...FWD, DEST], new RegExp(`[Ii]dentity file ${missing}\\b.*(ENOENT|no such file|does not exist)`));
-});
-
 t.test('cli – a malformed -J hop is a usage error naming it', async (t) => {
   await usageError(t, [...ISOLATED, '-J', 'jump,', ...FWD, DEST], /ProxyJump "jump,": an empty hop/);
   await usageError(t, [...ISOLATED, '-o', 'ProxyJump=a@b@c:x', ...FWD, DEST], /-J a@b@c:x: expected \[user@\]host\[:port\]/);

@@ -13,22 +13,25 @@ const wouldAsk: Prompter = {
 
 /**
  * Reads every identity file and SSHKEEP_IDENTITY key the run would read at its start, as it
- * reads them (permissions, format, SSHKEEP_PASSPHRASE), without asking anything: a missing,
- * unreadable or wrong one is the run's error now (thrown). Returns how many were read and which
- * would have their passphrase asked at start.
+ * reads them (permissions, format, SSHKEEP_PASSPHRASE), without asking anything: an unreadable
+ * or wrong one is the run's error now (thrown). Returns how many were read, which would have
+ * their passphrase asked at start, and which given ones do not exist (the run skips them).
  */
-async function checkKeys(settings: Settings, passphrase: string | undefined): Promise<{ read: number; asked: string[] }> {
+async function checkKeys(settings: Settings, passphrase: string | undefined): Promise<{ read: number; asked: string[]; missing: string[] }> {
   const sources = { passphrase, prompter: wouldAsk, insecurePermissions: settings.insecureKeyPermissions };
   const seen = new Set<string>();
   let read = 0;
   const asked: string[] = [];
+  const missing: string[] = [];
   const load = async (files: (string | { name: string; data: string })[], explicit: boolean) => {
     for (const file of files) {
       const name = typeof file === 'string' ? file : file.name;
       if (seen.has(name)) continue;
       seen.add(name);
       try {
-        read += (await loadIdentities([file], explicit, sources, silentLogger)).length;
+        const loaded = await loadIdentities([file], explicit, sources, silentLogger);
+        read += loaded.identities.length;
+        missing.push(...loaded.missing);
       } catch (err) {
         if (!(err instanceof WouldAsk)) throw err;
         asked.push(name);
@@ -39,7 +42,7 @@ async function checkKeys(settings: Settings, passphrase: string | undefined): Pr
     await load(tunnel.inlineIdentities, true);
     for (const host of [...tunnel.jumps, tunnel] as HostConfig[]) await load(host.identityFiles, host.identityFilesExplicit);
   }
-  return { read, asked };
+  return { read, asked, missing };
 }
 
 /** `sshkeep check`: the configuration as it would run, its keys read, or the run's error. */
@@ -52,5 +55,6 @@ export async function describeChecked(settings: Settings, passphrase: string | u
   );
   const h = settings.process.health;
   const asked = keys.asked.length ? `; encrypted, its passphrase asked at start (or SSHKEEP_PASSPHRASE): ${keys.asked.join(', ')}` : '';
-  return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n  keys: ${keys.read} read${asked}\n`;
+  const missing = keys.missing.length ? `; missing, skipped as ssh skips them: ${keys.missing.join(', ')}` : '';
+  return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n  keys: ${keys.read} read${asked}${missing}\n`;
 }

@@ -13,6 +13,8 @@ export interface AuthPlan {
   /** IdentitiesOnly: of the agent's keys, only those an identity file names (a public key file) are offered. */
   identitiesOnly: boolean;
   identities: Identity[];
+  /** Given identity files that did not exist when the keys were read: named if authentication fails. */
+  missingIdentityFiles?: string[];
   /** Password and keyboard-interactive are offered only when someone can answer. */
   prompter: Prompter | undefined;
   /** The server host, for the password prompt. */
@@ -64,6 +66,7 @@ export function authHandler(plan: AuthPlan, attempts: AuthAttempts, cache: { pas
   const steps: Step[] = [];
   const screen = (type: string, blob: Buffer) => keyProblem(plan, type, blob, attempts, Date.now());
   const certificates = readCertificates(plan, attempts, screen);
+  for (const file of plan.missingIdentityFiles ?? []) attempts.notes.push(`Identity file ${file} does not exist.`);
   const named = plan.identities.filter((id) => id.agentKey).map((id) => id.key.getPublicSSH());
   if (plan.agentSocket && (!plan.identitiesOnly || named.length > 0)) {
     const only = (type: string, blob: Buffer) =>

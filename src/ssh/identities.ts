@@ -35,9 +35,17 @@ export interface KeyMemory {
    * decrypting a key (bcrypt, 16 rounds by default) blocks the event loop for 0.4-0.6 s.
    */
   parsed: Map<string, { data: Buffer; key: ParsedKey }>;
+  /** Missing identity files already warned about: a file that stays missing is not warned of at every reconnect. */
+  warnedMissing: Set<string>;
 }
 
-export const newKeyMemory = (): KeyMemory => ({ passphrases: new Map(), parsed: new Map() });
+export const newKeyMemory = (): KeyMemory => ({ passphrases: new Map(), parsed: new Map(), warnedMissing: new Set() });
+
+/** The keys read, and the given identity files that do not exist (skipped, as ssh skips them; named if authentication fails). */
+export interface LoadedIdentities {
+  identities: Identity[];
+  missing: string[];
+}
 
 /**
  * OpenSSH's rule: a private key file we own must not be readable by group or others.
@@ -54,16 +62,19 @@ const isEncryptedError = (e: Error) => /no passphrase given/i.test(e.message);
 /**
  * Loads and decrypts identity files: at start-up, with the prompter, and again before each
  * connect without it (passphrases come from SSHKEEP_PASSPHRASE or `memory`), so rotated
- * keys need no restart and nobody is asked twice. Default identities that are missing or
- * cannot be decrypted are skipped (as OpenSSH does); explicit ones are errors.
+ * keys need no restart and nobody is asked twice. A file that does not exist is skipped, as
+ * OpenSSH skips it (and warns of a given one, as ssh does of -i): the agent or the next key may
+ * still log in. Default identities that cannot be decrypted are skipped too; explicit ones are
+ * errors.
  */
 export async function loadIdentities(
   files: (string | { name: string; data: string })[],
   explicit: boolean,
   sources: IdentitySources,
   logger: Logger,
-): Promise<Identity[]> {
+): Promise<LoadedIdentities> {
   const identities: Identity[] = [];
+  const missing: string[] = [];
   for (const source of files) {
     // Keys given as content (SSHKEEP_IDENTITY) are always explicit.
     const file = typeof source === 'string' ? source : source.name;
@@ -73,6 +84,11 @@ export async function loadIdentities(
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && !explicit) continue;
+      if (code === 'ENOENT') {
+        missing.push(file);
+        warnMissing(file, sources.memory, logger);
+        continue;
+      }
       throw new ConfigError(`Identity file ${file}: cannot read it (${code ?? 'error'}).`);
     }
     // A public key names the agent's key to use, as in OpenSSH: no secret, so no permission to check.
@@ -120,7 +136,14 @@ export async function loadIdentities(
     }
     logger.debug('identity loaded', { event: 'identity', file, type: key.type });
   }
-  return identities;
+  return { identities, missing };
+}
+
+/** ssh's warning for a missing -i file, once per file for a tunnel: its reconnects read the keys again. */
+function warnMissing(file: string, memory: KeyMemory | undefined, logger: Logger): void {
+  if (memory?.warnedMissing.has(file)) return;
+  memory?.warnedMissing.add(file);
+  logger.warn(`Identity file ${file} not accessible: No such file or directory. Skipped; the other keys and ssh-agent are tried.`, { event: 'identity', file });
 }
 
 async function decrypt(
