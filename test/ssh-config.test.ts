@@ -138,6 +138,18 @@ t.test('ssh_config – Match exec runs only when the criteria before it hold, wi
   t.strictSame(o, { user: ['ran'] });
 });
 
+t.test('ssh_config – Match exec that cannot run or does not finish is an error naming its line, never a guessed answer', async (t) => {
+  const throwsConfig = (text: string, re: RegExp, what: string) => t.throws(() => readSshConfig(configFile(text), 'x', true), Object.assign(new ConfigError('x'), { message: re }), what);
+  const slow = 'Port 7\nMatch !exec "sleep 60"\n  Port 1\n';
+  const started = performance.now();
+  throwsConfig(slow, /line 2: Match exec "sleep 60" did not finish within 10 s, so whether the block applies is unknown \(ssh would wait for it\)/, 'still running after 10 s (negated: neither answer is taken)');
+  t.ok(performance.now() - started < 20_000, 'the command was stopped, not waited for');
+  const shell = process.env.SHELL;
+  process.env.SHELL = path.join(dir, 'no-such-shell');
+  t.teardown(() => (shell === undefined ? delete process.env.SHELL : (process.env.SHELL = shell)));
+  throwsConfig('Match exec "true"\n  Port 1\n', /line 1: Match exec "true": cannot run the shell .*no-such-shell \(ENOENT\), as ssh cannot/, 'a shell that cannot be run (ssh: match exec error)');
+});
+
 t.test('ssh_config – a repeated IdentityFile or forward counts once (final pass, command line, spacing)', async (t) => {
   const file = configFile('Match final\n  Port 1\nIdentityFile ~/.ssh/a\nIdentityFile ~/.ssh/b\nLocalForward 1 h:1\nLocalForward 1  h:1\n');
   t.strictSame(plainOptions(readSshConfig(file, 'x', true, givenOptions({ identityfile: ['~/.ssh/b'] }))), { port: ['1'], identityfile: ['~/.ssh/a'], localforward: ['1 h:1'] });

@@ -14,7 +14,7 @@ import { homeDirectory, localUserName } from './local-user.js';
 const COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
 /** Include nesting deeper than this is a loop (OpenSSH's READCONF_MAX_DEPTH). */
 const MAX_INCLUDE_DEPTH = 16;
-/** How long a `Match exec` command may run. */
+/** How long a `Match exec` command may run (ssh waits for ever; sshkeep would not start, nor say why). */
 const EXEC_TIMEOUT_MS = 10_000;
 
 /**
@@ -203,7 +203,7 @@ class Evaluation {
         if (matchPatternList(valuesOf(line), name)) this.#applyAll((line as Section).config, parsed, file, depth);
         else if (!this.#finalPass) this.#checkAll((line as Section).config, parsed, file, depth); // checked once, in the first pass
       } else if (/^match$/i.test(line.param)) {
-        if (this.#matches(criteriaOf(line, file))) this.#applyAll((line as Section).config, parsed, file, depth);
+        if (this.#matches(criteriaOf(line, file), `${file} line ${parsed.lines.get(line)}`)) this.#applyAll((line as Section).config, parsed, file, depth);
         else if (!this.#finalPass) this.#checkAll((line as Section).config, parsed, file, depth); // checked once, in the first pass
       } else {
         this.#apply(line, parsed, file, depth);
@@ -277,15 +277,15 @@ class Evaluation {
     if (values.length) addOption(this.#options, key, values.map((value) => ({ value, source })));
   }
 
-  /** Every criterion must hold, in order: `exec` runs only if the ones before it did. */
-  #matches(criteria: Criterion[]): boolean {
+  /** Every criterion must hold, in order: `exec` runs only if the ones before it did. `where`: the Match line. */
+  #matches(criteria: Criterion[], where: string): boolean {
     // `final` asks for the final pass whatever the other criteria say.
     if (criteria.some((c) => c.name === 'final' && !c.negated)) this.#wantsFinalPass = true;
     if (criteria.some((c) => UNEVALUATED_CRITERIA.has(c.name))) return false;
-    return criteria.every((c) => this.#holds(c) !== c.negated);
+    return criteria.every((c) => this.#holds(c, where) !== c.negated);
   }
 
-  #holds({ name, value }: Criterion): boolean {
+  #holds({ name, value }: Criterion, where: string): boolean {
     switch (name) {
       case 'all':
         return true;
@@ -302,12 +302,16 @@ class Evaluation {
       case 'localuser':
         return matchPatternList(value.split(','), this.#localUser);
       default: // exec
-        return this.#exec(value);
+        return this.#exec(value, where);
     }
   }
 
-  /** `Match exec`: the command, tokens expanded, run by the shell; exit 0 is a match. */
-  #exec(command: string): boolean {
+  /**
+   * `Match exec`: the command, tokens expanded, run by the shell; exit 0 is a match. A shell that
+   * cannot be run is an error, as in ssh; so is a command still running after EXEC_TIMEOUT_MS,
+   * where ssh would wait: taking it as either answer would apply the wrong block in silence.
+   */
+  #exec(command: string, where: string): boolean {
     const tokens = connectionTokens({
       name: this.host,
       hostName: this.#hostName(),
@@ -320,7 +324,13 @@ class Evaluation {
     });
     const line = expandTokens(command, tokens, homeDirectory(), `${this.file}: Match exec`);
     if (line.includes('\0')) throw new ConfigError(`${this.file}: Match exec "${command.replace(/\0/g, '\\0')}": a NUL byte cannot be in a command.`);
-    const r = spawnSync(process.env.SHELL || '/bin/sh', ['-c', line], { stdio: 'ignore', timeout: EXEC_TIMEOUT_MS });
+    const shell = process.env.SHELL || '/bin/sh';
+    const r = spawnSync(shell, ['-c', line], { stdio: 'ignore', timeout: EXEC_TIMEOUT_MS, killSignal: 'SIGKILL' });
+    const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ETIMEDOUT') {
+      throw new ConfigError(`${where}: Match exec ${quoted(command)} did not finish within ${EXEC_TIMEOUT_MS / 1000} s, so whether the block applies is unknown (ssh would wait for it); make the command return sooner.`);
+    }
+    if (r.error) throw new ConfigError(`${where}: Match exec ${quoted(command)}: cannot run the shell ${shell} (${code ?? r.error.message}), as ssh cannot.`);
     return r.status === 0;
   }
 }
