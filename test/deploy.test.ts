@@ -1,14 +1,17 @@
 /**
- * What can be checked of the deployment files without a Docker engine, a cluster, systemd or
- * macOS: every file under deploy/ parses, and the Dockerfile, the Kubernetes Deployment, the
- * systemd unit and the launchd agent say what docs/deploy.md promises.
+ * What can be checked of the deployment files without a Docker engine, a cluster, a running
+ * systemd or macOS: every file under deploy/ parses, and the Dockerfile, the Kubernetes
+ * Deployment, the systemd unit and the launchd agent say what docs/deploy.md promises; systemd's
+ * own reading of the unit (`systemd-analyze verify`) has nothing to say of it.
  *
  * Each check is named. The files in the repository must pass every check, and for every check
  * they run there is a mutation of those files that makes exactly that check fail, so no check
  * can pass vacuously (the last test enforces it).
  */
 import t from 'tap';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -597,6 +600,46 @@ function checkSystemd(src: Sources, c: Checks): void {
     const rw = unitValues(unit, 'Service', 'ReadWritePaths').flatMap((v) => v.split(/\s+/)).map((p) => p.replace(/^-/, ''));
     c.that('systemd.known-hosts-writable', rw.some((p) => p === '%h/.ssh/known_hosts' || p === '%h/.ssh'), 'ProtectSystem=strict needs ReadWritePaths=%h/.ssh/known_hosts for accept-new');
   }
+  // systemd ignores a key it does not know or a value it cannot parse, with a line on stderr only: a
+  // misspelt hardening option would be silently off. systemd-analyze reads the unit as systemd would.
+  const verdict = systemdVerify(text!);
+  if (verdict !== undefined) c.that('systemd.analyze-verify', verdict === '', `systemd-analyze verify of an instance of the unit: ${verdict}`);
+}
+
+const SYSTEMD_ANALYZE = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
+/** Verdicts by unit text, all made before the checks run (verifyUnits): each takes systemd-analyze half a second. */
+const verdicts = new Map<string, string>();
+
+/**
+ * What `systemd-analyze verify` says of the unit, as an instance (sshkeep@db.service): '' when
+ * nothing; undefined when the tool is missing, outside CI (package systemd; .ci/run installs it).
+ */
+function systemdVerify(text: string): string | undefined {
+  if (!SYSTEMD_ANALYZE) return process.env.CI === 'true' ? 'systemd-analyze not found (apt-get install systemd)' : undefined;
+  return verdicts.get(text) ?? 'not verified (verifyUnits was not given this text)';
+}
+
+/** Runs systemd-analyze verify on each distinct unit text, at once. */
+async function verifyUnits(texts: (string | undefined)[]): Promise<void> {
+  if (!SYSTEMD_ANALYZE) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-unit-'));
+  try {
+    await Promise.all([...new Set(texts)].filter((x) => x !== undefined).map(async (text, i) => {
+      const file = path.join(dir, String(i), 'sshkeep@db.service');
+      fs.mkdirSync(path.dirname(file));
+      fs.writeFileSync(file, text);
+      const r = await execFileResult('systemd-analyze', ['verify', '--generators=no', file]); // generators: seconds, and nothing of this unit
+      verdicts.set(text, r.output.trim() || (r.code === 0 ? '' : `exit ${r.code}`));
+    }));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function execFileResult(file: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, output: `${stdout}${stderr}` }));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -894,6 +937,8 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'systemd.no-mdwe', how: 'MemoryDenyWriteExecute=yes', mutate: (s) => edit(s, SYSTEMD_UNIT, 'LockPersonality=yes', 'LockPersonality=yes\nMemoryDenyWriteExecute=yes') },
   { check: 'systemd.address-families', how: 'no AF_NETLINK', mutate: (s) => edit(s, SYSTEMD_UNIT, /^(RestrictAddressFamilies=.*) AF_NETLINK/m, '$1') },
   { check: 'systemd.known-hosts-writable', how: 'no ReadWritePaths', mutate: (s) => edit(s, SYSTEMD_UNIT, /^ReadWritePaths=.*$/m, '') },
+  { check: 'systemd.analyze-verify', how: 'a misspelt hardening option', mutate: (s) => edit(s, SYSTEMD_UNIT, 'LockPersonality=yes', 'LockPersonalty=yes') },
+  { check: 'systemd.analyze-verify', how: 'a value systemd cannot parse', mutate: (s) => edit(s, SYSTEMD_UNIT, /^ProtectSystem=.*$/m, 'ProtectSystem=maybe') },
 
   { check: 'launchd.present', how: 'no plist', mutate: (s) => ({ ...s, deploy: new Map([...s.deploy].filter(([f]) => f !== LAUNCHD_PLIST)) }) },
   { check: 'launchd.parse', how: 'an array at the root', mutate: (s) => withText(s, LAUNCHD_PLIST, '<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><array/></plist>\n') },
@@ -913,6 +958,7 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
 // ---------------------------------------------------------------------------------------------
 
 const sources = loadSources();
+await verifyUnits([sources, ...MUTATIONS.map((m) => m.mutate(sources))].map((s) => s.deploy.get(SYSTEMD_UNIT)));
 
 for (const [area, check] of Object.entries(AREAS)) {
   t.test(`deploy – what is checked: ${area}`, async (t) => {
