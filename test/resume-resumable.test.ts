@@ -39,7 +39,7 @@ class FakeChannel extends Duplex {
 const session = { closed: false, coalesceWrites: () => {} } as unknown as SshSession;
 
 /** A resumable stream over a real client socket: `peer` is the application's end. */
-async function streamFor(t: Test, graceMs = 60_000) {
+async function streamFor(t: Test, graceMs = 60_000, state = new StreamState(1024, new ReplayBudget(1 << 20))) {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
   const port = await listenFor(t, server);
   const accepted = once(server, 'connection');
@@ -51,7 +51,7 @@ async function streamFor(t: Test, graceMs = 60_000) {
   });
   const detached: ResumableStream[] = [];
   let result: PumpResult | undefined;
-  const stream = new ResumableStream(client, randomBytes(16), new StreamState(1024, new ReplayBudget(1 << 20)), { chunks: [], bytes: 0, ended: false }, {
+  const stream = new ResumableStream(client, randomBytes(16), state, { chunks: [], bytes: 0, ended: false }, {
     graceMs,
     log: silentLogger,
     onDone: (r) => (result = r),
@@ -104,6 +104,34 @@ t.test('resumable – a full replay buffer pauses the client until the agent ack
   channel.play({ type: 'ack', ack: held });
   await until(() => stream.bytesUp === 4096, 5000, 'reading again after the ack');
   t.pass('every byte read once the agent acknowledged');
+});
+
+t.test('resumable – its buffer emptied by its own acks while the total is full of another stream: reads again once the other is acknowledged', async (t) => {
+  for (const freedBy of ['an ACK', 'the ACCEPT of a re-attach']) {
+    const budget = new ReplayBudget(1536); // the per-stream limit is 1 KiB: two full buffers fill it
+    const a = await streamFor(t, 60_000, new StreamState(1024, budget));
+    const b = await streamFor(t, 60_000, new StreamState(1024, budget));
+    const aChannel = a.attach();
+    const bChannel = b.attach();
+    a.peer.write(Buffer.alloc(2048, 1));
+    await until(() => a.stream.state.replayBytes >= 1024, 5000, `${freedBy}: a's buffer full`);
+    b.peer.write(Buffer.alloc(2048, 2));
+    await until(() => b.stream.state.replayBytes >= 1024, 5000, `${freedBy}: b's buffer full`);
+    a.peer.write(Buffer.alloc(2048, 3)); // waits in the socket while a is paused
+    const aRead = a.stream.bytesUp;
+    if (freedBy === 'an ACK') aChannel.play({ type: 'ack', ack: a.stream.state.sent });
+    else {
+      aChannel.close();
+      a.attach(a.stream.state.sent);
+    }
+    await until(() => a.stream.state.replayBytes === 0, 5000, `${freedBy}: a's buffer empty`);
+    t.ok(budget.full, `${freedBy}: the total still full of b's bytes`);
+    await new Promise((r) => setImmediate(r));
+    t.equal(a.stream.bytesUp, aRead, `${freedBy}: a waits for the total`);
+    bChannel.play({ type: 'ack', ack: b.stream.state.sent });
+    await until(() => a.stream.bytesUp === 4096, 5000, `${freedBy}: a reading again once b's bytes are acknowledged`);
+    t.pass(`${freedBy}: a read the rest`);
+  }
 });
 
 t.test('resumable – the agent does not know the stream: the client is reset', async (t) => {

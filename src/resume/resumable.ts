@@ -178,6 +178,7 @@ export class ResumableStream {
     this.#waitingRoom = false;
     this.#pump();
     this.#resumeClient('channel');
+    this.#resumeIfRoom(); // the resume's ack may have freed this stream's buffer while the cap is full
     for (const f of frames) if (this.#link === link) this.#onFrame(f);
     if (this.#link !== link) return; // those frames ended it
     port.receive((chunk) => {
@@ -232,16 +233,24 @@ export class ResumableStream {
     this.#pump();
     if (this.state.full) {
       this.#pauseClient('replay');
-      this.state.whenBudgetRoom(() => this.#onBudgetRoom());
+      this.#resumeIfRoom();
     }
   }
 
-  /** Another stream's ack made room under the process cap: read again, unless full again. */
-  #onBudgetRoom(): void {
-    if (this.#done) return;
-    if (this.state.full) this.state.whenBudgetRoom(() => this.#onBudgetRoom());
+  /**
+   * Paused on a full replay buffer: reads again if there is room now, else waits for it. Its
+   * own acks call this again (#onFrame, attach); the process cap's room is waited for here,
+   * each time the stream's own buffer has room and the cap is what stops it, however it got
+   * there: its own acks can free its buffer while the cap is still full of other streams'.
+   */
+  #resumeIfRoom(): void {
+    if (this.#done || !this.#paused.has('replay')) return;
+    if (this.state.full) this.state.whenBudgetRoom(this.#onBudgetRoom);
     else this.#resumeClient('replay');
   }
+
+  /** One function per stream: the cap calls a stream waiting on it once, however often it was asked. */
+  readonly #onBudgetRoom = () => this.#resumeIfRoom();
 
   /**
    * Sends what the replay buffer holds beyond `#framed`, in DATA frames each sized to the room
@@ -350,7 +359,7 @@ export class ResumableStream {
       if (err instanceof OffsetError) return this.#broken(err.message);
       throw err;
     }
-    if (this.#paused.has('replay') && !this.state.full) this.#resumeClient('replay');
+    this.#resumeIfRoom();
     if (this.state.finished) this.#complete();
   }
 
