@@ -5,7 +5,7 @@ import YAML from 'yaml';
 import { parseCli } from '../src/cli/program.js';
 import { SCHEMA_FILE, configSchema, schemaText, withFlagReference } from '../src/config/generated.js';
 import { SETTING_NAMES, envName, helpLine, longFlag, settingOf } from '../src/config/setting-table.js';
-import { buildSettings } from '../src/config/settings.js';
+import { buildSettings, type Settings } from '../src/config/settings.js';
 import { DEFAULTS } from '../src/config/defaults.js';
 import { formatDuration, parseDuration } from '../src/config/duration.js';
 import { formatSize, parseSize } from '../src/config/size.js';
@@ -132,6 +132,13 @@ const FILE_TUNNEL = '  - destination: tester@127.0.0.1\n    sshConfig: none\n   
 t.test('setting-table – a bad value names its source: a flag', async (t) => {
   const { build } = sandbox(t, {});
   t.match(configError(t, () => build(['-F', 'none', '--hold-timeout', 'soon', ...TUNNEL]), 'flag'), /^--hold-timeout: "soon" is not a duration/);
+});
+
+t.test('setting-table – a replay buffer of 0 bytes is refused: it would pause resumable clients for good', async (t) => {
+  const { build } = sandbox(t, {});
+  t.match(configError(t, () => build(['-F', 'none', '--resume', '--resume-buffer', '0', ...TUNNEL]), 'per stream'), /^--resume-buffer: "0" must be more than 0/);
+  t.match(configError(t, () => build(['-F', 'none', '--resume', '--resume-buffer-total', '0KiB', ...TUNNEL]), 'in total'), /^--resume-buffer-total: "0KiB" must be more than 0/);
+  t.equal((build(['-F', 'none', '--hold-buffer', '0', ...TUNNEL]) as Settings).tunnels[0]!.holdBufferBytes, 0, '--hold-buffer 0 stays allowed: a held client is not read');
 });
 
 t.test('setting-table – a bad value names its source: a variable', async (t) => {

@@ -2,7 +2,7 @@ import { homeDirectory, localUserName } from './local-user.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
 import { parsePositiveDuration } from './duration.js';
-import { parseCount, parseSize } from './size.js';
+import { parseCount } from './size.js';
 import { bindAs, parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { SETTINGS, flagName } from './setting-table.js';
 import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
@@ -333,6 +333,7 @@ export function resolveTunnel(
   const keepaliveTimeout = given(input, 'keepaliveTimeout');
   const holdTimeout = given(input, 'holdTimeout');
   const holdBuffer = given(input, 'holdBuffer');
+  const resumeBuffer = given(input, 'resumeBuffer');
   const connections = given(input, 'connections');
   /** -L, -D or -R specs of the input, then ssh_config's (written `[bind:]port host:hostport`, with a space). */
   const forwards = <T>(given: Raw[] | undefined, flag: string, key: 'localforward' | 'remoteforward' | 'dynamicforward', parse: (spec: string) => T): T[] => [
@@ -355,7 +356,7 @@ export function resolveTunnel(
     connections: connections === undefined ? DEFAULTS.connections : SETTINGS.connections.parse(connections),
     resume: parsedOr(given(input, 'resume'), parseYesNo, false),
     resumeGraceMs: parsedOr(given(input, 'resumeGrace'), parsePositiveDuration, DEFAULTS.resumeGraceMs),
-    resumeBufferBytes: parsedOr(given(input, 'resumeBuffer'), parseSize, DEFAULTS.resumeBufferBytes),
+    resumeBufferBytes: resumeBuffer === undefined ? DEFAULTS.resumeBufferBytes : SETTINGS.resumeBuffer.parse(resumeBuffer),
     forwards: [
       ...forwards(input.localForwards, flagName('local'), 'localforward', parseLocalForward),
       ...forwards(input.dynamicForwards, flagName('dynamic'), 'dynamicforward', parseDynamicForward),

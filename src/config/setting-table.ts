@@ -72,6 +72,12 @@ function choice<T extends string>(choices: readonly T[]) {
 
 const duration = from(parseDuration);
 const size = from(parseSize);
+/** A replay buffer: 0 bytes would pause every resumable client after its first read, for good. */
+const bufferSize = from((text, what) => {
+  const bytes = parseSize(text, what);
+  if (bytes === 0) throw new ConfigError(`${what}: "${text}" must be more than 0: resumable clients pause while their replay buffer is full.`);
+  return bytes;
+});
 const count = (min: number, max?: number) => from((text, what) => parseCount(text, what, min, max));
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const satisfies readonly LogLevel[];
@@ -222,12 +228,12 @@ export const SETTINGS = {
   resumeBuffer: def({
     flags: '--resume-buffer <size>', file: 'both', shape: 'value', group: RES,
     help: 'with --resume: unacknowledged bytes kept per stream to send again after a reconnect; a full buffer pauses the client', default: formatSize(DEFAULTS.resumeBufferBytes),
-    parse: size,
+    parse: bufferSize,
   }),
   resumeBufferTotal: def({
     flags: '--resume-buffer-total <size>', file: 'top', shape: 'value', group: RES,
     help: 'with --resume: the replay buffers of all streams together; when full, every resumable client is paused', default: formatSize(DEFAULTS.resumeBufferTotalBytes),
-    parse: size,
+    parse: bufferSize,
   }),
   maxHeld: def({
     flags: '--max-held <n>', file: 'top', shape: 'value', group: RES, help: 'held clients beyond this are reset', default: String(DEFAULTS.maxHeld),
