@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
-import { deadline, outcome, startEchoFor, until, hashedEchoClient } from './fixtures/net.js';
+import { deadline, outcome, startEchoFor, until, hashedEchoClient, tryConnect } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
 import { cliArgs, logIs, portOf, spawnCliFor } from './fixtures/cli.js';
 import { runControl } from '../src/cli/control.js';
@@ -53,6 +53,24 @@ t.test('reconnect – SIGUSR2: a second login is made while an open stream runs 
   t.equal(cut.errorCode, 'ECONNRESET', 'reset, not ended cleanly');
   t.match(cli.logs().find(logIs('retire')), { reason: 'streams still open after 1000 ms (--max-drain)' });
   await until(() => server.connections === 1, 5000, 'one connection left');
+  cli.kill('SIGTERM');
+  t.equal((await cli.exited(8000)).code, 0);
+});
+
+t.test("reconnect – SIGUSR1 (autossh's restart) reconnects as SIGUSR2 does, and never opens node's inspector", async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`));
+  await cli.waitForLog(logIs('state', { to: 'ready' }));
+  cli.kill('SIGUSR1');
+  const replaced = await cli.waitForLog(logIs('replaced'), 5000, 'the new connection');
+  t.match(cli.logs().find(logIs('reconnect_request')), { level: 'info', reason: 'SIGUSR1' }, 'a reconnect, named by its signal');
+  t.equal(replaced.channels, 0);
+  await until(() => server.connections === 1, 5000, 'the old connection to close: it carried nothing');
+  t.notMatch(cli.stderr(), /Debugger listening|inspector/i, 'no inspector was started');
+  const inspector = await tryConnect(9229);
+  t.not(inspector, 'connected', 'nothing listens on the inspector port');
   cli.kill('SIGTERM');
   t.equal((await cli.exited(8000)).code, 0);
 });

@@ -43,7 +43,7 @@ instance, through its --health address (or SSHKEEP_HEALTH): sshkeep wait [--time
 started), sshkeep status [--json] (each tunnel; exit 1 if any is not ready), sshkeep reload (as SIGHUP:
 read the configuration again; exit 1 if refused), sshkeep reconnect (as SIGUSR2), sshkeep shutdown (drain
 and stop; the instance needs --admin). Each takes --help.
-Signals: SIGHUP reloads --config and ssh_config (and reopens -E's file), SIGUSR2 reconnects every tunnel
+Signals: SIGHUP reloads --config and ssh_config (and reopens -E's file), SIGUSR2 (or autossh's SIGUSR1) reconnects every tunnel
 make-before-break, SIGINT/SIGTERM drain and stop.
 Exit codes: 0 clean shutdown, 1 internal error (a bug), 2 usage or configuration error, 3 host key or
 authentication refused, 4 could not listen (a port or socket in use after retries, no permission, -R refused

@@ -19,10 +19,10 @@ export function reloadFrom(cli: Layer, env: ResolveEnv, secrets: Secrets): LoadS
 }
 
 /**
- * SIGHUP and SIGUSR2 once the tunnels serve, taken over from the start-up's listeners (which
- * remembered a SIGHUP: the file may have changed after it was read; it is handled now). Neither
- * ever ends the process, but run from a terminal, the SIGHUP of that terminal closing is not a
- * reload: sshkeep stops (draining), as `ssh -L` would end.
+ * SIGHUP, SIGUSR2 and SIGUSR1 (autossh's restart, here as SIGUSR2) once the tunnels serve, taken
+ * over from the start-up's listeners (which remembered a SIGHUP: the file may have changed after it
+ * was read; it is handled now). None ever ends the process, but run from a terminal, the SIGHUP of
+ * that terminal closing is not a reload: sshkeep stops (draining), as `ssh -L` would end.
  */
 export function serveControlSignals({ fleet, reloader, logger, logFile, hangUp }: { fleet: Fleet; reloader: Reloader; logger: Logger; logFile: LogFile | undefined; hangUp: (reason: string) => void }): void {
   // SIGHUP: logrotate's postrotate (-E) and a reload (systemd's ExecReload) are the same signal.
@@ -33,8 +33,10 @@ export function serveControlSignals({ fleet, reloader, logger, logFile, hangUp }
     void reloader.request('SIGHUP');
   };
   const usr2 = () => void reconnectAll(fleet, reloader, 'SIGUSR2');
+  const usr1 = () => void reconnectAll(fleet, reloader, 'SIGUSR1');
   handSignal('SIGHUP', EARLY.SIGHUP, hangup);
   handSignal('SIGUSR2', EARLY.SIGUSR2, usr2);
+  handSignal('SIGUSR1', EARLY.SIGUSR1, usr1);
   if (hungUpEarly()) hangup();
 }
 

@@ -213,7 +213,7 @@ async function main(argv: string[]): Promise<number> {
   let log: Log | undefined;
   try {
     if (argv[0] === 'demo') {
-      interruptOnSignals(['SIGHUP', 'SIGUSR2']); // SIGINT and SIGTERM: its own drain (onSignals)
+      interruptOnSignals(['SIGHUP', 'SIGUSR1', 'SIGUSR2']); // SIGINT and SIGTERM: its own drain (onSignals)
       return await runDemo(argv.slice(1), onSignals);
     }
     if (isControlCommand(argv[0])) {

@@ -3,7 +3,7 @@ import { EXIT } from '../errors.js';
 import { exit } from './terminal.js';
 
 type Listener = (signal: NodeJS.Signals) => void;
-type EarlySignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGUSR2';
+type EarlySignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGUSR1' | 'SIGUSR2';
 
 let hungUp = false;
 
@@ -11,8 +11,11 @@ let hungUp = false;
  * The CLI's listeners from its first moments: main.ts sets them before the rest of the CLI
  * loads (about 0.25 s of imports, during which a SIGHUP or SIGUSR2 would otherwise end the
  * process). Until the daemon serves, SIGINT and SIGTERM end the run (exit 0: a stop is what was
- * asked), a SIGHUP is remembered (the configuration may change after it was read) and a SIGUSR2
- * ignored (nothing is connected yet). What serves takes each over with handSignal().
+ * asked), a SIGHUP is remembered (the configuration may change after it was read) and SIGUSR1 and
+ * SIGUSR2 ignored (nothing is connected yet). What serves takes each over with handSignal().
+ * SIGUSR1 needs a listener of its own for as long as the process runs: without one, node opens
+ * its inspector on 127.0.0.1:9229, which lets any local user run code in sshkeep (its keys), and
+ * autossh users send SIGUSR1 out of habit.
  */
 export const EARLY: Record<EarlySignal, Listener> = {
   SIGINT: () => exit(EXIT.ok),
@@ -20,6 +23,7 @@ export const EARLY: Record<EarlySignal, Listener> = {
   SIGHUP: () => {
     hungUp = true;
   },
+  SIGUSR1: () => {},
   SIGUSR2: () => {},
 };
 
@@ -37,7 +41,7 @@ export function hungUpEarly(): boolean {
  * of those signals interrupts it, exit 128 + its number as a shell reports it, so `sshkeep wait
  * && deploy` does not go on after a Ctrl-C, and a closed terminal ends the demo.
  */
-export function interruptOnSignals(signals: EarlySignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2']): void {
+export function interruptOnSignals(signals: EarlySignal[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']): void {
   for (const s of signals) handSignal(s, EARLY[s], () => exit(128 + os.constants.signals[s]));
 }
 
