@@ -263,10 +263,13 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     }
     const probeAll = (why: string) => this.sshConnections.forEach((c) => c.probeNow(why));
     const stopWake = watchForWake((pausedMs) => probeAll(`timers fired ${pausedMs} ms late: woke from sleep or suspension`));
-    const stopNet = watchNetwork(() => {
-      this.#logger.info('network interfaces changed', { event: 'network_change' });
-      probeAll('network interfaces changed');
-    });
+    const stopNet = watchNetwork(
+      () => {
+        this.#logger.info('network interfaces changed', { event: 'network_change' });
+        probeAll('network interfaces changed');
+      },
+      (err) => this.#logger.debug('network interfaces not readable now; skipped', { event: 'network_unreadable', error: err.message }),
+    );
     this.#stopWatches = () => {
       stopWake();
       stopNet();

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cliArgs, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
 import { connect, deadline, httpGet, refusedPort, echoRoundTrip, listen, startEchoFor } from './fixtures/net.js';
@@ -313,6 +314,30 @@ async function watchStall(t: Test, pid: number, base: number, writer: ReturnType
   }
   return peak;
 }
+
+t.test('flood – every file descriptor taken (EMFILE): the process stays up and serves again once the flood leaves', async (t) => {
+  const echo = await startEchoFor(t);
+  const { cli, pid, fwdPort } = await startChild(t, echo.port, ['--log-level', 'debug']);
+  t.equal((await echoRoundTrip(fwdPort, 'before')).toString(), 'before', 'a round trip before the flood');
+  // node raised its soft limit to the hard one at start: lower both, as LimitNOFILE or docker --ulimit would.
+  const limit = (await steady(pid)).fds + 30;
+  const prlimit = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`], { encoding: 'utf8' });
+  t.equal(prlimit.status, 0, `prlimit (util-linux) lowered the child's RLIMIT_NOFILE to ${limit}: ${prlimit.stderr}`);
+  const flood: net.Socket[] = [];
+  t.teardown(() => flood.forEach((s) => s.destroy()));
+  for (let i = 0; i < 80; i++) {
+    const s = net.connect(fwdPort, '127.0.0.1');
+    s.on('error', () => {});
+    flood.push(s);
+  }
+  // The network watch reads the interfaces every 2 s; without a descriptor that reading threw, uncaught.
+  const unreadable = await cli.waitForLog((l) => l.event === 'network_unreadable', 10_000, 'a reading of the interfaces without a descriptor');
+  t.match(unreadable, { level: 'debug', error: /24|EMFILE/ }, 'the failed reading is logged at debug, not thrown');
+  t.equal(cli.child.exitCode, null, 'still running');
+  flood.forEach((s) => s.destroy());
+  await pollUntil(() => echoRoundTrip(fwdPort, 'after'), (r) => r.toString() === 'after', 10_000, `a round trip once the flood left; stderr tail: ${cli.stderr().slice(-500)}`);
+  t.pass('serves again once the flood left');
+});
 
 t.test('backpressure – a client that never reads while the target sends 1 GiB: RSS bounded, the target is held back', async (t) => {
   let writer: ReturnType<typeof flood> | undefined;

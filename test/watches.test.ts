@@ -38,7 +38,7 @@ t.test('network watch – an address change is reported once', async (t) => {
   t.teardown(clock.enter());
   let addrs = 'eth0/10.0.0.2';
   const changes: string[] = [];
-  const stop = watchNetwork((before, after) => changes.push(`${before} -> ${after}`), () => addrs);
+  const stop = watchNetwork((before, after) => changes.push(`${before} -> ${after}`), undefined, () => addrs);
   t.teardown(stop);
   for (let i = 0; i < 5; i++) clock.advance(2000);
   t.same(changes, []);
@@ -46,4 +46,28 @@ t.test('network watch – an address change is reported once', async (t) => {
   clock.advance(2_000);
   clock.advance(2_000);
   t.same(changes, ['eth0/10.0.0.2 -> wlan0/192.168.1.5']);
+});
+
+t.test('network watch – a reading that fails (EMFILE: no file descriptor left for getifaddrs) is skipped, never thrown', async (t) => {
+  const clock = new Clock();
+  t.teardown(clock.enter());
+  let addrs: string | Error = new Error('uv_interface_addresses returned Unknown system error 24');
+  const changes: string[] = [];
+  const read = () => {
+    if (addrs instanceof Error) throw addrs;
+    return addrs;
+  };
+  const unreadable: string[] = [];
+  const stop = watchNetwork((before, after) => changes.push(`${before} -> ${after}`), (err) => unreadable.push(err.message), read);
+  t.teardown(stop);
+  t.same(unreadable, ['uv_interface_addresses returned Unknown system error 24'], 'told, not thrown');
+  clock.advance(2_000);
+  addrs = 'eth0/10.0.0.2';
+  clock.advance(2_000);
+  t.same(changes, [], 'the first reading that works is the baseline');
+  addrs = new Error('EMFILE');
+  clock.advance(2_000);
+  addrs = 'wlan0/192.168.1.5';
+  clock.advance(2_000);
+  t.same(changes, ['eth0/10.0.0.2 -> wlan0/192.168.1.5'], 'compared with the last reading that worked');
 });
