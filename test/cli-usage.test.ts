@@ -170,6 +170,16 @@ t.test('cli – a listening port still in use after the retry window: exit 4 nam
   t.match(logged.stderr, new RegExp(`^sshkeep: ${why.source.slice(1)}`), 'and stderr, in one plain line');
 });
 
+t.test('cli – a --health address not on this host: exit 4, and that is the one fatal line, the last', async (t) => {
+  const refused = await refusedPort();
+  const res = await runCli([...ISOLATED, '-p', String(refused), '--health', '192.0.2.1:9', ...FWD, DEST]);
+  t.equal(res.code, 4, 'exit code 4 (could not listen)');
+  const lines = res.stderr.split('\n').filter(Boolean);
+  const fatal = lines.filter((l) => l.includes('"event":"fatal"'));
+  t.equal(fatal.length, 1, `one fatal line:\n${fatal.join('\n')}`);
+  t.match(JSON.parse(lines.at(-1) ?? '{}'), { event: 'fatal', error: 'ListenError', exitCode: 4, msg: /^--health 192\.0\.2\.1:9: cannot listen/ }, 'the last line says why it ended');
+});
+
 t.test('cli – an identity file that is not a key is a usage error', async (t) => {
   const notAKey = path.join(t.testdir({}), 'not_a_key');
   fs.writeFileSync(notAKey, 'hello\n', { mode: 0o600 });

@@ -163,12 +163,14 @@ async function run(settings: Settings, log: Log, status: StatusLine | undefined,
   // A fatal error (a refused key, a changed host key) ends the run, also while --health still
   // retries its port: reported as it is, not as that port being in use.
   let failing = false;
+  /** The run ends with another error (the health port): the fleet's stop is not one more to report. */
+  let endingOtherwise = false;
   const never = new Promise<number>(() => {});
   const failed = fleet.ready().then(
     () => never, // up: only a signal ends the run
     // A signal before the first connect also rejects ready(): that is a clean stop, not a failure.
     async (err: unknown) => {
-      if (stopping) return never;
+      if (stopping || endingOtherwise) return never;
       failing = true;
       await fleet.stop('fatal error');
       health?.close();
@@ -188,6 +190,7 @@ async function run(settings: Settings, log: Log, status: StatusLine | undefined,
   } catch (err) {
     if (stopping) return stopped; // the stop gave the port up: not a failure
     if (failing) return failed;
+    endingOtherwise = true;
     await fleet.stop('health endpoint failed');
     throw err;
   }
