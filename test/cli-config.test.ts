@@ -12,6 +12,9 @@ import t, { type Test } from 'tap';
 import { runCli, type CliResult } from './fixtures/cli.js';
 import { deadline, refusedPort, listenFor } from './fixtures/net.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
+import { parseCli } from '../src/cli/program.js';
+import { describeChecked } from '../src/cli/check.js';
+import { buildSettings } from '../src/config/settings.js';
 
 const STACK = /\n\s+at /;
 
@@ -146,7 +149,7 @@ t.test('cli config – check with a destination on the command line adds it to t
   t.match(res.stdout, /^\s+health: off$/m, 'no health endpoint unless asked');
 });
 
-t.test('cli config – check reads the keys the run would: a missing one is named, as skipped; an encrypted one is named, nothing asked', async (t) => {
+t.test('cli config – check reads the keys the run would: a missing one is named, as skipped; an encrypted one is the run\'s error without a terminal, named with one', async (t) => {
   // Not t.testdir(): writeConfig() makes that directory afresh.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-check-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -155,14 +158,32 @@ t.test('cli config – check reads the keys the run would: a missing one is name
   fs.writeFileSync(plain, ed25519Pair().private, { mode: 0o600 });
   fs.writeFileSync(locked, ed25519Pair({ passphrase: 'secret', cipher: 'aes256-ctr', rounds: 1 }).private, { mode: 0o600 });
   const tunnel = (keys: string[]) => writeConfig(t, `tunnels:\n  - destination: u@127.0.0.1\n    sshConfig: none\n    local: [0:db:5432]\n    identityFiles: [${keys.join(', ')}]\n`);
-  const ok = await runCli(['check', '--config', tunnel([plain, locked])], { timeoutMs: 10_000 });
-  t.equal(ok.code, 0, `exit 0; stderr:\n${ok.stderr}`);
-  t.match(ok.stdout, new RegExp(`^  keys: 1 read; encrypted, its passphrase asked at start \\(or SSHKEEP_PASSPHRASE\\): ${locked}$`, 'm'));
+  const noTerminal = await runCli(['check', '--config', tunnel([plain, locked])], { timeoutMs: 10_000 });
+  t.equal(noTerminal.code, 3, 'no terminal to ask on (a container, CI, systemd): exit 3, as the run');
+  t.match(noTerminal.stderr, new RegExp(`^sshkeep: Identity file ${locked} is encrypted and cannot be opened: set SSHKEEP_PASSPHRASE or run on a terminal to be asked\\.$`, 'm'));
+  const wrong = await runCli(['check', '--config', tunnel([locked])], { timeoutMs: 10_000, env: { SSHKEEP_PASSPHRASE: 'wrong' } });
+  t.equal(wrong.code, 3, 'a wrong SSHKEEP_PASSPHRASE: exit 3, as the run');
+  const settings = buildSettings(parseCli(['--config', tunnel([plain, locked])], {})!, { home: dir, localUser: 'tester', authSock: undefined }, {}, () => {});
+  t.match(await describeChecked(settings, undefined, true), new RegExp(`^  keys: 1 read; encrypted, its passphrase asked at start \\(or SSHKEEP_PASSPHRASE\\): ${locked}$`, 'm'), 'on a terminal: named, nothing asked');
   const opened = await runCli(['check', '--config', tunnel([locked])], { timeoutMs: 10_000, env: { SSHKEEP_PASSPHRASE: 'secret' } });
   t.match(opened.stdout, /^ {2}keys: 1 read$/m, 'SSHKEEP_PASSPHRASE opens it, as the run would');
   const missing = await runCli(['check', '--config', tunnel([path.join(dir, 'gone'), plain])], { timeoutMs: 10_000 });
   t.equal(missing.code, 0, `exit 0: the run skips it, as ssh does; stderr:\n${missing.stderr}`);
   t.match(missing.stdout, new RegExp(`^  keys: 1 read; missing, skipped as ssh skips them: ${dir}/gone$`, 'm'));
+});
+
+t.test('cli config – check opens -E\'s file as the run would, without creating it', async (t) => {
+  const dir = t.testdir({});
+  const base = ['check', '-F', 'none', '-L', '0:db:5432', 'u@127.0.0.1'];
+  const fresh = path.join(dir, 'new.log');
+  const ok = await runCli([...base, '-E', fresh], { timeoutMs: 10_000 });
+  t.equal(ok.code, 0, `a writable directory: exit 0; stderr:\n${ok.stderr}`);
+  t.notOk(fs.existsSync(fresh), 'the file was not created');
+  for (const bad of [path.join(dir, 'no-such-dir', 'x.log'), '']) {
+    const res = await runCli([...base, '-E', bad], { timeoutMs: 10_000 });
+    t.equal(res.code, 2, `-E ${JSON.stringify(bad)}: exit 2, as the run`);
+    t.match(res.stderr, /^sshkeep: -E .*: cannot open the log file: .*Give a writable path/m);
+  }
 });
 
 const badFiles: [what: string, text: string, mention: RegExp][] = [

@@ -4,6 +4,7 @@ import type { HostConfig } from '../config/types.js';
 import { silentLogger } from '../log.js';
 import { loadIdentities } from '../ssh/identities.js';
 import type { Prompter } from '../ssh/prompter.js';
+import { checkLogFile } from './log-file.js';
 
 /** Thrown by check's prompter: the key is encrypted and the run would ask for its passphrase. */
 class WouldAsk extends Error {}
@@ -14,11 +15,12 @@ const wouldAsk: Prompter = {
 /**
  * Reads every identity file and SSHKEEP_IDENTITY key the run would read at its start, as it
  * reads them (permissions, format, SSHKEEP_PASSPHRASE), without asking anything: an unreadable
- * or wrong one is the run's error now (thrown). Returns how many were read, which would have
- * their passphrase asked at start, and which given ones do not exist (the run skips them).
+ * or wrong one is the run's error now (thrown), and so is an encrypted one the run could not
+ * open without a terminal. Returns how many were read, which would have their passphrase asked
+ * at start, and which given ones do not exist (the run skips them).
  */
-async function checkKeys(settings: Settings, passphrase: string | undefined): Promise<{ read: number; asked: string[]; missing: string[] }> {
-  const sources = { passphrase, prompter: wouldAsk, insecurePermissions: settings.insecureKeyPermissions };
+async function checkKeys(settings: Settings, passphrase: string | undefined, onTerminal: boolean): Promise<{ read: number; asked: string[]; missing: string[] }> {
+  const sources = { passphrase, prompter: onTerminal ? wouldAsk : undefined, insecurePermissions: settings.insecureKeyPermissions };
   const seen = new Set<string>();
   let read = 0;
   const asked: string[] = [];
@@ -45,9 +47,13 @@ async function checkKeys(settings: Settings, passphrase: string | undefined): Pr
   return { read, asked, missing };
 }
 
-/** `sshkeep check`: the configuration as it would run, its keys read, or the run's error. */
-export async function describeChecked(settings: Settings, passphrase: string | undefined): Promise<string> {
-  const keys = await checkKeys(settings, passphrase);
+/**
+ * `sshkeep check`: the configuration as it would run, its keys read and its -E file checked, or
+ * the run's error. `onTerminal`: the run would have a terminal to ask passphrases on.
+ */
+export async function describeChecked(settings: Settings, passphrase: string | undefined, onTerminal: boolean): Promise<string> {
+  if (settings.logFile) checkLogFile(settings.logFile);
+  const keys = await checkKeys(settings, passphrase, onTerminal);
   const lines = settings.tunnels.map(
     (t) =>
       `  ${t.name}: ${[...t.jumps, t].map((h) => `${h.user}@${h.hostName}:${h.port}`).join(' -> ')}, ` +

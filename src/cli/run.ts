@@ -6,6 +6,7 @@ import { EARLY, handSignal, interruptOnSignals } from './signals.js';
 import { ttyPrompter } from './prompt.js';
 import { runDemo } from './demo.js';
 import { describeChecked } from './check.js';
+import { openLogFile } from './log-file.js';
 import { isControlCommand, runControl } from './control.js';
 import { ConfigError, EXIT, ListenError, SshkeepError, exitCodeOf } from '../errors.js';
 import { processEnv } from '../config/resolve.js';
@@ -79,14 +80,6 @@ function onSignals(stop: (reason: string) => Promise<void>, cut: () => void = ()
 }
 
 /** -E: the log file, or a usage error (exit 2) saying why it cannot be opened. */
-function openLogFile(raw: { value: string; source: string }): LogFile {
-  try {
-    return new LogFile(raw.value);
-  } catch (err) {
-    throw new ConfigError(`${raw.source} ${raw.value}: cannot open the log file: ${(err as Error).message}. Give a writable path, or leave -E out to log to stderr.`);
-  }
-}
-
 /** The --health endpoints, loaded on demand: without --health, prom-client is never loaded (memory, wake-ups). */
 async function healthEndpoints(where: { host: string; port: number }, logger: Logger) {
   const [{ Metrics }, { startHealthServer }] = await Promise.all([import('../ops/metrics.js'), import('../ops/health.js')]);
@@ -235,7 +228,7 @@ async function main(argv: string[]): Promise<number> {
     const settings = buildSettings(cli, env, secrets, (m) => warnings.push(m));
     if (check) {
       for (const w of warnings) process.stderr.write(`sshkeep: warning: ${w}\n`);
-      process.stdout.write(await describeChecked(settings, passphrase));
+      process.stdout.write(await describeChecked(settings, passphrase, process.stdin.isTTY === true));
       return EXIT.ok;
     }
     const file = settings.logFile && openLogFile(settings.logFile);

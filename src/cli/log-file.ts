@@ -1,0 +1,28 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from '../errors.js';
+import { LogFile } from '../log.js';
+import type { Sourced } from '../config/sourced.js';
+
+const cannotOpen = (raw: Sourced, why: string) =>
+  new ConfigError(`${raw.source} ${raw.value}: cannot open the log file: ${why}. Give a writable path, or leave -E out to log to stderr.`);
+
+/** -E's file, opened for appending (created 0600). */
+export function openLogFile(raw: Sourced): LogFile {
+  try {
+    return new LogFile(raw.value);
+  } catch (err) {
+    throw cannotOpen(raw, (err as Error).message);
+  }
+}
+
+/** `sshkeep check`: whether openLogFile would succeed, without creating the file. */
+export function checkLogFile(raw: Sourced): void {
+  try {
+    if (raw.value === '') throw new Error('an empty path');
+    if (fs.existsSync(raw.value)) fs.closeSync(fs.openSync(raw.value, 'a'));
+    else fs.accessSync(path.dirname(path.resolve(raw.value)), fs.constants.W_OK);
+  } catch (err) {
+    throw cannotOpen(raw, (err as Error).message);
+  }
+}
