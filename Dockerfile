@@ -48,7 +48,7 @@ RUN ln -s /app/dist/cli/main.js /usr/local/bin/sshkeep \
     && sshkeep --help > /dev/null \
     && node -e "require('/app/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')"
 # Health endpoints on every interface, so a kubelet or `docker` can reach them.
-ENV SSHKEEP_HEALTH=0.0.0.0:9090
+ENV SSHKEEP_HEALTH=:9090
 EXPOSE 9090
 # The image's `node` user, numerically, so Kubernetes runAsNonRoot can verify it.
 USER 1000:1000

@@ -67,6 +67,16 @@ t.test('control – status prints one row per tunnel and exits 0 when all are re
   t.equal(body.tunnels[0].state, 'ready');
 });
 
+t.test('control – --health :port is every interface, IPv6 and IPv4 (an IPv6 pod IP is probed too); the control commands reach it', async (t) => {
+  const { port } = await instance(t, undefined, '::');
+  for (const host of ['127.0.0.1', '::1']) {
+    const status = await new Promise<number>((resolve, reject) => http.get({ host, port, path: '/healthz', agent: false, timeout: 5000 }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject));
+    t.equal(status, 200, `/healthz answers on ${host}`);
+  }
+  const table = await control('status', ['--health', `:${port}`]);
+  t.equal(table.code, 0, `sshkeep status --health :${port} reaches it: ${table.err}`);
+});
+
 t.test('control – status of a tunnel not ready exits 1; the table reads remote forwards bound/total and relative times', async (t) => {
   const report = { tunnel: 'db', state: 'connecting', since: new Date(1_000).toISOString(), rttMs: undefined, reconnects: 3, active: 1, held: 2, lastError: 'connect ECONNREFUSED 10.0.0.1:22' };
   const remote = [{ state: 'bound' }, { state: 'retrying' }];

@@ -88,12 +88,13 @@ const ms = (text: string, what: string) => {
     return NaN;
   }
 };
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '*']);
+/** Every interface, IPv6 and IPv4: an IPv6 or dual-stack pod IP is probed too. */
+const WILDCARD_HOSTS = new Set(['::', '*', '']);
 
-/** `[host:]port` as --health takes it; a missing host means 127.0.0.1 (sshkeep's default). */
+/** `[host:]port` as --health takes it; a missing host means 127.0.0.1 (sshkeep's default), an empty one every interface. */
 function parseHealth(text: string): { host: string; port: number } | null {
   const m = /^(?:\[([^\]]+)\]:|([^:]*):)?(\d+)$/.exec(text.trim());
-  return m ? { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) } : null;
+  return m ? { host: m[1] ?? m[2] ?? '127.0.0.1', port: Number(m[3]) } : null;
 }
 
 /**
@@ -406,7 +407,7 @@ function checkKubernetes(src: Sources, c: Checks): void {
   const healthText = flagValues(args, undefined, '--health').at(-1) ?? env.get('SSHKEEP_HEALTH');
   const health = healthText !== undefined ? parseHealth(healthText) : dockerHealth(src);
   if (!c.that('k8s.health-enabled', health !== null, `no usable --health (got: ${healthText ?? 'none'})`)) return;
-  c.that('k8s.health-all-interfaces', WILDCARD_HOSTS.has(health!.host), `the kubelet probes the pod IP: --health must listen on 0.0.0.0 (got: ${health!.host})`);
+  c.that('k8s.health-all-interfaces', WILDCARD_HOSTS.has(health!.host), `the kubelet probes the pod IP, IPv4 or IPv6: --health must listen on every interface, :port (got: ${health!.host})`);
   const probePort = (probe: K8s): number | undefined => {
     const port = probe?.httpGet?.port;
     if (typeof port === 'number') return port;
@@ -869,7 +870,8 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'docker.non-root-user', how: 'USER 0', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'USER 0:0') },
   { check: 'docker.non-root-user', how: 'a user name kubelet cannot verify', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'USER node') },
   { check: 'docker.non-root-user', how: 'no USER', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000\n', '') },
-  { check: 'docker.health-env', how: 'health on loopback only', mutate: (s) => edit(s, 'dockerfile', 'SSHKEEP_HEALTH=0.0.0.0:9090', 'SSHKEEP_HEALTH=9090') },
+  { check: 'docker.health-env', how: 'health on loopback only', mutate: (s) => edit(s, 'dockerfile', 'SSHKEEP_HEALTH=:9090', 'SSHKEEP_HEALTH=9090') },
+  { check: 'docker.health-env', how: 'health on IPv4 only', mutate: (s) => edit(s, 'dockerfile', 'SSHKEEP_HEALTH=:9090', 'SSHKEEP_HEALTH=0.0.0.0:9090') },
   { check: 'docker.expose-health', how: 'another port exposed', mutate: (s) => edit(s, 'dockerfile', 'EXPOSE 9090', 'EXPOSE 8080') },
   { check: 'docker.healthcheck', how: 'HEALTHCHECK on another port', mutate: (s) => edit(s, 'dockerfile', '127.0.0.1:9090/healthz', '127.0.0.1:9091/healthz') },
   { check: 'docker.healthcheck', how: 'HEALTHCHECK on /readyz', mutate: (s) => edit(s, 'dockerfile', '127.0.0.1:9090/healthz', '127.0.0.1:9090/readyz') },
@@ -890,8 +892,9 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'k8s.health-enabled', how: 'an unparseable --health', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', 'nine')) },
   { check: 'k8s.health-all-interfaces', how: '--health on loopback', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', '127.0.0.1:9090')) },
   { check: 'k8s.health-all-interfaces', how: '--health without host (sshkeep defaults to 127.0.0.1)', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', '9090')) },
+  { check: 'k8s.health-all-interfaces', how: '--health on IPv4 only (an IPv6 pod IP is not probed)', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', '0.0.0.0:9090')) },
   { check: 'k8s.startupProbe', how: 'startupProbe on /healthz', mutate: (s) => editDeployment(s, (_, sc) => { sc.startupProbe.httpGet.path = '/healthz'; }) },
-  { check: 'k8s.startupProbe', how: '--health moved, probes not', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', '0.0.0.0:9191')) },
+  { check: 'k8s.startupProbe', how: '--health moved, probes not', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', ':9191')) },
   { check: 'k8s.livenessProbe', how: 'livenessProbe on /readyz', mutate: (s) => editDeployment(s, (_, sc) => { sc.livenessProbe.httpGet.path = '/readyz'; }) },
   { check: 'k8s.livenessProbe', how: 'livenessProbe on a numeric other port', mutate: (s) => editDeployment(s, (_, sc) => { sc.livenessProbe.httpGet.port = 8080; }) },
   { check: 'k8s.no-readyz-readiness', how: 'a readinessProbe on /readyz', mutate: (s) => editDeployment(s, (_, sc) => { sc.readinessProbe = { httpGet: { path: '/readyz', port: 9090 } }; }) },

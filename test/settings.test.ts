@@ -256,8 +256,8 @@ t.test('settings – parseHostPort', async (t) => {
   t.strictSame(parseHostPort(' 0.0.0.0:9090 ', '--health'), { host: '0.0.0.0', port: 9090 });
   t.strictSame(parseHostPort('[::1]:9090', '--health'), { host: '::1', port: 9090 });
   t.strictSame(parseHostPort('localhost:0', '--health'), { host: 'localhost', port: 0 });
-  t.strictSame(parseHostPort(':9090', '--health'), { host: '0.0.0.0', port: 9090 }, 'an empty host is every interface, as in -L');
-  t.strictSame(parseHostPort('*:9090', '--health'), { host: '0.0.0.0', port: 9090 }, 'and so is *');
+  t.strictSame(parseHostPort(':9090', '--health'), { host: '::', port: 9090 }, 'an empty host is every interface, IPv6 and IPv4, as in -L');
+  t.strictSame(parseHostPort('*:9090', '--health'), { host: '::', port: 9090 }, 'and so is *');
   for (const bad of ['', 'abc', '::1:9090', '1.2.3.4:', 'h:9090:1', '[::1]9090']) {
     t.throws(() => parseHostPort(bad, '--health'), ConfigError, JSON.stringify(bad));
     t.throws(() => parseHostPort(bad, '--health'), /^--health: .*\[host:\]port/, `${JSON.stringify(bad)} names --health and the form`);

@@ -98,7 +98,8 @@ function said(answer: Answer): string {
 }
 
 /** A wildcard listen address is reached on loopback. */
-const reachable = (where: Where): Where => ({ ...where, host: where.host === '0.0.0.0' ? '127.0.0.1' : where.host === '::' ? '::1' : where.host });
+/** Every interface is reached on IPv4 loopback: `::` listens dual-stack, or on 0.0.0.0 where the host has no IPv6. */
+const reachable = (where: Where): Where => ({ ...where, host: where.host === '0.0.0.0' || where.host === '::' ? '127.0.0.1' : where.host });
 
 const HELP_AFTER: Record<ControlCommand, string> = {
   wait: `\nExit codes: 0 the instance has started (its /startupz answers 200), 1 the timeout passed first, 2 usage error.`,

@@ -7,8 +7,8 @@ import { parsePort } from './forward-spec.js';
 export function parseHostPort(text: string, what: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]:|([^:]*):)?(\d+)$/.exec(text.trim());
   if (!m) throw new ConfigError(`${what}: "${text}" must be [host:]port, e.g. 9090 or 0.0.0.0:9090.`);
-  // As in a -L spec, an empty host (`:9090`) or `*` is every interface; no host at all is loopback.
-  const host = m[1] ?? (m[2] === undefined ? DEFAULTS.bindAddress : m[2] === '' || m[2] === '*' ? '0.0.0.0' : m[2]);
+  // As in a -L spec, an empty host (`:9090`) or `*` is every interface, IPv6 and IPv4 (`::`); no host at all is loopback.
+  const host = m[1] ?? (m[2] === undefined ? DEFAULTS.bindAddress : m[2] === '' || m[2] === '*' ? '::' : m[2]);
   return { host, port: parsePort(m[3]!, what, true) };
 }
 

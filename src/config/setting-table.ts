@@ -241,7 +241,7 @@ export const SETTINGS = {
   }),
   health: def({
     flags: '--health <[host:]port>', file: 'top', shape: 'value', group: OPS,
-    help: 'serve /healthz /readyz /startupz /metrics over HTTP; :port or *:port is every interface, off turns it off (the Docker image sets 0.0.0.0:9090)', defaultText: `off; host ${DEFAULTS.bindAddress}`,
+    help: 'serve /healthz /readyz /startupz /metrics over HTTP; :port or *:port is every interface (IPv6 and IPv4), off turns it off (the Docker image sets :9090)', defaultText: `off; host ${DEFAULTS.bindAddress}`,
     parse: (raw) => (/^(off|none)$/i.test(raw.value.trim()) ? undefined : from(parseHostPort)(raw)),
   }),
   admin: def({

@@ -142,7 +142,8 @@ export async function startHealthServer(
   try {
     await bindWithRetry(
       async () => {
-        server.listen(where.port, where.host);
+        // `::` is node's own default: dual-stack, or 0.0.0.0 where the host has no IPv6.
+        server.listen(where.port, where.host === '::' ? undefined : where.host);
         await once(server, 'listening');
       },
       retry,
