@@ -330,7 +330,12 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     try {
       if (this.#keysFresh) this.#keysFresh = false;
       else await this.#loadKeys(undefined);
-      return await dialRoute(this.#hops, { tcpKeepaliveMs: this.#config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs, signal, logger: this.#logger });
+      return await dialRoute(this.#hops, {
+        tcpKeepaliveMs: this.#config.keepaliveIntervalMs || DEFAULTS.keepaliveIntervalMs,
+        signal,
+        logger: this.#logger,
+        channelCloseTimeoutMs: DEFAULTS.channelCloseTimeoutMs,
+      });
     } catch (err) {
       this.#noteFirstConnectFailure(err);
       throw err;

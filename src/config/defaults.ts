@@ -71,6 +71,13 @@ export const DEFAULTS = {
   localSocketHighWaterMarkBytes: 256 * 1024,
   /** A forwarded channel that does not open in this time is refused to the client. */
   channelOpenTimeoutMs: 10_000,
+  /**
+   * Our CHANNEL_CLOSE unanswered this long: the server is broken, and the channel counts as closed
+   * (its connection ended, its channel id freed) instead of for ever. OpenSSH answers once it has
+   * written what it still holds for the target, up to its 2 MiB window, so a slow target's tail
+   * must fit: the 10 s a channel open gets.
+   */
+  channelCloseTimeoutMs: 10_000,
   /** A -D client must finish its SOCKS request this fast; OpenSSH waits for ever, letting idle sockets pile up. */
   socksHandshakeTimeoutMs: 10_000,
   /**

@@ -128,7 +128,8 @@ export class Pump {
     // A clean end lets the upload's tail (and our EOF) reach the target first, and the connection
     // counts as open until the server's CLOSE: OpenSSH sends it once it has written everything to
     // the target. A drain waits for that rather than stop the SSH connection under a tail still in
-    // the server's buffer (the target would see a clean, truncated end).
+    // the server's buffer (the target would see a clean, truncated end). A server that never
+    // answers our CLOSE has its channel closed by the session after a while (SshSession#track).
     if (this.channel.writableFinished) closeChannel();
     else this.channel.once('finish', closeChannel);
     this.channel.once('close', report);

@@ -41,6 +41,8 @@ export interface DialOptions {
   algorithms?: Pick<Algorithms, 'kex' | 'cipher' | 'mac'>;
   /** Abandons the attempt (the connection is stopping, or no longer needs this dial). */
   signal?: AbortSignal;
+  /** A channel whose CLOSE the server leaves unanswered this long is closed as if it had answered; without it, never (OpenSSH). */
+  channelCloseTimeoutMs?: number;
 }
 
 /** ssh2 speaks both zlib methods; the delayed one first, as OpenSSH's -C (no compression before authentication). */
@@ -79,12 +81,15 @@ function openFailureReason(code: number, description: string): string {
  * One established SSH connection. `close` is its one "down" signal, emitted once.
  * It is also the heartbeat's link: it knows when the server last sent anything.
  * Over jump hosts it is the last hop's connection, and it closes with any hop under it.
+ * `unansweredClose` tells of a channel the server never closed in answer to ours (see #track).
  */
-export class SshSession extends EventEmitter<{ close: [reason: string] }> implements HeartbeatLink {
+export class SshSession extends EventEmitter<{ close: [reason: string]; unansweredClose: [count: number, waitedMs: number] }> implements HeartbeatLink {
   #closed = false;
   #closeReason = '';
   #lastInboundAt = performance.now();
   #channels = 0;
+  /** Channels closed here because the server left our CLOSE unanswered. */
+  #unansweredCloses = 0;
   #endWhenIdle = false;
   #corked = false;
   /** Remote forwards bound on this connection, by the address the server reports back. */
@@ -96,6 +101,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     readonly description: string,
     /** The jump hosts' connections this one runs over, first hop first. */
     via: SshSession[] = [],
+    /** How long the server gets to answer our CLOSE of a channel (see #track); undefined: for ever. */
+    private readonly channelCloseTimeoutMs?: number,
   ) {
     super();
     this.setMaxListeners(0); // one listener per forwarded connection
@@ -248,14 +255,36 @@ export class SshSession extends EventEmitter<{ close: [reason: string] }> implem
     });
   }
 
-  /** Counts a channel open on this connection until it closes. */
+  /**
+   * Counts a channel open on this connection until it closes. ssh2 emits 'close' only once the
+   * server's CLOSE has come, and keeps the channel (and its id) till then: every CLOSE of ours,
+   * whoever sends it (a Pump, ssh2 once both ends ended), starts one timer, cleared by the
+   * server's answer. A server that lets it run out is broken: the channel is closed here as its
+   * CLOSE would have closed it, so that it stops counting, in this count and in its connection's.
+   */
   #track<T extends Channel>(channel: T): T {
     this.#channels++;
+    let unanswered: NodeJS.Timeout | undefined;
+    const waitMs = this.channelCloseTimeoutMs;
+    if (waitMs !== undefined) {
+      const sendClose = channel.close;
+      channel.close = (...args: unknown[]) => {
+        sendClose.apply(channel, args);
+        if (unanswered === undefined && awaitsClose(channel)) unanswered = setTimeout(() => this.#closeUnanswered(channel, waitMs), waitMs).unref();
+      };
+    }
     channel.once('close', () => {
+      clearTimeout(unanswered);
       this.#channels--;
       if (this.#endWhenIdle && this.#channels === 0) this.end();
     });
     return channel;
+  }
+
+  #closeUnanswered(channel: Channel, waitedMs: number): void {
+    if (this.#closed || !awaitsClose(channel)) return; // the connection's end closes it
+    this.emit('unansweredClose', ++this.#unansweredCloses, waitedMs);
+    closeAsAnswered(channel);
   }
 
   /**
@@ -342,6 +371,33 @@ function carriesData(channel: Channel): boolean {
   return (channel as unknown as { outgoing?: { packetSize?: unknown } }).outgoing?.packetSize !== 0;
 }
 
+/** What an ssh2 Channel's close reads and changes (1.17): its local id and both states, and its client's message handlers. */
+interface CloseInternals {
+  incoming: { id: number; state: string };
+  outgoing: { state: string };
+  _client: { _protocol: { _handlers: { CHANNEL_CLOSE?: (protocol: unknown, recipient: number) => void } } };
+}
+
+/** Our CLOSE is sent and the server's has not come. */
+function awaitsClose(channel: Channel): boolean {
+  const c = channel as unknown as Partial<CloseInternals>;
+  return c.outgoing?.state === 'closing' && c.incoming?.state !== 'closed';
+}
+
+/**
+ * Closes `channel` as the server's CLOSE would: through ssh2's own handler, which frees its id
+ * (ssh2 does not reuse one before 2^32 opens, so a late CLOSE names no channel and is dropped),
+ * ends it both ways and emits 'close'. Resumed, as 'close' waits for 'end'.
+ */
+function closeAsAnswered(channel: Channel): void {
+  const c = channel as unknown as Partial<CloseInternals>;
+  const protocol = c._client?._protocol;
+  const onClose = protocol?._handlers?.CHANNEL_CLOSE;
+  channel.resume();
+  if (typeof onClose === 'function' && typeof c.incoming?.id === 'number') onClose(protocol, c.incoming.id);
+  else channel.emit('close'); // internals not as expected: at least it stops counting
+}
+
 /** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
 export function closeUnused(channel: Channel): void {
   channel.resume();
@@ -378,7 +434,7 @@ export function dial(options: DialOptions, via: SshSession[] = []): Promise<SshS
     client.on('ready', () => {
       if (settled) return;
       settle();
-      resolve(new SshSession(client, sock, target, via));
+      resolve(new SshSession(client, sock, target, via, options.channelCloseTimeoutMs));
     });
     client.on('error', (err: Error & { level?: string; code?: string }) => {
       if (settled) return;

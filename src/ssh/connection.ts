@@ -391,6 +391,7 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     this.#lastError = undefined;
     this.#refusals = 0;
     session.once('close', (why) => this.#onClose(live, why));
+    session.on('unansweredClose', (count, waitedMs) => this.#onUnansweredClose(live, count, waitedMs));
     if (this.deps.heartbeat) {
       const hb = new Heartbeat(session, this.deps.heartbeat);
       live.heartbeat = hb;
@@ -447,6 +448,16 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
     if (Date.now() - live.readyAt >= STABLE_AFTER_MS) this.#attempt = 0;
     this.#setState('reconnecting', `connection lost: ${why}`);
     this.#ensureDialing('connection lost');
+  }
+
+  /** The server left a CLOSE of ours unanswered, and the channel was closed without it: said once per connection, then at debug. */
+  #onUnansweredClose(live: Live, count: number, waitedMs: number): void {
+    const fields = { event: 'close_unanswered', generation: live.generation, waitedMs, count };
+    if (count > 1) return this.deps.logger.debug(`the server left another channel's CLOSE unanswered (${count} so far): closed without it`, fields);
+    this.deps.logger.warn(
+      `the server did not answer a channel's CLOSE within ${waitedMs} ms (a broken server): the channel counts as closed without it; later ones are logged at debug`,
+      fields,
+    );
   }
 
   /** The heartbeat found a connection silent: the one in service turns suspect and a spare is dialled. */

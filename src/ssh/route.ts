@@ -23,6 +23,8 @@ export interface RouteOptions {
   tcpKeepaliveMs: number;
   signal: AbortSignal;
   logger: Logger;
+  /** How long each hop's server gets to answer our CLOSE of a channel; undefined: for ever. */
+  channelCloseTimeoutMs?: number;
 }
 
 /** net.connect's `family` for AddressFamily (-4, -6); 0 lets the resolver choose. */
@@ -72,6 +74,7 @@ export async function dialRoute(hops: Hop[], options: RouteOptions): Promise<Ssh
             compression: host.compression,
             algorithms: host.algorithms,
             signal: options.signal,
+            channelCloseTimeoutMs: options.channelCloseTimeoutMs,
           },
           last ? [...sessions] : [],
         ),
