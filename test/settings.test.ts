@@ -584,6 +584,19 @@ t.test("settings – a tunnel's own ServerAliveInterval beats the file's top-lev
   t.equal(build(t, ['--config', file]).tunnels[0]!.keepaliveIntervalMs, 5_000);
 });
 
+t.test("settings – the command line's -o ServerAliveInterval beats the file's top-level keepaliveInterval and SSHKEEP_KEEPALIVE_INTERVAL, for its tunnel", async (t) => {
+  const file = configFile(t, 'keepaliveInterval: 30s\ntunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n');
+  const both = build(t, ['--config', file, '-F', 'none', '-o', 'ServerAliveInterval=5', '-L', '2:h:2', 'h2']).tunnels.map((c) => c.keepaliveIntervalMs);
+  t.same(both, [30_000, 5_000], 'the file tunnel keeps the top level; the command-line tunnel has its -o');
+  process.env.SSHKEEP_KEEPALIVE_INTERVAL = '4s';
+  t.teardown(() => delete process.env.SSHKEEP_KEEPALIVE_INTERVAL);
+  t.equal(build(t, ['-F', 'none', '-o', 'ServerAliveInterval=5', '-L', '2:h:2', 'h2']).tunnels[0]!.keepaliveIntervalMs, 5_000, 'a flag beats a variable');
+  t.equal(build(t, ['-F', 'none', '--keepalive-interval', '2s', '-o', 'ServerAliveInterval=5', '-L', '2:h:2', 'h2']).tunnels[0]!.keepaliveIntervalMs, 2_000, '--keepalive-interval still beats -o');
+  process.env.SSHKEEP_OPTION = 'ServerAliveInterval=5';
+  t.teardown(() => delete process.env.SSHKEEP_OPTION);
+  t.equal(build(t, ['-F', 'none', '-L', '2:h:2', 'h2']).tunnels[0]!.keepaliveIntervalMs, 4_000, 'between two variables, sshkeep\'s own wins, as between two flags');
+});
+
 t.test('settings – connection flags given with --config but no destination are not silently dropped', async (t) => {
   const file = configFile(t, `tunnels:\n${TUNNEL_YAML}`);
   const warnings: string[] = [];

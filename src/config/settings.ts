@@ -69,10 +69,13 @@ const flagOptions = (cli: Layer): Sourced[] =>
 
 function tunnelInput(cli: Layer, top: Layer, file: ConfigFile | undefined, tunnel: FileTunnel | undefined, say: (m: string) => void): TunnelInput {
   const own = tunnel && fileLayer(file!.file, tunnel, 'tunnel', tunnel.path);
-  // A file tunnel's own ServerAliveInterval counts as its keepalive interval: the top level's does not hide it.
-  const ownInterval = tunnel?.options.some((o) => /^\s*serveraliveinterval\b/i.test(o));
-  const defaults = ownInterval ? { ...top, keepaliveInterval: undefined } : top;
-  const every = Object.fromEntries(EVERY_TUNNEL.map((n) => [n, first(n, cli, own, defaults, say)?.[0]]));
+  // A tunnel's own ServerAliveInterval (its file entry's, or the command line's -o for its tunnel)
+  // counts as its keepalive interval: the top level's does not hide it, nor a variable a -o flag beats.
+  const intervalOption = (tunnel ? tunnel.options.map((value) => ({ value, source: '' })) : cli.option ?? []).find((o) => /^\s*serveraliveinterval\b/i.test(o.value));
+  const defaults = intervalOption ? { ...top, keepaliveInterval: undefined } : top;
+  const flagBeatsVariable = !tunnel && intervalOption?.source === flagName('option') && cli.keepaliveInterval?.[0]?.source === envName('keepaliveInterval');
+  const given = flagBeatsVariable ? { ...cli, keepaliveInterval: undefined } : cli;
+  const every = Object.fromEntries(EVERY_TUNNEL.map((n) => [n, first(n, given, own, defaults, say)?.[0]]));
   // Settings that describe a tunnel come from its own entry: the command line's are for the command-line tunnel.
   const from = own ?? cli;
   const one = (name: SettingName) => from[name]?.[0];
