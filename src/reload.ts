@@ -6,8 +6,8 @@ import { longFlag, type SettingName } from './config/setting-table.js';
 import type { Fleet, FleetChange } from './fleet.js';
 import type { Logger } from './log.js';
 
-/** Parses and validates the configuration anew (a ConfigError for anything wrong), collecting its warnings. */
-export type LoadSettings = (warn: (message: string) => void) => Settings;
+/** Parses and validates the configuration anew (a ConfigError for anything wrong), collecting its warnings; never blocking the event loop for long. */
+export type LoadSettings = (warn: (message: string) => void) => Promise<Settings>;
 
 /** How one reload ended: what POST /reload answers and `sshkeep reload` prints. */
 export type ReloadOutcome =
@@ -127,7 +127,8 @@ export class Reloader extends EventEmitter<{ reloading: [trigger: string]; reloa
     if (this.fleet.draining) return { status: 'refused', error: 'the instance is shutting down' };
     if (!this.load) return { status: 'nothing', reason: 'started without --config and with -F none, there is no file to read again' };
     const warnings: string[] = [];
-    const next = this.load((m) => warnings.push(m));
+    const next = await this.load((m) => warnings.push(m));
+    if (this.fleet.draining) return { status: 'refused', error: 'the instance is shutting down' };
     const running = this.#settings;
     const kept = keptAtStart(running, next);
     const change = await this.fleet.reconfigure(next.tunnels, next.process);

@@ -233,26 +233,68 @@ t.test('reload – SIGHUP with ssh_config only (the case of the systemd unit): a
   t.equal((await cli.exited(8000)).code, 0);
 });
 
+t.test('reload – ssh_config\'s Match exec runs without stalling what serves: during a reload waiting on it, /healthz answers and the forward carries data', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const [port] = await freePorts(1);
+  const dir = t.testdir({});
+  const gate = path.join(dir, 'gate');
+  const running = path.join(dir, 'running');
+  const sshConfig = path.join(dir, 'ssh_config');
+  // The command says it runs, then returns once the gate exists: the test decides how long the reload waits on it.
+  fs.writeFileSync(sshConfig,
+    `Match exec "touch ${running}; while [ ! -e ${gate} ]; do sleep 0.05; done"\n  ServerAliveInterval 30\n` +
+    `Host bastion\n  HostName 127.0.0.1\n  Port ${server.port}\n  User tester\n  IdentityFile ${keys.identity}\n  UserKnownHostsFile ${keys.knownHosts}\n` +
+    `  LocalForward 127.0.0.1:${port} 127.0.0.1:${echo.port}\n`);
+  fs.writeFileSync(gate, '');
+  const cli = spawnCliFor(t, ['-F', sshConfig, '-o', 'GlobalKnownHostsFile=none', '-o', 'IdentitiesOnly=yes', '--health', '127.0.0.1:0', 'bastion']);
+  await readyAll(cli, ['bastion']);
+  const health = Number((await cli.waitForLog(logIs('health'))).port);
+  fs.rmSync(gate);
+  fs.rmSync(running);
+  cli.kill('SIGHUP');
+  await until(() => fs.existsSync(running), 5000, 'the reload to run the Match exec command');
+  const started = performance.now();
+  t.equal((await httpGet(health, '/healthz', 2000)).status, 200, '/healthz answers while the reload waits on Match exec');
+  const c = await hashedEchoClient(port!);
+  await c.send(Buffer.from('during the reload'));
+  t.equal((await deadline(c.end(), 2000, 'the echo during the reload')).bytes, 'during the reload'.length, 'the forward carries data meanwhile');
+  t.ok(performance.now() - started < 2000, 'both within 2 s');
+  t.notOk(cli.logs().some(logIs('reload')), 'the reload is still waiting on the command');
+  fs.writeFileSync(gate, '');
+  t.match(await nthReload(cli, 1), { status: 'applied', unchanged: ['bastion'] }, 'then it completes, once the command returns');
+  cli.kill('SIGTERM');
+  t.equal((await cli.exited(8000)).code, 0);
+});
+
 t.test('reload – one at a time: requests during a reload share one more run after it, which reads the file then', async (t) => {
   let loads = 0;
-  let release!: () => void;
+  let release: (() => void) | undefined;
+  /** Lets the reconfigure in progress finish, once the reload has come that far (its load is awaited first). */
+  const releaseNext = async () => {
+    await until(() => release !== undefined, 2000, 'a reload to reconfigure');
+    const r = release!;
+    release = undefined;
+    r();
+  };
   const change: FleetChange = { added: [], removed: [], changed: [], unchanged: ['a'] };
   const fleet = {
     draining: false,
     reconfigure: () => new Promise<FleetChange>((resolve) => (release = () => resolve(change))),
   } as unknown as Fleet;
   const settings = { tunnels: [], process: { maxDrainMs: 1 } } as unknown as Settings;
-  const reloader = new Reloader(fleet, settings, () => (loads++, settings), silentLogger);
+  const reloader = new Reloader(fleet, settings, async () => (loads++, settings), silentLogger);
   const events: string[] = [];
   reloader.on('reloading', (trigger) => events.push(`reloading ${trigger}`));
   reloader.on('reloaded', (o) => events.push(`reloaded ${o.status}`));
   const first = reloader.request('SIGHUP');
   const during = [reloader.request('SIGHUP'), reloader.request('POST /reload')];
   t.equal(loads, 1, 'the first reload read the file');
-  release();
+  await releaseNext();
   await first;
   await until(() => loads === 2, 2000, 'the second run');
-  release();
+  await releaseNext();
   const outcomes: ReloadOutcome[] = await Promise.all(during);
   t.equal(loads, 2, 'two requests during the first reload made one more run, not two');
   t.equal(outcomes[0], outcomes[1], 'both got the outcome of that run');
@@ -275,10 +317,11 @@ t.test('reload – a new tunnel that cannot start undoes it all: the listener ha
   const stream = await hashedEchoClient(port!);
   await stream.send(randomBytes(8 * 1024));
 
-  // db changed (it would take over the listener), and a new tunnel whose key file is missing.
+  // db changed (it would take over the listener), and a new tunnel whose key file is no key.
   const limits = { maxConnections: 2, maxHeld: 1024, maxDrainMs: 1000 };
-  const missing = path.join(env.home, 'no_such_key');
-  await t.rejects(fleet.reconfigure([config('db', { holdTimeout: '5s' }), config('broken', { identityFiles: [missing] }, `127.0.0.1:0:127.0.0.1:${echo.port}`)], limits), { message: new RegExp(missing) });
+  const notAKey = path.join(env.home, 'not_a_key');
+  fs.writeFileSync(notAKey, 'not a key\n', { mode: 0o600 });
+  await t.rejects(fleet.reconfigure([config('db', { holdTimeout: '5s' }), config('broken', { identityFiles: [notAKey] }, `127.0.0.1:0:127.0.0.1:${echo.port}`)], limits), { message: new RegExp(`${notAKey}: not a private key`) });
   t.equal(fleet.tunnels.length, 1);
   t.equal(fleet.tunnels[0], db, 'the running tunnel is the same object');
   const second = await hashedEchoClient(port!);

@@ -6,6 +6,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { matchPattern, matchPatternList } from '../src/config/host-pattern.js';
 import { readSshConfig } from '../src/config/ssh-config.js';
+import { withoutBlockingOnExec } from '../src/config/match-exec.js';
 import { expandHostName } from '../src/config/tokens.js';
 import { ConfigError } from '../src/errors.js';
 import { openSshMatch } from './fixtures/fuzz-properties.js';
@@ -141,13 +142,32 @@ t.test('ssh_config – Match exec runs only when the criteria before it hold, wi
 t.test('ssh_config – Match exec that cannot run or does not finish is an error naming its line, never a guessed answer', async (t) => {
   const throwsConfig = (text: string, re: RegExp, what: string) => t.throws(() => readSshConfig(configFile(text), 'x', true), Object.assign(new ConfigError('x'), { message: re }), what);
   const slow = 'Port 7\nMatch !exec "sleep 60"\n  Port 1\n';
+  const tooSlow = /line 2: Match exec "sleep 60" did not finish within 10 s, so whether the block applies is unknown \(ssh would wait for it\)/;
+  // The reload's way (children, the event loop free) runs meanwhile and must say the same.
+  const slowWithoutBlocking = withoutBlockingOnExec(() => readSshConfig(configFile(slow), 'x', true));
   const started = performance.now();
-  throwsConfig(slow, /line 2: Match exec "sleep 60" did not finish within 10 s, so whether the block applies is unknown \(ssh would wait for it\)/, 'still running after 10 s (negated: neither answer is taken)');
+  throwsConfig(slow, tooSlow, 'still running after 10 s (negated: neither answer is taken)');
   t.ok(performance.now() - started < 20_000, 'the command was stopped, not waited for');
+  await t.rejects(slowWithoutBlocking, Object.assign(new ConfigError('x'), { message: tooSlow }), 'the same without blocking');
   const shell = process.env.SHELL;
   process.env.SHELL = path.join(dir, 'no-such-shell');
   t.teardown(() => (shell === undefined ? delete process.env.SHELL : (process.env.SHELL = shell)));
-  throwsConfig('Match exec "true"\n  Port 1\n', /line 1: Match exec "true": cannot run the shell .*no-such-shell \(ENOENT\), as ssh cannot/, 'a shell that cannot be run (ssh: match exec error)');
+  const noShell = 'Match exec "true"\n  Port 1\n';
+  const cannotRun = /line 1: Match exec "true": cannot run the shell .*no-such-shell \(ENOENT\), as ssh cannot/;
+  throwsConfig(noShell, cannotRun, 'a shell that cannot be run (ssh: match exec error)');
+  await t.rejects(withoutBlockingOnExec(() => readSshConfig(configFile(noShell), 'x', true)), Object.assign(new ConfigError('x'), { message: cannotRun }), 'the same without blocking');
+});
+
+t.test('ssh_config – Match exec without blocking (a reload) reads what the blocking way reads, each command run once', async (t) => {
+  const counter = path.join(dir, 'exec-count');
+  fs.writeFileSync(counter, '');
+  const text = `Match exec "echo >> ${counter}; test %h = box"\n  Port 2\nMatch exec "echo >> ${counter}; false"\n  User never\nMatch exec "echo >> ${counter}; true"\n  User ran\n`;
+  const file = configFile(text);
+  const blocking = plainOptions(readSshConfig(file, 'box', true));
+  const runs = fs.readFileSync(counter, 'utf8').length;
+  t.strictSame(blocking, { port: ['2'], user: ['ran'] });
+  t.strictSame(plainOptions(await withoutBlockingOnExec(() => readSshConfig(file, 'box', true))), blocking, 'the same options');
+  t.equal(fs.readFileSync(counter, 'utf8').length, 2 * runs, 'each command once, as the blocking way runs it');
 });
 
 t.test('ssh_config – a repeated IdentityFile or forward counts once (final pass, command line, spacing)', async (t) => {

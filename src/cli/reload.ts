@@ -1,5 +1,6 @@
 import type { ResolveEnv } from '../config/resolve.js';
 import { buildSettings, type Layer, type Secrets } from '../config/settings.js';
+import { withoutBlockingOnExec } from '../config/match-exec.js';
 import type { Fleet } from '../fleet.js';
 import type { LogFile, Logger } from '../log.js';
 import type { LoadSettings, Reloader } from '../reload.js';
@@ -9,13 +10,21 @@ import { startedOnTerminal, terminalOpen } from './terminal.js';
 /**
  * How a reload reads the configuration again: the start's own parse, from the command line and
  * environment as they were at start (SSHKEEP_SOCKS_AUTH and the secrets are gone from the
- * environment by then), so they keep their precedence over the file. Undefined when nothing is
- * read from a file: no --config, and -F none.
+ * environment by then), so they keep their precedence over the file; ssh_config's `Match exec`
+ * commands run without blocking what serves (a slow one stalled every tunnel and /healthz).
+ * Undefined when nothing is read from a file: no --config, and -F none.
  */
 export function reloadFrom(cli: Layer, env: ResolveEnv, secrets: Secrets): LoadSettings | undefined {
   const noSshConfig = cli.sshConfig?.[0]?.value.toLowerCase() === 'none';
   if (!cli.config && noSshConfig) return undefined;
-  return (warn) => buildSettings(cli, env, secrets, warn);
+  return async (warn) => {
+    const { settings, warnings } = await withoutBlockingOnExec(() => {
+      const said: string[] = [];
+      return { settings: buildSettings(cli, env, secrets, (m) => said.push(m)), warnings: said };
+    });
+    for (const w of warnings) warn(w);
+    return settings;
+  };
 }
 
 /**

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import SSHConfig, { LineType, type Directive, type Section } from 'ssh-config';
@@ -9,13 +8,12 @@ import type { Sourced } from './sourced.js';
 import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
 import { readRegularFile } from './read-file.js';
 import { homeDirectory, localUserName } from './local-user.js';
+import { EXEC_TIMEOUT_MS, runMatchExec } from './match-exec.js';
 
 /** Values kept as one command line, quotes and all, as ssh_config writes them. */
 const COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
 /** Include nesting deeper than this is a loop (OpenSSH's READCONF_MAX_DEPTH). */
 const MAX_INCLUDE_DEPTH = 16;
-/** How long a `Match exec` command may run (ssh waits for ever; sshkeep would not start, nor say why). */
-const EXEC_TIMEOUT_MS = 10_000;
 
 /**
  * The options ssh_config gives `host`, with OpenSSH's rules: Host patterns (`*`, `?`, `!`),
@@ -324,13 +322,11 @@ class Evaluation {
     });
     const line = expandTokens(command, tokens, homeDirectory(), `${this.file}: Match exec`);
     if (line.includes('\0')) throw new ConfigError(`${this.file}: Match exec "${command.replace(/\0/g, '\\0')}": a NUL byte cannot be in a command.`);
-    const shell = process.env.SHELL || '/bin/sh';
-    const r = spawnSync(shell, ['-c', line], { stdio: 'ignore', timeout: EXEC_TIMEOUT_MS, killSignal: 'SIGKILL' });
-    const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
-    if (code === 'ETIMEDOUT') {
+    const outcome = runMatchExec(line);
+    if ('timedOut' in outcome) {
       throw new ConfigError(`${where}: Match exec ${quoted(command)} did not finish within ${EXEC_TIMEOUT_MS / 1000} s, so whether the block applies is unknown (ssh would wait for it); make the command return sooner.`);
     }
-    if (r.error) throw new ConfigError(`${where}: Match exec ${quoted(command)}: cannot run the shell ${shell} (${code ?? r.error.message}), as ssh cannot.`);
-    return r.status === 0;
+    if ('cannotRun' in outcome) throw new ConfigError(`${where}: Match exec ${quoted(command)}: cannot run the shell ${process.env.SHELL || '/bin/sh'} (${outcome.cannotRun}), as ssh cannot.`);
+    return outcome.status === 0;
   }
 }
