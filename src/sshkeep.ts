@@ -212,6 +212,7 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
           exitOnFailure: config.exitOnForwardFailure,
           retryDelay: remoteRetry,
           socketHighWaterMarkBytes: DEFAULTS.localSocketHighWaterMarkBytes,
+          socksTimeoutMs: DEFAULTS.socksHandshakeTimeoutMs,
         }),
     );
     this.connection.on('status', (s) => this.emit('status', s));

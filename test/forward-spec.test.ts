@@ -264,10 +264,17 @@ t.test('forward-spec – -R with Unix socket paths', async (t) => {
   t.strictSame(parseRemoteForward('/a.sock:/b.sock'), { type: 'remote', listen: unix('/a.sock'), target: unix('/b.sock'), spec: '/a.sock:/b.sock' });
 });
 
+t.test('forward-spec – -R [bind_address:]port alone is remote dynamic forwarding (SOCKS on the server), as OpenSSH 7.6 reads it', async (t) => {
+  t.strictSame(parseRemoteForward('1080'), { type: 'remote', listen: tcp('localhost', 1080), target: undefined, spec: '1080' });
+  t.strictSame(parseRemoteForward('127.0.0.1:1080').listen, tcp('127.0.0.1', 1080));
+  t.strictSame(parseRemoteForward('*:1080').listen, tcp('', 1080), '* asks the server for every address');
+  t.strictSame(parseRemoteForward('[::1]:0').listen, tcp('::1', 0), 'port 0: the server picks the port');
+  t.equal(forwardName(parseRemoteForward('1080')), 'remote:localhost:1080->socks');
+});
+
 t.test('forward-spec – malformed -R specs are ConfigErrors naming -R and the spec', async (t) => {
   const bad = [
     '',
-    '1080', // dynamic remote forwarding (-R port) is not supported
     'abc',
     '1:h',
     '8080:h:0',

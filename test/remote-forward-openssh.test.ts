@@ -18,6 +18,7 @@ import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { logIs, portOf, runCli, spawnCliFor, type LogLine } from './fixtures/cli.js';
 import { tempDir } from './fixtures/tmp.js';
 import { loginArgs } from './fixtures/login.js';
+import { connect4, connectName, echoes, socks5 } from './fixtures/socks-client.js';
 
 type Line = Record<string, unknown>;
 
@@ -112,6 +113,33 @@ async function main(): Promise<void> {
   // sshd notices a dead session within ~3 s (and frees its -R ports); a Unix socket can be bound again.
   const sshd = await startSshd(t, { extraConfig: ['ClientAliveInterval 1', 'ClientAliveCountMax 2', 'StreamLocalBindUnlink yes'] });
   const echo = await startEchoFor(t);
+
+  t.test('-R 0 without a target: a SOCKS proxy on the server (OpenSSH 7.6 remote dynamic forwarding); its clients reach what they ask for, a refused target is answered 0x05', async (t) => {
+    const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: ['0'] }));
+    await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
+    await whenState(app.remoteForwards[0]!, 'bound', READY_MS, '-R bound');
+    const { port, name } = app.report().remoteForwards[0]!;
+    t.equal(name, `remote:localhost:0->socks`);
+    // SOCKS5 CONNECT with optimistic data sent before the reply: it reaches the target first.
+    const { raw, reply } = await socks5(port!, connect4('127.0.0.1', echo.port), async (r) => void r.sock.write('early '));
+    t.same([...reply.subarray(0, 2)], [5, 0], 'succeeded');
+    t.equal((await raw.read(6, 5000, 'the early bytes echoed')).toString(), 'early ', 'bytes sent before the reply went first');
+    t.equal(await echoes(raw, 'through the server'), 'through the server');
+    raw.sock.destroy();
+    // By name, IPv6, and a target that refuses.
+    const named = await socks5(port!, connectName('localhost', echo.port));
+    t.same([...named.reply.subarray(0, 2)], [5, 0], 'a name is resolved here, as ssh -R does');
+    t.equal(await echoes(named.raw, 'by name'), 'by name');
+    named.raw.sock.destroy();
+    const refused = await socks5(port!, connect4('127.0.0.1', await refusedPort()));
+    t.same([...refused.reply.subarray(0, 2)], [5, 5], 'connection refused: 0x05');
+    await nthLine(logs, (l) => l.event === 'conn_end' && l.side === 'target', 1, 5000, 'the refusal logged');
+    // A client that is no SOCKS client is closed, and said once.
+    const junk = await connect(port!);
+    junk.write('GET / HTTP/1.0\r\n\r\n');
+    t.match(await deadline(outcome(junk, { closeOnEnd: true }), 5000, 'the non-SOCKS client closed'), { ended: true, data: Buffer.alloc(0) }, 'closed, with no reply');
+    await nthLine(logs, (l) => l.event === 'conn_end' && l.reason === 'socks_error', 1, 5000, 'the failed handshake logged');
+  });
 
   t.test('-R 0: the server picks a port; echo, 1 MiB intact, half-close carried', async (t) => {
     const { connect: netConnect } = net;

@@ -100,12 +100,19 @@ export function parseLocalForward(spec: string): LocalForwardSpec {
   return { type: 'local', ...sides, spec };
 }
 
-/** Parses `-R [bind_address:]port:host:hostport`, with Unix socket paths for either side. */
+/**
+ * Parses `-R [bind_address:]port:host:hostport`, with Unix socket paths for either side, and
+ * `-R [bind_address:]port` alone: remote dynamic forwarding (SOCKS), as OpenSSH 7.6 reads it.
+ */
 export function parseRemoteForward(spec: string): RemoteForwardSpec {
   const usage =
-    `-R ${spec}: expected [bind_address:]port:host:hostport, e.g. 8080:localhost:3000 or 0:localhost:3000 (the server picks the port); ` +
-    'a Unix socket path may stand for either side.';
+    `-R ${spec}: expected [bind_address:]port:host:hostport, e.g. 8080:localhost:3000 or 0:localhost:3000 (the server picks the port), ` +
+    'or [bind_address:]port for a SOCKS proxy on the server; a Unix socket path may stand for either side of the first form.';
+  const parts = splitSpec(spec.trim());
   // OpenSSH asks for "localhost" when no bind address is given (sshd's GatewayPorts decides).
+  if (parts && (parts.length === 1 || parts.length === 2) && !parts.some(isPath) && parts.at(-1) !== '') {
+    return { type: 'remote', listen: listenSide(parts, '-R', spec, 'localhost').listen, target: undefined, spec };
+  }
   const { listen, target } = parseTwoSided(spec, '-R', usage, 'localhost');
   checkLocalPath(target, '-R', spec);
   return { type: 'remote', listen, target, spec };
@@ -168,7 +175,7 @@ export function forwardName(f: LocalForwardSpec | DynamicForwardSpec | RemoteFor
     case 'dynamic':
       return `${listen}->socks`;
     case 'remote':
-      return `remote:${listen}->${formatEndpoint(f.target)}`;
+      return `remote:${listen}->${f.target ? formatEndpoint(f.target) : 'socks'}`;
   }
 }
 

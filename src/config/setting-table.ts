@@ -105,7 +105,7 @@ export const SETTINGS = {
   }),
   remote: def({
     flags: '-R, --remote <forward>', file: 'tunnel', shape: 'list', group: FWD,
-    help: '[bind_address:]port:host:hostport: the server listens, its clients are connected to host:hostport from here; port 0 = the server picks; repeatable',
+    help: '[bind_address:]port:host:hostport: the server listens, its clients are connected to host:hostport from here; [bind_address:]port alone: a SOCKS proxy on the server, its clients connected where they ask from here (OpenSSH 7.6); port 0 = the server picks; repeatable',
     more: 'requested again after every reconnect',
   }),
   socksAuth: def({

@@ -36,7 +36,11 @@ export interface DynamicForwardSpec {
 export interface RemoteForwardSpec {
   type: 'remote';
   listen: Endpoint;
-  target: Endpoint;
+  /**
+   * Undefined for remote dynamic forwarding (`-R [bind_address:]port`, OpenSSH 7.6): each
+   * connection the server hands back makes a SOCKS request, and sshkeep connects where it asks.
+   */
+  target: Endpoint | undefined;
   spec: string;
 }
 

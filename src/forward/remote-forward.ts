@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { formatEndpoint, forwardName } from '../config/forward-spec.js';
-import type { RemoteForwardSpec } from '../config/types.js';
+import type { Endpoint, RemoteForwardSpec } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { socketReads } from '../socket-reads.js';
@@ -12,6 +12,8 @@ import { pumpedSocketOptions } from './pump.js';
 import { Pumps } from './pumps.js';
 import type { ConnectionResult } from './result.js';
 import { resetSocket } from './reset-socket.js';
+import type { HeldBytes } from './hold.js';
+import { REPLY, negotiateSocks, replyForConnectError, socksReply, type SocksRequest } from './socks.js';
 
 /** waiting: no connection to ask on; requesting: asked; bound: the server listens; retrying: refused, asking again later. */
 export type RemoteForwardState = 'waiting' | 'requesting' | 'bound' | 'retrying';
@@ -39,7 +41,12 @@ export interface RemoteForwardDeps {
   retryDelay: (attempt: number) => number;
   /** Buffer limit, both ways, of each local target socket. */
   socketHighWaterMarkBytes: number;
+  /** Without a target: how long a connection from the server may take to make its SOCKS request. */
+  socksTimeoutMs: number;
 }
+
+/** A connection from the server has sent nothing yet when it is pumped. */
+const NOTHING_HELD: HeldBytes = Object.freeze({ chunks: [], bytes: 0, ended: false }) as HeldBytes;
 
 let connectionSeq = 0;
 
@@ -175,18 +182,50 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     }
   }
 
-  /** A connection to the server's listener: connect the local target, then pump. */
+  /** A connection to the server's listener: connect the local target (without one, what its SOCKS request asks for), then pump. */
   #incoming(session: SshSession, conn: IncomingConnection): void {
     const id = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.name, conn: `r${id}` });
     const { target } = this.spec;
+    if (!target) return void this.#socks(session, conn, log);
+    this.#connect(session, target, conn.origin, log, (local) => this.#pumps.start(local, conn.accept(), session, NOTHING_HELD, log, 'target'), () => conn.reject());
+  }
+
+  /**
+   * `-R [bind_address:]port`: the connection's first bytes are a SOCKS request (no
+   * authentication, as OpenSSH's), answered once the target it names accepts or refuses.
+   */
+  async #socks(session: SshSession, conn: IncomingConnection, log: Logger): Promise<void> {
+    const channel = conn.accept();
+    let request: SocksRequest;
+    try {
+      request = await negotiateSocks(channel, { timeoutMs: this.deps.socksTimeoutMs });
+    } catch (err) {
+      log.warn('SOCKS handshake failed', { event: 'conn_end', side: 'client', origin: conn.origin, reason: 'socks_error', error: (err as Error).message });
+      this.emit('result', 'socks_error');
+      return;
+    }
+    const { version, rest } = request;
+    const target: Endpoint = { kind: 'tcp', ...request.target };
+    this.#connect(session, target, conn.origin, log, (local) => {
+      channel.write(socksReply(version, REPLY.succeeded));
+      if (rest.length) local.write(rest);
+      this.#pumps.start(local, channel, session, NOTHING_HELD, log, 'target');
+    }, (code) => {
+      channel.on('error', () => {}); // the reply may not flush before the connection goes
+      channel.end(socksReply(version, replyForConnectError(code)));
+    });
+  }
+
+  /** Connects `target` here: `connected` with the socket, or `refused` with the error's code, logged and counted. */
+  #connect(session: SshSession, target: Endpoint, origin: string, log: Logger, connected: (local: net.Socket) => void, refused: (code: string | undefined) => void): void {
     const options = { ...pumpedSocketOptions(this.deps.socketHighWaterMarkBytes), onread: socketReads(() => local) };
     const local: net.Socket = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
-    const timer = setTimeout(() => local.destroy(new Error(`the local target did not accept within ${this.deps.connectTimeoutMs} ms`)), this.deps.connectTimeoutMs);
+    const timer = setTimeout(() => local.destroy(Object.assign(new Error(`the local target did not accept within ${this.deps.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), this.deps.connectTimeoutMs);
     local.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      conn.reject();
-      log.warn('remote forward: the local target refused', { event: 'conn_end', side: 'target', origin: conn.origin, target: formatEndpoint(target), error: err.code ?? err.message });
+      refused(err.code);
+      log.warn('remote forward: the local target refused', { event: 'conn_end', side: 'target', origin, target: formatEndpoint(target), error: err.code ?? err.message });
       this.emit('result', 'target_refused');
     });
     local.once('connect', () => {
@@ -194,8 +233,8 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
       local.removeAllListeners('error');
       local.setNoDelay(true);
       if (session.closed) return resetSocket(local);
-      this.#pumps.start(local, conn.accept(), session, { chunks: [], bytes: 0, ended: false }, log, 'target');
-      log.debug('client from the server forwarded', { event: 'accept', origin: conn.origin, target: formatEndpoint(target) });
+      connected(local);
+      log.debug('client from the server forwarded', { event: 'accept', origin, target: formatEndpoint(target) });
     });
   }
 

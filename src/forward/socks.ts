@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export type SocksVersion = 4 | 5;
 
@@ -54,6 +54,20 @@ const OPEN_FAILURE_REPLY = new Map<string, ReplyCode>([
 /** Maps an SSH channel-open failure reason name to the reply code the client sees. */
 export function replyForOpenFailure(reason: string): ReplyCode {
   return OPEN_FAILURE_REPLY.get(reason) ?? REPLY.generalFailure;
+}
+
+const CONNECT_ERROR_REPLY = new Map<string, ReplyCode>([
+  ['ECONNREFUSED', REPLY.connectionRefused],
+  ['ENOTFOUND', REPLY.hostUnreachable],
+  ['EAI_AGAIN', REPLY.hostUnreachable],
+  ['EHOSTUNREACH', REPLY.hostUnreachable],
+  ['ENETUNREACH', REPLY.networkUnreachable],
+  ['ETIMEDOUT', REPLY.ttlExpired],
+]);
+
+/** Maps the error of a connect made here (-R without a target) to the reply code the client sees. */
+export function replyForConnectError(code: string | undefined): ReplyCode {
+  return (code !== undefined && CONNECT_ERROR_REPLY.get(code)) || REPLY.generalFailure;
 }
 
 export interface SocksOptions {
@@ -281,11 +295,11 @@ export class SocksError extends Error {
 }
 
 /**
- * Does the handshake on a freshly accepted socket. Resolves with the request,
- * leaving the socket paused with no listener of ours on it; rejects with a
- * SocksError once the socket is being closed (after the failure reply, if any).
+ * Does the handshake on a freshly accepted socket (-D) or channel (-R without a target).
+ * Resolves with the request, leaving the stream paused with no listener of ours on it; rejects
+ * with a SocksError once the stream is being closed (after the failure reply, if any).
  */
-export function negotiateSocks(socket: net.Socket, options: SocksOptions & { timeoutMs: number }): Promise<SocksRequest> {
+export function negotiateSocks(socket: Duplex, options: SocksOptions & { timeoutMs: number }): Promise<SocksRequest> {
   const parser = new SocksParser(options);
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {
