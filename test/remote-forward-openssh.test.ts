@@ -141,6 +141,14 @@ async function main(): Promise<void> {
     await nthLine(logs, (l) => l.event === 'conn_end' && l.reason === 'socks_error', 1, 5000, 'the failed handshake logged');
   });
 
+  t.test('-R of a socket path the server refuses: the warning names the socket file\'s causes, not a port\'s', async (t) => {
+    const path_ = path.join(tempDir(t, 'sshkeep-rsock-'), 'no-such-dir', 'r.sock');
+    const { logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`${path_}:127.0.0.1:${echo.port}`] }));
+    const refused = await nthLine(logs, (l) => l.event === 'remote_refused' && l.level === 'warn', 1, READY_MS, 'the refusal');
+    t.match(refused.msg, /StreamLocalBindUnlink yes/, 'a file left by an earlier session is named, with the sshd option that replaces it');
+    t.notMatch(refused.msg, /ClientAliveInterval/, 'not the port\'s cause');
+  });
+
   t.test('-R 0: the server picks a port; echo, 1 MiB intact, half-close carried', async (t) => {
     const { connect: netConnect } = net;
     const toTarget: net.NetConnectOpts[] = [];

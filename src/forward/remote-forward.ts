@@ -67,6 +67,14 @@ function cancelledOrLate(cancelled: Promise<void>): Promise<void> {
 /** A refusal that lasts is said at warn this often; each attempt in between at debug. */
 const REFUSAL_WARN_EVERY_MS = 10 * 60_000;
 
+/** The first refusal, with its likely causes: a socket file is never given up by waiting, unlike a port. */
+function firstRefusal(listen: Endpoint): string {
+  if (listen.kind === 'unix') {
+    return 'the server refused the remote forward; asking again. A socket file left by an earlier session stays until removed: sshd replaces it only with StreamLocalBindUnlink yes; otherwise the server does not allow it or cannot create the file';
+  }
+  return 'the server refused the remote forward; asking again. After a reconnect, the dead session\'s sshd holds the port until it notices (ClientAliveInterval on the server); otherwise another process holds it or the server does not allow it';
+}
+
 /**
  * `-R`: asks every new SSH connection to listen on the server, and connects each
  * connection the server hands back to the local target. A refusal (the port still held by
@@ -171,9 +179,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
         // Said at the first refusal and then once in a while (every attempt is at debug): a refusal that lasts is a server's policy or another process's port, not news every 500 ms.
         if (attempt === 1 || Date.now() - warnedAt >= REFUSAL_WARN_EVERY_MS) {
           warnedAt = Date.now();
-          log.warn(attempt === 1
-            ? 'the server refused the remote forward; asking again. After a reconnect, the dead session\'s sshd holds the port until it notices (ClientAliveInterval on the server); otherwise another process holds it or the server does not allow it'
-            : `the server still refuses the remote forward (${attempt} times); asking again`, fields);
+          log.warn(attempt === 1 ? firstRefusal(this.spec.listen) : `the server still refuses the remote forward (${attempt} times); asking again`, fields);
         } else {
           log.debug('the server refused the remote forward', fields);
         }
