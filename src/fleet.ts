@@ -126,10 +126,16 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; 
 
   /** Ready for traffic: every tunnel ready with its remote forwards bound, not draining, not at --max-connections. */
   isReady(): boolean {
+    return this.readiness() === 'ready';
+  }
+
+  /** What /readyz says: `ready`, or why not, first the reasons that no tunnel row shows. */
+  readiness(): 'ready' | 'draining' | 'at --max-connections' | 'not ready' {
     const { maxConnections } = this.#limits;
-    const full = maxConnections > 0 && this.clients() >= maxConnections;
     const up = (a: Sshkeep) => a.state === 'ready' && a.remoteForwards.every((r) => r.state === 'bound');
-    return !this.#draining && !full && this.tunnels.every(up);
+    if (this.#draining) return 'draining';
+    if (maxConnections > 0 && this.clients() >= maxConnections) return 'at --max-connections';
+    return this.tunnels.every(up) ? 'ready' : 'not ready';
   }
 
   /**

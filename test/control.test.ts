@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import os from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { deadline, httpGet, httpPost, refusedPort, startEchoFor, until } from './fixtures/net.js';
+import { connect, deadline, httpGet, httpPost, refusedPort, startEchoFor, until } from './fixtures/net.js';
 import { inputFor, makeKeys, startServer, LogCapture } from './fixtures/tunnel.js';
 import { cliArgs, logIs, portOf, runCli, spawnCliFor } from './fixtures/cli.js';
 import { resolveTunnel } from '../src/config/resolve.js';
@@ -75,6 +75,33 @@ t.test('control – --health :port is every interface, IPv6 and IPv4 (an IPv6 po
   }
   const table = await control('status', ['--health', `:${port}`]);
   t.equal(table.code, 0, `sshkeep status --health :${port} reaches it: ${table.err}`);
+});
+
+t.test('control – at --max-connections every row reads ready, and status says why it exits 1 above the table; /readyz says so too', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const config = resolveTunnel(inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]), { home: os.tmpdir(), localUser: 'tester', authSock: undefined });
+  const fleet = new Fleet([config], { maxConnections: 1, maxHeld: 1024 }, { logger: createLogger('debug', 'json', new LogCapture()) });
+  const bound = await fleet.start();
+  const health = await startHealthServer({ host: '127.0.0.1', port: 0 }, fleet, new Metrics());
+  t.teardown(async () => {
+    health.closeAllConnections();
+    health.close();
+    await fleet.stop('test over');
+  });
+  await deadline(fleet.ready(), 5000, 'ready');
+  const port = (health.address() as AddressInfo).port;
+  const client = await connect(bound[0]!.port);
+  t.teardown(() => client.destroy());
+  await until(() => fleet.clients() === 1, 5000, 'the one client counted');
+  const readyz = await httpGet(port, '/readyz');
+  t.equal(readyz.status, 503);
+  t.equal(JSON.parse(readyz.body).status, 'at --max-connections');
+  const res = await control('status', ['--health', `127.0.0.1:${port}`]);
+  t.equal(res.code, 1, 'exit 1');
+  t.match(res.out, /^sshkeep: at --max-connections\nTUNNEL/, 'the reason first');
+  t.match(res.out, /\s+ready for /, 'though the row reads ready');
 });
 
 t.test('control – status of a tunnel not ready exits 1; the table reads remote forwards bound/total and relative times', async (t) => {

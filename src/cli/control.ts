@@ -252,7 +252,10 @@ async function status(where: Where, json: boolean, io: ControlIo): Promise<numbe
     io.err(`sshkeep status: no sshkeep at ${where.host}:${where.port}: ${said(answer)}\n`);
     return FAILED;
   }
-  io.out(json ? `${JSON.stringify(body)}\n` : statusTable(tunnels, Date.now()));
+  // Not ready for a reason no row shows (draining, --max-connections): said above the table.
+  const overallStatus = body?.status;
+  const overall = !json && answer.status !== 200 && typeof overallStatus === 'string' && overallStatus !== 'not ready' ? `sshkeep: ${overallStatus}\n` : '';
+  io.out(json ? `${JSON.stringify(body)}\n` : overall + statusTable(tunnels, Date.now()));
   return answer.status === 200 ? EXIT.ok : FAILED;
 }
 

@@ -112,8 +112,8 @@ export async function startHealthServer(
       case '/healthz':
         return json(200, { status: 'alive' });
       case '/readyz': {
-        const ready = fleet.isReady();
-        return json(ready ? 200 : 503, { status: ready ? 'ready' : fleet.draining ? 'draining' : 'not ready', tunnels: fleet.reports() });
+        const status = fleet.readiness();
+        return json(status === 'ready' ? 200 : 503, { status, tunnels: fleet.reports() });
       }
       case '/startupz': {
         const started = fleet.isStarted();
