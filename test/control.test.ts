@@ -15,13 +15,13 @@ import { ago, runControl, statusTable, type ControlCommand } from '../src/cli/co
 import type { TunnelReport } from '../src/sshkeep.js';
 
 /** One tunnel with its health server, ready unless `server` refuses; `requestShutdown` given means --admin. */
-async function instance(t: Test, requestShutdown?: () => void, host = '127.0.0.1', down = false) {
+async function instance(t: Test, requestShutdown?: () => void, host = '127.0.0.1', down = false, maxConnections = 0) {
   const keys = makeKeys(t);
   const server = down ? { port: await refusedPort() } : await startServer(t, keys);
   const echo = await startEchoFor(t);
   const config = resolveTunnel(inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]), { home: os.tmpdir(), localUser: 'tester', authSock: undefined });
-  const fleet = new Fleet([config], { maxConnections: 0, maxHeld: 1024 }, { logger: createLogger('debug', 'json', new LogCapture()) });
-  await fleet.start();
+  const fleet = new Fleet([config], { maxConnections, maxHeld: 1024 }, { logger: createLogger('debug', 'json', new LogCapture()) });
+  const bound = await fleet.start();
   const health = await startHealthServer({ host, port: 0 }, fleet, new Metrics(), requestShutdown);
   t.teardown(async () => {
     health.closeAllConnections();
@@ -29,7 +29,7 @@ async function instance(t: Test, requestShutdown?: () => void, host = '127.0.0.1
     await fleet.stop('test over');
   });
   if (!down) await deadline(fleet.ready(), 5000, 'ready');
-  return { fleet, port: (health.address() as AddressInfo).port };
+  return { fleet, port: (health.address() as AddressInfo).port, forwardPort: bound[0]!.port };
 }
 
 /** Runs a command in process: its exit code and what it wrote. */
@@ -78,21 +78,8 @@ t.test('control – --health :port is every interface, IPv6 and IPv4 (an IPv6 po
 });
 
 t.test('control – at --max-connections every row reads ready, and status says why it exits 1 above the table; /readyz says so too', async (t) => {
-  const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const echo = await startEchoFor(t);
-  const config = resolveTunnel(inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]), { home: os.tmpdir(), localUser: 'tester', authSock: undefined });
-  const fleet = new Fleet([config], { maxConnections: 1, maxHeld: 1024 }, { logger: createLogger('debug', 'json', new LogCapture()) });
-  const bound = await fleet.start();
-  const health = await startHealthServer({ host: '127.0.0.1', port: 0 }, fleet, new Metrics());
-  t.teardown(async () => {
-    health.closeAllConnections();
-    health.close();
-    await fleet.stop('test over');
-  });
-  await deadline(fleet.ready(), 5000, 'ready');
-  const port = (health.address() as AddressInfo).port;
-  const client = await connect(bound[0]!.port);
+  const { fleet, port, forwardPort } = await instance(t, undefined, '127.0.0.1', false, 1);
+  const client = await connect(forwardPort);
   t.teardown(() => client.destroy());
   await until(() => fleet.clients() === 1, 5000, 'the one client counted');
   const readyz = await httpGet(port, '/readyz');
