@@ -270,6 +270,9 @@ t.test('cli config – SSHKEEP_CONFIG names the config file for check', async (t
   const res = await runCli(['check'], { env: { SSHKEEP_CONFIG: file } });
   t.equal(res.code, 0, `exit 0; stderr:\n${res.stderr}`);
   t.match(res.stdout, /^\s+fromenv: /m);
+  const missing = await runCli(['check'], { env: { SSHKEEP_CONFIG: `${file}.gone` } });
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /^sshkeep: SSHKEEP_CONFIG \S+\.gone: cannot read it \(ENOENT\)\.$/m, 'a file that cannot be read is named by the variable that gave it');
 });
 
 t.test('cli config – a flag beats the environment in check', async (t) => {

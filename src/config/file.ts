@@ -74,13 +74,16 @@ class Reader {
   }
 }
 
-/** Reads `--config FILE` (YAML, or JSON, which is YAML): exit 2 naming the file and the key for anything wrong. */
-export function readConfigFile(file: string): ConfigFile {
+/**
+ * Reads `--config FILE` (YAML, or JSON, which is YAML): exit 2 naming the file and the key for
+ * anything wrong; a file that cannot be read is named by where it was given (`--config`, `SSHKEEP_CONFIG`).
+ */
+export function readConfigFile(file: string, givenBy = '--config'): ConfigFile {
   let text: string;
   try {
     text = readRegularFile(file).toString('utf8');
   } catch (err) {
-    throw new ConfigError(`--config ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+    throw new ConfigError(`${givenBy} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
   }
   let doc: Json;
   try {

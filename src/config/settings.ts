@@ -148,7 +148,7 @@ export function refuseSameNames(tunnels: readonly { name: string }[]): void {
 }
 
 export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, warn: (m: string) => void): Settings {
-  const file = cli.config ? readConfigFile(cli.config[0]!.value) : undefined;
+  const file = cli.config ? readConfigFile(cli.config[0]!.value, cli.config[0]!.source) : undefined;
   const fileTunnels = file?.tunnels ?? [];
   if (!cli.destination && fileTunnels.length === 0) {
     throw new ConfigError('No destination: give [user@]host (or an ssh_config alias), or --config with tunnels. Run sshkeep --help for usage.');
