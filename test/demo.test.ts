@@ -75,6 +75,9 @@ t.test('demo – an unknown option: exit 2, one sshkeep: line', async (t) => {
   t.match(lines[0] ?? '', /^sshkeep: /, 'starts with sshkeep:');
   t.match(lines[0] ?? '', /--bogus/, 'names the option');
   t.equal(r.stdout, '', 'nothing on stdout');
+  const extra = await runCli(['demo', 'extra'], { timeoutMs: 10_000 });
+  t.equal(extra.code, 2, 'an argument: exit 2 too');
+  t.equal(extra.stderr, 'sshkeep: too many arguments. Expected 0 arguments but got 1. Run sshkeep demo --help for usage.\n', 'one sentence, one period');
 });
 
 // Issue 13, item 8: each move of the demo's outage was printed twice, as a log line and as narration.

@@ -4,6 +4,7 @@ import { parsePort } from '../config/forward-spec.js';
 import { parseDuration } from '../config/duration.js';
 import { createLogger, type Logger } from '../log.js';
 import { get, narrateOutages, startDemo } from '../demo/demo.js';
+import { usageMessage } from './program.js';
 
 /** `sshkeep demo`: a tunnel to an embedded SSH server and HTTP target, no setup needed. */
 export async function runDemo(argv: string[], onSignal: (stop: () => Promise<void>) => void): Promise<number> {
@@ -19,7 +20,7 @@ export async function runDemo(argv: string[], onSignal: (stop: () => Promise<voi
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed') return EXIT.ok;
-      throw new ConfigError(`${err.message.replace(/^error: /, '')}. Run sshkeep demo --help for usage.`);
+      throw new ConfigError(`${usageMessage(err)}. Run sshkeep demo --help for usage.`);
     }
     throw err;
   }
