@@ -16,6 +16,7 @@
  *     [--node-args='--cpu-prof --cpu-prof-dir=DIR' (more node flags for sshkeep, after its shebang's)]
  *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
  *     [--curve N (also the warm-up curve: user CPU and median latency per N connections from start)]
+ *     [--path N (also where a warm connection's latency goes: perf trace over N more, scripts/lib/perf-trace.ts)]
  */
 import { parseArgs } from 'node:util';
 import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
@@ -31,6 +32,7 @@ import { runMain } from './lib/main.js';
 import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
 import { mean, median } from './lib/stats.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
+import { SEGMENTS, connectionPath } from './lib/perf-trace.js';
 
 const TOOLS = ['sshkeep', 'baseline', 'bare', 'proxy', 'ssh'] as const;
 type Tool = (typeof TOOLS)[number];
@@ -38,7 +40,7 @@ const LABEL: Record<Tool, string> = { sshkeep: 'sshkeep', baseline: 'sshkeep (ba
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts [--conns 2000] [--cold 300] [--rounds 3]\n' +
-  "         [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N]\n";
+  "         [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N] [--path N]\n";
 
 const options = parseCommandLine('bench-connections', USAGE, (args) => {
   const { values } = parseArgs({
@@ -52,6 +54,7 @@ const options = parseCommandLine('bench-connections', USAGE, (args) => {
       'node-args': { type: 'string', default: '' },
       strace: { type: 'boolean', default: false },
       curve: { type: 'string', default: '0' },
+      path: { type: 'string', default: '0' },
     },
     strict: true,
   });
@@ -71,6 +74,7 @@ const options = parseCommandLine('bench-connections', USAGE, (args) => {
     nodeArgs: splitArgs(values['node-args']),
     strace: values.strace,
     curve: intOption('curve', values.curve, 0),
+    path: intOption('path', values.path, 0),
   };
 });
 
@@ -112,16 +116,22 @@ async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: stri
   return { pid: r.pid, port: r.ports.echo, stop: r.stop };
 }
 
-type Row = { cold: { user: number; system: number; meanUs: number }[]; warm: { user: number; system: number; medianUs: number }[]; curve: Window[][] };
+type Row = {
+  cold: { user: number; system: number; meanUs: number }[];
+  warm: { user: number; system: number; medianUs: number }[];
+  curve: Window[][];
+  /** Per round, each segment's median µs (--path). */
+  path: Record<(typeof SEGMENTS)[number], number>[];
+};
 
 async function main(): Promise<void> {
-  const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace, curve } = options;
+  const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace, curve, path } = options;
   const before = machineSnapshot();
   const { sshd } = await startBenchSshd(undefined);
   sshdRef = sshd;
   const targets = await startTargets();
   targetsRef = targets;
-  const rows = new Map<Tool, Row>(tools.map((t) => [t, { cold: [], warm: [], curve: [] }]));
+  const rows = new Map<Tool, Row>(tools.map((t) => [t, { cold: [], warm: [], curve: [], path: [] }]));
   for (let round = 1; round <= rounds; round++) {
     for (const tool of tools) {
       const f = await start(tool, sshd, targets, baselineCli, nodeArgs);
@@ -136,6 +146,11 @@ async function main(): Promise<void> {
           const n = Math.min(conns, 500);
           const calls = await countSyscalls(f.pid, () => newConnections(f.port, n));
           process.stderr.write(`round ${round} ${LABEL[tool]}: system calls per connection (strace -c over ${n}): ${perUnit(calls, n)}\n`);
+        }
+        if (path) {
+          const traced = await connectionPath(f.pid, () => newConnections(f.port, 1), () => newConnections(f.port, path), path);
+          rows.get(tool)!.path.push(traced.medians);
+          process.stderr.write(`round ${round} ${LABEL[tool]}: ${traced.n} connections traced\n`);
         }
         process.stderr.write(`round ${round} ${LABEL[tool]}: cold ${(c.user + c.system).toFixed(0)} µs CPU per connection (mean latency ${c.meanUs.toFixed(0)} µs), warm ${(w.user + w.system).toFixed(0)} (user ${w.user.toFixed(0)}, system ${w.system.toFixed(0)}), warm median latency ${w.medianUs.toFixed(0)} µs\n`);
       } finally {
@@ -158,6 +173,7 @@ async function main(): Promise<void> {
       }),
       '',
       ...(curve ? curveTable(rows, tools, cold, conns, curve) : []),
+      ...(path ? pathTable(rows, tools, path) : []),
     ].join('\n'),
   );
 }
@@ -178,6 +194,20 @@ function curveTable(rows: Map<Tool, Row>, tools: Tool[], cold: number, conns: nu
     `| connections | ${tools.map((t) => LABEL[t]).join(' | ')} |`,
     `|---|${tools.map(() => '---:').join('|')}|`,
     ...bounds.map((b, i) => `| ${b} | ${tools.map((t) => cell(t, i)).join(' | ')} |`),
+    '',
+  ];
+}
+
+/** Where a warm connection's latency goes (--path): each segment's median µs, medians over the rounds; sshkeep's excess over ssh -L. */
+function pathTable(rows: Map<Tool, Row>, tools: Tool[], n: number): string[] {
+  const cell = (t: Tool, s: (typeof SEGMENTS)[number]) => median(rows.get(t)!.path.map((p) => p[s]));
+  const vs = tools.includes('sshkeep') && tools.includes('ssh');
+  return [
+    `Where a warm new connection's latency goes: perf trace of each forwarder's system calls over ${n} connections after the warm ones, median µs of each stretch between them (scripts/lib/perf-trace.ts)`,
+    '',
+    `| stretch | ${tools.map((t) => LABEL[t]).join(' | ')} |${vs ? ' sshkeep − ssh -L |' : ''}`,
+    `|---|${tools.map(() => '---:').join('|')}|${vs ? '---:|' : ''}`,
+    ...SEGMENTS.map((s) => `| ${s} | ${tools.map((t) => cell(t, s).toFixed(0)).join(' | ')} |${vs ? ` ${(cell('sshkeep', s) - cell('ssh', s)).toFixed(0)} |` : ''}`),
     '',
   ];
 }
