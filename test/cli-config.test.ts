@@ -273,6 +273,9 @@ t.test('cli config – SSHKEEP_CONFIG names the config file for check', async (t
   const missing = await runCli(['check'], { env: { SSHKEEP_CONFIG: `${file}.gone` } });
   t.equal(missing.code, 2);
   t.match(missing.stderr, /^sshkeep: SSHKEEP_CONFIG \S+\.gone: cannot read it \(ENOENT\)\.$/m, 'a file that cannot be read is named by the variable that gave it');
+  const sshConfig = await runCli(['check', '-L', '1:h:1', 'h'], { env: { SSHKEEP_SSH_CONFIG: `${file}.gone` } });
+  t.equal(sshConfig.code, 2);
+  t.match(sshConfig.stderr, /^sshkeep: SSHKEEP_SSH_CONFIG \S+\.gone: cannot read the ssh config file \(ENOENT\)\.$/m, 'and so is an ssh_config file');
 });
 
 t.test('cli config – a flag beats the environment in check', async (t) => {

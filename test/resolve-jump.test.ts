@@ -389,7 +389,8 @@ t.test('resolve-jump – DynamicForward in ssh_config comes after -D; -L/LocalFo
 });
 
 t.test('resolve-jump – malformed RemoteForward and DynamicForward are ConfigErrors', async (t) => {
-  t.match(configError(t, () => resolve(t, {}, 'Host prod\n  RemoteForward 8080\n'), 'RemoteForward 8080'), /ssh_config line 2: RemoteForward: -R 8080:/);
+  t.match(configError(t, () => resolve(t, {}, 'Host prod\n  RemoteForward 8080 h\n'), 'RemoteForward 8080 h'), /ssh_config line 2: RemoteForward: -R 8080:h:/);
+  t.strictSame(resolve(t, {}, 'Host prod\n  RemoteForward 8080\n').cfg.remoteForwards.map((f) => [f.spec, f.target]), [['8080', undefined]], 'RemoteForward 8080 alone: SOCKS on the server (OpenSSH 7.6)');
   t.match(configError(t, () => resolve(t, {}, 'Host prod\n  DynamicForward /x.sock\n'), 'DynamicForward /x.sock'), /ssh_config line 2: DynamicForward: -D \/x\.sock:/);
   t.match(configError(t, () => resolve(t, { remoteForwards: ['1:h'] }), '-R 1:h'), /^-R 1:h:/);
   t.match(configError(t, () => resolve(t, { dynamicForwards: ['x'] }), '-D x'), /^-D x:/);

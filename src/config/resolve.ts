@@ -5,7 +5,7 @@ import { parsePositiveDuration } from './duration.js';
 import { parseCount } from './size.js';
 import { bindAs, parseDynamicForward, parseLocalForward, parsePort, parseRemoteForward } from './forward-spec.js';
 import { SETTINGS, flagName } from './setting-table.js';
-import { parseNamed, parseSourced, partOf, sourced, textOf, valuesOf, type Raw, type Sourced } from './sourced.js';
+import { parseNamed, parseSourced, partOf, sourced, valuesOf, type Raw, type Sourced } from './sourced.js';
 import { readSshConfig } from './ssh-config.js';
 import { checkTunnelInput } from './tunnel-input.js';
 import { connectionTokens, expandHostName, expandTokens } from './tokens.js';
@@ -149,11 +149,11 @@ function parseHop(hop: string): { user?: string; host: string; port?: string } {
 }
 
 /** The options of `host` from the ssh_config file (-F, `none`, or ~/.ssh/config), added after what `into` has. */
-function addSshConfig(into: SshOptions<Sourced>, host: string, configFile: string | undefined, env: ResolveEnv, unhonoured: Unhonoured): void {
-  const file = configFile ?? DEFAULTS.sshConfigFile;
+function addSshConfig(into: SshOptions<Sourced>, host: string, configFile: Sourced | undefined, env: ResolveEnv, unhonoured: Unhonoured): void {
+  const file = configFile?.value ?? DEFAULTS.sshConfigFile;
   if (file.toLowerCase() === 'none') return;
   const path = expandTokens(file, { '%': '%' }, env.home, '-F');
-  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile !== undefined, into, file, unhonoured))) {
+  for (const [key, values] of Object.entries(readSshConfig(path, host, configFile?.source ?? false, into, file, unhonoured))) {
     addOption(into, key as keyof SshOptions, values!);
   }
 }
@@ -240,7 +240,7 @@ const MAX_HOPS = 16;
 
 /** Where a jump host's options start: the command line's AddressFamily (-4, -6), which OpenSSH passes on to the hops too. */
 interface JumpContext {
-  configFile: string | undefined;
+  configFile: Sourced | undefined;
   env: ResolveEnv;
   carried: SshOptions<Sourced>;
   unhonoured: Unhonoured;
@@ -318,7 +318,7 @@ export function resolveTunnel(
   if (dest.user !== undefined) addOption(cli, 'user', [fromDestination(dest.user)]);
   const merged: SshOptions<Sourced> = { ...cli };
   if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles.map((f) => sourced(f, flagName('identityFile'))), ...(cli.identityfile ?? [])];
-  const configFile = input.configFile === undefined ? undefined : textOf(input.configFile);
+  const configFile = input.configFile === undefined ? undefined : sourced(input.configFile, flagName('sshConfig'));
   addSshConfig(merged, dest.host, configFile, env, unhonoured);
 
   const checked = (k: keyof SshOptions): Sourced | undefined => merged[k]?.[0];

@@ -22,19 +22,20 @@ const MAX_INCLUDE_DEPTH = 16;
  * line) is what is already set: it wins, and Match host/user see it. Include reads files in
  * place (under ~/.ssh when relative, globs expanded). The `ssh-config` package parses each file;
  * matching is ours, because its glob lets `?` match zero characters.
- * A missing default file is no config; a missing explicit file (-F) is an error.
+ * A missing default file is no config; a missing explicit file is an error, naming what gave it
+ * (`explicit`: true for -F, or the flag or variable, `SSHKEEP_SSH_CONFIG`).
  * Each value names its file and line (`~/.ssh/config line 12: Port`); `name` is how the file
  * is shown (as the user gave it), an Included file shows its own path.
  */
 export function readSshConfig(
   file: string,
   host: string,
-  explicit: boolean,
+  explicit: boolean | string,
   given: SshOptions<Sourced> = {},
   name = file,
   unhonoured: Unhonoured = new Map(),
 ): SshOptions<Sourced> {
-  const config = parseFile(file, explicit ? `-F ${file}` : undefined);
+  const config = parseFile(file, explicit === false ? undefined : `${explicit === true ? '-F' : explicit} ${file}`);
   return config ? new Evaluation(config, host, given, name, unhonoured).run() : {};
 }
 
