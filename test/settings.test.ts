@@ -766,7 +766,7 @@ t.test('settings – a file tunnel with an open dynamic forward needs socksAuth 
 });
 
 t.test('settings – config file: malformed remote, dynamic, jump and socksAuth name the tunnel', async (t) => {
-  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    remote: [8080]\n', ['tunnels[0]', /-R 8080: expected/]);
+  fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    remote: [8080:h]\n', ['tunnels[0]', /-R 8080:h: listen port: "h" is not a port/]);
   fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    dynamic: [/x.sock]\n', ['tunnels[0]', /-D \/x\.sock: expected \[bind_address:\]port/]);
   fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n    jump: "a:b:c"\n', ['tunnels[0]', /-J a:b:c: expected \[user@\]host\[:port\]/]);
   fileError(t, 'tunnels:\n  - destination: h\n    sshConfig: none\n    local: [1:h:1]\n    jump: "a,,b"\n', ['tunnels[0]', /empty hop/]);
