@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ListenError } from '../src/errors.js';
 import type { RemoteForward, RemoteForwardState } from '../src/forward/remote-forward.js';
 import { requireSshd, sshdInput, startSshd, sshdLogin } from './fixtures/sshd.js';
-import { connect, deadline, outcome, refusedPort, roundTrip, startEcho, getJson, expectEcho, startEchoFor } from './fixtures/net.js';
+import { connect, deadline, outcome, refusedPort, roundTrip, startEcho, getJson, expectEcho, startEchoFor, until } from './fixtures/net.js';
 import { Relay } from './fixtures/relay.js';
 import { startSshkeep, type LogCapture } from './fixtures/tunnel.js';
 import { logIs, portOf, runCli, spawnCliFor, type LogLine } from './fixtures/cli.js';
@@ -134,6 +134,9 @@ async function main(): Promise<void> {
     const refused = await socks5(port!, connect4('127.0.0.1', await refusedPort()));
     t.same([...refused.reply.subarray(0, 2)], [5, 5], 'connection refused: 0x05');
     await nthLine(logs, (l) => l.event === 'conn_end' && l.side === 'target', 1, 5000, 'the refusal logged');
+    refused.raw.sock.destroy();
+    const session = app.connection.readySession!;
+    await until(() => session.channels === 0, 5000, `the refused channel to stop counting (${session.channels} left)`);
     // A client that is no SOCKS client is closed, and said once.
     const junk = await connect(port!);
     junk.write('GET / HTTP/1.0\r\n\r\n');

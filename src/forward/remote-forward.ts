@@ -219,6 +219,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
       this.#pumps.start(local, channel, session, NOTHING_HELD, log, 'target');
     }, (code) => {
       channel.on('error', () => {}); // the reply may not flush before the connection goes
+      channel.resume(); // paused by the handshake: its 'end', and so its 'close' and its count, wait for a reader
       channel.end(socksReply(version, replyForConnectError(code)));
     });
   }
