@@ -179,7 +179,9 @@ t.test('cli config – check opens -E\'s file as the run would, without creating
   const ok = await runCli([...base, '-E', fresh], { timeoutMs: 10_000 });
   t.equal(ok.code, 0, `a writable directory: exit 0; stderr:\n${ok.stderr}`);
   t.notOk(fs.existsSync(fresh), 'the file was not created');
-  for (const bad of [path.join(dir, 'no-such-dir', 'x.log'), '']) {
+  const aFile = path.join(dir, 'a-file');
+  fs.writeFileSync(aFile, '');
+  for (const bad of [path.join(dir, 'no-such-dir', 'x.log'), path.join(aFile, 'x.log'), '']) {
     const res = await runCli([...base, '-E', bad], { timeoutMs: 10_000 });
     t.equal(res.code, 2, `-E ${JSON.stringify(bad)}: exit 2, as the run`);
     t.match(res.stderr, /^sshkeep: -E .*: cannot open the log file: .*Give a writable path/m);

@@ -805,6 +805,9 @@ t.test('settings – two listeners on one address (forwards, --health, a wildcar
     [['-L', '7001:a:1', '--health', '7001'], /^-L 7001:a:1 and --health 127\.0\.0\.1:7001 both listen on 127\.0\.0\.1:7001/],
     [['-L', '7002:a:1', '-L', '[::1]:7002:b:1'], /both listen on \[::1\]:7002/],
     [['-L', '[::]:7003:a:1', '-L', '7003:b:1'], /both listen on \[::1\]:7003/],
+    // --health :port is dual-stack: an IPv4 forward on its port clashes too.
+    [['-L', '127.0.0.1:7005:a:1', '--health', ':7005'], /^-L 127\.0\.0\.1:7005:a:1 and --health \[::\]:7005 both listen on 0\.0\.0\.0:7005/],
+    [['-L', '[::1]:7006:a:1', '--health', '*:7006'], /^-L \[::1\]:7006:a:1 and --health \[::\]:7006 both listen on \[::\]:7006/],
   ];
   for (const [flags, said] of clashes) t.match(configError(t, () => build(t, ['-F', 'none', ...flags, 'h']), flags.join(' ')), said);
   t.doesNotThrow(() => build(t, ['-F', 'none', '-L', '0.0.0.0:7004:a:1', '-L', '[::]:7004:b:1', '--health', '127.0.0.1:0', 'h']), "0.0.0.0 and :: (IPv6 only) on one port; a health port 0");

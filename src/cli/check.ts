@@ -1,4 +1,4 @@
-import { forwardName } from '../config/forward-spec.js';
+import { formatEndpoint, forwardName } from '../config/forward-spec.js';
 import type { Settings } from '../config/settings.js';
 import type { HostConfig } from '../config/types.js';
 import { silentLogger } from '../log.js';
@@ -62,5 +62,5 @@ export async function describeChecked(settings: Settings, passphrase: string | u
   const h = settings.process.health;
   const asked = keys.asked.length ? `; encrypted, its passphrase asked at start (or SSHKEEP_PASSPHRASE): ${keys.asked.join(', ')}` : '';
   const missing = keys.missing.length ? `; missing, skipped as ssh skips them: ${keys.missing.join(', ')}` : '';
-  return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? `${h.host}:${h.port}` : 'off'}\n  keys: ${keys.read} read${asked}${missing}\n`;
+  return `sshkeep check: configuration OK, ${settings.tunnels.length} tunnel(s)\n${lines.join('\n')}\n  health: ${h ? formatEndpoint({ kind: 'tcp', ...h }) : 'off'}\n  keys: ${keys.read} read${asked}${missing}\n`;
 }

@@ -7,7 +7,7 @@ import type { Sourced } from '../config/sourced.js';
 const cannotOpen = (raw: Sourced, why: string) =>
   new ConfigError(`${raw.source} ${raw.value}: cannot open the log file: ${why}. Give a writable path, or leave -E out to log to stderr.`);
 
-/** -E's file, opened for appending (created 0600). */
+/** -E's file, opened for appending (created 0600), or a usage error (exit 2) saying why it cannot be. */
 export function openLogFile(raw: Sourced): LogFile {
   try {
     return new LogFile(raw.value);
@@ -21,7 +21,11 @@ export function checkLogFile(raw: Sourced): void {
   try {
     if (raw.value === '') throw new Error('an empty path');
     if (fs.existsSync(raw.value)) fs.closeSync(fs.openSync(raw.value, 'a'));
-    else fs.accessSync(path.dirname(path.resolve(raw.value)), fs.constants.W_OK);
+    else {
+      const dir = path.dirname(path.resolve(raw.value));
+      if (!fs.statSync(dir).isDirectory()) throw new Error(`ENOTDIR: ${dir} is not a directory`);
+      fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+    }
   } catch (err) {
     throw cannotOpen(raw, (err as Error).message);
   }

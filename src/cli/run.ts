@@ -79,7 +79,6 @@ function onSignals(stop: (reason: string) => Promise<void>, cut: () => void = ()
   };
 }
 
-/** -E: the log file, or a usage error (exit 2) saying why it cannot be opened. */
 /** The --health endpoints, loaded on demand: without --health, prom-client is never loaded (memory, wake-ups). */
 async function healthEndpoints(where: { host: string; port: number }, logger: Logger) {
   const [{ Metrics }, { startHealthServer }] = await Promise.all([import('../ops/metrics.js'), import('../ops/health.js')]);

@@ -108,7 +108,7 @@ interface Listener {
   named: string;
 }
 
-/** 0.0.0.0 takes the port on every IPv4 address, :: on every IPv6 one (sshkeep's IPv6 listeners are IPv6 only). */
+/** 0.0.0.0 takes the port on every IPv4 address, :: on every IPv6 one (a forward's IPv6 listeners are IPv6 only; --health's `::` is dual-stack, listed as both). */
 const covers = (wild: string, host: string) => (wild === '0.0.0.0' && net.isIPv4(host)) || (wild === '::' && net.isIPv6(host));
 
 function clash(a: Endpoint, b: Endpoint): boolean {
@@ -128,7 +128,11 @@ function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; 
     const also = f.listen.kind === 'tcp' ? (f.alsoListenOn ?? []).map((host) => ({ where: { ...f.listen, host } as Endpoint, owner: f, named })) : [];
     return [{ where: f.listen, owner: f, named }, ...also];
   });
-  if (health) all.push({ where: { kind: 'tcp', ...health }, owner: health, named: `--health ${formatEndpoint({ kind: 'tcp', ...health })}` });
+  if (health) {
+    const named = `--health ${formatEndpoint({ kind: 'tcp', ...health })}`;
+    all.push({ where: { kind: 'tcp', ...health }, owner: health, named });
+    if (health.host === '::') all.push({ where: { kind: 'tcp', host: '0.0.0.0', port: health.port }, owner: health, named });
+  }
   for (const l of all) {
     const other = seen.find((s) => s.owner !== l.owner && clash(s.where, l.where));
     if (other) throw new ConfigError(`${other.named} and ${l.named} both listen on ${formatEndpoint(l.where)}; give each its own address or port.`);

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { ListenError } from '../errors.js';
 import { bindWithRetry, type BindAttempts, type ListenRetry } from '../listen-retry.js';
-import { isLoopbackAddress } from '../config/forward-spec.js';
+import { formatEndpoint, isLoopbackAddress } from '../config/forward-spec.js';
 import type { AddressRange } from '../config/host-port.js';
 import type { Fleet } from '../fleet.js';
 import type { Metrics } from './metrics.js';
@@ -138,7 +138,7 @@ export async function startHealthServer(
         return json(404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/startupz', '/metrics', 'POST /reload', 'POST /reconnect', 'POST /quitquitquit'] });
     }
   });
-  const at = `${where.host}:${where.port}`;
+  const at = formatEndpoint({ kind: 'tcp', ...where });
   try {
     await bindWithRetry(
       async () => {
