@@ -22,7 +22,12 @@ class FakeSession {
   closed = false;
   channels = 0;
   opens: PendingOpen[] = [];
+  /** When its server was last heard from. */
+  heardAt = 0;
   constructor(readonly description: string) {}
+  lastInboundAt(): number {
+    return this.heardAt;
+  }
   openChannel(_target: unknown, _src: unknown, _timeoutMs: number, abandon?: AbortSignal): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
       const open: PendingOpen = { resolve, reject, abandoned: false };
@@ -100,8 +105,8 @@ const SRC = { address: '127.0.0.1', port: 1 };
 const channel = {} as ClientChannel;
 
 /** A client arriving while `first` is ready: resolves once its channel open is out on `first`. */
-async function openingOn(t: Test, first: FakeSession) {
-  const { source, hold } = setup(t);
+async function openingOn(t: Test, first: FakeSession, options: Parameters<typeof setup>[1] = {}) {
+  const { source, hold } = setup(t, options);
   const { held } = await socketPair(t);
   source.move('ready', first);
   const opened = hold.open(held, TARGET, SRC, silentLogger);
@@ -154,6 +159,28 @@ t.test('hold – an open the lost connection failed waits for another connection
   await until(() => s2.opens.length === 1, 2000, 'the open on s2');
   s2.opens[0]!.resolve(channel);
   t.ok((await opened).ok);
+});
+
+t.test('hold – an open lost on a silent connection is re-issued on it once its server is heard from again', async (t) => {
+  const s1 = new FakeSession('s1');
+  const { source, opened } = await openingOn(t, s1);
+  s1.opens[0]!.reject(new ChannelOpenError('nothing came from the server in the 10000 ms since the channel to db:5432 was asked for: the link is down', 'tunnel-lost'));
+  await until(() => source.waiting === 1, 2000, 'the client to wait again');
+  t.equal(s1.opens.length, 1, 'not re-issued while it is silent');
+  s1.heardAt = performance.now();
+  source.move('ready', s1); // its probe answered: ready again
+  await until(() => s1.opens.length === 2, 2000, 'the open re-issued on s1');
+  s1.opens[1]!.resolve(channel);
+  t.ok((await opened).ok);
+});
+
+t.test('hold – an open lost with the link past the hold timeout is the tunnel\'s failure (hold_timeout), not the target\'s', async (t) => {
+  const s1 = new FakeSession('s1');
+  const { opened } = await openingOn(t, s1, { holdTimeoutMs: 1 });
+  const past = performance.now() + 2;
+  await until(() => performance.now() > past, 1000, 'the 1 ms hold to pass'); // the clock is what is waited for
+  s1.opens[0]!.reject(new ChannelOpenError('nothing came from the server', 'tunnel-lost'));
+  t.match(await opened, { ok: false, result: 'hold_timeout', message: /no SSH connection answered within 1 ms \(nothing came from the server\); --hold-timeout raises the limit/ });
 });
 
 t.test('hold – no connection within the hold timeout: hold_timeout, naming --hold-timeout', async (t) => {

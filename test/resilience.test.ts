@@ -186,3 +186,26 @@ t.test('resilience – a link that dies under traffic: a client arriving at once
   t.ok(app.connection.generation >= 2, 'on a new SSH connection');
   client.destroy();
 });
+
+t.test('resilience – a client that arrives just as the link goes silent is held past the open timeout until the tunnel is back, not reset at 10 s', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const relay = await startRelay(t, keys, server);
+  const echo = await startEchoFor(t);
+  const { app, bound } = await startSshkeep(t, inputFor(relay, keys, [`0:127.0.0.1:${echo.port}`], { keepaliveInterval: '60s', holdTimeout: '40s' }));
+  await app.ready();
+  relay.set('blackhole'); // nothing either way, new connections included: a dead link
+  const client = await connect(bound[0]!.port);
+  let reset: string | undefined;
+  client.on('error', (err: NodeJS.ErrnoException) => (reset = err.code));
+  let got = '';
+  const answer = new Promise<string>((resolve) => client.on('data', (c: Buffer) => (got += c.toString()) === 'held' && resolve(got)));
+  client.write('held'); // its open goes out on the silent connection, still ready
+  // Its open outlives the 10 s open timeout, and the connection is given up only after its grace.
+  await until(() => app.connection.state === 'reconnecting' || app.connection.state === 'connecting', 25_000, 'the silent connection to be given up');
+  t.equal(reset, undefined, 'the client is still held');
+  t.ok(server.channelsOpened === 0, 'no open reached the server');
+  relay.restore();
+  t.equal(await deadline(answer, 15_000, 'the echo once the link is back'), 'held', 'served on the new connection');
+  client.destroy();
+});

@@ -110,6 +110,12 @@ export interface HoldOptions {
   channelOpenTimeoutMs: number;
 }
 
+/** The session an open was lost on, and when: not used again unless its server is heard from after that. */
+interface Failed {
+  session: SshSession;
+  at: number;
+}
+
 /** How holding a client ended: its channel is open, it could not be, or the client left. */
 export type HoldOutcome<C = ClientChannel> =
   | { ok: true; session: SshSession; channel: C; held: HeldBytes }
@@ -175,7 +181,7 @@ export class Hold {
   async #open<C>(held: HeldClient, target: Endpoint, log: Logger, opener: Opener<C>): Promise<HoldOutcome<C>> {
     const { holdTimeoutMs } = this.options;
     const giveUpAt = performance.now() + Math.max(holdTimeoutMs, 1);
-    let failed: SshSession | undefined;
+    let failed: Failed | undefined;
     for (let attempt = 1; ; attempt++) {
       const session = await this.#ready(held, failed, giveUpAt);
       if (held.gone) {
@@ -202,11 +208,13 @@ export class Hold {
         if (held.gone) return { ok: false, result: 'left' };
         const { reason, message } = err as ChannelOpenError;
         if (reason === 'tunnel-lost' && performance.now() < giveUpAt) {
-          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: formatEndpoint(target) });
-          failed = session;
+          log.info('re-issuing channel open on the next connection', { event: 'reopen', attempt, target: formatEndpoint(target), error: message });
+          failed = { session, at: performance.now() };
           continue;
         }
         held.release();
+        // Lost with the link, past the hold: the tunnel's failure, not the target's.
+        if (reason === 'tunnel-lost') return { ok: false, result: 'hold_timeout', message: `no SSH connection answered within ${holdTimeoutMs} ms (${message}); --hold-timeout raises the limit`, heldBytes: held.bytes };
         return { ok: false, result: 'target_refused', reason, error: message, heldBytes: held.bytes };
       } finally {
         clearTimeout(nudge);
@@ -215,15 +223,16 @@ export class Hold {
   }
 
   /**
-   * A ready session other than `failed`, waiting for one until `giveUpAt`; undefined when
-   * none came, the client left, or the connection closed for good. Waiters are served in
-   * arrival order; while one waits, the connection is redialled promptly.
+   * A ready session other than `failed` (unless that one has heard from its server since: it
+   * came back), waiting for one until `giveUpAt`; undefined when none came, the client left, or
+   * the connection closed for good. Waiters are served in arrival order; while one waits, the
+   * connection is redialled promptly.
    */
-  #ready(held: HeldClient, failed: SshSession | undefined, giveUpAt: number): Promise<SshSession | undefined> {
+  #ready(held: HeldClient, failed: Failed | undefined, giveUpAt: number): Promise<SshSession | undefined> {
     const { source } = this.options;
     const pick = () => {
       const s = source.readySession;
-      return s && s !== failed && !s.closed ? s : undefined;
+      return s && !s.closed && (s !== failed?.session || s.lastInboundAt() > failed.at) ? s : undefined;
     };
     const now = pick();
     if (now || held.gone || source.state === 'closed') return Promise.resolve(now);

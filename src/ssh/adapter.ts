@@ -169,9 +169,11 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
 
   /**
    * Opens a channel to `target` (direct-tcpip, or direct-streamlocal for a Unix socket);
-   * rejects with a ChannelOpenError after `timeoutMs`. `abandon` gives up waiting for the
-   * server's answer with reason `tunnel-lost` (nothing reached the target yet, so the open
-   * can be re-issued elsewhere); a channel that opens afterwards is closed unused.
+   * rejects with a ChannelOpenError after `timeoutMs`: `tunnel-lost` if nothing at all came from
+   * the server meanwhile (the heartbeat's probe replies included: the link, not the target, is
+   * what failed), else `timeout`. `abandon` gives up waiting for the server's answer with reason
+   * `tunnel-lost`. Either `tunnel-lost` means nothing reached the target yet, so the open can be
+   * re-issued; a channel that opens afterwards is closed unused.
    */
   openChannel(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ClientChannel> {
     const where = formatEndpoint(target);
@@ -186,7 +188,11 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
         reject(error);
       };
       abandon?.addEventListener('abort', onAbandon, { once: true });
-      const timer = setTimeout(() => giveUp(new ChannelOpenError(`channel to ${where} did not open within ${timeoutMs} ms`, 'timeout')), timeoutMs);
+      const sentAt = performance.now();
+      const timer = setTimeout(() => {
+        if (this.#lastInboundAt < sentAt) giveUp(new ChannelOpenError(`nothing came from the server in the ${timeoutMs} ms since the channel to ${where} was asked for: the link is down`, 'tunnel-lost'));
+        else giveUp(new ChannelOpenError(`channel to ${where} did not open within ${timeoutMs} ms`, 'timeout'));
+      }, timeoutMs);
       const onOpen = (err: (Error & { reason?: number }) | undefined, channel: ClientChannel) => {
         clearTimeout(timer);
         abandon?.removeEventListener('abort', onAbandon);
