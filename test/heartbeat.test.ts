@@ -90,6 +90,32 @@ t.test('heartbeat – a missed adaptive deadline makes the link suspect; traffic
   t.not(hb.state, 'dead');
 });
 
+t.test('heartbeat – replies past their deadline still measure the round trip: a link that slowed after the start stops being suspected', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 15_000 });
+  hb.start();
+  clock.advance(20);
+  link.answer(); // a fast start: the deadline goes to its 1 s floor
+  t.equal(hb.probeTimeoutMs(), 1000);
+  let suspected = 0;
+  // The link now takes 1.2 s a round trip: each probe is answered after its deadline.
+  for (let i = 0; i < 12 && hb.probeTimeoutMs() <= 1200; i++) {
+    hb.probeNow('test');
+    const deadline = hb.probeTimeoutMs();
+    clock.advance(deadline);
+    if (hb.state === 'dead') suspected++;
+    clock.advance(1200 - deadline);
+    link.answer();
+    clock.advance(200); // the recovery poll sees the traffic: alive again
+  }
+  t.ok(hb.probeTimeoutMs() > 1200, `the deadline grew past the round trip (${hb.probeTimeoutMs()} ms) after ${suspected} suspicions`);
+  t.ok(events.includes('rtt 1200'), 'late replies were sampled');
+  hb.probeNow('test');
+  clock.advance(1200);
+  link.answer();
+  t.equal(hb.state, 'watching', `a 1.2 s round trip is now answered in time (${events.join(', ')})`);
+  t.equal(hb.rtt.isPlausible(10_001), false, 'a reply slower than the ceiling (an outage\'s) is not taken');
+});
+
 t.test('heartbeat – traffic that arrives after the probe counts as a reply', async (t) => {
   const { clock, link, hb, events } = setup(t, { intervalMs: 1000, timeoutMs: 500 });
   hb.start();

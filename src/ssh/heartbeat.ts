@@ -112,8 +112,9 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
    */
   lastChance(): void {
     if (this.#state !== 'dead') return;
-    this.link.sendProbe(() => {});
-    this.#lastProbeAt = performance.now();
+    const sentAt = performance.now();
+    this.link.sendProbe(() => this.#lateReply(sentAt));
+    this.#lastProbeAt = sentAt;
     const deadline = this.probeTimeoutMs();
     this.#expireIn(deadline, `still silent ${deadline} ms after a spare took over`);
   }
@@ -142,7 +143,7 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
   }
 
   #onReply(sentAt: number): void {
-    if (this.#probe?.sentAt !== sentAt) return; // a reply after its deadline, or after stop()
+    if (this.#probe?.sentAt !== sentAt) return this.#lateReply(sentAt); // a reply after its deadline, or after stop()
     clearTimeout(this.#probe.deadline);
     this.#probe = undefined;
     this.#misses = 0;
@@ -151,6 +152,19 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     this.rtt.sample(rttMs);
     this.emit('rtt', rttMs);
     this.#schedule();
+  }
+
+  /**
+   * A reply past its probe's deadline (or to a recovery probe) is a round trip all the same:
+   * without it the deadline never grew on a link that slowed after the start, and every probe
+   * made the connection suspect (1.2 s round trips against a 1 s deadline, for ever).
+   */
+  #lateReply(sentAt: number): void {
+    if (this.#state === 'stopped') return;
+    const rttMs = performance.now() - sentAt;
+    if (!this.rtt.isPlausible(rttMs)) return;
+    this.rtt.sample(rttMs);
+    this.emit('rtt', rttMs);
   }
 
   #onDeadline(sentAt: number): void {
@@ -222,8 +236,9 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
       this.emit('alive');
     } else if (performance.now() - this.#lastProbeAt >= this.probeTimeoutMs()) {
       // Keep asking: a probe lost with the outage is never answered, a new one is at once.
-      this.#lastProbeAt = performance.now();
-      this.link.sendProbe(() => {});
+      const sentAt = performance.now();
+      this.#lastProbeAt = sentAt;
+      this.link.sendProbe(() => this.#lateReply(sentAt));
     }
     this.#schedule();
   }

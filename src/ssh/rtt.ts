@@ -36,6 +36,11 @@ export class RttEstimator {
     return this.#srtt;
   }
 
+  /** A round trip no longer than the deadline's ceiling; a slower one is an outage's delay, not the link's. */
+  isPlausible(rttMs: number): boolean {
+    return rttMs <= this.bounds.maxMs;
+  }
+
   timeoutMs(): number {
     const { minMs, maxMs, initialMs } = this.bounds;
     if (this.#srtt === undefined) return initialMs;
