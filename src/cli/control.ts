@@ -97,7 +97,6 @@ function said(answer: Answer): string {
   return `${answer.status} ${word}`.trim();
 }
 
-/** A wildcard listen address is reached on loopback. */
 /** Every interface is reached on IPv4 loopback: `::` listens dual-stack, or on 0.0.0.0 where the host has no IPv6. */
 const reachable = (where: Where): Where => ({ ...where, host: where.host === '0.0.0.0' || where.host === '::' ? '127.0.0.1' : where.host });
 
