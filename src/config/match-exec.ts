@@ -16,7 +16,8 @@ class PendingExec extends Error {
 /** The outcomes known to the asynchronous evaluation in progress, by command line; undefined: run them in place. */
 let known: Map<string, ExecOutcome> | undefined;
 
-const shell = () => process.env.SHELL || '/bin/sh';
+/** The shell Match exec runs its command with, as ssh: $SHELL, else /bin/sh. */
+export const shell = () => process.env.SHELL || '/bin/sh';
 
 /** Runs `line` through the shell, as ssh does, in place (blocking), or answers from the asynchronous evaluation's outcomes. */
 export function runMatchExec(line: string): ExecOutcome {

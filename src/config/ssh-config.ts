@@ -8,7 +8,7 @@ import type { Sourced } from './sourced.js';
 import { connectionTokens, expandHome, expandHostName, expandTokens } from './tokens.js';
 import { readRegularFile } from './read-file.js';
 import { homeDirectory, localUserName } from './local-user.js';
-import { EXEC_TIMEOUT_MS, runMatchExec } from './match-exec.js';
+import { EXEC_TIMEOUT_MS, runMatchExec, shell } from './match-exec.js';
 
 /** Values kept as one command line, quotes and all, as ssh_config writes them. */
 const COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
@@ -327,7 +327,7 @@ class Evaluation {
     if ('timedOut' in outcome) {
       throw new ConfigError(`${where}: Match exec ${quoted(command)} did not finish within ${EXEC_TIMEOUT_MS / 1000} s, so whether the block applies is unknown (ssh would wait for it); make the command return sooner.`);
     }
-    if ('cannotRun' in outcome) throw new ConfigError(`${where}: Match exec ${quoted(command)}: cannot run the shell ${process.env.SHELL || '/bin/sh'} (${outcome.cannotRun}), as ssh cannot.`);
+    if ('cannotRun' in outcome) throw new ConfigError(`${where}: Match exec ${quoted(command)}: cannot run the shell ${shell()} (${outcome.cannotRun}), as ssh cannot.`);
     return outcome.status === 0;
   }
 }
