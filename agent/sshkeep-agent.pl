@@ -953,12 +953,12 @@ sub listener_interest { vec($RIN, fileno $LISTENER, 1) = keys %CHANNELS < MAX_CH
 
 sub shut_down {
   my ($code) = @_;
+  unlink $SOCKET_PATH; # first: a client that sees its channel close may look for it at once
   for my $c (values %CHANNELS) {
     if ($code) { send_frame($c, ERROR, pack('C', E_SHUTDOWN) . 'the agent is shutting down'); q_write($c->{wbuf}, $c->{fh}) }
     close $c->{fh};
   }
   close_target($_, 1) for values %STREAMS;
-  unlink $SOCKET_PATH;
   exit 0;
 }
 

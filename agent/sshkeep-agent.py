@@ -1059,6 +1059,11 @@ class Agent:
             self.listening = on
 
     def shut_down(self, code):
+        # The socket goes first: a client that sees its channel close may look for it at once.
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
         for c in list(self.channels.values()):
             if code:
                 self.send_frame(c, ERROR, bytes((E_SHUTDOWN,)) + b'the agent is shutting down')
@@ -1067,10 +1072,6 @@ class Agent:
             c.sock.close()
         for s in list(self.streams.values()):
             self.close_target(s, True)
-        try:
-            os.unlink(self.socket_path)
-        except OSError:
-            pass
         os._exit(0)
 
     def timers(self, now):
