@@ -263,7 +263,10 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
       else this.#logger.warn('listening on a non-loopback address: other hosts can use this tunnel', fields);
     }
     const probeAll = (why: string) => this.sshConnections.forEach((c) => c.probeNow(why));
-    const stopWake = watchForWake((pausedMs) => probeAll(`timers fired ${pausedMs} ms late: woke from sleep or suspension`));
+    const stopWake = watchForWake((pausedMs) => {
+      this.#logger.info(`timers fired ${pausedMs} ms late: woke from sleep or suspension; probing the connections`, { event: 'wake', pausedMs });
+      probeAll(`timers fired ${pausedMs} ms late: woke from sleep or suspension`);
+    });
     const stopNet = watchNetwork(
       () => {
         this.#logger.info('network interfaces changed', { event: 'network_change' });

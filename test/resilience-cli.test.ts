@@ -2,7 +2,7 @@
  * The CLI as a child process, the way a laptop lives: the process is suspended (SIGSTOP, as
  * a lid close or a debugger would), the network changes under it, and it is resumed.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { connect, deadline, roundTrip, startEchoFor } from './fixtures/net.js';
 import { makeKeys, startRelay, startServer } from './fixtures/tunnel.js';
 import { ISOLATED, logIs, portOf, spawnCliFor, type LogLine } from './fixtures/cli.js';
@@ -10,7 +10,8 @@ import { ISOLATED, logIs, portOf, spawnCliFor, type LogLine } from './fixtures/c
 /** How long the process stays suspended: more than the wake watch's 2 s lateness threshold. */
 const SUSPENDED_MS = 4000;
 
-t.test('cli resilience – suspended while the link changed: on resume a spare takes over and a new client is served at once', async (t) => {
+/** sshkeep through the fault relay to the in-process server, one -L to an echo target, ready and echoing once. */
+async function startThroughRelay(t: Test, keepaliveInterval: string) {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
@@ -20,7 +21,7 @@ t.test('cli resilience – suspended while the link changed: on resume a spare t
     '-p', String(relay.port),
     '-i', keys.identity,
     '-o', `UserKnownHostsFile=${keys.knownHosts}`,
-    '--keepalive-interval', '2s',
+    '--keepalive-interval', keepaliveInterval,
     '--log-level', 'debug',
     '-L', `0:127.0.0.1:${echo.port}`,
     'tester@127.0.0.1',
@@ -30,9 +31,11 @@ t.test('cli resilience – suspended while the link changed: on resume a spare t
   t.equal(first.generation, 1);
   const warm = await connect(port);
   t.equal((await deadline(roundTrip(warm, 'warm-up'), 5000, 'warm-up echo')).toString(), 'warm-up', 'tunnel works');
-  const linesBefore = cli.logs().length;
+  return { relay, echo, cli, port };
+}
 
-  const pid = cli.child.pid!;
+/** SIGSTOP for SUSPENDED_MS while `meanwhile` changes the world, then SIGCONT. */
+async function suspend(t: Test, pid: number, meanwhile: () => void): Promise<void> {
   process.kill(pid, 'SIGSTOP');
   // Should an assertion fail while it is stopped, resume it so teardown's SIGKILL and exit wait are ordinary.
   t.teardown(() => {
@@ -40,10 +43,17 @@ t.test('cli resilience – suspended while the link changed: on resume a spare t
       process.kill(pid, 'SIGCONT');
     } catch {}
   });
-  relay.set('drop-existing'); // the link changed while it was stopped: the old flow is gone for good
+  meanwhile();
   // The scenario: the process stays suspended this long (a sleeping laptop); not a synchronisation.
   await new Promise((r) => setTimeout(r, SUSPENDED_MS));
   process.kill(pid, 'SIGCONT');
+}
+
+t.test('cli resilience – suspended while the link changed: on resume a spare takes over and a new client is served at once', async (t) => {
+  const { relay, echo, cli, port } = await startThroughRelay(t, '2s');
+  const linesBefore = cli.logs().length;
+  // The link changed while it was stopped: the old flow is gone for good.
+  await suspend(t, cli.child.pid!, () => relay.set('drop-existing'));
 
   const resumedAt = performance.now();
   const sock = await connect(port);
@@ -75,4 +85,18 @@ t.test('cli resilience – suspended while the link changed: on resume a spare t
   const exit = await cli.exited(10_000);
   t.equal(exit.code, 0, 'SIGTERM: exit 0');
   t.ok(cli.logs().some(logIs('stopped')), 'a stopped line');
+});
+
+t.test('cli resilience – woken with no client and no keepalive due: the wake watch alone probes, and the dead link is replaced', async (t) => {
+  // 10 min: no keepalive probe falls in this test, and no client comes after the suspension, so
+  // only the wake can send one. The warm-up echo went after the initial round-trip probe, so that
+  // probe's reply came first (SSH is in order): it cannot be the one left unanswered.
+  const { relay, cli } = await startThroughRelay(t, '10m');
+  await suspend(t, cli.child.pid!, () => relay.set('drop-existing'));
+
+  const wake = await cli.waitForLog(logIs('wake'), 5000, 'the wake line');
+  t.ok(Number(wake.pausedMs) >= SUSPENDED_MS - 1500, `away ${String(wake.pausedMs)} ms`);
+  const suspect = await cli.waitForLog(logIs('state', { to: 'suspect' }), 15_000, 'the wake probe to go unanswered');
+  t.match(suspect.reason, /timers fired \d+ ms late/, 'the probe that found the dead link was the wake\'s');
+  t.ok(await cli.waitForLog(logIs('state', { to: 'ready', generation: 2 }), 15_000, 'a spare to take over'), 'a new connection through the changed link');
 });
