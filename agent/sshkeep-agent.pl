@@ -245,11 +245,20 @@ my ($WAKE_R, $WAKE_W);
 unless (pipe($WAKE_R, $WAKE_W) && nonblocking($WAKE_R) && nonblocking($WAKE_W)) { unlink $SOCKET_PATH; start_error('listen', "pipe: $!") }
 
 # Detach: the parent says ready and exits, so the exec channel ends; the child leaves the
-# SSH session's process group and keeps nothing of the channel open.
+# SSH session's process group and keeps nothing of the channel open. The parent says ready only
+# once the child has its name and its signal handlers (a byte on $SETUP_W): a SIGTERM sent on
+# "ready" would otherwise kill it with its socket left behind, or find no agent of that name.
+my ($SETUP_R, $SETUP_W);
+unless (pipe($SETUP_R, $SETUP_W)) { unlink $SOCKET_PATH; start_error('listen', "pipe: $!") }
 {
   my $pid = fork;
   unless (defined $pid) { unlink $SOCKET_PATH; start_error('listen', "fork: $!") }
-  ready_and_exit() if $pid;
+  if ($pid) {
+    close $SETUP_W;
+    ready_and_exit() if sysread($SETUP_R, my $byte, 1);
+    start_error('listen', 'the agent ended while it was starting');
+  }
+  close $SETUP_R;
   POSIX::setsid();
   open STDIN, '<', '/dev/null';
   open STDOUT, '>', '/dev/null';
@@ -300,6 +309,8 @@ sub want {
   vec($WIN, $fd, 1) = $write ? 1 : 0;
 }
 $SIG{TERM} = $SIG{INT} = sub { $TERM = 1; syswrite($WAKE_W, "\0") };
+syswrite($SETUP_W, "\0");
+close $SETUP_W;
 
 # The payload's parts are joined once, with the header: a DATA frame's bytes are copied once here.
 sub send_frame {

@@ -233,14 +233,21 @@ def ready_and_exit(path):
 
 def detach(path):
     """The parent says ready and exits, so the exec channel ends; the child leaves the SSH
-    session's process group and keeps nothing of the channel open."""
+    session's process group and keeps nothing of the channel open. The parent says ready only
+    once the child has its signal handlers (a byte on the pipe returned, written by the caller):
+    a SIGTERM sent on "ready" would otherwise kill it with its socket left behind."""
     try:
+        setup_r, setup_w = os.pipe()
         pid = os.fork()
     except OSError as e:
         os.unlink(path)
         start_error('listen', 'fork: %s' % e.strerror)
     if pid:
-        ready_and_exit(path)
+        os.close(setup_w)
+        if os.read(setup_r, 1):
+            ready_and_exit(path)
+        start_error('listen', 'the agent ended while it was starting')
+    os.close(setup_r)
     os.setsid()
     null = os.open('/dev/null', os.O_RDWR)
     for fd in (0, 1, 2):
@@ -248,6 +255,7 @@ def detach(path):
     os.close(null)
     os.chdir('/')
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # resolver children are reaped by the kernel
+    return setup_w
 
 
 # ---------------------------------------------------------------------------
@@ -1233,8 +1241,11 @@ def main(parameter_line, end):
         start_error('listen', 'socket path %s is longer than 107 bytes' % path)
     listener = listen_here(path)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    detach(path)
-    Agent(listener, path, version, grace_ms).run()
+    setup = detach(path)
+    agent = Agent(listener, path, version, grace_ms)
+    os.write(setup, b'\0')  # the handlers are in place: the parent may say ready
+    os.close(setup)
+    agent.run()
 
 
 main(globals().get('parameters', b''), globals().get('end'))

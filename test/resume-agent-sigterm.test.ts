@@ -4,7 +4,8 @@
  * ERROR 6 and closes it, resets every target, removes its socket file and exits, promptly.
  * Then the race the Perl agent's self-pipe is for: a SIGTERM handled after the loop looked at
  * its flag and before select() waits, made deterministic by an LD_PRELOAD shim that raises the
- * signal in the times() call in between (test/fixtures/term-at-times.c).
+ * signal in the times() call in between (test/fixtures/term-at-times.c). And a SIGTERM sent the
+ * moment the agent says ready, its child held in set-up by test/fixtures/slow-chdir.c.
  */
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -47,10 +48,10 @@ async function open(agent: LocalAgent, port: number): Promise<{ channel: AgentCh
   return { channel, id };
 }
 
-/** test/fixtures/term-at-times.c built as a shared object, for LD_PRELOAD; undefined (and said) without a C compiler. */
-async function termAtTimes(t: Test): Promise<string | undefined> {
-  const so = path.join(tempDir(t, 'sshkeep-shim-'), 'term-at-times.so');
-  const built = spawnSync('cc', ['-shared', '-fPIC', '-o', so, path.join(REPO_ROOT, 'test', 'fixtures', 'term-at-times.c'), '-ldl'], { encoding: 'utf8' });
+/** test/fixtures/NAME.c built as a shared object, for LD_PRELOAD; undefined (and said) without a C compiler. */
+async function shim(t: Test, name: 'term-at-times' | 'slow-chdir'): Promise<string | undefined> {
+  const so = path.join(tempDir(t, 'sshkeep-shim-'), `${name}.so`);
+  const built = spawnSync('cc', ['-shared', '-fPIC', '-o', so, path.join(REPO_ROOT, 'test', 'fixtures', `${name}.c`), '-ldl'], { encoding: 'utf8' });
   if (built.status === 0) return so;
   const why = built.error ? 'no C compiler (cc)' : `cc failed: ${built.stderr.trim()}`;
   if (process.env.CI === 'true' || !built.error) t.fail(why);
@@ -109,13 +110,26 @@ for (const interpreter of TESTED_INTERPRETERS) {
       t.same(results.map((r) => r.errorCode), ['ECONNRESET', 'ECONNRESET'], 'both targets reset');
     });
 
+    // The detached child is held 300 ms after its fork, before its handlers and (Perl) its name:
+    // the agent says ready only once it has them, so a SIGTERM sent on "ready" is handled.
+    t.test('SIGTERM the moment it says ready: it is found by its name, exits and removes its socket', async (t) => {
+      const so = await shim(t, 'slow-chdir');
+      if (!so) return;
+      const agent = await startAgent(t, { interpreter, graceMs: GRACE_MS, env: { LD_PRELOAD: so, SSHKEEP_SLOW_CHDIR_MS: '300' } });
+      const pids = agent.pids();
+      t.equal(pids.length, 1, 'one agent of that name');
+      signalAll(pids, 'SIGTERM');
+      await agentGone(agent, EXIT_MS, `the ${interpreter} agent to exit on a SIGTERM sent on ready and remove its socket`);
+      t.pass('exited and removed its socket');
+    });
+
     if (interpreter !== 'perl') return; // Python's wakeup pipe is written wherever the signal lands: no such window
     t.test('the race: SIGTERM handled between the check of its flag and select(): the self-pipe wakes select', async (t) => {
-      const shim = await termAtTimes(t);
-      if (!shim) return;
+      const so = await shim(t, 'term-at-times');
+      if (!so) return;
       const target = await startTarget(t);
       const trigger = path.join(tempDir(t, 'sshkeep-term-'), 'now');
-      const agent = await startAgent(t, { interpreter, graceMs: GRACE_MS, env: { LD_PRELOAD: shim, SSHKEEP_TERM_AT_TIMES: trigger } });
+      const agent = await startAgent(t, { interpreter, graceMs: GRACE_MS, env: { LD_PRELOAD: so, SSHKEEP_TERM_AT_TIMES: trigger } });
       const held = await open(agent, target.port);
       held.channel.close();
       await until(() => target.sockets.length === 1, 5000, 'the held stream to connect');

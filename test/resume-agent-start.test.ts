@@ -3,11 +3,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { once } from 'node:events';
 import { INTERPRETERS, probeCommand, agentScript, newSession, parameterLine, parseAgentLine, type Interpreter } from '../src/resume/bootstrap.js';
 import { TESTED_INTERPRETERS, agentDir, agentPids, binWith, bootstrap, pathForAgents, ping, startAgent } from './fixtures/resume-agent.js';
 import { alive, signalAll } from './fixtures/proc.js';
-import { until } from './fixtures/net.js';
+import { deadline, until } from './fixtures/net.js';
 import { tempDir } from './fixtures/tmp.js';
 
 /** Runs the bootstrap (the probe, unless told the interpreter) for a new session; kills whatever it started at teardown. */
@@ -89,10 +88,12 @@ for (const interpreter of TESTED_INTERPRETERS) {
 
     t.test('SIGTERM (pkill -f sshkeep-agent): the agent exits and removes its socket', async (t) => {
       const agent = await startAgent(t, { interpreter });
+      await ping(agent); // its loop runs: the channel below is accepted, not left in the backlog to be reset
       const c = await agent.channel();
       const pids = agent.pids();
+      t.equal(pids.length, 1, 'the agent found by its name as soon as it said ready');
       signalAll(pids, 'SIGTERM');
-      await once(c.socket, 'close');
+      await deadline(c.closed, 5000, 'the agent to close the channel');
       t.notOk(fs.existsSync(agent.socketPath), 'socket removed');
     });
   });
