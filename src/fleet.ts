@@ -110,6 +110,11 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; 
     return this.#all().reduce((n, a) => n + a.clients(), 0);
   }
 
+  /** `clients()`, and connections waiting for the server's CLOSE after their local end went (Sshkeep.unfinished). */
+  unfinished(): number {
+    return this.#all().reduce((n, a) => n + a.unfinished(), 0);
+  }
+
   /** @deprecated since 0.2: `tunnels`. */
   get apps(): Sshkeep[] {
     return this.tunnels;
@@ -166,8 +171,8 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; 
       await waitUntil(() => false, minDrainMs);
     }
     for (const a of this.tunnels) a.stopAccepting();
-    this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: this.clients() });
-    await waitUntil(() => this.clients() === 0, maxDrainMs);
+    this.#logger.info('draining: no longer accepting', { event: 'drain', phase: 'max', ms: maxDrainMs, open: this.unfinished() });
+    await waitUntil(() => this.unfinished() === 0, maxDrainMs);
     return (await Promise.all(this.#all().map((a) => a.stop('drain ended')))).reduce((n, c) => n + c, 0);
   }
 
@@ -249,10 +254,10 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; 
     this.#retiring.add(a);
     this.emit('removed', a);
     a.stopAccepting();
-    this.#logger.info(`${reason}: no longer accepting; ${a.clients()} open client(s) get up to ${maxDrainMs} ms`, {
-      event: 'drain', phase: 'reload', tunnel: a.name, open: a.clients(), ms: maxDrainMs,
+    this.#logger.info(`${reason}: no longer accepting; ${a.unfinished()} open client(s) get up to ${maxDrainMs} ms`, {
+      event: 'drain', phase: 'reload', tunnel: a.name, open: a.unfinished(), ms: maxDrainMs,
     });
-    await waitUntil(() => a.clients() === 0, maxDrainMs);
+    await waitUntil(() => a.unfinished() === 0, maxDrainMs);
     const cut = await a.stop(reason);
     this.#retiring.delete(a);
     this.emit('retired', a);

@@ -362,9 +362,14 @@ export class Sshkeep extends EventEmitter<{ status: [ConnectionStatus]; rtt: [ms
     });
   }
 
-  /** Clients forwarded or held right now, remote forwards' included. */
+  /** Clients forwarded or held right now, remote forwards' included (what --max-connections counts). */
   clients(): number {
-    return this.forwards.reduce((n, f) => n + f.clients, 0) + this.remoteForwards.reduce((n, f) => n + f.active, 0);
+    return this.forwards.reduce((n, f) => n + f.clients, 0) + this.remoteForwards.reduce((n, f) => n + f.open, 0);
+  }
+
+  /** `clients()`, and connections whose local end has gone while their channel waits for the server's CLOSE: what a drain waits for. */
+  unfinished(): number {
+    return this.forwards.reduce((n, f) => n + f.unfinished, 0) + this.remoteForwards.reduce((n, f) => n + f.active, 0);
   }
 
   /** @deprecated since 0.2: `connection` (the first SSH connection). */

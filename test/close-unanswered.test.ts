@@ -2,9 +2,10 @@
  * A server that never answers sshkeep's CHANNEL_CLOSE (a broken peer). ssh2 emits a channel's
  * 'close' only once the server's CLOSE has come, so a clean end that waited for it kept the
  * connection counted for ever: in `active` (the report, the sshkeep_connections_active gauge,
- * the SIGTERM drain, --max-connections), in the session's channel count, and its channel id taken
+ * the SIGTERM drain), in the session's channel count, and its channel id taken
  * in ssh2. Now the session closes such a channel after DEFAULTS.channelCloseTimeoutMs, and says so
- * once per SSH connection; a server that answers is waited for as before.
+ * once per SSH connection; a server that answers is waited for as before. --max-connections
+ * counts clients, so it never waited for the CLOSE: a client that closed frees its place at once.
  */
 import t, { type Test } from 'tap';
 import { once } from 'node:events';
@@ -13,9 +14,9 @@ import { DEFAULTS } from '../src/config/defaults.js';
 import { Metrics } from '../src/ops/metrics.js';
 import type { Sshkeep } from '../src/sshkeep.js';
 import type { SshSession } from '../src/ssh/adapter.js';
-import { connect, deadline, echoOn, roundTrip, until } from './fixtures/net.js';
+import { connect, deadline, echoOn, roundTrip, startEchoFor, until } from './fixtures/net.js';
 import { metricValue } from './fixtures/metrics.js';
-import { startEchoTunnel } from './fixtures/tunnel.js';
+import { inputFor, makeKeys, startServer, startSshkeep, startEchoTunnel } from './fixtures/tunnel.js';
 
 const WAIT_MS = DEFAULTS.channelCloseTimeoutMs;
 
@@ -128,4 +129,24 @@ t.test('unanswered close – a server that answers: the connection stops countin
   t.equal(idsTaken(session), 0, "ssh2 freed the channels' ids");
   t.equal(logs.find('conn_end').length, N, 'one conn_end per connection');
   t.same(logs.find('close_unanswered'), [], 'no unanswered CLOSE said');
+});
+
+t.test('unanswered close – --max-connections counts clients, not channels waiting for the server\'s CLOSE: the next client is served, a drain still waits for them', async (t) => {
+  const hostile = serversNeverClose(t);
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  let app!: Sshkeep;
+  const limits = { maxConnections: 1, maxHeld: 8, clients: () => app.clients(), held: () => app.held() };
+  const started = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${echo.port}`]), { limits });
+  app = started.app;
+  await deadline(app.ready(), 5000, 'the tunnel ready');
+  const port = started.bound[0]!.port;
+  hostile.on = true; // each ended connection now waits for a CLOSE that does not come (up to 10 s)
+
+  // One client at a time, each gone before the next connects: every one is served, none reset as over the limit.
+  for (let i = 0; i < 5; i++) await cleanClients(port, 1);
+  t.equal(app.clients(), 0, 'no client open');
+  t.equal(app.report().active, 5, 'the five still counted as active until their CLOSE');
+  t.equal(app.unfinished(), 5, 'and unfinished: a drain waits for them');
 });

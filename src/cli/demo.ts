@@ -34,7 +34,7 @@ export async function runDemo(argv: string[], onSignal: (stop: () => Promise<voi
   if (opts.once) {
     say(`GET ${demo.url} -> ${(await get(demo.url)).trim()}`);
     // Let sshkeep see the connection's close before stopping, so it is not logged as cut.
-    for (let turn = 0; turn < 1000 && demo.tunnel.clients() > 0; turn++) await new Promise((r) => setTimeout(r, 1));
+    for (let turn = 0; turn < 1000 && demo.tunnel.unfinished() > 0; turn++) await new Promise((r) => setTimeout(r, 1));
     await demo.stop();
     return EXIT.ok;
   }

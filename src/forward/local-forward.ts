@@ -136,8 +136,13 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     return this.#hold.size;
   }
 
-  /** Every client this forward has open: pumped, held, or in its SOCKS handshake. */
+  /** Every client this forward has open: pumped, held, or in its SOCKS handshake (what --max-connections counts). */
   get clients(): number {
+    return this.#pumps.open + this.#hold.size + this.#handshaking.size;
+  }
+
+  /** `clients`, and those whose client has gone while their channel waits for the server's CLOSE (what a drain waits for). */
+  get unfinished(): number {
     return this.#pumps.size + this.#hold.size + this.#handshaking.size;
   }
 
@@ -287,7 +292,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       // Without --resume an ssh2 channel; with it, what the agent client opened: a plain channel or a resumable stream.
       const opening = 'kind' in channel ? channel : ({ kind: 'plain', channel } as const);
       if (opening.kind === 'plain') return this.#pumps.start(client, opening.channel, session, held, log);
-      return this.#pumps.add((done) => resume!.carry(client, opening, held, log, done), log);
+      return this.#pumps.add(client, (done) => resume!.carry(client, opening, held, log, done), log);
     }
     if (opened.result === 'left') return;
     const fields = { target: formatEndpoint(target), heldBytes: opened.heldBytes };

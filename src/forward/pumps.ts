@@ -18,25 +18,44 @@ export interface Pumped {
 export class Pumps {
   readonly #live = new Set<Pumped>();
   readonly #done = { up: 0, down: 0 };
+  /** Live ones whose local socket is still open. */
+  #open = 0;
 
   constructor(private readonly onResult: (result: ConnectionResult) => void) {}
 
+  /** Connections not finished: those whose local socket closed count until the server's CLOSE (the tail may still be on its way). */
   get size(): number {
     return this.#live.size;
   }
 
-  /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. `socket` is the client, or with -R the target. */
-  start(socket: net.Socket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger, socketSide: 'client' | 'target' = 'client'): void {
-    this.add((done) => new Pump(socket, channel, session, held, done, socketSide), log);
+  /**
+   * Connections whose local socket is still open: what --max-connections counts. One whose
+   * client has gone is no client, though it waits a round trip for the server's CLOSE.
+   */
+  get open(): number {
+    return this.#open;
   }
 
-  /** Counts a connection moved by something other than a Pump (a resumable stream) the same way. */
-  add(make: (onDone: (r: PumpResult) => void) => Pumped, log: Logger): void {
+  /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. `socket` is the client, or with -R the target. */
+  start(socket: net.Socket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger, socketSide: 'client' | 'target' = 'client'): void {
+    this.add(socket, (done) => new Pump(socket, channel, session, held, done, socketSide), log);
+  }
+
+  /** Counts a connection of `socket` moved by something other than a Pump (a resumable stream) the same way. */
+  add(socket: net.Socket, make: (onDone: (r: PumpResult) => void) => Pumped, log: Logger): void {
     const started = Date.now();
     let ended = false; // it may end while being made (a resumable stream refused at once)
+    let open = true;
+    const closed = () => {
+      if (open) this.#open--;
+      open = false;
+    };
+    this.#open++;
+    socket.once('close', closed);
     let pumped: Pumped | undefined = undefined;
     pumped = make((r) => {
       ended = true;
+      closed();
       if (pumped) this.#live.delete(pumped);
       this.#done.up += r.bytesUp;
       this.#done.down += r.bytesDown;

@@ -104,9 +104,14 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     return this.#state;
   }
 
-  /** Connections being pumped right now. */
+  /** Connections being pumped right now (a channel waiting for the server's CLOSE included). */
   get active(): number {
     return this.#pumps.size;
+  }
+
+  /** Connections whose local socket (the target's) is still open: what --max-connections counts. */
+  get open(): number {
+    return this.#pumps.open;
   }
 
   bytes(): { up: number; down: number } {
