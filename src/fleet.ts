@@ -178,6 +178,8 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; 
 
   /** Resets every open and held connection now, synchronously (the process is about to exit). */
   resetAll(reason: string): number {
+    // Listeners closed first: a -L/-D Unix socket's file is removed by its close, never by exit.
+    for (const a of this.#all()) a.stopAccepting();
     return this.#all().reduce((n, a) => n + a.resetAll(reason), 0);
   }
 

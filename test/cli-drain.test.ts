@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import t, { type Test } from 'tap';
 import { connect, deadline, roundTrip, tryConnect, getJson, httpPost, startEchoFor, listen } from './fixtures/net.js';
 import { makeKeys, startServer } from './fixtures/tunnel.js';
+import { tempDir } from './fixtures/tmp.js';
 import { cliArgs, logIs, portOf, spawnCliFor, type SpawnedCli } from './fixtures/cli.js';
 
 
@@ -178,6 +179,21 @@ t.test('cli drain – a second SIGTERM during the drain exits at once', async (t
   // and a cut stream looked complete.
   const end = await deadline(ending, 3000, 'the open client to be closed');
   t.equal(end.how === 'error' ? end.code : end.how, 'ECONNRESET', 'the open client is reset, not ended cleanly');
+});
+
+t.test('cli drain – a second SIGTERM during --min-drain removes a -L Unix socket\'s file before it exits', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const socketPath = path.join(tempDir(t, 'sshkeep-drain-'), 'db.sock');
+  const cli = spawnCliFor(t, cliArgs(server.port, keys, `${socketPath}:127.0.0.1:${echo.port}`, ['--min-drain', '10s']));
+  await cli.waitForLog(logIs('state', { to: 'ready' }), 10_000, 'the tunnel to be ready');
+  t.ok(fs.existsSync(socketPath), 'the socket file is there');
+  cli.kill('SIGTERM');
+  await cli.waitForLog(logIs('drain', { phase: 'min' }), 3000, 'the min drain to begin (still accepting)');
+  cli.kill('SIGTERM');
+  t.equal((await cli.exited(5000)).code, 0, 'exit 0 on the second signal');
+  t.notOk(fs.existsSync(socketPath), 'the socket file is gone: nobody is told to connect to a process that left');
 });
 
 t.test('cli drain – --health: /readyz answers 503 "draining" during the drain, /healthz still 200', async (t) => {
