@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { expectEcho, startEchoFor, until } from './fixtures/net.js';
+import net from 'node:net';
+import { expectEcho, httpGet, listenFor, startEchoFor, until } from './fixtures/net.js';
 import { tempDir } from './fixtures/tmp.js';
 import { inputFor, makeKeys, startRelay, startServer, LogCapture } from './fixtures/tunnel.js';
 import { startNotifySocket } from './fixtures/notify-socket.js';
@@ -223,6 +224,23 @@ t.test('systemd notify – the CLI: READY=1 once the tunnel is up, RELOADING=1/R
   const stopped = expectCleanStop(t, cli);
   t.equal((await socket.next('STOPPING', 5000, { from })).get('STOPPING'), '1', 'STOPPING=1 when the drain starts');
   await stopped;
+});
+
+t.test('systemd notify – READY=1 waits for --health: a port still held (a previous instance draining) delays it until the endpoints answer', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const socket = await startNotifySocket(t);
+  // The old instance: holds the port and drops whoever connects.
+  const old = net.createServer((c) => c.destroy());
+  const healthPort = await listenFor(t, old);
+  const cli = spawnCliFor(t, [...cliArgs(server.port, keys, `0:127.0.0.1:${echo.port}`), '--health', `127.0.0.1:${healthPort}`], { env: { NOTIFY_SOCKET: socket.address } });
+  await cli.waitForLog(logIs('state', { to: 'ready' }), 10_000, 'the tunnel ready while the health port is still held');
+  t.equal(socket.messages.filter((m) => m.has('READY')).length, 0, 'no READY=1 while --health cannot listen');
+  old.close(); // the old instance leaves
+  await socket.next('READY', 10_000);
+  t.equal((await httpGet(healthPort, '/healthz')).status, 200, 'at READY=1, /healthz answers');
+  t.ok(cli.logs().some(logIs('health')), 'the health line came first');
 });
 
 t.test('systemd notify – STATUS= is one line: control characters of an error become spaces', async (t) => {

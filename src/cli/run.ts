@@ -151,7 +151,6 @@ async function run(settings: Settings, log: Log, status: StatusLine | undefined,
   });
   await Promise.race([started, stopped]);
   if (stopping) return stopped;
-  notifier?.watch(fleet);
   // A fatal error (a refused key, a changed host key) ends the run, also while --health still
   // retries its port: reported as it is, not as that port being in use.
   let failing = false;
@@ -201,6 +200,8 @@ async function run(settings: Settings, log: Log, status: StatusLine | undefined,
     requestShutdown(reason);
   };
   serveControlSignals({ fleet, reloader, logger, logFile: reloading.logFile, hangUp });
+  // Last: READY=1 promises what a dependent unit uses, --health's endpoints and the control signals included.
+  notifier?.watch(fleet);
   return Promise.race([stopped, failed]);
 }
 
