@@ -151,7 +151,9 @@ export class Fleet extends EventEmitter<{ added: [Sshkeep]; removed: [Sshkeep]; 
   isStarted(): boolean {
     // At least one tunnel must have worked: skipping every one is not a start. Once started, a
     // tunnel a reload adds (which may fail as a skipped one would) does not make it unstarted.
-    this.#started ||= this.tunnels.every((a) => a.connection.everReady || a.skipped) && this.tunnels.some((a) => a.connection.everReady);
+    // A tunnel has started once ready with every -R answered: READY=1 promises forwards that carry traffic.
+    const up = (a: Sshkeep) => a.connection.everReady && a.remoteForwards.every((r) => r.answered);
+    this.#started ||= this.tunnels.every((a) => up(a) || a.skipped) && this.tunnels.some(up);
     return this.#started;
   }
 

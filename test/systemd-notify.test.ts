@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,6 +71,40 @@ t.test('systemd notify – READY=1 only once every tunnel is ready, then STATUS=
   relay.set('refuse'); // b's SSH connection is cut, and its redials refused
   const down = await socket.next('STATUS', 10_000, { from, value: /^1\/2 tunnel\(s\) ready; b (reconnecting|connecting)/ });
   t.notOk(down.has('READY'), 'a state change after start is STATUS= alone');
+});
+
+t.test('systemd notify – READY=1 waits for each -R forward\'s first answer, not only for the connection', async (t) => {
+  // The server's answer to tcpip-forward is held back until the test lets it through.
+  const { prototype } = createRequire(import.meta.url)('ssh2').Client as { prototype: { forwardIn(...args: unknown[]): unknown } };
+  const forwardIn = prototype.forwardIn;
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  prototype.forwardIn = function (this: unknown, ...args: unknown[]) {
+    void released.then(() => forwardIn.apply(this, args));
+    return this;
+  };
+  t.teardown(() => {
+    prototype.forwardIn = forwardIn;
+  });
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const env = { home: os.tmpdir(), localUser: 'tester', authSock: undefined };
+  const config = resolveTunnel(inputFor(server, keys, [], { remoteForwards: ['0:127.0.0.1:9'] }), env);
+  const logger = createLogger('debug', 'json', new LogCapture());
+  const fleet = new Fleet([config], { maxConnections: 0, maxHeld: 1024 }, { logger });
+  t.teardown(() => fleet.stop('test over'));
+  const socket = await startNotifySocket(t);
+  const notifier = notifierFor(t, { NOTIFY_SOCKET: socket.address }, logger);
+  notifier.watch(fleet);
+  await fleet.start();
+  const [tunnel] = fleet.tunnels;
+  await until(() => tunnel!.connection.everReady && tunnel!.remoteForwards[0]!.state === 'requesting', 10_000, 'the connection ready, its -R asked');
+  t.notOk(fleet.isStarted(), 'not started while the -R request is unanswered');
+  t.equal(socket.messages.filter((m) => m.has('READY')).length, 0, 'no READY=1 yet');
+  release(); // the embedded server refuses remote forwards: an answer all the same
+  await socket.next('READY', 10_000);
+  t.ok(tunnel!.remoteForwards[0]!.answered, 'READY=1 once the server answered the -R');
+  t.ok(fleet.isStarted(), 'started');
 });
 
 t.test('systemd notify – a reload before the first start ends RELOADING=1 without READY=1, which waits for every tunnel', async (t) => {

@@ -104,6 +104,11 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     return this.#state;
   }
 
+  /** The server has answered the first request (bound, or refused and asked again): a start is not declared before. */
+  get answered(): boolean {
+    return this.#first === undefined;
+  }
+
   /** Connections being pumped right now (a channel waiting for the server's CLOSE included). */
   get active(): number {
     return this.#pumps.size;

@@ -73,7 +73,10 @@ function onPath(program: string, pathVar: string | undefined): string | undefine
 
 /** What the notifier reads of the tunnels: a Fleet. */
 export interface Observed {
-  readonly tunnels: readonly { on(event: 'status', listener: (s: ConnectionStatus) => void): unknown }[];
+  readonly tunnels: readonly {
+    on(event: 'status', listener: (s: ConnectionStatus) => void): unknown;
+    readonly remoteForwards: readonly { on(event: 'state', listener: () => void): unknown }[];
+  }[];
   /** Every tunnel has been ready (or, with --skip-failed-tunnels, was skipped while the others were). */
   isStarted(): boolean;
   reports(): TunnelReport[];
@@ -216,6 +219,7 @@ export class SystemdNotifier {
       if (this.#watched.has(tunnel)) continue;
       this.#watched.add(tunnel);
       tunnel.on('status', () => this.#changed());
+      for (const r of tunnel.remoteForwards) r.on('state', () => this.#changed());
     }
     this.#changed();
   }
