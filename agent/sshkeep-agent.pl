@@ -1001,8 +1001,11 @@ sub timers {
     $IDLE_SINCE //= now();
     unless (%STREAMS) {
       my $exit = $IDLE_SINCE + $GRACE_MS;
-      shut_down(0) if now() >= $exit;
-      $next = $exit if !defined $next || $exit < $next;
+      if (now() >= $exit) {
+        accept_channels(); # a channel sshd connected since the last select is served, not reset with the listener
+        shut_down(0) unless %CHANNELS;
+      }
+      $next = $exit if !%CHANNELS && (!defined $next || $exit < $next);
     }
   }
   if ($ACCEPT_AFTER) {

@@ -1107,9 +1107,12 @@ class Agent:
         if not self.channels:
             if self.idle_since is None:
                 self.idle_since = now
-            if not self.streams:
-                if now - self.idle_since >= self.grace_ms:
+            if not self.streams and now - self.idle_since >= self.grace_ms:
+                # A channel sshd connected since the last select is served, not reset with the listener.
+                self.accept_channels()
+                if not self.channels:
                     self.shut_down(0)
+            if not self.channels and not self.streams:
                 wake = min(wake, self.idle_since + self.grace_ms)
         if self.accept_after:
             if now >= self.accept_after:  # out of descriptors a while ago: accept again

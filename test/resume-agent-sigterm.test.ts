@@ -8,16 +8,15 @@
  * moment the agent says ready, its child held in set-up by test/fixtures/slow-chdir.c.
  */
 import t, { type Test } from 'tap';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ERROR_CODE } from '../src/resume/frames.js';
-import { REPO_ROOT } from './fixtures/bin.js';
 import { deadline, listenFor, outcome, until, type Outcome } from './fixtures/net.js';
 import { signalAll } from './fixtures/proc.js';
 import { TESTED_INTERPRETERS, agentGone, startAgent, type AgentChannel, type LocalAgent } from './fixtures/resume-agent.js';
+import { shim } from './fixtures/shim.js';
 import { tempDir } from './fixtures/tmp.js';
 
 /** Long enough that no grace or idle exit ends the agent during a test: only the signal does. */
@@ -46,17 +45,6 @@ async function open(agent: LocalAgent, port: number): Promise<{ channel: AgentCh
   channel.send({ type: 'open', id, graceMs: GRACE_MS, port, host: '127.0.0.1' });
   await channel.expect('accept');
   return { channel, id };
-}
-
-/** test/fixtures/NAME.c built as a shared object, for LD_PRELOAD; undefined (and said) without a C compiler. */
-async function shim(t: Test, name: 'term-at-times' | 'slow-chdir'): Promise<string | undefined> {
-  const so = path.join(tempDir(t, 'sshkeep-shim-'), `${name}.so`);
-  const built = spawnSync('cc', ['-shared', '-fPIC', '-o', so, path.join(REPO_ROOT, 'test', 'fixtures', `${name}.c`), '-ldl'], { encoding: 'utf8' });
-  if (built.status === 0) return so;
-  const why = built.error ? 'no C compiler (cc)' : `cc failed: ${built.stderr.trim()}`;
-  if (process.env.CI === 'true' || !built.error) t.fail(why);
-  else t.pass('the race', { skip: why });
-  return undefined;
 }
 
 for (const interpreter of TESTED_INTERPRETERS) {

@@ -7,6 +7,7 @@ import { INTERPRETERS, probeCommand, agentScript, newSession, parameterLine, par
 import { TESTED_INTERPRETERS, agentDir, agentPids, binWith, bootstrap, pathForAgents, ping, startAgent } from './fixtures/resume-agent.js';
 import { alive, signalAll } from './fixtures/proc.js';
 import { deadline, until } from './fixtures/net.js';
+import { shim } from './fixtures/shim.js';
 import { tempDir } from './fixtures/tmp.js';
 
 /** Runs the bootstrap (the probe, unless told the interpreter) for a new session; kills whatever it started at teardown. */
@@ -84,6 +85,19 @@ for (const interpreter of TESTED_INTERPRETERS) {
       const again = await bootstrap(agent.env, { session: agent.session, graceMs: 30_000 }, { interpreter });
       t.same(again.line, { type: 'ready', socketPath: agent.socketPath });
       t.equal((await ping(agent)).streams, 0, 'a new agent answers');
+    });
+
+    t.test('a channel connected as the grace runs out is served, not reset as the agent exits', async (t) => {
+      const so = await shim(t, 'connect-on-timeout');
+      if (!so) return;
+      const pathFile = path.join(tempDir(t, 'sshkeep-late-'), 'socket-path');
+      const graceMs = 2000;
+      const agent = await startAgent(t, { interpreter, graceMs, env: { LD_PRELOAD: so, SSHKEEP_CONNECT_ON_TIMEOUT: pathFile } });
+      fs.writeFileSync(pathFile, agent.socketPath);
+      // The agent's idle wait ends with the grace; the shim connects right after it, before the agent looks at the time.
+      await until(() => fs.existsSync(`${pathFile}.done`), graceMs + 5000, 'the shim to connect as the grace ran out');
+      t.equal((await ping(agent)).streams, 0, 'the agent answers: it kept the late channel and serves on');
+      t.equal(agent.pids().length, 1, 'one agent, still running');
     });
 
     t.test('SIGTERM (pkill -f sshkeep-agent): the agent exits and removes its socket', async (t) => {
