@@ -272,3 +272,25 @@ t.test('rtt – smoothed like TCP and clamped to [1 s, 10 s]', async (t) => {
   slow.sample(800);
   t.equal(slow.timeoutMs(), 800 + 4 * 400);
 });
+
+t.test('heartbeat – a probe that only its own reply answers: traffic read after it (a wake, a network change) does not count', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 600_000 });
+  hb.start();
+  clock.advance(10);
+  link.answer(); // the 1 s adaptive floor from here on
+
+  // Any probe: bytes read after it went out are taken as the link alive (its reply queued behind them).
+  hb.probeNow('a new client');
+  clock.advance(5);
+  link.traffic();
+  clock.advance(1000);
+  t.same(events.filter((e) => e.startsWith('dead')), [], 'traffic after an ordinary probe: alive');
+  link.pending.splice(0);
+
+  // Woken: what is read just after the probe may have sat in the socket since before the sleep.
+  hb.probeNow('woke from sleep', true);
+  clock.advance(5);
+  link.traffic();
+  clock.advance(1000);
+  t.match(events.filter((e) => e.startsWith('dead')), [/^dead: no reply to a probe \(woke from sleep\) within \d+ ms/], 'only its own reply would have done');
+});

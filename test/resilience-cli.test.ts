@@ -3,7 +3,8 @@
  * a lid close or a debugger would), the network changes under it, and it is resumed.
  */
 import t, { type Test } from 'tap';
-import { connect, deadline, roundTrip, startEchoFor } from './fixtures/net.js';
+import net from 'node:net';
+import { connect, deadline, echoOn, roundTrip, startEchoFor, until } from './fixtures/net.js';
 import { makeKeys, startRelay, startServer } from './fixtures/tunnel.js';
 import { ISOLATED, logIs, portOf, spawnCliFor, type LogLine } from './fixtures/cli.js';
 
@@ -16,6 +17,8 @@ async function startThroughRelay(t: Test, keepaliveInterval: string) {
   const server = await startServer(t, keys);
   const relay = await startRelay(t, keys, server);
   const echo = await startEchoFor(t);
+  const targets: net.Socket[] = []; // the echo's side of each forwarded connection
+  echo.server.on('connection', (s: net.Socket) => targets.push(s));
   const cli = spawnCliFor(t, [
     ...ISOLATED,
     '-p', String(relay.port),
@@ -31,11 +34,11 @@ async function startThroughRelay(t: Test, keepaliveInterval: string) {
   t.equal(first.generation, 1);
   const warm = await connect(port);
   t.equal((await deadline(roundTrip(warm, 'warm-up'), 5000, 'warm-up echo')).toString(), 'warm-up', 'tunnel works');
-  return { relay, echo, cli, port };
+  return { relay, echo, cli, port, targets };
 }
 
 /** SIGSTOP for SUSPENDED_MS while `meanwhile` changes the world, then SIGCONT. */
-async function suspend(t: Test, pid: number, meanwhile: () => void): Promise<void> {
+async function suspend(t: Test, pid: number, meanwhile: () => unknown): Promise<void> {
   process.kill(pid, 'SIGSTOP');
   // Should an assertion fail while it is stopped, resume it so teardown's SIGKILL and exit wait are ordinary.
   t.teardown(() => {
@@ -43,7 +46,7 @@ async function suspend(t: Test, pid: number, meanwhile: () => void): Promise<voi
       process.kill(pid, 'SIGCONT');
     } catch {}
   });
-  meanwhile();
+  await meanwhile();
   // The scenario: the process stays suspended this long (a sleeping laptop); not a synchronisation.
   await new Promise((r) => setTimeout(r, SUSPENDED_MS));
   process.kill(pid, 'SIGCONT');
@@ -91,8 +94,17 @@ t.test('cli resilience – woken with no client and no keepalive due: the wake w
   // 10 min: no keepalive probe falls in this test, and no client comes after the suspension, so
   // only the wake can send one. The warm-up echo went after the initial round-trip probe, so that
   // probe's reply came first (SSH is in order): it cannot be the one left unanswered.
-  const { relay, cli } = await startThroughRelay(t, '10m');
-  await suspend(t, cli.child.pid!, () => relay.set('drop-existing'));
+  const { relay, cli, port, targets } = await startThroughRelay(t, '10m');
+  const open = await connect(port); // a client that stays: its target can still send
+  await deadline(echoOn(open, 'still here'), 5000, 'the open client\'s echo');
+  await suspend(t, cli.child.pid!, async () => {
+    // Bytes that reach sshkeep's socket while it is stopped, before the link dies: on waking it
+    // reads them just after its probe went out, and they are no reply to it.
+    const before = relay.bytes().down;
+    targets[1]!.write('sent before the link died');
+    await until(() => relay.bytes().down > before, 5000, 'the bytes to reach the stopped sshkeep');
+    relay.set('drop-existing');
+  });
 
   const wake = await cli.waitForLog(logIs('wake'), 5000, 'the wake line');
   t.ok(Number(wake.pausedMs) >= SUSPENDED_MS - 1500, `away ${String(wake.pausedMs)} ms`);

@@ -254,7 +254,8 @@ export class SshConnection extends EventEmitter<{ status: [ConnectionStatus]; fa
 
   /** Probes the connection in service now (woke from sleep, network changed, …). */
   probeNow(reason: string): void {
-    this.#live?.heartbeat?.probeNow(reason);
+    // Woken or moved to another network: what is read right after the probe may have waited in the socket since before.
+    this.#live?.heartbeat?.probeNow(reason, true);
   }
 
   /** A new client arrived (or `what`): the heartbeat probes a link that has been quiet a while. */

@@ -54,7 +54,7 @@ const RECOVERY_POLL_MS = 100;
 export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: string]; alive: []; expired: [reason: string] }> {
   #state: HeartbeatState = 'watching';
   #timer: NodeJS.Timeout | undefined;
-  #probe: { sentAt: number; deadline: NodeJS.Timeout; reason: string } | undefined;
+  #probe: { sentAt: number; deadline: NodeJS.Timeout; reason: string; ownReplyOnly: boolean } | undefined;
   #misses = 0;
   /** While dead: since when, why, and the timer that gives the link up. */
   #dead: { since: number; grace?: NodeJS.Timeout } | undefined;
@@ -94,13 +94,17 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     if (quiet > this.options.onDemandQuietMs) this.probeNow(`${what} after ${Math.round(quiet)} ms of silence`);
   }
 
-  /** Sends a probe now unless one is already out or the link is dead. */
-  probeNow(reason: string): void {
+  /**
+   * Sends a probe now unless one is already out or the link is dead. `ownReplyOnly`: only its
+   * reply shows the link alive, not other traffic read after it went out (after a wake or a
+   * network change, bytes that sat unread in the socket since before are read just after it).
+   */
+  probeNow(reason: string, ownReplyOnly = false): void {
     if (this.#state !== 'watching') return;
     clearTimeout(this.#timer);
     const sentAt = performance.now();
     this.#lastProbeAt = sentAt;
-    this.#probe = { sentAt, reason, deadline: setTimeout(() => this.#onDeadline(sentAt), this.probeTimeoutMs()) };
+    this.#probe = { sentAt, reason, ownReplyOnly, deadline: setTimeout(() => this.#onDeadline(sentAt), this.probeTimeoutMs()) };
     this.#setState('probing');
     this.link.sendProbe(() => this.#onReply(sentAt));
   }
@@ -169,9 +173,9 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
 
   #onDeadline(sentAt: number): void {
     if (this.#probe?.sentAt !== sentAt) return;
-    const { reason } = this.#probe;
+    const { reason, ownReplyOnly } = this.#probe;
     this.#probe = undefined;
-    if (this.link.lastInboundAt() > sentAt) {
+    if (!ownReplyOnly && this.link.lastInboundAt() > sentAt) {
       // Traffic arrived after the probe: the reply is queued behind it. Alive.
       this.#misses = 0;
       this.#setState('watching');
@@ -183,7 +187,7 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
       // OpenSSH's rule: the next probe goes at once, its deadline the next interval, so
       // death comes after countMax + 1 intervals of silence.
       this.#setState('watching');
-      this.probeNow(reason);
+      this.probeNow(reason, ownReplyOnly);
       return;
     }
     const now = performance.now();
