@@ -294,3 +294,17 @@ t.test('heartbeat – a probe that only its own reply answers: traffic read afte
   clock.advance(1000);
   t.match(events.filter((e) => e.startsWith('dead')), [/^dead: no reply to a probe \(woke from sleep\) within \d+ ms/], 'only its own reply would have done');
 });
+
+t.test('heartbeat – a wake while a probe is out: that probe too counts only its own reply', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 600_000 });
+  hb.start();
+  clock.advance(10);
+  link.answer();
+  hb.probeNow('a new client');
+  clock.advance(5);
+  hb.probeNow('woke from sleep', true);
+  t.equal(link.sent, 2, 'no second probe while one is out');
+  link.traffic();
+  clock.advance(1000);
+  t.match(events.filter((e) => e.startsWith('dead')), [/^dead: no reply to a probe \(a new client\)/], 'the bytes read after it did not answer it');
+});

@@ -100,6 +100,8 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
    * network change, bytes that sat unread in the socket since before are read just after it).
    */
   probeNow(reason: string, ownReplyOnly = false): void {
+    // One already out holds to the same rule: its reply still counts, bytes read after it do not.
+    if (this.#probe && ownReplyOnly) this.#probe.ownReplyOnly = true;
     if (this.#state !== 'watching') return;
     clearTimeout(this.#timer);
     const sentAt = performance.now();
