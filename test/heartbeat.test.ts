@@ -308,3 +308,20 @@ t.test('heartbeat – a wake while a probe is out: that probe too counts only it
   clock.advance(1000);
   t.match(events.filter((e) => e.startsWith('dead')), [/^dead: no reply to a probe \(a new client\)/], 'the bytes read after it did not answer it');
 });
+
+t.test('heartbeat – a dead link heard from just as its grace runs out (the loop blocked across it) recovers instead of expiring', async (t) => {
+  const { clock, link, hb, events } = setup(t, { intervalMs: 1000, graceMs: 5000 });
+  hb.start();
+  clock.advance(10);
+  link.answer();
+  clock.advance(1000); // a probe after 1 s of silence
+  clock.advance(1000); // unanswered: dead, 5 s of grace from here
+  t.match(events.filter((e) => e.startsWith('dead')), [/^dead: /]);
+  clock.advance(4999);
+  // The server's bytes are read now, in the same turn as the grace timer (after it, libuv's
+  // order after a blocked loop); no recovery poll runs in between.
+  link.traffic();
+  clock.advance(1);
+  t.same(events.filter((e) => e.startsWith('expired')), [], 'not given up');
+  t.ok(events.includes('alive'), 'alive again');
+});

@@ -189,10 +189,11 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
       };
       abandon?.addEventListener('abort', onAbandon, { once: true });
       const sentAt = performance.now();
-      const timer = setTimeout(() => {
+      const timer = setTimeout(() => setImmediate(() => {
+        if (settled) return; // the answer was in the socket, read by this turn's poll phase
         if (this.#lastInboundAt < sentAt) giveUp(new ChannelOpenError(`nothing came from the server in the ${timeoutMs} ms since the channel to ${where} was asked for: the link is down`, 'tunnel-lost'));
         else giveUp(new ChannelOpenError(`channel to ${where} did not open within ${timeoutMs} ms`, 'timeout'));
-      }, timeoutMs);
+      }), timeoutMs);
       const onOpen = (err: (Error & { reason?: number }) | undefined, channel: ClientChannel) => {
         clearTimeout(timer);
         abandon?.removeEventListener('abort', onAbandon);

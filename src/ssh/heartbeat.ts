@@ -106,7 +106,8 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     clearTimeout(this.#timer);
     const sentAt = performance.now();
     this.#lastProbeAt = sentAt;
-    this.#probe = { sentAt, reason, ownReplyOnly, deadline: setTimeout(() => this.#onDeadline(sentAt), this.probeTimeoutMs()) };
+    // Judged after one poll phase (setImmediate): a reply already in the socket is read first.
+    this.#probe = { sentAt, reason, ownReplyOnly, deadline: setTimeout(() => setImmediate(() => this.#onDeadline(sentAt)), this.probeTimeoutMs()) };
     this.#setState('probing');
     this.link.sendProbe(() => this.#onReply(sentAt));
   }
@@ -207,11 +208,12 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     const dead = this.#dead;
     if (!dead) return;
     clearTimeout(dead.grace);
-    dead.grace = setTimeout(() => {
+    dead.grace = setTimeout(() => setImmediate(() => {
       if (this.#dead !== dead) return;
+      if (this.link.lastInboundAt() > dead.since) return this.#checkRecovery(); // it answered while the loop was blocked
       this.stop();
       this.emit('expired', why);
-    }, ms);
+    }), ms);
   }
 
   #schedule(): void {
