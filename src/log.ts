@@ -1,5 +1,6 @@
 /** sshkeep's logging: a leaf that every layer may import, importing nothing of sshkeep's own. */
 import fs from 'node:fs';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 
@@ -88,48 +89,140 @@ export function createLogger(
   return new WinstonLogger({ warn: w.isWarnEnabled(), info: w.isInfoEnabled(), debug: w.isDebugEnabled() }, () => w);
 }
 
+/** Log bytes queued for the file (written or not) past which new lines are dropped, and counted. */
+const LOG_QUEUE_LIMIT_BYTES = 1024 * 1024;
+
 /**
  * -E: a file the log is appended to, created 0600. reopen() (on SIGHUP) opens the path again, so
- * after logrotate moved the file away, the next lines start a new one. Each line is written at
- * once (synchronously): the last lines before an exit are in the file.
+ * after logrotate moved the file away, the next lines start a new one. Lines are written without
+ * ever blocking the event loop, one write at a time: a regular file on the thread pool, a FIFO or
+ * socket (`-E /proc/1/fd/1` in a container) through libuv's non-blocking pipe. A destination that
+ * stops taking them (a log reader that stalls, a hung NFS mount) never stops the tunnels: past
+ * 1 MiB queued, lines are dropped, and `onDropped` is told how many once it takes lines again.
+ * What is queued at exit is written then, synchronously (a pipe without waiting): the last lines
+ * are in the file.
  */
 export class LogFile extends Writable {
   #fd: number;
+  /** The destination when it is a FIFO or a socket (it owns #fd then). */
+  #pipe: net.Socket | undefined;
+  readonly #queue: Buffer[] = [];
+  /** Bytes in the queue and in the write in flight. */
+  #queued = 0;
+  #writing = false;
+  #dropped = 0;
+  #failing = false;
+  /** Closes what reopen() replaced while a write on it was in flight, once that write ends. */
+  #retire: (() => void) | undefined;
+  /** end()'s wait for the queue to empty. */
+  #drained: (() => void) | undefined;
+  /** Told how many lines were dropped, once the file takes lines again (the CLI logs it). */
+  onDropped: ((lines: number) => void) | undefined;
+  readonly #flushAtExit = () => this.#flushSync();
 
   /** Throws the open error (ENOENT, EACCES…) for the caller to explain. */
   constructor(readonly path: string) {
     super();
     this.#fd = fs.openSync(path, 'a', 0o600);
+    this.#pipe = pipeOf(this.#fd);
+    process.once('exit', this.#flushAtExit);
   }
 
-  #failing = false;
-
-  /**
-   * A line the file cannot take (disk full, I/O error) is dropped, said once on stderr, and
-   * not passed on as an error: nothing listens for one, so it would end the daemon.
-   */
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    try {
-      fs.writeSync(this.#fd, chunk);
-      this.#failing = false;
-    } catch (err) {
-      if (!this.#failing) process.stderr.write(`sshkeep: cannot write the log file ${this.path} (${(err as NodeJS.ErrnoException).code ?? err}); lines are dropped until it can\n`);
-      this.#failing = true;
+    if (this.#queued + chunk.length > LOG_QUEUE_LIMIT_BYTES) {
+      this.#dropped++;
+    } else {
+      this.#queue.push(chunk);
+      this.#queued += chunk.length;
+      this.#writeNext();
     }
     done();
+  }
+
+  #writeNext(): void {
+    if (this.#writing || this.#queue.length === 0) return;
+    const buf = this.#queue.length === 1 ? this.#queue[0]! : Buffer.concat(this.#queue);
+    this.#queue.length = 0;
+    this.#writing = true;
+    const written = (err: NodeJS.ErrnoException | null, bytes: number) => {
+      this.#writing = false;
+      this.#retire?.();
+      this.#retire = undefined;
+      if (err) {
+        // A line the file cannot take (disk full, I/O error, a reader gone) is dropped and said
+        // once on stderr, never passed on as an error: nothing listens for one, so it would end the daemon.
+        if (!this.#failing) process.stderr.write(`sshkeep: cannot write the log file ${this.path} (${err.code ?? err.message}); lines are dropped until it can\n`);
+        this.#failing = true;
+        this.#queued -= buf.length;
+      } else {
+        this.#failing = false;
+        this.#queued -= bytes;
+        if (bytes < buf.length) this.#queue.unshift(buf.subarray(bytes));
+        const dropped = this.#dropped;
+        this.#dropped = 0;
+        if (dropped > 0) this.onDropped?.(dropped);
+      }
+      this.#writeNext();
+      if (!this.#writing) {
+        this.#drained?.();
+        this.#drained = undefined;
+      }
+    };
+    if (this.#pipe) this.#pipe.write(buf, (err) => written(err ?? null, err ? 0 : buf.length));
+    else fs.write(this.#fd, buf, written);
+  }
+
+  /** end(): 'finish' once every queued line has been written (or failed). */
+  override _final(done: (err?: Error | null) => void): void {
+    if (!this.#writing && this.#queue.length === 0) return done();
+    this.#drained = () => done();
+  }
+
+  /**
+   * At exit: what is still queued, written now. A pipe's descriptor is non-blocking: a reader
+   * that stalled does not hold the exit up, and what it cannot take is lost.
+   */
+  #flushSync(): void {
+    try {
+      for (const buf of this.#queue) fs.writeSync(this.#fd, buf);
+    } catch {}
+    this.#queue.length = 0;
+  }
+
+  #close(): void {
+    if (this.#pipe) this.#pipe.destroy();
+    else fs.closeSync(this.#fd);
   }
 
   /** Opens the path again; if that fails, the old file stays in use and the error is thrown. */
   reopen(): void {
     const fd = fs.openSync(this.path, 'a', 0o600);
-    fs.closeSync(this.#fd);
+    const pipe = pipeOf(fd);
+    // The one write in flight is on what a reopen during it retired already, if any, else on this.
+    const old = { pipe: this.#pipe, fd: this.#fd };
+    const close = () => (old.pipe ? old.pipe.destroy() : fs.closeSync(old.fd));
+    if (this.#writing && !this.#retire) this.#retire = close;
+    else close();
     this.#fd = fd;
+    this.#pipe = pipe;
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    fs.closeSync(this.#fd);
+    process.off('exit', this.#flushAtExit);
+    this.#flushSync();
+    this.#retire?.();
+    this.#close();
     done(err);
   }
+}
+
+/** A libuv pipe for a FIFO or socket descriptor (non-blocking from here on); undefined for a file or a terminal. */
+function pipeOf(fd: number): net.Socket | undefined {
+  const stat = fs.fstatSync(fd);
+  if (!stat.isFIFO() && !stat.isSocket()) return undefined;
+  const pipe = new net.Socket({ fd, readable: false, writable: true });
+  pipe.on('error', () => {}); // said through the write's callback
+  return pipe;
 }
 
 /** A logger that drops everything: the library default when the caller passes none. */

@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -8,7 +10,7 @@ import { LogFile, silentLogger } from '../src/log.js';
 import { hostKeyPolicy } from '../src/ssh/host-key.js';
 import { dialRoute } from '../src/ssh/route.js';
 import { configError } from './fixtures/errors.js';
-import { deadline, listenFor } from './fixtures/net.js';
+import { deadline, listenFor, until } from './fixtures/net.js';
 
 // commander reads SSHKEEP_* from process.env itself: none may leak in from the runner.
 const saved = Object.entries(process.env).filter(([k]) => k.startsWith('SSHKEEP_'));
@@ -144,14 +146,16 @@ t.test('log file – appends, is created 0600, and reopen() starts a new file af
   const file = path.join(dir, 'old.log');
   const log = new LogFile(file);
   t.teardown(() => log.destroy());
+  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
   log.write('one\n');
-  t.equal(fs.readFileSync(file, 'utf8'), 'before\none\n', 'appended, written at once');
+  await until(() => read(file) === 'before\none\n', 2000, 'the line appended');
   fs.renameSync(file, `${file}.1`);
-  log.write('two\n');
+  log.write('two\n'); // written off the loop: it lands in the rotated file or the new one, never lost
   log.reopen();
   log.write('three\n');
-  t.equal(fs.readFileSync(`${file}.1`, 'utf8'), 'before\none\ntwo\n', 'the rotated file got what came before the reopen');
-  t.equal(fs.readFileSync(file, 'utf8'), 'three\n', 'a new file after it');
+  await until(() => read(`${file}.1`) + read(file) === 'before\none\ntwo\nthree\n', 2000, 'every line in one file or the other, in order');
+  t.ok(read(`${file}.1`).startsWith('before\none\n'), 'the rotated file has what was written before');
+  t.ok(read(file).endsWith('three\n'), 'a new file after the reopen');
   t.equal(fs.statSync(file).mode & 0o777, 0o600, 'created 0600');
   t.throws(() => new LogFile(path.join(dir, 'missing', 'x.log')), /ENOENT/);
 });
@@ -235,10 +239,43 @@ t.test('openssh habits – -E on a full disk: lines are dropped and said once on
   process.stderr.write = ((chunk: string) => (said.push(String(chunk)), true)) as typeof process.stderr.write;
   try {
     for (const line of ['one\n', 'two\n', 'three\n']) await new Promise<void>((r) => log.write(line, () => r()));
+    log.end();
+    await deadline(once(log, 'finish'), 2000, 'every line tried');
   } finally {
     process.stderr.write = write;
   }
   t.notOk(errored, 'no error event (nothing listens for one: it would end the daemon)');
   t.equal(said.length, 1, 'said once');
   t.match(said[0], /cannot write the log file \/dev\/full \(ENOSPC\)/);
+});
+
+t.test('log file – a FIFO whose reader stalls: lines queue up to 1 MiB, the rest are dropped and counted once it reads again', async (t) => {
+  const fifo = path.join(t.testdir(), 'log');
+  execFileSync('mkfifo', [fifo]);
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  t.teardown(() => fs.closeSync(reader));
+  const log = new LogFile(fifo);
+  t.teardown(() => log.destroy());
+  let dropped = 0;
+  log.onDropped = (n) => (dropped += n);
+  const line = `${'x'.repeat(99)}\n`;
+  const lines = 20_000; // 2 MB: the pipe takes 64 KiB, the queue 1 MiB
+  for (let i = 0; i < lines; i++) log.write(line);
+  t.equal(dropped, 0, 'nothing said while the reader reads nothing');
+  const chunk = Buffer.alloc(1 << 16);
+  let got = 0;
+  await until(() => {
+    for (;;) {
+      try {
+        const n = fs.readSync(reader, chunk);
+        if (n === 0) break;
+        got += n;
+      } catch {
+        break; // EAGAIN: read again next turn
+      }
+    }
+    return dropped > 0 && got % line.length === 0 && got / line.length + dropped === lines;
+  }, 10_000, 'the reader to get what was queued, and the drop to be counted');
+  t.ok(got / line.length > 10_000, `${got / line.length} lines delivered (1 MiB queued and what the pipe held)`);
+  t.equal(got / line.length + dropped, lines, `${dropped} dropped: every line delivered or counted`);
 });

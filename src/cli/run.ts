@@ -238,6 +238,7 @@ async function main(argv: string[]): Promise<number> {
     const status = terminal && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
     const logger = createLogger(settings.logLevel, format, file || status || process.stderr, terminal);
     log = { logger, to: file ? 'file' : format === 'json' ? 'stderr-json' : 'stderr-text' };
+    if (file) file.onDropped = (lines) => logger.warn(`${lines} log line(s) dropped: ${file.path} did not take them in time`, { event: 'log_dropped', lines });
     for (const w of warnings) logger.warn(w, { event: 'config' });
     return await run(settings, log, status, passphrase, { load: reloadFrom(cli, env, secrets), logFile: file });
   } catch (err) {
