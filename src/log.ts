@@ -216,6 +216,43 @@ export class LogFile extends Writable {
   }
 }
 
+/**
+ * stderr when it is a pipe or a socket (docker, kubectl, journald): node writes it without
+ * blocking, but queues without bound while the reader stalls (about 400 bytes of memory per
+ * line). Past 1 MiB queued, lines are dropped, and `onDropped` is told how many once it takes
+ * lines again.
+ */
+export class BoundedPipe extends Writable {
+  #dropped = 0;
+  onDropped: ((lines: number) => void) | undefined;
+
+  constructor(private readonly target: NodeJS.WritableStream & { readonly writableLength: number }) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.target.writableLength + chunk.length > LOG_QUEUE_LIMIT_BYTES) {
+      this.#dropped++;
+      return done();
+    }
+    this.target.write(chunk);
+    const dropped = this.#dropped;
+    this.#dropped = 0;
+    if (dropped > 0) this.onDropped?.(dropped);
+    done();
+  }
+}
+
+/** stderr is a pipe or a socket (not a terminal, not a file): BoundedPipe is for it. */
+export function stderrIsPipe(): boolean {
+  try {
+    const stat = fs.fstatSync(2);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
+  }
+}
+
 /** A libuv pipe for a FIFO or socket descriptor (non-blocking from here on); undefined for a file or a terminal. */
 function pipeOf(fd: number): net.Socket | undefined {
   const stat = fs.fstatSync(fd);

@@ -3,10 +3,11 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { parseCli } from '../src/cli/program.js';
 import { buildSettings, type Settings } from '../src/config/settings.js';
-import { LogFile, silentLogger } from '../src/log.js';
+import { BoundedPipe, LogFile, silentLogger } from '../src/log.js';
 import { hostKeyPolicy } from '../src/ssh/host-key.js';
 import { dialRoute } from '../src/ssh/route.js';
 import { configError } from './fixtures/errors.js';
@@ -278,4 +279,30 @@ t.test('log file – a FIFO whose reader stalls: lines queue up to 1 MiB, the re
   }, 10_000, 'the reader to get what was queued, and the drop to be counted');
   t.ok(got / line.length > 10_000, `${got / line.length} lines delivered (1 MiB queued and what the pipe held)`);
   t.equal(got / line.length + dropped, lines, `${dropped} dropped: every line delivered or counted`);
+});
+
+t.test('log to a stderr pipe whose reader stalls: 1 MiB queued, then lines dropped and counted once it drains', async (t) => {
+  // A pipe's stream as node has it: writes queue (writableLength) until the reader takes them.
+  let release: (() => void)[] = [];
+  const stalled = new Writable({
+    highWaterMark: 1,
+    write(_chunk, _encoding, done) {
+      release.push(() => done());
+    },
+  });
+  const pipe = new BoundedPipe(stalled);
+  let dropped = 0;
+  pipe.onDropped = (n) => (dropped += n);
+  const line = `${'x'.repeat(99)}\n`;
+  for (let i = 0; i < 20_000; i++) pipe.write(line);
+  t.ok(stalled.writableLength <= 1024 * 1024, `no more than 1 MiB queued (${stalled.writableLength})`);
+  t.equal(dropped, 0, 'nothing said while nothing drains');
+  while (stalled.writableLength > 0) {
+    const now = release;
+    release = [];
+    now.forEach((r) => r());
+    await new Promise((r) => setImmediate(r));
+  }
+  pipe.write(line);
+  t.ok(dropped > 8000, `the lines past the limit counted (${dropped}) at the next line after it drained`);
 });

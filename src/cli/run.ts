@@ -17,7 +17,7 @@ import { buildSettings, type Settings } from '../config/settings.js';
 import { SECRET_VARIABLES, envName, unknownVariables } from '../config/setting-table.js';
 import type { AddressRange } from '../config/host-port.js';
 import { DEFAULTS } from '../config/defaults.js';
-import { LogFile, createLogger, type Logger } from '../log.js';
+import { BoundedPipe, LogFile, createLogger, stderrIsPipe, type Logger } from '../log.js';
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
 import { SystemdNotifier } from '../ops/notify.js';
@@ -236,9 +236,11 @@ async function main(argv: string[]): Promise<number> {
     const format = settings.logFormat ?? (terminal ? 'pretty' : 'json');
     // A person at a terminal gets a live status line under the log (never in JSON mode).
     const status = terminal && format === 'pretty' && settings.logLevel === 'info' ? new StatusLine(process.stderr) : undefined;
-    const logger = createLogger(settings.logLevel, format, file || status || process.stderr, terminal);
+    const pipe = !file && !status && stderrIsPipe() ? new BoundedPipe(process.stderr) : undefined;
+    const logger = createLogger(settings.logLevel, format, file || status || pipe || process.stderr, terminal);
     log = { logger, to: file ? 'file' : format === 'json' ? 'stderr-json' : 'stderr-text' };
-    if (file) file.onDropped = (lines) => logger.warn(`${lines} log line(s) dropped: ${file.path} did not take them in time`, { event: 'log_dropped', lines });
+    const bounded = file || pipe;
+    if (bounded) bounded.onDropped = (lines) => logger.warn(`${lines} log line(s) dropped: ${file ? file.path : 'stderr'} did not take them in time`, { event: 'log_dropped', lines });
     for (const w of warnings) logger.warn(w, { event: 'config' });
     return await run(settings, log, status, passphrase, { load: reloadFrom(cli, env, secrets), logFile: file });
   } catch (err) {
