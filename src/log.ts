@@ -94,20 +94,19 @@ const LOG_QUEUE_LIMIT_BYTES = 1024 * 1024;
 
 /**
  * -E: a file the log is appended to, created 0600. reopen() (on SIGHUP) opens the path again, so
- * after logrotate moved the file away, the next lines start a new one. Lines are written without
- * ever blocking the event loop, one write at a time: a regular file on the thread pool, a FIFO or
- * socket (`-E /proc/1/fd/1` in a container) through libuv's non-blocking pipe. A destination that
- * stops taking them (a log reader that stalls, a hung NFS mount) never stops the tunnels: past
- * 1 MiB queued, lines are dropped, and `onDropped` is told how many once it takes lines again.
- * What is queued at exit is written then, synchronously (a pipe without waiting): the last lines
- * are in the file.
+ * after logrotate moved the file away, the next lines start a new one. A regular file is written
+ * at once, synchronously, in order up to the exit (as OpenSSH does). A FIFO or socket
+ * (`-E /proc/1/fd/1` in a container) is written through libuv's non-blocking pipe, one write at a
+ * time: a reader that stalls never stops the tunnels; past 1 MiB queued, lines are dropped, and
+ * `onDropped` is told how many once it takes lines again. What is queued at exit is written then
+ * without waiting.
  */
 export class LogFile extends Writable {
   #fd: number;
   /** The destination when it is a FIFO or a socket (it owns #fd then). */
   #pipe: net.Socket | undefined;
   readonly #queue: Buffer[] = [];
-  /** Bytes in the queue and in the write in flight. */
+  /** Bytes in the pipe's queue and in its write in flight. */
   #queued = 0;
   #writing = false;
   #dropped = 0;
@@ -129,7 +128,9 @@ export class LogFile extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    if (this.#queued + chunk.length > LOG_QUEUE_LIMIT_BYTES) {
+    if (!this.#pipe) {
+      this.#writeSync(chunk);
+    } else if (this.#queued + chunk.length > LOG_QUEUE_LIMIT_BYTES) {
       this.#dropped++;
     } else {
       this.#queue.push(chunk);
@@ -139,25 +140,40 @@ export class LogFile extends Writable {
     done();
   }
 
+  #writeSync(chunk: Buffer): void {
+    try {
+      fs.writeSync(this.#fd, chunk);
+      this.#failing = false;
+    } catch (err) {
+      this.#failed(err as NodeJS.ErrnoException);
+    }
+  }
+
+  /**
+   * A line the file cannot take (disk full, I/O error, a reader gone) is dropped and said once on
+   * stderr, never passed on as an error: nothing listens for one, so it would end the daemon.
+   */
+  #failed(err: NodeJS.ErrnoException): void {
+    if (!this.#failing) process.stderr.write(`sshkeep: cannot write the log file ${this.path} (${err.code ?? err.message}); lines are dropped until it can\n`);
+    this.#failing = true;
+  }
+
+  /** The pipe's next write: what queued meanwhile, in one. */
   #writeNext(): void {
-    if (this.#writing || this.#queue.length === 0) return;
+    if (this.#writing || this.#queue.length === 0 || !this.#pipe) return;
     const buf = this.#queue.length === 1 ? this.#queue[0]! : Buffer.concat(this.#queue);
     this.#queue.length = 0;
     this.#writing = true;
-    const written = (err: NodeJS.ErrnoException | null, bytes: number) => {
+    const pipe = this.#pipe;
+    const written = (err: NodeJS.ErrnoException | null | undefined) => {
       this.#writing = false;
       this.#retire?.();
       this.#retire = undefined;
+      this.#queued -= buf.length;
       if (err) {
-        // A line the file cannot take (disk full, I/O error, a reader gone) is dropped and said
-        // once on stderr, never passed on as an error: nothing listens for one, so it would end the daemon.
-        if (!this.#failing) process.stderr.write(`sshkeep: cannot write the log file ${this.path} (${err.code ?? err.message}); lines are dropped until it can\n`);
-        this.#failing = true;
-        this.#queued -= buf.length;
+        this.#failed(err);
       } else {
         this.#failing = false;
-        this.#queued -= bytes;
-        if (bytes < buf.length) this.#queue.unshift(buf.subarray(bytes));
         const dropped = this.#dropped;
         this.#dropped = 0;
         if (dropped > 0) this.onDropped?.(dropped);
@@ -168,8 +184,7 @@ export class LogFile extends Writable {
         this.#drained = undefined;
       }
     };
-    if (this.#pipe) this.#pipe.write(buf, (err) => written(err ?? null, err ? 0 : buf.length));
-    else fs.write(this.#fd, buf, written);
+    pipe.write(buf, written);
   }
 
   /** end(): 'finish' once every queued line has been written (or failed). */
@@ -179,8 +194,8 @@ export class LogFile extends Writable {
   }
 
   /**
-   * At exit: what is still queued, written now. A pipe's descriptor is non-blocking: a reader
-   * that stalled does not hold the exit up, and what it cannot take is lost.
+   * At exit: what the pipe still has queued, written now. Its descriptor is non-blocking: a
+   * reader that stalled does not hold the exit up, and what it cannot take is lost.
    */
   #flushSync(): void {
     try {
@@ -205,6 +220,7 @@ export class LogFile extends Writable {
     else close();
     this.#fd = fd;
     this.#pipe = pipe;
+    if (!pipe) this.#flushSync(); // what the old pipe had queued, in order, before the next line
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
