@@ -259,11 +259,16 @@ export class BoundedPipe extends Writable {
   }
 }
 
+/** `fd` is a FIFO or a socket: written without blocking, it queues when its reader stalls. */
+function isPipe(fd: number): boolean {
+  const stat = fs.fstatSync(fd);
+  return stat.isFIFO() || stat.isSocket();
+}
+
 /** stderr is a pipe or a socket (not a terminal, not a file): BoundedPipe is for it. */
 export function stderrIsPipe(): boolean {
   try {
-    const stat = fs.fstatSync(2);
-    return stat.isFIFO() || stat.isSocket();
+    return isPipe(2);
   } catch {
     return false;
   }
@@ -271,8 +276,7 @@ export function stderrIsPipe(): boolean {
 
 /** A libuv pipe for a FIFO or socket descriptor (non-blocking from here on); undefined for a file or a terminal. */
 function pipeOf(fd: number): net.Socket | undefined {
-  const stat = fs.fstatSync(fd);
-  if (!stat.isFIFO() && !stat.isSocket()) return undefined;
+  if (!isPipe(fd)) return undefined;
   const pipe = new net.Socket({ fd, readable: false, writable: true });
   pipe.on('error', () => {}); // said through the write's callback
   return pipe;

@@ -21,6 +21,7 @@ import { AuthError, ChannelOpenError, ConnectError, HostKeyError, quoted } from 
 import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './agent.js';
 import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
 import { certifiedKeyType, isCertificateType, parseCertificate, type Certificate } from './certificate.js';
+import { deadlineAfterPoll } from './deadline.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { WireReader, wireStrings } from './wire.js';
@@ -189,11 +190,11 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
       };
       abandon?.addEventListener('abort', onAbandon, { once: true });
       const sentAt = performance.now();
-      const timer = setTimeout(() => setImmediate(() => {
+      const timer = deadlineAfterPoll(() => {
         if (settled) return; // the answer was in the socket, read by this turn's poll phase
         if (this.#lastInboundAt < sentAt) giveUp(new ChannelOpenError(`nothing came from the server in the ${timeoutMs} ms since the channel to ${where} was asked for: the link is down`, 'tunnel-lost'));
         else giveUp(new ChannelOpenError(`channel to ${where} did not open within ${timeoutMs} ms`, 'timeout'));
-      }), timeoutMs);
+      }, timeoutMs);
       const onOpen = (err: (Error & { reason?: number }) | undefined, channel: ClientChannel) => {
         clearTimeout(timer);
         abandon?.removeEventListener('abort', onAbandon);

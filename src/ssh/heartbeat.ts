@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { deadlineAfterPoll } from './deadline.js';
 import { RttEstimator, type ProbeDeadlineBounds } from './rtt.js';
 
 /** What the heartbeat needs of an SSH connection, and nothing more. */
@@ -106,8 +107,7 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     clearTimeout(this.#timer);
     const sentAt = performance.now();
     this.#lastProbeAt = sentAt;
-    // Judged after one poll phase (setImmediate): a reply already in the socket is read first.
-    this.#probe = { sentAt, reason, ownReplyOnly, deadline: setTimeout(() => setImmediate(() => this.#onDeadline(sentAt)), this.probeTimeoutMs()) };
+    this.#probe = { sentAt, reason, ownReplyOnly, deadline: deadlineAfterPoll(() => this.#onDeadline(sentAt), this.probeTimeoutMs()) };
     this.#setState('probing');
     this.link.sendProbe(() => this.#onReply(sentAt));
   }
@@ -208,12 +208,12 @@ export class Heartbeat extends EventEmitter<{ rtt: [ms: number]; dead: [reason: 
     const dead = this.#dead;
     if (!dead) return;
     clearTimeout(dead.grace);
-    dead.grace = setTimeout(() => setImmediate(() => {
+    dead.grace = deadlineAfterPoll(() => {
       if (this.#dead !== dead) return;
       if (this.link.lastInboundAt() > dead.since) return this.#checkRecovery(); // it answered while the loop was blocked
       this.stop();
       this.emit('expired', why);
-    }), ms);
+    }, ms);
   }
 
   #schedule(): void {
