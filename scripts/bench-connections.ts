@@ -3,7 +3,9 @@
  * through sshkeep, a bare ssh2 forwarder (scripts/lib/bare-forwarder.mjs), `ssh -N -L` and,
  * with --tools …,proxy, a plain Node TCP proxy without SSH (scripts/lib/plain-proxy.mjs: what
  * node's own accept, connect and stream machinery cost per connection, the floor of any Node
- * forwarder), and with --baseline-cli another sshkeep build. Each a fresh process per round,
+ * forwarder), with …,bare-handles,proxy-handles the same two without net.Socket (libuv's handles
+ * driven directly, scripts/lib/handles.mjs: what net.Socket costs), and with --baseline-cli
+ * another sshkeep build. Each a fresh process per round,
  * tools alternated.
  * The figure is the forwarder's utime and stime (/proc/PID/stat) over the first --cold
  * connections after start (JIT warm-up, first use), then over --conns more (warm), per
@@ -12,7 +14,7 @@
  * (scripts/bench-instructions.ts --new-connections).
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts \
- *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js]
+ *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/cli/main.js]
  *     [--node-args='--cpu-prof --cpu-prof-dir=DIR' (more node flags for sshkeep, after its shebang's)]
  *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
  *     [--curve N (also the warm-up curve: user CPU and median latency per N connections from start)]
@@ -34,13 +36,23 @@ import { mean, median } from './lib/stats.js';
 import { countSyscalls, perUnit } from './lib/strace.js';
 import { SEGMENTS, connectionPath } from './lib/perf-trace.js';
 
-const TOOLS = ['sshkeep', 'baseline', 'bare', 'proxy', 'ssh'] as const;
+const TOOLS = ['sshkeep', 'baseline', 'bare', 'proxy', 'bare-handles', 'proxy-handles', 'ssh'] as const;
 type Tool = (typeof TOOLS)[number];
-const LABEL: Record<Tool, string> = { sshkeep: 'sshkeep', baseline: 'sshkeep (baseline)', bare: 'bare ssh2', proxy: 'node proxy (no SSH)', ssh: 'ssh -L' };
+const LABEL: Record<Tool, string> = {
+  sshkeep: 'sshkeep',
+  baseline: 'sshkeep (baseline)',
+  bare: 'bare ssh2',
+  proxy: 'node proxy (no SSH)',
+  'bare-handles': 'bare ssh2, no net.Socket',
+  'proxy-handles': 'node proxy, no net.Socket',
+  ssh: 'ssh -L',
+};
+/** The Node forwarders of scripts/lib, as floor-small.ts starts them. */
+const ROW = { bare: 'bare ssh2', proxy: 'node proxy', 'bare-handles': 'bare ssh2, handles', 'proxy-handles': 'node proxy, handles' } as const;
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts [--conns 2000] [--cold 300] [--rounds 3]\n' +
-  "         [--tools sshkeep,bare,ssh(,proxy)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N] [--path N]\n";
+  "         [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N] [--path N]\n";
 
 const options = parseCommandLine('bench-connections', USAGE, (args) => {
   const { values } = parseArgs({
@@ -110,7 +122,7 @@ async function cpuPerConnection(pid: number, port: number, n: number, window: nu
 }
 
 async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
-  if (tool === 'bare' || tool === 'proxy') return startRow(tool === 'bare' ? 'bare ssh2' : 'node proxy', sshd, targets);
+  if (tool in ROW) return startRow(ROW[tool as keyof typeof ROW], sshd, targets);
   const cli = tool === 'baseline' ? baselineCli! : CLI_MAIN;
   const r = await launch(sshd, targets, tool === 'ssh' ? { tool: 'ssh' } : { tool: 'sshkeep', cli, nodeArgs: [...shebangNodeArgs(cli), ...nodeArgs] });
   return { pid: r.pid, port: r.ports.echo, stop: r.stop };

@@ -1,7 +1,8 @@
 /**
  * Instructions per small request/reply (issue 17), counted by valgrind (callgrind), which the
  * machine's load does not change: sshkeep, a bare ssh2 forwarder and `ssh -N -L` (with --tools
- * also proxy and proxy-onread: scripts/lib/plain-proxy.mjs, no SSH at all), each under callgrind with instrumentation off, a warm-up, then instrumentation on for --requests round trips of
+ * also proxy, proxy-onread and proxy-handles: scripts/lib/plain-proxy.mjs, no SSH at all; and
+ * bare-handles: the bare forwarder's clients without net.Socket, scripts/lib/handles.mjs), each under callgrind with instrumentation off, a warm-up, then instrumentation on for --requests round trips of
  * --size bytes on each of --clients connections through the echo target, then off, and dumped. The figure is
  * instructions in user space (valgrind sees no kernel) per round trip; the ratios are the point.
  * Instructions are not cycles: ChaCha20 (OpenSSH's default) costs far more instructions than
@@ -22,8 +23,8 @@
  *
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
- *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh(,proxy,proxy-onread)] [--cipher NAME]
- *     [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
+ *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)]
+ *     [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
  *     [--new-connections] [--node-args='FLAGS']
  *
  * Slow: everything runs 50-100× slower under valgrind; the defaults take about three minutes.
@@ -51,12 +52,12 @@ import { runMain } from './lib/main.js';
 import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
 import { sleep } from './lib/sleep.js';
 
-const TOOLS = ['sshkeep', 'bare', 'ssh', 'proxy', 'proxy-onread'] as const;
+const TOOLS = ['sshkeep', 'bare', 'bare-handles', 'ssh', 'proxy', 'proxy-onread', 'proxy-handles'] as const;
 type Tool = (typeof TOOLS)[number];
 /** The tools run when --tools does not say: the plain proxies are an extra reference. */
 const DEFAULT_TOOLS: Tool[] = ['sshkeep', 'bare', 'ssh'];
 /** The scripts of scripts/lib pick their own port and print it. */
-const printsPort = (tool: Tool) => tool === 'bare' || tool.startsWith('proxy');
+const printsPort = (tool: Tool) => tool.startsWith('bare') || tool.startsWith('proxy');
 
 const live = new Set<ChildProcess>();
 let sshdRef: Sshd | undefined;
@@ -78,10 +79,12 @@ function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: bo
       return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
     // The scripts pick their own port and print it; `port` is unused.
     case 'bare':
-      return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'bare-forwarder.mjs'), String(sshd.port), sshd.user, sshd.userKeyPath, String(echo)];
+    case 'bare-handles':
+      return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'bare-forwarder.mjs'), ...(tool === 'bare' ? [] : ['--handles']), String(sshd.port), sshd.user, sshd.userKeyPath, String(echo)];
     case 'proxy':
     case 'proxy-onread':
-      return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'plain-proxy.mjs'), String(echo), tool === 'proxy' ? 'stream' : 'onread'];
+    case 'proxy-handles':
+      return [...node, path.join(REPO_ROOT, 'scripts', 'lib', 'plain-proxy.mjs'), String(echo), { proxy: 'stream', 'proxy-onread': 'onread', 'proxy-handles': 'handles' }[tool]];
   }
 }
 
@@ -183,7 +186,7 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts [--clients 8] [--requests 1000] [--size 64]\n' +
-  '         [--warm 5000] [--tools sshkeep,bare,ssh(,proxy,proxy-onread)] [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N]\n' +
+  '         [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)] [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N]\n' +
   "         [--keep DIR] [--new-connections] [--node-args='FLAGS']\n";
 
 const options = parseCommandLine('bench-instructions', USAGE, (args) => {

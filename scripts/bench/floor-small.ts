@@ -31,6 +31,8 @@ const SSH = 'ssh -L';
 const SSH_GCM = 'ssh -L -c aes128-gcm';
 export const FLOOR_ROWS = [SSH, SSH_GCM, 'sshkeep', 'bare ssh2', 'node proxy', 'node proxy, onread', 'socat'] as const;
 export type FloorRow = (typeof FLOOR_ROWS)[number];
+/** Rows no floor table runs by default: the Node forwarders without net.Socket (scripts/lib/handles.mjs), for bench-connections. */
+export type HandlesRow = 'bare ssh2, handles' | 'node proxy, handles';
 
 export interface FloorOptions {
   clients: number;
@@ -104,18 +106,21 @@ async function startSocat(target: number): Promise<Started> {
  * Starts `row` forwarding a free loopback port to the echo target. `nodeArgs`: more node flags
  * for the Node rows (after the CLI's shebang's), e.g. --perf-basic-prof for a profile.
  */
-export async function startRow(row: FloorRow, sshd: Sshd, targets: Targets, nodeArgs: string[] = []): Promise<Started> {
+export async function startRow(row: FloorRow | HandlesRow, sshd: Sshd, targets: Targets, nodeArgs: string[] = []): Promise<Started> {
   const script = async (started: ReturnType<typeof startScript>): Promise<Started> => {
     const s = await started;
     return { pid: s.pid, port: s.ports[0]!, cpu: () => cpuTimes(s.pid), stop: s.stop };
   };
   switch (row) {
     case 'bare ssh2':
-      return script(startBare(sshd, [targets.echo], nodeArgs));
+    case 'bare ssh2, handles':
+      return script(startBare(sshd, [targets.echo], nodeArgs, row === 'bare ssh2, handles'));
     case 'node proxy':
       return script(startScript('plain-proxy.mjs', [String(targets.echo), 'stream'], nodeArgs));
     case 'node proxy, onread':
       return script(startScript('plain-proxy.mjs', [String(targets.echo), 'onread'], nodeArgs));
+    case 'node proxy, handles':
+      return script(startScript('plain-proxy.mjs', [String(targets.echo), 'handles'], nodeArgs));
     case 'socat':
       return startSocat(targets.echo);
     default: {

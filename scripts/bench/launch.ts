@@ -119,6 +119,6 @@ export async function startScript(file: string, args: string[], nodeArgs: string
   }
 }
 
-/** scripts/lib/bare-forwarder.mjs logged in to `sshd`, forwarding a local port to each of `targets`. */
-export const startBare = (sshd: Sshd, targets: number[], nodeArgs: string[] = []): Promise<ScriptForwarder> =>
-  startScript('bare-forwarder.mjs', [String(sshd.port), sshd.user, sshd.userKeyPath, ...targets.map(String)], nodeArgs);
+/** scripts/lib/bare-forwarder.mjs logged in to `sshd`, forwarding a local port to each of `targets`; `withHandles`: its clients without net.Socket. */
+export const startBare = (sshd: Sshd, targets: number[], nodeArgs: string[] = [], withHandles = false): Promise<ScriptForwarder> =>
+  startScript('bare-forwarder.mjs', [...(withHandles ? ['--handles'] : []), String(sshd.port), sshd.user, sshd.userKeyPath, ...targets.map(String)], nodeArgs);
