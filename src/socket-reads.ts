@@ -8,27 +8,20 @@ const COPY_BELOW = 32 * 1024;
 const shared = Buffer.allocUnsafeSlow(READ_BYTES);
 
 /**
- * `onread` for a socket (net.connect's option, or acceptedReads for an accepted one): the kernel's
- * bytes are handed on as a `'data'` event without the socket's Readable layer, or the 64 KiB buffer
- * Node takes and trims into a new ArrayBuffer for every read: a fifth of the instructions of a
- * small request and its reply. What is handed on may wait in a write queue (ssh2 decrypts in place
- * and hands payloads on as views of it), so nothing handed on is ever read into again. A read lands
- * in one buffer shared by every socket and is copied out (from Node's 8 KiB pool when small), unless
- * the socket's last read filled its buffer (a bulk transfer): then it reads into a buffer of its own,
- * handed on whole when the read is 32 KiB or more, and a new one is taken while reads fill it. A
- * waiting chunk thus keeps at most its pool's 8 KiB or twice its size in memory, and a socket keeps
- * a buffer of its own only while the kernel has more for it than one read takes.
- *
- * A read that arrives while the socket is paused goes into its Readable, in order, for the resume
- * to deliver: Node's deferred `read(0)` after a `resume()` restarts an onread socket's reads even
- * when it was paused again in the same tick. Otherwise bytes are not buffered for a listener to
- * come: a socket is read only while resumed, so its reader listens before it resumes it.
+ * Where a socket's reads land, and what of them is handed on: a read lands in one buffer shared by
+ * every socket and is copied out (from Node's 8 KiB pool when small), unless the socket's last
+ * read filled its buffer (a bulk transfer): then it reads into a buffer of its own, handed on
+ * whole when the read is 32 KiB or more, and a new one is taken while reads fill it. What is
+ * handed on may wait in a write queue (ssh2 decrypts in place and hands payloads on as views of
+ * it), so nothing handed on is ever read into again. A waiting chunk thus keeps at most its
+ * pool's 8 KiB or twice its size in memory, and a socket keeps a buffer of its own only while
+ * the kernel has more for it than one read takes.
  */
-export function socketReads(sock: () => net.Socket): net.OnReadOpts {
+export function readBuffers(): { buffer: () => Buffer; take: (n: number, read: Uint8Array) => Buffer } {
   let own: Buffer | undefined;
   return {
     buffer: () => own ?? shared,
-    callback: (n, read) => {
+    take: (n, read) => {
       let chunk: Buffer;
       if (n < COPY_BELOW || read !== own) {
         chunk = Buffer.allocUnsafe(n);
@@ -37,6 +30,28 @@ export function socketReads(sock: () => net.Socket): net.OnReadOpts {
         chunk = own.subarray(0, n);
       }
       own = n === READ_BYTES ? Buffer.allocUnsafeSlow(READ_BYTES) : undefined;
+      return chunk;
+    },
+  };
+}
+
+/**
+ * `onread` for a socket (net.connect's option, or acceptedReads for an accepted one): the kernel's
+ * bytes are handed on as a `'data'` event without the socket's Readable layer, or the 64 KiB buffer
+ * Node takes and trims into a new ArrayBuffer for every read: a fifth of the instructions of a
+ * small request and its reply. Reads land as readBuffers() says.
+ *
+ * A read that arrives while the socket is paused goes into its Readable, in order, for the resume
+ * to deliver: Node's deferred `read(0)` after a `resume()` restarts an onread socket's reads even
+ * when it was paused again in the same tick. Otherwise bytes are not buffered for a listener to
+ * come: a socket is read only while resumed, so its reader listens before it resumes it.
+ */
+export function socketReads(sock: () => net.Socket): net.OnReadOpts {
+  const { buffer, take } = readBuffers();
+  return {
+    buffer,
+    callback: (n, read) => {
+      const chunk = take(n, read);
       const socket = sock();
       if (socket.readableLength > 0 || socket.isPaused()) {
         socket.push(chunk); // behind what waits there, for the Readable to deliver; it reads on when it wants more

@@ -2,14 +2,19 @@
  * The local socket of every forwarded connection buffers DEFAULTS.localSocketHighWaterMarkBytes
  * both ways: Node 20's default is half an SSH packet, which paused the channel once per packet
  * (BENCHMARKS.md). The sockets are private to the forwards, so node:net's factories are wrapped
- * to see them; this also checks that Node honours the option on servers and on connects.
+ * to see them; this also checks that Node honours the option on servers and on connects. -L's
+ * clients are TcpClients (no read buffer: each read is handed on), seen as the forward sets them up.
  */
 import t, { type Test } from 'tap';
+import { once } from 'node:events';
 import net from 'node:net';
+import path from 'node:path';
 import { DEFAULTS } from '../src/config/defaults.js';
+import { TcpClient } from '../src/forward/tcp-client.js';
 import { connect, deadline, roundTrip, until, startEchoFor } from './fixtures/net.js';
 import { requireSshd, sshdInput, startSshd } from './fixtures/sshd.js';
-import { startEchoTunnel, startSshkeep } from './fixtures/tunnel.js';
+import { inputFor, makeKeys, startEchoTunnel, startServer, startSshkeep } from './fixtures/tunnel.js';
+import { tempDir } from './fixtures/tmp.js';
 
 const WANT = DEFAULTS.localSocketHighWaterMarkBytes;
 
@@ -39,16 +44,38 @@ function watchSockets(t: Test) {
 
 const buffers = (s: net.Socket) => ({ readable: s.readableHighWaterMark, writable: s.writableHighWaterMark });
 
-t.test(`-L: the accepted client socket buffers ${WANT} bytes both ways`, async (t) => {
-  const seen = watchSockets(t);
+t.test(`-L: the accepted client (a TcpClient) takes ${WANT} bytes to write before it says wait`, async (t) => {
+  const made: TcpClient[] = [];
+  const { setNoDelay } = TcpClient.prototype; // the forward sets it on each client it accepts
+  TcpClient.prototype.setNoDelay = function (this: TcpClient, enable?: boolean) {
+    made.push(this);
+    return setNoDelay.call(this, enable);
+  };
+  t.teardown(() => void (TcpClient.prototype.setNoDelay = setNoDelay));
   const { app, bound } = await startEchoTunnel(t);
   await deadline(app.ready(), 5000, 'tunnel ready');
   const sock = await connect(bound[0]!.port);
   t.equal((await deadline(roundTrip(sock, 'x'), 5000, 'echo')).toString(), 'x');
-  const mine = seen.accepted.filter(({ server }) => (server.address() as net.AddressInfo | null)?.port === bound[0]!.port);
+  t.equal(made.length, 1, 'one client accepted by the forward');
+  t.equal(made[0]!.writableHighWaterMark, WANT);
+});
+
+t.test(`-L on a Unix socket: the accepted client (a net.Socket) buffers ${WANT} bytes both ways`, async (t) => {
+  const seen = watchSockets(t);
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const file = path.join(tempDir(t, 'sshkeep-buffers-'), 'l.sock');
+  const { app } = await startSshkeep(t, inputFor(server, keys, [`${file}:127.0.0.1:${echo.port}`]));
+  await deadline(app.ready(), 5000, 'tunnel ready');
+  const sock = net.connect(file);
+  await once(sock, 'connect');
+  t.teardown(() => sock.destroy());
+  t.equal((await deadline(roundTrip(sock, 'x'), 5000, 'echo')).toString(), 'x');
+  const mine = seen.accepted.filter(({ server }) => server.address() === file);
   t.equal(mine.length, 1, 'one client accepted by the forward');
   t.strictSame(buffers(mine[0]!.socket), { readable: WANT, writable: WANT });
-  const other = seen.accepted.find(({ server }) => (server.address() as net.AddressInfo | null)?.port !== bound[0]!.port);
+  const other = seen.accepted.find(({ server }) => server.address() !== file);
   t.ok(other && buffers(other.socket).writable < WANT, "another server's socket (the SSH server's or the echo target's) keeps Node's default: the check tells them apart");
 });
 

@@ -14,7 +14,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import diagnostics from 'node:diagnostics_channel';
 import net from 'node:net';
-import { acceptedReads, socketReads } from '../src/socket-reads.js';
+import { acceptedReads, readBuffers, socketReads } from '../src/socket-reads.js';
+import { TcpClient } from '../src/forward/tcp-client.js';
 import { connect, deadline, expectEcho, until } from './fixtures/net.js';
 import { forwardDeps, LogCapture, startEchoTunnel } from './fixtures/tunnel.js';
 import { parseLocalForward } from '../src/config/forward-spec.js';
@@ -112,7 +113,7 @@ t.test('an accepted socket resumed and paused again in one tick reads nothing ou
   socket.destroy();
 });
 
-t.test('the SSH socket and the clients read through onread; a stalled client gets every byte once it reads again, others meanwhile', async (t) => {
+t.test('the SSH socket reads through onread, -L takes its clients without net.Socket; a stalled client gets every byte once it reads again, others meanwhile', async (t) => {
   const { connect: netConnect } = net;
   const options: net.NetConnectOpts[] = [];
   net.connect = ((o: net.NetConnectOpts) => (options.push(o), netConnect(o))) as typeof net.connect;
@@ -125,17 +126,13 @@ t.test('the SSH socket and the clients read through onread; a stalled client get
   t.ok(toServer[0]!.onread, 'reading through onread');
 
   const port = bound[0]!.port;
-  // Each accepted client as the forward has it, then its first read (a small one): a copy from the pool is ours, not Node's own.
-  const accepted: { readsFromPool?: boolean }[] = [];
-  const onAccept = ({ socket }: { socket: net.Socket }) => {
-    const seen: { readsFromPool?: boolean } = {};
-    accepted.push(seen);
-    socket.once('data', (c: Buffer) => (seen.readsFromPool = c.buffer.byteLength === Buffer.poolSize && c.length < Buffer.poolSize));
-  };
-  diagnostics.subscribe('net.server.socket', onAccept as (m: unknown) => void);
-  t.teardown(() => diagnostics.unsubscribe('net.server.socket', onAccept as (m: unknown) => void));
+  // net.Server says each net.Socket it makes of an accepted connection (the echo target's too); a TcpClient is none.
+  let sockets = 0;
+  const onAccept = (m: unknown) => void ((m as { socket: net.Socket }).socket.localPort === port && sockets++);
+  diagnostics.subscribe('net.server.socket', onAccept);
+  t.teardown(() => diagnostics.unsubscribe('net.server.socket', onAccept));
   await expectEcho(t, port, 'the forward');
-  t.equal(accepted[0]?.readsFromPool, true, "the forward's client is read through onread");
+  t.equal(sockets, 0, "the forward's client is a TcpClient (src/forward/tcp-client.ts), not a net.Socket");
   const size = 4 * 1024 * 1024;
   const echo = async (sock: net.Socket, bytes: Buffer, stalledUntil?: Promise<void>) => {
     const hash = createHash('sha256');
@@ -166,9 +163,13 @@ t.test('the SSH socket and the clients read through onread; a stalled client get
   for (const s of [stalled, ...others]) s.destroy();
 });
 
-t.test('on a Node whose sockets lack the onread fields, clients are read through their Readable: served all the same, said once at debug', async (t) => {
+t.test('on a Node whose handles and sockets are neither as sshkeep knows them, -L takes net.Sockets read through their Readable: served all the same, said once at debug', async (t) => {
+  const tcpClient = { TcpClient, tcpClientsSupported: () => false };
+  const acceptHandles = await t.mockImport<typeof import('../src/forward/accept-handles.js')>('../src/forward/accept-handles.js', { '../src/forward/tcp-client.js': tcpClient });
   const { LocalForward } = await t.mockImport<typeof import('../src/forward/local-forward.js')>('../src/forward/local-forward.js', {
-    '../src/socket-reads.js': { acceptedReads: () => false, socketReads },
+    '../src/socket-reads.js': { acceptedReads: () => false, socketReads, readBuffers },
+    '../src/forward/accept-handles.js': acceptHandles,
+    '../src/forward/tcp-client.js': tcpClient,
   });
   const { app, echo } = await startEchoTunnel(t);
   await deadline(app.ready(), 5000, 'tunnel ready');
@@ -180,7 +181,12 @@ t.test('on a Node whose sockets lack the onread fields, clients are read through
     forward.resetAll('test over');
   });
   if (at.kind !== 'tcp') throw new Error('expected a TCP listener');
+  let sockets = 0;
+  const onAccept = (m: unknown) => void ((m as { socket: net.Socket }).socket.localPort === at.port && sockets++);
+  diagnostics.subscribe('net.server.socket', onAccept);
+  t.teardown(() => diagnostics.unsubscribe('net.server.socket', onAccept));
   await expectEcho(t, at.port, 'the first client');
   await expectEcho(t, at.port, 'the second client');
+  t.equal(sockets, 2, 'each client a net.Socket');
   t.match(logs.find('reads_readable'), [{ level: 'debug', msg: /read through their Readable stream/ }], 'said once, at debug');
 });

@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import type { LocalSocket } from '../local-socket.js';
 import type { ClientChannel } from 'ssh2';
 import { formatEndpoint } from '../config/forward-spec.js';
 import type { Endpoint } from '../config/types.js';
@@ -37,7 +37,7 @@ class HeldClient {
   readonly #onClose = () => this.#leave('client closed while held');
 
   /** `early`: bytes already read from the client (sent right after its SOCKS request). */
-  constructor(readonly socket: net.Socket, private readonly limitBytes: number, early?: Buffer) {
+  constructor(readonly socket: LocalSocket, private readonly limitBytes: number, early?: Buffer) {
     if (early?.length) this.#onData(early);
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
@@ -165,9 +165,9 @@ export class Hold {
    * target, so it is re-issued on the next one. `early`: bytes already read from the client;
    * `opener`: how the channel is opened, when not as a plain channel to `target` (--resume).
    */
-  open(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer): Promise<HoldOutcome>;
-  open<C>(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early: Buffer | undefined, opener: Opener<C>): Promise<HoldOutcome<C>>;
-  async open<C>(socket: net.Socket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer, opener?: Opener<C>): Promise<HoldOutcome<C | ClientChannel>> {
+  open(socket: LocalSocket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer): Promise<HoldOutcome>;
+  open<C>(socket: LocalSocket, target: Endpoint, src: { address: string; port: number }, log: Logger, early: Buffer | undefined, opener: Opener<C>): Promise<HoldOutcome<C>>;
+  async open<C>(socket: LocalSocket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer, opener?: Opener<C>): Promise<HoldOutcome<C | ClientChannel>> {
     const held = new HeldClient(socket, this.options.holdBufferBytes, early);
     this.#clients.add(held);
     const plain: Opener<ClientChannel> = { open: (session, abandon) => this.#openOn(session, target, src, abandon), discard: closeUnused };

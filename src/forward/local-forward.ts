@@ -17,6 +17,9 @@ import { REPLY, negotiateSocks, replyForOpenFailure, socksReply, type ReplyCode,
 import { clearStaleSocket, listenPrivately } from './unix-socket.js';
 import { resetSocket } from './reset-socket.js';
 import type { AgentClient } from '../resume/agent-client.js';
+import { offerHandles, TCP_CLIENT } from './accept-handles.js';
+import type { LocalSocket } from '../local-socket.js';
+import { TcpClient, type TcpHandle } from './tcp-client.js';
 
 export interface LocalForwardDeps {
   /** The tunnel's SSH connection, or its pool with --connections. */
@@ -61,6 +64,12 @@ function sayReadsThroughReadable(log: Logger): void {
   log.debug(`clients are read through their Readable stream: node ${process.version}'s sockets lack the onread fields sshkeep sets`, { event: 'reads_readable' });
 }
 
+/** -D's SOCKS handshake and --resume's streams take a net.Socket: their forwards never take TcpClients (LocalForward's `#onTcpClient`). */
+function netSocket(client: LocalSocket): net.Socket {
+  if (client instanceof TcpClient) throw new Error('a TcpClient where a net.Socket is needed');
+  return client as net.Socket;
+}
+
 /** How errors name a forward: its flag and the spec as written. */
 function flagOf(spec: ListenForwardSpec): string {
   return `${spec.type === 'local' ? '-L' : '-D'} ${spec.spec}`;
@@ -94,7 +103,15 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
    * 127.0.0.1); a reload may hand them to the forward that replaces this one (`swapListener`).
    */
   #servers: net.Server[];
-  readonly #onConnection = (s: net.Socket) => void this.#accept(s);
+  readonly #onConnection = (s: net.Socket) => {
+    if (!acceptedReads(s) && !s.destroyed) sayReadsThroughReadable(this.deps.logger);
+    void this.#accept(s);
+  };
+  /**
+   * A plain -L over TCP without --resume takes its clients as TcpClients, without net.Socket's
+   * stream layers (a new connection's CPU: BENCHMARKS.md, issue 17); undefined: net.Sockets.
+   */
+  readonly #onTcpClient: ((h: TcpHandle) => void) | undefined;
   readonly #onError = (err: Error) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message });
   readonly #pumps = new Pumps((result) => this.emit('result', result));
   /** -D clients still in their SOCKS handshake. */
@@ -108,9 +125,15 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     super();
     // pauseOnConnect: a client is read only once it is held or pumped, never before its handlers are set.
     const hosts = 1 + (spec.listen.kind === 'tcp' ? (spec.alsoListenOn?.length ?? 0) : 0);
-    this.#servers = Array.from({ length: hosts }, () =>
-      net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, this.#onConnection),
-    );
+    this.#servers = Array.from({ length: hosts }, () => {
+      const server = net.createServer({ ...pumpedSocketOptions(deps.socketHighWaterMarkBytes), pauseOnConnect: true }, this.#onConnection);
+      if (spec.listen.kind === 'tcp') offerHandles(server);
+      return server;
+    });
+    if (spec.type === 'local' && spec.listen.kind === 'tcp' && !deps.resume) {
+      this.#onTcpClient = (h) => void this.#accept(new TcpClient(h, deps.socketHighWaterMarkBytes));
+      for (const server of this.#servers) server.on(TCP_CLIENT, this.#onTcpClient);
+    }
     this.#name = forwardName(spec);
     this.#hold = new Hold({
       source: deps.source,
@@ -216,9 +239,17 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
    * turn on, new ones go to the forward now holding the listener. Swapping again undoes it.
    */
   swapListener(other: LocalForward): void {
-    for (const f of [this, other]) for (const server of f.#servers) server.off('connection', f.#onConnection).off('error', f.#onError);
+    const each = (on: 'on' | 'off') => {
+      for (const f of [this, other]) {
+        for (const server of f.#servers) {
+          server[on]('connection', f.#onConnection)[on]('error', f.#onError);
+          if (f.#onTcpClient) server[on](TCP_CLIENT, f.#onTcpClient);
+        }
+      }
+    };
+    each('off');
     [this.#servers, other.#servers] = [other.#servers, this.#servers];
-    for (const f of [this, other]) for (const server of f.#servers) server.on('connection', f.#onConnection).on('error', f.#onError);
+    each('on');
   }
 
   async #bindWithRetry(): Promise<void> {
@@ -248,11 +279,10 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     await once(this.#servers[0]!, 'listening');
   }
 
-  async #accept(client: net.Socket): Promise<void> {
+  async #accept(client: net.Socket | TcpClient): Promise<void> {
     const conn = ++connectionSeq;
     const log = this.deps.logger.child({ forward: this.#name, conn });
     const src = { address: client.remoteAddress ?? '127.0.0.1', port: client.remotePort ?? 0 };
-    if (!acceptedReads(client) && !client.destroyed) sayReadsThroughReadable(log);
     client.setNoDelay(true); // Nagle + delayed ACK cost ~40 ms per new connection otherwise
     const dynamic = this.spec.type === 'dynamic';
     // -D answers a client it cannot hold in SOCKS, once it has read the request (below).
@@ -264,7 +294,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     let socks: SocksVersion | undefined;
     let early: Buffer | undefined;
     if (dynamic) {
-      const request = await this.#socksRequest(client, log);
+      const request = await this.#socksRequest(netSocket(client), log);
       if (!request) return;
       ({ version: socks, rest: early } = request);
       target = { kind: 'tcp', host: request.target.host, port: request.target.port };
@@ -292,7 +322,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       // Without --resume an ssh2 channel; with it, what the agent client opened: a plain channel or a resumable stream.
       const opening = 'kind' in channel ? channel : ({ kind: 'plain', channel } as const);
       if (opening.kind === 'plain') return this.#pumps.start(client, opening.channel, session, held, log);
-      return this.#pumps.add(client, (done) => resume!.carry(client, opening, held, log, done), log);
+      return this.#pumps.add(client, (done) => resume!.carry(netSocket(client), opening, held, log, done), log);
     }
     if (opened.result === 'left') return;
     const fields = { target: formatEndpoint(target), heldBytes: opened.heldBytes };
@@ -328,12 +358,13 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   }
 
   /** A client that will not be forwarded: logged, counted, and reset (a SOCKS client gets its reply, then a close). */
-  #refuse(client: net.Socket, refusal: Refusal, log: Logger, result: ConnectionResult, message: string, fields: Record<string, unknown>): void {
+  #refuse(client: LocalSocket, refusal: Refusal, log: Logger, result: ConnectionResult, message: string, fields: Record<string, unknown>): void {
     log.warn(message, { event: 'conn_end', reset: !refusal, ...(refusal && { socksReply: refusal.reply }), ...fields });
     this.emit('result', result);
     if (!refusal) return resetSocket(client);
     client.on('error', () => {});
-    client.end(socksReply(refusal.socks, refusal.reply), () => client.destroy());
+    client.write(socksReply(refusal.socks, refusal.reply));
+    client.end(() => client.destroy());
   }
 
   /** Stops accepting; open connections carry on. */

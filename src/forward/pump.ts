@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import type { LocalSocket } from '../local-socket.js';
 import type { Channel } from 'ssh2';
 import { link, type SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
@@ -43,7 +43,7 @@ export class Pump {
   readonly #channelSide: 'client' | 'target';
 
   constructor(
-    private readonly client: net.Socket,
+    private readonly client: LocalSocket,
     private readonly channel: Channel,
     private readonly session: SshSession,
     held: HeldBytes,

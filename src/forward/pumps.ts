@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import type { LocalSocket } from '../local-socket.js';
 import type { Channel } from 'ssh2';
 import type { Logger } from '../log.js';
 import type { SshSession } from '../ssh/adapter.js';
@@ -37,12 +37,12 @@ export class Pumps {
   }
 
   /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. `socket` is the client, or with -R the target. */
-  start(socket: net.Socket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger, socketSide: 'client' | 'target' = 'client'): void {
+  start(socket: LocalSocket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger, socketSide: 'client' | 'target' = 'client'): void {
     this.add(socket, (done) => new Pump(socket, channel, session, held, done, socketSide), log);
   }
 
   /** Counts a connection of `socket` moved by something other than a Pump (a resumable stream) the same way. */
-  add(socket: net.Socket, make: (onDone: (r: PumpResult) => void) => Pumped, log: Logger): void {
+  add(socket: LocalSocket, make: (onDone: (r: PumpResult) => void) => Pumped, log: Logger): void {
     const started = Date.now();
     let ended = false; // it may end while being made (a resumable stream refused at once)
     let open = true;

@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import type { LocalSocket } from '../local-socket.js';
 
 /** How long a socket that already has its FIN queued may take to flush before it is reset anyway. */
 const FLUSH_LIMIT_MS = 5_000;
@@ -10,7 +10,7 @@ const FLUSH_LIMIT_MS = 5_000;
  * `flushMs` to finish (0 when the process is stopping), then a reset, since its tail would
  * otherwise be lost behind a clean end. A Unix socket has no reset: it is closed.
  */
-export function resetSocket(sock: net.Socket, flushMs = FLUSH_LIMIT_MS): void {
+export function resetSocket(sock: LocalSocket, flushMs = FLUSH_LIMIT_MS): void {
   sock.on('error', () => {});
   if (sock.destroyed) return;
   if (sock.writableFinished) return void sock.destroy();

@@ -10,6 +10,7 @@ import { createPublicKey, verify as verifySignature } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
+import type { LocalSocket } from '../local-socket.js';
 import ssh2 from 'ssh2';
 import type {
   BaseAgent, Channel, CipherAlgorithm, ClientChannel, ConnectConfig, KexAlgorithm, MacAlgorithm, ParsedKey, ServerHostKeyAlgorithm, SigningRequestOptions,
@@ -725,9 +726,9 @@ export interface Link {
  * expected (pipes). The SSH packets of one turn of the event loop leave together
  * (SshSession.coalesceWrites).
  */
-export function link(socket: Duplex, channel: Channel, session: SshSession, up = true): Link {
+export function link(socket: LocalSocket, channel: Channel, session: SshSession, up = true): Link {
   const c = internals(channel);
-  if (!c || channel.readableLength > 0) return linkByPipes(socket, channel, session, up);
+  if (!c || channel.readableLength > 0) return linkByEvents(socket, channel, session, up);
   const onData = (chunk: Buffer) => {
     session.coalesceWrites();
     if (sendDirect(c, chunk) || channel.write(chunk)) return;
@@ -751,18 +752,32 @@ export function link(socket: Duplex, channel: Channel, session: SshSession, up =
   return { lean: true, unlink };
 }
 
-/** link() over the channel's stream API. */
-function linkByPipes(socket: Duplex, channel: Channel, session: SshSession, up: boolean): Link {
-  const coalesce = () => session.coalesceWrites();
+/** link() over the channel's stream API ('data' and write()), each side paused while the other is full, as pipe() would (a TcpClient has no pipe()). */
+function linkByEvents(socket: LocalSocket, channel: Channel, session: SshSession, up: boolean): Link {
+  const resumeSocket = () => socket.resume();
+  const resumeChannel = () => channel.resume();
+  const onUp = (chunk: Buffer) => {
+    session.coalesceWrites();
+    if (channel.write(chunk)) return;
+    socket.pause();
+    channel.once('drain', resumeSocket);
+  };
+  const onDown = (chunk: Buffer) => {
+    if (socket.destroyed || socket.write(chunk)) return;
+    channel.pause();
+    socket.once('drain', resumeChannel);
+  };
+  channel.on('data', onDown);
+  channel.resume(); // what the channel buffered before the link goes first
   if (up) {
-    socket.on('data', coalesce); // before the pipe writes them to the channel
-    socket.pipe(channel, { end: false });
+    socket.on('data', onUp);
+    socket.resume();
   }
-  channel.pipe(socket, { end: false });
   const unlink = () => {
-    socket.off('data', coalesce);
-    socket.unpipe(channel);
-    channel.unpipe(socket);
+    socket.off('data', onUp);
+    channel.off('data', onDown);
+    channel.off('drain', resumeSocket);
+    socket.off('drain', resumeChannel);
   };
   return { lean: false, unlink };
 }

@@ -1,0 +1,290 @@
+import { EventEmitter } from 'node:events';
+import { getSystemErrorName } from 'node:util';
+import { readBuffers } from '../socket-reads.js';
+import type { LocalSocket } from '../local-socket.js';
+
+/**
+ * An accepted TCP client on libuv's handle, driven as net.Socket drives it but without its
+ * stream layers: net.Socket's Readable and Writable states, ticks and events cost a new
+ * connection about as much CPU as ssh2's channel does (BENCHMARKS.md, issue 17). It does what
+ * holding and pumping need (LocalSocket): reads while resumed, each handed on as one 'data'
+ * event (readBuffers), writes with a high-water mark and 'drain', FIN after the writes, a reset,
+ * and net.Socket's 'end', 'finish', 'error' and 'close' in net.Socket's order, half-open allowed
+ * (closed once both ways have ended). Node 20's handles (process.binding, DEP0111):
+ * `tcpClientsSupported()` says whether they are as expected; test/tcp-client.test.ts fails when not.
+ */
+
+/** libuv's stream handle, as Node's tcp_wrap and stream_wrap bindings expose it. */
+export interface TcpHandle {
+  onread: (arrayBuffer: ArrayBuffer | undefined) => Buffer | undefined;
+  readStart(): number;
+  readStop(): number;
+  useUserBuffer(buffer: Buffer): void;
+  writeBuffer(req: WriteReq, bytes: Buffer): number;
+  shutdown(req: ShutdownReq): number;
+  setNoDelay(enable: boolean): number;
+  getpeername(out: { address?: string; family?: string; port?: number }): number;
+  reset(cb: () => void): number;
+  close(cb: () => void): void;
+}
+interface WriteReq {
+  handle: TcpHandle;
+  oncomplete: (status: number) => void;
+  bytes: number;
+  buffer: Buffer;
+  async: boolean;
+}
+interface ShutdownReq {
+  handle: TcpHandle;
+  oncomplete: (status: number) => void;
+}
+interface StreamWrap {
+  WriteWrap: new () => WriteReq;
+  ShutdownWrap: new () => ShutdownReq;
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+  kLastWriteWasAsync: number;
+}
+
+const UV_EOF = -4095;
+const UV_ENOTCONN = -107;
+
+/** Node's stream bindings, or undefined where they are not what this file knows (or would warn: --pending-deprecation). */
+const wrap: StreamWrap | undefined = (() => {
+  const pending = process.execArgv.includes('--pending-deprecation') || /--pending-deprecation/.test(process.env.NODE_OPTIONS ?? '');
+  const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
+  if (pending || typeof binding !== 'function') return undefined;
+  try {
+    const w = binding('stream_wrap') as Partial<StreamWrap>;
+    const ok = typeof w.WriteWrap === 'function' && typeof w.ShutdownWrap === 'function' && w.streamBaseState instanceof Int32Array &&
+      typeof w.kReadBytesOrError === 'number' && typeof w.kLastWriteWasAsync === 'number';
+    return ok ? (w as StreamWrap) : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+const STREAM_METHODS = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'setNoDelay', 'getpeername', 'reset', 'close'] as const;
+
+/** Can `handle` (an accepted connection's, from a TCP listener) be a TcpClient here? */
+export function tcpClientsSupported(handle: unknown): handle is TcpHandle {
+  if (!wrap || typeof handle !== 'object' || handle === null) return false;
+  return STREAM_METHODS.every((m) => typeof (handle as Record<string, unknown>)[m] === 'function');
+}
+
+function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = getSystemErrorName(errno);
+  return Object.assign(new Error(`${syscall} ${code}`), { errno, code, syscall });
+}
+
+export class TcpClient extends EventEmitter implements LocalSocket {
+  bytesRead = 0;
+  bytesWritten = 0;
+  destroyed = false;
+  writableEnded = false;
+  writableFinished = false;
+  #paused = true;
+  #reading = false;
+  /** The peer's FIN has come. */
+  #readEnded = false;
+  /** Bytes handed to libuv and not yet written. */
+  #pending = 0;
+  #needDrain = false;
+  /** end() was called while writes were pending: FIN goes once they are written. */
+  #finPending = false;
+  /** FIN has been asked of libuv, after every write: the stream is complete, and can no longer be reset. */
+  #finAsked = false;
+  #peer: { address?: string; family?: string; port?: number } | undefined;
+  readonly #reads = readBuffers();
+
+  /** `handle`: accepted, not reading (tcpClientsSupported). `highWaterMark`: write() says wait beyond it. */
+  constructor(
+    private readonly handle: TcpHandle,
+    private readonly highWaterMark: number,
+  ) {
+    super();
+    handle.onread = () => this.#onRead();
+    handle.useUserBuffer(this.#reads.buffer());
+  }
+
+  /** write() says wait once this many bytes wait to be written (net.Socket's name). */
+  get writableHighWaterMark(): number {
+    return this.highWaterMark;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#peername().address;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#peername().port;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.#peername().family;
+  }
+
+  #peername(): { address?: string; family?: string; port?: number } {
+    if (!this.#peer && !this.destroyed) {
+      const out = {};
+      if (this.handle.getpeername(out) === 0) this.#peer = out;
+    }
+    return this.#peer ?? {};
+  }
+
+  setNoDelay(enable = true): this {
+    if (!this.destroyed) this.handle.setNoDelay(enable);
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.#paused;
+  }
+
+  pause(): this {
+    this.#paused = true;
+    if (this.#reading) {
+      this.#reading = false;
+      this.handle.readStop();
+    }
+    return this;
+  }
+
+  resume(): this {
+    this.#paused = false;
+    if (!this.#reading && !this.#readEnded && !this.destroyed) {
+      const err = this.handle.readStart();
+      if (err) this.#fail(errnoError(err, 'read'));
+      else this.#reading = true;
+    }
+    return this;
+  }
+
+  /** libuv read into the buffer last given; returns the buffer for the next read. */
+  #onRead(): Buffer | undefined {
+    const n = wrap!.streamBaseState[wrap!.kReadBytesOrError]!;
+    if (n > 0) {
+      const read = this.#reads.buffer();
+      const chunk = this.#reads.take(n, read);
+      this.bytesRead += n;
+      this.emit('data', chunk);
+      const next = this.#reads.buffer();
+      return next === read ? undefined : next;
+    }
+    if (n === 0) return undefined;
+    this.#reading = false;
+    this.handle.readStop();
+    if (n !== UV_EOF) {
+      this.#fail(errnoError(n, 'read'));
+      return undefined;
+    }
+    this.#readEnded = true;
+    this.emit('end');
+    this.#closeIfDone();
+    return undefined;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.destroyed || this.writableEnded) return false;
+    const req = new wrap!.WriteWrap();
+    req.handle = this.handle;
+    req.oncomplete = (status) => this.#afterWrite(req, status);
+    req.buffer = chunk; // held until written
+    req.bytes = chunk.length;
+    req.async = false;
+    const err = this.handle.writeBuffer(req, chunk);
+    this.bytesWritten += chunk.length;
+    if (err) {
+      this.#fail(errnoError(err, 'write'));
+      return false;
+    }
+    if (!wrap!.streamBaseState[wrap!.kLastWriteWasAsync]) return this.#pending < this.highWaterMark;
+    req.async = true;
+    this.#pending += chunk.length;
+    if (this.#pending < this.highWaterMark) return true;
+    this.#needDrain = true;
+    return false;
+  }
+
+  #afterWrite(req: WriteReq, status: number): void {
+    this.#pending -= req.bytes;
+    if (status < 0) return this.#fail(errnoError(status, 'write'));
+    if (this.#pending > 0 || this.destroyed) return;
+    if (this.#finPending) {
+      this.#finPending = false;
+      this.#shutdown();
+    }
+    if (this.#needDrain) {
+      this.#needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  end(cb?: () => void): this {
+    if (cb) this.once('finish', cb);
+    if (this.writableEnded || this.destroyed) return this;
+    this.writableEnded = true;
+    // As net.Socket: FIN is asked of libuv once the writes are done. One asked earlier would
+    // wait there behind them, and a socket with its FIN asked cannot be reset (EINVAL): a
+    // stream cut while its tail is still being written would end cleanly.
+    if (this.#pending > 0) this.#finPending = true;
+    else this.#shutdown();
+    return this;
+  }
+
+  #shutdown(): void {
+    this.#finAsked = true;
+    const req = new wrap!.ShutdownWrap();
+    req.handle = this.handle;
+    req.oncomplete = (status) => this.#afterShutdown(status);
+    const err = this.handle.shutdown(req);
+    // As net.Socket: a peer already gone (ENOTCONN) leaves nothing to finish.
+    if (err === UV_ENOTCONN) queueMicrotask(() => this.#afterShutdown(0));
+    else if (err) this.#fail(errnoError(err, 'shutdown'));
+  }
+
+  #afterShutdown(status: number): void {
+    if (this.destroyed) return;
+    if (status < 0 && status !== UV_ENOTCONN) return this.#fail(errnoError(status, 'shutdown'));
+    this.writableFinished = true;
+    this.emit('finish');
+    this.#closeIfDone();
+  }
+
+  /** Half-open allowed: closed once the peer's FIN has come and ours is out. */
+  #closeIfDone(): void {
+    if (this.#readEnded && this.writableFinished) this.destroy();
+  }
+
+  /**
+   * Closes on a failed read, write or shutdown; 'error' comes on the next tick, as net.Socket's
+   * does, so a write that fails does not call back into its writer (ssh2, mid-packet). With no
+   * listener for it, the client is closed all the same, and the daemon carries on.
+   */
+  #fail(err: NodeJS.ErrnoException): void {
+    if (this.destroyed) return;
+    this.#close((cb) => this.handle.close(cb), true);
+    process.nextTick(() => this.listenerCount('error') > 0 && this.emit('error', err));
+  }
+
+  destroy(): this {
+    if (!this.destroyed) this.#close((cb) => this.handle.close(cb), false);
+    return this;
+  }
+
+  /**
+   * A TCP reset, unless FIN has been asked already: that stream is complete, and is closed.
+   * (Node's reset leaves the handle unclosable when libuv refuses it, as it does then.)
+   */
+  resetAndDestroy(): this {
+    if (this.#finAsked) return this.destroy();
+    if (!this.destroyed) this.#close((cb) => this.handle.reset(cb), false);
+    return this;
+  }
+
+  #close(how: (cb: () => void) => void, hadError: boolean): void {
+    this.destroyed = true;
+    this.#reading = false;
+    how(() => this.emit('close', hadError));
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * What holding and pumping need of a local socket: a net.Socket (-D, --resume, Unix sockets, -R's
+ * targets), or for a plain -L over TCP a TcpClient (src/forward/tcp-client.ts). Its events are
+ * net.Socket's: 'data' (Buffer) while resumed, 'end' at the peer's FIN, 'drain', 'finish' once
+ * our FIN is out, 'error' (an errno error), 'close'.
+ */
+export interface LocalSocket {
+  on(event: string, listener: (...args: any[]) => void): this;
+  once(event: string, listener: (...args: any[]) => void): this;
+  off(event: string, listener: (...args: any[]) => void): this;
+  pause(): this;
+  resume(): this;
+  /** False: wait for 'drain' before writing more. */
+  write(chunk: Buffer): boolean;
+  /** Sends FIN after what was written; `cb` once it is out. */
+  end(cb?: () => void): this;
+  destroy(): this;
+  /** Closes with a TCP reset (TCP only). */
+  resetAndDestroy(): this;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  /** Undefined for a Unix socket. */
+  readonly remoteFamily?: string | undefined;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+}

@@ -1,0 +1,245 @@
+/**
+ * TcpClient (src/forward/tcp-client.ts): an accepted TCP connection on libuv's handle, as -L
+ * takes its clients, behaving as net.Socket does where holding and pumping rely on it: reads
+ * only while resumed, every byte in order, the peer's FIN as 'end', write() saying when to wait
+ * and 'drain' when to go on, our FIN after what was written, a reset, a peer's reset as an
+ * errno 'error', 'close' last. It drives Node 20's internal handles: "Node's handles are as
+ * expected" fails first when they change.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import t, { type Test } from 'tap';
+import { offerHandles, TCP_CLIENT } from '../src/forward/accept-handles.js';
+import { TcpClient, tcpClientsSupported, type TcpHandle } from '../src/forward/tcp-client.js';
+import { connect, deadline, until } from './fixtures/net.js';
+
+const HIGH_WATER = 64 * 1024;
+
+/** A listener offering handles, a client connected to it, and the TcpClient made of the accepted handle. */
+async function acceptOne(t: Test): Promise<{ peer: net.Socket; client: TcpClient; handle: TcpHandle }> {
+  const server = net.createServer(() => t.fail('a net.Socket made while handles are taken'));
+  offerHandles(server);
+  const handles: unknown[] = [];
+  server.on(TCP_CLIENT, (h: unknown) => handles.push(h));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const peer = await connect((server.address() as net.AddressInfo).port);
+  t.teardown(() => peer.destroy());
+  await until(() => handles.length === 1, 5000, 'the accepted handle');
+  const handle = handles[0];
+  if (!tcpClientsSupported(handle)) throw new Error("Node's handles are not as src/forward/tcp-client.ts knows them");
+  const client = new TcpClient(handle, HIGH_WATER);
+  t.teardown(() => client.destroy());
+  return { peer, client, handle };
+}
+
+const turns = async (n = 3) => {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+t.test("Node's handles are as expected (Node 20): a listener offering them hands its connections over as handles", async (t) => {
+  const { client, peer } = await acceptOne(t);
+  t.equal(client.remoteAddress, '127.0.0.1', 'the peer address');
+  t.equal(client.remotePort, peer.localPort, 'the peer port');
+  t.equal(client.remoteFamily, 'IPv4', 'the family (a reset is possible)');
+});
+
+t.test('reads only while resumed, copied out of the shared buffer, every byte in order; the peer FIN is its end', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  peer.write('hello');
+  await turns();
+  t.equal(chunks.length, 0, 'accepted paused: nothing read');
+  t.ok(client.isPaused(), 'paused');
+  client.resume();
+  await until(() => chunks.length === 1, 5000, 'the first read');
+  t.equal(chunks[0]!.buffer.byteLength, Buffer.poolSize, 'a small read is copied into the pool, not handed on as the read buffer');
+  client.pause();
+  peer.end(' again');
+  await turns();
+  t.equal(chunks.length, 1, 'pause() stops the reads');
+  const ended = once(client, 'end');
+  client.resume();
+  await deadline(ended, 5000, 'the end');
+  t.equal(Buffer.concat(chunks).toString(), 'hello again', 'every byte, then the end');
+  t.equal(client.bytesRead, 11, 'bytesRead');
+  t.notOk(client.destroyed, 'half-open: still open for writing after the peer FIN');
+});
+
+t.test('4 MiB each way with the peer slow to read: write() says wait, drain says go on, every byte in order; then a clean close both ways', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  const up = randomBytes(4 << 20);
+  const down = randomBytes(4 << 20);
+  // Up: the peer sends 4 MiB; the client reads it all (its own buffers for full reads).
+  const got = createHash('sha256');
+  let gotBytes = 0;
+  client.on('data', (c: Buffer) => {
+    got.update(c);
+    gotBytes += c.length;
+  });
+  client.resume();
+  peer.end(up);
+  await until(() => gotBytes === up.length, 10_000, 'the upload');
+  t.equal(got.digest('hex'), createHash('sha256').update(up).digest('hex'), 'upload: every byte, in order');
+  // Down: the peer is paused until the client is told to wait.
+  peer.pause();
+  const back = createHash('sha256');
+  let backBytes = 0;
+  peer.on('data', (c: Buffer) => {
+    back.update(c);
+    backBytes += c.length;
+  });
+  let waits = 0;
+  let drains = 0;
+  client.on('drain', () => drains++);
+  for (let at = 0; at < down.length; at += 256 * 1024) {
+    if (!client.write(down.subarray(at, at + 256 * 1024))) {
+      waits++;
+      if (waits === 1) peer.resume();
+      await deadline(once(client, 'drain'), 10_000, 'drain');
+    }
+  }
+  t.ok(waits > 0, `write() said wait (${waits} times)`);
+  t.equal(drains, waits, "a 'drain' for each wait");
+  const closed = once(client, 'close');
+  const finished = once(client, 'finish');
+  client.end();
+  t.ok(client.writableEnded, 'writableEnded at once');
+  await deadline(finished, 10_000, "'finish' once our FIN is out");
+  t.ok(client.writableFinished, 'writableFinished');
+  await deadline(once(peer, 'end'), 10_000, 'the peer sees our FIN');
+  t.equal(backBytes, down.length, 'download: every byte before the FIN');
+  t.equal(back.digest('hex'), createHash('sha256').update(down).digest('hex'), 'download: in order');
+  t.same(await deadline(closed, 5000, 'close'), [false], "both ways ended: 'close', no error");
+  t.equal(client.bytesWritten, down.length, 'bytesWritten');
+});
+
+t.test('end(cb) before the peer FIN: the callback once FIN is out; open for reading until the peer ends', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  let finished = false;
+  client.end(() => (finished = true));
+  await deadline(once(peer, 'end'), 5000, 'the peer sees FIN');
+  await until(() => finished, 5000, 'the callback');
+  t.notOk(client.destroyed, 'not closed: the peer may still send');
+  const data: Buffer[] = [];
+  client.on('data', (c: Buffer) => data.push(c));
+  client.resume();
+  const closed = once(client, 'close');
+  peer.end('late');
+  await deadline(closed, 5000, 'close once the peer ends too');
+  t.equal(Buffer.concat(data).toString(), 'late', 'what the peer sent after our FIN');
+});
+
+t.test('resetAndDestroy: the peer sees a reset, not an end', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  peer.resume();
+  const peerError = once(peer, 'error');
+  const closed = once(client, 'close');
+  client.resetAndDestroy();
+  t.ok(client.destroyed, 'destroyed at once');
+  t.notOk(client.write(Buffer.from('more')), 'a write after it is refused');
+  const [err] = (await deadline(peerError, 5000, 'the peer error')) as [NodeJS.ErrnoException];
+  t.equal(err.code, 'ECONNRESET', 'the peer sees ECONNRESET');
+  await deadline(closed, 5000, "'close'");
+});
+
+t.test('end() while writes wait for a peer that does not read: FIN waits for them, so a reset is still possible (net.Socket does the same)', async (t) => {
+  const { client, peer, handle } = await acceptOne(t);
+  peer.pause();
+  const reset = handle.reset.bind(handle);
+  const results: number[] = [];
+  handle.reset = (cb) => {
+    const r = reset(cb);
+    results.push(r);
+    return r;
+  };
+  const chunk = randomBytes(256 * 1024);
+  let writes = 0;
+  while (client.write(chunk) && ++writes < 256);
+  t.ok(writes < 256, 'write() said wait: the kernel buffers are full and writes are pending');
+  client.end();
+  t.ok(client.writableEnded && !client.writableFinished, 'ended, not finished');
+  const closed = once(client, 'close');
+  client.resetAndDestroy();
+  t.same(results, [0], 'the reset is taken (libuv refuses it with EINVAL once FIN is asked)');
+  await deadline(closed, 5000, "'close'");
+});
+
+t.test('resetAndDestroy once FIN is asked (nothing was pending): the complete stream is closed, not left open by a refused reset', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  peer.resume();
+  client.write(Buffer.from('whole'));
+  client.end();
+  const closed = once(client, 'close');
+  client.resetAndDestroy();
+  await deadline(closed, 5000, "'close' (a refused reset would leave the handle open, and no 'close')");
+  await deadline(once(peer, 'end'), 5000, 'the peer sees a clean end');
+});
+
+t.test("a peer's reset: an errno 'error' then 'close'; with no listener for errors, only 'close' (the daemon stays up)", async (t) => {
+  for (const listening of [true, false]) {
+    const { client, peer } = await acceptOne(t);
+    const errors: NodeJS.ErrnoException[] = [];
+    if (listening) client.on('error', (e: NodeJS.ErrnoException) => errors.push(e));
+    const closed = new Promise<[boolean]>((resolve) => client.once('close', (hadError: boolean) => resolve([hadError])));
+    client.resume();
+    peer.resetAndDestroy();
+    const [hadError] = await deadline(closed, 5000, "'close'");
+    t.ok(hadError, `'close' says it had an error (${listening ? 'listened for' : 'no listener'})`);
+    if (listening) t.match(errors, [{ code: 'ECONNRESET', syscall: 'read' }], "one 'error' before it, ECONNRESET on read");
+  }
+});
+
+t.test("a write the kernel refuses (the peer reset): 'error' comes after write() returns, never within it", async (t) => {
+  const { client, peer } = await acceptOne(t);
+  peer.resetAndDestroy();
+  await deadline(once(peer, 'close'), 5000, 'the peer closes');
+  let writing = false;
+  const errors: { code?: string; inWrite: boolean }[] = [];
+  client.on('error', (e: NodeJS.ErrnoException) => errors.push({ code: e.code, inWrite: writing }));
+  writing = true;
+  const ok = client.write(Buffer.from('x'));
+  writing = false;
+  t.notOk(ok, 'write() says no');
+  await until(() => errors.length > 0, 5000, "the write's error");
+  t.match(errors, [{ code: /^(ECONNRESET|EPIPE)$/, inWrite: false }], "one 'error', after write() returned");
+  t.ok(client.destroyed, 'closed');
+});
+
+t.test('destroy: the peer sees the connection end; a second destroy and a pause or end after it do nothing', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  peer.resume();
+  const closed = once(client, 'close');
+  client.destroy();
+  client.destroy();
+  client.pause();
+  client.end();
+  await deadline(closed, 5000, "'close'");
+  await deadline(once(peer, 'end'), 5000, 'the peer sees the end');
+  t.pass('closed once');
+});
+
+t.test('without a listener for handles, or with handles not as expected, a listener offering them makes net.Sockets as before', async (t) => {
+  const tcpClient = { TcpClient, tcpClientsSupported: () => false };
+  const mocked = await t.mockImport<typeof import('../src/forward/accept-handles.js')>('../src/forward/accept-handles.js', { '../src/forward/tcp-client.js': tcpClient });
+  for (const [what, offer, handles] of [
+    ['no listener for handles', offerHandles, false],
+    ['handles not as expected', mocked.offerHandles, true],
+  ] as const) {
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((s) => sockets.push(s));
+    offer(server);
+    if (handles) server.on(TCP_CLIENT, () => t.fail('a handle handed over'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const peer = await connect((server.address() as net.AddressInfo).port);
+    await until(() => sockets.length === 1, 5000, 'the net.Socket');
+    t.ok(sockets[0] instanceof net.Socket, `${what}: a net.Socket`);
+    peer.destroy();
+    sockets[0]!.destroy();
+    server.close();
+  }
+});
