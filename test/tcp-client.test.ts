@@ -12,7 +12,10 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { offerHandles, TCP_CLIENT } from '../src/forward/accept-handles.js';
 import { TcpClient, tcpClientsSupported, type TcpHandle } from '../src/forward/tcp-client.js';
-import { connect, deadline, until } from './fixtures/net.js';
+import { spawnSync } from 'node:child_process';
+import { CLI_MAIN, untracked } from './fixtures/bin.js';
+import { connect, deadline, listenFor, until } from './fixtures/net.js';
+import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 const HIGH_WATER = 64 * 1024;
 
@@ -177,6 +180,76 @@ t.test('resetAndDestroy once FIN is asked (nothing was pending): the complete st
   client.resetAndDestroy();
   await deadline(closed, 5000, "'close' (a refused reset would leave the handle open, and no 'close')");
   await deadline(once(peer, 'end'), 5000, 'the peer sees a clean end');
+});
+
+t.test('end(cb) is never left waiting: called once FIN is out, after it, or when the socket closes first', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  peer.resume();
+  const calls: string[] = [];
+  client.end(() => calls.push('first'));
+  await deadline(once(client, 'finish'), 5000, "'finish'");
+  client.end(() => calls.push('after finish')); // the pump's end-then-destroy on a CLOSE after its FIN went out
+  await until(() => calls.length === 2, 5000, 'both callbacks');
+  t.same(calls, ['first', 'after finish'], 'in order');
+  const other = await acceptOne(t);
+  other.peer.pause(); // kernel buffers fill: FIN waits behind the writes
+  const chunk = randomBytes(256 * 1024);
+  while (other.client.write(chunk));
+  let called = false;
+  other.client.end(() => (called = true));
+  other.client.destroy();
+  await until(() => called, 5000, 'the callback of an end the close overtook');
+  t.pass('called when the socket closed first');
+});
+
+t.test("write after end: 'error' (ERR_STREAM_WRITE_AFTER_END), as net.Socket, for the pump to answer with a reset", async (t) => {
+  const { client, peer } = await acceptOne(t);
+  peer.resume();
+  const errors: NodeJS.ErrnoException[] = [];
+  client.on('error', (e: NodeJS.ErrnoException) => errors.push(e));
+  client.end();
+  t.notOk(client.write(Buffer.from('late')), 'refused');
+  await until(() => errors.length === 1, 5000, 'the error');
+  t.equal(errors[0]!.code, 'ERR_STREAM_WRITE_AFTER_END');
+  t.ok(client.destroyed, 'closed');
+});
+
+t.test('-L end to end: a target that replies, ends and closes while its client goes on writing; the client is closed and no longer counted', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const target = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => {
+      s.end('bye');
+      s.once('finish', () => s.destroy());
+    });
+  });
+  const port = await listenFor(t, target);
+  const { app, bound } = await startSshkeep(t, inputFor(server, keys, [`0:127.0.0.1:${port}`]));
+  const c = net.connect({ port: bound[0]!.port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(c, 'connect');
+  let got = '';
+  let closed = false;
+  c.on('data', (d: Buffer) => (got += d.toString()));
+  c.on('error', () => {});
+  c.on('close', () => (closed = true));
+  c.write('hi');
+  const writer = setInterval(() => !c.destroyed && c.write('more'), 20);
+  t.teardown(() => {
+    clearInterval(writer);
+    c.destroy();
+  });
+  await until(() => closed, 5000, 'the client to be closed (before the fix it stayed open, paused, for good)');
+  t.equal(got, 'bye', 'the reply, whole');
+  await until(() => app.clients() === 0, 5000, 'no client counted');
+  t.pass('closed and uncounted');
+});
+
+t.test('pending deprecation turned on by the environment: no DEP0111 warning, and sshkeep does not stop on it under --throw-deprecation', async (t) => {
+  const env = { ...process.env, NODE_PENDING_DEPRECATION: '1' };
+  const r = spawnSync(...untracked(process.execPath, ['--throw-deprecation', CLI_MAIN, '--version'], env), { env, encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 0, `exit 0 (stderr: ${r.stderr.trim()})`);
+  t.notMatch(r.stderr, /DEP0111|process\.binding/, 'nothing said about process.binding');
 });
 
 t.test("a peer's reset: an errno 'error' then 'close'; with no listener for errors, only 'close' (the daemon stays up)", async (t) => {

@@ -49,11 +49,14 @@ interface StreamWrap {
 const UV_EOF = -4095;
 const UV_ENOTCONN = -107;
 
-/** Node's stream bindings, or undefined where they are not what this file knows (or would warn: --pending-deprecation). */
+/**
+ * Node's stream bindings, or undefined where they are not what this file knows, or where asking
+ * for them would warn: pending deprecation (however it was turned on: flag, NODE_OPTIONS or
+ * NODE_PENDING_DEPRECATION) wraps process.binding in Node's deprecation wrapper.
+ */
 const wrap: StreamWrap | undefined = (() => {
-  const pending = process.execArgv.includes('--pending-deprecation') || /--pending-deprecation/.test(process.env.NODE_OPTIONS ?? '');
   const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
-  if (pending || typeof binding !== 'function') return undefined;
+  if (typeof binding !== 'function' || binding.name === 'deprecated') return undefined;
   try {
     const w = binding('stream_wrap') as Partial<StreamWrap>;
     const ok = typeof w.WriteWrap === 'function' && typeof w.ShutdownWrap === 'function' && w.streamBaseState instanceof Int32Array &&
@@ -94,6 +97,8 @@ export class TcpClient extends EventEmitter implements LocalSocket {
   #finPending = false;
   /** FIN has been asked of libuv, after every write: the stream is complete, and can no longer be reset. */
   #finAsked = false;
+  /** end()'s callbacks: called once FIN is out, or when the socket closes before. */
+  #onFinished: (() => void)[] = [];
   #peer: { address?: string; family?: string; port?: number } | undefined;
   readonly #reads = readBuffers();
 
@@ -185,7 +190,12 @@ export class TcpClient extends EventEmitter implements LocalSocket {
   }
 
   write(chunk: Buffer): boolean {
-    if (this.destroyed || this.writableEnded) return false;
+    if (this.destroyed) return false;
+    if (this.writableEnded) {
+      // As net.Socket: an error, which the pump answers with a reset (a peer's DATA after its EOF).
+      this.#fail(Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' }));
+      return false;
+    }
     const req = new wrap!.WriteWrap();
     req.handle = this.handle;
     req.oncomplete = (status) => this.#afterWrite(req, status);
@@ -220,8 +230,12 @@ export class TcpClient extends EventEmitter implements LocalSocket {
     }
   }
 
+  /** `cb` once FIN is out, or at once (next tick) if it is already or the socket is closed: never left waiting, as net.Socket's. */
   end(cb?: () => void): this {
-    if (cb) this.once('finish', cb);
+    if (cb) {
+      if (this.writableFinished || this.destroyed) process.nextTick(cb);
+      else this.#onFinished.push(cb);
+    }
     if (this.writableEnded || this.destroyed) return this;
     this.writableEnded = true;
     // As net.Socket: FIN is asked of libuv once the writes are done. One asked earlier would
@@ -248,6 +262,7 @@ export class TcpClient extends EventEmitter implements LocalSocket {
     if (status < 0 && status !== UV_ENOTCONN) return this.#fail(errnoError(status, 'shutdown'));
     this.writableFinished = true;
     this.emit('finish');
+    this.#callFinished();
     this.#closeIfDone();
   }
 
@@ -286,5 +301,12 @@ export class TcpClient extends EventEmitter implements LocalSocket {
     this.destroyed = true;
     this.#reading = false;
     how(() => this.emit('close', hadError));
+    if (this.#onFinished.length > 0) process.nextTick(() => this.#callFinished());
+  }
+
+  #callFinished(): void {
+    const callbacks = this.#onFinished;
+    this.#onFinished = [];
+    for (const cb of callbacks) cb();
   }
 }
