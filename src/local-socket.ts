@@ -1,6 +1,6 @@
 /**
- * What holding and pumping need of a local socket: a net.Socket (-D, --resume, Unix sockets, -R's
- * targets), or for a plain -L over TCP a TcpClient (src/forward/tcp-client.ts). Its events are
+ * What holding and pumping need of a local socket: a net.Socket (--resume, Unix sockets, -R's
+ * targets), or for -L and -D over TCP a TcpClient (src/forward/tcp-client.ts). Its events are
  * net.Socket's: 'data' (Buffer) while resumed, 'end' at the peer's FIN, 'drain', 'finish' once
  * our FIN is out, 'error' (an errno error), 'close'.
  */

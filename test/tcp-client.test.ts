@@ -1,6 +1,6 @@
 /**
- * TcpClient (src/forward/tcp-client.ts): an accepted TCP connection on libuv's handle, as -L
- * takes its clients, behaving as net.Socket does where holding and pumping rely on it: reads
+ * TcpClient (src/forward/tcp-client.ts): an accepted TCP connection on libuv's handle, as -L and -D
+ * take their clients, behaving as net.Socket does where holding and pumping rely on it: reads
  * only while resumed, every byte in order, the peer's FIN as 'end', write() saying when to wait
  * and 'drain' when to go on, our FIN after what was written, a reset, a peer's reset as an
  * errno 'error', 'close' last. It drives Node 20's internal handles: "Node's handles are as
@@ -14,7 +14,9 @@ import { offerHandles, TCP_CLIENT } from '../src/forward/accept-handles.js';
 import { TcpClient, tcpClientsSupported, type TcpHandle } from '../src/forward/tcp-client.js';
 import { spawnSync } from 'node:child_process';
 import { CLI_MAIN, untracked } from './fixtures/bin.js';
-import { connect, deadline, listenFor, until } from './fixtures/net.js';
+import diagnostics from 'node:diagnostics_channel';
+import { connect, deadline, listenFor, startEchoFor, until } from './fixtures/net.js';
+import { connect4, echoes, socks5 } from './fixtures/socks-client.js';
 import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 const HIGH_WATER = 64 * 1024;
@@ -243,6 +245,23 @@ t.test('-L end to end: a target that replies, ends and closes while its client g
   t.equal(got, 'bye', 'the reply, whole');
   await until(() => app.clients() === 0, 5000, 'no client counted');
   t.pass('closed and uncounted');
+});
+
+t.test('-D over TCP takes its clients as TcpClients too: the SOCKS handshake, then the stream, with no net.Socket made', async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const { bound } = await startSshkeep(t, inputFor(server, keys, [], { dynamicForwards: ['127.0.0.1:0'] }));
+  const port = bound[0]!.port;
+  let sockets = 0;
+  const onAccept = (m: unknown) => void ((m as { socket: net.Socket }).socket.localPort === port && sockets++);
+  diagnostics.subscribe('net.server.socket', onAccept);
+  t.teardown(() => diagnostics.unsubscribe('net.server.socket', onAccept));
+  const { raw, reply } = await socks5(port, connect4('127.0.0.1', echo.port));
+  t.teardown(() => raw.sock.destroy());
+  t.equal(reply[1], 0, 'SOCKS5 succeeded');
+  t.equal(await echoes(raw, 'through -D'), 'through -D', 'the stream');
+  t.equal(sockets, 0, 'no net.Socket made of the -D client');
 });
 
 t.test('pending deprecation turned on by the environment: no DEP0111 warning, and sshkeep does not stop on it under --throw-deprecation', async (t) => {

@@ -64,7 +64,7 @@ function sayReadsThroughReadable(log: Logger): void {
   log.debug(`clients are read through their Readable stream: node ${process.version}'s sockets lack the onread fields sshkeep sets`, { event: 'reads_readable' });
 }
 
-/** -D's SOCKS handshake and --resume's streams take a net.Socket: their forwards never take TcpClients (LocalForward's `#onTcpClient`). */
+/** --resume's streams take a net.Socket: its forwards never take TcpClients (LocalForward's `#onTcpClient`). */
 function netSocket(client: LocalSocket): net.Socket {
   if (client instanceof TcpClient) throw new Error('a TcpClient where a net.Socket is needed');
   return client as net.Socket;
@@ -108,14 +108,14 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     void this.#accept(s);
   };
   /**
-   * A plain -L over TCP without --resume takes its clients as TcpClients, without net.Socket's
+   * -L and -D over TCP without --resume take their clients as TcpClients, without net.Socket's
    * stream layers (a new connection's CPU: BENCHMARKS.md, issue 17); undefined: net.Sockets.
    */
   readonly #onTcpClient: ((h: TcpHandle) => void) | undefined;
   readonly #onError = (err: Error) => this.deps.logger.error('listener error', { forward: this.#name, error: err.message });
   readonly #pumps = new Pumps((result) => this.emit('result', result));
   /** -D clients still in their SOCKS handshake. */
-  readonly #handshaking = new Set<net.Socket>();
+  readonly #handshaking = new Set<LocalSocket>();
   readonly #hold: Hold;
   #name: string;
   /** Set by stopAccepting: a bind still waiting for its address gives up rather than bind after the stop. */
@@ -130,7 +130,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
       if (spec.listen.kind === 'tcp') offerHandles(server);
       return server;
     });
-    if (spec.type === 'local' && spec.listen.kind === 'tcp' && !deps.resume) {
+    if (spec.listen.kind === 'tcp' && !deps.resume) {
       this.#onTcpClient = (h) => void this.#accept(new TcpClient(h, deps.socketHighWaterMarkBytes));
       for (const server of this.#servers) server.on(TCP_CLIENT, this.#onTcpClient);
     }
@@ -294,7 +294,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
     let socks: SocksVersion | undefined;
     let early: Buffer | undefined;
     if (dynamic) {
-      const request = await this.#socksRequest(netSocket(client), log);
+      const request = await this.#socksRequest(client, log);
       if (!request) return;
       ({ version: socks, rest: early } = request);
       target = { kind: 'tcp', host: request.target.host, port: request.target.port };
@@ -344,7 +344,7 @@ export class LocalForward extends EventEmitter<{ result: [ConnectionResult] }> {
   }
 
   /** -D: reads the client's SOCKS request; undefined when the handshake failed (the client was answered and closed). */
-  async #socksRequest(client: net.Socket, log: Logger) {
+  async #socksRequest(client: LocalSocket, log: Logger) {
     this.#handshaking.add(client);
     try {
       return await negotiateSocks(client, { auth: this.deps.socksAuth, timeoutMs: this.deps.socksTimeoutMs });

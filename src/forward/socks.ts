@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 
 export type SocksVersion = 4 | 5;
 
@@ -294,12 +293,23 @@ export class SocksError extends Error {
   }
 }
 
+/** What the handshake needs of its stream: an accepted client (net.Socket or TcpClient), or an ssh2 channel. */
+interface HandshakeStream {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  write(chunk: Buffer): boolean;
+  end(cb?: () => void): unknown;
+  destroy(): unknown;
+}
+
 /**
  * Does the handshake on a freshly accepted socket (-D) or channel (-R without a target).
  * Resolves with the request, leaving the stream paused with no listener of ours on it; rejects
  * with a SocksError once the stream is being closed (after the failure reply, if any).
  */
-export function negotiateSocks(socket: Duplex, options: SocksOptions & { timeoutMs: number }): Promise<SocksRequest> {
+export function negotiateSocks(socket: HandshakeStream, options: SocksOptions & { timeoutMs: number }): Promise<SocksRequest> {
   const parser = new SocksParser(options);
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -332,8 +342,12 @@ export function negotiateSocks(socket: Duplex, options: SocksOptions & { timeout
       stop();
       // The socket is going away: a late EPIPE or reset while the reply flushes is expected, not a crash.
       socket.on('error', () => {});
-      if (reply) socket.end(reply, () => socket.destroy());
-      else socket.destroy();
+      if (reply) {
+        socket.write(reply);
+        socket.end(() => socket.destroy());
+      } else {
+        socket.destroy();
+      }
       reject(new SocksError(reason, reply));
     }
 
