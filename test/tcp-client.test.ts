@@ -271,6 +271,29 @@ t.test('pending deprecation turned on by the environment: no DEP0111 warning, an
   t.notMatch(r.stderr, /DEP0111|process\.binding/, 'nothing said about process.binding');
 });
 
+t.test("a reset libuv refuses all the same ends in 'close': the client is not counted for ever", async (t) => {
+  // A stand-in handle whose reset fails, as Node's does when libuv refuses it (it then marks the handle closing, and close() does nothing).
+  let closes = 0;
+  const handle = {
+    onread: () => undefined,
+    readStart: () => 0,
+    readStop: () => 0,
+    useUserBuffer: () => {},
+    writeBuffer: () => 0,
+    shutdown: () => 0,
+    setNoDelay: () => 0,
+    getpeername: (out: { address?: string; family?: string; port?: number }) => (Object.assign(out, { address: '127.0.0.1', family: 'IPv4', port: 1 }), 0),
+    reset: () => -22,
+    close: () => void closes++,
+  } as TcpHandle;
+  const client = new TcpClient(handle, HIGH_WATER);
+  const closed = once(client, 'close');
+  client.resetAndDestroy();
+  await deadline(closed, 5000, "'close'");
+  t.ok(client.destroyed, 'destroyed');
+  t.equal(closes, 0, 'no close() asked of a handle Node already marked closing');
+});
+
 t.test("a peer's reset: an errno 'error' then 'close'; with no listener for errors, only 'close' (the daemon stays up)", async (t) => {
   for (const listening of [true, false]) {
     const { client, peer } = await acceptOne(t);

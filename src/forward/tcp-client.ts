@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { readBuffers } from '../socket-reads.js';
 import type { LocalSocket } from '../local-socket.js';
@@ -47,7 +48,8 @@ interface StreamWrap {
 }
 
 const UV_EOF = -4095;
-const UV_ENOTCONN = -107;
+/** libuv's codes are the platform's errno, negated (107 on Linux, 57 on macOS and the BSDs). */
+const UV_ENOTCONN = -constants.errno.ENOTCONN;
 
 /**
  * Node's stream bindings, or undefined where they are not what this file knows, or where asking
@@ -293,7 +295,9 @@ export class TcpClient extends EventEmitter implements LocalSocket {
    */
   resetAndDestroy(): this {
     if (this.#finAsked) return this.destroy();
-    if (!this.destroyed) this.#close((cb) => this.handle.reset(cb), false);
+    // A reset libuv refuses leaves Node's handle unclosable: 'close' is said all the same, so the
+    // client is not counted for ever (its descriptor is Node's to lose, as with net.Socket).
+    if (!this.destroyed) this.#close((cb) => void (this.handle.reset(cb) !== 0 && process.nextTick(cb)), false);
     return this;
   }
 
