@@ -33,7 +33,6 @@ interface WriteReq {
   oncomplete: (status: number) => void;
   bytes: number;
   buffer: Buffer;
-  async: boolean;
 }
 interface ShutdownReq {
   handle: TcpHandle;
@@ -200,10 +199,6 @@ export class TcpClient extends EventEmitter implements LocalSocket {
     }
     const req = new wrap!.WriteWrap();
     req.handle = this.handle;
-    req.oncomplete = (status) => this.#afterWrite(req, status);
-    req.buffer = chunk; // held until written
-    req.bytes = chunk.length;
-    req.async = false;
     const err = this.handle.writeBuffer(req, chunk);
     this.bytesWritten += chunk.length;
     if (err) {
@@ -211,7 +206,11 @@ export class TcpClient extends EventEmitter implements LocalSocket {
       return false;
     }
     if (!wrap!.streamBaseState[wrap!.kLastWriteWasAsync]) return this.#pending < this.highWaterMark;
-    req.async = true;
+    // Written later (libuv calls oncomplete then, never for a write done at once): the chunk is
+    // held until then. Nothing of this is made for the writes the kernel took whole.
+    req.buffer = chunk;
+    req.bytes = chunk.length;
+    req.oncomplete = (status) => this.#afterWrite(req, status);
     this.#pending += chunk.length;
     if (this.#pending < this.highWaterMark) return true;
     this.#needDrain = true;
