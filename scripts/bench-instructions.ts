@@ -24,7 +24,7 @@
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
  *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)]
- *     [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate)]
+ *     [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate, and with --functions the JIT's perf map)]
  *     [--new-connections] [--node-args='FLAGS']
  *
  * Slow: everything runs 50-100× slower under valgrind; the defaults take about three minutes.
@@ -170,7 +170,12 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
       ir += n;
       if (f.endsWith('-01')) main += n;
     }
-    if (o.keep) for (const f of dumps) fs.copyFileSync(path.join(dir, f), path.join(o.keep, `${label.replace(/[^\w.-]+/g, '_')}.${f}`));
+    if (o.keep) {
+      const keepAs = (name: string) => path.join(o.keep!, `${label.replace(/[^\w.-]+/g, '_')}.${name}`);
+      for (const f of dumps) fs.copyFileSync(path.join(dir, f), keepAs(f));
+      // The JIT's names for the dumps' ??? addresses (scripts/lib/callgrind-functions.ts), for callers and callees
+      if (fs.existsSync(perfMapOf(child.pid!))) fs.copyFileSync(perfMapOf(child.pid!), keepAs('perf.map'));
+    }
     const units = o.newConnections ? o.requests : o.clients * o.requests;
     const result: Measured = { perUnit: ir / units, mainThread: main / units };
     if (o.functions > 0) result.functions = functionCosts(dumps.map((f) => path.join(dir, f)), units, perfMapOf(child.pid!));

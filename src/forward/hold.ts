@@ -8,6 +8,7 @@ import type { SessionSource } from '../ssh/pool.js';
 import { closeUnused, type SshSession } from '../ssh/adapter.js';
 import { resetSocket } from './reset-socket.js';
 import { HEARTBEAT_TUNING } from '../tuning.js';
+import { queuedDeadline } from '../ssh/deadline.js';
 
 /** What a held client sent before its channel opened. */
 export interface HeldBytes {
@@ -194,7 +195,7 @@ export class Hold {
       }
       // An open still unanswered when the link has gone quiet is a reason to probe it: a link that died
       // under traffic is not probed for a new client, and would cost this one the open's whole timeout.
-      const nudge = setTimeout(() => this.options.source.noteNewClient('a channel open unanswered'), HEARTBEAT_TUNING.onDemandQuietMs + 100);
+      const cancelNudge = queuedDeadline(() => this.options.source.noteNewClient('a channel open unanswered'), HEARTBEAT_TUNING.onDemandQuietMs + 100);
       try {
         const channel = await opener.open(session, this.options.source.supersededSignal(session));
         if (held.gone) {
@@ -217,7 +218,7 @@ export class Hold {
         if (reason === 'tunnel-lost') return { ok: false, result: 'hold_timeout', message: `no SSH connection answered within ${holdTimeoutMs} ms (${message}); --hold-timeout raises the limit`, heldBytes: held.bytes };
         return { ok: false, result: 'target_refused', reason, error: message, heldBytes: held.bytes };
       } finally {
-        clearTimeout(nudge);
+        cancelNudge();
       }
     }
   }

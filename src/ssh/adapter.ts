@@ -22,7 +22,7 @@ import { AuthError, ChannelOpenError, ConnectError, HostKeyError, quoted } from 
 import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './agent.js';
 import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
 import { certifiedKeyType, isCertificateType, parseCertificate, type Certificate } from './certificate.js';
-import { deadlineAfterPoll } from './deadline.js';
+import { queuedDeadline, type CancelDeadline } from './deadline.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { WireReader, wireStrings } from './wire.js';
@@ -96,6 +96,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
   #corked = false;
   /** Remote forwards bound on this connection, by the address the server reports back. */
   readonly #incoming = new Map<string, (conn: IncomingConnection) => void>();
+  /** The opens each abandon signal gives up: one 'abort' listener per signal, not one per open (an EventTarget's are costly). */
+  readonly #abandonable = new WeakMap<AbortSignal, Set<() => void>>();
 
   constructor(
     private readonly client: ssh2.Client,
@@ -182,23 +184,22 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new ChannelOpenError(`SSH connection lost: ${this.#closeReason}`, 'tunnel-lost'));
       let settled = false;
-      const onAbandon = () => giveUp(new ChannelOpenError('channel open abandoned: another connection took over from a silent one', 'tunnel-lost'));
       const giveUp = (error: ChannelOpenError) => {
         settled = true;
-        clearTimeout(timer);
-        abandon?.removeEventListener('abort', onAbandon);
+        cancelDeadline();
+        stopWatching?.();
         reject(error);
       };
-      abandon?.addEventListener('abort', onAbandon, { once: true });
+      const stopWatching = abandon && this.#onAbandon(abandon, () => giveUp(new ChannelOpenError('channel open abandoned: another connection took over from a silent one', 'tunnel-lost')));
       const sentAt = performance.now();
-      const timer = deadlineAfterPoll(() => {
+      const cancelDeadline = queuedDeadline(() => {
         if (settled) return; // the answer was in the socket, read by this turn's poll phase
         if (this.#lastInboundAt < sentAt) giveUp(new ChannelOpenError(`nothing came from the server in the ${timeoutMs} ms since the channel to ${where} was asked for: the link is down`, 'tunnel-lost'));
         else giveUp(new ChannelOpenError(`channel to ${where} did not open within ${timeoutMs} ms`, 'timeout'));
       }, timeoutMs);
       const onOpen = (err: (Error & { reason?: number }) | undefined, channel: ClientChannel) => {
-        clearTimeout(timer);
-        abandon?.removeEventListener('abort', onAbandon);
+        cancelDeadline();
+        stopWatching?.();
         if (settled) {
           // The open outlived its deadline: nobody is waiting for this channel.
           if (!err) closeUnused(channel);
@@ -271,19 +272,31 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
    * server's answer. A server that lets it run out is broken: the channel is closed here as its
    * CLOSE would have closed it, so that it stops counting, in this count and in its connection's.
    */
+  /** Has `signal`'s abort call `giveUp` (unless already aborted, as addEventListener would); returns what stops that. */
+  #onAbandon(signal: AbortSignal, giveUp: () => void): () => void {
+    let waiting = this.#abandonable.get(signal);
+    if (!waiting) {
+      const opens = (waiting = new Set());
+      this.#abandonable.set(signal, opens);
+      signal.addEventListener('abort', () => [...opens].forEach((g) => g()), { once: true });
+    }
+    waiting.add(giveUp);
+    return () => waiting.delete(giveUp);
+  }
+
   #track<T extends Channel>(channel: T): T {
     this.#channels++;
-    let unanswered: NodeJS.Timeout | undefined;
+    let cancelUnanswered: CancelDeadline | undefined;
     const waitMs = this.channelCloseTimeoutMs;
     if (waitMs !== undefined) {
       const sendClose = channel.close;
       channel.close = (...args: unknown[]) => {
         sendClose.apply(channel, args);
-        if (unanswered === undefined && awaitsClose(channel)) unanswered = setTimeout(() => this.#closeUnanswered(channel, waitMs), waitMs).unref();
+        if (cancelUnanswered === undefined && awaitsClose(channel)) cancelUnanswered = queuedDeadline(() => this.#closeUnanswered(channel, waitMs), waitMs);
       };
     }
     channel.once('close', () => {
-      clearTimeout(unanswered);
+      cancelUnanswered?.();
       this.#channels--;
       if (this.#endWhenIdle && this.#channels === 0) this.end();
     });
@@ -745,7 +758,9 @@ export function link(socket: LocalSocket, channel: Channel, session: SshSession,
     socket.resume();
   }
   const unlink = () => {
-    delete (c as Partial<ChannelInternals>).push; // back to the prototype's: later data is dropped by the flowing stream
+    // Back to the prototype's (later data is dropped by the flowing stream), assigned, not deleted:
+    // a deleted property turns the channel into a slow dictionary-mode object for the rest of its life.
+    c.push = push;
     socket.off('drain', onDrain);
     socket.off('data', onData);
   };
@@ -878,7 +893,7 @@ export function openPort(channel: Channel, session: SshSession, smallestWrite: n
       wake = undefined;
       clearTimeout(backstop);
       channel.off('window', onWindowEvent);
-      delete (c as Partial<ChannelInternals>).push;
+      c.push = push; // not deleted: see link()'s unlink
     },
   };
 }

@@ -1,0 +1,78 @@
+import t from 'tap';
+import { queuedDeadline } from '../src/ssh/deadline.js';
+import { deadline } from './fixtures/net.js';
+
+/** Resolves with the order verdicts ran in once `count` of them have. */
+function recorder(count: number) {
+  const order: string[] = [];
+  const firedAt = new Map<string, number>();
+  let done!: () => void;
+  const all = new Promise<void>((r) => (done = r));
+  const verdict = (name: string) => () => {
+    order.push(name);
+    firedAt.set(name, performance.now());
+    if (order.length === count) done();
+  };
+  return { order, firedAt, all, verdict };
+}
+
+t.test('deadlines of one duration run in the order they were set, cancelled ones not at all', async (t) => {
+  const r = recorder(3);
+  const setAt = performance.now();
+  queuedDeadline(r.verdict('a'), 40);
+  const cancelB = queuedDeadline(r.verdict('b'), 40);
+  queuedDeadline(r.verdict('c'), 40);
+  const cancelD = queuedDeadline(r.verdict('d'), 40);
+  queuedDeadline(r.verdict('e'), 40);
+  cancelB();
+  cancelD();
+  cancelD(); // twice: no harm
+  await deadline(r.all, 5000, 'the verdicts');
+  t.same(r.order, ['a', 'c', 'e'], 'b and d were cancelled; the list stayed linked around them');
+  t.ok(r.firedAt.get('a')! - setAt >= 39, 'not before its time');
+});
+
+t.test('a deadline set later waits its own whole duration: the one timer is armed again for it', async (t) => {
+  const first = recorder(1);
+  queuedDeadline(first.verdict('first'), 60);
+  await new Promise((r) => setTimeout(r, 30)); // the second is set half-way through the first's wait
+  const second = recorder(1);
+  const setAt = performance.now();
+  queuedDeadline(second.verdict('second'), 60);
+  await deadline(first.all, 5000, 'the first verdict');
+  t.ok(second.order.length === 0, 'the second has not run with the first');
+  await deadline(second.all, 5000, 'the second verdict');
+  t.ok(second.firedAt.get('second')! - setAt >= 59, `the second ran ${Math.round(second.firedAt.get('second')! - setAt)} ms after it was set`);
+});
+
+t.test('cancelling the oldest, or one already run, leaves the rest running; durations do not mix', async (t) => {
+  const r = recorder(3);
+  const cancelOld = queuedDeadline(r.verdict('old'), 30);
+  const ranEarly = recorder(1);
+  const cancelRun = queuedDeadline(ranEarly.verdict('short'), 10);
+  queuedDeadline(r.verdict('next'), 30);
+  queuedDeadline(r.verdict('long'), 80);
+  cancelOld();
+  await deadline(ranEarly.all, 5000, 'the short one');
+  cancelRun(); // after it ran: a no-op
+  queuedDeadline(r.verdict('after'), 10);
+  await deadline(r.all, 5000, 'the rest');
+  t.same(r.order, ['after', 'next', 'long'], 'each duration in its own order, the cancelled oldest skipped');
+});
+
+t.test('cancelling the newest, then setting another, keeps those before it', async (t) => {
+  const r = recorder(2);
+  queuedDeadline(r.verdict('kept'), 20);
+  queuedDeadline(r.verdict('cancelled'), 20)();
+  queuedDeadline(r.verdict('added'), 20);
+  await deadline(r.all, 5000, 'the verdicts');
+  t.same(r.order, ['kept', 'added']);
+});
+
+t.test('a waiting deadline does not keep the process up (what it waits for does)', async (t) => {
+  const timers = () => process.getActiveResourcesInfo().filter((k) => k === 'Timeout').length;
+  const before = timers();
+  const cancel = queuedDeadline(() => t.fail('cancelled: must not run'), 10_000);
+  t.equal(timers(), before, 'no timer keeping the loop alive');
+  cancel();
+});
