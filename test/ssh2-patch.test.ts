@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import ssh2 from 'ssh2';
 import { startEmbeddedServer } from '../src/demo/embedded-server.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
@@ -130,7 +130,8 @@ t.test('ssh2 patch 003 channel-destroy – destroying a finished channel does no
   t.same(sent, ['eof', 'close'], 'a channel not yet ended is ended (EOF) and closed, as before');
 });
 
-t.test("ssh2 patch 004 window-event – a channel emits 'window' when the server opens its send window", async (t) => {
+/** A direct-tcpip channel to an echo server, through an embedded server. */
+async function channelToEcho(t: Test): Promise<ssh2.ClientChannel> {
   const key = ed25519Pair();
   const server = await startEmbeddedServer({ authorizedKeys: [key.public] });
   t.teardown(() => server.close());
@@ -144,6 +145,11 @@ t.test("ssh2 patch 004 window-event – a channel emits 'window' when the server
   const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
     client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, (err, ch) => (err ? reject(err) : resolve(ch))),
   );
+  return channel;
+}
+
+t.test("ssh2 patch 004 window-event – a channel emits 'window' when the server opens its send window", async (t) => {
+  const channel = await channelToEcho(t);
   let windows = 0;
   channel.on('window', () => windows++);
   let echoed = 0;
@@ -154,4 +160,72 @@ t.test("ssh2 patch 004 window-event – a channel emits 'window' when the server
   await until(() => echoed >= total, 20_000, 'the bytes echoed');
   t.ok(windows > 0, `'window' emitted ${windows} times`);
   channel.close();
+});
+
+/** An ssh2 server whose every exec writes `stderr` on stderr and `stdout` on stdout, exits 0 and closes; and a client logged in to it. */
+async function execServer(t: Test, stderr: string, stdout: string): Promise<ssh2.Client> {
+  const key = ed25519Pair();
+  const server = new ssh2.Server({ hostKeys: [key.private] }, (conn) => {
+    conn.on('error', () => {});
+    conn.on('authentication', (ctx) => ctx.accept());
+    conn.on('ready', () => {
+      conn.on('session', (accept) => {
+        accept().on('exec', (acceptExec) => {
+          const channel = acceptExec();
+          channel.stderr.write(stderr);
+          channel.write(stdout);
+          channel.exit(0);
+          channel.end();
+        });
+      });
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const client = new ssh2.Client();
+  client.on('error', () => {});
+  t.teardown(() => client.end());
+  const ready = once(client, 'ready');
+  client.connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, username: 'demo', password: 'x' });
+  await deadline(ready, 5000, 'ssh client ready');
+  return client;
+}
+
+function exec(client: ssh2.Client, command: string): Promise<ssh2.ClientChannel> {
+  return new Promise((resolve, reject) => client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))));
+}
+
+/** Everything `stream` gives until its 'end', as text, and whether 'close' followed. */
+async function readAll(stream: NodeJS.ReadableStream & NodeJS.EventEmitter): Promise<{ text: string; closed: boolean }> {
+  let text = '';
+  const closed = once(stream, 'close').then(() => true);
+  stream.on('data', (d: Buffer) => (text += d.toString()));
+  await deadline(once(stream, 'end'), 5000, 'the stream to end');
+  return { text, closed: await deadline(closed, 5000, "the stream's close") };
+}
+
+t.test('ssh2 patch 005 lazy-stderr – a forwarded connection never makes a stderr stream', async (t) => {
+  const channel = await channelToEcho(t);
+  const made = () => (channel as unknown as { _stderr: unknown })._stderr !== undefined || Object.hasOwn(channel, 'stderr');
+  t.notOk(made(), 'none at the open');
+  channel.end('ping');
+  t.same(await readAll(channel), { text: 'ping', closed: true }, 'the echo came back, then the close');
+  t.notOk(made(), 'none after its EOF and CLOSE either');
+});
+
+t.test('ssh2 patch 005 lazy-stderr – an exec channel still reads its stderr, made at first use', async (t) => {
+  const client = await execServer(t, 'oops', 'fine');
+  const channel = await exec(client, 'x');
+  const [err, out] = await Promise.all([readAll(channel.stderr), readAll(channel)]);
+  t.same(err, { text: 'oops', closed: true }, "stderr's bytes, its end and its close");
+  t.same(out, { text: 'fine', closed: true }, "stdout's");
+});
+
+t.test('ssh2 patch 005 lazy-stderr – a stderr first asked for after the channel closed has ended with it', async (t) => {
+  const client = await execServer(t, '', 'fine');
+  const channel = await exec(client, 'x');
+  const out = await readAll(channel);
+  t.same(out, { text: 'fine', closed: true });
+  t.same(await readAll(channel.stderr), { text: '', closed: true }, 'it ends and closes as one made at the open would have');
 });
