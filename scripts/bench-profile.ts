@@ -19,7 +19,7 @@
  *   apt-get install -y linux-perf
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-profile.ts \
  *     [--tools 'sshkeep,bare ssh2,ssh -L'] [--new-connections] [--clients 8] [--requests 10000] [--warm 5000]
- *     [--size 64] [--frequency 2000] [--top 25] [--node-args='FLAGS' (more node flags for the Node tools)]
+ *     [--size 64] [--frequency 2000] [--top 25] [--kernel-top N] [--node-args='FLAGS' (more node flags for the Node tools)]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { cpuTimes } from '../test/fixtures/proc.js';
 import { newConnections } from './bench/clients.js';
-import { FLOOR_ROWS, startRow, type FloorRow } from './bench/floor-small.js';
+import { FLOOR_ROWS, startRow, type FloorRow, type HandlesRow } from './bench/floor-small.js';
 import { found } from './bench/services.js';
 import { measured, requestReply, type Load } from './bench/small.js';
 import { startBenchSshd } from './bench/sshd.js';
@@ -40,12 +40,13 @@ import { intOption, parseCommandLine, splitArgs } from './lib/options.js';
 import { KINDS, kindOf, parseReport, perfMapOf, type Kind } from './lib/perf-report.js';
 import { sleep } from './lib/sleep.js';
 
-/** socat forks a process per connection, which an attached perf does not follow. */
-const TOOLS = FLOOR_ROWS.filter((r) => r !== 'socat');
+type Tool = FloorRow | HandlesRow;
+/** socat forks a process per connection, which an attached perf does not follow. The rows without net.Socket too. */
+const TOOLS: readonly Tool[] = [...FLOOR_ROWS.filter((r) => r !== 'socat'), 'bare ssh2, handles', 'node proxy, handles'];
 
 const USAGE =
   "usage: npm run build && node --import @tapjs/typescript/import scripts/bench-profile.ts [--tools 'sshkeep,bare ssh2,ssh -L'] [--new-connections]\n" +
-  "         [--clients 8] [--requests 10000] [--warm 5000] [--size 64] [--frequency 2000] [--top 25] [--node-args='FLAGS']\n" +
+  "         [--clients 8] [--requests 10000] [--warm 5000] [--size 64] [--frequency 2000] [--top 25] [--kernel-top N] [--node-args='FLAGS']\n" +
   `       tools: ${TOOLS.join(', ')}\n`;
 
 const options = parseCommandLine('bench-profile', USAGE, (args) => {
@@ -60,13 +61,15 @@ const options = parseCommandLine('bench-profile', USAGE, (args) => {
       size: { type: 'string', default: '64' },
       frequency: { type: 'string', default: '2000' },
       top: { type: 'string', default: '25' },
+      'kernel-top': { type: 'string', default: '0' },
       'node-args': { type: 'string', default: '' },
     },
     strict: true,
   });
-  const tools = values.tools.split(',').map((t) => {
+  // A row's own name may hold ', ' (node proxy, onread): only a comma without a space after it separates.
+  const tools = values.tools.split(/,(?! )/).map((t) => {
     if (!(TOOLS as readonly string[]).includes(t)) throw new Error(`--tools: ${t} is not one of ${TOOLS.join(', ')}`);
-    return t as FloorRow;
+    return t as Tool;
   });
   const perConnection = values['new-connections'];
   return {
@@ -78,17 +81,20 @@ const options = parseCommandLine('bench-profile', USAGE, (args) => {
     size: intOption('size', values.size, 1),
     frequency: intOption('frequency', values.frequency, 1),
     top: intOption('top', values.top, 0),
+    kernelTop: intOption('kernel-top', values['kernel-top'], 0),
     nodeArgs: splitArgs(values['node-args']),
   };
 });
 
 interface Profile {
-  tool: FloorRow;
+  tool: Tool;
   load: Load;
   /** µs per request of each kind. */
   kinds: Map<Kind, number>;
   /** The costliest symbols, µs per request. */
   top: { us: number; kind: Kind; name: string }[];
+  /** The costliest kernel symbols, µs per request (--kernel-top). */
+  kernelTop: { us: number; name: string }[];
 }
 
 const live = new Set<() => Promise<void>>();
@@ -128,7 +134,7 @@ function recordPerf(pid: number, data: string): { ready: Promise<void>; stop(): 
   };
 }
 
-async function profileOne(tool: FloorRow, sshd: Sshd, targets: Targets, dir: string): Promise<Profile> {
+async function profileOne(tool: Tool, sshd: Sshd, targets: Targets, dir: string): Promise<Profile> {
   const { perConnection, clients, requests, warm, size, frequency, nodeArgs } = options;
   // Node flags (startRow gives them to the Node rows only). Without --logfile, --perf-basic-prof also
   // has V8 write an isolate log into the working directory.
@@ -161,8 +167,13 @@ async function profileOne(tool: FloorRow, sshd: Sshd, targets: Targets, dir: str
       .sort((a, b) => b.count - a.count)
       .slice(0, options.top)
       .map((s) => ({ us: usPer(s.count), kind: kindOf(s), name: `${s.dso.startsWith('[JIT]') ? '' : `${s.dso} `}${s.symbol}` }));
+    const kernelTop = samples
+      .filter((s) => kindOf(s) === 'kernel')
+      .sort((a, b) => b.count - a.count)
+      .slice(0, options.kernelTop)
+      .map((s) => ({ us: usPer(s.count), name: s.symbol }));
     process.stderr.write(`${tool}: user ${m.userUs.toFixed(1)} + system ${m.sysUs.toFixed(1)} µs per ${perConnection ? 'connection' : 'request'} (/proc), ${samples.reduce((a, s) => a + s.count, 0)} samples\n`);
-    return { tool, load: m, kinds, top };
+    return { tool, load: m, kinds, top, kernelTop };
   } finally {
     await f.stop();
     live.delete(f.stop);
@@ -197,6 +208,11 @@ function report(profiles: Profile[], before: ReturnType<typeof machineSnapshot>)
   for (const p of profiles.filter((p) => p.top.length)) {
     lines.push(`${p.tool}, the costliest symbols outside the kernel (µs per ${unit}):`, '');
     for (const t of p.top) lines.push(`    ${t.us.toFixed(2).padStart(7)}  ${t.kind.padEnd(22)} ${t.name}`);
+    lines.push('');
+  }
+  for (const p of profiles.filter((p) => p.kernelTop.length)) {
+    lines.push(`${p.tool}, the costliest kernel symbols (µs per ${unit}):`, '');
+    for (const t of p.kernelTop) lines.push(`    ${t.us.toFixed(2).padStart(7)}  ${t.name}`);
     lines.push('');
   }
   return lines.join('\n');

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { LocalSocket } from '../local-socket.js';
 import type { ClientChannel } from 'ssh2';
 import { formatEndpoint } from '../config/forward-spec.js';

@@ -6,6 +6,8 @@
  * algorithm lists and the native-binding probe too, so an ssh2 upgrade is checked against
  * this one file (and the patch in patches/).
  */
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { createPublicKey, verify as verifySignature } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 /**
  * A timer for a verdict on "no answer yet" (a probe, a dead link's grace, a channel open): it
  * decides one poll phase after it fires. After the event loop was blocked (a long GC, a starved
