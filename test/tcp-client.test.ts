@@ -74,6 +74,46 @@ t.test('reads only while resumed, copied out of the shared buffer, every byte in
   t.notOk(client.destroyed, 'half-open: still open for writing after the peer FIN');
 });
 
+t.test('a pause and a resume in one tick leave the reads running: no stop and restart of libuv\'s reads (two epoll_ctl calls)', async (t) => {
+  const { client, peer, handle } = await acceptOne(t);
+  const calls: string[] = [];
+  for (const m of ['readStart', 'readStop'] as const) {
+    const real = handle[m].bind(handle);
+    handle[m] = () => (calls.push(m), real());
+  }
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  client.resume();
+  client.pause(); // the hold's release
+  client.resume(); // the pump's link, in the same tick
+  peer.write('hello');
+  await until(() => chunks.length === 1, 5000, 'the read');
+  t.same(calls, ['readStart'], 'started once, never stopped');
+  client.pause();
+  await turns(1);
+  t.same(calls, ['readStart', 'readStop'], 'a pause that lasts past its tick stops the reads');
+});
+
+t.test('paused from its own data handler with more in the kernel: nothing more is handed on until resumed, then all of it in order', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  const sent = randomBytes(1 << 20);
+  let got = 0;
+  let whilePaused = 0;
+  const hash = createHash('sha256');
+  client.on('data', (c: Buffer) => {
+    if (client.isPaused()) whilePaused++;
+    hash.update(c);
+    got += c.length;
+    client.pause(); // after every read, as a pump whose channel is full
+    setImmediate(() => client.resume());
+  });
+  client.resume();
+  peer.end(sent);
+  await until(() => got === sent.length, 10_000, 'every byte');
+  t.equal(whilePaused, 0, 'no read handed on while paused');
+  t.equal(hash.digest('hex'), createHash('sha256').update(sent).digest('hex'), 'in order');
+});
+
 t.test('4 MiB each way with the peer slow to read: write() says wait, drain says go on, every byte in order; then a clean close both ways', async (t) => {
   const { client, peer } = await acceptOne(t);
   const up = randomBytes(4 << 20);

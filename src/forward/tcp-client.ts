@@ -100,6 +100,8 @@ export class TcpClient extends EventEmitter implements LocalSocket {
   writableFinished = false;
   #paused = true;
   #reading = false;
+  /** pause() has queued the stop of libuv's reads for the end of the tick. */
+  #stopQueued = false;
   /** The peer's FIN has come. */
   #readEnded = false;
   /** Bytes handed to libuv and not yet written. */
@@ -158,13 +160,26 @@ export class TcpClient extends EventEmitter implements LocalSocket {
     return this.#paused;
   }
 
+  /**
+   * Reads stop at the end of this tick, unless resumed by then: a client handed from its hold to its
+   * pump is paused and resumed in one tick, and stopping and restarting libuv's reads costs two
+   * epoll_ctl calls (BENCHMARKS.md, issue 17). No read can come in between: libuv reads between
+   * ticks, and Node runs the tick queue after each callback, a read's included.
+   */
   pause(): this {
     this.#paused = true;
-    if (this.#reading) {
-      this.#reading = false;
-      this.handle.readStop();
+    if (this.#reading && !this.#stopQueued) {
+      this.#stopQueued = true;
+      process.nextTick(() => this.#stopIfPaused());
     }
     return this;
+  }
+
+  #stopIfPaused(): void {
+    this.#stopQueued = false;
+    if (!this.#paused || !this.#reading || this.destroyed) return;
+    this.#reading = false;
+    this.handle.readStop();
   }
 
   resume(): this {
