@@ -14,7 +14,9 @@
  * sshkeep, with its own node_modules (a before/after in one run). --functions N adds a table of
  * the N functions with the most self instructions per round trip in each forwarder, compiled
  * JavaScript named through node's --perf-basic-prof map: where one forwarder spends what another
- * does not. --new-connections counts instead per new connection (connect, one byte, its echo,
+ * does not. --callers NAME[,NAME] lists, for each function whose name holds one of them (a builtin
+ * such as Builtins_LoadIC_Megamorphic), its callers, compiled JavaScript named through the same map:
+ * which code reaches an inline cache's slow path or a runtime call. --new-connections counts instead per new connection (connect, one byte, its echo,
  * close; sequential): --warm of them unmeasured, then --requests measured. --node-args='FLAGS'
  * gives sshkeep more node flags, after its shebang's (a flag's A/B).
  * The warm-up is long because V8 keeps optimizing for thousands of round trips: with 300 per
@@ -24,7 +26,7 @@
  *   apt-get install -y valgrind
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
  *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)]
- *     [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--keep DIR (callgrind's dumps, for callgrind_annotate, and with --functions the JIT's perf map)]
+ *     [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--callers NAME,…] [--keep DIR (callgrind's dumps, for callgrind_annotate, and with --functions or --callers the JIT's perf map)]
  *     [--new-connections] [--node-args='FLAGS']
  *
  * Slow: everything runs 50-100× slower under valgrind; the defaults take about three minutes.
@@ -43,7 +45,7 @@ import { startBenchSshd } from './bench/sshd.js';
 import { newConnections } from './bench/clients.js';
 import { requestReply } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
-import { functionCosts, functionTable } from './lib/callgrind-functions.js';
+import { callerCosts, functionCosts, functionTable } from './lib/callgrind-functions.js';
 import { callgrindControl as control, dumpTotal } from './lib/callgrind.js';
 import { perfMapOf } from './lib/perf-report.js';
 import { childEnv } from './lib/forwarder.js';
@@ -97,6 +99,8 @@ interface Run {
   keep: string | undefined;
   /** How many functions to list per forwarder; 0 for none. */
   functions: number;
+  /** Functions (names or parts of names) whose callers to list, as --callers gave them. */
+  callers: string[];
   /** Count per new connection rather than per round trip. */
   newConnections: boolean;
   /** More node flags for sshkeep, after its shebang's. */
@@ -128,13 +132,15 @@ interface Measured {
   mainThread: number;
   /** Self instructions per round trip by function, when --functions asked for them. */
   functions?: Map<string, number>;
+  /** Per function --callers named, the instructions of the calls from each caller. */
+  callers?: Map<string, Map<string, number>>;
 }
 
 async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, targets: Targets, o: Run): Promise<Measured> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
-  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0, o.nodeArgs, variant.cli);
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0 || o.callers.length > 0, o.nodeArgs, variant.cli);
   const child = spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(variant.env),
@@ -179,6 +185,7 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
     const units = o.newConnections ? o.requests : o.clients * o.requests;
     const result: Measured = { perUnit: ir / units, mainThread: main / units };
     if (o.functions > 0) result.functions = functionCosts(dumps.map((f) => path.join(dir, f)), units, perfMapOf(child.pid!));
+    if (o.callers.length > 0) result.callers = callerCosts(dumps.map((f) => path.join(dir, f)), units, perfMapOf(child.pid!), o.callers);
     return result;
   } finally {
     child.kill('SIGKILL');
@@ -191,8 +198,20 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts [--clients 8] [--requests 1000] [--size 64]\n' +
-  '         [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)] [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N]\n' +
+  '         [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)] [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--callers NAME,…]\n' +
   "         [--keep DIR] [--new-connections] [--node-args='FLAGS']\n";
+
+/** For each function --callers named, in one forwarder: its callers, costliest first, in instructions per unit. */
+function callerLines(tool: string, m: Measured, unit: string): string[] {
+  if (!m.callers) return [];
+  const lines: string[] = [];
+  for (const [fn, callers] of m.callers) {
+    lines.push(`${tool}: the callers of ${fn} (instructions of the calls from each, per ${unit}):`, '');
+    for (const [caller, ir] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, 15)) lines.push(`    ${Math.round(ir).toLocaleString('en-US').padStart(8)}  ${caller}`);
+    lines.push('');
+  }
+  return lines;
+}
 
 const options = parseCommandLine('bench-instructions', USAGE, (args) => {
   const { values } = parseArgs({
@@ -203,6 +222,7 @@ const options = parseCommandLine('bench-instructions', USAGE, (args) => {
       size: { type: 'string', default: '64' },
       warm: { type: 'string', default: '5000' },
       functions: { type: 'string', default: '0' },
+      callers: { type: 'string', default: '' },
       tools: { type: 'string', default: DEFAULT_TOOLS.join(',') },
       'compare-env': { type: 'string' },
       'baseline-cli': { type: 'string' },
@@ -221,6 +241,7 @@ const options = parseCommandLine('bench-instructions', USAGE, (args) => {
     cipher: values.cipher,
     keep: values.keep,
     functions: intOption('functions', values.functions, 0),
+    callers: values.callers.split(',').filter(Boolean),
     newConnections: values['new-connections'],
     nodeArgs: splitArgs(values['node-args']),
   };
@@ -272,6 +293,7 @@ async function main(): Promise<void> {
       ...(o.functions > 0
         ? [functionTable(rows.flatMap(([t, m]) => (m.functions ? [[t, m.functions] as [string, Map<string, number>]] : [])), o.functions), '']
         : []),
+      ...rows.flatMap(([t, m]) => callerLines(t, m, unitOf(o))),
     ].join('\n'),
   );
 }

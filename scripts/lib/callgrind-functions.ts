@@ -37,6 +37,15 @@ function perfMap(file: string): (address: number) => string | undefined {
   };
 }
 
+/** A function's name as callgrind gives it, with compiled JavaScript named by `name`. */
+function displayName(fn: string, name: (address: number) => string | undefined): string {
+  const jit = /^\?\?\?:0x([0-9a-f]+)(?:'\d+)? \[\?\?\?\]$/.exec(fn);
+  return jit ? (name(parseInt(jit[1]!, 16)) ?? 'JIT code, unnamed') : fn.replace(/ \[[^\]]*\]$/, '').replace(/^\?\?\?:/, '');
+}
+
+/** The dumps callgrind wrote: it leaves an empty file under the name it was given, and numbers the dumps beside it. */
+const written = (dumps: string[]) => dumps.filter((d) => fs.statSync(d).size > 0);
+
 /**
  * Self instructions per function in `dumps` (one process's), divided by `per`; compiled
  * JavaScript named from `mapFile` when given ("JS:*name file:line", * optimized, ^ baseline).
@@ -44,13 +53,60 @@ function perfMap(file: string): (address: number) => string | undefined {
 export function functionCosts(dumps: string[], per: number, mapFile: string | undefined): Map<string, number> {
   const name = mapFile && fs.existsSync(mapFile) ? perfMap(mapFile) : () => undefined;
   const out = new Map<string, number>();
-  for (const dump of dumps.filter((d) => fs.statSync(d).size > 0)) {
-    // callgrind leaves an empty file under the name it was given; the dumps are numbered beside it
+  for (const dump of written(dumps)) {
     for (const [fn, ir] of selfCosts(dump)) {
-      const jit = /^\?\?\?:0x([0-9a-f]+)(?:'\d+)? \[\?\?\?\]$/.exec(fn);
-      const key = jit ? (name(parseInt(jit[1]!, 16)) ?? 'JIT code, unnamed') : fn.replace(/ \[[^\]]*\]$/, '').replace(/^\?\?\?:/, '');
+      const key = displayName(fn, name);
       out.set(key, (out.get(key) ?? 0) + ir / per);
     }
+  }
+  return out;
+}
+
+/**
+ * Who calls the functions whose names contain one of `targets` (a builtin such as
+ * Builtins_LoadIC_Megamorphic is called from compiled JavaScript, which only the perf map names):
+ * for each such function, its callers and the instructions of the calls from each, divided by `per`.
+ */
+export function callerCosts(dumps: string[], per: number, mapFile: string | undefined, targets: string[]): Map<string, Map<string, number>> {
+  const name = mapFile && fs.existsSync(mapFile) ? perfMap(mapFile) : () => undefined;
+  const out = new Map<string, Map<string, number>>();
+  for (const dump of written(dumps)) {
+    const r = spawnSync('callgrind_annotate', ['--tree=caller', '--inclusive=no', '--threshold=100', dump], { encoding: 'utf8', maxBuffer: 256 << 20 });
+    if (r.status !== 0) throw new Error(`callgrind_annotate ${dump} failed: ${r.stderr}`);
+    parseCallerTree(r.stdout, per, name, targets, out);
+  }
+  return out;
+}
+
+/**
+ * Adds to `out` the callers of the `targets` functions in `callgrind_annotate --tree=caller`'s
+ * output: blocks of "N (p%)  < caller (Kx) [object]" lines, each ended by the function's own
+ * "N (p%)  *  function [object]" line.
+ */
+export function parseCallerTree(text: string, per: number, name: (address: number) => string | undefined, targets: string[], out = new Map<string, Map<string, number>>()): Map<string, Map<string, number>> {
+  let callers: [string, number][] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+([<*])\s+(.*)$/.exec(line);
+    if (!m) {
+      callers = [];
+      continue;
+    }
+    const ir = Number(m[1]!.replaceAll(',', ''));
+    const fn = m[3]!.replace(/ \([\d,]+x\)/, ''); // without its number of calls
+    if (m[2] === '<') {
+      callers.push([fn, ir]);
+      continue;
+    }
+    const shown = displayName(fn, name);
+    if (targets.some((t) => shown.includes(t))) {
+      const into = out.get(shown) ?? new Map<string, number>();
+      out.set(shown, into);
+      for (const [caller, cost] of callers) {
+        const key = displayName(caller, name);
+        into.set(key, (into.get(key) ?? 0) + cost / per);
+      }
+    }
+    callers = [];
   }
   return out;
 }
