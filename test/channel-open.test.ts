@@ -21,7 +21,7 @@ t.test('channel opens: an abandon signal gives up every open waiting on it, and 
   const target = { kind: 'tcp', host: HOST, port: echo.port } as const;
   const src = { address: HOST, port: 0 };
 
-  // Answered opens leave nothing behind that would fire later.
+  // An open the server answers.
   const answered = await deadline(settled(session.openChannel(target, src, 300, new AbortController().signal)), 5000, 'an answered open');
   t.equal(answered.reason, 'opened');
 

@@ -267,13 +267,6 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
     });
   }
 
-  /**
-   * Counts a channel open on this connection until it closes. ssh2 emits 'close' only once the
-   * server's CLOSE has come, and keeps the channel (and its id) till then: every CLOSE of ours,
-   * whoever sends it (a Pump, ssh2 once both ends ended), starts one timer, cleared by the
-   * server's answer. A server that lets it run out is broken: the channel is closed here as its
-   * CLOSE would have closed it, so that it stops counting, in this count and in its connection's.
-   */
   /** Has `signal`'s abort call `giveUp` (unless already aborted, as addEventListener would); returns what stops that. */
   #onAbandon(signal: AbortSignal, giveUp: () => void): () => void {
     let waiting = this.#abandonable.get(signal);
@@ -286,6 +279,13 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
     return () => waiting.delete(giveUp);
   }
 
+  /**
+   * Counts a channel open on this connection until it closes. ssh2 emits 'close' only once the
+   * server's CLOSE has come, and keeps the channel (and its id) till then: every CLOSE of ours,
+   * whoever sends it (a Pump, ssh2 once both ends ended), starts one deadline, cancelled by the
+   * server's answer. A server that lets it run out is broken: the channel is closed here as its
+   * CLOSE would have closed it, so that it stops counting, in this count and in its connection's.
+   */
   #track<T extends Channel>(channel: T): T {
     this.#channels++;
     let cancelUnanswered: CancelDeadline | undefined;
@@ -760,9 +760,7 @@ export function link(socket: LocalSocket, channel: Channel, session: SshSession,
     socket.resume();
   }
   const unlink = () => {
-    // Back to the prototype's (later data is dropped by the flowing stream), assigned, not deleted:
-    // a deleted property turns the channel into a slow dictionary-mode object for the rest of its life.
-    c.push = push;
+    delete (c as Partial<ChannelInternals>).push; // back to the prototype's: later data is dropped by the flowing stream
     socket.off('drain', onDrain);
     socket.off('data', onData);
   };
@@ -895,7 +893,7 @@ export function openPort(channel: Channel, session: SshSession, smallestWrite: n
       wake = undefined;
       clearTimeout(backstop);
       channel.off('window', onWindowEvent);
-      c.push = push; // not deleted: see link()'s unlink
+      delete (c as Partial<ChannelInternals>).push;
     },
   };
 }

@@ -70,7 +70,16 @@ class DeadlineQueue {
     }
     this.#timer = undefined;
     if (this.#head) this.#arm(this.#head.at - now);
-    for (const verdict of due) verdict();
+    // Each verdict runs, whatever one before it throws (as each would on a timer of its own); a throw is still uncaught.
+    for (const verdict of due) {
+      try {
+        verdict();
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
   }
 }
 
