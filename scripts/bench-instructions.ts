@@ -16,9 +16,10 @@
  * JavaScript named through node's --perf-basic-prof map: where one forwarder spends what another
  * does not. --callers NAME[,NAME] lists, for each function whose name holds one of them (a builtin
  * such as Builtins_LoadIC_Megamorphic), its callers, compiled JavaScript named through the same map:
- * which code reaches an inline cache's slow path or a runtime call. --new-connections counts instead per new connection (connect, one byte, its echo,
- * close; sequential): --warm of them unmeasured, then --requests measured. --node-args='FLAGS'
- * gives sshkeep more node flags, after its shebang's (a flag's A/B).
+ * which code reaches an inline cache's slow path or a runtime call. --new-connections counts
+ * instead per new connection (connect, one byte, its echo, close; sequential): --warm of them
+ * unmeasured, then --requests measured. --node-args='FLAGS' gives sshkeep more node flags, after
+ * its shebang's (a flag's A/B).
  * The warm-up is long because V8 keeps optimizing for thousands of round trips: with 300 per
  * connection its compiler was still a large part of the count (the bare forwarder 67,102 after
  * 300, 47,304 after 2,000, 36,961 after 5,000).
