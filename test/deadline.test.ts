@@ -87,11 +87,17 @@ t.test('a verdict that throws does not stop the others due with it; the throw is
   const script = `
     import { queuedDeadline } from ${JSON.stringify(pathToFileURL(path.join(REPO_ROOT, 'dist/ssh/deadline.js')).href)};
     const ran = [];
-    process.on('uncaughtException', (err) => ran.push('uncaught ' + err.message));
-    queuedDeadline(() => { ran.push('a'); throw new Error('boom'); }, 10);
-    queuedDeadline(() => ran.push('b'), 10);
-    queuedDeadline(() => ran.push('c'), 10);
-    setTimeout(() => console.log(JSON.stringify(ran)), 500);
+    const up = setInterval(() => {}, 60_000); // the deadlines' timer is unref'd: this keeps the process up until all four are in
+    const note = (what) => {
+      ran.push(what);
+      if (ran.length < 4) return;
+      clearInterval(up);
+      console.log(JSON.stringify(ran));
+    };
+    process.on('uncaughtException', (err) => note('uncaught ' + err.message));
+    queuedDeadline(() => { note('a'); throw new Error('boom'); }, 10);
+    queuedDeadline(() => note('b'), 10);
+    queuedDeadline(() => note('c'), 10);
   `;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
   t.equal(r.status, 0, r.stderr);
