@@ -7,11 +7,12 @@
  * expected" fails first when they change.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import { offerHandles, TCP_CLIENT } from '../src/forward/accept-handles.js';
 import { TcpClient, tcpClientsSupported, type TcpHandle } from '../src/forward/tcp-client.js';
+import type { SocketEvent } from '../src/forward/socket-events.js';
 import { spawnSync } from 'node:child_process';
 import { CLI_MAIN, untracked } from './fixtures/bin.js';
 import diagnostics from 'node:diagnostics_channel';
@@ -20,6 +21,9 @@ import { connect4, echoes, socks5 } from './fixtures/socks-client.js';
 import { inputFor, makeKeys, startServer, startSshkeep } from './fixtures/tunnel.js';
 
 const HIGH_WATER = 64 * 1024;
+
+/** node's events.once() takes a TcpClient as it takes an EventEmitter: it needs on, once and removeListener. */
+const eventOf = (client: TcpClient, event: SocketEvent) => once(client as unknown as EventEmitter, event);
 
 /** A listener offering handles, a client connected to it, and the TcpClient made of the accepted handle. */
 async function acceptOne(t: Test): Promise<{ peer: net.Socket; client: TcpClient; handle: TcpHandle }> {
@@ -66,7 +70,7 @@ t.test('reads only while resumed, copied out of the shared buffer, every byte in
   peer.end(' again');
   await turns();
   t.equal(chunks.length, 1, 'pause() stops the reads');
-  const ended = once(client, 'end');
+  const ended = eventOf(client, 'end');
   client.resume();
   await deadline(ended, 5000, 'the end');
   t.equal(Buffer.concat(chunks).toString(), 'hello again', 'every byte, then the end');
@@ -144,13 +148,13 @@ t.test('4 MiB each way with the peer slow to read: write() says wait, drain says
     if (!client.write(down.subarray(at, at + 256 * 1024))) {
       waits++;
       if (waits === 1) peer.resume();
-      await deadline(once(client, 'drain'), 10_000, 'drain');
+      await deadline(eventOf(client, 'drain'), 10_000, 'drain');
     }
   }
   t.ok(waits > 0, `write() said wait (${waits} times)`);
   t.equal(drains, waits, "a 'drain' for each wait");
-  const closed = once(client, 'close');
-  const finished = once(client, 'finish');
+  const closed = eventOf(client, 'close');
+  const finished = eventOf(client, 'finish');
   client.end();
   t.ok(client.writableEnded, 'writableEnded at once');
   await deadline(finished, 10_000, "'finish' once our FIN is out");
@@ -172,7 +176,7 @@ t.test('end(cb) before the peer FIN: the callback once FIN is out; open for read
   const data: Buffer[] = [];
   client.on('data', (c: Buffer) => data.push(c));
   client.resume();
-  const closed = once(client, 'close');
+  const closed = eventOf(client, 'close');
   peer.end('late');
   await deadline(closed, 5000, 'close once the peer ends too');
   t.equal(Buffer.concat(data).toString(), 'late', 'what the peer sent after our FIN');
@@ -182,7 +186,7 @@ t.test('resetAndDestroy: the peer sees a reset, not an end', async (t) => {
   const { client, peer } = await acceptOne(t);
   peer.resume();
   const peerError = once(peer, 'error');
-  const closed = once(client, 'close');
+  const closed = eventOf(client, 'close');
   client.resetAndDestroy();
   t.ok(client.destroyed, 'destroyed at once');
   t.notOk(client.write(Buffer.from('more')), 'a write after it is refused');
@@ -207,7 +211,7 @@ t.test('end() while writes wait for a peer that does not read: FIN waits for the
   t.ok(writes < 256, 'write() said wait: the kernel buffers are full and writes are pending');
   client.end();
   t.ok(client.writableEnded && !client.writableFinished, 'ended, not finished');
-  const closed = once(client, 'close');
+  const closed = eventOf(client, 'close');
   client.resetAndDestroy();
   t.same(results, [0], 'the reset is taken (libuv refuses it with EINVAL once FIN is asked)');
   await deadline(closed, 5000, "'close'");
@@ -218,7 +222,7 @@ t.test('resetAndDestroy once FIN is asked (nothing was pending): the complete st
   peer.resume();
   client.write(Buffer.from('whole'));
   client.end();
-  const closed = once(client, 'close');
+  const closed = eventOf(client, 'close');
   client.resetAndDestroy();
   await deadline(closed, 5000, "'close' (a refused reset would leave the handle open, and no 'close')");
   await deadline(once(peer, 'end'), 5000, 'the peer sees a clean end');
@@ -229,7 +233,7 @@ t.test('end(cb) is never left waiting: called once FIN is out, after it, or when
   peer.resume();
   const calls: string[] = [];
   client.end(() => calls.push('first'));
-  await deadline(once(client, 'finish'), 5000, "'finish'");
+  await deadline(eventOf(client, 'finish'), 5000, "'finish'");
   client.end(() => calls.push('after finish')); // the pump's end-then-destroy on a CLOSE after its FIN went out
   await until(() => calls.length === 2, 5000, 'both callbacks');
   t.same(calls, ['first', 'after finish'], 'in order');
@@ -327,7 +331,7 @@ t.test("a reset libuv refuses all the same ends in 'close': the client is not co
     close: () => void closes++,
   } as TcpHandle;
   const client = new TcpClient(handle, HIGH_WATER);
-  const closed = once(client, 'close');
+  const closed = eventOf(client, 'close');
   client.resetAndDestroy();
   await deadline(closed, 5000, "'close'");
   t.ok(client.destroyed, 'destroyed');
@@ -367,7 +371,7 @@ t.test("a write the kernel refuses (the peer reset): 'error' comes after write()
 t.test('destroy: the peer sees the connection end; a second destroy and a pause or end after it do nothing', async (t) => {
   const { client, peer } = await acceptOne(t);
   peer.resume();
-  const closed = once(client, 'close');
+  const closed = eventOf(client, 'close');
   client.destroy();
   client.destroy();
   client.pause();

@@ -1,8 +1,8 @@
-import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { readBuffers } from '../socket-reads.js';
 import type { LocalSocket } from '../local-socket.js';
+import { SocketEvents } from './socket-events.js';
 
 /**
  * An accepted TCP client on libuv's handle, driven as net.Socket drives it but without its
@@ -11,8 +11,9 @@ import type { LocalSocket } from '../local-socket.js';
  * holding and pumping need (LocalSocket): reads while resumed, each handed on as one 'data'
  * event (readBuffers), writes with a high-water mark and 'drain', FIN after the writes, a reset,
  * and net.Socket's 'end', 'finish', 'error' and 'close' in net.Socket's order, half-open allowed
- * (closed once both ways have ended). Node 20's handles (process.binding, DEP0111):
- * `tcpClientsSupported()` says whether they are as expected; test/tcp-client.test.ts fails when not.
+ * (closed once both ways have ended), emitted through SocketEvents rather than EventEmitter.
+ * Node 20's handles (process.binding, DEP0111): `tcpClientsSupported()` says whether they are
+ * as expected; test/tcp-client.test.ts fails when not.
  */
 
 /** libuv's stream handle, as Node's tcp_wrap and stream_wrap bindings expose it. */
@@ -92,7 +93,7 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${syscall} ${code}`), { errno, code, syscall });
 }
 
-export class TcpClient extends EventEmitter implements LocalSocket {
+export class TcpClient extends SocketEvents implements LocalSocket {
   bytesRead = 0;
   bytesWritten = 0;
   destroyed = false;
