@@ -131,7 +131,8 @@ t.test('ssh2 patch 003 channel-destroy – destroying a finished channel does no
 });
 
 /** A direct-tcpip channel to an echo server, through an embedded server. */
-async function channelToEcho(t: Test): Promise<ssh2.ClientChannel> {
+/** An ssh2 client connected to the embedded server, and how to open a channel to an echo target through it. */
+async function clientToEcho(t: Test): Promise<{ client: ssh2.Client; open: () => Promise<ssh2.ClientChannel> }> {
   const key = ed25519Pair();
   const server = await startEmbeddedServer({ authorizedKeys: [key.public] });
   t.teardown(() => server.close());
@@ -142,10 +143,15 @@ async function channelToEcho(t: Test): Promise<ssh2.ClientChannel> {
   const ready = once(client, 'ready');
   client.connect({ host: server.host, port: server.port, username: 'demo', privateKey: key.private, hostVerifier: (k: Buffer) => k.equals(server.hostKeyBlob) });
   await deadline(ready, 5000, 'ssh client ready');
-  const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
-    client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, (err, ch) => (err ? reject(err) : resolve(ch))),
-  );
-  return channel;
+  const open = () =>
+    new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, (err, ch) => (err ? reject(err) : resolve(ch))),
+    );
+  return { client, open };
+}
+
+async function channelToEcho(t: Test): Promise<ssh2.ClientChannel> {
+  return (await clientToEcho(t)).open();
 }
 
 t.test("ssh2 patch 004 window-event – a channel emits 'window' when the server opens its send window", async (t) => {
@@ -228,4 +234,37 @@ t.test('ssh2 patch 005 lazy-stderr – a stderr first asked for after the channe
   const out = await readAll(channel);
   t.same(out, { text: 'fine', closed: true });
   t.same(await readAll(channel.stderr), { text: '', closed: true }, 'it ends and closes as one made at the open would have');
+});
+
+/** ssh2's table of a connection's channels, by our id. */
+const channelTable = (client: ssh2.Client) => (client as unknown as { _chanMgr: { _channels: unknown; _count: number } })._chanMgr;
+
+t.test('ssh2 patch 006 map-channels – a connection keeps its channels in a Map, each entry gone with its channel', async (t) => {
+  const { client, open } = await clientToEcho(t);
+  const table = channelTable(client);
+  t.ok(table._channels instanceof Map, 'a Map, not an object keyed by channel id');
+  const channels = await Promise.all([open(), open(), open()]);
+  t.equal((table._channels as Map<number, unknown>).size, 3, 'one entry per open channel');
+  const echoes = await Promise.all(
+    channels.map((c, i) => {
+      c.end(`ping ${i}`);
+      return readAll(c);
+    }),
+  );
+  t.same(echoes, [0, 1, 2].map((i) => ({ text: `ping ${i}`, closed: true })), 'each echoed, ended and closed');
+  t.equal((table._channels as Map<number, unknown>).size, 0, 'no entry left');
+  t.equal(table._count, 0, 'none counted');
+  const again = await open();
+  again.end('once more');
+  t.same(await readAll(again), { text: 'once more', closed: true }, 'a channel opened after them works');
+});
+
+t.test('ssh2 patch 006 map-channels – a lost connection closes every channel still open', async (t) => {
+  const { client, open } = await clientToEcho(t);
+  const channels = await Promise.all([open(), open(), open()]);
+  // Flowing: ssh2 emits a channel's 'close' after its 'end', which a paused stream never reaches.
+  const closed = Promise.all(channels.map((c) => (c.resume(), once(c, 'close'))));
+  (client as unknown as { _sock: { destroy(): void } })._sock.destroy();
+  await deadline(closed, 5000, "every channel's close");
+  t.equal((channelTable(client)._channels as Map<number, unknown>).size, 0, 'the table is empty');
 });
