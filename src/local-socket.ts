@@ -1,3 +1,6 @@
+/** The events of a local socket: net.Socket's, each with at most one argument. */
+export type SocketEvent = 'data' | 'end' | 'drain' | 'finish' | 'error' | 'close';
+
 /**
  * What holding and pumping need of a local socket: a net.Socket (--resume, Unix sockets, -R's
  * targets), or for -L and -D over TCP a TcpClient (src/forward/tcp-client.ts). Its events are
@@ -5,9 +8,9 @@
  * our FIN is out, 'error' (an errno error), 'close'.
  */
 export interface LocalSocket {
-  on(event: string, listener: (...args: any[]) => void): this;
-  once(event: string, listener: (...args: any[]) => void): this;
-  off(event: string, listener: (...args: any[]) => void): this;
+  on(event: SocketEvent, listener: (...args: any[]) => void): this;
+  once(event: SocketEvent, listener: (...args: any[]) => void): this;
+  off(event: SocketEvent, listener: (...args: any[]) => void): this;
   pause(): this;
   resume(): this;
   /** False: wait for 'drain' before writing more. */

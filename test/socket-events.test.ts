@@ -1,7 +1,8 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import fc from 'fast-check';
 import t from 'tap';
-import { SocketEvents, type SocketEvent } from '../src/forward/socket-events.js';
+import { SocketEvents } from '../src/forward/socket-events.js';
+import type { SocketEvent } from '../src/local-socket.js';
 
 /**
  * SocketEvents (what a TcpClient emits with) against EventEmitter itself: the same steps on
@@ -9,7 +10,7 @@ import { SocketEvents, type SocketEvent } from '../src/forward/socket-events.js'
  * listeners in the same order with the same `this` and argument, and throw where it throws.
  */
 
-const EVENTS: SocketEvent[] = ['data', 'close', 'error'];
+const EVENTS: SocketEvent[] = ['data', 'end', 'drain', 'finish', 'error', 'close'];
 
 type Step =
   | { op: 'on' | 'once' | 'off'; event: SocketEvent; listener: number }
@@ -113,7 +114,27 @@ t.test("socket events – an 'error' with no listener throws it; another event w
 
 t.test('socket events – an event a socket does not have is a named error, not a silent listener', async (t) => {
   const e = new SocketEvents();
-  t.throws(() => e.on('connect' as SocketEvent, () => {}), { name: 'TypeError', message: "a TcpClient has no 'connect' event" });
+  t.throws(() => e.on('connect' as SocketEvent, () => {}), { name: 'TypeError', message: "a local socket has no 'connect' event" });
+});
+
+t.test('socket events – an event without an argument calls its listeners with none, as EventEmitter does', async (t) => {
+  for (const e of [new EventEmitter(), new SocketEvents()] as SocketEvents[]) {
+    const counts: number[] = [];
+    e.on('end', (...args: unknown[]) => counts.push(args.length));
+    e.once('end', (...args: unknown[]) => counts.push(args.length));
+    e.on('close', (...args: unknown[]) => counts.push(args.length));
+    const ended = once(e as unknown as EventEmitter, 'end');
+    e.emit('end');
+    e.emit('close', false);
+    t.same(counts, [0, 0, 1], `${e.constructor.name}: no argument for 'end', one for 'close'`);
+    t.same(await ended, [], `${e.constructor.name}: events.once resolves with no argument`);
+  }
+});
+
+t.test("socket events – an 'error' with no listener and no Error still throws an Error", async (t) => {
+  for (const e of [new EventEmitter(), new SocketEvents()] as SocketEvents[]) {
+    t.throws(() => e.emit('error'), { message: /^Unhandled error\. \(undefined\)/ }, e.constructor.name);
+  }
 });
 
 t.test('socket events – off() removes the one added last, as EventEmitter does', async (t) => {

@@ -268,3 +268,15 @@ t.test('ssh2 patch 006 map-channels – a lost connection closes every channel s
   await deadline(closed, 5000, "every channel's close");
   t.equal((channelTable(client)._channels as Map<number, unknown>).size, 0, 'the table is empty');
 });
+
+t.test('ssh2 patch 006 map-channels – once the ids have run out, a new channel takes the lowest free id, not a live one', async (t) => {
+  type Manager = { _cur: number; add(val: unknown): number; get(id: number): unknown; remove(id: number): void };
+  const { ChannelManager } = createRequire(import.meta.url)('ssh2/lib/utils.js') as { ChannelManager: new (client: unknown) => Manager };
+  const table = new ChannelManager({});
+  const ids = ['a', 'b', 'c'].map((v) => table.add(v));
+  t.same(ids, [0, 1, 2], 'ids in order while they last');
+  table.remove(1);
+  table._cur = 2 ** 32 - 1; // every id handed out once: the search for a free one
+  t.equal(table.add('d'), 1, 'the lowest free id');
+  t.same([0, 1, 2].map((id) => table.get(id)), ['a', 'd', 'c'], 'no live channel overwritten');
+});

@@ -12,7 +12,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { offerHandles, TCP_CLIENT } from '../src/forward/accept-handles.js';
 import { TcpClient, tcpClientsSupported, type TcpHandle } from '../src/forward/tcp-client.js';
-import type { SocketEvent } from '../src/forward/socket-events.js';
+import type { SocketEvent } from '../src/local-socket.js';
 import { spawnSync } from 'node:child_process';
 import { CLI_MAIN, untracked } from './fixtures/bin.js';
 import diagnostics from 'node:diagnostics_channel';

@@ -1,5 +1,4 @@
-/** The events of a local socket (src/local-socket.ts): net.Socket's, each with at most one argument. */
-export type SocketEvent = 'data' | 'end' | 'drain' | 'finish' | 'error' | 'close';
+import type { SocketEvent } from '../local-socket.js';
 
 type Listener = (...args: any[]) => void;
 type OnceWrapper = Listener & { listener: Listener };
@@ -19,18 +18,20 @@ function slotOf(event: string): number {
     case 'close':
       return 5;
     default:
-      throw new TypeError(`a TcpClient has no '${event}' event`);
+      throw new TypeError(`a local socket has no '${event}' event`);
   }
 }
 
 /**
  * EventEmitter's behaviour for the six events of a local socket, without its dictionary of
  * listeners keyed by name: EventEmitter's code is shared by every kind of emitter, so each of
- * its reads of that dictionary is a megamorphic lookup, and a new connection adds and removes
- * about twenty listeners (BENCHMARKS.md, issue 17). Here each event has its own slot: one
+ * its reads of that dictionary is a megamorphic lookup, and a new connection adds or removes a
+ * listener on its client about seventeen times (BENCHMARKS.md, issue 17). Here each event has its own slot: one
  * listener as itself, as EventEmitter keeps it, more as an array replaced on every change, so an
  * emit calls the listeners there when it began, as EventEmitter does, without copying them.
- * Listeners are called with the emitter as `this`; an 'error' with none throws.
+ * Listeners are called with the emitter as `this` and the event's one argument, or none if it has
+ * none; an 'error' with no listener throws. Unlike EventEmitter, a name that is not one of the six
+ * is a TypeError, on() and off() alike: a listener for it would never be called.
  */
 export class SocketEvents {
   readonly #slots: (Listener | Listener[] | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined];
@@ -52,7 +53,7 @@ export class SocketEvents {
       if (fired) return;
       fired = true;
       this.off(event, wrapper);
-      listener.call(this, arg);
+      call(listener, this, arg);
     }) as OnceWrapper;
     wrapper.listener = listener;
     return this.on(event, wrapper);
@@ -88,14 +89,17 @@ export class SocketEvents {
   emit(event: SocketEvent, arg?: unknown): boolean {
     const now = this.#slots[slotOf(event)];
     if (now === undefined) {
-      if (event === 'error') throw arg;
+      if (event === 'error') throw arg instanceof Error ? arg : new Error(`Unhandled error. (${String(arg)})`);
       return false;
     }
-    if (typeof now === 'function') now.call(this, arg);
-    else for (let k = 0; k < now.length; k++) now[k]!.call(this, arg);
+    if (typeof now === 'function') call(now, this, arg);
+    else for (let k = 0; k < now.length; k++) call(now[k]!, this, arg);
     return true;
   }
 }
+
+/** A listener called as EventEmitter calls it: 'end', 'drain' and 'finish' have no argument. */
+const call = (listener: Listener, self: SocketEvents, arg: unknown) => (arg === undefined ? listener.call(self) : listener.call(self, arg));
 
 /** `l` is `listener`, or once()'s wrapper of it. */
 const isListener = (l: Listener, listener: Listener) => l === listener || (l as OnceWrapper).listener === listener;

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { SocketEvent } from '../local-socket.js';
 
 export type SocksVersion = 4 | 5;
 
@@ -295,8 +296,8 @@ export class SocksError extends Error {
 
 /** What the handshake needs of its stream: an accepted client (net.Socket or TcpClient), or an ssh2 channel. */
 interface HandshakeStream {
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  off(event: string, listener: (...args: any[]) => void): unknown;
+  on(event: SocketEvent, listener: (...args: any[]) => void): unknown;
+  off(event: SocketEvent, listener: (...args: any[]) => void): unknown;
   pause(): unknown;
   resume(): unknown;
   write(chunk: Buffer): boolean;
