@@ -26,12 +26,13 @@ function slotOf(event: string): number {
  * EventEmitter's behaviour for the six events of a local socket, without its dictionary of
  * listeners keyed by name: EventEmitter's code is shared by every kind of emitter, so each of
  * its reads of that dictionary is a megamorphic lookup, and a new connection adds or removes a
- * listener on its client about seventeen times (BENCHMARKS.md, issue 17). Here each event has its own slot: one
- * listener as itself, as EventEmitter keeps it, more as an array replaced on every change, so an
- * emit calls the listeners there when it began, as EventEmitter does, without copying them.
- * Listeners are called with the emitter as `this` and the event's one argument, or none if it has
- * none; an 'error' with no listener throws. Unlike EventEmitter, a name that is not one of the six
- * is a TypeError, on() and off() alike: a listener for it would never be called.
+ * listener on its client about seventeen times (BENCHMARKS.md, issue 17). Here each event has
+ * its own slot: one listener as itself, as EventEmitter keeps it, more as an array replaced on
+ * every change, so an emit calls the listeners there when it began, as EventEmitter does,
+ * without copying them. Listeners are called with the emitter as `this` and the event's one
+ * argument, or none if it has none; an 'error' with no listener throws. Unlike EventEmitter, a
+ * name that is not one of the six is a TypeError, on() and off() alike: a listener for it would
+ * never be called.
  */
 export class SocketEvents {
   readonly #slots: (Listener | Listener[] | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined];
