@@ -37,6 +37,10 @@ function perfMap(file: string): (address: number) => string | undefined {
   };
 }
 
+/** Names of compiled JavaScript from the perf map `mapFile`, if there is one; none otherwise. */
+const namesFrom = (mapFile: string | undefined): ((address: number) => string | undefined) =>
+  mapFile && fs.existsSync(mapFile) ? perfMap(mapFile) : () => undefined;
+
 /** A function's name as callgrind gives it, with compiled JavaScript named by `name`. */
 function displayName(fn: string, name: (address: number) => string | undefined): string {
   const jit = /^\?\?\?:0x([0-9a-f]+)(?:'\d+)? \[\?\?\?\]$/.exec(fn);
@@ -51,7 +55,7 @@ const written = (dumps: string[]) => dumps.filter((d) => fs.statSync(d).size > 0
  * JavaScript named from `mapFile` when given ("JS:*name file:line", * optimized, ^ baseline).
  */
 export function functionCosts(dumps: string[], per: number, mapFile: string | undefined): Map<string, number> {
-  const name = mapFile && fs.existsSync(mapFile) ? perfMap(mapFile) : () => undefined;
+  const name = namesFrom(mapFile);
   const out = new Map<string, number>();
   for (const dump of written(dumps)) {
     for (const [fn, ir] of selfCosts(dump)) {
@@ -68,7 +72,7 @@ export function functionCosts(dumps: string[], per: number, mapFile: string | un
  * for each such function, its callers and the instructions of the calls from each, divided by `per`.
  */
 export function callerCosts(dumps: string[], per: number, mapFile: string | undefined, targets: string[]): Map<string, Map<string, number>> {
-  const name = mapFile && fs.existsSync(mapFile) ? perfMap(mapFile) : () => undefined;
+  const name = namesFrom(mapFile);
   const out = new Map<string, Map<string, number>>();
   for (const dump of written(dumps)) {
     const r = spawnSync('callgrind_annotate', ['--tree=caller', '--inclusive=no', '--threshold=100', dump], { encoding: 'utf8', maxBuffer: 256 << 20 });
