@@ -1,23 +1,22 @@
 import net from 'node:net';
 import { EventEmitter, once } from 'node:events';
 import t, { type Test } from 'tap';
-import type { ClientChannel } from 'ssh2';
 import { ChannelOpenError } from '../src/errors.js';
 import { Hold, type HoldOptions } from '../src/forward/hold.js';
 import { silentLogger } from '../src/log.js';
 import type { SessionSource } from '../src/ssh/pool.js';
-import type { SshSession } from '../src/ssh/adapter.js';
+import type { ForwardChannel, SshSession } from '../src/ssh/adapter.js';
 import type { ConnectionState, ConnectionStatus } from '../src/ssh/connection.js';
 import { deadline, outcome, until } from './fixtures/net.js';
 
 /** A channel open the test answers: its target, and whether the hold gave up on it. */
 interface PendingOpen {
-  resolve(channel: ClientChannel): void;
+  resolve(channel: ForwardChannel): void;
   reject(err: Error): void;
   abandoned: boolean;
 }
 
-/** Stands in for an SshSession: only openChannel, closed and channels are used by the hold. */
+/** Stands in for an SshSession: only openForward, closed and channels are used by the hold. */
 class FakeSession {
   closed = false;
   channels = 0;
@@ -28,7 +27,7 @@ class FakeSession {
   lastInboundAt(): number {
     return this.heardAt;
   }
-  openChannel(_target: unknown, _src: unknown, _timeoutMs: number, abandon?: AbortSignal): Promise<ClientChannel> {
+  openForward(_target: unknown, _src: unknown, _timeoutMs: number, abandon?: AbortSignal): Promise<ForwardChannel> {
     return new Promise((resolve, reject) => {
       const open: PendingOpen = { resolve, reject, abandoned: false };
       abandon?.addEventListener('abort', () => {
@@ -102,7 +101,7 @@ function setup(t: Test, options: Partial<HoldOptions> = {}) {
 
 const TARGET = { kind: 'tcp' as const, host: 'db', port: 5432 };
 const SRC = { address: '127.0.0.1', port: 1 };
-const channel = {} as ClientChannel;
+const channel = {} as ForwardChannel;
 
 /** A client arriving while `first` is ready: resolves once its channel open is out on `first`. */
 async function openingOn(t: Test, first: FakeSession, options: Parameters<typeof setup>[1] = {}) {

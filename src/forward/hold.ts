@@ -1,12 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { LocalSocket } from '../local-socket.js';
-import type { ClientChannel } from 'ssh2';
 import { formatEndpoint } from '../config/forward-spec.js';
 import type { Endpoint } from '../config/types.js';
 import type { ChannelOpenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SessionSource } from '../ssh/pool.js';
-import { closeUnused, type SshSession } from '../ssh/adapter.js';
+import { closeUnused, type ForwardChannel, type SshSession } from '../ssh/adapter.js';
 import { resetSocket } from './reset-socket.js';
 import { HEARTBEAT_TUNING } from '../tuning.js';
 import { queuedDeadline } from '../ssh/deadline.js';
@@ -119,7 +118,7 @@ interface Failed {
 }
 
 /** How holding a client ended: its channel is open, it could not be, or the client left. */
-export type HoldOutcome<C = ClientChannel> =
+export type HoldOutcome<C = ForwardChannel> =
   | { ok: true; session: SshSession; channel: C; held: HeldBytes }
   | { ok: false; result: 'hold_timeout'; message: string; heldBytes: number }
   | { ok: false; result: 'target_refused'; reason: string; error: string; heldBytes: number }
@@ -169,12 +168,12 @@ export class Hold {
    */
   open(socket: LocalSocket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer): Promise<HoldOutcome>;
   open<C>(socket: LocalSocket, target: Endpoint, src: { address: string; port: number }, log: Logger, early: Buffer | undefined, opener: Opener<C>): Promise<HoldOutcome<C>>;
-  async open<C>(socket: LocalSocket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer, opener?: Opener<C>): Promise<HoldOutcome<C | ClientChannel>> {
+  async open<C>(socket: LocalSocket, target: Endpoint, src: { address: string; port: number }, log: Logger, early?: Buffer, opener?: Opener<C>): Promise<HoldOutcome<C | ForwardChannel>> {
     const held = new HeldClient(socket, this.options.holdBufferBytes, early);
     this.#clients.add(held);
-    const plain: Opener<ClientChannel> = { open: (session, abandon) => this.#openOn(session, target, src, abandon), discard: closeUnused };
+    const plain: Opener<ForwardChannel> = { open: (session, abandon) => this.#openOn(session, target, src, abandon), discard: closeUnused };
     try {
-      return await this.#open<C | ClientChannel>(held, target, log, opener ?? plain);
+      return await this.#open<C | ForwardChannel>(held, target, log, opener ?? plain);
     } finally {
       this.#clients.delete(held);
     }
@@ -263,8 +262,8 @@ export class Hold {
    * spare takes the session's place while the server has not answered. A session merely
    * suspect keeps its open: it may answer yet, and its server may already be connecting.
    */
-  #openOn(session: SshSession, target: Endpoint, src: { address: string; port: number }, abandon: AbortSignal | undefined): Promise<ClientChannel> {
-    return session.openChannel(target, src, this.options.channelOpenTimeoutMs, abandon);
+  #openOn(session: SshSession, target: Endpoint, src: { address: string; port: number }, abandon: AbortSignal | undefined): Promise<ForwardChannel> {
+    return session.openForward(target, src, this.options.channelOpenTimeoutMs, abandon);
   }
 
   /** Resets every held client (shutdown or the end of a drain). Returns how many were cut. */

@@ -1,6 +1,5 @@
 import type { LocalSocket } from '../local-socket.js';
-import type { Channel } from 'ssh2';
-import { link, type SshSession } from '../ssh/adapter.js';
+import { link, type ForwardChannel, type SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
 import { resetSocket } from './reset-socket.js';
 
@@ -44,7 +43,7 @@ export class Pump {
 
   constructor(
     private readonly client: LocalSocket,
-    private readonly channel: Channel,
+    private readonly channel: ForwardChannel,
     private readonly session: SshSession,
     held: HeldBytes,
     private readonly onDone: (result: PumpResult) => void,
@@ -64,7 +63,6 @@ export class Pump {
     };
     if (held.ended) clientEnded();
     else client.on('end', clientEnded);
-    this.#unlink = link(client, channel, session, !held.ended).unlink;
 
     channel.on('end', () => {
       this.#firstEnd ??= this.#channelSide;
@@ -83,6 +81,8 @@ export class Pump {
       this.#firstEnd ??= this.#channelSide;
       client.end(() => client.destroy());
     });
+    // Last: a lean channel hands over at once what came before the link, its 'end' included.
+    this.#unlink = link(client, channel, session, !held.ended).unlink;
   }
 
   readonly #detach: () => void;

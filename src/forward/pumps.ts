@@ -1,7 +1,6 @@
 import type { LocalSocket } from '../local-socket.js';
-import type { Channel } from 'ssh2';
 import type { Logger } from '../log.js';
-import type { SshSession } from '../ssh/adapter.js';
+import type { ForwardChannel, SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
 import { Pump, type EndSide, type PumpResult } from './pump.js';
 import { logEnd, resultOf, type ConnectionResult } from './result.js';
@@ -37,7 +36,7 @@ export class Pumps {
   }
 
   /** Pumps `socket` ⇄ `channel` until one side ends; the end is logged on `log`. `socket` is the client, or with -R the target. */
-  start(socket: LocalSocket, channel: Channel, session: SshSession, held: HeldBytes, log: Logger, socketSide: 'client' | 'target' = 'client'): void {
+  start(socket: LocalSocket, channel: ForwardChannel, session: SshSession, held: HeldBytes, log: Logger, socketSide: 'client' | 'target' = 'client'): void {
     this.add(socket, (done) => new Pump(socket, channel, session, held, done, socketSide), log);
   }
 

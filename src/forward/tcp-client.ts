@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { readBuffers } from '../socket-reads.js';
 import type { LocalSocket } from '../local-socket.js';
-import { SocketEvents } from './socket-events.js';
+import { SocketEvents } from '../socket-events.js';
 
 /**
  * An accepted TCP client on libuv's handle, driven as net.Socket drives it but without its

@@ -25,6 +25,7 @@ import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './a
 import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
 import { certifiedKeyType, isCertificateType, parseCertificate, type Certificate } from './certificate.js';
 import { queuedDeadline, type CancelDeadline } from './deadline.js';
+import { LeanChannel } from './lean-channel.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { WireReader, wireStrings } from './wire.js';
@@ -182,6 +183,19 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
    * re-issued; a channel that opens afterwards is closed unused.
    */
   openChannel(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ClientChannel> {
+    return this.#open(target, src, timeoutMs, abandon, (channel) => channel);
+  }
+
+  /**
+   * openChannel() for a forward's connection: a LeanChannel in place of ssh2's Channel, unless
+   * ssh2's internals are not as LeanChannel knows them (then the Channel).
+   */
+  openForward(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ForwardChannel> {
+    return this.#open<ForwardChannel>(target, src, timeoutMs, abandon, (channel) => LeanChannel.replacing(channel) ?? channel);
+  }
+
+  /** openChannel(), the opened channel made into what the caller uses by `make`. */
+  #open<T extends ForwardChannel>(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon: AbortSignal | undefined, make: (channel: ClientChannel) => T): Promise<T> {
     const where = formatEndpoint(target);
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new ChannelOpenError(`SSH connection lost: ${this.#closeReason}`, 'tunnel-lost'));
@@ -212,7 +226,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
           closeUnused(channel);
           return reject(new ChannelOpenError(`server opened ${where} with a maximum packet size of 0: nothing could be sent on it`, 'connect-failed'));
         }
-        if (!err) return resolve(this.#track(channel));
+        if (!err) return resolve(this.#track(make(channel)));
         // No reason code: the server never answered (the connection is going or gone), so
         // nothing reached the target and the open can be re-issued elsewhere.
         const reason = err.reason !== undefined ? openFailureReason(err.reason, err.message) : 'tunnel-lost';
@@ -286,14 +300,14 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
    * server's answer. A server that lets it run out is broken: the channel is closed here as its
    * CLOSE would have closed it, so that it stops counting, in this count and in its connection's.
    */
-  #track<T extends Channel>(channel: T): T {
+  #track<T extends ForwardChannel>(channel: T): T {
     this.#channels++;
     let cancelUnanswered: CancelDeadline | undefined;
     const waitMs = this.channelCloseTimeoutMs;
     if (waitMs !== undefined) {
       const sendClose = channel.close;
-      channel.close = (...args: unknown[]) => {
-        sendClose.apply(channel, args);
+      channel.close = () => {
+        sendClose.call(channel);
         if (cancelUnanswered === undefined && awaitsClose(channel)) cancelUnanswered = queuedDeadline(() => this.#closeUnanswered(channel, waitMs), waitMs);
       };
     }
@@ -305,7 +319,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
     return channel;
   }
 
-  #closeUnanswered(channel: Channel, waitedMs: number): void {
+  #closeUnanswered(channel: ForwardChannel, waitedMs: number): void {
     if (this.#closed || !awaitsClose(channel)) return; // the connection's end closes it
     this.emit('unansweredClose', ++this.#unansweredCloses, waitedMs);
     closeAsAnswered(channel);
@@ -403,7 +417,7 @@ interface CloseInternals {
 }
 
 /** Our CLOSE is sent and the server's has not come. */
-function awaitsClose(channel: Channel): boolean {
+function awaitsClose(channel: ForwardChannel): boolean {
   const c = channel as unknown as Partial<CloseInternals>;
   return c.outgoing?.state === 'closing' && c.incoming?.state !== 'closed';
 }
@@ -413,7 +427,7 @@ function awaitsClose(channel: Channel): boolean {
  * (ssh2 does not reuse one before 2^32 opens, so a late CLOSE names no channel and is dropped),
  * ends it both ways and emits 'close'. Resumed, as 'close' waits for 'end'.
  */
-function closeAsAnswered(channel: Channel): void {
+function closeAsAnswered(channel: ForwardChannel): void {
   const c = channel as unknown as Partial<CloseInternals>;
   const protocol = c._client?._protocol;
   const onClose = protocol?._handlers?.CHANNEL_CLOSE;
@@ -423,7 +437,7 @@ function closeAsAnswered(channel: Channel): void {
 }
 
 /** Closes a channel nobody will read; resumed, so its 'end' and 'close' still come and it stops counting. */
-export function closeUnused(channel: Channel): void {
+export function closeUnused(channel: ForwardChannel): void {
   channel.resume();
   channel.close();
 }
@@ -723,6 +737,21 @@ function sendDirect(c: ChannelInternals, chunk: Buffer): boolean {
   return true;
 }
 
+/**
+ * A forward's channel: ssh2's Channel, or a LeanChannel in its place (openForward); what a
+ * Pump and link() use of it.
+ */
+export interface ForwardChannel {
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  close(): void;
+  resume(): unknown;
+  emit(event: 'close'): boolean;
+  readonly writableFinished: boolean;
+  on(event: 'end' | 'finish' | 'drain' | 'error' | 'close', listener: (...args: any[]) => void): unknown;
+  once(event: 'end' | 'finish' | 'drain' | 'error' | 'close', listener: (...args: any[]) => void): unknown;
+}
+
 /** How link() joined a socket and a channel; unlink() stops moving bytes (EOF and close stay the caller's). */
 export interface Link {
   /** True on the lean path, false over the channel's stream API (pipes). */
@@ -738,10 +767,16 @@ export interface Link {
  * writes it to the socket, and a full socket holds the window back until it drains, as a
  * paused channel would. Anything unusual (a full window, a queued write, a stream ending)
  * takes the channel's stream API, and so does all of it when ssh2's internals are not as
- * expected (pipes). The SSH packets of one turn of the event loop leave together
- * (SshSession.coalesceWrites).
+ * expected (pipes). A LeanChannel has no stream API: all of it is the lean path, and what it
+ * received before the link (its EOF too) is handed over now. The SSH packets of one turn of the
+ * event loop leave together (SshSession.coalesceWrites).
  */
-export function link(socket: LocalSocket, channel: Channel, session: SshSession, up = true): Link {
+export function link(socket: LocalSocket, channel: ForwardChannel, session: SshSession, up = true): Link {
+  return channel instanceof LeanChannel ? linkLean(socket, channel, session, up) : linkChannel(socket, channel as Channel, session, up);
+}
+
+/** link() for ssh2's Channel. */
+function linkChannel(socket: LocalSocket, channel: Channel, session: SshSession, up: boolean): Link {
   const c = internals(channel);
   if (!c || channel.readableLength > 0) return linkByEvents(socket, channel, session, up);
   const onData = (chunk: Buffer) => {
@@ -761,6 +796,29 @@ export function link(socket: LocalSocket, channel: Channel, session: SshSession,
   }
   const unlink = () => {
     delete (c as Partial<ChannelInternals>).push; // back to the prototype's: later data is dropped by the flowing stream
+    socket.off('drain', onDrain);
+    socket.off('data', onData);
+  };
+  return { lean: true, unlink };
+}
+
+/** link() for a LeanChannel: its writes and its receiver are already the lean path, all of it. */
+function linkLean(socket: LocalSocket, channel: LeanChannel, session: SshSession, up: boolean): Link {
+  const onData = (chunk: Buffer) => {
+    session.coalesceWrites();
+    if (channel.write(chunk)) return;
+    socket.pause();
+    channel.once('drain', () => socket.resume());
+  };
+  const onDrain = () => channel.readMore();
+  socket.on('drain', onDrain);
+  channel.receive((chunk) => socket.destroyed || socket.write(chunk));
+  if (up) {
+    socket.on('data', onData);
+    socket.resume();
+  }
+  const unlink = () => {
+    channel.resume(); // later data is dropped
     socket.off('drain', onDrain);
     socket.off('data', onData);
   };

@@ -1,4 +1,4 @@
-import type { SocketEvent } from '../local-socket.js';
+import type { SocketEvent } from './local-socket.js';
 
 type Listener = (...args: any[]) => void;
 type OnceWrapper = Listener & { listener: Listener };
@@ -18,13 +18,14 @@ function slotOf(event: string): number {
     case 'close':
       return 5;
     default:
-      throw new TypeError(`a local socket has no '${event}' event`);
+      throw new TypeError(`no '${event}' event: there are data, end, drain, finish, error and close`);
   }
 }
 
 /**
- * EventEmitter's behaviour for the six events of a local socket, without its dictionary of
- * listeners keyed by name: EventEmitter's code is shared by every kind of emitter, so each of
+ * EventEmitter's behaviour for the six events of a local socket (src/local-socket.ts), which a
+ * lean channel (src/ssh/lean-channel.ts) has too, without EventEmitter's dictionary of listeners
+ * keyed by name: EventEmitter's code is shared by every kind of emitter, so each of
  * its reads of that dictionary is a megamorphic lookup, and a new connection adds or removes a
  * listener on its client about seventeen times (BENCHMARKS.md, issue 17). Here each event has
  * its own slot: one listener as itself, as EventEmitter keeps it, more as an array replaced on

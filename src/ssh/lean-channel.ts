@@ -1,0 +1,254 @@
+import { createRequire } from 'node:module';
+import type { Channel } from 'ssh2';
+import type { SocketEvent } from '../local-socket.js';
+import { SocketEvents } from '../socket-events.js';
+
+/** One direction of a channel as ssh2 keeps it: the id the other side knows it by, its window, packet size and state. */
+interface Side {
+  id: number;
+  window: number;
+  packetSize: number;
+  state: string;
+}
+
+/** What a lean channel uses of ssh2's Client (1.17): its table of channels, and the protocol that frames a channel's messages. */
+interface ClientInternals {
+  _chanMgr: { get(id: number): unknown; update(id: number, channel: unknown): void };
+  _protocol: {
+    channelData(id: number, data: Buffer): void;
+    channelEOF(id: number): void;
+    channelClose(id: number): void;
+    channelWindowAdjust(id: number, amount: number): void;
+  };
+}
+
+/** ssh2's own window rule (lib/Channel.js): below the threshold, the window opens back to its maximum. */
+const ssh2Window = (() => {
+  try {
+    const c = createRequire(import.meta.url)('ssh2/lib/Channel.js') as { windowAdjust?: unknown; WINDOW_THRESHOLD?: unknown };
+    return typeof c.windowAdjust === 'function' && typeof c.WINDOW_THRESHOLD === 'number'
+      ? { adjust: c.windowAdjust as (channel: object) => void, threshold: c.WINDOW_THRESHOLD }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/**
+ * A forward has no stderr: ssh2 pushes a server's extended data here (dropped; the window still
+ * opens), and ends and closes it with the channel.
+ */
+const NO_STDERR = { readable: false, destroyed: true, push: () => true, emit: () => false };
+
+/** Where the server's data goes: kept until receive() (undefined), to a receiver, or dropped (null). */
+type Receiver = ((chunk: Buffer) => boolean) | null | undefined;
+
+/**
+ * A channel of ssh2's connection without its Duplex stream, for a forward's connection
+ * (issue 17): ssh2's packet handlers drive it as they drive a Channel (its fields and push() below
+ * are what they read and call), and its user writes, ends and closes it as a Channel, with
+ * 'drain', 'finish', 'end' and 'close' in a Channel's order, but the server's data goes to one
+ * receiver as ssh2 hands it over. The Readable and Writable states, ticks and events of a stream
+ * cost a new connection about as much as ssh2's packets for it (BENCHMARKS.md). write() sends
+ * what the window and packet size allow, each write as one packet when it fits, queues the
+ * rest until the server opens the window, and says wait while anything is queued: the client is
+ * read no faster than the server takes it. `replacing()` makes one in place of a Channel ssh2
+ * has just opened, or says it cannot when ssh2's internals are not as expected.
+ */
+export class LeanChannel extends SocketEvents {
+  // What ssh2's handlers read and write (client.js, and onCHANNEL_CLOSE in utils.js).
+  readonly server = false;
+  readonly destroyed = false;
+  readonly stderr = NO_STDERR;
+  _callbacks: ((failed: boolean) => void)[] = [];
+  readonly _exit = { code: undefined };
+  /** Never set here: ssh2 would call a Channel's _write with it. The queue is sent on 'window' instead. */
+  readonly _waitWindow = false;
+  /** Set by ssh2 when push() said the receiver is full: the window stays as it is until readMore(). */
+  _waitChanDrain = false;
+
+  #receiver: Receiver;
+  #early: Buffer[] = [];
+  /** The server's EOF (or CLOSE) has come. */
+  #eof = false;
+  #endEmitted = false;
+  readonly #queue: Buffer[] = [];
+  #queued = 0;
+  #needDrain = false;
+  #ending = false;
+  #finished = false;
+
+  private constructor(
+    readonly type: string,
+    readonly incoming: Side,
+    readonly outgoing: Side,
+    readonly _client: ClientInternals,
+  ) {
+    super();
+  }
+
+  /**
+   * Takes the place of `channel`, which ssh2 has just opened and nothing has used, in its
+   * connection's table: from now on the server's messages on it come here. Undefined, and the
+   * channel left as it is, when ssh2 is not as this class knows it.
+   */
+  static replacing(channel: Channel): LeanChannel | undefined {
+    const c = channel as unknown as Partial<{ type: unknown; incoming: Side; outgoing: Side; _client: Partial<ClientInternals> }>;
+    const client = c._client;
+    const p = client?._protocol;
+    const ok =
+      ssh2Window !== undefined &&
+      typeof c.type === 'string' &&
+      typeof c.incoming?.id === 'number' &&
+      typeof c.outgoing?.window === 'number' &&
+      typeof p?.channelData === 'function' &&
+      typeof p.channelEOF === 'function' &&
+      typeof p.channelClose === 'function' &&
+      typeof p.channelWindowAdjust === 'function' &&
+      typeof client?._chanMgr?.update === 'function' &&
+      client._chanMgr.get(c.incoming.id) === channel;
+    if (!ok) return undefined;
+    const lean = new LeanChannel(c.type as string, c.incoming!, c.outgoing!, client as ClientInternals);
+    lean._client._chanMgr.update(lean.incoming.id, lean);
+    return lean;
+  }
+
+  /** True until 'end' has been emitted: ssh2 waits for it before 'close'. */
+  get readable(): boolean {
+    return !this.#endEmitted;
+  }
+
+  /** Our EOF is out (or could not be sent any more): end() is done. */
+  get writableFinished(): boolean {
+    return this.#finished;
+  }
+
+  /** ssh2 hands over the server's data, and null at its EOF or CLOSE; false holds the window back until readMore(). */
+  push(chunk: Buffer | null): boolean {
+    if (chunk === null) {
+      this.#eof = true;
+      if (this.#receiver !== undefined) this.#emitEnd();
+      return false;
+    }
+    if (this.#receiver === undefined) {
+      this.#early.push(chunk);
+      return false;
+    }
+    return this.#receiver === null || this.#receiver(chunk);
+  }
+
+  /**
+   * Hands what came so far, then what comes, to `receiver`, which returns false when it is full
+   * (then readMore() once it has room); the server's EOF is 'end', after its data.
+   */
+  receive(receiver: (chunk: Buffer) => boolean): void {
+    const early = this.#early;
+    this.#early = [];
+    this.#receiver = receiver;
+    let room = true;
+    for (const chunk of early) room = receiver(chunk) && room;
+    if (this.#eof) this.#emitEnd();
+    else if (room) this.readMore();
+  }
+
+  /** As a Duplex nobody reads: what comes is dropped (its window still opens), and an EOF that came is 'end' now. */
+  resume(): this {
+    this.#receiver = null;
+    this.#early = [];
+    if (this.#eof) this.#emitEnd();
+    this.readMore();
+    return this;
+  }
+
+  /** The receiver has room again: the window opens if it was held back. */
+  readMore(): void {
+    if (!this._waitChanDrain) return;
+    this._waitChanDrain = false;
+    if (this.incoming.window <= ssh2Window!.threshold) ssh2Window!.adjust(this);
+  }
+
+  /** Sends `chunk` (now, or queued until the window opens); false: wait for 'drain' before writing more. */
+  write(chunk: Buffer): boolean {
+    if (this.#ending) throw new Error('write after end() on a channel');
+    const out = this.outgoing;
+    if (this.#queued === 0 && out.state === 'open' && chunk.length <= out.window && chunk.length <= out.packetSize) {
+      out.window -= chunk.length;
+      this._client._protocol.channelData(out.id, chunk);
+      return true;
+    }
+    this.#queue.push(chunk);
+    this.#queued += chunk.length;
+    this.#flush();
+    if (this.#queued === 0) return true;
+    this.#needDrain = true;
+    return false;
+  }
+
+  /** Sends EOF once what was written is sent; 'finish' then. */
+  end(): this {
+    if (this.#ending) return this;
+    this.#ending = true;
+    if (this.#queued === 0) this.#sendEof();
+    return this;
+  }
+
+  /** Sends CLOSE (ssh2's Channel.close): the server answers with its own, then 'close'. */
+  close(): void {
+    const out = this.outgoing;
+    if (out.state === 'open' || out.state === 'eof') {
+      out.state = 'closing';
+      this._client._protocol.channelClose(out.id);
+    }
+  }
+
+  /** ssh2 also emits 'window' when the server has opened the window, and 'exit' for an exit status (a forward has none). */
+  override emit(event: string, arg?: unknown): boolean {
+    switch (event) {
+      case 'window':
+        this.#flush();
+        return true;
+      case 'exit':
+        return false;
+      default:
+        return super.emit(event as SocketEvent, arg);
+    }
+  }
+
+  /** Sends what waits as far as the window and packet size allow; once nothing waits, the EOF asked for and 'drain'. */
+  #flush(): void {
+    const out = this.outgoing;
+    while (this.#queued > 0 && out.state === 'open') {
+      const head = this.#queue[0]!;
+      const n = Math.min(head.length, out.window, out.packetSize);
+      if (n <= 0) return;
+      if (n === head.length) this.#queue.shift();
+      else this.#queue[0] = head.subarray(n);
+      out.window -= n;
+      this.#queued -= n;
+      this._client._protocol.channelData(out.id, n === head.length ? head : head.subarray(0, n));
+    }
+    if (this.#queued > 0) return;
+    if (this.#ending) this.#sendEof();
+    if (this.#needDrain) {
+      this.#needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  #sendEof(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const out = this.outgoing;
+    if (out.state === 'open') {
+      out.state = 'eof';
+      this._client._protocol.channelEOF(out.id);
+    }
+    this.emit('finish');
+  }
+
+  #emitEnd(): void {
+    if (this.#endEmitted) return;
+    this.#endEmitted = true;
+    this.emit('end');
+  }
+}
