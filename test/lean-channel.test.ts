@@ -154,8 +154,13 @@ function greeter(t: Test, greeting: Buffer): Promise<number> {
 t.test('LeanChannel over ssh2 – the server’s data and EOF before the link reach the client in order; our EOF, then its CLOSE closes the channel', async (t) => {
   const { session } = await embeddedSession(t);
   const greeting = randomBytes(100_000);
+  const replacing = LeanChannel.replacing;
+  let replaced = 0;
+  LeanChannel.replacing = (c) => (replaced++, replacing(c));
+  t.teardown(() => void (LeanChannel.replacing = replacing));
   const channel = await session.openForward({ kind: 'tcp', host: HOST, port: await greeter(t, greeting) }, { address: HOST, port: 0 }, 5000);
   t.ok(channel instanceof LeanChannel, 'openForward gives a LeanChannel with the pinned ssh2');
+  t.equal(replaced, 0, 'made lean by ssh2 (patch 007), no Channel made first');
   const lean = channel as LeanChannel;
   await until(() => lean.incoming.state === 'eof', 5000, "the server's EOF");
 

@@ -280,3 +280,26 @@ t.test('ssh2 patch 006 map-channels – once the ids have run out, a new channel
   t.equal(table.add('d'), 1, 'the lowest free id');
   t.same([0, 1, 2].map((id) => table.get(id)), ['a', 'd', 'c'], 'no live channel overwritten');
 });
+
+t.test("ssh2 patch 007 make-channel – an open's callback may say what the channel is made of; without it, a Channel as before", async (t) => {
+  const { client } = await clientToEcho(t);
+  const echo = await startEchoFor(t);
+  const made: Array<{ client: unknown; info: { type: string; incoming: { id: number }; outgoing: { id: number; window: number; packetSize: number } } }> = [];
+  const channel = { made: true };
+  const opened = new Promise((resolve, reject) => {
+    const cb = Object.assign((err: Error | undefined, ch: unknown) => (err ? reject(err) : resolve(ch)), {
+      makeChannel: (c: unknown, info: (typeof made)[number]['info']) => (made.push({ client: c, info }), channel),
+    });
+    client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, cb);
+  });
+  t.equal(await deadline(opened, 5000, 'the open'), channel, 'the callback gets what makeChannel made');
+  t.equal(made.length, 1);
+  t.equal(made[0]!.client, client, 'made with the client');
+  t.equal(made[0]!.info.type, 'direct-tcpip');
+  t.ok(made[0]!.info.outgoing.packetSize > 0 && made[0]!.info.outgoing.window > 0, "the server's window and packet size");
+  const table = (client as unknown as { _chanMgr: { get(id: number): unknown; remove(id: number): void } })._chanMgr;
+  t.equal(table.get(made[0]!.info.incoming.id), channel, "in ssh2's table, where the server's messages find it");
+  table.remove(made[0]!.info.incoming.id); // a stand-in no handler could drive, gone before the connection closes
+  const plain = await new Promise<unknown>((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, (err, ch) => (err ? reject(err) : resolve(ch))));
+  t.ok(plain instanceof Duplex, 'a callback without makeChannel gets a Channel');
+});

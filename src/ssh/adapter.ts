@@ -191,11 +191,14 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
    * ssh2's internals are not as LeanChannel knows them (then the Channel).
    */
   openForward(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ForwardChannel> {
-    return this.#open<ForwardChannel>(target, src, timeoutMs, abandon, (channel) => LeanChannel.replacing(channel) ?? channel);
+    if (!LeanChannel.drives(this.client)) return this.openChannel(target, src, timeoutMs, abandon);
+    // Made lean by ssh2 (patch 007), or made lean here when ssh2 made a Channel (not patched).
+    const lean = (channel: ClientChannel): ForwardChannel => (channel instanceof LeanChannel ? channel : (LeanChannel.replacing(channel) ?? channel));
+    return this.#open<ForwardChannel>(target, src, timeoutMs, abandon, lean, LeanChannel.make);
   }
 
-  /** openChannel(), the opened channel made into what the caller uses by `make`. */
-  #open<T extends ForwardChannel>(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon: AbortSignal | undefined, make: (channel: ClientChannel) => T): Promise<T> {
+  /** openChannel(), the opened channel made into what the caller uses by `make`; `makeChannel`: what ssh2 makes it of (patch 007). */
+  #open<T extends ForwardChannel>(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon: AbortSignal | undefined, make: (channel: ClientChannel) => T, makeChannel?: typeof LeanChannel.make): Promise<T> {
     const where = formatEndpoint(target);
     return new Promise((resolve, reject) => {
       if (this.#closed) return reject(new ChannelOpenError(`SSH connection lost: ${this.#closeReason}`, 'tunnel-lost'));
@@ -232,6 +235,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
         const reason = err.reason !== undefined ? openFailureReason(err.reason, err.message) : 'tunnel-lost';
         reject(new ChannelOpenError(`server could not open ${where}: ${err.message.replace(/^\(SSH\) /, '')}`, reason));
       };
+      if (makeChannel) Object.assign(onOpen, { makeChannel });
       try {
         if (target.kind === 'tcp') this.client.forwardOut(src.address, src.port, target.host, target.port, onOpen);
         else this.client.openssh_forwardOutStreamLocal(target.path, onOpen);

@@ -12,7 +12,7 @@ interface Side {
 }
 
 /** What a lean channel uses of ssh2's Client (1.17): its table of channels, and the protocol that frames a channel's messages. */
-interface ClientInternals {
+export interface ClientInternals {
   _chanMgr: { get(id: number): unknown; update(id: number, channel: unknown): void };
   _protocol: {
     channelData(id: number, data: Buffer): void;
@@ -20,6 +20,13 @@ interface ClientInternals {
     channelClose(id: number): void;
     channelWindowAdjust(id: number, amount: number): void;
   };
+}
+
+/** What ssh2 makes a channel of when the server confirms its open. */
+export interface ChannelInfo {
+  type: string;
+  incoming: Side;
+  outgoing: Side;
 }
 
 /** ssh2's own window rule (lib/Channel.js): below the threshold, the window opens back to its maximum. */
@@ -52,8 +59,9 @@ type Receiver = ((chunk: Buffer) => boolean) | null | undefined;
  * cost a new connection about as much as ssh2's packets for it (BENCHMARKS.md). write() sends
  * what the window and packet size allow, each write as one packet when it fits, queues the
  * rest until the server opens the window, and says wait while anything is queued: the client is
- * read no faster than the server takes it. `replacing()` makes one in place of a Channel ssh2
- * has just opened, or says it cannot when ssh2's internals are not as expected.
+ * read no faster than the server takes it. ssh2 makes one where an open asks for it (patch 007,
+ * `make`), or `replacing()` puts one in place of a Channel ssh2 has just opened; neither when
+ * ssh2's internals are not as expected (`drives()`).
  */
 export class LeanChannel extends SocketEvents {
   // What ssh2's handlers read and write (client.js, and onCHANNEL_CLOSE in utils.js).
@@ -88,28 +96,39 @@ export class LeanChannel extends SocketEvents {
   }
 
   /**
-   * Takes the place of `channel`, which ssh2 has just opened and nothing has used, in its
-   * connection's table: from now on the server's messages on it come here. Undefined, and the
-   * channel left as it is, when ssh2 is not as this class knows it.
+   * ssh2 patch 007's `makeChannel`: given to an open (as a property of its callback), ssh2 makes
+   * the channel a LeanChannel when the server confirms it, in place of a Channel. For a
+   * connection whose client `drives()` says it can.
    */
-  static replacing(channel: Channel): LeanChannel | undefined {
-    const c = channel as unknown as Partial<{ type: unknown; incoming: Side; outgoing: Side; _client: Partial<ClientInternals> }>;
-    const client = c._client;
-    const p = client?._protocol;
-    const ok =
+  static readonly make = (client: ClientInternals, info: ChannelInfo): LeanChannel => new LeanChannel(info.type, info.incoming, info.outgoing, client);
+
+  /** Is ssh2's `client` (a connection's) as a lean channel knows it? */
+  static drives(client: unknown): client is ClientInternals {
+    const c = client as Partial<ClientInternals> | undefined;
+    const p = c?._protocol;
+    return (
       ssh2Window !== undefined &&
-      typeof c.type === 'string' &&
-      typeof c.incoming?.id === 'number' &&
-      typeof c.outgoing?.window === 'number' &&
       typeof p?.channelData === 'function' &&
       typeof p.channelEOF === 'function' &&
       typeof p.channelClose === 'function' &&
       typeof p.channelWindowAdjust === 'function' &&
-      typeof client?._chanMgr?.update === 'function' &&
-      client._chanMgr.get(c.incoming.id) === channel;
-    if (!ok) return undefined;
-    const lean = new LeanChannel(c.type as string, c.incoming!, c.outgoing!, client as ClientInternals);
-    lean._client._chanMgr.update(lean.incoming.id, lean);
+      typeof c?._chanMgr?.get === 'function' &&
+      typeof c._chanMgr.update === 'function'
+    );
+  }
+
+  /**
+   * Takes the place of `channel`, which ssh2 has just opened and nothing has used, in its
+   * connection's table (where patch 007 did not make it lean): from now on the server's
+   * messages on it come here. Undefined, and the channel left as it is, when ssh2 is not as
+   * this class knows it.
+   */
+  static replacing(channel: Channel): LeanChannel | undefined {
+    const c = channel as unknown as Partial<ChannelInfo & { _client: unknown }>;
+    const client = c._client;
+    if (!LeanChannel.drives(client) || typeof c.type !== 'string' || typeof c.incoming?.id !== 'number' || typeof c.outgoing?.window !== 'number' || client._chanMgr.get(c.incoming.id) !== channel) return undefined;
+    const lean = LeanChannel.make(client, c as ChannelInfo);
+    client._chanMgr.update(lean.incoming.id, lean);
     return lean;
   }
 
