@@ -60,6 +60,8 @@ t.test('LeanChannel – a write within the window is one packet; beyond it, pack
   t.equal(lean.write(small), true);
   t.same(sent, ['data 7 100']);
   t.equal(data[0], small, 'the buffer itself, not a copy');
+  t.equal(lean.write(Buffer.alloc(0)), true);
+  t.equal(sent.length, 1, 'no empty packet');
   let drains = 0;
   lean.on('drain', () => drains++);
   const big = randomBytes(70_000);

@@ -189,6 +189,7 @@ export class LeanChannel extends SocketEvents {
   /** Sends `chunk` (now, or queued until the window opens); false: wait for 'drain' before writing more. */
   write(chunk: Buffer): boolean {
     if (this.#ending) throw new Error('write after end() on a channel');
+    if (chunk.length === 0) return true; // no empty packet, as Channel._write sends none
     const out = this.outgoing;
     if (this.#queued === 0 && out.state === 'open' && chunk.length <= out.window && chunk.length <= out.packetSize) {
       out.window -= chunk.length;
