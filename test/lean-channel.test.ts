@@ -17,6 +17,14 @@ import { embeddedSession } from './fixtures/tunnel.js';
 
 const MAX_WINDOW = 2 * 1024 * 1024;
 
+/** What ssh2's WINDOW_ADJUST handler does to a channel (lib/client.js), without patch 004's 'window' event. */
+function windowAdjust(lean: LeanChannel, amount: number): void {
+  lean.outgoing.window += amount;
+  if (!lean._waitWindow) return;
+  lean._waitWindow = false;
+  lean._chunkcb();
+}
+
 /** A channel ssh2 has just opened, in a stand-in client that records what the channel sends. */
 function opened(window = MAX_WINDOW, packetSize = 32 * 1024) {
   const sent: string[] = [];
@@ -70,12 +78,11 @@ t.test('LeanChannel – a write within the window is one packet; beyond it, pack
   t.equal(lean.outgoing.window, 0);
   t.equal(lean.write(Buffer.from('tail')), false, 'behind the queue');
   t.equal(sent.length, 3, 'nothing sent ahead of the queue');
-  lean.outgoing.window += 10_000;
-  lean.emit('window');
+  t.equal(lean._waitWindow, true, "ssh2 is asked to call back at the server's WINDOW_ADJUST");
+  windowAdjust(lean, 10_000);
   t.same(sent.slice(3), ['data 7 10000'], 'what the window allows');
   t.equal(drains, 0);
-  lean.outgoing.window += 1_000_000;
-  lean.emit('window');
+  windowAdjust(lean, 1_000_000);
   t.same(sent.slice(4), ['data 7 10100', 'data 7 4']);
   t.equal(drains, 1, 'drain once the queue is sent');
   t.ok(Buffer.concat(data.slice(1)).equals(Buffer.concat([big, Buffer.from('tail')])), 'every byte, in order');
@@ -89,8 +96,7 @@ t.test('LeanChannel – end() sends EOF after what is queued, then finish; CLOSE
   lean.end();
   t.same(sent, ['data 7 10'], 'no EOF ahead of the data');
   t.equal(lean.writableFinished, false);
-  lean.outgoing.window = 100;
-  lean.emit('window');
+  windowAdjust(lean, 90);
   t.same(sent, ['data 7 10', 'data 7 15', 'eof 7']);
   t.equal(finished, 1);
   t.equal(lean.writableFinished, true);
@@ -139,13 +145,22 @@ t.test('LeanChannel – a full receiver holds the window until readMore(); resum
   t.ok(ended, 'end at once');
 });
 
-t.test('LeanChannel – what ssh2 may call on any channel: exit, a stderr, window with nothing queued', async (t) => {
-  const { lean } = opened();
-  t.equal(lean.emit('exit'), false, 'exit ignored');
-  t.equal(lean.stderr.push(), true, 'extended data dropped');
-  t.equal(lean.stderr.readable, false);
-  t.equal(lean.emit('window'), true);
-  t.throws(() => lean.on('window' as 'end', () => {}), TypeError, 'only the six events can be listened to');
+t.test('LeanChannel – after end(), no drain; data after the server’s EOF is dropped', async (t) => {
+  const { lean, sent } = opened(10);
+  const events: string[] = [];
+  lean.on('drain', () => events.push('drain'));
+  lean.on('finish', () => events.push('finish'));
+  t.equal(lean.write(Buffer.alloc(20)), false);
+  lean.end();
+  windowAdjust(lean, 100);
+  t.same(events, ['finish'], 'finish, no drain: nothing more may be written');
+  t.same(sent, ['data 7 10', 'data 7 10', 'eof 7']);
+  const got: string[] = [];
+  lean.receive((c) => (got.push(c.toString()), true));
+  lean.push(Buffer.from('a'));
+  lean.push(null);
+  t.equal(lean.push(Buffer.from('after EOF')), true, 'taken, its window kept open');
+  t.same(got, ['a']);
 });
 
 /** A target that greets its client and closes at once (a server that speaks first). */
@@ -218,4 +233,29 @@ t.test('LeanChannel over ssh2 – bytes both ways through an echo, well past the
   lean.end();
   lean.close();
   await deadline(new Promise((r) => lean.once('close', r)), 5000, 'close');
+});
+
+t.test("LeanChannel over ssh2 – ssh2's own handlers for what a server may send on any channel: extended data, exit status, request replies", async (t) => {
+  const { session, client } = await embeddedSession(t);
+  const echo = net.createServer((s) => s.pipe(s));
+  const port = await listenFor(t, echo);
+  const lean = (await session.openForward({ kind: 'tcp', host: HOST, port }, { address: HOST, port: 0 }, 5000)) as LeanChannel;
+  const got: Buffer[] = [];
+  lean.receive((c) => (got.push(c), true));
+  const protocol = (client as unknown as { _protocol: { _handlers: Record<string, (...args: unknown[]) => void> } })._protocol;
+  const on = protocol._handlers;
+  const id = lean.incoming.id;
+  const before = lean.incoming.window;
+  on.CHANNEL_EXTENDED_DATA!(protocol, id, Buffer.alloc(1000), 1);
+  t.equal(lean.incoming.window, before - 1000, 'extended data dropped; its window not opened again');
+  on.CHANNEL_REQUEST!(protocol, id, 'exit-status', true, 0);
+  on.CHANNEL_REQUEST!(protocol, id, 'exit-signal', false, { signal: 'TERM', coreDumped: false, errorMessage: '' });
+  on.CHANNEL_SUCCESS!(protocol, id);
+  on.CHANNEL_FAILURE!(protocol, id);
+  t.equal(lean.write(Buffer.from('still here')), true);
+  await until(() => Buffer.concat(got).toString() === 'still here', 5000, 'the echo after all of it');
+  lean.end();
+  lean.close();
+  await deadline(new Promise((r) => lean.once('close', r)), 5000, 'close');
+  t.equal(session.channels, 0);
 });

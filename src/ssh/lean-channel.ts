@@ -42,10 +42,12 @@ const ssh2Window = (() => {
 })();
 
 /**
- * A forward has no stderr: ssh2 pushes a server's extended data here (dropped; the window still
- * opens), and ends and closes it with the channel.
+ * A forward has no stderr: ssh2 pushes a server's extended data here, dropped, and emits 'close'
+ * on it with the channel's. Its push() says full, so the window that data used is not opened
+ * again for it: a server that sends only that is stopped by the window, as it would be by a
+ * client that reads nothing.
  */
-const NO_STDERR = { readable: false, destroyed: true, push: () => true, emit: () => false };
+const NO_STDERR = { readable: false, destroyed: true, push: () => false, emit: () => false };
 
 /** Where the server's data goes: kept until receive() (undefined), to a receiver, or dropped (null). */
 type Receiver = ((chunk: Buffer) => boolean) | null | undefined;
@@ -53,9 +55,11 @@ type Receiver = ((chunk: Buffer) => boolean) | null | undefined;
 /**
  * A channel of ssh2's connection without its Duplex stream, for a forward's connection
  * (issue 17): ssh2's packet handlers drive it as they drive a Channel (its fields and push() below
- * are what they read and call), and its user writes, ends and closes it as a Channel, with
- * 'drain', 'finish', 'end' and 'close' in a Channel's order, but the server's data goes to one
- * receiver as ssh2 hands it over. The Readable and Writable states, ticks and events of a stream
+ * are what they read and call), and its user writes, ends and closes it as a Channel, but the
+ * server's data goes to one receiver as ssh2 hands it over. Its events are a Channel's, with
+ * three differences a Pump does not depend on: 'end' comes within ssh2's handling of the EOF or
+ * CLOSE rather than on a later tick; 'finish' only when our EOF went out (not when the server's
+ * CLOSE came first); no 'drain' once end() was called. The Readable and Writable states, ticks and events of a stream
  * cost a new connection about as much as ssh2's packets for it (BENCHMARKS.md). write() sends
  * what the window and packet size allow, each write as one packet when it fits, queues the
  * rest until the server opens the window, and says wait while anything is queued: the client is
@@ -70,8 +74,14 @@ export class LeanChannel extends SocketEvents {
   readonly stderr = NO_STDERR;
   _callbacks: ((failed: boolean) => void)[] = [];
   readonly _exit = { code: undefined };
-  /** Never set here: ssh2 would call a Channel's _write with it. The queue is sent on 'window' instead. */
-  readonly _waitWindow = false;
+  /**
+   * Set while writes wait for the window: ssh2 clears it at the server's WINDOW_ADJUST and calls
+   * `_chunkcb` (it would call a Channel's _write with `_chunk`, which is never set here).
+   */
+  _waitWindow = false;
+  _chunkcb(): void {
+    this.#flush();
+  }
   /** Set by ssh2 when push() said the receiver is full: the window stays as it is until readMore(). */
   _waitChanDrain = false;
 
@@ -149,6 +159,7 @@ export class LeanChannel extends SocketEvents {
       if (this.#receiver !== undefined) this.#emitEnd();
       return false;
     }
+    if (this.#eof) return true; // data after the server's EOF breaks the protocol: dropped
     if (this.#receiver === undefined) {
       this.#early.push(chunk);
       return false;
@@ -221,17 +232,9 @@ export class LeanChannel extends SocketEvents {
     }
   }
 
-  /** ssh2 also emits 'window' when the server has opened the window, and 'exit' for an exit status (a forward has none). */
+  /** ssh2 also emits 'window' after a WINDOW_ADJUST (patch 004; `_chunkcb` has sent the queue), and 'exit' for an exit status (a forward has none). */
   override emit(event: string, arg?: unknown): boolean {
-    switch (event) {
-      case 'window':
-        this.#flush();
-        return true;
-      case 'exit':
-        return false;
-      default:
-        return super.emit(event as SocketEvent, arg);
-    }
+    return event === 'window' || event === 'exit' ? false : super.emit(event as SocketEvent, arg);
   }
 
   /** Sends what waits as far as the window and packet size allow; once nothing waits, the EOF asked for and 'drain'. */
@@ -240,15 +243,18 @@ export class LeanChannel extends SocketEvents {
     while (this.#queued > 0 && out.state === 'open') {
       const head = this.#queue[0]!;
       const n = Math.min(head.length, out.window, out.packetSize);
-      if (n <= 0) return;
+      if (n <= 0) break;
       if (n === head.length) this.#queue.shift();
       else this.#queue[0] = head.subarray(n);
       out.window -= n;
       this.#queued -= n;
       this._client._protocol.channelData(out.id, n === head.length ? head : head.subarray(0, n));
     }
-    if (this.#queued > 0) return;
-    if (this.#ending) this.#sendEof();
+    if (this.#queued > 0) {
+      this._waitWindow = true;
+      return;
+    }
+    if (this.#ending) return this.#sendEof();
     if (this.#needDrain) {
       this.#needDrain = false;
       this.emit('drain');
