@@ -55,8 +55,9 @@ t.test('LeanChannel – takes the Channel’s place in ssh2’s table; not when 
   const { lean, table } = opened();
   t.equal(table.get(3), lean, 'the table holds the lean channel');
   t.equal(lean.type, 'direct-tcpip');
-  const { _client } = { _client: { _chanMgr: { get: () => undefined, update: () => {} }, _protocol: {} } };
-  t.equal(LeanChannel.replacing({ type: 'direct-tcpip', incoming: { id: 1 }, outgoing: { window: 1 }, _client } as unknown as Channel), undefined, 'no protocol');
+  const noProtocol = { _chanMgr: { get: () => undefined, update: () => {} }, _protocol: {} };
+  t.equal(LeanChannel.drives(noProtocol), false);
+  t.equal(LeanChannel.replacing({ type: 'direct-tcpip', incoming: { id: 1 }, outgoing: { window: 1 }, _client: noProtocol } as unknown as Channel), undefined, 'no protocol');
   const other = opened();
   other.table.set(3, {});
   t.equal(LeanChannel.replacing({ type: 'direct-tcpip', incoming: { id: 3 }, outgoing: { window: 1 }, _client: (other.lean as unknown as { _client: unknown })._client } as unknown as Channel), undefined, 'the table holds another channel under its id');

@@ -56,16 +56,16 @@ type Receiver = ((chunk: Buffer) => boolean) | null | undefined;
  * A channel of ssh2's connection without its Duplex stream, for a forward's connection
  * (issue 17): ssh2's packet handlers drive it as they drive a Channel (its fields and push() below
  * are what they read and call), and its user writes, ends and closes it as a Channel, but the
- * server's data goes to one receiver as ssh2 hands it over. Its events are a Channel's, with
- * three differences a Pump does not depend on: 'end' comes within ssh2's handling of the EOF or
- * CLOSE rather than on a later tick; 'finish' only when our EOF went out (not when the server's
- * CLOSE came first); no 'drain' once end() was called. The Readable and Writable states, ticks and events of a stream
- * cost a new connection about as much as ssh2's packets for it (BENCHMARKS.md). write() sends
- * what the window and packet size allow, each write as one packet when it fits, queues the
- * rest until the server opens the window, and says wait while anything is queued: the client is
- * read no faster than the server takes it. ssh2 makes one where an open asks for it (patch 007,
- * `make`), or `replacing()` puts one in place of a Channel ssh2 has just opened; neither when
- * ssh2's internals are not as expected (`drives()`).
+ * server's data goes to one receiver as ssh2 hands it over. A stream's Readable and Writable
+ * states, ticks and events cost a new connection about as much as ssh2's packets for it
+ * (BENCHMARKS.md). Its events are a Channel's, with three differences a Pump does not depend on:
+ * 'end' comes within ssh2's handling of the EOF or CLOSE rather than on a later tick; 'finish'
+ * only when our EOF went out (not when the server's CLOSE came first); no 'drain' once end() was
+ * called. write() sends what the window and packet size allow, each write as one packet when it
+ * fits, queues the rest until the server opens the window, and says wait while anything is
+ * queued: the client is read no faster than the server takes it. ssh2 makes one where an open
+ * asks for it (patch 007, `make`), or `replacing()` puts one in place of a Channel ssh2 has just
+ * opened; neither when ssh2's internals are not as expected (`drives()`).
  */
 export class LeanChannel extends SocketEvents {
   // What ssh2's handlers read and write (client.js, and onCHANNEL_CLOSE in utils.js).
