@@ -5,7 +5,7 @@ import { ChannelOpenError } from '../errors.js';
 import type { HeldBytes } from '../forward/hold.js';
 import type { PumpResult } from '../forward/pump.js';
 import type { Logger } from '../log.js';
-import { closeUnused, type SshSession } from '../ssh/adapter.js';
+import { closeUnused, type ForwardChannel, type SshSession } from '../ssh/adapter.js';
 import type { SshConnection } from '../ssh/connection.js';
 import type { SessionSource } from '../ssh/pool.js';
 import { newSession } from './bootstrap.js';
@@ -43,7 +43,7 @@ export interface ResumeReport {
 
 /** A stream opened through the agent, or a plain channel when resume is not available there. */
 export type Opened =
-  | { kind: 'plain'; channel: ClientChannel }
+  | { kind: 'plain'; channel: ForwardChannel }
   | { kind: 'resumable'; id: Buffer; link: Link; peerReceived: number; frames: Frame[] };
 
 /** ERROR 4's errno name as the plain path's channel-open reason. */
@@ -194,7 +194,7 @@ export class AgentClient {
   async open(session: SshSession, host: string, port: number, src: { address: string; port: number }, abandon?: AbortSignal, again = true): Promise<Opened> {
     const path = await this.readyOn(session);
     const timeout = this.options.channelOpenTimeoutMs;
-    if (!path) return { kind: 'plain', channel: await session.openChannel({ kind: 'tcp', host, port }, src, timeout, abandon) };
+    if (!path) return { kind: 'plain', channel: await session.openForward({ kind: 'tcp', host, port }, src, timeout, abandon) };
     const refused = await this.#check(session, host, port, src);
     if (refused) throw refused;
     let channel: ClientChannel;
@@ -260,7 +260,7 @@ export class AgentClient {
   /** Nobody wants an opened stream (the client left while it opened): the agent resets the target. */
   discard(opened: Opened): void {
     if (opened.kind === 'resumable') opened.link.channel.end(encodeFrame({ type: 'reset', offset: 0, reason: 'client left' }));
-    const channel = opened.kind === 'plain' ? opened.channel : opened.link.channel;
+    const channel: ForwardChannel = opened.kind === 'plain' ? opened.channel : opened.link.channel;
     channel.on('error', () => {});
     closeUnused(channel);
   }
