@@ -248,7 +248,9 @@ t.test("LeanChannel over ssh2 – ssh2's own handlers for what a server may send
   const id = lean.incoming.id;
   const before = lean.incoming.window;
   on.CHANNEL_EXTENDED_DATA!(protocol, id, Buffer.alloc(1000), 1);
-  t.equal(lean.incoming.window, before - 1000, 'extended data dropped; its window not opened again');
+  t.equal(lean.incoming.window, before - 1000, 'extended data taken (and dropped): no window adjust above the threshold');
+  on.CHANNEL_EXTENDED_DATA!(protocol, id, Buffer.alloc(before - 1000), 1);
+  t.equal(lean.incoming.window, before, "the whole window's worth: it opens again, the channel's data is not stalled");
   on.CHANNEL_REQUEST!(protocol, id, 'exit-status', true, 0);
   on.CHANNEL_REQUEST!(protocol, id, 'exit-signal', false, { signal: 'TERM', coreDumped: false, errorMessage: '' });
   on.CHANNEL_SUCCESS!(protocol, id);

@@ -43,11 +43,10 @@ const ssh2Window = (() => {
 
 /**
  * A forward has no stderr: ssh2 pushes a server's extended data here, dropped, and emits 'close'
- * on it with the channel's. Its push() says full, so the window that data used is not opened
- * again for it: a server that sends only that is stopped by the window, as it would be by a
- * client that reads nothing.
+ * on it with the channel's. Its push() takes it, so the window that data used opens again: it
+ * costs no memory, and a window held for it would stall the channel's data too.
  */
-const NO_STDERR = { readable: false, destroyed: true, push: () => false, emit: () => false };
+const NO_STDERR = { readable: false, destroyed: true, push: () => true, emit: () => false };
 
 /** Where the server's data goes: kept until receive() (undefined), to a receiver, or dropped (null). */
 type Receiver = ((chunk: Buffer) => boolean) | null | undefined;
@@ -58,14 +57,15 @@ type Receiver = ((chunk: Buffer) => boolean) | null | undefined;
  * are what they read and call), and its user writes, ends and closes it as a Channel, but the
  * server's data goes to one receiver as ssh2 hands it over. A stream's Readable and Writable
  * states, ticks and events cost a new connection about as much as ssh2's packets for it
- * (BENCHMARKS.md). Its events are a Channel's, with three differences a Pump does not depend on:
- * 'end' comes within ssh2's handling of the EOF or CLOSE rather than on a later tick; 'finish'
- * only when our EOF went out (not when the server's CLOSE came first); no 'drain' once end() was
- * called. write() sends what the window and packet size allow, each write as one packet when it
- * fits, queues the rest until the server opens the window, and says wait while anything is
- * queued: the client is read no faster than the server takes it. ssh2 makes one where an open
- * asks for it (patch 007, `make`), or `replacing()` puts one in place of a Channel ssh2 has just
- * opened; neither when ssh2's internals are not as expected (`drives()`).
+ * (BENCHMARKS.md). Its events are a Channel's, with differences a Pump does not depend on: 'end'
+ * comes within ssh2's handling of the EOF or CLOSE rather than on a later tick; 'finish' comes
+ * only from end(), once nothing waits to be sent (ssh2 does not end it at the server's CLOSE as
+ * it ends a Channel); no 'drain' once end() was called; a write after end() throws at once.
+ * write() sends what the window and packet size allow, each write as one packet when it fits,
+ * queues the rest until the server opens the window, and says wait while anything is queued:
+ * the client is read no faster than the server takes it. ssh2 makes one where an open asks for
+ * it (patch 007, `make`), or `replacing()` puts one in place of a Channel ssh2 has just opened;
+ * neither when ssh2's internals are not as expected (`drives()`).
  */
 export class LeanChannel extends SocketEvents {
   // What ssh2's handlers read and write (client.js, and onCHANNEL_CLOSE in utils.js).
@@ -147,7 +147,7 @@ export class LeanChannel extends SocketEvents {
     return !this.#endEmitted;
   }
 
-  /** Our EOF is out (or could not be sent any more): end() is done. */
+  /** end() was called and nothing waits to be sent: our EOF is out, unless the channel was closed first. */
   get writableFinished(): boolean {
     return this.#finished;
   }
