@@ -101,6 +101,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
   readonly #incoming = new Map<string, (conn: IncomingConnection) => void>();
   /** The opens each abandon signal gives up: one 'abort' listener per signal, not one per open (an EventTarget's are costly). */
   readonly #abandonable = new WeakMap<AbortSignal, Set<() => void>>();
+  /** ssh2's client is as LeanChannel knows it (its protocol is set once the connection is up): forwards get lean channels. */
+  readonly #lean: boolean;
 
   constructor(
     private readonly client: ssh2.Client,
@@ -112,6 +114,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
     private readonly channelCloseTimeoutMs?: number,
   ) {
     super();
+    this.#lean = LeanChannel.drives(client);
     this.setMaxListeners(0); // one listener per forwarded connection
     // Any bytes from the server prove it alive; a second 'data' listener costs one call per chunk.
     sock.on('data', () => (this.#lastInboundAt = performance.now()));
@@ -183,7 +186,7 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
    * re-issued; a channel that opens afterwards is closed unused.
    */
   openChannel(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ClientChannel> {
-    return this.#open(target, src, timeoutMs, abandon, (channel) => channel);
+    return this.#open(target, src, timeoutMs, abandon, asOpened);
   }
 
   /**
@@ -191,10 +194,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
    * ssh2's internals are not as LeanChannel knows them (then the Channel).
    */
   openForward(target: Endpoint, src: { address: string; port: number }, timeoutMs: number, abandon?: AbortSignal): Promise<ForwardChannel> {
-    if (!LeanChannel.drives(this.client)) return this.openChannel(target, src, timeoutMs, abandon);
-    // Made lean by ssh2 (patch 007), or made lean here when ssh2 made a Channel (not patched).
-    const lean = (channel: ClientChannel): ForwardChannel => (channel instanceof LeanChannel ? channel : (LeanChannel.replacing(channel) ?? channel));
-    return this.#open<ForwardChannel>(target, src, timeoutMs, abandon, lean, LeanChannel.make);
+    if (!this.#lean) return this.openChannel(target, src, timeoutMs, abandon);
+    return this.#open<ForwardChannel>(target, src, timeoutMs, abandon, asLean, LeanChannel.make);
   }
 
   /** openChannel(), the opened channel made into what the caller uses by `make`; `makeChannel`: what ssh2 makes it of (patch 007). */
@@ -404,6 +405,12 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
 function describe(err: Error & { level?: string; code?: string }): string {
   return err.code ? `${err.message.replace(new RegExp(`^${err.code}:? ?`), '')} (${err.code})`.trim() : err.message;
 }
+
+/** openChannel() gives the channel ssh2 opened. */
+const asOpened = (channel: ClientChannel): ClientChannel => channel;
+
+/** openForward(): made lean by ssh2 (patch 007), or made lean here when ssh2 made a Channel (not patched). */
+const asLean = (channel: ClientChannel): ForwardChannel => (channel instanceof LeanChannel ? channel : (LeanChannel.replacing(channel) ?? channel));
 
 /**
  * False for a channel whose server set its maximum packet size to 0 (RFC 4254 sets no minimum):
