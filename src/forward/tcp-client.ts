@@ -1,8 +1,8 @@
 import { constants } from 'node:os';
-import { getSystemErrorName } from 'node:util';
 import { readBuffers } from '../socket-reads.js';
 import type { LocalSocket } from '../local-socket.js';
 import { SocketEvents } from '../socket-events.js';
+import { errnoError, streamWrap as wrap, type WriteReq, type ShutdownReq } from '../stream-wrap.js';
 
 /**
  * An accepted TCP client on libuv's handle, driven as net.Socket drives it but without its
@@ -29,45 +29,10 @@ export interface TcpHandle {
   reset(cb: () => void): number;
   close(cb: () => void): void;
 }
-interface WriteReq {
-  handle: TcpHandle;
-  oncomplete: (status: number) => void;
-  bytes: number;
-  buffer: Buffer;
-}
-interface ShutdownReq {
-  handle: TcpHandle;
-  oncomplete: (status: number) => void;
-}
-interface StreamWrap {
-  WriteWrap: new () => WriteReq;
-  ShutdownWrap: new () => ShutdownReq;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-}
 
 const UV_EOF = -4095;
 /** libuv's codes are the platform's errno, negated (107 on Linux, 57 on macOS and the BSDs). */
 const UV_ENOTCONN = -constants.errno.ENOTCONN;
-
-/**
- * Node's stream bindings, or undefined where they are not what this file knows, or where asking
- * for them would warn: pending deprecation (however it was turned on: flag, NODE_OPTIONS or
- * NODE_PENDING_DEPRECATION) wraps process.binding in Node's deprecation wrapper.
- */
-const wrap: StreamWrap | undefined = (() => {
-  const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
-  if (typeof binding !== 'function' || binding.name === 'deprecated') return undefined;
-  try {
-    const w = binding('stream_wrap') as Partial<StreamWrap>;
-    const ok = typeof w.WriteWrap === 'function' && typeof w.ShutdownWrap === 'function' && w.streamBaseState instanceof Int32Array &&
-      typeof w.kReadBytesOrError === 'number' && typeof w.kLastWriteWasAsync === 'number';
-    return ok ? (w as StreamWrap) : undefined;
-  } catch {
-    return undefined;
-  }
-})();
 
 const STREAM_METHODS = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'setNoDelay', 'getpeername', 'reset', 'close'] as const;
 
@@ -86,11 +51,6 @@ export function tcpClientsSupported(handle: unknown): handle is TcpHandle {
   if (prototype !== null && prototype === checkedPrototype) return true;
   if (prototype !== null && hasStreamMethods(prototype)) checkedPrototype = prototype;
   return hasStreamMethods(handle);
-}
-
-function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
-  const code = getSystemErrorName(errno);
-  return Object.assign(new Error(`${syscall} ${code}`), { errno, code, syscall });
 }
 
 export class TcpClient extends SocketEvents implements LocalSocket {
