@@ -19,7 +19,9 @@
  * which code reaches an inline cache's slow path or a runtime call. --new-connections counts
  * instead per new connection (connect, one byte, its echo, close; sequential): --warm of them
  * unmeasured, then --requests measured. --node-args='FLAGS' gives sshkeep more node flags, after
- * its shebang's (a flag's A/B).
+ * its shebang's (a flag's A/B). --remote forwards with -R instead (sshkeep and ssh only): the
+ * clients connect to sshd's listener, and the forwarder takes each connection's channel from the
+ * server and connects the echo target.
  * The warm-up is long because V8 keeps optimizing for thousands of round trips: with 300 per
  * connection its compiler was still a large part of the count (the bare forwarder 67,102 after
  * 300, 47,304 after 2,000, 36,961 after 5,000).
@@ -28,7 +30,7 @@
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts \
  *     [--clients 8] [--requests 1000] [--size 64] [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)]
  *     [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--callers NAME,…] [--keep DIR (callgrind's dumps, for callgrind_annotate, and with --functions or --callers the JIT's perf map)]
- *     [--new-connections] [--node-args='FLAGS']
+ *     [--new-connections] [--node-args='FLAGS'] [--remote]
  *
  * Slow: everything runs 50-100× slower under valgrind; the defaults take about three minutes.
  */
@@ -71,15 +73,22 @@ async function cleanup(): Promise<void> {
   await Promise.allSettled([sshdRef?.stop(), targetsRef?.close()]);
 }
 
-/** The tool's command line, forwarding local `port` to the echo target; node writes its perf map with `perfMap`. */
-function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: boolean, nodeArgs: string[], cli = CLI_MAIN): string[] {
+/** Tools that forward with -R as well (--remote). */
+const REMOTE_TOOLS: readonly Tool[] = ['sshkeep', 'ssh'];
+
+/**
+ * The tool's command line, forwarding `port` (local, or with `remote` sshd's) to the echo target;
+ * node writes its perf map with `perfMap`.
+ */
+function command(tool: Tool, sshd: Sshd, port: number, echo: number, perfMap: boolean, nodeArgs: string[], remote: boolean, cli = CLI_MAIN): string[] {
   const forward = `${port}:${HOST}:${echo}`;
+  const flag = remote ? '-R' : '-L';
   const node = [process.execPath, ...shebangNodeArgs(cli), ...(perfMap ? ['--perf-basic-prof'] : [])];
   switch (tool) {
     case 'sshkeep':
-      return [...node, ...nodeArgs, cli, ...loginArgs(sshdLogin(sshd), ['-q', '-L', forward])];
+      return [...node, ...nodeArgs, cli, ...loginArgs(sshdLogin(sshd), ['-q', flag, forward])];
     case 'ssh':
-      return ['ssh', ...sshArgs(sshdLogin(sshd), ['-L', forward])];
+      return ['ssh', ...sshArgs(sshdLogin(sshd), [flag, forward])];
     // The scripts pick their own port and print it; `port` is unused.
     case 'bare':
     case 'bare-handles':
@@ -106,6 +115,8 @@ interface Run {
   newConnections: boolean;
   /** More node flags for sshkeep, after its shebang's. */
   nodeArgs: string[];
+  /** Forward with -R: the load goes through sshd's listener. */
+  remote: boolean;
 }
 
 /** The load `o` asks for through `port`: round trips on --clients connections, or --new-connections sequential ones. */
@@ -141,7 +152,7 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-callgrind-'));
   const out = path.join(dir, 'callgrind.out');
   const [want] = (await freePorts(1)) as [number];
-  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0 || o.callers.length > 0, o.nodeArgs, variant.cli);
+  const [cmd, ...args] = command(tool, sshd, want, targets.echo, o.functions > 0 || o.callers.length > 0, o.nodeArgs, o.remote, variant.cli);
   const child = spawn('valgrind', ['--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd!, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(variant.env),
@@ -200,7 +211,7 @@ async function measure(tool: Tool, label: string, variant: Variant, sshd: Sshd, 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-instructions.ts [--clients 8] [--requests 1000] [--size 64]\n' +
   '         [--warm 5000] [--tools sshkeep,bare,ssh(,bare-handles,proxy,proxy-onread,proxy-handles)] [--cipher NAME] [--compare-env NAME=VALUE] [--baseline-cli FILE] [--functions N] [--callers NAME,…]\n' +
-  "         [--keep DIR] [--new-connections] [--node-args='FLAGS']\n";
+  "         [--keep DIR] [--new-connections] [--node-args='FLAGS'] [--remote]\n";
 
 /** For each function --callers named, in one forwarder: its callers, costliest first, in instructions per unit. */
 function callerLines(tool: string, m: Measured, unit: string): string[] {
@@ -231,6 +242,7 @@ const options = parseCommandLine('bench-instructions', USAGE, (args) => {
       keep: { type: 'string' },
       'new-connections': { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
+      remote: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -245,9 +257,11 @@ const options = parseCommandLine('bench-instructions', USAGE, (args) => {
     callers: values.callers.split(',').filter(Boolean),
     newConnections: values['new-connections'],
     nodeArgs: splitArgs(values['node-args']),
+    remote: values.remote,
   };
   const tools = values.tools.split(',').map((t) => {
     if (!(TOOLS as readonly string[]).includes(t)) throw new Error(`--tools: ${t} is not one of ${TOOLS.join(', ')}`);
+    if (o.remote && !REMOTE_TOOLS.includes(t as Tool)) throw new Error(`--remote: ${t} forwards with -L only; --tools ${REMOTE_TOOLS.join(',')}`);
     return t as Tool;
   });
   const compare = values['compare-env'];
@@ -282,9 +296,10 @@ async function main(): Promise<void> {
       (o.newConnections
         ? `Instructions in user space per new connection (connect, 1 byte, echo, close), ${o.requests} sequential (after ${o.warm} unmeasured), valgrind --tool=callgrind; `
         : `Instructions in user space per ${o.size}-byte round trip, ${o.clients} connections × ${o.requests} (after ${o.warm} each unmeasured), valgrind --tool=callgrind; `) +
+        (o.remote ? 'forwarding with -R (through sshd\'s listener); ' : '') +
         `cipher: ${o.cipher ?? "each tool's default"}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\``,
       '',
-      `| forwarder | instructions per ${unitOf(o)} | of which the main thread | ratio to ssh -L |`,
+      `| forwarder | instructions per ${unitOf(o)} | of which the main thread | ratio to ssh ${o.remote ? '-R' : '-L'} |`,
       '|---|---:|---:|---:|',
       ...rows.map(
         ([t, { perUnit: ir, mainThread }]) =>

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { ListenError } from '../src/errors.js';
 import type { RemoteForward, RemoteForwardState } from '../src/forward/remote-forward.js';
+import { LeanChannel } from '../src/ssh/lean-channel.js';
 import { requireSshd, sshdInput, startSshd, sshdLogin } from './fixtures/sshd.js';
 import { connect, deadline, outcome, refusedPort, roundTrip, startEcho, getJson, expectEcho, startEchoFor, until } from './fixtures/net.js';
 import { Relay } from './fixtures/relay.js';
@@ -157,6 +158,12 @@ async function main(): Promise<void> {
     const toTarget: net.NetConnectOpts[] = [];
     net.connect = ((o: net.NetConnectOpts) => ('port' in o && o.port === echo.port && toTarget.push(o), netConnect(o))) as typeof net.connect;
     t.teardown(() => void (net.connect = netConnect));
+    // The server's channels are made lean for the pump, as ours are (src/ssh/lean-channel.ts).
+    const { make } = LeanChannel;
+    const made = LeanChannel as { make: typeof make };
+    let leanFromServer = 0;
+    made.make = (client, info) => (info.type === 'forwarded-tcpip' && leanFromServer++, make(client, info));
+    t.teardown(() => void (made.make = make));
     const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${echo.port}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
@@ -191,6 +198,7 @@ async function main(): Promise<void> {
     await deadline(ended, 5000, 'the echo to end after our half-close');
     t.equal(Buffer.concat(got).toString(), 'before the half-close', 'everything echoed before the end');
     t.ok(toTarget.length > 0 && toTarget.every((o) => o.onread), 'the local target is read through onread (src/socket-reads.ts)');
+    t.equal(leanFromServer, toTarget.length, "each connection's channel was a LeanChannel");
   });
 
   t.test('-R counts as the client sees it: up is what its client (on the server side) sends the local target', async (t) => {

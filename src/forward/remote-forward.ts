@@ -204,7 +204,7 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     const log = this.deps.logger.child({ forward: this.name, conn: `r${id}` });
     const { target } = this.spec;
     if (!target) return void this.#socks(session, conn, log);
-    this.#connect(session, target, conn.origin, log, (local) => this.#pumps.start(local, conn.accept(), session, NOTHING_HELD, log, 'target'), () => conn.reject());
+    this.#connect(session, target, conn.origin, log, (local) => this.#pumps.start(local, conn.acceptForward(), session, NOTHING_HELD, log, 'target'), () => conn.reject());
   }
 
   /**

@@ -64,7 +64,10 @@ const OPEN_FAILURE: Record<number, string> = {
 
 /** A connection the server forwards back to us (-R); accept() gives the channel, reject() refuses it. */
 export interface IncomingConnection {
+  /** The connection's channel as a stream (a SOCKS handshake reads it so). */
   accept(): Channel;
+  /** The connection's channel for a pump: a LeanChannel where ssh2 is as it knows it, else the Channel. */
+  acceptForward(): ForwardChannel;
   reject(): void;
   /** Who connected to the server's listener, for logs. */
   origin: string;
@@ -139,7 +142,8 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
     const route = (key: string, origin: string, accept: () => Channel, reject: () => void) => {
       const handler = this.#incoming.get(key);
       if (!handler) return reject();
-      handler({ accept: () => this.#track(accept()), reject, origin });
+      const lean = this.#lean;
+      handler({ accept: () => this.#track(accept()), acceptForward: () => this.#track(lean ? madeLean(accept()) : accept()), reject, origin });
     };
     client.on('tcp connection', (info, accept, reject) => route(`${info.destIP}:${info.destPort}`, `${info.srcIP}:${info.srcPort}`, accept, reject));
     client.on('unix connection', (info, accept, reject) => route(info.socketPath, info.socketPath, accept, reject));
@@ -414,8 +418,11 @@ function describe(err: Error & { level?: string; code?: string }): string {
 /** openChannel() gives the channel ssh2 opened. */
 const asOpened = (channel: ClientChannel): ClientChannel => channel;
 
+/** A Channel ssh2 has just made (the server's open of a -R connection, or ours without patch 007), made lean where ssh2 is as LeanChannel knows it. */
+const madeLean = (channel: Channel): ForwardChannel => LeanChannel.replacing(channel) ?? channel;
+
 /** openForward(): made lean by ssh2 (patch 007), or made lean here when ssh2 made a Channel (not patched). */
-const asLean = (channel: ClientChannel): ForwardChannel => (channel instanceof LeanChannel ? channel : (LeanChannel.replacing(channel) ?? channel));
+const asLean = (channel: ClientChannel): ForwardChannel => (channel instanceof LeanChannel ? channel : madeLean(channel));
 
 /**
  * False for a channel whose server set its maximum packet size to 0 (RFC 4254 sets no minimum):
