@@ -2,8 +2,8 @@
 export type SocketEvent = 'data' | 'end' | 'drain' | 'finish' | 'error' | 'close';
 
 /**
- * What holding and pumping need of a local socket: a net.Socket (--resume, Unix sockets, -R's
- * targets), or for -L and -D over TCP a TcpClient (src/forward/tcp-client.ts). Its events are
+ * What holding and pumping need of a local socket: a net.Socket (--resume, Unix sockets), or over
+ * TCP a TcpClient (src/forward/tcp-client.ts: -L and -D clients, -R targets). Its events are
  * net.Socket's: 'data' (Buffer) while resumed, 'end' at the peer's FIN, 'drain', 'finish' once
  * our FIN is out, 'error' (an errno error), 'close'.
  */

@@ -14,6 +14,8 @@ import type { ConnectionResult } from './result.js';
 import { resetSocket } from './reset-socket.js';
 import type { HeldBytes } from './hold.js';
 import { REPLY, negotiateSocks, replyForConnectError, socksReply, type SocksRequest } from './socks.js';
+import { connectTcp, tcpConnectsSupported } from './tcp-connect.js';
+import type { LocalSocket } from '../local-socket.js';
 
 /** waiting: no connection to ask on; requesting: asked; bound: the server listens; retrying: refused, asking again later. */
 export type RemoteForwardState = 'waiting' | 'requesting' | 'bound' | 'retrying';
@@ -234,24 +236,38 @@ export class RemoteForward extends EventEmitter<{ result: [ConnectionResult]; st
     });
   }
 
-  /** Connects `target` here: `connected` with the socket, or `refused` with the error's code, logged and counted. */
-  #connect(session: SshSession, target: Endpoint, origin: string, log: Logger, connected: (local: net.Socket) => void, refused: (code: string | undefined) => void): void {
-    const options = { ...pumpedSocketOptions(this.deps.socketHighWaterMarkBytes), onread: socketReads(() => local) };
-    const local: net.Socket = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
-    const timer = setTimeout(() => local.destroy(Object.assign(new Error(`the local target did not accept within ${this.deps.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), this.deps.connectTimeoutMs);
-    local.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+  /**
+   * Connects `target` here: `connected` with the socket, or `refused` with the error's code, logged
+   * and counted. A TCP target is a TcpClient (src/forward/tcp-connect.ts) where Node's handles are
+   * as it knows them; a Unix socket, or a TCP target elsewhere, a net.Socket read through onread.
+   */
+  #connect(session: SshSession, target: Endpoint, origin: string, log: Logger, connected: (local: LocalSocket) => void, refused: (code: string | undefined) => void): void {
+    const failed = (err: NodeJS.ErrnoException) => {
       refused(err.code);
       log.warn('remote forward: the local target refused', { event: 'conn_end', side: 'target', origin, target: formatEndpoint(target), error: err.code ?? err.message });
       this.emit('result', 'target_refused');
-    });
-    local.once('connect', () => {
-      clearTimeout(timer);
-      local.removeAllListeners('error');
+    };
+    const accepted = (local: LocalSocket & { setNoDelay(on: boolean): unknown }) => {
       local.setNoDelay(true);
       if (session.closed) return resetSocket(local);
       connected(local);
       log.debug('client from the server forwarded', { event: 'accept', origin, target: formatEndpoint(target) });
+    };
+    const { socketHighWaterMarkBytes, connectTimeoutMs } = this.deps;
+    if (target.kind === 'tcp' && tcpConnectsSupported()) {
+      return connectTcp(target.host, target.port, socketHighWaterMarkBytes, connectTimeoutMs, (err, client) => (err ? failed(err) : accepted(client!)));
+    }
+    const options = { ...pumpedSocketOptions(socketHighWaterMarkBytes), onread: socketReads(() => local) };
+    const local: net.Socket = target.kind === 'tcp' ? net.connect({ host: target.host, port: target.port, ...options }) : net.connect({ path: target.path, ...options });
+    const timer = setTimeout(() => local.destroy(Object.assign(new Error(`the local target did not accept within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), connectTimeoutMs);
+    local.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      failed(err);
+    });
+    local.once('connect', () => {
+      clearTimeout(timer);
+      local.removeAllListeners('error');
+      accepted(local);
     });
   }
 
