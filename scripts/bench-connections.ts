@@ -19,6 +19,7 @@
  *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
  *     [--curve N (also the warm-up curve: user CPU and median latency per N connections from start)]
  *     [--path N (also where a warm connection's latency goes: perf trace over N more, scripts/lib/perf-trace.ts)]
+ *     [--remote (forward with -R, sshkeep and ssh only: the clients connect to sshd's listener)]
  */
 import { parseArgs } from 'node:util';
 import { CLI_MAIN, shebangNodeArgs } from '../test/fixtures/bin.js';
@@ -52,7 +53,7 @@ const ROW = { bare: 'bare ssh2', proxy: 'node proxy', 'bare-handles': 'bare ssh2
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts [--conns 2000] [--cold 300] [--rounds 3]\n' +
-  "         [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N] [--path N]\n";
+  "         [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N] [--path N] [--remote]\n";
 
 const options = parseCommandLine('bench-connections', USAGE, (args) => {
   const { values } = parseArgs({
@@ -67,6 +68,7 @@ const options = parseCommandLine('bench-connections', USAGE, (args) => {
       strace: { type: 'boolean', default: false },
       curve: { type: 'string', default: '0' },
       path: { type: 'string', default: '0' },
+      remote: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -77,6 +79,8 @@ const options = parseCommandLine('bench-connections', USAGE, (args) => {
   });
   if (baselineCli && !tools.includes('baseline')) tools.splice(1, 0, 'baseline');
   if (tools.includes('baseline') && !baselineCli) throw new Error('--tools baseline needs --baseline-cli');
+  const other = values.remote && tools.find((t) => t in ROW);
+  if (other) throw new Error(`--remote: ${other} forwards with -L only; --tools sshkeep,baseline,ssh`);
   return {
     conns: intOption('conns', values.conns, 1),
     cold: intOption('cold', values.cold, 1),
@@ -87,8 +91,11 @@ const options = parseCommandLine('bench-connections', USAGE, (args) => {
     strace: values.strace,
     curve: intOption('curve', values.curve, 0),
     path: intOption('path', values.path, 0),
+    remote: values.remote,
   };
 });
+
+if (options.remote) LABEL.ssh = 'ssh -R';
 
 const stops = new Set<() => Promise<void>>();
 let sshdRef: Sshd | undefined;
@@ -121,10 +128,10 @@ async function cpuPerConnection(pid: number, port: number, n: number, window: nu
   return { user: ((last.user - first.user) * 1e6) / n, system: ((last.system - first.system) * 1e6) / n, medianUs: median(us), meanUs: mean(us), windows };
 }
 
-async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
+async function start(tool: Tool, sshd: Sshd, targets: Targets, baselineCli: string | undefined, nodeArgs: string[], remote: boolean): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
   if (tool in ROW) return startRow(ROW[tool as keyof typeof ROW], sshd, targets);
   const cli = tool === 'baseline' ? baselineCli! : CLI_MAIN;
-  const r = await launch(sshd, targets, tool === 'ssh' ? { tool: 'ssh' } : { tool: 'sshkeep', cli, nodeArgs: [...shebangNodeArgs(cli), ...nodeArgs] });
+  const r = await launch(sshd, targets, { ...(tool === 'ssh' ? { tool: 'ssh' } : { tool: 'sshkeep', cli, nodeArgs: [...shebangNodeArgs(cli), ...nodeArgs] }), remote });
   return { pid: r.pid, port: r.ports.echo, stop: r.stop };
 }
 
@@ -137,7 +144,7 @@ type Row = {
 };
 
 async function main(): Promise<void> {
-  const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace, curve, path } = options;
+  const { conns, cold, rounds, baselineCli, tools, nodeArgs, strace, curve, path, remote } = options;
   const before = machineSnapshot();
   const { sshd } = await startBenchSshd(undefined);
   sshdRef = sshd;
@@ -146,7 +153,7 @@ async function main(): Promise<void> {
   const rows = new Map<Tool, Row>(tools.map((t) => [t, { cold: [], warm: [], curve: [], path: [] }]));
   for (let round = 1; round <= rounds; round++) {
     for (const tool of tools) {
-      const f = await start(tool, sshd, targets, baselineCli, nodeArgs);
+      const f = await start(tool, sshd, targets, baselineCli, nodeArgs, remote);
       stops.add(f.stop);
       try {
         const c = await cpuPerConnection(f.pid, f.port, cold, curve);
@@ -175,7 +182,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       `Forwarder CPU µs per new connection (connect, 1 byte, echo, close; sequential), median of ${rounds} rounds; ` +
-        `cold = the first ${cold} after start, warm = the next ${conns}; ${sshVersion()}, node ${process.version}; \`${commandLine()}\`; ${machine(before)}`,
+        `cold = the first ${cold} after start, warm = the next ${conns}; ${remote ? 'forwarding with -R (through sshd\'s listener); ' : ''}${sshVersion()}, node ${process.version}; \`${commandLine()}\`; ${machine(before)}`,
       '',
       '| forwarder | cold: user + system | cold latency, mean µs | warm: user + system | warm: user | warm: system | warm latency, median µs |',
       '|---|---:|---:|---:|---:|---:|---:|',

@@ -164,6 +164,14 @@ async function main(): Promise<void> {
     let leanFromServer = 0;
     made.make = (client, info) => (info.type === 'forwarded-tcpip' && leanFromServer++, make(client, info));
     t.teardown(() => void (made.make = make));
+    // A clean end lets the server close first (its CLOSE in before ours: ssh2 answers it), src/forward/pump.ts.
+    const { close } = LeanChannel.prototype;
+    const closedFirst: string[] = [];
+    LeanChannel.prototype.close = function (this: LeanChannel) {
+      closedFirst.push(this.incoming.state === 'closed' ? 'server' : 'sshkeep');
+      return close.call(this);
+    };
+    t.teardown(() => void (LeanChannel.prototype.close = close));
     const { app, logs } = await startSshkeep(t, sshdInput(sshd, { remoteForwards: [`0:127.0.0.1:${echo.port}`] }));
     await deadline(app.ready(), READY_MS, `tunnel ready\n${sshd.logs()}`);
     const rf = app.remoteForwards[0]!;
@@ -199,6 +207,8 @@ async function main(): Promise<void> {
     t.equal(Buffer.concat(got).toString(), 'before the half-close', 'everything echoed before the end');
     t.equal(toTarget.length, 0, 'the local target is connected without net.Socket: a TcpClient (src/forward/tcp-connect.ts)');
     t.equal(leanFromServer, 3, "each of the three connections' channel was a LeanChannel");
+    await until(() => closedFirst.length === 3, 5000, 'the three channels closed');
+    t.same(closedFirst, ['server', 'server', 'server'], "each ended cleanly, and sshd's CLOSE came first (no 40 ms stall behind ours)");
   });
 
   t.test('-R counts as the client sees it: up is what its client (on the server side) sends the local target', async (t) => {

@@ -30,6 +30,8 @@ export interface LaunchSpec {
   cli?: string | undefined;
   /** More loopback ports to forward (a database, a cache), after echo, sink and source. */
   extraTargets?: number[];
+  /** Forward with -R: the ports listen on the sshd's side (its loopback, this machine's). */
+  remote?: boolean;
 }
 
 export interface Running {
@@ -58,6 +60,7 @@ export async function launch(sshd: Sshd, targets: Targets, spec: LaunchSpec): Pr
     const f = startForwarder({
       tool,
       login: sshdLogin(sshd, spec.sshPort),
+      ...(spec.remote ? { remote: true } : {}),
       forwards: [[echo, targets.echo], [sink, targets.sink], [source, targets.source], ...extra.map((p, i) => [p, extraTargets[i]!])].map(([local, target]) => `${local}:${HOST}:${target}`),
       args: tool === 'sshkeep' ? ['-q', ...(spec.sshkeepArgs ?? [])] : [...(spec.cipher ? ['-c', spec.cipher] : []), ...(spec.sshArgs ?? [])],
       ...(spec.nodeArgs ? { nodeArgs: spec.nodeArgs } : {}),

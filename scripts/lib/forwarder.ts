@@ -17,8 +17,10 @@ export type ToolName = 'sshkeep' | 'ssh' | 'autossh';
 export interface ForwarderSpec {
   tool: ToolName;
   login: Login;
-  /** -L specs, e.g. `0:127.0.0.1:5000`. */
+  /** -L specs (or with `remote`, -R specs), e.g. `0:127.0.0.1:5000`. */
   forwards: string[];
+  /** Forward with -R: each listening port is the server's. */
+  remote?: boolean;
   /** More arguments for the tool, before the destination (ssh: -c, -o …; sshkeep: its flags). */
   args?: string[];
   /** sshkeep's entry point (default dist/cli/main.js). */
@@ -64,7 +66,7 @@ export function assertBuilt(cli = CLI_MAIN): void {
 }
 
 function command(spec: ForwarderSpec): [string, string[]] {
-  const L = spec.forwards.flatMap((f) => ['-L', f]);
+  const L = spec.forwards.flatMap((f) => [spec.remote ? '-R' : '-L', f]);
   const extra = [...(spec.args ?? []), ...L];
   if (spec.tool === 'sshkeep') {
     const cli = path.resolve(spec.cli ?? CLI_MAIN);

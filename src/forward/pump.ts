@@ -2,6 +2,13 @@ import type { LocalSocket } from '../local-socket.js';
 import { link, type ForwardChannel, type SshSession } from '../ssh/adapter.js';
 import type { HeldBytes } from './hold.js';
 import { resetSocket } from './reset-socket.js';
+import { queuedDeadline } from '../ssh/deadline.js';
+
+/**
+ * -R: how long a channel whose EOFs have crossed waits for the server's CLOSE before sending its
+ * own (a server that waits for ours). OpenSSH's comes at once.
+ */
+export const SERVER_CLOSE_WAIT_MS = 100;
 
 /**
  * Options of the local socket of every pumped connection (an accepted client, or -R's target):
@@ -35,6 +42,8 @@ export class Pump {
   #done = false;
   /** The channel's CLOSE has come (or its connection is gone): nothing more reaches the target. */
   #channelClosed = false;
+  /** The server's EOF has come: nothing more comes from the channel. */
+  #channelEnded = false;
   #firstEnd: EndSide | undefined;
 
   /** Which side the local socket is: the client (-L, -D), or the target (-R, where the client is on the server's side). */
@@ -65,6 +74,7 @@ export class Pump {
     else client.on('end', clientEnded);
 
     channel.on('end', () => {
+      this.#channelEnded = true;
       this.#firstEnd ??= this.#channelSide;
       if (!session.closed) client.end();
     });
@@ -130,8 +140,25 @@ export class Pump {
     // the target. A drain waits for that rather than stop the SSH connection under a tail still in
     // the server's buffer (the target would see a clean, truncated end). A server that never
     // answers our CLOSE has its channel closed by the session after a while (SshSession#track).
-    if (this.channel.writableFinished) closeChannel();
-    else this.channel.once('finish', closeChannel);
+    const closeWhenOurEofIsOut = () => (this.#letServerCloseFirst() ? this.#closeAfterServer(closeChannel) : closeChannel());
+    if (this.channel.writableFinished) closeWhenOurEofIsOut();
+    else this.channel.once('finish', closeWhenOurEofIsOut);
     this.channel.once('close', report);
+  }
+
+  /**
+   * -R, with both EOFs crossed: the server closes the channel on its own (OpenSSH does once both
+   * EOFs are done) and ssh2 answers its CLOSE. Ours sent first had sshd answer it with a CLOSE our
+   * side acknowledged only after the 40 ms delayed ACK, and sshd (no TCP_NODELAY without a
+   * session) held the next connection's open behind it: 42 ms per new connection, as through
+   * `ssh -R` (BENCHMARKS.md, "Seventeenth session").
+   */
+  #letServerCloseFirst(): boolean {
+    return this.#localSide === 'target' && this.#channelEnded;
+  }
+
+  #closeAfterServer(closeChannel: () => void): void {
+    const cancel = queuedDeadline(closeChannel, SERVER_CLOSE_WAIT_MS);
+    this.channel.once('close', cancel);
   }
 }
