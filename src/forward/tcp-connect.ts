@@ -21,16 +21,36 @@ interface TcpWrap {
 /** Node's TCP handles (process.binding('tcp_wrap'), Node 20, DEP0111): what net.Socket connects with. */
 const tcpWrap = nodeBinding<TcpWrap>('tcp_wrap', (w) => typeof w.TCP === 'function' && typeof w.TCPConnectWrap === 'function' && typeof w.constants?.SOCKET === 'number');
 
+/** How long an address gets before the next is tried too (Node 20's autoSelectFamilyAttemptTimeout). */
+const ATTEMPT_MS = 250;
+
 let supported: boolean | undefined;
 
 /** Can -R's targets be TcpClients here? False: they are net.Sockets (a Node whose internals differ). Found out once. */
 export function tcpConnectsSupported(): boolean {
   if (supported === undefined) {
-    const probe = tcpWrap && new tcpWrap.TCP(tcpWrap.constants.SOCKET);
-    supported = !!probe && typeof probe.connect === 'function' && typeof probe.connect6 === 'function' && tcpClientsSupported(probe);
-    probe?.close();
+    try {
+      const probe = tcpWrap && new tcpWrap.TCP(tcpWrap.constants.SOCKET);
+      supported = !!probe && typeof probe.connect === 'function' && typeof probe.connect6 === 'function' && tcpClientsSupported(probe);
+      probe?.close();
+    } catch {
+      supported = false;
+    }
   }
   return supported;
+}
+
+/** IPv6 and IPv4 addresses taken in turn, starting with the family of the first, as net.connect's autoSelectFamily orders them. */
+export function interleaved(addresses: dns.LookupAddress[]): dns.LookupAddress[] {
+  const first = addresses[0]?.family;
+  const same = addresses.filter((a) => a.family === first);
+  const other = addresses.filter((a) => a.family !== first);
+  const out: dns.LookupAddress[] = [];
+  for (let i = 0; i < Math.max(same.length, other.length); i++) {
+    if (same[i]) out.push(same[i]!);
+    if (other[i]) out.push(other[i]!);
+  }
+  return out;
 }
 
 /** How a connect that failed is told: as net.Socket tells it (`connect ECONNREFUSED 127.0.0.1:3000`, with errno, code and syscall). */
@@ -43,19 +63,24 @@ function connectError(errno: number, address: string, port: number): NodeJS.Errn
 /**
  * Connects to `host`:`port` and makes the connection a TcpClient, without net.Socket: a -R
  * connection's target, whose net.Socket cost a new connection about a third of its instructions
- * (BENCHMARKS.md, issue 17). A name is looked up as net.connect looks it up (dns.lookup), and each
- * of its addresses tried in turn until one accepts (`localhost` as ::1, then 127.0.0.1); all of it
- * within `timeoutMs`. `done` is called once: with the client, or with the last attempt's errno
- * error (code ECONNREFUSED, ENOTFOUND, ETIMEDOUT…). Only where tcpConnectsSupported().
+ * (BENCHMARKS.md, issue 17). A name is looked up as net.connect looks it up (dns.lookup, all
+ * addresses, ADDRCONFIG), and its addresses are tried as Node 20's autoSelectFamily tries them:
+ * IPv6 and IPv4 in turn, the next when one refuses or has not answered within 250 ms (the one
+ * before given up), the last until `timeoutMs`, which bounds all of it. `done` is called once:
+ * with the client, or with the last attempt's errno error (code ECONNREFUSED, ENOTFOUND,
+ * ETIMEDOUT…). Only where tcpConnectsSupported().
  */
 export function connectTcp(host: string, port: number, highWaterMark: number, timeoutMs: number, done: (err: NodeJS.ErrnoException | undefined, client?: TcpClient) => void): void {
   const { TCP, TCPConnectWrap, constants } = tcpWrap!;
   /** The attempt under way; closed if the time runs out first. */
   let connecting: ConnectingHandle | undefined;
+  /** Moves on to the next address while this one has not answered. */
+  let attemptTimer: NodeJS.Timeout | undefined;
   let finished = false;
   const finish = (err: NodeJS.ErrnoException | undefined, client?: TcpClient) => {
     finished = true;
     clearTimeout(timer);
+    clearTimeout(attemptTimer);
     done(err, client);
   };
   const timer = setTimeout(() => {
@@ -70,28 +95,33 @@ export function connectTcp(host: string, port: number, highWaterMark: number, ti
     if (!next) return finish(lastError ?? Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND', syscall: 'getaddrinfo' }));
     const handle = new TCP(constants.SOCKET);
     connecting = handle;
-    const failed = (errno: number) => {
+    const failed = (error: NodeJS.ErrnoException) => {
+      clearTimeout(attemptTimer);
       connecting = undefined;
       handle.close();
-      attempt(addresses, i + 1, connectError(errno, next.address, port));
+      attempt(addresses, i + 1, error);
     };
     const req = new TCPConnectWrap();
-    // A handle closed by the timeout completes with ECANCELED: that attempt is over already.
+    // A handle closed by a timer completes with ECANCELED: that attempt is over already.
     req.oncomplete = (status) => {
       if (connecting !== handle) return;
-      if (status < 0) return failed(status);
+      if (status < 0) return failed(connectError(status, next.address, port));
       connecting = undefined;
       finish(undefined, new TcpClient(handle as unknown as TcpHandle, highWaterMark));
     };
     const err = next.family === 6 ? handle.connect6(req, next.address, port) : handle.connect(req, next.address, port);
-    if (err) failed(err);
+    if (err) return failed(connectError(err, next.address, port));
+    if (i < addresses.length - 1) {
+      const unanswered = Object.assign(new Error(`connect ETIMEDOUT ${next.address}:${port}`), { code: 'ETIMEDOUT', syscall: 'connect' });
+      attemptTimer = setTimeout(() => failed(unanswered), ATTEMPT_MS);
+    }
   };
 
   const family = net.isIP(host);
   if (family) return attempt([{ address: host, family }], 0);
-  dns.lookup(host, { all: true }, (err, addresses) => {
+  dns.lookup(host, { all: true, hints: dns.ADDRCONFIG }, (err, addresses) => {
     if (finished) return;
     if (err) return finish(err);
-    attempt(addresses, 0);
+    attempt(interleaved(addresses), 0);
   });
 }

@@ -26,8 +26,9 @@ interface SocketInternals {
  * at once before any later one; and every write of the socket comes here, so its Writable stays
  * empty. `end()` sends what is held before the FIN (net.Socket's `_final`, which libuv queues
  * behind the writes). A write that fails destroys the socket with the error, as net.Socket does.
- * After the server's FIN, Node swaps the socket's `write` for one that fails (a socket that does
- * not allow half-open), and ssh2 no longer writes.
+ * After the server's FIN ssh2 no longer writes (its isWritable() sees the Readable ended), so the
+ * `write` Node then puts on a socket that does not allow half-open, which would go through the
+ * Writable and overtake what is held, is never called.
  */
 export interface SocketWrites {
   /** Holds this turn's writes until the event loop's check phase, then sends them in one system call. */
