@@ -2,9 +2,8 @@ import { getSystemErrorName } from 'node:util';
 
 /**
  * Node's stream bindings (process.binding('stream_wrap'), Node 20, DEP0111): the requests and
- * shared state with which net.Socket drives libuv's handles. TcpClient (-L and -D clients, -R
- * targets) and takeWrites (the SSH connection's writes) drive handles with them, without
- * net.Socket's stream layers.
+ * shared state with which net.Socket drives libuv's handles. TcpClient (-L and -D clients) and
+ * connectTcp (-R targets) drive handles with them, without net.Socket's stream layers.
  */
 
 /** A write request: `oncomplete` is called only for a write libuv finishes later, which must keep its bytes until then. */

@@ -26,7 +26,6 @@ import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
 import { certifiedKeyType, isCertificateType, parseCertificate, type Certificate } from './certificate.js';
 import { queuedDeadline, type CancelDeadline } from './deadline.js';
 import { LeanChannel } from './lean-channel.js';
-import { takeWrites, type SocketWrites } from './socket-writes.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { WireReader, wireStrings } from './wire.js';
@@ -100,8 +99,6 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
   /** Channels closed here because the server left our CLOSE unanswered. */
   #unansweredCloses = 0;
   #endWhenIdle = false;
-  /** The socket's writes, taken over where it is a TCP socket (takeWrites); otherwise held with cork(). */
-  readonly #writes: SocketWrites | undefined;
   #corked = false;
   /** Remote forwards bound on this connection, by the address the server reports back. */
   readonly #incoming = new Map<string, (conn: IncomingConnection) => void>();
@@ -121,7 +118,6 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
   ) {
     super();
     this.#lean = LeanChannel.drives(client);
-    this.#writes = takeWrites(sock);
     this.setMaxListeners(0); // one listener per forwarded connection
     // Any bytes from the server prove it alive; a second 'data' listener costs one call per chunk.
     sock.on('data', () => (this.#lastInboundAt = performance.now()));
@@ -155,7 +151,6 @@ export class SshSession extends EventEmitter<{ close: [reason: string]; unanswer
    * poll loop sends them. Called as a client's bytes arrive, before they are written.
    */
   coalesceWrites(): void {
-    if (this.#writes) return this.#writes.hold();
     if (this.#corked) return;
     this.#corked = true;
     this.sock.cork();
