@@ -41,6 +41,12 @@ while time.time() < deadline:
         ended = os.waitstatus_to_exitcode(status); break
     time.sleep(0.05)
 if ended is None: os.kill(pid, 9)
+# What it wrote just before it exited may still be in the pty: read it to the end (EIO once drained).
+while action != 'hup' and select.select([fd], [], [], 1)[0]:
+    try: chunk = os.read(fd, 4096)
+    except OSError: break
+    if not chunk: break
+    seen += chunk
 print(json.dumps({'prompted': prompted, 'ended': ended, 'output': seen.decode(errors='replace')}), flush=True)
 `;
 
