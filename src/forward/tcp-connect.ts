@@ -1,6 +1,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { errnoError, nodeBinding } from '../stream-wrap.js';
+import { queuedDeadline } from '../ssh/deadline.js';
 import { TcpClient, tcpClientsSupported, type TcpHandle } from './tcp-client.js';
 
 /** A TCP handle not yet connected, as Node's tcp_wrap binding makes it. */
@@ -60,6 +61,9 @@ function connectError(errno: number, address: string, port: number): NodeJS.Errn
   return err;
 }
 
+/** A connect given up, as net.Socket says it. */
+const timedOut = (where: string): NodeJS.ErrnoException => Object.assign(new Error(`connect ETIMEDOUT ${where}`), { code: 'ETIMEDOUT', syscall: 'connect' });
+
 /**
  * Connects to `host`:`port` and makes the connection a TcpClient, without net.Socket: a -R
  * connection's target, whose net.Socket cost a new connection about a third of its instructions
@@ -79,14 +83,15 @@ export function connectTcp(host: string, port: number, highWaterMark: number, ti
   let finished = false;
   const finish = (err: NodeJS.ErrnoException | undefined, client?: TcpClient) => {
     finished = true;
-    clearTimeout(timer);
+    cancelTimeout();
     clearTimeout(attemptTimer);
     done(err, client);
   };
-  const timer = setTimeout(() => {
+  // A timer per duration shared by every connect (src/ssh/deadline.ts): one per -R connection otherwise.
+  const cancelTimeout = queuedDeadline(() => {
     connecting?.close();
     connecting = undefined;
-    finish(Object.assign(new Error(`connect ETIMEDOUT ${host}:${port}`), { code: 'ETIMEDOUT', syscall: 'connect' }));
+    finish(timedOut(`${host}:${port}`));
   }, timeoutMs);
 
   const attempt = (addresses: dns.LookupAddress[], i: number, lastError?: NodeJS.ErrnoException): void => {
@@ -111,10 +116,7 @@ export function connectTcp(host: string, port: number, highWaterMark: number, ti
     };
     const err = next.family === 6 ? handle.connect6(req, next.address, port) : handle.connect(req, next.address, port);
     if (err) return failed(connectError(err, next.address, port));
-    if (i < addresses.length - 1) {
-      const unanswered = Object.assign(new Error(`connect ETIMEDOUT ${next.address}:${port}`), { code: 'ETIMEDOUT', syscall: 'connect' });
-      attemptTimer = setTimeout(() => failed(unanswered), ATTEMPT_MS);
-    }
+    if (i < addresses.length - 1) attemptTimer = setTimeout(() => failed(timedOut(`${next.address}:${port}`)), ATTEMPT_MS);
   };
 
   const family = net.isIP(host);
