@@ -89,6 +89,41 @@ t.test('LeanChannel – a write within the window is one packet; beyond it, pack
   t.ok(Buffer.concat(data.slice(1)).equals(Buffer.concat([big, Buffer.from('tail')])), 'every byte, in order');
 });
 
+t.test("LeanChannel – a lent view (a client's read, read into again once write() returns) is sent as it is, or copied when it must wait", async (t) => {
+  const { lean, data } = opened(10);
+  const read = new Uint8Array(64);
+  read.fill(1);
+  t.equal(lean.write(read.subarray(0, 6), true), true, 'within the window: sent now');
+  t.equal(data[0]!.buffer, read.buffer, 'the view itself: ssh2 copies it into its packet');
+  read.fill(2);
+  t.equal(lean.write(read.subarray(0, 20), true), false, 'beyond the window: wait');
+  read.fill(3); // the next read lands where the view was
+  windowAdjust(lean, 100);
+  const after = Buffer.concat(data.slice(1));
+  t.same([...after], [...Array(20).fill(2)], 'what was queued went out as it was written, not as the buffer reads now');
+});
+
+t.test("link – a lean channel borrows its client's small reads (ssh2 copies them into their packets), and gives them back at unlink", async (t) => {
+  const { lean, data } = opened();
+  const borrowers: unknown[] = [];
+  const socket = {
+    on: () => socket,
+    off: () => socket,
+    resume: () => socket,
+    pause: () => socket,
+    lendReads: (b: unknown) => borrowers.push(b),
+  };
+  const session = { coalesceWrites: () => {} };
+  const l = link(socket as never, lean, session as never);
+  t.equal(borrowers.length, 1);
+  const borrower = borrowers[0] as (view: Uint8Array) => void;
+  t.type(borrower, 'function', 'lent to');
+  borrower(new Uint8Array([1, 2, 3]));
+  t.same([...data[0]!], [1, 2, 3], 'a lent read goes out as its packet');
+  l.unlink();
+  t.same(borrowers.slice(1), [undefined], 'given back');
+});
+
 t.test('LeanChannel – end() sends EOF after what is queued, then finish; CLOSE once; a write after end() throws', async (t) => {
   const { lean, sent } = opened(10);
   lean.write(Buffer.alloc(25));

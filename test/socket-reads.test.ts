@@ -14,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import diagnostics from 'node:diagnostics_channel';
 import net from 'node:net';
-import { acceptedReads, readBuffers, socketReads } from '../src/socket-reads.js';
+import { acceptedReads, ReadBuffers, socketReads } from '../src/socket-reads.js';
 import { TcpClient } from '../src/forward/tcp-client.js';
 import { connect, deadline, expectEcho, until } from './fixtures/net.js';
 import { forwardDeps, LogCapture, startEchoTunnel } from './fixtures/tunnel.js';
@@ -167,7 +167,7 @@ t.test('on a Node whose handles and sockets are neither as sshkeep knows them, -
   const tcpClient = { TcpClient, tcpClientsSupported: () => false };
   const acceptHandles = await t.mockImport<typeof import('../src/forward/accept-handles.js')>('../src/forward/accept-handles.js', { '../src/forward/tcp-client.js': tcpClient });
   const { LocalForward } = await t.mockImport<typeof import('../src/forward/local-forward.js')>('../src/forward/local-forward.js', {
-    '../src/socket-reads.js': { acceptedReads: () => false, socketReads, readBuffers },
+    '../src/socket-reads.js': { acceptedReads: () => false, socketReads, ReadBuffers },
     '../src/forward/accept-handles.js': acceptHandles,
     '../src/forward/tcp-client.js': tcpClient,
   });

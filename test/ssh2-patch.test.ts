@@ -14,6 +14,7 @@ import ssh2 from 'ssh2';
 import { startEmbeddedServer } from '../src/demo/embedded-server.js';
 import { ed25519Pair } from '../src/demo/keygen.js';
 import { REPO_ROOT } from './fixtures/bin.js';
+import { takesViews } from '../src/ssh/lean-channel.js';
 import { deadline, startEchoFor, until } from './fixtures/net.js';
 
 const PATCHES = path.join(REPO_ROOT, 'patches');
@@ -302,4 +303,20 @@ t.test("ssh2 patch 007 make-channel – an open's callback may say what the chan
   table.remove(made[0]!.info.incoming.id); // a stand-in no handler could drive, gone before the connection closes
   const plain = await new Promise<unknown>((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, (err, ch) => (err ? reject(err) : resolve(ch))));
   t.ok(plain instanceof Duplex, 'a callback without makeChannel gets a Channel');
+});
+
+t.test('ssh2 patch 008 channel-data-bytes – a channel takes any Uint8Array as its data, as a Buffer; sshkeep finds it so', async (t) => {
+  const { client } = await clientToEcho(t);
+  const echo = await startEchoFor(t);
+  const channel = await new Promise<ssh2.Channel>((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', echo.port, (err, ch) => (err ? reject(err) : resolve(ch))));
+  const back: Buffer[] = [];
+  channel.on('data', (c: Buffer) => back.push(c));
+  const bytes = new Uint8Array(64);
+  bytes.set(Buffer.from('plain bytes, not a Buffer'), 20);
+  const protocol = (client as unknown as { _protocol: { channelData(id: number, data: Uint8Array): void } })._protocol;
+  protocol.channelData((channel as unknown as { outgoing: { id: number } }).outgoing.id, bytes.subarray(20, 45));
+  await until(() => Buffer.concat(back).length >= 25, 5000, 'the echo');
+  t.equal(Buffer.concat(back).toString(), 'plain bytes, not a Buffer', 'sent as bytes');
+  t.equal(takesViews, true, 'lean-channel.ts finds the patch: clients lend their reads');
+  channel.close();
 });

@@ -78,6 +78,40 @@ t.test('reads only while resumed, copied out of the shared buffer, every byte in
   t.notOk(client.destroyed, 'half-open: still open for writing after the peer FIN');
 });
 
+t.test('lendReads: a small read goes to the borrower as a view, not a copy and not a Buffer; a bulk one still comes as data; undefined ends it', async (t) => {
+  const { client, peer } = await acceptOne(t);
+  const lent: Uint8Array[] = [];
+  const copies: Buffer[] = [];
+  let seen = '';
+  client.lendReads((view) => {
+    lent.push(view);
+    seen += Buffer.from(view).toString(); // a borrower copies what it keeps
+  });
+  client.on('data', (c: Buffer) => copies.push(c));
+  client.resume();
+  peer.write('hello');
+  await until(() => lent.length === 1, 5000, 'the lent read');
+  t.equal(seen, 'hello');
+  t.notOk(Buffer.isBuffer(lent[0]), 'a plain Uint8Array (ssh2 patch 008 takes it)');
+  t.equal(lent[0]!.buffer.byteLength, 64 * 1024, 'a view of the read buffer itself');
+  const bulk = randomBytes(4 << 20);
+  let bytes = 0;
+  const hash = createHash('sha256');
+  const count = (c: Uint8Array) => (hash.update(c), (bytes += c.length));
+  client.lendReads((view) => count(view));
+  client.on('data', count);
+  peer.write(bulk);
+  await until(() => bytes === bulk.length, 10_000, 'the bulk bytes');
+  t.ok(copies.length > 0, 'reads that filled their buffer come as data, handed on whole');
+  t.equal(hash.digest('hex'), createHash('sha256').update(bulk).digest('hex'), 'every byte in order, lent or handed on');
+  client.off('data', count);
+  client.lendReads(undefined);
+  const before = copies.length;
+  peer.write('again');
+  await until(() => copies.length === before + 1, 5000, 'a read as data');
+  t.equal(copies.at(-1)!.toString(), 'again', 'no borrower: every read as data again');
+});
+
 t.test('a pause and a resume in one tick leave the reads running: no stop and restart of libuv\'s reads (two epoll_ctl calls)', async (t) => {
   const { client, peer, handle } = await acceptOne(t);
   const calls: string[] = [];

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { readBuffers } from '../socket-reads.js';
+import { ReadBuffers } from '../socket-reads.js';
 import type { LocalSocket } from '../local-socket.js';
 import { SocketEvents } from '../socket-events.js';
 import { errnoError, streamWrap as wrap, type WriteReq, type ShutdownReq } from '../stream-wrap.js';
@@ -9,7 +9,7 @@ import { errnoError, streamWrap as wrap, type WriteReq, type ShutdownReq } from 
  * stream layers: net.Socket's Readable and Writable states, ticks and events cost a new
  * connection about as much CPU as ssh2's channel does (BENCHMARKS.md, issue 17). It does what
  * holding and pumping need (LocalSocket): reads while resumed, each handed on as one 'data'
- * event (readBuffers), writes with a high-water mark and 'drain', FIN after the writes, a reset,
+ * event (ReadBuffers), writes with a high-water mark and 'drain', FIN after the writes, a reset,
  * and net.Socket's 'end', 'finish', 'error' and 'close' in net.Socket's order, half-open allowed
  * (closed once both ways have ended), emitted through SocketEvents rather than EventEmitter.
  * Node 20's handles (process.binding, DEP0111): `tcpClientsSupported()` says whether they are
@@ -31,6 +31,8 @@ export interface TcpHandle {
 }
 
 const UV_EOF = -4095;
+
+const NOT_LENDING = (_view: Uint8Array): void => {};
 /** libuv's codes are the platform's errno, negated (107 on Linux, 57 on macOS and the BSDs). */
 const UV_ENOTCONN = -constants.errno.ENOTCONN;
 
@@ -75,7 +77,8 @@ export class TcpClient extends SocketEvents implements LocalSocket {
   /** end()'s callbacks: called once FIN is out, or when the socket closes before. */
   #onFinished: (() => void)[] = [];
   #peer: { address?: string; family?: string; port?: number } | undefined;
-  readonly #reads = readBuffers();
+  readonly #reads = new ReadBuffers();
+  #borrower: (view: Uint8Array) => void = NOT_LENDING;
 
   /** `handle`: accepted, not reading (tcpClientsSupported). `highWaterMark`: write() says wait beyond it. */
   constructor(
@@ -153,14 +156,24 @@ export class TcpClient extends SocketEvents implements LocalSocket {
     return this;
   }
 
+  /**
+   * Reads that would be copied out for 'data' (under 32 KiB: a small message's) go to `borrower`
+   * instead, as views of the buffer they landed in, read into again once it returns: it copies
+   * what it keeps. Bulk reads still come as 'data'. Undefined: every read as 'data' again.
+   */
+  lendReads(borrower: ((view: Uint8Array) => void) | undefined): void {
+    this.#borrower = borrower ?? NOT_LENDING;
+  }
+
   /** libuv read into the buffer last given; returns the buffer for the next read. */
   #onRead(): Buffer | undefined {
     const n = wrap!.streamBaseState[wrap!.kReadBytesOrError]!;
     if (n > 0) {
       const read = this.#reads.buffer();
-      const chunk = this.#reads.take(n, read);
       this.bytesRead += n;
-      this.emit('data', chunk);
+      const borrower = this.#borrower;
+      if (borrower !== NOT_LENDING && this.#reads.copies(n, read)) borrower(this.#reads.lend(n, read));
+      else this.emit('data', this.#reads.take(n, read));
       const next = this.#reads.buffer();
       return next === read ? undefined : next;
     }

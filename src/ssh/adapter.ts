@@ -25,7 +25,7 @@ import { AgentClient, RSA_SHA2_256, RSA_SHA2_512, type AgentIdentity } from './a
 import { authHandler, type AuthPlan, type KeyMaker } from './auth.js';
 import { certifiedKeyType, isCertificateType, parseCertificate, type Certificate } from './certificate.js';
 import { queuedDeadline, type CancelDeadline } from './deadline.js';
-import { LeanChannel } from './lean-channel.js';
+import { LeanChannel, takesViews } from './lean-channel.js';
 import type { HeartbeatLink } from './heartbeat.js';
 import type { HostKeyPolicy } from './host-key.js';
 import { WireReader, wireStrings } from './wire.js';
@@ -822,23 +822,26 @@ function linkChannel(socket: LocalSocket, channel: Channel, session: SshSession,
 
 /** link() for a LeanChannel: its writes and its receiver are already the lean path, all of it. */
 function linkLean(socket: LocalSocket, channel: LeanChannel, session: SshSession, up: boolean): Link {
-  const onData = (chunk: Buffer) => {
+  const onData = (chunk: Uint8Array, lent = false) => {
     session.coalesceWrites();
-    if (channel.write(chunk)) return;
+    if (channel.write(chunk, lent)) return;
     socket.pause();
     channel.once('drain', () => socket.resume());
   };
+  const onLent = (view: Uint8Array) => onData(view, true);
   const onDrain = () => channel.readMore();
   socket.on('drain', onDrain);
   channel.receive((chunk) => socket.destroyed || socket.write(chunk));
   if (up) {
     socket.on('data', onData);
+    if (takesViews) socket.lendReads?.(onLent); // the channel copies a small read into its packet: no copy of it before
     socket.resume();
   }
   const unlink = () => {
     channel.resume(); // later data is dropped
     socket.off('drain', onDrain);
     socket.off('data', onData);
+    socket.lendReads?.(undefined);
   };
   return { lean: true, unlink };
 }

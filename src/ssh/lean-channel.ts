@@ -15,7 +15,7 @@ interface Side {
 export interface ClientInternals {
   _chanMgr: { get(id: number): unknown; update(id: number, channel: unknown): void };
   _protocol: {
-    channelData(id: number, data: Buffer): void;
+    channelData(id: number, data: Uint8Array): void;
     channelEOF(id: number): void;
     channelClose(id: number): void;
     channelWindowAdjust(id: number, amount: number): void;
@@ -38,6 +38,26 @@ const ssh2Window = (() => {
       : undefined;
   } catch {
     return undefined;
+  }
+})();
+
+/**
+ * Does ssh2's protocol take any Uint8Array as a channel's data (patch 008), so that a client's read
+ * can be lent to write() as a plain view of where it landed? Buffer's subarray() costs a small
+ * message more than the copy it saves (BENCHMARKS.md, issue 17). Found out once, by framing one
+ * byte with a stand-in protocol that queues the packet, as ssh2 does during a key exchange.
+ */
+export const takesViews: boolean = (() => {
+  try {
+    const Protocol = createRequire(import.meta.url)('ssh2/lib/protocol/Protocol.js') as { prototype: { channelData?: unknown } };
+    const channelData = Protocol.prototype.channelData;
+    if (typeof channelData !== 'function') return false;
+    const queue: Uint8Array[] = [];
+    const write = { allocStart: 0, alloc: (n: number) => Buffer.alloc(n), finalize: (packet: Buffer) => packet };
+    channelData.call({ _packetRW: { write }, _kexinit: {}, _queue: queue }, 7, new Uint8Array([0x41]));
+    return queue.length === 1 && Buffer.from(queue[0]!).equals(Buffer.from([94, 0, 0, 0, 7, 0, 0, 0, 1, 0x41]));
+  } catch {
+    return false;
   }
 })();
 
@@ -90,7 +110,7 @@ export class LeanChannel extends SocketEvents {
   /** The server's EOF (or CLOSE) has come. */
   #eof = false;
   #endEmitted = false;
-  readonly #queue: Buffer[] = [];
+  readonly #queue: Uint8Array[] = [];
   #queued = 0;
   #needDrain = false;
   #ending = false;
@@ -197,8 +217,13 @@ export class LeanChannel extends SocketEvents {
     if (this.incoming.window <= ssh2Window!.threshold) ssh2Window!.adjust(this);
   }
 
-  /** Sends `chunk` (now, or queued until the window opens); false: wait for 'drain' before writing more. */
-  write(chunk: Buffer): boolean {
+  /**
+   * Sends `chunk` (now, or queued until the window opens); false: wait for 'drain' before writing
+   * more. `lent`: the chunk is a view its owner reads into again once this returns (lendReads; a
+   * plain Uint8Array only where `takesViews`), so a queued one is copied; one sent now is copied
+   * into its packet by ssh2.
+   */
+  write(chunk: Uint8Array, lent = false): boolean {
     if (this.#ending) throw new Error('write after end() on a channel');
     if (chunk.length === 0) return true; // no empty packet, as Channel._write sends none
     const out = this.outgoing;
@@ -207,7 +232,7 @@ export class LeanChannel extends SocketEvents {
       this._client._protocol.channelData(out.id, chunk);
       return true;
     }
-    this.#queue.push(chunk);
+    this.#queue.push(lent ? Buffer.from(chunk) : chunk);
     this.#queued += chunk.length;
     this.#flush();
     if (this.#queued === 0) return true;
