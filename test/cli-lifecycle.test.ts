@@ -93,7 +93,8 @@ t.test('cli – a second signal during shutdown exits at once', async (t) => {
   const tookMs = Date.now() - second;
   t.equal(code, 0, 'exit 0');
   t.notOk(cli.logs().some((l) => l.event === 'stopped'), 'left before the orderly shutdown finished (no stopped line)');
-  t.ok(tookMs < 900, `exited promptly after the second signal (${tookMs} ms)`);
+  // No 'stopped' line says it left before the orderly shutdown; the bound is loose for a loaded machine.
+  t.ok(tookMs < 2500, `exited promptly after the second signal (${tookMs} ms)`);
 });
 
 t.test('cli – forwards bind loopback by default', async (t) => {

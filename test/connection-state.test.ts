@@ -306,7 +306,7 @@ t.test('connection-state – stop() during a pending dial resolves promptly; sta
   t.equal(dialer.calls, 1);
   const t0 = Date.now();
   await connection.stop('user asked');
-  t.ok(Date.now() - t0 < 500, 'promptly');
+  t.ok(Date.now() - t0 < 2000, 'promptly');
   t.equal(connection.state, 'closed');
   t.equal(dialer.inFlight, 0, 'the dial settled');
   t.strictSame(moves(events), ['idle>connecting', 'connecting>closed']);
@@ -324,7 +324,7 @@ t.test('connection-state – stop() during the backoff sleep resolves promptly',
   await nextState(connection, 'reconnecting');
   const t0 = Date.now();
   await connection.stop();
-  t.ok(Date.now() - t0 < 500, 'did not wait out the 60 s backoff');
+  t.ok(Date.now() - t0 < 2000, 'did not wait out the 60 s backoff');
   t.equal(connection.state, 'closed');
   await settle();
   t.equal(dialer.calls, 1);
