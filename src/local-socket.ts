@@ -29,6 +29,6 @@ export interface LocalSocket {
   readonly remotePort?: number | undefined;
   readonly bytesRead: number;
   readonly bytesWritten: number;
-  /** A TcpClient's small reads as views to a reader that copies what it keeps (TcpClient.lendReads). */
+  /** A TcpClient's small reads as views to a reader that copies what it keeps, instead of 'data' (TcpClient.lendReads). */
   lendReads?(borrower: ((view: Uint8Array) => void) | undefined): void;
 }

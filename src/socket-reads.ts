@@ -5,7 +5,7 @@ const READ_BYTES = 64 * 1024;
 /** Reads under this size are copied out (most of a small message's reads are a few hundred bytes). */
 const COPY_BELOW = 32 * 1024;
 
-/** Where every socket reads unless its last read filled a buffer: each read here is copied out before its callback returns. */
+/** Where every socket reads unless its last read filled a buffer: each read here is copied out (or lent) before its callback returns. */
 const shared = Buffer.allocUnsafeSlow(READ_BYTES);
 const sharedBytes = shared.buffer;
 

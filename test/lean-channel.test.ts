@@ -124,6 +124,19 @@ t.test("link – a lean channel borrows its client's small reads (ssh2 copies th
   t.same(borrowers.slice(1), [undefined], 'given back');
 });
 
+t.test('link – where ssh2 takes no plain views (patch 008 missing), nothing is lent: reads come as data, copied', async (t) => {
+  const leanModule = await import('../src/ssh/lean-channel.js');
+  const adapter = await t.mockImport<typeof import('../src/ssh/adapter.js')>('../src/ssh/adapter.js', {
+    '../src/ssh/lean-channel.js': { ...leanModule, takesViews: false },
+  });
+  const { lean } = opened();
+  const borrowers: unknown[] = [];
+  const socket = { on: () => socket, off: () => socket, resume: () => socket, pause: () => socket, lendReads: (b: unknown) => borrowers.push(b) };
+  const l = adapter.link(socket as never, lean, { coalesceWrites: () => {} } as never);
+  l.unlink();
+  t.same(borrowers, [undefined], 'never lent to (only given back at unlink)');
+});
+
 t.test('LeanChannel – end() sends EOF after what is queued, then finish; CLOSE once; a write after end() throws', async (t) => {
   const { lean, sent } = opened(10);
   lean.write(Buffer.alloc(25));

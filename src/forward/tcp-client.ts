@@ -157,9 +157,11 @@ export class TcpClient extends SocketEvents implements LocalSocket {
   }
 
   /**
-   * Reads that would be copied out for 'data' (under 32 KiB: a small message's) go to `borrower`
-   * instead, as views of the buffer they landed in, read into again once it returns: it copies
-   * what it keeps. Bulk reads still come as 'data'. Undefined: every read as 'data' again.
+   * Reads that would be copied out for 'data' (any read into the shared buffer, and one under
+   * 32 KiB into the socket's own: a small message's) go to `borrower` instead, as views of the
+   * buffer they landed in, read into again once it returns: it copies what it keeps. They reach
+   * no 'data' listener. A bulk read handed on whole still comes as 'data'. Undefined: every read
+   * as 'data' again.
    */
   lendReads(borrower: ((view: Uint8Array) => void) | undefined): void {
     this.#borrower = borrower ?? NOT_LENDING;
