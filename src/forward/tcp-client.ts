@@ -31,10 +31,11 @@ export interface TcpHandle {
 }
 
 const UV_EOF = -4095;
-
-const NOT_LENDING = (_view: Uint8Array): void => {};
 /** libuv's codes are the platform's errno, negated (107 on Linux, 57 on macOS and the BSDs). */
 const UV_ENOTCONN = -constants.errno.ENOTCONN;
+
+/** No borrower (lendReads): every read comes as 'data'. A function rather than undefined, so the field always holds one kind of value. */
+const NOT_LENDING = (_view: Uint8Array): void => {};
 
 const STREAM_METHODS = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'setNoDelay', 'getpeername', 'reset', 'close'] as const;
 
