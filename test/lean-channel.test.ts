@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Channel } from 'ssh2';
 import t, { type Test } from 'tap';
-import { link } from '../src/ssh/adapter.js';
+import { link, type SshSession } from '../src/ssh/adapter.js';
+import type { LocalSocket } from '../src/local-socket.js';
 import { LeanChannel } from '../src/ssh/lean-channel.js';
 import { HOST, connect, deadline, listenFor, until } from './fixtures/net.js';
 import { embeddedSession } from './fixtures/tunnel.js';
@@ -50,6 +51,14 @@ function opened(window = MAX_WINDOW, packetSize = 32 * 1024) {
   if (!lean) throw new Error('not replaced');
   return { lean, sent, data, table };
 }
+
+/** A client stand-in for link() that records what lendReads() is given, and a session that only coalesces. */
+function lendingSocket(): { socket: LocalSocket; borrowers: unknown[] } {
+  const borrowers: unknown[] = [];
+  const socket = { on: () => socket, off: () => socket, resume: () => socket, pause: () => socket, lendReads: (b: unknown) => borrowers.push(b) };
+  return { socket: socket as unknown as LocalSocket, borrowers };
+}
+const SESSION = { coalesceWrites: () => {} } as unknown as SshSession;
 
 t.test('LeanChannel – takes the Channel’s place in ssh2’s table; not when ssh2 is not as it knows it', async (t) => {
   const { lean, table } = opened();
@@ -105,16 +114,8 @@ t.test("LeanChannel – a lent view (a client's read, read into again once write
 
 t.test("link – a lean channel borrows its client's small reads (ssh2 copies them into their packets), and gives them back at unlink", async (t) => {
   const { lean, data } = opened();
-  const borrowers: unknown[] = [];
-  const socket = {
-    on: () => socket,
-    off: () => socket,
-    resume: () => socket,
-    pause: () => socket,
-    lendReads: (b: unknown) => borrowers.push(b),
-  };
-  const session = { coalesceWrites: () => {} };
-  const l = link(socket as never, lean, session as never);
+  const { socket, borrowers } = lendingSocket();
+  const l = link(socket, lean, SESSION);
   t.equal(borrowers.length, 1);
   const borrower = borrowers[0] as (view: Uint8Array) => void;
   t.type(borrower, 'function', 'lent to');
@@ -130,9 +131,8 @@ t.test('link – where ssh2 takes no plain views (patch 008 missing), nothing is
     '../src/ssh/lean-channel.js': { ...leanModule, takesViews: false },
   });
   const { lean } = opened();
-  const borrowers: unknown[] = [];
-  const socket = { on: () => socket, off: () => socket, resume: () => socket, pause: () => socket, lendReads: (b: unknown) => borrowers.push(b) };
-  const l = adapter.link(socket as never, lean, { coalesceWrites: () => {} } as never);
+  const { socket, borrowers } = lendingSocket();
+  const l = adapter.link(socket, lean, SESSION);
   l.unlink();
   t.same(borrowers, [undefined], 'never lent to (only given back at unlink)');
 });
