@@ -6,7 +6,7 @@
  * libc (malloc, system-call wrappers) — and given as µs per request. Unlike callgrind's
  * instructions it sees the kernel and time rather than instructions; unlike --cpu-prof it sees
  * native code. The load: --clients connections each doing sequential round trips of --size bytes
- * through the echo target (as in the small-messages table), or with --new-connections, new
+ * through the echo target (as in the small-messages table; opened before the warm-up and kept), or with --new-connections, new
  * connections one at a time (connect, one byte, its echo, close). Each tool a fresh process, warmed
  * up (--warm per connection, or connections) unmeasured, then --requests profiled. Node tools run
  * with --perf-basic-prof so that JavaScript is named in --top's list; a name there can be stale
@@ -28,10 +28,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Sshd } from '../test/fixtures/sshd.js';
 import { cpuTimes } from '../test/fixtures/proc.js';
-import { newConnections } from './bench/clients.js';
 import { FLOOR_ROWS, startRow, type FloorRow, type HandlesRow } from './bench/floor-small.js';
 import { found } from './bench/services.js';
-import { measured, requestReply, type Load } from './bench/small.js';
+import { measured, openLoad, type Load } from './bench/small.js';
 import { startBenchSshd } from './bench/sshd.js';
 import { startTargets, type Targets } from './bench/targets.js';
 import { commandLine, machine, machineSnapshot, sshVersion } from './lib/machine.js';
@@ -141,15 +140,16 @@ async function profileOne(tool: Tool, sshd: Sshd, targets: Targets, dir: string)
   const f = await startRow(tool, sshd, targets, ['--perf-basic-prof', '--logfile=/dev/null', ...nodeArgs]);
   live.add(f.stop);
   const data = path.join(dir, `${tool.replace(/\W+/g, '-')}.data`);
+  let closeLoad = () => {};
   try {
-    const load = perConnection ? () => newConnections(f.port, requests).then((us) => us.length) : () => requestReply(f.port, clients, requests, size);
-    if (perConnection) await newConnections(f.port, warm);
-    else await requestReply(f.port, clients, warm, size);
+    const load = await openLoad(f.port, perConnection, clients, size);
+    closeLoad = () => load.close();
+    await load.run(warm);
     const perf = recordPerf(f.pid, data);
     let m: Load;
     try {
       await perf.ready;
-      m = await measured(() => cpuTimes(f.pid), load);
+      m = await measured(() => cpuTimes(f.pid), () => load.run(requests));
     } finally {
       await perf.stop();
     }
@@ -175,6 +175,7 @@ async function profileOne(tool: Tool, sshd: Sshd, targets: Targets, dir: string)
     process.stderr.write(`${tool}: user ${m.userUs.toFixed(1)} + system ${m.sysUs.toFixed(1)} µs per ${perConnection ? 'connection' : 'request'} (/proc), ${samples.reduce((a, s) => a + s.count, 0)} samples\n`);
     return { tool, load: m, kinds, top, kernelTop };
   } finally {
+    closeLoad();
     await f.stop();
     live.delete(f.stop);
     fs.rmSync(perfMapOf(f.pid), { force: true });

@@ -80,36 +80,66 @@ function span(rs: SinkResult[]): Transfer {
 }
 
 /** `n` sequential round trips of `size` bytes on one connection (write `size`, wait until `size` bytes are back); µs each. */
-export async function pingPong(port: number, n: number, size = 1): Promise<number[]> {
-  const msg = size === 1 ? ONE : CHUNK.subarray(0, size);
-  const s = await connect(port);
-  let waiting: { resolve: () => void; reject: (e: Error) => void } | undefined;
-  let got = 0;
-  const fail = (e: Error) => waiting?.reject(e);
-  s.on('data', (c: Buffer) => {
-    got += c.length;
-    if (got < size) return;
-    if (got > size) return fail(new Error(`ping-pong: ${got} bytes back for ${size}`));
-    const w = waiting;
-    waiting = undefined;
-    w?.resolve();
-  });
-  s.on('error', fail);
-  s.on('close', () => fail(new Error('ping-pong connection closed')));
-  const out: number[] = [];
-  try {
+/** A connection to the echo target that sends `size` bytes and waits for them back, as often as asked. */
+export class PingPong {
+  #waiting: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  #got = 0;
+  #error: Error | undefined;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly size: number,
+  ) {
+    const fail = (e: Error) => {
+      this.#error ??= e;
+      this.#waiting?.reject(e);
+    };
+    socket.on('data', (c: Buffer) => {
+      this.#got += c.length;
+      if (this.#got < size) return;
+      if (this.#got > size) return fail(new Error(`ping-pong: ${this.#got} bytes back for ${size}`));
+      const w = this.#waiting;
+      this.#waiting = undefined;
+      w?.resolve();
+    });
+    socket.on('error', fail);
+    socket.on('end', () => fail(new Error('ping-pong connection ended by the other side')));
+    socket.on('close', () => fail(new Error('ping-pong connection closed')));
+  }
+
+  static async open(port: number, size = 1): Promise<PingPong> {
+    return new PingPong(await connect(port), size);
+  }
+
+  /** `n` round trips, one after another; µs each. */
+  async run(n: number): Promise<number[]> {
+    const msg = this.size === 1 ? ONE : CHUNK.subarray(0, this.size);
+    const out: number[] = [];
     for (let i = 0; i < n; i++) {
-      got = 0;
-      const back = new Promise<void>((resolve, reject) => (waiting = { resolve, reject }));
+      if (this.#error) throw this.#error;
+      this.#got = 0;
+      const back = new Promise<void>((resolve, reject) => (this.#waiting = { resolve, reject }));
       const t0 = process.hrtime.bigint();
-      s.write(msg);
+      this.socket.write(msg);
       await back;
       out.push(nsToUs(process.hrtime.bigint() - t0));
     }
-  } finally {
-    s.destroy();
+    return out;
   }
-  return out;
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** `n` round trips of `size` bytes on a new connection, closed after; µs each. */
+export async function pingPong(port: number, n: number, size = 1): Promise<number[]> {
+  const p = await PingPong.open(port, size);
+  try {
+    return await p.run(n);
+  } finally {
+    p.close();
+  }
 }
 
 /** `n` sequential new connections: connect, write one byte, first echoed byte; µs each. Each is closed cleanly before the next. */

@@ -17,7 +17,7 @@ import { deadline } from '../../test/fixtures/net.js';
 import { cpuTimes, type CpuTimes } from '../../test/fixtures/proc.js';
 import type { Sshd } from '../../test/fixtures/sshd.js';
 import { mean, median, quantile } from '../lib/stats.js';
-import { newConnections, pingPong } from './clients.js';
+import { PingPong, newConnections } from './clients.js';
 import { launch, startBare } from './launch.js';
 import { pgbenchSelect, redisBenchmark, type Service } from './services.js';
 import type { Targets } from './targets.js';
@@ -118,11 +118,56 @@ export async function measured(cpu: CpuReader, fn: () => Promise<number>): Promi
   return { requests, seconds, userUs: ((c1.user - c0.user) * 1e6) / requests, sysUs: ((c1.system - c0.system) * 1e6) / requests, perSecond: requests / seconds };
 }
 
-/** `clients` connections each doing `requests` sequential round trips of `size` bytes; the total. */
+/**
+ * `clients` connections to the echo target kept open for request/reply load, so that what is
+ * measured per request leaves out their set-up and close (a new connection has its own measure).
+ */
+export class RequestReply {
+  private constructor(private readonly conns: PingPong[]) {}
+
+  static async open(port: number, clients: number, size: number): Promise<RequestReply> {
+    const opened = await Promise.allSettled(Array.from({ length: clients }, () => PingPong.open(port, size)));
+    const conns = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const failed = opened.find((o) => o.status === 'rejected');
+    if (failed) {
+      for (const c of conns) c.close();
+      throw failed.reason;
+    }
+    return new RequestReply(conns);
+  }
+
+  /** `requests` sequential round trips on each connection, all connections at once; the total. */
+  async run(requests: number): Promise<number> {
+    const ms = 60_000 + this.conns.length * requests * 2; // generous: 2 ms a round trip would still finish
+    await deadline(Promise.all(this.conns.map((c) => c.run(requests))), ms, 'request/reply load');
+    return this.conns.length * requests;
+  }
+
+  close(): void {
+    for (const c of this.conns) c.close();
+  }
+}
+
+/** `clients` new connections each doing `requests` round trips, then closed; the total (the floor's socat runs a process per connection). */
 export async function requestReply(port: number, clients: number, requests: number, size: number): Promise<number> {
-  const ms = 60_000 + clients * requests * 2; // generous: 2 ms a round trip would still finish
-  await deadline(Promise.all(Array.from({ length: clients }, () => pingPong(port, requests, size))), ms, 'request/reply load');
-  return clients * requests;
+  const load = await RequestReply.open(port, clients, size);
+  try {
+    return await load.run(requests);
+  } finally {
+    load.close();
+  }
+}
+
+/** A load to measure per unit: round trips on `clients` connections kept open, or (perConnection) new connections one after another. */
+export interface UnitLoad {
+  /** `n` units (per connection, for round trips); how many were made in all. */
+  run(n: number): Promise<number>;
+  close(): void;
+}
+
+export async function openLoad(port: number, perConnection: boolean, clients: number, size: number): Promise<UnitLoad> {
+  if (perConnection) return { run: (n) => newConnections(port, n).then((us) => us.length), close: () => {} };
+  return RequestReply.open(port, clients, size);
 }
 
 /** One round: each tool a fresh process; every stage runs tool after tool before the next stage. */
@@ -137,8 +182,13 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
     }
     for (const [s, f] of running) s.warmUs = await newConnections(f.echo, o.coldConns);
     for (const [s, f] of running) {
-      await requestReply(f.echo, o.clients, o.warm, o.size); // warm-up
-      s.loads.echo = await measured(() => cpuTimes(f.pid), () => requestReply(f.echo, o.clients, o.requests, o.size));
+      const load = await RequestReply.open(f.echo, o.clients, o.size);
+      try {
+        await load.run(o.warm);
+        s.loads.echo = await measured(() => cpuTimes(f.pid), () => load.run(o.requests));
+      } finally {
+        load.close();
+      }
     }
     for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measured(() => cpuTimes(f.pid), () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
     for (const [s, f] of running) if (f.redis) s.loads.redis = await measured(() => cpuTimes(f.pid), () => redisBenchmark(f.redis!, o.redisRequests, 50));

@@ -8,7 +8,7 @@ import type { Sshd } from '../../test/fixtures/sshd.js';
 import { assertBuilt, killForwarders } from '../lib/forwarder.js';
 import { median } from '../lib/stats.js';
 import { download, upload } from './clients.js';
-import { requestReply } from './small.js';
+import { RequestReply } from './small.js';
 import { LABEL, launch, type Running } from './launch.js';
 import { startBenchSshd } from './sshd.js';
 import { MIB, startTargets, type Targets } from './targets.js';
@@ -106,9 +106,15 @@ export async function runSmoke(o: SmokeOptions = {}): Promise<SmokeResult> {
         await deadline(download(run.ports.source, warm), ms, `${tool} download warm-up`);
         const up = await deadline(upload(run.ports.sink, bytes, targets), ms, `${tool} upload`);
         const down = await deadline(download(run.ports.source, bytes), ms, `${tool} download`);
-        await requestReply(run.ports.echo, SMALL_CLIENTS, smallRequests, SMALL_SIZE); // warm-up
-        const t1 = process.hrtime.bigint();
-        const small = (await requestReply(run.ports.echo, SMALL_CLIENTS, smallRequests, SMALL_SIZE)) / (Number(process.hrtime.bigint() - t1) / 1e9);
+        const load = await RequestReply.open(run.ports.echo, SMALL_CLIENTS, SMALL_SIZE);
+        let small: number;
+        try {
+          await load.run(smallRequests); // warm-up
+          const t1 = process.hrtime.bigint();
+          small = (await load.run(smallRequests)) / (Number(process.hrtime.bigint() - t1) / 1e9);
+        } finally {
+          load.close();
+        }
         mbps[tool].up.push(up.mbps);
         mbps[tool].down.push(down.mbps);
         mbps[tool].small.push(small);
