@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import os from 'node:os';
 import { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -34,9 +35,13 @@ t.test('ssh2 patch – pinned to the exact version the patches were made for, ap
   }
 });
 
-t.test('ssh2 patch – each one is applied to node_modules/ssh2 (it reverses cleanly)', async (t) => {
-  for (const f of fs.readdirSync(PATCHES).filter((x) => x.endsWith('.patch')).sort()) {
-    t.doesNotThrow(() => execFileSync('git', ['apply', '--check', '--reverse', path.join(PATCHES, f)], { cwd: REPO_ROOT, stdio: 'pipe' }), `${f} is applied`);
+t.test('ssh2 patch – each one is applied to node_modules/ssh2, in order (they reverse cleanly, the last first)', async (t) => {
+  // On a copy, one after another: a later patch may change lines an earlier one made.
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-ssh2-patches-'));
+  t.teardown(() => fs.rmSync(copy, { recursive: true, force: true }));
+  fs.cpSync(path.join(REPO_ROOT, 'node_modules', 'ssh2', 'lib'), path.join(copy, 'node_modules', 'ssh2', 'lib'), { recursive: true });
+  for (const f of fs.readdirSync(PATCHES).filter((x) => x.endsWith('.patch')).sort().reverse()) {
+    t.doesNotThrow(() => execFileSync('git', ['apply', '--reverse', path.join(PATCHES, f)], { cwd: copy, stdio: 'pipe' }), `${f} is applied`);
   }
 });
 
@@ -319,4 +324,39 @@ t.test('ssh2 patch 008 channel-data-bytes – a channel takes any Uint8Array as 
   t.equal(Buffer.concat(back).toString(), 'plain bytes, not a Buffer', 'sent as bytes');
   t.equal(takesViews, true, 'lean-channel.ts finds the patch: clients lend their reads');
   channel.close();
+});
+
+/** A Buffer whose own `buffer` and `byteOffset` properties would lie: only the typed array's getters read it right. */
+function withLyingAccessors(b: Buffer): Buffer {
+  Object.defineProperty(b, 'buffer', { get: () => new ArrayBuffer(b.byteLength) });
+  Object.defineProperty(b, 'byteOffset', { get: () => 0 });
+  return b;
+}
+
+t.test('ssh2 patch 009 typed-array-getters – bufferSlice and the AES-GCM decipher read a view through the typed array getters', async (t) => {
+  const require = createRequire(import.meta.url);
+  const utils = require('ssh2/lib/protocol/utils.js') as { bufferSlice(b: Buffer, start: number, end?: number): Buffer };
+  const whole = Buffer.from('....the bytes wanted....');
+  const view = withLyingAccessors(whole.subarray(4, 20));
+  t.ok(view.byteOffset === 0 && whole.byteOffset + 4 !== 0, 'the view says it starts where it does not');
+  t.equal(utils.bufferSlice(view, 0, 9).toString(), 'the bytes', 'a slice of where the view really is');
+  t.equal(utils.bufferSlice(view, 4).toString(), 'bytes wanted', 'to its end');
+
+  const crypto = require('ssh2/lib/protocol/crypto.js') as {
+    createCipher(config: object): { allocPacket(n: number): Buffer; encrypt(packet: Buffer): void };
+    createDecipher(config: object): { decrypt(data: Buffer, p: number, len: number): void };
+  };
+  const info = { sslName: 'aes-128-gcm', blockLen: 16, keyLen: 16, ivLen: 12, authLen: 16, discardLen: 0 };
+  const key = Buffer.alloc(16, 3);
+  const wire: Buffer[] = [];
+  const cipher = crypto.createCipher({ outbound: { seqno: 0, onWrite: (b: Buffer) => wire.push(Buffer.from(b)), cipherInfo: info, cipherKey: key, cipherIV: Buffer.alloc(12, 5) } });
+  const packet = cipher.allocPacket(11);
+  packet.write('hello there', 5);
+  cipher.encrypt(packet);
+  const got: string[] = [];
+  const decipher = crypto.createDecipher({ inbound: { seqno: 0, onPayload: (p: Buffer) => void got.push(p.toString()), decipherInfo: info, decipherKey: key, decipherIV: Buffer.alloc(12, 5) } });
+  const stream = Buffer.concat([Buffer.alloc(7), ...wire]); // the packet 7 bytes into its ArrayBuffer
+  const chunk = withLyingAccessors(stream.subarray(7));
+  decipher.decrypt(chunk, 0, chunk.length);
+  t.same(got, ['hello there'], 'the payload read where the chunk really is');
 });
