@@ -40,8 +40,10 @@ export class ReadBuffers {
   take(n: number, read: Uint8Array): Buffer {
     let chunk: Buffer;
     if (this.copies(n, read)) {
+      // set() from a view of the known ArrayBuffer: Buffer's copy() reads the source's `buffer`
+      // and `byteOffset` back, each a generic property load in optimized code
       chunk = Buffer.allocUnsafe(n);
-      (read as Buffer).copy(chunk, 0, 0, n);
+      chunk.set(new Uint8Array(read === shared ? sharedBytes : this.#ownBytes!, 0, n));
     } else {
       chunk = this.#own!.subarray(0, n);
     }
