@@ -12,6 +12,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { offerHandles, TCP_CLIENT } from '../src/forward/accept-handles.js';
 import { TcpClient, tcpClientsSupported, type TcpHandle } from '../src/forward/tcp-client.js';
+import { streamWrap } from '../src/stream-wrap.js';
 import type { SocketEvent } from '../src/local-socket.js';
 import { spawnSync } from 'node:child_process';
 import { CLI_MAIN, untracked } from './fixtures/bin.js';
@@ -443,4 +444,46 @@ t.test('without a listener for handles, or with handles not as expected, a liste
     sockets[0]!.destroy();
     server.close();
   }
+});
+
+t.test("a write request the kernel's write took whole serves the next write, of any client; one left to finish later is not used again", async (t) => {
+  const wrap = streamWrap!;
+  const Original = wrap.WriteWrap;
+  let made = 0;
+  wrap.WriteWrap = new Proxy(Original, {
+    construct(target, args) {
+      made++;
+      return Reflect.construct(target, args) as object;
+    },
+  });
+  t.teardown(() => {
+    wrap.WriteWrap = Original;
+  });
+  const a = await acceptOne(t);
+  const b = await acceptOne(t);
+  const small = Buffer.from('small');
+  a.client.write(small);
+  const first = made;
+  for (let i = 0; i < 10; i++) (i % 2 ? a : b).client.write(small);
+  t.equal(made, first, 'ten writes done at once, by two clients: no request made for them');
+  // A peer that does not read: the writes are left to finish later, each keeping its request.
+  a.peer.pause();
+  const big = randomBytes(256 * 1024);
+  let sent = 0;
+  for (;;) {
+    const goOn = a.client.write(big);
+    sent += big.length;
+    if (!goOn) break;
+    if (sent > 256 << 20) return t.fail('write() never said wait');
+  }
+  const afterFull = made;
+  b.client.write(small);
+  t.equal(made, afterFull + 1, "the next write takes a new request, not one of the writes left for later");
+  b.client.write(small);
+  t.equal(made, afterFull + 1, 'and that one serves again');
+  let got = 0;
+  a.peer.on('data', (c: Buffer) => (got += c.length));
+  a.peer.resume();
+  await until(() => got === sent + small.length * 6, 20_000, 'every byte at the peer that did not read');
+  t.pass('what was written later arrived whole');
 });

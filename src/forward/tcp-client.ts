@@ -37,6 +37,14 @@ const UV_ENOTCONN = -constants.errno.ENOTCONN;
 /** No borrower (lendReads): every read comes as 'data'. A function rather than undefined, so the field always holds one kind of value. */
 const NOT_LENDING = (_view: Uint8Array): void => {};
 
+/**
+ * A write request whose write libuv finished at once, for the next write of any client: Node's
+ * binding keeps nothing of a request it did not need (it makes the write's native side only for a
+ * write left to finish later), and making one costs about 600 instructions (BENCHMARKS.md,
+ * "Nineteenth session"). One whose write was left to finish later is not used again.
+ */
+let spareWrite: WriteReq | undefined;
+
 const STREAM_METHODS = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'setNoDelay', 'getpeername', 'reset', 'close'] as const;
 
 const hasStreamMethods = (o: object) => STREAM_METHODS.every((m) => typeof (o as Record<string, unknown>)[m] === 'function');
@@ -200,15 +208,17 @@ export class TcpClient extends SocketEvents implements LocalSocket {
       this.#fail(Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' }));
       return false;
     }
-    const req = new wrap!.WriteWrap();
+    const req = spareWrite ?? (spareWrite = new wrap!.WriteWrap());
     req.handle = this.handle;
     const err = this.handle.writeBuffer(req, chunk);
     this.bytesWritten += chunk.length;
     if (err) {
+      spareWrite = undefined;
       this.#fail(errnoError(err, 'write'));
       return false;
     }
     if (!wrap!.streamBaseState[wrap!.kLastWriteWasAsync]) return this.#pending < this.highWaterMark;
+    spareWrite = undefined; // libuv's until its oncomplete
     // Written later (libuv calls oncomplete then, never for a write done at once): the chunk is
     // held until then. Nothing of this is made for the writes the kernel took whole.
     req.buffer = chunk;
