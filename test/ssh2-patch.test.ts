@@ -39,7 +39,7 @@ t.test('ssh2 patch – each one is applied to node_modules/ssh2, in order (they 
   // On a copy, one after another: a later patch may change lines an earlier one made.
   const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'sshkeep-ssh2-patches-'));
   t.teardown(() => fs.rmSync(copy, { recursive: true, force: true }));
-  fs.cpSync(path.join(REPO_ROOT, 'node_modules', 'ssh2', 'lib'), path.join(copy, 'node_modules', 'ssh2', 'lib'), { recursive: true });
+  fs.cpSync(path.join(REPO_ROOT, 'node_modules', 'ssh2'), path.join(copy, 'node_modules', 'ssh2'), { recursive: true });
   for (const f of fs.readdirSync(PATCHES).filter((x) => x.endsWith('.patch')).sort().reverse()) {
     t.doesNotThrow(() => execFileSync('git', ['apply', '--reverse', path.join(PATCHES, f)], { cwd: copy, stdio: 'pipe' }), `${f} is applied`);
   }

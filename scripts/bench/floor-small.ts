@@ -4,7 +4,9 @@
  * under the load of the small-messages table (scripts/bench/small.ts): --clients connections each
  * doing sequential round trips through the echo target, --warm per connection unmeasured (V8
  * optimizes for thousands), then --requests measured; the forwarder's utime and stime
- * (/proc/PID/stat) over them, per request. Each row a fresh process, one at a time; the rows'
+ * (/proc/PID/stat) over them, per request. Unlike the small-messages table, each load opens its
+ * own connections and their set-up is counted (socat runs a process per connection, whose CPU is
+ * read once they have ended). Each row a fresh process, one at a time; the rows'
  * order rotates from round to round.
  *
  * Rows: `ssh -N -L` with its default cipher and with aes128-gcm@openssh.com (an sshd that allows

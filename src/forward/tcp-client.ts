@@ -40,8 +40,9 @@ const NOT_LENDING = (_view: Uint8Array): void => {};
 /**
  * A write request whose write libuv finished at once, for the next write of any client: Node's
  * binding keeps nothing of a request it did not need (it makes the write's native side only for a
- * write left to finish later), and making one costs about 600 instructions (BENCHMARKS.md,
- * "Nineteenth session"). One whose write was left to finish later is not used again.
+ * write left to finish later), and making one per write cost 850–1,500 instructions per round trip
+ * (BENCHMARKS.md, "Nineteenth session"). One whose write was left to finish later is not used
+ * again. The spare names no handle: it would keep the last client that wrote alive.
  */
 let spareWrite: WriteReq | undefined;
 
@@ -209,8 +210,7 @@ export class TcpClient extends SocketEvents implements LocalSocket {
       return false;
     }
     const req = spareWrite ?? (spareWrite = new wrap!.WriteWrap());
-    req.handle = this.handle;
-    const err = this.handle.writeBuffer(req, chunk);
+    const err = this.handle.writeBuffer(req, chunk); // a TCP write's request is not read for its handle
     this.bytesWritten += chunk.length;
     if (err) {
       spareWrite = undefined;
@@ -221,6 +221,7 @@ export class TcpClient extends SocketEvents implements LocalSocket {
     spareWrite = undefined; // libuv's until its oncomplete
     // Written later (libuv calls oncomplete then, never for a write done at once): the chunk is
     // held until then. Nothing of this is made for the writes the kernel took whole.
+    req.handle = this.handle;
     req.buffer = chunk;
     req.bytes = chunk.length;
     req.oncomplete = (status) => this.#afterWrite(req, status);
