@@ -22,11 +22,7 @@ t.test('a reply of the wrong size fails the run', async (t) => {
 });
 
 t.test('a connection the server closes fails the run it is in and any after', async (t) => {
-  const sockets: net.Socket[] = [];
-  const server = net.createServer((s) => {
-    sockets.push(s);
-    s.on('data', () => s.destroy());
-  });
+  const server = net.createServer((s) => s.on('data', () => s.destroy()));
   const port = await listenFor(t, server);
   const load = await RequestReply.open(port, 2, 1);
   t.teardown(() => load.close());

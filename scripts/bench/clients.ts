@@ -79,8 +79,7 @@ function span(rs: SinkResult[]): Transfer {
   );
 }
 
-/** `n` sequential round trips of `size` bytes on one connection (write `size`, wait until `size` bytes are back); µs each. */
-/** A connection to the echo target that sends `size` bytes and waits for them back, as often as asked. */
+/** A connection to the echo target: round trips of `size` bytes (write `size`, wait until `size` bytes are back), as often as asked. */
 export class PingPong {
   #waiting: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #got = 0;
