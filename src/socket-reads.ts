@@ -43,7 +43,7 @@ export class ReadBuffers {
       // set() from a view of the known ArrayBuffer: Buffer's copy() reads the source's `buffer`
       // and `byteOffset` back, each a generic property load in optimized code
       chunk = Buffer.allocUnsafe(n);
-      chunk.set(new Uint8Array(read === shared ? sharedBytes : this.#ownBytes!, 0, n));
+      chunk.set(this.#view(n, read));
     } else {
       chunk = this.#own!.subarray(0, n);
     }
@@ -57,9 +57,14 @@ export class ReadBuffers {
    * megamorphic lookups (about 450 instructions).
    */
   lend(n: number, read: Uint8Array): Uint8Array {
-    const view = new Uint8Array(read === shared ? sharedBytes : this.#ownBytes!, 0, n);
+    const view = this.#view(n, read);
     this.#next(n);
     return view;
+  }
+
+  /** The read's n bytes as a plain view, made on the ArrayBuffer known to be under `read`. */
+  #view(n: number, read: Uint8Array): Uint8Array {
+    return new Uint8Array(read === shared ? sharedBytes : this.#ownBytes!, 0, n);
   }
 
   /** After a read of n bytes: a buffer of the socket's own while reads fill it. */
