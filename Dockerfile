@@ -18,7 +18,8 @@ COPY src ./src
 # The --resume agent, sent to the server over an exec channel; read at run time (dist/resume/).
 COPY agent ./agent
 # `npm ci` installs dev dependencies too and runs `prepare` (the build: tsc -> dist/, bin made
-# executable). The binding is optional
+# executable). The postinstall builds the binding again from the patched source (patch 010 changes
+# it); the `decryptAt` check finds a binding built before the patches. The binding is optional
 # to ssh2, so a failed compile is silent: test for it. `npm prune --omit=dev` then drops the dev
 # dependencies in place and keeps the compiled binding (a second `npm ci --omit=dev --ignore-scripts`
 # would not build it). The chmod makes sure the /usr/local/bin link's target is executable whatever the build does.
@@ -30,6 +31,7 @@ RUN if [ -f /usr/local/include/node/common.gypi ]; then export npm_config_nodedi
     && test -f node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node \
     && grep -q certifiedAlgorithm node_modules/ssh2/lib/protocol/utils.js \
     && grep -q randomPadding node_modules/ssh2/lib/protocol/crypto.js \
+    && node -e "const b = require('./node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); process.exit(typeof b.AESGCMDecipher.prototype.decryptAt === 'function' ? 0 : 1)" \
     && chmod 0755 dist/cli/main.js
 
 # ---- run: production dependencies only, no compiler, non-root ----

@@ -26,6 +26,7 @@ t.test('ssh2 patch – pinned to the exact version the patches were made for, ap
   const files = fs.readdirSync(PATCHES).filter((f) => f.endsWith('.patch'));
   t.ok(files.length > 0, 'patches/ holds the ssh2 patches');
   t.match(pkg.scripts.postinstall, /patch-package --error-on-fail/, 'npm install applies them, failing when one does not apply');
+  t.match(pkg.scripts.postinstall, /patch-package --error-on-fail && npm rebuild ssh2$/, 'then builds ssh2\'s native binding again, from the patched source (patch 010 changes it)');
   t.ok(pkg.files.includes('patches'), 'the patches are published with the package');
   for (const f of files) {
     const [, name, version] = /^(.+?)\+(\d+\.\d+\.\d+)\+/.exec(f) ?? [];
@@ -60,29 +61,42 @@ t.test('ssh2 patch 002 small-messages – padding from the pool is never reused,
   t.equal(seen.size, 2000, `no packet's padding repeats another's`);
 });
 
-t.test('ssh2 patch 002 small-messages – the AES-GCM decipher reads the same payloads wherever the stream is cut', async (t) => {
-  const crypto = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as {
-    bindingAvailable: boolean;
-    createCipher(config: object): { allocPacket(n: number): Buffer; encrypt(packet: Buffer): void };
-    createDecipher(config: object): { decrypt(data: Buffer, p: number, len: number): void };
-  };
-  if (!crypto.bindingAvailable) return t.fail('ssh2 native crypto binding not built: the patched decipher is the binding one');
-  const info = { sslName: 'aes-128-gcm', blockLen: 16, keyLen: 16, ivLen: 12, authLen: 16, discardLen: 0 };
-  const key = Buffer.alloc(16, 7);
-  const iv = () => Buffer.alloc(12, 9);
+/** ssh2's cipher layer: the cipher and decipher its protocol makes for a key exchange's keys. */
+type SshCrypto = {
+  bindingAvailable: boolean;
+  createCipher(config: object): { allocPacket(n: number): Buffer; encrypt(packet: Buffer): void };
+  createDecipher(config: object): { decrypt(data: Buffer, p: number, len: number): void };
+};
+const AES128_GCM = { sslName: 'aes-128-gcm', blockLen: 16, keyLen: 16, ivLen: 12, authLen: 16, discardLen: 0 };
+
+/** What ssh2's AES-GCM cipher sends for each payload, one stream. */
+function gcmSealed(crypto: SshCrypto, key: Buffer, iv: Buffer, payloads: Buffer[]): Buffer {
   const wire: Buffer[] = [];
-  const cipher = crypto.createCipher({ outbound: { seqno: 0, onWrite: (b: Buffer) => wire.push(Buffer.from(b)), cipherInfo: info, cipherKey: key, cipherIV: iv() } });
-  const sent = [1, 64, 300, 0].map((n, i) => Buffer.alloc(n, i + 1));
-  for (const payload of sent) {
+  const cipher = crypto.createCipher({ outbound: { seqno: 0, onWrite: (b: Buffer) => wire.push(Buffer.from(b)), cipherInfo: AES128_GCM, cipherKey: key, cipherIV: Buffer.from(iv) } });
+  for (const payload of payloads) {
     const packet = cipher.allocPacket(payload.length);
     payload.copy(packet, 5);
     cipher.encrypt(packet);
   }
-  const stream = Buffer.concat(wire);
+  return Buffer.concat(wire);
+}
+
+/** ssh2's AES-GCM decipher, pushing each payload it reads to `got` as given (a view: a later packet must not overwrite it). */
+function gcmOpener(crypto: SshCrypto, key: Buffer, iv: Buffer, got: Buffer[]): ReturnType<SshCrypto['createDecipher']> {
+  return crypto.createDecipher({ inbound: { seqno: 0, onPayload: (p: Buffer) => void got.push(p), decipherInfo: AES128_GCM, decipherKey: key, decipherIV: Buffer.from(iv) } });
+}
+
+t.test('ssh2 patch 002 small-messages – the AES-GCM decipher reads the same payloads wherever the stream is cut', async (t) => {
+  const crypto = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as SshCrypto;
+  if (!crypto.bindingAvailable) return t.fail('ssh2 native crypto binding not built: the patched decipher is the binding one');
+  const key = Buffer.alloc(16, 7);
+  const iv = Buffer.alloc(12, 9);
+  const sent = [1, 64, 300, 0].map((n, i) => Buffer.alloc(n, i + 1));
+  const stream = gcmSealed(crypto, key, iv, sent);
   // Every cut: within the length, the packet, the tag, or between packets; then byte by byte.
   for (const cuts of [...Array.from({ length: stream.length - 1 }, (_, i) => [i + 1]), Array.from({ length: stream.length - 1 }, (_, i) => i + 1)]) {
     const got: Buffer[] = [];
-    const decipher = crypto.createDecipher({ inbound: { seqno: 0, onPayload: (p: Buffer) => void got.push(p), decipherInfo: info, decipherKey: key, decipherIV: iv() } });
+    const decipher = gcmOpener(crypto, key, iv, got);
     let from = 0;
     for (const to of [...cuts, stream.length]) {
       const chunk = Buffer.from(stream.subarray(from, to)); // a chunk of its own, as a socket read gives
@@ -342,21 +356,98 @@ t.test('ssh2 patch 009 typed-array-getters – bufferSlice and the AES-GCM decip
   t.equal(utils.bufferSlice(view, 0, 9).toString(), 'the bytes', 'a slice of where the view really is');
   t.equal(utils.bufferSlice(view, 4).toString(), 'bytes wanted', 'to its end');
 
-  const crypto = require('ssh2/lib/protocol/crypto.js') as {
-    createCipher(config: object): { allocPacket(n: number): Buffer; encrypt(packet: Buffer): void };
-    createDecipher(config: object): { decrypt(data: Buffer, p: number, len: number): void };
-  };
-  const info = { sslName: 'aes-128-gcm', blockLen: 16, keyLen: 16, ivLen: 12, authLen: 16, discardLen: 0 };
+  const crypto = require('ssh2/lib/protocol/crypto.js') as SshCrypto;
   const key = Buffer.alloc(16, 3);
-  const wire: Buffer[] = [];
-  const cipher = crypto.createCipher({ outbound: { seqno: 0, onWrite: (b: Buffer) => wire.push(Buffer.from(b)), cipherInfo: info, cipherKey: key, cipherIV: Buffer.alloc(12, 5) } });
-  const packet = cipher.allocPacket(11);
-  packet.write('hello there', 5);
-  cipher.encrypt(packet);
-  const got: string[] = [];
-  const decipher = crypto.createDecipher({ inbound: { seqno: 0, onPayload: (p: Buffer) => void got.push(p.toString()), decipherInfo: info, decipherKey: key, decipherIV: Buffer.alloc(12, 5) } });
-  const stream = Buffer.concat([Buffer.alloc(7), ...wire]); // the packet 7 bytes into its ArrayBuffer
+  const iv = Buffer.alloc(12, 5);
+  const got: Buffer[] = [];
+  const decipher = gcmOpener(crypto, key, iv, got);
+  const stream = Buffer.concat([Buffer.alloc(7), gcmSealed(crypto, key, iv, [Buffer.from('hello there')])]); // the packet 7 bytes into its ArrayBuffer
   const chunk = withLyingAccessors(stream.subarray(7));
   decipher.decrypt(chunk, 0, chunk.length);
-  t.same(got, ['hello there'], 'the payload read where the chunk really is');
+  t.same(got.map(String), ['hello there'], 'the payload read where the chunk really is');
+});
+
+type GcmBinding = {
+  AESGCMCipher: new (name: string, key: Buffer, iv: Buffer) => { encrypt(packet: Buffer): void };
+  AESGCMDecipher: new (name: string, key: Buffer, iv: Buffer) => { decryptAt?(packet: ArrayBuffer, offset: number, length: number, tag: ArrayBuffer, tagOffset: number): void };
+};
+
+t.test('ssh2 patch 010 gcm-binding-views – the built binding decrypts a packet and tag named by ArrayBuffer and offset', async (t) => {
+  const require = createRequire(import.meta.url);
+  let binding: GcmBinding;
+  try {
+    binding = require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node') as GcmBinding;
+  } catch {
+    return t.fail('ssh2 native crypto binding not built: patch 010 changes the binding');
+  }
+  const key = Buffer.alloc(16, 4);
+  const iv = () => Buffer.alloc(12, 6);
+  const cipher = new binding.AESGCMCipher('aes-128-gcm', key, iv());
+  const decipher = new binding.AESGCMDecipher('aes-128-gcm', key, iv());
+  t.equal(typeof decipher.decryptAt, 'function', 'decryptAt(): the binding was rebuilt from the patched source after patch-package');
+  if (typeof decipher.decryptAt !== 'function') return;
+  const decryptAt = decipher.decryptAt.bind(decipher);
+
+  // Two packets (length, padding length, payload, padding; then the tag), 5 bytes into a larger ArrayBuffer.
+  const plain = [Buffer.from('\x0bfirst payload...'), Buffer.from('\x0dsecond payload.')].map((b) => Buffer.concat([b, Buffer.alloc(16)]));
+  const whole = Buffer.alloc(5 + plain.reduce((n, p) => n + 4 + p.length + 16, 0));
+  let at = 5;
+  const places: number[] = [];
+  for (const body of plain) {
+    const packet = Buffer.alloc(4 + body.length + 16);
+    packet.writeUInt32BE(body.length, 0);
+    body.copy(packet, 4);
+    cipher.encrypt(packet);
+    t.notSame(packet.subarray(4, 4 + body.length), body, 'encrypted');
+    packet.copy(whole, at);
+    places.push(at);
+    at += packet.length;
+  }
+  const ab = whole.buffer;
+  const base = whole.byteOffset;
+  for (const [i, body] of plain.entries()) {
+    const p = base + places[i]! + 4;
+    decryptAt(ab, p, body.length, ab, p + body.length);
+    t.same(Buffer.from(ab, p, body.length), body, `packet ${i + 1} decrypted where it is`);
+  }
+
+  // A wrong tag, and arguments that do not name bytes of an ArrayBuffer, are errors, not reads out of bounds.
+  const other = new binding.AESGCMDecipher('aes-128-gcm', key, iv());
+  const tampered = Buffer.from(whole);
+  tampered[base + places[0]! + 4 + plain[0]!.length] ^= 1;
+  const p0 = tampered.byteOffset + places[0]! + 4;
+  t.throws(() => other.decryptAt!(tampered.buffer, p0, plain[0]!.length, tampered.buffer, p0 + plain[0]!.length), Error, 'a tag that does not match throws');
+  const small = new ArrayBuffer(32);
+  t.throws(() => decryptAt(small, 8, 32, small, 0), /Missing\/Invalid packet/, 'a packet past the end of its ArrayBuffer');
+  t.throws(() => decryptAt(small, 0, 16, small, 17), /Missing\/Invalid tag/, 'a tag past the end of its ArrayBuffer');
+  t.throws(() => decryptAt(Buffer.alloc(32) as unknown as ArrayBuffer, 0, 16, small, 16), /Missing\/Invalid packet/, 'a view where an ArrayBuffer is asked for');
+  t.throws(() => decryptAt(small, -1, 16, small, 16), /Missing\/Invalid packet/, 'a negative offset');
+});
+
+t.test('ssh2 patch 010 gcm-binding-views – a binding built before the patch, without decryptAt(), leaves AES-GCM to node:crypto', async (t) => {
+  const require = createRequire(import.meta.url);
+  const bindingPath = require.resolve('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node');
+  const cryptoPath = require.resolve('ssh2/lib/protocol/crypto.js');
+  let real: GcmBinding;
+  try {
+    real = require(bindingPath) as GcmBinding;
+  } catch {
+    return t.fail('ssh2 native crypto binding not built: patch 010 changes the binding');
+  }
+  // crypto.js loaded afresh, with a binding whose AES-GCM decipher is the old one: decrypt(), no decryptAt().
+  class OldDecipher { decrypt(): void { throw new Error('the old binding decipher was used'); } }
+  const saved = { binding: require.cache[bindingPath], crypto: require.cache[cryptoPath] };
+  t.teardown(() => {
+    require.cache[bindingPath] = saved.binding;
+    require.cache[cryptoPath] = saved.crypto;
+  });
+  require.cache[bindingPath] = { ...saved.binding!, exports: { ...real, AESGCMDecipher: OldDecipher } } as NodeJS.Module;
+  delete require.cache[cryptoPath];
+  const crypto = require(cryptoPath) as SshCrypto;
+  const key = Buffer.alloc(16, 8);
+  const iv = Buffer.alloc(12, 2);
+  const got: Buffer[] = [];
+  const stream = gcmSealed(crypto, key, iv, [Buffer.from('hello')]);
+  t.doesNotThrow(() => gcmOpener(crypto, key, iv, got).decrypt(stream, 0, stream.length), 'the old binding decipher is not used');
+  t.same(got.map(String), ['hello'], 'the payload, decrypted by node:crypto');
 });
