@@ -451,3 +451,26 @@ t.test('ssh2 patch 010 gcm-binding-views – a binding built before the patch, w
   t.doesNotThrow(() => gcmOpener(crypto, key, iv, got).decrypt(stream, 0, stream.length), 'the old binding decipher is not used');
   t.same(got.map(String), ['hello'], 'the payload, decrypted by node:crypto');
 });
+
+t.test("ssh2 patch 011 buffer-binding – packets are made without reading the global Buffer (an accessor on globalThis)", async (t) => {
+  const require = createRequire(import.meta.url);
+  const crypto = require('ssh2/lib/protocol/crypto.js') as SshCrypto;
+  const Protocol = require('ssh2/lib/protocol/Protocol.js') as { prototype: { directTcpip(this: object, chan: number, window: number, packetSize: number, cfg: object): void } };
+  const cipher = crypto.createCipher({ outbound: { seqno: 0, onWrite: () => {}, cipherInfo: AES128_GCM, cipherKey: Buffer.alloc(16), cipherIV: Buffer.alloc(12) } });
+  const queue: Uint8Array[] = [];
+  const alloc = Buffer.alloc; // read now: the stand-in's own reads are not ssh2's
+  const write = { allocStart: 0, alloc: (n: number) => alloc(n), finalize: (packet: Buffer) => packet };
+  const global = Object.getOwnPropertyDescriptor(globalThis, 'Buffer')!;
+  t.ok(typeof global.get === 'function', "Node's global Buffer is an accessor (what the patch avoids)");
+  let reads = 0;
+  Object.defineProperty(globalThis, 'Buffer', { ...global, get() { reads++; return global.get!.call(this); } });
+  try {
+    cipher.allocPacket(64);
+    // A stand-in protocol that queues the packet, as ssh2 does during a key exchange.
+    Protocol.prototype.directTcpip.call({ _packetRW: { write }, _kexinit: {}, _queue: queue }, 1, 1 << 21, 32768, { srcIP: '127.0.0.1', srcPort: 5000, dstIP: 'db', dstPort: 5432 });
+  } finally {
+    Object.defineProperty(globalThis, 'Buffer', global);
+  }
+  t.equal(queue.length, 1, 'the open was framed');
+  t.equal(reads, 0, 'allocPacket and directTcpip read Buffer from their module, not from globalThis');
+});

@@ -1,4 +1,6 @@
 import { constants } from 'node:os';
+// The global process is an accessor on globalThis, called at every use in optimized code.
+import { nextTick } from 'node:process';
 import { ReadBuffers } from '../socket-reads.js';
 import type { LocalSocket } from '../local-socket.js';
 import { SocketEvents } from '../socket-events.js';
@@ -144,7 +146,7 @@ export class TcpClient extends SocketEvents implements LocalSocket {
     this.#paused = true;
     if (this.#reading && !this.#stopQueued) {
       this.#stopQueued = true;
-      process.nextTick(() => this.#stopIfPaused());
+      nextTick(() => this.#stopIfPaused());
     }
     return this;
   }
@@ -248,7 +250,7 @@ export class TcpClient extends SocketEvents implements LocalSocket {
   /** `cb` once FIN is out, or at once (next tick) if it is already or the socket is closed: never left waiting, as net.Socket's. */
   end(cb?: () => void): this {
     if (cb) {
-      if (this.writableFinished || this.destroyed) process.nextTick(cb);
+      if (this.writableFinished || this.destroyed) nextTick(cb);
       else this.#onFinished.push(cb);
     }
     if (this.writableEnded || this.destroyed) return this;
@@ -294,7 +296,7 @@ export class TcpClient extends SocketEvents implements LocalSocket {
   #fail(err: NodeJS.ErrnoException): void {
     if (this.destroyed) return;
     this.#close((cb) => this.handle.close(cb), true);
-    process.nextTick(() => this.listenerCount('error') > 0 && this.emit('error', err));
+    nextTick(() => this.listenerCount('error') > 0 && this.emit('error', err));
   }
 
   destroy(): this {
@@ -310,7 +312,7 @@ export class TcpClient extends SocketEvents implements LocalSocket {
     if (this.#finAsked) return this.destroy();
     // A reset libuv refuses leaves Node's handle unclosable: 'close' is said all the same, so the
     // client is not counted for ever (its descriptor is Node's to lose, as with net.Socket).
-    if (!this.destroyed) this.#close((cb) => void (this.handle.reset(cb) !== 0 && process.nextTick(cb)), false);
+    if (!this.destroyed) this.#close((cb) => void (this.handle.reset(cb) !== 0 && nextTick(cb)), false);
     return this;
   }
 
@@ -318,7 +320,7 @@ export class TcpClient extends SocketEvents implements LocalSocket {
     this.destroyed = true;
     this.#reading = false;
     how(() => this.emit('close', hadError));
-    if (this.#onFinished.length > 0) process.nextTick(() => this.#callFinished());
+    if (this.#onFinished.length > 0) nextTick(() => this.#callFinished());
   }
 
   #callFinished(): void {
