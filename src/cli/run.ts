@@ -21,7 +21,7 @@ import { BoundedPipe, LogFile, createLogger, stderrIsPipe, type Logger } from '.
 import { Fleet } from '../fleet.js';
 import { StatusLine } from '../ops/status-line.js';
 import { SystemdNotifier } from '../ops/notify.js';
-import { nativeCryptoLoaded } from '../ssh/adapter.js';
+import { nativeCrypto } from '../ssh/adapter.js';
 
 /** The log, once there is one, and where it goes: text or JSON on stderr, or an -E file. */
 interface Log {
@@ -105,8 +105,13 @@ async function run(settings: Settings, log: Log, status: StatusLine | undefined,
     insecureKeyPermissions: settings.insecureKeyPermissions,
     skipFailedTunnels: settings.process.skipFailedTunnels,
   });
-  if (!nativeCryptoLoaded()) {
+  const crypto = nativeCrypto();
+  if (crypto === 'missing') {
     logger.warn("ssh2's native crypto binding is not built: encryption runs in JavaScript at about half the throughput. Reinstall with python3, make and g++ present (npm ci).", {
+      event: 'native_crypto',
+    });
+  } else if (crypto === 'stale') {
+    logger.warn("ssh2's native crypto binding was built before sshkeep's ssh2 patches: AES-GCM decryption runs in node:crypto instead, at more CPU per packet. Build it again: npm rebuild ssh2 (in sshkeep's directory).", {
       event: 'native_crypto',
     });
   }

@@ -561,16 +561,20 @@ export function ssh2Algorithms(): Record<'kex' | 'cipher' | 'mac', AlgorithmCata
 }
 
 /**
- * True when ssh2's optional native crypto binding is loaded. Without it (no compiler when
- * `npm ci` ran, or its install script skipped) AES-GCM and ChaCha20 run in JavaScript at about
- * half the throughput.
+ * Whether ssh2's optional native crypto binding is loaded: 'missing' without it (no compiler when
+ * `npm ci` ran, or its install script skipped), where AES-GCM and ChaCha20 run in JavaScript at
+ * about half the throughput; 'stale' when it was built before sshkeep's ssh2 patches (patch 010
+ * changes the binding; postinstall builds it again), where ssh2 leaves AES-GCM decryption to
+ * node:crypto.
  */
-export function nativeCryptoLoaded(): boolean {
+export function nativeCrypto(): 'loaded' | 'missing' | 'stale' {
   try {
     const require = createRequire(import.meta.url);
-    return (require('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: boolean }).bindingAvailable === true;
+    if ((require('ssh2/lib/protocol/crypto.js') as { bindingAvailable?: boolean }).bindingAvailable !== true) return 'missing';
+    const binding = require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node') as { AESGCMDecipher?: { prototype?: { decryptAt?: unknown } } };
+    return typeof binding.AESGCMDecipher?.prototype?.decryptAt === 'function' ? 'loaded' : 'stale';
   } catch {
-    return false;
+    return 'missing';
   }
 }
 
