@@ -105,12 +105,12 @@ async function run(settings: Settings, log: Log, status: StatusLine | undefined,
     insecureKeyPermissions: settings.insecureKeyPermissions,
     skipFailedTunnels: settings.process.skipFailedTunnels,
   });
-  const crypto = nativeCrypto();
-  if (crypto === 'missing') {
+  const binding = nativeCrypto();
+  if (binding === 'missing') {
     logger.warn("ssh2's native crypto binding is not built: encryption runs in JavaScript at about half the throughput. Reinstall with python3, make and g++ present (npm ci).", {
       event: 'native_crypto',
     });
-  } else if (crypto === 'stale') {
+  } else if (binding === 'stale') {
     logger.warn("ssh2's native crypto binding was built before sshkeep's ssh2 patches: AES-GCM decryption runs in node:crypto instead, at more CPU per packet. Build it again: npm rebuild ssh2 (in sshkeep's directory).", {
       event: 'native_crypto',
     });
