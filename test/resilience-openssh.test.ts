@@ -124,6 +124,33 @@ async function main(): Promise<void> {
     sock.destroy();
   });
 
+  t.test('openssh resilience – a bit flipped on the way from sshd (a broken middlebox): Invalid MAC, the open stream reset, a new connection serves', async (t) => {
+    const sshd = await startSshd(t);
+    const relay = await relayFor(t, sshd);
+    const { app, port, logs } = await tunnelTo(t, sshd, echo.port, relay.port);
+    const open = await connect(port);
+    t.equal(await echoOn(open, 'before'), 'before', 'stream open and flowing');
+    const openEnd = outcome(open, { closeOnEnd: true });
+    const generation = app.connection.generation;
+
+    const reconnecting = nextState(app.connection, 'reconnecting', 5000);
+    relay.corruptDown();
+    open.write('corrupted on its way back');
+    const lost = await reconnecting;
+    t.match(lost.reason, /Invalid MAC/, 'the tunnel names the fault', { lost });
+    const cut = await deadline(openEnd, 5000, 'the open stream to be cut');
+    t.equal(cut.ended, false, "never a clean 'end': its reply was lost", { cut });
+    t.match(cut.errorCode, /^(ECONNRESET|EPIPE)$/, 'reset', { cut });
+
+    const up = app.connection.state === 'ready' ? app.connection : await nextState(app.connection, 'ready', 15_000);
+    t.ok(up.generation > generation, `a new SSH connection: generation ${up.generation} after ${generation}`);
+    const fresh = await connect(port);
+    t.equal(await echoOn(fresh, 'after'), 'after', 'a new client is served, bytes intact');
+    fresh.destroy();
+    const resets = logs.find('conn_end').filter((l) => l.reset === true);
+    t.equal(resets.length, 1, 'only the stream open at the fault was reset', { resets });
+  });
+
   t.test('openssh resilience – sshd frozen (SIGSTOP) ~3 s then resumed: the stream survives, no reset', async (t) => {
     const sshd = await startSshd(t);
     const { app, port, logs } = await tunnelTo(t, sshd, echo.port);
