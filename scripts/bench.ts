@@ -8,7 +8,7 @@
  *     [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60] [--multi-connections 4]
  *     [--sshkeep-args="<extra sshkeep args>"] [--json FILE]
  *     [--small-only] [--small-clients 8] [--small-requests 2500] [--small-warm 2000] [--small-size 64] [--cold-conns 300]
- *     [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]
+ *     [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js] [--cpu-limit CORES]
  *
  *   Quick run: ... --size-mib 64 --pings 1000 --conns 100 --rss-conns 1000 --idle-seconds 10 --rounds 1
  *
@@ -42,7 +42,10 @@
  * redis-server; without them those rows are skipped, with a note), and new-connection latency cold
  * (the first --cold-conns after start) and warm. --small-only runs only this table; --baseline-cli
  * adds another sshkeep build (its dist/cli/main.js, with its own node_modules) as a column, run
- * beside this one, for a before/after in one run.
+ * beside this one, for a before/after in one run. --cpu-limit CORES (0.1, or 100m as Kubernetes
+ * writes it) runs each forwarder of the table in a cgroup of its own with that CPU quota, as a
+ * sidecar with a CPU limit runs: the request rates are then what the limit serves (needs root and
+ * the cgroup cpu controller, v1 or v2).
  * Goals (issue #6) are printed next to each ratio. --sshkeep-args="…" (quote-aware split; the "=" is needed
  * because the value starts with a dash) is passed to every sshkeep process;
  * --multi-connections N (0 = off) adds the rows "N parallel streams, sshkeep --connections N", which
@@ -66,6 +69,7 @@ import { startBenchSshd } from './bench/sshd.js';
 import { startPostgres, startRedis, type Service, type Started } from './bench/services.js';
 import { smallRound, smallSection, summarizeSmall, type SmallTargets } from './bench/small.js';
 import { startTargets, type Targets } from './bench/targets.js';
+import { removeCpuLimits } from './lib/cpu-limit.js';
 import { assertBuilt, killForwarders } from './lib/forwarder.js';
 import { autosshVersion, commandLine, distIsStale, machine, machineSnapshot, sshVersion } from './lib/machine.js';
 import { runMain } from './lib/main.js';
@@ -81,6 +85,7 @@ const services: Service[] = [];
 function cleanup(): Promise<void> {
   return (cleanupPromise ??= (async () => {
     killForwarders();
+    removeCpuLimits();
     await Promise.allSettled([...sshdRefs.map((s) => s.stop()), targetsRef?.close(), ...[...liveRelays].map((r) => r.close()), ...services.map((s) => s.stop())]);
   })());
 }

@@ -1,6 +1,6 @@
 /** bench.ts's command line. */
 import { parseArgs } from 'node:util';
-import { intOption, splitArgs } from '../lib/options.js';
+import { coresOption, intOption, splitArgs } from '../lib/options.js';
 import type { SmallOptions } from './small.js';
 
 export interface Options {
@@ -28,6 +28,7 @@ export const USAGE =
   '         [--json FILE (default: none)]\n' +
   '         small messages: [--small-only] [--small-clients 8] [--small-requests 2500 (per client)] [--small-warm 2000] [--small-size 64]\n' +
   '         [--cold-conns 300] [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]\n' +
+  '         [--cpu-limit CORES (such as 0.1 or 100m: each forwarder in a cgroup with that CPU quota; root)]\n' +
   '  quick: --size-mib 64 --pings 1000 --conns 100 --idle-seconds 10 --rounds 1\n';
 
 export function parseOptions(argv: string[]): Options {
@@ -55,6 +56,7 @@ export function parseOptions(argv: string[]): Options {
       'pg-seconds': { type: 'string', default: '10' },
       'redis-requests': { type: 'string', default: '20000' },
       'baseline-cli': { type: 'string' },
+      'cpu-limit': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -89,6 +91,7 @@ export function parseOptions(argv: string[]): Options {
       pgSeconds: intOption('pg-seconds', values['pg-seconds'], 1),
       redisRequests: intOption('redis-requests', values['redis-requests'], 1),
       baselineCli: values['baseline-cli'],
+      cpuLimit: values['cpu-limit'] === undefined ? undefined : coresOption('cpu-limit', values['cpu-limit']),
     },
   };
 }

@@ -12,10 +12,13 @@
  *   - pgbench -S -c 8 (--pg-seconds) and redis-benchmark -c 50 -t set,get (--redis-requests
  *     each), when installed (scripts/bench/services.ts).
  * CPU is the forwarder process's utime and stime (/proc/PID/stat) over each load, per request.
+ * With --cpu-limit each forwarder runs in a cgroup of its own with that CPU quota (scripts/lib/
+ * cpu-limit.ts), as a sidecar with a CPU limit does: the rates then say what the limit serves.
  */
 import { deadline } from '../../test/fixtures/net.js';
-import { cpuTimes, type CpuTimes } from '../../test/fixtures/proc.js';
+import { cpuTimes, descendants, type CpuTimes } from '../../test/fixtures/proc.js';
 import type { Sshd } from '../../test/fixtures/sshd.js';
+import { CpuLimit, PERIOD_US } from '../lib/cpu-limit.js';
 import { mean, median, quantile } from '../lib/stats.js';
 import { PingPong, newConnections } from './clients.js';
 import { launch, startBare } from './launch.js';
@@ -43,6 +46,8 @@ export interface SmallOptions {
   sshkeepArgs: string[];
   /** Another sshkeep build's dist/cli/main.js (e.g. the main branch), measured beside this one. */
   baselineCli?: string | undefined;
+  /** Each forwarder in a cgroup of its own limited to this many cores (a sidecar's CPU limit). */
+  cpuLimit?: number | undefined;
 }
 
 /** One load through one forwarder: its CPU per request, in µs, and the rate. */
@@ -52,6 +57,8 @@ export interface Load {
   userUs: number;
   sysUs: number;
   perSecond: number;
+  /** Under --cpu-limit: the share of CFS periods in which the quota ran out (the limit bound). */
+  throttled?: number;
 }
 
 export type LoadName = 'echo' | 'pgbench' | 'redis';
@@ -73,13 +80,39 @@ export interface SmallTargets {
 
 interface Forwarder {
   pid: number;
+  limit?: CpuLimit | undefined;
   echo: number;
   postgres?: number;
   redis?: number;
   stop(): Promise<void>;
 }
 
+let limits = 0;
+
+/** A forwarder started by `started`, in a cgroup of its own when the options limit its CPU. */
 async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
+  if (o.cpuLimit === undefined) return started(tool, sshd, cipher, t, o);
+  const limit = CpuLimit.create(`sshkeep-bench-${process.pid}-${++limits}`, o.cpuLimit);
+  let f: Forwarder;
+  try {
+    f = await started(tool, sshd, cipher, t, o);
+  } catch (err) {
+    limit.remove();
+    throw err;
+  }
+  const stop = f.stop;
+  f.stop = () => stop().finally(() => limit.remove());
+  f.limit = limit;
+  try {
+    for (const pid of [f.pid, ...descendants(f.pid)]) limit.add(pid);
+  } catch (err) {
+    await f.stop();
+    throw err;
+  }
+  return f;
+}
+
+async function started(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
   const services = [t.postgres, t.redis].filter((s): s is Service => s !== undefined);
   const portOf = (ports: number[], s: Service | undefined) => (s ? ports[services.indexOf(s)] : undefined);
   const with_ = (pid: number, echo: number, ports: number[], stop: () => Promise<void>): Forwarder => {
@@ -170,6 +203,15 @@ export async function openLoad(port: number, perConnection: boolean, clients: nu
   return RequestReply.open(port, clients, size);
 }
 
+/** `measured`, and under --cpu-limit the share of CFS periods in which the forwarder's quota ran out. */
+async function measuredIn(f: Forwarder, fn: () => Promise<number>): Promise<Load> {
+  const before = f.limit?.throttling();
+  const load = await measured(() => cpuTimes(f.pid), fn);
+  const after = f.limit?.throttling();
+  if (before && after) load.throttled = (after.throttledPeriods - before.throttledPeriods) / Math.max(1, after.periods - before.periods);
+  return load;
+}
+
 /** One round: each tool a fresh process; every stage runs tool after tool before the next stage. */
 export async function smallRound(round: number, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions, log: (l: string) => void): Promise<SmallSample[]> {
   const running: Array<[SmallSample, Forwarder]> = [];
@@ -185,13 +227,13 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
       const load = await RequestReply.open(f.echo, o.clients, o.size);
       try {
         await load.run(o.warm);
-        s.loads.echo = await measured(() => cpuTimes(f.pid), () => load.run(o.requests));
+        s.loads.echo = await measuredIn(f, () => load.run(o.requests));
       } finally {
         load.close();
       }
     }
-    for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measured(() => cpuTimes(f.pid), () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
-    for (const [s, f] of running) if (f.redis) s.loads.redis = await measured(() => cpuTimes(f.pid), () => redisBenchmark(f.redis!, o.redisRequests, 50));
+    for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measuredIn(f, () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
+    for (const [s, f] of running) if (f.redis) s.loads.redis = await measuredIn(f, () => redisBenchmark(f.redis!, o.redisRequests, 50));
     for (const [s] of running) log(`  round ${round} ${describeSample(s)}`);
     return running.map(([s]) => s);
   } finally {
@@ -201,7 +243,7 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
 
 function describeSample(s: SmallSample): string {
   const load = (name: string, l: Load | undefined) =>
-    l ? `, ${name} ${l.userUs.toFixed(1)}+${l.sysUs.toFixed(1)} µs/req ${l.perSecond.toFixed(0)}/s` : '';
+    l ? `, ${name} ${l.userUs.toFixed(1)}+${l.sysUs.toFixed(1)} µs/req ${l.perSecond.toFixed(0)}/s${l.throttled === undefined ? '' : ` throttled ${(l.throttled * 100).toFixed(0)}%`}` : '';
   return (
     `${s.tool.padEnd(9)} connect cold ${median(s.coldUs).toFixed(0)} warm ${median(s.warmUs).toFixed(0)} µs` +
     load('echo', s.loads.echo) + load('pgbench', s.loads.pgbench) + load('redis', s.loads.redis)
@@ -219,12 +261,15 @@ interface SmallRow {
   beatBare?: boolean;
 }
 
+const percent = (share: number | undefined) => (share === undefined ? undefined : share * 100);
+
 function rows(o: SmallOptions): SmallRow[] {
   const loadRows = (name: LoadName, label: string, rateGoal?: number): SmallRow[] => [
     { metric: `${label}: user CPU µs per request`, lowerIsBetter: true, digits: 1, of: (s) => s.loads[name]?.userUs, ...(name === 'echo' ? { goal: { op: '<=', limit: 1.5 }, beatBare: true } : {}) },
     { metric: `${label}: system CPU µs per request`, lowerIsBetter: true, digits: 1, of: (s) => s.loads[name]?.sysUs },
     { metric: `${label}: user + system CPU µs per request`, lowerIsBetter: true, digits: 1, of: (s) => (s.loads[name] ? s.loads[name].userUs + s.loads[name].sysUs : undefined) },
     { metric: `${label}: requests per second`, lowerIsBetter: false, digits: 0, of: (s) => s.loads[name]?.perSecond, ...(rateGoal ? { goal: { op: '>=', limit: rateGoal } } : {}) },
+    { metric: `${label}: CFS periods throttled, %`, lowerIsBetter: true, digits: 0, of: (s) => percent(s.loads[name]?.throttled) },
   ];
   return [
     ...loadRows('echo', `request/reply, ${o.clients} connections × ${o.size} B`),
@@ -305,6 +350,7 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
     '',
     ...notes.map((n) => `- ${n}`),
     ...(o.baselineCli ? [`- baseline: \`${o.baselineCli}\` (another build, with its own node_modules), run beside this one`] : []),
+    ...(o.cpuLimit !== undefined ? [`- every forwarder limited to ${o.cpuLimit} cores (${o.cpuLimit * 1000}m): a cgroup of its own, CFS quota ${Math.round(o.cpuLimit * PERIOD_US)} µs per ${PERIOD_US} µs period`] : []),
     '',
     `| metric | ${tools.join(' | ')} | sshkeep/ssh | bare/ssh | sshkeep/bare | ${o.baselineCli ? 'sshkeep/baseline | ' : ''}goal | met |`,
     `|---|${'---:|'.repeat(tools.length + 3 + (o.baselineCli ? 1 : 0))}---|---|`,

@@ -50,3 +50,11 @@ export function splitArgs(s: string): string[] {
   if (has) out.push(cur);
   return out;
 }
+
+/** A CPU amount as Kubernetes writes one, in cores ("0.1", "1") or millicores ("100m"); a clear error otherwise. */
+export function coresOption(name: string, v: string): number {
+  const m = /^(\d+(?:\.\d+)?|\.\d+)(m?)$/.exec(v.trim());
+  const cores = m ? Number(m[1]) / (m[2] ? 1000 : 1) : NaN;
+  if (!(cores >= 0.01)) throw new Error(`--${name} must be a CPU amount of at least 0.01 cores, such as 0.1 or 100m, got ${v}`);
+  return cores;
+}
