@@ -44,8 +44,8 @@
  * adds another sshkeep build (its dist/cli/main.js, with its own node_modules) as a column, run
  * beside this one, for a before/after in one run. --cpu-limit CORES (0.1, or 100m as Kubernetes
  * writes it) runs each forwarder of the table in a cgroup of its own with that CPU quota, as a
- * sidecar with a CPU limit runs: the request rates are then what the limit serves (needs root and
- * the cgroup cpu controller, v1 or v2).
+ * sidecar with a CPU limit runs, from when it is ready: the request rates are then what the limit
+ * serves (needs root and cgroup v1's cpu controller).
  * Goals (issue #6) are printed next to each ratio. --sshkeep-args="…" (quote-aware split; the "=" is needed
  * because the value starts with a dash) is passed to every sshkeep process;
  * --multi-connections N (0 = off) adds the rows "N parallel streams, sshkeep --connections N", which
@@ -85,8 +85,8 @@ const services: Service[] = [];
 function cleanup(): Promise<void> {
   return (cleanupPromise ??= (async () => {
     killForwarders();
-    removeCpuLimits();
     await Promise.allSettled([...sshdRefs.map((s) => s.stop()), targetsRef?.close(), ...[...liveRelays].map((r) => r.close()), ...services.map((s) => s.stop())]);
+    for (const line of removeCpuLimits()) process.stderr.write(`${line}\n`);
   })());
 }
 

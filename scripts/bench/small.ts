@@ -57,7 +57,7 @@ export interface Load {
   userUs: number;
   sysUs: number;
   perSecond: number;
-  /** Under --cpu-limit: the share of CFS periods in which the quota ran out (the limit bound). */
+  /** Under --cpu-limit: the share of the CFS periods it ran in whose quota ran out (the limit bound). */
   throttled?: number;
 }
 
@@ -87,15 +87,18 @@ interface Forwarder {
   stop(): Promise<void>;
 }
 
-let limits = 0;
+let limitsMade = 0;
 
-/** A forwarder started by `started`, in a cgroup of its own when the options limit its CPU. */
+/**
+ * A forwarder started by `launchTool`, in a cgroup of its own when the options limit its CPU. It
+ * enters the cgroup once ready: its start-up is not limited, its every load is.
+ */
 async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
-  if (o.cpuLimit === undefined) return started(tool, sshd, cipher, t, o);
-  const limit = CpuLimit.create(`sshkeep-bench-${process.pid}-${++limits}`, o.cpuLimit);
+  if (o.cpuLimit === undefined) return launchTool(tool, sshd, cipher, t, o);
+  const limit = CpuLimit.create(`sshkeep-bench-${process.pid}-${++limitsMade}`, o.cpuLimit);
   let f: Forwarder;
   try {
-    f = await started(tool, sshd, cipher, t, o);
+    f = await launchTool(tool, sshd, cipher, t, o);
   } catch (err) {
     limit.remove();
     throw err;
@@ -106,13 +109,13 @@ async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t:
   try {
     for (const pid of [f.pid, ...descendants(f.pid)]) limit.add(pid);
   } catch (err) {
-    await f.stop();
+    await f.stop().catch(() => {}); // the move's error is the one to tell
     throw err;
   }
   return f;
 }
 
-async function started(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
+async function launchTool(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
   const services = [t.postgres, t.redis].filter((s): s is Service => s !== undefined);
   const portOf = (ports: number[], s: Service | undefined) => (s ? ports[services.indexOf(s)] : undefined);
   const with_ = (pid: number, echo: number, ports: number[], stop: () => Promise<void>): Forwarder => {
@@ -203,8 +206,8 @@ export async function openLoad(port: number, perConnection: boolean, clients: nu
   return RequestReply.open(port, clients, size);
 }
 
-/** `measured`, and under --cpu-limit the share of CFS periods in which the forwarder's quota ran out. */
-async function measuredIn(f: Forwarder, fn: () => Promise<number>): Promise<Load> {
+/** `measured`, and under --cpu-limit the share of the CFS periods the forwarder ran in whose quota ran out. */
+async function measuredUnderLimit(f: Forwarder, fn: () => Promise<number>): Promise<Load> {
   const before = f.limit?.throttling();
   const load = await measured(() => cpuTimes(f.pid), fn);
   const after = f.limit?.throttling();
@@ -227,13 +230,13 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
       const load = await RequestReply.open(f.echo, o.clients, o.size);
       try {
         await load.run(o.warm);
-        s.loads.echo = await measuredIn(f, () => load.run(o.requests));
+        s.loads.echo = await measuredUnderLimit(f, () => load.run(o.requests));
       } finally {
         load.close();
       }
     }
-    for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measuredIn(f, () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
-    for (const [s, f] of running) if (f.redis) s.loads.redis = await measuredIn(f, () => redisBenchmark(f.redis!, o.redisRequests, 50));
+    for (const [s, f] of running) if (f.postgres) s.loads.pgbench = await measuredUnderLimit(f, () => pgbenchSelect(f.postgres!, o.pgSeconds, 8));
+    for (const [s, f] of running) if (f.redis) s.loads.redis = await measuredUnderLimit(f, () => redisBenchmark(f.redis!, o.redisRequests, 50));
     for (const [s] of running) log(`  round ${round} ${describeSample(s)}`);
     return running.map(([s]) => s);
   } finally {
@@ -350,7 +353,7 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
     '',
     ...notes.map((n) => `- ${n}`),
     ...(o.baselineCli ? [`- baseline: \`${o.baselineCli}\` (another build, with its own node_modules), run beside this one`] : []),
-    ...(o.cpuLimit !== undefined ? [`- every forwarder limited to ${o.cpuLimit} cores (${o.cpuLimit * 1000}m): a cgroup of its own, CFS quota ${Math.round(o.cpuLimit * PERIOD_US)} µs per ${PERIOD_US} µs period`] : []),
+    ...(o.cpuLimit !== undefined ? [`- every forwarder limited to ${o.cpuLimit} cores (${Math.round(o.cpuLimit * 1000)}m) once ready: a cgroup of its own, CFS quota ${Math.round(o.cpuLimit * PERIOD_US)} µs per ${PERIOD_US} µs period`] : []),
     '',
     `| metric | ${tools.join(' | ')} | sshkeep/ssh | bare/ssh | sshkeep/bare | ${o.baselineCli ? 'sshkeep/baseline | ' : ''}goal | met |`,
     `|---|${'---:|'.repeat(tools.length + 3 + (o.baselineCli ? 1 : 0))}---|---|`,
