@@ -55,9 +55,9 @@ function cannotLimit(): string | false {
 }
 
 const why = cannotLimit();
-t.test('a busy process under a 50m quota is throttled, and the cgroup goes when removed', { skip: why }, async (t) => {
+t.test('a busy process started under a 50m quota is throttled, and the cgroup goes when removed', { skip: why }, async (t) => {
   const limit = CpuLimit.create(`sshkeep-test-${process.pid}`, 0.05);
-  const busy = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+  const busy = spawn(...limit.wrap(process.execPath, ['-e', 'for (;;) {}']), { stdio: 'ignore' });
   t.teardown(async () => {
     if (busy.exitCode === null && busy.signalCode === null) {
       busy.kill('SIGKILL');
@@ -65,9 +65,9 @@ t.test('a busy process under a 50m quota is throttled, and the cgroup goes when 
     }
     limit.remove(); // after a failure above; once removed, nothing
   });
-  limit.add(busy.pid!);
+  await until(() => fs.readFileSync(`/proc/${busy.pid}/cmdline`, 'utf8').split('\0')[0] === process.execPath, 10_000, 'the shell to exec node');
   const group = fs.readFileSync(`/proc/${busy.pid}/cgroup`, 'utf8');
-  t.match(group, new RegExp(`/sshkeep-test-${process.pid}$`, 'm'), 'the process is in the new cgroup');
+  t.match(group, new RegExp(`/sshkeep-test-${process.pid}$`, 'm'), 'the process is in the new cgroup, with the pid it was spawned with');
   await until(() => limit.throttling().throttledPeriods >= 3, 10_000, 'the kernel to throttle the busy process');
   const th = limit.throttling();
   t.ok(th.periods >= th.throttledPeriods, `counted: ${JSON.stringify(th)}`);

@@ -6,7 +6,7 @@ import { CLI_MAIN, REPO_ROOT, shebangNodeArgs, untracked } from '../../test/fixt
 import { HOST, deadline, freePorts } from '../../test/fixtures/net.js';
 import { descendants } from '../../test/fixtures/proc.js';
 import { sshdLogin, type Sshd } from '../../test/fixtures/sshd.js';
-import { startForwarder, untilEchoes, type ToolName } from '../lib/forwarder.js';
+import { startForwarder, untilEchoes, type ForwarderSpec, type ToolName } from '../lib/forwarder.js';
 import type { Targets } from './targets.js';
 
 export const LABEL: Record<ToolName, string> = { sshkeep: 'sshkeep', ssh: 'ssh -L', autossh: 'autossh -M 0' };
@@ -32,6 +32,8 @@ export interface LaunchSpec {
   extraTargets?: number[];
   /** Forward with -R: the ports listen on the sshd's side (its loopback, this machine's). */
   remote?: boolean;
+  /** The command line as run (ForwarderSpec.wrap). */
+  wrap?: ForwarderSpec['wrap'];
 }
 
 export interface Running {
@@ -65,6 +67,7 @@ export async function launch(sshd: Sshd, targets: Targets, spec: LaunchSpec): Pr
       args: tool === 'sshkeep' ? ['-q', ...(spec.sshkeepArgs ?? [])] : [...(spec.cipher ? ['-c', spec.cipher] : []), ...(spec.sshArgs ?? [])],
       ...(spec.nodeArgs ? { nodeArgs: spec.nodeArgs } : {}),
       ...(spec.cli ? { cli: spec.cli } : {}),
+      wrap: spec.wrap,
       tail: 8192,
     });
     try {
@@ -106,9 +109,13 @@ export interface ScriptForwarder {
   stop(): Promise<void>;
 }
 
-/** Starts scripts/lib/`file` (`nodeArgs`: more node flags after the CLI's); ready once it prints its ports (within 10 s). */
-export async function startScript(file: string, args: string[], nodeArgs: string[] = []): Promise<ScriptForwarder> {
-  const child = spawn(...untracked(process.execPath, [...shebangNodeArgs(CLI_MAIN), ...nodeArgs, path.join(REPO_ROOT, 'scripts', 'lib', file), ...args]), { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts scripts/lib/`file` (`nodeArgs`: more node flags after the CLI's; `wrap`: the command line
+ * as run); ready once it prints its ports (within 10 s).
+ */
+export async function startScript(file: string, args: string[], nodeArgs: string[] = [], wrap?: ForwarderSpec['wrap']): Promise<ScriptForwarder> {
+  const line = untracked(process.execPath, [...shebangNodeArgs(CLI_MAIN), ...nodeArgs, path.join(REPO_ROOT, 'scripts', 'lib', file), ...args]);
+  const child = spawn(...(wrap ? wrap(...line) : line), { stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = async () => {
     child.kill('SIGKILL');
     if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
@@ -123,5 +130,5 @@ export async function startScript(file: string, args: string[], nodeArgs: string
 }
 
 /** scripts/lib/bare-forwarder.mjs logged in to `sshd`, forwarding a local port to each of `targets`; `withHandles`: its clients without net.Socket. */
-export const startBare = (sshd: Sshd, targets: number[], nodeArgs: string[] = [], withHandles = false): Promise<ScriptForwarder> =>
-  startScript('bare-forwarder.mjs', [...(withHandles ? ['--handles'] : []), String(sshd.port), sshd.user, sshd.userKeyPath, ...targets.map(String)], nodeArgs);
+export const startBare = (sshd: Sshd, targets: number[], nodeArgs: string[] = [], withHandles = false, wrap?: ForwarderSpec['wrap']): Promise<ScriptForwarder> =>
+  startScript('bare-forwarder.mjs', [...(withHandles ? ['--handles'] : []), String(sshd.port), sshd.user, sshd.userKeyPath, ...targets.map(String)], nodeArgs, wrap);

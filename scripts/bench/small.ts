@@ -15,8 +15,8 @@
  * With --cpu-limit each forwarder runs in a cgroup of its own with that CPU quota (scripts/lib/
  * cpu-limit.ts), as a sidecar with a CPU limit does: the rates then say what the limit serves.
  */
-import { deadline } from '../../test/fixtures/net.js';
-import { cpuTimes, descendants, type CpuTimes } from '../../test/fixtures/proc.js';
+import { deadline, echoProbe } from '../../test/fixtures/net.js';
+import { cpuTimes, type CpuTimes } from '../../test/fixtures/proc.js';
 import type { Sshd } from '../../test/fixtures/sshd.js';
 import { CpuLimit, PERIOD_US } from '../lib/cpu-limit.js';
 import { mean, median, quantile } from '../lib/stats.js';
@@ -66,6 +66,8 @@ export type LoadName = 'echo' | 'pgbench' | 'redis';
 export interface SmallSample {
   round: number;
   tool: SmallTool;
+  /** From spawn to the first byte echoed through it. */
+  readyMs: number;
   coldUs: number[];
   warmUs: number[];
   loads: Partial<Record<LoadName, Load>>;
@@ -90,32 +92,36 @@ interface Forwarder {
 let limitsMade = 0;
 
 /**
- * A forwarder started by `launchTool`, in a cgroup of its own when the options limit its CPU. It
- * enters the cgroup once ready: its start-up is not limited, its every load is.
+ * A forwarder started by `launchTool`, ready once a byte has echoed through it, and how long that
+ * took. When the options limit its CPU, it runs in a cgroup of its own from its first instruction,
+ * as a sidecar's container does.
  */
-async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
-  if (o.cpuLimit === undefined) return launchTool(tool, sshd, cipher, t, o);
-  const limit = CpuLimit.create(`sshkeep-bench-${process.pid}-${++limitsMade}`, o.cpuLimit);
+async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<[Forwarder, number]> {
+  const limit = o.cpuLimit === undefined ? undefined : CpuLimit.create(`sshkeep-bench-${process.pid}-${++limitsMade}`, o.cpuLimit);
+  const t0 = process.hrtime.bigint();
   let f: Forwarder;
   try {
-    f = await launchTool(tool, sshd, cipher, t, o);
+    f = await launchTool(tool, sshd, cipher, t, o, limit);
   } catch (err) {
-    limit.remove();
+    limit?.remove();
     throw err;
   }
-  const stop = f.stop;
-  f.stop = () => stop().finally(() => limit.remove());
-  f.limit = limit;
+  if (limit) {
+    const stop = f.stop;
+    f.stop = () => stop().finally(() => limit.remove());
+    f.limit = limit;
+  }
   try {
-    for (const pid of [f.pid, ...descendants(f.pid)]) limit.add(pid);
+    await deadline(echoProbe(f.echo), 20_000, `${tool}'s first echo`);
   } catch (err) {
-    await f.stop().catch(() => {}); // the move's error is the one to tell
+    await f.stop().catch(() => {}); // the probe's error is the one to tell
     throw err;
   }
-  return f;
+  return [f, Number(process.hrtime.bigint() - t0) / 1e6];
 }
 
-async function launchTool(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions): Promise<Forwarder> {
+async function launchTool(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t: SmallTargets, o: SmallOptions, limit: CpuLimit | undefined): Promise<Forwarder> {
+  const wrap = limit ? (cmd: string, args: string[]) => limit.wrap(cmd, args) : undefined;
   const services = [t.postgres, t.redis].filter((s): s is Service => s !== undefined);
   const portOf = (ports: number[], s: Service | undefined) => (s ? ports[services.indexOf(s)] : undefined);
   const with_ = (pid: number, echo: number, ports: number[], stop: () => Promise<void>): Forwarder => {
@@ -127,7 +133,7 @@ async function launchTool(tool: SmallTool, sshd: Sshd, cipher: string | undefine
     return f;
   };
   if (tool === 'bare ssh2') {
-    const b = await startBare(sshd, [t.targets.echo, ...services.map((s) => s.port)]);
+    const b = await startBare(sshd, [t.targets.echo, ...services.map((s) => s.port)], [], false, wrap);
     return with_(b.pid, b.ports[0]!, b.ports.slice(1), b.stop);
   }
   const extraTargets = services.map((s) => s.port);
@@ -135,8 +141,8 @@ async function launchTool(tool: SmallTool, sshd: Sshd, cipher: string | undefine
     sshd,
     t.targets,
     tool === 'ssh -L'
-      ? { tool: 'ssh', cipher, extraTargets }
-      : { tool: 'sshkeep', sshkeepArgs: o.sshkeepArgs, extraTargets, ...(tool === 'sshkeep (baseline)' ? { cli: o.baselineCli } : {}) },
+      ? { tool: 'ssh', cipher, extraTargets, wrap }
+      : { tool: 'sshkeep', sshkeepArgs: o.sshkeepArgs, extraTargets, wrap, ...(tool === 'sshkeep (baseline)' ? { cli: o.baselineCli } : {}) },
   );
   return with_(run.pid, run.ports.echo, run.extra, run.stop);
 }
@@ -220,8 +226,8 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
   const running: Array<[SmallSample, Forwarder]> = [];
   try {
     for (const tool of toolsOf(o)) {
-      const f = await start(tool, sshd, cipher, t, o);
-      const s: SmallSample = { round, tool, coldUs: [], warmUs: [], loads: {} };
+      const [f, readyMs] = await start(tool, sshd, cipher, t, o);
+      const s: SmallSample = { round, tool, readyMs, coldUs: [], warmUs: [], loads: {} };
       running.push([s, f]);
       s.coldUs = await newConnections(f.echo, o.coldConns);
     }
@@ -248,7 +254,7 @@ function describeSample(s: SmallSample): string {
   const load = (name: string, l: Load | undefined) =>
     l ? `, ${name} ${l.userUs.toFixed(1)}+${l.sysUs.toFixed(1)} µs/req ${l.perSecond.toFixed(0)}/s${l.throttled === undefined ? '' : ` throttled ${(l.throttled * 100).toFixed(0)}%`}` : '';
   return (
-    `${s.tool.padEnd(9)} connect cold ${median(s.coldUs).toFixed(0)} warm ${median(s.warmUs).toFixed(0)} µs` +
+    `${s.tool.padEnd(9)} ready in ${s.readyMs.toFixed(0)} ms, connect cold ${median(s.coldUs).toFixed(0)} warm ${median(s.warmUs).toFixed(0)} µs` +
     load('echo', s.loads.echo) + load('pgbench', s.loads.pgbench) + load('redis', s.loads.redis)
   );
 }
@@ -278,6 +284,7 @@ function rows(o: SmallOptions): SmallRow[] {
     ...loadRows('echo', `request/reply, ${o.clients} connections × ${o.size} B`),
     ...loadRows('pgbench', 'pgbench -S -c 8', 0.95),
     ...loadRows('redis', 'redis-benchmark -c 50 -t set,get', 0.95),
+    { metric: 'start-up: from spawn to the first echo, ms', lowerIsBetter: true, digits: 0, of: (s) => s.readyMs },
     { metric: `new connection, first ${o.coldConns} after start (cold): mean µs`, lowerIsBetter: true, digits: 0, of: (s) => mean(s.coldUs), goal: { op: '<=', limit: 1.5 } },
     { metric: `new connection, cold: p99 µs`, lowerIsBetter: true, digits: 0, of: (s) => quantile(s.coldUs, 0.99) },
     { metric: `new connection, the next ${o.coldConns} (warm): median µs`, lowerIsBetter: true, digits: 0, of: (s) => median(s.warmUs), goal: { op: '<=', limit: 1.2 } },
@@ -363,7 +370,7 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
       'CPU: utime and stime of the forwarder process (/proc/PID/stat, clock ticks) over the whole load, divided by the requests it carried; ' +
       `request/reply: ${o.clients} connections, each ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes through the echo target after ${o.warm.toLocaleString('en-US')} unmeasured; ` +
       `pgbench -S -n -c 8 -j 2 for ${o.pgSeconds} s (scale 1); redis-benchmark -c 50 -t set,get -n ${o.redisRequests.toLocaleString('en-US')} (no pipelining). ` +
-      `New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after one readiness probe), warm = the next ${o.coldConns}.`,
+      `Start-up: from spawning the forwarder to a byte echoed through it (sshkeep and ssh -L log in first; the bare forwarder prints its ports once logged in). New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after the readiness probes), warm = the next ${o.coldConns}.`,
     '',
   ].join('\n');
 }

@@ -117,9 +117,12 @@ export class CpuLimit {
     return limit;
   }
 
-  /** Moves a process, every thread of it, into the cgroup. */
-  add(pid: number): void {
-    fs.writeFileSync(path.join(this.dir, 'cgroup.procs'), String(pid));
+  /**
+   * A command line that runs `cmd` in the cgroup from its first instruction: a shell writes its
+   * own pid into the cgroup, then becomes `cmd` (exec keeps the pid).
+   */
+  wrap(cmd: string, args: string[]): [string, string[]] {
+    return ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', path.join(this.dir, 'cgroup.procs'), cmd, ...args]];
   }
 
   /** The counters so far. */

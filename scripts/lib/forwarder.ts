@@ -31,6 +31,8 @@ export interface ForwarderSpec {
   env?: NodeJS.ProcessEnv;
   /** Keep only this much of its output (default 64 KiB): a forwarder may log for a long time. */
   tail?: number;
+  /** The command line as run (e.g. CpuLimit.wrap: in a cgroup from its start); the pid must stay the tool's. */
+  wrap?: ((cmd: string, args: string[]) => [string, string[]]) | undefined;
 }
 
 export interface Forwarder extends Spawned {
@@ -78,7 +80,7 @@ function command(spec: ForwarderSpec): [string, string[]] {
 }
 
 export function startForwarder(spec: ForwarderSpec): Forwarder {
-  const [cmd, args] = command(spec);
+  const [cmd, args] = spec.wrap ? spec.wrap(...command(spec)) : command(spec);
   const spawned = spawnLogged(cmd, args, { name: spec.tool, env: childEnv(spec.env), detached: true, tail: spec.tail ?? 65536 });
   const f: Forwarder = {
     ...spawned,
