@@ -24,7 +24,14 @@ async function main(): Promise<void> {
     const sent = createHash('sha256');
     const got = createHash('sha256');
     let received = 0;
+    let written = 0;
     let error: Error | undefined;
+    /** A wait that fails says where the bytes stood and what sshkeep logged last (a stall seen once in CI, 2026-12-05). */
+    const waitFor = (done: () => boolean, ms: number, what: string) =>
+      until(done, ms, what).catch((err: Error) => {
+        const tail = logs.lines.slice(-40).map((l) => JSON.stringify(l)).join('\n');
+        throw new Error(`${err.message}: ${received} of ${TOTAL} bytes back, ${written} written; sshkeep's last log lines:\n${tail}`);
+      });
     sock.on('error', (err) => (error = err));
     sock.on('data', (c: Buffer) => {
       got.update(c);
@@ -36,17 +43,19 @@ async function main(): Promise<void> {
       for (let n = 0; n < TOTAL / CHUNK; n++) {
         block.writeUInt32BE(n, 0); // each chunk differs: a repeated or skipped one changes the hash
         sent.update(block);
-        if (!sock.write(Buffer.from(block))) await new Promise((r) => sock.once('drain', r));
+        const more = sock.write(Buffer.from(block));
+        written += CHUNK;
+        if (!more) await new Promise((r) => sock.once('drain', r));
       }
     })();
     for (const at of [TOTAL / 3, (2 * TOTAL) / 3]) {
-      await until(() => received >= at || error !== undefined, 30_000, `${at} bytes back`);
+      await waitFor(() => received >= at || error !== undefined, 30_000, `${at} bytes back`);
       const back = nextState(app.connection, 'ready', 10_000);
       killSessions(sshd);
       await back;
     }
     await writing;
-    await until(() => received >= TOTAL || error !== undefined, 60_000, 'every byte back');
+    await waitFor(() => received >= TOTAL || error !== undefined, 60_000, 'every byte back');
     const seconds = (performance.now() - started) / 1000;
     t.equal(error, undefined, 'no error on the client');
     t.equal(received, TOTAL, 'as many bytes back as sent');
