@@ -111,12 +111,6 @@ async function start(tool: SmallTool, sshd: Sshd, cipher: string | undefined, t:
     f.stop = () => stop().finally(() => limit.remove());
     f.limit = limit;
   }
-  try {
-    await deadline(echoProbe(f.echo), 20_000, `${tool}'s first echo`);
-  } catch (err) {
-    await f.stop().catch(() => {}); // the probe's error is the one to tell
-    throw err;
-  }
   return [f, Number(process.hrtime.bigint() - t0) / 1e6];
 }
 
@@ -134,6 +128,12 @@ async function launchTool(tool: SmallTool, sshd: Sshd, cipher: string | undefine
   };
   if (tool === 'bare ssh2') {
     const b = await startBare(sshd, [t.targets.echo, ...services.map((s) => s.port)], [], false, wrap);
+    try {
+      await deadline(echoProbe(b.ports[0]!), 20_000, 'the bare forwarder\'s first echo'); // launch() waits for the others' own
+    } catch (err) {
+      await b.stop().catch(() => {}); // the probe's error is the one to tell
+      throw err;
+    }
     return with_(b.pid, b.ports[0]!, b.ports.slice(1), b.stop);
   }
   const extraTargets = services.map((s) => s.port);
@@ -370,7 +370,7 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
       'CPU: utime and stime of the forwarder process (/proc/PID/stat, clock ticks) over the whole load, divided by the requests it carried; ' +
       `request/reply: ${o.clients} connections, each ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes through the echo target after ${o.warm.toLocaleString('en-US')} unmeasured; ` +
       `pgbench -S -n -c 8 -j 2 for ${o.pgSeconds} s (scale 1); redis-benchmark -c 50 -t set,get -n ${o.redisRequests.toLocaleString('en-US')} (no pipelining). ` +
-      `Start-up: from spawning the forwarder to a byte echoed through it (sshkeep and ssh -L log in first; the bare forwarder prints its ports once logged in). New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after the readiness probes), warm = the next ${o.coldConns}.`,
+      `Start-up: from spawning the forwarder to a byte echoed through it (sshkeep and ssh -L log in first; the bare forwarder prints its ports once logged in). New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after one readiness probe), warm = the next ${o.coldConns}.`,
     '',
   ].join('\n');
 }
