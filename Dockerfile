@@ -17,10 +17,11 @@ COPY patches ./patches
 COPY src ./src
 # The --resume agent, sent to the server over an exec channel; read at run time (dist/resume/).
 COPY agent ./agent
-# `npm ci` installs dev dependencies too and runs `prepare` (the build: tsc -> dist/, bin made
-# executable). The postinstall builds the binding again from the patched source (patch 010 changes
-# it); the `decryptAt` check finds a binding built before the patches. The binding is optional
-# to ssh2, so a failed compile is silent: test for it. `npm prune --omit=dev` then drops the dev
+# `npm ci` installs dev dependencies too and runs `prepare` (the build: tsc -> dist/, then esbuild
+# bundles the command into dist/bin/sshkeep.js, executable; ssh2 stays in node_modules). The
+# postinstall builds the binding again from the patched source (patch 010 changes it); the
+# `decryptAt` check finds a binding built before the patches. The binding is optional to ssh2, so a
+# failed compile is silent: test for it. `npm prune --omit=dev` then drops the dev
 # dependencies in place and keeps the compiled binding (a second `npm ci --omit=dev --ignore-scripts`
 # would not build it). The chmod makes sure the /usr/local/bin link's target is executable whatever the build does.
 # node-gyp compiles against the headers this image ships, when present, instead of downloading them.
@@ -32,7 +33,7 @@ RUN if [ -f /usr/local/include/node/common.gypi ]; then export npm_config_nodedi
     && grep -q certifiedAlgorithm node_modules/ssh2/lib/protocol/utils.js \
     && grep -q randomPadding node_modules/ssh2/lib/protocol/crypto.js \
     && node -e "const b = require('./node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); process.exit(typeof b.AESGCMDecipher.prototype.decryptAt === 'function' ? 0 : 1)" \
-    && chmod 0755 dist/cli/main.js
+    && chmod 0755 dist/bin/sshkeep.js
 
 # ---- run: production dependencies only, no compiler, non-root ----
 FROM node:20-bookworm-slim
@@ -43,10 +44,10 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/agent ./agent
-# `sshkeep` on PATH (package.json bin; main.js starts with
+# `sshkeep` on PATH (package.json bin; sshkeep.js starts with
 # #!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc --no-allocation-site-pretenuring). The smoke tests
 # fail the build if the link, the ESM setup, the pruned dependencies or the binding are broken.
-RUN ln -s /app/dist/cli/main.js /usr/local/bin/sshkeep \
+RUN ln -s /app/dist/bin/sshkeep.js /usr/local/bin/sshkeep \
     && sshkeep --help > /dev/null \
     && node -e "require('/app/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')"
 # Health endpoints on every interface, so a kubelet or `docker` can reach them.

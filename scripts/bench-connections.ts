@@ -14,7 +14,7 @@
  * (scripts/bench-instructions.ts --new-connections).
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts \
- *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/cli/main.js]
+ *     [--conns 2000] [--cold 300] [--rounds 3] [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/bin/sshkeep.js]
  *     [--node-args='--cpu-prof --cpu-prof-dir=DIR' (more node flags for sshkeep, after its shebang's)]
  *     [--strace (system calls per warm connection, strace -c -f attached to each forwarder)]
  *     [--curve N (also the warm-up curve: user CPU and median latency per N connections from start)]
@@ -53,7 +53,7 @@ const ROW = { bare: 'bare ssh2', proxy: 'node proxy', 'bare-handles': 'bare ssh2
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-connections.ts [--conns 2000] [--cold 300] [--rounds 3]\n' +
-  "         [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/cli/main.js] [--node-args='FLAGS'] [--strace] [--curve N] [--path N] [--remote]\n";
+  "         [--tools sshkeep,bare,ssh(,proxy,bare-handles,proxy-handles)] [--baseline-cli OTHER/dist/bin/sshkeep.js] [--node-args='FLAGS'] [--strace] [--curve N] [--path N] [--remote]\n";
 
 const options = parseCommandLine('bench-connections', USAGE, (args) => {
   const { values } = parseArgs({

@@ -10,7 +10,7 @@
  * (aes128-gcm@openssh.com); and under valgrind a forwarder runs slower than its clients, so each
  * turn of its event loop finds more work than it would natively (more packets per write).
  * A second row, with --compare-env NAME=VALUE, runs sshkeep again with that variable set (an
- * A/B of a change behind a switch); --baseline-cli OTHER/dist/cli/main.js adds another build of
+ * A/B of a change behind a switch); --baseline-cli OTHER/dist/bin/sshkeep.js adds another build of
  * sshkeep, with its own node_modules (a before/after in one run). --functions N adds a table of
  * the N functions with the most self instructions per round trip in each forwarder, compiled
  * JavaScript named through node's --perf-basic-prof map: where one forwarder spends what another

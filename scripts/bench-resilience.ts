@@ -170,7 +170,7 @@ async function main(): Promise<void> {
     ['node', process.version],
     ['OpenSSH', sshVersion()],
     ['autossh', `${autossh}; env AUTOSSH_GATETIME=0${opts.autosshPoll !== undefined ? ` AUTOSSH_POLL=${opts.autosshPoll}` : ' (AUTOSSH_POLL unset: 600 s, restart back-off after 5 fast failures: 2 s, 8 s, 18 s…)'}`],
-    ['sshkeep', CLI === CLI_MAIN ? `${gitAtStart}, dist/cli/main.js built ${fs.statSync(CLI).mtime.toISOString()}` : `${CLI} (built ${fs.statSync(CLI).mtime.toISOString()}); repository at the start: ${gitAtStart}`],
+    ['sshkeep', CLI === CLI_MAIN ? `${gitAtStart}, dist/bin/sshkeep.js built ${fs.statSync(CLI).mtime.toISOString()}` : `${CLI} (built ${fs.statSync(CLI).mtime.toISOString()}); repository at the start: ${gitAtStart}`],
     [
       'setup',
       'one loopback sshd (OpenSSH, test/fixtures/sshd.ts); each tool run is a fresh process whose SSH traffic goes through its own userland fault relay ' +

@@ -3,7 +3,7 @@
  *
  *   npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts \
  *     [--size-mib 256] [--pings 2000] [--idle-streams 200] [--full-streams 16] [--resumes 5] [--rounds 3] \
- *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/cli/main.js]
+ *     [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/bin/sshkeep.js]
  *
  * Per round, a fresh sshkeep of each kind (plain, then --resume, then plain forwarding to a Unix socket where
  * socat dials the target: the floor of any relay hop on the server, in --resume's place, when socat is
@@ -64,13 +64,13 @@ interface Options {
   linkSizeMib: number;
   pgOutages: number;
   outageMs: number;
-  /** sshkeep's entry point (default this checkout's dist/cli/main.js). */
+  /** sshkeep's entry point (default this checkout's dist/bin/sshkeep.js). */
   cli: string | undefined;
 }
 
 const USAGE =
   'usage: npm run build && node --import @tapjs/typescript/import scripts/bench-resume.ts [--size-mib 256] [--pings 2000] [--idle-streams 200]\n' +
-  '         [--full-streams 16] [--resumes 5] [--rounds 3] [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/cli/main.js]\n';
+  '         [--full-streams 16] [--resumes 5] [--rounds 3] [--link-mbps 50] [--link-rtt-ms 20] [--link-size-mib 64] [--pg-outages 1] [--outage-ms 8000] [--cli OTHER/dist/bin/sshkeep.js]\n';
 
 function parseOptions(argv: string[]): Options {
   const o: Options = { sizeMib: 256, pings: 2000, idleStreams: 200, fullStreams: 16, resumes: 5, rounds: 3, linkMbps: 50, linkRttMs: 20, linkSizeMib: 64, pgOutages: 1, outageMs: 8000, cli: undefined };
@@ -81,7 +81,7 @@ function parseOptions(argv: string[]): Options {
     const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof Options;
     if (!flag.startsWith('--') || !(key in o)) throw new Error(`unknown option ${flag}`);
     if (key === 'cli') {
-      if (!value) throw new Error('--cli needs the path of a built dist/cli/main.js');
+      if (!value) throw new Error('--cli needs the path of a built dist/bin/sshkeep.js');
       o.cli = path.resolve(value);
     } else o[key] = intOption(name, value, mayBeZero.has(key) ? 0 : 1);
   }

@@ -8,7 +8,7 @@
  *     [--pings 5000] [--conns 300] [--rss-conns 1000] [--idle-seconds 60] [--multi-connections 4]
  *     [--sshkeep-args="<extra sshkeep args>"] [--json FILE]
  *     [--small-only] [--small-clients 8] [--small-requests 2500] [--small-warm 2000] [--small-size 64] [--cold-conns 300]
- *     [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js] [--cpu-limit CORES]
+ *     [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/bin/sshkeep.js] [--cpu-limit CORES]
  *
  *   Quick run: ... --size-mib 64 --pings 1000 --conns 100 --rss-conns 1000 --idle-seconds 10 --rounds 1
  *
@@ -41,7 +41,7 @@
  * /usr/lib/postgresql/15/bin, and pgbench: apt-get install -y postgresql; apt-get install -y
  * redis-server; without them those rows are skipped, with a note), and new-connection latency cold
  * (the first --cold-conns after start) and warm. --small-only runs only this table; --baseline-cli
- * adds another sshkeep build (its dist/cli/main.js, with its own node_modules) as a column, run
+ * adds another sshkeep build (its dist/bin/sshkeep.js, with its own node_modules) as a column, run
  * beside this one, for a before/after in one run. --cpu-limit CORES (0.1, or 100m as Kubernetes
  * writes it) runs each forwarder of the table in a cgroup of its own with that CPU quota, as a
  * sidecar with a CPU limit runs, from when it is ready: the request rates are then what the limit

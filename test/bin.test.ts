@@ -1,10 +1,14 @@
+/**
+ * The `sshkeep` command as npm links it: dist/bin/sshkeep.js, bundled by scripts/build-bin.ts from
+ * tsc's output, with ssh2 left in node_modules.
+ */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { CLI_MAIN } from './fixtures/cli.js';
-import { shebangNodeArgs, untracked } from './fixtures/bin.js';
+import { REPO_ROOT, shebangNodeArgs, untracked } from './fixtures/bin.js';
 import { deadline } from './fixtures/net.js';
 
 const FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--no-allocation-site-pretenuring'];
@@ -31,4 +35,22 @@ t.test('bin – executed as npm links it, its shebang starts node with the GC fl
   child.kill('SIGINT');
   const [code] = (await deadline(once(child, 'exit'), 10_000, 'exit on SIGINT')) as [number | null];
   t.equal(code, 0, 'exit 0');
+});
+
+t.test('bin – package.json\'s bin is the bundle\'s entry, executable, with src/cli/main.ts\'s shebang', async (t) => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  t.equal(path.join(REPO_ROOT, pkg.bin.sshkeep!), CLI_MAIN, 'bin.sshkeep is dist/bin/sshkeep.js');
+  t.equal(fs.statSync(CLI_MAIN).mode & 0o111, 0o111, 'executable by everyone');
+  const firstLine = (file: string) => fs.readFileSync(file, 'utf8').split('\n', 1)[0];
+  t.equal(firstLine(CLI_MAIN), firstLine(path.join(REPO_ROOT, 'src', 'cli', 'main.ts')), 'the same first line');
+});
+
+// sshkeep reaches ssh2's internals by path (src/ssh/lean-channel.ts, adapter.ts): a bundled copy
+// would be another ssh2 than the one those look at, and ssh2 would load twice.
+t.test('bin – ssh2 is not bundled: one copy of it, from node_modules', async (t) => {
+  const dir = path.dirname(CLI_MAIN);
+  const all = fs.readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
+  t.notMatch(all, /^\/\/ node_modules\/ssh2\//m, 'no module of ssh2 in the bundle');
+  t.match(all, /^\/\/ node_modules\/winston\//m, 'the other dependencies are (esbuild marks each module with its path)');
+  t.match(all, /^import \w+ from "ssh2";$/m, 'ssh2 is imported by name');
 });

@@ -292,7 +292,7 @@ function checkDockerfile(src: Sources, c: Checks): void {
       return others && bin !== undefined && m[2]!.endsWith(bin.replace(/^\.\//, ''));
     }),
   );
-  c.that('docker.bin-executable', executable, `${bin} must be made executable for uid 1000 (chmod 0755): tsc writes it 0644`);
+  c.that('docker.bin-executable', executable, `${bin} must be made executable for uid 1000 (chmod 0755), whatever mode the build left`);
   c.that('docker.bin-shebang', /^#!\/usr\/bin\/env (node|-S node( \S+)+)\n/.test(src.cliMain), 'src/cli/main.ts must start with #!/usr/bin/env node (or env -S node flags) to run through the symlink');
 
   // Runs as a numeric non-root user.
@@ -863,8 +863,8 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'docker.ssh2-patched', how: 'no check of the patched ssh2', mutate: (s) => edit(s, 'dockerfile', /\s*&& grep -q [^\n]*\n/g, '\n') },
   { check: 'docker.resume-agent-at-runtime', how: 'no agent/ at run time', mutate: (s) => edit(s, 'dockerfile', 'COPY --from=build /app/agent ./agent\n', '') },
   { check: 'docker.package-json-at-runtime', how: 'no package.json at run time', mutate: (s) => edit(s, 'dockerfile', 'COPY --from=build /app/package.json ./package.json\n', '') },
-  { check: 'docker.bin-on-path', how: 'the link points elsewhere', mutate: (s) => edit(s, 'dockerfile', 'ln -s /app/dist/cli/main.js', 'ln -s /app/dist/index.js') },
-  { check: 'docker.bin-executable', how: 'no chmod', mutate: (s) => edit(s, 'dockerfile', /\s*&& chmod 0755 dist\/cli\/main\.js/, '') },
+  { check: 'docker.bin-on-path', how: 'the link points elsewhere', mutate: (s) => edit(s, 'dockerfile', 'ln -s /app/dist/bin/sshkeep.js', 'ln -s /app/dist/cli/main.js') },
+  { check: 'docker.bin-executable', how: 'no chmod', mutate: (s) => edit(s, 'dockerfile', /\s*&& chmod 0755 dist\/bin\/sshkeep\.js/, '') },
   { check: 'docker.bin-executable', how: 'a chmod that leaves others without x', mutate: (s) => edit(s, 'dockerfile', 'chmod 0755', 'chmod 0744') },
   { check: 'docker.bin-shebang', how: 'no shebang', mutate: (s) => edit(s, 'cliMain', /^#!.*\n/, '') },
   { check: 'docker.non-root-user', how: 'USER 0', mutate: (s) => edit(s, 'dockerfile', 'USER 1000:1000', 'USER 0:0') },
@@ -877,7 +877,7 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'docker.healthcheck', how: 'HEALTHCHECK on /readyz', mutate: (s) => edit(s, 'dockerfile', '127.0.0.1:9090/healthz', '127.0.0.1:9090/readyz') },
   { check: 'docker.healthcheck-uses-node', how: 'HEALTHCHECK with curl', mutate: (s) => edit(s, 'dockerfile', /CMD \["node", "-e", [^\n]*/, 'CMD ["curl", "-f", "http://127.0.0.1:9090/healthz"]') },
   { check: 'docker.entrypoint', how: 'shell-form ENTRYPOINT', mutate: (s) => edit(s, 'dockerfile', 'ENTRYPOINT ["sshkeep"]', 'ENTRYPOINT sshkeep') },
-  { check: 'docker.entrypoint', how: 'ENTRYPOINT through node', mutate: (s) => edit(s, 'dockerfile', 'ENTRYPOINT ["sshkeep"]', 'ENTRYPOINT ["node", "/app/dist/cli/main.js"]') },
+  { check: 'docker.entrypoint', how: 'ENTRYPOINT through node', mutate: (s) => edit(s, 'dockerfile', 'ENTRYPOINT ["sshkeep"]', 'ENTRYPOINT ["node", "/app/dist/bin/sshkeep.js"]') },
 
   { check: 'dockerignore.excludes', how: 'node_modules not ignored', mutate: (s) => edit(s, 'dockerignore', /^node_modules\n/m, '') },
   { check: 'dockerignore.keeps-build-inputs', how: 'src ignored', mutate: (s) => withText(s, 'dockerignore', `${s.dockerignore}src\n`) },
@@ -888,7 +888,7 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'k8s.sidecar-native', how: 'no restartPolicy Always', mutate: (s) => editDeployment(s, (_, sc) => delete sc.restartPolicy) },
   { check: 'k8s.sidecar-native', how: 'sshkeep as a regular container', mutate: (s) => editDeployment(s, (pod, sc) => { pod.containers.push(sc); pod.initContainers = []; }) },
   { check: 'k8s.app-container', how: 'no app container', mutate: (s) => editDeployment(s, (pod) => { pod.containers = []; }) },
-  { check: 'k8s.sidecar-entrypoint', how: 'a command override', mutate: (s) => editDeployment(s, (_, sc) => { sc.command = ['node', '/app/dist/cli/main.js']; }) },
+  { check: 'k8s.sidecar-entrypoint', how: 'a command override', mutate: (s) => editDeployment(s, (_, sc) => { sc.command = ['node', '/app/dist/bin/sshkeep.js']; }) },
   { check: 'k8s.health-enabled', how: 'an unparseable --health', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', 'nine')) },
   { check: 'k8s.health-all-interfaces', how: '--health on loopback', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', '127.0.0.1:9090')) },
   { check: 'k8s.health-all-interfaces', how: '--health without host (sshkeep defaults to 127.0.0.1)', mutate: (s) => editDeployment(s, (_, sc) => setArg(sc, '--health', '9090')) },

@@ -12,7 +12,7 @@ export interface Options {
   autosshPoll: number | undefined;
   only: Set<number>;
   logDir: string | undefined;
-  /** sshkeep's entry point (default dist/cli/main.js). */
+  /** sshkeep's entry point (default dist/bin/sshkeep.js). */
   cli: string;
 }
 
@@ -20,7 +20,7 @@ export const USAGE =
   'usage: node --import @tapjs/typescript/import scripts/bench-resilience.ts [--json FILE] [--quick]\n' +
   '         [--reps N (scenario 1 repetitions; default 3, quick 1)] [--stop-seconds S (scenario 3; default 20, quick 8)]\n' +
   '         [--autossh-poll S (AUTOSSH_POLL; default: unset = autossh default 600)] [--only 1,2,3,4,5]\n' +
-  "         [--log-dir DIR (keep every tool's stderr)] [--cli PATH (sshkeep entry point; default dist/cli/main.js)]\n";
+  "         [--log-dir DIR (keep every tool's stderr)] [--cli PATH (sshkeep entry point; default dist/bin/sshkeep.js)]\n";
 
 export function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({

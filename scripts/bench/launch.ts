@@ -26,7 +26,7 @@ export interface LaunchSpec {
   sshkeepArgs?: string[];
   /** sshkeep: node's flags instead of those of the CLI's shebang (scripts/bench-node-flags.ts). */
   nodeArgs?: string[];
-  /** sshkeep: another build's entry point (default dist/cli/main.js). */
+  /** sshkeep: another build's entry point (default dist/bin/sshkeep.js). */
   cli?: string | undefined;
   /** More loopback ports to forward (a database, a cache), after echo, sink and source. */
   extraTargets?: number[];

@@ -27,7 +27,7 @@ export const USAGE =
   '         [--multi-connections 4 (0 = off)] [--sshkeep-args="<extra sshkeep args>" (with "=": the value starts with a dash)]\n' +
   '         [--json FILE (default: none)]\n' +
   '         small messages: [--small-only] [--small-clients 8] [--small-requests 2500 (per client)] [--small-warm 2000] [--small-size 64]\n' +
-  '         [--cold-conns 300] [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/cli/main.js]\n' +
+  '         [--cold-conns 300] [--pg-seconds 10] [--redis-requests 20000] [--baseline-cli OTHER/dist/bin/sshkeep.js]\n' +
   '         [--cpu-limit CORES (such as 0.1 or 100m: each forwarder in a cgroup with that CPU quota; root)]\n' +
   '  quick: --size-mib 64 --pings 1000 --conns 100 --idle-seconds 10 --rounds 1\n';
 

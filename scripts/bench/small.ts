@@ -44,7 +44,7 @@ export interface SmallOptions {
   pgSeconds: number;
   redisRequests: number;
   sshkeepArgs: string[];
-  /** Another sshkeep build's dist/cli/main.js (e.g. the main branch), measured beside this one. */
+  /** Another sshkeep build's dist/bin/sshkeep.js (e.g. the main branch), measured beside this one. */
   baselineCli?: string | undefined;
   /** Each forwarder in a cgroup of its own limited to this many cores (a sidecar's CPU limit). */
   cpuLimit?: number | undefined;
@@ -68,6 +68,8 @@ export interface SmallSample {
   tool: SmallTool;
   /** From spawn to the first byte echoed through it. */
   readyMs: number;
+  /** The CPU it spent to get there, user and system (under a quota, readyMs is about ten times this at 100m). */
+  readyCpuMs: number;
   coldUs: number[];
   warmUs: number[];
   loads: Partial<Record<LoadName, Load>>;
@@ -227,7 +229,8 @@ export async function smallRound(round: number, sshd: Sshd, cipher: string | und
   try {
     for (const tool of toolsOf(o)) {
       const [f, readyMs] = await start(tool, sshd, cipher, t, o);
-      const s: SmallSample = { round, tool, readyMs, coldUs: [], warmUs: [], loads: {} };
+      const cpu = cpuTimes(f.pid);
+      const s: SmallSample = { round, tool, readyMs, readyCpuMs: (cpu.user + cpu.system) * 1000, coldUs: [], warmUs: [], loads: {} };
       running.push([s, f]);
       s.coldUs = await newConnections(f.echo, o.coldConns);
     }
@@ -254,7 +257,7 @@ function describeSample(s: SmallSample): string {
   const load = (name: string, l: Load | undefined) =>
     l ? `, ${name} ${l.userUs.toFixed(1)}+${l.sysUs.toFixed(1)} µs/req ${l.perSecond.toFixed(0)}/s${l.throttled === undefined ? '' : ` throttled ${(l.throttled * 100).toFixed(0)}%`}` : '';
   return (
-    `${s.tool.padEnd(9)} ready in ${s.readyMs.toFixed(0)} ms, connect cold ${median(s.coldUs).toFixed(0)} warm ${median(s.warmUs).toFixed(0)} µs` +
+    `${s.tool.padEnd(9)} ready in ${s.readyMs.toFixed(0)} ms (${s.readyCpuMs.toFixed(0)} ms CPU), connect cold ${median(s.coldUs).toFixed(0)} warm ${median(s.warmUs).toFixed(0)} µs` +
     load('echo', s.loads.echo) + load('pgbench', s.loads.pgbench) + load('redis', s.loads.redis)
   );
 }
@@ -285,6 +288,7 @@ function rows(o: SmallOptions): SmallRow[] {
     ...loadRows('pgbench', 'pgbench -S -c 8', 0.95),
     ...loadRows('redis', 'redis-benchmark -c 50 -t set,get', 0.95),
     { metric: 'start-up: from spawn to the first echo, ms', lowerIsBetter: true, digits: 0, of: (s) => s.readyMs },
+    { metric: 'start-up: CPU to the first echo (user + system), ms', lowerIsBetter: true, digits: 0, of: (s) => s.readyCpuMs },
     { metric: `new connection, first ${o.coldConns} after start (cold): mean µs`, lowerIsBetter: true, digits: 0, of: (s) => mean(s.coldUs), goal: { op: '<=', limit: 1.5 } },
     { metric: `new connection, cold: p99 µs`, lowerIsBetter: true, digits: 0, of: (s) => quantile(s.coldUs, 0.99) },
     { metric: `new connection, the next ${o.coldConns} (warm): median µs`, lowerIsBetter: true, digits: 0, of: (s) => median(s.warmUs), goal: { op: '<=', limit: 1.2 } },
@@ -370,7 +374,7 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
       'CPU: utime and stime of the forwarder process (/proc/PID/stat, clock ticks) over the whole load, divided by the requests it carried; ' +
       `request/reply: ${o.clients} connections, each ${o.requests.toLocaleString('en-US')} sequential round trips of ${o.size} bytes through the echo target after ${o.warm.toLocaleString('en-US')} unmeasured; ` +
       `pgbench -S -n -c 8 -j 2 for ${o.pgSeconds} s (scale 1); redis-benchmark -c 50 -t set,get -n ${o.redisRequests.toLocaleString('en-US')} (no pipelining). ` +
-      `Start-up: from spawning the forwarder to a byte echoed through it (sshkeep and ssh -L log in first; the bare forwarder prints its ports once logged in). New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after one readiness probe), warm = the next ${o.coldConns}.`,
+      `Start-up: from spawning the forwarder to a byte echoed through it (sshkeep and ssh -L log in first; the bare forwarder prints its ports once logged in), and the CPU the forwarder had spent by then. New connection: connect, write a byte, first echoed byte, sequential; cold = the first ${o.coldConns} after the process started (after one readiness probe), warm = the next ${o.coldConns}.`,
     '',
   ].join('\n');
 }

@@ -23,7 +23,7 @@ export interface ForwarderSpec {
   remote?: boolean;
   /** More arguments for the tool, before the destination (ssh: -c, -o …; sshkeep: its flags). */
   args?: string[];
-  /** sshkeep's entry point (default dist/cli/main.js). */
+  /** sshkeep's entry point (default dist/bin/sshkeep.js). */
   cli?: string;
   /** sshkeep: node's flags instead of those of the CLI's shebang. */
   nodeArgs?: string[];

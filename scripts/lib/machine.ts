@@ -52,7 +52,7 @@ export function gitDescribe(): string {
   return dirty && !dirty.startsWith('unavailable') ? `${head} + uncommitted changes in src/` : head;
 }
 
-/** Whether dist/cli/main.js is older than a source file: the run would measure old code. */
+/** Whether dist/bin/sshkeep.js is older than a source file: the run would measure old code. */
 export function distIsStale(cli = CLI_MAIN): boolean {
   return cli === CLI_MAIN && newestMtime(path.join(REPO_ROOT, 'src')) > fs.statSync(cli).mtimeMs;
 }

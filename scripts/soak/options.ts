@@ -75,7 +75,7 @@ export const USAGE = `usage: npm run soak -- [options]
   --drain D            time in-flight streams get after the run (default 60s)
   --sample-every D     RSS/fd sampling period (default 5s)
   --keep-logs DIR      keep sshkeep's JSON log and sshd's log there
-  --cli PATH           sshkeep entry point (default dist/cli/main.js)
+  --cli PATH           sshkeep entry point (default dist/bin/sshkeep.js)
   --json               JSON report on stdout instead of Markdown
   --fail-on-growth     exit 1 also when RSS or fds show a growth trend
 `;

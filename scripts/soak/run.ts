@@ -213,7 +213,7 @@ export async function runSoak(opts: SoakOptions, hooks: SoakHooks = {}): Promise
         machine: `nproc ${os.cpus().length}, ${cpuModel()}, load avg at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
         node: process.version,
         OpenSSH: sshVersion(),
-        sshkeep: `${gitDescribe()}; ${opts.cli === CLI_MAIN ? 'dist/cli/main.js' : opts.cli} built ${fs.statSync(opts.cli).mtime.toISOString()}${distIsStale(opts.cli) ? ' (OLDER than src/: run npm run build)' : ''}`,
+        sshkeep: `${gitDescribe()}; ${opts.cli === CLI_MAIN ? 'dist/bin/sshkeep.js' : opts.cli} built ${fs.statSync(opts.cli).mtime.toISOString()}${distIsStale(opts.cli) ? ' (OLDER than src/: run npm run build)' : ''}`,
         setup:
           'sshkeep -L ×3 --keepalive-interval 2s --health --log-level debug (CLI child process) → fault relay (test/fixtures/relay.ts) → OpenSSH sshd (test/fixtures/sshd.ts); targets in this process',
       },
