@@ -15,7 +15,10 @@ COPY package.json package-lock.json tsconfig.json ./
 # patches/ before `npm ci`: its postinstall applies them to ssh2 (patch-package --error-on-fail).
 COPY patches ./patches
 COPY src ./src
-# The --resume agent, sent to the server over an exec channel; read at run time (dist/resume/).
+# The build's second step (package.json "build"): esbuild bundles the command into dist/bin/.
+COPY scripts/build-bin.ts ./scripts/
+COPY scripts/lib/options.ts ./scripts/lib/
+# The --resume agent, sent to the server over an exec channel; read at run time (agent/ beside dist/).
 COPY agent ./agent
 # `npm ci` installs dev dependencies too and runs `prepare` (the build: tsc -> dist/, then esbuild
 # bundles the command into dist/bin/sshkeep.js, executable; ssh2 stays in node_modules). The

@@ -1,7 +1,8 @@
 /**
- * The `sshkeep` command as npm links it: dist/bin/sshkeep.js, bundled by esbuild from tsc's output
- * (dist/cli/main.js and all it imports), ssh2 excepted. `sshkeep --version` then opens 37
- * JavaScript files instead of 210 and spends about a fifth less CPU; a start-up to the first echo
+ * The `sshkeep` command as npm links it: dist/bin/sshkeep.js and its chunks, bundled by esbuild
+ * from tsc's output (dist/cli/main.js and all it imports) but for ssh2 and yaml, which stay
+ * runtime dependencies (yaml is loaded through createRequire, only for a configuration file:
+ * src/config/file.ts). `sshkeep --version` then opens 37 JavaScript files instead of 210 and spends about a fifth less CPU; a start-up to the first echo
  * about a quarter less, which a sidecar under a CPU limit waits for ten times over at 100m
  * (BENCHMARKS.md, "Twenty-second session").
  *
@@ -25,26 +26,43 @@ parseCommandLine('build-bin', USAGE, (args) => {
 });
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const BIN = path.join(root, 'dist', 'bin', 'sshkeep.js');
+const dir = path.join(root, 'dist', 'bin');
 
-// Chunk names change with their contents: a build starts from an empty directory.
-fs.rmSync(path.dirname(BIN), { recursive: true, force: true });
-await build({
-  entryPoints: [path.join(root, 'dist', 'cli', 'main.js')],
-  outdir: path.dirname(BIN),
-  entryNames: 'sshkeep',
-  chunkNames: '[name]-[hash]',
-  splitting: true,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  external: ['ssh2'],
-  // The CommonJS packages bundled in (winston, commander, ssh-config) require node's modules;
-  // an ES module has no `require` of its own.
-  banner: { js: "import { createRequire as sshkeepCreateRequire } from 'node:module'; const require = sshkeepCreateRequire(import.meta.url);" },
-  // Maps stack frames back to src/*.ts through tsc's own maps (node --enable-source-maps).
-  sourcemap: true,
-  logLevel: 'warning',
-});
-fs.chmodSync(BIN, 0o755);
+// Built beside, then swapped in: chunk names change with their contents, so an old dist/bin cannot
+// be overwritten in place, and a sshkeep started during the build (the benches build first)
+// should find the old one whole.
+const next = `${dir}.next`;
+fs.rmSync(next, { recursive: true, force: true });
+try {
+  await build({
+    entryPoints: [path.join(root, 'dist', 'cli', 'main.js')],
+    outdir: next,
+    entryNames: 'sshkeep',
+    chunkNames: '[name]-[hash]',
+    splitting: true,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['ssh2'],
+    // The CommonJS packages bundled in (winston, commander, ssh-config) require node's modules;
+    // an ES module has no `require` of its own.
+    banner: { js: "import { createRequire as sshkeepCreateRequire } from 'node:module'; const require = sshkeepCreateRequire(import.meta.url);" },
+    // Maps stack frames back to src/*.ts through tsc's own maps (node --enable-source-maps),
+    // without a copy of every source in the package.
+    sourcemap: true,
+    sourcesContent: false,
+    logLevel: 'warning',
+  });
+} catch {
+  // esbuild has printed what failed; its error object would only repeat it.
+  fs.rmSync(next, { recursive: true, force: true });
+  process.stderr.write('build-bin: esbuild failed (above); dist/bin/ is left as it was\n');
+  process.exit(1);
+}
+fs.chmodSync(path.join(next, 'sshkeep.js'), 0o755);
+const old = `${dir}.old`;
+fs.rmSync(old, { recursive: true, force: true });
+if (fs.existsSync(dir)) fs.renameSync(dir, old);
+fs.renameSync(next, dir);
+fs.rmSync(old, { recursive: true, force: true });

@@ -369,6 +369,26 @@ function checkDockerignore(src: Sources, c: Checks): void {
   });
   const dropped = files.filter((f) => f.endsWith('(missing)') || dockerignored(patterns, f));
   c.that('dockerignore.keeps-build-inputs', sources.length > 0 && dropped.length === 0, `copied by the Dockerfile but excluded or missing: ${dropped.slice(0, 5).join(', ')}`);
+  // `npm ci` builds in the image: every script package.json's build runs must be copied there.
+  const kept = new Set(files.filter((f) => !dropped.includes(f)));
+  const scripts = buildScripts(src.packageJson);
+  const absent = scripts.filter((f) => !kept.has(f));
+  c.that('docker.build-scripts', scripts.length > 0 && absent.length === 0, `npm run build runs ${absent.join(', ')}, which the Dockerfile does not copy into the image`);
+}
+
+/** The scripts/ files package.json's build runs, and the ones they import (relative `from './x.js'`). */
+function buildScripts(packageJson: string): string[] {
+  const build = (JSON.parse(packageJson) as { scripts?: Record<string, string> }).scripts?.build ?? '';
+  const todo = [...build.matchAll(/\bscripts\/\S+\.ts\b/g)].map((m) => m[0]);
+  const seen = new Set<string>();
+  for (let f; (f = todo.pop()) !== undefined; ) {
+    if (seen.has(f)) continue;
+    seen.add(f);
+    const abs = path.join(ROOT, f);
+    if (!fs.existsSync(abs)) continue;
+    for (const m of fs.readFileSync(abs, 'utf8').matchAll(/from '(\.\.?\/[^']+)\.js'/g)) todo.push(path.posix.join(path.posix.dirname(f), `${m[1]}.ts`));
+  }
+  return [...seen];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,6 +901,9 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
 
   { check: 'dockerignore.excludes', how: 'node_modules not ignored', mutate: (s) => edit(s, 'dockerignore', /^node_modules\n/m, '') },
   { check: 'dockerignore.keeps-build-inputs', how: 'src ignored', mutate: (s) => withText(s, 'dockerignore', `${s.dockerignore}src\n`) },
+  { check: 'docker.build-scripts', how: 'the bundler script not copied', mutate: (s) => edit(s, 'dockerfile', 'COPY scripts/build-bin.ts ./scripts/\n', '') },
+  { check: 'docker.build-scripts', how: 'a module it imports not copied', mutate: (s) => edit(s, 'dockerfile', 'COPY scripts/lib/options.ts ./scripts/lib/\n', '') },
+  { check: 'docker.build-scripts', how: 'a module it imports ignored', mutate: (s) => edit(s, 'dockerignore', '!scripts/lib/options.ts\n', '') },
   { check: 'dockerignore.keeps-build-inputs', how: 'a source file ignored by a glob', mutate: (s) => withText(s, 'dockerignore', `${s.dockerignore}**/main.ts\n`) },
 
   { check: 'k8s.manifests', how: 'a document without kind', mutate: (s) => withText(s, 'kubernetes/extra.yaml', 'apiVersion: v1\nmetadata: {name: x}\n') },

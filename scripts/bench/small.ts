@@ -364,7 +364,7 @@ export function smallSection(samples: SmallSample[], o: SmallOptions, notes: str
     '',
     ...notes.map((n) => `- ${n}`),
     ...(o.baselineCli ? [`- baseline: \`${o.baselineCli}\` (another build, with its own node_modules), run beside this one`] : []),
-    ...(o.cpuLimit !== undefined ? [`- every forwarder limited to ${o.cpuLimit} cores (${Math.round(o.cpuLimit * 1000)}m) once ready: a cgroup of its own, CFS quota ${Math.round(o.cpuLimit * PERIOD_US)} µs per ${PERIOD_US} µs period`] : []),
+    ...(o.cpuLimit !== undefined ? [`- every forwarder limited to ${o.cpuLimit} cores (${Math.round(o.cpuLimit * 1000)}m) from its first instruction: a cgroup of its own, CFS quota ${Math.round(o.cpuLimit * PERIOD_US)} µs per ${PERIOD_US} µs period`] : []),
     '',
     `| metric | ${tools.join(' | ')} | sshkeep/ssh | bare/ssh | sshkeep/bare | ${o.baselineCli ? 'sshkeep/baseline | ' : ''}goal | met |`,
     `|---|${'---:|'.repeat(tools.length + 3 + (o.baselineCli ? 1 : 0))}---|---|`,
