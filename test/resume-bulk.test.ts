@@ -26,18 +26,21 @@ async function main(): Promise<void> {
     let received = 0;
     let written = 0;
     let error: Error | undefined;
-    /** A wait that fails says where the bytes stood and what sshkeep logged last (a stall seen once in CI, 2026-12-05). */
+    const started = performance.now();
+    /** When each step was reached, and where the bytes stood then. */
+    const marks: string[] = [];
+    const mark = (step: string) => marks.push(`${((performance.now() - started) / 1000).toFixed(2)} s ${step}: ${received} back, ${written} written`);
+    /** A wait that fails says where the bytes stood, the steps so far and what sshkeep logged last (a stall seen once in CI, 2026-12-05). */
     const waitFor = (done: () => boolean, ms: number, what: string) =>
       until(done, ms, what).catch((err: Error) => {
         const tail = logs.lines.slice(-40).map((l) => JSON.stringify(l)).join('\n');
-        throw new Error(`${err.message}: ${received} of ${TOTAL} bytes back, ${written} written; sshkeep's last log lines:\n${tail}`);
+        throw new Error(`${err.message}: ${received} of ${TOTAL} bytes back, ${written} written; steps:\n${marks.join('\n')}\nsshkeep's last log lines:\n${tail}`);
       });
     sock.on('error', (err) => (error = err));
     sock.on('data', (c: Buffer) => {
       got.update(c);
       received += c.length;
     });
-    const started = performance.now();
     const writing = (async () => {
       const block = randomBytes(CHUNK);
       for (let n = 0; n < TOTAL / CHUNK; n++) {
@@ -50,11 +53,14 @@ async function main(): Promise<void> {
     })();
     for (const at of [TOTAL / 3, (2 * TOTAL) / 3]) {
       await waitFor(() => received >= at || error !== undefined, 30_000, `${at} bytes back`);
+      mark(`${at} bytes back`);
       const back = nextState(app.connection, 'ready', 10_000);
       killSessions(sshd);
       await back;
+      mark('ready again');
     }
     await writing;
+    mark('all written');
     await waitFor(() => received >= TOTAL || error !== undefined, 60_000, 'every byte back');
     const seconds = (performance.now() - started) / 1000;
     t.equal(error, undefined, 'no error on the client');
