@@ -2,9 +2,10 @@
  * The `sshkeep` command as npm links it: dist/bin/sshkeep.js and its chunks, bundled by esbuild
  * from tsc's output (dist/cli/main.js and all it imports) but for ssh2 and yaml, which stay
  * runtime dependencies (yaml is loaded through createRequire, only for a configuration file:
- * src/config/file.ts). `sshkeep --version` then opens 37 JavaScript files instead of 210 and spends about a fifth less CPU; a start-up to the first echo
- * about a quarter less, which a sidecar under a CPU limit waits for ten times over at 100m
- * (BENCHMARKS.md, "Twenty-second session").
+ * src/config/file.ts). `sshkeep --version` then opens 37 JavaScript files instead of 210 and
+ * spends about a fifth less CPU; a start-up to the first echo about a quarter less, which a
+ * sidecar under a CPU limit waits for ten times over at 100m (BENCHMARKS.md, "Twenty-second
+ * session").
  *
  * The entry keeps main.ts's order: it sets the signal listeners, then imports a chunk with the
  * rest (code splitting), so that a SIGHUP during the load is not lost. The metrics and health
