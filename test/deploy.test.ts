@@ -257,6 +257,11 @@ function checkDockerfile(src: Sources, c: Checks): void {
   const installs = /apt-get install[^&;|]*/.exec(buildRuns)?.[0] ?? '';
   c.that('docker.build-toolchain', ['python3', 'make', 'g++'].every((p) => installs.split(/\s+/).includes(p)), `the build stage must apt-get install python3 make g++ for node-gyp (got: ${installs || 'nothing'})`);
   const prune = buildRuns.lastIndexOf('npm prune');
+  // The size goal (docs/deploy.md): what only installing or type-checking needs is not in the image.
+  const dropped = /npm pkg delete ([^&;|]*)/.exec(buildRuns);
+  const dropsAt = dropped ? buildRuns.indexOf(dropped[0]) : -1;
+  c.that('docker.install-only-deps-dropped', dropsAt >= 0 && dropsAt < prune && ['dependencies.patch-package', 'dependencies.@types/ssh2'].every((d) => dropped![1]!.split(/\s+/).map((w) => w.replace(/^'|'$/g, '')).includes(d)),
+    'the build stage must `npm pkg delete dependencies.patch-package dependencies.@types/ssh2` before `npm prune --omit=dev`: 61 packages the command never loads');
   const verify = buildRuns.lastIndexOf('sshcrypto.node');
   c.that('docker.binding-verified', verify > prune && /test -[fe] \S*sshcrypto\.node/.test(buildRuns.slice(prune)),
     'the build stage must `test -f …/sshcrypto.node` after `npm prune` (ssh2 skips a failed compile silently)');
@@ -884,6 +889,8 @@ const MUTATIONS: Array<{ check: string; how: string; mutate: (src: Sources) => S
   { check: 'docker.resume-agent-at-runtime', how: 'no agent/ at run time', mutate: (s) => edit(s, 'dockerfile', 'COPY --from=build /app/agent ./agent\n', '') },
   { check: 'docker.package-json-at-runtime', how: 'no package.json at run time', mutate: (s) => edit(s, 'dockerfile', 'COPY --from=build /app/package.json ./package.json\n', '') },
   { check: 'docker.bin-on-path', how: 'the link points elsewhere', mutate: (s) => edit(s, 'dockerfile', 'ln -s /app/dist/bin/sshkeep.js', 'ln -s /app/dist/cli/main.js') },
+  { check: 'docker.install-only-deps-dropped', how: 'none dropped', mutate: (s) => edit(s, 'dockerfile', "    && npm pkg delete dependencies.patch-package 'dependencies.@types/ssh2' \\\n", '') },
+  { check: 'docker.install-only-deps-dropped', how: 'patch-package kept', mutate: (s) => edit(s, 'dockerfile', 'npm pkg delete dependencies.patch-package ', 'npm pkg delete ') },
   { check: 'docker.bin-executable', how: 'no chmod', mutate: (s) => edit(s, 'dockerfile', /\s*&& chmod 0755 dist\/bin\/sshkeep\.js/, '') },
   { check: 'docker.bin-executable', how: 'a chmod that leaves others without x', mutate: (s) => edit(s, 'dockerfile', 'chmod 0755', 'chmod 0744') },
   { check: 'docker.bin-shebang', how: 'no shebang', mutate: (s) => edit(s, 'cliMain', /^#!.*\n/, '') },
