@@ -38,7 +38,7 @@ use constant {
   CHANNEL_READ => 262_144,             # bytes per channel read (a persistent buffer, so it may be large)
   BURST => 16,                         # target reads relayed in one turn, without a select between them
   REPLAY_MAX => 4 * 1_048_576,         # per stream: unacknowledged bytes from the target
-  TARGET_HIGH => 1_048_576,            # per stream: bytes for the target beyond which the channel is not read
+  TARGET_HIGH => 1_048_576,            # per stream: bytes for the target beyond which the channel waits and acks stop (see ackable)
   CHANNEL_HIGH => 524_288,             # per channel: queued output beyond which nothing more is queued
   ACK_BYTES => 262_144,                # a bare ACK after this many bytes received unacknowledged...
   ACK_DELAY_MS => 100,                 # ...or this long after data, if nothing was sent since
@@ -274,7 +274,7 @@ unless (pipe($SETUP_R, $SETUP_W)) { unlink $SOCKET_PATH; start_error('listen', "
 #   from the target (to sshkeep): base = offset of replay's first byte; sent = next offset to
 #     send on the attached channel; t_eof / t_reset when the target ended (EOF takes one offset).
 #   to the target: received = sshkeep's bytes received (+1 after its EOF); tbuf = bytes not yet
-#     written to the target; ack_sent = the last ack sshkeep was sent.
+#     written to the target; ack_sent = the last ack sshkeep was sent (at most ackable).
 
 my %CHANNELS;   # fileno => channel
 my %STREAMS;    # serial => stream (looked up by id only through find_stream, in constant time)
@@ -383,10 +383,22 @@ sub detach {
 
 sub deadline { my ($s, $at) = @_; $TIMED{ $s->{serial} } = $s; $TIMER_AT = $at if $at < $TIMER_AT }
 
+# What sshkeep may be told was received: all of it but what tbuf holds beyond TARGET_HIGH. A
+# stream whose replay is full waits for sshkeep's acks, which come on the channel, so its channel
+# is read however much tbuf holds (channel_interest): left unread while the target was not taking
+# its bytes because it could not write its replies, for want of those acks, nothing would move
+# again (an echo through a --resume bulk transfer, 2026-12-05). sshkeep sends no more than its
+# replay buffer beyond the last ack, so tbuf stays below TARGET_HIGH and that buffer.
+sub ackable {
+  my ($s) = @_;
+  my $over = $s->{tbuf}{len} - TARGET_HIGH;
+  return $over > 0 ? $s->{received} - $over : $s->{received};
+}
+
 # No ack is due any more; an attached stream then has no deadline, and a turn no need of the clock.
 sub ack_sent {
   my ($s) = @_;
-  $s->{ack_sent} = $s->{received};
+  $s->{ack_sent} = ackable($s);
   $s->{ack_at} = undef;
   delete $TIMED{ $s->{serial} } if $s->{chan};
   delete $WAITED->{ $s->{serial} } if %$WAITED;
@@ -404,7 +416,7 @@ sub owed_acks_waited {
   %$WAITED = ();
 }
 
-sub ack_due { my ($s) = @_; return defined $s->{ack_at} && $s->{ack_at} < $NEVER && $s->{received} > $s->{ack_sent} && now() >= $s->{ack_at} }
+sub ack_due { my ($s) = @_; return defined $s->{ack_at} && $s->{ack_at} < $NEVER && ackable($s) > $s->{ack_sent} && now() >= $s->{ack_at} }
 
 sub add_held { my ($s, $key, $bytes) = @_; q_push($s->{$key}, $bytes); $HELD += length $bytes }
 
@@ -604,6 +616,7 @@ sub accept_on {
   $c->{accept_pending} = 0;
   send_frame($c, ACCEPT, u64($s->{received}));
   ack_sent($s);
+  $s->{ack_sent} = $s->{received}; # sshkeep takes the offset it resends from as acknowledged
 }
 
 sub target_writable {
@@ -624,7 +637,10 @@ sub target_writable {
     close_target($s, 0);
     return connect_next($s);
   }
-  return target_failed($s, errname($!)) if $s->{tbuf}{len} && !write_tbuf($s);
+  if ($s->{tbuf}{len}) {
+    return target_failed($s, errname($!)) unless write_tbuf($s);
+    owe_ack($s, $s->{chan}) if $s->{chan}; # what left tbuf may be acknowledged now
+  }
   if (!$s->{tbuf}{len} && $s->{in_eof} && !$s->{shut}) {
     shutdown($s->{fh}, 1);
     $s->{shut} = 1;
@@ -771,16 +787,21 @@ sub data_from {
     }
     add_held($s, 'tbuf', substr($c->{rbuf}, $from + $written, $n - $written)) if $written < $n;
   }
-  # No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the reply
-  # of a request/reply, most often after the next select). Reading the clock for it would be a
-  # system call per request: it gets its deadline only if still owed after the next select,
-  # counted back by the time that select waited (select's time left says it; owed_acks_waited).
+  owe_ack($s, $c);
+}
+
+# No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the reply
+# of a request/reply, most often after the next select). Reading the clock for it would be a
+# system call per request: it gets its deadline only if still owed after the next select,
+# counted back by the time that select waited (select's time left says it; owed_acks_waited).
+sub owe_ack {
+  my ($s, $c) = @_;
   unless (defined $s->{ack_at}) {
     $s->{ack_at} = $NEVER;
     $OWED->{ $s->{serial} } = $s;
   }
   # At once, between the frames of one read: sshkeep's replay buffer waits on it.
-  send_ack($s) if $s->{received} - $s->{ack_sent} >= ACK_BYTES && !$c->{accept_pending};
+  send_ack($s) if ackable($s) - $s->{ack_sent} >= ACK_BYTES && !$c->{accept_pending};
 }
 
 # A frame's header and, were it DATA, its offset and ack (as unpack 'CNQ>Q>' reads them on a 64-bit perl).
@@ -902,8 +923,9 @@ sub pump {
     while ($s->{sent} < $end && $c->{wbuf}{len} < CHANNEL_HIGH) {
       my $at = length($chunks->[$i]) - $unsent; # where chunk $i's unsent bytes start
       # DATA: its header (type, length, offset, ack), then the bytes.
-      my $header = $QUADS ? pack('CNQ>Q>', DATA, 16 + $unsent, $s->{sent}, $s->{received})
-        : pack('CN', DATA, 16 + $unsent) . u64($s->{sent}) . u64($s->{received});
+      my $ack = ackable($s);
+      my $header = $QUADS ? pack('CNQ>Q>', DATA, 16 + $unsent, $s->{sent}, $ack)
+        : pack('CN', DATA, 16 + $unsent) . u64($s->{sent}) . u64($ack);
       if ($at == HEADER) { # all of the chunk: the header goes in the room before its bytes, the chunk is the frame
         substr($chunks->[$i], 0, HEADER, $header);
         queue_frame($c, $chunks->[$i]);
@@ -931,13 +953,13 @@ sub pump_end {
     send_frame($c, RESET, u64($s->{sent}) . $s->{t_reset});
     return forget_stream($s, 1);
   }
-  send_ack($s) if $s->{received} > $s->{ack_sent} && ($s->{in_eof} || ack_due($s));
+  send_ack($s) if ackable($s) > $s->{ack_sent} && ($s->{in_eof} || ack_due($s));
   finish_if_done($s);
 }
 
 sub send_ack {
   my ($s) = @_;
-  send_frame($s->{chan}, ACK, u64($s->{received}));
+  send_frame($s->{chan}, ACK, u64(ackable($s)));
   ack_sent($s);
 }
 
@@ -1028,7 +1050,9 @@ sub channel_interest {
   my ($c) = @_;
   return if $c->{closed};
   my $s = $c->{stream};
-  vec($RIN, $c->{fd}, 1) = !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH) ? 1 : 0;
+  # Past TARGET_HIGH in tbuf the channel waits, unless the stream waits on sshkeep's acks (its
+  # replay is full) and memory allows: they come this way (see ackable).
+  vec($RIN, $c->{fd}, 1) = !$c->{closing} && !($s && $s->{tbuf}{len} >= TARGET_HIGH && ($s->{replay}{len} < REPLAY_MAX || $HELD_FULL)) ? 1 : 0;
   vec($WIN, $c->{fd}, 1) = $c->{wbuf}{len} ? 1 : 0;
 }
 

@@ -34,7 +34,7 @@ CHUNK = 65536                    # bytes per DATA frame
 TARGET_READ = 262144             # bytes per target read, cut into DATA frames without copying
 CHANNEL_READ = 262144            # bytes per channel read
 REPLAY_MAX = 4 * 1048576         # per stream: unacknowledged bytes from the target
-TARGET_HIGH = 1048576            # per stream: bytes for the target beyond which the channel is not read
+TARGET_HIGH = 1048576            # per stream: bytes for the target beyond which the channel waits and acks stop (see ackable)
 CHANNEL_HIGH = 524288            # per channel: queued output beyond which nothing more is queued
 ACK_BYTES = 262144               # a bare ACK after this many bytes received unacknowledged...
 ACK_DELAY_MS = 100               # ...or this long after data, if nothing was sent since
@@ -264,7 +264,7 @@ def detach(path):
 #   from the target (to sshkeep): base = offset of replay's first byte; sent = next offset to
 #     send on the attached channel; t_eof / t_reset when the target ended (EOF takes one offset).
 #   to the target: received = sshkeep's bytes received (+1 after its EOF); tbuf = bytes not yet
-#     written to the target; ack_sent = the last ack sshkeep was sent.
+#     written to the target; ack_sent = the last ack sshkeep was sent (at most ackable).
 
 class Channel:
     __slots__ = ('sock', 'fd', 'rbuf', 'rest', 'wbuf', 'stream', 'closed', 'closing', 'accept_pending', 'attached_once', 'mask')
@@ -362,7 +362,10 @@ class Agent:
         if c.closed:
             return
         s = c.stream
-        self.want(c, c.fd, not c.closing and not (s and s.tbuf.len >= TARGET_HIGH), c.wbuf.len)
+        # Past TARGET_HIGH in tbuf the channel waits, unless the stream waits on sshkeep's acks (its
+        # replay is full) and memory allows: they come this way (see ackable).
+        held_up = s and s.tbuf.len >= TARGET_HIGH and (s.replay.len < REPLAY_MAX or self.held_full)
+        self.want(c, c.fd, not c.closing and not held_up, c.wbuf.len)
 
     def stream_interest(self, s):
         c = s.chan
@@ -451,9 +454,21 @@ class Agent:
         if at < self.timer_at:
             self.timer_at = at
 
+    @staticmethod
+    def ackable(s):
+        """What sshkeep may be told was received: all of it but what tbuf holds beyond TARGET_HIGH.
+        A stream whose replay is full waits for sshkeep's acks, which come on the channel, so its
+        channel is read however much tbuf holds (channel_interest): left unread while the target
+        was not taking its bytes because it could not write its replies, for want of those acks,
+        nothing would move again (an echo through a --resume bulk transfer, 2026-12-05). sshkeep
+        sends no more than its replay buffer beyond the last ack, so tbuf stays below TARGET_HIGH
+        and that buffer."""
+        over = s.tbuf.len - TARGET_HIGH
+        return s.received - over if over > 0 else s.received
+
     def ack_sent(self, s):
         """No ack is owed any more; an attached stream then has no deadline, and a turn no need of the clock."""
-        s.ack_sent = s.received
+        s.ack_sent = self.ackable(s)
         s.ack_at = None
         if s.chan:
             self.timed.pop(s.serial, None)
@@ -461,7 +476,7 @@ class Agent:
             self.owed.pop(s.serial, None)
 
     def ack_due(self, s):
-        return s.ack_at is not None and s.ack_at < NEVER and s.received > s.ack_sent and now_ms() >= s.ack_at
+        return s.ack_at is not None and s.ack_at < NEVER and self.ackable(s) > s.ack_sent and now_ms() >= s.ack_at
 
     def touch(self, s):
         if s and not s.closed:
@@ -670,6 +685,7 @@ class Agent:
         c.accept_pending = False
         self.send_frame(c, ACCEPT, U64.pack(s.received))
         self.ack_sent(s)  # the ACCEPT acknowledges: no ack owed, no deadline left to find due
+        s.ack_sent = s.received  # sshkeep takes the offset it resends from as acknowledged
 
     def target_writable(self, s):
         if not s.connected:
@@ -694,6 +710,8 @@ class Agent:
             if err:
                 return self.target_failed(s, errname(err))
             self.held -= before - s.tbuf.held()
+            if s.chan:
+                self.owe_ack(s, s.chan)  # what left tbuf may be acknowledged now
         if not s.tbuf.len and s.in_eof and not s.shut:
             try:
                 s.sock.shutdown(socket.SHUT_WR)
@@ -788,13 +806,16 @@ class Agent:
                     return self.target_failed(s, errname(e.errno))
             if written < n:
                 self.add_held(s.tbuf, data[written:] if written else data)
-        # No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the
-        # reply of a request/reply): its deadline is set before the next select (see timeout).
+        self.owe_ack(s, c)
+
+    def owe_ack(self, s, c):
+        """No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the
+        reply of a request/reply): its deadline is set before the next select (see timeout)."""
         if s.ack_at is None:
             s.ack_at = NEVER
             self.owed[s.serial] = s
         # At once, between the frames of one read: sshkeep's replay buffer waits on it.
-        if s.received - s.ack_sent >= ACK_BYTES and not c.accept_pending:
+        if self.ackable(s) - s.ack_sent >= ACK_BYTES and not c.accept_pending:
             self.send_ack(s)
 
     def take_eof(self, s, offset):
@@ -1005,11 +1026,11 @@ class Agent:
         if s.sent < end:
             # The frames of one pump go out in one system call.
             parts = []
-            sent, room = s.sent, CHANNEL_HIGH - c.wbuf.len
+            sent, room, ack = s.sent, CHANNEL_HIGH - c.wbuf.len, self.ackable(s)
             while sent < end and room > 0:
                 part = s.replay.slice(sent - s.base, CHUNK)
                 size = len(part)
-                parts += (DATA_HEAD.pack(DATA, 16 + size, sent, s.received), part)
+                parts += (DATA_HEAD.pack(DATA, 16 + size, sent, ack), part)
                 sent += size
                 room -= 21 + size
             s.sent = sent
@@ -1030,12 +1051,12 @@ class Agent:
         elif s.t_reset is not None:
             self.send_frame(c, RESET, U64.pack(s.sent) + s.t_reset.encode())
             return self.forget_stream(s, True)
-        if s.received > s.ack_sent and (s.in_eof or self.ack_due(s)):
+        if self.ackable(s) > s.ack_sent and (s.in_eof or self.ack_due(s)):
             self.send_ack(s)
         self.finish_if_done(s)
 
     def send_ack(self, s):
-        self.send_frame(s.chan, ACK, U64.pack(s.received))
+        self.send_frame(s.chan, ACK, U64.pack(self.ackable(s)))
         self.ack_sent(s)
 
     # --- the loop ----------------------------------------------------------

@@ -13,6 +13,8 @@ import { AgentChannel, TESTED_INTERPRETERS, agentGone, ping, startAgent, type Lo
 
 /** The agent's replay buffer per stream (REPLAY_MAX in agent/sshkeep-agent.pl and .py). */
 const REPLAY_MAX = 4 * 1024 * 1024;
+/** What the agent acknowledges beyond what its target took (TARGET_HIGH there). */
+const TARGET_HIGH = 1024 * 1024;
 const CHUNK = 64 * 1024;
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -271,6 +273,32 @@ for (const interpreter of TESTED_INTERPRETERS) {
       const result = await target.outcomeOf(0);
       t.equal(sha256(result.data), sha256(peer.outgoing), 'the target got every byte exactly once');
       t.ok(result.ended && result.errorCode === undefined, 'and a clean EOF');
+    });
+
+    t.test("an echo target blocked both ways, sshkeep's acks queued behind its bytes: the agent reads them, and every byte comes back", async (t) => {
+      // Regression (a --resume bulk transfer through an echo, 2026-12-05): sshkeep, with a replay buffer
+      // larger than what the echo and the kernel take, sends a burst and acknowledges what comes back
+      // only behind it. The agent's replay fills (the acks have not come), so it stops reading the
+      // echo; the echo, its replies unread, stops reading; the agent's bytes for it pile up past
+      // TARGET_HIGH. An agent that then stopped reading the channel never saw the acks: nothing moved.
+      const up = randomBytes(32 * 1024 * 1024);
+      const target = await startTarget(t, (sock) => sock.pipe(sock));
+      const agent = await startAgent(t, { interpreter });
+      const peer = await openStream(agent, target.port, up);
+      peer.ackEvery = Infinity;
+      peer.sendData(0); // every frame acknowledges nothing yet
+      await peer.take(() => peer.receivedBytes >= REPLAY_MAX, "the agent's replay buffer full, unacknowledged");
+      peer.ack(); // behind the burst's frames the agent has not read yet
+      peer.ackEvery = 256 * 1024;
+      // Reading the channel whatever it holds for the target, the agent acknowledges no more than
+      // TARGET_HIGH beyond what the target took (its socket, and the kernel's buffers to it).
+      let over = 0;
+      await peer.take(() => {
+        over = Math.max(over, peer.acked - (target.sockets[0]?.bytesRead ?? 0) - kernelQueued(target.port));
+        return peer.receivedBytes === up.length;
+      }, 'every byte echoed', 20_000);
+      t.equal(sha256(peer.data), sha256(up), 'the echo of every byte, once, in order');
+      t.ok(over <= TARGET_HIGH, `acknowledged at most TARGET_HIGH beyond what the target took (${over} bytes beyond)`);
     });
 
     t.test('a dropped channel mid-transfer, then ATTACH with offsets: each side resends from the other, nothing lost or doubled', async (t) => {
