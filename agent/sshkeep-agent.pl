@@ -796,6 +796,7 @@ sub data_from {
 # counted back by the time that select waited (select's time left says it; owed_acks_waited).
 sub owe_ack {
   my ($s, $c) = @_;
+  return if ackable($s) <= $s->{ack_sent}; # what came is beyond TARGET_HIGH, or was acknowledged
   unless (defined $s->{ack_at}) {
     $s->{ack_at} = $NEVER;
     $OWED->{ $s->{serial} } = $s;
@@ -1007,6 +1008,9 @@ sub timers {
         if (now() >= $expiry) { forget_stream($s, 1); next }
         deadline($s, $expiry);
       } elsif (!defined $s->{ack_at}) {
+        delete $TIMED{ $s->{serial} };
+      } elsif (ackable($s) <= $s->{ack_sent}) { # all it held for the target beyond TARGET_HIGH: owed again as that goes (target_writable)
+        $s->{ack_at} = undef;
         delete $TIMED{ $s->{serial} };
       } elsif (now() >= $s->{ack_at}) {
         touch($s);

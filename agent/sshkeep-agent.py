@@ -811,6 +811,8 @@ class Agent:
     def owe_ack(self, s, c):
         """No ack was owed: one is due ACK_DELAY_MS from now, unless a frame carries it first (the
         reply of a request/reply): its deadline is set before the next select (see timeout)."""
+        if self.ackable(s) <= s.ack_sent:  # what came is beyond TARGET_HIGH, or was acknowledged
+            return
         if s.ack_at is None:
             s.ack_at = NEVER
             self.owed[s.serial] = s
@@ -1116,6 +1118,9 @@ class Agent:
                         continue
                     self.deadline(s, expiry)
                 elif s.ack_at is None:
+                    del self.timed[s.serial]
+                elif self.ackable(s) <= s.ack_sent:  # all it held for the target beyond TARGET_HIGH: owed again as that goes (target_writable)
+                    s.ack_at = None
                     del self.timed[s.serial]
                 elif now >= s.ack_at:
                     self.touch(s)
