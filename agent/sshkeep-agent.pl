@@ -274,7 +274,7 @@ unless (pipe($SETUP_R, $SETUP_W)) { unlink $SOCKET_PATH; start_error('listen', "
 #   from the target (to sshkeep): base = offset of replay's first byte; sent = next offset to
 #     send on the attached channel; t_eof / t_reset when the target ended (EOF takes one offset).
 #   to the target: received = sshkeep's bytes received (+1 after its EOF); tbuf = bytes not yet
-#     written to the target; ack_sent = the last ack sshkeep was sent (at most ackable).
+#     written to the target; ack_sent = the most sshkeep was told it received (an ACK, a DATA, the ACCEPT).
 
 my %CHANNELS;   # fileno => channel
 my %STREAMS;    # serial => stream (looked up by id only through find_stream, in constant time)
@@ -388,7 +388,7 @@ sub deadline { my ($s, $at) = @_; $TIMED{ $s->{serial} } = $s; $TIMER_AT = $at i
 # is read however much tbuf holds (channel_interest): left unread while the target was not taking
 # its bytes because it could not write its replies, for want of those acks, nothing would move
 # again (an echo through a --resume bulk transfer, 2026-12-05). sshkeep sends no more than its
-# replay buffer beyond the last ack, so tbuf stays below TARGET_HIGH and that buffer.
+# replay buffer beyond the last ack, so tbuf stays within TARGET_HIGH plus that buffer.
 sub ackable {
   my ($s) = @_;
   my $over = $s->{tbuf}{len} - TARGET_HIGH;
@@ -398,7 +398,8 @@ sub ackable {
 # No ack is due any more; an attached stream then has no deadline, and a turn no need of the clock.
 sub ack_sent {
   my ($s) = @_;
-  $s->{ack_sent} = ackable($s);
+  my $ack = ackable($s);
+  $s->{ack_sent} = $ack if $ack > $s->{ack_sent}; # an ACCEPT may have said more
   $s->{ack_at} = undef;
   delete $TIMED{ $s->{serial} } if $s->{chan};
   delete $WAITED->{ $s->{serial} } if %$WAITED;

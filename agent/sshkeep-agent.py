@@ -264,7 +264,7 @@ def detach(path):
 #   from the target (to sshkeep): base = offset of replay's first byte; sent = next offset to
 #     send on the attached channel; t_eof / t_reset when the target ended (EOF takes one offset).
 #   to the target: received = sshkeep's bytes received (+1 after its EOF); tbuf = bytes not yet
-#     written to the target; ack_sent = the last ack sshkeep was sent (at most ackable).
+#     written to the target; ack_sent = the most sshkeep was told it received (an ACK, a DATA, the ACCEPT).
 
 class Channel:
     __slots__ = ('sock', 'fd', 'rbuf', 'rest', 'wbuf', 'stream', 'closed', 'closing', 'accept_pending', 'attached_once', 'mask')
@@ -461,14 +461,14 @@ class Agent:
         channel is read however much tbuf holds (channel_interest): left unread while the target
         was not taking its bytes because it could not write its replies, for want of those acks,
         nothing would move again (an echo through a --resume bulk transfer, 2026-12-05). sshkeep
-        sends no more than its replay buffer beyond the last ack, so tbuf stays below TARGET_HIGH
-        and that buffer."""
+        sends no more than its replay buffer beyond the last ack, so tbuf stays within TARGET_HIGH
+        plus that buffer."""
         over = s.tbuf.len - TARGET_HIGH
         return s.received - over if over > 0 else s.received
 
     def ack_sent(self, s):
         """No ack is owed any more; an attached stream then has no deadline, and a turn no need of the clock."""
-        s.ack_sent = self.ackable(s)
+        s.ack_sent = max(s.ack_sent, self.ackable(s))  # an ACCEPT may have said more
         s.ack_at = None
         if s.chan:
             self.timed.pop(s.serial, None)
