@@ -290,8 +290,9 @@ for (const interpreter of TESTED_INTERPRETERS) {
       await peer.take(() => peer.receivedBytes >= REPLAY_MAX, "the agent's replay buffer full, unacknowledged");
       peer.ack(); // behind the burst's frames the agent has not read yet
       peer.ackEvery = 256 * 1024;
-      // Reading the channel whatever it holds for the target, the agent acknowledges no more than
-      // TARGET_HIGH beyond what the target took (its socket, and the kernel's buffers to it).
+      // Reading the channel while it waits for acks, however much it holds for the target, the agent
+      // acknowledges no more than TARGET_HIGH beyond what the target took (its socket, and the
+      // kernel's buffers to it).
       let over = 0;
       await peer.take(() => {
         over = Math.max(over, peer.acked - (target.sockets[0]?.bytesRead ?? 0) - kernelQueued(target.port));
