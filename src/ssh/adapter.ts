@@ -661,7 +661,8 @@ class Agent extends ssh2.BaseAgent<ParsedKey> {
     const plainType = isCertificateType(key.type) ? certifiedKeyType(key.type) : key.type;
     const flags = plainType === 'ssh-rsa' ? (hash === 'sha512' ? RSA_SHA2_512 : hash === 'sha256' ? RSA_SHA2_256 : 0) : 0;
     this.client.sign(this.#signWith.get(key) ?? key.getPublicSSH(), data, flags).then((whole) => {
-      // ssh2 (patched) takes a security key's signature whole, any other as its bare bytes.
+      // ssh2 (patched) takes a security key's signature whole, any other as its bare bytes
+      // (parseSignResponse checked that both are there).
       if (plainType.startsWith('sk-')) return done(undefined, whole);
       const r = new WireReader(whole);
       r.text('the signature format');

@@ -65,7 +65,9 @@ export function parseSignResponse(message: Buffer): Buffer {
   if (type !== SIGN_RESPONSE) throw new WireError(`answered message ${type} to a sign request`);
   const signature = r.string('the signature');
   if (!r.done) throw new WireError('sent bytes after the signature');
-  new WireReader(signature).text('the signature format');
+  const inner = new WireReader(signature);
+  inner.text('the signature format');
+  inner.string('the signature bytes'); // a security key's flags and counter may follow
   return signature;
 }
 
@@ -102,23 +104,31 @@ export class AgentClient {
     return this.#ask(signRequest(blob, data, flags), parseSignResponse);
   }
 
+  /**
+   * One request on a connection of its own, closed once answered or after `timeoutMs` in all:
+   * an agent that trickles its answer a byte at a time is cut off too, not left holding a socket.
+   */
   #ask<T>(request: Buffer, parse: (message: Buffer) => T): Promise<T> {
     return new Promise((resolve, reject) => {
       const sock = net.connect(this.socketPath);
       let pending = Buffer.alloc(0);
-      const fail = (why: string) => {
+      const settle = () => {
+        clearTimeout(timer);
+        sock.removeAllListeners('end');
         sock.destroy();
+      };
+      const fail = (why: string) => {
+        settle();
         reject(new Error(`ssh-agent at ${this.socketPath}: ${why}`));
       };
-      sock.setTimeout(this.timeoutMs, () => fail(`no answer within ${this.timeoutMs} ms`));
+      const timer = setTimeout(() => fail(`no answer within ${this.timeoutMs} ms`), this.timeoutMs);
       sock.on('error', (err) => fail(err.message));
       sock.on('end', () => fail('closed the connection before answering'));
       sock.on('data', (chunk) => {
         try {
           const { messages } = splitMessages((pending = Buffer.concat([pending, chunk])));
           if (messages.length === 0) return;
-          sock.removeAllListeners('end');
-          sock.destroy();
+          settle();
           resolve(parse(messages[0]!));
         } catch (err) {
           fail(err instanceof WireError ? err.message : String(err));
