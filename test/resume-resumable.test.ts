@@ -8,7 +8,7 @@ import { Duplex, type DuplexOptions } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import type { ClientChannel } from 'ssh2';
-import { FrameParser, encodeFrame, type Frame } from '../src/resume/frames.js';
+import { FrameParser, MAX_PAYLOAD, MAX_PEER_TEXT, encodeFrame, type Frame } from '../src/resume/frames.js';
 import { ResumableStream } from '../src/resume/resumable.js';
 import { ReplayBudget, StreamState } from '../src/resume/stream.js';
 import type { PumpResult } from '../src/forward/pump.js';
@@ -255,6 +255,19 @@ t.test('resumable – a client reset while the window is shut: its bytes still g
   const reset = channel.sent.findIndex((f) => f.type === 'reset');
   t.equal(dataCovered(channel.sent.slice(0, reset)), 600, 'DATA for all 600 bytes, then the RESET');
   t.match(channel.sent[reset], { type: 'reset', offset: 600 });
+});
+
+t.test('resumable – an agent ERROR as long as a frame allows resets its stream alone; sshkeep repeats 200 characters of it', async (t) => {
+  const { peer, attach, result } = await streamFor(t);
+  const end = outcome(peer);
+  const channel = attach();
+  // Repeated whole, it made sshkeep's own RESET too large to encode: the throw left the stream's
+  // handler and ssh2's packet loop, and the whole SSH connection was dropped.
+  channel.play({ type: 'error', code: 1, message: 'x'.repeat(MAX_PAYLOAD - 1) });
+  t.match(await deadline(end, 5000, 'the client reset'), { errorCode: 'ECONNRESET' });
+  t.match(result(), { side: 'tunnel', reset: true, reason: new RegExp(`agent error 1: x{${MAX_PEER_TEXT - 1}}…$`) });
+  const reset = channel.sent.find((f): f is Extract<Frame, { type: 'reset' }> => f.type === 'reset');
+  t.match(reset?.reason, /^agent error 1: x+…$/, 'a RESET went to the agent, its reason the clipped message');
 });
 
 t.test('resumable – an ACK beyond what went out on the channel resets the stream, nothing thrown', async (t) => {

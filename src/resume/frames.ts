@@ -43,6 +43,11 @@ export const HEADER_BYTES = 5;
 export const ID_BYTES = 16;
 /** The most bytes one DATA frame carries (its payload also holds offset and ack). */
 export const MAX_DATA = MAX_PAYLOAD - 16;
+/**
+ * The most characters of a peer's RESET reason or ERROR message a parsed frame keeps: sshkeep
+ * repeats them in its log lines and its own RESETs, which must stay a line and a frame.
+ */
+export const MAX_PEER_TEXT = 200;
 
 export type Frame =
   | { type: 'open'; id: Buffer; graceMs: number; port: number; host: string }
@@ -58,6 +63,15 @@ export type Frame =
   | { type: 'pong'; version: string; streams: number };
 
 const TYPE_NAME = new Map<number, FrameType>(Object.entries(FRAME).map(([name, number]) => [number, name as FrameType]));
+
+/** A peer's text cut to MAX_PEER_TEXT characters, an ellipsis marking the cut (never half a surrogate pair). */
+function clipped(text: string): string {
+  if (text.length <= MAX_PEER_TEXT) return text;
+  let end = MAX_PEER_TEXT - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
+}
 
 const TWO_32 = 2 ** 32;
 
@@ -248,10 +262,10 @@ function decodePayload(type: FrameType, payload: Buffer): Frame {
       frame = { type, offset: r.u64('offset') };
       break;
     case 'reset':
-      frame = { type, offset: r.u64('offset'), reason: r.text('reason') };
+      frame = { type, offset: r.u64('offset'), reason: clipped(r.text('reason')) };
       break;
     case 'error':
-      frame = { type, code: r.u8('code'), message: r.text('message') };
+      frame = { type, code: r.u8('code'), message: clipped(r.text('message')) };
       break;
     case 'goodbye':
     case 'ping':
