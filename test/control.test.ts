@@ -169,6 +169,38 @@ t.test('control – another server answering on the port: exit 1 saying so, neve
   t.match(res.err, /did not reload: no answer within/);
 });
 
+t.test('control – a server trickling its answer is given up at the timeout; one answering without end is cut off, never buffered', async (t) => {
+  const timers: NodeJS.Timeout[] = [];
+  t.teardown(() => timers.forEach(clearInterval));
+  // A byte a second: never idle long enough for a socket's idle timeout, never done.
+  const trickling = await httpServer(t, (_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.write('{');
+    timers.push(setInterval(() => res.write(' '), 200));
+  });
+  for (const [name, argv, said] of [
+    ['wait', ['--timeout', '1s'], /^sshkeep wait: not started after 1s; last seen at 127\.0\.0\.1:\d+: no answer within /],
+    ['reload', ['--timeout', '1s'], /did not reload: no answer within 1s\n$/],
+    ['status', [], /no answer within 2s/],
+  ] as [ControlCommand, string[], RegExp][]) {
+    const res = await deadline(control(name, ['--health', String(trickling), ...argv]), 5000, `${name} to give up`);
+    t.equal(res.code, 1, `${name}: exit 1`);
+    t.match(res.err, said, `${name}: says it had no answer`);
+  }
+  const chunk = Buffer.alloc(1 << 20, 0x20);
+  const endless = await httpServer(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const more = () => {
+      while (!res.destroyed && res.write(chunk));
+      if (!res.destroyed) res.once('drain', more);
+    };
+    more();
+  });
+  const res = await deadline(control('status', ['--health', String(endless)]), 5000, 'status to give up on an endless body');
+  t.equal(res.code, 1, 'an endless body: exit 1');
+  t.match(res.err, /answered with more than 4 MiB: not an sshkeep instance/);
+});
+
 t.test('control – POST /quitquitquit: 405 for other methods, 403 naming --admin when off, 202 and one shutdown request with it', async (t) => {
   const off = await instance(t);
   const refused = await httpPost(off.port, '/quitquitquit');

@@ -38,18 +38,31 @@ const FAILED = 1;
 /** No single request may hang a script: the instance answers on loopback in milliseconds. */
 const REQUEST_TIMEOUT_MS = 2_000;
 
+/** sshkeep's largest answer (/readyz of many tunnels) is far smaller; a longer one is not sshkeep's. */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** One request, answered in full within `timeoutMs` (a server trickling its body is cut off too), or why not. */
 function ask(where: Where, method: 'GET' | 'POST', path: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Answer> {
   return new Promise((resolve) => {
-    // At least 1 ms: 0 would be no timeout at all, and --timeout 0 means give up at once.
-    const req = http.request({ ...where, method, path, agent: false, timeout: Math.max(1, timeoutMs) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', (e) => resolve({ failure: e.message }));
+    const finish = (answer: Answer) => {
+      clearTimeout(timer);
+      req.destroy();
+      resolve(answer);
+    };
+    const req = http.request({ ...where, method, path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (bytes > MAX_BODY_BYTES) return finish({ failure: `answered with more than ${MAX_BODY_BYTES / 1024 / 1024} MiB: not an sshkeep instance` });
+        chunks.push(c);
+      });
+      res.on('end', () => finish({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (e) => finish({ failure: e.message }));
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${formatDuration(timeoutMs)}`)));
-    req.on('error', (e: NodeJS.ErrnoException) => resolve({ failure: e.code === 'ECONNREFUSED' ? 'connection refused' : e.message }));
+    // At least 1 ms: --timeout 0 means give up at once.
+    const timer = setTimeout(() => finish({ failure: `no answer within ${formatDuration(timeoutMs)}` }), Math.max(1, timeoutMs));
+    req.on('error', (e: NodeJS.ErrnoException) => finish({ failure: e.code === 'ECONNREFUSED' ? 'connection refused' : e.message }));
     req.end();
   });
 }
