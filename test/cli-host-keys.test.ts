@@ -155,6 +155,17 @@ t.test('cli – a hashed known_hosts entry is honoured', { skip: haveKeygen ? fa
   await expectCleanStop(t, cli);
 });
 
+t.test("cli – ssh's throwaway idiom: -F, GlobalKnownHostsFile and UserKnownHostsFile /dev/null with StrictHostKeyChecking=no connect", async (t) => {
+  const keys = makeKeys(t);
+  const server = await startServer(t, keys);
+  const echo = await startEchoFor(t);
+  const nulls = ['-F', '/dev/null', '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=no'];
+  const cli = spawnCliFor(t, [...nulls, '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=5s', '-p', String(server.port), '-i', keys.identity, '-L', `0:127.0.0.1:${echo.port}`, 'tester@127.0.0.1']);
+  await expectForwardWorks(t, cli);
+  t.ok(fs.statSync('/dev/null').isCharacterDevice(), 'the host key "recorded" into /dev/null left it the null device');
+  await expectCleanStop(t, cli);
+});
+
 t.test('cli – StrictHostKeyChecking=no still refuses a mismatched key', async (t) => {
   const keys = makeKeys(t);
   const server = await startServer(t, keys);
