@@ -89,6 +89,20 @@ export function createLogger(
   return new WinstonLogger({ warn: w.isWarnEnabled(), info: w.isInfoEnabled(), debug: w.isDebugEnabled() }, () => w);
 }
 
+/**
+ * Opens a log file for appending, created 0600. O_NONBLOCK: a FIFO that no process reads fails at
+ * once (ENXIO), where a plain open would wait for a reader, with every signal unanswered.
+ */
+export function openForAppend(path: string): number {
+  const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
+  try {
+    return fs.openSync(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+    throw Object.assign(new Error('ENXIO: a FIFO that no process has open for reading'), { code: 'ENXIO' });
+  }
+}
+
 /** Log bytes queued for the file (written or not) past which new lines are dropped, and counted. */
 const LOG_QUEUE_LIMIT_BYTES = 1024 * 1024;
 
@@ -122,7 +136,7 @@ export class LogFile extends Writable {
   /** Throws the open error (ENOENT, EACCES…) for the caller to explain. */
   constructor(readonly path: string) {
     super();
-    this.#fd = fs.openSync(path, 'a', 0o600);
+    this.#fd = openForAppend(path);
     this.#pipe = pipeOf(this.#fd);
     process.once('exit', this.#flushAtExit);
   }
@@ -211,7 +225,7 @@ export class LogFile extends Writable {
 
   /** Opens the path again; if that fails, the old file stays in use and the error is thrown. */
   reopen(): void {
-    const fd = fs.openSync(this.path, 'a', 0o600);
+    const fd = openForAppend(this.path);
     const pipe = pipeOf(fd);
     // The one write in flight is on what a reopen during it retired already, if any, else on this.
     const old = { pipe: this.#pipe, fd: this.#fd };

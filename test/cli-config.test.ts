@@ -186,6 +186,15 @@ t.test('cli config – check opens -E\'s file as the run would, without creating
     t.equal(res.code, 2, `-E ${JSON.stringify(bad)}: exit 2, as the run`);
     t.match(res.stderr, /^sshkeep: -E .*: cannot open the log file: .*Give a writable path/m);
   }
+  // A FIFO nobody reads: opened for writing, it would wait for a reader, every signal unanswered.
+  const fifo = path.join(dir, 'log.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const run = ['-F', 'none', '-o', 'ConnectTimeout=1s', '-p', String(await refusedPort()), '-L', '0:db:5432', 'u@127.0.0.1'];
+  for (const [what, args] of [['check', base], ['a run', run]] as const) {
+    const res = await runCli([...args, '-E', fifo], { timeoutMs: 10_000 });
+    t.equal(res.code, 2, `${what} with -E on a FIFO nobody reads: exit 2 at once`);
+    t.match(res.stderr, /^sshkeep: -E .*log\.fifo: cannot open the log file: ENXIO: a FIFO that no process has open for reading\./m);
+  }
 });
 
 const badFiles: [what: string, text: string, mention: RegExp][] = [

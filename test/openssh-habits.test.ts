@@ -281,6 +281,17 @@ t.test('log file – a FIFO whose reader stalls: lines queue up to 1 MiB, the re
   t.equal(got / line.length + dropped, lines, `${dropped} dropped: every line delivered or counted`);
 });
 
+t.test('log file – reopening (SIGHUP) a FIFO its reader has left fails at once, with ENXIO: the file open before stays', async (t) => {
+  const fifo = path.join(t.testdir(), 'log');
+  execFileSync('mkfifo', [fifo]);
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const log = new LogFile(fifo);
+  t.teardown(() => log.destroy());
+  fs.closeSync(reader);
+  // A blocking open would wait here for a reader, the daemon with it: no health answer, no SIGTERM.
+  t.throws(() => log.reopen(), { code: 'ENXIO', message: /a FIFO that no process has open for reading/ });
+});
+
 t.test('log to a stderr pipe whose reader stalls: 1 MiB queued, then lines dropped and counted once it drains', async (t) => {
   // A pipe's stream as node has it: writes queue (writableLength) until the reader takes them.
   let release: (() => void)[] = [];

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { LogFile } from '../log.js';
+import { LogFile, openForAppend } from '../log.js';
 import type { Sourced } from '../config/sourced.js';
 
 const cannotOpen = (raw: Sourced, why: string) =>
@@ -20,7 +20,7 @@ export function openLogFile(raw: Sourced): LogFile {
 export function checkLogFile(raw: Sourced): void {
   try {
     if (raw.value === '') throw new Error('an empty path');
-    if (fs.existsSync(raw.value)) fs.closeSync(fs.openSync(raw.value, 'a'));
+    if (fs.existsSync(raw.value)) fs.closeSync(openForAppend(raw.value));
     else {
       const dir = path.dirname(path.resolve(raw.value));
       if (!fs.statSync(dir).isDirectory()) throw new Error(`ENOTDIR: ${dir} is not a directory`);

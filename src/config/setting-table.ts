@@ -290,7 +290,7 @@ export const SETTINGS = {
     flags: '-E, --log-file <file>', file: 'top', shape: 'value', group: LOG,
     help: 'append the log to this file instead of stderr (created 0600; json unless --log-format pretty, never coloured); SIGHUP reopens it, for logrotate',
     defaultText: 'stderr',
-    more: 'usage errors still go to stderr; a FIFO or socket (such as /proc/1/fd/1 in a container) is written without blocking, so a reader that stalls never stops the tunnels: past 1 MiB queued, lines are dropped and a log_dropped warning counts them (stderr too, when it is a pipe)',
+    more: 'usage errors still go to stderr; a FIFO or socket (such as /proc/1/fd/1 in a container) is written without blocking, so a reader that stalls never stops the tunnels (a FIFO no process reads is refused, exit 2, and at a SIGHUP the file open before stays): past 1 MiB queued, lines are dropped and a log_dropped warning counts them (stderr too, when it is a pipe)',
   }),
   quiet: def({ flags: '-q, --quiet', shape: 'switch', group: LOG, help: 'only errors (same as --log-level error)', noEnv: true }),
   verbose: def({ flags: '-v, --verbose', shape: 'switch', group: LOG, help: 'debug output (same as --log-level debug)', noEnv: true }),
