@@ -72,6 +72,8 @@ const cases: Case[] = [
   { name: 'HostName %h.example.com expands the destination', field: 'hostName', config: 'Host prod\n  HostName %h.example.com\n', want: 'prod.example.com' },
   { name: 'ssh:// host is the HostName', field: 'hostName', input: { destination: 'ssh://u@bastion.example:2222' }, want: 'bastion.example' },
   { name: 'ssh://[ipv6] loses its brackets', field: 'hostName', input: { destination: 'ssh://[::1]:2222' }, want: '::1' },
+  { name: '[ipv6] and user@[ipv6] lose their brackets too', field: 'hostName', input: { destination: 'u@[::1]' }, want: '::1' },
+  { name: 'a bracketed IPv6 destination is the host ssh_config matches', field: 'port', input: { destination: '[fe80::1]' }, config: 'Host fe80::1\n  Port 2200\n', want: 2200 },
 
   // IdentityFile
   { name: 'IdentityFile defaults to OpenSSH\'s list', field: 'identityFiles', want: ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'] },

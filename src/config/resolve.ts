@@ -84,7 +84,8 @@ function parseDestination(dest: string, what = `destination "${dest}"`): { user?
   }
   const at = dest.lastIndexOf('@');
   const user = at >= 0 ? dest.slice(0, at) : undefined;
-  const host = dest.slice(at + 1);
+  // [::1]: an IPv6 address bracketed as in ssh:// and -J (ssh would look the brackets up, and fail).
+  const host = dest.slice(at + 1).replace(/^\[([^\]]*:[^\]]*)\]$/, '$1');
   if (host === '' || user === '' || /[\s/]/.test(host)) {
     throw new ConfigError(`${what}: expected [user@]host or ssh://[user@]host[:port].`);
   }
