@@ -813,6 +813,21 @@ t.test('settings – two listeners on one address (forwards, --health, a wildcar
   t.doesNotThrow(() => build(t, ['-F', 'none', '-L', '0.0.0.0:7004:a:1', '-L', '[::]:7004:b:1', '--health', '127.0.0.1:0', 'h']), "0.0.0.0 and :: (IPv6 only) on one port; a health port 0");
 });
 
+// Regression: two -R on one port were accepted; the second retried its bind on the server for ever and the tunnel was never ready.
+t.test('settings – two -R of a tunnel asking its server for one address are a configuration error; other addresses and port 0 are not', async (t) => {
+  const clashes: [string[], RegExp][] = [
+    [['-R', '18500:a:1', '-R', '18500:b:2'], /^-R 18500:a:1 and -R 18500:b:2 both ask the server to listen on localhost:18500; give each its own address or port\.$/],
+    [['-R', '*:18501:a:1', '-R', '127.0.0.1:18501:b:2'], /^-R \*:18501:a:1 and -R 127\.0\.0\.1:18501:b:2 both ask the server/],
+    [['-R', 'localhost:18502:a:1', '-R', '[::1]:18502:b:2'], /^-R localhost:18502:a:1 and -R \[::1\]:18502:b:2 both ask the server/],
+    [['-R', '18503', '-R', '18503:b:2'], /^-R 18503 and -R 18503:b:2 both ask the server/],
+    [['-R', '/tmp/sshkeep-r.sock:a:1', '-R', '/tmp/sshkeep-r.sock:b:2'], /both ask the server to listen on \/tmp\/sshkeep-r\.sock;/],
+  ];
+  for (const [flags, said] of clashes) t.match(configError(t, () => build(t, ['-F', 'none', ...flags, 'h']), flags.join(' ')), said);
+  t.doesNotThrow(() => build(t, ['-F', 'none', '-R', '127.0.0.1:18504:a:1', '-R', '127.0.0.2:18504:b:2', '-R', '0:a:1', '-R', '0:b:2', '-L', '18500:c:3', '-R', '18500:d:4', 'h']), 'two addresses, port 0 twice, and a -L on the port a -R asks the server for');
+  const two = configFile(t, 'tunnels:\n  - destination: a\n    sshConfig: none\n    remote: [18505:x:1]\n  - destination: b\n    sshConfig: none\n    remote: [18505:y:1]\n', 'two.yaml');
+  t.doesNotThrow(() => build(t, ['--config', two]), 'one port on two servers');
+});
+
 // Regression: the variable was split at every comma, so an algorithm list became a stray
 // "-o aes256-ctr: expected Key=Value" and no list-valued option could be given this way.
 t.test('settings – SSHKEEP_OPTION: a comma inside an option\'s value continues it; a comma before another Key=Value separates', async (t) => {

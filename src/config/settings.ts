@@ -122,7 +122,6 @@ function clash(a: Endpoint, b: Endpoint): boolean {
  * configuration error now, not a bind that waits 5 s and fails blaming whatever holds the port.
  */
 function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; port: number } | undefined): void {
-  const seen: Listener[] = [];
   const all: Listener[] = tunnels.flatMap((t) => t.forwards).flatMap((f) => {
     const named = `${f.type === 'local' ? '-L' : '-D'} ${f.spec}`;
     const also = f.listen.kind === 'tcp' ? (f.alsoListenOn ?? []).map((host) => ({ where: { ...f.listen, host } as Endpoint, owner: f, named })) : [];
@@ -133,11 +132,45 @@ function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; 
     all.push({ where: { kind: 'tcp', ...health }, owner: health, named });
     if (health.host === '::') all.push({ where: { kind: 'tcp', host: '0.0.0.0', port: health.port }, owner: health, named });
   }
-  for (const l of all) {
-    const other = seen.find((s) => s.owner !== l.owner && clash(s.where, l.where));
-    if (other) throw new ConfigError(`${other.named} and ${l.named} both listen on ${formatEndpoint(l.where)}; give each its own address or port.`);
-    seen.push(l);
+  const shared = firstClash(all, clash);
+  if (shared) throw new ConfigError(`${shared[0].named} and ${shared[1].named} both listen on ${formatEndpoint(shared[1].where)}; give each its own address or port.`);
+  for (const t of tunnels) refuseSharedRemoteListeners(t);
+}
+
+/**
+ * Two -R of one tunnel asking its server for one address: the second could never be bound, and
+ * the tunnel would never be ready. On the server, an empty address (`*`), 0.0.0.0 and :: take
+ * the port on every address, and localhost on both loopbacks.
+ */
+function refuseSharedRemoteListeners(tunnel: TunnelConfig): void {
+  const all = tunnel.remoteForwards.map((f) => ({ where: f.listen, owner: f, named: `-R ${f.spec}` }));
+  const wild = (host: string) => host === '' || host === '0.0.0.0' || host === '::';
+  const loopback = (host: string) => host === 'localhost' || host === '127.0.0.1' || host === '::1';
+  const onServer = (a: Endpoint, b: Endpoint) => {
+    if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
+    return a.host === b.host || wild(a.host) || wild(b.host) || (loopback(a.host) && loopback(b.host) && (a.host === 'localhost' || b.host === 'localhost'));
+  };
+  const shared = firstClash(all, onServer);
+  if (shared) throw new ConfigError(`${shared[0].named} and ${shared[1].named} both ask the server to listen on ${formatEndpoint(shared[1].where)}; give each its own address or port.`);
+}
+
+/**
+ * The first pair of listeners of different owners that `clashes` says cannot both listen, compared
+ * only within a port (or a socket path): a configuration of thousands of forwards is checked at once.
+ * Port 0 (the system picks) never clashes.
+ */
+function firstClash(listeners: Listener[], clashes: (a: Endpoint, b: Endpoint) => boolean): [Listener, Listener] | undefined {
+  const byPort = new Map<string, Listener[]>();
+  for (const l of listeners) {
+    if (l.where.kind === 'tcp' && l.where.port === 0) continue;
+    const key = l.where.kind === 'unix' ? `unix ${l.where.path}` : `tcp ${l.where.port}`;
+    let same = byPort.get(key);
+    if (!same) byPort.set(key, (same = []));
+    const other = same.find((s) => s.owner !== l.owner && clashes(s.where, l.where));
+    if (other) return [other, l];
+    same.push(l);
   }
+  return undefined;
 }
 
 /**
@@ -146,9 +179,9 @@ function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; 
  */
 /** Tunnels are told apart by name (logs, metrics, a reload's changes): two with one name are refused. */
 export function refuseSameNames(tunnels: readonly { name: string }[]): void {
-  const names = tunnels.map((t) => t.name);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key of a --config tunnel; TunnelConfig.name in the library).`);
+  const seen = new Set<string>();
+  const dup = tunnels.find((t) => seen.size === seen.add(t.name).size)?.name;
+  if (dup !== undefined) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key of a --config tunnel; TunnelConfig.name in the library).`);
 }
 
 export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, warn: (m: string) => void): Settings {
