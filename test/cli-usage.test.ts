@@ -56,6 +56,15 @@ t.test('cli – -o ServerAliveInterval=-1 is not a duration', async (t) => {
   await usageError(t, [...ISOLATED, '-o', 'ServerAliveInterval=-1', ...FWD, DEST], /ServerAliveInterval\b.*"-1"/);
 });
 
+// Regression: a 1 ms heartbeat declared a healthy link dead between probes: 79 SSH connections in 10 s.
+t.test('cli – a heartbeat shorter than 100ms is refused: interval (0 = on demand only) and probe deadline, from flags and -o', async (t) => {
+  await usageError(t, [...ISOLATED, '-o', 'ServerAliveInterval=0.001', ...FWD, DEST], /-o ServerAliveInterval: "0\.001" is too short: 0 \(probe only on demand\) or at least 100ms\./);
+  await usageError(t, [...ISOLATED, '--keepalive-interval', '99ms', ...FWD, DEST], /--keepalive-interval: "99ms" is too short/);
+  await usageError(t, [...ISOLATED, '--keepalive-timeout', '1ms', ...FWD, DEST], /--keepalive-timeout: "1ms" is too short: at least 100ms\./);
+  const ok = await runCli(['check', ...ISOLATED, '--keepalive-interval', '0', '--keepalive-timeout', '100ms', '-o', 'ServerAliveInterval=0.1', ...FWD, DEST]);
+  t.equal(ok.code, 0, `0, and 100ms exactly, are taken; stderr:\n${ok.stderr}`);
+});
+
 t.test('cli – -o ServerAliveCountMax=0 is refused', async (t) => {
   await usageError(t, [...ISOLATED, '-o', 'ServerAliveCountMax=0', ...FWD, DEST], /ServerAliveCountMax\b.*"0"/);
 });

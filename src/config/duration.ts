@@ -30,6 +30,26 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/**
+ * The shortest heartbeat sshkeep takes (interval or probe deadline): shorter ones declare a
+ * healthy link dead between two probes and redial it again and again (79 connections in 10 s at 1 ms).
+ */
+export const MIN_HEARTBEAT_MS = 100;
+
+/** A heartbeat's interval: 0 (no periodic probes) or at least MIN_HEARTBEAT_MS. */
+export function parseHeartbeatInterval(text: string, what: string): number {
+  const ms = parseDuration(text, what);
+  if (ms !== 0 && ms < MIN_HEARTBEAT_MS) throw new ConfigError(`${what}: "${text}" is too short: 0 (probe only on demand) or at least ${MIN_HEARTBEAT_MS}ms.`);
+  return ms;
+}
+
+/** A heartbeat probe's deadline: at least MIN_HEARTBEAT_MS. */
+export function parseHeartbeatTimeout(text: string, what: string): number {
+  const ms = parseDuration(text, what);
+  if (ms < MIN_HEARTBEAT_MS) throw new ConfigError(`${what}: "${text}" is too short: at least ${MIN_HEARTBEAT_MS}ms.`);
+  return ms;
+}
+
 /** A duration that must be more than 0 (a deadline). */
 export function parsePositiveDuration(text: string, what: string): number {
   const ms = parseDuration(text, what);

@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors.js';
 import { DEFAULTS } from './defaults.js';
-import { formatDuration, parseDuration, parsePositiveDuration } from './duration.js';
+import { MIN_HEARTBEAT_MS, formatDuration, parseDuration, parseHeartbeatInterval, parseHeartbeatTimeout, parsePositiveDuration } from './duration.js';
 import { parseAddressRanges, parseHostPort } from './host-port.js';
 import { parseYesNo } from './ssh-options.js';
 import { formatSize, parseCount, parseSize } from './size.js';
@@ -191,12 +191,14 @@ export const SETTINGS = {
     flags: '--keepalive-interval <duration>', file: 'both', shape: 'value', group: RES,
     help: 'probe the server after this much silence; 0 = only on demand',
     default: formatDuration(DEFAULTS.keepaliveIntervalMs), defaultText: `${formatDuration(DEFAULTS.keepaliveIntervalMs)}, or ServerAliveInterval`,
-    parse: duration,
+    more: `at least ${formatDuration(MIN_HEARTBEAT_MS)}`,
+    parse: from(parseHeartbeatInterval),
   }),
   keepaliveTimeout: def({
     flags: '--keepalive-timeout <duration>', file: 'both', shape: 'value', group: RES,
     help: 'fixed probe deadline', defaultText: `adaptive, SRTT + 4·RTTVAR of the measured round trips, within ${formatDuration(DEFAULTS.probeTimeoutMinMs)}-${formatDuration(DEFAULTS.probeTimeoutMaxMs)}`,
-    parse: from(parsePositiveDuration),
+    more: `at least ${formatDuration(MIN_HEARTBEAT_MS)}`,
+    parse: from(parseHeartbeatTimeout),
   }),
   holdTimeout: def({
     flags: '--hold-timeout <duration>', file: 'both', shape: 'value', group: RES,
