@@ -107,6 +107,9 @@ t.test('resolve-jump – malformed -J values are ConfigErrors', async (t) => {
     ['a:99999', /^-J a:99999: port/],
     ['[::1', /^-J \[::1:/],
     ['ok,bad:port', /^-J bad:port:/],
+    // Regression: a hop with a space was taken, then looked up in DNS for ever (a destination with one is refused).
+    ['a b', /^-J a b: expected \[user@\]host\[:port\]/],
+    ['u v@a', /^-J u v@a: expected/],
   ];
   for (const [jump, want] of bad) t.match(configError(t, () => resolve(t, { jump }), JSON.stringify(jump)), want, JSON.stringify(jump));
 });

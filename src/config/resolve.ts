@@ -144,7 +144,7 @@ function parseFingerprints(text: string, what: string): string[] {
 function parseHop(hop: string): { user?: string; host: string; port?: string } {
   const what = `-J ${hop}`;
   if (hop.startsWith('ssh://')) return parseDestination(hop, what);
-  const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:@\[\]]+)(?::(\d+))?$/.exec(hop);
+  const m = /^(?:([^@\s]+)@)?(\[[^\]\s]+\]|[^:@\[\]\s]+)(?::(\d+))?$/.exec(hop);
   if (!m) throw new ConfigError(`${what}: expected [user@]host[:port].`);
   return { user: m[1], host: m[2]!.replace(/^\[|\]$/g, ''), port: m[3] };
 }
