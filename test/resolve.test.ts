@@ -338,6 +338,8 @@ t.test('resolve – bad values are ConfigErrors', async (t) => {
     [{ options: ['StrictHostKeyChecking=maybe'] }, /StrictHostKeyChecking/],
     [{ options: ['IdentitiesOnly=perhaps'] }, /IdentitiesOnly/],
     [{ localForwards: ['1:2'] }, /-L 1:2/],
+    // Regression: check listed it as "missing, skipped as ssh skips them: " with no name.
+    [{ identityFiles: [''] }, /^-i: an empty path; give the identity \(private key\) file\.$/],
     [{ destination: '' }, /destination/],
     [{ destination: '@host' }, /destination/],
     [{ destination: 'user@' }, /destination/],

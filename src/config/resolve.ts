@@ -318,7 +318,12 @@ export function resolveTunnel(
   if (dest.port !== undefined) addOption(cli, 'port', [fromDestination(dest.port)]);
   if (dest.user !== undefined) addOption(cli, 'user', [fromDestination(dest.user)]);
   const merged: SshOptions<Sourced> = { ...cli };
-  if (input.identityFiles?.length) merged.identityfile = [...input.identityFiles.map((f) => sourced(f, flagName('identityFile'))), ...(cli.identityfile ?? [])];
+  if (input.identityFiles?.length) {
+    const given = input.identityFiles.map((f) => sourced(f, flagName('identityFile')));
+    const empty = given.find((f) => f.value.trim() === '');
+    if (empty) throw new ConfigError(`${empty.source}: an empty path; give the identity (private key) file.`);
+    merged.identityfile = [...given, ...(cli.identityfile ?? [])];
+  }
   const configFile = input.configFile === undefined ? undefined : sourced(input.configFile, flagName('sshConfig'));
   addSshConfig(merged, dest.host, configFile, env, unhonoured);
 
