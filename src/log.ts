@@ -90,15 +90,17 @@ export function createLogger(
 }
 
 /**
- * Opens a log file for appending, created 0600. O_NONBLOCK: a FIFO that no process reads fails at
- * once (ENXIO), where a plain open would wait for a reader, with every signal unanswered.
+ * Opens a log file for appending, created 0600. A FIFO is opened with O_NONBLOCK: one that no
+ * process reads fails at once (ENXIO), where a plain open would wait for a reader, with every
+ * signal unanswered. Anything else is opened as it was (a terminal stays blocking: its lines whole).
  */
 export function openForAppend(path: string): number {
   const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
+  const fifo = fs.statSync(path, { throwIfNoEntry: false })?.isFIFO() === true;
   try {
-    return fs.openSync(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o600);
+    return fs.openSync(path, O_WRONLY | O_APPEND | O_CREAT | (fifo ? O_NONBLOCK : 0), 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+    if (!fifo || (err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
     throw Object.assign(new Error('ENXIO: a FIFO that no process has open for reading'), { code: 'ENXIO' });
   }
 }

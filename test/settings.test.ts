@@ -821,9 +821,13 @@ t.test('settings – two -R of a tunnel asking its server for one address are a 
     [['-R', 'localhost:18502:a:1', '-R', '[::1]:18502:b:2'], /^-R localhost:18502:a:1 and -R \[::1\]:18502:b:2 both ask the server/],
     [['-R', '18503', '-R', '18503:b:2'], /^-R 18503 and -R 18503:b:2 both ask the server/],
     [['-R', '/tmp/sshkeep-r.sock:a:1', '-R', '/tmp/sshkeep-r.sock:b:2'], /both ask the server to listen on \/tmp\/sshkeep-r\.sock;/],
+    [['-R', 'LOCALHOST:18506:a:1', '-R', 'localhost:18506:b:2'], /^-R LOCALHOST:18506:a:1 and -R localhost:18506:b:2 both ask the server/],
+    [['-R', '0.0.0.0:18507:a:1', '-R', '127.0.0.1:18507:b:2'], /^-R 0\.0\.0\.0:18507:a:1 and -R 127\.0\.0\.1:18507:b:2 both ask the server/],
   ];
   for (const [flags, said] of clashes) t.match(configError(t, () => build(t, ['-F', 'none', ...flags, 'h']), flags.join(' ')), said);
   t.doesNotThrow(() => build(t, ['-F', 'none', '-R', '127.0.0.1:18504:a:1', '-R', '127.0.0.2:18504:b:2', '-R', '0:a:1', '-R', '0:b:2', '-L', '18500:c:3', '-R', '18500:d:4', 'h']), 'two addresses, port 0 twice, and a -L on the port a -R asks the server for');
+  // sshd listens on :: for IPv6 only, as OpenSSH binds both of these.
+  t.doesNotThrow(() => build(t, ['-F', 'none', '-R', '0.0.0.0:18508:a:1', '-R', '[::]:18508:b:2', '-R', '0.0.0.0:18509:a:1', '-R', '[::1]:18509:b:2', 'h']), '0.0.0.0 next to :: or ::1');
   const two = configFile(t, 'tunnels:\n  - destination: a\n    sshConfig: none\n    remote: [18505:x:1]\n  - destination: b\n    sshConfig: none\n    remote: [18505:y:1]\n', 'two.yaml');
   t.doesNotThrow(() => build(t, ['--config', two]), 'one port on two servers');
 });

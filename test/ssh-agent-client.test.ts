@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,17 +69,27 @@ t.test('a signature blob without its signature bytes is refused as a wire error,
 
 t.test('a login whose agent signs with a malformed blob fails as an authentication error, and the process goes on', async (t) => {
   const keys = makeKeys(t);
-  const server = await startServer(t, keys);
-  const blob = Buffer.from(keys.publicKey.split(' ')[1]!, 'base64');
+  // An ECDSA key: ssh2 turns its signature's r and s into DER before sending, and throws on bytes that are not two mpints.
+  const ecdsa = path.join(keys.dir, 'id_ecdsa');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '256', '-N', '', '-f', ecdsa]);
+  const ecdsaPublic = fs.readFileSync(`${ecdsa}.pub`, 'utf8').trim();
+  const server = await startServer(t, keys, { authorizedKeys: [keys.publicKey, ecdsaPublic] });
+  const blobOf = (publicLine: string) => Buffer.from(publicLine.split(' ')[1]!, 'base64');
+  // Before the fixes each threw inside a promise callback: an unhandled rejection ended the process.
+  const cases: [string, Buffer, Buffer][] = [
+    ['an Ed25519 signature without its bytes', blobOf(keys.publicKey), wireStrings('ssh-ed25519')],
+    ['an ECDSA signature whose bytes are not r and s', blobOf(ecdsaPublic), wireStrings('ecdsa-sha2-nistp256', Buffer.from([1]))],
+  ];
   const count = Buffer.alloc(4);
   count.writeUInt32BE(1);
-  const agent = await fakeAgent(t, (sock, type) => {
-    if (type === 11) sock.write(framed(Buffer.concat([Buffer.from([12]), count, wireStrings(blob, 'agent key')])));
-    else sock.write(framed(Buffer.concat([Buffer.from([14]), wireStrings(wireStrings('ssh-ed25519'))])));
-  });
-  const input = { ...inputFor(server, keys, ['0:127.0.0.1:9']), identityFiles: [] };
-  input.options = input.options!.filter((o) => o !== 'IdentitiesOnly=yes');
-  const { app } = await startSshkeep(t, input, {}, { authSock: agent.path });
-  // Before the fix the bad blob threw inside a promise callback: an unhandled rejection ended the process.
-  await t.rejects(deadline(app.ready(), 5000, 'the login to fail'), AuthError);
+  for (const [what, blob, signature] of cases) {
+    const agent = await fakeAgent(t, (sock, type) => {
+      if (type === 11) sock.write(framed(Buffer.concat([Buffer.from([12]), count, wireStrings(blob, 'agent key')])));
+      else sock.write(framed(Buffer.concat([Buffer.from([14]), wireStrings(signature)])));
+    });
+    const input = { ...inputFor(server, keys, ['0:127.0.0.1:9']), identityFiles: [] };
+    input.options = input.options!.filter((o) => o !== 'IdentitiesOnly=yes');
+    const { app } = await startSshkeep(t, input, {}, { authSock: agent.path });
+    await t.rejects(deadline(app.ready(), 5000, `the login to fail: ${what}`), AuthError, what);
+  }
 });

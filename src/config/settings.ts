@@ -139,16 +139,17 @@ function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; 
 
 /**
  * Two -R of one tunnel asking its server for one address: the second could never be bound, and
- * the tunnel would never be ready. On the server, an empty address (`*`), 0.0.0.0 and :: take
- * the port on every address, and localhost on both loopbacks.
+ * the tunnel would never be ready. On the server, an empty address (`*`) takes the port on every
+ * address, 0.0.0.0 on every IPv4 one and :: on every IPv6 one (sshd listens IPv6 only there), and
+ * localhost on both loopbacks.
  */
 function refuseSharedRemoteListeners(tunnel: TunnelConfig): void {
   const all = tunnel.remoteForwards.map((f) => ({ where: f.listen, owner: f, named: `-R ${f.spec}` }));
-  const wild = (host: string) => host === '' || host === '0.0.0.0' || host === '::';
-  const loopback = (host: string) => host === 'localhost' || host === '127.0.0.1' || host === '::1';
+  const addresses = (host: string) => (host.toLowerCase() === 'localhost' ? ['127.0.0.1', '::1'] : [host.toLowerCase()]);
   const onServer = (a: Endpoint, b: Endpoint) => {
     if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
-    return a.host === b.host || wild(a.host) || wild(b.host) || (loopback(a.host) && loopback(b.host) && (a.host === 'localhost' || b.host === 'localhost'));
+    if (a.host === '' || b.host === '') return true;
+    return addresses(a.host).some((x) => addresses(b.host).some((y) => x === y || covers(x, y) || covers(y, x)));
   };
   const shared = firstClash(all, onServer);
   if (shared) throw new ConfigError(`${shared[0].named} and ${shared[1].named} both ask the server to listen on ${formatEndpoint(shared[1].where)}; give each its own address or port.`);

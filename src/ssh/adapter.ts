@@ -663,10 +663,20 @@ class Agent extends ssh2.BaseAgent<ParsedKey> {
     this.client.sign(this.#signWith.get(key) ?? key.getPublicSSH(), data, flags).then((whole) => {
       // ssh2 (patched) takes a security key's signature whole, any other as its bare bytes
       // (parseSignResponse checked that both are there).
-      if (plainType.startsWith('sk-')) return done(undefined, whole);
-      const r = new WireReader(whole);
-      r.text('the signature format');
-      done(undefined, r.string('the signature'));
+      let signature = whole;
+      if (!plainType.startsWith('sk-')) {
+        const r = new WireReader(whole);
+        r.text('the signature format');
+        signature = r.string('the signature');
+      }
+      try {
+        done(undefined, signature);
+      } catch (err) {
+        // ssh2 converts the bytes before it sends them (ECDSA's r and s into DER) and throws on
+        // bytes that are not what the key type says: a bad agent's signature fails the login,
+        // where it would be an unhandled rejection that ends the process.
+        done(err as Error);
+      }
     }, (err: Error) => done(err));
   }
 }
