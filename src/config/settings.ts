@@ -181,8 +181,10 @@ function firstClash(listeners: Listener[], clashes: (a: Endpoint, b: Endpoint) =
 /** Tunnels are told apart by name (logs, metrics, a reload's changes): two with one name are refused. */
 export function refuseSameNames(tunnels: readonly { name: string }[]): void {
   const seen = new Set<string>();
-  const dup = tunnels.find((t) => seen.size === seen.add(t.name).size)?.name;
-  if (dup !== undefined) throw new ConfigError(`Two tunnels are named "${dup}"; give each a distinct name (the "name" key of a --config tunnel; TunnelConfig.name in the library).`);
+  for (const { name } of tunnels) {
+    if (seen.has(name)) throw new ConfigError(`Two tunnels are named "${name}"; give each a distinct name (the "name" key of a --config tunnel; TunnelConfig.name in the library).`);
+    seen.add(name);
+  }
 }
 
 export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, warn: (m: string) => void): Settings {
