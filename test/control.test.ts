@@ -172,7 +172,7 @@ t.test('control – another server answering on the port: exit 1 saying so, neve
 t.test('control – a server trickling its answer is given up at the timeout; one answering without end is cut off, never buffered', async (t) => {
   const timers: NodeJS.Timeout[] = [];
   t.teardown(() => timers.forEach(clearInterval));
-  // A byte a second: never idle long enough for a socket's idle timeout, never done.
+  // A byte every 200 ms: never idle long enough for a socket's idle timeout, never done.
   const trickling = await httpServer(t, (_req, res) => {
     res.writeHead(503, { 'content-type': 'application/json' });
     res.write('{');

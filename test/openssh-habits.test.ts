@@ -281,7 +281,7 @@ t.test('log file – a FIFO whose reader stalls: lines queue up to 1 MiB, the re
   t.equal(got / line.length + dropped, lines, `${dropped} dropped: every line delivered or counted`);
 });
 
-t.test('log file – reopening (SIGHUP) a FIFO its reader has left fails at once, with ENXIO: the file open before stays', async (t) => {
+t.test('log file – reopening (SIGHUP) a FIFO its reader has left fails at once with ENXIO, instead of waiting for a reader', async (t) => {
   const fifo = path.join(t.testdir(), 'log');
   execFileSync('mkfifo', [fifo]);
   const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);

@@ -257,7 +257,7 @@ t.test('resumable – a client reset while the window is shut: its bytes still g
   t.match(channel.sent[reset], { type: 'reset', offset: 600 });
 });
 
-t.test('resumable – an agent ERROR as long as a frame allows resets its stream alone; sshkeep repeats 200 characters of it', async (t) => {
+t.test('resumable – an agent ERROR as long as a frame allows resets its stream, nothing thrown; sshkeep repeats 200 characters of it', async (t) => {
   const { peer, attach, result } = await streamFor(t);
   const end = outcome(peer);
   const channel = attach();
