@@ -139,6 +139,9 @@ t.test('setting-table – a replay buffer of 0 bytes is refused: it would pause 
   t.match(configError(t, () => build(['-F', 'none', '--resume', '--resume-buffer', '0', ...TUNNEL]), 'per stream'), /^--resume-buffer: "0" must be more than 0/);
   t.match(configError(t, () => build(['-F', 'none', '--resume', '--resume-buffer-total', '0KiB', ...TUNNEL]), 'in total'), /^--resume-buffer-total: "0KiB" must be more than 0/);
   t.equal((build(['-F', 'none', '--hold-buffer', '0', ...TUNNEL]) as Settings).tunnels[0]!.holdBufferBytes, 0, '--hold-buffer 0 stays allowed: a held client is not read');
+  // Regression: it rounded to 0 bytes, a buffer that holds nothing, without a word.
+  t.match(configError(t, () => build(['-F', 'none', '--hold-buffer', '0.1', ...TUNNEL]), 'a fraction of a byte'), /^--hold-buffer: "0\.1" is not a whole number of bytes\.$/);
+  t.equal((build(['-F', 'none', '--hold-buffer', '1.5KiB', ...TUNNEL]) as Settings).tunnels[0]!.holdBufferBytes, 1536, 'a fraction of a KiB is taken to the byte');
 });
 
 t.test('setting-table – a bad value names its source: a variable', async (t) => {

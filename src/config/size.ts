@@ -14,6 +14,8 @@ export function parseSize(text: string, what: string): number {
   if (!m || !Object.hasOwn(UNIT_BYTES, unit)) {
     throw new ConfigError(`${what}: "${text}" is not a size; use bytes or a value like 512KiB, 1MiB.`);
   }
+  // A fraction of a byte would round away (`0.1` to no buffer at all); of a KiB or more, to the byte.
+  if (UNIT_BYTES[unit] === 1 && m[1]!.includes('.')) throw new ConfigError(`${what}: "${text}" is not a whole number of bytes.`);
   const bytes = Math.round(Number(m[1]) * UNIT_BYTES[unit]!);
   if (!Number.isSafeInteger(bytes)) throw new ConfigError(`${what}: "${text}" is too large.`);
   return bytes;
