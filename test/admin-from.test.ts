@@ -78,11 +78,14 @@ t.test('admin-from – a value that is not addresses or networks is a usage erro
 
 t.test('admin-from – it needs --admin; given, it is a warning at start; flag, environment and file set it, the flag first', async (t) => {
   t.throws(() => settingsOf(t, ['--admin-from', '10.0.0.0/8']), new ConfigError('--admin-from 10.0.0.0/8: needs --admin (POST /quitquitquit is off without it).'));
-  const off = settingsOf(t, ['--admin']);
+  const off = settingsOf(t, ['--admin', '--health', '127.0.0.1:0']);
   t.same(off.process.adminFrom, [], 'by default: loopback only');
   t.same(off.warnings, [], 'and no warning');
+  // Regression: accepted in silence, though nothing would serve it.
+  t.same(settingsOf(t, ['--admin']).warnings, ['--admin: no effect without --health, which serves POST /quitquitquit.'], '--admin without --health: a warning');
+  t.same(settingsOf(t, [], { env: { SSHKEEP_ADMIN: 'yes' } }).warnings, ['SSHKEEP_ADMIN: no effect without --health, which serves POST /quitquitquit.'], 'named by the variable that gave it');
 
-  const flag = settingsOf(t, ['--admin', '--admin-from', '10.0.0.0/8,fd00::/8'], { env: { SSHKEEP_ADMIN_FROM: 'any' } });
+  const flag = settingsOf(t, ['--admin', '--health', '127.0.0.1:0', '--admin-from', '10.0.0.0/8,fd00::/8'], { env: { SSHKEEP_ADMIN_FROM: 'any' } });
   t.same(flag.process.adminFrom, [{ address: '10.0.0.0', prefix: 8, family: 'ipv4' }, { address: 'fd00::', prefix: 8, family: 'ipv6' }], 'the flag beats the environment');
   t.same(flag.warnings, ['POST /quitquitquit accepts peers beyond loopback (--admin-from 10.0.0.0/8,fd00::/8): anyone who can reach the health port from there can stop sshkeep.']);
   t.same(settingsOf(t, [], { env: { SSHKEEP_ADMIN: 'yes', SSHKEEP_ADMIN_FROM: '192.0.2.7' } }).process.adminFrom, [{ address: '192.0.2.7', prefix: 32, family: 'ipv4' }], 'SSHKEEP_ADMIN_FROM; one address is a /32');

@@ -246,6 +246,7 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
   const health = setting('health', SETTINGS.health.parse, undefined);
   refuseSharedListeners(tunnels, health);
   const admin = setting('admin', SETTINGS.admin.parse, false);
+  if (admin && !health) warn(`${first('admin', cli, undefined, top, say)![0]!.source}: no effect without --health, which serves POST /quitquitquit.`);
   const adminFrom = first('adminFrom', cli, undefined, top, say)?.[0];
   if (adminFrom && !admin) throw new ConfigError(`${adminFrom.source} ${adminFrom.value}: needs --admin (POST /quitquitquit is off without it).`);
   if (adminFrom) warn(`POST /quitquitquit accepts peers beyond loopback (${adminFrom.source} ${adminFrom.value}): anyone who can reach the health port from there can stop sshkeep.`);
