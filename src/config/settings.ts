@@ -111,11 +111,8 @@ interface Listener {
 /** 0.0.0.0 takes the port on every IPv4 address, :: on every IPv6 one (a forward's IPv6 listeners are IPv6 only; --health's `::` is dual-stack, listed as both). */
 const covers = (wild: string, host: string) => (wild === '0.0.0.0' && net.isIPv4(host)) || (wild === '::' && net.isIPv6(host));
 
-function clash(a: Endpoint, b: Endpoint): boolean {
-  if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
-  if (a.port !== b.port || a.port === 0) return false;
-  return a.host === b.host || covers(a.host, b.host) || covers(b.host, a.host);
-}
+/** Two local listeners of one port: on one address, or one address under the other's wildcard. */
+const clash = (a: string, b: string) => a === b || covers(a, b) || covers(b, a);
 
 /**
  * Two listeners on one address can never both listen (a forward and another, or --health): a
@@ -146,28 +143,25 @@ function refuseSharedListeners(tunnels: TunnelConfig[], health: { host: string; 
 function refuseSharedRemoteListeners(tunnel: TunnelConfig): void {
   const all = tunnel.remoteForwards.map((f) => ({ where: f.listen, owner: f, named: `-R ${f.spec}` }));
   const addresses = (host: string) => (host.toLowerCase() === 'localhost' ? ['127.0.0.1', '::1'] : [host.toLowerCase()]);
-  const onServer = (a: Endpoint, b: Endpoint) => {
-    if (a.kind === 'unix' || b.kind === 'unix') return a.kind === 'unix' && b.kind === 'unix' && a.path === b.path;
-    if (a.host === '' || b.host === '') return true;
-    return addresses(a.host).some((x) => addresses(b.host).some((y) => x === y || covers(x, y) || covers(y, x)));
-  };
+  const onServer = (a: string, b: string) => a === '' || b === '' || addresses(a).some((x) => addresses(b).some((y) => clash(x, y)));
   const shared = firstClash(all, onServer);
   if (shared) throw new ConfigError(`${shared[0].named} and ${shared[1].named} both ask the server to listen on ${formatEndpoint(shared[1].where)}; give each its own address or port.`);
 }
 
 /**
- * The first pair of listeners of different owners that `clashes` says cannot both listen, compared
- * only within a port (or a socket path): a configuration of thousands of forwards is checked at once.
- * Port 0 (the system picks) never clashes.
+ * The first pair of listeners of different owners that cannot both listen: one socket path, or one
+ * port on hosts that `clashes` says overlap. Compared only within a port (or a path), so a
+ * configuration of thousands of forwards is checked at once. Port 0 (the system picks) never clashes.
  */
-function firstClash(listeners: Listener[], clashes: (a: Endpoint, b: Endpoint) => boolean): [Listener, Listener] | undefined {
+function firstClash(listeners: Listener[], clashes: (hostA: string, hostB: string) => boolean): [Listener, Listener] | undefined {
   const byPort = new Map<string, Listener[]>();
+  const overlap = (a: Endpoint, b: Endpoint) => a.kind === 'unix' || (b.kind === 'tcp' && clashes(a.host, b.host));
   for (const l of listeners) {
     if (l.where.kind === 'tcp' && l.where.port === 0) continue;
     const key = l.where.kind === 'unix' ? `unix ${l.where.path}` : `tcp ${l.where.port}`;
     let same = byPort.get(key);
     if (!same) byPort.set(key, (same = []));
-    const other = same.find((s) => s.owner !== l.owner && clashes(s.where, l.where));
+    const other = same.find((s) => s.owner !== l.owner && overlap(s.where, l.where));
     if (other) return [other, l];
     same.push(l);
   }
@@ -245,8 +239,9 @@ export function buildSettings(cli: Layer, env: ResolveEnv, secrets: Secrets, war
   };
   const health = setting('health', SETTINGS.health.parse, undefined);
   refuseSharedListeners(tunnels, health);
-  const admin = setting('admin', SETTINGS.admin.parse, false);
-  if (admin && !health) warn(`${first('admin', cli, undefined, top, say)![0]!.source}: no effect without --health, which serves POST /quitquitquit.`);
+  const adminRaw = first('admin', cli, undefined, top, say)?.[0];
+  const admin = adminRaw !== undefined && SETTINGS.admin.parse(adminRaw);
+  if (admin && !health) warn(`${adminRaw.source}: no effect without --health, which serves POST /quitquitquit.`);
   const adminFrom = first('adminFrom', cli, undefined, top, say)?.[0];
   if (adminFrom && !admin) throw new ConfigError(`${adminFrom.source} ${adminFrom.value}: needs --admin (POST /quitquitquit is off without it).`);
   if (adminFrom) warn(`POST /quitquitquit accepts peers beyond loopback (${adminFrom.source} ${adminFrom.value}): anyone who can reach the health port from there can stop sshkeep.`);
